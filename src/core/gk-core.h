@@ -1,0 +1,18 @@
+/* gk-core.h: the core engine (no GTK).
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#pragma once
+
+#include "gk-types.h"
+#include "gk-clock.h"
+#include "gk-crypto.h"
+#include "gk-database.h"
+#include "gk-key-store.h"
+#include "gk-outcome.h"
+#include "gk-pool.h"
+#include "gk-pricing.h"
+#include "gk-quotas.h"
+#include "gk-secret-store.h"
+#include "gk-stats.h"
+#include "gk-token-store.h"

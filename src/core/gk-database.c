@@ -1,0 +1,825 @@
+/* gk-database.c: a GObject over one SQLite connection, with migrations.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gi18n.h>
+#include <glib/gstdio.h>
+#include <sys/stat.h>
+
+#include "gk-clock.h"
+#include "gk-database-private.h"
+
+#define BUSY_TIMEOUT_MS 10000
+
+struct _GkDatabase
+{
+  GObject     parent_instance;
+  char       *path;
+  sqlite3    *handle;
+  GkClock    *clock;
+  GRecMutex   mutex;
+  GHashTable *statements;   /* sql (borrowed from callers' literals) → sqlite3_stmt */
+  char       *uuid;
+  guint64     local_changes;
+};
+
+G_DEFINE_FINAL_TYPE (GkDatabase, gk_database, G_TYPE_OBJECT)
+G_DEFINE_QUARK (gk-database-error-quark, gk_database_error)
+
+typedef struct
+{
+  const char *table;   /* the table the step creates, or NULL */
+  const char *sql;
+} MigrationStep;
+
+/* Version 1: the seed's four tables (their names and columns kept) plus the
+ * spec's extra columns, settings, meta, gateway tokens and the log of manual
+ * quota resets. */
+static const MigrationStep migration_1[] = {
+  { "meta",
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)" },
+  { "settings",
+    "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)" },
+  { "gemini_api_keys",
+    "CREATE TABLE gemini_api_keys ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " uuid TEXT NOT NULL UNIQUE,"
+    " name TEXT NOT NULL,"
+    " api_key_encrypted BLOB,"
+    " key_fingerprint TEXT UNIQUE,"
+    " key_hint TEXT NOT NULL DEFAULT '',"
+    " project TEXT,"
+    " status TEXT NOT NULL DEFAULT 'ACTIVE' CHECK (status IN"
+    "   ('ACTIVE','INACTIVE','QUOTA_EXCEEDED','RATE_LIMITED','INVALID')),"
+    " status_reason TEXT,"
+    " cooldown_until INTEGER NOT NULL DEFAULT 0,"
+    " rate_limit_strikes INTEGER NOT NULL DEFAULT 0,"
+    " priority INTEGER NOT NULL DEFAULT 5 CHECK (priority BETWEEN 1 AND 10),"
+    " is_default INTEGER NOT NULL DEFAULT 0 CHECK (is_default IN (0, 1)),"
+    " monthly_budget_usd REAL,"
+    " month_cost_usd REAL NOT NULL DEFAULT 0,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " last_used_at INTEGER,"
+    " last_rotation_at INTEGER,"
+    " deleted_at INTEGER)" },
+  { NULL,
+    "CREATE UNIQUE INDEX gemini_api_keys_one_default ON gemini_api_keys (is_default)"
+    " WHERE is_default = 1 AND deleted_at IS NULL" },
+  { NULL,
+    "CREATE INDEX gemini_api_keys_project ON gemini_api_keys (project)" },
+  { "gemini_key_quotas",
+    "CREATE TABLE gemini_key_quotas ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " key_id INTEGER NOT NULL REFERENCES gemini_api_keys (id) ON DELETE CASCADE,"
+    " quota_type TEXT NOT NULL CHECK (quota_type IN ('MONTHLY','DAILY','PER_MINUTE')),"
+    " unit TEXT NOT NULL DEFAULT 'TOKENS' CHECK (unit IN ('TOKENS','REQUESTS')),"
+    " limit_value INTEGER NOT NULL DEFAULT 0 CHECK (limit_value >= 0),"
+    " used_value INTEGER NOT NULL DEFAULT 0,"
+    " reset_at INTEGER NOT NULL,"
+    " UNIQUE (key_id, quota_type, unit))" },
+  { NULL,
+    "CREATE INDEX gemini_key_quotas_reset ON gemini_key_quotas (reset_at)" },
+  { "gemini_key_usage_log",
+    "CREATE TABLE gemini_key_usage_log ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " key_id INTEGER REFERENCES gemini_api_keys (id),"
+    " model TEXT NOT NULL DEFAULT '',"
+    " tokens_used INTEGER NOT NULL DEFAULT 0,"
+    " prompt_tokens INTEGER NOT NULL DEFAULT 0,"
+    " output_tokens INTEGER NOT NULL DEFAULT 0,"
+    " cost_usd REAL NOT NULL DEFAULT 0,"
+    " priced INTEGER NOT NULL DEFAULT 1,"
+    " status TEXT NOT NULL CHECK (status IN"
+    "   ('SUCCESS','RATE_LIMITED','INVALID_KEY','ERROR')),"
+    " http_status INTEGER,"
+    " error_message TEXT,"
+    " user_id TEXT,"
+    " latency_ms INTEGER,"
+    " created_at INTEGER NOT NULL)" },
+  { NULL,
+    "CREATE INDEX gemini_key_usage_log_created ON gemini_key_usage_log (created_at)" },
+  { NULL,
+    "CREATE INDEX gemini_key_usage_log_key ON gemini_key_usage_log (key_id, created_at)" },
+  { "gemini_key_rotation_log",
+    "CREATE TABLE gemini_key_rotation_log ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " from_key_id INTEGER REFERENCES gemini_api_keys (id),"
+    " to_key_id INTEGER REFERENCES gemini_api_keys (id),"
+    " reason TEXT NOT NULL CHECK (reason IN"
+    "   ('QUOTA_LOW','RATE_LIMITED','INVALID_KEY','BUDGET','MANUAL')),"
+    " triggered_by TEXT NOT NULL DEFAULT 'auto',"
+    " created_at INTEGER NOT NULL)" },
+  { NULL,
+    "CREATE INDEX gemini_key_rotation_log_created ON gemini_key_rotation_log (created_at)" },
+  { "gateway_tokens",
+    "CREATE TABLE gateway_tokens ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " name TEXT NOT NULL,"
+    " token_hash TEXT NOT NULL UNIQUE,"
+    " created_at INTEGER NOT NULL,"
+    " last_used_at INTEGER,"
+    " revoked_at INTEGER)" },
+  { "quota_reset_log",
+    "CREATE TABLE quota_reset_log ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " quota_type TEXT,"
+    " triggered_by TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL)" },
+};
+
+typedef struct
+{
+  const MigrationStep *steps;
+  gsize                n_steps;
+} Migration;
+
+static const Migration migrations[] = {
+  { migration_1, G_N_ELEMENTS (migration_1) },
+};
+
+#define SCHEMA_VERSION ((int) G_N_ELEMENTS (migrations))
+
+static void
+gk_database_finalize (GObject *object)
+{
+  GkDatabase *self = (GkDatabase *) object;
+
+  g_clear_pointer (&self->statements, g_hash_table_unref);
+  if (self->handle != NULL)
+    sqlite3_close_v2 (self->handle);
+  g_clear_object (&self->clock);
+  g_clear_pointer (&self->path, g_free);
+  g_clear_pointer (&self->uuid, g_free);
+  g_rec_mutex_clear (&self->mutex);
+
+  G_OBJECT_CLASS (gk_database_parent_class)->finalize (object);
+}
+
+static void
+gk_database_class_init (GkDatabaseClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = gk_database_finalize;
+}
+
+static void
+gk_database_init (GkDatabase *self)
+{
+  g_rec_mutex_init (&self->mutex);
+  self->statements = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                            (GDestroyNotify) sqlite3_finalize);
+}
+
+static int
+error_code_for_sqlite (int rc)
+{
+  switch (rc & 0xff)
+    {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return GK_DATABASE_ERROR_CORRUPT;
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+      return GK_DATABASE_ERROR_READ_ONLY;
+    case SQLITE_FULL:
+      return GK_DATABASE_ERROR_FULL;
+    case SQLITE_IOERR:
+      /* A write past RLIMIT_FSIZE or a full disk surfaces as an I/O error. */
+      return (rc == SQLITE_IOERR_WRITE || rc == SQLITE_IOERR_FSYNC) ? GK_DATABASE_ERROR_FULL
+                                                                    : GK_DATABASE_ERROR_FAILED;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return GK_DATABASE_ERROR_BUSY;
+    case SQLITE_CANTOPEN:
+      return GK_DATABASE_ERROR_OPEN;
+    default:
+      return GK_DATABASE_ERROR_FAILED;
+    }
+}
+
+static void
+set_error_rc (GError    **error,
+              int         rc,
+              const char *what,
+              const char *detail)
+{
+  int code = error_code_for_sqlite (rc);
+  const char *hint;
+
+  switch (code)
+    {
+    case GK_DATABASE_ERROR_CORRUPT:
+      hint = _("The database file is damaged. Restore it from a backup or move it aside to start afresh.");
+      break;
+    case GK_DATABASE_ERROR_READ_ONLY:
+      hint = _("The database file cannot be written. Check its permissions and the disk.");
+      break;
+    case GK_DATABASE_ERROR_FULL:
+      hint = _("The disk is full. Free some space and try again; nothing was saved.");
+      break;
+    case GK_DATABASE_ERROR_BUSY:
+      hint = _("Another program kept the database locked. Try again.");
+      break;
+    default:
+      hint = NULL;
+      break;
+    }
+
+  if (hint != NULL)
+    g_set_error (error, GK_DATABASE_ERROR, code, "%s: %s (%s)", what, hint, detail);
+  else
+    g_set_error (error, GK_DATABASE_ERROR, code, "%s: %s", what, detail);
+}
+
+void
+gk_database_set_error (GkDatabase  *self,
+                       GError     **error,
+                       const char  *what)
+{
+  set_error_rc (error, sqlite3_extended_errcode (self->handle), what,
+                sqlite3_errmsg (self->handle));
+}
+
+char *
+gk_database_default_path (void)
+{
+  const char *dir = g_getenv ("GEMINI_KEYS_DATA_DIR");
+
+  if (dir != NULL && *dir != '\0')
+    return g_build_filename (dir, "keys.db", NULL);
+  return g_build_filename (g_get_user_data_dir (), "gemini-keys", "keys.db", NULL);
+}
+
+static gboolean
+ensure_file (const char  *path,
+             GError     **error)
+{
+  g_autofree char *dir = g_path_get_dirname (path);
+  int fd;
+
+  if (g_mkdir_with_parents (dir, 0700) != 0)
+    {
+      int errsv = errno;
+      g_set_error (error, GK_DATABASE_ERROR, GK_DATABASE_ERROR_OPEN,
+                   _("Cannot create the folder “%s”: %s"), dir, g_strerror (errsv));
+      return FALSE;
+    }
+
+  /* Create the file with 0600 before SQLite does, so it never exists with
+   * wider permissions. An existing file keeps its mode. */
+  fd = g_open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    {
+      int errsv = errno;
+      /* A read-only file is opened read-only by SQLite; let it report. */
+      if (errsv == EACCES || errsv == EROFS)
+        return TRUE;
+      g_set_error (error, GK_DATABASE_ERROR, GK_DATABASE_ERROR_OPEN,
+                   _("Cannot open the database “%s”: %s"), path, g_strerror (errsv));
+      return FALSE;
+    }
+  close (fd);
+  return TRUE;
+}
+
+GkDatabase *
+gk_database_new (const char  *path,
+                 GkClock     *clock,
+                 GError     **error)
+{
+  g_autoptr(GkDatabase) self = NULL;
+  int rc;
+
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (clock == NULL || GK_IS_CLOCK (clock), NULL);
+
+  if (!ensure_file (path, error))
+    return NULL;
+
+  self = g_object_new (GK_TYPE_DATABASE, NULL);
+  self->path = g_strdup (path);
+  self->clock = clock != NULL ? g_object_ref (clock) : gk_clock_new ();
+
+  rc = sqlite3_open_v2 (path, &self->handle,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                        NULL);
+  if (rc != SQLITE_OK)
+    {
+      set_error_rc (error, rc, _("Cannot open the database"),
+                    self->handle ? sqlite3_errmsg (self->handle) : sqlite3_errstr (rc));
+      return NULL;
+    }
+  sqlite3_extended_result_codes (self->handle, 1);
+  sqlite3_busy_timeout (self->handle, BUSY_TIMEOUT_MS);
+
+  /* journal_mode=WAL also reads the header: a file that is not a database
+   * fails here with a clear error rather than later. */
+  if (!gk_database_exec (self,
+                         "PRAGMA journal_mode = WAL;"
+                         "PRAGMA synchronous = NORMAL;"
+                         "PRAGMA foreign_keys = ON;"
+                         "PRAGMA secure_delete = ON;",
+                         error))
+    return NULL;
+
+  return g_steal_pointer (&self);
+}
+
+static int
+read_user_version (GkDatabase *self)
+{
+  sqlite3_stmt *stmt = gk_database_prepare (self, "PRAGMA user_version", NULL);
+
+  if (stmt == NULL || sqlite3_step (stmt) != SQLITE_ROW)
+    return -1;
+  return sqlite3_column_int (stmt, 0);
+}
+
+static gboolean
+load_uuid (GkDatabase  *self,
+           GError     **error)
+{
+  g_autofree char *uuid = gk_database_get_meta (self, "uuid");
+
+  if (uuid == NULL)
+    {
+      g_set_error_literal (error, GK_DATABASE_ERROR, GK_DATABASE_ERROR_CORRUPT,
+                           _("The database has no identifier. Restore it from a backup."));
+      return FALSE;
+    }
+  g_free (self->uuid);
+  self->uuid = g_steal_pointer (&uuid);
+  return TRUE;
+}
+
+gboolean
+gk_database_migrate (GkDatabase   *self,
+                     char       ***created_tables,
+                     GError      **error)
+{
+  g_autoptr(GPtrArray) created = g_ptr_array_new_with_free_func (g_free);
+  int version;
+
+  g_return_val_if_fail (GK_IS_DATABASE (self), FALSE);
+
+  if (created_tables != NULL)
+    *created_tables = NULL;
+
+  if (!gk_database_begin (self, error))
+    return FALSE;
+
+  /* Read the version inside the write transaction: two processes starting
+   * at once must not both migrate. */
+  version = read_user_version (self);
+  if (version < 0)
+    {
+      gk_database_set_error (self, error, _("Cannot read the database version"));
+      gk_database_rollback (self);
+      return FALSE;
+    }
+  if (version > SCHEMA_VERSION)
+    {
+      gk_database_rollback (self);
+      g_set_error (error, GK_DATABASE_ERROR, GK_DATABASE_ERROR_TOO_NEW,
+                   _("The database was written by a newer version of Gemini Keys (schema %d). "
+                     "Update Gemini Keys to open it."),
+                   version);
+      return FALSE;
+    }
+
+  for (int v = version; v < SCHEMA_VERSION; v++)
+    {
+      const Migration *m = &migrations[v];
+
+      for (gsize i = 0; i < m->n_steps; i++)
+        {
+          if (!gk_database_exec (self, m->steps[i].sql, error))
+            {
+              gk_database_rollback (self);
+              return FALSE;
+            }
+          if (m->steps[i].table != NULL)
+            g_ptr_array_add (created, g_strdup (m->steps[i].table));
+        }
+    }
+
+  if (version == 0)
+    {
+      g_autofree char *uuid = g_uuid_string_random ();
+
+      if (!gk_database_set_meta (self, "uuid", uuid, error))
+        {
+          gk_database_rollback (self);
+          return FALSE;
+        }
+    }
+
+  if (version != SCHEMA_VERSION)
+    {
+      g_autofree char *sql = g_strdup_printf ("PRAGMA user_version = %d", SCHEMA_VERSION);
+
+      if (!gk_database_exec (self, sql, error))
+        {
+          gk_database_rollback (self);
+          return FALSE;
+        }
+    }
+
+  if (!gk_database_commit (self, error))
+    return FALSE;
+
+  if (!load_uuid (self, error))
+    return FALSE;
+
+  if (created_tables != NULL)
+    {
+      g_ptr_array_add (created, NULL);
+      *created_tables = (char **) g_ptr_array_steal (created, NULL);
+    }
+  return TRUE;
+}
+
+GkDatabase *
+gk_database_open (const char  *path,
+                  GkClock     *clock,
+                  GError     **error)
+{
+  g_autoptr(GkDatabase) self = gk_database_new (path, clock, error);
+
+  if (self == NULL || !gk_database_migrate (self, NULL, error))
+    return NULL;
+  return g_steal_pointer (&self);
+}
+
+const char *
+gk_database_get_path (GkDatabase *self)
+{
+  g_return_val_if_fail (GK_IS_DATABASE (self), NULL);
+  return self->path;
+}
+
+GkClock *
+gk_database_get_clock (GkDatabase *self)
+{
+  g_return_val_if_fail (GK_IS_DATABASE (self), NULL);
+  return self->clock;
+}
+
+gint64
+gk_database_now (GkDatabase *self)
+{
+  g_return_val_if_fail (GK_IS_DATABASE (self), 0);
+  return gk_clock_now (self->clock);
+}
+
+const char *
+gk_database_get_uuid (GkDatabase *self)
+{
+  g_return_val_if_fail (GK_IS_DATABASE (self), NULL);
+  return self->uuid;
+}
+
+int
+gk_database_get_schema_version (GkDatabase *self)
+{
+  int version;
+
+  g_return_val_if_fail (GK_IS_DATABASE (self), -1);
+
+  gk_database_lock (self);
+  version = read_user_version (self);
+  gk_database_unlock (self);
+  return version;
+}
+
+sqlite3 *
+gk_database_get_handle (GkDatabase *self)
+{
+  return self->handle;
+}
+
+void
+gk_database_lock (GkDatabase *self)
+{
+  g_rec_mutex_lock (&self->mutex);
+}
+
+void
+gk_database_unlock (GkDatabase *self)
+{
+  g_rec_mutex_unlock (&self->mutex);
+}
+
+sqlite3_stmt *
+gk_database_prepare (GkDatabase  *self,
+                     const char  *sql,
+                     GError     **error)
+{
+  sqlite3_stmt *stmt;
+
+  gk_database_lock (self);
+  stmt = g_hash_table_lookup (self->statements, sql);
+  if (stmt != NULL)
+    {
+      sqlite3_reset (stmt);
+      sqlite3_clear_bindings (stmt);
+    }
+  else if (sqlite3_prepare_v3 (self->handle, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL)
+           != SQLITE_OK)
+    {
+      gk_database_set_error (self, error, _("Database query failed"));
+      stmt = NULL;
+    }
+  else
+    {
+      g_hash_table_insert (self->statements, g_strdup (sql), stmt);
+    }
+  gk_database_unlock (self);
+  return stmt;
+}
+
+gboolean
+gk_database_exec (GkDatabase  *self,
+                  const char  *sql,
+                  GError     **error)
+{
+  char *msg = NULL;
+  int rc;
+
+  gk_database_lock (self);
+  rc = sqlite3_exec (self->handle, sql, NULL, NULL, &msg);
+  if (rc != SQLITE_OK)
+    {
+      set_error_rc (error, sqlite3_extended_errcode (self->handle), _("Database update failed"),
+                    msg ? msg : sqlite3_errstr (rc));
+      sqlite3_free (msg);
+    }
+  gk_database_unlock (self);
+  return rc == SQLITE_OK;
+}
+
+gboolean
+gk_database_begin (GkDatabase  *self,
+                   GError     **error)
+{
+  gk_database_lock (self);
+  if (!gk_database_exec (self, "BEGIN IMMEDIATE", error))
+    {
+      gk_database_unlock (self);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+gk_database_commit (GkDatabase  *self,
+                    GError     **error)
+{
+  gboolean ok = gk_database_exec (self, "COMMIT", error);
+
+  if (!ok)
+    sqlite3_exec (self->handle, "ROLLBACK", NULL, NULL, NULL);
+  gk_database_unlock (self);
+  return ok;
+}
+
+void
+gk_database_rollback (GkDatabase *self)
+{
+  if (!sqlite3_get_autocommit (self->handle))
+    sqlite3_exec (self->handle, "ROLLBACK", NULL, NULL, NULL);
+  gk_database_unlock (self);
+}
+
+void
+gk_database_touch (GkDatabase *self)
+{
+  gk_database_lock (self);
+  self->local_changes++;
+  gk_database_unlock (self);
+}
+
+gint64
+gk_database_get_data_version (GkDatabase *self)
+{
+  sqlite3_stmt *stmt;
+  gint64 version = -1;
+
+  g_return_val_if_fail (GK_IS_DATABASE (self), -1);
+
+  gk_database_lock (self);
+  stmt = gk_database_prepare (self, "PRAGMA data_version", NULL);
+  if (stmt != NULL && sqlite3_step (stmt) == SQLITE_ROW)
+    version = sqlite3_column_int64 (stmt, 0);
+  gk_database_unlock (self);
+  return version;
+}
+
+guint64
+gk_database_change_stamp (GkDatabase *self)
+{
+  guint64 stamp;
+
+  gk_database_lock (self);
+  stamp = ((guint64) gk_database_get_data_version (self) << 32) + self->local_changes;
+  gk_database_unlock (self);
+  return stamp;
+}
+
+static char *
+get_text (GkDatabase *self,
+          const char *sql,
+          const char *key)
+{
+  sqlite3_stmt *stmt;
+  char *value = NULL;
+
+  gk_database_lock (self);
+  stmt = gk_database_prepare (self, sql, NULL);
+  if (stmt != NULL)
+    {
+      sqlite3_bind_text (stmt, 1, key, -1, SQLITE_STATIC);
+      if (sqlite3_step (stmt) == SQLITE_ROW)
+        value = g_strdup ((const char *) sqlite3_column_text (stmt, 0));
+      sqlite3_reset (stmt);
+    }
+  gk_database_unlock (self);
+  return value;
+}
+
+static gboolean
+set_text (GkDatabase  *self,
+          const char  *sql,
+          const char  *key,
+          const char  *value,
+          GError     **error)
+{
+  sqlite3_stmt *stmt;
+  gboolean ok = FALSE;
+
+  gk_database_lock (self);
+  stmt = gk_database_prepare (self, sql, error);
+  if (stmt != NULL)
+    {
+      sqlite3_bind_text (stmt, 1, key, -1, SQLITE_STATIC);
+      sqlite3_bind_text (stmt, 2, value, -1, SQLITE_STATIC);
+      ok = sqlite3_step (stmt) == SQLITE_DONE;
+      if (!ok)
+        gk_database_set_error (self, error, _("Cannot save the setting"));
+      sqlite3_reset (stmt);
+    }
+  gk_database_unlock (self);
+  return ok;
+}
+
+char *
+gk_database_get_setting (GkDatabase *self,
+                         const char *key)
+{
+  g_return_val_if_fail (GK_IS_DATABASE (self), NULL);
+  return get_text (self, "SELECT value FROM settings WHERE key = ?1", key);
+}
+
+gboolean
+gk_database_set_setting (GkDatabase  *self,
+                         const char  *key,
+                         const char  *value,
+                         GError     **error)
+{
+  gboolean ok;
+
+  g_return_val_if_fail (GK_IS_DATABASE (self), FALSE);
+
+  ok = set_text (self,
+                 "INSERT INTO settings (key, value) VALUES (?1, ?2)"
+                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                 key, value, error);
+  /* Settings such as the threshold change selection. */
+  if (ok)
+    gk_database_touch (self);
+  return ok;
+}
+
+int
+gk_database_get_setting_int (GkDatabase *self,
+                             const char *key,
+                             int         default_value)
+{
+  g_autofree char *value = gk_database_get_setting (self, key);
+  gint64 parsed;
+
+  if (value == NULL || !g_ascii_string_to_signed (value, 10, G_MININT, G_MAXINT, &parsed, NULL))
+    return default_value;
+  return (int) parsed;
+}
+
+double
+gk_database_get_rotation_threshold (GkDatabase *self)
+{
+  g_autofree char *value = gk_database_get_setting (self, GK_SETTING_ROTATION_THRESHOLD);
+  char *end = NULL;
+  double parsed;
+
+  if (value == NULL)
+    return GK_DEFAULT_ROTATION_THRESHOLD;
+  parsed = g_ascii_strtod (value, &end);
+  if (end == value || *end != '\0' || !(parsed >= 0.0 && parsed <= 100.0))
+    return GK_DEFAULT_ROTATION_THRESHOLD;
+  return parsed;
+}
+
+GTimeZone *
+gk_database_get_reset_timezone (GkDatabase *self)
+{
+  g_autofree char *id = gk_database_get_setting (self, GK_SETTING_RESET_TIMEZONE);
+  GTimeZone *tz = NULL;
+
+  if (id != NULL)
+    tz = g_time_zone_new_identifier (id);
+  if (tz == NULL)
+    tz = g_time_zone_new_identifier (GK_DEFAULT_RESET_TIMEZONE);
+  if (tz == NULL)
+    tz = g_time_zone_new_utc ();
+  return tz;
+}
+
+char *
+gk_database_get_meta (GkDatabase *self,
+                      const char *key)
+{
+  g_return_val_if_fail (GK_IS_DATABASE (self), NULL);
+  return get_text (self, "SELECT value FROM meta WHERE key = ?1", key);
+}
+
+gboolean
+gk_database_set_meta (GkDatabase  *self,
+                      const char  *key,
+                      const char  *value,
+                      GError     **error)
+{
+  g_return_val_if_fail (GK_IS_DATABASE (self), FALSE);
+  return set_text (self,
+                   "INSERT INTO meta (key, value) VALUES (?1, ?2)"
+                   " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                   key, value, error);
+}
+
+gboolean
+gk_database_has_ciphertext (GkDatabase  *self,
+                            GError     **error)
+{
+  sqlite3_stmt *stmt;
+  gboolean result = FALSE;
+
+  g_return_val_if_fail (GK_IS_DATABASE (self), FALSE);
+
+  gk_database_lock (self);
+  stmt = gk_database_prepare (self,
+                              "SELECT EXISTS (SELECT 1 FROM gemini_api_keys"
+                              " WHERE api_key_encrypted IS NOT NULL)",
+                              error);
+  if (stmt != NULL)
+    {
+      if (sqlite3_step (stmt) == SQLITE_ROW)
+        result = sqlite3_column_int (stmt, 0) != 0;
+      else
+        gk_database_set_error (self, error, _("Cannot read the keys"));
+      sqlite3_reset (stmt);
+    }
+  gk_database_unlock (self);
+  return result;
+}
+
+gboolean
+gk_database_check_integrity (GkDatabase  *self,
+                             GError     **error)
+{
+  sqlite3_stmt *stmt;
+  gboolean ok = FALSE;
+
+  g_return_val_if_fail (GK_IS_DATABASE (self), FALSE);
+
+  gk_database_lock (self);
+  stmt = gk_database_prepare (self, "PRAGMA integrity_check", error);
+  if (stmt != NULL)
+    {
+      if (sqlite3_step (stmt) == SQLITE_ROW)
+        {
+          const char *result = (const char *) sqlite3_column_text (stmt, 0);
+
+          ok = g_strcmp0 (result, "ok") == 0;
+          if (!ok)
+            g_set_error (error, GK_DATABASE_ERROR, GK_DATABASE_ERROR_CORRUPT,
+                         _("The database failed its integrity check: %s"), result);
+        }
+      else
+        gk_database_set_error (self, error, _("The database failed its integrity check"));
+      sqlite3_reset (stmt);
+    }
+  gk_database_unlock (self);
+  return ok;
+}

@@ -1,0 +1,101 @@
+/* gk-database.h: the SQLite database shared by the GUI, the CLI and the gateway.
+ *
+ * One GkDatabase wraps one connection. Every public function is safe to call
+ * from any thread (calls are serialised by a recursive mutex); the GUI calls
+ * them from worker threads only. Several processes may use one file at once:
+ * WAL, busy timeout, BEGIN IMMEDIATE for writes.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "gk-types.h"
+
+G_BEGIN_DECLS
+
+#define GK_DATABASE_ERROR (gk_database_error_quark ())
+
+typedef enum
+{
+  GK_DATABASE_ERROR_OPEN,       /* the file cannot be opened or created */
+  GK_DATABASE_ERROR_CORRUPT,    /* not a database, or integrity failure */
+  GK_DATABASE_ERROR_READ_ONLY,  /* the file or disk refuses writes */
+  GK_DATABASE_ERROR_FULL,       /* disk or file size limit reached */
+  GK_DATABASE_ERROR_BUSY,       /* another process held a lock too long */
+  GK_DATABASE_ERROR_TOO_NEW,    /* written by a newer Gemini Keys */
+  GK_DATABASE_ERROR_FAILED,     /* any other SQLite error */
+} GkDatabaseError;
+
+/* Setting names (the `settings` table). */
+#define GK_SETTING_ROTATION_THRESHOLD "rotation_threshold_percent" /* default "5" */
+#define GK_SETTING_RESET_TIMEZONE     "reset_timezone"     /* default "America/Los_Angeles" */
+#define GK_SETTING_NOTIFICATIONS      "notifications_enabled"      /* default "1" */
+#define GK_SETTING_GATEWAY_ENABLED    "gateway_enabled"            /* default "0" */
+#define GK_SETTING_GATEWAY_PORT       "gateway_port"               /* default "8765" */
+
+#define GK_DEFAULT_RESET_TIMEZONE "America/Los_Angeles"
+#define GK_DEFAULT_GATEWAY_PORT   8765
+#define GK_DEFAULT_ROTATION_THRESHOLD 5.0
+
+#define GK_TYPE_DATABASE (gk_database_get_type ())
+G_DECLARE_FINAL_TYPE (GkDatabase, gk_database, GK, DATABASE, GObject)
+
+GQuark      gk_database_error_quark        (void);
+
+/* $GEMINI_KEYS_DATA_DIR/keys.db, else $XDG_DATA_HOME/gemini-keys/keys.db. */
+char       *gk_database_default_path       (void);
+
+/* Opens (creating the file 0600 and its directory 0700) without migrating. */
+GkDatabase *gk_database_new                (const char   *path,
+                                            GkClock      *clock,
+                                            GError      **error);
+/* Applies pending migrations in one transaction. @created_tables, if not
+ * NULL, receives the names of the tables this call created (NULL-terminated). */
+gboolean    gk_database_migrate            (GkDatabase   *self,
+                                            char       ***created_tables,
+                                            GError      **error);
+/* gk_database_new() + gk_database_migrate(). @clock may be NULL (system). */
+GkDatabase *gk_database_open               (const char   *path,
+                                            GkClock      *clock,
+                                            GError      **error);
+
+const char *gk_database_get_path           (GkDatabase   *self);
+GkClock    *gk_database_get_clock          (GkDatabase   *self);
+gint64      gk_database_now                (GkDatabase   *self);
+/* The database's uuid (meta "uuid"), the master key's keyring attribute. */
+const char *gk_database_get_uuid           (GkDatabase   *self);
+int         gk_database_get_schema_version (GkDatabase   *self);
+
+/* Changes when another connection (process) commits; cheap, for polling. */
+gint64      gk_database_get_data_version   (GkDatabase   *self);
+
+/* Returns a newly allocated value or NULL when unset. */
+char       *gk_database_get_setting        (GkDatabase   *self,
+                                            const char   *key);
+gboolean    gk_database_set_setting        (GkDatabase   *self,
+                                            const char   *key,
+                                            const char   *value,
+                                            GError      **error);
+int         gk_database_get_setting_int    (GkDatabase   *self,
+                                            const char   *key,
+                                            int           default_value);
+double      gk_database_get_rotation_threshold (GkDatabase *self);
+/* The reset time zone (setting, default America/Los_Angeles). */
+GTimeZone  *gk_database_get_reset_timezone (GkDatabase   *self);
+
+char       *gk_database_get_meta           (GkDatabase   *self,
+                                            const char   *key);
+gboolean    gk_database_set_meta           (GkDatabase   *self,
+                                            const char   *key,
+                                            const char   *value,
+                                            GError      **error);
+/* TRUE when at least one key row holds ciphertext. */
+gboolean    gk_database_has_ciphertext     (GkDatabase   *self,
+                                            GError      **error);
+/* PRAGMA integrity_check == "ok". */
+gboolean    gk_database_check_integrity    (GkDatabase   *self,
+                                            GError      **error);
+
+G_END_DECLS

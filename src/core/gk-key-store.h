@@ -1,0 +1,149 @@
+/* gk-key-store.h: the encrypted keys: create, list, get, update, delete.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "gk-types.h"
+
+G_BEGIN_DECLS
+
+#define GK_KEY_STORE_ERROR (gk_key_store_error_quark ())
+
+typedef enum
+{
+  GK_KEY_STORE_ERROR_INVALID_NAME,
+  GK_KEY_STORE_ERROR_INVALID_KEY,
+  GK_KEY_STORE_ERROR_INVALID_PRIORITY,
+  GK_KEY_STORE_ERROR_INVALID_QUOTA,
+  GK_KEY_STORE_ERROR_INVALID_BUDGET,
+  GK_KEY_STORE_ERROR_INVALID_PROJECT,
+  GK_KEY_STORE_ERROR_DUPLICATE,
+  GK_KEY_STORE_ERROR_NOT_FOUND,
+  GK_KEY_STORE_ERROR_CORRUPT,    /* this row's ciphertext does not decrypt */
+} GkKeyStoreError;
+
+#define GK_KEY_NAME_MAX_CHARS 100
+#define GK_KEY_PRIORITY_MIN   1
+#define GK_KEY_PRIORITY_MAX   10
+#define GK_KEY_PRIORITY_DEFAULT 5
+
+typedef struct
+{
+  GkQuotaType type;
+  GkQuotaUnit unit;
+  gint64      limit_value;   /* 0 = unlimited */
+  gint64      used_value;
+  gint64      reset_at;      /* UTC seconds of the window's end */
+} GkQuota;
+
+/* A key row as read from the database; never holds the plaintext key. */
+typedef struct
+{
+  gint64       id;
+  char        *uuid;
+  char        *name;
+  char        *key_hint;          /* last 4 characters */
+  char        *project;           /* NULL when unset */
+  GkKeyStatus  status;
+  char        *status_reason;     /* NULL or a short English reason */
+  gint64       cooldown_until;    /* 0 when none */
+  int          priority;
+  gboolean     is_default;
+  double       monthly_budget_usd; /* < 0: no budget */
+  double       month_cost_usd;
+  gint64       created_at;
+  gint64       updated_at;
+  gint64       last_used_at;      /* 0 = never */
+  gint64       last_rotation_at;  /* 0 = never */
+  gint64       deleted_at;        /* 0 = not deleted */
+  gboolean     has_ciphertext;
+  GkQuota      quotas[GK_QUOTA_N_SLOTS];
+} GkKey;
+
+/* What the user sets when adding or editing a key. */
+typedef struct
+{
+  const char *name;
+  int         priority;
+  const char *project;             /* NULL or "" = none */
+  double      monthly_budget_usd;  /* < 0 = none */
+  gboolean    is_default;
+  gboolean    active;              /* FALSE = INACTIVE */
+  gint64      limits[GK_QUOTA_N_SLOTS]; /* 0 = unlimited */
+} GkKeySpec;
+
+#define GK_TYPE_KEY (gk_key_get_type ())
+GType       gk_key_get_type          (void) G_GNUC_CONST;
+GkKey      *gk_key_copy              (const GkKey *key);
+void        gk_key_free              (GkKey       *key);
+/* "AIza…wxyz"-style masked form: never more than the hint. */
+char       *gk_key_get_masked        (const GkKey *key);
+/* The smallest remaining share (0.0–1.0) over the limited quotas; 1.0 when
+ * every quota is unlimited. */
+double      gk_key_remaining_share   (const GkKey *key);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GkKey, gk_key_free)
+
+void        gk_key_spec_init         (GkKeySpec   *spec);
+/* Fills @spec from an existing key (strings point into @key). */
+void        gk_key_spec_from_key     (GkKeySpec   *spec,
+                                      const GkKey *key);
+
+#define GK_TYPE_KEY_STORE (gk_key_store_get_type ())
+G_DECLARE_FINAL_TYPE (GkKeyStore, gk_key_store, GK, KEY_STORE, GObject)
+
+GQuark      gk_key_store_error_quark (void);
+
+/* Validation used by the store and, for inline errors, by the UI and CLI.
+ * Messages are translated and say what to fix. */
+gboolean    gk_key_validate_name     (const char      *name,
+                                      GError         **error);
+gboolean    gk_key_validate_api_key  (const char      *api_key,
+                                      GError         **error);
+gboolean    gk_key_validate_spec     (const GkKeySpec *spec,
+                                      GError         **error);
+
+/* @master_key: secure bytes from gk_secret_store_unlock(). */
+GkKeyStore *gk_key_store_new         (GkDatabase      *db,
+                                      GBytes          *master_key);
+GkDatabase *gk_key_store_get_database (GkKeyStore     *self);
+
+/* Returns the new key's id, or 0 with @error set. */
+gint64      gk_key_store_add         (GkKeyStore      *self,
+                                      const GkKeySpec *spec,
+                                      const char      *api_key,
+                                      GError         **error);
+/* Keys not deleted, ordered by id. Element type GkKey. */
+GPtrArray  *gk_key_store_list        (GkKeyStore      *self,
+                                      GError         **error);
+/* A key by id; deleted keys are NOT_FOUND. */
+GkKey      *gk_key_store_get         (GkKeyStore      *self,
+                                      gint64           id,
+                                      GError         **error);
+/* Replaces the user-set fields; @new_api_key (nullable) replaces the key.
+ * Editing clears an INVALID status. */
+gboolean    gk_key_store_update      (GkKeyStore      *self,
+                                      gint64           id,
+                                      const GkKeySpec *spec,
+                                      const char      *new_api_key,
+                                      GError         **error);
+/* Destroys the ciphertext and hides the key; its history stays. */
+gboolean    gk_key_store_delete      (GkKeyStore      *self,
+                                      gint64           id,
+                                      GError         **error);
+/* The plaintext key as secure bytes (NUL-terminated). CORRUPT when only
+ * this row fails to decrypt. */
+GBytes     *gk_key_store_reveal      (GkKeyStore      *self,
+                                      gint64           id,
+                                      GError         **error);
+/* Sets a key's status by hand (ACTIVE after a successful test clears
+ * INVALID; INACTIVE/ACTIVE from the UI). */
+gboolean    gk_key_store_set_status  (GkKeyStore      *self,
+                                      gint64           id,
+                                      GkKeyStatus      status,
+                                      const char      *reason,
+                                      GError         **error);
+
+G_END_DECLS

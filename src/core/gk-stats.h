@@ -1,0 +1,126 @@
+/* gk-stats.h: the dashboard's figures and the log listings.
+ *
+ * Days are local calendar days (the user's time zone).
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "gk-types.h"
+
+G_BEGIN_DECLS
+
+typedef struct
+{
+  gint64 total_keys;
+  gint64 active_keys;
+  gint64 inactive_keys;     /* total − active */
+  gint64 requests;          /* in the period */
+  gint64 successes;
+  double success_rate;      /* 0–100; 0 when no requests */
+  double cost_usd;
+} GkDashboardCards;
+
+typedef struct
+{
+  gint64 day_start;         /* UTC seconds of local midnight */
+  gint64 requests;
+  gint64 successes;
+  double cost_usd;
+} GkDailyPoint;
+
+typedef struct
+{
+  char  *name;              /* model or user id */
+  gint64 requests;
+  gint64 tokens;
+  double cost_usd;
+} GkRankRow;
+
+typedef struct
+{
+  gint64            id;
+  gint64            from_key_id;
+  char             *from_key_name;
+  gint64            to_key_id;       /* 0 = none */
+  char             *to_key_name;     /* NULL = none */
+  GkRotationReason  reason;
+  char             *triggered_by;
+  gint64            created_at;
+} GkRotationRow;
+
+typedef struct
+{
+  gint64         id;
+  gint64         key_id;
+  char          *key_name;
+  char          *model;
+  gint64         tokens_used;
+  gint64         prompt_tokens;
+  gint64         output_tokens;
+  double         cost_usd;
+  gboolean       priced;
+  GkUsageStatus  status;
+  int            http_status;
+  char          *error_message;
+  char          *user_id;
+  gint64         latency_ms;
+  gint64         created_at;
+} GkUsageRow;
+
+typedef struct
+{
+  gint64 requests;
+  gint64 successes;
+  gint64 failures;
+  double cost_usd;
+} GkUsageSummary;
+
+typedef struct
+{
+  guint             days;
+  GkDashboardCards  cards;
+  GArray           *daily;        /* GkDailyPoint, oldest first, one per day */
+  GPtrArray        *top_models;   /* GkRankRow, at most 5 */
+  GPtrArray        *top_users;    /* GkRankRow, at most 10 */
+  GPtrArray        *rotations;    /* GkRotationRow, the 10 latest */
+} GkDashboard;
+
+void           gk_rank_row_free       (GkRankRow     *row);
+void           gk_rotation_row_free   (GkRotationRow *row);
+void           gk_usage_row_free      (GkUsageRow    *row);
+void           gk_dashboard_free      (GkDashboard   *dashboard);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GkDashboard, gk_dashboard_free)
+
+/* Everything the dashboard shows for the last @days (7 or 30) days. */
+GkDashboard   *gk_stats_dashboard     (GkDatabase    *db,
+                                       guint          days,
+                                       GError       **error);
+/* Newest first; @key_id 0 = every key. Element type GkUsageRow. */
+GPtrArray     *gk_stats_usage_logs    (GkDatabase    *db,
+                                       gint64         key_id,
+                                       guint          limit,
+                                       guint          offset,
+                                       GError       **error);
+gint64         gk_stats_usage_count   (GkDatabase    *db,
+                                       gint64         key_id,
+                                       GError       **error);
+/* Over the newest @limit rows of @key_id (0 = all keys; limit 0 = all). */
+gboolean       gk_stats_usage_summary (GkDatabase    *db,
+                                       gint64         key_id,
+                                       guint          limit,
+                                       GkUsageSummary *summary,
+                                       GError       **error);
+/* Newest first. Element type GkRotationRow. */
+GPtrArray     *gk_stats_rotation_logs (GkDatabase    *db,
+                                       guint          limit,
+                                       GError       **error);
+gboolean       gk_stats_rotation_totals (GkDatabase  *db,
+                                         gint64      *all,
+                                         gint64      *manual,
+                                         gint64      *automatic,
+                                         GError     **error);
+
+G_END_DECLS

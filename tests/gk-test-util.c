@@ -1,0 +1,92 @@
+/* gk-test-util.c
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <glib/gstdio.h>
+
+#include "gk-test-util.h"
+
+static guint db_counter;
+
+char *
+gk_test_db_path (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("gk-test-XXXXXX", &error);
+
+  g_assert_no_error (error);
+  g_autofree char *name = g_strdup_printf ("keys-%u.db", db_counter++);
+
+  return g_build_filename (dir, name, NULL);
+}
+
+GkDatabase *
+gk_test_open_db (GkClock *clock)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkClock) fixed = clock ? g_object_ref (clock) : gk_clock_new_fixed (GK_TEST_EPOCH);
+  g_autofree char *path = gk_test_db_path ();
+  GkDatabase *db = gk_database_open (path, fixed, &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (db);
+  return db;
+}
+
+GBytes *
+gk_test_master_key (void)
+{
+  guint8 key[GK_MASTER_KEY_LEN];
+
+  for (guint i = 0; i < sizeof key; i++)
+    key[i] = (guint8) (i * 7 + 3);
+  return gk_secure_bytes_new (key, sizeof key);
+}
+
+char *
+gk_test_api_key (guint n)
+{
+  /* "AIza" + 35 characters of [A-Za-z0-9_-]. */
+  return g_strdup_printf ("AIzaSyTest%025u", n);
+}
+
+gint64
+gk_test_add_key (GkKeyStore *store,
+                 const char *name,
+                 int         priority)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *api_key = NULL;
+  static guint counter = 1000;
+  GkKeySpec spec;
+  gint64 id;
+
+  gk_key_spec_init (&spec);
+  spec.name = name;
+  spec.priority = priority;
+  api_key = gk_test_api_key (counter++);
+  id = gk_key_store_add (store, &spec, api_key, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (id, >, 0);
+  return id;
+}
+
+void
+gk_test_rm_rf (const char *path)
+{
+  g_autoptr(GFile) file = g_file_new_for_path (path);
+  g_autoptr(GFileEnumerator) children = NULL;
+  GFileInfo *info;
+
+  children = g_file_enumerate_children (file, G_FILE_ATTRIBUTE_STANDARD_NAME,
+                                        G_FILE_QUERY_INFO_NOFOLLOW_SYMLINKS, NULL, NULL);
+  while (children != NULL && (info = g_file_enumerator_next_file (children, NULL, NULL)))
+    {
+      g_autofree char *child = g_build_filename (path, g_file_info_get_name (info), NULL);
+      gk_test_rm_rf (child);
+      g_object_unref (info);
+    }
+  g_remove (path);
+}
