@@ -49,7 +49,7 @@ char *
 gk_test_api_key (guint n)
 {
   /* "AIza" + 35 characters of [A-Za-z0-9_-]. */
-  return g_strdup_printf ("AIzaSyTest%025u", n);
+  return g_strdup_printf ("AIzaSyTest%029u", n);
 }
 
 gint64

@@ -1,5 +1,983 @@
-/* SPDX-License-Identifier: GPL-3.0-or-later */
-
+/* gk-key-store.c: the encrypted keys.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
 #include "config.h"
 
+#include <glib/gi18n.h>
+#include <math.h>
+
+#include "gk-crypto.h"
+#include "gk-database-private.h"
 #include "gk-key-store.h"
+#include "gk-quotas.h"
+
+#define CLASSIC_KEY_PREFIX   "AIza"
+#define CLASSIC_KEY_BODY_LEN 35
+#define AQ_KEY_PREFIX        "AQ."
+#define AQ_KEY_MIN_BODY_LEN  20
+#define AQ_KEY_MAX_BODY_LEN  512
+#define KEY_HINT_LEN         4
+#define PROJECT_MAX_CHARS    100
+
+struct _GkKeyStore
+{
+  GObject     parent_instance;
+  GkDatabase *db;
+  GBytes     *master_key;
+};
+
+G_DEFINE_FINAL_TYPE (GkKeyStore, gk_key_store, G_TYPE_OBJECT)
+G_DEFINE_QUARK (gk-key-store-error-quark, gk_key_store_error)
+G_DEFINE_BOXED_TYPE (GkKey, gk_key, gk_key_copy, gk_key_free)
+
+/* The columns read_key() expects, in order. */
+#define KEY_COLUMNS                                                               \
+  "id, uuid, name, key_hint, project, status, status_reason, cooldown_until,"    \
+  " priority, is_default, monthly_budget_usd, month_cost_usd, created_at,"       \
+  " updated_at, last_used_at, last_rotation_at, deleted_at,"                     \
+  " api_key_encrypted IS NOT NULL"
+
+#define QUOTA_COLUMNS "key_id, quota_type, unit, limit_value, used_value, reset_at"
+
+GkKey *
+gk_key_copy (const GkKey *key)
+{
+  GkKey *copy;
+
+  g_return_val_if_fail (key != NULL, NULL);
+
+  copy = g_memdup2 (key, sizeof *key);
+  copy->uuid = g_strdup (key->uuid);
+  copy->name = g_strdup (key->name);
+  copy->key_hint = g_strdup (key->key_hint);
+  copy->project = g_strdup (key->project);
+  copy->status_reason = g_strdup (key->status_reason);
+  return copy;
+}
+
+void
+gk_key_free (GkKey *key)
+{
+  if (key == NULL)
+    return;
+  g_free (key->uuid);
+  g_free (key->name);
+  g_free (key->key_hint);
+  g_free (key->project);
+  g_free (key->status_reason);
+  g_free (key);
+}
+
+char *
+gk_key_get_masked (const GkKey *key)
+{
+  g_return_val_if_fail (key != NULL, NULL);
+  return g_strconcat ("••••••••", key->key_hint ? key->key_hint : "", NULL);
+}
+
+double
+gk_key_remaining_share (const GkKey *key)
+{
+  double share = 1.0;
+
+  g_return_val_if_fail (key != NULL, 0.0);
+
+  for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
+    {
+      const GkQuota *q = &key->quotas[i];
+
+      if (q->limit_value > 0)
+        share = MIN (share, CLAMP ((double) (q->limit_value - q->used_value) / q->limit_value,
+                                   0.0, 1.0));
+    }
+  return share;
+}
+
+void
+gk_key_spec_init (GkKeySpec *spec)
+{
+  g_return_if_fail (spec != NULL);
+
+  memset (spec, 0, sizeof *spec);
+  spec->priority = GK_KEY_PRIORITY_DEFAULT;
+  spec->monthly_budget_usd = -1.0;
+  spec->active = TRUE;
+}
+
+void
+gk_key_spec_from_key (GkKeySpec   *spec,
+                      const GkKey *key)
+{
+  g_return_if_fail (spec != NULL);
+  g_return_if_fail (key != NULL);
+
+  gk_key_spec_init (spec);
+  spec->name = key->name;
+  spec->priority = key->priority;
+  spec->project = key->project;
+  spec->monthly_budget_usd = key->monthly_budget_usd;
+  spec->is_default = key->is_default;
+  spec->active = key->status != GK_KEY_STATUS_INACTIVE;
+  for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
+    spec->limits[i] = key->quotas[i].limit_value;
+}
+
+/* Validation */
+
+static gboolean
+has_control_chars (const char *text)
+{
+  for (const char *p = text; *p; p = g_utf8_next_char (p))
+    {
+      if (g_unichar_iscntrl (g_utf8_get_char (p)))
+        return TRUE;
+    }
+  return FALSE;
+}
+
+gboolean
+gk_key_validate_name (const char  *name,
+                      GError     **error)
+{
+  glong n_chars;
+
+  if (name == NULL || !g_utf8_validate (name, -1, NULL))
+    {
+      g_set_error_literal (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_INVALID_NAME,
+                           _("The name is not valid UTF-8 text."));
+      return FALSE;
+    }
+
+  n_chars = g_utf8_strlen (name, -1);
+  if (n_chars == 0 || strspn (name, " \t") == strlen (name))
+    {
+      g_set_error_literal (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_INVALID_NAME,
+                           _("Enter a name for the key."));
+      return FALSE;
+    }
+  if (n_chars > GK_KEY_NAME_MAX_CHARS)
+    {
+      g_set_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_INVALID_NAME,
+                   _("The name is too long: use at most %d characters."), GK_KEY_NAME_MAX_CHARS);
+      return FALSE;
+    }
+  if (has_control_chars (name))
+    {
+      g_set_error_literal (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_INVALID_NAME,
+                           _("The name must not contain control characters such as line breaks."));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+all_chars_in (const char *text,
+              const char *extra)
+{
+  for (const char *p = text; *p; p++)
+    {
+      if (!g_ascii_isalnum (*p) && strchr (extra, *p) == NULL)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+gk_key_validate_api_key (const char  *api_key,
+                         GError     **error)
+{
+  gsize len = api_key ? strlen (api_key) : 0;
+
+  /* The messages never quote the key: it may be pasted by mistake into a
+   * bug report. */
+  if (len == 0)
+    {
+      g_set_error_literal (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_INVALID_KEY,
+                           _("Enter the API key."));
+      return FALSE;
+    }
+
+  if (g_str_has_prefix (api_key, CLASSIC_KEY_PREFIX))
+    {
+      const char *body = api_key + strlen (CLASSIC_KEY_PREFIX);
+
+      if (strlen (body) == CLASSIC_KEY_BODY_LEN && all_chars_in (body, "_-"))
+        return TRUE;
+      g_set_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_INVALID_KEY,
+                   _("This does not look like a Gemini API key: keys starting with “AIza” have "
+                     "39 characters (letters, digits, “-” and “_”). Copy the whole key from "
+                     "Google AI Studio."));
+      return FALSE;
+    }
+
+  if (g_str_has_prefix (api_key, AQ_KEY_PREFIX))
+    {
+      const char *body = api_key + strlen (AQ_KEY_PREFIX);
+      gsize body_len = strlen (body);
+
+      if (body_len >= AQ_KEY_MIN_BODY_LEN && body_len <= AQ_KEY_MAX_BODY_LEN
+          && all_chars_in (body, "_-."))
+        return TRUE;
+      g_set_error_literal (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_INVALID_KEY,
+                           _("This does not look like a Gemini API key: the key starting with "
+                             "“AQ.” is incomplete or contains spaces. Copy the whole key from "
+                             "Google AI Studio."));
+      return FALSE;
+    }
+
+  g_set_error_literal (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_INVALID_KEY,
+                       _("This does not look like a Gemini API key: keys start with “AIza” or "
+                         "“AQ.”. Copy the key from Google AI Studio."));
+  return FALSE;
+}
+
+gboolean
+gk_key_validate_spec (const GkKeySpec  *spec,
+                      GError          **error)
+{
+  g_return_val_if_fail (spec != NULL, FALSE);
+
+  if (!gk_key_validate_name (spec->name, error))
+    return FALSE;
+
+  if (spec->priority < GK_KEY_PRIORITY_MIN || spec->priority > GK_KEY_PRIORITY_MAX)
+    {
+      g_set_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_INVALID_PRIORITY,
+                   _("The priority must be between %d and %d."), GK_KEY_PRIORITY_MIN,
+                   GK_KEY_PRIORITY_MAX);
+      return FALSE;
+    }
+
+  for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
+    {
+      if (spec->limits[i] < 0)
+        {
+          g_set_error_literal (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_INVALID_QUOTA,
+                               _("A quota cannot be negative. Use 0 for no limit."));
+          return FALSE;
+        }
+    }
+
+  if (!isfinite (spec->monthly_budget_usd))
+    {
+      g_set_error_literal (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_INVALID_BUDGET,
+                           _("The monthly budget must be a number of US dollars."));
+      return FALSE;
+    }
+
+  if (spec->project != NULL
+      && (!g_utf8_validate (spec->project, -1, NULL)
+          || g_utf8_strlen (spec->project, -1) > PROJECT_MAX_CHARS
+          || has_control_chars (spec->project)))
+    {
+      g_set_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_INVALID_PROJECT,
+                   _("The project label must be text of at most %d characters."),
+                   PROJECT_MAX_CHARS);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+/* Reading */
+
+static char *
+dup_column_text (sqlite3_stmt *stmt,
+                 int           col)
+{
+  const char *text = (const char *) sqlite3_column_text (stmt, col);
+
+  return text ? g_strdup (text) : NULL;
+}
+
+static GkKey *
+read_key (sqlite3_stmt *stmt)
+{
+  GkKey *key = g_new0 (GkKey, 1);
+  const char *status = (const char *) sqlite3_column_text (stmt, 5);
+
+  key->id = sqlite3_column_int64 (stmt, 0);
+  key->uuid = dup_column_text (stmt, 1);
+  key->name = dup_column_text (stmt, 2);
+  key->key_hint = dup_column_text (stmt, 3);
+  key->project = dup_column_text (stmt, 4);
+  if (!gk_key_status_from_string (status, &key->status))
+    key->status = GK_KEY_STATUS_INVALID;
+  key->status_reason = dup_column_text (stmt, 6);
+  key->cooldown_until = sqlite3_column_int64 (stmt, 7);
+  key->priority = sqlite3_column_int (stmt, 8);
+  key->is_default = sqlite3_column_int (stmt, 9) != 0;
+  key->monthly_budget_usd = sqlite3_column_type (stmt, 10) == SQLITE_NULL
+                              ? -1.0
+                              : sqlite3_column_double (stmt, 10);
+  key->month_cost_usd = sqlite3_column_double (stmt, 11);
+  key->created_at = sqlite3_column_int64 (stmt, 12);
+  key->updated_at = sqlite3_column_int64 (stmt, 13);
+  key->last_used_at = sqlite3_column_int64 (stmt, 14);
+  key->last_rotation_at = sqlite3_column_int64 (stmt, 15);
+  key->deleted_at = sqlite3_column_int64 (stmt, 16);
+  key->has_ciphertext = sqlite3_column_int (stmt, 17) != 0;
+
+  /* Slots without a row (never, for keys made here) read as unlimited. */
+  for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
+    {
+      key->quotas[i].type = gk_quota_slot_type (i);
+      key->quotas[i].unit = gk_quota_slot_unit (i);
+    }
+  /* A name that is not UTF-8 (a damaged row) must still display. */
+  if (key->name == NULL || !g_utf8_validate (key->name, -1, NULL))
+    {
+      g_free (key->name);
+      key->name = g_strdup (_("(unreadable name)"));
+    }
+  return key;
+}
+
+static int
+slot_for (const char *type_str,
+          const char *unit_str)
+{
+  GkQuotaType type;
+  gboolean requests = g_strcmp0 (unit_str, "REQUESTS") == 0;
+
+  if (!gk_quota_type_from_string (type_str, &type))
+    return -1;
+  switch (type)
+    {
+    case GK_QUOTA_MONTHLY:
+      return requests ? -1 : GK_QUOTA_SLOT_MONTHLY_TOKENS;
+    case GK_QUOTA_DAILY:
+      return requests ? GK_QUOTA_SLOT_DAILY_REQUESTS : GK_QUOTA_SLOT_DAILY_TOKENS;
+    case GK_QUOTA_PER_MINUTE:
+      return requests ? GK_QUOTA_SLOT_MINUTE_REQUESTS : GK_QUOTA_SLOT_MINUTE_TOKENS;
+    default:
+      return -1;
+    }
+}
+
+/* Fills the quotas of the keys in @by_id (id → GkKey*) from @stmt's rows. */
+static void
+read_quotas (sqlite3_stmt *stmt,
+             GHashTable   *by_id)
+{
+  while (sqlite3_step (stmt) == SQLITE_ROW)
+    {
+      gint64 key_id = sqlite3_column_int64 (stmt, 0);
+      GkKey *key = g_hash_table_lookup (by_id, &key_id);
+      int slot = slot_for ((const char *) sqlite3_column_text (stmt, 1),
+                           (const char *) sqlite3_column_text (stmt, 2));
+
+      if (key == NULL || slot < 0)
+        continue;
+      key->quotas[slot].limit_value = sqlite3_column_int64 (stmt, 3);
+      key->quotas[slot].used_value = sqlite3_column_int64 (stmt, 4);
+      key->quotas[slot].reset_at = sqlite3_column_int64 (stmt, 5);
+    }
+}
+
+static GPtrArray *
+query_keys (GkKeyStore  *self,
+            gint64       id,
+            GError     **error)
+{
+  g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func ((GDestroyNotify) gk_key_free);
+  g_autoptr(GHashTable) by_id = g_hash_table_new (g_int64_hash, g_int64_equal);
+  sqlite3_stmt *stmt;
+  int rc;
+
+  /* Quotas past their window are reset first, so what is shown is current. */
+  if (!gk_quotas_reset_expired (self->db, error))
+    return NULL;
+
+  gk_database_lock (self->db);
+
+  stmt = gk_database_prepare (self->db,
+                              id > 0 ? "SELECT " KEY_COLUMNS " FROM gemini_api_keys"
+                                       " WHERE id = ?1 AND deleted_at IS NULL"
+                                     : "SELECT " KEY_COLUMNS " FROM gemini_api_keys"
+                                       " WHERE deleted_at IS NULL ORDER BY id",
+                              error);
+  if (stmt == NULL)
+    goto fail;
+  if (id > 0)
+    sqlite3_bind_int64 (stmt, 1, id);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      GkKey *key = read_key (stmt);
+
+      g_ptr_array_add (keys, key);
+      g_hash_table_insert (by_id, &key->id, key);
+    }
+  if (rc != SQLITE_DONE)
+    {
+      gk_database_set_error (self->db, error, _("Cannot read the keys"));
+      goto fail;
+    }
+  sqlite3_reset (stmt);
+
+  stmt = gk_database_prepare (self->db,
+                              id > 0 ? "SELECT " QUOTA_COLUMNS " FROM gemini_key_quotas"
+                                       " WHERE key_id = ?1"
+                                     : "SELECT " QUOTA_COLUMNS " FROM gemini_key_quotas",
+                              error);
+  if (stmt == NULL)
+    goto fail;
+  if (id > 0)
+    sqlite3_bind_int64 (stmt, 1, id);
+  read_quotas (stmt, by_id);
+  sqlite3_reset (stmt);
+
+  gk_database_unlock (self->db);
+  return g_steal_pointer (&keys);
+
+fail:
+  gk_database_unlock (self->db);
+  return NULL;
+}
+
+/* Writing */
+
+static gboolean
+step_done (GkDatabase    *db,
+           sqlite3_stmt  *stmt,
+           const char    *what,
+           GError       **error)
+{
+  int rc = sqlite3_step (stmt);
+
+  if (rc == SQLITE_DONE)
+    {
+      sqlite3_reset (stmt);
+      return TRUE;
+    }
+  gk_database_set_error (db, error, what);
+  sqlite3_reset (stmt);
+  return FALSE;
+}
+
+static gboolean
+clear_other_defaults (GkKeyStore  *self,
+                      gint64       keep_id,
+                      GError     **error)
+{
+  sqlite3_stmt *stmt = gk_database_prepare (self->db,
+                                            "UPDATE gemini_api_keys SET is_default = 0"
+                                            " WHERE is_default = 1 AND id != ?1",
+                                            error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (stmt, 1, keep_id);
+  return step_done (self->db, stmt, _("Cannot change the default key"), error);
+}
+
+static gboolean
+fingerprint_taken (GkKeyStore  *self,
+                   const char  *fingerprint,
+                   gint64       except_id,
+                   gboolean    *taken,
+                   GError     **error)
+{
+  sqlite3_stmt *stmt = gk_database_prepare (self->db,
+                                            "SELECT name FROM gemini_api_keys"
+                                            " WHERE key_fingerprint = ?1 AND id != ?2",
+                                            error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_text (stmt, 1, fingerprint, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (stmt, 2, except_id);
+  switch (sqlite3_step (stmt))
+    {
+    case SQLITE_ROW:
+      g_set_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_DUPLICATE,
+                   _("This API key is already stored as “%s”."),
+                   (const char *) sqlite3_column_text (stmt, 0));
+      *taken = TRUE;
+      sqlite3_reset (stmt);
+      return FALSE;
+    case SQLITE_DONE:
+      *taken = FALSE;
+      sqlite3_reset (stmt);
+      return TRUE;
+    default:
+      gk_database_set_error (self->db, error, _("Cannot check for duplicate keys"));
+      sqlite3_reset (stmt);
+      return FALSE;
+    }
+}
+
+/* Encrypts @api_key for the row @uuid and binds blob, fingerprint and hint
+ * to @stmt at @first, @first+1, @first+2. */
+static gboolean
+bind_secret (GkKeyStore    *self,
+             sqlite3_stmt  *stmt,
+             int            first,
+             const char    *uuid,
+             const char    *api_key,
+             char         **fingerprint_out,
+             GError       **error)
+{
+  g_autoptr(GBytes) blob = NULL;
+  gsize len = strlen (api_key);
+
+  blob = gk_crypto_encrypt (self->master_key, uuid, api_key, len, error);
+  if (blob == NULL)
+    return FALSE;
+
+  *fingerprint_out = gk_crypto_fingerprint (self->master_key, api_key);
+  sqlite3_bind_blob (stmt, first, g_bytes_get_data (blob, NULL), (int) g_bytes_get_size (blob),
+                     SQLITE_TRANSIENT);
+  sqlite3_bind_text (stmt, first + 1, *fingerprint_out, -1, SQLITE_STATIC);
+  sqlite3_bind_text (stmt, first + 2, api_key + len - KEY_HINT_LEN, -1, SQLITE_TRANSIENT);
+  return TRUE;
+}
+
+static void
+bind_nullable_text (sqlite3_stmt *stmt,
+                    int           col,
+                    const char   *text)
+{
+  if (text != NULL && *text != '\0')
+    sqlite3_bind_text (stmt, col, text, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null (stmt, col);
+}
+
+static void
+bind_budget (sqlite3_stmt *stmt,
+             int           col,
+             double        budget)
+{
+  if (budget >= 0)
+    sqlite3_bind_double (stmt, col, budget);
+  else
+    sqlite3_bind_null (stmt, col);
+}
+
+static gboolean
+write_quota_limits (GkKeyStore      *self,
+                    gint64           key_id,
+                    const GkKeySpec *spec,
+                    GError         **error)
+{
+  g_autoptr(GTimeZone) tz = gk_database_get_reset_timezone (self->db);
+  gint64 now = gk_database_now (self->db);
+
+  for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
+    {
+      GkQuotaType type = gk_quota_slot_type (i);
+      sqlite3_stmt *stmt = gk_database_prepare (
+        self->db,
+        "INSERT INTO gemini_key_quotas (key_id, quota_type, unit, limit_value, used_value, reset_at)"
+        " VALUES (?1, ?2, ?3, ?4, 0, ?5)"
+        " ON CONFLICT (key_id, quota_type, unit) DO UPDATE SET limit_value = excluded.limit_value",
+        error);
+
+      if (stmt == NULL)
+        return FALSE;
+      sqlite3_bind_int64 (stmt, 1, key_id);
+      sqlite3_bind_text (stmt, 2, gk_quota_type_to_string (type), -1, SQLITE_STATIC);
+      sqlite3_bind_text (stmt, 3, gk_quota_unit_to_string (gk_quota_slot_unit (i)), -1,
+                         SQLITE_STATIC);
+      sqlite3_bind_int64 (stmt, 4, spec->limits[i]);
+      sqlite3_bind_int64 (stmt, 5, gk_quota_next_reset (type, now, tz));
+      if (!step_done (self->db, stmt, _("Cannot save the quotas"), error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+gk_key_store_finalize (GObject *object)
+{
+  GkKeyStore *self = (GkKeyStore *) object;
+
+  g_clear_object (&self->db);
+  g_clear_pointer (&self->master_key, g_bytes_unref);
+
+  G_OBJECT_CLASS (gk_key_store_parent_class)->finalize (object);
+}
+
+static void
+gk_key_store_class_init (GkKeyStoreClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = gk_key_store_finalize;
+}
+
+static void
+gk_key_store_init (GkKeyStore *self)
+{
+}
+
+GkKeyStore *
+gk_key_store_new (GkDatabase *db,
+                  GBytes     *master_key)
+{
+  GkKeyStore *self;
+
+  g_return_val_if_fail (GK_IS_DATABASE (db), NULL);
+  g_return_val_if_fail (master_key != NULL, NULL);
+  g_return_val_if_fail (g_bytes_get_size (master_key) == GK_MASTER_KEY_LEN, NULL);
+
+  self = g_object_new (GK_TYPE_KEY_STORE, NULL);
+  self->db = g_object_ref (db);
+  self->master_key = g_bytes_ref (master_key);
+  return self;
+}
+
+GkDatabase *
+gk_key_store_get_database (GkKeyStore *self)
+{
+  g_return_val_if_fail (GK_IS_KEY_STORE (self), NULL);
+  return self->db;
+}
+
+gint64
+gk_key_store_add (GkKeyStore       *self,
+                  const GkKeySpec  *spec,
+                  const char       *api_key,
+                  GError          **error)
+{
+  g_autofree char *uuid = g_uuid_string_random ();
+  g_autofree char *fingerprint = NULL;
+  sqlite3_stmt *stmt;
+  gboolean taken;
+  gint64 now, id;
+
+  g_return_val_if_fail (GK_IS_KEY_STORE (self), 0);
+  g_return_val_if_fail (spec != NULL, 0);
+
+  if (!gk_key_validate_spec (spec, error) || !gk_key_validate_api_key (api_key, error))
+    return 0;
+
+  if (!gk_database_begin (self->db, error))
+    return 0;
+
+  now = gk_database_now (self->db);
+  stmt = gk_database_prepare (
+    self->db,
+    "INSERT INTO gemini_api_keys (uuid, name, api_key_encrypted, key_fingerprint, key_hint,"
+    " project, status, priority, is_default, monthly_budget_usd, created_at, updated_at)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+    error);
+  if (stmt == NULL)
+    goto fail;
+
+  sqlite3_bind_text (stmt, 1, uuid, -1, SQLITE_STATIC);
+  sqlite3_bind_text (stmt, 2, spec->name, -1, SQLITE_STATIC);
+  if (!bind_secret (self, stmt, 3, uuid, api_key, &fingerprint, error))
+    goto fail;
+  if (!fingerprint_taken (self, fingerprint, 0, &taken, error))
+    goto fail;
+  bind_nullable_text (stmt, 6, spec->project);
+  sqlite3_bind_text (stmt, 7,
+                     gk_key_status_to_string (spec->active ? GK_KEY_STATUS_ACTIVE
+                                                           : GK_KEY_STATUS_INACTIVE),
+                     -1, SQLITE_STATIC);
+  sqlite3_bind_int (stmt, 8, spec->priority);
+  sqlite3_bind_int (stmt, 9, spec->is_default ? 1 : 0);
+  bind_budget (stmt, 10, spec->monthly_budget_usd);
+  sqlite3_bind_int64 (stmt, 11, now);
+
+  if (spec->is_default && !clear_other_defaults (self, 0, error))
+    goto fail;
+  if (!step_done (self->db, stmt, _("Cannot save the key"), error))
+    goto fail;
+  id = sqlite3_last_insert_rowid (gk_database_get_handle (self->db));
+  if (!write_quota_limits (self, id, spec, error))
+    goto fail;
+  if (!gk_database_commit (self->db, error))
+    return 0;
+
+  gk_database_touch (self->db);
+  return id;
+
+fail:
+  if (stmt != NULL)
+    sqlite3_clear_bindings (stmt);
+  gk_database_rollback (self->db);
+  return 0;
+}
+
+GPtrArray *
+gk_key_store_list (GkKeyStore  *self,
+                   GError     **error)
+{
+  g_return_val_if_fail (GK_IS_KEY_STORE (self), NULL);
+  return query_keys (self, 0, error);
+}
+
+GkKey *
+gk_key_store_get (GkKeyStore  *self,
+                  gint64       id,
+                  GError     **error)
+{
+  g_autoptr(GPtrArray) keys = NULL;
+
+  g_return_val_if_fail (GK_IS_KEY_STORE (self), NULL);
+
+  if (id <= 0)
+    goto not_found;
+  keys = query_keys (self, id, error);
+  if (keys == NULL)
+    return NULL;
+  if (keys->len == 1)
+    return gk_key_copy (g_ptr_array_index (keys, 0));
+
+not_found:
+  g_set_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_NOT_FOUND,
+               _("There is no key with id %" G_GINT64_FORMAT "."), id);
+  return NULL;
+}
+
+static gboolean
+exists (GkKeyStore  *self,
+        gint64       id,
+        GError     **error)
+{
+  sqlite3_stmt *stmt = gk_database_prepare (self->db,
+                                            "SELECT 1 FROM gemini_api_keys"
+                                            " WHERE id = ?1 AND deleted_at IS NULL",
+                                            error);
+  gboolean found;
+
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (stmt, 1, id);
+  found = sqlite3_step (stmt) == SQLITE_ROW;
+  sqlite3_reset (stmt);
+  if (!found)
+    g_set_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_NOT_FOUND,
+                 _("There is no key with id %" G_GINT64_FORMAT "."), id);
+  return found;
+}
+
+gboolean
+gk_key_store_update (GkKeyStore       *self,
+                     gint64            id,
+                     const GkKeySpec  *spec,
+                     const char       *new_api_key,
+                     GError          **error)
+{
+  g_autofree char *uuid = NULL;
+  g_autofree char *fingerprint = NULL;
+  sqlite3_stmt *stmt;
+  gboolean taken;
+
+  g_return_val_if_fail (GK_IS_KEY_STORE (self), FALSE);
+  g_return_val_if_fail (spec != NULL, FALSE);
+
+  if (!gk_key_validate_spec (spec, error))
+    return FALSE;
+  if (new_api_key != NULL && !gk_key_validate_api_key (new_api_key, error))
+    return FALSE;
+
+  if (!gk_database_begin (self->db, error))
+    return FALSE;
+  if (!exists (self, id, error))
+    goto fail;
+
+  /* Editing a key clears INVALID and any cooldown: the user has looked at
+   * it. The active switch decides between ACTIVE and INACTIVE; a key out of
+   * quota stays QUOTA_EXCEEDED until its window resets. */
+  stmt = gk_database_prepare (
+    self->db,
+    "UPDATE gemini_api_keys SET name = ?2, project = ?3, priority = ?4, is_default = ?5,"
+    " monthly_budget_usd = ?6, updated_at = ?7,"
+    " status = CASE WHEN ?8 = 0 THEN 'INACTIVE'"
+    "               WHEN status IN ('INACTIVE', 'INVALID', 'RATE_LIMITED') THEN 'ACTIVE'"
+    "               ELSE status END,"
+    " status_reason = CASE WHEN status = 'QUOTA_EXCEEDED' AND ?8 != 0 THEN status_reason"
+    "                      ELSE NULL END,"
+    " cooldown_until = 0, rate_limit_strikes = 0"
+    " WHERE id = ?1",
+    error);
+  if (stmt == NULL)
+    goto fail;
+  sqlite3_bind_int64 (stmt, 1, id);
+  sqlite3_bind_text (stmt, 2, spec->name, -1, SQLITE_STATIC);
+  bind_nullable_text (stmt, 3, spec->project);
+  sqlite3_bind_int (stmt, 4, spec->priority);
+  sqlite3_bind_int (stmt, 5, spec->is_default ? 1 : 0);
+  bind_budget (stmt, 6, spec->monthly_budget_usd);
+  sqlite3_bind_int64 (stmt, 7, gk_database_now (self->db));
+  sqlite3_bind_int (stmt, 8, spec->active ? 1 : 0);
+  if (spec->is_default && !clear_other_defaults (self, id, error))
+    goto fail;
+  if (!step_done (self->db, stmt, _("Cannot save the key"), error))
+    goto fail;
+
+  if (new_api_key != NULL)
+    {
+      stmt = gk_database_prepare (self->db, "SELECT uuid FROM gemini_api_keys WHERE id = ?1",
+                                  error);
+      if (stmt == NULL)
+        goto fail;
+      sqlite3_bind_int64 (stmt, 1, id);
+      if (sqlite3_step (stmt) == SQLITE_ROW)
+        uuid = dup_column_text (stmt, 0);
+      sqlite3_reset (stmt);
+
+      stmt = gk_database_prepare (self->db,
+                                  "UPDATE gemini_api_keys SET api_key_encrypted = ?1,"
+                                  " key_fingerprint = ?2, key_hint = ?3 WHERE id = ?4",
+                                  error);
+      if (stmt == NULL || uuid == NULL)
+        goto fail;
+      if (!bind_secret (self, stmt, 1, uuid, new_api_key, &fingerprint, error))
+        goto fail;
+      if (!fingerprint_taken (self, fingerprint, id, &taken, error))
+        goto fail;
+      sqlite3_bind_int64 (stmt, 4, id);
+      if (!step_done (self->db, stmt, _("Cannot save the key"), error))
+        goto fail;
+    }
+
+  if (!write_quota_limits (self, id, spec, error))
+    goto fail;
+  if (!gk_database_commit (self->db, error))
+    return FALSE;
+  gk_database_touch (self->db);
+  return TRUE;
+
+fail:
+  gk_database_rollback (self->db);
+  return FALSE;
+}
+
+gboolean
+gk_key_store_delete (GkKeyStore  *self,
+                     gint64       id,
+                     GError     **error)
+{
+  sqlite3_stmt *stmt;
+
+  g_return_val_if_fail (GK_IS_KEY_STORE (self), FALSE);
+
+  if (!gk_database_begin (self->db, error))
+    return FALSE;
+  if (!exists (self, id, error))
+    goto fail;
+
+  /* secure_delete overwrites the freed ciphertext in the database file; the
+   * checkpoint below moves the change out of the WAL. */
+  stmt = gk_database_prepare (self->db,
+                              "UPDATE gemini_api_keys SET api_key_encrypted = NULL,"
+                              " key_fingerprint = NULL, is_default = 0, status = 'INACTIVE',"
+                              " status_reason = NULL, deleted_at = ?2, updated_at = ?2"
+                              " WHERE id = ?1",
+                              error);
+  if (stmt == NULL)
+    goto fail;
+  sqlite3_bind_int64 (stmt, 1, id);
+  sqlite3_bind_int64 (stmt, 2, gk_database_now (self->db));
+  if (!step_done (self->db, stmt, _("Cannot delete the key"), error))
+    goto fail;
+  if (!gk_database_commit (self->db, error))
+    return FALSE;
+
+  gk_database_exec (self->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL);
+  gk_database_touch (self->db);
+  return TRUE;
+
+fail:
+  gk_database_rollback (self->db);
+  return FALSE;
+}
+
+GBytes *
+gk_key_store_reveal (GkKeyStore  *self,
+                     gint64       id,
+                     GError     **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  g_autofree char *uuid = NULL;
+  g_autofree char *name = NULL;
+  g_autoptr(GBytes) blob = NULL;
+  GBytes *plain = NULL;
+  sqlite3_stmt *stmt;
+
+  g_return_val_if_fail (GK_IS_KEY_STORE (self), NULL);
+
+  gk_database_lock (self->db);
+  stmt = gk_database_prepare (self->db,
+                              "SELECT uuid, name, api_key_encrypted FROM gemini_api_keys"
+                              " WHERE id = ?1 AND deleted_at IS NULL",
+                              error);
+  if (stmt == NULL)
+    {
+      gk_database_unlock (self->db);
+      return NULL;
+    }
+  sqlite3_bind_int64 (stmt, 1, id);
+  if (sqlite3_step (stmt) == SQLITE_ROW)
+    {
+      uuid = dup_column_text (stmt, 0);
+      name = dup_column_text (stmt, 1);
+      if (sqlite3_column_type (stmt, 2) == SQLITE_BLOB)
+        blob = g_bytes_new (sqlite3_column_blob (stmt, 2), sqlite3_column_bytes (stmt, 2));
+    }
+  sqlite3_reset (stmt);
+  gk_database_unlock (self->db);
+
+  if (uuid == NULL)
+    {
+      g_set_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_NOT_FOUND,
+                   _("There is no key with id %" G_GINT64_FORMAT "."), id);
+      return NULL;
+    }
+
+  if (blob != NULL)
+    plain = gk_crypto_decrypt (self->master_key, uuid, g_bytes_get_data (blob, NULL),
+                               g_bytes_get_size (blob), &local_error);
+  if (plain == NULL)
+    {
+      /* The master key was checked at unlock, so this row alone is bad. */
+      g_set_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_CORRUPT,
+                   _("The stored key “%s” cannot be decrypted: its row is damaged. Edit the key "
+                     "and enter it again; the other keys are not affected."),
+                   name && g_utf8_validate (name, -1, NULL) ? name : "?");
+      return NULL;
+    }
+  return plain;
+}
+
+gboolean
+gk_key_store_set_status (GkKeyStore   *self,
+                         gint64        id,
+                         GkKeyStatus   status,
+                         const char   *reason,
+                         GError      **error)
+{
+  sqlite3_stmt *stmt;
+
+  g_return_val_if_fail (GK_IS_KEY_STORE (self), FALSE);
+
+  if (!gk_database_begin (self->db, error))
+    return FALSE;
+  if (!exists (self, id, error))
+    goto fail;
+  stmt = gk_database_prepare (self->db,
+                              "UPDATE gemini_api_keys SET status = ?2, status_reason = ?3,"
+                              " updated_at = ?4,"
+                              " cooldown_until = CASE WHEN ?2 = 'ACTIVE' THEN 0"
+                              "                       ELSE cooldown_until END"
+                              " WHERE id = ?1",
+                              error);
+  if (stmt == NULL)
+    goto fail;
+  sqlite3_bind_int64 (stmt, 1, id);
+  sqlite3_bind_text (stmt, 2, gk_key_status_to_string (status), -1, SQLITE_STATIC);
+  bind_nullable_text (stmt, 3, reason);
+  sqlite3_bind_int64 (stmt, 4, gk_database_now (self->db));
+  if (!step_done (self->db, stmt, _("Cannot change the key's status"), error))
+    goto fail;
+  if (!gk_database_commit (self->db, error))
+    return FALSE;
+  gk_database_touch (self->db);
+  return TRUE;
+
+fail:
+  gk_database_rollback (self->db);
+  return FALSE;
+}

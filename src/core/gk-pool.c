@@ -1,5 +1,923 @@
-/* SPDX-License-Identifier: GPL-3.0-or-later */
-
+/* gk-pool.c: select_best_key, track_usage and rotate_key.
+ *
+ * Selection runs for every gateway request, so it works on an in-memory
+ * snapshot of the keys and their quotas. The snapshot is reloaded when the
+ * database's change stamp moves (another process committed, or a core
+ * module changed keys); this pool's own charges are applied to it in place.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
 #include "config.h"
 
+#include <glib/gi18n.h>
+#include <math.h>
+
+#include "gk-database-private.h"
+#include "gk-outcome.h"
 #include "gk-pool.h"
+#include "gk-pricing.h"
+#include "gk-quotas.h"
+
+/* A 429 without RetryInfo cools a key down this long; repeated 429s double
+ * it, up to the next daily reset. */
+#define DEFAULT_COOLDOWN_S 60
+#define MAX_STRIKE_SHIFT   10
+#define ERROR_MESSAGE_MAX  500
+
+typedef struct
+{
+  gint64      id;
+  char       *name;
+  char       *project;
+  GkKeyStatus status;
+  gint64      cooldown_until;
+  int         priority;
+  gboolean    is_default;
+  gint64      last_used_at;
+  double      budget;        /* < 0: none */
+  double      month_cost;
+  int         strikes;
+  gint64      limit[GK_QUOTA_N_SLOTS];
+  gint64      used[GK_QUOTA_N_SLOTS];
+} PoolEntry;
+
+struct _GkPool
+{
+  GObject     parent_instance;
+  GkDatabase *db;
+  GkPricing  *pricing;
+
+  GMutex      mutex;        /* guards the snapshot */
+  GArray     *entries;      /* PoolEntry */
+  GHashTable *by_id;        /* id → index into entries */
+  guint64     stamp;        /* the change stamp the snapshot reflects */
+  gint64      next_due;     /* earliest reset_at or cooldown end in the snapshot */
+  double      threshold;    /* percent */
+  gint64      last_now;     /* to notice the clock going backwards */
+  gboolean    loaded;
+};
+
+G_DEFINE_FINAL_TYPE (GkPool, gk_pool, G_TYPE_OBJECT)
+G_DEFINE_QUARK (gk-pool-error-quark, gk_pool_error)
+
+static void
+pool_entry_clear (gpointer data)
+{
+  PoolEntry *e = data;
+
+  g_free (e->name);
+  g_free (e->project);
+}
+
+void
+gk_usage_record_init (GkUsageRecord *record)
+{
+  g_return_if_fail (record != NULL);
+  memset (record, 0, sizeof *record);
+  record->status = GK_USAGE_SUCCESS;
+}
+
+static void
+gk_pool_finalize (GObject *object)
+{
+  GkPool *self = (GkPool *) object;
+
+  g_clear_pointer (&self->entries, g_array_unref);
+  g_clear_pointer (&self->by_id, g_hash_table_unref);
+  g_clear_object (&self->db);
+  g_clear_object (&self->pricing);
+  g_mutex_clear (&self->mutex);
+
+  G_OBJECT_CLASS (gk_pool_parent_class)->finalize (object);
+}
+
+static void
+gk_pool_class_init (GkPoolClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = gk_pool_finalize;
+}
+
+static void
+gk_pool_init (GkPool *self)
+{
+  g_mutex_init (&self->mutex);
+  self->entries = g_array_new (FALSE, TRUE, sizeof (PoolEntry));
+  g_array_set_clear_func (self->entries, pool_entry_clear);
+  self->by_id = g_hash_table_new (g_int64_hash, g_int64_equal);
+}
+
+GkPool *
+gk_pool_new (GkDatabase *db,
+             GkPricing  *pricing)
+{
+  GkPool *self;
+
+  g_return_val_if_fail (GK_IS_DATABASE (db), NULL);
+  g_return_val_if_fail (pricing == NULL || GK_IS_PRICING (pricing), NULL);
+
+  self = g_object_new (GK_TYPE_POOL, NULL);
+  self->db = g_object_ref (db);
+  self->pricing = pricing ? g_object_ref (pricing) : gk_pricing_new_default ();
+  return self;
+}
+
+GkDatabase *
+gk_pool_get_database (GkPool *self)
+{
+  g_return_val_if_fail (GK_IS_POOL (self), NULL);
+  return self->db;
+}
+
+GkPricing *
+gk_pool_get_pricing (GkPool *self)
+{
+  g_return_val_if_fail (GK_IS_POOL (self), NULL);
+  return self->pricing;
+}
+
+/* Snapshot */
+
+static int
+slot_index (const char *type,
+            const char *unit)
+{
+  gboolean requests = g_strcmp0 (unit, "REQUESTS") == 0;
+
+  if (g_strcmp0 (type, "MONTHLY") == 0)
+    return requests ? -1 : GK_QUOTA_SLOT_MONTHLY_TOKENS;
+  if (g_strcmp0 (type, "DAILY") == 0)
+    return requests ? GK_QUOTA_SLOT_DAILY_REQUESTS : GK_QUOTA_SLOT_DAILY_TOKENS;
+  if (g_strcmp0 (type, "PER_MINUTE") == 0)
+    return requests ? GK_QUOTA_SLOT_MINUTE_REQUESTS : GK_QUOTA_SLOT_MINUTE_TOKENS;
+  return -1;
+}
+
+static PoolEntry *
+entry_for (GkPool *self,
+           gint64  id)
+{
+  gpointer index;
+
+  if (!g_hash_table_lookup_extended (self->by_id, &id, NULL, &index))
+    return NULL;
+  return &g_array_index (self->entries, PoolEntry, GPOINTER_TO_UINT (index));
+}
+
+/* Called with the database lock and the pool mutex held. */
+static gboolean
+load_snapshot (GkPool  *self,
+               GError **error)
+{
+  sqlite3_stmt *stmt;
+  gint64 next_due = G_MAXINT64;
+
+  g_hash_table_remove_all (self->by_id);
+  g_array_set_size (self->entries, 0);
+  self->loaded = FALSE;
+
+  stmt = gk_database_prepare (self->db,
+                              "SELECT id, name, project, status, cooldown_until, priority,"
+                              " is_default, last_used_at, monthly_budget_usd, month_cost_usd,"
+                              " rate_limit_strikes"
+                              " FROM gemini_api_keys WHERE deleted_at IS NULL ORDER BY id",
+                              error);
+  if (stmt == NULL)
+    return FALSE;
+  while (sqlite3_step (stmt) == SQLITE_ROW)
+    {
+      PoolEntry e = { 0 };
+      const char *text;
+
+      e.id = sqlite3_column_int64 (stmt, 0);
+      e.name = g_strdup ((const char *) sqlite3_column_text (stmt, 1));
+      text = (const char *) sqlite3_column_text (stmt, 2);
+      e.project = text && *text ? g_strdup (text) : NULL;
+      if (!gk_key_status_from_string ((const char *) sqlite3_column_text (stmt, 3), &e.status))
+        e.status = GK_KEY_STATUS_INVALID;
+      e.cooldown_until = sqlite3_column_int64 (stmt, 4);
+      e.priority = sqlite3_column_int (stmt, 5);
+      e.is_default = sqlite3_column_int (stmt, 6) != 0;
+      e.last_used_at = sqlite3_column_int64 (stmt, 7);
+      e.budget = sqlite3_column_type (stmt, 8) == SQLITE_NULL ? -1.0
+                                                               : sqlite3_column_double (stmt, 8);
+      e.month_cost = sqlite3_column_double (stmt, 9);
+      e.strikes = sqlite3_column_int (stmt, 10);
+      if (e.cooldown_until != 0)
+        next_due = MIN (next_due, e.cooldown_until);
+      g_array_append_val (self->entries, e);
+    }
+  sqlite3_reset (stmt);
+
+  for (guint i = 0; i < self->entries->len; i++)
+    {
+      PoolEntry *e = &g_array_index (self->entries, PoolEntry, i);
+      g_hash_table_insert (self->by_id, &e->id, GUINT_TO_POINTER (i));
+    }
+
+  stmt = gk_database_prepare (self->db,
+                              "SELECT key_id, quota_type, unit, limit_value, used_value, reset_at"
+                              " FROM gemini_key_quotas",
+                              error);
+  if (stmt == NULL)
+    return FALSE;
+  while (sqlite3_step (stmt) == SQLITE_ROW)
+    {
+      PoolEntry *e = entry_for (self, sqlite3_column_int64 (stmt, 0));
+      int slot = slot_index ((const char *) sqlite3_column_text (stmt, 1),
+                             (const char *) sqlite3_column_text (stmt, 2));
+
+      if (e == NULL || slot < 0)
+        continue;
+      e->limit[slot] = sqlite3_column_int64 (stmt, 3);
+      e->used[slot] = sqlite3_column_int64 (stmt, 4);
+      next_due = MIN (next_due, sqlite3_column_int64 (stmt, 5));
+    }
+  sqlite3_reset (stmt);
+
+  self->next_due = next_due;
+  self->threshold = gk_database_get_rotation_threshold (self->db);
+  self->stamp = gk_database_change_stamp (self->db);
+  self->loaded = TRUE;
+  return TRUE;
+}
+
+/* Makes the snapshot current: resets what is due, reloads when the
+ * database changed. Takes the database lock and the pool mutex; on
+ * success both stay held (release with snapshot_release). */
+static gboolean
+snapshot_acquire (GkPool  *self,
+                  GError **error)
+{
+  gint64 now = gk_database_now (self->db);
+
+  g_mutex_lock (&self->mutex);
+  if (self->loaded && (now >= self->next_due || now < self->last_now))
+    {
+      /* Resets take their own write transaction: drop our mutex first so
+       * the lock order (database, then pool) holds. */
+      g_mutex_unlock (&self->mutex);
+      if (!gk_quotas_reset_expired (self->db, error))
+        return FALSE;
+      g_mutex_lock (&self->mutex);
+      self->loaded = FALSE;
+    }
+  g_mutex_unlock (&self->mutex);
+
+  gk_database_lock (self->db);
+  g_mutex_lock (&self->mutex);
+  self->last_now = now;
+  if (!self->loaded || self->stamp != gk_database_change_stamp (self->db))
+    {
+      if (!load_snapshot (self, error))
+        {
+          g_mutex_unlock (&self->mutex);
+          gk_database_unlock (self->db);
+          return FALSE;
+        }
+      /* A first load may find windows already due. */
+      if (now >= self->next_due)
+        {
+          g_mutex_unlock (&self->mutex);
+          gk_database_unlock (self->db);
+          if (!gk_quotas_reset_expired (self->db, error))
+            return FALSE;
+          gk_database_lock (self->db);
+          g_mutex_lock (&self->mutex);
+          if (!load_snapshot (self, error))
+            {
+              g_mutex_unlock (&self->mutex);
+              gk_database_unlock (self->db);
+              return FALSE;
+            }
+          /* Whatever is still "due" now is not resettable (e.g. a reset_at
+           * already in the future after a clock jump was pulled back);
+           * never loop on it. */
+          if (now >= self->next_due)
+            self->next_due = now + 1;
+        }
+    }
+  return TRUE;
+}
+
+static void
+snapshot_release (GkPool *self)
+{
+  g_mutex_unlock (&self->mutex);
+  gk_database_unlock (self->db);
+}
+
+static double
+entry_remaining_share (const PoolEntry *e)
+{
+  double share = 1.0;
+
+  for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
+    {
+      if (e->limit[i] > 0)
+        share = MIN (share, (double) (e->limit[i] - e->used[i]) / (double) e->limit[i]);
+    }
+  return MAX (share, 0.0);
+}
+
+static gboolean
+entry_eligible (const PoolEntry *e,
+                gint64           now,
+                double           threshold)
+{
+  if (e->status == GK_KEY_STATUS_RATE_LIMITED)
+    {
+      if (e->cooldown_until > now)
+        return FALSE;
+    }
+  else if (e->status != GK_KEY_STATUS_ACTIVE || e->cooldown_until > now)
+    return FALSE;
+
+  if (e->budget >= 0 && e->month_cost >= e->budget)
+    return FALSE;
+
+  for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
+    {
+      if (e->limit[i] > 0 && (double) (e->limit[i] - e->used[i]) * 100.0 < threshold * e->limit[i])
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+id_in (GArray *ids,
+       gint64  id)
+{
+  if (ids == NULL)
+    return FALSE;
+  for (guint i = 0; i < ids->len; i++)
+    {
+      if (g_array_index (ids, gint64, i) == id)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* TRUE when @a should be chosen over @b: the default key, then higher
+ * priority, then more remaining quota, then least recently used. */
+static gboolean
+entry_better (const PoolEntry *a,
+              double           share_a,
+              const PoolEntry *b,
+              double           share_b)
+{
+  if (a->is_default != b->is_default)
+    return a->is_default;
+  if (a->priority != b->priority)
+    return a->priority > b->priority;
+  if (fabs (share_a - share_b) > 1e-9)
+    return share_a > share_b;
+  if (a->last_used_at != b->last_used_at)
+    return a->last_used_at < b->last_used_at;
+  return a->id < b->id;
+}
+
+/* Called with the snapshot held. */
+static PoolEntry *
+choose (GkPool *self,
+        gint64  now,
+        GArray *exclude,
+        gint64  also_exclude)
+{
+  PoolEntry *best = NULL;
+  double best_share = 0;
+
+  for (guint i = 0; i < self->entries->len; i++)
+    {
+      PoolEntry *e = &g_array_index (self->entries, PoolEntry, i);
+      double share;
+
+      if (e->id == also_exclude || id_in (exclude, e->id) || !entry_eligible (e, now, self->threshold))
+        continue;
+      share = entry_remaining_share (e);
+      if (best == NULL || entry_better (e, share, best, best_share))
+        {
+          best = e;
+          best_share = share;
+        }
+    }
+  return best;
+}
+
+static void
+set_no_keys_error (GError **error)
+{
+  g_set_error_literal (error, GK_POOL_ERROR, GK_POOL_ERROR_NO_ACTIVE_KEYS,
+                       _("No active keys available"));
+}
+
+GkKey *
+gk_pool_select (GkPool      *self,
+                const char  *model,
+                GArray      *exclude,
+                GError     **error)
+{
+  PoolEntry *best;
+  GkKey *key = NULL;
+
+  g_return_val_if_fail (GK_IS_POOL (self), NULL);
+
+  if (!snapshot_acquire (self, error))
+    return NULL;
+
+  best = choose (self, gk_database_now (self->db), exclude, 0);
+  if (best != NULL)
+    {
+      sqlite3_stmt *stmt;
+
+      /* The caller gets the full row (uuid and hint for display and
+       * decryption), read by primary key: cheap. */
+      stmt = gk_database_prepare (self->db,
+                                  "SELECT uuid, key_hint, status_reason, created_at, updated_at,"
+                                  " last_rotation_at FROM gemini_api_keys WHERE id = ?1",
+                                  error);
+      if (stmt != NULL)
+        {
+          sqlite3_bind_int64 (stmt, 1, best->id);
+          if (sqlite3_step (stmt) == SQLITE_ROW)
+            {
+              key = g_new0 (GkKey, 1);
+              key->id = best->id;
+              key->uuid = g_strdup ((const char *) sqlite3_column_text (stmt, 0));
+              key->key_hint = g_strdup ((const char *) sqlite3_column_text (stmt, 1));
+              key->status_reason = g_strdup ((const char *) sqlite3_column_text (stmt, 2));
+              key->created_at = sqlite3_column_int64 (stmt, 3);
+              key->updated_at = sqlite3_column_int64 (stmt, 4);
+              key->last_rotation_at = sqlite3_column_int64 (stmt, 5);
+              key->name = g_strdup (best->name);
+              key->project = g_strdup (best->project);
+              key->status = GK_KEY_STATUS_ACTIVE;
+              key->priority = best->priority;
+              key->is_default = best->is_default;
+              key->monthly_budget_usd = best->budget;
+              key->month_cost_usd = best->month_cost;
+              key->last_used_at = best->last_used_at;
+              key->has_ciphertext = TRUE;
+              for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
+                {
+                  key->quotas[i].type = gk_quota_slot_type (i);
+                  key->quotas[i].unit = gk_quota_slot_unit (i);
+                  key->quotas[i].limit_value = best->limit[i];
+                  key->quotas[i].used_value = best->used[i];
+                }
+            }
+          sqlite3_reset (stmt);
+        }
+    }
+  else
+    set_no_keys_error (error);
+
+  snapshot_release (self);
+  return key;
+}
+
+/* Tracking */
+
+static gboolean
+step (GkDatabase    *db,
+      sqlite3_stmt  *stmt,
+      GError       **error)
+{
+  int rc = sqlite3_step (stmt);
+
+  sqlite3_reset (stmt);
+  if (rc != SQLITE_DONE)
+    {
+      gk_database_set_error (db, error, _("Cannot record the request"));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+insert_rotation (GkPool            *self,
+                 gint64             from_id,
+                 gint64             to_id,
+                 GkRotationReason   reason,
+                 const char        *triggered_by,
+                 gint64             now,
+                 GError           **error)
+{
+  sqlite3_stmt *stmt;
+
+  stmt = gk_database_prepare (self->db,
+                              "INSERT INTO gemini_key_rotation_log"
+                              " (from_key_id, to_key_id, reason, triggered_by, created_at)"
+                              " VALUES (?1, ?2, ?3, ?4, ?5)",
+                              error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (stmt, 1, from_id);
+  if (to_id > 0)
+    sqlite3_bind_int64 (stmt, 2, to_id);
+  else
+    sqlite3_bind_null (stmt, 2);
+  sqlite3_bind_text (stmt, 3, gk_rotation_reason_to_string (reason), -1, SQLITE_STATIC);
+  sqlite3_bind_text (stmt, 4, triggered_by ? triggered_by : "auto", -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (stmt, 5, now);
+  if (!step (self->db, stmt, error))
+    return FALSE;
+
+  stmt = gk_database_prepare (self->db,
+                              "UPDATE gemini_api_keys SET last_rotation_at = ?2 WHERE id = ?1",
+                              error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (stmt, 1, from_id);
+  sqlite3_bind_int64 (stmt, 2, now);
+  return step (self->db, stmt, error);
+}
+
+static gboolean
+set_key_state (GkPool       *self,
+               const char   *where,
+               gint64        id,
+               const char   *project,
+               GkKeyStatus   status,
+               const char   *reason,
+               gint64        cooldown_until,
+               gboolean      strike,
+               GError      **error)
+{
+  g_autofree char *sql = NULL;
+  sqlite3_stmt *stmt;
+
+  sql = g_strconcat ("UPDATE gemini_api_keys SET status = ?3, status_reason = ?4,"
+                     " cooldown_until = MAX(cooldown_until, ?5),"
+                     " rate_limit_strikes = rate_limit_strikes + ?6 WHERE ",
+                     where, NULL);
+  stmt = gk_database_prepare (self->db, sql, error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (stmt, 1, id);
+  if (project != NULL)
+    sqlite3_bind_text (stmt, 2, project, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null (stmt, 2);
+  sqlite3_bind_text (stmt, 3, gk_key_status_to_string (status), -1, SQLITE_STATIC);
+  sqlite3_bind_text (stmt, 4, reason, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (stmt, 5, cooldown_until);
+  sqlite3_bind_int (stmt, 6, strike ? 1 : 0);
+  return step (self->db, stmt, error);
+}
+
+/* Decides whether the tracked use takes the key out of service, and how.
+ * Returns TRUE when it does, filling the new state. Called with the
+ * snapshot held; @e reflects the charge already. */
+static gboolean
+leaves_service (GkPool              *self,
+                const PoolEntry     *e,
+                const GkUsageRecord *record,
+                gint64               now,
+                GkRotationReason    *reason,
+                GkKeyStatus         *status,
+                const char         **status_reason,
+                gint64              *cooldown_until)
+{
+  gboolean in_service = (e->status == GK_KEY_STATUS_ACTIVE
+                         || (e->status == GK_KEY_STATUS_RATE_LIMITED && e->cooldown_until <= now))
+                        && e->cooldown_until <= now;
+
+  *cooldown_until = 0;
+
+  switch (record->status)
+    {
+    case GK_USAGE_SUCCESS:
+      if (e->status != GK_KEY_STATUS_ACTIVE)
+        return FALSE;
+      if (e->budget >= 0 && e->month_cost >= e->budget)
+        {
+          *reason = GK_ROTATION_BUDGET;
+          *status = GK_KEY_STATUS_QUOTA_EXCEEDED;
+          *status_reason = N_("Monthly budget reached");
+          return TRUE;
+        }
+      for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
+        {
+          if (e->limit[i] > 0
+              && (double) (e->limit[i] - e->used[i]) * 100.0 < self->threshold * e->limit[i])
+            {
+              *reason = GK_ROTATION_QUOTA_LOW;
+              *status = GK_KEY_STATUS_QUOTA_EXCEEDED;
+              *status_reason = N_("Quota below the rotation threshold");
+              return TRUE;
+            }
+        }
+      return FALSE;
+
+    case GK_USAGE_RATE_LIMITED:
+      {
+        g_autoptr(GTimeZone) tz = gk_database_get_reset_timezone (self->db);
+        gint64 daily = gk_quota_next_reset (GK_QUOTA_DAILY, now, tz);
+        gint64 delay;
+
+        if (record->per_day)
+          *cooldown_until = daily;
+        else
+          {
+            delay = record->retry_delay_s > 0 ? record->retry_delay_s : DEFAULT_COOLDOWN_S;
+            delay <<= MIN (e->strikes, MAX_STRIKE_SHIFT);
+            *cooldown_until = MIN (now + delay, daily);
+          }
+        *reason = GK_ROTATION_RATE_LIMITED;
+        *status = GK_KEY_STATUS_RATE_LIMITED;
+        *status_reason = record->per_day ? N_("Daily request limit reached (429)")
+                                         : N_("Rate-limited by Google (429)");
+        /* A key already cooling down is not rotated again, but its
+         * cooldown is extended. */
+        return TRUE;
+      }
+
+    case GK_USAGE_INVALID_KEY:
+      *reason = GK_ROTATION_INVALID_KEY;
+      *status = GK_KEY_STATUS_INVALID;
+      *status_reason = N_("Rejected by Google as invalid, suspended or leaked");
+      return e->status != GK_KEY_STATUS_INVALID || in_service;
+
+    case GK_USAGE_ERROR:
+    default:
+      return FALSE;
+    }
+}
+
+gboolean
+gk_pool_track (GkPool               *self,
+               const GkUsageRecord  *record,
+               GkTrackResult        *result,
+               GError              **error)
+{
+  GkTrackResult local_result = { 0 };
+  g_autofree char *redacted = NULL;
+  PoolEntry *e;
+  sqlite3_stmt *stmt;
+  gint64 now, tokens;
+  gboolean charge, was_in_service;
+  GkRotationReason reason = GK_ROTATION_MANUAL;
+  GkKeyStatus new_status = GK_KEY_STATUS_ACTIVE;
+  const char *status_reason = NULL;
+  gint64 cooldown_until = 0;
+  gboolean out;
+
+  g_return_val_if_fail (GK_IS_POOL (self), FALSE);
+  g_return_val_if_fail (record != NULL, FALSE);
+
+  if (record->prompt_tokens < 0 || record->output_tokens < 0 || record->latency_ms < 0)
+    {
+      g_set_error_literal (error, GK_POOL_ERROR, GK_POOL_ERROR_INVALID,
+                           _("Token counts and latency cannot be negative."));
+      return FALSE;
+    }
+
+  if (!snapshot_acquire (self, error))
+    return FALSE;
+
+  e = entry_for (self, record->key_id);
+  if (e == NULL)
+    {
+      snapshot_release (self);
+      g_set_error (error, GK_POOL_ERROR, GK_POOL_ERROR_NOT_FOUND,
+                   _("There is no key with id %" G_GINT64_FORMAT "."), record->key_id);
+      return FALSE;
+    }
+
+  now = gk_database_now (self->db);
+  tokens = record->prompt_tokens + record->output_tokens;
+  local_result.cost_usd = gk_pricing_cost (self->pricing, record->model ? record->model : "",
+                                           record->prompt_tokens, record->output_tokens,
+                                           &local_result.priced);
+  charge = record->status == GK_USAGE_SUCCESS;
+  if (record->error_message != NULL)
+    {
+      g_autofree char *valid = g_utf8_make_valid (record->error_message, -1);
+      redacted = gk_redact_keys (valid);
+      if (g_utf8_strlen (redacted, -1) > ERROR_MESSAGE_MAX)
+        *g_utf8_offset_to_pointer (redacted, ERROR_MESSAGE_MAX) = '\0';
+    }
+
+  /* The snapshot already holds the database lock; BEGIN nests on the
+   * recursive mutex. */
+  if (!gk_database_begin (self->db, error))
+    {
+      snapshot_release (self);
+      return FALSE;
+    }
+
+  stmt = gk_database_prepare (self->db,
+                              "INSERT INTO gemini_key_usage_log (key_id, model, tokens_used,"
+                              " prompt_tokens, output_tokens, cost_usd, priced, status,"
+                              " http_status, error_message, user_id, latency_ms, created_at)"
+                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                              error);
+  if (stmt == NULL)
+    goto fail;
+  sqlite3_bind_int64 (stmt, 1, record->key_id);
+  sqlite3_bind_text (stmt, 2, record->model ? record->model : "", -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (stmt, 3, tokens);
+  sqlite3_bind_int64 (stmt, 4, record->prompt_tokens);
+  sqlite3_bind_int64 (stmt, 5, record->output_tokens);
+  sqlite3_bind_double (stmt, 6, local_result.cost_usd);
+  sqlite3_bind_int (stmt, 7, local_result.priced ? 1 : 0);
+  sqlite3_bind_text (stmt, 8, gk_usage_status_to_string (record->status), -1, SQLITE_STATIC);
+  if (record->http_status > 0)
+    sqlite3_bind_int (stmt, 9, record->http_status);
+  else
+    sqlite3_bind_null (stmt, 9);
+  if (redacted != NULL)
+    sqlite3_bind_text (stmt, 10, redacted, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null (stmt, 10);
+  if (record->user_id != NULL)
+    sqlite3_bind_text (stmt, 11, record->user_id, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null (stmt, 11);
+  sqlite3_bind_int64 (stmt, 12, record->latency_ms);
+  sqlite3_bind_int64 (stmt, 13, now);
+  if (!step (self->db, stmt, error))
+    goto fail;
+  local_result.usage_id = sqlite3_last_insert_rowid (gk_database_get_handle (self->db));
+
+  if (charge)
+    {
+      /* Increment in SQL: another process may be charging the same key. */
+      stmt = gk_database_prepare (self->db,
+                                  "UPDATE gemini_key_quotas SET used_value = used_value +"
+                                  " CASE unit WHEN 'REQUESTS' THEN 1 ELSE ?2 END"
+                                  " WHERE key_id = ?1",
+                                  error);
+      if (stmt == NULL)
+        goto fail;
+      sqlite3_bind_int64 (stmt, 1, record->key_id);
+      sqlite3_bind_int64 (stmt, 2, tokens);
+      if (!step (self->db, stmt, error))
+        goto fail;
+
+      stmt = gk_database_prepare (self->db,
+                                  "UPDATE gemini_api_keys SET last_used_at = ?2,"
+                                  " month_cost_usd = month_cost_usd + ?3, rate_limit_strikes = 0"
+                                  " WHERE id = ?1",
+                                  error);
+      if (stmt == NULL)
+        goto fail;
+      sqlite3_bind_int64 (stmt, 1, record->key_id);
+      sqlite3_bind_int64 (stmt, 2, now);
+      sqlite3_bind_double (stmt, 3, local_result.cost_usd);
+      if (!step (self->db, stmt, error))
+        goto fail;
+
+      for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
+        e->used[i] += gk_quota_slot_unit (i) == GK_QUOTA_UNIT_REQUESTS ? 1 : tokens;
+      e->last_used_at = now;
+      e->month_cost += local_result.cost_usd;
+      e->strikes = 0;
+    }
+
+  was_in_service = e->status == GK_KEY_STATUS_ACTIVE && e->cooldown_until <= now;
+  if (e->status == GK_KEY_STATUS_RATE_LIMITED && e->cooldown_until <= now)
+    was_in_service = TRUE;
+
+  out = leaves_service (self, e, record, now, &reason, &new_status, &status_reason,
+                        &cooldown_until);
+  if (out)
+    {
+      gboolean project_wide = record->status == GK_USAGE_RATE_LIMITED && record->per_project
+                              && e->project != NULL;
+      PoolEntry *next;
+
+      if (!set_key_state (self, project_wide
+                                  ? "(id = ?1 OR project = ?2) AND deleted_at IS NULL"
+                                    " AND status IN ('ACTIVE', 'RATE_LIMITED')"
+                                  : "id = ?1 AND ?2 IS ?2",
+                          record->key_id, project_wide ? e->project : NULL, new_status,
+                          status_reason, cooldown_until,
+                          record->status == GK_USAGE_RATE_LIMITED, error))
+        goto fail;
+
+      /* Rotations are logged once, when the key leaves service. */
+      if (was_in_service)
+        {
+          for (guint i = 0; i < self->entries->len; i++)
+            {
+              PoolEntry *other = &g_array_index (self->entries, PoolEntry, i);
+
+              if (other == e
+                  || (project_wide && g_strcmp0 (other->project, e->project) == 0
+                      && (other->status == GK_KEY_STATUS_ACTIVE
+                          || other->status == GK_KEY_STATUS_RATE_LIMITED)))
+                {
+                  other->status = new_status;
+                  other->cooldown_until = MAX (other->cooldown_until, cooldown_until);
+                }
+            }
+          next = choose (self, now, NULL, record->key_id);
+          if (!insert_rotation (self, record->key_id, next ? next->id : 0, reason,
+                                record->triggered_by, now, error))
+            goto fail;
+          local_result.rotated = TRUE;
+          local_result.reason = reason;
+          local_result.to_key_id = next ? next->id : 0;
+        }
+    }
+
+  if (!gk_database_commit (self->db, error))
+    {
+      self->loaded = FALSE;
+      snapshot_release (self);
+      return FALSE;
+    }
+
+  /* This pool applied its own change; other pools on this database must
+   * reload, which the bumped stamp tells them. */
+  gk_database_touch (self->db);
+  if (out)
+    self->loaded = FALSE;
+  else
+    self->stamp = gk_database_change_stamp (self->db);
+  snapshot_release (self);
+
+  if (result != NULL)
+    *result = local_result;
+  return TRUE;
+
+fail:
+  gk_database_rollback (self->db);
+  self->loaded = FALSE;
+  snapshot_release (self);
+  return FALSE;
+}
+
+gint64
+gk_pool_rotate (GkPool      *self,
+                gint64       key_id,
+                const char  *triggered_by,
+                GError     **error)
+{
+  g_autoptr(GTimeZone) tz = NULL;
+  PoolEntry *e, *next;
+  sqlite3_stmt *stmt;
+  gint64 now, until, next_id;
+
+  g_return_val_if_fail (GK_IS_POOL (self), 0);
+  g_return_val_if_fail (triggered_by != NULL, 0);
+
+  if (!snapshot_acquire (self, error))
+    return 0;
+
+  e = entry_for (self, key_id);
+  if (e == NULL)
+    {
+      snapshot_release (self);
+      g_set_error (error, GK_POOL_ERROR, GK_POOL_ERROR_NOT_FOUND,
+                   _("There is no key with id %" G_GINT64_FORMAT "."), key_id);
+      return 0;
+    }
+
+  now = gk_database_now (self->db);
+  tz = gk_database_get_reset_timezone (self->db);
+  until = gk_quota_next_reset (GK_QUOTA_DAILY, now, tz);
+
+  if (!gk_database_begin (self->db, error))
+    {
+      snapshot_release (self);
+      return 0;
+    }
+
+  /* The key keeps its status (it is not broken); the cooldown takes it out
+   * of selection until the next daily reset. */
+  stmt = gk_database_prepare (self->db,
+                              "UPDATE gemini_api_keys SET cooldown_until = MAX(cooldown_until, ?2),"
+                              " status_reason = ?3 WHERE id = ?1",
+                              error);
+  if (stmt == NULL)
+    goto fail;
+  sqlite3_bind_int64 (stmt, 1, key_id);
+  sqlite3_bind_int64 (stmt, 2, until);
+  sqlite3_bind_text (stmt, 3, N_("Rotated away by hand until the daily reset"), -1,
+                     SQLITE_STATIC);
+  if (!step (self->db, stmt, error))
+    goto fail;
+
+  next = choose (self, now, NULL, key_id);
+  next_id = next ? next->id : 0;
+  if (!insert_rotation (self, key_id, next_id, GK_ROTATION_MANUAL, triggered_by, now, error))
+    goto fail;
+  if (!gk_database_commit (self->db, error))
+    {
+      self->loaded = FALSE;
+      snapshot_release (self);
+      return 0;
+    }
+  self->loaded = FALSE;
+  gk_database_touch (self->db);
+  snapshot_release (self);
+  return next_id;
+
+fail:
+  gk_database_rollback (self->db);
+  self->loaded = FALSE;
+  snapshot_release (self);
+  return 0;
+}

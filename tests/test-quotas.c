@@ -1,0 +1,290 @@
+/* test-quotas.c: windows, resets, DST days, clock jumps.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include "gk-test-util.h"
+
+static gint64
+utc (int year, int month, int day, int hour, int minute, int second)
+{
+  g_autoptr(GDateTime) dt = g_date_time_new_utc (year, month, day, hour, minute, second);
+  return g_date_time_to_unix (dt);
+}
+
+typedef struct
+{
+  const char  *zone;
+  GkQuotaType  type;
+  gint64       now;
+  gint64       expected_next;
+  gint64       expected_start;
+} BoundaryCase;
+
+static void
+test_boundaries (void)
+{
+  /* Los Angeles: PST = UTC−8, PDT = UTC−7. 2026-03-08 is 23 h long (spring
+   * forward), 2026-11-01 is 25 h long (fall back). */
+  const BoundaryCase cases[] = {
+    /* Minute windows align to the minute in any zone. */
+    { "America/Los_Angeles", GK_QUOTA_PER_MINUTE, utc (2026, 3, 15, 12, 0, 0),
+      utc (2026, 3, 15, 12, 1, 0), utc (2026, 3, 15, 12, 0, 0) },
+    { "America/Los_Angeles", GK_QUOTA_PER_MINUTE, utc (2026, 3, 15, 12, 0, 59),
+      utc (2026, 3, 15, 12, 1, 0), utc (2026, 3, 15, 12, 0, 0) },
+    /* An ordinary PDT day: midnight is 07:00 UTC. */
+    { "America/Los_Angeles", GK_QUOTA_DAILY, utc (2026, 3, 15, 12, 0, 0),
+      utc (2026, 3, 16, 7, 0, 0), utc (2026, 3, 15, 7, 0, 0) },
+    /* Exactly at midnight: the window that starts now ends tomorrow. */
+    { "America/Los_Angeles", GK_QUOTA_DAILY, utc (2026, 3, 16, 7, 0, 0),
+      utc (2026, 3, 17, 7, 0, 0), utc (2026, 3, 16, 7, 0, 0) },
+    /* The 23-hour day: starts 08:00 UTC (PST), ends 07:00 UTC next day. */
+    { "America/Los_Angeles", GK_QUOTA_DAILY, utc (2026, 3, 8, 12, 0, 0),
+      utc (2026, 3, 9, 7, 0, 0), utc (2026, 3, 8, 8, 0, 0) },
+    /* The 25-hour day: starts 07:00 UTC (PDT), ends 08:00 UTC next day. */
+    { "America/Los_Angeles", GK_QUOTA_DAILY, utc (2026, 11, 1, 12, 0, 0),
+      utc (2026, 11, 2, 8, 0, 0), utc (2026, 11, 1, 7, 0, 0) },
+    /* Month ends: February in a common year, a 31-day month, the year end. */
+    { "America/Los_Angeles", GK_QUOTA_MONTHLY, utc (2026, 2, 28, 20, 0, 0),
+      utc (2026, 3, 1, 8, 0, 0), utc (2026, 2, 1, 8, 0, 0) },
+    { "America/Los_Angeles", GK_QUOTA_MONTHLY, utc (2026, 3, 31, 23, 0, 0),
+      utc (2026, 4, 1, 7, 0, 0), utc (2026, 3, 1, 8, 0, 0) },
+    { "UTC", GK_QUOTA_MONTHLY, utc (2026, 12, 31, 23, 59, 59),
+      utc (2027, 1, 1, 0, 0, 0), utc (2026, 12, 1, 0, 0, 0) },
+    { "UTC", GK_QUOTA_DAILY, utc (2028, 2, 28, 23, 0, 0),
+      utc (2028, 2, 29, 0, 0, 0), utc (2028, 2, 28, 0, 0, 0) },
+    /* 23:30 local on Dec 31 in LA is already Jan 1 in UTC. */
+    { "America/Los_Angeles", GK_QUOTA_MONTHLY, utc (2027, 1, 1, 7, 30, 0),
+      utc (2027, 1, 1, 8, 0, 0), utc (2026, 12, 1, 8, 0, 0) },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GTimeZone) tz = g_time_zone_new_identifier (cases[i].zone);
+
+      g_assert_nonnull (tz);
+      g_test_message ("case %u", i);
+      g_assert_cmpint (gk_quota_next_reset (cases[i].type, cases[i].now, tz), ==,
+                       cases[i].expected_next);
+      g_assert_cmpint (gk_quota_window_start (cases[i].type, cases[i].now, tz), ==,
+                       cases[i].expected_start);
+    }
+
+  /* The DST days really are 23 and 25 hours long. */
+  {
+    g_autoptr(GTimeZone) la = g_time_zone_new_identifier ("America/Los_Angeles");
+    gint64 spring = gk_quota_window_start (GK_QUOTA_DAILY, utc (2026, 3, 8, 12, 0, 0), la);
+    gint64 fall = gk_quota_window_start (GK_QUOTA_DAILY, utc (2026, 11, 1, 12, 0, 0), la);
+
+    g_assert_cmpint (gk_quota_next_reset (GK_QUOTA_DAILY, spring, la) - spring, ==, 23 * 3600);
+    g_assert_cmpint (gk_quota_next_reset (GK_QUOTA_DAILY, fall, la) - fall, ==, 25 * 3600);
+  }
+}
+
+typedef struct
+{
+  GkClock    *clock;
+  GkDatabase *db;
+  GkKeyStore *store;
+  GBytes     *master;
+} Fixture;
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  f->clock = gk_clock_new_fixed (GK_TEST_EPOCH);
+  f->db = gk_test_open_db (f->clock);
+  f->master = gk_test_master_key ();
+  f->store = gk_key_store_new (f->db, f->master);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autofree char *dir = g_path_get_dirname (gk_database_get_path (f->db));
+
+  g_clear_object (&f->store);
+  g_assert_finalize_object (f->db);
+  g_clear_object (&f->clock);
+  g_clear_pointer (&f->master, g_bytes_unref);
+  gk_test_rm_rf (dir);
+}
+
+static gint64
+add_key_with_limits (Fixture *f,
+                     gint64   monthly,
+                     gint64   daily,
+                     gint64   minute)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *api_key = NULL;
+  static guint n;
+  GkKeySpec spec;
+  gint64 id;
+
+  gk_key_spec_init (&spec);
+  spec.name = "limited";
+  spec.limits[GK_QUOTA_SLOT_MONTHLY_TOKENS] = monthly;
+  spec.limits[GK_QUOTA_SLOT_DAILY_TOKENS] = daily;
+  spec.limits[GK_QUOTA_SLOT_MINUTE_TOKENS] = minute;
+  api_key = gk_test_api_key (n++);
+  id = gk_key_store_add (f->store, &spec, api_key, &error);
+  g_assert_no_error (error);
+  return id;
+}
+
+static void
+charge (Fixture *f,
+        gint64   key_id,
+        gint64   tokens)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkPool) pool = gk_pool_new (f->db, NULL);
+  GkUsageRecord record;
+
+  gk_usage_record_init (&record);
+  record.key_id = key_id;
+  record.model = "gemini-2.5-flash";
+  record.prompt_tokens = tokens;
+  gk_pool_track (pool, &record, NULL, &error);
+  g_assert_no_error (error);
+}
+
+static gint64
+used (Fixture     *f,
+      gint64       key_id,
+      GkQuotaSlot  slot)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkKey) key = gk_key_store_get (f->store, key_id, &error);
+
+  g_assert_no_error (error);
+  return key->quotas[slot].used_value;
+}
+
+static void
+test_lazy_reset (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(GTimeZone) la = g_time_zone_new_identifier ("America/Los_Angeles");
+  gint64 id = add_key_with_limits (f, 1000000, 100000, 10000);
+  gint64 now = GK_TEST_EPOCH;
+
+  charge (f, id, 500);
+  g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_MINUTE_TOKENS), ==, 500);
+  g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_DAILY_TOKENS), ==, 500);
+  g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_MONTHLY_TOKENS), ==, 500);
+
+  /* One second before the minute ends nothing resets; at the boundary the
+   * minute window does, and only it. */
+  gk_clock_set (f->clock, gk_quota_next_reset (GK_QUOTA_PER_MINUTE, now, la) - 1);
+  g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_MINUTE_TOKENS), ==, 500);
+  gk_clock_set (f->clock, gk_quota_next_reset (GK_QUOTA_PER_MINUTE, now, la));
+  g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_MINUTE_TOKENS), ==, 0);
+  g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_DAILY_TOKENS), ==, 500);
+
+  /* Pacific midnight resets the day, not the month. */
+  gk_clock_set (f->clock, gk_quota_next_reset (GK_QUOTA_DAILY, now, la));
+  g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_DAILY_TOKENS), ==, 0);
+  g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_MONTHLY_TOKENS), ==, 500);
+
+  /* The 1st of the next month resets the month. */
+  gk_clock_set (f->clock, gk_quota_next_reset (GK_QUOTA_MONTHLY, now, la));
+  g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_MONTHLY_TOKENS), ==, 0);
+}
+
+static void
+test_dst_day_reset (Fixture       *f,
+                    gconstpointer  data)
+{
+  gint64 id;
+
+  /* On the 23-hour day, a charge at 00:30 PST is reset at 00:00 PDT of
+   * the next day: 22.5 hours later, not 24. */
+  gk_clock_set (f->clock, utc (2026, 3, 8, 8, 30, 0));
+  id = add_key_with_limits (f, 0, 1000, 0);
+  charge (f, id, 10);
+  gk_clock_set (f->clock, utc (2026, 3, 9, 6, 59, 59));
+  g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_DAILY_TOKENS), ==, 10);
+  gk_clock_set (f->clock, utc (2026, 3, 9, 7, 0, 0));
+  g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_DAILY_TOKENS), ==, 0);
+
+  /* On the 25-hour day the window lasts until 08:00 UTC. */
+  gk_clock_set (f->clock, utc (2026, 11, 1, 7, 30, 0));
+  charge (f, id, 20);
+  gk_clock_set (f->clock, utc (2026, 11, 2, 7, 30, 0));
+  g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_DAILY_TOKENS), ==, 20);
+  gk_clock_set (f->clock, utc (2026, 11, 2, 8, 0, 0));
+  g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_DAILY_TOKENS), ==, 0);
+}
+
+static void
+test_clock_jump (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkKey) key = NULL;
+  g_autoptr(GTimeZone) la = g_time_zone_new_identifier ("America/Los_Angeles");
+  gint64 id = add_key_with_limits (f, 0, 1000, 0);
+
+  charge (f, id, 100);
+
+  /* The clock steps back a day: the counter is kept (never overrun a
+   * quota) and the window now ends at the next midnight of the new "now",
+   * not two days out. */
+  gk_clock_advance (f->clock, -86400);
+  key = gk_key_store_get (f->store, id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (key->quotas[GK_QUOTA_SLOT_DAILY_TOKENS].used_value, ==, 100);
+  g_assert_cmpint (key->quotas[GK_QUOTA_SLOT_DAILY_TOKENS].reset_at, ==,
+                   gk_quota_next_reset (GK_QUOTA_DAILY, gk_clock_now (f->clock), la));
+  g_clear_pointer (&key, gk_key_free);
+
+  /* Then forward by two days: the window has ended, the counter resets. */
+  gk_clock_advance (f->clock, 2 * 86400);
+  g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_DAILY_TOKENS), ==, 0);
+}
+
+static void
+test_manual_reset_and_boundary (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GTimeZone) la = g_time_zone_new_identifier ("America/Los_Angeles");
+  gint64 id = add_key_with_limits (f, 5000, 1000, 100);
+  gint64 next;
+
+  charge (f, id, 50);
+
+  next = gk_quotas_next_boundary (f->db, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (next, ==, gk_quota_next_reset (GK_QUOTA_PER_MINUTE, GK_TEST_EPOCH, la));
+
+  gk_quotas_reset (f->db, FALSE, GK_QUOTA_DAILY, "manual:test", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_DAILY_TOKENS), ==, 0);
+  g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_MONTHLY_TOKENS), ==, 50);
+
+  gk_quotas_reset (f->db, TRUE, 0, "manual:test", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_MONTHLY_TOKENS), ==, 0);
+  g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_MINUTE_TOKENS), ==, 0);
+}
+
+int
+main (int argc, char *argv[])
+{
+  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+
+  g_test_add_func ("/quotas/boundaries", test_boundaries);
+  g_test_add ("/quotas/lazy-reset", Fixture, NULL, fixture_setup, test_lazy_reset, fixture_teardown);
+  g_test_add ("/quotas/dst-days", Fixture, NULL, fixture_setup, test_dst_day_reset, fixture_teardown);
+  g_test_add ("/quotas/clock-jump", Fixture, NULL, fixture_setup, test_clock_jump, fixture_teardown);
+  g_test_add ("/quotas/manual-reset", Fixture, NULL, fixture_setup, test_manual_reset_and_boundary,
+              fixture_teardown);
+
+  return g_test_run ();
+}
