@@ -338,10 +338,15 @@ static int
 read_user_version (GkDatabase *self)
 {
   sqlite3_stmt *stmt = gk_database_prepare (self, "PRAGMA user_version", NULL);
+  int version = -1;
 
-  if (stmt == NULL || sqlite3_step (stmt) != SQLITE_ROW)
-    return -1;
-  return sqlite3_column_int (stmt, 0);
+  /* Every statement is reset after use: one left active would pin an old
+   * read snapshot of the WAL. */
+  if (stmt != NULL && sqlite3_step (stmt) == SQLITE_ROW)
+    version = sqlite3_column_int (stmt, 0);
+  if (stmt != NULL)
+    sqlite3_reset (stmt);
+  return version;
 }
 
 static gboolean
@@ -620,6 +625,8 @@ gk_database_get_data_version (GkDatabase *self)
   stmt = gk_database_prepare (self, "PRAGMA data_version", NULL);
   if (stmt != NULL && sqlite3_step (stmt) == SQLITE_ROW)
     version = sqlite3_column_int64 (stmt, 0);
+  if (stmt != NULL)
+    sqlite3_reset (stmt);
   gk_database_unlock (self);
   return version;
 }

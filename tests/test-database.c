@@ -1,0 +1,195 @@
+/* test-database.c: opening, migrations, settings, damaged files.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <sys/stat.h>
+
+#include "gk-database-private.h"
+#include "gk-test-util.h"
+
+static const char *const seed_tables[] = {
+  "meta", "settings", "gemini_api_keys", "gemini_key_quotas", "gemini_key_usage_log",
+  "gemini_key_rotation_log", "gateway_tokens", "quota_reset_log", NULL,
+};
+
+static void
+test_migrate_from_empty (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = gk_test_db_path ();
+  g_autofree char *dir = g_path_get_dirname (path);
+  g_auto(GStrv) created = NULL;
+  g_auto(GStrv) again = NULL;
+  g_autofree char *uuid = NULL;
+  GStatBuf st;
+
+  {
+    g_autoptr(GkDatabase) db = gk_database_new (path, NULL, &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpint (gk_database_get_schema_version (db), ==, 0);
+    gk_database_migrate (db, &created, &error);
+    g_assert_no_error (error);
+    g_assert_cmpstrv (created, seed_tables);
+    g_assert_cmpint (gk_database_get_schema_version (db), ==, 1);
+    uuid = g_strdup (gk_database_get_uuid (db));
+    g_assert_true (g_uuid_string_is_valid (uuid));
+    g_assert_true (gk_database_check_integrity (db, &error));
+  }
+
+  /* The file is private to the user. */
+  g_assert_cmpint (g_stat (path, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 0777, ==, 0600);
+
+  /* Re-opening migrates nothing and keeps the identity. */
+  {
+    g_autoptr(GkDatabase) db = gk_database_new (path, NULL, &error);
+
+    g_assert_no_error (error);
+    gk_database_migrate (db, &again, &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (g_strv_length (again), ==, 0);
+    g_assert_cmpstr (gk_database_get_uuid (db), ==, uuid);
+  }
+  gk_test_rm_rf (dir);
+}
+
+static void
+test_settings (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) db = gk_test_open_db (NULL);
+  g_autoptr(GTimeZone) tz = NULL;
+  g_autofree char *value = NULL;
+
+  g_assert_null (gk_database_get_setting (db, "nothing"));
+  g_assert_cmpfloat (gk_database_get_rotation_threshold (db), ==, 5.0);
+  tz = gk_database_get_reset_timezone (db);
+  g_assert_cmpstr (g_time_zone_get_identifier (tz), ==, "America/Los_Angeles");
+
+  gk_database_set_setting (db, GK_SETTING_ROTATION_THRESHOLD, "12.5", &error);
+  g_assert_no_error (error);
+  g_assert_cmpfloat (gk_database_get_rotation_threshold (db), ==, 12.5);
+  /* Nonsense falls back to the default rather than disabling rotation. */
+  gk_database_set_setting (db, GK_SETTING_ROTATION_THRESHOLD, "lots", &error);
+  g_assert_cmpfloat (gk_database_get_rotation_threshold (db), ==, 5.0);
+  gk_database_set_setting (db, GK_SETTING_ROTATION_THRESHOLD, "250", &error);
+  g_assert_cmpfloat (gk_database_get_rotation_threshold (db), ==, 5.0);
+
+  gk_database_set_setting (db, GK_SETTING_GATEWAY_PORT, "9000", &error);
+  g_assert_cmpint (gk_database_get_setting_int (db, GK_SETTING_GATEWAY_PORT, 1), ==, 9000);
+  value = gk_database_get_setting (db, GK_SETTING_GATEWAY_PORT);
+  g_assert_cmpstr (value, ==, "9000");
+}
+
+static void
+test_not_a_database (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = gk_test_db_path ();
+  g_autofree char *dir = g_path_get_dirname (path);
+  g_autoptr(GkDatabase) db = NULL;
+  g_autofree char *after = NULL;
+  const char *garbage = "this is not an SQLite database, but it is someone's file\n";
+
+  g_assert_true (g_file_set_contents (path, garbage, -1, NULL));
+  db = gk_database_open (path, NULL, &error);
+  g_assert_null (db);
+  g_assert_error (error, GK_DATABASE_ERROR, GK_DATABASE_ERROR_CORRUPT);
+  g_assert_nonnull (strstr (error->message, "backup"));
+
+  /* Nothing was overwritten. */
+  g_assert_true (g_file_get_contents (path, &after, NULL, NULL));
+  g_assert_cmpstr (after, ==, garbage);
+  gk_test_rm_rf (dir);
+}
+
+static void
+test_too_new (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = gk_test_db_path ();
+  g_autofree char *dir = g_path_get_dirname (path);
+
+  {
+    g_autoptr(GkDatabase) db = gk_database_open (path, NULL, &error);
+    g_assert_no_error (error);
+    gk_database_exec (db, "PRAGMA user_version = 99", &error);
+    g_assert_no_error (error);
+  }
+  {
+    g_autoptr(GkDatabase) db = gk_database_open (path, NULL, &error);
+    g_assert_null (db);
+    g_assert_error (error, GK_DATABASE_ERROR, GK_DATABASE_ERROR_TOO_NEW);
+  }
+  gk_test_rm_rf (dir);
+}
+
+static void
+test_read_only (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = gk_test_db_path ();
+  g_autofree char *dir = g_path_get_dirname (path);
+
+  if (geteuid () == 0)
+    {
+      /* root writes through file modes; the fault tests cover this with a
+       * read-only mount instead. */
+      g_test_skip ("file modes do not stop root");
+      gk_test_rm_rf (dir);
+      return;
+    }
+  {
+    g_autoptr(GkDatabase) db = gk_database_open (path, NULL, &error);
+    g_assert_no_error (error);
+  }
+  g_chmod (path, 0400);
+  {
+    g_autoptr(GkDatabase) db = gk_database_open (path, NULL, &error);
+    g_autoptr(GError) write_error = NULL;
+
+    if (db != NULL)
+      {
+        gk_database_set_setting (db, "k", "v", &write_error);
+        g_assert_error (write_error, GK_DATABASE_ERROR, GK_DATABASE_ERROR_READ_ONLY);
+      }
+    else
+      g_assert_nonnull (error);
+  }
+  gk_test_rm_rf (dir);
+}
+
+static void
+test_data_version (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) db = gk_test_open_db (NULL);
+  g_autoptr(GkDatabase) other = gk_database_open (gk_database_get_path (db), NULL, &error);
+  gint64 before, after;
+
+  g_assert_no_error (error);
+  before = gk_database_get_data_version (db);
+  gk_database_set_setting (other, "k", "v", &error);
+  g_assert_no_error (error);
+  after = gk_database_get_data_version (db);
+  g_assert_cmpint (before, !=, after);
+}
+
+int
+main (int argc, char *argv[])
+{
+  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+
+  g_test_add_func ("/database/migrate-from-empty", test_migrate_from_empty);
+  g_test_add_func ("/database/settings", test_settings);
+  g_test_add_func ("/database/not-a-database", test_not_a_database);
+  g_test_add_func ("/database/too-new", test_too_new);
+  g_test_add_func ("/database/read-only", test_read_only);
+  g_test_add_func ("/database/data-version", test_data_version);
+
+  return g_test_run ();
+}
