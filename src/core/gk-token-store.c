@@ -1,5 +1,361 @@
-/* SPDX-License-Identifier: GPL-3.0-or-later */
-
+/* gk-token-store.c: gateway client tokens, stored as SHA-256 hashes.
+ *
+ * A token is "gk_" followed by 32 random bytes in unpadded base64url. Only
+ * its hash is kept, so a copy of the database does not let anyone use the
+ * gateway. The tokens carry 256 bits of randomness, so a plain hash (not a
+ * slow password hash) is enough.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
 #include "config.h"
 
+#include <string.h>
+
+#include <glib/gi18n.h>
+#include <openssl/rand.h>
+
+#include "gk-crypto.h"
+#include "gk-database-private.h"
 #include "gk-token-store.h"
+
+#define TOKEN_PREFIX        "gk_"
+#define TOKEN_RANDOM_BYTES  32
+#define TOKEN_NAME_MAX      100
+/* last_used_at is for display; writing it on every request would turn each
+ * gateway request into a database write. */
+#define LAST_USED_RESOLUTION_S 60
+
+G_DEFINE_QUARK (gk-token-error-quark, gk_token_error)
+
+void
+gk_token_free (GkToken *token)
+{
+  if (token == NULL)
+    return;
+  g_free (token->name);
+  g_free (token);
+}
+
+static gboolean
+validate_name (const char  *name,
+               GError     **error)
+{
+  glong n_chars;
+
+  if (name == NULL || !g_utf8_validate (name, -1, NULL))
+    {
+      g_set_error (error, GK_TOKEN_ERROR, GK_TOKEN_ERROR_INVALID_NAME,
+                   _("The token name is not valid text."));
+      return FALSE;
+    }
+
+  n_chars = g_utf8_strlen (name, -1);
+  if (n_chars < 1 || n_chars > TOKEN_NAME_MAX)
+    {
+      g_set_error (error, GK_TOKEN_ERROR, GK_TOKEN_ERROR_INVALID_NAME,
+                   _("The token name must be 1 to %d characters long."), TOKEN_NAME_MAX);
+      return FALSE;
+    }
+
+  /* The name is the user id in logs and tables: keep it printable and
+   * free of look-alike padding. */
+  if (g_unichar_isspace (g_utf8_get_char (name))
+      || g_unichar_isspace (g_utf8_get_char (g_utf8_prev_char (name + strlen (name)))))
+    {
+      g_set_error (error, GK_TOKEN_ERROR, GK_TOKEN_ERROR_INVALID_NAME,
+                   _("The token name must not start or end with a space."));
+      return FALSE;
+    }
+  for (const char *p = name; *p != '\0'; p = g_utf8_next_char (p))
+    {
+      if (g_unichar_iscntrl (g_utf8_get_char (p)))
+        {
+          g_set_error (error, GK_TOKEN_ERROR, GK_TOKEN_ERROR_INVALID_NAME,
+                       _("The token name must not contain control characters."));
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+static char *
+new_token_text (void)
+{
+  guint8 random_bytes[TOKEN_RANDOM_BYTES];
+  char *encoded;
+  char *token;
+
+  if (RAND_bytes (random_bytes, sizeof random_bytes) != 1)
+    g_error ("The system random number generator failed");
+
+  encoded = g_base64_encode (random_bytes, sizeof random_bytes);
+  gk_crypto_wipe (random_bytes, sizeof random_bytes);
+
+  /* base64url without padding: safe in URLs (?key=) and headers. */
+  for (char *p = encoded; *p != '\0'; p++)
+    {
+      if (*p == '+')
+        *p = '-';
+      else if (*p == '/')
+        *p = '_';
+      else if (*p == '=')
+        {
+          *p = '\0';
+          break;
+        }
+    }
+
+  token = g_strconcat (TOKEN_PREFIX, encoded, NULL);
+  gk_crypto_wipe_string (encoded);
+  return token;
+}
+
+/**
+ * gk_token_create:
+ *
+ * Creates a token named @name (1–100 characters, unique among live tokens).
+ * The returned text is the only copy: show it once, then wipe it.
+ */
+char *
+gk_token_create (GkDatabase  *db,
+                 const char  *name,
+                 gint64      *id_out,
+                 GError     **error)
+{
+  g_autofree char *hash = NULL;
+  char *token;
+  sqlite3_stmt *stmt;
+  gboolean duplicate = FALSE;
+  int rc;
+
+  g_return_val_if_fail (GK_IS_DATABASE (db), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (!validate_name (name, error))
+    return NULL;
+
+  token = new_token_text ();
+  hash = gk_crypto_sha256_hex (token);
+
+  if (!gk_database_begin (db, error))
+    {
+      gk_crypto_wipe_string (token);
+      return NULL;
+    }
+
+  stmt = gk_database_prepare (db,
+                              "SELECT EXISTS (SELECT 1 FROM gateway_tokens"
+                              " WHERE name = ?1 AND revoked_at IS NULL)",
+                              error);
+  if (stmt == NULL)
+    goto fail;
+  sqlite3_bind_text (stmt, 1, name, -1, SQLITE_STATIC);
+  rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    duplicate = sqlite3_column_int (stmt, 0) != 0;
+  else
+    gk_database_set_error (db, error, _("Cannot read the gateway tokens"));
+  sqlite3_reset (stmt);
+  if (rc != SQLITE_ROW)
+    goto fail;
+  if (duplicate)
+    {
+      g_set_error (error, GK_TOKEN_ERROR, GK_TOKEN_ERROR_DUPLICATE,
+                   _("A token named “%s” already exists. Choose another name, or revoke the "
+                     "old token first."),
+                   name);
+      goto fail;
+    }
+
+  stmt = gk_database_prepare (db,
+                              "INSERT INTO gateway_tokens (name, token_hash, created_at)"
+                              " VALUES (?1, ?2, ?3)",
+                              error);
+  if (stmt == NULL)
+    goto fail;
+  sqlite3_bind_text (stmt, 1, name, -1, SQLITE_STATIC);
+  sqlite3_bind_text (stmt, 2, hash, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (stmt, 3, gk_database_now (db));
+  rc = sqlite3_step (stmt);
+  if (rc != SQLITE_DONE)
+    gk_database_set_error (db, error, _("Cannot save the gateway token"));
+  sqlite3_reset (stmt);
+  if (rc != SQLITE_DONE)
+    goto fail;
+
+  if (id_out != NULL)
+    *id_out = sqlite3_last_insert_rowid (gk_database_get_handle (db));
+
+  if (!gk_database_commit (db, error))
+    {
+      gk_crypto_wipe_string (token);
+      return NULL;
+    }
+  return token;
+
+fail:
+  gk_database_rollback (db);
+  gk_crypto_wipe_string (token);
+  return NULL;
+}
+
+/**
+ * gk_token_list:
+ *
+ * Every token, revoked ones included, oldest first.
+ */
+GPtrArray *
+gk_token_list (GkDatabase  *db,
+               GError     **error)
+{
+  g_autoptr(GPtrArray) tokens = g_ptr_array_new_with_free_func ((GDestroyNotify) gk_token_free);
+  sqlite3_stmt *stmt;
+  int rc;
+
+  g_return_val_if_fail (GK_IS_DATABASE (db), NULL);
+
+  gk_database_lock (db);
+  stmt = gk_database_prepare (db,
+                              "SELECT id, name, created_at, COALESCE (last_used_at, 0),"
+                              " COALESCE (revoked_at, 0) FROM gateway_tokens ORDER BY id",
+                              error);
+  if (stmt == NULL)
+    {
+      gk_database_unlock (db);
+      return NULL;
+    }
+
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      GkToken *token = g_new0 (GkToken, 1);
+
+      token->id = sqlite3_column_int64 (stmt, 0);
+      token->name = g_strdup ((const char *) sqlite3_column_text (stmt, 1));
+      token->created_at = sqlite3_column_int64 (stmt, 2);
+      token->last_used_at = sqlite3_column_int64 (stmt, 3);
+      token->revoked_at = sqlite3_column_int64 (stmt, 4);
+      g_ptr_array_add (tokens, token);
+    }
+  if (rc != SQLITE_DONE)
+    gk_database_set_error (db, error, _("Cannot read the gateway tokens"));
+  sqlite3_reset (stmt);
+  gk_database_unlock (db);
+
+  if (rc != SQLITE_DONE)
+    return NULL;
+  return g_steal_pointer (&tokens);
+}
+
+/**
+ * gk_token_revoke:
+ *
+ * Revokes token @id at once; revoking a revoked token changes nothing.
+ */
+gboolean
+gk_token_revoke (GkDatabase  *db,
+                 gint64       id,
+                 GError     **error)
+{
+  sqlite3_stmt *stmt;
+  gboolean found = FALSE;
+  int rc;
+
+  g_return_val_if_fail (GK_IS_DATABASE (db), FALSE);
+
+  gk_database_lock (db);
+  /* COALESCE keeps the first revocation time. */
+  stmt = gk_database_prepare (db,
+                              "UPDATE gateway_tokens SET revoked_at = COALESCE (revoked_at, ?2)"
+                              " WHERE id = ?1",
+                              error);
+  if (stmt == NULL)
+    {
+      gk_database_unlock (db);
+      return FALSE;
+    }
+  sqlite3_bind_int64 (stmt, 1, id);
+  sqlite3_bind_int64 (stmt, 2, gk_database_now (db));
+  rc = sqlite3_step (stmt);
+  if (rc == SQLITE_DONE)
+    found = sqlite3_changes (gk_database_get_handle (db)) > 0;
+  else
+    gk_database_set_error (db, error, _("Cannot revoke the gateway token"));
+  sqlite3_reset (stmt);
+  gk_database_unlock (db);
+
+  if (rc != SQLITE_DONE)
+    return FALSE;
+  if (!found)
+    {
+      g_autofree char *id_text = g_strdup_printf ("%" G_GINT64_FORMAT, id);
+
+      g_set_error (error, GK_TOKEN_ERROR, GK_TOKEN_ERROR_NOT_FOUND,
+                   _("There is no gateway token with id %s."), id_text);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/**
+ * gk_token_verify:
+ *
+ * The name of the live token @token, or NULL. Safe to call from any thread.
+ */
+char *
+gk_token_verify (GkDatabase *db,
+                 const char *token)
+{
+  g_autofree char *hash = NULL;
+  sqlite3_stmt *stmt;
+  char *name = NULL;
+  gint64 id = 0;
+  gint64 last_used = 0;
+  gint64 now;
+
+  g_return_val_if_fail (GK_IS_DATABASE (db), NULL);
+
+  if (token == NULL || *token == '\0')
+    return NULL;
+
+  /* The lookup is by hash, so its timing says nothing about the token;
+   * the final comparison is constant-time all the same. */
+  hash = gk_crypto_sha256_hex (token);
+
+  gk_database_lock (db);
+  stmt = gk_database_prepare (db,
+                              "SELECT id, name, token_hash, COALESCE (last_used_at, 0)"
+                              " FROM gateway_tokens WHERE token_hash = ?1 AND revoked_at IS NULL",
+                              NULL);
+  if (stmt != NULL)
+    {
+      sqlite3_bind_text (stmt, 1, hash, -1, SQLITE_STATIC);
+      if (sqlite3_step (stmt) == SQLITE_ROW
+          && gk_crypto_equal_const_time ((const char *) sqlite3_column_text (stmt, 2), hash))
+        {
+          id = sqlite3_column_int64 (stmt, 0);
+          name = g_strdup ((const char *) sqlite3_column_text (stmt, 1));
+          last_used = sqlite3_column_int64 (stmt, 3);
+        }
+      sqlite3_reset (stmt);
+    }
+
+  now = gk_database_now (db);
+  if (name != NULL && (now - last_used >= LAST_USED_RESOLUTION_S || now < last_used))
+    {
+      stmt = gk_database_prepare (db, "UPDATE gateway_tokens SET last_used_at = ?2 WHERE id = ?1",
+                                  NULL);
+      if (stmt != NULL)
+        {
+          sqlite3_bind_int64 (stmt, 1, id);
+          sqlite3_bind_int64 (stmt, 2, now);
+          /* Failing to record the time (a busy database) must not refuse a
+           * valid token. */
+          if (sqlite3_step (stmt) != SQLITE_DONE)
+            g_debug ("Cannot record the use of gateway token %" G_GINT64_FORMAT, id);
+          sqlite3_reset (stmt);
+        }
+    }
+  gk_database_unlock (db);
+
+  return name;
+}

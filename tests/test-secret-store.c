@@ -1,0 +1,920 @@
+/* test-secret-store.c: the master key against a real gnome-keyring-daemon
+ * (tests/keyring-session.sh) and in master key files.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <string.h>
+#include <sys/stat.h>
+
+#include <glib/gstdio.h>
+#include <libsecret/secret.h>
+
+#include "gk-core.h"
+#include "gk-database-private.h"
+
+#define META_CHECK_VALUE "key_check_value"
+
+/* The attributes gk-secret-store.c stores items under; the tests reach
+ * into the keyring directly to simulate interrupted rotations. */
+static const SecretSchema test_schema = {
+  GK_SECRET_SCHEMA_NAME, SECRET_SCHEMA_NONE,
+  {
+    { "database-uuid", SECRET_SCHEMA_ATTRIBUTE_STRING },
+    { "role", SECRET_SCHEMA_ATTRIBUTE_STRING },
+    { NULL, 0 },
+  }
+};
+
+typedef struct
+{
+  char       *dir;
+  GkDatabase *db;
+} Fixture;
+
+static void
+fixture_set_up (Fixture       *fixture,
+                gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkClock) clock = gk_clock_new_fixed (1773576000);
+  g_autofree char *path = NULL;
+
+  fixture->dir = g_dir_make_tmp ("gk-secret-XXXXXX", &error);
+  g_assert_no_error (error);
+  path = g_build_filename (fixture->dir, "keys.db", NULL);
+  fixture->db = gk_database_open (path, clock, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (fixture->db);
+}
+
+static void
+remove_tree (const char *path)
+{
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *child = g_build_filename (path, name, NULL);
+
+      if (g_file_test (child, G_FILE_TEST_IS_DIR))
+        remove_tree (child);
+      else
+        g_unlink (child);
+    }
+  g_rmdir (path);
+}
+
+static void
+fixture_tear_down (Fixture       *fixture,
+                   gconstpointer  data)
+{
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (NULL);
+
+  /* Keep the shared test keyring tidy. */
+  gk_secret_store_clear (store, gk_database_get_uuid (fixture->db), NULL, NULL);
+  secret_password_clear_sync (&test_schema, NULL, NULL,
+                              "database-uuid", gk_database_get_uuid (fixture->db),
+                              NULL);
+  g_assert_finalize_object (fixture->db);
+  remove_tree (fixture->dir);
+  g_free (fixture->dir);
+}
+
+static GBytes *
+make_key (guint8 seed)
+{
+  guint8 key[GK_MASTER_KEY_LEN];
+
+  for (guint i = 0; i < sizeof key; i++)
+    key[i] = (guint8) (seed * 31 + i);
+  return gk_secure_bytes_new (key, sizeof key);
+}
+
+static char *
+test_api_key (guint n)
+{
+  return g_strdup_printf ("AIzaSyTest%025u", n);
+}
+
+/* Inserts a key row the way the key store does, with raw SQL so these
+ * tests do not depend on it. Returns the row id. */
+static gint64
+insert_row (GkDatabase *db,
+            GBytes     *master_key,
+            guint       n)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *uuid = g_uuid_string_random ();
+  g_autofree char *api_key = test_api_key (n);
+  g_autofree char *name = g_strdup_printf ("key %u", n);
+  g_autofree char *fingerprint = gk_crypto_fingerprint (master_key, api_key);
+  g_autoptr(GBytes) blob = gk_crypto_encrypt (master_key, uuid, api_key, strlen (api_key), &error);
+  sqlite3_stmt *stmt;
+  gint64 id;
+
+  g_assert_no_error (error);
+  gk_database_lock (db);
+  stmt = gk_database_prepare (db,
+                              "INSERT INTO gemini_api_keys (uuid, name, api_key_encrypted,"
+                              " key_fingerprint, key_hint, created_at, updated_at)"
+                              " VALUES (?1, ?2, ?3, ?4, ?5, 0, 0)",
+                              &error);
+  g_assert_no_error (error);
+  sqlite3_bind_text (stmt, 1, uuid, -1, SQLITE_STATIC);
+  sqlite3_bind_text (stmt, 2, name, -1, SQLITE_STATIC);
+  sqlite3_bind_blob (stmt, 3, g_bytes_get_data (blob, NULL), (int) g_bytes_get_size (blob),
+                     SQLITE_STATIC);
+  sqlite3_bind_text (stmt, 4, fingerprint, -1, SQLITE_STATIC);
+  sqlite3_bind_text (stmt, 5, api_key + strlen (api_key) - 4, -1, SQLITE_STATIC);
+  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_DONE);
+  sqlite3_reset (stmt);
+  id = sqlite3_last_insert_rowid (gk_database_get_handle (db));
+  gk_database_unlock (db);
+  return id;
+}
+
+/* Decrypts row @id with @master_key; NULL when it does not decrypt. */
+static char *
+decrypt_row (GkDatabase *db,
+             gint64      id,
+             GBytes     *master_key,
+             char      **fingerprint_out)
+{
+  g_autoptr(GBytes) plain = NULL;
+  sqlite3_stmt *stmt;
+  char *result = NULL;
+
+  gk_database_lock (db);
+  stmt = gk_database_prepare (db,
+                              "SELECT uuid, api_key_encrypted, key_fingerprint"
+                              " FROM gemini_api_keys WHERE id = ?1",
+                              NULL);
+  g_assert_nonnull (stmt);
+  sqlite3_bind_int64 (stmt, 1, id);
+  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+  plain = gk_crypto_decrypt (master_key, (const char *) sqlite3_column_text (stmt, 0),
+                             sqlite3_column_blob (stmt, 1),
+                             (gsize) sqlite3_column_bytes (stmt, 1), NULL);
+  if (fingerprint_out != NULL)
+    *fingerprint_out = g_strdup ((const char *) sqlite3_column_text (stmt, 2));
+  sqlite3_reset (stmt);
+  gk_database_unlock (db);
+
+  if (plain != NULL)
+    result = g_strdup (g_bytes_get_data (plain, NULL));
+  return result;
+}
+
+static GBytes *
+row_blob (GkDatabase *db,
+          gint64      id)
+{
+  sqlite3_stmt *stmt;
+  GBytes *blob;
+
+  gk_database_lock (db);
+  stmt = gk_database_prepare (db, "SELECT api_key_encrypted FROM gemini_api_keys WHERE id = ?1",
+                              NULL);
+  sqlite3_bind_int64 (stmt, 1, id);
+  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+  blob = g_bytes_new (sqlite3_column_blob (stmt, 0), (gsize) sqlite3_column_bytes (stmt, 0));
+  sqlite3_reset (stmt);
+  gk_database_unlock (db);
+  return blob;
+}
+
+static void
+assert_check_value (GkDatabase *db,
+                    GBytes     *master_key)
+{
+  g_autofree char *stored = gk_database_get_meta (db, META_CHECK_VALUE);
+  g_autofree char *expected = master_key ? gk_crypto_check_value (master_key) : NULL;
+
+  g_assert_cmpstr (stored, ==, expected);
+}
+
+static GBytes *
+keyring_item (GkDatabase *db,
+              const char *role)
+{
+  g_autoptr(GError) error = NULL;
+  SecretValue *value;
+  GBytes *bytes = NULL;
+
+  value = secret_password_lookup_binary_sync (&test_schema, NULL, &error,
+                                              "database-uuid", gk_database_get_uuid (db),
+                                              "role", role,
+                                              NULL);
+  g_assert_no_error (error);
+  if (value != NULL)
+    {
+      gsize len;
+      const char *data = secret_value_get (value, &len);
+
+      bytes = gk_secure_bytes_new (data, len);
+      secret_value_unref (value);
+    }
+  return bytes;
+}
+
+static void
+store_keyring_item (GkDatabase *db,
+                    const char *role,
+                    GBytes     *key)
+{
+  g_autoptr(GError) error = NULL;
+  SecretValue *value = secret_value_new (g_bytes_get_data (key, NULL), g_bytes_get_size (key),
+                                         "application/octet-stream");
+
+  secret_password_store_binary_sync (&test_schema, SECRET_COLLECTION_DEFAULT, "test item",
+                                     value, NULL, &error,
+                                     "database-uuid", gk_database_get_uuid (db),
+                                     "role", role,
+                                     NULL);
+  secret_value_unref (value);
+  g_assert_no_error (error);
+}
+
+static GBytes *
+unlock (GkSecretStore *store,
+        GkDatabase    *db)
+{
+  g_autoptr(GError) error = NULL;
+  GBytes *key = gk_secret_store_unlock (store, db, NULL, &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (key);
+  g_assert_cmpuint (g_bytes_get_size (key), ==, GK_MASTER_KEY_LEN);
+  return key;
+}
+
+static void
+assert_unlock_fails (GkSecretStore *store,
+                     GkDatabase    *db,
+                     GkSecretError  code)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) key = gk_secret_store_unlock (store, db, NULL, &error);
+
+  g_assert_error (error, GK_SECRET_ERROR, (gint) code);
+  g_assert_null (key);
+  g_test_message ("unlock: %s", error->message);
+}
+
+static void
+test_keyring_round_trip (Fixture       *fixture,
+                         gconstpointer  data)
+{
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (NULL);
+  g_autoptr(GBytes) key1 = make_key (1);
+  g_autoptr(GBytes) key2 = make_key (2);
+  g_autoptr(GBytes) found = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *uuid = gk_database_get_uuid (fixture->db);
+
+  g_assert_null (gk_secret_store_get_file (store));
+
+  found = gk_secret_store_lookup (store, uuid, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_null (found);
+
+  g_assert_true (gk_secret_store_store (store, uuid, key1, NULL, &error));
+  g_assert_no_error (error);
+  found = gk_secret_store_lookup (store, uuid, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (found, key1));
+  g_clear_pointer (&found, g_bytes_unref);
+
+  /* Storing again replaces the item. */
+  g_assert_true (gk_secret_store_store (store, uuid, key2, NULL, &error));
+  found = gk_secret_store_lookup (store, uuid, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (found, key2));
+  g_clear_pointer (&found, g_bytes_unref);
+
+  /* Another database's uuid sees nothing. */
+  found = gk_secret_store_lookup (store, "00000000-0000-4000-8000-000000000000", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_null (found);
+
+  g_assert_true (gk_secret_store_clear (store, uuid, NULL, &error));
+  g_assert_no_error (error);
+  found = gk_secret_store_lookup (store, uuid, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_null (found);
+
+  /* Clearing nothing is fine. */
+  g_assert_true (gk_secret_store_clear (store, uuid, NULL, &error));
+  g_assert_no_error (error);
+}
+
+static void
+test_unlock_creates_once (Fixture       *fixture,
+                          gconstpointer  data)
+{
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (NULL);
+  g_autoptr(GBytes) first = NULL;
+  g_autoptr(GBytes) second = NULL;
+  g_autoptr(GBytes) stored = NULL;
+
+  assert_check_value (fixture->db, NULL);
+  first = unlock (store, fixture->db);
+  assert_check_value (fixture->db, first);
+  stored = keyring_item (fixture->db, "current");
+  g_assert_true (g_bytes_equal (stored, first));
+
+  second = unlock (store, fixture->db);
+  g_assert_true (g_bytes_equal (first, second));
+  assert_check_value (fixture->db, first);
+}
+
+static void
+unlock_done_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  GBytes **out = user_data;
+  g_autoptr(GError) error = NULL;
+
+  *out = gk_secret_store_unlock_finish (GK_SECRET_STORE (source), result, &error);
+  g_assert_no_error (error);
+}
+
+static void
+test_unlock_async (Fixture       *fixture,
+                   gconstpointer  data)
+{
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (NULL);
+  g_autoptr(GBytes) async_key = NULL;
+  g_autoptr(GBytes) sync_key = NULL;
+
+  gk_secret_store_unlock_async (store, fixture->db, NULL, unlock_done_cb, &async_key);
+  while (async_key == NULL)
+    g_main_context_iteration (NULL, TRUE);
+
+  sync_key = unlock (store, fixture->db);
+  g_assert_true (g_bytes_equal (async_key, sync_key));
+}
+
+static void
+test_unlock_wrong_key (Fixture       *fixture,
+                       gconstpointer  data)
+{
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (NULL);
+  g_autoptr(GBytes) right = unlock (store, fixture->db);
+  g_autoptr(GBytes) wrong = make_key (7);
+  g_autoptr(GBytes) stored = NULL;
+  g_autoptr(GBytes) blob_before = NULL;
+  g_autoptr(GBytes) blob_after = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 id = insert_row (fixture->db, right, 1);
+
+  blob_before = row_blob (fixture->db, id);
+  g_assert_true (gk_secret_store_store (store, gk_database_get_uuid (fixture->db), wrong, NULL,
+                                        &error));
+  g_assert_no_error (error);
+
+  assert_unlock_fails (store, fixture->db, GK_SECRET_ERROR_WRONG_KEY);
+
+  /* Neither the keyring nor the database changed. */
+  stored = keyring_item (fixture->db, "current");
+  g_assert_true (g_bytes_equal (stored, wrong));
+  assert_check_value (fixture->db, right);
+  blob_after = row_blob (fixture->db, id);
+  g_assert_true (g_bytes_equal (blob_before, blob_after));
+}
+
+static void
+test_unlock_missing (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (NULL);
+  g_autoptr(GBytes) key = unlock (store, fixture->db);
+  g_autoptr(GBytes) stored = NULL;
+  g_autoptr(GError) error = NULL;
+
+  insert_row (fixture->db, key, 1);
+  g_assert_true (gk_secret_store_clear (store, gk_database_get_uuid (fixture->db), NULL, &error));
+  g_assert_no_error (error);
+
+  assert_unlock_fails (store, fixture->db, GK_SECRET_ERROR_MISSING);
+  /* Still nothing: no new key was made up. */
+  stored = keyring_item (fixture->db, "current");
+  g_assert_null (stored);
+  assert_check_value (fixture->db, key);
+}
+
+static void
+test_unlock_missing_without_check_value (Fixture       *fixture,
+                                         gconstpointer  data)
+{
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (NULL);
+  g_autoptr(GBytes) lost = make_key (9);
+  g_autoptr(GBytes) stored = NULL;
+
+  /* Ciphertext from a key the keyring never held, and no check value. */
+  insert_row (fixture->db, lost, 1);
+  assert_unlock_fails (store, fixture->db, GK_SECRET_ERROR_MISSING);
+  stored = keyring_item (fixture->db, "current");
+  g_assert_null (stored);
+  assert_check_value (fixture->db, NULL);
+}
+
+static void
+test_unlock_adopts_key_without_check_value (Fixture       *fixture,
+                                            gconstpointer  data)
+{
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (NULL);
+  g_autoptr(GBytes) key = make_key (3);
+  g_autoptr(GBytes) other = make_key (4);
+  g_autoptr(GBytes) unlocked = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *uuid = gk_database_get_uuid (fixture->db);
+
+  insert_row (fixture->db, key, 1);
+
+  /* A key that does not decrypt the stored row is refused... */
+  g_assert_true (gk_secret_store_store (store, uuid, other, NULL, &error));
+  assert_unlock_fails (store, fixture->db, GK_SECRET_ERROR_WRONG_KEY);
+  assert_check_value (fixture->db, NULL);
+
+  /* ...the right one is taken and gets its check value. */
+  g_assert_true (gk_secret_store_store (store, uuid, key, NULL, &error));
+  unlocked = unlock (store, fixture->db);
+  g_assert_true (g_bytes_equal (unlocked, key));
+  assert_check_value (fixture->db, key);
+}
+
+static void
+test_unlock_no_service (Fixture       *fixture,
+                        gconstpointer  data)
+{
+  if (g_test_subprocess ())
+    {
+      g_autoptr(GkSecretStore) store = NULL;
+      g_autoptr(GBytes) key = make_key (5);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GBytes) found = NULL;
+
+      /* A session bus that is not there. */
+      g_setenv ("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/gk-test-bus", TRUE);
+      store = gk_secret_store_new_for_file (NULL);
+
+      found = gk_secret_store_lookup (store, gk_database_get_uuid (fixture->db), NULL, &error);
+      g_assert_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_NO_SERVICE);
+      g_assert_null (found);
+      g_clear_error (&error);
+
+      /* An empty database gets no key it could not store. */
+      assert_unlock_fails (store, fixture->db, GK_SECRET_ERROR_NO_SERVICE);
+      assert_check_value (fixture->db, NULL);
+
+      /* With ciphertext: the same error, still nothing created. */
+      insert_row (fixture->db, key, 1);
+      assert_unlock_fails (store, fixture->db, GK_SECRET_ERROR_NO_SERVICE);
+      assert_check_value (fixture->db, NULL);
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+}
+
+static char *
+file_in (Fixture    *fixture,
+         const char *name)
+{
+  return g_build_filename (fixture->dir, name, NULL);
+}
+
+static guint
+file_mode (const char *path)
+{
+  struct stat st;
+
+  g_assert_cmpint (g_stat (path, &st), ==, 0);
+  return st.st_mode & 0777;
+}
+
+static void
+test_file_mode (Fixture       *fixture,
+                gconstpointer  data)
+{
+  g_autofree char *path = file_in (fixture, "sub/master.key");
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (path);
+  g_autoptr(GBytes) key = NULL;
+  g_autoptr(GBytes) again = NULL;
+  g_autoptr(GBytes) read = NULL;
+  g_autoptr(GBytes) in_keyring = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *contents = NULL;
+
+  g_assert_cmpstr (gk_secret_store_get_file (store), ==, path);
+  g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+
+  key = unlock (store, fixture->db);
+  g_assert_cmpuint (file_mode (path), ==, 0600);
+  assert_check_value (fixture->db, key);
+  /* The file replaces the keyring: nothing went there. */
+  in_keyring = keyring_item (fixture->db, "current");
+  g_assert_null (in_keyring);
+
+  g_assert_true (g_file_get_contents (path, &contents, NULL, NULL));
+  g_assert_cmpuint (strlen (contents), ==, 45);
+  g_assert_cmpint (contents[44], ==, '\n');
+
+  read = gk_secret_store_read_key_file (path, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (read, key));
+
+  again = unlock (store, fixture->db);
+  g_assert_true (g_bytes_equal (again, key));
+
+  /* A key others can read is not used. */
+  g_assert_cmpint (g_chmod (path, 0644), ==, 0);
+  assert_unlock_fails (store, fixture->db, GK_SECRET_ERROR_FILE);
+  g_clear_pointer (&read, g_bytes_unref);
+  read = gk_secret_store_read_key_file (path, &error);
+  g_assert_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_FILE);
+  g_assert_nonnull (strstr (error->message, "chmod 600"));
+  g_assert_null (read);
+  g_clear_error (&error);
+
+  g_assert_cmpint (g_chmod (path, 0640), ==, 0);
+  assert_unlock_fails (store, fixture->db, GK_SECRET_ERROR_FILE);
+
+  g_assert_cmpint (g_chmod (path, 0600), ==, 0);
+  g_clear_pointer (&again, g_bytes_unref);
+  again = unlock (store, fixture->db);
+  g_assert_true (g_bytes_equal (again, key));
+}
+
+static void
+test_file_missing (Fixture       *fixture,
+                   gconstpointer  data)
+{
+  g_autofree char *path = file_in (fixture, "master.key");
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (path);
+  g_autoptr(GBytes) key = unlock (store, fixture->db);
+
+  insert_row (fixture->db, key, 1);
+  g_assert_cmpint (g_unlink (path), ==, 0);
+  assert_unlock_fails (store, fixture->db, GK_SECRET_ERROR_MISSING);
+  g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+}
+
+static void
+test_file_formats (Fixture       *fixture,
+                   gconstpointer  data)
+{
+  g_autofree char *raw_path = file_in (fixture, "raw.key");
+  g_autofree char *bad_path = file_in (fixture, "bad.key");
+  g_autofree char *short_path = file_in (fixture, "short.key");
+  g_autofree char *none_path = file_in (fixture, "none.key");
+  g_autoptr(GBytes) key = make_key (11);
+  g_autoptr(GBytes) read = NULL;
+  g_autoptr(GError) error = NULL;
+
+  /* 32 raw bytes are accepted too. */
+  g_assert_true (g_file_set_contents_full (raw_path, g_bytes_get_data (key, NULL),
+                                           GK_MASTER_KEY_LEN, G_FILE_SET_CONTENTS_NONE, 0600,
+                                           &error));
+  read = gk_secret_store_read_key_file (raw_path, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (read, key));
+  g_clear_pointer (&read, g_bytes_unref);
+
+  g_assert_true (g_file_set_contents_full (bad_path, "not a key\n", -1,
+                                           G_FILE_SET_CONTENTS_NONE, 0600, &error));
+  read = gk_secret_store_read_key_file (bad_path, &error);
+  g_assert_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_FILE);
+  g_assert_null (read);
+  g_clear_error (&error);
+
+  /* Valid base64 of 16 bytes is still not a master key. */
+  g_assert_true (g_file_set_contents_full (short_path, "AAAAAAAAAAAAAAAAAAAAAA==\n", -1,
+                                           G_FILE_SET_CONTENTS_NONE, 0600, &error));
+  read = gk_secret_store_read_key_file (short_path, &error);
+  g_assert_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_FILE);
+  g_clear_error (&error);
+
+  read = gk_secret_store_read_key_file (none_path, &error);
+  g_assert_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_FILE);
+  g_assert_null (read);
+}
+
+static void
+test_file_env (void)
+{
+  g_autoptr(GkSecretStore) with_file = NULL;
+  g_autoptr(GkSecretStore) without = NULL;
+  g_autoptr(GkSecretStore) empty = NULL;
+
+  g_setenv (GK_MASTER_KEY_FILE_ENV, "/some/where/master.key", TRUE);
+  with_file = gk_secret_store_new ();
+  g_assert_cmpstr (gk_secret_store_get_file (with_file), ==, "/some/where/master.key");
+
+  g_setenv (GK_MASTER_KEY_FILE_ENV, "", TRUE);
+  empty = gk_secret_store_new ();
+  g_assert_null (gk_secret_store_get_file (empty));
+
+  g_unsetenv (GK_MASTER_KEY_FILE_ENV);
+  without = gk_secret_store_new ();
+  g_assert_null (gk_secret_store_get_file (without));
+}
+
+static void
+test_export_import (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (NULL);
+  g_autoptr(GBytes) key = unlock (store, fixture->db);
+  g_autoptr(GBytes) other = make_key (12);
+  g_autoptr(GBytes) unlocked = NULL;
+  g_autoptr(GBytes) stored = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = file_in (fixture, "export.key");
+  g_autofree char *other_path = file_in (fixture, "other.key");
+  g_autofree char *plain = NULL;
+  const char *uuid = gk_database_get_uuid (fixture->db);
+  gint64 id = insert_row (fixture->db, key, 1);
+
+  g_assert_true (gk_secret_store_export_file (store, key, path, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (file_mode (path), ==, 0600);
+
+  /* The keyring loses the key; the database needs it. */
+  g_assert_true (gk_secret_store_clear (store, uuid, NULL, &error));
+  assert_unlock_fails (store, fixture->db, GK_SECRET_ERROR_MISSING);
+
+  /* A key from elsewhere is refused and not stored. */
+  g_assert_true (gk_secret_store_export_file (store, other, other_path, &error));
+  g_assert_false (gk_secret_store_import_file (store, fixture->db, other_path, &error));
+  g_assert_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_WRONG_KEY);
+  g_clear_error (&error);
+  stored = keyring_item (fixture->db, "current");
+  g_assert_null (stored);
+
+  /* A key file others can read is refused. */
+  g_assert_cmpint (g_chmod (path, 0644), ==, 0);
+  g_assert_false (gk_secret_store_import_file (store, fixture->db, path, &error));
+  g_assert_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_FILE);
+  g_clear_error (&error);
+  g_assert_cmpint (g_chmod (path, 0600), ==, 0);
+
+  g_assert_true (gk_secret_store_import_file (store, fixture->db, path, &error));
+  g_assert_no_error (error);
+  unlocked = unlock (store, fixture->db);
+  g_assert_true (g_bytes_equal (unlocked, key));
+  plain = decrypt_row (fixture->db, id, unlocked, NULL);
+  g_assert_nonnull (plain);
+}
+
+static void
+test_import_into_file_store (Fixture       *fixture,
+                             gconstpointer  data)
+{
+  g_autoptr(GkSecretStore) keyring = gk_secret_store_new_for_file (NULL);
+  g_autoptr(GBytes) key = unlock (keyring, fixture->db);
+  g_autofree char *exported = file_in (fixture, "export.key");
+  g_autofree char *headless_path = file_in (fixture, "headless.key");
+  g_autoptr(GkSecretStore) headless = gk_secret_store_new_for_file (headless_path);
+  g_autoptr(GBytes) unlocked = NULL;
+  g_autoptr(GError) error = NULL;
+
+  insert_row (fixture->db, key, 1);
+  g_assert_true (gk_secret_store_export_file (keyring, key, exported, &error));
+
+  /* Moving to a headless machine: import into the key file. */
+  assert_unlock_fails (headless, fixture->db, GK_SECRET_ERROR_MISSING);
+  g_assert_true (gk_secret_store_import_file (headless, fixture->db, exported, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (file_mode (headless_path), ==, 0600);
+  unlocked = unlock (headless, fixture->db);
+  g_assert_true (g_bytes_equal (unlocked, key));
+}
+
+static void
+check_rotated (GkDatabase *db,
+               gint64     *ids,
+               guint       n_ids,
+               GBytes     *old_key,
+               GBytes     *new_key)
+{
+  for (guint i = 0; i < n_ids; i++)
+    {
+      g_autofree char *expected = test_api_key (i + 1);
+      g_autofree char *with_old = decrypt_row (db, ids[i], old_key, NULL);
+      g_autofree char *fingerprint = NULL;
+      g_autofree char *with_new = decrypt_row (db, ids[i], new_key, &fingerprint);
+      g_autofree char *expected_fp = gk_crypto_fingerprint (new_key, expected);
+
+      g_assert_null (with_old);
+      g_assert_cmpstr (with_new, ==, expected);
+      g_assert_cmpstr (fingerprint, ==, expected_fp);
+    }
+  assert_check_value (db, new_key);
+}
+
+static void
+test_rotate (Fixture       *fixture,
+             gconstpointer  data)
+{
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (NULL);
+  g_autoptr(GBytes) old_key = unlock (store, fixture->db);
+  g_autoptr(GBytes) new_key = NULL;
+  g_autoptr(GBytes) current = NULL;
+  g_autoptr(GBytes) next = NULL;
+  g_autoptr(GBytes) unlocked = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 ids[3];
+
+  for (guint i = 0; i < G_N_ELEMENTS (ids); i++)
+    ids[i] = insert_row (fixture->db, old_key, i + 1);
+
+  new_key = gk_secret_store_rotate_master_key (store, fixture->db, old_key, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (new_key);
+  g_assert_false (g_bytes_equal (new_key, old_key));
+
+  check_rotated (fixture->db, ids, G_N_ELEMENTS (ids), old_key, new_key);
+  current = keyring_item (fixture->db, "current");
+  g_assert_true (g_bytes_equal (current, new_key));
+  next = keyring_item (fixture->db, "next");
+  g_assert_null (next);
+
+  unlocked = unlock (store, fixture->db);
+  g_assert_true (g_bytes_equal (unlocked, new_key));
+
+  /* The old key is now the wrong one. */
+  g_clear_pointer (&unlocked, g_bytes_unref);
+  unlocked = gk_secret_store_rotate_master_key (store, fixture->db, old_key, NULL, &error);
+  g_assert_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_WRONG_KEY);
+  g_assert_null (unlocked);
+  check_rotated (fixture->db, ids, G_N_ELEMENTS (ids), old_key, new_key);
+}
+
+static void
+test_rotate_interrupted_before_commit (Fixture       *fixture,
+                                       gconstpointer  data)
+{
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (NULL);
+  g_autoptr(GBytes) old_key = unlock (store, fixture->db);
+  g_autoptr(GBytes) pending = make_key (21);
+  g_autoptr(GBytes) unlocked = NULL;
+  g_autoptr(GBytes) next = NULL;
+  g_autofree char *plain = NULL;
+  gint64 id = insert_row (fixture->db, old_key, 1);
+
+  /* The new key reached the keyring, the transaction never committed. */
+  store_keyring_item (fixture->db, "next", pending);
+
+  unlocked = unlock (store, fixture->db);
+  g_assert_true (g_bytes_equal (unlocked, old_key));
+  plain = decrypt_row (fixture->db, id, unlocked, NULL);
+  g_assert_nonnull (plain);
+  assert_check_value (fixture->db, old_key);
+  /* The unused key is left alone: it may belong to a rotation in progress. */
+  next = keyring_item (fixture->db, "next");
+  g_assert_true (g_bytes_equal (next, pending));
+}
+
+static void
+test_rotate_interrupted_after_commit (Fixture       *fixture,
+                                      gconstpointer  data)
+{
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (NULL);
+  g_autoptr(GBytes) old_key = unlock (store, fixture->db);
+  g_autoptr(GBytes) new_key = NULL;
+  g_autoptr(GBytes) unlocked = NULL;
+  g_autoptr(GBytes) current = NULL;
+  g_autoptr(GBytes) next = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 ids[2];
+
+  for (guint i = 0; i < G_N_ELEMENTS (ids); i++)
+    ids[i] = insert_row (fixture->db, old_key, i + 1);
+  new_key = gk_secret_store_rotate_master_key (store, fixture->db, old_key, NULL, &error);
+  g_assert_no_error (error);
+
+  /* As if the process died after the commit, before replacing "current". */
+  store_keyring_item (fixture->db, "current", old_key);
+  store_keyring_item (fixture->db, "next", new_key);
+
+  unlocked = unlock (store, fixture->db);
+  g_assert_true (g_bytes_equal (unlocked, new_key));
+  check_rotated (fixture->db, ids, G_N_ELEMENTS (ids), old_key, unlocked);
+  /* The rotation was finished on the way. */
+  current = keyring_item (fixture->db, "current");
+  g_assert_true (g_bytes_equal (current, new_key));
+  next = keyring_item (fixture->db, "next");
+  g_assert_null (next);
+}
+
+static void
+test_rotate_corrupt_row (Fixture       *fixture,
+                         gconstpointer  data)
+{
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (NULL);
+  g_autoptr(GBytes) old_key = unlock (store, fixture->db);
+  g_autoptr(GBytes) stranger = make_key (30);
+  g_autoptr(GBytes) new_key = NULL;
+  g_autoptr(GBytes) good_before = NULL;
+  g_autoptr(GBytes) good_after = NULL;
+  g_autoptr(GBytes) current = NULL;
+  g_autoptr(GBytes) next = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 good = insert_row (fixture->db, old_key, 1);
+
+  /* A row that does not decrypt stops the rotation before any change. */
+  insert_row (fixture->db, stranger, 2);
+  good_before = row_blob (fixture->db, good);
+
+  new_key = gk_secret_store_rotate_master_key (store, fixture->db, old_key, NULL, &error);
+  g_assert_error (error, GK_CRYPTO_ERROR, GK_CRYPTO_ERROR_AUTH);
+  g_assert_null (new_key);
+
+  good_after = row_blob (fixture->db, good);
+  g_assert_true (g_bytes_equal (good_before, good_after));
+  assert_check_value (fixture->db, old_key);
+  current = keyring_item (fixture->db, "current");
+  g_assert_true (g_bytes_equal (current, old_key));
+  next = keyring_item (fixture->db, "next");
+  g_assert_null (next);
+}
+
+static void
+test_rotate_file (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  g_autofree char *path = file_in (fixture, "master.key");
+  g_autofree char *next_path = g_strconcat (path, ".next", NULL);
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (path);
+  g_autoptr(GBytes) old_key = unlock (store, fixture->db);
+  g_autoptr(GBytes) new_key = NULL;
+  g_autoptr(GBytes) on_disk = NULL;
+  g_autoptr(GBytes) unlocked = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 ids[2];
+
+  for (guint i = 0; i < G_N_ELEMENTS (ids); i++)
+    ids[i] = insert_row (fixture->db, old_key, i + 1);
+
+  new_key = gk_secret_store_rotate_master_key (store, fixture->db, old_key, NULL, &error);
+  g_assert_no_error (error);
+  check_rotated (fixture->db, ids, G_N_ELEMENTS (ids), old_key, new_key);
+  on_disk = gk_secret_store_read_key_file (path, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (on_disk, new_key));
+  g_assert_cmpuint (file_mode (path), ==, 0600);
+  g_assert_false (g_file_test (next_path, G_FILE_TEST_EXISTS));
+
+  /* Interrupted after the commit: the old key in place, the new as next. */
+  g_assert_true (gk_secret_store_export_file (store, old_key, path, &error));
+  g_assert_true (gk_secret_store_export_file (store, new_key, next_path, &error));
+  unlocked = unlock (store, fixture->db);
+  g_assert_true (g_bytes_equal (unlocked, new_key));
+  g_clear_pointer (&on_disk, g_bytes_unref);
+  on_disk = gk_secret_store_read_key_file (path, &error);
+  g_assert_true (g_bytes_equal (on_disk, new_key));
+  g_assert_false (g_file_test (next_path, G_FILE_TEST_EXISTS));
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+
+#define ADD(path, func) \
+  g_test_add (path, Fixture, NULL, fixture_set_up, func, fixture_tear_down)
+
+  ADD ("/secret-store/keyring/round-trip", test_keyring_round_trip);
+  ADD ("/secret-store/unlock/creates-once", test_unlock_creates_once);
+  ADD ("/secret-store/unlock/async", test_unlock_async);
+  ADD ("/secret-store/unlock/wrong-key", test_unlock_wrong_key);
+  ADD ("/secret-store/unlock/missing", test_unlock_missing);
+  ADD ("/secret-store/unlock/missing-without-check-value",
+       test_unlock_missing_without_check_value);
+  ADD ("/secret-store/unlock/adopt-without-check-value",
+       test_unlock_adopts_key_without_check_value);
+  ADD ("/secret-store/unlock/no-service", test_unlock_no_service);
+  ADD ("/secret-store/file/mode", test_file_mode);
+  ADD ("/secret-store/file/missing", test_file_missing);
+  ADD ("/secret-store/file/formats", test_file_formats);
+  g_test_add_func ("/secret-store/file/env", test_file_env);
+  ADD ("/secret-store/export-import", test_export_import);
+  ADD ("/secret-store/import-into-file", test_import_into_file_store);
+  ADD ("/secret-store/rotate/all-rows", test_rotate);
+  ADD ("/secret-store/rotate/interrupted-before-commit", test_rotate_interrupted_before_commit);
+  ADD ("/secret-store/rotate/interrupted-after-commit", test_rotate_interrupted_after_commit);
+  ADD ("/secret-store/rotate/corrupt-row", test_rotate_corrupt_row);
+  ADD ("/secret-store/rotate/file", test_rotate_file);
+
+#undef ADD
+
+  return g_test_run ();
+}
