@@ -1,0 +1,190 @@
+/* bench-core: the core's hot path and the dashboard at scale.
+ *
+ * Run by hand (not a test): prints its figures.
+ *   bench-core [--keys N] [--rows N] [--requests N]
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <stdio.h>
+
+#include "gk-database-private.h"
+#include "gk-test-util.h"
+
+static int
+compare_gint64 (gconstpointer a,
+                gconstpointer b)
+{
+  gint64 x = *(const gint64 *) a, y = *(const gint64 *) b;
+  return (x > y) - (x < y);
+}
+
+static void
+fill_usage (GkDatabase *db,
+            gint64      first_key,
+            int         n_keys,
+            int         n_rows)
+{
+  static const char *const models[] = { "gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite",
+                                        "gemini-2.0-flash", "gemini-embedding-001" };
+  static const char *const statuses[] = { "SUCCESS", "SUCCESS", "SUCCESS", "SUCCESS", "SUCCESS",
+                                          "SUCCESS", "SUCCESS", "SUCCESS", "RATE_LIMITED", "ERROR" };
+  g_autoptr(GError) error = NULL;
+  gint64 now = gk_database_now (db);
+  sqlite3_stmt *stmt;
+
+  gk_database_begin (db, &error);
+  g_assert_no_error (error);
+  stmt = gk_database_prepare (db,
+                              "INSERT INTO gemini_key_usage_log (key_id, model, tokens_used,"
+                              " prompt_tokens, output_tokens, cost_usd, status, http_status,"
+                              " user_id, latency_ms, created_at)"
+                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 200, ?8, 420, ?9)",
+                              &error);
+  g_assert_no_error (error);
+  for (int i = 0; i < n_rows; i++)
+    {
+      char user[16];
+
+      g_snprintf (user, sizeof user, "user-%d", i % 37);
+      sqlite3_bind_int64 (stmt, 1, first_key + i % n_keys);
+      sqlite3_bind_text (stmt, 2, models[i % G_N_ELEMENTS (models)], -1, SQLITE_STATIC);
+      sqlite3_bind_int64 (stmt, 3, 1500);
+      sqlite3_bind_int64 (stmt, 4, 1000);
+      sqlite3_bind_int64 (stmt, 5, 500);
+      sqlite3_bind_double (stmt, 6, 0.0015);
+      sqlite3_bind_text (stmt, 7, statuses[i % G_N_ELEMENTS (statuses)], -1, SQLITE_STATIC);
+      sqlite3_bind_text (stmt, 8, user, -1, SQLITE_TRANSIENT);
+      /* Spread over the last 90 days. */
+      sqlite3_bind_int64 (stmt, 9, now - (gint64) i * 90 * 86400 / n_rows);
+      g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_DONE);
+      sqlite3_reset (stmt);
+    }
+  gk_database_commit (db, &error);
+  g_assert_no_error (error);
+}
+
+int
+main (int argc, char *argv[])
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GOptionContext) context = g_option_context_new ("- Gemini Keys core benchmark");
+  int n_keys = 1000, n_rows = 1000000, n_requests = 20000;
+  const GOptionEntry entries[] = {
+    { "keys", 0, 0, G_OPTION_ARG_INT, &n_keys, "Keys in the pool", "N" },
+    { "rows", 0, 0, G_OPTION_ARG_INT, &n_rows, "Usage rows", "N" },
+    { "requests", 0, 0, G_OPTION_ARG_INT, &n_requests, "Requests to time", "N" },
+    { NULL }
+  };
+  g_autoptr(GkClock) clock = gk_clock_new ();
+  g_autoptr(GkDatabase) db = NULL;
+  g_autoptr(GBytes) master = gk_test_master_key ();
+  g_autoptr(GkKeyStore) store = NULL;
+  g_autoptr(GkPool) pool = NULL;
+  g_autoptr(GArray) samples = g_array_new (FALSE, FALSE, sizeof (gint64));
+  g_autofree char *dir = NULL;
+  gint64 first_key = 0, t0;
+  double total_ms;
+
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    {
+      g_printerr ("%s\n", error->message);
+      return 2;
+    }
+
+  db = gk_test_open_db (clock);
+  dir = g_path_get_dirname (gk_database_get_path (db));
+  store = gk_key_store_new (db, master);
+
+  t0 = g_get_monotonic_time ();
+  for (int i = 0; i < n_keys; i++)
+    {
+      g_autofree char *api_key = gk_test_api_key (i);
+      g_autofree char *name = g_strdup_printf ("key-%04d", i);
+      GkKeySpec spec;
+      gint64 id;
+
+      gk_key_spec_init (&spec);
+      spec.name = name;
+      spec.priority = 1 + i % 10;
+      spec.limits[GK_QUOTA_SLOT_MONTHLY_TOKENS] = G_GINT64_CONSTANT (1000000000000);
+      spec.limits[GK_QUOTA_SLOT_DAILY_TOKENS] = G_GINT64_CONSTANT (10000000000);
+      spec.limits[GK_QUOTA_SLOT_MINUTE_REQUESTS] = 1000000000;
+      id = gk_key_store_add (store, &spec, api_key, &error);
+      g_assert_no_error (error);
+      if (first_key == 0)
+        first_key = id;
+    }
+  fill_usage (db, first_key, n_keys, n_rows);
+  gk_database_exec (db, "ANALYZE", NULL);
+  printf ("setup: %d keys, %d usage rows in %.1f s\n", n_keys, n_rows,
+          (g_get_monotonic_time () - t0) / 1e6);
+
+  pool = gk_pool_new (db, NULL);
+  /* The first select loads the snapshot: not part of the steady state. */
+  gk_key_free (gk_pool_select (pool, NULL, NULL, NULL));
+
+  for (int i = 0; i < n_requests; i++)
+    {
+      g_autoptr(GkKey) key = NULL;
+      GkUsageRecord record;
+      gint64 start = g_get_monotonic_time (), elapsed;
+
+      key = gk_pool_select (pool, "gemini-2.5-flash", NULL, &error);
+      g_assert_no_error (error);
+      gk_usage_record_init (&record);
+      record.key_id = key->id;
+      record.model = "gemini-2.5-flash";
+      record.prompt_tokens = 1000;
+      record.output_tokens = 200;
+      record.user_id = "bench";
+      record.latency_ms = 300;
+      gk_pool_track (pool, &record, NULL, &error);
+      g_assert_no_error (error);
+      elapsed = g_get_monotonic_time () - start;
+      g_array_append_val (samples, elapsed);
+    }
+  g_array_sort (samples, compare_gint64);
+  printf ("select + track_usage, %d keys, %d rows: median %" G_GINT64_FORMAT " µs, p99 %"
+          G_GINT64_FORMAT " µs (%d requests; target: median ≤ 50 µs)\n",
+          n_keys, n_rows, g_array_index (samples, gint64, samples->len / 2),
+          g_array_index (samples, gint64, samples->len * 99 / 100), n_requests);
+
+  /* Everything the dashboard and the two log tabs ask for on a refresh. */
+  for (int round = 0; round < 3; round++)
+    {
+      g_autoptr(GkDashboard) week = NULL;
+      g_autoptr(GkDashboard) month = NULL;
+      g_autoptr(GPtrArray) logs = NULL;
+      g_autoptr(GPtrArray) rotations = NULL;
+      GkUsageSummary summary;
+      gint64 all, manual, automatic;
+
+      t0 = g_get_monotonic_time ();
+      week = gk_stats_dashboard (db, 7, &error);
+      g_assert_no_error (error);
+      month = gk_stats_dashboard (db, 30, &error);
+      g_assert_no_error (error);
+      logs = gk_stats_usage_logs (db, 0, 500, 0, &error);
+      g_assert_no_error (error);
+      gk_stats_usage_summary (db, 0, 500, &summary, &error);
+      g_assert_no_error (error);
+      gk_stats_usage_count (db, 0, &error);
+      g_assert_no_error (error);
+      rotations = gk_stats_rotation_logs (db, 100, &error);
+      g_assert_no_error (error);
+      gk_stats_rotation_totals (db, &all, &manual, &automatic, &error);
+      g_assert_no_error (error);
+      total_ms = (g_get_monotonic_time () - t0) / 1e3;
+      printf ("dashboard + logs queries at %d rows (round %d): %.1f ms (target: ≤ 100 ms)\n",
+              n_rows + n_requests, round + 1, total_ms);
+    }
+
+  g_clear_object (&pool);
+  g_clear_object (&store);
+  g_clear_object (&db);
+  gk_test_rm_rf (dir);
+  return 0;
+}
