@@ -483,6 +483,54 @@ test_unlock_no_service (Fixture       *fixture,
   g_test_trap_assert_passed ();
 }
 
+typedef struct
+{
+  GkSecretStore *store;
+  GkDatabase    *db;
+} UnlockJob;
+
+static gpointer
+unlock_in_thread (gpointer data)
+{
+  UnlockJob *job = data;
+  g_autoptr(GError) error = NULL;
+  GBytes *key = gk_secret_store_unlock (job->store, job->db, NULL, &error);
+
+  g_assert_no_error (error);
+  return key;
+}
+
+static void
+test_unlock_first_run_race (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) other = gk_database_open (gk_database_get_path (fixture->db), NULL,
+                                                  &error);
+  UnlockJob jobs[2] = { { store, fixture->db }, { store, other } };
+  g_autoptr(GBytes) key_a = NULL;
+  g_autoptr(GBytes) key_b = NULL;
+  g_autoptr(GBytes) stored = NULL;
+  GThread *threads[2];
+
+  g_assert_no_error (error);
+
+  /* Two connections (as two processes) starting on an empty database at
+   * once must end up with one key, not each its own. */
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    threads[i] = g_thread_new ("unlock", unlock_in_thread, &jobs[i]);
+  key_a = g_thread_join (threads[0]);
+  key_b = g_thread_join (threads[1]);
+
+  g_assert_nonnull (key_a);
+  g_assert_true (g_bytes_equal (key_a, key_b));
+  stored = keyring_item (fixture->db, "current");
+  g_assert_true (g_bytes_equal (stored, key_a));
+  assert_check_value (fixture->db, key_a);
+  assert_check_value (other, key_a);
+}
+
 static char *
 file_in (Fixture    *fixture,
          const char *name)
@@ -902,6 +950,7 @@ main (int   argc,
   ADD ("/secret-store/unlock/adopt-without-check-value",
        test_unlock_adopts_key_without_check_value);
   ADD ("/secret-store/unlock/no-service", test_unlock_no_service);
+  ADD ("/secret-store/unlock/first-run-race", test_unlock_first_run_race);
   ADD ("/secret-store/file/mode", test_file_mode);
   ADD ("/secret-store/file/missing", test_file_missing);
   ADD ("/secret-store/file/formats", test_file_formats);
