@@ -1,4 +1,7 @@
-/* gk-dashboard-page.c
+/* gk-dashboard-page.c: cards, charts and tables over the last 7 or 30 days.
+ *
+ * One worker-thread query (gk_stats_dashboard) per reload; a reload
+ * cancels the one before it, so a slow answer never overwrites a newer one.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -6,25 +9,422 @@
 
 #include <glib/gi18n.h>
 
+#include "gk-bar-chart.h"
 #include "gk-dashboard-page.h"
+#include "gk-line-chart.h"
+#include "gk-rotations-page.h"
+#include "gk-usage-model.h"
+
+#define DEFAULT_DAYS 7
+#define LONG_DAYS    30
 
 struct _GkDashboardPage
 {
-  AdwBin     parent_instance;
-  GkBackend *backend;
+  AdwBin         parent_instance;
+
+  GtkStack      *stack;
+  AdwStatusPage *error_status;
+  GtkToggleButton *week_button;
+  GtkToggleButton *month_button;
+  GtkLabel      *keys_label;
+  GtkLabel      *keys_detail_label;
+  GtkLabel      *requests_title_label;
+  GtkLabel      *requests_label;
+  GtkLabel      *requests_detail_label;
+  GtkLabel      *success_label;
+  GtkLabel      *success_detail_label;
+  GtkLabel      *cost_title_label;
+  GtkLabel      *cost_label;
+  GkLineChart   *line_chart;
+  GkBarChart    *models_chart;
+  GtkGrid       *users_grid;
+  GtkGrid       *rotations_grid;
+
+  GkBackend     *backend;
+  GCancellable  *cancellable;
+  guint          days;
+  gboolean       loading;
 };
 
 G_DEFINE_FINAL_TYPE (GkDashboardPage, gk_dashboard_page, ADW_TYPE_BIN)
+
+enum {
+  PROP_0,
+  PROP_DAYS,
+  PROP_LOADING,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+static void
+set_loading (GkDashboardPage *self,
+             gboolean         loading)
+{
+  if (self->loading == loading)
+    return;
+  self->loading = loading;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LOADING]);
+}
+
+/* Tables */
+
+static void
+grid_clear (GtkGrid *grid)
+{
+  GtkWidget *child;
+
+  while ((child = gtk_widget_get_first_child (GTK_WIDGET (grid))) != NULL)
+    gtk_grid_remove (grid, child);
+}
+
+static GtkWidget *
+cell_new (const char *text,
+          float       xalign,
+          gboolean    header)
+{
+  GtkWidget *label = gtk_label_new (text);
+
+  gtk_label_set_xalign (GTK_LABEL (label), xalign);
+  gtk_label_set_ellipsize (GTK_LABEL (label), PANGO_ELLIPSIZE_END);
+  if (header)
+    {
+      gtk_widget_add_css_class (label, "caption-heading");
+      gtk_widget_add_css_class (label, "dim-label");
+    }
+  else if (xalign > 0.5f)
+    {
+      gtk_widget_add_css_class (label, "numeric");
+    }
+  return label;
+}
+
+/* Fills @grid with a header row and @n_rows rows of @n_columns cells
+ * (@cells row by row, owned by the caller); the first column expands. */
+static void
+grid_fill (GtkGrid            *grid,
+           const char * const *headers,
+           const float        *xaligns,
+           guint               n_columns,
+           char              **cells,
+           guint               n_rows)
+{
+  grid_clear (grid);
+
+  if (n_rows == 0)
+    {
+      GtkWidget *empty = cell_new (_("No data yet"), 0.5f, FALSE);
+
+      gtk_widget_add_css_class (empty, "dim-label");
+      gtk_widget_set_hexpand (empty, TRUE);
+      gtk_widget_set_margin_top (empty, 12);
+      gtk_widget_set_margin_bottom (empty, 12);
+      gtk_grid_attach (grid, empty, 0, 0, 1, 1);
+      return;
+    }
+
+  for (guint c = 0; c < n_columns; c++)
+    {
+      GtkWidget *header = cell_new (headers[c], xaligns[c], TRUE);
+
+      gtk_widget_set_hexpand (header, c == 0);
+      gtk_grid_attach (grid, header, c, 0, 1, 1);
+    }
+  for (guint r = 0; r < n_rows; r++)
+    for (guint c = 0; c < n_columns; c++)
+      gtk_grid_attach (grid, cell_new (cells[r * n_columns + c], xaligns[c], FALSE),
+                       c, r + 1, 1, 1);
+}
+
+static void
+show_users (GkDashboardPage *self,
+            GPtrArray       *users)
+{
+  const char *headers[] = { _("User"), _("Requests"), _("Tokens"), _("Cost") };
+  const float xaligns[] = { 0, 1, 1, 1 };
+  g_autoptr(GPtrArray) cells = g_ptr_array_new_with_free_func (g_free);
+
+  for (guint i = 0; i < users->len; i++)
+    {
+      GkRankRow *row = g_ptr_array_index (users, i);
+
+      g_ptr_array_add (cells, g_strdup (row->name != NULL && *row->name != '\0'
+                                        ? row->name : _("Unknown")));
+      g_ptr_array_add (cells, gk_format_count (row->requests));
+      g_ptr_array_add (cells, gk_format_count (row->tokens));
+      g_ptr_array_add (cells, gk_format_money (row->cost_usd));
+    }
+  grid_fill (self->users_grid, headers, xaligns, G_N_ELEMENTS (headers),
+             (char **) cells->pdata, users->len);
+}
+
+static void
+show_rotations (GkDashboardPage *self,
+                GPtrArray       *rotations)
+{
+  const char *headers[] = { _("Time"), _("From"), _("To"), _("Reason"), _("Triggered By") };
+  const float xaligns[] = { 0, 0, 0, 0, 0 };
+  g_autoptr(GPtrArray) cells = g_ptr_array_new_with_free_func (g_free);
+
+  for (guint i = 0; i < rotations->len; i++)
+    {
+      GkRotationRow *row = g_ptr_array_index (rotations, i);
+
+      g_ptr_array_add (cells, gk_format_time (row->created_at));
+      g_ptr_array_add (cells, g_strdup (row->from_key_name != NULL ? row->from_key_name : ""));
+      /* Translators: no key was left to rotate to. */
+      g_ptr_array_add (cells, g_strdup (row->to_key_name != NULL ? row->to_key_name
+                                                                 : C_("rotation target", "None")));
+      g_ptr_array_add (cells, g_strdup (gk_rotation_reason_label (row->reason)));
+      g_ptr_array_add (cells, gk_rotation_trigger_label (row->triggered_by));
+    }
+  grid_fill (self->rotations_grid, headers, xaligns, G_N_ELEMENTS (headers),
+             (char **) cells->pdata, rotations->len);
+}
+
+/* Cards and charts */
+
+static void
+set_label_take (GtkLabel *label,
+                char     *text)
+{
+  gtk_label_set_label (label, text);
+  g_free (text);
+}
+
+static void
+show_titles (GkDashboardPage *self)
+{
+  set_label_take (self->requests_title_label,
+                  g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                                "Requests, Last %u Day",
+                                                "Requests, Last %u Days", self->days),
+                                   self->days));
+  set_label_take (self->cost_title_label,
+                  g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                                "Cost, Last %u Day",
+                                                "Cost, Last %u Days", self->days),
+                                   self->days));
+}
+
+static void
+show_dashboard (GkDashboardPage *self,
+                GkDashboard     *dashboard)
+{
+  const GkDashboardCards *cards = &dashboard->cards;
+  g_autofree char *active = gk_format_count (cards->active_keys);
+  g_autofree char *inactive = gk_format_count (cards->inactive_keys);
+  g_autofree char *successes = gk_format_count (cards->successes);
+  g_autofree char *failures = gk_format_count (cards->requests - cards->successes);
+  g_autofree gint64 *days = g_new0 (gint64, MAX (1, dashboard->daily->len));
+  g_autofree double *requests = g_new0 (double, MAX (1, dashboard->daily->len));
+  g_autofree double *rates = g_new0 (double, MAX (1, dashboard->daily->len));
+  g_autofree const char **models = g_new0 (const char *, dashboard->top_models->len + 1);
+  g_autofree double *model_requests = g_new0 (double, dashboard->top_models->len + 1);
+
+  show_titles (self);
+
+  set_label_take (self->keys_label, gk_format_count (cards->total_keys));
+  /* Translators: the Keys card's detail: active and inactive key counts. */
+  set_label_take (self->keys_detail_label, g_strdup_printf (_("%s active · %s inactive"),
+                                                            active, inactive));
+  set_label_take (self->requests_label, gk_format_count (cards->requests));
+  /* Translators: the Requests card's detail: failed request count. */
+  set_label_take (self->requests_detail_label, g_strdup_printf (_("%s failed"), failures));
+  set_label_take (self->success_label, g_strdup_printf ("%.1f%%", cards->success_rate));
+  /* Translators: the Success Rate card's detail: successful request count. */
+  set_label_take (self->success_detail_label, g_strdup_printf (_("%s succeeded"), successes));
+  set_label_take (self->cost_label, gk_format_money (cards->cost_usd));
+
+  for (guint i = 0; i < dashboard->daily->len; i++)
+    {
+      const GkDailyPoint *point = &g_array_index (dashboard->daily, GkDailyPoint, i);
+
+      days[i] = point->day_start;
+      requests[i] = point->requests;
+      /* A day without requests has no rate; draw it at 100 % rather than
+       * as a failure. */
+      rates[i] = point->requests > 0 ? 100.0 * point->successes / point->requests : 100;
+    }
+  gk_line_chart_set_data (self->line_chart, days, requests, rates, dashboard->daily->len);
+
+  for (guint i = 0; i < dashboard->top_models->len; i++)
+    {
+      GkRankRow *row = g_ptr_array_index (dashboard->top_models, i);
+
+      models[i] = row->name;
+      model_requests[i] = row->requests;
+    }
+  gk_bar_chart_set_data (self->models_chart, models, model_requests,
+                         dashboard->top_models->len);
+
+  show_users (self, dashboard->top_users);
+  show_rotations (self, dashboard->rotations);
+
+  /* With no keys and no history there is nothing to chart: say what to do. */
+  if (cards->total_keys == 0 && cards->requests == 0 && dashboard->rotations->len == 0)
+    gtk_stack_set_visible_child_name (self->stack, "empty");
+  else
+    gtk_stack_set_visible_child_name (self->stack, "content");
+}
+
+/* Loading */
+
+typedef struct
+{
+  GkDatabase *db;
+  guint       days;
+} LoadData;
+
+static void
+load_data_free (LoadData *data)
+{
+  g_clear_object (&data->db);
+  g_free (data);
+}
+
+static void
+load_thread (GTask        *task,
+             gpointer      source_object,
+             gpointer      task_data,
+             GCancellable *cancellable)
+{
+  LoadData *data = task_data;
+  GError *error = NULL;
+  GkDashboard *dashboard;
+
+  dashboard = gk_stats_dashboard (data->db, data->days, &error);
+  if (dashboard == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, dashboard, (GDestroyNotify) gk_dashboard_free);
+}
+
+static void
+load_cb (GObject      *object,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  GkDashboardPage *self = GK_DASHBOARD_PAGE (object);
+  g_autoptr(GkDashboard) dashboard = NULL;
+  g_autoptr(GError) error = NULL;
+
+  dashboard = g_task_propagate_pointer (G_TASK (result), &error);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+
+  if (dashboard == NULL)
+    {
+      adw_status_page_set_description (self->error_status, error->message);
+      gtk_stack_set_visible_child_name (self->stack, "error");
+    }
+  else if (dashboard->days == self->days)
+    {
+      show_dashboard (self, dashboard);
+    }
+  set_loading (self, FALSE);
+}
+
+static void
+reload (GkDashboardPage *self)
+{
+  GkDatabase *db;
+  g_autoptr(GTask) task = NULL;
+  LoadData *data;
+
+  g_cancellable_cancel (self->cancellable);
+  g_clear_object (&self->cancellable);
+
+  db = self->backend != NULL ? gk_backend_get_database (self->backend) : NULL;
+  if (db == NULL)
+    {
+      set_loading (self, FALSE);
+      return;
+    }
+
+  self->cancellable = g_cancellable_new ();
+  set_loading (self, TRUE);
+  task = g_task_new (self, self->cancellable, load_cb, NULL);
+  g_task_set_source_tag (task, reload);
+  data = g_new0 (LoadData, 1);
+  data->db = g_object_ref (db);
+  data->days = self->days;
+  g_task_set_task_data (task, data, (GDestroyNotify) load_data_free);
+  g_task_run_in_thread (task, load_thread);
+}
+
+/* Signal callbacks */
+
+static void
+backend_changed_cb (GkDashboardPage *self)
+{
+  reload (self);
+}
+
+static void
+period_toggled_cb (GkDashboardPage *self,
+                   GtkToggleButton *button)
+{
+  /* Both buttons of the group toggle; act once, on the one turned on. */
+  if (!gtk_toggle_button_get_active (button))
+    return;
+  gk_dashboard_page_set_days (self, button == self->month_button ? LONG_DAYS : DEFAULT_DAYS);
+}
+
+/* Overrides */
 
 static void
 gk_dashboard_page_dispose (GObject *object)
 {
   GkDashboardPage *self = GK_DASHBOARD_PAGE (object);
 
+  g_cancellable_cancel (self->cancellable);
+  g_clear_object (&self->cancellable);
+  if (self->backend != NULL)
+    g_signal_handlers_disconnect_by_data (self->backend, self);
   g_clear_object (&self->backend);
   gtk_widget_dispose_template (GTK_WIDGET (self), GK_TYPE_DASHBOARD_PAGE);
 
   G_OBJECT_CLASS (gk_dashboard_page_parent_class)->dispose (object);
+}
+
+static void
+gk_dashboard_page_get_property (GObject    *object,
+                                guint       prop_id,
+                                GValue     *value,
+                                GParamSpec *pspec)
+{
+  GkDashboardPage *self = GK_DASHBOARD_PAGE (object);
+
+  switch (prop_id)
+    {
+    case PROP_DAYS:
+      g_value_set_uint (value, self->days);
+      break;
+    case PROP_LOADING:
+      g_value_set_boolean (value, self->loading);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+gk_dashboard_page_set_property (GObject      *object,
+                                guint         prop_id,
+                                const GValue *value,
+                                GParamSpec   *pspec)
+{
+  GkDashboardPage *self = GK_DASHBOARD_PAGE (object);
+
+  switch (prop_id)
+    {
+    case PROP_DAYS:
+      gk_dashboard_page_set_days (self, g_value_get_uint (value));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
 }
 
 static void
@@ -34,15 +434,51 @@ gk_dashboard_page_class_init (GkDashboardPageClass *klass)
   GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
 
   object_class->dispose = gk_dashboard_page_dispose;
+  object_class->get_property = gk_dashboard_page_get_property;
+  object_class->set_property = gk_dashboard_page_set_property;
+
+  properties[PROP_DAYS] =
+    g_param_spec_uint ("days", NULL, NULL, 1, 366, DEFAULT_DAYS,
+                       G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  properties[PROP_LOADING] =
+    g_param_spec_boolean ("loading", NULL, NULL, FALSE,
+                          G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  g_type_ensure (GK_TYPE_LINE_CHART);
+  g_type_ensure (GK_TYPE_BAR_CHART);
+
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/io/github/geminikeys/GeminiKeys/ui/gk-dashboard-page.ui");
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, stack);
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, error_status);
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, week_button);
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, month_button);
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, keys_label);
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, keys_detail_label);
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, requests_title_label);
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, requests_label);
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, requests_detail_label);
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, success_label);
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, success_detail_label);
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, cost_title_label);
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, cost_label);
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, line_chart);
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, models_chart);
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, users_grid);
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, rotations_grid);
+  gtk_widget_class_bind_template_callback (widget_class, period_toggled_cb);
 }
 
 static void
 gk_dashboard_page_init (GkDashboardPage *self)
 {
+  self->days = DEFAULT_DAYS;
   gtk_widget_init_template (GTK_WIDGET (self));
+  show_titles (self);
 }
+
+/* Public API */
 
 GtkWidget *
 gk_dashboard_page_new (void)
@@ -52,9 +488,52 @@ gk_dashboard_page_new (void)
 
 void
 gk_dashboard_page_set_backend (GkDashboardPage *self,
-                          GkBackend  *backend)
+                               GkBackend       *backend)
 {
   g_return_if_fail (GK_IS_DASHBOARD_PAGE (self));
+  g_return_if_fail (backend == NULL || GK_IS_BACKEND (backend));
 
+  if (self->backend == backend)
+    return;
+
+  if (self->backend != NULL)
+    g_signal_handlers_disconnect_by_data (self->backend, self);
   g_set_object (&self->backend, backend);
+  if (backend != NULL)
+    g_signal_connect_swapped (backend, "changed", G_CALLBACK (backend_changed_cb), self);
+  reload (self);
+}
+
+void
+gk_dashboard_page_set_days (GkDashboardPage *self,
+                            guint            days)
+{
+  g_return_if_fail (GK_IS_DASHBOARD_PAGE (self));
+  g_return_if_fail (days > 0);
+
+  if (self->days == days)
+    return;
+
+  self->days = days;
+  /* Keep the toggle in step when the days are set from code. */
+  gtk_toggle_button_set_active (days == LONG_DAYS ? self->month_button : self->week_button, TRUE);
+  show_titles (self);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_DAYS]);
+  reload (self);
+}
+
+guint
+gk_dashboard_page_get_days (GkDashboardPage *self)
+{
+  g_return_val_if_fail (GK_IS_DASHBOARD_PAGE (self), DEFAULT_DAYS);
+
+  return self->days;
+}
+
+gboolean
+gk_dashboard_page_get_loading (GkDashboardPage *self)
+{
+  g_return_val_if_fail (GK_IS_DASHBOARD_PAGE (self), FALSE);
+
+  return self->loading;
 }

@@ -1,10 +1,25 @@
-/* gk-usage-model.c
+/* gk-usage-model.c: a lazy GListModel over the usage log.
+ *
+ * The rows are split into pages of GK_USAGE_MODEL_PAGE_SIZE. get_item()
+ * creates the item objects of a page on first use, as placeholders, and
+ * fetches the page's rows in a worker thread; when they arrive each item
+ * takes its row and notifies its properties, which the view's expressions
+ * watch. At most GK_USAGE_MODEL_MAX_PAGES pages are kept (least recently
+ * used first out): the view holds its own references to the items it
+ * shows, so an evicted page only costs a fetch if it is needed again.
+ *
+ * A "generation" counter ties each fetch to the filter it was made for, so
+ * the answer to a query for an older filter is dropped.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
 #include "config.h"
 
+#include <glib/gi18n.h>
+
 #include "gk-usage-model.h"
+
+/* Items */
 
 struct _GkUsageItem
 {
@@ -13,6 +28,72 @@ struct _GkUsageItem
 };
 
 G_DEFINE_FINAL_TYPE (GkUsageItem, gk_usage_item, G_TYPE_OBJECT)
+
+enum {
+  ITEM_PROP_0,
+  ITEM_PROP_LOADED,
+  ITEM_PROP_TIME,
+  ITEM_PROP_KEY,
+  ITEM_PROP_MODEL,
+  ITEM_PROP_TOKENS,
+  ITEM_PROP_COST,
+  ITEM_PROP_STATUS,
+  ITEM_PROP_USER,
+  ITEM_N_PROPS
+};
+
+static GParamSpec *item_properties[ITEM_N_PROPS];
+
+static char *
+item_text (GkUsageItem *self,
+           guint        prop_id)
+{
+  const GkUsageRow *row = self->row;
+
+  if (row == NULL)
+    return NULL;
+
+  switch (prop_id)
+    {
+    case ITEM_PROP_TIME:
+      return gk_format_time (row->created_at);
+    case ITEM_PROP_KEY:
+      return g_strdup (row->key_name != NULL ? row->key_name : "");
+    case ITEM_PROP_MODEL:
+      return g_strdup (row->model != NULL ? row->model : "");
+    case ITEM_PROP_TOKENS:
+      return gk_format_count (row->tokens_used);
+    case ITEM_PROP_COST:
+      /* Never a guess: an unknown model shows as unpriced, not as $0. */
+      if (!row->priced)
+        return g_strdup (C_("cost", "Unpriced"));
+      return gk_format_money (row->cost_usd);
+    case ITEM_PROP_STATUS:
+      if (row->http_status > 0 && row->status != GK_USAGE_SUCCESS)
+        return g_strdup_printf ("%s (%d)", gk_usage_status_label (row->status), row->http_status);
+      return g_strdup (gk_usage_status_label (row->status));
+    case ITEM_PROP_USER:
+      return g_strdup (row->user_id != NULL ? row->user_id : "");
+    default:
+      g_assert_not_reached ();
+    }
+}
+
+static void
+gk_usage_item_get_property (GObject    *object,
+                            guint       prop_id,
+                            GValue     *value,
+                            GParamSpec *pspec)
+{
+  GkUsageItem *self = GK_USAGE_ITEM (object);
+
+  if (prop_id == ITEM_PROP_LOADED)
+    g_value_set_boolean (value, self->row != NULL);
+  else if (prop_id > ITEM_PROP_LOADED && prop_id < ITEM_N_PROPS)
+    g_value_take_string (value, item_text (self, prop_id));
+  else
+    G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+}
 
 static void
 gk_usage_item_finalize (GObject *object)
@@ -27,7 +108,22 @@ gk_usage_item_finalize (GObject *object)
 static void
 gk_usage_item_class_init (GkUsageItemClass *klass)
 {
-  G_OBJECT_CLASS (klass)->finalize = gk_usage_item_finalize;
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  static const char * const names[] = {
+    NULL, "loaded", "time", "key", "model", "tokens", "cost", "status", "user",
+  };
+
+  object_class->finalize = gk_usage_item_finalize;
+  object_class->get_property = gk_usage_item_get_property;
+
+  item_properties[ITEM_PROP_LOADED] =
+    g_param_spec_boolean ("loaded", NULL, NULL, FALSE,
+                          G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  for (guint i = ITEM_PROP_TIME; i < ITEM_N_PROPS; i++)
+    item_properties[i] = g_param_spec_string (names[i], NULL, NULL, NULL,
+                                              G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY |
+                                              G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, ITEM_N_PROPS, item_properties);
 }
 
 static void
@@ -35,12 +131,348 @@ gk_usage_item_init (GkUsageItem *self)
 {
 }
 
+static void
+gk_usage_item_take_row (GkUsageItem *self,
+                        GkUsageRow  *row)
+{
+  g_clear_pointer (&self->row, gk_usage_row_free);
+  self->row = row;
+
+  g_object_freeze_notify (G_OBJECT (self));
+  for (guint i = ITEM_PROP_LOADED; i < ITEM_N_PROPS; i++)
+    g_object_notify_by_pspec (G_OBJECT (self), item_properties[i]);
+  g_object_thaw_notify (G_OBJECT (self));
+}
+
+const GkUsageRow *
+gk_usage_item_get_row (GkUsageItem *self)
+{
+  g_return_val_if_fail (GK_IS_USAGE_ITEM (self), NULL);
+
+  return self->row;
+}
+
+/* The model */
+
+typedef struct
+{
+  GPtrArray *items;       /* GkUsageItem */
+} Page;
+
 struct _GkUsageModel
 {
-  GObject     parent_instance;
-  GkDatabase *db;
-  guint       n_items;
+  GObject       parent_instance;
+
+  GkDatabase   *db;
+  gint64        key_id;
+  guint         limit;
+
+  guint         n_items;
+  gint64        total;        /* rows of the filter, limit aside; -1 = unknown */
+  gint64        newest_id;    /* id at position 0, to tell new rows on reload */
+  guint         generation;
+
+  GHashTable   *pages;        /* page index → Page */
+  GQueue        lru;          /* page indices, most recently used first */
+
+  GCancellable *cancellable;
+  guint         pending;
 };
+
+enum {
+  PROP_0,
+  PROP_LOADING,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+static void gk_usage_model_list_model_init (GListModelInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (GkUsageModel, gk_usage_model, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (G_TYPE_LIST_MODEL,
+                                                      gk_usage_model_list_model_init))
+
+static void
+page_free (Page *page)
+{
+  g_ptr_array_unref (page->items);
+  g_free (page);
+}
+
+static void
+pending_add (GkUsageModel *self,
+             int           delta)
+{
+  gboolean was_loading = self->pending > 0;
+
+  self->pending += delta;
+  if (was_loading != (self->pending > 0))
+    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LOADING]);
+}
+
+static void
+drop_pages (GkUsageModel *self)
+{
+  g_hash_table_remove_all (self->pages);
+  g_queue_clear (&self->lru);
+}
+
+/* Page fetches */
+
+typedef struct
+{
+  GkDatabase *db;
+  gint64      key_id;
+  guint       offset;
+  guint       count;
+  guint       generation;
+  guint       page_index;
+} FetchData;
+
+static void
+fetch_data_free (FetchData *data)
+{
+  g_clear_object (&data->db);
+  g_free (data);
+}
+
+static void
+fetch_thread (GTask        *task,
+              gpointer      source_object,
+              gpointer      task_data,
+              GCancellable *cancellable)
+{
+  FetchData *data = task_data;
+  GError *error = NULL;
+  GPtrArray *rows;
+
+  rows = gk_stats_usage_logs (data->db, data->key_id, data->count, data->offset, &error);
+  if (rows == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, rows, (GDestroyNotify) g_ptr_array_unref);
+}
+
+static void
+fetch_cb (GObject      *object,
+          GAsyncResult *result,
+          gpointer      user_data)
+{
+  GkUsageModel *self = GK_USAGE_MODEL (object);
+  FetchData *data = g_task_get_task_data (G_TASK (result));
+  g_autoptr(GPtrArray) rows = NULL;
+  g_autoptr(GError) error = NULL;
+  Page *page;
+
+  rows = g_task_propagate_pointer (G_TASK (result), &error);
+  pending_add (self, -1);
+  if (rows == NULL)
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_warning ("Could not read the usage log: %s", error->message);
+      return;
+    }
+
+  /* Stale (another filter since) or evicted meanwhile: nothing to fill. */
+  page = g_hash_table_lookup (self->pages, GUINT_TO_POINTER (data->page_index));
+  if (data->generation != self->generation || page == NULL)
+    return;
+
+  /* The log may have shrunk since it was counted; the rows missing stay
+   * placeholders until the next reload fixes the count. */
+  for (guint i = 0; i < rows->len && i < page->items->len; i++)
+    gk_usage_item_take_row (g_ptr_array_index (page->items, i),
+                            g_steal_pointer (&rows->pdata[i]));
+}
+
+static Page *
+page_get (GkUsageModel *self,
+          guint         page_index)
+{
+  Page *page = g_hash_table_lookup (self->pages, GUINT_TO_POINTER (page_index));
+  guint offset = page_index * GK_USAGE_MODEL_PAGE_SIZE;
+  guint count;
+  g_autoptr(GTask) task = NULL;
+  FetchData *data;
+
+  if (page != NULL)
+    {
+      GList *link = g_queue_find (&self->lru, GUINT_TO_POINTER (page_index));
+
+      g_queue_unlink (&self->lru, link);
+      g_queue_push_head_link (&self->lru, link);
+      return page;
+    }
+
+  count = MIN (GK_USAGE_MODEL_PAGE_SIZE, self->n_items - offset);
+  page = g_new0 (Page, 1);
+  page->items = g_ptr_array_new_full (count, g_object_unref);
+  for (guint i = 0; i < count; i++)
+    g_ptr_array_add (page->items, g_object_new (GK_TYPE_USAGE_ITEM, NULL));
+  g_hash_table_insert (self->pages, GUINT_TO_POINTER (page_index), page);
+  g_queue_push_head (&self->lru, GUINT_TO_POINTER (page_index));
+
+  while (g_queue_get_length (&self->lru) > GK_USAGE_MODEL_MAX_PAGES)
+    g_hash_table_remove (self->pages, g_queue_pop_tail (&self->lru));
+
+  data = g_new0 (FetchData, 1);
+  data->db = g_object_ref (self->db);
+  data->key_id = self->key_id;
+  data->offset = offset;
+  data->count = count;
+  data->generation = self->generation;
+  data->page_index = page_index;
+
+  pending_add (self, 1);
+  task = g_task_new (self, self->cancellable, fetch_cb, NULL);
+  g_task_set_source_tag (task, page_get);
+  g_task_set_task_data (task, data, (GDestroyNotify) fetch_data_free);
+  g_task_run_in_thread (task, fetch_thread);
+
+  return page;
+}
+
+/* Counting */
+
+typedef struct
+{
+  GkDatabase *db;
+  gint64      key_id;
+  guint       generation;
+  gint64      old_total;      /* -1: a new filter, nothing to compare */
+  gint64      old_newest_id;
+  /* Results */
+  gint64      total;
+  gint64      newest_id;
+  gboolean    prepended;      /* the old rows are still there, below the new */
+} CountData;
+
+static void
+count_data_free (CountData *data)
+{
+  g_clear_object (&data->db);
+  g_free (data);
+}
+
+static gint64
+row_id_at (GkDatabase *db,
+           gint64      key_id,
+           gint64      offset,
+           GError    **error)
+{
+  g_autoptr(GPtrArray) rows = NULL;
+
+  rows = gk_stats_usage_logs (db, key_id, 1, offset, error);
+  if (rows == NULL)
+    return -1;
+  return rows->len > 0 ? ((GkUsageRow *) g_ptr_array_index (rows, 0))->id : 0;
+}
+
+static void
+count_thread (GTask        *task,
+              gpointer      source_object,
+              gpointer      task_data,
+              GCancellable *cancellable)
+{
+  CountData *data = task_data;
+  GError *error = NULL;
+
+  data->total = gk_stats_usage_count (data->db, data->key_id, &error);
+  if (data->total >= 0)
+    data->newest_id = row_id_at (data->db, data->key_id, 0, &error);
+  /* Rows are only ever added at the top (newest first): when the row that
+   * was first is now k rows down, the k rows above it are all that
+   * changed. */
+  if (error == NULL && data->old_total >= 0 && data->total >= data->old_total)
+    {
+      gint64 added = data->total - data->old_total;
+
+      data->prepended = added == 0 ? data->newest_id == data->old_newest_id
+                                   : row_id_at (data->db, data->key_id, added, &error)
+                                     == data->old_newest_id;
+    }
+
+  if (error != NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+static void
+count_cb (GObject      *object,
+          GAsyncResult *result,
+          gpointer      user_data)
+{
+  GkUsageModel *self = GK_USAGE_MODEL (object);
+  CountData *data = g_task_get_task_data (G_TASK (result));
+  g_autoptr(GError) error = NULL;
+  guint old_n, new_n;
+
+  pending_add (self, -1);
+  if (!g_task_propagate_boolean (G_TASK (result), &error))
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_warning ("Could not count the usage log: %s", error->message);
+      return;
+    }
+  if (data->generation != self->generation)
+    return;
+
+  old_n = self->n_items;
+  new_n = (guint) (self->limit > 0 ? MIN ((gint64) self->limit, data->total)
+                                   : MIN ((gint64) G_MAXUINT, data->total));
+  self->total = data->total;
+  self->newest_id = data->newest_id;
+
+  if (data->prepended)
+    {
+      guint added = (guint) (data->total - data->old_total);
+
+      if (added == 0)
+        return;
+
+      /* Page boundaries moved with the rows; the view keeps the items it
+       * holds, which are still right. */
+      drop_pages (self);
+      self->generation++;
+      self->n_items = new_n;
+      g_list_model_items_changed (G_LIST_MODEL (self), 0, 0, MIN (added, new_n));
+      if (old_n + MIN (added, new_n) > new_n)
+        g_list_model_items_changed (G_LIST_MODEL (self), new_n,
+                                    old_n + MIN (added, new_n) - new_n, 0);
+      return;
+    }
+
+  drop_pages (self);
+  self->generation++;
+  self->n_items = new_n;
+  if (old_n > 0 || new_n > 0)
+    g_list_model_items_changed (G_LIST_MODEL (self), 0, old_n, new_n);
+}
+
+static void
+start_count (GkUsageModel *self,
+             gboolean      same_filter)
+{
+  g_autoptr(GTask) task = NULL;
+  CountData *data;
+
+  data = g_new0 (CountData, 1);
+  data->db = g_object_ref (self->db);
+  data->key_id = self->key_id;
+  data->generation = self->generation;
+  data->old_total = same_filter ? self->total : -1;
+  data->old_newest_id = self->newest_id;
+
+  pending_add (self, 1);
+  task = g_task_new (self, self->cancellable, count_cb, NULL);
+  g_task_set_source_tag (task, start_count);
+  g_task_set_task_data (task, data, (GDestroyNotify) count_data_free);
+  g_task_run_in_thread (task, count_thread);
+}
+
+/* GListModel */
 
 static GType
 gk_usage_model_get_item_type (GListModel *model)
@@ -58,7 +490,14 @@ static gpointer
 gk_usage_model_get_item (GListModel *model,
                          guint       position)
 {
-  return NULL;
+  GkUsageModel *self = GK_USAGE_MODEL (model);
+  Page *page;
+
+  if (position >= self->n_items)
+    return NULL;
+
+  page = page_get (self, position / GK_USAGE_MODEL_PAGE_SIZE);
+  return g_object_ref (g_ptr_array_index (page->items, position % GK_USAGE_MODEL_PAGE_SIZE));
 }
 
 static void
@@ -69,36 +508,184 @@ gk_usage_model_list_model_init (GListModelInterface *iface)
   iface->get_item = gk_usage_model_get_item;
 }
 
-G_DEFINE_FINAL_TYPE_WITH_CODE (GkUsageModel, gk_usage_model, G_TYPE_OBJECT,
-                               G_IMPLEMENT_INTERFACE (G_TYPE_LIST_MODEL,
-                                                      gk_usage_model_list_model_init))
+/* GObject */
 
 static void
 gk_usage_model_dispose (GObject *object)
 {
   GkUsageModel *self = GK_USAGE_MODEL (object);
 
-  g_clear_object (&self->db);
+  g_cancellable_cancel (self->cancellable);
+  drop_pages (self);
 
   G_OBJECT_CLASS (gk_usage_model_parent_class)->dispose (object);
 }
 
 static void
+gk_usage_model_finalize (GObject *object)
+{
+  GkUsageModel *self = GK_USAGE_MODEL (object);
+
+  g_clear_object (&self->cancellable);
+  g_clear_pointer (&self->pages, g_hash_table_unref);
+  g_clear_object (&self->db);
+
+  G_OBJECT_CLASS (gk_usage_model_parent_class)->finalize (object);
+}
+
+static void
+gk_usage_model_get_property (GObject    *object,
+                             guint       prop_id,
+                             GValue     *value,
+                             GParamSpec *pspec)
+{
+  GkUsageModel *self = GK_USAGE_MODEL (object);
+
+  switch (prop_id)
+    {
+    case PROP_LOADING:
+      g_value_set_boolean (value, self->pending > 0);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
 gk_usage_model_class_init (GkUsageModelClass *klass)
 {
-  G_OBJECT_CLASS (klass)->dispose = gk_usage_model_dispose;
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = gk_usage_model_dispose;
+  object_class->finalize = gk_usage_model_finalize;
+  object_class->get_property = gk_usage_model_get_property;
+
+  properties[PROP_LOADING] =
+    g_param_spec_boolean ("loading", NULL, NULL, FALSE,
+                          G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
 static void
 gk_usage_model_init (GkUsageModel *self)
 {
+  self->pages = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) page_free);
+  g_queue_init (&self->lru);
+  self->cancellable = g_cancellable_new ();
+  self->total = -1;
 }
+
+/* Public API */
 
 GkUsageModel *
 gk_usage_model_new (GkDatabase *db)
 {
-  GkUsageModel *self = g_object_new (GK_TYPE_USAGE_MODEL, NULL);
+  GkUsageModel *self;
 
+  g_return_val_if_fail (GK_IS_DATABASE (db), NULL);
+
+  self = g_object_new (GK_TYPE_USAGE_MODEL, NULL);
   self->db = g_object_ref (db);
+  start_count (self, FALSE);
   return self;
+}
+
+void
+gk_usage_model_set_filter (GkUsageModel *self,
+                           gint64        key_id,
+                           guint         limit)
+{
+  g_return_if_fail (GK_IS_USAGE_MODEL (self));
+
+  if (self->key_id == key_id && self->limit == limit)
+    return;
+
+  self->key_id = key_id;
+  self->limit = limit;
+  /* Answers for the old filter are dropped by their generation. */
+  self->generation++;
+  self->total = -1;
+  start_count (self, FALSE);
+}
+
+gint64
+gk_usage_model_get_key_id (GkUsageModel *self)
+{
+  g_return_val_if_fail (GK_IS_USAGE_MODEL (self), 0);
+
+  return self->key_id;
+}
+
+guint
+gk_usage_model_get_limit (GkUsageModel *self)
+{
+  g_return_val_if_fail (GK_IS_USAGE_MODEL (self), 0);
+
+  return self->limit;
+}
+
+void
+gk_usage_model_reload (GkUsageModel *self)
+{
+  g_return_if_fail (GK_IS_USAGE_MODEL (self));
+
+  start_count (self, self->total >= 0);
+}
+
+gboolean
+gk_usage_model_get_loading (GkUsageModel *self)
+{
+  g_return_val_if_fail (GK_IS_USAGE_MODEL (self), FALSE);
+
+  return self->pending > 0;
+}
+
+guint
+gk_usage_model_get_n_cached_pages (GkUsageModel *self)
+{
+  g_return_val_if_fail (GK_IS_USAGE_MODEL (self), 0);
+
+  return g_hash_table_size (self->pages);
+}
+
+/* Formatting */
+
+char *
+gk_format_count (gint64 count)
+{
+  return g_strdup_printf ("%'" G_GINT64_FORMAT, count);
+}
+
+char *
+gk_format_money (double usd)
+{
+  return g_strdup_printf ("$%'.2f", usd);
+}
+
+char *
+gk_format_time (gint64 unix_time)
+{
+  g_autoptr(GDateTime) dt = g_date_time_new_from_unix_local (unix_time);
+
+  if (dt == NULL)
+    return g_strdup ("");
+  return g_date_time_format (dt, "%x %X");
+}
+
+const char *
+gk_usage_status_label (GkUsageStatus status)
+{
+  switch (status)
+    {
+    case GK_USAGE_SUCCESS:
+      return C_("usage status", "Success");
+    case GK_USAGE_RATE_LIMITED:
+      return C_("usage status", "Rate limited");
+    case GK_USAGE_INVALID_KEY:
+      return C_("usage status", "Invalid key");
+    case GK_USAGE_ERROR:
+      return C_("usage status", "Error");
+    default:
+      return "";
+    }
 }

@@ -1,4 +1,9 @@
-/* gk-usage-page.c
+/* gk-usage-page.c: the usage log, filtered by key and limited.
+ *
+ * The table is a GkUsageModel (lazy, paged); the summary and the key list
+ * are read in worker threads. The key names need the key store, which
+ * exists only once the master key is unlocked; until then the filter
+ * offers "All keys" alone.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -6,25 +11,435 @@
 
 #include <glib/gi18n.h>
 
+#include "gk-usage-model.h"
 #include "gk-usage-page.h"
+
+static const guint limits[] = { 10, 50, 100, 500 };
 
 struct _GkUsagePage
 {
-  AdwBin     parent_instance;
-  GkBackend *backend;
+  AdwBin          parent_instance;
+
+  GtkDropDown    *key_dropdown;
+  GtkStringList  *key_names;
+  GtkDropDown    *limit_dropdown;
+  GtkLabel       *requests_label;
+  GtkLabel       *success_label;
+  GtkLabel       *failed_label;
+  GtkLabel       *cost_label;
+  GtkStack       *stack;
+  AdwStatusPage  *empty_status;
+  GtkColumnView  *column_view;
+
+  GkBackend      *backend;
+  GkUsageModel   *model;
+  GArray         *key_ids;        /* gint64, parallel to key_names; 0 = all */
+  GCancellable   *cancellable;    /* summary and key list */
+  guint           pending;
+  gboolean        updating_keys;
 };
 
 G_DEFINE_FINAL_TYPE (GkUsagePage, gk_usage_page, ADW_TYPE_BIN)
+
+enum {
+  PROP_0,
+  PROP_LOADING,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+static void reload (GkUsagePage *self);
+
+static void
+pending_add (GkUsagePage *self,
+             int          delta)
+{
+  gboolean was_loading = gk_usage_page_get_loading (self);
+
+  self->pending += delta;
+  if (was_loading != gk_usage_page_get_loading (self))
+    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LOADING]);
+}
+
+static gint64
+selected_key_id (GkUsagePage *self)
+{
+  guint selected = gtk_drop_down_get_selected (self->key_dropdown);
+
+  if (selected == GTK_INVALID_LIST_POSITION || selected >= self->key_ids->len)
+    return 0;
+  return g_array_index (self->key_ids, gint64, selected);
+}
+
+static guint
+selected_limit (GkUsagePage *self)
+{
+  guint selected = gtk_drop_down_get_selected (self->limit_dropdown);
+
+  return selected < G_N_ELEMENTS (limits) ? limits[selected] : limits[1];
+}
+
+static void
+update_stack (GkUsagePage *self)
+{
+  gboolean empty = self->model == NULL
+                   || g_list_model_get_n_items (G_LIST_MODEL (self->model)) == 0;
+
+  gtk_stack_set_visible_child_name (self->stack, empty ? "empty" : "list");
+}
+
+/* The summary */
+
+typedef struct
+{
+  GkDatabase    *db;
+  gint64         key_id;
+  guint          limit;
+  GkUsageSummary summary;
+} SummaryData;
+
+static void
+summary_data_free (SummaryData *data)
+{
+  g_clear_object (&data->db);
+  g_free (data);
+}
+
+static void
+summary_thread (GTask        *task,
+                gpointer      source_object,
+                gpointer      task_data,
+                GCancellable *cancellable)
+{
+  SummaryData *data = task_data;
+  GError *error = NULL;
+
+  if (gk_stats_usage_summary (data->db, data->key_id, data->limit, &data->summary, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+static void
+set_label_take (GtkLabel *label,
+                char     *text)
+{
+  gtk_label_set_label (label, text);
+  g_free (text);
+}
+
+static void
+summary_cb (GObject      *object,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  GkUsagePage *self = GK_USAGE_PAGE (object);
+  SummaryData *data = g_task_get_task_data (G_TASK (result));
+  g_autoptr(GError) error = NULL;
+
+  if (!g_task_propagate_boolean (G_TASK (result), &error))
+    {
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return;
+      adw_status_page_set_title (self->empty_status, _("Could Not Read the Usage Log"));
+      adw_status_page_set_description (self->empty_status, error->message);
+      gtk_stack_set_visible_child_name (self->stack, "empty");
+      pending_add (self, -1);
+      return;
+    }
+
+  /* An answer for a filter since changed; the newer one is on its way. */
+  if (data->key_id != selected_key_id (self) || data->limit != selected_limit (self))
+    {
+      pending_add (self, -1);
+      return;
+    }
+
+  set_label_take (self->requests_label, gk_format_count (data->summary.requests));
+  set_label_take (self->success_label, gk_format_count (data->summary.successes));
+  set_label_take (self->failed_label, gk_format_count (data->summary.failures));
+  set_label_take (self->cost_label, gk_format_money (data->summary.cost_usd));
+  pending_add (self, -1);
+}
+
+/* The key list */
+
+typedef struct
+{
+  GkKeyStore *store;
+  GPtrArray  *keys;     /* GkKey */
+} KeysData;
+
+static void
+keys_data_free (KeysData *data)
+{
+  g_clear_object (&data->store);
+  g_clear_pointer (&data->keys, g_ptr_array_unref);
+  g_free (data);
+}
+
+static void
+keys_thread (GTask        *task,
+             gpointer      source_object,
+             gpointer      task_data,
+             GCancellable *cancellable)
+{
+  KeysData *data = task_data;
+  GError *error = NULL;
+
+  data->keys = gk_key_store_list (data->store, &error);
+  if (data->keys == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+static void
+set_keys (GkUsagePage *self,
+          GPtrArray   *keys)
+{
+  gint64 selected = selected_key_id (self);
+  guint position = 0;
+  g_autoptr(GPtrArray) names = g_ptr_array_new ();
+
+  g_array_set_size (self->key_ids, 1);
+  g_ptr_array_add (names, (gpointer) _("All keys"));
+  for (guint i = 0; keys != NULL && i < keys->len; i++)
+    {
+      GkKey *key = g_ptr_array_index (keys, i);
+
+      g_array_append_val (self->key_ids, key->id);
+      g_ptr_array_add (names, key->name);
+      if (key->id == selected)
+        position = i + 1;
+    }
+  g_ptr_array_add (names, NULL);
+
+  /* Replacing the names moves the selection; it is put back below, and
+   * the filter is not reloaded in between. */
+  self->updating_keys = TRUE;
+  gtk_string_list_splice (self->key_names, 0,
+                          g_list_model_get_n_items (G_LIST_MODEL (self->key_names)),
+                          (const char * const *) names->pdata);
+  gtk_drop_down_set_selected (self->key_dropdown, position);
+  self->updating_keys = FALSE;
+
+  /* The selected key was deleted: show every key's rows again. */
+  if (selected != selected_key_id (self))
+    reload (self);
+}
+
+static void
+keys_cb (GObject      *object,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  GkUsagePage *self = GK_USAGE_PAGE (object);
+  KeysData *data = g_task_get_task_data (G_TASK (result));
+  g_autoptr(GError) error = NULL;
+
+  if (!g_task_propagate_boolean (G_TASK (result), &error))
+    {
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return;
+      g_warning ("Could not list the keys: %s", error->message);
+    }
+  else
+    {
+      set_keys (self, data->keys);
+    }
+  pending_add (self, -1);
+}
+
+/* Loading */
+
+static GTask *
+task_new (GkUsagePage         *self,
+          gpointer             data,
+          GDestroyNotify       data_free,
+          GAsyncReadyCallback  callback,
+          gpointer             tag)
+{
+  GTask *task = g_task_new (self, self->cancellable, callback, NULL);
+
+  g_task_set_source_tag (task, tag);
+  g_task_set_task_data (task, data, data_free);
+  pending_add (self, 1);
+  return task;
+}
+
+static void
+load_keys (GkUsagePage *self)
+{
+  GkKeyStore *store = gk_backend_get_key_store (self->backend);
+  g_autoptr(GTask) task = NULL;
+  KeysData *data;
+
+  if (store == NULL)
+    {
+      set_keys (self, NULL);
+      return;
+    }
+
+  data = g_new0 (KeysData, 1);
+  data->store = g_object_ref (store);
+  task = task_new (self, data, (GDestroyNotify) keys_data_free, keys_cb, load_keys);
+  g_task_run_in_thread (task, keys_thread);
+}
+
+static void
+load_summary (GkUsagePage *self)
+{
+  g_autoptr(GTask) task = NULL;
+  SummaryData *data;
+
+  data = g_new0 (SummaryData, 1);
+  data->db = g_object_ref (gk_backend_get_database (self->backend));
+  data->key_id = selected_key_id (self);
+  data->limit = selected_limit (self);
+  task = task_new (self, data, (GDestroyNotify) summary_data_free, summary_cb, load_summary);
+  g_task_run_in_thread (task, summary_thread);
+}
+
+static void
+model_items_changed_cb (GkUsagePage *self)
+{
+  update_stack (self);
+}
+
+static void
+model_loading_cb (GkUsagePage *self)
+{
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LOADING]);
+}
+
+static void
+ensure_model (GkUsagePage *self)
+{
+  GkDatabase *db = gk_backend_get_database (self->backend);
+  g_autoptr(GtkNoSelection) selection = NULL;
+
+  if (self->model != NULL)
+    return;
+
+  self->model = gk_usage_model_new (db);
+  gk_usage_model_set_filter (self->model, selected_key_id (self), selected_limit (self));
+  g_signal_connect_swapped (self->model, "items-changed",
+                            G_CALLBACK (model_items_changed_cb), self);
+  g_signal_connect_swapped (self->model, "notify::loading",
+                            G_CALLBACK (model_loading_cb), self);
+  selection = gtk_no_selection_new (g_object_ref (G_LIST_MODEL (self->model)));
+  gtk_column_view_set_model (self->column_view, GTK_SELECTION_MODEL (selection));
+}
+
+static void
+drop_model (GkUsagePage *self)
+{
+  gtk_column_view_set_model (self->column_view, NULL);
+  if (self->model != NULL)
+    g_signal_handlers_disconnect_by_data (self->model, self);
+  g_clear_object (&self->model);
+}
+
+/* The filter changed (or the data): the table and the summary again. */
+static void
+reload (GkUsagePage *self)
+{
+  if (self->backend == NULL || gk_backend_get_database (self->backend) == NULL)
+    return;
+
+  if (self->model == NULL)
+    ensure_model (self);
+  else if (gk_usage_model_get_key_id (self->model) == selected_key_id (self)
+           && gk_usage_model_get_limit (self->model) == selected_limit (self))
+    gk_usage_model_reload (self->model);
+  else
+    gk_usage_model_set_filter (self->model, selected_key_id (self), selected_limit (self));
+  load_summary (self);
+}
+
+/* Everything, as when the backend says the data changed. */
+static void
+reload_all (GkUsagePage *self)
+{
+  g_cancellable_cancel (self->cancellable);
+  g_clear_object (&self->cancellable);
+  self->cancellable = g_cancellable_new ();
+  /* Cancelled tasks still complete, but without touching the counter. */
+  if (self->pending > 0)
+    {
+      self->pending = 0;
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LOADING]);
+    }
+
+  if (self->backend == NULL || gk_backend_get_database (self->backend) == NULL)
+    return;
+
+  load_keys (self);
+  reload (self);
+}
+
+/* Signal callbacks */
+
+static void
+filter_changed_cb (GkUsagePage *self)
+{
+  if (self->updating_keys || self->backend == NULL)
+    return;
+  reload (self);
+}
+
+static void
+backend_changed_cb (GkUsagePage *self)
+{
+  reload_all (self);
+}
+
+/* Overrides */
 
 static void
 gk_usage_page_dispose (GObject *object)
 {
   GkUsagePage *self = GK_USAGE_PAGE (object);
 
+  g_cancellable_cancel (self->cancellable);
+  g_clear_object (&self->cancellable);
+  if (self->backend != NULL)
+    g_signal_handlers_disconnect_by_data (self->backend, self);
   g_clear_object (&self->backend);
+  drop_model (self);
   gtk_widget_dispose_template (GTK_WIDGET (self), GK_TYPE_USAGE_PAGE);
 
   G_OBJECT_CLASS (gk_usage_page_parent_class)->dispose (object);
+}
+
+static void
+gk_usage_page_finalize (GObject *object)
+{
+  GkUsagePage *self = GK_USAGE_PAGE (object);
+
+  g_clear_pointer (&self->key_ids, g_array_unref);
+
+  G_OBJECT_CLASS (gk_usage_page_parent_class)->finalize (object);
+}
+
+static void
+gk_usage_page_get_property (GObject    *object,
+                            guint       prop_id,
+                            GValue     *value,
+                            GParamSpec *pspec)
+{
+  GkUsagePage *self = GK_USAGE_PAGE (object);
+
+  switch (prop_id)
+    {
+    case PROP_LOADING:
+      g_value_set_boolean (value, gk_usage_page_get_loading (self));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
 }
 
 static void
@@ -34,15 +449,43 @@ gk_usage_page_class_init (GkUsagePageClass *klass)
   GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
 
   object_class->dispose = gk_usage_page_dispose;
+  object_class->finalize = gk_usage_page_finalize;
+  object_class->get_property = gk_usage_page_get_property;
+
+  properties[PROP_LOADING] =
+    g_param_spec_boolean ("loading", NULL, NULL, FALSE,
+                          G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  /* The column factories look the item type up by name. */
+  g_type_ensure (GK_TYPE_USAGE_ITEM);
+
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/io/github/geminikeys/GeminiKeys/ui/gk-usage-page.ui");
+  gtk_widget_class_bind_template_child (widget_class, GkUsagePage, key_dropdown);
+  gtk_widget_class_bind_template_child (widget_class, GkUsagePage, key_names);
+  gtk_widget_class_bind_template_child (widget_class, GkUsagePage, limit_dropdown);
+  gtk_widget_class_bind_template_child (widget_class, GkUsagePage, requests_label);
+  gtk_widget_class_bind_template_child (widget_class, GkUsagePage, success_label);
+  gtk_widget_class_bind_template_child (widget_class, GkUsagePage, failed_label);
+  gtk_widget_class_bind_template_child (widget_class, GkUsagePage, cost_label);
+  gtk_widget_class_bind_template_child (widget_class, GkUsagePage, stack);
+  gtk_widget_class_bind_template_child (widget_class, GkUsagePage, empty_status);
+  gtk_widget_class_bind_template_child (widget_class, GkUsagePage, column_view);
+  gtk_widget_class_bind_template_callback (widget_class, filter_changed_cb);
 }
 
 static void
 gk_usage_page_init (GkUsagePage *self)
 {
+  self->key_ids = g_array_new (FALSE, TRUE, sizeof (gint64));
+  self->cancellable = g_cancellable_new ();
+
   gtk_widget_init_template (GTK_WIDGET (self));
+  set_keys (self, NULL);
 }
+
+/* Public API */
 
 GtkWidget *
 gk_usage_page_new (void)
@@ -52,11 +495,22 @@ gk_usage_page_new (void)
 
 void
 gk_usage_page_set_backend (GkUsagePage *self,
-                          GkBackend  *backend)
+                           GkBackend   *backend)
 {
   g_return_if_fail (GK_IS_USAGE_PAGE (self));
+  g_return_if_fail (backend == NULL || GK_IS_BACKEND (backend));
 
+  if (self->backend == backend)
+    return;
+
+  if (self->backend != NULL)
+    g_signal_handlers_disconnect_by_data (self->backend, self);
+  drop_model (self);
   g_set_object (&self->backend, backend);
+  if (backend != NULL)
+    g_signal_connect_swapped (backend, "changed", G_CALLBACK (backend_changed_cb), self);
+  reload_all (self);
+  update_stack (self);
 }
 
 void
@@ -64,5 +518,36 @@ gk_usage_page_focus_filter (GkUsagePage *self)
 {
   g_return_if_fail (GK_IS_USAGE_PAGE (self));
 
-  gtk_widget_grab_focus (GTK_WIDGET (self));
+  gtk_widget_grab_focus (GTK_WIDGET (self->key_dropdown));
+}
+
+void
+gk_usage_page_set_filter (GkUsagePage *self,
+                          gint64       key_id,
+                          guint        limit)
+{
+  g_return_if_fail (GK_IS_USAGE_PAGE (self));
+
+  for (guint i = 0; i < self->key_ids->len; i++)
+    if (g_array_index (self->key_ids, gint64, i) == key_id)
+      gtk_drop_down_set_selected (self->key_dropdown, i);
+  for (guint i = 0; i < G_N_ELEMENTS (limits); i++)
+    if (limits[i] == limit)
+      gtk_drop_down_set_selected (self->limit_dropdown, i);
+}
+
+GListModel *
+gk_usage_page_get_model (GkUsagePage *self)
+{
+  g_return_val_if_fail (GK_IS_USAGE_PAGE (self), NULL);
+
+  return self->model != NULL ? G_LIST_MODEL (self->model) : NULL;
+}
+
+gboolean
+gk_usage_page_get_loading (GkUsagePage *self)
+{
+  g_return_val_if_fail (GK_IS_USAGE_PAGE (self), FALSE);
+
+  return self->pending > 0 || (self->model != NULL && gk_usage_model_get_loading (self->model));
 }
