@@ -1,0 +1,696 @@
+/* test-pool.c: selection order, rotation triggers, cooldowns, concurrency.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gk-database-private.h"
+#include "gk-test-util.h"
+
+typedef struct
+{
+  GkClock    *clock;
+  GkDatabase *db;
+  GkKeyStore *store;
+  GkPool     *pool;
+  GBytes     *master;
+} Fixture;
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  f->clock = gk_clock_new_fixed (GK_TEST_EPOCH);
+  f->db = gk_test_open_db (f->clock);
+  f->master = gk_test_master_key ();
+  f->store = gk_key_store_new (f->db, f->master);
+  f->pool = gk_pool_new (f->db, NULL);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autofree char *dir = g_path_get_dirname (gk_database_get_path (f->db));
+
+  g_assert_finalize_object (f->pool);
+  g_assert_finalize_object (f->store);
+  g_assert_finalize_object (f->db);
+  g_clear_object (&f->clock);
+  g_clear_pointer (&f->master, g_bytes_unref);
+  gk_test_rm_rf (dir);
+}
+
+typedef struct
+{
+  const char *name;
+  int         priority;
+  gboolean    is_default;
+  gint64      daily_limit;
+  gint64      daily_used;
+  gint64      last_used_at;   /* offset from the epoch; 0 = never */
+  const char *status;
+  gint64      cooldown;       /* seconds from now; 0 = none */
+  double      budget;         /* < 0 none */
+  double      month_cost;
+} KeyRow;
+
+static gint64
+add_row (Fixture      *f,
+         const KeyRow *row,
+         guint         n)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *api_key = gk_test_api_key (n);
+  g_autofree char *sql = NULL;
+  GkKeySpec spec;
+  gint64 id;
+
+  gk_key_spec_init (&spec);
+  spec.name = row->name;
+  spec.priority = row->priority;
+  spec.is_default = row->is_default;
+  spec.monthly_budget_usd = row->budget;
+  spec.limits[GK_QUOTA_SLOT_DAILY_TOKENS] = row->daily_limit;
+  id = gk_key_store_add (f->store, &spec, api_key, &error);
+  g_assert_no_error (error);
+
+  sql = g_strdup_printf ("UPDATE gemini_api_keys SET status = '%s', cooldown_until = %" G_GINT64_FORMAT
+                         ", last_used_at = %" G_GINT64_FORMAT ", month_cost_usd = %f WHERE id = %" G_GINT64_FORMAT ";"
+                         "UPDATE gemini_key_quotas SET used_value = %" G_GINT64_FORMAT
+                         " WHERE key_id = %" G_GINT64_FORMAT " AND quota_type = 'DAILY' AND unit = 'TOKENS';",
+                         row->status ? row->status : "ACTIVE",
+                         row->cooldown ? GK_TEST_EPOCH + row->cooldown : 0,
+                         row->last_used_at ? GK_TEST_EPOCH + row->last_used_at : 0,
+                         row->month_cost, id, row->daily_used, id);
+  gk_database_exec (f->db, sql, &error);
+  g_assert_no_error (error);
+  gk_database_touch (f->db);
+  return id;
+}
+
+static char *
+select_name (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkKey) key = gk_pool_select (f->pool, "gemini-2.5-flash", NULL, &error);
+
+  if (key == NULL)
+    {
+      g_assert_error (error, GK_POOL_ERROR, GK_POOL_ERROR_NO_ACTIVE_KEYS);
+      g_assert_cmpstr (error->message, ==, "No active keys available");
+      return NULL;
+    }
+  g_assert_no_error (error);
+  return g_strdup (key->name);
+}
+
+typedef struct
+{
+  const char *what;
+  KeyRow      rows[4];
+  const char *expected;   /* NULL: "No active keys available" */
+} SelectionCase;
+
+static void
+test_selection_order (void)
+{
+  const SelectionCase cases[] = {
+    { "higher priority wins",
+      { { "low", 3, .budget = -1 }, { "high", 9, .budget = -1 } }, "high" },
+    { "the default key wins over priority",
+      { { "high", 10, .budget = -1 }, { "default", 1, TRUE, .budget = -1 } }, "default" },
+    { "more remaining quota wins at equal priority",
+      { { "half", 5, FALSE, 1000, 500, .budget = -1 }, { "fresh", 5, FALSE, 1000, 100, .budget = -1 } },
+      "fresh" },
+    { "unlimited counts as full",
+      { { "limited", 5, FALSE, 1000, 10, .budget = -1 }, { "unlimited", 5, .budget = -1 } },
+      "unlimited" },
+    { "least recently used breaks ties",
+      { { "recent", 5, .last_used_at = -10, .budget = -1 },
+        { "older", 5, .last_used_at = -1000, .budget = -1 } },
+      "older" },
+    { "never used counts as least recent",
+      { { "recent", 5, .last_used_at = -10, .budget = -1 }, { "never", 5, .budget = -1 } }, "never" },
+    { "below the threshold is skipped even at top priority",
+      { { "nearly-empty", 10, FALSE, 1000, 960, .budget = -1 }, { "ok", 1, .budget = -1 } }, "ok" },
+    { "exactly at the threshold is still eligible",
+      { { "at-threshold", 10, FALSE, 1000, 950, .budget = -1 }, { "ok", 1, .budget = -1 } },
+      "at-threshold" },
+    { "inactive, invalid and quota-exceeded keys are skipped",
+      { { "inactive", 10, .status = "INACTIVE", .budget = -1 },
+        { "invalid", 10, .status = "INVALID", .budget = -1 },
+        { "exceeded", 10, .status = "QUOTA_EXCEEDED", .budget = -1 },
+        { "fine", 1, .budget = -1 } },
+      "fine" },
+    { "a rate-limited key in cooldown is skipped",
+      { { "cooling", 10, .status = "RATE_LIMITED", .cooldown = 30, .budget = -1 },
+        { "fine", 1, .budget = -1 } },
+      "fine" },
+    { "a rate-limited key whose cooldown passed is active again",
+      { { "cooled", 10, .status = "RATE_LIMITED", .cooldown = -1, .budget = -1 },
+        { "fine", 1, .budget = -1 } },
+      "cooled" },
+    { "a key at its budget is skipped",
+      { { "spent", 10, .budget = 5.0, .month_cost = 5.0 }, { "fine", 1, .budget = -1 } }, "fine" },
+    { "a default key that is not eligible does not win",
+      { { "default-dead", 5, TRUE, .status = "INVALID", .budget = -1 }, { "fine", 1, .budget = -1 } },
+      "fine" },
+    { "nothing eligible",
+      { { "inactive", 10, .status = "INACTIVE", .budget = -1 },
+        { "cooling", 10, .status = "RATE_LIMITED", .cooldown = 30, .budget = -1 } },
+      NULL },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      Fixture f;
+      g_autofree char *chosen = NULL;
+
+      g_test_message ("%s", cases[i].what);
+      fixture_setup (&f, NULL);
+      for (guint r = 0; r < G_N_ELEMENTS (cases[i].rows) && cases[i].rows[r].name; r++)
+        add_row (&f, &cases[i].rows[r], i * 10 + r);
+      chosen = select_name (&f);
+      g_assert_cmpstr (chosen, ==, cases[i].expected);
+      fixture_teardown (&f, NULL);
+    }
+}
+
+static void
+test_empty_pool (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autofree char *chosen = select_name (f);
+  g_assert_null (chosen);
+}
+
+typedef struct
+{
+  gint64 count;
+  gint64 from_key_id;
+  gint64 to_key_id;
+  char  *reason;
+  char  *triggered_by;
+} RotationLog;
+
+static void
+read_rotations (Fixture     *f,
+                RotationLog *log)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) rows = gk_stats_rotation_logs (f->db, 100, &error);
+  GkRotationRow *last;
+
+  g_assert_no_error (error);
+  memset (log, 0, sizeof *log);
+  log->count = rows->len;
+  if (rows->len == 0)
+    return;
+  last = g_ptr_array_index (rows, 0);
+  log->from_key_id = last->from_key_id;
+  log->to_key_id = last->to_key_id;
+  log->reason = g_strdup (gk_rotation_reason_to_string (last->reason));
+  log->triggered_by = g_strdup (last->triggered_by);
+}
+
+static void
+rotation_log_clear (RotationLog *log)
+{
+  g_free (log->reason);
+  g_free (log->triggered_by);
+}
+
+static GkKey *
+get_key (Fixture *f,
+         gint64   id)
+{
+  g_autoptr(GError) error = NULL;
+  GkKey *key = gk_key_store_get (f->store, id, &error);
+
+  g_assert_no_error (error);
+  return key;
+}
+
+static GkTrackResult
+track (Fixture       *f,
+       gint64         key_id,
+       GkUsageStatus  status,
+       gint64         tokens,
+       gint64         retry_delay,
+       gboolean       per_day)
+{
+  g_autoptr(GError) error = NULL;
+  GkTrackResult result;
+  GkUsageRecord record;
+
+  gk_usage_record_init (&record);
+  record.key_id = key_id;
+  record.model = "gemini-2.5-flash";
+  record.prompt_tokens = tokens;
+  record.status = status;
+  record.retry_delay_s = retry_delay;
+  record.per_day = per_day;
+  record.http_status = status == GK_USAGE_SUCCESS ? 200 : status == GK_USAGE_RATE_LIMITED ? 429 : 400;
+  gk_pool_track (f->pool, &record, &result, &error);
+  g_assert_no_error (error);
+  return result;
+}
+
+static void
+test_trigger_quota_low (Fixture       *f,
+                        gconstpointer  data)
+{
+  const KeyRow a = { "a", 9, FALSE, 1000, 0, .budget = -1 };
+  const KeyRow b = { "b", 1, .budget = -1 };
+  gint64 ida = add_row (f, &a, 1), idb = add_row (f, &b, 2);
+  g_autoptr(GkKey) key = NULL;
+  GkTrackResult result;
+  RotationLog log;
+
+  /* 940 of 1000 used: 6% left, above the 5% threshold — no rotation. */
+  result = track (f, ida, GK_USAGE_SUCCESS, 940, 0, FALSE);
+  g_assert_false (result.rotated);
+  g_assert_true (result.priced);
+  g_assert_cmpfloat (result.cost_usd, >, 0);
+  read_rotations (f, &log);
+  g_assert_cmpint (log.count, ==, 0);
+
+  /* 20 more: 4% left → QUOTA_LOW, exactly one rotation row, to b. */
+  result = track (f, ida, GK_USAGE_SUCCESS, 20, 0, FALSE);
+  g_assert_true (result.rotated);
+  g_assert_cmpint (result.reason, ==, GK_ROTATION_QUOTA_LOW);
+  g_assert_cmpint (result.to_key_id, ==, idb);
+  read_rotations (f, &log);
+  g_assert_cmpint (log.count, ==, 1);
+  g_assert_cmpint (log.from_key_id, ==, ida);
+  g_assert_cmpint (log.to_key_id, ==, idb);
+  g_assert_cmpstr (log.reason, ==, "QUOTA_LOW");
+  g_assert_cmpstr (log.triggered_by, ==, "auto");
+  rotation_log_clear (&log);
+
+  key = get_key (f, ida);
+  g_assert_cmpint (key->status, ==, GK_KEY_STATUS_QUOTA_EXCEEDED);
+  g_autofree char *chosen = select_name (f);
+  g_assert_cmpstr (chosen, ==, "b");
+
+  /* Another use of the exhausted key is not a second rotation. */
+  track (f, ida, GK_USAGE_SUCCESS, 1, 0, FALSE);
+  read_rotations (f, &log);
+  g_assert_cmpint (log.count, ==, 1);
+  rotation_log_clear (&log);
+
+  /* At Pacific midnight the daily window resets and the key returns. */
+  {
+    g_autoptr(GTimeZone) la = g_time_zone_new_identifier ("America/Los_Angeles");
+    g_autofree char *again = NULL;
+    g_autoptr(GkKey) back = NULL;
+
+    gk_clock_set (f->clock, gk_quota_next_reset (GK_QUOTA_DAILY, GK_TEST_EPOCH, la));
+    again = select_name (f);
+    g_assert_cmpstr (again, ==, "a");
+    back = get_key (f, ida);
+    g_assert_cmpint (back->status, ==, GK_KEY_STATUS_ACTIVE);
+  }
+}
+
+static void
+test_trigger_rate_limited (Fixture       *f,
+                           gconstpointer  data)
+{
+  const KeyRow a = { "a", 9, .budget = -1 };
+  const KeyRow b = { "b", 1, .budget = -1 };
+  gint64 ida = add_row (f, &a, 1), idb = add_row (f, &b, 2);
+  g_autoptr(GkKey) key = NULL;
+  g_autofree char *chosen = NULL;
+  GkTrackResult result;
+  RotationLog log;
+
+  result = track (f, ida, GK_USAGE_RATE_LIMITED, 0, 26, FALSE);
+  g_assert_true (result.rotated);
+  g_assert_cmpint (result.reason, ==, GK_ROTATION_RATE_LIMITED);
+  g_assert_cmpint (result.to_key_id, ==, idb);
+  key = get_key (f, ida);
+  g_assert_cmpint (key->status, ==, GK_KEY_STATUS_RATE_LIMITED);
+  g_assert_cmpint (key->cooldown_until, ==, GK_TEST_EPOCH + 26);
+  read_rotations (f, &log);
+  g_assert_cmpint (log.count, ==, 1);
+  g_assert_cmpstr (log.reason, ==, "RATE_LIMITED");
+  rotation_log_clear (&log);
+
+  chosen = select_name (f);
+  g_assert_cmpstr (chosen, ==, "b");
+  g_clear_pointer (&chosen, g_free);
+
+  /* The cooldown ends after retryDelay: the key is chosen again and shown
+   * ACTIVE. */
+  gk_clock_advance (f->clock, 26);
+  chosen = select_name (f);
+  g_assert_cmpstr (chosen, ==, "a");
+  g_clear_pointer (&key, gk_key_free);
+  key = get_key (f, ida);
+  g_assert_cmpint (key->status, ==, GK_KEY_STATUS_ACTIVE);
+
+  /* A second 429 in a row doubles the cooldown. */
+  track (f, ida, GK_USAGE_RATE_LIMITED, 0, 26, FALSE);
+  g_clear_pointer (&key, gk_key_free);
+  key = get_key (f, ida);
+  g_assert_cmpint (key->cooldown_until, ==, gk_clock_now (f->clock) + 52);
+
+  /* A success clears the strikes. */
+  gk_clock_advance (f->clock, 52);
+  track (f, ida, GK_USAGE_SUCCESS, 10, 0, FALSE);
+  track (f, ida, GK_USAGE_RATE_LIMITED, 0, 26, FALSE);
+  g_clear_pointer (&key, gk_key_free);
+  key = get_key (f, ida);
+  g_assert_cmpint (key->cooldown_until, ==, gk_clock_now (f->clock) + 26);
+}
+
+static void
+test_trigger_rate_limited_per_day (Fixture       *f,
+                                   gconstpointer  data)
+{
+  g_autoptr(GTimeZone) la = g_time_zone_new_identifier ("America/Los_Angeles");
+  const KeyRow a = { "a", 9, .budget = -1 };
+  gint64 ida = add_row (f, &a, 1);
+  g_autoptr(GkKey) key = NULL;
+  GkTrackResult result;
+
+  result = track (f, ida, GK_USAGE_RATE_LIMITED, 0, 30, TRUE);
+  g_assert_true (result.rotated);
+  g_assert_cmpint (result.to_key_id, ==, 0);
+  key = get_key (f, ida);
+  /* Until Pacific midnight, whatever retryDelay said. */
+  g_assert_cmpint (key->cooldown_until, ==, gk_quota_next_reset (GK_QUOTA_DAILY, GK_TEST_EPOCH, la));
+}
+
+static void
+test_per_project_cooldown (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *chosen = NULL;
+  const KeyRow rows[] = {
+    { "p1-a", 9, .budget = -1 }, { "p1-b", 8, .budget = -1 }, { "p2", 1, .budget = -1 },
+  };
+  gint64 ids[3];
+  GkUsageRecord record;
+  GkTrackResult result;
+
+  for (guint i = 0; i < 3; i++)
+    ids[i] = add_row (f, &rows[i], i + 1);
+  gk_database_exec (f->db,
+                    "UPDATE gemini_api_keys SET project = 'proj-1' WHERE name LIKE 'p1-%';"
+                    "UPDATE gemini_api_keys SET project = 'proj-2' WHERE name = 'p2';",
+                    &error);
+  g_assert_no_error (error);
+  gk_database_touch (f->db);
+
+  gk_usage_record_init (&record);
+  record.key_id = ids[0];
+  record.status = GK_USAGE_RATE_LIMITED;
+  record.retry_delay_s = 40;
+  record.per_project = TRUE;
+  gk_pool_track (f->pool, &record, &result, &error);
+  g_assert_no_error (error);
+
+  /* The whole project cools down; the next key is from another project. */
+  g_assert_cmpint (result.to_key_id, ==, ids[2]);
+  chosen = select_name (f);
+  g_assert_cmpstr (chosen, ==, "p2");
+  {
+    g_autoptr(GkKey) b = get_key (f, ids[1]);
+    g_assert_cmpint (b->status, ==, GK_KEY_STATUS_RATE_LIMITED);
+    g_assert_cmpint (b->cooldown_until, ==, GK_TEST_EPOCH + 40);
+  }
+}
+
+static void
+test_trigger_invalid (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  const KeyRow a = { "a", 9, .budget = -1 };
+  const KeyRow b = { "b", 1, .budget = -1 };
+  gint64 ida = add_row (f, &a, 1), idb = add_row (f, &b, 2);
+  g_autoptr(GkKey) key = NULL;
+  GkTrackResult result;
+  GkKeySpec spec;
+  RotationLog log;
+
+  result = track (f, ida, GK_USAGE_INVALID_KEY, 0, 0, FALSE);
+  g_assert_true (result.rotated);
+  g_assert_cmpint (result.to_key_id, ==, idb);
+  key = get_key (f, ida);
+  g_assert_cmpint (key->status, ==, GK_KEY_STATUS_INVALID);
+  read_rotations (f, &log);
+  g_assert_cmpstr (log.reason, ==, "INVALID_KEY");
+  rotation_log_clear (&log);
+
+  /* It stays out after any time... */
+  gk_clock_advance (f->clock, 40 * 86400);
+  {
+    g_autofree char *chosen = select_name (f);
+    g_assert_cmpstr (chosen, ==, "b");
+  }
+
+  /* ...until the user edits it. */
+  gk_key_spec_from_key (&spec, key);
+  gk_key_store_update (f->store, ida, &spec, NULL, &error);
+  g_assert_no_error (error);
+  {
+    g_autofree char *chosen = select_name (f);
+    g_assert_cmpstr (chosen, ==, "a");
+  }
+}
+
+static void
+test_trigger_budget (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(GkPricing) pricing = NULL;
+  g_autoptr(GError) error = NULL;
+  const KeyRow a = { "a", 9, .budget = 1.0 };
+  const KeyRow b = { "b", 1, .budget = -1 };
+  gint64 ida = add_row (f, &a, 1), idb = add_row (f, &b, 2);
+  g_autoptr(GkKey) key = NULL;
+  GkTrackResult result;
+
+  /* 2.5 Flash: $0.30 per 1M input tokens; 4M tokens = $1.20 ≥ $1.00. */
+  result = track (f, ida, GK_USAGE_SUCCESS, 4000000, 0, FALSE);
+  g_assert_true (result.rotated);
+  g_assert_cmpint (result.reason, ==, GK_ROTATION_BUDGET);
+  g_assert_cmpint (result.to_key_id, ==, idb);
+  key = get_key (f, ida);
+  g_assert_cmpint (key->status, ==, GK_KEY_STATUS_QUOTA_EXCEEDED);
+  g_assert_cmpfloat_with_epsilon (key->month_cost_usd, 1.2, 1e-9);
+}
+
+static void
+test_errors_do_not_penalise (Fixture       *f,
+                             gconstpointer  data)
+{
+  const KeyRow a = { "a", 9, .budget = -1 };
+  gint64 ida = add_row (f, &a, 1);
+  g_autoptr(GkKey) key = NULL;
+  GkTrackResult result;
+
+  for (int i = 0; i < 5; i++)
+    {
+      result = track (f, ida, GK_USAGE_ERROR, 0, 0, FALSE);
+      g_assert_false (result.rotated);
+    }
+  key = get_key (f, ida);
+  g_assert_cmpint (key->status, ==, GK_KEY_STATUS_ACTIVE);
+  {
+    g_autofree char *chosen = select_name (f);
+    g_assert_cmpstr (chosen, ==, "a");
+  }
+}
+
+static void
+test_manual_rotation (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GTimeZone) la = g_time_zone_new_identifier ("America/Los_Angeles");
+  const KeyRow a = { "a", 9, .budget = -1 };
+  const KeyRow b = { "b", 1, .budget = -1 };
+  gint64 ida = add_row (f, &a, 1), idb = add_row (f, &b, 2);
+  RotationLog log;
+  gint64 next;
+
+  next = gk_pool_rotate (f->pool, ida, "manual:alice", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (next, ==, idb);
+  read_rotations (f, &log);
+  g_assert_cmpint (log.count, ==, 1);
+  g_assert_cmpstr (log.reason, ==, "MANUAL");
+  g_assert_cmpstr (log.triggered_by, ==, "manual:alice");
+  rotation_log_clear (&log);
+  {
+    g_autofree char *chosen = select_name (f);
+    g_assert_cmpstr (chosen, ==, "b");
+  }
+
+  /* Skipped until the next daily reset. */
+  gk_clock_set (f->clock, gk_quota_next_reset (GK_QUOTA_DAILY, GK_TEST_EPOCH, la));
+  {
+    g_autofree char *chosen = select_name (f);
+    g_assert_cmpstr (chosen, ==, "a");
+  }
+
+  gk_pool_rotate (f->pool, 9999, "manual:alice", &error);
+  g_assert_error (error, GK_POOL_ERROR, GK_POOL_ERROR_NOT_FOUND);
+}
+
+static void
+test_usage_row (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) rows = NULL;
+  const KeyRow a = { "a", 9, .budget = -1 };
+  gint64 ida = add_row (f, &a, 1);
+  g_autofree char *leaky = NULL;
+  g_autofree char *api_key = gk_test_api_key (777);
+  GkUsageRecord record;
+  GkUsageRow *row;
+
+  leaky = g_strdup_printf ("upstream said: bad key %s", api_key);
+  gk_usage_record_init (&record);
+  record.key_id = ida;
+  record.model = "models/gemini-unknown-9";
+  record.prompt_tokens = 12;
+  record.output_tokens = 30;
+  record.status = GK_USAGE_ERROR;
+  record.http_status = 403;
+  record.error_message = leaky;
+  record.user_id = "ci-bot";
+  record.latency_ms = 321;
+  gk_pool_track (f->pool, &record, NULL, &error);
+  g_assert_no_error (error);
+
+  rows = gk_stats_usage_logs (f->db, 0, 10, 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (rows->len, ==, 1);
+  row = g_ptr_array_index (rows, 0);
+  g_assert_cmpint (row->key_id, ==, ida);
+  g_assert_cmpstr (row->model, ==, "models/gemini-unknown-9");
+  g_assert_cmpint (row->tokens_used, ==, 42);
+  g_assert_cmpint (row->http_status, ==, 403);
+  g_assert_cmpstr (row->user_id, ==, "ci-bot");
+  g_assert_cmpint (row->latency_ms, ==, 321);
+  g_assert_false (row->priced);
+  g_assert_cmpfloat (row->cost_usd, ==, 0.0);
+  g_assert_null (strstr (row->error_message, api_key));
+
+  /* Negative numbers are refused, nothing written. */
+  record.prompt_tokens = -1;
+  g_assert_false (gk_pool_track (f->pool, &record, NULL, &error));
+  g_assert_error (error, GK_POOL_ERROR, GK_POOL_ERROR_INVALID);
+}
+
+/* Two processes charge the same key at once: no update is lost. */
+#define CHARGES_PER_PROCESS 300
+
+static void
+test_concurrent_processes (Fixture       *f,
+                           gconstpointer  data)
+{
+  const KeyRow a = { "a", 9, .budget = -1 };
+  gint64 ida = add_row (f, &a, 1);
+  const char *path = gk_database_get_path (f->db);
+  pid_t children[2];
+  g_autoptr(GkKey) key = NULL;
+  gint64 count;
+
+  for (int c = 0; c < 2; c++)
+    {
+      children[c] = fork ();
+      g_assert_cmpint (children[c], >=, 0);
+      if (children[c] == 0)
+        {
+          g_autoptr(GError) error = NULL;
+          g_autoptr(GkDatabase) db = gk_database_open (path, NULL, &error);
+          g_autoptr(GkPool) pool = NULL;
+
+          if (db == NULL)
+            _exit (2);
+          pool = gk_pool_new (db, NULL);
+          for (int i = 0; i < CHARGES_PER_PROCESS; i++)
+            {
+              GkUsageRecord record;
+
+              gk_usage_record_init (&record);
+              record.key_id = ida;
+              record.model = "gemini-2.5-flash";
+              record.prompt_tokens = 1;
+              if (!gk_pool_track (pool, &record, NULL, &error))
+                _exit (3);
+            }
+          _exit (0);
+        }
+    }
+  for (int c = 0; c < 2; c++)
+    {
+      int status;
+      g_assert_cmpint (waitpid (children[c], &status, 0), ==, children[c]);
+      g_assert_true (WIFEXITED (status));
+      g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+    }
+
+  key = get_key (f, ida);
+  g_assert_cmpint (key->quotas[GK_QUOTA_SLOT_MONTHLY_TOKENS].used_value, ==, 2 * CHARGES_PER_PROCESS);
+  g_assert_cmpint (key->quotas[GK_QUOTA_SLOT_DAILY_REQUESTS].used_value, ==, 2 * CHARGES_PER_PROCESS);
+  count = gk_stats_usage_count (f->db, ida, NULL);
+  g_assert_cmpint (count, ==, 2 * CHARGES_PER_PROCESS);
+}
+
+/* A pool notices keys written by another connection. */
+static void
+test_other_connection (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) other = gk_database_open (gk_database_get_path (f->db), f->clock, &error);
+  g_autoptr(GkKeyStore) other_store = NULL;
+  g_autofree char *first = NULL;
+  g_autofree char *second = NULL;
+
+  g_assert_no_error (error);
+  other_store = gk_key_store_new (other, f->master);
+  first = select_name (f);
+  g_assert_null (first);
+  gk_test_add_key (other_store, "from-elsewhere", 5);
+  second = select_name (f);
+  g_assert_cmpstr (second, ==, "from-elsewhere");
+}
+
+#define ADD(path, func) \
+  g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+
+int
+main (int argc, char *argv[])
+{
+  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+
+  g_test_add_func ("/pool/selection-order", test_selection_order);
+  ADD ("/pool/empty", test_empty_pool);
+  ADD ("/pool/trigger/quota-low", test_trigger_quota_low);
+  ADD ("/pool/trigger/rate-limited", test_trigger_rate_limited);
+  ADD ("/pool/trigger/rate-limited-per-day", test_trigger_rate_limited_per_day);
+  ADD ("/pool/trigger/per-project", test_per_project_cooldown);
+  ADD ("/pool/trigger/invalid", test_trigger_invalid);
+  ADD ("/pool/trigger/budget", test_trigger_budget);
+  ADD ("/pool/errors-do-not-penalise", test_errors_do_not_penalise);
+  ADD ("/pool/manual-rotation", test_manual_rotation);
+  ADD ("/pool/usage-row", test_usage_row);
+  ADD ("/pool/concurrent-processes", test_concurrent_processes);
+  ADD ("/pool/other-connection", test_other_connection);
+
+  return g_test_run ();
+}
