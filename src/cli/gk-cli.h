@@ -4,6 +4,8 @@
  */
 #pragma once
 
+#include <json-glib/json-glib.h>
+
 #include "gk-core.h"
 
 G_BEGIN_DECLS
@@ -14,6 +16,18 @@ G_BEGIN_DECLS
 #define GK_CLI_USAGE 2
 
 typedef struct _GkCli GkCli;
+
+/* A command or subcommand: argv[0] is its name. */
+typedef int (*GkCliCommandFunc) (GkCli  *cli,
+                                 int     argc,
+                                 char  **argv);
+
+typedef struct
+{
+  const char       *name;
+  GkCliCommandFunc  func;
+  const char       *summary;   /* N_() */
+} GkCliCommand;
 
 /* Opened lazily; errors are printed and NULL returned. */
 GkDatabase *gk_cli_get_database  (GkCli      *cli);
@@ -34,5 +48,105 @@ int         gk_cli_cmd_serve     (GkCli      *cli,
 int         gk_cli_cmd_key_test  (GkCli      *cli,
                                   int         argc,
                                   char      **argv);
+
+/* Helpers shared by the command files (gk-cli.c). */
+
+/* Like gk_cli_error() but for a mistake in the command line: prints the
+ * message and a pointer to --help; returns GK_CLI_USAGE. */
+int         gk_cli_usage_error   (GkCli      *cli,
+                                  const char *format,
+                                  ...) G_GNUC_PRINTF (2, 3);
+/* Prints @error's message; returns GK_CLI_ERROR. */
+int         gk_cli_gerror        (GkCli      *cli,
+                                  const GError *error);
+/* The secret store the key commands use: the keyring, or the file named
+ * by GEMINI_KEYS_MASTER_KEY_FILE. Created lazily, never NULL. */
+GkSecretStore *gk_cli_get_secret_store (GkCli *cli);
+/* The unlocked master key (secure bytes); errors are printed and NULL
+ * returned. */
+GBytes     *gk_cli_get_master_key (GkCli     *cli);
+
+/* Parses a command's options (plus the global --json) from @argc/@argv,
+ * leaving argv[0] and the positional arguments. @n_args_min/@n_args_max
+ * bound the positional arguments (max -1: no bound). Returns GK_CLI_OK, or
+ * GK_CLI_USAGE after printing the problem. */
+int         gk_cli_parse_options (GkCli              *cli,
+                                  const char         *parameter_string,
+                                  const char         *summary,
+                                  const GOptionEntry *entries,
+                                  int                 n_args_min,
+                                  int                 n_args_max,
+                                  int                *argc,
+                                  char             ***argv);
+/* Runs the subcommand named by argv[1] from @commands; prints the list
+ * when it is missing or unknown (GK_CLI_USAGE). */
+int         gk_cli_dispatch      (GkCli              *cli,
+                                  const char         *group,
+                                  const GkCliCommand *commands,
+                                  int                 argc,
+                                  char              **argv);
+/* A positive row id from the command line; FALSE after printing a usage
+ * error. */
+gboolean    gk_cli_parse_id      (GkCli      *cli,
+                                  const char *text,
+                                  gint64     *id);
+
+/* Reads an API key from stdin: a no-echo prompt on a terminal, otherwise
+ * everything up to EOF with the trailing newline stripped. The result must
+ * be freed with gk_crypto_wipe_string(). */
+char       *gk_cli_read_secret   (GkCli      *cli,
+                                  const char *prompt,
+                                  GError    **error);
+/* Asks @question on the terminal; TRUE only for an explicit yes. */
+gboolean    gk_cli_confirm       (GkCli      *cli,
+                                  const char *question);
+/* The name recorded as triggered_by for manual actions: "manual:<user>". */
+const char *gk_cli_get_actor     (GkCli      *cli);
+
+/* Output. */
+void        gk_cli_print_json    (GkCli      *cli,
+                                  JsonBuilder *builder);
+/* "2026-03-15 05:00" in local time; "—" (or "" in CSV) for 0. */
+char       *gk_cli_format_time   (gint64      unix_time);
+/* Adds "member": value, or null when @unix_time is 0. */
+void        gk_cli_json_add_time (JsonBuilder *builder,
+                                  const char  *member,
+                                  gint64       unix_time);
+void        gk_cli_json_add_string (JsonBuilder *builder,
+                                    const char  *member,
+                                    const char  *value);
+/* The members of a key object (masked only, with its quotas). */
+void        gk_cli_json_add_key  (JsonBuilder *builder,
+                                  const GkKey *key);
+
+/* An aligned text table. */
+typedef struct _GkCliTable GkCliTable;
+
+GkCliTable *gk_cli_table_new     (const char *first_header,
+                                  ...) G_GNUC_NULL_TERMINATED;
+/* Takes the strings (g_strdup'ed) of one row; as many as headers. */
+void        gk_cli_table_add_row (GkCliTable *table,
+                                  ...);
+void        gk_cli_table_print   (GkCliTable *table);
+void        gk_cli_table_free    (GkCliTable *table);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GkCliTable, gk_cli_table_free)
+
+/* CSV (RFC 4180) quoting of one field, appended to @out. */
+void        gk_cli_csv_append    (GString    *out,
+                                  const char *field,
+                                  gboolean    last);
+
+/* The command groups (one file each). */
+int         gk_cli_cmd_db        (GkCli *cli, int argc, char **argv);
+int         gk_cli_cmd_key       (GkCli *cli, int argc, char **argv);
+int         gk_cli_cmd_select    (GkCli *cli, int argc, char **argv);
+int         gk_cli_cmd_track     (GkCli *cli, int argc, char **argv);
+int         gk_cli_cmd_usage     (GkCli *cli, int argc, char **argv);
+int         gk_cli_cmd_rotations (GkCli *cli, int argc, char **argv);
+int         gk_cli_cmd_dashboard (GkCli *cli, int argc, char **argv);
+int         gk_cli_cmd_quotas    (GkCli *cli, int argc, char **argv);
+int         gk_cli_cmd_token     (GkCli *cli, int argc, char **argv);
+int         gk_cli_cmd_export    (GkCli *cli, int argc, char **argv);
+int         gk_cli_cmd_master_key (GkCli *cli, int argc, char **argv);
 
 G_END_DECLS

@@ -1,0 +1,404 @@
+/* gk-cli-admin.c: `db migrate`, `token …` and `master-key …`.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <glib/gi18n.h>
+#include <stdio.h>
+
+#include "gk-cli.h"
+
+static int
+db_migrate (GkCli  *cli,
+            int     argc,
+            char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) db = NULL;
+  g_auto(GStrv) created = NULL;
+  g_autofree char *path = NULL;
+  int status;
+
+  status = gk_cli_parse_options (cli, "",
+                                 _("Creates the database, or upgrades it to this version’s "
+                                   "schema. Prints one line per table created."),
+                                 NULL, 0, 0, &argc, &argv);
+  if (status != GK_CLI_OK)
+    return status;
+
+  /* Not gk_cli_get_database(): opening migrates, and this command reports
+   * what the migration did. */
+  path = gk_database_default_path ();
+  db = gk_database_new (path, NULL, &error);
+  if (db == NULL)
+    return gk_cli_error (cli, _("Cannot open the database “%s”: %s"), path, error->message);
+  if (!gk_database_migrate (db, &created, &error))
+    return gk_cli_error (cli, _("Cannot upgrade the database “%s”: %s"), path, error->message);
+
+  if (gk_cli_json (cli))
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+      json_builder_begin_object (builder);
+      gk_cli_json_add_string (builder, "path", path);
+      json_builder_set_member_name (builder, "schema_version");
+      json_builder_add_int_value (builder, gk_database_get_schema_version (db));
+      json_builder_set_member_name (builder, "created_tables");
+      json_builder_begin_array (builder);
+      for (guint i = 0; created != NULL && created[i] != NULL; i++)
+        json_builder_add_string_value (builder, created[i]);
+      json_builder_end_array (builder);
+      json_builder_end_object (builder);
+      gk_cli_print_json (cli, builder);
+    }
+  else
+    {
+      for (guint i = 0; created != NULL && created[i] != NULL; i++)
+        printf (_("Created table %s\n"), created[i]);
+    }
+  return GK_CLI_OK;
+}
+
+int
+gk_cli_cmd_db (GkCli  *cli,
+               int     argc,
+               char  **argv)
+{
+  static const GkCliCommand db_commands[] = {
+    { "migrate", db_migrate, N_("Create or upgrade the database") },
+    { NULL, NULL, NULL },
+  };
+
+  return gk_cli_dispatch (cli, "db", db_commands, argc, argv);
+}
+
+static int
+token_add (GkCli  *cli,
+           int     argc,
+           char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *name = NULL;
+  const GOptionEntry entries[] = {
+    { "name", 0, 0, G_OPTION_ARG_STRING, &name,
+      N_("Who uses the token (recorded as the usage log’s user)"), N_("NAME") },
+    G_OPTION_ENTRY_NULL
+  };
+  GkDatabase *db;
+  char *token;
+  gint64 id = 0;
+  int status;
+
+  status = gk_cli_parse_options (cli, "",
+                                 _("Creates a client token for the gateway. The token is "
+                                   "printed once; only its hash is stored."),
+                                 entries, 0, 0, &argc, &argv);
+  if (status == GK_CLI_OK && name == NULL)
+    status = gk_cli_usage_error (cli, _("“token add” needs --name"));
+  if (status != GK_CLI_OK)
+    return status;
+
+  db = gk_cli_get_database (cli);
+  if (db == NULL)
+    return GK_CLI_ERROR;
+
+  token = gk_token_create (db, name, &id, &error);
+  if (token == NULL)
+    return gk_cli_gerror (cli, error);
+
+  if (gk_cli_json (cli))
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+      json_builder_begin_object (builder);
+      json_builder_set_member_name (builder, "id");
+      json_builder_add_int_value (builder, id);
+      gk_cli_json_add_string (builder, "name", name);
+      gk_cli_json_add_string (builder, "token", token);
+      json_builder_end_object (builder);
+      gk_cli_print_json (cli, builder);
+    }
+  else
+    {
+      /* The token alone on stdout, so `$(gemini-keysctl token add …)` works;
+       * the advice goes to stderr. */
+      printf ("%s\n", token);
+      fprintf (stderr, _("Created token “%s” (id %" G_GINT64_FORMAT "). It is shown only "
+                         "once: store it now.\n"), name, id);
+    }
+  gk_crypto_wipe_string (token);
+  return GK_CLI_OK;
+}
+
+static int
+token_list (GkCli  *cli,
+            int     argc,
+            char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) tokens = NULL;
+  GkDatabase *db;
+  int status;
+
+  status = gk_cli_parse_options (cli, "", _("Lists the gateway’s client tokens."), NULL, 0, 0,
+                                 &argc, &argv);
+  if (status != GK_CLI_OK)
+    return status;
+
+  db = gk_cli_get_database (cli);
+  if (db == NULL)
+    return GK_CLI_ERROR;
+
+  tokens = gk_token_list (db, &error);
+  if (tokens == NULL)
+    return gk_cli_gerror (cli, error);
+
+  if (gk_cli_json (cli))
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+      json_builder_begin_array (builder);
+      for (guint i = 0; i < tokens->len; i++)
+        {
+          const GkToken *token = tokens->pdata[i];
+
+          json_builder_begin_object (builder);
+          json_builder_set_member_name (builder, "id");
+          json_builder_add_int_value (builder, token->id);
+          gk_cli_json_add_string (builder, "name", token->name);
+          gk_cli_json_add_time (builder, "created_at", token->created_at);
+          gk_cli_json_add_time (builder, "last_used_at", token->last_used_at);
+          gk_cli_json_add_time (builder, "revoked_at", token->revoked_at);
+          json_builder_set_member_name (builder, "revoked");
+          json_builder_add_boolean_value (builder, token->revoked_at > 0);
+          json_builder_end_object (builder);
+        }
+      json_builder_end_array (builder);
+      gk_cli_print_json (cli, builder);
+    }
+  else if (tokens->len == 0)
+    printf ("%s\n", _("No tokens yet. Create one with “gemini-keysctl token add --name NAME”."));
+  else
+    {
+      g_autoptr(GkCliTable) table = gk_cli_table_new (_("ID"), _("NAME"), _("CREATED"),
+                                                      _("LAST USED"), _("STATUS"), NULL);
+
+      for (guint i = 0; i < tokens->len; i++)
+        {
+          const GkToken *token = tokens->pdata[i];
+          g_autofree char *id = g_strdup_printf ("%" G_GINT64_FORMAT, token->id);
+          g_autofree char *created = gk_cli_format_time (token->created_at);
+          g_autofree char *last_used = gk_cli_format_time (token->last_used_at);
+
+          gk_cli_table_add_row (table, id, token->name, created, last_used,
+                                token->revoked_at > 0 ? _("revoked") : _("valid"));
+        }
+      gk_cli_table_print (table);
+    }
+  return GK_CLI_OK;
+}
+
+static int
+token_revoke (GkCli  *cli,
+              int     argc,
+              char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  GkDatabase *db;
+  gint64 id;
+  int status;
+
+  status = gk_cli_parse_options (cli, _("ID"),
+                                 _("Revokes a client token: the gateway refuses it from now on."),
+                                 NULL, 1, 1, &argc, &argv);
+  if (status != GK_CLI_OK)
+    return status;
+  if (!gk_cli_parse_id (cli, argv[1], &id))
+    return GK_CLI_USAGE;
+
+  db = gk_cli_get_database (cli);
+  if (db == NULL)
+    return GK_CLI_ERROR;
+
+  if (!gk_token_revoke (db, id, &error))
+    return gk_cli_gerror (cli, error);
+
+  if (gk_cli_json (cli))
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+      json_builder_begin_object (builder);
+      json_builder_set_member_name (builder, "id");
+      json_builder_add_int_value (builder, id);
+      json_builder_set_member_name (builder, "revoked");
+      json_builder_add_boolean_value (builder, TRUE);
+      json_builder_end_object (builder);
+      gk_cli_print_json (cli, builder);
+    }
+  else
+    printf (_("Revoked token %" G_GINT64_FORMAT "\n"), id);
+  return GK_CLI_OK;
+}
+
+int
+gk_cli_cmd_token (GkCli  *cli,
+                  int     argc,
+                  char  **argv)
+{
+  static const GkCliCommand token_commands[] = {
+    { "add",    token_add,    N_("Create a client token (printed once)") },
+    { "list",   token_list,   N_("List the client tokens") },
+    { "revoke", token_revoke, N_("Revoke a client token") },
+    { NULL, NULL, NULL },
+  };
+
+  return gk_cli_dispatch (cli, "token", token_commands, argc, argv);
+}
+
+static void
+print_file_result (GkCli      *cli,
+                   const char *path,
+                   const char *message)
+{
+  if (gk_cli_json (cli))
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+      json_builder_begin_object (builder);
+      gk_cli_json_add_string (builder, "file", path);
+      json_builder_end_object (builder);
+      gk_cli_print_json (cli, builder);
+    }
+  else
+    printf ("%s\n", message);
+}
+
+static int
+master_key_export (GkCli  *cli,
+                   int     argc,
+                   char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *message = NULL;
+  GBytes *master_key;
+  int status;
+
+  status = gk_cli_parse_options (cli, _("FILE"),
+                                 _("Writes the master key to FILE (created with mode 0600), "
+                                   "for GEMINI_KEYS_MASTER_KEY_FILE on a server or a backup. "
+                                   "Anyone with the file and the database can read every key."),
+                                 NULL, 1, 1, &argc, &argv);
+  if (status != GK_CLI_OK)
+    return status;
+
+  master_key = gk_cli_get_master_key (cli);
+  if (master_key == NULL)
+    return GK_CLI_ERROR;
+
+  if (!gk_secret_store_export_file (gk_cli_get_secret_store (cli), master_key, argv[1], &error))
+    return gk_cli_gerror (cli, error);
+
+  message = g_strdup_printf (_("Wrote the master key to %s. Keep it as safe as the keys "
+                               "themselves."), argv[1]);
+  print_file_result (cli, argv[1], message);
+  return GK_CLI_OK;
+}
+
+static int
+master_key_import (GkCli  *cli,
+                   int     argc,
+                   char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkSecretStore) keyring = NULL;
+  g_autofree char *message = NULL;
+  GkDatabase *db;
+  int status;
+
+  status = gk_cli_parse_options (cli, _("FILE"),
+                                 _("Reads the master key from FILE, checks it against the "
+                                   "database and stores it in the keyring."),
+                                 NULL, 1, 1, &argc, &argv);
+  if (status != GK_CLI_OK)
+    return status;
+
+  db = gk_cli_get_database (cli);
+  if (db == NULL)
+    return GK_CLI_ERROR;
+
+  /* The destination is the keyring even when GEMINI_KEYS_MASTER_KEY_FILE
+   * is set: moving the key there is the point of importing. */
+  keyring = gk_secret_store_new_for_file (NULL);
+  if (!gk_secret_store_import_file (keyring, db, argv[1], &error))
+    return gk_cli_gerror (cli, error);
+
+  message = g_strdup_printf (_("Imported the master key from %s into the keyring."), argv[1]);
+  print_file_result (cli, argv[1], message);
+  return GK_CLI_OK;
+}
+
+static int
+master_key_rotate (GkCli  *cli,
+                   int     argc,
+                   char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) new_key = NULL;
+  GkSecretStore *secrets;
+  GBytes *old_key;
+  const char *file;
+  int status;
+
+  status = gk_cli_parse_options (cli, "",
+                                 _("Re-encrypts every key under a new master key. If it is "
+                                   "interrupted, the old master key keeps working."),
+                                 NULL, 0, 0, &argc, &argv);
+  if (status != GK_CLI_OK)
+    return status;
+
+  old_key = gk_cli_get_master_key (cli);
+  if (old_key == NULL)
+    return GK_CLI_ERROR;
+
+  secrets = gk_cli_get_secret_store (cli);
+  new_key = gk_secret_store_rotate_master_key (secrets, gk_cli_get_database (cli), old_key,
+                                               NULL, &error);
+  if (new_key == NULL)
+    return gk_cli_gerror (cli, error);
+
+  file = gk_secret_store_get_file (secrets);
+  if (gk_cli_json (cli))
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+      json_builder_begin_object (builder);
+      json_builder_set_member_name (builder, "rotated");
+      json_builder_add_boolean_value (builder, TRUE);
+      gk_cli_json_add_string (builder, "file", file);
+      json_builder_end_object (builder);
+      gk_cli_print_json (cli, builder);
+    }
+  else if (file != NULL)
+    printf (_("Rotated the master key; the new one is in %s. Copies of the old key no longer "
+              "work.\n"), file);
+  else
+    printf ("%s\n", _("Rotated the master key; the new one is in the keyring. Copies of the "
+                      "old key no longer work."));
+  return GK_CLI_OK;
+}
+
+int
+gk_cli_cmd_master_key (GkCli  *cli,
+                       int     argc,
+                       char  **argv)
+{
+  static const GkCliCommand master_key_commands[] = {
+    { "export", master_key_export, N_("Write the master key to a 0600 file") },
+    { "import", master_key_import, N_("Store a master key file in the keyring") },
+    { "rotate", master_key_rotate, N_("Re-encrypt every key under a new master key") },
+    { NULL, NULL, NULL },
+  };
+
+  return gk_cli_dispatch (cli, "master-key", master_key_commands, argc, argv);
+}

@@ -1,0 +1,679 @@
+/* gk-cli-keys.c: `gemini-keysctl key …`.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <glib/gi18n.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gk-cli.h"
+
+/* "Not given on the command line", for options that edit a key. */
+#define UNSET_INT   G_MININT
+#define UNSET_INT64 G_MININT64
+
+typedef struct
+{
+  char     *name;
+  int       priority;
+  gint64    limits[GK_QUOTA_N_SLOTS];
+  char     *project;
+  double    budget;
+  gboolean  is_default;
+  gboolean  no_default;
+  gboolean  active;
+  gboolean  inactive;
+  gboolean  replace_key;
+} KeyOptions;
+
+static void
+key_options_init (KeyOptions *o)
+{
+  *o = (KeyOptions) { 0 };
+  o->priority = UNSET_INT;
+  for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
+    o->limits[i] = UNSET_INT64;
+  o->budget = NAN;
+}
+
+static void
+key_options_clear (KeyOptions *o)
+{
+  g_clear_pointer (&o->name, g_free);
+  g_clear_pointer (&o->project, g_free);
+}
+
+/* The options of `key add`, and with @for_update those only `key update`
+ * has. Returns a NULL-terminated array to g_free(). */
+static GOptionEntry *
+key_option_entries (KeyOptions *o,
+                    gboolean    for_update)
+{
+  const GOptionEntry common[] = {
+    { "name", 0, 0, G_OPTION_ARG_STRING, &o->name,
+      N_("The key’s name (up to 100 characters)"), N_("NAME") },
+    { "priority", 0, 0, G_OPTION_ARG_INT, &o->priority,
+      N_("1–10, higher is used first (default 5)"), N_("N") },
+    { "monthly-quota", 0, 0, G_OPTION_ARG_INT64, &o->limits[GK_QUOTA_SLOT_MONTHLY_TOKENS],
+      N_("Tokens per month (0 = unlimited)"), N_("TOKENS") },
+    { "daily-quota", 0, 0, G_OPTION_ARG_INT64, &o->limits[GK_QUOTA_SLOT_DAILY_TOKENS],
+      N_("Tokens per day (0 = unlimited)"), N_("TOKENS") },
+    { "minute-quota", 0, 0, G_OPTION_ARG_INT64, &o->limits[GK_QUOTA_SLOT_MINUTE_TOKENS],
+      N_("Tokens per minute (0 = unlimited)"), N_("TOKENS") },
+    { "rpm", 0, 0, G_OPTION_ARG_INT64, &o->limits[GK_QUOTA_SLOT_MINUTE_REQUESTS],
+      N_("Requests per minute (0 = unlimited)"), N_("REQUESTS") },
+    { "rpd", 0, 0, G_OPTION_ARG_INT64, &o->limits[GK_QUOTA_SLOT_DAILY_REQUESTS],
+      N_("Requests per day (0 = unlimited)"), N_("REQUESTS") },
+    { "project", 0, 0, G_OPTION_ARG_STRING, &o->project,
+      N_("Google Cloud project label: keys of one project share its limits"), N_("PROJECT") },
+    { "budget", 0, 0, G_OPTION_ARG_DOUBLE, &o->budget,
+      N_("Monthly budget in USD (0 = none)"), N_("USD") },
+    { "default", 0, 0, G_OPTION_ARG_NONE, &o->is_default,
+      N_("Use this key before all others"), NULL },
+  };
+  const GOptionEntry update_only[] = {
+    { "no-default", 0, 0, G_OPTION_ARG_NONE, &o->no_default,
+      N_("No longer the default key"), NULL },
+    { "active", 0, 0, G_OPTION_ARG_NONE, &o->active,
+      N_("Put the key back in service"), NULL },
+    { "inactive", 0, 0, G_OPTION_ARG_NONE, &o->inactive,
+      N_("Take the key out of service"), NULL },
+    { "replace-key", 0, 0, G_OPTION_ARG_NONE, &o->replace_key,
+      N_("Read a new API key from standard input"), NULL },
+  };
+  gsize n = G_N_ELEMENTS (common) + (for_update ? G_N_ELEMENTS (update_only) : 0);
+  GOptionEntry *entries = g_new0 (GOptionEntry, n + 1);
+
+  memcpy (entries, common, sizeof common);
+  if (for_update)
+    memcpy (entries + G_N_ELEMENTS (common), update_only, sizeof update_only);
+  return entries;
+}
+
+/* Copies what was given on the command line into @spec. */
+static void
+key_options_apply (const KeyOptions *o,
+                   GkKeySpec        *spec)
+{
+  if (o->name != NULL)
+    spec->name = o->name;
+  if (o->priority != UNSET_INT)
+    spec->priority = o->priority;
+  for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
+    {
+      if (o->limits[i] != UNSET_INT64)
+        spec->limits[i] = o->limits[i];
+    }
+  if (o->project != NULL)
+    spec->project = o->project;
+  /* A budget of zero would block the key at once: it means "no budget". */
+  if (!isnan (o->budget))
+    spec->monthly_budget_usd = o->budget == 0 ? -1 : o->budget;
+  if (o->is_default)
+    spec->is_default = TRUE;
+  if (o->no_default)
+    spec->is_default = FALSE;
+  if (o->active)
+    spec->active = TRUE;
+  if (o->inactive)
+    spec->active = FALSE;
+}
+
+static int
+check_budget (GkCli            *cli,
+              const KeyOptions *o)
+{
+  if (!isnan (o->budget) && (o->budget < 0 || !isfinite (o->budget)))
+    return gk_cli_error (cli, _("The budget must be a positive amount in USD, or 0 for none"));
+  return GK_CLI_OK;
+}
+
+static const char *
+status_label (GkKeyStatus status)
+{
+  switch (status)
+    {
+    case GK_KEY_STATUS_ACTIVE:
+      return _("Active");
+    case GK_KEY_STATUS_INACTIVE:
+      return _("Inactive");
+    case GK_KEY_STATUS_QUOTA_EXCEEDED:
+      return _("Quota exceeded");
+    case GK_KEY_STATUS_RATE_LIMITED:
+      return _("Rate-limited");
+    case GK_KEY_STATUS_INVALID:
+      return _("Invalid");
+    default:
+      return gk_key_status_to_string (status);
+    }
+}
+
+static const char *
+slot_label (GkQuotaSlot slot)
+{
+  switch (slot)
+    {
+    case GK_QUOTA_SLOT_MONTHLY_TOKENS:
+      return _("Monthly tokens");
+    case GK_QUOTA_SLOT_DAILY_TOKENS:
+      return _("Daily tokens");
+    case GK_QUOTA_SLOT_MINUTE_TOKENS:
+      return _("Tokens per minute");
+    case GK_QUOTA_SLOT_DAILY_REQUESTS:
+      return _("Requests per day");
+    case GK_QUOTA_SLOT_MINUTE_REQUESTS:
+      return _("Requests per minute");
+    case GK_QUOTA_N_SLOTS:
+    default:
+      return "";
+    }
+}
+
+static void
+print_key_json (GkCli       *cli,
+                const GkKey *key)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+  json_builder_begin_object (builder);
+  gk_cli_json_add_key (builder, key);
+  json_builder_end_object (builder);
+  gk_cli_print_json (cli, builder);
+}
+
+static void
+print_key_details (const GkKey *key)
+{
+  g_autofree char *masked = gk_key_get_masked (key);
+  g_autofree char *created = gk_cli_format_time (key->created_at);
+  g_autofree char *last_used = gk_cli_format_time (key->last_used_at);
+  g_autofree char *last_rotation = gk_cli_format_time (key->last_rotation_at);
+  g_autoptr(GkCliTable) quotas = NULL;
+
+  printf ("%-16s %" G_GINT64_FORMAT "\n", _("Id:"), key->id);
+  printf ("%-16s %s\n", _("Name:"), key->name);
+  printf ("%-16s %s\n", _("Key:"), masked);
+  printf ("%-16s %s\n", _("Status:"), status_label (key->status));
+  if (key->status_reason != NULL && *key->status_reason != '\0')
+    printf ("%-16s %s\n", _("Reason:"), key->status_reason);
+  if (key->cooldown_until > 0)
+    {
+      g_autofree char *until = gk_cli_format_time (key->cooldown_until);
+      printf ("%-16s %s\n", _("Cooling down:"), until);
+    }
+  printf ("%-16s %d\n", _("Priority:"), key->priority);
+  printf ("%-16s %s\n", _("Default:"), key->is_default ? _("yes") : _("no"));
+  printf ("%-16s %s\n", _("Project:"), key->project ? key->project : "—");
+  if (key->monthly_budget_usd >= 0)
+    printf ("%-16s $%.2f / $%.2f\n", _("Budget:"), key->month_cost_usd,
+            key->monthly_budget_usd);
+  else
+    printf ("%-16s $%.4f (%s)\n", _("Cost (month):"), key->month_cost_usd, _("no budget"));
+  printf ("%-16s %s\n", _("Created:"), created);
+  printf ("%-16s %s\n", _("Last used:"), last_used);
+  printf ("%-16s %s\n", _("Last rotation:"), last_rotation);
+  printf ("\n");
+
+  quotas = gk_cli_table_new (_("QUOTA"), _("USED"), _("LIMIT"), _("RESETS"), NULL);
+  for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
+    {
+      const GkQuota *q = &key->quotas[i];
+      g_autofree char *used = g_strdup_printf ("%" G_GINT64_FORMAT, q->used_value);
+      g_autofree char *limit = q->limit_value > 0
+                                 ? g_strdup_printf ("%" G_GINT64_FORMAT, q->limit_value)
+                                 : g_strdup (_("unlimited"));
+      g_autofree char *resets = gk_cli_format_time (q->reset_at);
+
+      gk_cli_table_add_row (quotas, slot_label (i), used, limit, resets);
+    }
+  gk_cli_table_print (quotas);
+}
+
+static int
+key_add (GkCli  *cli,
+         int     argc,
+         char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree GOptionEntry *entries = NULL;
+  g_autoptr(GkKey) key = NULL;
+  g_autofree char *masked = NULL;
+  KeyOptions o;
+  GkKeySpec spec;
+  GkKeyStore *store;
+  char *api_key;
+  gint64 id;
+  int status;
+
+  key_options_init (&o);
+  entries = key_option_entries (&o, FALSE);
+  status = gk_cli_parse_options (cli, "", _("Adds a key. The API key is read from standard "
+                                            "input (or a prompt on a terminal)."),
+                                 entries, 0, 0, &argc, &argv);
+  if (status == GK_CLI_OK && o.name == NULL)
+    status = gk_cli_usage_error (cli, _("“key add” needs --name"));
+  if (status == GK_CLI_OK)
+    status = check_budget (cli, &o);
+  if (status != GK_CLI_OK)
+    goto out;
+
+  gk_key_spec_init (&spec);
+  key_options_apply (&o, &spec);
+  /* Check what the user typed before asking for the key or the keyring. */
+  if (!gk_key_validate_spec (&spec, &error))
+    {
+      status = gk_cli_gerror (cli, error);
+      goto out;
+    }
+
+  api_key = gk_cli_read_secret (cli, _("API key: "), &error);
+  if (api_key == NULL)
+    {
+      status = gk_cli_gerror (cli, error);
+      goto out;
+    }
+  if (!gk_key_validate_api_key (api_key, &error))
+    {
+      gk_crypto_wipe_string (api_key);
+      status = gk_cli_gerror (cli, error);
+      goto out;
+    }
+
+  store = gk_cli_get_key_store (cli);
+  id = store != NULL ? gk_key_store_add (store, &spec, api_key, &error) : 0;
+  gk_crypto_wipe_string (api_key);
+  if (store == NULL)
+    {
+      status = GK_CLI_ERROR;
+      goto out;
+    }
+  if (id == 0)
+    {
+      status = gk_cli_gerror (cli, error);
+      goto out;
+    }
+
+  key = gk_key_store_get (store, id, &error);
+  if (key == NULL)
+    {
+      status = gk_cli_gerror (cli, error);
+      goto out;
+    }
+
+  if (gk_cli_json (cli))
+    print_key_json (cli, key);
+  else
+    {
+      masked = gk_key_get_masked (key);
+      printf (_("Added key “%s” (id %" G_GINT64_FORMAT ", %s)\n"), key->name, key->id, masked);
+    }
+
+out:
+  key_options_clear (&o);
+  return status;
+}
+
+static int
+key_list (GkCli  *cli,
+          int     argc,
+          char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) keys = NULL;
+  GkKeyStore *store;
+  int status;
+
+  status = gk_cli_parse_options (cli, "", _("Lists the keys (masked)."), NULL, 0, 0,
+                                 &argc, &argv);
+  if (status != GK_CLI_OK)
+    return status;
+
+  store = gk_cli_get_key_store (cli);
+  if (store == NULL)
+    return GK_CLI_ERROR;
+
+  keys = gk_key_store_list (store, &error);
+  if (keys == NULL)
+    return gk_cli_gerror (cli, error);
+
+  if (gk_cli_json (cli))
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+      json_builder_begin_array (builder);
+      for (guint i = 0; i < keys->len; i++)
+        {
+          json_builder_begin_object (builder);
+          gk_cli_json_add_key (builder, keys->pdata[i]);
+          json_builder_end_object (builder);
+        }
+      json_builder_end_array (builder);
+      gk_cli_print_json (cli, builder);
+    }
+  else if (keys->len == 0)
+    printf ("%s\n", _("No keys yet. Add one with “gemini-keysctl key add --name NAME”."));
+  else
+    {
+      g_autoptr(GkCliTable) table = gk_cli_table_new (_("ID"), _("NAME"), _("KEY"), _("STATUS"),
+                                                      _("PRIORITY"), _("DEFAULT"),
+                                                      _("REMAINING"), _("LAST USED"), NULL);
+
+      for (guint i = 0; i < keys->len; i++)
+        {
+          const GkKey *key = keys->pdata[i];
+          g_autofree char *id = g_strdup_printf ("%" G_GINT64_FORMAT, key->id);
+          g_autofree char *masked = gk_key_get_masked (key);
+          g_autofree char *priority = g_strdup_printf ("%d", key->priority);
+          g_autofree char *remaining = g_strdup_printf ("%.0f%%",
+                                                        100.0 * gk_key_remaining_share (key));
+          g_autofree char *last_used = gk_cli_format_time (key->last_used_at);
+
+          gk_cli_table_add_row (table, id, key->name, masked, status_label (key->status),
+                                priority, key->is_default ? _("yes") : "", remaining,
+                                last_used);
+        }
+      gk_cli_table_print (table);
+    }
+  return GK_CLI_OK;
+}
+
+/* Parses "COMMAND ID [options]"; returns the key store, NULL on error with
+ * *@status set. */
+static GkKeyStore *
+parse_id_and_open (GkCli               *cli,
+                   const char          *summary,
+                   const GOptionEntry  *entries,
+                   int                 *argc,
+                   char              ***argv,
+                   gint64              *id,
+                   int                 *status)
+{
+  GkKeyStore *store;
+
+  *status = gk_cli_parse_options (cli, _("ID"), summary, entries, 1, 1, argc, argv);
+  if (*status != GK_CLI_OK)
+    return NULL;
+  if (!gk_cli_parse_id (cli, (*argv)[1], id))
+    {
+      *status = GK_CLI_USAGE;
+      return NULL;
+    }
+
+  store = gk_cli_get_key_store (cli);
+  if (store == NULL)
+    *status = GK_CLI_ERROR;
+  return store;
+}
+
+static int
+key_show (GkCli  *cli,
+          int     argc,
+          char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkKey) key = NULL;
+  GkKeyStore *store;
+  gint64 id;
+  int status;
+
+  store = parse_id_and_open (cli, _("Shows one key (masked) and its quotas."), NULL,
+                             &argc, &argv, &id, &status);
+  if (store == NULL)
+    return status;
+
+  key = gk_key_store_get (store, id, &error);
+  if (key == NULL)
+    return gk_cli_gerror (cli, error);
+
+  if (gk_cli_json (cli))
+    print_key_json (cli, key);
+  else
+    print_key_details (key);
+  return GK_CLI_OK;
+}
+
+static int
+key_update (GkCli  *cli,
+            int     argc,
+            char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree GOptionEntry *entries = NULL;
+  g_autoptr(GkKey) key = NULL;
+  g_autoptr(GkKey) updated = NULL;
+  GkKeyStore *store = NULL;
+  char *api_key = NULL;
+  KeyOptions o;
+  GkKeySpec spec;
+  gint64 id = 0;
+  int status;
+  gboolean ok;
+
+  key_options_init (&o);
+  entries = key_option_entries (&o, TRUE);
+  status = gk_cli_parse_options (cli, _("ID"),
+                                 _("Changes a key. With --replace-key the new API key is read "
+                                   "from standard input."),
+                                 entries, 1, 1, &argc, &argv);
+  if (status == GK_CLI_OK && !gk_cli_parse_id (cli, argv[1], &id))
+    status = GK_CLI_USAGE;
+  if (status == GK_CLI_OK && o.active && o.inactive)
+    status = gk_cli_usage_error (cli, _("--active and --inactive cannot be used together"));
+  if (status == GK_CLI_OK && o.is_default && o.no_default)
+    status = gk_cli_usage_error (cli, _("--default and --no-default cannot be used together"));
+  if (status == GK_CLI_OK)
+    status = check_budget (cli, &o);
+  if (status != GK_CLI_OK)
+    goto out;
+
+  store = gk_cli_get_key_store (cli);
+  if (store == NULL)
+    {
+      status = GK_CLI_ERROR;
+      goto out;
+    }
+
+  key = gk_key_store_get (store, id, &error);
+  if (key == NULL)
+    {
+      status = gk_cli_gerror (cli, error);
+      goto out;
+    }
+
+  gk_key_spec_from_key (&spec, key);
+  key_options_apply (&o, &spec);
+  if (!gk_key_validate_spec (&spec, &error))
+    {
+      status = gk_cli_gerror (cli, error);
+      goto out;
+    }
+
+  if (o.replace_key)
+    {
+      api_key = gk_cli_read_secret (cli, _("New API key: "), &error);
+      if (api_key == NULL || !gk_key_validate_api_key (api_key, &error))
+        {
+          gk_crypto_wipe_string (api_key);
+          status = gk_cli_gerror (cli, error);
+          goto out;
+        }
+    }
+
+  ok = gk_key_store_update (store, id, &spec, api_key, &error);
+  gk_crypto_wipe_string (api_key);
+  if (!ok)
+    {
+      status = gk_cli_gerror (cli, error);
+      goto out;
+    }
+
+  updated = gk_key_store_get (store, id, &error);
+  if (updated == NULL)
+    {
+      status = gk_cli_gerror (cli, error);
+      goto out;
+    }
+
+  if (gk_cli_json (cli))
+    print_key_json (cli, updated);
+  else
+    printf (_("Updated key “%s” (id %" G_GINT64_FORMAT ")\n"), updated->name, updated->id);
+
+out:
+  key_options_clear (&o);
+  return status;
+}
+
+static int
+key_delete (GkCli  *cli,
+            int     argc,
+            char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkKey) key = NULL;
+  gboolean yes = FALSE;
+  const GOptionEntry entries[] = {
+    { "yes", 'y', 0, G_OPTION_ARG_NONE, &yes, N_("Do not ask for confirmation"), NULL },
+    G_OPTION_ENTRY_NULL
+  };
+  GkKeyStore *store;
+  gint64 id;
+  int status;
+
+  store = parse_id_and_open (cli,
+                             _("Deletes a key: its encrypted key is destroyed, its usage and "
+                               "rotation history stay."),
+                             entries, &argc, &argv, &id, &status);
+  if (store == NULL)
+    return status;
+
+  key = gk_key_store_get (store, id, &error);
+  if (key == NULL)
+    return gk_cli_gerror (cli, error);
+
+  if (!yes)
+    {
+      g_autofree char *question = NULL;
+
+      if (!isatty (STDIN_FILENO))
+        return gk_cli_error (cli, _("Not deleting key %" G_GINT64_FORMAT " without confirmation: "
+                                    "add --yes (standard input is not a terminal)"), id);
+
+      question = g_strdup_printf (_("Delete key “%s” (id %" G_GINT64_FORMAT ")? Its history "
+                                    "is kept."), key->name, id);
+      if (!gk_cli_confirm (cli, question))
+        return gk_cli_error (cli, _("Not deleted"));
+    }
+
+  if (!gk_key_store_delete (store, id, &error))
+    return gk_cli_gerror (cli, error);
+
+  if (gk_cli_json (cli))
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+      json_builder_begin_object (builder);
+      json_builder_set_member_name (builder, "id");
+      json_builder_add_int_value (builder, id);
+      gk_cli_json_add_string (builder, "name", key->name);
+      json_builder_set_member_name (builder, "deleted");
+      json_builder_add_boolean_value (builder, TRUE);
+      json_builder_end_object (builder);
+      gk_cli_print_json (cli, builder);
+    }
+  else
+    printf (_("Deleted key “%s” (id %" G_GINT64_FORMAT "); its history is kept\n"),
+            key->name, id);
+  return GK_CLI_OK;
+}
+
+static int
+key_rotate (GkCli  *cli,
+            int     argc,
+            char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  GkPool *pool;
+  gint64 id, next;
+  int status;
+
+  /* Rotation needs only the pool: no master key, no keyring. */
+  status = gk_cli_parse_options (cli, _("ID"),
+                                 _("Takes a key out of service until the next daily reset "
+                                   "(logged as a MANUAL rotation)."),
+                                 NULL, 1, 1, &argc, &argv);
+  if (status != GK_CLI_OK)
+    return status;
+  if (!gk_cli_parse_id (cli, argv[1], &id))
+    return GK_CLI_USAGE;
+
+  pool = gk_cli_get_pool (cli);
+  if (pool == NULL)
+    return GK_CLI_ERROR;
+
+  next = gk_pool_rotate (pool, id, gk_cli_get_actor (cli), &error);
+  if (error != NULL)
+    return gk_cli_gerror (cli, error);
+
+  if (gk_cli_json (cli))
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+      json_builder_begin_object (builder);
+      json_builder_set_member_name (builder, "from_key_id");
+      json_builder_add_int_value (builder, id);
+      json_builder_set_member_name (builder, "to_key_id");
+      if (next > 0)
+        json_builder_add_int_value (builder, next);
+      else
+        json_builder_add_null_value (builder);
+      gk_cli_json_add_string (builder, "reason", gk_rotation_reason_to_string (GK_ROTATION_MANUAL));
+      gk_cli_json_add_string (builder, "triggered_by", gk_cli_get_actor (cli));
+      json_builder_end_object (builder);
+      gk_cli_print_json (cli, builder);
+    }
+  else if (next > 0)
+    printf (_("Rotated away from key %" G_GINT64_FORMAT "; requests now go to key %"
+              G_GINT64_FORMAT "\n"), id, next);
+  else
+    printf (_("Rotated away from key %" G_GINT64_FORMAT "; no other key is available\n"), id);
+  return GK_CLI_OK;
+}
+
+#ifndef HAVE_CLI_GATEWAY
+static int
+key_test_missing (GkCli  *cli,
+                  int     argc,
+                  char  **argv)
+{
+  return gk_cli_error (cli, _("This build of gemini-keysctl has no gateway, so it cannot "
+                              "test keys"));
+}
+#endif
+
+int
+gk_cli_cmd_key (GkCli  *cli,
+                int     argc,
+                char  **argv)
+{
+  static const GkCliCommand key_commands[] = {
+    { "add",    key_add,    N_("Add a key (read from standard input)") },
+    { "list",   key_list,   N_("List the keys (masked)") },
+    { "show",   key_show,   N_("Show one key and its quotas") },
+    { "update", key_update, N_("Change a key’s settings or replace it") },
+    { "delete", key_delete, N_("Delete a key (its history stays)") },
+    { "rotate", key_rotate, N_("Take a key out of service until the next daily reset") },
+#ifdef HAVE_CLI_GATEWAY
+    { "test",   gk_cli_cmd_key_test, N_("Test a key against Google") },
+#else
+    { "test",   key_test_missing,    N_("Test a key against Google") },
+#endif
+    { NULL, NULL, NULL },
+  };
+
+  return gk_cli_dispatch (cli, "key", key_commands, argc, argv);
+}

@@ -1,0 +1,725 @@
+/* gk-cli-stats.c: `usage`, `rotations`, `dashboard` and `export`: the logs
+ * and figures, read without the master key.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <glib/gi18n.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gk-cli.h"
+
+#define DEFAULT_LIMIT 50
+#define MAX_LIMIT     100000
+/* Rows read per query when exporting the whole log. */
+#define EXPORT_PAGE   1000
+
+/* The usage log's columns, in CSV and JSON alike. */
+static const char *const usage_columns[] = {
+  "id", "key_id", "key_name", "model", "tokens_used", "prompt_tokens", "output_tokens",
+  "cost_usd", "priced", "status", "http_status", "error_message", "user_id", "latency_ms",
+  "created_at",
+};
+
+static const char *const rotation_columns[] = {
+  "id", "from_key_id", "from_key_name", "to_key_id", "to_key_name", "reason", "triggered_by",
+  "created_at",
+};
+
+static const char *const key_columns[] = {
+  "id", "name", "key_hint", "project", "status", "priority", "is_default",
+  "monthly_budget_usd", "month_cost_usd", "created_at", "last_used_at",
+  "monthly_tokens_limit", "monthly_tokens_used", "daily_tokens_limit", "daily_tokens_used",
+  "minute_tokens_limit", "minute_tokens_used", "daily_requests_limit", "daily_requests_used",
+  "minute_requests_limit", "minute_requests_used",
+};
+
+static int
+check_limit (GkCli *cli,
+             int    limit)
+{
+  if (limit < 1 || limit > MAX_LIMIT)
+    return gk_cli_usage_error (cli, _("--limit must be between 1 and %d"), MAX_LIMIT);
+  return GK_CLI_OK;
+}
+
+/* ISO 8601 in UTC for files other programs read; empty for "never". */
+static char *
+csv_time (gint64 unix_time)
+{
+  g_autoptr(GDateTime) utc = NULL;
+
+  if (unix_time <= 0)
+    return g_strdup ("");
+  utc = g_date_time_new_from_unix_utc (unix_time);
+  return utc ? g_date_time_format (utc, "%Y-%m-%dT%H:%M:%SZ") : g_strdup ("");
+}
+
+static char *
+format_int (gint64 value)
+{
+  return g_strdup_printf ("%" G_GINT64_FORMAT, value);
+}
+
+static char *
+format_double (double value)
+{
+  char buffer[G_ASCII_DTOSTR_BUF_SIZE];
+
+  /* Locale-independent: a CSV must not get decimal commas. */
+  return g_strdup (g_ascii_formatd (buffer, sizeof buffer, "%.6f", value));
+}
+
+static void
+csv_header (GString           *out,
+            const char *const *columns,
+            gsize              n_columns)
+{
+  for (gsize i = 0; i < n_columns; i++)
+    gk_cli_csv_append (out, columns[i], i + 1 == n_columns);
+}
+
+static void
+usage_row_csv (GString          *out,
+               const GkUsageRow *row)
+{
+  g_autofree char *id = format_int (row->id);
+  g_autofree char *key_id = format_int (row->key_id);
+  g_autofree char *tokens = format_int (row->tokens_used);
+  g_autofree char *prompt = format_int (row->prompt_tokens);
+  g_autofree char *output = format_int (row->output_tokens);
+  g_autofree char *cost = format_double (row->cost_usd);
+  g_autofree char *http = row->http_status > 0 ? format_int (row->http_status) : NULL;
+  g_autofree char *latency = format_int (row->latency_ms);
+  g_autofree char *created = csv_time (row->created_at);
+
+  gk_cli_csv_append (out, id, FALSE);
+  gk_cli_csv_append (out, key_id, FALSE);
+  gk_cli_csv_append (out, row->key_name, FALSE);
+  gk_cli_csv_append (out, row->model, FALSE);
+  gk_cli_csv_append (out, tokens, FALSE);
+  gk_cli_csv_append (out, prompt, FALSE);
+  gk_cli_csv_append (out, output, FALSE);
+  gk_cli_csv_append (out, cost, FALSE);
+  gk_cli_csv_append (out, row->priced ? "1" : "0", FALSE);
+  gk_cli_csv_append (out, gk_usage_status_to_string (row->status), FALSE);
+  gk_cli_csv_append (out, http, FALSE);
+  gk_cli_csv_append (out, row->error_message, FALSE);
+  gk_cli_csv_append (out, row->user_id, FALSE);
+  gk_cli_csv_append (out, latency, FALSE);
+  gk_cli_csv_append (out, created, TRUE);
+}
+
+static void
+usage_row_json (JsonBuilder      *builder,
+                const GkUsageRow *row)
+{
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "id");
+  json_builder_add_int_value (builder, row->id);
+  json_builder_set_member_name (builder, "key_id");
+  json_builder_add_int_value (builder, row->key_id);
+  gk_cli_json_add_string (builder, "key_name", row->key_name);
+  gk_cli_json_add_string (builder, "model", row->model);
+  json_builder_set_member_name (builder, "tokens_used");
+  json_builder_add_int_value (builder, row->tokens_used);
+  json_builder_set_member_name (builder, "prompt_tokens");
+  json_builder_add_int_value (builder, row->prompt_tokens);
+  json_builder_set_member_name (builder, "output_tokens");
+  json_builder_add_int_value (builder, row->output_tokens);
+  json_builder_set_member_name (builder, "cost_usd");
+  json_builder_add_double_value (builder, row->cost_usd);
+  json_builder_set_member_name (builder, "priced");
+  json_builder_add_boolean_value (builder, row->priced);
+  gk_cli_json_add_string (builder, "status", gk_usage_status_to_string (row->status));
+  json_builder_set_member_name (builder, "http_status");
+  if (row->http_status > 0)
+    json_builder_add_int_value (builder, row->http_status);
+  else
+    json_builder_add_null_value (builder);
+  gk_cli_json_add_string (builder, "error_message", row->error_message);
+  gk_cli_json_add_string (builder, "user_id", row->user_id);
+  json_builder_set_member_name (builder, "latency_ms");
+  json_builder_add_int_value (builder, row->latency_ms);
+  gk_cli_json_add_time (builder, "created_at", row->created_at);
+  json_builder_end_object (builder);
+}
+
+static void
+rotation_row_csv (GString             *out,
+                  const GkRotationRow *row)
+{
+  g_autofree char *id = format_int (row->id);
+  g_autofree char *from = format_int (row->from_key_id);
+  g_autofree char *to = row->to_key_id > 0 ? format_int (row->to_key_id) : NULL;
+  g_autofree char *created = csv_time (row->created_at);
+
+  gk_cli_csv_append (out, id, FALSE);
+  gk_cli_csv_append (out, from, FALSE);
+  gk_cli_csv_append (out, row->from_key_name, FALSE);
+  gk_cli_csv_append (out, to, FALSE);
+  gk_cli_csv_append (out, row->to_key_name, FALSE);
+  gk_cli_csv_append (out, gk_rotation_reason_to_string (row->reason), FALSE);
+  gk_cli_csv_append (out, row->triggered_by, FALSE);
+  gk_cli_csv_append (out, created, TRUE);
+}
+
+static void
+rotation_row_json (JsonBuilder         *builder,
+                   const GkRotationRow *row)
+{
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "id");
+  json_builder_add_int_value (builder, row->id);
+  json_builder_set_member_name (builder, "from_key_id");
+  json_builder_add_int_value (builder, row->from_key_id);
+  gk_cli_json_add_string (builder, "from_key_name", row->from_key_name);
+  json_builder_set_member_name (builder, "to_key_id");
+  if (row->to_key_id > 0)
+    json_builder_add_int_value (builder, row->to_key_id);
+  else
+    json_builder_add_null_value (builder);
+  gk_cli_json_add_string (builder, "to_key_name", row->to_key_name);
+  gk_cli_json_add_string (builder, "reason", gk_rotation_reason_to_string (row->reason));
+  gk_cli_json_add_string (builder, "triggered_by", row->triggered_by);
+  gk_cli_json_add_time (builder, "created_at", row->created_at);
+  json_builder_end_object (builder);
+}
+
+static void
+key_row_csv (GString     *out,
+             const GkKey *key)
+{
+  g_autofree char *id = format_int (key->id);
+  g_autofree char *priority = format_int (key->priority);
+  g_autofree char *budget = key->monthly_budget_usd >= 0
+                              ? format_double (key->monthly_budget_usd)
+                              : NULL;
+  g_autofree char *cost = format_double (key->month_cost_usd);
+  g_autofree char *created = csv_time (key->created_at);
+  g_autofree char *last_used = csv_time (key->last_used_at);
+
+  gk_cli_csv_append (out, id, FALSE);
+  gk_cli_csv_append (out, key->name, FALSE);
+  gk_cli_csv_append (out, key->key_hint, FALSE);
+  gk_cli_csv_append (out, key->project, FALSE);
+  gk_cli_csv_append (out, gk_key_status_to_string (key->status), FALSE);
+  gk_cli_csv_append (out, priority, FALSE);
+  gk_cli_csv_append (out, key->is_default ? "1" : "0", FALSE);
+  gk_cli_csv_append (out, budget, FALSE);
+  gk_cli_csv_append (out, cost, FALSE);
+  gk_cli_csv_append (out, created, FALSE);
+  gk_cli_csv_append (out, last_used, FALSE);
+  for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
+    {
+      g_autofree char *limit = format_int (key->quotas[i].limit_value);
+      g_autofree char *used = format_int (key->quotas[i].used_value);
+
+      gk_cli_csv_append (out, limit, FALSE);
+      gk_cli_csv_append (out, used, i + 1 == GK_QUOTA_N_SLOTS);
+    }
+}
+
+int
+gk_cli_cmd_usage (GkCli  *cli,
+                  int     argc,
+                  char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) rows = NULL;
+  gint64 key_id = 0;
+  int limit = DEFAULT_LIMIT;
+  gboolean csv = FALSE;
+  const GOptionEntry entries[] = {
+    { "key", 'k', 0, G_OPTION_ARG_INT64, &key_id, N_("Only this key’s rows"), N_("ID") },
+    { "limit", 'n', 0, G_OPTION_ARG_INT, &limit, N_("How many rows (default 50)"), N_("N") },
+    { "csv", 0, 0, G_OPTION_ARG_NONE, &csv, N_("Print CSV"), NULL },
+    G_OPTION_ENTRY_NULL
+  };
+  GkUsageSummary summary = { 0 };
+  GkDatabase *db;
+  int status;
+
+  status = gk_cli_parse_options (cli, "", _("Shows the usage log, newest first."), entries,
+                                 0, 0, &argc, &argv);
+  if (status == GK_CLI_OK)
+    status = check_limit (cli, limit);
+  if (status == GK_CLI_OK && key_id < 0)
+    status = gk_cli_usage_error (cli, _("--key needs a positive id"));
+  if (status == GK_CLI_OK && csv && gk_cli_json (cli))
+    status = gk_cli_usage_error (cli, _("--csv and --json cannot be used together"));
+  if (status != GK_CLI_OK)
+    return status;
+
+  db = gk_cli_get_database (cli);
+  if (db == NULL)
+    return GK_CLI_ERROR;
+
+  rows = gk_stats_usage_logs (db, key_id, (guint) limit, 0, &error);
+  if (rows == NULL)
+    return gk_cli_gerror (cli, error);
+
+  if (csv)
+    {
+      g_autoptr(GString) out = g_string_new (NULL);
+
+      csv_header (out, usage_columns, G_N_ELEMENTS (usage_columns));
+      for (guint i = 0; i < rows->len; i++)
+        usage_row_csv (out, rows->pdata[i]);
+      fwrite (out->str, 1, out->len, stdout);
+    }
+  else if (gk_cli_json (cli))
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+      json_builder_begin_array (builder);
+      for (guint i = 0; i < rows->len; i++)
+        usage_row_json (builder, rows->pdata[i]);
+      json_builder_end_array (builder);
+      gk_cli_print_json (cli, builder);
+    }
+  else if (rows->len == 0)
+    printf ("%s\n", _("No usage recorded yet."));
+  else
+    {
+      g_autoptr(GkCliTable) table = gk_cli_table_new (_("ID"), _("TIME"), _("KEY"), _("MODEL"),
+                                                      _("TOKENS"), _("COST"), _("STATUS"),
+                                                      _("USER"), NULL);
+
+      for (guint i = 0; i < rows->len; i++)
+        {
+          const GkUsageRow *row = rows->pdata[i];
+          g_autofree char *id = format_int (row->id);
+          g_autofree char *time = gk_cli_format_time (row->created_at);
+          g_autofree char *tokens = format_int (row->tokens_used);
+          g_autofree char *cost = row->priced ? g_strdup_printf ("$%.4f", row->cost_usd)
+                                              : g_strdup (_("unpriced"));
+
+          gk_cli_table_add_row (table, id, time, row->key_name, row->model, tokens, cost,
+                                gk_usage_status_to_string (row->status), row->user_id);
+        }
+      gk_cli_table_print (table);
+
+      if (gk_stats_usage_summary (db, key_id, (guint) limit, &summary, NULL))
+        printf (_("\n%" G_GINT64_FORMAT " requests: %" G_GINT64_FORMAT " succeeded, %"
+                  G_GINT64_FORMAT " failed, $%.4f\n"),
+                summary.requests, summary.successes, summary.failures, summary.cost_usd);
+    }
+  return GK_CLI_OK;
+}
+
+int
+gk_cli_cmd_rotations (GkCli  *cli,
+                      int     argc,
+                      char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) rows = NULL;
+  int limit = DEFAULT_LIMIT;
+  const GOptionEntry entries[] = {
+    { "limit", 'n', 0, G_OPTION_ARG_INT, &limit, N_("How many rows (default 50)"), N_("N") },
+    G_OPTION_ENTRY_NULL
+  };
+  GkDatabase *db;
+  gint64 all = 0, manual = 0, automatic = 0;
+  int status;
+
+  status = gk_cli_parse_options (cli, "", _("Shows the rotation log, newest first."), entries,
+                                 0, 0, &argc, &argv);
+  if (status == GK_CLI_OK)
+    status = check_limit (cli, limit);
+  if (status != GK_CLI_OK)
+    return status;
+
+  db = gk_cli_get_database (cli);
+  if (db == NULL)
+    return GK_CLI_ERROR;
+
+  rows = gk_stats_rotation_logs (db, (guint) limit, &error);
+  if (rows == NULL)
+    return gk_cli_gerror (cli, error);
+
+  if (gk_cli_json (cli))
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+      json_builder_begin_array (builder);
+      for (guint i = 0; i < rows->len; i++)
+        rotation_row_json (builder, rows->pdata[i]);
+      json_builder_end_array (builder);
+      gk_cli_print_json (cli, builder);
+    }
+  else if (rows->len == 0)
+    printf ("%s\n", _("No rotations yet."));
+  else
+    {
+      g_autoptr(GkCliTable) table = gk_cli_table_new (_("ID"), _("TIME"), _("FROM"), _("TO"),
+                                                      _("REASON"), _("BY"), NULL);
+
+      for (guint i = 0; i < rows->len; i++)
+        {
+          const GkRotationRow *row = rows->pdata[i];
+          g_autofree char *id = format_int (row->id);
+          g_autofree char *time = gk_cli_format_time (row->created_at);
+          g_autofree char *from = g_strdup_printf ("%s (%" G_GINT64_FORMAT ")",
+                                                   row->from_key_name ? row->from_key_name : "",
+                                                   row->from_key_id);
+          g_autofree char *to = row->to_key_id > 0
+                                  ? g_strdup_printf ("%s (%" G_GINT64_FORMAT ")",
+                                                     row->to_key_name ? row->to_key_name : "",
+                                                     row->to_key_id)
+                                  : g_strdup (_("none"));
+
+          gk_cli_table_add_row (table, id, time, from, to,
+                                gk_rotation_reason_to_string (row->reason), row->triggered_by);
+        }
+      gk_cli_table_print (table);
+
+      if (gk_stats_rotation_totals (db, &all, &manual, &automatic, NULL))
+        printf (_("\n%" G_GINT64_FORMAT " rotations: %" G_GINT64_FORMAT " manual, %"
+                  G_GINT64_FORMAT " automatic\n"), all, manual, automatic);
+    }
+  return GK_CLI_OK;
+}
+
+static void
+rank_rows_json (JsonBuilder *builder,
+                const char  *member,
+                const char  *name_member,
+                GPtrArray   *rows)
+{
+  json_builder_set_member_name (builder, member);
+  json_builder_begin_array (builder);
+  for (guint i = 0; rows != NULL && i < rows->len; i++)
+    {
+      const GkRankRow *row = rows->pdata[i];
+
+      json_builder_begin_object (builder);
+      gk_cli_json_add_string (builder, name_member, row->name);
+      json_builder_set_member_name (builder, "requests");
+      json_builder_add_int_value (builder, row->requests);
+      json_builder_set_member_name (builder, "tokens_used");
+      json_builder_add_int_value (builder, row->tokens);
+      json_builder_set_member_name (builder, "cost_usd");
+      json_builder_add_double_value (builder, row->cost_usd);
+      json_builder_end_object (builder);
+    }
+  json_builder_end_array (builder);
+}
+
+static void
+print_dashboard_json (GkCli             *cli,
+                      const GkDashboard *d)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "days");
+  json_builder_add_int_value (builder, d->days);
+  json_builder_set_member_name (builder, "total_keys");
+  json_builder_add_int_value (builder, d->cards.total_keys);
+  json_builder_set_member_name (builder, "active_keys");
+  json_builder_add_int_value (builder, d->cards.active_keys);
+  json_builder_set_member_name (builder, "inactive_keys");
+  json_builder_add_int_value (builder, d->cards.inactive_keys);
+  json_builder_set_member_name (builder, "requests");
+  json_builder_add_int_value (builder, d->cards.requests);
+  json_builder_set_member_name (builder, "successes");
+  json_builder_add_int_value (builder, d->cards.successes);
+  json_builder_set_member_name (builder, "success_rate");
+  json_builder_add_double_value (builder, d->cards.success_rate);
+  json_builder_set_member_name (builder, "cost_usd");
+  json_builder_add_double_value (builder, d->cards.cost_usd);
+
+  json_builder_set_member_name (builder, "daily");
+  json_builder_begin_array (builder);
+  for (guint i = 0; d->daily != NULL && i < d->daily->len; i++)
+    {
+      const GkDailyPoint *p = &g_array_index (d->daily, GkDailyPoint, i);
+
+      json_builder_begin_object (builder);
+      json_builder_set_member_name (builder, "day_start");
+      json_builder_add_int_value (builder, p->day_start);
+      json_builder_set_member_name (builder, "requests");
+      json_builder_add_int_value (builder, p->requests);
+      json_builder_set_member_name (builder, "successes");
+      json_builder_add_int_value (builder, p->successes);
+      json_builder_set_member_name (builder, "cost_usd");
+      json_builder_add_double_value (builder, p->cost_usd);
+      json_builder_end_object (builder);
+    }
+  json_builder_end_array (builder);
+
+  rank_rows_json (builder, "top_models", "model", d->top_models);
+  rank_rows_json (builder, "top_users", "user_id", d->top_users);
+
+  json_builder_set_member_name (builder, "rotations");
+  json_builder_begin_array (builder);
+  for (guint i = 0; d->rotations != NULL && i < d->rotations->len; i++)
+    rotation_row_json (builder, d->rotations->pdata[i]);
+  json_builder_end_array (builder);
+  json_builder_end_object (builder);
+
+  gk_cli_print_json (cli, builder);
+}
+
+static void
+print_rank_table (const char *title,
+                  const char *name_header,
+                  GPtrArray  *rows)
+{
+  g_autoptr(GkCliTable) table = NULL;
+
+  printf ("\n%s\n", title);
+  if (rows == NULL || rows->len == 0)
+    {
+      printf ("  %s\n", _("none"));
+      return;
+    }
+
+  table = gk_cli_table_new (name_header, _("REQUESTS"), _("TOKENS"), _("COST"), NULL);
+  for (guint i = 0; i < rows->len; i++)
+    {
+      const GkRankRow *row = rows->pdata[i];
+      g_autofree char *requests = format_int (row->requests);
+      g_autofree char *tokens = format_int (row->tokens);
+      g_autofree char *cost = g_strdup_printf ("$%.4f", row->cost_usd);
+
+      gk_cli_table_add_row (table, row->name ? row->name : _("(none)"), requests, tokens, cost);
+    }
+  gk_cli_table_print (table);
+}
+
+static void
+print_dashboard (const GkDashboard *d)
+{
+  g_autoptr(GkCliTable) daily = NULL;
+
+  printf (_("Keys:          %" G_GINT64_FORMAT " (%" G_GINT64_FORMAT " active, %"
+            G_GINT64_FORMAT " inactive)\n"),
+          d->cards.total_keys, d->cards.active_keys, d->cards.inactive_keys);
+  printf (_("Requests:      %" G_GINT64_FORMAT " in %u days\n"), d->cards.requests, d->days);
+  printf (_("Success rate:  %.1f%%\n"), d->cards.success_rate);
+  printf (_("Cost:          $%.4f\n"), d->cards.cost_usd);
+
+  printf ("\n%s\n", _("Daily requests"));
+  daily = gk_cli_table_new (_("DAY"), _("REQUESTS"), _("SUCCESSES"), _("COST"), NULL);
+  for (guint i = 0; d->daily != NULL && i < d->daily->len; i++)
+    {
+      const GkDailyPoint *p = &g_array_index (d->daily, GkDailyPoint, i);
+      g_autoptr(GDateTime) utc = g_date_time_new_from_unix_utc (p->day_start);
+      g_autoptr(GDateTime) local = utc ? g_date_time_to_local (utc) : NULL;
+      g_autofree char *day = local ? g_date_time_format (local, "%Y-%m-%d") : g_strdup ("?");
+      g_autofree char *requests = format_int (p->requests);
+      g_autofree char *successes = format_int (p->successes);
+      g_autofree char *cost = g_strdup_printf ("$%.4f", p->cost_usd);
+
+      gk_cli_table_add_row (daily, day, requests, successes, cost);
+    }
+  gk_cli_table_print (daily);
+
+  print_rank_table (_("Top models"), _("MODEL"), d->top_models);
+  print_rank_table (_("Top users"), _("USER"), d->top_users);
+
+  printf ("\n%s\n", _("Latest rotations"));
+  if (d->rotations == NULL || d->rotations->len == 0)
+    printf ("  %s\n", _("none"));
+  else
+    {
+      g_autoptr(GkCliTable) table = gk_cli_table_new (_("TIME"), _("FROM"), _("TO"),
+                                                      _("REASON"), _("BY"), NULL);
+
+      for (guint i = 0; i < d->rotations->len; i++)
+        {
+          const GkRotationRow *row = d->rotations->pdata[i];
+          g_autofree char *time = gk_cli_format_time (row->created_at);
+
+          gk_cli_table_add_row (table, time, row->from_key_name,
+                                row->to_key_id > 0 ? row->to_key_name : _("none"),
+                                gk_rotation_reason_to_string (row->reason), row->triggered_by);
+        }
+      gk_cli_table_print (table);
+    }
+}
+
+int
+gk_cli_cmd_dashboard (GkCli  *cli,
+                      int     argc,
+                      char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDashboard) dashboard = NULL;
+  int days = 7;
+  const GOptionEntry entries[] = {
+    { "days", 'd', 0, G_OPTION_ARG_INT, &days, N_("7 or 30 (default 7)"), N_("DAYS") },
+    G_OPTION_ENTRY_NULL
+  };
+  GkDatabase *db;
+  int status;
+
+  status = gk_cli_parse_options (cli, "", _("Shows the dashboard’s figures."), entries,
+                                 0, 0, &argc, &argv);
+  if (status == GK_CLI_OK && days != 7 && days != 30)
+    status = gk_cli_usage_error (cli, _("--days must be 7 or 30"));
+  if (status != GK_CLI_OK)
+    return status;
+
+  db = gk_cli_get_database (cli);
+  if (db == NULL)
+    return GK_CLI_ERROR;
+
+  dashboard = gk_stats_dashboard (db, (guint) days, &error);
+  if (dashboard == NULL)
+    return gk_cli_gerror (cli, error);
+
+  if (gk_cli_json (cli))
+    print_dashboard_json (cli, dashboard);
+  else
+    print_dashboard (dashboard);
+  return GK_CLI_OK;
+}
+
+/* The whole usage log, a page at a time. */
+static gboolean
+export_usage (GkDatabase  *db,
+              GString     *out,
+              guint       *n_rows,
+              GError     **error)
+{
+  csv_header (out, usage_columns, G_N_ELEMENTS (usage_columns));
+  for (guint offset = 0;; offset += EXPORT_PAGE)
+    {
+      g_autoptr(GPtrArray) rows = gk_stats_usage_logs (db, 0, EXPORT_PAGE, offset, error);
+
+      if (rows == NULL)
+        return FALSE;
+      for (guint i = 0; i < rows->len; i++)
+        usage_row_csv (out, rows->pdata[i]);
+      *n_rows += rows->len;
+      if (rows->len < EXPORT_PAGE)
+        return TRUE;
+    }
+}
+
+static gboolean
+export_rotations (GkDatabase  *db,
+                  GString     *out,
+                  guint       *n_rows,
+                  GError     **error)
+{
+  g_autoptr(GPtrArray) rows = NULL;
+  gint64 all = 0, manual = 0, automatic = 0;
+
+  if (!gk_stats_rotation_totals (db, &all, &manual, &automatic, error))
+    return FALSE;
+  rows = gk_stats_rotation_logs (db, (guint) MAX (all, 1), error);
+  if (rows == NULL)
+    return FALSE;
+
+  csv_header (out, rotation_columns, G_N_ELEMENTS (rotation_columns));
+  for (guint i = 0; i < rows->len; i++)
+    rotation_row_csv (out, rows->pdata[i]);
+  *n_rows = rows->len;
+  return TRUE;
+}
+
+static gboolean
+export_keys (GkKeyStore  *store,
+             GString     *out,
+             guint       *n_rows,
+             GError     **error)
+{
+  g_autoptr(GPtrArray) keys = gk_key_store_list (store, error);
+
+  if (keys == NULL)
+    return FALSE;
+
+  csv_header (out, key_columns, G_N_ELEMENTS (key_columns));
+  for (guint i = 0; i < keys->len; i++)
+    key_row_csv (out, keys->pdata[i]);
+  *n_rows = keys->len;
+  return TRUE;
+}
+
+int
+gk_cli_cmd_export (GkCli  *cli,
+                   int     argc,
+                   char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) out = g_string_new (NULL);
+  g_autofree char *path = NULL;
+  g_autofree char *what = NULL;
+  const GOptionEntry entries[] = {
+    { "csv", 0, 0, G_OPTION_ARG_FILENAME, &path,
+      N_("Write CSV to FILE (“-” for standard output)"), N_("FILE") },
+    { "table", 0, 0, G_OPTION_ARG_STRING, &what,
+      N_("usage (default), rotations or keys (masked)"), N_("TABLE") },
+    G_OPTION_ENTRY_NULL
+  };
+  GkDatabase *db;
+  guint n_rows = 0;
+  gboolean ok;
+  int status;
+
+  status = gk_cli_parse_options (cli, "",
+                                 _("Exports the whole usage log (or the rotation log, or the "
+                                   "keys, masked) as CSV."),
+                                 entries, 0, 0, &argc, &argv);
+  if (status == GK_CLI_OK && path == NULL)
+    status = gk_cli_usage_error (cli, _("“export” needs --csv FILE"));
+  if (status == GK_CLI_OK && what != NULL && !g_str_equal (what, "usage") &&
+      !g_str_equal (what, "rotations") && !g_str_equal (what, "keys"))
+    status = gk_cli_usage_error (cli, _("Unknown table “%s”: use usage, rotations or keys"),
+                                 what);
+  if (status != GK_CLI_OK)
+    return status;
+
+  db = gk_cli_get_database (cli);
+  if (db == NULL)
+    return GK_CLI_ERROR;
+
+  if (what == NULL || g_str_equal (what, "usage"))
+    ok = export_usage (db, out, &n_rows, &error);
+  else if (g_str_equal (what, "rotations"))
+    ok = export_rotations (db, out, &n_rows, &error);
+  else
+    {
+      /* Listing keys goes through the key store, which needs the master key. */
+      GkKeyStore *store = gk_cli_get_key_store (cli);
+
+      if (store == NULL)
+        return GK_CLI_ERROR;
+      ok = export_keys (store, out, &n_rows, &error);
+    }
+  if (!ok)
+    return gk_cli_gerror (cli, error);
+
+  if (g_str_equal (path, "-"))
+    {
+      fwrite (out->str, 1, out->len, stdout);
+      return GK_CLI_OK;
+    }
+
+  if (!g_file_set_contents_full (path, out->str, (gssize) out->len,
+                                 G_FILE_SET_CONTENTS_CONSISTENT, 0600, &error))
+    return gk_cli_gerror (cli, error);
+
+  if (gk_cli_json (cli))
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+      json_builder_begin_object (builder);
+      gk_cli_json_add_string (builder, "file", path);
+      json_builder_set_member_name (builder, "rows");
+      json_builder_add_int_value (builder, n_rows);
+      json_builder_end_object (builder);
+      gk_cli_print_json (cli, builder);
+    }
+  else
+    printf (ngettext ("Exported %u row to %s\n", "Exported %u rows to %s\n", n_rows),
+            n_rows, path);
+  return GK_CLI_OK;
+}

@@ -1,0 +1,1183 @@
+/* test-cli.c: gemini-keysctl end to end, run as a subprocess.
+ *
+ * Each test gets a fresh data directory and a master key file; one test
+ * goes through the keyring of the private session (tests/keyring-session.sh).
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#define _GNU_SOURCE /* memmem */
+
+#include <gio/gio.h>
+#include <glib-unix.h>
+#include <glib/gstdio.h>
+#include <fcntl.h>
+#include <json-glib/json-glib.h>
+#include <pty.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+typedef struct
+{
+  char *dir;
+  char *data_dir;
+  char *key_file;
+} Fixture;
+
+typedef struct
+{
+  int   status;
+  char *out;
+  char *err;
+} Run;
+
+static void
+run_clear (Run *run)
+{
+  g_clear_pointer (&run->out, g_free);
+  g_clear_pointer (&run->err, g_free);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Run, run_clear)
+
+/* Where a run's master key comes from. */
+typedef enum
+{
+  MASTER_FILE,     /* the fixture's key file */
+  MASTER_KEYRING,  /* GEMINI_KEYS_MASTER_KEY_FILE unset */
+  MASTER_OTHER,    /* the file in @master_path */
+} MasterSource;
+
+/* A classic key: "AIza" + 35 characters. */
+static char *
+make_key (guint n)
+{
+  return g_strdup_printf ("AIzaSyCliTestKey%023u", n);
+}
+
+static void
+write_key_file (const char *path)
+{
+  g_autoptr(GError) error = NULL;
+  guint8 raw[32];
+  g_autofree char *text = NULL;
+
+  for (guint i = 0; i < sizeof raw; i++)
+    raw[i] = (guint8) g_random_int_range (0, 256);
+  text = g_base64_encode (raw, sizeof raw);
+  g_file_set_contents_full (path, text, -1, G_FILE_SET_CONTENTS_NONE, 0600, &error);
+  g_assert_no_error (error);
+}
+
+static void
+fixture_set_up (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  f->dir = g_dir_make_tmp ("gk-cli-XXXXXX", &error);
+  g_assert_no_error (error);
+  f->data_dir = g_build_filename (f->dir, "data", NULL);
+  f->key_file = g_build_filename (f->dir, "master.key", NULL);
+  write_key_file (f->key_file);
+}
+
+static void
+rm_rf (const char *path)
+{
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *child = g_build_filename (path, name, NULL);
+
+      if (g_file_test (child, G_FILE_TEST_IS_DIR))
+        rm_rf (child);
+      else
+        g_unlink (child);
+    }
+  g_rmdir (path);
+}
+
+static void
+fixture_tear_down (Fixture       *f,
+                   gconstpointer  data)
+{
+  rm_rf (f->dir);
+  g_free (f->dir);
+  g_free (f->data_dir);
+  g_free (f->key_file);
+}
+
+static Run
+run_full (Fixture            *f,
+          MasterSource        source,
+          const char         *master_path,
+          const char         *input,
+          const char * const *args)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  const char *binary = g_getenv ("GEMINI_KEYSCTL");
+  Run run = { 0 };
+
+  g_assert_nonnull (binary);
+  g_ptr_array_add (argv, (gpointer) binary);
+  for (guint i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE |
+                                        G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                        G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_subprocess_launcher_setenv (launcher, "GEMINI_KEYS_DATA_DIR", f->data_dir, TRUE);
+  switch (source)
+    {
+    case MASTER_FILE:
+      g_subprocess_launcher_setenv (launcher, "GEMINI_KEYS_MASTER_KEY_FILE", f->key_file, TRUE);
+      break;
+    case MASTER_OTHER:
+      g_subprocess_launcher_setenv (launcher, "GEMINI_KEYS_MASTER_KEY_FILE", master_path, TRUE);
+      break;
+    case MASTER_KEYRING:
+    default:
+      g_subprocess_launcher_unsetenv (launcher, "GEMINI_KEYS_MASTER_KEY_FILE");
+      break;
+    }
+
+  process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8 (process, input ? input : "", NULL, &run.out, &run.err, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (process));
+  run.status = g_subprocess_get_exit_status (process);
+
+  if (g_test_verbose ())
+    {
+      g_autofree char *line = g_strjoinv (" ", (char **) args);
+      g_printerr ("$ gemini-keysctl %s → %d\n%s%s", line, run.status, run.out, run.err);
+    }
+  return run;
+}
+
+/* Runs the CLI with a pseudo-terminal on stdin: waits for @prompt on
+ * stderr, types @answer, and returns in *@echoed what the terminal showed. */
+static Run
+run_on_terminal (Fixture            *f,
+                 const char         *prompt,
+                 const char         *answer,
+                 char              **echoed,
+                 const char * const *args)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GString) err = g_string_new (NULL);
+  g_autoptr(GString) screen = g_string_new (NULL);
+  g_autoptr(GBytes) out = NULL;
+  GInputStream *err_stream;
+  Run run = { 0 };
+  int master, slave;
+  char buffer[256];
+  gssize n;
+
+  g_assert_cmpint (openpty (&master, &slave, NULL, NULL, NULL), ==, 0);
+
+  g_ptr_array_add (argv, (gpointer) g_getenv ("GEMINI_KEYSCTL"));
+  for (guint i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                        G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_subprocess_launcher_setenv (launcher, "GEMINI_KEYS_DATA_DIR", f->data_dir, TRUE);
+  g_subprocess_launcher_setenv (launcher, "GEMINI_KEYS_MASTER_KEY_FILE", f->key_file, TRUE);
+  g_subprocess_launcher_take_stdin_fd (launcher, slave);
+  process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
+  g_assert_no_error (error);
+
+  err_stream = g_subprocess_get_stderr_pipe (process);
+  while (strstr (err->str, prompt) == NULL)
+    {
+      n = g_input_stream_read (err_stream, buffer, sizeof buffer, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (n, >, 0);
+      g_string_append_len (err, buffer, n);
+    }
+  g_assert_cmpint (write (master, answer, strlen (answer)), ==, (gssize) strlen (answer));
+
+  g_subprocess_wait (process, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (process));
+  run.status = g_subprocess_get_exit_status (process);
+
+  for (;;)
+    {
+      n = g_input_stream_read (err_stream, buffer, sizeof buffer, NULL, &error);
+      g_assert_no_error (error);
+      if (n <= 0)
+        break;
+      g_string_append_len (err, buffer, n);
+    }
+  out = g_input_stream_read_bytes (g_subprocess_get_stdout_pipe (process), 65536, NULL, &error);
+  g_assert_no_error (error);
+  run.out = g_strndup (g_bytes_get_data (out, NULL), g_bytes_get_size (out));
+  run.err = g_strdup (err->str);
+
+  /* What the terminal echoed back. */
+  g_unix_set_fd_nonblocking (master, TRUE, NULL);
+  while ((n = read (master, buffer, sizeof buffer)) > 0)
+    g_string_append_len (screen, buffer, n);
+  close (master);
+  *echoed = g_strdup (screen->str);
+  return run;
+}
+
+#define RUN_TTY(f, prompt, answer, echoed, ...) \
+  run_on_terminal ((f), (prompt), (answer), (echoed), (const char *[]) { __VA_ARGS__, NULL })
+
+#define RUN(f, input, ...) \
+  run_full ((f), MASTER_FILE, NULL, (input), (const char *[]) { __VA_ARGS__, NULL })
+#define RUN_WITH(f, source, path, input, ...) \
+  run_full ((f), (source), (path), (input), (const char *[]) { __VA_ARGS__, NULL })
+
+/* Runs a command that must succeed and returns its stdout. */
+#define RUN_OK(f, input, ...)                                   \
+  G_STMT_START {                                                \
+    g_auto(Run) ok_run_ = RUN ((f), (input), __VA_ARGS__);      \
+    if (ok_run_.status != 0)                                    \
+      g_error ("exit %d: %s", ok_run_.status, ok_run_.err);     \
+  } G_STMT_END
+
+static JsonNode *
+parse_json (const char *text)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+
+  json_parser_load_from_data (parser, text, -1, &error);
+  g_assert_no_error (error);
+  return json_node_copy (json_parser_get_root (parser));
+}
+
+/* `key add` with @key on stdin; returns the new id. */
+static gint64
+add_key (Fixture    *f,
+         const char *name,
+         const char *key,
+         const char *priority)
+{
+  g_autofree char *input = g_strdup_printf ("%s\n", key);
+  g_auto(Run) run = RUN (f, input, "--json", "key", "add", "--name", name,
+                         "--priority", priority);
+  g_autoptr(JsonNode) root = NULL;
+
+  g_assert_cmpint (run.status, ==, 0);
+  g_assert_null (strstr (run.out, key));
+  root = parse_json (run.out);
+  return json_object_get_int_member (json_node_get_object (root), "id");
+}
+
+static JsonArray *
+get_array (JsonNode *root)
+{
+  g_assert_true (JSON_NODE_HOLDS_ARRAY (root));
+  return json_node_get_array (root);
+}
+
+static JsonObject *
+find_quota (JsonObject *key,
+            const char *type,
+            const char *unit)
+{
+  JsonArray *quotas = json_object_get_array_member (key, "quotas");
+
+  for (guint i = 0; i < json_array_get_length (quotas); i++)
+    {
+      JsonObject *q = json_array_get_object_element (quotas, i);
+
+      if (g_str_equal (json_object_get_string_member (q, "quota_type"), type) &&
+          g_str_equal (json_object_get_string_member (q, "unit"), unit))
+        return q;
+    }
+  g_assert_not_reached ();
+  return NULL;
+}
+
+static void
+assert_usage_error (Run *run)
+{
+  g_assert_cmpint (run->status, ==, 2);
+  g_assert_true (g_str_has_prefix (run->err, "gemini-keysctl: "));
+  g_assert_cmpstr (run->out, ==, "");
+}
+
+static void
+assert_error (Run *run)
+{
+  g_assert_cmpint (run->status, ==, 1);
+  g_assert_true (g_str_has_prefix (run->err, "gemini-keysctl: "));
+  g_assert_cmpstr (run->out, ==, "");
+}
+
+static void
+test_migrate (Fixture       *f,
+              gconstpointer  data)
+{
+  const char *seed_tables[] = {
+    "gemini_api_keys", "gemini_key_quotas", "gemini_key_usage_log", "gemini_key_rotation_log",
+  };
+  g_auto(Run) first = RUN (f, NULL, "db", "migrate");
+  g_auto(Run) second = RUN (f, NULL, "db", "migrate");
+  g_auto(Run) json = RUN (f, NULL, "db", "migrate", "--json");
+  g_auto(GStrv) lines = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  g_autofree char *db_path = g_build_filename (f->data_dir, "keys.db", NULL);
+
+  g_assert_cmpint (first.status, ==, 0);
+  g_assert_cmpstr (first.err, ==, "");
+  lines = g_strsplit (first.out, "\n", -1);
+  /* One line per table, and a final newline. */
+  g_assert_cmpuint (g_strv_length (lines), >=, G_N_ELEMENTS (seed_tables) + 1);
+  g_assert_cmpstr (lines[g_strv_length (lines) - 1], ==, "");
+  for (guint i = 0; lines[i + 1] != NULL; i++)
+    g_assert_true (g_str_has_prefix (lines[i], "Created table "));
+  for (guint i = 0; i < G_N_ELEMENTS (seed_tables); i++)
+    {
+      g_autofree char *line = g_strdup_printf ("Created table %s", seed_tables[i]);
+      g_assert_true (g_strv_contains ((const char * const *) lines, line));
+    }
+  g_assert_true (g_file_test (db_path, G_FILE_TEST_EXISTS));
+
+  /* Nothing left to create the second time. */
+  g_assert_cmpint (second.status, ==, 0);
+  g_assert_cmpstr (second.out, ==, "");
+
+  g_assert_cmpint (json.status, ==, 0);
+  root = parse_json (json.out);
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (
+                      json_node_get_object (root), "created_tables")), ==, 0);
+}
+
+/* TRUE when @needle occurs in the file at @path (a missing file has none). */
+static gboolean
+file_contains (const char *path,
+               const char *needle)
+{
+  g_autofree char *contents = NULL;
+  gsize len = 0;
+
+  if (!g_file_get_contents (path, &contents, &len, NULL))
+    return FALSE;
+  return memmem (contents, len, needle, strlen (needle)) != NULL;
+}
+
+static void
+test_add_list_masked (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autofree char *key = make_key (1);
+  g_autofree char *input = g_strdup_printf ("%s\n", key);
+  g_autofree char *db_path = g_build_filename (f->data_dir, "keys.db", NULL);
+  g_autofree char *wal_path = g_build_filename (f->data_dir, "keys.db-wal", NULL);
+  g_auto(Run) add = RUN (f, input, "key", "add", "--name", "Main", "--priority", "7",
+                         "--daily-quota", "1000", "--rpm", "15", "--project", "proj-a",
+                         "--budget", "2.5", "--default");
+  g_auto(Run) list = RUN (f, NULL, "--json", "key", "list");
+  g_auto(Run) list_after = RUN (f, NULL, "key", "list", "--json");
+  g_auto(Run) human = RUN (f, NULL, "key", "list");
+  g_auto(Run) show = RUN (f, NULL, "key", "show", "1");
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(JsonNode) root2 = NULL;
+  JsonObject *obj;
+
+  g_assert_cmpint (add.status, ==, 0);
+  g_assert_null (strstr (add.out, key));
+  g_assert_null (strstr (add.err, key));
+  g_assert_nonnull (strstr (add.out, "Main"));
+
+  g_assert_cmpint (list.status, ==, 0);
+  g_assert_null (strstr (list.out, key));
+  g_assert_null (strstr (list.err, key));
+  root = parse_json (list.out);
+  g_assert_cmpuint (json_array_get_length (get_array (root)), ==, 1);
+  obj = json_array_get_object_element (get_array (root), 0);
+  g_assert_cmpint (json_object_get_int_member (obj, "id"), ==, 1);
+  g_assert_cmpstr (json_object_get_string_member (obj, "name"), ==, "Main");
+  g_assert_cmpstr (json_object_get_string_member (obj, "key_hint"), ==, key + strlen (key) - 4);
+  g_assert_cmpstr (json_object_get_string_member (obj, "status"), ==, "ACTIVE");
+  g_assert_cmpstr (json_object_get_string_member (obj, "project"), ==, "proj-a");
+  g_assert_cmpint (json_object_get_int_member (obj, "priority"), ==, 7);
+  g_assert_true (json_object_get_boolean_member (obj, "is_default"));
+  g_assert_cmpfloat_with_epsilon (json_object_get_double_member (obj, "monthly_budget_usd"),
+                                  2.5, 1e-9);
+  g_assert_cmpint (json_object_get_int_member (find_quota (obj, "DAILY", "TOKENS"),
+                                               "limit_value"), ==, 1000);
+  g_assert_cmpint (json_object_get_int_member (find_quota (obj, "DAILY", "TOKENS"),
+                                               "used_value"), ==, 0);
+  g_assert_cmpint (json_object_get_int_member (find_quota (obj, "PER_MINUTE", "REQUESTS"),
+                                               "limit_value"), ==, 15);
+  g_assert_cmpint (json_object_get_int_member (find_quota (obj, "MONTHLY", "TOKENS"),
+                                               "limit_value"), ==, 0);
+  g_assert_true (json_object_has_member (find_quota (obj, "MONTHLY", "TOKENS"), "reset_at"));
+
+  /* --json after the command means the same. */
+  g_assert_cmpint (list_after.status, ==, 0);
+  root2 = parse_json (list_after.out);
+  g_assert_true (json_node_equal (root, root2));
+
+  /* Human output: a table with the masked key only. */
+  g_assert_cmpint (human.status, ==, 0);
+  g_assert_nonnull (strstr (human.out, "Main"));
+  g_assert_nonnull (strstr (human.out, key + strlen (key) - 4));
+  g_assert_null (strstr (human.out, key));
+  g_assert_cmpint (show.status, ==, 0);
+  g_assert_nonnull (strstr (show.out, "Main"));
+  g_assert_null (strstr (show.out, key));
+
+  /* Neither the database nor its write-ahead log holds the plaintext, not
+   * even without its well-known prefix. */
+  g_assert_true (g_file_test (db_path, G_FILE_TEST_EXISTS));
+  g_assert_false (file_contains (db_path, key));
+  g_assert_false (file_contains (wal_path, key));
+  g_assert_false (file_contains (db_path, key + 4));
+  g_assert_false (file_contains (wal_path, key + 4));
+}
+
+static void
+test_invalid_input (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autofree char *key = make_key (2);
+  g_autofree char *input = g_strdup_printf ("%s\n", key);
+  g_autoptr(JsonNode) root = NULL;
+
+  {
+    g_auto(Run) run = RUN (f, input, "key", "add", "--name", "");
+    assert_error (&run);
+  }
+  {
+    g_autofree char *long_name = g_strnfill (101, 'n');
+    g_auto(Run) run = RUN (f, input, "key", "add", "--name", long_name);
+    assert_error (&run);
+  }
+  {
+    g_auto(Run) run = RUN (f, "not-a-key\n", "key", "add", "--name", "Bad");
+    assert_error (&run);
+    g_assert_null (strstr (run.err, "not-a-key"));
+  }
+  {
+    g_auto(Run) run = RUN (f, "", "key", "add", "--name", "Empty");
+    assert_error (&run);
+  }
+  {
+    g_auto(Run) run = RUN (f, input, "key", "add", "--name", "P", "--priority", "11");
+    assert_error (&run);
+  }
+  {
+    g_auto(Run) run = RUN (f, input, "key", "add", "--name", "P", "--priority", "0");
+    assert_error (&run);
+  }
+  {
+    g_auto(Run) run = RUN (f, input, "key", "add", "--name", "B", "--budget", "-3");
+    assert_error (&run);
+  }
+  {
+    g_auto(Run) run = RUN (f, NULL, "--json", "key", "list");
+    g_assert_cmpint (run.status, ==, 0);
+    root = parse_json (run.out);
+    g_assert_cmpuint (json_array_get_length (get_array (root)), ==, 0);
+  }
+
+  /* A duplicate is refused, by its fingerprint, under any name. */
+  add_key (f, "First", key, "5");
+  {
+    g_auto(Run) run = RUN (f, input, "key", "add", "--name", "Second");
+    g_autoptr(JsonNode) list = NULL;
+    g_auto(Run) listed = RUN (f, NULL, "--json", "key", "list");
+
+    assert_error (&run);
+    g_assert_null (strstr (run.err, key));
+    list = parse_json (listed.out);
+    g_assert_cmpuint (json_array_get_length (get_array (list)), ==, 1);
+  }
+  {
+    g_auto(Run) run = RUN (f, NULL, "key", "show", "42");
+    assert_error (&run);
+  }
+}
+
+static void
+test_usage_errors (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autofree char *key = make_key (3);
+  g_autofree char *input = g_strdup_printf ("%s\n", key);
+  const char *const *cases[] = {
+    (const char *[]) { "frobnicate", NULL },
+    (const char *[]) { "--bogus", "key", "list", NULL },
+    (const char *[]) { "key", NULL },
+    (const char *[]) { "key", "explode", NULL },
+    (const char *[]) { "key", "list", "--bogus", NULL },
+    (const char *[]) { "key", "list", "extra", NULL },
+    (const char *[]) { "key", "add", "--priority", "3", NULL },
+    (const char *[]) { "key", "add", "--name", "x", "--priority", "high", NULL },
+    (const char *[]) { "key", "add", "--name", "x", "--daily-quota", "12abc", NULL },
+    (const char *[]) { "key", "show", NULL },
+    (const char *[]) { "key", "show", "abc", NULL },
+    (const char *[]) { "key", "show", "-4", NULL },
+    (const char *[]) { "key", "update", "1", "--active", "--inactive", NULL },
+    (const char *[]) { "key", "delete", "0", "--yes", NULL },
+    (const char *[]) { "track", "--model", "m", "--status", "success", NULL },
+    (const char *[]) { "track", "--key", "1", "--model", "m", "--status", "weird", NULL },
+    (const char *[]) { "track", "--key", "1", "--model", "m", "--status", "success",
+                       "--prompt-tokens", "ten", NULL },
+    (const char *[]) { "usage", "--limit", "0", NULL },
+    (const char *[]) { "usage", "--csv", "--json", NULL },
+    (const char *[]) { "dashboard", "--days", "9", NULL },
+    (const char *[]) { "quotas", "reset", "--type", "hourly", NULL },
+    (const char *[]) { "token", "add", NULL },
+    (const char *[]) { "token", "revoke", "x", NULL },
+    (const char *[]) { "export", NULL },
+    (const char *[]) { "master-key", "export", NULL },
+    (const char *[]) { "db", NULL },
+  };
+
+  add_key (f, "One", key, "5");
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_auto(Run) run = run_full (f, MASTER_FILE, NULL, input, cases[i]);
+
+      g_test_message ("case %u: %s", i, cases[i][0]);
+      assert_usage_error (&run);
+    }
+
+  {
+    /* No command at all: the help on stderr. */
+    g_auto(Run) run = RUN_WITH (f, MASTER_FILE, NULL, NULL, "--json");
+    g_assert_cmpint (run.status, ==, 2);
+    g_assert_nonnull (strstr (run.err, "key"));
+  }
+  {
+    g_auto(Run) run = RUN (f, NULL, "--help");
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_nonnull (strstr (run.out, "master-key"));
+  }
+  {
+    g_auto(Run) run = RUN (f, NULL, "key", "add", "--help");
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_nonnull (strstr (run.out, "--monthly-quota"));
+  }
+}
+
+static JsonNode *
+run_json (Fixture            *f,
+          const char * const *args)
+{
+  g_auto(Run) run = run_full (f, MASTER_FILE, NULL, NULL, args);
+
+  if (run.status != 0)
+    g_error ("exit %d: %s", run.status, run.err);
+  return parse_json (run.out);
+}
+
+#define JSON(f, ...) run_json ((f), (const char *[]) { "--json", __VA_ARGS__, NULL })
+
+static void
+test_track_usage (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autofree char *key = make_key (4);
+  g_autoptr(JsonNode) tracked = NULL;
+  g_autoptr(JsonNode) usage = NULL;
+  g_autoptr(JsonNode) other = NULL;
+  g_autoptr(JsonNode) dashboard = NULL;
+  JsonObject *row;
+  gint64 id;
+
+  id = add_key (f, "Tracked", key, "5");
+  g_assert_cmpint (id, ==, 1);
+
+  tracked = JSON (f, "track", "--key", "1", "--model", "models/gemini-2.5-flash",
+                  "--prompt-tokens", "100", "--output-tokens", "50", "--status", "success",
+                  "--http-status", "200", "--user", "alice", "--latency-ms", "12");
+  g_assert_cmpint (json_object_get_int_member (json_node_get_object (tracked), "usage_id"),
+                   >, 0);
+  g_assert_false (json_object_get_boolean_member (json_node_get_object (tracked), "rotated"));
+
+  {
+    g_auto(Run) run = RUN (f, NULL, "track", "--key", "1", "--model", "gemini-2.5-flash",
+                           "--status", "error", "--http-status", "500",
+                           "--error", "upstream broke");
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_nonnull (strstr (run.out, "Recorded usage"));
+  }
+
+  usage = JSON (f, "usage");
+  g_assert_cmpuint (json_array_get_length (get_array (usage)), ==, 2);
+  /* Newest first. */
+  row = json_array_get_object_element (get_array (usage), 1);
+  g_assert_cmpint (json_object_get_int_member (row, "key_id"), ==, 1);
+  g_assert_cmpstr (json_object_get_string_member (row, "key_name"), ==, "Tracked");
+  g_assert_cmpint (json_object_get_int_member (row, "prompt_tokens"), ==, 100);
+  g_assert_cmpint (json_object_get_int_member (row, "output_tokens"), ==, 50);
+  g_assert_cmpint (json_object_get_int_member (row, "tokens_used"), ==, 150);
+  g_assert_cmpstr (json_object_get_string_member (row, "status"), ==, "SUCCESS");
+  g_assert_cmpstr (json_object_get_string_member (row, "user_id"), ==, "alice");
+  g_assert_cmpint (json_object_get_int_member (row, "http_status"), ==, 200);
+  g_assert_cmpint (json_object_get_int_member (row, "latency_ms"), ==, 12);
+  g_assert_true (json_object_get_int_member (row, "created_at") > 0);
+  g_assert_true (json_object_has_member (row, "cost_usd"));
+  row = json_array_get_object_element (get_array (usage), 0);
+  g_assert_cmpstr (json_object_get_string_member (row, "status"), ==, "ERROR");
+  g_assert_cmpstr (json_object_get_string_member (row, "error_message"), ==, "upstream broke");
+
+  other = JSON (f, "usage", "--key", "99", "--limit", "5");
+  g_assert_cmpuint (json_array_get_length (get_array (other)), ==, 0);
+
+  {
+    g_auto(Run) run = RUN (f, NULL, "usage", "--limit", "1", "--csv");
+    g_auto(GStrv) lines = g_strsplit (run.out, "\r\n", -1);
+
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_cmpuint (g_strv_length (lines), ==, 3);
+    g_assert_true (g_str_has_prefix (lines[0], "id,key_id,key_name,model,tokens_used"));
+    g_assert_nonnull (strstr (lines[1], "ERROR"));
+    g_assert_cmpstr (lines[2], ==, "");
+  }
+  {
+    g_auto(Run) run = RUN (f, NULL, "usage");
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_nonnull (strstr (run.out, "alice"));
+    g_assert_nonnull (strstr (run.out, "Tracked"));
+  }
+
+  dashboard = JSON (f, "dashboard", "--days", "30");
+  g_assert_cmpint (json_object_get_int_member (json_node_get_object (dashboard), "requests"),
+                   ==, 2);
+  g_assert_cmpint (json_object_get_int_member (json_node_get_object (dashboard), "total_keys"),
+                   ==, 1);
+  g_assert_cmpint (json_array_get_length (json_object_get_array_member (
+                     json_node_get_object (dashboard), "daily")), ==, 30);
+  {
+    g_auto(Run) run = RUN (f, NULL, "dashboard");
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_nonnull (strstr (run.out, "gemini-2.5-flash"));
+  }
+
+  {
+    /* A key that does not exist cannot be charged. */
+    g_auto(Run) run = RUN (f, NULL, "track", "--key", "77", "--model", "m",
+                           "--status", "success");
+    assert_error (&run);
+  }
+}
+
+static void
+test_rotate_delete (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autofree char *key_a = make_key (5);
+  g_autofree char *key_b = make_key (6);
+  g_autoptr(JsonNode) selected = NULL;
+  g_autoptr(JsonNode) rotated = NULL;
+  g_autoptr(JsonNode) rotations = NULL;
+  g_autoptr(JsonNode) after = NULL;
+  g_autoptr(JsonNode) keys = NULL;
+  g_autoptr(JsonNode) usage = NULL;
+  JsonObject *row;
+  gint64 a, b;
+
+  a = add_key (f, "Alpha", key_a, "9");
+  b = add_key (f, "Beta", key_b, "5");
+
+  selected = JSON (f, "select", "--model", "gemini-2.5-flash");
+  g_assert_cmpint (json_object_get_int_member (json_node_get_object (selected), "id"), ==, a);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (selected), "name"), ==,
+                   "Alpha");
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (selected), "key_hint"),
+                   ==, key_a + strlen (key_a) - 4);
+  {
+    g_auto(Run) run = RUN (f, NULL, "select");
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_nonnull (strstr (run.out, "Alpha"));
+    g_assert_null (strstr (run.out, key_a));
+  }
+
+  RUN_OK (f, NULL, "track", "--key", "1", "--model", "gemini-2.5-flash", "--status", "success",
+          "--prompt-tokens", "10");
+
+  rotated = JSON (f, "key", "rotate", "1");
+  g_assert_cmpint (json_object_get_int_member (json_node_get_object (rotated), "to_key_id"), ==,
+                   b);
+
+  rotations = JSON (f, "rotations", "--limit", "10");
+  g_assert_cmpuint (json_array_get_length (get_array (rotations)), ==, 1);
+  row = json_array_get_object_element (get_array (rotations), 0);
+  g_assert_cmpstr (json_object_get_string_member (row, "reason"), ==, "MANUAL");
+  g_assert_cmpint (json_object_get_int_member (row, "from_key_id"), ==, a);
+  g_assert_cmpint (json_object_get_int_member (row, "to_key_id"), ==, b);
+  g_assert_true (g_str_has_prefix (json_object_get_string_member (row, "triggered_by"),
+                                   "manual:"));
+
+  after = JSON (f, "select");
+  g_assert_cmpint (json_object_get_int_member (json_node_get_object (after), "id"), ==, b);
+
+  {
+    /* stdin is a pipe: no confirmation possible, nothing deleted. */
+    g_auto(Run) run = RUN (f, "y\n", "key", "delete", "1");
+    g_auto(Run) show = RUN (f, NULL, "key", "show", "1");
+
+    assert_error (&run);
+    g_assert_nonnull (strstr (run.err, "--yes"));
+    g_assert_cmpint (show.status, ==, 0);
+  }
+  RUN_OK (f, NULL, "key", "delete", "1", "--yes");
+  {
+    g_auto(Run) show = RUN (f, NULL, "key", "show", "1");
+    g_auto(Run) again = RUN (f, NULL, "key", "delete", "1", "--yes");
+
+    assert_error (&show);
+    assert_error (&again);
+  }
+
+  keys = JSON (f, "key", "list");
+  g_assert_cmpuint (json_array_get_length (get_array (keys)), ==, 1);
+  g_assert_cmpint (json_object_get_int_member (json_array_get_object_element (get_array (keys), 0),
+                                               "id"), ==, b);
+
+  /* The history stays, still named. */
+  usage = JSON (f, "usage");
+  g_assert_cmpuint (json_array_get_length (get_array (usage)), ==, 1);
+  row = json_array_get_object_element (get_array (usage), 0);
+  g_assert_cmpint (json_object_get_int_member (row, "key_id"), ==, a);
+  g_assert_cmpstr (json_object_get_string_member (row, "key_name"), ==, "Alpha");
+  {
+    g_autoptr(JsonNode) still = JSON (f, "rotations");
+    row = json_array_get_object_element (get_array (still), 0);
+    g_assert_cmpstr (json_object_get_string_member (row, "from_key_name"), ==, "Alpha");
+  }
+  {
+    g_auto(Run) run = RUN (f, NULL, "rotations");
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_nonnull (strstr (run.out, "MANUAL"));
+  }
+
+  /* With the last key rotated away nothing is left. */
+  {
+    g_auto(Run) rotate = RUN (f, NULL, "key", "rotate", "2");
+    g_auto(Run) none = RUN (f, NULL, "select");
+
+    g_assert_cmpint (rotate.status, ==, 0);
+    assert_error (&none);
+    g_assert_nonnull (strstr (none.err, "No active keys available"));
+  }
+}
+
+static void
+test_update (Fixture       *f,
+             gconstpointer  data)
+{
+  g_autofree char *key = make_key (7);
+  g_autofree char *new_key = make_key (8);
+  g_autofree char *new_input = g_strdup_printf ("%s\n", new_key);
+  g_autoptr(JsonNode) updated = NULL;
+  g_autoptr(JsonNode) replaced = NULL;
+  JsonObject *obj;
+
+  add_key (f, "Old", key, "5");
+
+  updated = JSON (f, "key", "update", "1", "--name", "New", "--priority", "3", "--inactive",
+                  "--monthly-quota", "5000");
+  obj = json_node_get_object (updated);
+  g_assert_cmpstr (json_object_get_string_member (obj, "name"), ==, "New");
+  g_assert_cmpint (json_object_get_int_member (obj, "priority"), ==, 3);
+  g_assert_cmpstr (json_object_get_string_member (obj, "status"), ==, "INACTIVE");
+  g_assert_cmpint (json_object_get_int_member (find_quota (obj, "MONTHLY", "TOKENS"),
+                                               "limit_value"), ==, 5000);
+  {
+    g_auto(Run) none = RUN (f, NULL, "select");
+    assert_error (&none);
+  }
+
+  {
+    g_auto(Run) run = RUN (f, NULL, "key", "update", "1", "--priority", "12");
+    g_autoptr(JsonNode) same = JSON (f, "key", "show", "1");
+
+    assert_error (&run);
+    g_assert_cmpint (json_object_get_int_member (json_node_get_object (same), "priority"), ==,
+                     3);
+  }
+
+  {
+    g_auto(Run) run = RUN (f, new_input, "--json", "key", "update", "1", "--active",
+                           "--replace-key");
+
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_null (strstr (run.out, new_key));
+    replaced = parse_json (run.out);
+  }
+  obj = json_node_get_object (replaced);
+  g_assert_cmpstr (json_object_get_string_member (obj, "key_hint"), ==,
+                   new_key + strlen (new_key) - 4);
+  g_assert_cmpstr (json_object_get_string_member (obj, "status"), ==, "ACTIVE");
+  g_assert_cmpstr (json_object_get_string_member (obj, "name"), ==, "New");
+  /* Untouched settings stay. */
+  g_assert_cmpint (json_object_get_int_member (obj, "priority"), ==, 3);
+
+  /* The old key is free again, so it can be added as a new key. */
+  add_key (f, "Old again", key, "5");
+}
+
+static void
+test_quotas_reset_without_master_key (Fixture       *f,
+                                      gconstpointer  data)
+{
+  g_autofree char *key = make_key (9);
+  g_autofree char *missing = g_build_filename (f->dir, "no-such.key", NULL);
+  g_autoptr(JsonNode) before = NULL;
+  g_autoptr(JsonNode) after = NULL;
+  const char *const *keyless[] = {
+    (const char *[]) { "select", NULL },
+    (const char *[]) { "track", "--key", "1", "--model", "gemini-2.5-flash",
+                       "--prompt-tokens", "200", "--output-tokens", "100",
+                       "--status", "success", NULL },
+    (const char *[]) { "usage", NULL },
+    (const char *[]) { "rotations", NULL },
+    (const char *[]) { "dashboard", NULL },
+    (const char *[]) { "token", "list", NULL },
+    (const char *[]) { "quotas", "reset", "--type", "minute", NULL },
+    (const char *[]) { "db", "migrate", NULL },
+  };
+
+  add_key (f, "Quota", key, "5");
+  RUN_OK (f, NULL, "key", "update", "1", "--daily-quota", "100000", "--monthly-quota", "900000");
+
+  /* These commands never decrypt a key, so a broken master key setting
+   * must not stop them (nor make them touch the keyring). */
+  for (guint i = 0; i < G_N_ELEMENTS (keyless); i++)
+    {
+      g_auto(Run) run = run_full (f, MASTER_OTHER, missing, NULL, keyless[i]);
+
+      g_test_message ("keyless: %s", keyless[i][0]);
+      g_assert_cmpint (run.status, ==, 0);
+    }
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER, missing, NULL, "key", "list");
+    assert_error (&run);
+  }
+
+  before = JSON (f, "key", "show", "1");
+  g_assert_cmpint (json_object_get_int_member (find_quota (json_node_get_object (before),
+                                                           "DAILY", "TOKENS"),
+                                               "used_value"), ==, 300);
+  RUN_OK (f, NULL, "quotas", "reset", "--type", "daily");
+  after = JSON (f, "key", "show", "1");
+  g_assert_cmpint (json_object_get_int_member (find_quota (json_node_get_object (after),
+                                                           "DAILY", "TOKENS"),
+                                               "used_value"), ==, 0);
+  g_assert_cmpint (json_object_get_int_member (find_quota (json_node_get_object (after),
+                                                           "MONTHLY", "TOKENS"),
+                                               "used_value"), ==, 300);
+  RUN_OK (f, NULL, "quotas", "reset");
+  {
+    g_autoptr(JsonNode) all = JSON (f, "key", "show", "1");
+    g_assert_cmpint (json_object_get_int_member (find_quota (json_node_get_object (all),
+                                                             "MONTHLY", "TOKENS"),
+                                                 "used_value"), ==, 0);
+  }
+}
+
+static void
+test_tokens (Fixture       *f,
+             gconstpointer  data)
+{
+  g_autoptr(JsonNode) added = JSON (f, "token", "add", "--name", "ci");
+  g_autoptr(JsonNode) list = NULL;
+  g_autoptr(JsonNode) revoked = NULL;
+  JsonObject *obj = json_node_get_object (added);
+  const char *token = json_object_get_string_member (obj, "token");
+  gint64 id = json_object_get_int_member (obj, "id");
+  JsonObject *row;
+
+  g_assert_cmpstr (json_object_get_string_member (obj, "name"), ==, "ci");
+  g_assert_cmpuint (strlen (token), >=, 16);
+
+  {
+    /* Human output: the token alone on stdout. */
+    g_auto(Run) run = RUN (f, NULL, "token", "add", "--name", "laptop");
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_true (g_str_has_suffix (run.out, "\n"));
+    g_assert_null (strchr (run.out, ' '));
+    g_assert_cmpstr (strchr (run.out, '\n'), ==, "\n");
+  }
+
+  {
+    g_auto(Run) run = RUN (f, NULL, "--json", "token", "list");
+    g_assert_cmpint (run.status, ==, 0);
+    /* Shown once: never listed. */
+    g_assert_null (strstr (run.out, token));
+    list = parse_json (run.out);
+  }
+  g_assert_cmpuint (json_array_get_length (get_array (list)), ==, 2);
+  row = json_array_get_object_element (get_array (list), 0);
+  g_assert_cmpstr (json_object_get_string_member (row, "name"), ==, "ci");
+  g_assert_false (json_object_get_boolean_member (row, "revoked"));
+
+  {
+    g_autofree char *id_text = g_strdup_printf ("%" G_GINT64_FORMAT, id);
+    g_auto(Run) run = RUN (f, NULL, "token", "revoke", id_text);
+    g_assert_cmpint (run.status, ==, 0);
+  }
+  revoked = JSON (f, "token", "list");
+  row = json_array_get_object_element (get_array (revoked), 0);
+  g_assert_true (json_object_get_boolean_member (row, "revoked"));
+  row = json_array_get_object_element (get_array (revoked), 1);
+  g_assert_false (json_object_get_boolean_member (row, "revoked"));
+
+  {
+    g_auto(Run) run = RUN (f, NULL, "token", "revoke", "999");
+    assert_error (&run);
+  }
+  {
+    g_auto(Run) run = RUN (f, NULL, "token", "add", "--name", "");
+    assert_error (&run);
+  }
+}
+
+static void
+test_export_csv (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autofree char *key = make_key (10);
+  g_autofree char *usage_csv = g_build_filename (f->dir, "usage.csv", NULL);
+  g_autofree char *rotations_csv = g_build_filename (f->dir, "rotations.csv", NULL);
+  g_autofree char *keys_csv = g_build_filename (f->dir, "keys.csv", NULL);
+  g_autofree char *contents = NULL;
+  g_auto(GStrv) lines = NULL;
+
+  add_key (f, "Export, \"quoted\"", key, "5");
+  RUN_OK (f, NULL, "track", "--key", "1", "--model", "gemini-2.5-pro", "--status", "success",
+          "--prompt-tokens", "1000", "--output-tokens", "10", "--user", "bob");
+  RUN_OK (f, NULL, "track", "--key", "1", "--model", "gemini-2.5-pro", "--status",
+          "rate_limited", "--http-status", "429");
+  RUN_OK (f, NULL, "key", "rotate", "1");
+
+  {
+    g_auto(Run) run = RUN (f, NULL, "export", "--csv", usage_csv);
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_nonnull (strstr (run.out, usage_csv));
+  }
+  g_assert_true (g_file_get_contents (usage_csv, &contents, NULL, NULL));
+  lines = g_strsplit (contents, "\r\n", -1);
+  g_assert_cmpuint (g_strv_length (lines), ==, 4);
+  g_assert_true (g_str_has_prefix (lines[0], "id,key_id,key_name,model,tokens_used,"
+                                             "prompt_tokens,output_tokens,cost_usd"));
+  /* The comma and the quotes in the name are escaped. */
+  g_assert_nonnull (strstr (contents, "\"Export, \"\"quoted\"\"\""));
+  g_assert_nonnull (strstr (contents, "bob"));
+  g_assert_nonnull (strstr (contents, "RATE_LIMITED"));
+  g_clear_pointer (&contents, g_free);
+
+  RUN_OK (f, NULL, "export", "--csv", rotations_csv, "--table", "rotations");
+  g_assert_true (g_file_get_contents (rotations_csv, &contents, NULL, NULL));
+  g_assert_true (g_str_has_prefix (contents, "id,from_key_id,from_key_name,to_key_id"));
+  g_assert_nonnull (strstr (contents, "MANUAL"));
+  g_clear_pointer (&contents, g_free);
+
+  RUN_OK (f, NULL, "export", "--csv", keys_csv, "--table", "keys");
+  g_assert_true (g_file_get_contents (keys_csv, &contents, NULL, NULL));
+  g_assert_nonnull (strstr (contents, key + strlen (key) - 4));
+  g_assert_null (strstr (contents, key));
+  g_clear_pointer (&contents, g_free);
+
+  {
+    g_autofree char *nowhere = g_build_filename (f->dir, "missing-dir", "x.csv", NULL);
+    g_auto(Run) run = RUN (f, NULL, "export", "--csv", nowhere);
+    assert_error (&run);
+  }
+}
+
+static void
+test_terminal_prompt (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autofree char *key = make_key (13);
+  g_autofree char *typed = g_strdup_printf ("%s\n", key);
+  g_autofree char *echoed = NULL;
+  g_autofree char *echoed_no = NULL;
+  g_autofree char *echoed_yes = NULL;
+
+  /* The key typed at the prompt is not echoed, and is saved. */
+  {
+    g_auto(Run) run = RUN_TTY (f, "API key: ", typed, &echoed, "key", "add", "--name", "Typed");
+
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_null (strstr (echoed, key));
+    g_assert_null (strstr (echoed, key + 4));
+    g_assert_null (strstr (run.out, key));
+    g_assert_nonnull (strstr (run.out, "Typed"));
+  }
+
+  /* On a terminal, delete asks; anything but yes keeps the key. */
+  {
+    g_auto(Run) run = RUN_TTY (f, "[y/N]", "n\n", &echoed_no, "key", "delete", "1");
+    g_auto(Run) show = RUN (f, NULL, "key", "show", "1");
+
+    g_assert_cmpint (run.status, ==, 1);
+    g_assert_cmpint (show.status, ==, 0);
+  }
+  {
+    g_auto(Run) run = RUN_TTY (f, "[y/N]", "y\n", &echoed_yes, "key", "delete", "1");
+    g_auto(Run) show = RUN (f, NULL, "key", "show", "1");
+
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_cmpint (show.status, ==, 1);
+  }
+}
+
+static guint
+file_mode (const char *path)
+{
+  GStatBuf st;
+
+  g_assert_cmpint (g_stat (path, &st), ==, 0);
+  return st.st_mode & 0777;
+}
+
+static void
+test_master_key_file_rotate (Fixture       *f,
+                             gconstpointer  data)
+{
+  g_autofree char *key = make_key (11);
+  g_autofree char *old_contents = NULL;
+  g_autofree char *new_contents = NULL;
+  g_autofree char *copy = g_build_filename (f->dir, "old.key", NULL);
+
+  add_key (f, "Rotating", key, "5");
+  g_assert_true (g_file_get_contents (f->key_file, &old_contents, NULL, NULL));
+  g_assert_true (g_file_set_contents_full (copy, old_contents, -1, G_FILE_SET_CONTENTS_NONE,
+                                           0600, NULL));
+
+  RUN_OK (f, NULL, "master-key", "rotate");
+  g_assert_true (g_file_get_contents (f->key_file, &new_contents, NULL, NULL));
+  g_assert_cmpstr (old_contents, !=, new_contents);
+  g_assert_cmpuint (file_mode (f->key_file), ==, 0600);
+
+  /* The new key opens every key; the old one no longer does. */
+  {
+    g_autoptr(JsonNode) list = JSON (f, "key", "list");
+    g_assert_cmpuint (json_array_get_length (get_array (list)), ==, 1);
+  }
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER, copy, NULL, "key", "list");
+    assert_error (&run);
+  }
+}
+
+static void
+test_master_key_keyring_round_trip (Fixture       *f,
+                                    gconstpointer  data)
+{
+  g_autofree char *key = make_key (12);
+  g_autofree char *exported = g_build_filename (f->dir, "exported.key", NULL);
+
+  if (g_getenv ("GK_IN_KEYRING_SESSION") == NULL)
+    {
+      g_test_skip ("needs the keyring of tests/keyring-session.sh");
+      return;
+    }
+
+  /* Keys encrypted under the file's master key… */
+  add_key (f, "Portable", key, "5");
+
+  /* …are out of reach through the keyring, which does not have it. */
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_KEYRING, NULL, NULL, "key", "list");
+    assert_error (&run);
+    g_assert_nonnull (strstr (run.err, "master-key import"));
+  }
+
+  /* A wrong key file is refused and changes nothing. */
+  {
+    g_autofree char *wrong = g_build_filename (f->dir, "wrong.key", NULL);
+
+    write_key_file (wrong);
+    {
+      g_auto(Run) run = RUN_WITH (f, MASTER_KEYRING, NULL, NULL, "master-key", "import", wrong);
+      assert_error (&run);
+    }
+  }
+
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_KEYRING, NULL, NULL, "master-key", "import",
+                                f->key_file);
+    g_assert_cmpint (run.status, ==, 0);
+  }
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_KEYRING, NULL, NULL, "--json", "key", "list");
+    g_autoptr(JsonNode) list = NULL;
+
+    g_assert_cmpint (run.status, ==, 0);
+    list = parse_json (run.out);
+    g_assert_cmpuint (json_array_get_length (get_array (list)), ==, 1);
+  }
+
+  /* And back out of the keyring into a file that works on its own. */
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_KEYRING, NULL, NULL, "master-key", "export",
+                                exported);
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_cmpuint (file_mode (exported), ==, 0600);
+  }
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER, exported, NULL, "key", "show", "1");
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_nonnull (strstr (run.out, "Portable"));
+  }
+
+  /* Rotating in the keyring leaves the exported copy behind. */
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_KEYRING, NULL, NULL, "master-key", "rotate");
+    g_assert_cmpint (run.status, ==, 0);
+  }
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_KEYRING, NULL, NULL, "key", "show", "1");
+    g_assert_cmpint (run.status, ==, 0);
+  }
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER, exported, NULL, "key", "show", "1");
+    assert_error (&run);
+  }
+}
+
+#define ADD(path, func) \
+  g_test_add ((path), Fixture, NULL, fixture_set_up, (func), fixture_tear_down)
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+  ADD ("/cli/db-migrate", test_migrate);
+  ADD ("/cli/key/add-list-masked", test_add_list_masked);
+  ADD ("/cli/key/invalid-input", test_invalid_input);
+  ADD ("/cli/usage-errors", test_usage_errors);
+  ADD ("/cli/track-usage", test_track_usage);
+  ADD ("/cli/key/rotate-delete", test_rotate_delete);
+  ADD ("/cli/key/update", test_update);
+  ADD ("/cli/quotas-reset-without-master-key", test_quotas_reset_without_master_key);
+  ADD ("/cli/tokens", test_tokens);
+  ADD ("/cli/export-csv", test_export_csv);
+  ADD ("/cli/key/terminal-prompt", test_terminal_prompt);
+  ADD ("/cli/master-key/file-rotate", test_master_key_file_rotate);
+  ADD ("/cli/master-key/keyring-round-trip", test_master_key_keyring_round_trip);
+
+  return g_test_run ();
+}
