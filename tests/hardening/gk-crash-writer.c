@@ -3,7 +3,8 @@
  *   gk-crash-writer track DB KEY_ID   writes usage rows through gk_pool_track()
  *                                     forever; prints each row's usage id on
  *                                     stdout only after the call returned.
- *   gk-crash-writer migrate DB        opens (and so migrates) DB, prints "done".
+ *   gk-crash-writer migrate DB        prints "start", opens (and so migrates)
+ *                                     DB, prints "done".
  *
  * Ids go out with one write(2) each, shorter than PIPE_BUF, so the parent
  * never reads half an id, and nothing sits in a stdio buffer when the kill
@@ -79,8 +80,12 @@ static int
 run_migrate (const char *path)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GkDatabase) db = gk_database_open (path, NULL, &error);
+  g_autoptr(GkDatabase) db = NULL;
 
+  /* Lets the parent time its kill from the start of the migration rather
+   * than from the start of the process. */
+  write_line ("start\n");
+  db = gk_database_open (path, NULL, &error);
   if (db == NULL)
     {
       g_printerr ("open: %s\n", error->message);

@@ -135,14 +135,24 @@ collect_id_cb (const char *line,
   g_array_append_val (ids, id);
 }
 
-static void
-count_line_cb (const char *line,
-               gpointer    data)
+typedef struct
 {
-  guint *count = data;
+  gboolean started;
+  guint    completed;
+} MigrateProgress;
 
-  g_assert_cmpstr (line, ==, "done");
-  (*count)++;
+static void
+migrate_line_cb (const char *line,
+                 gpointer    data)
+{
+  MigrateProgress *progress = data;
+
+  if (g_str_equal (line, "start"))
+    progress->started = TRUE;
+  else if (g_str_equal (line, "done"))
+    progress->completed++;
+  else
+    g_error ("unexpected line from the writer: %s", line);
 }
 
 static void
@@ -240,7 +250,7 @@ static void
 test_kill_while_migrating (void)
 {
   g_autofree char *writer = hardening_sibling_path ("gk-crash-writer");
-  guint completed = 0;
+  MigrateProgress progress = { 0 };
 
   for (guint i = 0; i < N_MIGRATE_KILLS; i++)
     {
@@ -252,9 +262,14 @@ test_kill_while_migrating (void)
       Child child = { 0 };
 
       child_spawn (&child, argv, dir);
-      child_read (&child, g_get_monotonic_time () + g_test_rand_int_range (0, 30000),
-                  count_line_cb, &completed);
-      child_kill (&child, TRUE, count_line_cb, &completed);
+      progress.started = FALSE;
+      while (!progress.started)
+        g_assert_true (child_read (&child, g_get_monotonic_time () + 1000,
+                                   migrate_line_cb, &progress));
+      /* A migration with its fsyncs takes some 10–40 ms here. */
+      child_read (&child, g_get_monotonic_time () + g_test_rand_int_range (0, 40000),
+                  migrate_line_cb, &progress);
+      child_kill (&child, TRUE, migrate_line_cb, &progress);
 
       /* Whatever the kill left, the next start migrates to the full schema
        * or finds it complete; never a half-made one. */
@@ -281,7 +296,8 @@ test_kill_while_migrating (void)
       }
       gk_test_rm_rf (dir);
     }
-  g_test_message ("%u of %u migrations finished before the kill", completed, N_MIGRATE_KILLS);
+  g_test_message ("%u of %u migrations finished before the kill", progress.completed,
+                  N_MIGRATE_KILLS);
 }
 
 int
