@@ -113,6 +113,7 @@ gk_crypto_aes_gcm_encrypt (const guint8 *key,
 
   g_return_val_if_fail (key != NULL && iv != NULL && tag_out != NULL, FALSE);
   g_return_val_if_fail (plain_len == 0 || (plain != NULL && cipher_out != NULL), FALSE);
+  g_return_val_if_fail (aad != NULL || aad_len == 0, FALSE);
 
   if (!lengths_fit_int (iv_len, aad_len, plain_len))
     return FALSE;
@@ -155,6 +156,7 @@ gk_crypto_aes_gcm_decrypt (const guint8 *key,
 
   g_return_val_if_fail (key != NULL && iv != NULL && tag != NULL, FALSE);
   g_return_val_if_fail (cipher_len == 0 || (cipher != NULL && plain_out != NULL), FALSE);
+  g_return_val_if_fail (aad != NULL || aad_len == 0, FALSE);
 
   if (!lengths_fit_int (iv_len, aad_len, cipher_len))
     return FALSE;
