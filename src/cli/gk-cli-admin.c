@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <inttypes.h>
 #include <stdio.h>
 
 #include "gk-cli.h"
@@ -124,7 +125,7 @@ token_add (GkCli  *cli,
       /* The token alone on stdout, so `$(gemini-keysctl token add …)` works;
        * the advice goes to stderr. */
       printf ("%s\n", token);
-      fprintf (stderr, _("Created token “%s” (id %" G_GINT64_FORMAT "). It is shown only "
+      fprintf (stderr, _("Created token “%s” (id %" PRId64 "). It is shown only "
                          "once: store it now.\n"), name, id);
     }
   gk_crypto_wipe_string (token);
@@ -187,7 +188,7 @@ token_list (GkCli  *cli,
       for (guint i = 0; i < tokens->len; i++)
         {
           const GkToken *token = tokens->pdata[i];
-          g_autofree char *id = g_strdup_printf ("%" G_GINT64_FORMAT, token->id);
+          g_autofree char *id = g_strdup_printf ("%" PRId64, token->id);
           g_autofree char *created = gk_cli_format_time (token->created_at);
           g_autofree char *last_used = gk_cli_format_time (token->last_used_at);
 
@@ -237,7 +238,7 @@ token_revoke (GkCli  *cli,
       gk_cli_print_json (cli, builder);
     }
   else
-    printf (_("Revoked token %" G_GINT64_FORMAT "\n"), id);
+    printf (_("Revoked token %" PRId64 "\n"), id);
   return GK_CLI_OK;
 }
 

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -194,7 +195,7 @@ print_key_details (const GkKey *key)
   g_autofree char *last_rotation = gk_cli_format_time (key->last_rotation_at);
   g_autoptr(GkCliTable) quotas = NULL;
 
-  printf ("%-16s %" G_GINT64_FORMAT "\n", _("Id:"), key->id);
+  printf ("%-16s %" PRId64 "\n", _("Id:"), key->id);
   printf ("%-16s %s\n", _("Name:"), key->name);
   printf ("%-16s %s\n", _("Key:"), masked);
   printf ("%-16s %s\n", _("Status:"), status_label (key->status));
@@ -222,9 +223,9 @@ print_key_details (const GkKey *key)
   for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
     {
       const GkQuota *q = &key->quotas[i];
-      g_autofree char *used = g_strdup_printf ("%" G_GINT64_FORMAT, q->used_value);
+      g_autofree char *used = g_strdup_printf ("%" PRId64, q->used_value);
       g_autofree char *limit = q->limit_value > 0
-                                 ? g_strdup_printf ("%" G_GINT64_FORMAT, q->limit_value)
+                                 ? g_strdup_printf ("%" PRId64, q->limit_value)
                                  : g_strdup (_("unlimited"));
       g_autofree char *resets = gk_cli_format_time (q->reset_at);
 
@@ -309,7 +310,7 @@ key_add (GkCli  *cli,
   else
     {
       masked = gk_key_get_masked (key);
-      printf (_("Added key “%s” (id %" G_GINT64_FORMAT ", %s)\n"), key->name, key->id, masked);
+      printf (_("Added key “%s” (id %" PRId64 ", %s)\n"), key->name, key->id, masked);
     }
 
 out:
@@ -365,7 +366,7 @@ key_list (GkCli  *cli,
       for (guint i = 0; i < keys->len; i++)
         {
           const GkKey *key = keys->pdata[i];
-          g_autofree char *id = g_strdup_printf ("%" G_GINT64_FORMAT, key->id);
+          g_autofree char *id = g_strdup_printf ("%" PRId64, key->id);
           g_autofree char *masked = gk_key_get_masked (key);
           g_autofree char *priority = g_strdup_printf ("%d", key->priority);
           g_autofree char *remaining = g_strdup_printf ("%.0f%%",
@@ -521,7 +522,7 @@ key_update (GkCli  *cli,
   if (gk_cli_json (cli))
     print_key_json (cli, updated);
   else
-    printf (_("Updated key “%s” (id %" G_GINT64_FORMAT ")\n"), updated->name, updated->id);
+    printf (_("Updated key “%s” (id %" PRId64 ")\n"), updated->name, updated->id);
 
 out:
   key_options_clear (&o);
@@ -560,10 +561,10 @@ key_delete (GkCli  *cli,
       g_autofree char *question = NULL;
 
       if (!isatty (STDIN_FILENO))
-        return gk_cli_error (cli, _("Not deleting key %" G_GINT64_FORMAT " without confirmation: "
+        return gk_cli_error (cli, _("Not deleting key %" PRId64 " without confirmation: "
                                     "add --yes (standard input is not a terminal)"), id);
 
-      question = g_strdup_printf (_("Delete key “%s” (id %" G_GINT64_FORMAT ")? Its history "
+      question = g_strdup_printf (_("Delete key “%s” (id %" PRId64 ")? Its history "
                                     "is kept."), key->name, id);
       if (!gk_cli_confirm (cli, question))
         return gk_cli_error (cli, _("Not deleted"));
@@ -586,7 +587,7 @@ key_delete (GkCli  *cli,
       gk_cli_print_json (cli, builder);
     }
   else
-    printf (_("Deleted key “%s” (id %" G_GINT64_FORMAT "); its history is kept\n"),
+    printf (_("Deleted key “%s” (id %" PRId64 "); its history is kept\n"),
             key->name, id);
   return GK_CLI_OK;
 }
@@ -637,10 +638,10 @@ key_rotate (GkCli  *cli,
       gk_cli_print_json (cli, builder);
     }
   else if (next > 0)
-    printf (_("Rotated away from key %" G_GINT64_FORMAT "; requests now go to key %"
-              G_GINT64_FORMAT "\n"), id, next);
+    printf (_("Rotated away from key %" PRId64 "; requests now go to key %"
+              PRId64 "\n"), id, next);
   else
-    printf (_("Rotated away from key %" G_GINT64_FORMAT "; no other key is available\n"), id);
+    printf (_("Rotated away from key %" PRId64 "; no other key is available\n"), id);
   return GK_CLI_OK;
 }
 

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <inttypes.h>
 #include <stdio.h>
 
 #include "gk-cli.h"
@@ -53,7 +54,7 @@ gk_cli_cmd_select (GkCli  *cli,
   else
     {
       masked = gk_key_get_masked (key);
-      printf ("%" G_GINT64_FORMAT "  %s  %s\n", key->id, key->name, masked);
+      printf ("%" PRId64 "  %s  %s\n", key->id, key->name, masked);
     }
   return GK_CLI_OK;
 }
@@ -173,17 +174,17 @@ gk_cli_cmd_track (GkCli  *cli,
   else
     {
       if (result.priced)
-        printf (_("Recorded usage %" G_GINT64_FORMAT " (cost $%.6f)\n"),
+        printf (_("Recorded usage %" PRId64 " (cost $%.6f)\n"),
                 result.usage_id, result.cost_usd);
       else
-        printf (_("Recorded usage %" G_GINT64_FORMAT " (unpriced model: cost not known)\n"),
+        printf (_("Recorded usage %" PRId64 " (unpriced model: cost not known)\n"),
                 result.usage_id);
       if (result.rotated && result.to_key_id > 0)
-        printf (_("Key %" G_GINT64_FORMAT " left service (%s); requests now go to key %"
-                  G_GINT64_FORMAT "\n"),
+        printf (_("Key %" PRId64 " left service (%s); requests now go to key %"
+                  PRId64 "\n"),
                 key_id, gk_rotation_reason_to_string (result.reason), result.to_key_id);
       else if (result.rotated)
-        printf (_("Key %" G_GINT64_FORMAT " left service (%s); no other key is available\n"),
+        printf (_("Key %" PRId64 " left service (%s); no other key is available\n"),
                 key_id, gk_rotation_reason_to_string (result.reason));
     }
   return GK_CLI_OK;

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -60,7 +61,7 @@ csv_time (gint64 unix_time)
 static char *
 format_int (gint64 value)
 {
-  return g_strdup_printf ("%" G_GINT64_FORMAT, value);
+  return g_strdup_printf ("%" PRId64, value);
 }
 
 static char *
@@ -303,8 +304,8 @@ gk_cli_cmd_usage (GkCli  *cli,
       gk_cli_table_print (table);
 
       if (gk_stats_usage_summary (db, key_id, (guint) limit, &summary, NULL))
-        printf (_("\n%" G_GINT64_FORMAT " requests: %" G_GINT64_FORMAT " succeeded, %"
-                  G_GINT64_FORMAT " failed, $%.4f\n"),
+        printf (_("\n%" PRId64 " requests: %" PRId64 " succeeded, %"
+                  PRId64 " failed, $%.4f\n"),
                 summary.requests, summary.successes, summary.failures, summary.cost_usd);
     }
   return GK_CLI_OK;
@@ -363,11 +364,11 @@ gk_cli_cmd_rotations (GkCli  *cli,
           const GkRotationRow *row = rows->pdata[i];
           g_autofree char *id = format_int (row->id);
           g_autofree char *time = gk_cli_format_time (row->created_at);
-          g_autofree char *from = g_strdup_printf ("%s (%" G_GINT64_FORMAT ")",
+          g_autofree char *from = g_strdup_printf ("%s (%" PRId64 ")",
                                                    row->from_key_name ? row->from_key_name : "",
                                                    row->from_key_id);
           g_autofree char *to = row->to_key_id > 0
-                                  ? g_strdup_printf ("%s (%" G_GINT64_FORMAT ")",
+                                  ? g_strdup_printf ("%s (%" PRId64 ")",
                                                      row->to_key_name ? row->to_key_name : "",
                                                      row->to_key_id)
                                   : g_strdup (_("none"));
@@ -378,8 +379,8 @@ gk_cli_cmd_rotations (GkCli  *cli,
       gk_cli_table_print (table);
 
       if (gk_stats_rotation_totals (db, &all, &manual, &automatic, NULL))
-        printf (_("\n%" G_GINT64_FORMAT " rotations: %" G_GINT64_FORMAT " manual, %"
-                  G_GINT64_FORMAT " automatic\n"), all, manual, automatic);
+        printf (_("\n%" PRId64 " rotations: %" PRId64 " manual, %"
+                  PRId64 " automatic\n"), all, manual, automatic);
     }
   return GK_CLI_OK;
 }
@@ -497,10 +498,10 @@ print_dashboard (const GkDashboard *d)
 {
   g_autoptr(GkCliTable) daily = NULL;
 
-  printf (_("Keys:          %" G_GINT64_FORMAT " (%" G_GINT64_FORMAT " active, %"
-            G_GINT64_FORMAT " inactive)\n"),
+  printf (_("Keys:          %" PRId64 " (%" PRId64 " active, %"
+            PRId64 " inactive)\n"),
           d->cards.total_keys, d->cards.active_keys, d->cards.inactive_keys);
-  printf (_("Requests:      %" G_GINT64_FORMAT " in %u days\n"), d->cards.requests, d->days);
+  printf (_("Requests:      %" PRId64 " in %u days\n"), d->cards.requests, d->days);
   printf (_("Success rate:  %.1f%%\n"), d->cards.success_rate);
   printf (_("Cost:          $%.4f\n"), d->cards.cost_usd);
 
