@@ -139,8 +139,8 @@ set_wrong_key_error (GkSecretStore  *self,
   if (self->file != NULL)
     g_set_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_WRONG_KEY,
                  _("The master key in %s does not belong to this database, so its keys cannot "
-                   "be decrypted. Nothing was changed. Point %s at the key exported for this "
-                   "database, or import it with “gemini-keysctl master-key import FILE”."),
+                   "be decrypted. Nothing was changed. Point %s at the key exported from this "
+                   "database."),
                  self->file, GK_MASTER_KEY_FILE_ENV);
   else
     g_set_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_WRONG_KEY,
@@ -156,9 +156,9 @@ set_missing_error (GkSecretStore  *self,
   if (self->file != NULL)
     g_set_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_MISSING,
                  _("The database holds encrypted keys but the master key file %s does not "
-                   "exist. Nothing was changed. Restore the file, or import the exported master "
-                   "key with “gemini-keysctl master-key import FILE”."),
-                 self->file);
+                   "exist. Nothing was changed, and no new key was made. Restore the file from "
+                   "the exported master key (with mode 0600), or unset %s to use the keyring."),
+                 self->file, GK_MASTER_KEY_FILE_ENV);
   else
     g_set_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_MISSING,
                  _("The database holds encrypted keys but the keyring has no master key for it "
