@@ -58,6 +58,16 @@ csv_time (gint64 unix_time)
   return utc ? g_date_time_format (utc, "%Y-%m-%dT%H:%M:%SZ") : g_strdup ("");
 }
 
+/* Dollars for people: four decimals, more for the fractions of a cent a
+ * single request usually costs, so they do not read as free. */
+static char *
+format_cost (double value)
+{
+  if (value > 0 && value < 0.01)
+    return g_strdup_printf ("$%.6f", value);
+  return g_strdup_printf ("$%.4f", value);
+}
+
 static char *
 format_int (gint64 value)
 {
@@ -295,7 +305,7 @@ gk_cli_cmd_usage (GkCli  *cli,
           g_autofree char *id = format_int (row->id);
           g_autofree char *time = gk_cli_format_time (row->created_at);
           g_autofree char *tokens = format_int (row->tokens_used);
-          g_autofree char *cost = row->priced ? g_strdup_printf ("$%.4f", row->cost_usd)
+          g_autofree char *cost = row->priced ? format_cost (row->cost_usd)
                                               : g_strdup (_("unpriced"));
 
           gk_cli_table_add_row (table, id, time, row->key_name, row->model, tokens, cost,
@@ -304,9 +314,14 @@ gk_cli_cmd_usage (GkCli  *cli,
       gk_cli_table_print (table);
 
       if (gk_stats_usage_summary (db, key_id, (guint) limit, &summary, NULL))
-        printf (_("\n%" PRId64 " requests: %" PRId64 " succeeded, %"
-                  PRId64 " failed, $%.4f\n"),
-                summary.requests, summary.successes, summary.failures, summary.cost_usd);
+        {
+          g_autofree char *cost = format_cost (summary.cost_usd);
+
+          printf ("\n");
+          printf (_("Requests: %" PRId64 " (%" PRId64 " succeeded, %" PRId64 " failed), "
+                    "cost %s\n"),
+                  summary.requests, summary.successes, summary.failures, cost);
+        }
     }
   return GK_CLI_OK;
 }
@@ -379,8 +394,11 @@ gk_cli_cmd_rotations (GkCli  *cli,
       gk_cli_table_print (table);
 
       if (gk_stats_rotation_totals (db, &all, &manual, &automatic, NULL))
-        printf (_("\n%" PRId64 " rotations: %" PRId64 " manual, %"
-                  PRId64 " automatic\n"), all, manual, automatic);
+        {
+          printf ("\n");
+          printf (_("Rotations: %" PRId64 " (%" PRId64 " manual, %" PRId64 " automatic)\n"),
+                  all, manual, automatic);
+        }
     }
   return GK_CLI_OK;
 }
@@ -486,7 +504,7 @@ print_rank_table (const char *title,
       const GkRankRow *row = rows->pdata[i];
       g_autofree char *requests = format_int (row->requests);
       g_autofree char *tokens = format_int (row->tokens);
-      g_autofree char *cost = g_strdup_printf ("$%.4f", row->cost_usd);
+      g_autofree char *cost = format_cost (row->cost_usd);
 
       gk_cli_table_add_row (table, row->name ? row->name : _("(none)"), requests, tokens, cost);
     }
@@ -497,13 +515,14 @@ static void
 print_dashboard (const GkDashboard *d)
 {
   g_autoptr(GkCliTable) daily = NULL;
+  g_autofree char *total_cost = format_cost (d->cards.cost_usd);
 
   printf (_("Keys:          %" PRId64 " (%" PRId64 " active, %"
             PRId64 " inactive)\n"),
           d->cards.total_keys, d->cards.active_keys, d->cards.inactive_keys);
   printf (_("Requests:      %" PRId64 " in %u days\n"), d->cards.requests, d->days);
   printf (_("Success rate:  %.1f%%\n"), d->cards.success_rate);
-  printf (_("Cost:          $%.4f\n"), d->cards.cost_usd);
+  printf (_("Cost:          %s\n"), total_cost);
 
   printf ("\n%s\n", _("Daily requests"));
   daily = gk_cli_table_new (_("DAY"), _("REQUESTS"), _("SUCCESSES"), _("COST"), NULL);
@@ -515,7 +534,7 @@ print_dashboard (const GkDashboard *d)
       g_autofree char *day = local ? g_date_time_format (local, "%Y-%m-%d") : g_strdup ("?");
       g_autofree char *requests = format_int (p->requests);
       g_autofree char *successes = format_int (p->successes);
-      g_autofree char *cost = g_strdup_printf ("$%.4f", p->cost_usd);
+      g_autofree char *cost = format_cost (p->cost_usd);
 
       gk_cli_table_add_row (daily, day, requests, successes, cost);
     }
