@@ -19,11 +19,98 @@ G_BEGIN_DECLS
 #define GK_TYPE_BACKEND (gk_backend_get_type ())
 G_DECLARE_FINAL_TYPE (GkBackend, gk_backend, GK, BACKEND, GObject)
 
+/* A piece of work run in a worker thread by gk_backend_run_async(). It
+ * returns its result (freed with the result_free given there), or NULL
+ * with @error set. Jobs with no result return GINT_TO_POINTER (TRUE). */
+typedef gpointer (*GkBackendJob) (GkBackend  *backend,
+                                  gpointer    data,
+                                  GError    **error);
+
 GkDatabase *gk_backend_get_database  (GkBackend *self);
 /* NULL until unlocked. */
 GkKeyStore *gk_backend_get_key_store (GkBackend *self);
 GkPool     *gk_backend_get_pool      (GkBackend *self);
 /* Emits "changed" (after a write the caller made). */
 void        gk_backend_notify_changed (GkBackend *self);
+
+/* @db_path: NULL for gk_database_default_path(). */
+GkBackend  *gk_backend_new           (const char          *db_path);
+GkSecretStore *gk_backend_get_secret_store (GkBackend     *self);
+gboolean    gk_backend_is_ready      (GkBackend           *self);
+
+/* Opens (and migrates) the database in a worker thread, then unlocks the
+ * master key (gk_secret_store_unlock_async). On success the key store and
+ * pool exist, polling and the reset timer run, and "ready" is emitted.
+ * Errors: GK_DATABASE_ERROR_* or GK_SECRET_ERROR_*. May be called again
+ * after a failure (Retry). */
+void        gk_backend_load_async    (GkBackend           *self,
+                                      GCancellable        *cancellable,
+                                      GAsyncReadyCallback  callback,
+                                      gpointer             user_data);
+gboolean    gk_backend_load_finish   (GkBackend           *self,
+                                      GAsyncResult        *result,
+                                      GError             **error);
+
+/* Imports a master key file (gk_secret_store_import_file) in a worker
+ * thread. The database must be open (a failed load still opens it). */
+void        gk_backend_import_key_file_async  (GkBackend           *self,
+                                               GFile               *file,
+                                               GCancellable        *cancellable,
+                                               GAsyncReadyCallback  callback,
+                                               gpointer             user_data);
+gboolean    gk_backend_import_key_file_finish (GkBackend           *self,
+                                               GAsyncResult        *result,
+                                               GError             **error);
+
+/* Runs @job in a worker thread. @data is freed with @data_free after the
+ * job ran; the result is owned by the GTask and freed with @result_free
+ * unless gk_backend_run_finish() took it. */
+void        gk_backend_run_async     (GkBackend           *self,
+                                      GkBackendJob         job,
+                                      gpointer             data,
+                                      GDestroyNotify       data_free,
+                                      GDestroyNotify       result_free,
+                                      GCancellable        *cancellable,
+                                      GAsyncReadyCallback  callback,
+                                      gpointer             user_data);
+/* Returns the job's result (transfer full), or NULL with @error set. */
+gpointer    gk_backend_run_finish    (GkBackend           *self,
+                                      GAsyncResult        *result,
+                                      GError             **error);
+
+/* Writes a setting (gk_database_set_setting) in a worker thread and emits
+ * "setting-changed" with its name. */
+void        gk_backend_set_setting_async  (GkBackend           *self,
+                                           const char          *key,
+                                           const char          *value,
+                                           GCancellable        *cancellable,
+                                           GAsyncReadyCallback  callback,
+                                           gpointer             user_data);
+gboolean    gk_backend_set_setting_finish (GkBackend           *self,
+                                           GAsyncResult        *result,
+                                           GError             **error);
+
+/* The in-process gateway (FALSE when the gateway is not built in). */
+gboolean    gk_backend_has_gateway         (void);
+gboolean    gk_backend_start_gateway       (GkBackend           *self,
+                                            guint                port,
+                                            GError             **error);
+void        gk_backend_stop_gateway        (GkBackend           *self);
+gboolean    gk_backend_get_gateway_running (GkBackend           *self);
+guint       gk_backend_get_gateway_port    (GkBackend           *self);
+
+/* Tests one key against the upstream (gateway), or fails with
+ * G_IO_ERROR_NOT_SUPPORTED when the gateway is not built in. */
+void        gk_backend_test_key_async      (GkBackend           *self,
+                                            gint64               key_id,
+                                            GCancellable        *cancellable,
+                                            GAsyncReadyCallback  callback,
+                                            gpointer             user_data);
+gboolean    gk_backend_test_key_finish     (GkBackend           *self,
+                                            GAsyncResult        *result,
+                                            GError             **error);
+
+/* The "triggered_by" of the user's own actions: "manual:<user name>". */
+char       *gk_backend_manual_trigger      (void);
 
 G_END_DECLS

@@ -1,0 +1,416 @@
+/* gk-application.c
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <glib/gi18n.h>
+
+#include "gk-application.h"
+#include "gk-preferences-window.h"
+#include "gk-window.h"
+
+struct _GkApplication
+{
+  AdwApplication  parent_instance;
+
+  GkBackend      *backend;
+  gint64          started_at;        /* monotonic µs */
+  gint64          last_rotation_id;  /* newest rotation seen; -1 = not read yet */
+  gboolean        rotation_check_running;
+  gboolean        failed;            /* a screenshot could not be written */
+};
+
+G_DEFINE_FINAL_TYPE (GkApplication, gk_application, ADW_TYPE_APPLICATION)
+
+/* Screenshot and benchmark modes, for tests/screenshots and tests/bench:
+ * GK_SCREENSHOT=file.png renders the window (GK_SCREENSHOT_TAB selects the
+ * tab) once loaded and quits; GK_BENCH=1 prints start-up figures and quits. */
+#define SCREENSHOT_SETTLE_MS 1500
+#define BENCH_SETTLE_MS      3000
+
+/* Notifications about rotations */
+
+typedef struct
+{
+  gboolean       enabled;
+  GkRotationRow *latest;   /* NULL when there is none */
+} RotationCheck;
+
+static void
+rotation_check_free (RotationCheck *check)
+{
+  g_clear_pointer (&check->latest, gk_rotation_row_free);
+  g_free (check);
+}
+
+static gpointer
+rotation_check_job (GkBackend  *backend,
+                    gpointer    data,
+                    GError    **error)
+{
+  GkDatabase *db = gk_backend_get_database (backend);
+  RotationCheck *check = g_new0 (RotationCheck, 1);
+  g_autoptr(GPtrArray) rows = NULL;
+
+  check->enabled = gk_database_get_setting_int (db, GK_SETTING_NOTIFICATIONS, 1) != 0;
+  rows = gk_stats_rotation_logs (db, 1, NULL);
+  if (rows != NULL && rows->len > 0)
+    check->latest = g_ptr_array_steal_index (rows, 0);
+
+  return check;
+}
+
+static void
+rotation_check_done_cb (GObject      *object,
+                        GAsyncResult *result,
+                        gpointer      user_data)
+{
+  g_autoptr(GkApplication) self = user_data;
+  RotationCheck *check;
+  gint64 newest;
+
+  self->rotation_check_running = FALSE;
+  check = gk_backend_run_finish (GK_BACKEND (object), result, NULL);
+  if (check == NULL)
+    return;
+
+  newest = check->latest != NULL ? check->latest->id : 0;
+
+  /* The first read only sets the mark: start-up is not news. */
+  if (self->last_rotation_id >= 0 && newest > self->last_rotation_id && check->enabled)
+    {
+      g_autoptr(GNotification) notification = NULL;
+      g_autofree char *body = NULL;
+
+      notification = g_notification_new (_("Key rotated"));
+      if (check->latest->to_key_name != NULL)
+        /* Translators: "<key> was taken out of service; <key> is used now." */
+        body = g_strdup_printf (_("“%s” was taken out of service; “%s” is used now."),
+                                check->latest->from_key_name, check->latest->to_key_name);
+      else
+        body = g_strdup_printf (_("“%s” was taken out of service and no other key is available."),
+                                check->latest->from_key_name);
+      g_notification_set_body (notification, body);
+      g_application_send_notification (G_APPLICATION (self), "rotation", notification);
+    }
+
+  self->last_rotation_id = newest;
+  rotation_check_free (check);
+}
+
+static void
+backend_changed_cb (GkApplication *self)
+{
+  if (self->rotation_check_running || gk_backend_get_database (self->backend) == NULL)
+    return;
+
+  self->rotation_check_running = TRUE;
+  gk_backend_run_async (self->backend, rotation_check_job, NULL, NULL,
+                        (GDestroyNotify) rotation_check_free, NULL,
+                        rotation_check_done_cb, g_object_ref (self));
+}
+
+/* Screenshots and benchmarks */
+
+gboolean
+gk_widget_save_png (GtkWidget   *widget,
+                    const char  *path,
+                    GError     **error)
+{
+  g_autoptr(GdkPaintable) paintable = NULL;
+  g_autoptr(GtkSnapshot) snapshot = NULL;
+  g_autoptr(GskRenderNode) node = NULL;
+  g_autoptr(GdkTexture) texture = NULL;
+  GskRenderer *renderer;
+  int width = gtk_widget_get_width (widget);
+  int height = gtk_widget_get_height (widget);
+
+  renderer = gtk_native_get_renderer (gtk_widget_get_native (widget));
+  if (renderer == NULL || width <= 0 || height <= 0)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_INITIALIZED,
+                           "The widget is not shown");
+      return FALSE;
+    }
+
+  paintable = gtk_widget_paintable_new (widget);
+  snapshot = gtk_snapshot_new ();
+  gdk_paintable_snapshot (paintable, GDK_SNAPSHOT (snapshot), width, height);
+  node = gtk_snapshot_free_to_node (g_steal_pointer (&snapshot));
+  if (node == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, "Nothing was drawn");
+      return FALSE;
+    }
+
+  texture = gsk_renderer_render_texture (renderer, node,
+                                         &GRAPHENE_RECT_INIT (0, 0, width, height));
+  if (!gdk_texture_save_to_png (texture, path))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "Could not write %s", path);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+static gboolean
+screenshot_cb (gpointer user_data)
+{
+  GkWindow *window = user_data;
+  GApplication *app = G_APPLICATION (gtk_window_get_application (GTK_WINDOW (window)));
+  g_autoptr(GError) error = NULL;
+
+  if (!gk_widget_save_png (GTK_WIDGET (window), g_getenv ("GK_SCREENSHOT"), &error))
+    {
+      g_printerr ("Screenshot failed: %s\n", error->message);
+      GK_APPLICATION (app)->failed = TRUE;
+    }
+
+  gtk_window_destroy (GTK_WINDOW (window));
+  g_application_quit (app);
+
+  return G_SOURCE_REMOVE;
+}
+
+static long
+resident_kib (void)
+{
+  g_autofree char *status = NULL;
+  const char *line;
+
+  if (!g_file_get_contents ("/proc/self/status", &status, NULL, NULL))
+    return -1;
+  line = strstr (status, "VmRSS:");
+
+  return line != NULL ? strtol (line + strlen ("VmRSS:"), NULL, 10) : -1;
+}
+
+static gboolean
+bench_done_cb (gpointer user_data)
+{
+  GkWindow *window = user_data;
+  GApplication *app = G_APPLICATION (gtk_window_get_application (GTK_WINDOW (window)));
+
+  g_print ("rss-settled-kib %ld\n", resident_kib ());
+  gtk_window_destroy (GTK_WINDOW (window));
+  g_application_quit (app);
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+bench_after_paint_cb (GdkFrameClock *clock,
+                      GkWindow      *window)
+{
+  GkApplication *self = GK_APPLICATION (gtk_window_get_application (GTK_WINDOW (window)));
+
+  if (!gk_window_get_loaded (window))
+    return;
+
+  g_signal_handlers_disconnect_by_func (clock, bench_after_paint_cb, window);
+  g_print ("first-frame-ms %.1f\n", (g_get_monotonic_time () - self->started_at) / 1000.0);
+  g_print ("rss-first-frame-kib %ld\n", resident_kib ());
+  g_timeout_add (BENCH_SETTLE_MS, bench_done_cb, window);
+}
+
+static void
+bench_realize_cb (GkWindow *window)
+{
+  GdkFrameClock *clock = gtk_widget_get_frame_clock (GTK_WIDGET (window));
+
+  g_signal_connect (clock, "after-paint", G_CALLBACK (bench_after_paint_cb), window);
+}
+
+static void
+window_loaded_cb (GkWindow *window,
+                  gboolean  unlocked)
+{
+  const char *tab = g_getenv ("GK_SCREENSHOT_TAB");
+
+  if (g_getenv ("GK_SCREENSHOT") == NULL)
+    return;
+
+  if (unlocked && tab != NULL)
+    gk_window_set_visible_tab (window, tab);
+  g_timeout_add (SCREENSHOT_SETTLE_MS, screenshot_cb, window);
+}
+
+/* Actions */
+
+static void
+preferences_action_cb (GSimpleAction *action,
+                       GVariant      *parameter,
+                       gpointer       user_data)
+{
+  GkApplication *self = user_data;
+  GtkWindow *parent = gtk_application_get_active_window (GTK_APPLICATION (self));
+  GtkWindow *window;
+
+  if (!gk_backend_is_ready (self->backend))
+    return;
+
+  window = GTK_WINDOW (gk_preferences_window_new (parent, self->backend));
+  gtk_window_present (window);
+}
+
+static void
+about_action_cb (GSimpleAction *action,
+                 GVariant      *parameter,
+                 gpointer       user_data)
+{
+  GkApplication *self = user_data;
+  GtkWindow *parent = gtk_application_get_active_window (GTK_APPLICATION (self));
+  const char *developers[] = { "Gemini Keys contributors", NULL };
+  GtkWidget *about;
+
+  about = g_object_new (ADW_TYPE_ABOUT_WINDOW,
+                        "transient-for", parent,
+                        "application-name", _("Gemini Keys"),
+                        "application-icon", APP_ID,
+                        "developer-name", _("Gemini Keys contributors"),
+                        "developers", developers,
+                        "version", PACKAGE_VERSION,
+                        "website", "https://github.com/geminikeys/gemini-keys",
+                        "issue-url", "https://github.com/geminikeys/gemini-keys/issues",
+                        "license-type", GTK_LICENSE_GPL_3_0,
+                        "comments", _("Keep many Gemini API keys encrypted, track their quotas "
+                                      "and rotate between them."),
+                        /* Translators: your names, one per line. */
+                        "translator-credits", _("translator-credits"),
+                        NULL);
+  gtk_window_present (GTK_WINDOW (about));
+}
+
+static void
+quit_action_cb (GSimpleAction *action,
+                GVariant      *parameter,
+                gpointer       user_data)
+{
+  GApplication *app = user_data;
+  GList *windows = gtk_application_get_windows (GTK_APPLICATION (app));
+
+  /* Closing (not destroying) lets each window save its size first. */
+  for (GList *l = windows; l != NULL; )
+    {
+      GtkWindow *window = l->data;
+
+      l = l->next;
+      gtk_window_close (window);
+    }
+  g_application_quit (app);
+}
+
+static const GActionEntry app_actions[] = {
+  { .name = "preferences", .activate = preferences_action_cb },
+  { .name = "about", .activate = about_action_cb },
+  { .name = "quit", .activate = quit_action_cb },
+};
+
+/* GApplication */
+
+static void
+gk_application_startup (GApplication *app)
+{
+  GkApplication *self = GK_APPLICATION (app);
+  static const struct { const char *action; const char *accels[2]; } accels[] = {
+    { "app.preferences", { "<Control>comma", NULL } },
+    { "app.quit", { "<Control>q", NULL } },
+    { "window.close", { "<Control>w", NULL } },
+  };
+
+  G_APPLICATION_CLASS (gk_application_parent_class)->startup (app);
+
+  g_action_map_add_action_entries (G_ACTION_MAP (app), app_actions, G_N_ELEMENTS (app_actions), app);
+  for (guint i = 0; i < G_N_ELEMENTS (accels); i++)
+    gtk_application_set_accels_for_action (GTK_APPLICATION (app), accels[i].action, accels[i].accels);
+
+  self->backend = gk_backend_new (NULL);
+  g_signal_connect_object (self->backend, "changed", G_CALLBACK (backend_changed_cb), self,
+                           G_CONNECT_SWAPPED);
+}
+
+static void
+gk_application_activate (GApplication *app)
+{
+  GkApplication *self = GK_APPLICATION (app);
+  GtkWindow *window = gtk_application_get_active_window (GTK_APPLICATION (app));
+
+  if (window == NULL)
+    {
+      window = GTK_WINDOW (gk_window_new (GTK_APPLICATION (app), self->backend));
+      g_signal_connect (window, "loaded", G_CALLBACK (window_loaded_cb), NULL);
+      if (g_getenv ("GK_BENCH") != NULL)
+        g_signal_connect (window, "realize", G_CALLBACK (bench_realize_cb), NULL);
+    }
+
+  gtk_window_present (window);
+}
+
+static void
+gk_application_shutdown (GApplication *app)
+{
+  GkApplication *self = GK_APPLICATION (app);
+
+  G_APPLICATION_CLASS (gk_application_parent_class)->shutdown (app);
+
+  /* Stops the timers and the gateway before the main loop goes. */
+  if (self->backend != NULL)
+    g_object_run_dispose (G_OBJECT (self->backend));
+}
+
+static void
+gk_application_finalize (GObject *object)
+{
+  GkApplication *self = GK_APPLICATION (object);
+
+  g_clear_object (&self->backend);
+
+  G_OBJECT_CLASS (gk_application_parent_class)->finalize (object);
+}
+
+static void
+gk_application_class_init (GkApplicationClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GApplicationClass *app_class = G_APPLICATION_CLASS (klass);
+
+  object_class->finalize = gk_application_finalize;
+  app_class->startup = gk_application_startup;
+  app_class->activate = gk_application_activate;
+  app_class->shutdown = gk_application_shutdown;
+}
+
+static void
+gk_application_init (GkApplication *self)
+{
+  self->started_at = g_get_monotonic_time ();
+  self->last_rotation_id = -1;
+}
+
+GkApplication *
+gk_application_new (void)
+{
+  return g_object_new (GK_TYPE_APPLICATION,
+                       "application-id", APP_ID,
+                       "flags", G_APPLICATION_DEFAULT_FLAGS,
+                       "resource-base-path", "/io/github/geminikeys/GeminiKeys",
+                       NULL);
+}
+
+GkBackend *
+gk_application_get_backend (GkApplication *self)
+{
+  g_return_val_if_fail (GK_IS_APPLICATION (self), NULL);
+
+  return self->backend;
+}
+
+gboolean
+gk_application_get_failed (GkApplication *self)
+{
+  g_return_val_if_fail (GK_IS_APPLICATION (self), FALSE);
+
+  return self->failed;
+}

@@ -1,0 +1,867 @@
+/* gk-backend.c
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <glib/gi18n.h>
+
+#include "gk-backend.h"
+
+#ifdef GK_HAVE_GATEWAY
+# include "gk-gateway.h"
+#endif
+
+/* Another process's commits show up within this many seconds. */
+#define POLL_INTERVAL_S 1
+
+/* The reset timer never sleeps longer than this. g_timeout_add_seconds()
+ * counts on the monotonic clock, which stands still while the machine is
+ * suspended and ignores changes to the wall clock; a boundary computed
+ * before a suspend or a clock change would fire late by that much. Waking
+ * at least once a minute to re-read the wall clock bounds the lag, and the
+ * check is one cheap query (gk_quotas_reset_expired when nothing is due). */
+#define RESET_MAX_DELAY_S 60
+
+struct _GkBackend
+{
+  GObject        parent_instance;
+
+  char          *db_path;
+  GkDatabase    *db;
+  GkSecretStore *secret_store;
+  GkKeyStore    *key_store;
+  GkPool        *pool;
+#ifdef GK_HAVE_GATEWAY
+  GkGateway     *gateway;
+#endif
+
+  GCancellable  *cancellable;
+
+  guint          poll_source;
+  gboolean       poll_in_flight;
+  gint64         data_version;
+
+  guint          reset_source;
+  gint64         reset_target;     /* the boundary the timer waits for; 0 = none */
+};
+
+G_DEFINE_FINAL_TYPE (GkBackend, gk_backend, G_TYPE_OBJECT)
+
+enum {
+  CHANGED,
+  SETTING_CHANGED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+typedef struct
+{
+  GkKeyStore *key_store;
+  GkPool     *pool;
+  gint64      data_version;
+  gboolean    gateway_enabled;
+  guint       gateway_port;
+} LoadResult;
+
+static void
+load_result_free (LoadResult *result)
+{
+  g_clear_object (&result->key_store);
+  g_clear_object (&result->pool);
+  g_free (result);
+}
+
+static void reset_tick (GkBackend *self);
+
+/* Polling for other processes' writes */
+
+static void
+poll_thread (GTask        *task,
+             gpointer      source_object,
+             gpointer      task_data,
+             GCancellable *cancellable)
+{
+  GkBackend *self = source_object;
+  gint64 *version = g_new (gint64, 1);
+
+  *version = gk_database_get_data_version (self->db);
+  g_task_return_pointer (task, version, g_free);
+}
+
+static void
+poll_done_cb (GObject      *object,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  GkBackend *self = GK_BACKEND (object);
+  g_autofree gint64 *version = NULL;
+
+  self->poll_in_flight = FALSE;
+  version = g_task_propagate_pointer (G_TASK (result), NULL);
+  if (version == NULL || *version == self->data_version)
+    return;
+
+  self->data_version = *version;
+  g_signal_emit (self, signals[CHANGED], 0);
+}
+
+static gboolean
+poll_cb (gpointer user_data)
+{
+  GkBackend *self = user_data;
+  g_autoptr(GTask) task = NULL;
+
+  if (self->poll_in_flight)
+    return G_SOURCE_CONTINUE;
+
+  self->poll_in_flight = TRUE;
+  task = g_task_new (self, self->cancellable, poll_done_cb, NULL);
+  g_task_set_source_tag (task, poll_cb);
+  g_task_run_in_thread (task, poll_thread);
+
+  return G_SOURCE_CONTINUE;
+}
+
+/* The quota reset timer */
+
+static void
+reset_thread (GTask        *task,
+              gpointer      source_object,
+              gpointer      task_data,
+              GCancellable *cancellable)
+{
+  GkBackend *self = source_object;
+  g_autoptr(GError) error = NULL;
+  gint64 *boundary = g_new0 (gint64, 1);
+
+  /* Cheap when nothing is due; after a backwards clock jump it also pulls
+   * the windows back, so it runs on every wake-up, not only at boundaries. */
+  if (!gk_quotas_reset_expired (self->db, &error))
+    g_warning ("Could not reset expired quotas: %s", error->message);
+  g_clear_error (&error);
+
+  *boundary = gk_quotas_next_boundary (self->db, &error);
+  if (error != NULL)
+    g_warning ("Could not compute the next quota reset: %s", error->message);
+
+  g_task_return_pointer (task, boundary, g_free);
+}
+
+static gboolean
+reset_timeout_cb (gpointer user_data)
+{
+  GkBackend *self = user_data;
+
+  self->reset_source = 0;
+  reset_tick (self);
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+reset_done_cb (GObject      *object,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  GkBackend *self = GK_BACKEND (object);
+  g_autofree gint64 *boundary = NULL;
+  gint64 now;
+  gint64 delay;
+
+  boundary = g_task_propagate_pointer (G_TASK (result), NULL);
+  if (boundary == NULL)
+    return;   /* cancelled: the backend is going away */
+
+  now = gk_database_now (self->db);
+
+  /* The boundary we slept for has passed: the quotas were just reset (or a
+   * cooldown ended), so the pages should re-read. */
+  if (self->reset_target != 0 && now >= self->reset_target)
+    g_signal_emit (self, signals[CHANGED], 0);
+
+  self->reset_target = *boundary;
+  if (*boundary > now)
+    delay = *boundary - now;
+  else if (*boundary == 0)
+    delay = RESET_MAX_DELAY_S;
+  else
+    delay = 1;
+  delay = CLAMP (delay, 1, RESET_MAX_DELAY_S);
+
+  g_clear_handle_id (&self->reset_source, g_source_remove);
+  self->reset_source = g_timeout_add_seconds ((guint) delay, reset_timeout_cb, self);
+}
+
+static void
+reset_tick (GkBackend *self)
+{
+  g_autoptr(GTask) task = NULL;
+
+  task = g_task_new (self, self->cancellable, reset_done_cb, NULL);
+  g_task_set_source_tag (task, reset_tick);
+  g_task_run_in_thread (task, reset_thread);
+}
+
+/* Loading */
+
+static void
+open_thread (GTask        *task,
+             gpointer      source_object,
+             gpointer      task_data,
+             GCancellable *cancellable)
+{
+  GkBackend *self = source_object;
+  g_autoptr(GkDatabase) db = NULL;
+  GError *error = NULL;
+
+  db = gk_database_open (self->db_path, NULL, &error);
+  if (db == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, g_steal_pointer (&db), g_object_unref);
+}
+
+static void
+finish_load_thread (GTask        *task,
+                    gpointer      source_object,
+                    gpointer      task_data,
+                    GCancellable *cancellable)
+{
+  GkBackend *self = source_object;
+  GBytes *master_key = task_data;
+  LoadResult *result = g_new0 (LoadResult, 1);
+
+  result->key_store = gk_key_store_new (self->db, master_key);
+  result->pool = gk_pool_new (self->db, NULL);
+  result->data_version = gk_database_get_data_version (self->db);
+  result->gateway_enabled = gk_database_get_setting_int (self->db, GK_SETTING_GATEWAY_ENABLED, 0) != 0;
+  result->gateway_port = (guint) gk_database_get_setting_int (self->db,
+                                                              GK_SETTING_GATEWAY_PORT,
+                                                              GK_DEFAULT_GATEWAY_PORT);
+
+  g_task_return_pointer (task, result, (GDestroyNotify) load_result_free);
+}
+
+static void
+finish_load_cb (GObject      *object,
+                GAsyncResult *res,
+                gpointer      user_data)
+{
+  GkBackend *self = GK_BACKEND (object);
+  g_autoptr(GTask) task = user_data;
+  LoadResult *result;
+  GError *error = NULL;
+
+  result = g_task_propagate_pointer (G_TASK (res), &error);
+  if (result == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+
+  g_set_object (&self->key_store, result->key_store);
+  g_set_object (&self->pool, result->pool);
+  self->data_version = result->data_version;
+
+  if (self->poll_source == 0)
+    self->poll_source = g_timeout_add_seconds (POLL_INTERVAL_S, poll_cb, self);
+  if (self->reset_source == 0)
+    reset_tick (self);
+
+  /* A gateway that fails to start (port taken) must not keep the keys
+   * from showing; Preferences shows the state and the error on retry. */
+  if (result->gateway_enabled && gk_backend_has_gateway ())
+    {
+      g_autoptr(GError) gateway_error = NULL;
+
+      if (!gk_backend_start_gateway (self, result->gateway_port, &gateway_error))
+        g_warning ("Could not start the gateway: %s", gateway_error->message);
+    }
+
+  load_result_free (result);
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+unlock_cb (GObject      *object,
+           GAsyncResult *res,
+           gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GkBackend *self = g_task_get_source_object (task);
+  g_autoptr(GTask) inner = NULL;
+  g_autoptr(GBytes) master_key = NULL;
+  GCancellable *cancellable;
+  GError *error = NULL;
+
+  master_key = gk_secret_store_unlock_finish (GK_SECRET_STORE (object), res, &error);
+  if (master_key == NULL)
+    {
+      if (error == NULL)
+        error = g_error_new_literal (GK_SECRET_ERROR, GK_SECRET_ERROR_FAILED,
+                                     _("The master key could not be read"));
+      g_task_return_error (task, error);
+      return;
+    }
+
+  cancellable = g_task_get_cancellable (task);
+  inner = g_task_new (self, cancellable, finish_load_cb, g_steal_pointer (&task));
+  g_task_set_source_tag (inner, finish_load_thread);
+  g_task_set_task_data (inner, g_steal_pointer (&master_key), (GDestroyNotify) g_bytes_unref);
+  g_task_run_in_thread (inner, finish_load_thread);
+}
+
+static void
+start_unlock (GTask *task)
+{
+  GkBackend *self = g_task_get_source_object (task);
+
+  gk_secret_store_unlock_async (self->secret_store,
+                                self->db,
+                                g_task_get_cancellable (task),
+                                unlock_cb,
+                                task);
+}
+
+static void
+open_cb (GObject      *object,
+         GAsyncResult *res,
+         gpointer      user_data)
+{
+  GkBackend *self = GK_BACKEND (object);
+  g_autoptr(GTask) task = user_data;
+  g_autoptr(GkDatabase) db = NULL;
+  GError *error = NULL;
+
+  db = g_task_propagate_pointer (G_TASK (res), &error);
+  if (db == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+
+  g_set_object (&self->db, db);
+  start_unlock (g_steal_pointer (&task));
+}
+
+/* Jobs */
+
+typedef struct
+{
+  GkBackendJob   job;
+  gpointer       data;
+  GDestroyNotify data_free;
+  GDestroyNotify result_free;
+} JobData;
+
+static void
+job_data_free (JobData *job)
+{
+  if (job->data_free != NULL && job->data != NULL)
+    job->data_free (job->data);
+  g_free (job);
+}
+
+static void
+job_thread (GTask        *task,
+            gpointer      source_object,
+            gpointer      task_data,
+            GCancellable *cancellable)
+{
+  JobData *job = task_data;
+  GError *error = NULL;
+  gpointer result;
+
+  result = job->job (GK_BACKEND (source_object), job->data, &error);
+  if (result == NULL)
+    {
+      if (error == NULL)
+        error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_FAILED, _("The operation failed"));
+      g_task_return_error (task, error);
+    }
+  else
+    g_task_return_pointer (task, result, job->result_free);
+}
+
+typedef struct
+{
+  char *key;
+  char *value;
+} SettingData;
+
+static void
+setting_data_free (SettingData *data)
+{
+  g_free (data->key);
+  g_free (data->value);
+  g_free (data);
+}
+
+static void
+set_setting_thread (GTask        *task,
+                    gpointer      source_object,
+                    gpointer      task_data,
+                    GCancellable *cancellable)
+{
+  GkBackend *self = source_object;
+  SettingData *data = task_data;
+  GError *error = NULL;
+
+  if (gk_database_set_setting (self->db, data->key, data->value, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+static void
+import_thread (GTask        *task,
+               gpointer      source_object,
+               gpointer      task_data,
+               GCancellable *cancellable)
+{
+  GkBackend *self = source_object;
+  GFile *file = task_data;
+  g_autofree char *path = g_file_get_path (file);
+  GError *error = NULL;
+
+  if (path == NULL)
+    g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                             _("Choose a file on this computer"));
+  else if (gk_secret_store_import_file (self->secret_store, self->db, path, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+/* GObject */
+
+static void
+gk_backend_dispose (GObject *object)
+{
+  GkBackend *self = GK_BACKEND (object);
+
+  g_cancellable_cancel (self->cancellable);
+  g_clear_handle_id (&self->poll_source, g_source_remove);
+  g_clear_handle_id (&self->reset_source, g_source_remove);
+#ifdef GK_HAVE_GATEWAY
+  if (self->gateway != NULL)
+    gk_gateway_stop (self->gateway);
+  g_clear_object (&self->gateway);
+#endif
+  g_clear_object (&self->pool);
+  g_clear_object (&self->key_store);
+  g_clear_object (&self->secret_store);
+  g_clear_object (&self->db);
+
+  G_OBJECT_CLASS (gk_backend_parent_class)->dispose (object);
+}
+
+static void
+gk_backend_finalize (GObject *object)
+{
+  GkBackend *self = GK_BACKEND (object);
+
+  g_clear_object (&self->cancellable);
+  g_free (self->db_path);
+
+  G_OBJECT_CLASS (gk_backend_parent_class)->finalize (object);
+}
+
+static void
+gk_backend_class_init (GkBackendClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = gk_backend_dispose;
+  object_class->finalize = gk_backend_finalize;
+
+  /**
+   * GkBackend::changed:
+   *
+   * The data may have changed: re-read what is shown.
+   */
+  signals[CHANGED] =
+    g_signal_new ("changed",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 0);
+
+  /**
+   * GkBackend::setting-changed:
+   * @name: the setting's name (GK_SETTING_*)
+   */
+  signals[SETTING_CHANGED] =
+    g_signal_new ("setting-changed",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST | G_SIGNAL_DETAILED,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 1, G_TYPE_STRING);
+}
+
+static void
+gk_backend_init (GkBackend *self)
+{
+  self->cancellable = g_cancellable_new ();
+  self->secret_store = gk_secret_store_new ();
+  self->data_version = -1;
+}
+
+/* Public API */
+
+GkBackend *
+gk_backend_new (const char *db_path)
+{
+  GkBackend *self = g_object_new (GK_TYPE_BACKEND, NULL);
+
+  self->db_path = db_path != NULL ? g_strdup (db_path) : gk_database_default_path ();
+
+  return self;
+}
+
+GkDatabase *
+gk_backend_get_database (GkBackend *self)
+{
+  g_return_val_if_fail (GK_IS_BACKEND (self), NULL);
+
+  return self->db;
+}
+
+GkKeyStore *
+gk_backend_get_key_store (GkBackend *self)
+{
+  g_return_val_if_fail (GK_IS_BACKEND (self), NULL);
+
+  return self->key_store;
+}
+
+GkPool *
+gk_backend_get_pool (GkBackend *self)
+{
+  g_return_val_if_fail (GK_IS_BACKEND (self), NULL);
+
+  return self->pool;
+}
+
+GkSecretStore *
+gk_backend_get_secret_store (GkBackend *self)
+{
+  g_return_val_if_fail (GK_IS_BACKEND (self), NULL);
+
+  return self->secret_store;
+}
+
+gboolean
+gk_backend_is_ready (GkBackend *self)
+{
+  g_return_val_if_fail (GK_IS_BACKEND (self), FALSE);
+
+  return self->key_store != NULL;
+}
+
+void
+gk_backend_notify_changed (GkBackend *self)
+{
+  g_return_if_fail (GK_IS_BACKEND (self));
+
+  g_signal_emit (self, signals[CHANGED], 0);
+}
+
+void
+gk_backend_load_async (GkBackend           *self,
+                       GCancellable        *cancellable,
+                       GAsyncReadyCallback  callback,
+                       gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+
+  g_return_if_fail (GK_IS_BACKEND (self));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, gk_backend_load_async);
+
+  if (self->key_store != NULL)
+    {
+      g_task_return_boolean (task, TRUE);
+      return;
+    }
+
+  if (self->db != NULL)
+    {
+      start_unlock (g_steal_pointer (&task));
+      return;
+    }
+
+  {
+    g_autoptr(GTask) open_task = g_task_new (self, cancellable, open_cb, g_steal_pointer (&task));
+
+    g_task_set_source_tag (open_task, open_thread);
+    g_task_run_in_thread (open_task, open_thread);
+  }
+}
+
+gboolean
+gk_backend_load_finish (GkBackend     *self,
+                        GAsyncResult  *result,
+                        GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+void
+gk_backend_import_key_file_async (GkBackend           *self,
+                                  GFile               *file,
+                                  GCancellable        *cancellable,
+                                  GAsyncReadyCallback  callback,
+                                  gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+
+  g_return_if_fail (GK_IS_BACKEND (self));
+  g_return_if_fail (G_IS_FILE (file));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, gk_backend_import_key_file_async);
+
+  if (self->db == NULL)
+    {
+      g_task_return_new_error (task, GK_DATABASE_ERROR, GK_DATABASE_ERROR_OPEN,
+                               _("The database is not open"));
+      return;
+    }
+
+  g_task_set_task_data (task, g_object_ref (file), g_object_unref);
+  g_task_run_in_thread (task, import_thread);
+}
+
+gboolean
+gk_backend_import_key_file_finish (GkBackend     *self,
+                                   GAsyncResult  *result,
+                                   GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+void
+gk_backend_run_async (GkBackend           *self,
+                      GkBackendJob         job,
+                      gpointer             data,
+                      GDestroyNotify       data_free,
+                      GDestroyNotify       result_free,
+                      GCancellable        *cancellable,
+                      GAsyncReadyCallback  callback,
+                      gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  JobData *job_data;
+
+  g_return_if_fail (GK_IS_BACKEND (self));
+  g_return_if_fail (job != NULL);
+
+  job_data = g_new0 (JobData, 1);
+  job_data->job = job;
+  job_data->data = data;
+  job_data->data_free = data_free;
+  job_data->result_free = result_free;
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, gk_backend_run_async);
+  g_task_set_task_data (task, job_data, (GDestroyNotify) job_data_free);
+  g_task_run_in_thread (task, job_thread);
+}
+
+gpointer
+gk_backend_run_finish (GkBackend     *self,
+                       GAsyncResult  *result,
+                       GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+void
+gk_backend_set_setting_async (GkBackend           *self,
+                              const char          *key,
+                              const char          *value,
+                              GCancellable        *cancellable,
+                              GAsyncReadyCallback  callback,
+                              gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  SettingData *data;
+
+  g_return_if_fail (GK_IS_BACKEND (self));
+  g_return_if_fail (key != NULL);
+
+  data = g_new0 (SettingData, 1);
+  data->key = g_strdup (key);
+  data->value = g_strdup (value);
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, gk_backend_set_setting_async);
+  g_task_set_task_data (task, data, (GDestroyNotify) setting_data_free);
+  g_task_run_in_thread (task, set_setting_thread);
+}
+
+gboolean
+gk_backend_set_setting_finish (GkBackend     *self,
+                               GAsyncResult  *result,
+                               GError       **error)
+{
+  SettingData *data;
+
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  if (!g_task_propagate_boolean (G_TASK (result), error))
+    return FALSE;
+
+  data = g_task_get_task_data (G_TASK (result));
+  g_signal_emit (self, signals[SETTING_CHANGED], g_quark_from_string (data->key), data->key);
+  /* The rotation threshold and the reset zone change what the keys show. */
+  g_signal_emit (self, signals[CHANGED], 0);
+
+  return TRUE;
+}
+
+gboolean
+gk_backend_has_gateway (void)
+{
+#ifdef GK_HAVE_GATEWAY
+  return TRUE;
+#else
+  return FALSE;
+#endif
+}
+
+gboolean
+gk_backend_start_gateway (GkBackend  *self,
+                          guint       port,
+                          GError    **error)
+{
+  g_return_val_if_fail (GK_IS_BACKEND (self), FALSE);
+
+#ifdef GK_HAVE_GATEWAY
+  if (self->key_store == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_INITIALIZED,
+                           _("Unlock the keys first"));
+      return FALSE;
+    }
+
+  if (self->gateway == NULL)
+    self->gateway = gk_gateway_new (self->key_store, self->pool);
+  else if (gk_gateway_is_running (self->gateway))
+    {
+      if (gk_gateway_get_port (self->gateway) == port)
+        return TRUE;
+      gk_gateway_stop (self->gateway);
+    }
+
+  return gk_gateway_start (self->gateway, "127.0.0.1", port, error);
+#else
+  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                       _("This build has no gateway"));
+  return FALSE;
+#endif
+}
+
+void
+gk_backend_stop_gateway (GkBackend *self)
+{
+  g_return_if_fail (GK_IS_BACKEND (self));
+
+#ifdef GK_HAVE_GATEWAY
+  if (self->gateway != NULL)
+    gk_gateway_stop (self->gateway);
+#endif
+}
+
+gboolean
+gk_backend_get_gateway_running (GkBackend *self)
+{
+  g_return_val_if_fail (GK_IS_BACKEND (self), FALSE);
+
+#ifdef GK_HAVE_GATEWAY
+  return self->gateway != NULL && gk_gateway_is_running (self->gateway);
+#else
+  return FALSE;
+#endif
+}
+
+guint
+gk_backend_get_gateway_port (GkBackend *self)
+{
+  g_return_val_if_fail (GK_IS_BACKEND (self), 0);
+
+#ifdef GK_HAVE_GATEWAY
+  if (gk_backend_get_gateway_running (self))
+    return gk_gateway_get_port (self->gateway);
+#endif
+  return 0;
+}
+
+#ifdef GK_HAVE_GATEWAY
+static void
+test_key_cb (GObject      *object,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GError *error = NULL;
+
+  if (gk_gateway_test_key_finish (result, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+#endif
+
+void
+gk_backend_test_key_async (GkBackend           *self,
+                           gint64               key_id,
+                           GCancellable        *cancellable,
+                           GAsyncReadyCallback  callback,
+                           gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+
+  g_return_if_fail (GK_IS_BACKEND (self));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, gk_backend_test_key_async);
+
+#ifdef GK_HAVE_GATEWAY
+  if (self->key_store != NULL)
+    {
+      gk_gateway_test_key_async (self->key_store, key_id, cancellable,
+                                 test_key_cb, g_steal_pointer (&task));
+      return;
+    }
+#endif
+
+  g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                           _("Testing keys needs the gateway, which this build lacks"));
+}
+
+gboolean
+gk_backend_test_key_finish (GkBackend     *self,
+                            GAsyncResult  *result,
+                            GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+char *
+gk_backend_manual_trigger (void)
+{
+  return g_strdup_printf ("manual:%s", g_get_user_name ());
+}

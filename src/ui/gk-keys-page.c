@@ -1,0 +1,1083 @@
+/* gk-keys-page.c
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <glib/gi18n.h>
+
+#include "gk-key-dialog.h"
+#include "gk-key-row.h"
+#include "gk-keys-page.h"
+#include "gk-quota-bar.h"
+
+struct _GkKeysPage
+{
+  AdwBin              parent_instance;
+
+  GkBackend          *backend;
+  GCancellable       *cancellable;
+  GListStore         *store;
+  GtkStringFilter    *filter;
+  gboolean            loading;
+  gboolean            reload_pending;
+  gboolean            loaded_once;
+
+  /* The clipboard content we set with a key, until cleared. */
+  GdkContentProvider *copied;
+  guint               clear_clipboard_source;
+
+  GtkStack           *stack;
+  AdwStatusPage      *error_page;
+  GtkSearchBar       *search_bar;
+  GtkSearchEntry     *search_entry;
+  GtkColumnView      *column_view;
+};
+
+G_DEFINE_FINAL_TYPE (GkKeysPage, gk_keys_page, ADW_TYPE_BIN)
+
+enum {
+  PROP_0,
+  PROP_LOADING,
+  N_PROPS
+};
+
+enum {
+  ADD_TOAST,
+  N_SIGNALS
+};
+
+static GParamSpec *properties[N_PROPS];
+static guint signals[N_SIGNALS];
+
+typedef enum
+{
+  COLUMN_NAME,
+  COLUMN_KEY,
+  COLUMN_STATUS,
+  COLUMN_PRIORITY,
+  COLUMN_QUOTAS,
+  COLUMN_LAST_USED,
+  COLUMN_MENU,
+} Column;
+
+#define N_QUOTA_BARS 3
+#define TOAST_TIMEOUT_S 4
+#define QUOTA_BAR_WIDTH 120
+
+static void reload (GkKeysPage *self);
+
+/* Helpers */
+
+static void
+toast (GkKeysPage *self,
+       const char *title)
+{
+  AdwToast *toast = adw_toast_new (title);
+
+  adw_toast_set_timeout (toast, TOAST_TIMEOUT_S);
+  g_signal_emit (self, signals[ADD_TOAST], 0, toast);
+  g_object_unref (toast);
+}
+
+static void
+toast_error (GkKeysPage   *self,
+             const GError *error)
+{
+  if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    toast (self, error->message);
+}
+
+static GkKeyRow *
+find_row (GkKeysPage *self,
+          gint64      id)
+{
+  guint n = g_list_model_get_n_items (G_LIST_MODEL (self->store));
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(GkKeyRow) row = g_list_model_get_item (G_LIST_MODEL (self->store), i);
+
+      if (gk_key_row_get_id (row) == id)
+        return row;   /* the store still holds a reference */
+    }
+
+  return NULL;
+}
+
+static GtkWindow *
+get_parent_window (GkKeysPage *self)
+{
+  GtkRoot *root = gtk_widget_get_root (GTK_WIDGET (self));
+
+  return GTK_IS_WINDOW (root) ? GTK_WINDOW (root) : NULL;
+}
+
+char *
+gk_format_relative_time (gint64 time,
+                         gint64 now)
+{
+  g_autoptr(GDateTime) then = NULL;
+  g_autoptr(GDateTime) today = NULL;
+  gint64 ago;
+
+  if (time <= 0)
+    return g_strdup (C_("last used", "Never"));
+
+  ago = now - time;
+  if (ago < 60)
+    return g_strdup (_("Just now"));
+  if (ago < 3600)
+    return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%d minute ago", "%d minutes ago", ago / 60),
+                            (int) (ago / 60));
+
+  then = g_date_time_new_from_unix_local (time);
+  today = g_date_time_new_from_unix_local (now);
+  if (then == NULL || today == NULL)
+    return g_strdup ("");
+
+  if (g_date_time_get_year (then) == g_date_time_get_year (today) &&
+      g_date_time_get_day_of_year (then) == g_date_time_get_day_of_year (today))
+    /* Translators: a time today, strftime format. */
+    return g_date_time_format (then, _("Today %H:%M"));
+  if (ago < 7 * 24 * 3600)
+    /* Translators: a weekday and time, strftime format. */
+    return g_date_time_format (then, _("%a %H:%M"));
+
+  /* Translators: a date, strftime format. */
+  return g_date_time_format (then, _("%e %b %Y"));
+}
+
+/* The list */
+
+static gpointer
+list_job (GkBackend  *backend,
+          gpointer    data,
+          GError    **error)
+{
+  return gk_key_store_list (gk_backend_get_key_store (backend), error);
+}
+
+static void
+set_loading (GkKeysPage *self,
+             gboolean    loading)
+{
+  if (self->loading == loading)
+    return;
+
+  self->loading = loading;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LOADING]);
+}
+
+static void
+list_done_cb (GObject      *object,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  g_autoptr(GkKeysPage) self = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) keys = NULL;
+  g_autoptr(GPtrArray) rows = NULL;
+
+  keys = gk_backend_run_finish (GK_BACKEND (object), result, &error);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+
+  if (keys == NULL)
+    {
+      adw_status_page_set_description (self->error_page, error->message);
+      gtk_stack_set_visible_child_name (self->stack, "error");
+    }
+  else
+    {
+      rows = g_ptr_array_new_with_free_func (g_object_unref);
+      for (guint i = 0; i < keys->len; i++)
+        g_ptr_array_add (rows, gk_key_row_new (g_ptr_array_index (keys, i)));
+
+      g_list_store_splice (self->store, 0, g_list_model_get_n_items (G_LIST_MODEL (self->store)),
+                           rows->pdata, rows->len);
+      gtk_stack_set_visible_child_name (self->stack, rows->len > 0 ? "list" : "empty");
+    }
+
+  self->loaded_once = TRUE;
+
+  if (self->reload_pending)
+    {
+      self->reload_pending = FALSE;
+      self->loading = FALSE;
+      reload (self);
+      return;
+    }
+
+  set_loading (self, FALSE);
+}
+
+static void
+reload (GkKeysPage *self)
+{
+  if (self->backend == NULL || gk_backend_get_key_store (self->backend) == NULL)
+    return;
+
+  /* One load at a time; a change during a load schedules one more. */
+  if (self->loading)
+    {
+      self->reload_pending = TRUE;
+      return;
+    }
+
+  set_loading (self, TRUE);
+  if (!self->loaded_once)
+    gtk_stack_set_visible_child_name (self->stack, "loading");
+
+  gk_backend_run_async (self->backend, list_job, NULL, NULL,
+                        (GDestroyNotify) g_ptr_array_unref,
+                        self->cancellable, list_done_cb, g_object_ref (self));
+}
+
+static void
+backend_changed_cb (GkKeysPage *self)
+{
+  reload (self);
+}
+
+/* Cells */
+
+static void
+setup_cell_cb (GtkSignalListItemFactory *factory,
+               GtkListItem              *item,
+               gpointer                  user_data)
+{
+  Column column = GPOINTER_TO_INT (user_data);
+  GtkWidget *widget = NULL;
+
+  switch (column)
+    {
+    case COLUMN_NAME:
+      {
+        GtkWidget *title = g_object_new (GTK_TYPE_LABEL,
+                                         "xalign", 0.0f,
+                                         "ellipsize", PANGO_ELLIPSIZE_END,
+                                         "width-chars", 12,
+                                         NULL);
+        GtkWidget *subtitle = g_object_new (GTK_TYPE_LABEL,
+                                            "xalign", 0.0f,
+                                            "ellipsize", PANGO_ELLIPSIZE_END,
+                                            NULL);
+
+        gtk_widget_add_css_class (title, "heading");
+        gtk_widget_add_css_class (subtitle, "caption");
+        gtk_widget_add_css_class (subtitle, "dim-label");
+        widget = gtk_box_new (GTK_ORIENTATION_VERTICAL, 2);
+        gtk_widget_set_valign (widget, GTK_ALIGN_CENTER);
+        gtk_box_append (GTK_BOX (widget), title);
+        gtk_box_append (GTK_BOX (widget), subtitle);
+      }
+      break;
+
+    case COLUMN_KEY:
+      widget = g_object_new (GTK_TYPE_LABEL, "xalign", 0.0f, "selectable", FALSE, NULL);
+      gtk_widget_add_css_class (widget, "monospace");
+      break;
+
+    case COLUMN_STATUS:
+      widget = g_object_new (GTK_TYPE_LABEL, "halign", GTK_ALIGN_START, "valign", GTK_ALIGN_CENTER, NULL);
+      gtk_widget_add_css_class (widget, "gk-badge");
+      break;
+
+    case COLUMN_PRIORITY:
+      widget = g_object_new (GTK_TYPE_LABEL, "xalign", 0.5f, NULL);
+      gtk_widget_add_css_class (widget, "numeric");
+      break;
+
+    case COLUMN_QUOTAS:
+      widget = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 12);
+      gtk_box_set_homogeneous (GTK_BOX (widget), TRUE);
+      gtk_widget_set_valign (widget, GTK_ALIGN_CENTER);
+      for (guint i = 0; i < N_QUOTA_BARS; i++)
+        {
+          GtkWidget *bar = gk_quota_bar_new ();
+
+          gtk_widget_set_size_request (bar, QUOTA_BAR_WIDTH, -1);
+          gtk_box_append (GTK_BOX (widget), bar);
+        }
+      break;
+
+    case COLUMN_LAST_USED:
+      widget = g_object_new (GTK_TYPE_LABEL, "xalign", 0.0f, NULL);
+      break;
+
+    case COLUMN_MENU:
+      widget = g_object_new (GTK_TYPE_MENU_BUTTON,
+                             "icon-name", "view-more-symbolic",
+                             "valign", GTK_ALIGN_CENTER,
+                             "tooltip-text", _("Key Actions"),
+                             NULL);
+      gtk_widget_add_css_class (widget, "flat");
+      break;
+
+    default:
+      g_assert_not_reached ();
+    }
+
+  gtk_list_item_set_child (item, widget);
+}
+
+/* One quota bar: the token window, or the request window when only that
+ * one has a limit. */
+static void
+bind_quota_bar (GkQuotaBar  *bar,
+                const GkKey *key,
+                GkQuotaSlot  token_slot,
+                GkQuotaSlot  request_slot,
+                const char  *title,
+                const char  *request_title)
+{
+  const GkQuota *quota = &key->quotas[token_slot];
+
+  if (quota->limit_value == 0 && request_slot != token_slot &&
+      key->quotas[request_slot].limit_value > 0)
+    {
+      quota = &key->quotas[request_slot];
+      title = request_title;
+    }
+
+  gk_quota_bar_set (bar, title, quota->used_value, quota->limit_value);
+}
+
+static GMenuModel *
+build_row_menu (gint64 id)
+{
+  g_autoptr(GMenu) menu = g_menu_new ();
+  g_autoptr(GMenu) section = g_menu_new ();
+  struct { const char *label; const char *action; gboolean second; } items[] = {
+    { N_("_Edit…"), "keys.edit", FALSE },
+    { N_("_Copy Key"), "keys.copy", FALSE },
+    { N_("_Test Key"), "keys.test", FALSE },
+    { N_("_Rotate…"), "keys.rotate", TRUE },
+    { N_("_Delete…"), "keys.delete", TRUE },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (items); i++)
+    {
+      g_autoptr(GMenuItem) item = NULL;
+
+      if (g_str_equal (items[i].action, "keys.test") && !gk_backend_has_gateway ())
+        continue;
+
+      item = g_menu_item_new (_(items[i].label), NULL);
+      g_menu_item_set_action_and_target_value (item, items[i].action, g_variant_new_int64 (id));
+      g_menu_append_item (items[i].second ? section : menu, item);
+    }
+
+  g_menu_append_section (menu, NULL, G_MENU_MODEL (section));
+
+  return G_MENU_MODEL (g_steal_pointer (&menu));
+}
+
+static void
+bind_cell_cb (GtkSignalListItemFactory *factory,
+              GtkListItem              *item,
+              gpointer                  user_data)
+{
+  Column column = GPOINTER_TO_INT (user_data);
+  GkKeyRow *row = gtk_list_item_get_item (item);
+  GtkWidget *widget = gtk_list_item_get_child (item);
+  const GkKey *key = gk_key_row_get_key (row);
+
+  switch (column)
+    {
+    case COLUMN_NAME:
+      {
+        GtkWidget *title = gtk_widget_get_first_child (widget);
+        GtkWidget *subtitle = gtk_widget_get_next_sibling (title);
+        g_autofree char *text = NULL;
+
+        gtk_label_set_text (GTK_LABEL (title), key->name);
+        gtk_widget_set_tooltip_text (title, key->name);
+        if (key->is_default && key->project != NULL)
+          /* Translators: "Default key · <project>". */
+          text = g_strdup_printf (_("Default · %s"), key->project);
+        else if (key->is_default)
+          text = g_strdup (_("Default"));
+        else
+          text = g_strdup (key->project);
+        gtk_label_set_text (GTK_LABEL (subtitle), text != NULL ? text : "");
+        gtk_widget_set_visible (subtitle, text != NULL);
+      }
+      break;
+
+    case COLUMN_KEY:
+      {
+        g_autofree char *masked = gk_key_get_masked (key);
+
+        gtk_label_set_text (GTK_LABEL (widget), masked);
+      }
+      break;
+
+    case COLUMN_STATUS:
+      {
+        static const char *classes[] = { "success", "warning", "error", "dim-label" };
+
+        for (guint i = 0; i < G_N_ELEMENTS (classes); i++)
+          gtk_widget_remove_css_class (widget, classes[i]);
+        gtk_widget_add_css_class (widget, gk_key_status_get_style_class (key->status));
+        gtk_label_set_text (GTK_LABEL (widget), gk_key_status_get_label (key->status));
+
+        if (key->status == GK_KEY_STATUS_RATE_LIMITED && key->cooldown_until > 0)
+          {
+            g_autoptr(GDateTime) until = g_date_time_new_from_unix_local (key->cooldown_until);
+            /* Translators: strftime format of a cooldown's end. */
+            g_autofree char *when = until != NULL ? g_date_time_format (until, _("until %H:%M")) : NULL;
+
+            gtk_widget_set_tooltip_text (widget, when);
+          }
+        else
+          gtk_widget_set_tooltip_text (widget, key->status_reason);
+      }
+      break;
+
+    case COLUMN_PRIORITY:
+      {
+        g_autofree char *text = g_strdup_printf ("%d", key->priority);
+
+        gtk_label_set_text (GTK_LABEL (widget), text);
+      }
+      break;
+
+    case COLUMN_QUOTAS:
+      {
+        GtkWidget *bar = gtk_widget_get_first_child (widget);
+
+        bind_quota_bar (GK_QUOTA_BAR (bar), key, GK_QUOTA_SLOT_MONTHLY_TOKENS,
+                        GK_QUOTA_SLOT_MONTHLY_TOKENS, C_("quota", "Month"), NULL);
+        bar = gtk_widget_get_next_sibling (bar);
+        bind_quota_bar (GK_QUOTA_BAR (bar), key, GK_QUOTA_SLOT_DAILY_TOKENS,
+                        GK_QUOTA_SLOT_DAILY_REQUESTS, C_("quota", "Day"),
+                        C_("quota", "Requests/day"));
+        bar = gtk_widget_get_next_sibling (bar);
+        bind_quota_bar (GK_QUOTA_BAR (bar), key, GK_QUOTA_SLOT_MINUTE_TOKENS,
+                        GK_QUOTA_SLOT_MINUTE_REQUESTS, C_("quota", "Minute"),
+                        C_("quota", "Requests/min"));
+      }
+      break;
+
+    case COLUMN_LAST_USED:
+      {
+        g_autofree char *text = gk_format_relative_time (key->last_used_at,
+                                                         g_get_real_time () / G_USEC_PER_SEC);
+
+        gtk_label_set_text (GTK_LABEL (widget), text);
+      }
+      break;
+
+    case COLUMN_MENU:
+      {
+        g_autoptr(GMenuModel) menu = build_row_menu (key->id);
+
+        gtk_menu_button_set_menu_model (GTK_MENU_BUTTON (widget), menu);
+      }
+      break;
+
+    default:
+      g_assert_not_reached ();
+    }
+}
+
+static void
+add_column (GkKeysPage *self,
+            Column      column,
+            const char *title,
+            gboolean    expand)
+{
+  g_autoptr(GtkListItemFactory) factory = gtk_signal_list_item_factory_new ();
+  g_autoptr(GtkColumnViewColumn) view_column = NULL;
+
+  g_signal_connect (factory, "setup", G_CALLBACK (setup_cell_cb), GINT_TO_POINTER (column));
+  g_signal_connect (factory, "bind", G_CALLBACK (bind_cell_cb), GINT_TO_POINTER (column));
+
+  view_column = gtk_column_view_column_new (title, g_object_ref (factory));
+  gtk_column_view_column_set_expand (view_column, expand);
+  gtk_column_view_column_set_resizable (view_column, column != COLUMN_MENU);
+  gtk_column_view_append_column (self->column_view, view_column);
+}
+
+/* Per-key actions */
+
+typedef struct
+{
+  gint64  id;
+  char   *name;
+} KeyRef;
+
+static void
+key_ref_free (KeyRef *ref)
+{
+  g_free (ref->name);
+  g_free (ref);
+}
+
+static KeyRef *
+key_ref_new (GkKeyRow *row)
+{
+  KeyRef *ref = g_new0 (KeyRef, 1);
+
+  ref->id = gk_key_row_get_id (row);
+  ref->name = g_strdup (gk_key_row_get_name (row));
+
+  return ref;
+}
+
+static void
+dialog_saved_cb (GkKeysPage  *self,
+                 gint64       id,
+                 GkKeyDialog *dialog)
+{
+  toast (self, gk_key_dialog_get_key_id (dialog) == 0 ? _("Key added") : _("Key saved"));
+}
+
+static void
+open_dialog (GkKeysPage  *self,
+             const GkKey *key)
+{
+  GkKeyDialog *dialog;
+
+  if (self->backend == NULL || gk_backend_get_key_store (self->backend) == NULL)
+    return;
+
+  dialog = gk_key_dialog_new (get_parent_window (self), self->backend, key);
+  g_signal_connect_object (dialog, "saved", G_CALLBACK (dialog_saved_cb), self, G_CONNECT_SWAPPED);
+  gtk_window_present (GTK_WINDOW (dialog));
+}
+
+static void
+add_action_cb (GtkWidget  *widget,
+               const char *action_name,
+               GVariant   *parameter)
+{
+  open_dialog (GK_KEYS_PAGE (widget), NULL);
+}
+
+static void
+edit_action_cb (GtkWidget  *widget,
+                const char *action_name,
+                GVariant   *parameter)
+{
+  GkKeysPage *self = GK_KEYS_PAGE (widget);
+  GkKeyRow *row = find_row (self, g_variant_get_int64 (parameter));
+
+  if (row != NULL)
+    open_dialog (self, gk_key_row_get_key (row));
+}
+
+static gboolean
+clear_clipboard_cb (gpointer user_data)
+{
+  GkKeysPage *self = user_data;
+  GdkClipboard *clipboard = gtk_widget_get_clipboard (GTK_WIDGET (self));
+
+  self->clear_clipboard_source = 0;
+  /* Only if nobody copied something else meanwhile. */
+  if (self->copied != NULL && gdk_clipboard_get_content (clipboard) == self->copied)
+    gdk_clipboard_set_content (clipboard, NULL);
+  g_clear_object (&self->copied);
+
+  return G_SOURCE_REMOVE;
+}
+
+static gpointer
+reveal_job (GkBackend  *backend,
+            gpointer    data,
+            GError    **error)
+{
+  KeyRef *ref = data;
+
+  return gk_key_store_reveal (gk_backend_get_key_store (backend), ref->id, error);
+}
+
+static void
+reveal_done_cb (GObject      *object,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  g_autoptr(GkKeysPage) self = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) plain = NULL;
+  GdkClipboard *clipboard;
+  GValue value = G_VALUE_INIT;
+
+  plain = gk_backend_run_finish (GK_BACKEND (object), result, &error);
+  if (plain == NULL)
+    {
+      toast_error (self, error);
+      return;
+    }
+
+  /* The clipboard needs its own copy; ours (secure bytes) is wiped when
+   * @plain is released. */
+  clipboard = gtk_widget_get_clipboard (GTK_WIDGET (self));
+  g_value_init (&value, G_TYPE_STRING);
+  g_value_set_string (&value, g_bytes_get_data (plain, NULL));
+  g_clear_object (&self->copied);
+  self->copied = gdk_content_provider_new_for_value (&value);
+  g_value_unset (&value);
+  gdk_clipboard_set_content (clipboard, self->copied);
+
+  g_clear_handle_id (&self->clear_clipboard_source, g_source_remove);
+  self->clear_clipboard_source = g_timeout_add_seconds (GK_CLIPBOARD_CLEAR_SECONDS,
+                                                        clear_clipboard_cb, self);
+
+  toast (self, _("Key copied; the clipboard is cleared in 30 seconds"));
+}
+
+static void
+copy_action_cb (GtkWidget  *widget,
+                const char *action_name,
+                GVariant   *parameter)
+{
+  GkKeysPage *self = GK_KEYS_PAGE (widget);
+  GkKeyRow *row = find_row (self, g_variant_get_int64 (parameter));
+
+  if (row == NULL)
+    return;
+
+  gk_backend_run_async (self->backend, reveal_job, key_ref_new (row), (GDestroyNotify) key_ref_free,
+                        (GDestroyNotify) g_bytes_unref, self->cancellable,
+                        reveal_done_cb, g_object_ref (self));
+}
+
+static void
+test_done_cb (GObject      *object,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  g_autoptr(GkKeysPage) self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (gk_backend_test_key_finish (GK_BACKEND (object), result, &error))
+    toast (self, _("The key works"));
+  else
+    toast_error (self, error);
+
+  /* A test can change the key's status either way. */
+  if (self->backend != NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    gk_backend_notify_changed (self->backend);
+}
+
+static void
+test_action_cb (GtkWidget  *widget,
+                const char *action_name,
+                GVariant   *parameter)
+{
+  GkKeysPage *self = GK_KEYS_PAGE (widget);
+
+  toast (self, _("Testing the key…"));
+  gk_backend_test_key_async (self->backend, g_variant_get_int64 (parameter), self->cancellable,
+                             test_done_cb, g_object_ref (self));
+}
+
+static gpointer
+rotate_job (GkBackend  *backend,
+            gpointer    data,
+            GError    **error)
+{
+  KeyRef *ref = data;
+  g_autofree char *trigger = gk_backend_manual_trigger ();
+  g_autoptr(GError) local_error = NULL;
+  gint64 *next = g_new (gint64, 1);
+
+  *next = gk_pool_rotate (gk_backend_get_pool (backend), ref->id, trigger, &local_error);
+  if (local_error != NULL)
+    {
+      g_free (next);
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return NULL;
+    }
+
+  return next;
+}
+
+static void
+rotate_done_cb (GObject      *object,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  g_autoptr(GkKeysPage) self = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autofree gint64 *next = NULL;
+
+  next = gk_backend_run_finish (GK_BACKEND (object), result, &error);
+  if (next == NULL)
+    {
+      toast_error (self, error);
+      return;
+    }
+
+  if (*next == 0)
+    toast (self, _("Key rotated; no other key is available now"));
+  else
+    {
+      GkKeyRow *row = find_row (self, *next);
+      /* Translators: %s is the name of the key used next. */
+      g_autofree char *text = g_strdup_printf (_("Key rotated; “%s” is used next"),
+                                               row != NULL ? gk_key_row_get_name (row) : "?");
+      toast (self, text);
+    }
+
+  gk_backend_notify_changed (self->backend);
+}
+
+static gpointer
+delete_job (GkBackend  *backend,
+            gpointer    data,
+            GError    **error)
+{
+  KeyRef *ref = data;
+
+  if (!gk_key_store_delete (gk_backend_get_key_store (backend), ref->id, error))
+    return NULL;
+
+  return GINT_TO_POINTER (TRUE);
+}
+
+static void
+delete_done_cb (GObject      *object,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  g_autoptr(GkKeysPage) self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (gk_backend_run_finish (GK_BACKEND (object), result, &error) == NULL)
+    {
+      toast_error (self, error);
+      return;
+    }
+
+  toast (self, _("Key deleted; its history is kept"));
+  gk_backend_notify_changed (self->backend);
+}
+
+/* Rotate and Delete ask first; the response id names the job. */
+static void
+confirm_response_cb (AdwMessageDialog *dialog,
+                     const char       *response,
+                     gpointer          user_data)
+{
+  GkKeysPage *self = g_object_get_data (G_OBJECT (dialog), "gk-keys-page");
+  KeyRef *ref = g_object_steal_data (G_OBJECT (dialog), "gk-key-ref");
+
+  if (self == NULL || ref == NULL || self->backend == NULL)
+    {
+      g_clear_pointer (&ref, key_ref_free);
+      return;
+    }
+
+  if (g_str_equal (response, "rotate"))
+    gk_backend_run_async (self->backend, rotate_job, ref, (GDestroyNotify) key_ref_free, g_free,
+                          self->cancellable, rotate_done_cb, g_object_ref (self));
+  else if (g_str_equal (response, "delete"))
+    gk_backend_run_async (self->backend, delete_job, ref, (GDestroyNotify) key_ref_free, NULL,
+                          self->cancellable, delete_done_cb, g_object_ref (self));
+  else
+    key_ref_free (ref);
+}
+
+static void
+confirm (GkKeysPage *self,
+         GkKeyRow   *row,
+         const char *response,
+         const char *response_label,
+         const char *heading,
+         const char *body)
+{
+  GtkWidget *dialog;
+
+  dialog = adw_message_dialog_new (get_parent_window (self), heading, body);
+  adw_message_dialog_add_responses (ADW_MESSAGE_DIALOG (dialog),
+                                    "cancel", _("_Cancel"),
+                                    response, response_label,
+                                    NULL);
+  adw_message_dialog_set_response_appearance (ADW_MESSAGE_DIALOG (dialog), response,
+                                              g_str_equal (response, "delete")
+                                              ? ADW_RESPONSE_DESTRUCTIVE
+                                              : ADW_RESPONSE_SUGGESTED);
+  adw_message_dialog_set_default_response (ADW_MESSAGE_DIALOG (dialog), "cancel");
+  adw_message_dialog_set_close_response (ADW_MESSAGE_DIALOG (dialog), "cancel");
+
+  g_object_set_data_full (G_OBJECT (dialog), "gk-keys-page", g_object_ref (self), g_object_unref);
+  g_object_set_data_full (G_OBJECT (dialog), "gk-key-ref", key_ref_new (row),
+                          (GDestroyNotify) key_ref_free);
+  g_signal_connect (dialog, "response", G_CALLBACK (confirm_response_cb), NULL);
+
+  gtk_window_present (GTK_WINDOW (dialog));
+}
+
+static void
+rotate_action_cb (GtkWidget  *widget,
+                  const char *action_name,
+                  GVariant   *parameter)
+{
+  GkKeysPage *self = GK_KEYS_PAGE (widget);
+  GkKeyRow *row = find_row (self, g_variant_get_int64 (parameter));
+  g_autofree char *heading = NULL;
+
+  if (row == NULL)
+    return;
+
+  /* Translators: %s is a key's name. */
+  heading = g_strdup_printf (_("Rotate “%s”?"), gk_key_row_get_name (row));
+  confirm (self, row, "rotate", _("_Rotate"), heading,
+           _("The key is taken out of service until the next daily reset and the next key takes "
+             "over. The rotation is logged as manual."));
+}
+
+static void
+delete_action_cb (GtkWidget  *widget,
+                  const char *action_name,
+                  GVariant   *parameter)
+{
+  GkKeysPage *self = GK_KEYS_PAGE (widget);
+  GkKeyRow *row = find_row (self, g_variant_get_int64 (parameter));
+  g_autofree char *heading = NULL;
+
+  if (row == NULL)
+    return;
+
+  /* Translators: %s is a key's name. */
+  heading = g_strdup_printf (_("Delete “%s”?"), gk_key_row_get_name (row));
+  confirm (self, row, "delete", _("_Delete"), heading,
+           _("The encrypted key is destroyed and cannot be recovered. Its usage and rotation "
+             "history are kept."));
+}
+
+static void
+search_action_cb (GtkWidget  *widget,
+                  const char *action_name,
+                  GVariant   *parameter)
+{
+  gk_keys_page_focus_search (GK_KEYS_PAGE (widget));
+}
+
+static void
+search_changed_cb (GkKeysPage *self)
+{
+  gtk_string_filter_set_search (self->filter, gtk_editable_get_text (GTK_EDITABLE (self->search_entry)));
+}
+
+static void
+stop_search_cb (GkKeysPage *self)
+{
+  gtk_editable_set_text (GTK_EDITABLE (self->search_entry), "");
+  gtk_search_bar_set_search_mode (self->search_bar, FALSE);
+}
+
+static void
+row_activated_cb (GkKeysPage    *self,
+                  guint          position,
+                  GtkColumnView *view)
+{
+  GListModel *model = G_LIST_MODEL (gtk_column_view_get_model (view));
+  g_autoptr(GkKeyRow) row = g_list_model_get_item (model, position);
+
+  if (row != NULL)
+    open_dialog (self, gk_key_row_get_key (row));
+}
+
+/* GObject */
+
+static void
+gk_keys_page_dispose (GObject *object)
+{
+  GkKeysPage *self = GK_KEYS_PAGE (object);
+
+  g_cancellable_cancel (self->cancellable);
+
+  /* Do not leave a key behind on the clipboard. */
+  if (self->clear_clipboard_source != 0)
+    {
+      g_clear_handle_id (&self->clear_clipboard_source, g_source_remove);
+      clear_clipboard_cb (self);
+    }
+  g_clear_object (&self->copied);
+
+  if (self->backend != NULL)
+    g_signal_handlers_disconnect_by_data (self->backend, self);
+  g_clear_object (&self->backend);
+
+  /* The template's top widget is the bin's child: let the bin drop it
+   * first, or it would unparent it a second time. */
+  adw_bin_set_child (ADW_BIN (self), NULL);
+  gtk_widget_dispose_template (GTK_WIDGET (self), GK_TYPE_KEYS_PAGE);
+
+  G_OBJECT_CLASS (gk_keys_page_parent_class)->dispose (object);
+}
+
+static void
+gk_keys_page_finalize (GObject *object)
+{
+  GkKeysPage *self = GK_KEYS_PAGE (object);
+
+  g_clear_object (&self->store);
+  g_clear_object (&self->filter);
+  g_clear_object (&self->cancellable);
+
+  G_OBJECT_CLASS (gk_keys_page_parent_class)->finalize (object);
+}
+
+static void
+gk_keys_page_get_property (GObject    *object,
+                           guint       prop_id,
+                           GValue     *value,
+                           GParamSpec *pspec)
+{
+  GkKeysPage *self = GK_KEYS_PAGE (object);
+
+  switch (prop_id)
+    {
+    case PROP_LOADING:
+      g_value_set_boolean (value, self->loading);
+      break;
+
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+gk_keys_page_class_init (GkKeysPageClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+
+  object_class->dispose = gk_keys_page_dispose;
+  object_class->finalize = gk_keys_page_finalize;
+  object_class->get_property = gk_keys_page_get_property;
+
+  properties[PROP_LOADING] =
+    g_param_spec_boolean ("loading", NULL, NULL, FALSE,
+                          G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  /**
+   * GkKeysPage::add-toast:
+   * @toast: the toast to show (the handler takes its own reference)
+   */
+  signals[ADD_TOAST] =
+    g_signal_new ("add-toast",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 1, ADW_TYPE_TOAST);
+
+  gtk_widget_class_set_template_from_resource (widget_class,
+                                               "/io/github/geminikeys/GeminiKeys/ui/gk-keys-page.ui");
+  gtk_widget_class_bind_template_child (widget_class, GkKeysPage, stack);
+  gtk_widget_class_bind_template_child (widget_class, GkKeysPage, error_page);
+  gtk_widget_class_bind_template_child (widget_class, GkKeysPage, search_bar);
+  gtk_widget_class_bind_template_child (widget_class, GkKeysPage, search_entry);
+  gtk_widget_class_bind_template_child (widget_class, GkKeysPage, column_view);
+  gtk_widget_class_bind_template_callback (widget_class, search_changed_cb);
+  gtk_widget_class_bind_template_callback (widget_class, stop_search_cb);
+
+  gtk_widget_class_install_action (widget_class, "keys.add", NULL, add_action_cb);
+  gtk_widget_class_install_action (widget_class, "keys.search", NULL, search_action_cb);
+  gtk_widget_class_install_action (widget_class, "keys.edit", "x", edit_action_cb);
+  gtk_widget_class_install_action (widget_class, "keys.copy", "x", copy_action_cb);
+  gtk_widget_class_install_action (widget_class, "keys.test", "x", test_action_cb);
+  gtk_widget_class_install_action (widget_class, "keys.rotate", "x", rotate_action_cb);
+  gtk_widget_class_install_action (widget_class, "keys.delete", "x", delete_action_cb);
+}
+
+static void
+gk_keys_page_init (GkKeysPage *self)
+{
+  g_autoptr(GtkFilterListModel) filtered = NULL;
+  g_autoptr(GtkNoSelection) selection = NULL;
+
+  gtk_widget_init_template (GTK_WIDGET (self));
+
+  self->cancellable = g_cancellable_new ();
+  self->store = g_list_store_new (GK_TYPE_KEY_ROW);
+  self->filter = gtk_string_filter_new (gtk_property_expression_new (GK_TYPE_KEY_ROW, NULL, "name"));
+  gtk_string_filter_set_match_mode (self->filter, GTK_STRING_FILTER_MATCH_MODE_SUBSTRING);
+  gtk_string_filter_set_ignore_case (self->filter, TRUE);
+
+  filtered = gtk_filter_list_model_new (g_object_ref (G_LIST_MODEL (self->store)),
+                                        g_object_ref (GTK_FILTER (self->filter)));
+  selection = gtk_no_selection_new (G_LIST_MODEL (g_steal_pointer (&filtered)));
+  gtk_column_view_set_model (self->column_view, GTK_SELECTION_MODEL (selection));
+  g_signal_connect_object (self->column_view, "activate", G_CALLBACK (row_activated_cb), self,
+                           G_CONNECT_SWAPPED);
+
+  add_column (self, COLUMN_NAME, _("Name"), TRUE);
+  add_column (self, COLUMN_KEY, _("Key"), FALSE);
+  add_column (self, COLUMN_STATUS, _("Status"), FALSE);
+  add_column (self, COLUMN_PRIORITY, _("Priority"), FALSE);
+  add_column (self, COLUMN_QUOTAS, _("Token Quotas"), FALSE);
+  add_column (self, COLUMN_LAST_USED, _("Last Used"), FALSE);
+  add_column (self, COLUMN_MENU, NULL, FALSE);
+
+  gtk_search_bar_connect_entry (self->search_bar, GTK_EDITABLE (self->search_entry));
+}
+
+/* Public API */
+
+GtkWidget *
+gk_keys_page_new (void)
+{
+  return g_object_new (GK_TYPE_KEYS_PAGE, NULL);
+}
+
+void
+gk_keys_page_set_backend (GkKeysPage *self,
+                          GkBackend  *backend)
+{
+  g_return_if_fail (GK_IS_KEYS_PAGE (self));
+  g_return_if_fail (!backend || GK_IS_BACKEND (backend));
+
+  if (self->backend == backend)
+    return;
+
+  if (self->backend != NULL)
+    g_signal_handlers_disconnect_by_data (self->backend, self);
+  g_set_object (&self->backend, backend);
+
+  if (backend != NULL)
+    {
+      g_signal_connect_swapped (backend, "changed", G_CALLBACK (backend_changed_cb), self);
+      reload (self);
+    }
+}
+
+GListModel *
+gk_keys_page_get_keys (GkKeysPage *self)
+{
+  g_return_val_if_fail (GK_IS_KEYS_PAGE (self), NULL);
+
+  return G_LIST_MODEL (self->store);
+}
+
+gboolean
+gk_keys_page_get_loading (GkKeysPage *self)
+{
+  g_return_val_if_fail (GK_IS_KEYS_PAGE (self), FALSE);
+
+  return self->loading;
+}
+
+void
+gk_keys_page_add_key (GkKeysPage *self)
+{
+  g_return_if_fail (GK_IS_KEYS_PAGE (self));
+
+  open_dialog (self, NULL);
+}
+
+void
+gk_keys_page_focus_search (GkKeysPage *self)
+{
+  g_return_if_fail (GK_IS_KEYS_PAGE (self));
+
+  gtk_search_bar_set_search_mode (self->search_bar, TRUE);
+  gtk_widget_grab_focus (GTK_WIDGET (self->search_entry));
+}

@@ -1,0 +1,322 @@
+/* gk-preferences-window.c
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <glib/gi18n.h>
+
+#include "gk-preferences-window.h"
+
+struct _GkPreferencesWindow
+{
+  AdwPreferencesWindow  parent_instance;
+
+  GkBackend            *backend;
+  GCancellable         *cancellable;
+  /* Set while the widgets are filled in, so that is not taken as edits. */
+  gboolean              updating;
+  gboolean              loaded;
+
+  GtkWidget            *threshold_spin;
+  GtkWidget            *timezone_row;
+  GtkWidget            *notifications_switch;
+  GtkWidget            *gateway_group;
+  GtkWidget            *gateway_row;
+  GtkWidget            *gateway_switch;
+  GtkWidget            *port_spin;
+};
+
+G_DEFINE_FINAL_TYPE (GkPreferencesWindow, gk_preferences_window, ADW_TYPE_PREFERENCES_WINDOW)
+
+typedef struct
+{
+  double    threshold;
+  char     *timezone;
+  gboolean  notifications;
+  gboolean  gateway_enabled;
+  int       gateway_port;
+} Settings;
+
+static void
+settings_free (Settings *settings)
+{
+  g_free (settings->timezone);
+  g_free (settings);
+}
+
+static void
+toast (GkPreferencesWindow *self,
+       const char          *text)
+{
+  adw_preferences_window_add_toast (ADW_PREFERENCES_WINDOW (self), adw_toast_new (text));
+}
+
+static void
+update_gateway_row (GkPreferencesWindow *self)
+{
+  g_autofree char *subtitle = NULL;
+
+  if (gk_backend_get_gateway_running (self->backend))
+    /* Translators: %u is a TCP port. */
+    subtitle = g_strdup_printf (_("Listening on http://127.0.0.1:%u"),
+                                gk_backend_get_gateway_port (self->backend));
+  else
+    subtitle = g_strdup (_("Stopped. `gemini-keysctl serve` runs it without this window."));
+
+  adw_action_row_set_subtitle (ADW_ACTION_ROW (self->gateway_row), subtitle);
+}
+
+static void
+set_setting_cb (GObject      *object,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  g_autoptr(GkPreferencesWindow) self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!gk_backend_set_setting_finish (GK_BACKEND (object), result, &error) &&
+      !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    toast (self, error->message);
+}
+
+static void
+write_setting (GkPreferencesWindow *self,
+               const char          *key,
+               const char          *value)
+{
+  if (self->updating || !self->loaded)
+    return;
+
+  gk_backend_set_setting_async (self->backend, key, value, self->cancellable,
+                                set_setting_cb, g_object_ref (self));
+}
+
+static void
+threshold_changed_cb (GkPreferencesWindow *self)
+{
+  g_autofree char *value = g_strdup_printf ("%d",
+                                            gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (self->threshold_spin)));
+
+  write_setting (self, GK_SETTING_ROTATION_THRESHOLD, value);
+}
+
+static void
+timezone_changed_cb (GkPreferencesWindow *self)
+{
+  gtk_widget_remove_css_class (self->timezone_row, "error");
+}
+
+static void
+timezone_apply_cb (GkPreferencesWindow *self)
+{
+  const char *text = gtk_editable_get_text (GTK_EDITABLE (self->timezone_row));
+  g_autofree char *zone = g_strstrip (g_strdup (text));
+  g_autoptr(GTimeZone) tz = NULL;
+
+  /* An unknown identifier gives NULL; "UTC" and "Europe/Berlin" do not. */
+  if (zone[0] != '\0')
+    tz = g_time_zone_new_identifier (zone);
+  if (tz == NULL)
+    {
+      g_autofree char *message =
+        /* Translators: %s is what the user typed. */
+        g_strdup_printf (_("“%s” is not a time zone. Use a name such as America/Los_Angeles or UTC."),
+                         zone);
+
+      gtk_widget_add_css_class (self->timezone_row, "error");
+      toast (self, message);
+      return;
+    }
+
+  write_setting (self, GK_SETTING_RESET_TIMEZONE, zone);
+}
+
+static void
+notifications_changed_cb (GkPreferencesWindow *self)
+{
+  write_setting (self, GK_SETTING_NOTIFICATIONS,
+                 gtk_switch_get_active (GTK_SWITCH (self->notifications_switch)) ? "1" : "0");
+}
+
+static void
+apply_gateway (GkPreferencesWindow *self)
+{
+  g_autoptr(GError) error = NULL;
+  gboolean enable = gtk_switch_get_active (GTK_SWITCH (self->gateway_switch));
+  guint port = (guint) gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (self->port_spin));
+
+  if (!enable)
+    gk_backend_stop_gateway (self->backend);
+  else if (!gk_backend_start_gateway (self->backend, port, &error))
+    {
+      toast (self, error->message);
+      self->updating = TRUE;
+      gtk_switch_set_active (GTK_SWITCH (self->gateway_switch), FALSE);
+      self->updating = FALSE;
+      enable = FALSE;
+    }
+
+  update_gateway_row (self);
+  write_setting (self, GK_SETTING_GATEWAY_ENABLED, enable ? "1" : "0");
+}
+
+static void
+gateway_changed_cb (GkPreferencesWindow *self)
+{
+  if (self->updating || !self->loaded)
+    return;
+
+  apply_gateway (self);
+}
+
+static void
+port_changed_cb (GkPreferencesWindow *self)
+{
+  g_autofree char *value = NULL;
+
+  if (self->updating || !self->loaded)
+    return;
+
+  value = g_strdup_printf ("%d", gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (self->port_spin)));
+  write_setting (self, GK_SETTING_GATEWAY_PORT, value);
+  if (gk_backend_get_gateway_running (self->backend))
+    apply_gateway (self);
+}
+
+static gpointer
+load_job (GkBackend  *backend,
+          gpointer    data,
+          GError    **error)
+{
+  GkDatabase *db = gk_backend_get_database (backend);
+  g_autoptr(GTimeZone) tz = gk_database_get_reset_timezone (db);
+  Settings *settings = g_new0 (Settings, 1);
+
+  settings->threshold = gk_database_get_rotation_threshold (db);
+  settings->timezone = g_strdup (tz != NULL ? g_time_zone_get_identifier (tz) : GK_DEFAULT_RESET_TIMEZONE);
+  settings->notifications = gk_database_get_setting_int (db, GK_SETTING_NOTIFICATIONS, 1) != 0;
+  settings->gateway_enabled = gk_database_get_setting_int (db, GK_SETTING_GATEWAY_ENABLED, 0) != 0;
+  settings->gateway_port = gk_database_get_setting_int (db, GK_SETTING_GATEWAY_PORT,
+                                                        GK_DEFAULT_GATEWAY_PORT);
+
+  return settings;
+}
+
+static void
+load_done_cb (GObject      *object,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  g_autoptr(GkPreferencesWindow) self = user_data;
+  g_autoptr(GError) error = NULL;
+  Settings *settings;
+
+  settings = gk_backend_run_finish (GK_BACKEND (object), result, &error);
+  if (settings == NULL)
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        toast (self, error->message);
+      return;
+    }
+
+  self->updating = TRUE;
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->threshold_spin), settings->threshold);
+  gtk_editable_set_text (GTK_EDITABLE (self->timezone_row), settings->timezone);
+  gtk_switch_set_active (GTK_SWITCH (self->notifications_switch), settings->notifications);
+  gtk_switch_set_active (GTK_SWITCH (self->gateway_switch),
+                         gk_backend_get_gateway_running (self->backend));
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->port_spin), settings->gateway_port);
+  self->updating = FALSE;
+
+  update_gateway_row (self);
+  self->loaded = TRUE;
+  gtk_widget_set_sensitive (GTK_WIDGET (self), TRUE);
+  settings_free (settings);
+}
+
+static void
+gk_preferences_window_dispose (GObject *object)
+{
+  GkPreferencesWindow *self = GK_PREFERENCES_WINDOW (object);
+
+  g_cancellable_cancel (self->cancellable);
+  gtk_widget_dispose_template (GTK_WIDGET (self), GK_TYPE_PREFERENCES_WINDOW);
+  g_clear_object (&self->backend);
+
+  G_OBJECT_CLASS (gk_preferences_window_parent_class)->dispose (object);
+}
+
+static void
+gk_preferences_window_finalize (GObject *object)
+{
+  GkPreferencesWindow *self = GK_PREFERENCES_WINDOW (object);
+
+  g_clear_object (&self->cancellable);
+
+  G_OBJECT_CLASS (gk_preferences_window_parent_class)->finalize (object);
+}
+
+static void
+gk_preferences_window_class_init (GkPreferencesWindowClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+
+  object_class->dispose = gk_preferences_window_dispose;
+  object_class->finalize = gk_preferences_window_finalize;
+
+  gtk_widget_class_set_template_from_resource (widget_class,
+                                               "/io/github/geminikeys/GeminiKeys/ui/gk-preferences-window.ui");
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, threshold_spin);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, timezone_row);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, notifications_switch);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, gateway_group);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, gateway_row);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, gateway_switch);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, port_spin);
+  gtk_widget_class_bind_template_callback (widget_class, threshold_changed_cb);
+  gtk_widget_class_bind_template_callback (widget_class, timezone_changed_cb);
+  gtk_widget_class_bind_template_callback (widget_class, timezone_apply_cb);
+  gtk_widget_class_bind_template_callback (widget_class, notifications_changed_cb);
+  gtk_widget_class_bind_template_callback (widget_class, gateway_changed_cb);
+  gtk_widget_class_bind_template_callback (widget_class, port_changed_cb);
+}
+
+static void
+gk_preferences_window_init (GkPreferencesWindow *self)
+{
+  self->cancellable = g_cancellable_new ();
+  gtk_widget_init_template (GTK_WIDGET (self));
+
+  gtk_widget_set_visible (self->gateway_group, gk_backend_has_gateway ());
+}
+
+GtkWidget *
+gk_preferences_window_new (GtkWindow *parent,
+                           GkBackend *backend)
+{
+  GkPreferencesWindow *self;
+
+  g_return_val_if_fail (GK_IS_BACKEND (backend), NULL);
+
+  self = g_object_new (GK_TYPE_PREFERENCES_WINDOW,
+                       "transient-for", parent,
+                       NULL);
+  self->backend = g_object_ref (backend);
+
+  /* Nothing is editable until the current values are shown. */
+  gtk_widget_set_sensitive (GTK_WIDGET (self), FALSE);
+  gk_backend_run_async (backend, load_job, NULL, NULL, (GDestroyNotify) settings_free,
+                        self->cancellable, load_done_cb, g_object_ref (self));
+
+  return GTK_WIDGET (self);
+}
+
+gboolean
+gk_preferences_window_get_loaded (GkPreferencesWindow *self)
+{
+  g_return_val_if_fail (GK_IS_PREFERENCES_WINDOW (self), FALSE);
+
+  return self->loaded;
+}
