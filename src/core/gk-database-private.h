@@ -38,8 +38,8 @@ void          gk_database_set_error   (GkDatabase   *self,
                                        const char   *what);
 /* Bumped by core modules whenever they change keys or quotas, so caches
  * over those tables know to reload (data_version only sees other
- * connections' commits). */
-void          gk_database_touch       (GkDatabase   *self);
+ * connections' commits). Returns the new change stamp. */
+guint64       gk_database_touch       (GkDatabase   *self);
 /* data_version combined with the local touch counter. */
 guint64       gk_database_change_stamp (GkDatabase  *self);
 

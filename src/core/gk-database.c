@@ -25,6 +25,7 @@ struct _GkDatabase
   GHashTable *statements;   /* sql (borrowed from callers' literals) → sqlite3_stmt */
   char       *uuid;
   guint64     local_changes;
+  gint64      last_data_version;
 };
 
 G_DEFINE_FINAL_TYPE (GkDatabase, gk_database, G_TYPE_OBJECT)
@@ -572,12 +573,35 @@ gk_database_exec (GkDatabase  *self,
   return rc == SQLITE_OK;
 }
 
+/* Runs a cached statement without results (BEGIN and COMMIT run on every
+ * request: compiling them each time would cost more than the write). */
+static gboolean
+step_cached (GkDatabase  *self,
+             const char  *sql,
+             GError     **error)
+{
+  sqlite3_stmt *stmt = gk_database_prepare (self, sql, error);
+  int rc;
+
+  if (stmt == NULL)
+    return FALSE;
+  rc = sqlite3_step (stmt);
+  sqlite3_reset (stmt);
+  if (rc != SQLITE_DONE)
+    {
+      set_error_rc (error, sqlite3_extended_errcode (self->handle), _("Database update failed"),
+                    sqlite3_errmsg (self->handle));
+      return FALSE;
+    }
+  return TRUE;
+}
+
 gboolean
 gk_database_begin (GkDatabase  *self,
                    GError     **error)
 {
   gk_database_lock (self);
-  if (!gk_database_exec (self, "BEGIN IMMEDIATE", error))
+  if (!step_cached (self, "BEGIN IMMEDIATE", error))
     {
       gk_database_unlock (self);
       return FALSE;
@@ -589,9 +613,9 @@ gboolean
 gk_database_commit (GkDatabase  *self,
                     GError     **error)
 {
-  gboolean ok = gk_database_exec (self, "COMMIT", error);
+  gboolean ok = step_cached (self, "COMMIT", error);
 
-  if (!ok)
+  if (!ok && !sqlite3_get_autocommit (self->handle))
     sqlite3_exec (self->handle, "ROLLBACK", NULL, NULL, NULL);
   gk_database_unlock (self);
   return ok;
@@ -605,12 +629,17 @@ gk_database_rollback (GkDatabase *self)
   gk_database_unlock (self);
 }
 
-void
+guint64
 gk_database_touch (GkDatabase *self)
 {
+  guint64 stamp;
+
   gk_database_lock (self);
   self->local_changes++;
+  /* Our own commits do not move data_version; the last value read stands. */
+  stamp = ((guint64) self->last_data_version << 32) + self->local_changes;
   gk_database_unlock (self);
+  return stamp;
 }
 
 gint64
@@ -627,6 +656,7 @@ gk_database_get_data_version (GkDatabase *self)
     version = sqlite3_column_int64 (stmt, 0);
   if (stmt != NULL)
     sqlite3_reset (stmt);
+  self->last_data_version = version;
   gk_database_unlock (self);
   return version;
 }

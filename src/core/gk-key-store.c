@@ -25,6 +25,7 @@ struct _GkKeyStore
   GObject     parent_instance;
   GkDatabase *db;
   GBytes     *master_key;
+  char       *check_value;  /* of master_key */
 };
 
 G_DEFINE_FINAL_TYPE (GkKeyStore, gk_key_store, G_TYPE_OBJECT)
@@ -587,6 +588,22 @@ write_quota_limits (GkKeyStore      *self,
   return TRUE;
 }
 
+/* Another process may have rotated the master key since this store was
+ * made: writing with the old key would make rows nobody can read. */
+static gboolean
+master_key_current (GkKeyStore  *self,
+                    GError     **error)
+{
+  g_autofree char *stored = gk_database_get_meta (self->db, "key_check_value");
+
+  if (stored == NULL || gk_crypto_equal_const_time (stored, self->check_value))
+    return TRUE;
+  g_set_error_literal (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_MASTER_KEY_CHANGED,
+                       _("The master key was changed by another program. Restart Gemini Keys "
+                         "to unlock the keys with the new master key."));
+  return FALSE;
+}
+
 static void
 gk_key_store_finalize (GObject *object)
 {
@@ -594,6 +611,7 @@ gk_key_store_finalize (GObject *object)
 
   g_clear_object (&self->db);
   g_clear_pointer (&self->master_key, g_bytes_unref);
+  g_clear_pointer (&self->check_value, g_free);
 
   G_OBJECT_CLASS (gk_key_store_parent_class)->finalize (object);
 }
@@ -622,6 +640,7 @@ gk_key_store_new (GkDatabase *db,
   self = g_object_new (GK_TYPE_KEY_STORE, NULL);
   self->db = g_object_ref (db);
   self->master_key = g_bytes_ref (master_key);
+  self->check_value = gk_crypto_check_value (master_key);
   return self;
 }
 
@@ -652,6 +671,11 @@ gk_key_store_add (GkKeyStore       *self,
 
   if (!gk_database_begin (self->db, error))
     return 0;
+  if (!master_key_current (self, error))
+    {
+      gk_database_rollback (self->db);
+      return 0;
+    }
 
   now = gk_database_now (self->db);
   stmt = gk_database_prepare (
@@ -775,6 +799,8 @@ gk_key_store_update (GkKeyStore       *self,
   if (!gk_database_begin (self->db, error))
     return FALSE;
   if (!exists (self, id, error))
+    goto fail;
+  if (new_api_key != NULL && !master_key_current (self, error))
     goto fail;
 
   /* Editing a key clears INVALID and any cooldown: the user has looked at
@@ -930,9 +956,11 @@ gk_key_store_reveal (GkKeyStore  *self,
   if (blob != NULL)
     plain = gk_crypto_decrypt (self->master_key, uuid, g_bytes_get_data (blob, NULL),
                                g_bytes_get_size (blob), &local_error);
+  if (plain == NULL && !master_key_current (self, error))
+    return NULL;
   if (plain == NULL)
     {
-      /* The master key was checked at unlock, so this row alone is bad. */
+      /* The master key matches the database, so this row alone is bad. */
       g_set_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_CORRUPT,
                    _("The stored key “%s” cannot be decrypted: its row is damaged. Edit the key "
                      "and enter it again; the other keys are not affected."),

@@ -23,6 +23,7 @@ typedef enum
   GK_KEY_STORE_ERROR_DUPLICATE,
   GK_KEY_STORE_ERROR_NOT_FOUND,
   GK_KEY_STORE_ERROR_CORRUPT,    /* this row's ciphertext does not decrypt */
+  GK_KEY_STORE_ERROR_MASTER_KEY_CHANGED, /* another process rotated the master key */
 } GkKeyStoreError;
 
 #define GK_KEY_NAME_MAX_CHARS 100

@@ -27,7 +27,9 @@
 typedef struct
 {
   gint64      id;
+  char       *uuid;
   char       *name;
+  char       *key_hint;
   char       *project;
   GkKeyStatus status;
   gint64      cooldown_until;
@@ -65,7 +67,9 @@ pool_entry_clear (gpointer data)
 {
   PoolEntry *e = data;
 
+  g_free (e->uuid);
   g_free (e->name);
+  g_free (e->key_hint);
   g_free (e->project);
 }
 
@@ -178,8 +182,9 @@ load_snapshot (GkPool  *self,
   stmt = gk_database_prepare (self->db,
                               "SELECT id, name, project, status, cooldown_until, priority,"
                               " is_default, last_used_at, monthly_budget_usd, month_cost_usd,"
-                              " rate_limit_strikes"
-                              " FROM gemini_api_keys WHERE deleted_at IS NULL ORDER BY id",
+                              " rate_limit_strikes, uuid, key_hint"
+                              " FROM gemini_api_keys WHERE deleted_at IS NULL"
+                              " ORDER BY is_default DESC, priority DESC, id",
                               error);
   if (stmt == NULL)
     return FALSE;
@@ -202,6 +207,8 @@ load_snapshot (GkPool  *self,
                                                                : sqlite3_column_double (stmt, 8);
       e.month_cost = sqlite3_column_double (stmt, 9);
       e.strikes = sqlite3_column_int (stmt, 10);
+      e.uuid = g_strdup ((const char *) sqlite3_column_text (stmt, 11));
+      e.key_hint = g_strdup ((const char *) sqlite3_column_text (stmt, 12));
       if (e.cooldown_until != 0)
         next_due = MIN (next_due, e.cooldown_until);
       g_array_append_val (self->entries, e);
@@ -376,7 +383,9 @@ entry_better (const PoolEntry *a,
   return a->id < b->id;
 }
 
-/* Called with the snapshot held. */
+/* Called with the snapshot held. The entries are ordered by (default,
+ * priority), the first two criteria, so the scan stops at the end of the
+ * first group that has an eligible key. */
 static PoolEntry *
 choose (GkPool *self,
         gint64  now,
@@ -391,6 +400,8 @@ choose (GkPool *self,
       PoolEntry *e = &g_array_index (self->entries, PoolEntry, i);
       double share;
 
+      if (best != NULL && (e->is_default != best->is_default || e->priority != best->priority))
+        break;
       if (e->id == also_exclude || id_in (exclude, e->id) || !entry_eligible (e, now, self->threshold))
         continue;
       share = entry_remaining_share (e);
@@ -427,45 +438,25 @@ gk_pool_select (GkPool      *self,
   best = choose (self, gk_database_now (self->db), exclude, 0);
   if (best != NULL)
     {
-      sqlite3_stmt *stmt;
-
-      /* The caller gets the full row (uuid and hint for display and
-       * decryption), read by primary key: cheap. */
-      stmt = gk_database_prepare (self->db,
-                                  "SELECT uuid, key_hint, status_reason, created_at, updated_at,"
-                                  " last_rotation_at FROM gemini_api_keys WHERE id = ?1",
-                                  error);
-      if (stmt != NULL)
+      key = g_new0 (GkKey, 1);
+      key->id = best->id;
+      key->uuid = g_strdup (best->uuid);
+      key->name = g_strdup (best->name);
+      key->key_hint = g_strdup (best->key_hint);
+      key->project = g_strdup (best->project);
+      key->status = GK_KEY_STATUS_ACTIVE;
+      key->priority = best->priority;
+      key->is_default = best->is_default;
+      key->monthly_budget_usd = best->budget;
+      key->month_cost_usd = best->month_cost;
+      key->last_used_at = best->last_used_at;
+      key->has_ciphertext = TRUE;
+      for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
         {
-          sqlite3_bind_int64 (stmt, 1, best->id);
-          if (sqlite3_step (stmt) == SQLITE_ROW)
-            {
-              key = g_new0 (GkKey, 1);
-              key->id = best->id;
-              key->uuid = g_strdup ((const char *) sqlite3_column_text (stmt, 0));
-              key->key_hint = g_strdup ((const char *) sqlite3_column_text (stmt, 1));
-              key->status_reason = g_strdup ((const char *) sqlite3_column_text (stmt, 2));
-              key->created_at = sqlite3_column_int64 (stmt, 3);
-              key->updated_at = sqlite3_column_int64 (stmt, 4);
-              key->last_rotation_at = sqlite3_column_int64 (stmt, 5);
-              key->name = g_strdup (best->name);
-              key->project = g_strdup (best->project);
-              key->status = GK_KEY_STATUS_ACTIVE;
-              key->priority = best->priority;
-              key->is_default = best->is_default;
-              key->monthly_budget_usd = best->budget;
-              key->month_cost_usd = best->month_cost;
-              key->last_used_at = best->last_used_at;
-              key->has_ciphertext = TRUE;
-              for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
-                {
-                  key->quotas[i].type = gk_quota_slot_type (i);
-                  key->quotas[i].unit = gk_quota_slot_unit (i);
-                  key->quotas[i].limit_value = best->limit[i];
-                  key->quotas[i].used_value = best->used[i];
-                }
-            }
-          sqlite3_reset (stmt);
+          key->quotas[i].type = gk_quota_slot_type (i);
+          key->quotas[i].unit = gk_quota_slot_unit (i);
+          key->quotas[i].limit_value = best->limit[i];
+          key->quotas[i].used_value = best->used[i];
         }
     }
   else
@@ -831,11 +822,9 @@ gk_pool_track (GkPool               *self,
 
   /* This pool applied its own change; other pools on this database must
    * reload, which the bumped stamp tells them. */
-  gk_database_touch (self->db);
+  self->stamp = gk_database_touch (self->db);
   if (out)
     self->loaded = FALSE;
-  else
-    self->stamp = gk_database_change_stamp (self->db);
   snapshot_release (self);
 
   if (result != NULL)
