@@ -5,6 +5,7 @@
 #pragma once
 
 #include "gk-types.h"
+#include "gk-alerts.h"
 #include "gk-clock.h"
 #include "gk-crypto.h"
 #include "gk-database.h"

@@ -1,0 +1,207 @@
+/* gk-alerts.c
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <glib/gi18n.h>
+
+#include "gk-alerts.h"
+#include "gk-database-private.h"
+#include "gk-quotas.h"
+
+struct _GkAlertTracker
+{
+  GObject     parent_instance;
+  GkDatabase *db;
+  GMutex      mutex;
+  GHashTable *active;          /* "kind:key_id" of conditions already reported */
+  gint64      last_rate_alert; /* 0 = never */
+  gboolean    primed;
+};
+
+G_DEFINE_FINAL_TYPE (GkAlertTracker, gk_alert_tracker, G_TYPE_OBJECT)
+
+void
+gk_alert_free (GkAlert *alert)
+{
+  if (alert == NULL)
+    return;
+  g_free (alert->key_name);
+  g_free (alert);
+}
+
+static void
+gk_alert_tracker_finalize (GObject *object)
+{
+  GkAlertTracker *self = (GkAlertTracker *) object;
+
+  g_clear_object (&self->db);
+  g_clear_pointer (&self->active, g_hash_table_unref);
+  g_mutex_clear (&self->mutex);
+
+  G_OBJECT_CLASS (gk_alert_tracker_parent_class)->finalize (object);
+}
+
+static void
+gk_alert_tracker_class_init (GkAlertTrackerClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = gk_alert_tracker_finalize;
+}
+
+static void
+gk_alert_tracker_init (GkAlertTracker *self)
+{
+  g_mutex_init (&self->mutex);
+  self->active = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+}
+
+GkAlertTracker *
+gk_alert_tracker_new (GkDatabase *db)
+{
+  GkAlertTracker *self;
+
+  g_return_val_if_fail (GK_IS_DATABASE (db), NULL);
+
+  self = g_object_new (GK_TYPE_ALERT_TRACKER, NULL);
+  self->db = g_object_ref (db);
+  return self;
+}
+
+/* One query per per-key condition; each row is (id, name, value). */
+static const struct
+{
+  GkAlertKind kind;
+  const char *sql;
+} key_conditions[] = {
+  { GK_ALERT_QUOTA_LOW,
+    "SELECT k.id, k.name, MIN((q.limit_value - q.used_value) * 100.0 / q.limit_value) AS left"
+    " FROM gemini_api_keys k JOIN gemini_key_quotas q ON q.key_id = k.id"
+    " WHERE k.deleted_at IS NULL AND k.status != 'INACTIVE' AND q.limit_value > 0"
+    " GROUP BY k.id HAVING left < ?1" },
+  { GK_ALERT_KEY_INVALID,
+    "SELECT id, name, 0 FROM gemini_api_keys"
+    " WHERE deleted_at IS NULL AND status = 'INVALID' AND ?1 = ?1" },
+  { GK_ALERT_BUDGET,
+    "SELECT id, name, monthly_budget_usd FROM gemini_api_keys"
+    " WHERE deleted_at IS NULL AND monthly_budget_usd IS NOT NULL"
+    " AND month_cost_usd >= monthly_budget_usd AND ?1 = ?1" },
+};
+
+static gboolean
+collect_key_condition (GkAlertTracker *self,
+                       guint           index,
+                       GHashTable     *now_active,
+                       GPtrArray      *alerts,
+                       GError        **error)
+{
+  sqlite3_stmt *stmt = gk_database_prepare (self->db, key_conditions[index].sql, error);
+  int rc;
+
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_double (stmt, 1, GK_ALERT_QUOTA_LOW_PERCENT);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      gint64 id = sqlite3_column_int64 (stmt, 0);
+      char *tag = g_strdup_printf ("%d:%" G_GINT64_FORMAT, key_conditions[index].kind, id);
+
+      if (!g_hash_table_contains (self->active, tag))
+        {
+          GkAlert *alert = g_new0 (GkAlert, 1);
+
+          alert->kind = key_conditions[index].kind;
+          alert->key_id = id;
+          alert->key_name = g_strdup ((const char *) sqlite3_column_text (stmt, 1));
+          alert->value = sqlite3_column_double (stmt, 2);
+          g_ptr_array_add (alerts, alert);
+        }
+      g_hash_table_add (now_active, tag);
+    }
+  sqlite3_reset (stmt);
+  if (rc != SQLITE_DONE)
+    {
+      gk_database_set_error (self->db, error, _("Cannot read the keys"));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+check_success_rate (GkAlertTracker *self,
+                    gint64          now,
+                    GPtrArray      *alerts,
+                    GError        **error)
+{
+  sqlite3_stmt *stmt;
+  gint64 requests = 0, successes = 0;
+
+  stmt = gk_database_prepare (self->db,
+                              "SELECT COUNT(*), COALESCE(SUM(status = 'SUCCESS'), 0)"
+                              " FROM gemini_key_usage_log WHERE created_at > ?1",
+                              error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (stmt, 1, now - GK_ALERT_SUCCESS_RATE_INTERVAL);
+  if (sqlite3_step (stmt) == SQLITE_ROW)
+    {
+      requests = sqlite3_column_int64 (stmt, 0);
+      successes = sqlite3_column_int64 (stmt, 1);
+    }
+  sqlite3_reset (stmt);
+
+  if (requests >= GK_ALERT_SUCCESS_RATE_MIN_REQUESTS
+      && successes * 100.0 < GK_ALERT_SUCCESS_RATE_PERCENT * requests
+      && (self->last_rate_alert == 0
+          || now - self->last_rate_alert >= GK_ALERT_SUCCESS_RATE_INTERVAL
+          || now < self->last_rate_alert))
+    {
+      GkAlert *alert = g_new0 (GkAlert, 1);
+
+      alert->kind = GK_ALERT_SUCCESS_RATE;
+      alert->value = successes * 100.0 / requests;
+      self->last_rate_alert = now;
+      if (self->primed)
+        g_ptr_array_add (alerts, alert);
+      else
+        gk_alert_free (alert);
+    }
+  return TRUE;
+}
+
+GPtrArray *
+gk_alert_tracker_check (GkAlertTracker  *self,
+                        GError         **error)
+{
+  g_autoptr(GPtrArray) alerts = g_ptr_array_new_with_free_func ((GDestroyNotify) gk_alert_free);
+  g_autoptr(GHashTable) now_active = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  gboolean ok = TRUE;
+
+  g_return_val_if_fail (GK_IS_ALERT_TRACKER (self), NULL);
+
+  if (!gk_quotas_reset_expired (self->db, error))
+    return NULL;
+
+  g_mutex_lock (&self->mutex);
+  gk_database_lock (self->db);
+  for (guint i = 0; ok && i < G_N_ELEMENTS (key_conditions); i++)
+    ok = collect_key_condition (self, i, now_active, alerts, error);
+  if (ok)
+    ok = check_success_rate (self, gk_database_now (self->db), alerts, error);
+  gk_database_unlock (self->db);
+
+  if (ok)
+    {
+      /* A condition that ended and begins again is news again. */
+      g_hash_table_unref (self->active);
+      self->active = g_steal_pointer (&now_active);
+      if (!self->primed)
+        {
+          g_ptr_array_set_size (alerts, 0);
+          self->primed = TRUE;
+        }
+    }
+  g_mutex_unlock (&self->mutex);
+
+  return ok ? g_steal_pointer (&alerts) : NULL;
+}

@@ -1,0 +1,52 @@
+/* gk-alerts.h: conditions worth a desktop notification.
+ *
+ * A tracker remembers what it has reported, so each condition is reported
+ * once when it begins (and the success rate at most once an hour). The
+ * first check only learns the current state: what was already true when
+ * the app started is on screen, not news.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "gk-types.h"
+
+G_BEGIN_DECLS
+
+typedef enum
+{
+  GK_ALERT_QUOTA_LOW,      /* a key has less than 10% of a quota left */
+  GK_ALERT_SUCCESS_RATE,   /* the last hour's success rate is below 90% */
+  GK_ALERT_KEY_INVALID,    /* Google rejected a key */
+  GK_ALERT_BUDGET,         /* a key reached its monthly budget */
+} GkAlertKind;
+
+#define GK_ALERT_QUOTA_LOW_PERCENT     10.0
+#define GK_ALERT_SUCCESS_RATE_PERCENT  90.0
+/* Fewer requests than this in the hour say nothing about the rate. */
+#define GK_ALERT_SUCCESS_RATE_MIN_REQUESTS 10
+#define GK_ALERT_SUCCESS_RATE_INTERVAL 3600
+
+typedef struct
+{
+  GkAlertKind kind;
+  gint64      key_id;     /* 0 for GK_ALERT_SUCCESS_RATE */
+  char       *key_name;   /* NULL for GK_ALERT_SUCCESS_RATE */
+  double      value;      /* remaining %, success %, or the budget in USD */
+} GkAlert;
+
+void gk_alert_free (GkAlert *alert);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GkAlert, gk_alert_free)
+
+#define GK_TYPE_ALERT_TRACKER (gk_alert_tracker_get_type ())
+G_DECLARE_FINAL_TYPE (GkAlertTracker, gk_alert_tracker, GK, ALERT_TRACKER, GObject)
+
+GkAlertTracker *gk_alert_tracker_new   (GkDatabase     *db);
+/* The conditions that began since the last check (element type GkAlert).
+ * Thread-safe; meant for a worker thread. */
+GPtrArray      *gk_alert_tracker_check (GkAlertTracker *self,
+                                        GError        **error);
+
+G_END_DECLS
