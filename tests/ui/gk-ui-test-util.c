@@ -1,0 +1,138 @@
+/* gk-ui-test-util.c
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+/* memmem () */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <string.h>
+
+#include "gk-ui-test-util.h"
+
+void
+gk_ui_test_wait (GkUiTestCondition  condition,
+                 gpointer           data,
+                 const char        *what)
+{
+  gint64 deadline = g_get_monotonic_time () + GK_UI_TEST_TIMEOUT_S * G_USEC_PER_SEC;
+
+  while (!condition (data))
+    {
+      if (g_get_monotonic_time () > deadline)
+        g_error ("Timed out waiting for %s", what);
+
+      /* Worker threads complete into the main context; poll it without
+       * blocking forever. */
+      if (!g_main_context_iteration (NULL, FALSE))
+        g_usleep (2000);
+    }
+}
+
+void
+gk_ui_test_spin (guint ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) ms * 1000;
+
+  while (g_get_monotonic_time () < end)
+    if (!g_main_context_iteration (NULL, FALSE))
+      g_usleep (2000);
+}
+
+GtkWidget *
+gk_ui_test_find_toplevel (GType type)
+{
+  GListModel *toplevels = gtk_window_get_toplevels ();
+  guint n = g_list_model_get_n_items (toplevels);
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(GtkWidget) window = g_list_model_get_item (toplevels, i);
+
+      if (G_TYPE_CHECK_INSTANCE_TYPE (window, type) && gtk_widget_get_visible (window))
+        return window;
+    }
+
+  return NULL;
+}
+
+static void
+loaded_cb (GkWindow *window,
+           gboolean  unlocked,
+           gboolean *loaded)
+{
+  *loaded = TRUE;
+}
+
+static gboolean
+is_true (gpointer data)
+{
+  return *(gboolean *) data;
+}
+
+GkWindow *
+gk_ui_test_open_window (const char *db_path)
+{
+  g_autoptr(GkBackend) backend = gk_backend_new (db_path);
+  GkWindow *window;
+  gboolean loaded = FALSE;
+
+  window = gk_window_new (NULL, backend);
+  g_signal_connect (window, "loaded", G_CALLBACK (loaded_cb), &loaded);
+  gtk_window_present (GTK_WINDOW (window));
+  gk_ui_test_wait (is_true, &loaded, "the window to load");
+  g_signal_handlers_disconnect_by_func (window, loaded_cb, &loaded);
+
+  return window;
+}
+
+gpointer
+gk_ui_test_window_child (GkWindow   *window,
+                         const char *name)
+{
+  GObject *child = gtk_widget_get_template_child (GTK_WIDGET (window), GK_TYPE_WINDOW, name);
+
+  g_assert_nonnull (child);
+  return child;
+}
+
+static void
+weak_notify_cb (gpointer  data,
+                GObject  *where_the_object_was)
+{
+  *(gboolean *) data = TRUE;
+}
+
+void
+gk_ui_test_close_window (GkWindow *window)
+{
+  GkBackend *backend = gk_window_get_backend (window);
+  gboolean finalized = FALSE;
+
+  g_object_weak_ref (G_OBJECT (backend), weak_notify_cb, &finalized);
+  gtk_window_destroy (GTK_WINDOW (window));
+  /* Jobs still running hold the backend; it must go once they end. */
+  gk_ui_test_wait (is_true, &finalized, "the backend to be finalized");
+}
+
+static gboolean
+file_has (const char *path,
+          const char *needle)
+{
+  g_autofree char *contents = NULL;
+  gsize length = 0;
+
+  if (!g_file_get_contents (path, &contents, &length, NULL))
+    return FALSE;
+
+  return memmem (contents, length, needle, strlen (needle)) != NULL;
+}
+
+gboolean
+gk_ui_test_file_contains (const char *path,
+                          const char *needle)
+{
+  g_autofree char *wal = g_strconcat (path, "-wal", NULL);
+
+  return file_has (path, needle) || file_has (wal, needle);
+}

@@ -1,0 +1,43 @@
+/* gk-ui-test-util.h: helpers shared by the window and keys tests.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#pragma once
+
+#include <adwaita.h>
+
+#include "gk-backend.h"
+#include "gk-window.h"
+
+G_BEGIN_DECLS
+
+/* Long enough for a loaded CI machine; a hang still fails. */
+#define GK_UI_TEST_TIMEOUT_S 20
+
+typedef gboolean (*GkUiTestCondition) (gpointer data);
+
+/* Iterates the default main context until @condition holds; fails the test
+ * with @what after GK_UI_TEST_TIMEOUT_S. */
+void       gk_ui_test_wait      (GkUiTestCondition  condition,
+                                 gpointer           data,
+                                 const char        *what);
+/* Iterates for @ms milliseconds (to show that something did NOT happen). */
+void       gk_ui_test_spin      (guint              ms);
+
+/* The first toplevel of @type, or NULL. */
+GtkWidget *gk_ui_test_find_toplevel (GType          type);
+
+/* A window over a backend for the database at @db_path, presented and
+ * loaded (the "loaded" signal ran). */
+GkWindow  *gk_ui_test_open_window (const char      *db_path);
+/* A template child of the window ("keys_page", "unlock_page", …). */
+gpointer   gk_ui_test_window_child (GkWindow       *window,
+                                    const char     *name);
+/* Destroys the window and waits until the backend is finalized. */
+void       gk_ui_test_close_window (GkWindow       *window);
+
+/* TRUE when @path (or its -wal) contains @needle. */
+gboolean   gk_ui_test_file_contains (const char    *path,
+                                     const char    *needle);
+
+G_END_DECLS

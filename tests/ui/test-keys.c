@@ -1,0 +1,617 @@
+/* test-keys.c: the Keys tab driven through its real widgets: add (valid,
+ * each kind of invalid input, duplicate), edit, copy, rotate, delete.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include "gk-key-dialog.h"
+#include "gk-key-row.h"
+#include "gk-keys-page.h"
+#include "gk-test-util.h"
+#include "gk-ui-test-util.h"
+
+typedef struct
+{
+  char       *dir;
+  char       *db_path;
+  GkWindow   *window;
+  GkBackend  *backend;
+  GkKeysPage *page;
+} Fixture;
+
+/* Toasts tell what happened; they end up in the test log. */
+static void
+toast_cb (GkKeysPage *page,
+          AdwToast   *toast)
+{
+  g_test_message ("toast: %s", adw_toast_get_title (toast));
+}
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  f->dir = g_dir_make_tmp ("gk-test-keys-XXXXXX", &error);
+  g_assert_no_error (error);
+  f->db_path = g_build_filename (f->dir, "keys.db", NULL);
+
+  f->window = gk_ui_test_open_window (f->db_path);
+  f->backend = gk_window_get_backend (f->window);
+  g_assert_true (gk_backend_is_ready (f->backend));
+  f->page = gk_ui_test_window_child (f->window, "keys_page");
+  g_signal_connect (f->page, "add-toast", G_CALLBACK (toast_cb), NULL);
+  gk_window_set_visible_tab (f->window, "keys");
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  gk_ui_test_close_window (f->window);
+  gk_test_rm_rf (f->dir);
+  g_free (f->db_path);
+  g_free (f->dir);
+}
+
+/* Conditions */
+
+static gboolean
+page_idle (gpointer data)
+{
+  Fixture *f = data;
+
+  return !gk_keys_page_get_loading (f->page);
+}
+
+typedef struct
+{
+  Fixture *f;
+  guint    n;
+} CountCheck;
+
+static gboolean
+listed_count_is (gpointer data)
+{
+  CountCheck *check = data;
+
+  return !gk_keys_page_get_loading (check->f->page) &&
+         g_list_model_get_n_items (gk_keys_page_get_keys (check->f->page)) == check->n;
+}
+
+static void
+wait_listed (Fixture *f,
+             guint    n)
+{
+  CountCheck check = { f, n };
+  g_autofree char *what = g_strdup_printf ("%u keys listed", n);
+
+  gk_ui_test_wait (listed_count_is, &check, what);
+}
+
+static gboolean
+no_dialog (gpointer data)
+{
+  return gk_ui_test_find_toplevel (GK_TYPE_KEY_DIALOG) == NULL;
+}
+
+static gboolean
+message_dialog_shown (gpointer data)
+{
+  return gk_ui_test_find_toplevel (ADW_TYPE_MESSAGE_DIALOG) != NULL;
+}
+
+static gboolean
+no_message_dialog (gpointer data)
+{
+  return gk_ui_test_find_toplevel (ADW_TYPE_MESSAGE_DIALOG) == NULL;
+}
+
+/* Helpers */
+
+static guint
+stored_count (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) keys = gk_key_store_list (gk_backend_get_key_store (f->backend), &error);
+
+  g_assert_no_error (error);
+  return keys->len;
+}
+
+static gint64
+add_stored_key (Fixture    *f,
+                const char *name,
+                guint       n)
+{
+  gint64 id;
+
+  id = gk_test_add_key (gk_backend_get_key_store (f->backend), name, 5);
+  (void) n;
+  gk_backend_notify_changed (f->backend);
+  return id;
+}
+
+/* What a click on one of the dialog's buttons does: respond, then close. */
+static void
+respond (const char *response)
+{
+  GtkWidget *dialog = gk_ui_test_find_toplevel (ADW_TYPE_MESSAGE_DIALOG);
+
+  g_assert_nonnull (dialog);
+  g_assert_true (adw_message_dialog_has_response (ADW_MESSAGE_DIALOG (dialog), response));
+  adw_message_dialog_response (ADW_MESSAGE_DIALOG (dialog), response);
+  gtk_window_close (GTK_WINDOW (dialog));
+  gk_ui_test_wait (no_message_dialog, NULL, "the confirmation to close");
+}
+
+static GkKeyDialog *
+open_add_dialog (Fixture *f)
+{
+  GtkWidget *dialog;
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (f->page), "keys.add", NULL));
+  dialog = gk_ui_test_find_toplevel (GK_TYPE_KEY_DIALOG);
+  g_assert_nonnull (dialog);
+  g_assert_cmpint (gk_key_dialog_get_key_id (GK_KEY_DIALOG (dialog)), ==, 0);
+
+  return GK_KEY_DIALOG (dialog);
+}
+
+static GtkWidget *
+dialog_child (GkKeyDialog *dialog,
+              const char  *name)
+{
+  GObject *child = gtk_widget_get_template_child (GTK_WIDGET (dialog), GK_TYPE_KEY_DIALOG, name);
+
+  g_assert_nonnull (child);
+  return GTK_WIDGET (child);
+}
+
+static void
+set_text (GkKeyDialog *dialog,
+          const char  *row,
+          const char  *text)
+{
+  gtk_editable_set_text (GTK_EDITABLE (dialog_child (dialog, row)), text);
+}
+
+static gboolean
+save_sensitive (GkKeyDialog *dialog)
+{
+  return gtk_widget_get_sensitive (dialog_child (dialog, "save_button"));
+}
+
+static void
+click_save (GkKeyDialog *dialog)
+{
+  g_signal_emit_by_name (dialog_child (dialog, "save_button"), "clicked");
+}
+
+/* Asserts the inline error of @row: shown (non-empty, row marked) or not. */
+static void
+assert_field_error (GkKeyDialog *dialog,
+                    const char  *row,
+                    const char  *label,
+                    gboolean     shown)
+{
+  GtkWidget *error_label = dialog_child (dialog, label);
+
+  g_assert_cmpint (gtk_widget_get_visible (error_label), ==, shown);
+  g_assert_cmpint (gtk_widget_has_css_class (dialog_child (dialog, row), "error"), ==, shown);
+  if (shown)
+    g_assert_cmpstr (gtk_label_get_text (GTK_LABEL (error_label)), !=, "");
+}
+
+static GkKeyRow *
+listed_row (Fixture *f,
+            guint    position)
+{
+  GkKeyRow *row = g_list_model_get_item (gk_keys_page_get_keys (f->page), position);
+
+  g_assert_nonnull (row);
+  g_object_unref (row);   /* the model keeps it */
+  return row;
+}
+
+/* Tests */
+
+static void
+test_empty_state (Fixture       *f,
+                  gconstpointer  data)
+{
+  GtkStack *stack;
+
+  gk_ui_test_wait (page_idle, f, "the keys page to load");
+  stack = GTK_STACK (gtk_widget_get_template_child (GTK_WIDGET (f->page), GK_TYPE_KEYS_PAGE, "stack"));
+  g_assert_cmpstr (gtk_stack_get_visible_child_name (stack), ==, "empty");
+}
+
+static void
+test_add_valid (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autofree char *api_key = gk_test_api_key (101);
+  g_autofree char *hint = NULL;
+  g_autofree char *masked = NULL;
+  GkKeyDialog *dialog;
+  const GkKey *key;
+
+  gk_ui_test_wait (page_idle, f, "the keys page to load");
+  dialog = open_add_dialog (f);
+  g_assert_false (save_sensitive (dialog));
+
+  set_text (dialog, "name_row", "Main key");
+  set_text (dialog, "key_row", api_key);
+  set_text (dialog, "project_row", "billing-1");
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (dialog_child (dialog, "priority_spin")), 7);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (dialog_child (dialog, "daily_spin")), 500000);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (dialog_child (dialog, "rpm_spin")), 15);
+  gtk_switch_set_active (GTK_SWITCH (dialog_child (dialog, "default_switch")), TRUE);
+  assert_field_error (dialog, "name_row", "name_error", FALSE);
+  assert_field_error (dialog, "key_row", "key_error", FALSE);
+  g_assert_true (save_sensitive (dialog));
+
+  click_save (dialog);
+  gk_ui_test_wait (no_dialog, NULL, "the dialog to close");
+  wait_listed (f, 1);
+
+  key = gk_key_row_get_key (listed_row (f, 0));
+  g_assert_cmpstr (key->name, ==, "Main key");
+  g_assert_cmpstr (key->project, ==, "billing-1");
+  g_assert_cmpint (key->priority, ==, 7);
+  g_assert_true (key->is_default);
+  g_assert_cmpint (key->quotas[GK_QUOTA_SLOT_DAILY_TOKENS].limit_value, ==, 500000);
+  g_assert_cmpint (key->quotas[GK_QUOTA_SLOT_MINUTE_REQUESTS].limit_value, ==, 15);
+
+  /* Shown masked: the hint only, never the key. */
+  masked = gk_key_get_masked (key);
+  hint = g_strndup (api_key + strlen (api_key) - 4, 4);
+  g_assert_true (g_str_has_suffix (masked, hint));
+  g_assert_null (strstr (masked, api_key + 4));
+
+  /* Stored encrypted: no copy of the plaintext in the database files. */
+  g_assert_false (gk_ui_test_file_contains (f->db_path, api_key));
+  g_assert_true (gk_ui_test_file_contains (f->db_path, "Main key"));
+}
+
+typedef struct
+{
+  const char *name;
+  const char *api_key;
+  const char *row;      /* the row that must show the error */
+  const char *label;
+} InvalidCase;
+
+static void
+test_add_invalid (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autofree char *valid_key = gk_test_api_key (102);
+  g_autofree char *long_name = g_strnfill (GK_KEY_NAME_MAX_CHARS + 1, 'n');
+  const InvalidCase cases[] = {
+    { "", valid_key, "name_row", "name_error" },
+    { "   ", valid_key, "name_row", "name_error" },
+    { long_name, valid_key, "name_row", "name_error" },
+    { "Good name", "", "key_row", "key_error" },
+    { "Good name", "hello", "key_row", "key_error" },
+    { "Good name", "AIzaTooShort", "key_row", "key_error" },
+    { "Good name", "AIzaSyTest00000000000000000000000000000!", "key_row", "key_error" },
+    { "Good name", "sk-0123456789abcdef0123456789abcdef012345", "key_row", "key_error" },
+  };
+
+  gk_ui_test_wait (page_idle, f, "the keys page to load");
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      GkKeyDialog *dialog = open_add_dialog (f);
+      const char *other_row = g_str_equal (cases[i].row, "name_row") ? "key_row" : "name_row";
+      const char *other_label = g_str_equal (cases[i].row, "name_row") ? "key_error" : "name_error";
+
+      g_test_message ("case %u", i);
+
+      /* Type something first so the field counts as touched. */
+      set_text (dialog, "name_row", "x");
+      set_text (dialog, "key_row", "x");
+      set_text (dialog, "name_row", cases[i].name);
+      set_text (dialog, "key_row", cases[i].api_key);
+
+      assert_field_error (dialog, cases[i].row, cases[i].label, TRUE);
+      assert_field_error (dialog, other_row, other_label, FALSE);
+      g_assert_false (save_sensitive (dialog));
+
+      /* Even a forced click saves nothing. */
+      click_save (dialog);
+      gk_ui_test_spin (200);
+      g_assert_nonnull (gk_ui_test_find_toplevel (GK_TYPE_KEY_DIALOG));
+      g_assert_cmpuint (stored_count (f), ==, 0);
+
+      gtk_window_destroy (GTK_WINDOW (dialog));
+      gk_ui_test_wait (no_dialog, NULL, "the dialog to close");
+    }
+
+  g_assert_cmpuint (g_list_model_get_n_items (gk_keys_page_get_keys (f->page)), ==, 0);
+}
+
+static void
+test_add_duplicate (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autofree char *api_key = gk_test_api_key (103);
+  g_autoptr(GError) error = NULL;
+  GkKeyDialog *dialog;
+  GkKeySpec spec;
+
+  gk_key_spec_init (&spec);
+  spec.name = "First";
+  g_assert_cmpint (gk_key_store_add (gk_backend_get_key_store (f->backend), &spec, api_key, &error), >, 0);
+  g_assert_no_error (error);
+  gk_backend_notify_changed (f->backend);
+  wait_listed (f, 1);
+
+  dialog = open_add_dialog (f);
+  set_text (dialog, "name_row", "Second");
+  set_text (dialog, "key_row", api_key);
+  g_assert_true (save_sensitive (dialog));
+  click_save (dialog);
+
+  /* The store refuses it; the dialog stays open and says why. */
+  gk_ui_test_wait ((GkUiTestCondition) gtk_widget_get_visible, dialog_child (dialog, "key_error"),
+                   "the duplicate error");
+  assert_field_error (dialog, "key_row", "key_error", TRUE);
+  g_assert_false (save_sensitive (dialog));
+  g_assert_cmpuint (stored_count (f), ==, 1);
+
+  gtk_window_destroy (GTK_WINDOW (dialog));
+  gk_ui_test_wait (no_dialog, NULL, "the dialog to close");
+  wait_listed (f, 1);
+}
+
+static gboolean
+first_row_named_renamed (gpointer data)
+{
+  Fixture *f = data;
+  g_autoptr(GkKeyRow) row = NULL;
+
+  if (gk_keys_page_get_loading (f->page) ||
+      g_list_model_get_n_items (gk_keys_page_get_keys (f->page)) != 1)
+    return FALSE;
+
+  row = g_list_model_get_item (gk_keys_page_get_keys (f->page), 0);
+  return g_strcmp0 (gk_key_row_get_name (row), "Renamed") == 0;
+}
+
+static void
+test_edit (Fixture       *f,
+           gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkKey) key = NULL;
+  g_autoptr(GBytes) before = NULL;
+  g_autoptr(GBytes) after = NULL;
+  GkKeyDialog *dialog;
+  gint64 id;
+
+  id = add_stored_key (f, "Original", 1);
+  wait_listed (f, 1);
+  before = gk_key_store_reveal (gk_backend_get_key_store (f->backend), id, &error);
+  g_assert_no_error (error);
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (f->page), "keys.edit", "x", id));
+  dialog = GK_KEY_DIALOG (gk_ui_test_find_toplevel (GK_TYPE_KEY_DIALOG));
+  g_assert_nonnull (dialog);
+  g_assert_cmpint (gk_key_dialog_get_key_id (dialog), ==, id);
+
+  /* Filled in from the key; the key field empty keeps the stored key. */
+  g_assert_cmpstr (gtk_editable_get_text (GTK_EDITABLE (dialog_child (dialog, "name_row"))), ==, "Original");
+  g_assert_cmpstr (gtk_editable_get_text (GTK_EDITABLE (dialog_child (dialog, "key_row"))), ==, "");
+  g_assert_true (save_sensitive (dialog));
+
+  /* An invalid replacement key is refused inline … */
+  set_text (dialog, "key_row", "not-a-key");
+  assert_field_error (dialog, "key_row", "key_error", TRUE);
+  g_assert_false (save_sensitive (dialog));
+  /* … and clearing it again is fine. */
+  set_text (dialog, "key_row", "");
+  assert_field_error (dialog, "key_row", "key_error", FALSE);
+
+  set_text (dialog, "name_row", "Renamed");
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (dialog_child (dialog, "priority_spin")), 8);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (dialog_child (dialog, "monthly_spin")), 1000000);
+  click_save (dialog);
+  gk_ui_test_wait (no_dialog, NULL, "the dialog to close");
+  gk_ui_test_wait (first_row_named_renamed, f, "the renamed key");
+
+  key = gk_key_store_get (gk_backend_get_key_store (f->backend), id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (key->name, ==, "Renamed");
+  g_assert_cmpint (key->priority, ==, 8);
+  g_assert_cmpint (key->quotas[GK_QUOTA_SLOT_MONTHLY_TOKENS].limit_value, ==, 1000000);
+
+  after = gk_key_store_reveal (gk_backend_get_key_store (f->backend), id, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (before, after));
+}
+
+typedef struct
+{
+  GdkClipboard *clipboard;
+  char         *text;
+  gboolean      done;
+} ClipboardRead;
+
+static void
+read_text_cb (GObject      *object,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  ClipboardRead *read = user_data;
+
+  read->text = gdk_clipboard_read_text_finish (GDK_CLIPBOARD (object), result, NULL);
+  read->done = TRUE;
+}
+
+static gboolean
+clipboard_is_local (gpointer data)
+{
+  return gdk_clipboard_is_local (GDK_CLIPBOARD (data)) &&
+         gdk_clipboard_get_content (GDK_CLIPBOARD (data)) != NULL;
+}
+
+static gboolean
+read_done (gpointer data)
+{
+  return ((ClipboardRead *) data)->done;
+}
+
+static void
+test_copy (Fixture       *f,
+           gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) plain = NULL;
+  ClipboardRead read = { 0 };
+  gint64 id;
+
+  id = add_stored_key (f, "Copied", 1);
+  wait_listed (f, 1);
+  plain = gk_key_store_reveal (gk_backend_get_key_store (f->backend), id, &error);
+  g_assert_no_error (error);
+
+  read.clipboard = gtk_widget_get_clipboard (GTK_WIDGET (f->page));
+  gdk_clipboard_set_content (read.clipboard, NULL);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (f->page), "keys.copy", "x", id));
+  gk_ui_test_wait (clipboard_is_local, read.clipboard, "the key on the clipboard");
+
+  gdk_clipboard_read_text_async (read.clipboard, NULL, read_text_cb, &read);
+  gk_ui_test_wait (read_done, &read, "the clipboard read");
+  g_assert_cmpstr (read.text, ==, g_bytes_get_data (plain, NULL));
+  g_free (read.text);
+
+  /* Closing the window clears it at once rather than after 30 s. */
+}
+
+static gboolean
+rotation_logged (gpointer data)
+{
+  Fixture *f = data;
+  g_autoptr(GPtrArray) rows = gk_stats_rotation_logs (gk_backend_get_database (f->backend), 10, NULL);
+
+  return rows != NULL && rows->len > 0;
+}
+
+static void
+test_rotate (Fixture       *f,
+             gconstpointer  data)
+{
+  g_autoptr(GPtrArray) rows = NULL;
+  g_autoptr(GkKey) key = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *expected_trigger = gk_backend_manual_trigger ();
+  GkRotationRow *rotation;
+  gint64 first, second;
+
+  first = add_stored_key (f, "Rotated away", 1);
+  second = add_stored_key (f, "Takes over", 2);
+  wait_listed (f, 2);
+
+  /* Cancel first: nothing happens. */
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (f->page), "keys.rotate", "x", first));
+  gk_ui_test_wait (message_dialog_shown, NULL, "the rotate confirmation");
+  respond ("cancel");
+  gk_ui_test_spin (300);
+  g_assert_false (rotation_logged (f));
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (f->page), "keys.rotate", "x", first));
+  gk_ui_test_wait (message_dialog_shown, NULL, "the rotate confirmation");
+  respond ("rotate");
+  gk_ui_test_wait (rotation_logged, f, "the rotation row");
+
+  rows = gk_stats_rotation_logs (gk_backend_get_database (f->backend), 10, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (rows->len, ==, 1);
+  rotation = g_ptr_array_index (rows, 0);
+  g_assert_cmpint (rotation->from_key_id, ==, first);
+  g_assert_cmpint (rotation->to_key_id, ==, second);
+  g_assert_cmpint (rotation->reason, ==, GK_ROTATION_MANUAL);
+  g_assert_cmpstr (rotation->triggered_by, ==, expected_trigger);
+
+  /* Out of service until the daily reset. */
+  key = gk_key_store_get (gk_backend_get_key_store (f->backend), first, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (key->cooldown_until, >, gk_database_now (gk_backend_get_database (f->backend)));
+}
+
+static void
+test_delete (Fixture       *f,
+             gconstpointer  data)
+{
+  g_autoptr(GkPool) pool = NULL;
+  g_autoptr(GPtrArray) usage = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkKey) gone = NULL;
+  GkUsageRecord record;
+  GkTrackResult result;
+  GtkWidget *dialog;
+  GkUsageRow *row;
+  gint64 id;
+
+  id = add_stored_key (f, "Doomed", 1);
+  wait_listed (f, 1);
+
+  gk_usage_record_init (&record);
+  record.key_id = id;
+  record.model = "gemini-2.5-flash";
+  record.prompt_tokens = 10;
+  record.output_tokens = 5;
+  record.status = GK_USAGE_SUCCESS;
+  record.http_status = 200;
+  g_assert_true (gk_pool_track (gk_backend_get_pool (f->backend), &record, &result, &error));
+  g_assert_no_error (error);
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (f->page), "keys.delete", "x", id));
+  gk_ui_test_wait (message_dialog_shown, NULL, "the delete confirmation");
+  dialog = gk_ui_test_find_toplevel (ADW_TYPE_MESSAGE_DIALOG);
+  /* The confirmation says the history stays. */
+  g_assert_nonnull (strstr (adw_message_dialog_get_body (ADW_MESSAGE_DIALOG (dialog)), "history"));
+  respond ("delete");
+  wait_listed (f, 0);
+
+  gone = gk_key_store_get (gk_backend_get_key_store (f->backend), id, &error);
+  g_assert_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_NOT_FOUND);
+  g_assert_null (gone);
+  g_clear_error (&error);
+
+  usage = gk_stats_usage_logs (gk_backend_get_database (f->backend), 0, 10, 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (usage->len, ==, 1);
+  row = g_ptr_array_index (usage, 0);
+  g_assert_cmpint (row->key_id, ==, id);
+  g_assert_cmpstr (row->key_name, ==, "Doomed");
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  /* The keyring holds the master key in these tests. */
+  g_unsetenv (GK_MASTER_KEY_FILE_ENV);
+  gtk_test_init (&argc, &argv, NULL);
+  adw_init ();
+
+#define ADD(path, func) \
+  g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  ADD ("/ui/keys/empty-state", test_empty_state);
+  ADD ("/ui/keys/add-valid", test_add_valid);
+  ADD ("/ui/keys/add-invalid", test_add_invalid);
+  ADD ("/ui/keys/add-duplicate", test_add_duplicate);
+  ADD ("/ui/keys/edit", test_edit);
+  ADD ("/ui/keys/copy", test_copy);
+  ADD ("/ui/keys/rotate", test_rotate);
+  ADD ("/ui/keys/delete", test_delete);
+#undef ADD
+
+  return g_test_run ();
+}
