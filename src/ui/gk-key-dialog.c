@@ -295,6 +295,15 @@ fill_from_key (GkKeyDialog *self)
                              MAX (key->monthly_budget_usd, 0.0));
 }
 
+/* A job's callback may keep this window alive after its parent is gone;
+ * it must not point at the dead parent then. */
+static void
+parent_destroyed_cb (GkKeyDialog *self)
+{
+  gtk_window_set_transient_for (GTK_WINDOW (self), NULL);
+  gtk_window_destroy (GTK_WINDOW (self));
+}
+
 static void
 gk_key_dialog_dispose (GObject *object)
 {
@@ -399,6 +408,9 @@ gk_key_dialog_new (GtkWindow   *parent,
                        "transient-for", parent,
                        NULL);
   self->backend = g_object_ref (backend);
+  if (parent != NULL)
+    g_signal_connect_object (parent, "destroy", G_CALLBACK (parent_destroyed_cb), self,
+                             G_CONNECT_SWAPPED);
 
   if (key != NULL)
     {

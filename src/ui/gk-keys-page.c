@@ -401,6 +401,24 @@ bind_cell_cb (GtkSignalListItemFactory *factory,
           text = g_strdup (_("Default"));
         else
           text = g_strdup (key->project);
+
+        /* An active key rotated away by hand rests until the daily reset;
+         * say so, or the list would claim it is in use. */
+        if (key->status == GK_KEY_STATUS_ACTIVE &&
+            key->cooldown_until > g_get_real_time () / G_USEC_PER_SEC)
+          {
+            g_autoptr(GDateTime) until = g_date_time_new_from_unix_local (key->cooldown_until);
+            /* Translators: strftime format; the key is not used before then. */
+            g_autofree char *skipped = until != NULL ? g_date_time_format (until, _("Skipped until %H:%M")) : NULL;
+
+            if (skipped != NULL)
+              {
+                char *joined = text != NULL ? g_strdup_printf ("%s · %s", text, skipped) : g_strdup (skipped);
+
+                g_free (text);
+                text = joined;
+              }
+          }
         gtk_label_set_text (GTK_LABEL (subtitle), text != NULL ? text : "");
         gtk_widget_set_visible (subtitle, text != NULL);
       }

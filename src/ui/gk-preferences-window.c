@@ -235,6 +235,15 @@ load_done_cb (GObject      *object,
   settings_free (settings);
 }
 
+/* A job's callback may keep this window alive after its parent is gone;
+ * it must not point at the dead parent then. */
+static void
+parent_destroyed_cb (GkPreferencesWindow *self)
+{
+  gtk_window_set_transient_for (GTK_WINDOW (self), NULL);
+  gtk_window_destroy (GTK_WINDOW (self));
+}
+
 static void
 gk_preferences_window_dispose (GObject *object)
 {
@@ -304,6 +313,9 @@ gk_preferences_window_new (GtkWindow *parent,
                        "transient-for", parent,
                        NULL);
   self->backend = g_object_ref (backend);
+  if (parent != NULL)
+    g_signal_connect_object (parent, "destroy", G_CALLBACK (parent_destroyed_cb), self,
+                             G_CONNECT_SWAPPED);
 
   /* Nothing is editable until the current values are shown. */
   gtk_widget_set_sensitive (GTK_WIDGET (self), FALSE);

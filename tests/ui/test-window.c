@@ -1,0 +1,385 @@
+/* test-window.c: the main window: every tab renders without warnings, the
+ * tab and add-key actions, the unlock page (missing master key → import),
+ * live refresh from another connection, and Preferences writing settings.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <glib/gstdio.h>
+
+#include "gk-application.h"
+#include "gk-key-dialog.h"
+#include "gk-key-row.h"
+#include "gk-keys-page.h"
+#include "gk-preferences-window.h"
+#include "gk-test-util.h"
+#include "gk-ui-test-util.h"
+#include "gk-unlock-page.h"
+
+/* Another process's commit must show within this time (spec: 2 s). */
+#define LIVE_REFRESH_LIMIT_US (2 * G_USEC_PER_SEC)
+
+typedef struct
+{
+  char *dir;
+  char *db_path;
+  char *key_file;
+} Fixture;
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  f->dir = g_dir_make_tmp ("gk-test-window-XXXXXX", &error);
+  g_assert_no_error (error);
+  f->db_path = g_build_filename (f->dir, "keys.db", NULL);
+  f->key_file = g_build_filename (f->dir, "master.key", NULL);
+  g_unsetenv (GK_MASTER_KEY_FILE_ENV);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_unsetenv (GK_MASTER_KEY_FILE_ENV);
+  gk_test_rm_rf (f->dir);
+  g_free (f->key_file);
+  g_free (f->db_path);
+  g_free (f->dir);
+}
+
+/* A database whose master key lives only in f->key_file, with two keys,
+ * some usage and a rotation. Returns the key store (its own connection). */
+static GkKeyStore *
+create_database_with_key_file (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) master_key = gk_test_master_key ();
+  g_autofree char *encoded = g_base64_encode (g_bytes_get_data (master_key, NULL),
+                                              g_bytes_get_size (master_key));
+  g_autoptr(GkDatabase) db = NULL;
+  g_autoptr(GkSecretStore) secrets = NULL;
+  g_autoptr(GBytes) unlocked = NULL;
+  g_autoptr(GkPool) pool = NULL;
+  GkKeyStore *store;
+  GkUsageRecord record;
+  GkTrackResult result;
+  gint64 first;
+
+  g_assert_true (g_file_set_contents_full (f->key_file, encoded, -1,
+                                           G_FILE_SET_CONTENTS_CONSISTENT, 0600, &error));
+  g_assert_no_error (error);
+
+  db = gk_database_open (f->db_path, NULL, &error);
+  g_assert_no_error (error);
+  secrets = gk_secret_store_new_for_file (f->key_file);
+  unlocked = gk_secret_store_unlock (secrets, db, NULL, &error);
+  g_assert_no_error (error);
+
+  store = gk_key_store_new (db, unlocked);
+  first = gk_test_add_key (store, "Alpha", 8);
+  gk_test_add_key (store, "Beta", 3);
+
+  pool = gk_pool_new (db, NULL);
+  gk_usage_record_init (&record);
+  record.key_id = first;
+  record.model = "gemini-2.5-flash";
+  record.prompt_tokens = 1200;
+  record.output_tokens = 300;
+  record.status = GK_USAGE_SUCCESS;
+  record.http_status = 200;
+  record.user_id = "tester";
+  g_assert_true (gk_pool_track (pool, &record, &result, &error));
+  g_assert_no_error (error);
+  gk_pool_rotate (pool, first, "manual:tester", &error);
+  g_assert_no_error (error);
+
+  return store;
+}
+
+static GtkStack *
+main_stack (GkWindow *window)
+{
+  return gk_ui_test_window_child (window, "main_stack");
+}
+
+typedef struct
+{
+  GkKeysPage *page;
+  guint       n;
+} CountCheck;
+
+static gboolean
+listed_count_is (gpointer data)
+{
+  CountCheck *check = data;
+
+  return !gk_keys_page_get_loading (check->page) &&
+         g_list_model_get_n_items (gk_keys_page_get_keys (check->page)) == check->n;
+}
+
+/* Tests */
+
+static void
+test_tabs_render (Fixture       *f,
+                  gconstpointer  data)
+{
+  const char * const tabs[] = { "dashboard", "keys", "usage", "rotations" };
+  g_autoptr(GkKeyStore) store = create_database_with_key_file (f);
+  GkWindow *window;
+  CountCheck check;
+
+  g_setenv (GK_MASTER_KEY_FILE_ENV, f->key_file, TRUE);
+  window = gk_ui_test_open_window (f->db_path);
+  g_assert_cmpstr (gtk_stack_get_visible_child_name (main_stack (window)), ==, "main");
+
+  check.page = gk_ui_test_window_child (window, "keys_page");
+  check.n = 2;
+  gk_ui_test_wait (listed_count_is, &check, "two keys listed");
+
+  for (guint i = 0; i < G_N_ELEMENTS (tabs); i++)
+    {
+      g_autofree char *png = g_strdup_printf ("%s/%s.png", f->dir, tabs[i]);
+      g_autoptr(GError) error = NULL;
+      GStatBuf st;
+
+      /* Through the action, as Alt+1…4 do. */
+      g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.show-tab", "s", tabs[i]));
+      g_assert_cmpstr (gk_window_get_visible_tab (window), ==, tabs[i]);
+
+      /* Let the page load and lay out, then draw it for real. */
+      gk_ui_test_spin (500);
+      g_assert_true (gk_widget_save_png (GTK_WIDGET (window), png, &error));
+      g_assert_no_error (error);
+      g_assert_cmpint (g_stat (png, &st), ==, 0);
+      g_assert_cmpint (st.st_size, >, 1000);
+    }
+
+  gk_ui_test_close_window (window);
+}
+
+static gboolean
+key_dialog_shown (gpointer data)
+{
+  return gk_ui_test_find_toplevel (GK_TYPE_KEY_DIALOG) != NULL;
+}
+
+static void
+test_actions (Fixture       *f,
+              gconstpointer  data)
+{
+  GkWindow *window = gk_ui_test_open_window (f->db_path);
+  GtkWidget *dialog;
+  GtkSearchBar *search_bar;
+  GkKeysPage *page = gk_ui_test_window_child (window, "keys_page");
+
+  /* Ctrl+N: the Keys tab and the add dialog. */
+  gk_window_set_visible_tab (window, "dashboard");
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.add-key", NULL));
+  gk_ui_test_wait (key_dialog_shown, NULL, "the add dialog");
+  g_assert_cmpstr (gk_window_get_visible_tab (window), ==, "keys");
+  dialog = gk_ui_test_find_toplevel (GK_TYPE_KEY_DIALOG);
+  g_assert_true (gtk_window_get_modal (GTK_WINDOW (dialog)));
+  g_assert_true (gtk_window_get_transient_for (GTK_WINDOW (dialog)) == GTK_WINDOW (window));
+  gtk_window_destroy (GTK_WINDOW (dialog));
+
+  /* Ctrl+F outside the usage tab: the keys filter. */
+  gk_window_set_visible_tab (window, "rotations");
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.find", NULL));
+  g_assert_cmpstr (gk_window_get_visible_tab (window), ==, "keys");
+  search_bar = GTK_SEARCH_BAR (gtk_widget_get_template_child (GTK_WIDGET (page), GK_TYPE_KEYS_PAGE,
+                                                              "search_bar"));
+  g_assert_true (gtk_search_bar_get_search_mode (search_bar));
+
+  /* On the usage tab it stays there (the usage page's key filter). */
+  gk_window_set_visible_tab (window, "usage");
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.find", NULL));
+  g_assert_cmpstr (gk_window_get_visible_tab (window), ==, "usage");
+
+  gk_ui_test_close_window (window);
+}
+
+static void
+test_unlock_missing_then_import (Fixture       *f,
+                                 gconstpointer  data)
+{
+  g_autoptr(GkKeyStore) store = create_database_with_key_file (f);
+  g_autoptr(GFile) file = g_file_new_for_path (f->key_file);
+  GkUnlockPage *unlock_page;
+  GkWindow *window;
+  CountCheck check;
+
+  /* The keyring knows nothing of this database, which holds ciphertext:
+   * the window must say so and must not make up a new master key. */
+  window = gk_ui_test_open_window (f->db_path);
+  g_assert_false (gk_backend_is_ready (gk_window_get_backend (window)));
+  g_assert_cmpstr (gtk_stack_get_visible_child_name (main_stack (window)), ==, "unlock");
+  unlock_page = gk_ui_test_window_child (window, "unlock_page");
+  g_assert_cmpstr (gk_unlock_page_get_title (unlock_page), ==, "Master Key Missing");
+  gk_ui_test_spin (200);
+
+  /* Retry changes nothing. */
+  g_signal_emit_by_name (unlock_page, "retry");
+  gk_ui_test_spin (500);
+  g_assert_cmpstr (gtk_stack_get_visible_child_name (main_stack (window)), ==, "unlock");
+
+  /* Importing the right file (what the file chooser would hand over). */
+  g_signal_emit_by_name (unlock_page, "import-file", file);
+  check.page = gk_ui_test_window_child (window, "keys_page");
+  check.n = 2;
+  gk_ui_test_wait (listed_count_is, &check, "the keys after the import");
+  g_assert_cmpstr (gtk_stack_get_visible_child_name (main_stack (window)), ==, "main");
+
+  gk_ui_test_close_window (window);
+}
+
+static void
+test_wrong_key_file (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(GkKeyStore) store = create_database_with_key_file (f);
+  g_autofree char *wrong_file = g_build_filename (f->dir, "wrong.key", NULL);
+  g_autoptr(GError) error = NULL;
+  GkUnlockPage *unlock_page;
+  GkWindow *window;
+
+  /* 32 bytes, but not this database's key. */
+  g_assert_true (g_file_set_contents_full (wrong_file, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", -1,
+                                           G_FILE_SET_CONTENTS_CONSISTENT, 0600, &error));
+  g_assert_no_error (error);
+  g_setenv (GK_MASTER_KEY_FILE_ENV, wrong_file, TRUE);
+
+  window = gk_ui_test_open_window (f->db_path);
+  g_assert_cmpstr (gtk_stack_get_visible_child_name (main_stack (window)), ==, "unlock");
+  unlock_page = gk_ui_test_window_child (window, "unlock_page");
+  g_assert_cmpstr (gk_unlock_page_get_title (unlock_page), ==, "Wrong Master Key");
+
+  gk_ui_test_close_window (window);
+}
+
+static void
+test_live_refresh (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(GkKeyStore) other = create_database_with_key_file (f);
+  GkWindow *window;
+  CountCheck check;
+  gint64 written;
+
+  g_setenv (GK_MASTER_KEY_FILE_ENV, f->key_file, TRUE);
+  window = gk_ui_test_open_window (f->db_path);
+  check.page = gk_ui_test_window_child (window, "keys_page");
+  check.n = 2;
+  gk_ui_test_wait (listed_count_is, &check, "two keys listed");
+
+  /* Another connection, as the CLI or the headless gateway would be. */
+  gk_test_add_key (other, "Added elsewhere", 5);
+  written = g_get_monotonic_time ();
+  check.n = 3;
+  gk_ui_test_wait (listed_count_is, &check, "the key added by another connection");
+  g_assert_cmpint (g_get_monotonic_time () - written, <, LIVE_REFRESH_LIMIT_US);
+
+  gk_ui_test_close_window (window);
+}
+
+static gboolean
+preferences_loaded (gpointer data)
+{
+  return gk_preferences_window_get_loaded (data);
+}
+
+typedef struct
+{
+  GkDatabase *db;
+  const char *key;
+  const char *value;
+} SettingCheck;
+
+static gboolean
+setting_is (gpointer data)
+{
+  SettingCheck *check = data;
+  g_autofree char *value = gk_database_get_setting (check->db, check->key);
+
+  return g_strcmp0 (value, check->value) == 0;
+}
+
+static void
+test_preferences (Fixture       *f,
+                  gconstpointer  data)
+{
+  GkWindow *window = gk_ui_test_open_window (f->db_path);
+  GkBackend *backend = gk_window_get_backend (window);
+  GkDatabase *db = gk_backend_get_database (backend);
+  GtkWidget *prefs;
+  GtkWidget *spin, *zone, *notify;
+  g_autofree char *zone_before = NULL;
+  SettingCheck check = { db, NULL, NULL };
+
+  prefs = gk_preferences_window_new (GTK_WINDOW (window), backend);
+  gtk_window_present (GTK_WINDOW (prefs));
+  gk_ui_test_wait (preferences_loaded, prefs, "the preferences to load");
+
+  spin = GTK_WIDGET (gtk_widget_get_template_child (prefs, GK_TYPE_PREFERENCES_WINDOW, "threshold_spin"));
+  zone = GTK_WIDGET (gtk_widget_get_template_child (prefs, GK_TYPE_PREFERENCES_WINDOW, "timezone_row"));
+  notify = GTK_WIDGET (gtk_widget_get_template_child (prefs, GK_TYPE_PREFERENCES_WINDOW,
+                                                      "notifications_switch"));
+
+  /* Shows the defaults. */
+  g_assert_cmpint (gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (spin)), ==, 5);
+  g_assert_cmpstr (gtk_editable_get_text (GTK_EDITABLE (zone)), ==, GK_DEFAULT_RESET_TIMEZONE);
+
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (spin), 12);
+  check.key = GK_SETTING_ROTATION_THRESHOLD;
+  check.value = "12";
+  gk_ui_test_wait (setting_is, &check, "the threshold setting");
+
+  gtk_switch_set_active (GTK_SWITCH (notify), FALSE);
+  check.key = GK_SETTING_NOTIFICATIONS;
+  check.value = "0";
+  gk_ui_test_wait (setting_is, &check, "the notifications setting");
+
+  /* An unknown zone is refused and marked. */
+  zone_before = gk_database_get_setting (db, GK_SETTING_RESET_TIMEZONE);
+  gtk_editable_set_text (GTK_EDITABLE (zone), "Mars/Olympus_Mons");
+  g_signal_emit_by_name (zone, "apply");
+  g_assert_true (gtk_widget_has_css_class (zone, "error"));
+  gk_ui_test_spin (300);
+  {
+    g_autofree char *zone_after = gk_database_get_setting (db, GK_SETTING_RESET_TIMEZONE);
+    g_assert_cmpstr (zone_after, ==, zone_before);
+  }
+
+  gtk_editable_set_text (GTK_EDITABLE (zone), "Europe/Berlin");
+  g_assert_false (gtk_widget_has_css_class (zone, "error"));
+  g_signal_emit_by_name (zone, "apply");
+  check.key = GK_SETTING_RESET_TIMEZONE;
+  check.value = "Europe/Berlin";
+  gk_ui_test_wait (setting_is, &check, "the time zone setting");
+
+  gtk_window_destroy (GTK_WINDOW (prefs));
+  gk_ui_test_close_window (window);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  gtk_test_init (&argc, &argv, NULL);
+  adw_init ();
+
+#define ADD(path, func) \
+  g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  ADD ("/ui/window/tabs-render", test_tabs_render);
+  ADD ("/ui/window/actions", test_actions);
+  ADD ("/ui/window/unlock-missing-then-import", test_unlock_missing_then_import);
+  ADD ("/ui/window/wrong-key-file", test_wrong_key_file);
+  ADD ("/ui/window/live-refresh", test_live_refresh);
+  ADD ("/ui/window/preferences", test_preferences);
+#undef ADD
+
+  return g_test_run ();
+}
