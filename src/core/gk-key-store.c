@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <inttypes.h>
 #include <math.h>
 
 #include "gk-crypto.h"
@@ -750,7 +751,7 @@ gk_key_store_get (GkKeyStore  *self,
 
 not_found:
   g_set_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_NOT_FOUND,
-               _("There is no key with id %" G_GINT64_FORMAT "."), id);
+               _("There is no key with id %" PRId64 "."), id);
   return NULL;
 }
 
@@ -772,7 +773,7 @@ exists (GkKeyStore  *self,
   sqlite3_reset (stmt);
   if (!found)
     g_set_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_NOT_FOUND,
-                 _("There is no key with id %" G_GINT64_FORMAT "."), id);
+                 _("There is no key with id %" PRId64 "."), id);
   return found;
 }
 
@@ -949,7 +950,7 @@ gk_key_store_reveal (GkKeyStore  *self,
   if (uuid == NULL)
     {
       g_set_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_NOT_FOUND,
-                   _("There is no key with id %" G_GINT64_FORMAT "."), id);
+                   _("There is no key with id %" PRId64 "."), id);
       return NULL;
     }
 

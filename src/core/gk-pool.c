@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <inttypes.h>
 #include <math.h>
 
 #include "gk-database-private.h"
@@ -671,7 +672,7 @@ gk_pool_track (GkPool               *self,
     {
       snapshot_release (self);
       g_set_error (error, GK_POOL_ERROR, GK_POOL_ERROR_NOT_FOUND,
-                   _("There is no key with id %" G_GINT64_FORMAT "."), record->key_id);
+                   _("There is no key with id %" PRId64 "."), record->key_id);
       return FALSE;
     }
 
@@ -860,7 +861,7 @@ gk_pool_rotate (GkPool      *self,
     {
       snapshot_release (self);
       g_set_error (error, GK_POOL_ERROR, GK_POOL_ERROR_NOT_FOUND,
-                   _("There is no key with id %" G_GINT64_FORMAT "."), key_id);
+                   _("There is no key with id %" PRId64 "."), key_id);
       return 0;
     }
 
