@@ -155,6 +155,26 @@ gk_widget_save_png (GtkWidget   *widget,
   return TRUE;
 }
 
+/* The window to shoot: a dialog the screenshot opened, else the main one. */
+static GtkWidget *
+screenshot_target (GkWindow *window)
+{
+  GListModel *toplevels = gtk_window_get_toplevels ();
+  guint n = g_list_model_get_n_items (toplevels);
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(GtkWindow) toplevel = g_list_model_get_item (toplevels, i);
+
+      if (toplevel != GTK_WINDOW (window) &&
+          gtk_window_get_transient_for (toplevel) == GTK_WINDOW (window) &&
+          gtk_widget_get_mapped (GTK_WIDGET (toplevel)))
+        return GTK_WIDGET (toplevel);
+    }
+
+  return GTK_WIDGET (window);
+}
+
 static gboolean
 screenshot_cb (gpointer user_data)
 {
@@ -162,7 +182,7 @@ screenshot_cb (gpointer user_data)
   GApplication *app = G_APPLICATION (gtk_window_get_application (GTK_WINDOW (window)));
   g_autoptr(GError) error = NULL;
 
-  if (!gk_widget_save_png (GTK_WIDGET (window), g_getenv ("GK_SCREENSHOT"), &error))
+  if (!gk_widget_save_png (screenshot_target (window), g_getenv ("GK_SCREENSHOT"), &error))
     {
       g_printerr ("Screenshot failed: %s\n", error->message);
       GK_APPLICATION (app)->failed = TRUE;
@@ -232,7 +252,13 @@ window_loaded_cb (GkWindow *window,
   if (g_getenv ("GK_SCREENSHOT") == NULL)
     return;
 
-  if (unlocked && tab != NULL)
+  /* Besides the tabs: "add-key" and "preferences" shoot those windows. */
+  if (unlocked && g_strcmp0 (tab, "add-key") == 0)
+    gtk_widget_activate_action (GTK_WIDGET (window), "win.add-key", NULL);
+  else if (unlocked && g_strcmp0 (tab, "preferences") == 0)
+    g_action_group_activate_action (G_ACTION_GROUP (gtk_window_get_application (GTK_WINDOW (window))),
+                                    "preferences", NULL);
+  else if (unlocked && tab != NULL)
     gk_window_set_visible_tab (window, tab);
   g_timeout_add (SCREENSHOT_SETTLE_MS, screenshot_cb, window);
 }
