@@ -44,6 +44,8 @@ struct _GkBackend
 
   guint          reset_source;
   gint64         reset_target;     /* the boundary the timer waits for; 0 = none */
+  gboolean       reset_in_flight;
+  gboolean       reset_again;      /* data changed during a tick: recompute */
 };
 
 G_DEFINE_FINAL_TYPE (GkBackend, gk_backend, G_TYPE_OBJECT)
@@ -74,6 +76,7 @@ load_result_free (LoadResult *result)
 }
 
 static void reset_tick (GkBackend *self);
+static void rearm_reset_timer (GkBackend *self);
 
 /* Polling for other processes' writes */
 
@@ -105,6 +108,8 @@ poll_done_cb (GObject      *object,
 
   self->data_version = *version;
   g_signal_emit (self, signals[CHANGED], 0);
+  /* Another process may have started a cooldown or changed a quota. */
+  rearm_reset_timer (self);
 }
 
 static gboolean
@@ -174,6 +179,14 @@ reset_done_cb (GObject      *object,
   if (boundary == NULL)
     return;   /* cancelled: the backend is going away */
 
+  self->reset_in_flight = FALSE;
+  if (self->reset_again)
+    {
+      self->reset_again = FALSE;
+      reset_tick (self);
+      return;
+    }
+
   now = gk_database_now (self->db);
 
   /* The boundary we slept for has passed: the quotas were just reset (or a
@@ -199,9 +212,25 @@ reset_tick (GkBackend *self)
 {
   g_autoptr(GTask) task = NULL;
 
+  g_clear_handle_id (&self->reset_source, g_source_remove);
+  self->reset_in_flight = TRUE;
   task = g_task_new (self, self->cancellable, reset_done_cb, NULL);
   g_task_set_source_tag (task, reset_tick);
   g_task_run_in_thread (task, reset_thread);
+}
+
+/* A write can bring the next boundary closer (a new cooldown, a new
+ * per-minute quota): compute it again instead of sleeping past it. */
+static void
+rearm_reset_timer (GkBackend *self)
+{
+  if (self->key_store == NULL)
+    return;
+
+  if (self->reset_in_flight)
+    self->reset_again = TRUE;
+  else
+    reset_tick (self);
 }
 
 /* Loading */
@@ -267,7 +296,7 @@ finish_load_cb (GObject      *object,
 
   if (self->poll_source == 0)
     self->poll_source = g_timeout_add_seconds (POLL_INTERVAL_S, poll_cb, self);
-  if (self->reset_source == 0)
+  if (self->reset_source == 0 && !self->reset_in_flight)
     reset_tick (self);
 
   /* A gateway that fails to start (port taken) must not keep the keys
@@ -567,6 +596,7 @@ gk_backend_notify_changed (GkBackend *self)
   g_return_if_fail (GK_IS_BACKEND (self));
 
   g_signal_emit (self, signals[CHANGED], 0);
+  rearm_reset_timer (self);
 }
 
 void
@@ -724,8 +754,9 @@ gk_backend_set_setting_finish (GkBackend     *self,
 
   data = g_task_get_task_data (G_TASK (result));
   g_signal_emit (self, signals[SETTING_CHANGED], g_quark_from_string (data->key), data->key);
-  /* The rotation threshold and the reset zone change what the keys show. */
-  g_signal_emit (self, signals[CHANGED], 0);
+  /* The rotation threshold and the reset zone change what the keys show,
+   * and the zone moves the next reset. */
+  gk_backend_notify_changed (self);
 
   return TRUE;
 }

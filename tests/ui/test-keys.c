@@ -592,6 +592,56 @@ test_delete (Fixture       *f,
   g_assert_cmpstr (row->key_name, ==, "Doomed");
 }
 
+typedef struct
+{
+  Fixture     *f;
+  GkKeyStatus  status;
+} StatusCheck;
+
+static gboolean
+first_row_status_is (gpointer data)
+{
+  StatusCheck *check = data;
+  g_autoptr(GkKeyRow) row = NULL;
+
+  if (gk_keys_page_get_loading (check->f->page) ||
+      g_list_model_get_n_items (gk_keys_page_get_keys (check->f->page)) != 1)
+    return FALSE;
+
+  row = g_list_model_get_item (gk_keys_page_get_keys (check->f->page), 0);
+  return gk_key_row_get_key (row)->status == check->status;
+}
+
+/* The reset timer: a cooldown ending is a boundary; the list shows the key
+ * active again without any other write or poll to prompt it. */
+static void
+test_cooldown_ends (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  StatusCheck check = { f, GK_KEY_STATUS_RATE_LIMITED };
+  GkUsageRecord record;
+  GkTrackResult result;
+  gint64 id;
+
+  id = add_stored_key (f, "Cooling", 1);
+  wait_listed (f, 1);
+
+  gk_usage_record_init (&record);
+  record.key_id = id;
+  record.model = "gemini-2.5-flash";
+  record.status = GK_USAGE_RATE_LIMITED;
+  record.http_status = 429;
+  record.retry_delay_s = 2;
+  g_assert_true (gk_pool_track (gk_backend_get_pool (f->backend), &record, &result, &error));
+  g_assert_no_error (error);
+  gk_backend_notify_changed (f->backend);
+  gk_ui_test_wait (first_row_status_is, &check, "the key listed as rate-limited");
+
+  check.status = GK_KEY_STATUS_ACTIVE;
+  gk_ui_test_wait (first_row_status_is, &check, "the key listed as active after its cooldown");
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -611,6 +661,7 @@ main (int   argc,
   ADD ("/ui/keys/copy", test_copy);
   ADD ("/ui/keys/rotate", test_rotate);
   ADD ("/ui/keys/delete", test_delete);
+  ADD ("/ui/keys/cooldown-ends", test_cooldown_ends);
 #undef ADD
 
   return g_test_run ();
