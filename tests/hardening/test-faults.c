@@ -780,6 +780,8 @@ test_keyring_locked (void)
   g_auto(GStrv) envp = NULL;
   g_autofree char *out = NULL;
   g_autofree char *err = NULL;
+  g_autofree char *dbus_run_session = NULL;
+  g_autofree char *keyring_daemon = NULL;
   int status = 0;
 
   if (g_getenv (PRIVATE_KEYRING_ENV) != NULL)
@@ -792,9 +794,10 @@ test_keyring_locked (void)
    * keyring tests running next to this one: run in a private session. */
   script = g_build_filename (g_getenv ("GEMINI_KEYS_SOURCE_ROOT") ?: ".", "tests",
                              "keyring-session.sh", NULL);
+  dbus_run_session = g_find_program_in_path ("dbus-run-session");
+  keyring_daemon = g_find_program_in_path ("gnome-keyring-daemon");
   if (!g_file_test (script, G_FILE_TEST_IS_EXECUTABLE)
-      || g_find_program_in_path ("dbus-run-session") == NULL
-      || g_find_program_in_path ("gnome-keyring-daemon") == NULL)
+      || dbus_run_session == NULL || keyring_daemon == NULL)
     {
       g_test_skip ("needs dbus-run-session, gnome-keyring-daemon and tests/keyring-session.sh");
       return;
