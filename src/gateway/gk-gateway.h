@@ -20,10 +20,22 @@ typedef enum
   GK_GATEWAY_ERROR_ADDRESS,     /* not a loopback address, or port in use */
   GK_GATEWAY_ERROR_UPSTREAM,    /* the upstream could not be reached */
   GK_GATEWAY_ERROR_FAILED,
+  GK_GATEWAY_ERROR_INVALID_KEY, /* key test: the upstream rejected the key */
 } GkGatewayError;
+
+/* Defaults of the limits below. */
+#define GK_GATEWAY_DEFAULT_BODY_LIMIT      (20 * 1024 * 1024)
+#define GK_GATEWAY_DEFAULT_MAX_IN_FLIGHT   256
+#define GK_GATEWAY_DEFAULT_MAX_ATTEMPTS    5
+#define GK_GATEWAY_DEFAULT_UPSTREAM_TIMEOUT 300
 
 #define GK_TYPE_GATEWAY (gk_gateway_get_type ())
 G_DECLARE_FINAL_TYPE (GkGateway, gk_gateway, GK, GATEWAY, GObject)
+
+/* The server runs in a thread of its own with its own GMainContext, so
+ * SQLite and network work never blocks the caller's main loop. The "log"
+ * signal (one line per request, keys redacted) is emitted in that thread.
+ */
 
 GQuark     gk_gateway_error_quark (void);
 
@@ -39,6 +51,24 @@ gboolean   gk_gateway_start       (GkGateway    *self,
                                    guint         port,
                                    GError      **error);
 void       gk_gateway_stop        (GkGateway    *self);
+
+/* Settings read by gk_gateway_start(); changing them later has no effect
+ * until the next start. */
+/* The upstream base URL (default: gk_gateway_default_upstream()). */
+void       gk_gateway_set_upstream          (GkGateway  *self,
+                                             const char *base_url);
+/* Largest request body accepted, in bytes (413 beyond). */
+void       gk_gateway_set_body_limit        (GkGateway  *self,
+                                             gsize       bytes);
+/* Client requests served at once (503 beyond). */
+void       gk_gateway_set_max_in_flight     (GkGateway  *self,
+                                             guint       requests);
+/* Upstream connect and read timeout, in seconds. */
+void       gk_gateway_set_upstream_timeout  (GkGateway  *self,
+                                             guint       seconds);
+/* Keys tried for one client request before giving up. */
+void       gk_gateway_set_max_attempts      (GkGateway  *self,
+                                             guint       attempts);
 gboolean   gk_gateway_is_running  (GkGateway    *self);
 guint      gk_gateway_get_port    (GkGateway    *self);
 

@@ -16,6 +16,8 @@
  *   LEAKED    403 "Your API key was reported as leaked…"
  *   SUSPEND   403 PERMISSION_DENIED, reason CONSUMER_SUSPENDED
  *   DISABLED  403 PERMISSION_DENIED, reason SERVICE_DISABLED
+ *   BADREQ    400 INVALID_ARGUMENT whose message quotes the key (a client
+ *             error the gateway relays: the key must be redacted)
  *   E500      500 INTERNAL
  *   E503      503 UNAVAILABLE ("The model is overloaded")
  *   SLOW      answers normally after $MOCK_GEMINI_SLOW_MS (default 1500) ms
@@ -129,6 +131,10 @@ static const char *leaked_body =
   "\"type.googleapis.com/google.rpc.ErrorInfo\",\"reason\":\"CONSUMER_SUSPENDED\",\"domain\":" \
   "\"googleapis.com\",\"metadata\":{\"consumer\":\"projects/123456789\",\"service\":" \
   "\"generativelanguage.googleapis.com\"}}]}}"
+
+#define BADREQ_BODY_FORMAT \
+  "{\"error\":{\"code\":400,\"message\":\"Invalid JSON payload received for key %s.\"," \
+  "\"status\":\"INVALID_ARGUMENT\"}}"
 
 static const char *disabled_body =
   "{\"error\":{\"code\":403,\"message\":\"Generative Language API has not been used in project "
@@ -264,7 +270,7 @@ behaviour_of (const char *key)
 {
   static const char *words[] = {
     "RATEMIN", "RATEPROJ", "RATEDAY", "RATEOLD", "INVALID", "LEAKED", "SUSPEND", "DISABLED",
-    "E500", "E503", "SLOW", "BROKEN", "DROP", "CRLF",
+    "BADREQ", "E500", "E503", "SLOW", "BROKEN", "DROP", "CRLF",
   };
 
   for (guint i = 0; i < G_N_ELEMENTS (words); i++)
@@ -296,6 +302,8 @@ apply_error_behaviour (SoupServerMessage *msg,
     set_json_take (msg, 403, g_strdup_printf (SUSPENDED_BODY_FORMAT, key));
   else if (g_str_equal (behaviour, "DISABLED"))
     set_json (msg, 403, disabled_body);
+  else if (g_str_equal (behaviour, "BADREQ"))
+    set_json_take (msg, 400, g_strdup_printf (BADREQ_BODY_FORMAT, key));
   else if (g_str_equal (behaviour, "E500"))
     set_json (msg, 500, e500_body);
   else if (g_str_equal (behaviour, "E503"))
@@ -423,8 +431,10 @@ drop_connection (SoupServerMessage *msg,
   if (stream == NULL)
     return;
   out = g_io_stream_get_output_stream (stream);
+  /* The chunk announces more bytes than are sent: a cut inside a chunk,
+   * which a client can tell from a complete answer. */
   head = g_strdup_printf ("HTTP/1.1 200 OK\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n"
-                          "\r\n%zx\r\n%s\r\n", content_type, strlen (partial), partial);
+                          "\r\n%zx\r\n%s", content_type, strlen (partial) * 2, partial);
   g_output_stream_write_all (out, head, strlen (head), NULL, NULL, NULL);
   g_io_stream_close (stream, NULL, NULL);
 }

@@ -1,0 +1,721 @@
+/* gk-gateway-admin.c: the admin REST API under /admin/gemini-keys/.
+ *
+ *   /                 GET list, POST create (the key in "api_key")
+ *   /{id}             GET, PUT (fields to change), DELETE
+ *   /{id}/rotate      POST: take the key out of service by hand
+ *   /dashboard        GET ?days=7|30
+ *   /usage-logs       GET ?key_id=&limit=&offset=
+ *   /rotation-logs    GET ?limit=
+ *   /quotas/reset     POST {"type": "monthly"|"daily"|"minute"} (none = all)
+ *
+ * Field names follow the seed's columns, as the CLI's --json output does.
+ * Keys only ever appear masked.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#define G_LOG_DOMAIN "gk-gateway"
+
+#include "config.h"
+
+#include <string.h>
+
+#include <json-glib/json-glib.h>
+
+#include "gk-gateway-private.h"
+
+#define ADMIN_WHO             "manual:admin"
+#define DEFAULT_LOG_LIMIT     50
+#define MAX_LOG_LIMIT         500
+
+static const struct
+{
+  const char  *field;
+  GkQuotaSlot  slot;
+} quota_fields[] = {
+  { "monthly_quota", GK_QUOTA_SLOT_MONTHLY_TOKENS },
+  { "daily_quota",   GK_QUOTA_SLOT_DAILY_TOKENS },
+  { "minute_quota",  GK_QUOTA_SLOT_MINUTE_TOKENS },
+  { "rpd",           GK_QUOTA_SLOT_DAILY_REQUESTS },
+  { "rpm",           GK_QUOTA_SLOT_MINUTE_REQUESTS },
+};
+
+static void
+respond_node (SoupServerMessage *msg,
+              guint              status,
+              JsonBuilder       *builder)
+{
+  g_autoptr(JsonNode) root = json_builder_get_root (builder);
+
+  gk_gateway_respond_json (msg, status, json_to_string (root, FALSE));
+}
+
+/* Maps a core error to an HTTP answer in Google's shape. */
+static void
+respond_gerror (SoupServerMessage *msg,
+                const GError      *error)
+{
+  guint code = SOUP_STATUS_BAD_REQUEST;
+  const char *status = "INVALID_ARGUMENT";
+
+  if (g_error_matches (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_NOT_FOUND) ||
+      g_error_matches (error, GK_POOL_ERROR, GK_POOL_ERROR_NOT_FOUND))
+    {
+      code = SOUP_STATUS_NOT_FOUND;
+      status = "NOT_FOUND";
+    }
+  else if (g_error_matches (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_DUPLICATE))
+    {
+      code = SOUP_STATUS_CONFLICT;
+      status = "ALREADY_EXISTS";
+    }
+  else if (error->domain != GK_KEY_STORE_ERROR && error->domain != GK_POOL_ERROR)
+    {
+      code = SOUP_STATUS_INTERNAL_SERVER_ERROR;
+      status = "INTERNAL";
+    }
+  {
+    g_autofree char *redacted = gk_redact_keys (error->message);
+
+    gk_gateway_respond_error (msg, code, status, redacted);
+  }
+}
+
+static void
+add_int (JsonBuilder *b,
+         const char  *name,
+         gint64       value)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_add_int_value (b, value);
+}
+
+static void
+add_string (JsonBuilder *b,
+            const char  *name,
+            const char  *value)
+{
+  json_builder_set_member_name (b, name);
+  if (value != NULL)
+    json_builder_add_string_value (b, value);
+  else
+    json_builder_add_null_value (b);
+}
+
+static void
+add_double (JsonBuilder *b,
+            const char  *name,
+            double       value)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_add_double_value (b, value);
+}
+
+static void
+add_bool (JsonBuilder *b,
+          const char  *name,
+          gboolean     value)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_add_boolean_value (b, value);
+}
+
+/* 0 means "none" for these: JSON null. */
+static void
+add_time (JsonBuilder *b,
+          const char  *name,
+          gint64       value)
+{
+  json_builder_set_member_name (b, name);
+  if (value != 0)
+    json_builder_add_int_value (b, value);
+  else
+    json_builder_add_null_value (b);
+}
+
+static void
+add_key (JsonBuilder *b,
+         const GkKey *key)
+{
+  g_autofree char *masked = gk_key_get_masked (key);
+
+  json_builder_begin_object (b);
+  add_int (b, "id", key->id);
+  add_string (b, "uuid", key->uuid);
+  add_string (b, "name", key->name);
+  add_string (b, "api_key", masked);
+  add_string (b, "key_hint", key->key_hint);
+  add_string (b, "project", key->project);
+  add_string (b, "status", gk_key_status_to_string (key->status));
+  add_string (b, "status_reason", key->status_reason);
+  add_time (b, "cooldown_until", key->cooldown_until);
+  add_int (b, "priority", key->priority);
+  add_bool (b, "is_default", key->is_default);
+  json_builder_set_member_name (b, "monthly_budget_usd");
+  if (key->monthly_budget_usd >= 0)
+    json_builder_add_double_value (b, key->monthly_budget_usd);
+  else
+    json_builder_add_null_value (b);
+  add_double (b, "month_cost_usd", key->month_cost_usd);
+  add_time (b, "created_at", key->created_at);
+  add_time (b, "updated_at", key->updated_at);
+  add_time (b, "last_used_at", key->last_used_at);
+  add_time (b, "last_rotation_at", key->last_rotation_at);
+  add_double (b, "remaining_share", gk_key_remaining_share (key));
+  json_builder_set_member_name (b, "quotas");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
+    {
+      const GkQuota *q = &key->quotas[i];
+
+      json_builder_begin_object (b);
+      add_string (b, "quota_type", gk_quota_type_to_string (q->type));
+      add_string (b, "unit", gk_quota_unit_to_string (q->unit));
+      add_int (b, "limit_value", q->limit_value);
+      add_int (b, "used_value", q->used_value);
+      add_time (b, "reset_at", q->reset_at);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+}
+
+static JsonObject *
+parse_body (GByteArray  *body,
+            JsonParser  *parser,
+            GError     **error)
+{
+  JsonNode *root;
+
+  if (body == NULL || body->len == 0)
+    return NULL;
+  if (!json_parser_load_from_data (parser, (const char *) body->data, body->len, error))
+    return NULL;
+  root = json_parser_get_root (parser);
+  if (!JSON_NODE_HOLDS_OBJECT (root))
+    {
+      g_set_error_literal (error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_INVALID_DATA,
+                           "The body must be a JSON object.");
+      return NULL;
+    }
+  return json_node_get_object (root);
+}
+
+/* Applies the fields present in @obj to @spec; strings point into @obj. */
+static gboolean
+spec_from_json (GkKeySpec   *spec,
+                JsonObject  *obj,
+                GError     **error)
+{
+  if (json_object_has_member (obj, "name"))
+    spec->name = json_object_get_string_member (obj, "name");
+  if (json_object_has_member (obj, "priority"))
+    spec->priority = (int) json_object_get_int_member (obj, "priority");
+  if (json_object_has_member (obj, "project"))
+    spec->project = json_object_get_string_member (obj, "project");
+  if (json_object_has_member (obj, "monthly_budget_usd"))
+    spec->monthly_budget_usd = json_object_get_null_member (obj, "monthly_budget_usd")
+                                 ? -1.0 : json_object_get_double_member (obj, "monthly_budget_usd");
+  if (json_object_has_member (obj, "is_default"))
+    spec->is_default = json_object_get_boolean_member (obj, "is_default");
+  if (json_object_has_member (obj, "active"))
+    spec->active = json_object_get_boolean_member (obj, "active");
+  if (json_object_has_member (obj, "status"))
+    {
+      const char *status = json_object_get_string_member (obj, "status");
+
+      if (g_strcmp0 (status, "ACTIVE") == 0)
+        spec->active = TRUE;
+      else if (g_strcmp0 (status, "INACTIVE") == 0)
+        spec->active = FALSE;
+      else
+        {
+          g_set_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_INVALID_NAME,
+                       "status can only be set to ACTIVE or INACTIVE.");
+          return FALSE;
+        }
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (quota_fields); i++)
+    if (json_object_has_member (obj, quota_fields[i].field))
+      spec->limits[quota_fields[i].slot] = json_object_get_int_member (obj, quota_fields[i].field);
+  return TRUE;
+}
+
+static guint
+query_uint (GHashTable *query,
+            const char *name,
+            guint       fallback,
+            guint       max)
+{
+  const char *value = query ? g_hash_table_lookup (query, name) : NULL;
+  guint64 n;
+
+  if (value == NULL || !g_ascii_string_to_unsigned (value, 10, 0, max, &n, NULL))
+    return fallback;
+  return (guint) n;
+}
+
+static void
+list_keys (GkKeyStore        *store,
+           SoupServerMessage *msg)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) keys = gk_key_store_list (store, &error);
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+
+  if (keys == NULL)
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "keys");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < keys->len; i++)
+    add_key (b, g_ptr_array_index (keys, i));
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  respond_node (msg, SOUP_STATUS_OK, b);
+}
+
+static void
+respond_key (GkKeyStore        *store,
+             SoupServerMessage *msg,
+             guint              status,
+             gint64             id)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkKey) key = gk_key_store_get (store, id, &error);
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+
+  if (key == NULL)
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  add_key (b, key);
+  respond_node (msg, status, b);
+}
+
+static void
+create_key (GkKeyStore        *store,
+            SoupServerMessage *msg,
+            GByteArray        *body)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  JsonObject *obj = parse_body (body, parser, &error);
+  const char *api_key;
+  GkKeySpec spec;
+  gint64 id;
+
+  if (obj == NULL)
+    {
+      gk_gateway_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT",
+                                error ? error->message : "A JSON body is required.");
+      return;
+    }
+  gk_key_spec_init (&spec);
+  if (!spec_from_json (&spec, obj, &error))
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  api_key = json_object_get_string_member_with_default (obj, "api_key", NULL);
+  if (api_key == NULL)
+    {
+      gk_gateway_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT",
+                                "The field api_key is required.");
+      return;
+    }
+  id = gk_key_store_add (store, &spec, api_key, &error);
+  if (id <= 0)
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  respond_key (store, msg, SOUP_STATUS_CREATED, id);
+}
+
+static void
+update_key (GkKeyStore        *store,
+            SoupServerMessage *msg,
+            gint64             id,
+            GByteArray        *body)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GkKey) key = NULL;
+  JsonObject *obj = parse_body (body, parser, &error);
+  GkKeySpec spec;
+
+  if (obj == NULL)
+    {
+      gk_gateway_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT",
+                                error ? error->message : "A JSON body is required.");
+      return;
+    }
+  key = gk_key_store_get (store, id, &error);
+  if (key == NULL)
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  gk_key_spec_from_key (&spec, key);
+  if (!spec_from_json (&spec, obj, &error) ||
+      !gk_key_store_update (store, id, &spec,
+                            json_object_get_string_member_with_default (obj, "api_key", NULL),
+                            &error))
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  respond_key (store, msg, SOUP_STATUS_OK, id);
+}
+
+static void
+delete_key (GkKeyStore        *store,
+            SoupServerMessage *msg,
+            gint64             id)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+
+  if (!gk_key_store_delete (store, id, &error))
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  json_builder_begin_object (b);
+  add_int (b, "id", id);
+  add_bool (b, "deleted", TRUE);
+  json_builder_end_object (b);
+  respond_node (msg, SOUP_STATUS_OK, b);
+}
+
+static void
+rotate_key (GkKeyStore        *store,
+            GkPool            *pool,
+            SoupServerMessage *msg,
+            gint64             id)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkKey) key = gk_key_store_get (store, id, &error);
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  gint64 to;
+
+  if (key == NULL)
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  to = gk_pool_rotate (pool, id, ADMIN_WHO, &error);
+  if (error != NULL)
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  json_builder_begin_object (b);
+  add_int (b, "from_key_id", id);
+  add_time (b, "to_key_id", to);
+  add_string (b, "reason", gk_rotation_reason_to_string (GK_ROTATION_MANUAL));
+  add_string (b, "triggered_by", ADMIN_WHO);
+  json_builder_end_object (b);
+  respond_node (msg, SOUP_STATUS_OK, b);
+}
+
+static void
+add_rank_rows (JsonBuilder *b,
+               const char  *name,
+               GPtrArray   *rows)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_begin_array (b);
+  for (guint i = 0; rows && i < rows->len; i++)
+    {
+      GkRankRow *row = g_ptr_array_index (rows, i);
+
+      json_builder_begin_object (b);
+      add_string (b, "name", row->name);
+      add_int (b, "requests", row->requests);
+      add_int (b, "tokens", row->tokens);
+      add_double (b, "cost_usd", row->cost_usd);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+}
+
+static void
+add_rotation_row (JsonBuilder         *b,
+                  const GkRotationRow *row)
+{
+  json_builder_begin_object (b);
+  add_int (b, "id", row->id);
+  add_int (b, "from_key_id", row->from_key_id);
+  add_string (b, "from_key_name", row->from_key_name);
+  add_time (b, "to_key_id", row->to_key_id);
+  add_string (b, "to_key_name", row->to_key_name);
+  add_string (b, "reason", gk_rotation_reason_to_string (row->reason));
+  add_string (b, "triggered_by", row->triggered_by);
+  add_int (b, "created_at", row->created_at);
+  json_builder_end_object (b);
+}
+
+static void
+dashboard (GkDatabase        *db,
+           SoupServerMessage *msg,
+           GHashTable        *query)
+{
+  g_autoptr(GError) error = NULL;
+  guint days = query_uint (query, "days", 7, 366) >= 30 ? 30 : 7;
+  g_autoptr(GkDashboard) dash = gk_stats_dashboard (db, days, &error);
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+
+  if (dash == NULL)
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  json_builder_begin_object (b);
+  add_int (b, "days", dash->days);
+  json_builder_set_member_name (b, "cards");
+  json_builder_begin_object (b);
+  add_int (b, "total_keys", dash->cards.total_keys);
+  add_int (b, "active_keys", dash->cards.active_keys);
+  add_int (b, "inactive_keys", dash->cards.inactive_keys);
+  add_int (b, "requests", dash->cards.requests);
+  add_int (b, "successes", dash->cards.successes);
+  add_double (b, "success_rate", dash->cards.success_rate);
+  add_double (b, "cost_usd", dash->cards.cost_usd);
+  json_builder_end_object (b);
+  json_builder_set_member_name (b, "daily");
+  json_builder_begin_array (b);
+  for (guint i = 0; dash->daily && i < dash->daily->len; i++)
+    {
+      GkDailyPoint *p = &g_array_index (dash->daily, GkDailyPoint, i);
+
+      json_builder_begin_object (b);
+      add_int (b, "day_start", p->day_start);
+      add_int (b, "requests", p->requests);
+      add_int (b, "successes", p->successes);
+      add_double (b, "cost_usd", p->cost_usd);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  add_rank_rows (b, "top_models", dash->top_models);
+  add_rank_rows (b, "top_users", dash->top_users);
+  json_builder_set_member_name (b, "rotations");
+  json_builder_begin_array (b);
+  for (guint i = 0; dash->rotations && i < dash->rotations->len; i++)
+    add_rotation_row (b, g_ptr_array_index (dash->rotations, i));
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  respond_node (msg, SOUP_STATUS_OK, b);
+}
+
+static void
+usage_logs (GkDatabase        *db,
+            SoupServerMessage *msg,
+            GHashTable        *query)
+{
+  g_autoptr(GError) error = NULL;
+  guint key_id = query_uint (query, "key_id", 0, G_MAXUINT);
+  guint limit = query_uint (query, "limit", DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT);
+  guint offset = query_uint (query, "offset", 0, G_MAXUINT);
+  g_autoptr(GPtrArray) rows = gk_stats_usage_logs (db, key_id, limit, offset, &error);
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  GkUsageSummary summary = { 0 };
+
+  if (rows == NULL || !gk_stats_usage_summary (db, key_id, limit, &summary, &error))
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "logs");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < rows->len; i++)
+    {
+      GkUsageRow *row = g_ptr_array_index (rows, i);
+
+      json_builder_begin_object (b);
+      add_int (b, "id", row->id);
+      add_int (b, "key_id", row->key_id);
+      add_string (b, "key_name", row->key_name);
+      add_string (b, "model", row->model);
+      add_int (b, "tokens_used", row->tokens_used);
+      add_int (b, "prompt_tokens", row->prompt_tokens);
+      add_int (b, "output_tokens", row->output_tokens);
+      add_double (b, "cost_usd", row->cost_usd);
+      add_bool (b, "priced", row->priced);
+      add_string (b, "status", gk_usage_status_to_string (row->status));
+      add_int (b, "http_status", row->http_status);
+      add_string (b, "error_message", row->error_message);
+      add_string (b, "user_id", row->user_id);
+      add_int (b, "latency_ms", row->latency_ms);
+      add_int (b, "created_at", row->created_at);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "summary");
+  json_builder_begin_object (b);
+  add_int (b, "requests", summary.requests);
+  add_int (b, "successes", summary.successes);
+  add_int (b, "failures", summary.failures);
+  add_double (b, "cost_usd", summary.cost_usd);
+  json_builder_end_object (b);
+  json_builder_end_object (b);
+  respond_node (msg, SOUP_STATUS_OK, b);
+}
+
+static void
+rotation_logs (GkDatabase        *db,
+               SoupServerMessage *msg,
+               GHashTable        *query)
+{
+  g_autoptr(GError) error = NULL;
+  guint limit = query_uint (query, "limit", DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT);
+  g_autoptr(GPtrArray) rows = gk_stats_rotation_logs (db, limit, &error);
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  gint64 all = 0, manual = 0, automatic = 0;
+
+  if (rows == NULL || !gk_stats_rotation_totals (db, &all, &manual, &automatic, &error))
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "rotations");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < rows->len; i++)
+    add_rotation_row (b, g_ptr_array_index (rows, i));
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "totals");
+  json_builder_begin_object (b);
+  add_int (b, "all", all);
+  add_int (b, "manual", manual);
+  add_int (b, "auto", automatic);
+  json_builder_end_object (b);
+  json_builder_end_object (b);
+  respond_node (msg, SOUP_STATUS_OK, b);
+}
+
+static void
+reset_quotas (GkDatabase        *db,
+              SoupServerMessage *msg,
+              GByteArray        *body)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  JsonObject *obj = parse_body (body, parser, &error);
+  const char *type_name = obj ? json_object_get_string_member_with_default (obj, "type", NULL) : NULL;
+  GkQuotaType type = GK_QUOTA_MONTHLY;
+  gboolean all = type_name == NULL;
+
+  if (error != NULL)
+    {
+      gk_gateway_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT", error->message);
+      return;
+    }
+  if (type_name != NULL)
+    {
+      if (g_ascii_strcasecmp (type_name, "monthly") == 0)
+        type = GK_QUOTA_MONTHLY;
+      else if (g_ascii_strcasecmp (type_name, "daily") == 0)
+        type = GK_QUOTA_DAILY;
+      else if (g_ascii_strcasecmp (type_name, "minute") == 0 ||
+               g_ascii_strcasecmp (type_name, "per_minute") == 0)
+        type = GK_QUOTA_PER_MINUTE;
+      else
+        {
+          gk_gateway_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT",
+                                    "type must be monthly, daily or minute.");
+          return;
+        }
+    }
+  if (!gk_quotas_reset (db, all, type, ADMIN_WHO, &error))
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  json_builder_begin_object (b);
+  add_string (b, "reset", all ? "all" : gk_quota_type_to_string (type));
+  json_builder_end_object (b);
+  respond_node (msg, SOUP_STATUS_OK, b);
+}
+
+static void
+method_not_allowed (SoupServerMessage *msg)
+{
+  gk_gateway_respond_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "INVALID_ARGUMENT",
+                            "Method not allowed on this path.");
+}
+
+void
+gk_gateway_admin_handle (GkKeyStore        *key_store,
+                         GkPool            *pool,
+                         SoupServerMessage *msg,
+                         const char        *subpath,
+                         GHashTable        *query,
+                         GByteArray        *body)
+{
+  GkDatabase *db = gk_pool_get_database (pool);
+  const char *method = soup_server_message_get_method (msg);
+  gboolean is_get = g_str_equal (method, "GET");
+  gboolean is_post = g_str_equal (method, "POST");
+  g_auto(GStrv) parts = NULL;
+  guint n_parts;
+  guint64 id;
+
+  /* No cache may keep admin answers. */
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                "Cache-Control", "no-store");
+
+  while (*subpath == '/')
+    subpath++;
+  parts = g_strsplit (subpath, "/", -1);
+  n_parts = g_strv_length (parts);
+  /* A trailing slash leaves an empty last part. */
+  if (n_parts > 0 && *parts[n_parts - 1] == '\0')
+    n_parts--;
+
+  if (n_parts == 0)
+    {
+      if (is_get)
+        list_keys (key_store, msg);
+      else if (is_post)
+        create_key (key_store, msg, body);
+      else
+        method_not_allowed (msg);
+      return;
+    }
+
+  if (n_parts == 1 && g_str_equal (parts[0], "dashboard"))
+    is_get ? dashboard (db, msg, query) : method_not_allowed (msg);
+  else if (n_parts == 1 && g_str_equal (parts[0], "usage-logs"))
+    is_get ? usage_logs (db, msg, query) : method_not_allowed (msg);
+  else if (n_parts == 1 && g_str_equal (parts[0], "rotation-logs"))
+    is_get ? rotation_logs (db, msg, query) : method_not_allowed (msg);
+  else if (n_parts == 2 && g_str_equal (parts[0], "quotas") && g_str_equal (parts[1], "reset"))
+    is_post ? reset_quotas (db, msg, body) : method_not_allowed (msg);
+  else if (g_ascii_string_to_unsigned (parts[0], 10, 1, G_MAXINT64, &id, NULL))
+    {
+      if (n_parts == 1)
+        {
+          if (is_get)
+            respond_key (key_store, msg, SOUP_STATUS_OK, (gint64) id);
+          else if (g_str_equal (method, "PUT") || g_str_equal (method, "PATCH"))
+            update_key (key_store, msg, (gint64) id, body);
+          else if (g_str_equal (method, "DELETE"))
+            delete_key (key_store, msg, (gint64) id);
+          else
+            method_not_allowed (msg);
+        }
+      else if (n_parts == 2 && g_str_equal (parts[1], "rotate"))
+        is_post ? rotate_key (key_store, pool, msg, (gint64) id) : method_not_allowed (msg);
+      else
+        gk_gateway_respond_error (msg, SOUP_STATUS_NOT_FOUND, "NOT_FOUND", "Unknown admin path.");
+    }
+  else
+    gk_gateway_respond_error (msg, SOUP_STATUS_NOT_FOUND, "NOT_FOUND", "Unknown admin path.");
+}

@@ -1,0 +1,1722 @@
+/* gk-gateway.c: the local gateway (libsoup-3 server + upstream client).
+ *
+ * A client request goes through these steps, all in the gateway's own
+ * thread and main context:
+ *
+ *  1. early_handler_cb (after the headers, before the body): Host
+ *     allow-list, client token, Content-Length limit. Refused requests are
+ *     answered without reading their body.
+ *  2. got_chunk_cb: the body is accumulated by us, not by libsoup, so that a
+ *     chunked body larger than the limit is counted and dropped, never held.
+ *  3. server_handler_cb: routes to the admin API or the proxy.
+ *  4. The proxy (Request): pick a key, send upstream with that key in
+ *     x-goog-api-key only, and either relay the answer (streams chunk by
+ *     chunk) or, on 429 / invalid key / 5xx / network errors, record the
+ *     failed attempt and try the next key.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#define G_LOG_DOMAIN "gk-gateway"
+
+#include "config.h"
+
+#include <string.h>
+
+#include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
+
+#include "gk-gateway.h"
+#include "gk-gateway-private.h"
+
+#define GOOGLE_UPSTREAM        "https://generativelanguage.googleapis.com"
+#define ADMIN_PREFIX           "/admin/gemini-keys"
+#define ADMIN_TOKEN_NAME       "admin"
+#define READ_CHUNK_SIZE        (64 * 1024)
+#define ERROR_BODY_LIMIT       (1024 * 1024)
+#define RETRY_AFTER_BUSY       "1"
+#define STOP_DRAIN_TIMEOUT_US  (2 * G_USEC_PER_SEC)
+#define UPSTREAM_MAX_CONNS     256
+
+struct _GkGateway
+{
+  GObject       parent_instance;
+
+  GkKeyStore   *key_store;
+  GkPool       *pool;
+  GkDatabase   *db;
+
+  /* Settings, read at start. */
+  char         *upstream;
+  gsize         body_limit;
+  guint         max_in_flight;
+  guint         timeout_s;
+  guint         max_attempts;
+
+  /* Owned by the gateway thread while it runs. */
+  GThread      *thread;
+  GMainContext *context;
+  GMainLoop    *loop;
+  SoupServer   *server;
+  SoupSession  *session;
+  GCancellable *cancellable;
+  guint         in_flight;
+  char        **allowed_hosts;
+
+  /* Start-up handshake between gk_gateway_start() and the thread. */
+  GMutex        start_mutex;
+  GCond         start_cond;
+  gboolean      start_done;
+  GError       *start_error;
+  char         *start_address;
+  guint         start_port;
+  guint         port;
+};
+
+G_DEFINE_TYPE (GkGateway, gk_gateway, G_TYPE_OBJECT)
+
+G_DEFINE_QUARK (gk-gateway-error-quark, gk_gateway_error)
+
+enum
+{
+  SIGNAL_LOG,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+/* Per client message: what the early handler learnt and the body as read. */
+typedef struct
+{
+  char       *user_id;      /* the client token's name */
+  GByteArray *body;
+  gboolean    too_large;
+  gboolean    refused;      /* answered by the early handler */
+} ClientState;
+
+static const char *client_state_key = "gk-gateway-client-state";
+
+static void
+client_state_free (gpointer data)
+{
+  ClientState *state = data;
+
+  g_free (state->user_id);
+  g_clear_pointer (&state->body, g_byte_array_unref);
+  g_free (state);
+}
+
+/* Headers that are the client's credentials or belong to one hop only. */
+static const char *request_headers_dropped[] = {
+  "host", "x-goog-api-key", "authorization", "proxy-authorization", "cookie", "connection",
+  "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "content-length",
+  "content-type", "accept-encoding", "expect", "proxy-connection",
+};
+
+static const char *response_headers_dropped[] = {
+  "connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding",
+  "set-cookie", "alt-svc", "server", "trailer", "upgrade", "access-control-allow-origin",
+  "access-control-allow-credentials", "access-control-allow-headers",
+  "access-control-allow-methods",
+};
+
+static gboolean
+header_in (const char  *name,
+           const char **list,
+           gsize        n)
+{
+  for (gsize i = 0; i < n; i++)
+    if (g_ascii_strcasecmp (name, list[i]) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+static void
+gateway_log (GkGateway  *self,
+             const char *format,
+             ...) G_GNUC_PRINTF (2, 3);
+
+static void
+gateway_log (GkGateway  *self,
+             const char *format,
+             ...)
+{
+  g_autofree char *line = NULL;
+  g_autofree char *redacted = NULL;
+  va_list args;
+
+  va_start (args, format);
+  line = g_strdup_vprintf (format, args);
+  va_end (args);
+  redacted = gk_redact_keys (line);
+  g_debug ("%s", redacted);
+  g_signal_emit (self, signals[SIGNAL_LOG], 0, redacted);
+}
+
+char *
+gk_gateway_error_json (guint       code,
+                       const char *status,
+                       const char *message)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new ();
+  g_autoptr(JsonNode) root = NULL;
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "error");
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "code");
+  json_builder_add_int_value (builder, code);
+  json_builder_set_member_name (builder, "message");
+  json_builder_add_string_value (builder, message);
+  json_builder_set_member_name (builder, "status");
+  json_builder_add_string_value (builder, status);
+  json_builder_end_object (builder);
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+  return json_to_string (root, FALSE);
+}
+
+void
+gk_gateway_respond_json (SoupServerMessage *msg,
+                         guint              status,
+                         char              *body)
+{
+  soup_server_message_set_status (msg, status, NULL);
+  soup_server_message_set_response (msg, "application/json; charset=UTF-8", SOUP_MEMORY_TAKE,
+                                    body, strlen (body));
+}
+
+void
+gk_gateway_respond_error (SoupServerMessage *msg,
+                          guint              code,
+                          const char        *status,
+                          const char        *message)
+{
+  gk_gateway_respond_json (msg, code, gk_gateway_error_json (code, status, message));
+}
+
+/* The credential a client sent the way SDKs send a key. */
+static char *
+client_credential (SoupServerMessage *msg)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  const char *value;
+  GUri *uri;
+  const char *query;
+
+  value = soup_message_headers_get_one (headers, "x-goog-api-key");
+  if (value != NULL && *value != '\0')
+    return g_strdup (value);
+
+  value = soup_message_headers_get_one (headers, "Authorization");
+  if (value != NULL && g_ascii_strncasecmp (value, "Bearer ", 7) == 0)
+    {
+      value += 7;
+      while (*value == ' ')
+        value++;
+      if (*value != '\0')
+        return g_strdup (value);
+    }
+
+  uri = soup_server_message_get_uri (msg);
+  query = g_uri_get_query (uri);
+  if (query != NULL)
+    {
+      g_autoptr(GHashTable) params = g_uri_parse_params (query, -1, "&", G_URI_PARAMS_NONE, NULL);
+      const char *key = params ? g_hash_table_lookup (params, "key") : NULL;
+
+      if (key != NULL && *key != '\0')
+        return g_strdup (key);
+    }
+  return NULL;
+}
+
+static gboolean
+host_allowed (GkGateway         *self,
+              SoupServerMessage *msg)
+{
+  const char *host = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
+                                                   "Host");
+
+  if (host == NULL)
+    return FALSE;
+  for (guint i = 0; self->allowed_hosts[i] != NULL; i++)
+    if (g_ascii_strcasecmp (host, self->allowed_hosts[i]) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+static void
+refuse (SoupServerMessage *msg,
+        ClientState       *state,
+        guint              code,
+        const char        *status,
+        const char        *message)
+{
+  state->refused = TRUE;
+  /* The body is not read: the connection cannot be reused after this. */
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                "Connection", "close");
+  gk_gateway_respond_error (msg, code, status, message);
+}
+
+static void
+got_chunk_cb (SoupServerMessage *msg,
+              GBytes            *chunk,
+              GkGateway         *self)
+{
+  ClientState *state = g_object_get_data (G_OBJECT (msg), client_state_key);
+  gsize len = g_bytes_get_size (chunk);
+
+  if (state == NULL || state->too_large)
+    return;
+  if (state->body->len + len > self->body_limit)
+    {
+      /* Counted and dropped from here on: never held in memory. */
+      state->too_large = TRUE;
+      g_byte_array_set_size (state->body, 0);
+      return;
+    }
+  g_byte_array_append (state->body, g_bytes_get_data (chunk, NULL), len);
+}
+
+static void
+early_handler_cb (SoupServer        *server,
+                  SoupServerMessage *msg,
+                  const char        *path,
+                  GHashTable        *query,
+                  gpointer           user_data)
+{
+  GkGateway *self = user_data;
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  ClientState *state = g_new0 (ClientState, 1);
+  g_autofree char *credential = NULL;
+  goffset length;
+
+  g_object_set_data_full (G_OBJECT (msg), client_state_key, state, client_state_free);
+
+  if (!host_allowed (self, msg))
+    {
+      refuse (msg, state, SOUP_STATUS_FORBIDDEN, "PERMISSION_DENIED",
+              "The Host header is not allowed; use 127.0.0.1, localhost or [::1] with the gateway's port.");
+      return;
+    }
+
+  credential = client_credential (msg);
+  if (credential != NULL)
+    state->user_id = gk_token_verify (self->db, credential);
+  if (credential != NULL)
+    memset (credential, 0, strlen (credential));
+  if (state->user_id == NULL)
+    {
+      refuse (msg, state, SOUP_STATUS_UNAUTHORIZED, "UNAUTHENTICATED",
+              credential == NULL
+                ? "Missing gateway token: send it as the API key (x-goog-api-key, ?key= or Authorization: Bearer)."
+                : "The gateway token is not valid or was revoked.");
+      return;
+    }
+
+  if (soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CONTENT_LENGTH)
+    {
+      length = soup_message_headers_get_content_length (headers);
+      if (length < 0 || (guint64) length > self->body_limit)
+        {
+          refuse (msg, state, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "INVALID_ARGUMENT",
+                  "The request body is larger than the gateway accepts.");
+          return;
+        }
+      state->body = g_byte_array_sized_new ((guint) length);
+    }
+  else
+    state->body = g_byte_array_new ();
+
+  soup_message_body_set_accumulate (soup_server_message_get_request_body (msg), FALSE);
+  g_signal_connect (msg, "got-chunk", G_CALLBACK (got_chunk_cb), self);
+}
+
+/* ---- Usage scanning over a relayed stream ------------------------------ */
+
+/* Finds the usage in a stream as it passes: SSE events (separated by a blank
+ * line, \n\n or \r\n\r\n) or the objects of a streamed JSON array. Only
+ * pieces that mention "usage" are parsed; the last usage seen wins, since
+ * usageMetadata is complete in the last chunk. */
+typedef struct
+{
+  gboolean      sse;
+  GString      *pending;
+  int           depth;
+  gboolean      in_string;
+  gboolean      escape;
+  GkTokenUsage  usage;
+} UsageScanner;
+
+static void
+scanner_init (UsageScanner *scanner,
+              gboolean      sse)
+{
+  memset (scanner, 0, sizeof *scanner);
+  scanner->sse = sse;
+  scanner->pending = g_string_new (NULL);
+}
+
+static void
+scanner_clear (UsageScanner *scanner)
+{
+  if (scanner->pending)
+    g_string_free (scanner->pending, TRUE);
+  scanner->pending = NULL;
+}
+
+static void
+scanner_take_json (UsageScanner *scanner,
+                   const char   *json,
+                   gsize         len)
+{
+  GkTokenUsage usage = { 0 };
+
+  if (g_strstr_len (json, len, "sage") == NULL)
+    return;
+  if (gk_usage_parse (json, len, &usage) && usage.found)
+    scanner->usage = usage;
+}
+
+static void
+scanner_take_event (UsageScanner *scanner,
+                    const char   *event,
+                    gsize         len)
+{
+  g_autoptr(GString) data = NULL;
+  const char *p = event;
+  const char *end = event + len;
+
+  if (g_strstr_len (event, len, "sage") == NULL)
+    return;
+  data = g_string_new (NULL);
+  while (p < end)
+    {
+      const char *eol = memchr (p, '\n', end - p);
+      const char *line_end = eol ? eol : end;
+      gsize line_len = line_end - p;
+
+      if (line_len > 0 && p[line_len - 1] == '\r')
+        line_len--;
+      if (line_len >= 5 && memcmp (p, "data:", 5) == 0)
+        {
+          const char *value = p + 5;
+          gsize value_len = line_len - 5;
+
+          if (value_len > 0 && *value == ' ')
+            {
+              value++;
+              value_len--;
+            }
+          if (data->len > 0)
+            g_string_append_c (data, '\n');
+          g_string_append_len (data, value, value_len);
+        }
+      p = eol ? eol + 1 : end;
+    }
+  scanner_take_json (scanner, data->str, data->len);
+}
+
+static void
+scanner_feed_sse (UsageScanner *scanner,
+                  const char   *data,
+                  gsize         len)
+{
+  gsize start = 0;
+
+  g_string_append_len (scanner->pending, data, len);
+  for (;;)
+    {
+      const char *buf = scanner->pending->str + start;
+      gsize avail = scanner->pending->len - start;
+      const char *lf = g_strstr_len (buf, avail, "\n\n");
+      const char *crlf = g_strstr_len (buf, avail, "\r\n\r\n");
+      const char *sep;
+      gsize sep_len;
+
+      if (lf == NULL && crlf == NULL)
+        break;
+      if (crlf != NULL && (lf == NULL || crlf < lf))
+        {
+          sep = crlf;
+          sep_len = 4;
+        }
+      else
+        {
+          sep = lf;
+          sep_len = 2;
+        }
+      scanner_take_event (scanner, buf, sep - buf);
+      start += (sep - buf) + sep_len;
+    }
+  g_string_erase (scanner->pending, 0, start);
+}
+
+static void
+scanner_feed_array (UsageScanner *scanner,
+                    const char   *data,
+                    gsize         len)
+{
+  for (gsize i = 0; i < len; i++)
+    {
+      char c = data[i];
+
+      if (scanner->depth >= 2 || (scanner->depth == 1 && c == '{'))
+        g_string_append_c (scanner->pending, c);
+
+      if (scanner->in_string)
+        {
+          if (scanner->escape)
+            scanner->escape = FALSE;
+          else if (c == '\\')
+            scanner->escape = TRUE;
+          else if (c == '"')
+            scanner->in_string = FALSE;
+          continue;
+        }
+      if (c == '"')
+        scanner->in_string = TRUE;
+      else if (c == '{' || c == '[')
+        scanner->depth++;
+      else if (c == '}' || c == ']')
+        {
+          scanner->depth--;
+          if (scanner->depth == 1)
+            {
+              scanner_take_json (scanner, scanner->pending->str, scanner->pending->len);
+              g_string_truncate (scanner->pending, 0);
+            }
+        }
+    }
+}
+
+static void
+scanner_feed (UsageScanner *scanner,
+              const char   *data,
+              gsize         len)
+{
+  if (scanner->sse)
+    scanner_feed_sse (scanner, data, len);
+  else
+    scanner_feed_array (scanner, data, len);
+}
+
+static void
+scanner_finish (UsageScanner *scanner)
+{
+  if (scanner->sse && scanner->pending->len > 0)
+    scanner_take_event (scanner, scanner->pending->str, scanner->pending->len);
+  g_string_truncate (scanner->pending, 0);
+}
+
+/* ---- The proxy ---------------------------------------------------------- */
+
+typedef struct
+{
+  GkGateway         *gateway;
+  SoupServerMessage *msg;
+  char              *user_id;
+  char              *http_method;
+  char              *path;          /* for logs: never holds the query */
+  char              *upstream_uri;
+  char              *model;
+  char              *content_type;
+  GBytes            *body;
+  gboolean           stream;
+  gboolean           sse;
+  GArray            *exclude;
+  guint              attempts;
+  GCancellable      *cancellable;
+  gboolean           client_gone;
+  gboolean           answered;
+
+  /* The attempt in progress. */
+  SoupMessage       *upstream_msg;
+  GInputStream      *input;
+  gint64             key_id;
+  gint64             attempt_start;
+  guint              status;
+  GByteArray        *buffer;
+  gsize              buffer_limit;
+  UsageScanner       scanner;
+  gboolean           relaying;
+
+  /* The last transient failure, relayed when no key is left. */
+  guint              last_status;
+  GBytes            *last_body;
+  char              *last_error;
+} Request;
+
+static void request_attempt (Request *request);
+
+static void
+request_free (Request *request)
+{
+  request->gateway->in_flight--;
+  g_object_set_data (G_OBJECT (request->msg), "gk-gateway-request", NULL);
+  g_object_unref (request->msg);
+  g_free (request->user_id);
+  g_free (request->http_method);
+  g_free (request->path);
+  g_free (request->upstream_uri);
+  g_free (request->model);
+  g_free (request->content_type);
+  g_clear_pointer (&request->body, g_bytes_unref);
+  g_clear_pointer (&request->exclude, g_array_unref);
+  g_clear_object (&request->cancellable);
+  g_clear_object (&request->upstream_msg);
+  g_clear_object (&request->input);
+  g_clear_pointer (&request->buffer, g_byte_array_unref);
+  scanner_clear (&request->scanner);
+  g_clear_pointer (&request->last_body, g_bytes_unref);
+  g_free (request->last_error);
+  g_free (request);
+}
+
+static gint64
+elapsed_ms (Request *request)
+{
+  return (g_get_monotonic_time () - request->attempt_start) / 1000;
+}
+
+/* Writes the usage row of the current attempt. */
+static void
+request_track (Request            *request,
+               GkUsageStatus       status,
+               const GkTokenUsage *usage,
+               const GkOutcome    *outcome,
+               const char         *error_message)
+{
+  GkGateway *self = request->gateway;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *redacted = error_message ? gk_redact_keys (error_message) : NULL;
+  GkUsageRecord record;
+  GkTrackResult result = { 0 };
+
+  gk_usage_record_init (&record);
+  record.key_id = request->key_id;
+  record.model = request->model;
+  record.prompt_tokens = usage && usage->found ? usage->prompt_tokens : 0;
+  record.output_tokens = usage && usage->found ? usage->output_tokens : 0;
+  record.status = status;
+  record.http_status = (int) request->status;
+  record.error_message = redacted;
+  record.user_id = request->user_id;
+  record.latency_ms = elapsed_ms (request);
+  if (outcome != NULL && status == GK_USAGE_RATE_LIMITED)
+    {
+      record.retry_delay_s = outcome->retry_delay_s;
+      record.per_day = outcome->kind == GK_OUTCOME_RATE_LIMITED_DAY;
+      record.per_project = outcome->per_project;
+    }
+
+  if (!gk_pool_track (self->pool, &record, &result, &error))
+    gateway_log (self, "could not record usage of key %" G_GINT64_FORMAT ": %s",
+                 request->key_id, error->message);
+
+  gateway_log (self, "%s %s -> %u key=%" G_GINT64_FORMAT " user=%s status=%s tokens=%" G_GINT64_FORMAT
+               "+%" G_GINT64_FORMAT " %" G_GINT64_FORMAT " ms%s%s%s",
+               request->http_method, request->path, request->status, request->key_id,
+               request->user_id, gk_usage_status_to_string (status), record.prompt_tokens,
+               record.output_tokens, record.latency_ms,
+               result.rotated ? " (rotated: " : "",
+               result.rotated ? gk_rotation_reason_to_string (result.reason) : "",
+               result.rotated ? ")" : "");
+}
+
+static void
+request_finish (Request *request)
+{
+  if (!request->answered)
+    {
+      request->answered = TRUE;
+      if (!request->client_gone)
+        soup_server_message_unpause (request->msg);
+    }
+  request_free (request);
+}
+
+static void
+copy_response_headers (SoupMessage       *from,
+                       SoupServerMessage *to)
+{
+  SoupMessageHeaders *dest = soup_server_message_get_response_headers (to);
+  SoupMessageHeadersIter iter;
+  const char *name, *value;
+
+  soup_message_headers_iter_init (&iter, soup_message_get_response_headers (from));
+  while (soup_message_headers_iter_next (&iter, &name, &value))
+    if (!header_in (name, response_headers_dropped, G_N_ELEMENTS (response_headers_dropped)))
+      soup_message_headers_append (dest, name, value);
+}
+
+/* Answers the client with an upstream body (keys redacted when it is an
+ * error) and ends the request. */
+static void
+request_relay_body (Request    *request,
+                    guint       status,
+                    const char *data,
+                    gsize       len)
+{
+  SoupServerMessage *msg = request->msg;
+
+  if (!request->client_gone)
+    {
+      if (request->upstream_msg != NULL)
+        copy_response_headers (request->upstream_msg, msg);
+      soup_server_message_set_status (msg, status, NULL);
+      if (status >= 300)
+        {
+          g_autofree char *text = g_strndup (data, len);
+          char *redacted = gk_redact_keys (text);
+
+          soup_server_message_set_response (msg, "application/json; charset=UTF-8",
+                                            SOUP_MEMORY_TAKE, redacted, strlen (redacted));
+        }
+      else
+        {
+          const char *type = request->upstream_msg
+            ? soup_message_headers_get_content_type (soup_message_get_response_headers (request->upstream_msg), NULL)
+            : NULL;
+
+          soup_server_message_set_response (msg, type ? type : "application/json; charset=UTF-8",
+                                            SOUP_MEMORY_COPY, data, len);
+        }
+    }
+  request_finish (request);
+}
+
+/* Nothing more can be tried: relay the last transient failure, or 503. */
+static void
+request_give_up (Request *request)
+{
+  GkGateway *self = request->gateway;
+
+  g_clear_object (&request->upstream_msg);
+  if (request->last_body != NULL)
+    {
+      gsize len;
+      const char *data = g_bytes_get_data (request->last_body, &len);
+
+      request_relay_body (request, request->last_status, data, len);
+      return;
+    }
+  if (request->last_error != NULL)
+    {
+      gateway_log (self, "%s %s -> 502 upstream unreachable: %s", request->http_method,
+                   request->path, request->last_error ? request->last_error : "unknown error");
+      if (!request->client_gone)
+        gk_gateway_respond_error (request->msg, SOUP_STATUS_BAD_GATEWAY, "UNAVAILABLE",
+                                  "The upstream could not be reached.");
+      request_finish (request);
+      return;
+    }
+  gateway_log (self, "%s %s -> 503 no active keys", request->http_method, request->path);
+  if (!request->client_gone)
+    {
+      soup_message_headers_replace (soup_server_message_get_response_headers (request->msg),
+                                    "Retry-After", "60");
+      gk_gateway_respond_error (request->msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
+                                "No active keys available");
+    }
+  request_finish (request);
+}
+
+/* The current attempt failed in a way another key may not: try again. */
+static void
+request_next_attempt (Request *request)
+{
+  g_array_append_val (request->exclude, request->key_id);
+  g_clear_object (&request->upstream_msg);
+  g_clear_object (&request->input);
+  g_clear_pointer (&request->buffer, g_byte_array_unref);
+  request->key_id = 0;
+  request->status = 0;
+  if (request->client_gone)
+    {
+      request_finish (request);
+      return;
+    }
+  request_attempt (request);
+}
+
+/* A key left service: what is relayed if nothing is left is then "No
+ * active keys available", not an older transient failure. */
+static void
+request_forget_failure (Request *request)
+{
+  g_clear_pointer (&request->last_body, g_bytes_unref);
+  g_clear_pointer (&request->last_error, g_free);
+  request->last_status = 0;
+}
+
+static void read_all_cb (GObject      *source,
+                         GAsyncResult *result,
+                         gpointer      user_data);
+
+/* A whole upstream body (non-stream answers and errors) has been read. */
+static void
+request_body_complete (Request *request)
+{
+  const char *data = (const char *) request->buffer->data;
+  gsize len = request->buffer->len;
+  guint status = request->status;
+  GkOutcome outcome = { 0 };
+
+  gk_outcome_classify (status, data, len, &outcome);
+
+  switch (outcome.kind)
+    {
+    case GK_OUTCOME_SUCCESS:
+      {
+        GkTokenUsage usage = { 0 };
+
+        gk_usage_parse (data, len, &usage);
+        request_track (request, GK_USAGE_SUCCESS, &usage, NULL, NULL);
+        request_relay_body (request, status, data, len);
+      }
+      break;
+
+    case GK_OUTCOME_RATE_LIMITED_MINUTE:
+    case GK_OUTCOME_RATE_LIMITED_DAY:
+      request_track (request, GK_USAGE_RATE_LIMITED, NULL, &outcome, outcome.message);
+      request_forget_failure (request);
+      request_next_attempt (request);
+      break;
+
+    case GK_OUTCOME_INVALID_KEY:
+      request_track (request, GK_USAGE_INVALID_KEY, NULL, &outcome, outcome.message);
+      request_forget_failure (request);
+      request_next_attempt (request);
+      break;
+
+    case GK_OUTCOME_TRANSIENT:
+      /* Relayed if no other key answers: the client then sees Google's
+       * own "try again later". */
+      request_track (request, GK_USAGE_ERROR, NULL, &outcome, outcome.message);
+      g_clear_pointer (&request->last_body, g_bytes_unref);
+      request->last_status = status;
+      request->last_body = g_bytes_new (data, len);
+      request_next_attempt (request);
+      break;
+
+    case GK_OUTCOME_ERROR:
+    default:
+      /* The client's problem (bad request, unknown model…): no other key
+       * would answer differently. */
+      request_track (request, GK_USAGE_ERROR, NULL, &outcome, outcome.message);
+      request_relay_body (request, status, data, len);
+      break;
+    }
+  gk_outcome_clear (&outcome);
+}
+
+/* A network failure on the current attempt: no penalty for the key. */
+static void
+request_network_error (Request    *request,
+                       GError     *error)
+{
+  g_autofree char *message = g_strdup_printf ("Upstream request failed: %s", error->message);
+
+  request->status = 0;
+  request_track (request, GK_USAGE_ERROR, NULL, NULL, message);
+  if (g_cancellable_is_cancelled (request->cancellable))
+    {
+      /* The client left or the gateway is stopping: nothing to retry. */
+      if (!request->client_gone)
+        gk_gateway_respond_error (request->msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
+                                  "The gateway is stopping.");
+      request_finish (request);
+      return;
+    }
+  g_free (request->last_error);
+  request->last_error = gk_redact_keys (message);
+  request_next_attempt (request);
+}
+
+static void
+read_all_cb (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  Request *request = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) bytes = g_input_stream_read_bytes_finish (G_INPUT_STREAM (source), result, &error);
+  gsize len;
+
+  if (bytes == NULL)
+    {
+      request_network_error (request, error);
+      return;
+    }
+  len = g_bytes_get_size (bytes);
+  if (len == 0)
+    {
+      request_body_complete (request);
+      return;
+    }
+  if (request->buffer->len + len > request->buffer_limit)
+    {
+      g_autoptr(GError) too_big = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
+                                                        "the upstream answer is too large");
+      request_network_error (request, too_big);
+      return;
+    }
+  g_byte_array_append (request->buffer, g_bytes_get_data (bytes, NULL), len);
+  g_input_stream_read_bytes_async (request->input, READ_CHUNK_SIZE, G_PRIORITY_DEFAULT,
+                                   request->cancellable, read_all_cb, request);
+}
+
+static void
+relay_end (Request    *request,
+           GError     *error)
+{
+  SoupMessageBody *body = soup_server_message_get_response_body (request->msg);
+
+  scanner_finish (&request->scanner);
+  if (error == NULL)
+    {
+      request_track (request, GK_USAGE_SUCCESS, &request->scanner.usage, NULL, NULL);
+      if (!request->client_gone)
+        soup_message_body_complete (body);
+      request_finish (request);
+      return;
+    }
+
+  /* The answer was already under way: it cannot move to another key. The
+   * connection is closed so that the client sees a truncated answer rather
+   * than a complete one. */
+  {
+    g_autofree char *message = g_strdup_printf ("Upstream stream broke: %s", error->message);
+
+    request_track (request, GK_USAGE_ERROR, &request->scanner.usage, NULL, message);
+  }
+  if (!request->client_gone)
+    {
+      g_autoptr(GIOStream) stream = NULL;
+
+      request->answered = TRUE;
+      stream = soup_server_message_steal_connection (request->msg);
+      if (stream != NULL)
+        {
+          /* A chunk-size line cut short: even lenient HTTP readers, which
+           * take a close between two chunks for the end, see an error. */
+          g_output_stream_write_all (g_io_stream_get_output_stream (stream), "1", 1, NULL,
+                                     NULL, NULL);
+          g_io_stream_close (stream, NULL, NULL);
+        }
+    }
+  request_finish (request);
+}
+
+static void
+relay_read_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  Request *request = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) bytes = g_input_stream_read_bytes_finish (G_INPUT_STREAM (source), result, &error);
+  gsize len;
+
+  if (bytes == NULL)
+    {
+      relay_end (request, error);
+      return;
+    }
+  len = g_bytes_get_size (bytes);
+  if (len == 0)
+    {
+      /* libsoup reads a chunked body cut exactly between two chunks as a
+       * clean end; a cut inside a chunk is an error (relay_end). */
+      relay_end (request, NULL);
+      return;
+    }
+  scanner_feed (&request->scanner, g_bytes_get_data (bytes, NULL), len);
+  if (!request->client_gone)
+    {
+      soup_message_body_append_bytes (soup_server_message_get_response_body (request->msg), bytes);
+      soup_server_message_unpause (request->msg);
+    }
+  g_input_stream_read_bytes_async (request->input, READ_CHUNK_SIZE, G_PRIORITY_DEFAULT,
+                                   request->cancellable, relay_read_cb, request);
+}
+
+/* Starts relaying a successful streamed answer chunk by chunk. */
+static void
+request_start_relay (Request *request)
+{
+  SoupServerMessage *msg = request->msg;
+  SoupMessageHeaders *headers = soup_server_message_get_response_headers (msg);
+  const char *type = soup_message_headers_get_content_type (
+    soup_message_get_response_headers (request->upstream_msg), NULL);
+
+  request->relaying = TRUE;
+  copy_response_headers (request->upstream_msg, msg);
+  soup_server_message_set_status (msg, request->status, NULL);
+  soup_message_headers_set_encoding (headers, SOUP_ENCODING_CHUNKED);
+  if (type != NULL)
+    soup_message_headers_replace (headers, "Content-Type", type);
+  scanner_init (&request->scanner,
+                request->sse || (type != NULL && g_str_has_prefix (type, "text/event-stream")));
+  soup_server_message_unpause (msg);
+  g_input_stream_read_bytes_async (request->input, READ_CHUNK_SIZE, G_PRIORITY_DEFAULT,
+                                   request->cancellable, relay_read_cb, request);
+}
+
+static void
+send_cb (GObject      *source,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  Request *request = user_data;
+  g_autoptr(GError) error = NULL;
+
+  request->input = soup_session_send_finish (SOUP_SESSION (source), result, &error);
+  if (request->input == NULL)
+    {
+      request_network_error (request, error);
+      return;
+    }
+  request->status = soup_message_get_status (request->upstream_msg);
+
+  if (request->stream && SOUP_STATUS_IS_SUCCESSFUL (request->status))
+    {
+      request_start_relay (request);
+      return;
+    }
+
+  request->buffer = g_byte_array_new ();
+  request->buffer_limit = SOUP_STATUS_IS_SUCCESSFUL (request->status) ? G_MAXUINT32 : ERROR_BODY_LIMIT;
+  g_input_stream_read_bytes_async (request->input, READ_CHUNK_SIZE, G_PRIORITY_DEFAULT,
+                                   request->cancellable, read_all_cb, request);
+}
+
+static void
+copy_request_headers (SoupServerMessage *from,
+                      SoupMessage       *to)
+{
+  SoupMessageHeaders *dest = soup_message_get_request_headers (to);
+  SoupMessageHeadersIter iter;
+  const char *name, *value;
+
+  soup_message_headers_iter_init (&iter, soup_server_message_get_request_headers (from));
+  while (soup_message_headers_iter_next (&iter, &name, &value))
+    if (!header_in (name, request_headers_dropped, G_N_ELEMENTS (request_headers_dropped)))
+      soup_message_headers_append (dest, name, value);
+}
+
+static void
+request_attempt (Request *request)
+{
+  GkGateway *self = request->gateway;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkKey) key = NULL;
+  g_autoptr(GBytes) secret = NULL;
+  g_autoptr(GUri) uri = NULL;
+
+  if (request->attempts >= self->max_attempts)
+    {
+      request_give_up (request);
+      return;
+    }
+
+  key = gk_pool_select (self->pool, request->model, request->exclude, &error);
+  if (key == NULL)
+    {
+      if (!g_error_matches (error, GK_POOL_ERROR, GK_POOL_ERROR_NO_ACTIVE_KEYS))
+        gateway_log (self, "key selection failed: %s", error->message);
+      request_give_up (request);
+      return;
+    }
+
+  request->attempts++;
+  request->key_id = key->id;
+  request->attempt_start = g_get_monotonic_time ();
+
+  secret = gk_key_store_reveal (self->key_store, key->id, &error);
+  if (secret == NULL)
+    {
+      /* This row does not decrypt: skip it, it cannot serve anyone. */
+      gateway_log (self, "key %" G_GINT64_FORMAT " cannot be used: %s", key->id, error->message);
+      g_array_append_val (request->exclude, request->key_id);
+      request->attempts--;
+      request_attempt (request);
+      return;
+    }
+
+  uri = g_uri_parse (request->upstream_uri, SOUP_HTTP_URI_FLAGS, &error);
+  if (uri == NULL)
+    {
+      request_network_error (request, error);
+      return;
+    }
+
+  request->upstream_msg = soup_message_new_from_uri (request->http_method, uri);
+  /* Without this flag libsoup opens a new connection for every POST. Every
+   * Gemini call may be repeated safely, and the gateway retries itself. */
+  soup_message_add_flags (request->upstream_msg, SOUP_MESSAGE_IDEMPOTENT);
+  copy_request_headers (request->msg, request->upstream_msg);
+  /* The secure bytes are NUL-terminated. libsoup keeps its own copy of the
+   * header until the message is freed, at the end of this attempt. */
+  soup_message_headers_replace (soup_message_get_request_headers (request->upstream_msg),
+                                "x-goog-api-key", g_bytes_get_data (secret, NULL));
+  if (request->body != NULL && g_bytes_get_size (request->body) > 0)
+    soup_message_set_request_body_from_bytes (request->upstream_msg,
+                                              request->content_type ? request->content_type
+                                                                    : "application/json",
+                                              request->body);
+
+  soup_session_send_async (self->session, request->upstream_msg, G_PRIORITY_DEFAULT,
+                           request->cancellable, send_cb, request);
+}
+
+/* The model named by a Gemini path ("…/models/{model}:method") or by an
+ * OpenAI body's "model"; the method name goes to @method. */
+static char *
+model_from_request (const char  *path,
+                    GBytes      *body,
+                    gboolean     openai,
+                    gboolean    *stream)
+{
+  const char *models = strstr (path, "/models/");
+
+  *stream = FALSE;
+  if (openai)
+    {
+      g_autoptr(JsonParser) parser = json_parser_new ();
+      gsize len = 0;
+      const char *data = body ? g_bytes_get_data (body, &len) : NULL;
+      JsonObject *root;
+
+      if (data == NULL || len == 0 || !json_parser_load_from_data (parser, data, len, NULL) ||
+          !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+        return NULL;
+      root = json_node_get_object (json_parser_get_root (parser));
+      *stream = json_object_get_boolean_member_with_default (root, "stream", FALSE);
+      return g_strdup (json_object_get_string_member_with_default (root, "model", NULL));
+    }
+
+  if (models != NULL)
+    {
+      const char *name = models + strlen ("/models/");
+      const char *colon = strchr (name, ':');
+      const char *method = colon ? colon + 1 : "";
+
+      *stream = g_str_equal (method, "streamGenerateContent");
+      return colon ? g_strndup (name, colon - name) : g_strdup (name);
+    }
+  return NULL;
+}
+
+/* The client's query without its credential (?key=). */
+static char *
+upstream_query (const char *query)
+{
+  g_auto(GStrv) params = NULL;
+  g_autoptr(GString) out = NULL;
+
+  if (query == NULL || *query == '\0')
+    return NULL;
+  params = g_strsplit (query, "&", -1);
+  out = g_string_new (NULL);
+  for (guint i = 0; params[i] != NULL; i++)
+    {
+      if (*params[i] == '\0' || g_str_equal (params[i], "key") || g_str_has_prefix (params[i], "key="))
+        continue;
+      if (out->len > 0)
+        g_string_append_c (out, '&');
+      g_string_append (out, params[i]);
+    }
+  return out->len > 0 ? g_string_free (g_steal_pointer (&out), FALSE) : NULL;
+}
+
+static void
+request_aborted_cb (SoupServer        *server,
+                    SoupServerMessage *msg,
+                    GkGateway         *self)
+{
+  Request *request = g_object_get_data (G_OBJECT (msg), "gk-gateway-request");
+
+  if (request != NULL)
+    {
+      request->client_gone = TRUE;
+      g_cancellable_cancel (request->cancellable);
+    }
+}
+
+static void
+client_disconnected_cb (SoupServerMessage *msg,
+                        GkGateway         *self)
+{
+  request_aborted_cb (NULL, msg, self);
+}
+
+static void
+request_detach_cb (gpointer data)
+{
+  /* The Request frees itself; this only marks the message as unowned. */
+}
+
+static void
+proxy (GkGateway         *self,
+       SoupServerMessage *msg,
+       const char        *path,
+       ClientState       *state)
+{
+  GUri *client_uri = soup_server_message_get_uri (msg);
+  const char *client_query = g_uri_get_query (client_uri);
+  g_autofree char *query = upstream_query (client_query);
+  Request *request;
+
+  if (self->in_flight >= self->max_in_flight)
+    {
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                    "Retry-After", RETRY_AFTER_BUSY);
+      gk_gateway_respond_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
+                                "The gateway is busy; try again shortly.");
+      return;
+    }
+
+  request = g_new0 (Request, 1);
+  self->in_flight++;
+  request->gateway = self;
+  request->msg = g_object_ref (msg);
+  request->user_id = g_strdup (state->user_id);
+  request->http_method = g_strdup (soup_server_message_get_method (msg));
+  request->path = g_strdup (path);
+  request->upstream_uri = g_strconcat (self->upstream, path, query ? "?" : "", query, NULL);
+  request->content_type = g_strdup (soup_message_headers_get_one (
+    soup_server_message_get_request_headers (msg), "Content-Type"));
+  if (state->body != NULL && state->body->len > 0)
+    request->body = g_byte_array_free_to_bytes (g_steal_pointer (&state->body));
+  request->model = model_from_request (path, request->body, strstr (path, "/openai/") != NULL,
+                                       &request->stream);
+  if (request->model == NULL)
+    request->model = g_strdup ("");
+  request->sse = request->stream && (strstr (path, "/openai/") != NULL ||
+                                     (client_query != NULL &&
+                                      strstr (client_query, "alt=sse") != NULL));
+  request->exclude = g_array_new (FALSE, FALSE, sizeof (gint64));
+  request->cancellable = g_cancellable_new ();
+  g_signal_connect_object (self->cancellable, "cancelled", G_CALLBACK (g_cancellable_cancel),
+                           request->cancellable, G_CONNECT_SWAPPED);
+  g_object_set_data_full (G_OBJECT (msg), "gk-gateway-request", request, request_detach_cb);
+  /* A paused message whose client leaves is not always reported through
+   * SoupServer::request-aborted. */
+  g_signal_connect (msg, "disconnected", G_CALLBACK (client_disconnected_cb), self);
+
+  soup_server_message_pause (msg);
+  request_attempt (request);
+}
+
+static void
+server_handler_cb (SoupServer        *server,
+                   SoupServerMessage *msg,
+                   const char        *path,
+                   GHashTable        *query,
+                   gpointer           user_data)
+{
+  GkGateway *self = user_data;
+  ClientState *state = g_object_get_data (G_OBJECT (msg), client_state_key);
+
+  if (state == NULL || state->refused)
+    return;
+  if (state->too_large)
+    {
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                    "Connection", "close");
+      gk_gateway_respond_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "INVALID_ARGUMENT",
+                                "The request body is larger than the gateway accepts.");
+      return;
+    }
+
+  if (g_str_equal (path, ADMIN_PREFIX) || g_str_has_prefix (path, ADMIN_PREFIX "/"))
+    {
+      if (g_strcmp0 (state->user_id, ADMIN_TOKEN_NAME) != 0)
+        {
+          gk_gateway_respond_error (msg, SOUP_STATUS_FORBIDDEN, "PERMISSION_DENIED",
+                                    "The admin API needs the token named \"admin\".");
+          return;
+        }
+      gk_gateway_admin_handle (self->key_store, self->pool, msg, path + strlen (ADMIN_PREFIX),
+                               query, state->body);
+      return;
+    }
+
+  if (g_str_has_prefix (path, "/v1beta/") || g_str_has_prefix (path, "/v1/") ||
+      g_str_has_prefix (path, "/upload/v1beta/"))
+    {
+      proxy (self, msg, path, state);
+      return;
+    }
+
+  gk_gateway_respond_error (msg, SOUP_STATUS_NOT_FOUND, "NOT_FOUND",
+                            "Not found: the gateway serves /v1beta/, /v1/ and /admin/gemini-keys/.");
+}
+
+/* ---- The gateway thread ------------------------------------------------- */
+
+static gboolean
+listen_loopback (GkGateway  *self,
+                 SoupServer *server,
+                 GError    **error)
+{
+  const char *address = self->start_address;
+  g_autoptr(GError) local_error = NULL;
+  g_autoptr(GSocketAddress) sockaddr = NULL;
+
+  if (address == NULL || g_ascii_strcasecmp (address, "localhost") == 0)
+    {
+      /* Both loopbacks when the machine has IPv6, else IPv4 alone. */
+      if (soup_server_listen_local (server, self->start_port, 0, &local_error))
+        return TRUE;
+      if (!g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE))
+        {
+          g_clear_error (&local_error);
+          soup_server_disconnect (server);
+          if (soup_server_listen_local (server, self->start_port, SOUP_SERVER_LISTEN_IPV4_ONLY,
+                                        &local_error))
+            return TRUE;
+        }
+      g_set_error (error, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_ADDRESS,
+                   "Cannot listen on port %u: %s", self->start_port, local_error->message);
+      return FALSE;
+    }
+
+  sockaddr = g_inet_socket_address_new_from_string (address, self->start_port);
+  if (!soup_server_listen (server, sockaddr, 0, &local_error))
+    {
+      g_set_error (error, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_ADDRESS,
+                   "Cannot listen on %s port %u: %s", address, self->start_port,
+                   local_error->message);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gpointer
+gateway_thread (gpointer data)
+{
+  GkGateway *self = data;
+  g_autoptr(GError) error = NULL;
+  GSList *uris;
+
+  g_main_context_push_thread_default (self->context);
+
+  self->server = soup_server_new ("server-header", "gemini-keys-gateway", NULL);
+  soup_server_add_early_handler (self->server, NULL, early_handler_cb, self, NULL);
+  soup_server_add_handler (self->server, NULL, server_handler_cb, self, NULL);
+  g_signal_connect (self->server, "request-aborted", G_CALLBACK (request_aborted_cb), self);
+
+  if (listen_loopback (self, self->server, &error))
+    {
+      uris = soup_server_get_uris (self->server);
+      self->port = uris ? g_uri_get_port (uris->data) : 0;
+      g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+
+      self->allowed_hosts = g_new0 (char *, 4);
+      self->allowed_hosts[0] = g_strdup_printf ("127.0.0.1:%u", self->port);
+      self->allowed_hosts[1] = g_strdup_printf ("localhost:%u", self->port);
+      self->allowed_hosts[2] = g_strdup_printf ("[::1]:%u", self->port);
+
+      self->session = soup_session_new_with_options ("timeout", self->timeout_s,
+                                                     "idle-timeout", 60,
+                                                     "max-conns", UPSTREAM_MAX_CONNS,
+                                                     "max-conns-per-host", UPSTREAM_MAX_CONNS,
+                                                     "user-agent", "gemini-keys-gateway/" PACKAGE_VERSION,
+                                                     NULL);
+      /* Bodies pass through untouched: no decoding, no Accept-Encoding. */
+      soup_session_remove_feature_by_type (self->session, SOUP_TYPE_CONTENT_DECODER);
+      self->cancellable = g_cancellable_new ();
+      self->loop = g_main_loop_new (self->context, FALSE);
+    }
+
+  g_mutex_lock (&self->start_mutex);
+  self->start_error = g_steal_pointer (&error);
+  self->start_done = TRUE;
+  g_cond_signal (&self->start_cond);
+  g_mutex_unlock (&self->start_mutex);
+
+  if (self->loop != NULL)
+    {
+      gint64 deadline;
+
+      g_main_loop_run (self->loop);
+
+      /* Stop: refuse new clients, cancel what is in flight and let the
+       * requests unwind (they write their usage rows) before freeing. */
+      soup_server_disconnect (self->server);
+      g_cancellable_cancel (self->cancellable);
+      deadline = g_get_monotonic_time () + STOP_DRAIN_TIMEOUT_US;
+      while (self->in_flight > 0 && g_get_monotonic_time () < deadline)
+        g_main_context_iteration (self->context, FALSE);
+      soup_session_abort (self->session);
+      while (g_main_context_iteration (self->context, FALSE))
+        ;
+    }
+
+  g_clear_object (&self->session);
+  g_clear_object (&self->server);
+  g_clear_object (&self->cancellable);
+  g_clear_pointer (&self->loop, g_main_loop_unref);
+  g_clear_pointer (&self->allowed_hosts, g_strfreev);
+  while (g_main_context_iteration (self->context, FALSE))
+    ;
+  g_main_context_pop_thread_default (self->context);
+  return NULL;
+}
+
+/* ---- GObject ------------------------------------------------------------ */
+
+static void
+gk_gateway_dispose (GObject *object)
+{
+  GkGateway *self = GK_GATEWAY (object);
+
+  gk_gateway_stop (self);
+  g_clear_object (&self->key_store);
+  g_clear_object (&self->pool);
+  g_clear_object (&self->db);
+
+  G_OBJECT_CLASS (gk_gateway_parent_class)->dispose (object);
+}
+
+static void
+gk_gateway_finalize (GObject *object)
+{
+  GkGateway *self = GK_GATEWAY (object);
+
+  g_free (self->upstream);
+  g_free (self->start_address);
+  g_mutex_clear (&self->start_mutex);
+  g_cond_clear (&self->start_cond);
+
+  G_OBJECT_CLASS (gk_gateway_parent_class)->finalize (object);
+}
+
+static void
+gk_gateway_class_init (GkGatewayClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = gk_gateway_dispose;
+  object_class->finalize = gk_gateway_finalize;
+
+  /**
+   * GkGateway::log:
+   * @line: one line about a request, keys redacted
+   *
+   * Emitted in the gateway's thread.
+   */
+  signals[SIGNAL_LOG] = g_signal_new ("log", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                                      NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
+}
+
+static void
+gk_gateway_init (GkGateway *self)
+{
+  g_mutex_init (&self->start_mutex);
+  g_cond_init (&self->start_cond);
+  self->body_limit = GK_GATEWAY_DEFAULT_BODY_LIMIT;
+  self->max_in_flight = GK_GATEWAY_DEFAULT_MAX_IN_FLIGHT;
+  self->max_attempts = GK_GATEWAY_DEFAULT_MAX_ATTEMPTS;
+  self->timeout_s = GK_GATEWAY_DEFAULT_UPSTREAM_TIMEOUT;
+}
+
+/* ---- Public API --------------------------------------------------------- */
+
+const char *
+gk_gateway_default_upstream (void)
+{
+  const char *env = g_getenv ("GEMINI_KEYS_UPSTREAM");
+
+  return env != NULL && *env != '\0' ? env : GOOGLE_UPSTREAM;
+}
+
+GkGateway *
+gk_gateway_new (GkKeyStore *key_store,
+                GkPool     *pool)
+{
+  GkGateway *self;
+
+  g_return_val_if_fail (GK_IS_KEY_STORE (key_store), NULL);
+  g_return_val_if_fail (GK_IS_POOL (pool), NULL);
+
+  self = g_object_new (GK_TYPE_GATEWAY, NULL);
+  self->key_store = g_object_ref (key_store);
+  self->pool = g_object_ref (pool);
+  self->db = g_object_ref (gk_pool_get_database (pool));
+  return self;
+}
+
+void
+gk_gateway_set_upstream (GkGateway  *self,
+                         const char *base_url)
+{
+  g_return_if_fail (GK_IS_GATEWAY (self));
+
+  g_free (self->upstream);
+  self->upstream = g_strdup (base_url);
+}
+
+void
+gk_gateway_set_body_limit (GkGateway *self,
+                           gsize      bytes)
+{
+  g_return_if_fail (GK_IS_GATEWAY (self));
+  self->body_limit = bytes;
+}
+
+void
+gk_gateway_set_max_in_flight (GkGateway *self,
+                              guint      requests)
+{
+  g_return_if_fail (GK_IS_GATEWAY (self));
+  self->max_in_flight = MAX (requests, 1);
+}
+
+void
+gk_gateway_set_upstream_timeout (GkGateway *self,
+                                 guint      seconds)
+{
+  g_return_if_fail (GK_IS_GATEWAY (self));
+  self->timeout_s = seconds;
+}
+
+void
+gk_gateway_set_max_attempts (GkGateway *self,
+                             guint      attempts)
+{
+  g_return_if_fail (GK_IS_GATEWAY (self));
+  self->max_attempts = MAX (attempts, 1);
+}
+
+static gboolean
+is_loopback (const char *address)
+{
+  g_autoptr(GInetAddress) inet = NULL;
+
+  if (address == NULL || g_ascii_strcasecmp (address, "localhost") == 0)
+    return TRUE;
+  inet = g_inet_address_new_from_string (address);
+  return inet != NULL && g_inet_address_get_is_loopback (inet);
+}
+
+gboolean
+gk_gateway_start (GkGateway   *self,
+                  const char  *address,
+                  guint        port,
+                  GError     **error)
+{
+  g_autofree char *base = NULL;
+
+  g_return_val_if_fail (GK_IS_GATEWAY (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (self->thread != NULL)
+    return TRUE;
+  if (!is_loopback (address))
+    {
+      g_set_error (error, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_ADDRESS,
+                   "The gateway listens on loopback addresses only, not on “%s”.", address);
+      return FALSE;
+    }
+  if (port > G_MAXUINT16)
+    {
+      g_set_error (error, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_ADDRESS, "Invalid port %u.", port);
+      return FALSE;
+    }
+
+  base = g_strdup (self->upstream ? self->upstream : gk_gateway_default_upstream ());
+  while (g_str_has_suffix (base, "/"))
+    base[strlen (base) - 1] = '\0';
+  g_free (self->upstream);
+  self->upstream = g_steal_pointer (&base);
+
+  g_free (self->start_address);
+  self->start_address = g_strdup (address);
+  self->start_port = port;
+  self->start_done = FALSE;
+  g_clear_error (&self->start_error);
+  self->context = g_main_context_new ();
+  self->thread = g_thread_new ("gk-gateway", gateway_thread, self);
+
+  g_mutex_lock (&self->start_mutex);
+  while (!self->start_done)
+    g_cond_wait (&self->start_cond, &self->start_mutex);
+  g_mutex_unlock (&self->start_mutex);
+
+  if (self->start_error != NULL)
+    {
+      g_thread_join (g_steal_pointer (&self->thread));
+      g_clear_pointer (&self->context, g_main_context_unref);
+      g_propagate_error (error, g_steal_pointer (&self->start_error));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+quit_loop_cb (gpointer data)
+{
+  GkGateway *self = data;
+
+  g_main_loop_quit (self->loop);
+  return G_SOURCE_REMOVE;
+}
+
+void
+gk_gateway_stop (GkGateway *self)
+{
+  g_return_if_fail (GK_IS_GATEWAY (self));
+
+  if (self->thread == NULL)
+    return;
+  g_main_context_invoke (self->context, quit_loop_cb, self);
+  g_thread_join (g_steal_pointer (&self->thread));
+  g_clear_pointer (&self->context, g_main_context_unref);
+  self->port = 0;
+}
+
+gboolean
+gk_gateway_is_running (GkGateway *self)
+{
+  g_return_val_if_fail (GK_IS_GATEWAY (self), FALSE);
+  return self->thread != NULL;
+}
+
+guint
+gk_gateway_get_port (GkGateway *self)
+{
+  g_return_val_if_fail (GK_IS_GATEWAY (self), 0);
+  return self->port;
+}
+
+/* ---- Key test ----------------------------------------------------------- */
+
+static void
+test_key_thread (GTask        *task,
+                 gpointer      source_object,
+                 gpointer      task_data,
+                 GCancellable *cancellable)
+{
+  GkKeyStore *key_store = source_object;
+  gint64 key_id = *(gint64 *) task_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkKey) key = NULL;
+  g_autoptr(GBytes) secret = NULL;
+  g_autoptr(SoupSession) session = NULL;
+  g_autoptr(SoupMessage) msg = NULL;
+  g_autoptr(GBytes) body = NULL;
+  g_autofree char *url = NULL;
+  GkOutcome outcome = { 0 };
+  const char *data;
+  gsize len;
+  guint status;
+
+  key = gk_key_store_get (key_store, key_id, &error);
+  if (key == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  secret = gk_key_store_reveal (key_store, key_id, &error);
+  if (secret == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+
+  url = g_strconcat (gk_gateway_default_upstream (), "/v1beta/models?pageSize=1", NULL);
+  msg = soup_message_new ("GET", url);
+  if (msg == NULL)
+    {
+      g_task_return_new_error (task, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_UPSTREAM,
+                               "The upstream address is not a valid URL.");
+      return;
+    }
+  soup_message_headers_replace (soup_message_get_request_headers (msg), "x-goog-api-key",
+                                g_bytes_get_data (secret, NULL));
+  g_clear_pointer (&secret, g_bytes_unref);
+
+  session = soup_session_new_with_options ("timeout", 30, NULL);
+  body = soup_session_send_and_read (session, msg, cancellable, &error);
+  if (body == NULL)
+    {
+      g_task_return_new_error (task, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_UPSTREAM,
+                               "The upstream could not be reached: %s", error->message);
+      return;
+    }
+
+  status = soup_message_get_status (msg);
+  data = g_bytes_get_data (body, &len);
+  gk_outcome_classify (status, data, len, &outcome);
+
+  switch (outcome.kind)
+    {
+    case GK_OUTCOME_SUCCESS:
+      if (key->status == GK_KEY_STATUS_INVALID &&
+          !gk_key_store_set_status (key_store, key_id, GK_KEY_STATUS_ACTIVE, NULL, &error))
+        g_task_return_error (task, g_steal_pointer (&error));
+      else
+        g_task_return_boolean (task, TRUE);
+      break;
+
+    case GK_OUTCOME_INVALID_KEY:
+      if (!gk_key_store_set_status (key_store, key_id, GK_KEY_STATUS_INVALID,
+                                    outcome.reason ? outcome.reason : "API_KEY_INVALID", &error))
+        g_task_return_error (task, g_steal_pointer (&error));
+      else
+        g_task_return_new_error (task, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_INVALID_KEY,
+                                 "The key was rejected: %s",
+                                 outcome.message ? outcome.message : "API key not valid");
+      break;
+
+    case GK_OUTCOME_RATE_LIMITED_MINUTE:
+    case GK_OUTCOME_RATE_LIMITED_DAY:
+      g_task_return_new_error (task, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_FAILED,
+                               "The key works but is rate-limited right now (HTTP %u).", status);
+      break;
+
+    case GK_OUTCOME_TRANSIENT:
+      g_task_return_new_error (task, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_UPSTREAM,
+                               "The upstream is unavailable (HTTP %u); try again later.", status);
+      break;
+
+    case GK_OUTCOME_ERROR:
+    default:
+      g_task_return_new_error (task, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_FAILED,
+                               "The upstream refused the request (HTTP %u): %s", status,
+                               outcome.message ? outcome.message : "no message");
+      break;
+    }
+  gk_outcome_clear (&outcome);
+}
+
+void
+gk_gateway_test_key_async (GkKeyStore          *key_store,
+                           gint64               key_id,
+                           GCancellable        *cancellable,
+                           GAsyncReadyCallback  callback,
+                           gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+
+  g_return_if_fail (GK_IS_KEY_STORE (key_store));
+
+  task = g_task_new (key_store, cancellable, callback, user_data);
+  g_task_set_source_tag (task, gk_gateway_test_key_async);
+  g_task_set_task_data (task, g_memdup2 (&key_id, sizeof key_id), g_free);
+  g_task_run_in_thread (task, test_key_thread);
+}
+
+gboolean
+gk_gateway_test_key_finish (GAsyncResult  *result,
+                            GError       **error)
+{
+  g_return_val_if_fail (G_IS_TASK (result), FALSE);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == gk_gateway_test_key_async, FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}

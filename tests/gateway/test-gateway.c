@@ -1,0 +1,1243 @@
+/* test-gateway.c: the local gateway against tests/mock-gemini.
+ *
+ * The mock runs as a subprocess on a free port; GEMINI_KEYS_UPSTREAM points
+ * at it. Each test gets a fresh database, key store, pool and gateway. The
+ * mock decides how to answer from the text of the key it receives (see the
+ * comment at the top of mock-gemini.c), so a key's name in the API key text
+ * says how it behaves.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
+#include <sqlite3.h>
+
+#include "gk-gateway.h"
+#include "gk-test-util.h"
+
+#define MODEL_PATH "/v1beta/models/gemini-2.5-flash"
+#define GENERATE_BODY "{\"contents\":[{\"parts\":[{\"text\":\"Hello\"}]}]}"
+
+static GSubprocess *mock_process;
+static char *mock_base;
+
+typedef struct
+{
+  GkDatabase *db;
+  GkKeyStore *store;
+  GkPool     *pool;
+  GkGateway  *gateway;
+  SoupSession *session;
+  char       *token;         /* client token named "tester" */
+  char       *admin_token;   /* client token named "admin" */
+  char       *base;          /* http://127.0.0.1:PORT */
+  char       *db_dir;
+} Fixture;
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* A valid-looking classic key whose text carries @word for the mock. */
+static char *
+mock_key (const char *word,
+          guint       n)
+{
+  int pad = 35 - (int) strlen (word);
+
+  return g_strdup_printf ("AIza%s%0*u", word, pad, n);
+}
+
+static gint64
+add_key (Fixture    *f,
+         const char *word,
+         int         priority,
+         const char *project)
+{
+  static guint counter;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *api_key = mock_key (word, ++counter);
+  g_autofree char *name = g_strdup_printf ("%s-%u", word, counter);
+  GkKeySpec spec;
+  gint64 id;
+
+  gk_key_spec_init (&spec);
+  spec.name = name;
+  spec.priority = priority;
+  spec.project = project;
+  id = gk_key_store_add (f->store, &spec, api_key, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (id, >, 0);
+  return id;
+}
+
+static GBytes *
+http (Fixture     *f,
+      const char  *method,
+      const char  *base,
+      const char  *path,
+      const char  *token_header,   /* nullable */
+      const char  *body,           /* nullable */
+      guint       *status)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *url = g_strconcat (base, path, NULL);
+  g_autoptr(SoupMessage) msg = soup_message_new (method, url);
+  GBytes *out;
+
+  g_assert_nonnull (msg);
+  if (token_header != NULL)
+    soup_message_headers_replace (soup_message_get_request_headers (msg), "x-goog-api-key",
+                                  token_header);
+  if (body != NULL)
+    soup_message_set_request_body_from_bytes (msg, "application/json",
+                                              g_bytes_new_static (body, strlen (body)));
+  out = soup_session_send_and_read (f->session, msg, NULL, &error);
+  g_assert_no_error (error);
+  *status = soup_message_get_status (msg);
+  return out;
+}
+
+static JsonNode *
+parse_json (GBytes *bytes)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+  gsize len;
+  const char *data = g_bytes_get_data (bytes, &len);
+
+  json_parser_load_from_data (parser, data, len, &error);
+  g_assert_no_error (error);
+  return json_node_copy (json_parser_get_root (parser));
+}
+
+static char *
+bytes_to_string (GBytes *bytes)
+{
+  gsize len;
+  const char *data = g_bytes_get_data (bytes, &len);
+
+  return g_strndup (data, len);
+}
+
+/* Asserts @bytes is Google's error shape with @code and @status. */
+static void
+assert_google_error (GBytes     *bytes,
+                     int         code,
+                     const char *status,
+                     const char *message)
+{
+  g_autoptr(JsonNode) root = parse_json (bytes);
+  JsonObject *error;
+
+  g_assert_true (JSON_NODE_HOLDS_OBJECT (root));
+  error = json_object_get_object_member (json_node_get_object (root), "error");
+  g_assert_nonnull (error);
+  g_assert_cmpint (json_object_get_int_member (error, "code"), ==, code);
+  g_assert_cmpstr (json_object_get_string_member (error, "status"), ==, status);
+  if (message != NULL)
+    g_assert_cmpstr (json_object_get_string_member (error, "message"), ==, message);
+}
+
+static void
+mock_call (Fixture    *f,
+           const char *method,
+           const char *path,
+           JsonNode  **out)
+{
+  g_autoptr(GBytes) body = NULL;
+  guint status;
+
+  body = http (f, method, mock_base, path, NULL, NULL, &status);
+  g_assert_cmpuint (status, ==, 200);
+  if (out)
+    *out = parse_json (body);
+}
+
+static gint64
+mock_count (Fixture    *f,
+            const char *word_key)
+{
+  g_autoptr(JsonNode) stats = NULL;
+
+  mock_call (f, "GET", "/_mock/stats", &stats);
+  return json_object_get_int_member_with_default (json_node_get_object (stats), word_key, 0);
+}
+
+/* One integer from the test database, read through a separate connection
+ * the way another process would. */
+static gint64
+sql_int (Fixture    *f,
+         const char *sql)
+{
+  sqlite3 *conn = NULL;
+  sqlite3_stmt *stmt = NULL;
+  gint64 value = -1;
+
+  g_assert_cmpint (sqlite3_open_v2 (gk_database_get_path (f->db), &conn, SQLITE_OPEN_READONLY, NULL),
+                   ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_prepare_v2 (conn, sql, -1, &stmt, NULL), ==, SQLITE_OK);
+  if (sqlite3_step (stmt) == SQLITE_ROW)
+    value = sqlite3_column_int64 (stmt, 0);
+  sqlite3_finalize (stmt);
+  sqlite3_close (conn);
+  return value;
+}
+
+static char *
+sql_text (Fixture    *f,
+          const char *sql)
+{
+  sqlite3 *conn = NULL;
+  sqlite3_stmt *stmt = NULL;
+  char *value = NULL;
+
+  g_assert_cmpint (sqlite3_open_v2 (gk_database_get_path (f->db), &conn, SQLITE_OPEN_READONLY, NULL),
+                   ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_prepare_v2 (conn, sql, -1, &stmt, NULL), ==, SQLITE_OK);
+  if (sqlite3_step (stmt) == SQLITE_ROW && sqlite3_column_text (stmt, 0) != NULL)
+    value = g_strdup ((const char *) sqlite3_column_text (stmt, 0));
+  sqlite3_finalize (stmt);
+  sqlite3_close (conn);
+  return value;
+}
+
+static GkKey *
+get_key (Fixture *f,
+         gint64   id)
+{
+  g_autoptr(GError) error = NULL;
+  GkKey *key = gk_key_store_get (f->store, id, &error);
+
+  g_assert_no_error (error);
+  return key;
+}
+
+/* Sends raw bytes and reads the answer until the server closes. */
+static char *
+raw_request (Fixture    *f,
+             const char *request,
+             gsize       len)
+{
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GSocketConnection) conn = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) out = g_string_new (NULL);
+  char buf[4096];
+  gssize n;
+
+  g_socket_client_set_timeout (client, 10);
+  conn = g_socket_client_connect_to_host (client, "127.0.0.1", gk_gateway_get_port (f->gateway),
+                                          NULL, &error);
+  g_assert_no_error (error);
+  g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (conn)), request, len,
+                             NULL, NULL, NULL);
+  while ((n = g_input_stream_read (g_io_stream_get_input_stream (G_IO_STREAM (conn)), buf,
+                                   sizeof buf, NULL, NULL)) > 0)
+    g_string_append_len (out, buf, n);
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}
+
+/* ---- fixture ------------------------------------------------------------ */
+
+static void
+fixture_set_up (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) master = gk_test_master_key ();
+  gint64 id;
+
+  f->db = gk_test_open_db (NULL);
+  f->db_dir = g_path_get_dirname (gk_database_get_path (f->db));
+  f->store = gk_key_store_new (f->db, master);
+  f->pool = gk_pool_new (f->db, NULL);
+  f->token = gk_token_create (f->db, "tester", &id, &error);
+  g_assert_no_error (error);
+  f->admin_token = gk_token_create (f->db, "admin", &id, &error);
+  g_assert_no_error (error);
+  f->session = soup_session_new_with_options ("timeout", 30, NULL);
+
+  f->gateway = gk_gateway_new (f->store, f->pool);
+  g_assert_true (gk_gateway_start (f->gateway, "127.0.0.1", 0, &error));
+  g_assert_no_error (error);
+  g_assert_true (gk_gateway_is_running (f->gateway));
+  g_assert_cmpuint (gk_gateway_get_port (f->gateway), >, 0);
+  f->base = g_strdup_printf ("http://127.0.0.1:%u", gk_gateway_get_port (f->gateway));
+
+  mock_call (f, "POST", "/_mock/reset", NULL);
+}
+
+static void
+fixture_tear_down (Fixture       *f,
+                   gconstpointer  data)
+{
+  gk_gateway_stop (f->gateway);
+  g_assert_false (gk_gateway_is_running (f->gateway));
+  g_assert_finalize_object (f->gateway);
+  g_clear_object (&f->session);
+  g_clear_object (&f->pool);
+  g_clear_object (&f->store);
+  g_clear_object (&f->db);
+  g_free (f->token);
+  g_free (f->admin_token);
+  g_free (f->base);
+  gk_test_rm_rf (f->db_dir);
+  g_free (f->db_dir);
+}
+
+/* Restarts the gateway after a setting changed (settings apply at start). */
+static void
+restart (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+
+  gk_gateway_stop (f->gateway);
+  g_assert_true (gk_gateway_start (f->gateway, "127.0.0.1", 0, &error));
+  g_assert_no_error (error);
+  g_free (f->base);
+  f->base = g_strdup_printf ("http://127.0.0.1:%u", gk_gateway_get_port (f->gateway));
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+static void
+test_generate_ok (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autoptr(GBytes) body = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  g_autofree char *user = NULL;
+  gint64 id = add_key (f, "OK", 5, NULL);
+  guint status;
+
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY, &status);
+  g_assert_cmpuint (status, ==, 200);
+  root = parse_json (body);
+  g_assert_true (json_object_has_member (json_node_get_object (root), "candidates"));
+
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log"), ==, 1);
+  g_assert_cmpint (sql_int (f, "SELECT key_id FROM gemini_key_usage_log"), ==, id);
+  g_assert_cmpint (sql_int (f, "SELECT prompt_tokens FROM gemini_key_usage_log"), ==, 12);
+  /* candidates 8 + thoughts 5 */
+  g_assert_cmpint (sql_int (f, "SELECT output_tokens FROM gemini_key_usage_log"), ==, 13);
+  g_assert_cmpint (sql_int (f, "SELECT http_status FROM gemini_key_usage_log"), ==, 200);
+  user = sql_text (f, "SELECT user_id FROM gemini_key_usage_log");
+  g_assert_cmpstr (user, ==, "tester");
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_rotation_log"), ==, 0);
+}
+
+static void
+test_rate_limited_minute (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autoptr(GBytes) body = NULL;
+  g_autoptr(GkKey) a = NULL;
+  g_autoptr(GkKey) b = NULL;
+  g_autofree char *reason = NULL;
+  g_autofree char *by = NULL;
+  gint64 a_id = add_key (f, "RATEMIN", 9, NULL);
+  gint64 b_id = add_key (f, "OK", 5, NULL);
+  gint64 now = gk_database_now (f->db);
+  guint status;
+
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY, &status);
+  g_assert_cmpuint (status, ==, 200);
+
+  a = get_key (f, a_id);
+  b = get_key (f, b_id);
+  g_assert_cmpint (a->status, ==, GK_KEY_STATUS_RATE_LIMITED);
+  g_assert_cmpint (a->cooldown_until, ==, now + 26);
+  g_assert_cmpint (b->status, ==, GK_KEY_STATUS_ACTIVE);
+
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_rotation_log"), ==, 1);
+  g_assert_cmpint (sql_int (f, "SELECT from_key_id FROM gemini_key_rotation_log"), ==, a_id);
+  g_assert_cmpint (sql_int (f, "SELECT to_key_id FROM gemini_key_rotation_log"), ==, b_id);
+  reason = sql_text (f, "SELECT reason FROM gemini_key_rotation_log");
+  by = sql_text (f, "SELECT triggered_by FROM gemini_key_rotation_log");
+  g_assert_cmpstr (reason, ==, "RATE_LIMITED");
+  g_assert_cmpstr (by, ==, "auto");
+
+  /* One row for the failed attempt, one for the request. */
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log"), ==, 2);
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log WHERE status = 'RATE_LIMITED'"
+                               " AND http_status = 429"), ==, 1);
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log WHERE status = 'SUCCESS'"
+                               " AND output_tokens = 13"), ==, 1);
+
+  /* While A cools down, requests go straight to B. */
+  g_clear_pointer (&body, g_bytes_unref);
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY, &status);
+  g_assert_cmpuint (status, ==, 200);
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log"), ==, 3);
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_rotation_log"), ==, 1);
+}
+
+static void
+test_rate_limited_day (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(GBytes) body = NULL;
+  g_autoptr(GkKey) a = NULL;
+  g_autoptr(GTimeZone) pacific = g_time_zone_new_identifier ("America/Los_Angeles");
+  gint64 a_id = add_key (f, "RATEDAY", 9, NULL);
+  gint64 now = gk_database_now (f->db);
+  guint status;
+
+  add_key (f, "OK", 5, NULL);
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY, &status);
+  g_assert_cmpuint (status, ==, 200);
+
+  a = get_key (f, a_id);
+  g_assert_cmpint (a->status, ==, GK_KEY_STATUS_RATE_LIMITED);
+  g_assert_nonnull (pacific);
+  g_assert_cmpint (a->cooldown_until, ==, gk_quota_next_reset (GK_QUOTA_DAILY, now, pacific));
+  /* 2026-03-15 12:00 UTC is 05:00 PDT: the next Pacific midnight is 07:00 UTC next day. */
+  g_assert_cmpint (a->cooldown_until, ==, GK_TEST_EPOCH + 19 * 3600);
+}
+
+static void
+test_rate_limited_project (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autoptr(GBytes) body = NULL;
+  g_autoptr(GkKey) a = NULL;
+  g_autoptr(GkKey) sibling = NULL;
+  g_autoptr(GkKey) other = NULL;
+  gint64 a_id = add_key (f, "RATEPROJ", 9, "project-one");
+  gint64 sibling_id = add_key (f, "OK", 8, "project-one");
+  gint64 other_id = add_key (f, "OK", 5, "project-two");
+  guint status;
+
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY, &status);
+  g_assert_cmpuint (status, ==, 200);
+
+  a = get_key (f, a_id);
+  sibling = get_key (f, sibling_id);
+  other = get_key (f, other_id);
+  g_assert_cmpint (a->status, ==, GK_KEY_STATUS_RATE_LIMITED);
+  /* The key of the same project shares Google's limit: it was not tried. */
+  g_assert_cmpint (sibling->cooldown_until, >, gk_database_now (f->db));
+  g_assert_cmpint (other->cooldown_until, ==, 0);
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log WHERE status = 'SUCCESS'"),
+                   ==, 1);
+  g_assert_cmpint (sql_int (f, "SELECT key_id FROM gemini_key_usage_log WHERE status = 'SUCCESS'"),
+                   ==, other_id);
+}
+
+static void
+test_invalid_key (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autoptr(GBytes) body = NULL;
+  g_autoptr(GkKey) a = NULL;
+  g_autoptr(GkKey) s = NULL;
+  g_autofree char *reason = NULL;
+  g_autofree char *errors = NULL;
+  gint64 a_id = add_key (f, "INVALID", 9, NULL);
+  gint64 s_id = add_key (f, "SUSPEND", 8, NULL);
+  gint64 b_id = add_key (f, "OK", 5, NULL);
+  guint status;
+
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY, &status);
+  g_assert_cmpuint (status, ==, 200);
+
+  a = get_key (f, a_id);
+  s = get_key (f, s_id);
+  g_assert_cmpint (a->status, ==, GK_KEY_STATUS_INVALID);
+  g_assert_cmpint (s->status, ==, GK_KEY_STATUS_INVALID);
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_rotation_log WHERE reason = 'INVALID_KEY'"),
+                   ==, 2);
+  reason = sql_text (f, "SELECT group_concat(status) FROM gemini_key_usage_log ORDER BY id");
+  g_assert_cmpstr (reason, ==, "INVALID_KEY,INVALID_KEY,SUCCESS");
+  g_assert_cmpint (sql_int (f, "SELECT key_id FROM gemini_key_usage_log WHERE status = 'SUCCESS'"),
+                   ==, b_id);
+  /* The suspended key's message quotes the key: stored redacted. */
+  errors = sql_text (f, "SELECT group_concat(error_message, ' | ') FROM gemini_key_usage_log");
+  g_assert_nonnull (errors);
+  g_assert_null (strstr (errors, "AIzaSUSPEND"));
+}
+
+static void
+test_transient_no_penalty (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autoptr(GBytes) body = NULL;
+  g_autoptr(GkKey) a = NULL;
+  g_autoptr(GkKey) c = NULL;
+  gint64 a_id = add_key (f, "E503", 9, NULL);
+  gint64 c_id = add_key (f, "E500", 8, NULL);
+  guint status;
+
+  add_key (f, "OK", 5, NULL);
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY, &status);
+  g_assert_cmpuint (status, ==, 200);
+
+  a = get_key (f, a_id);
+  c = get_key (f, c_id);
+  g_assert_cmpint (a->status, ==, GK_KEY_STATUS_ACTIVE);
+  g_assert_cmpint (a->cooldown_until, ==, 0);
+  g_assert_cmpint (c->status, ==, GK_KEY_STATUS_ACTIVE);
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_rotation_log"), ==, 0);
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log WHERE status = 'ERROR'"
+                               " AND http_status IN (500, 503)"), ==, 2);
+
+  /* With only overloaded keys, Google's own 503 reaches the client. */
+  {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GPtrArray) keys = gk_key_store_list (f->store, &error);
+
+    for (guint i = 0; i < keys->len; i++)
+      {
+        GkKey *k = g_ptr_array_index (keys, i);
+
+        if (k->id != a_id && k->id != c_id)
+          g_assert_true (gk_key_store_delete (f->store, k->id, NULL));
+      }
+  }
+  g_clear_pointer (&body, g_bytes_unref);
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY, &status);
+  g_assert_true (status == 500 || status == 503);
+  g_clear_pointer (&a, gk_key_free);
+  a = get_key (f, a_id);
+  g_assert_cmpint (a->status, ==, GK_KEY_STATUS_ACTIVE);
+}
+
+static void
+test_no_keys_left (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(GBytes) body = NULL;
+  g_autofree char *text = NULL;
+  guint status;
+
+  /* No key at all. */
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY, &status);
+  g_assert_cmpuint (status, ==, 503);
+  assert_google_error (body, 503, "UNAVAILABLE", "No active keys available");
+
+  /* Every key dies on this request. */
+  add_key (f, "INVALID", 9, NULL);
+  add_key (f, "RATEMIN", 5, NULL);
+  g_clear_pointer (&body, g_bytes_unref);
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY, &status);
+  g_assert_cmpuint (status, ==, 503);
+  assert_google_error (body, 503, "UNAVAILABLE", "No active keys available");
+  text = bytes_to_string (body);
+  g_assert_null (strstr (text, "AIza"));
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log"), ==, 2);
+  /* The last rotation found no key to go to. */
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_rotation_log WHERE to_key_id IS NULL"),
+                   >=, 1);
+}
+
+static void
+check_stream (Fixture    *f,
+              const char *word,
+              const char *path,
+              const char *body_text,
+              gint64      prompt,
+              gint64      output,
+              const char *expect_in_body)
+{
+  g_autoptr(GBytes) body = NULL;
+  g_autofree char *text = NULL;
+  g_autofree char *sql = NULL;
+  gint64 id = add_key (f, word, 5, NULL);
+  guint status;
+
+  body = http (f, "POST", f->base, path, f->token, body_text, &status);
+  g_assert_cmpuint (status, ==, 200);
+  text = bytes_to_string (body);
+  g_assert_nonnull (strstr (text, expect_in_body));
+
+  sql = g_strdup_printf ("SELECT count(*) FROM gemini_key_usage_log WHERE key_id = %" G_GINT64_FORMAT
+                         " AND status = 'SUCCESS' AND prompt_tokens = %" G_GINT64_FORMAT
+                         " AND output_tokens = %" G_GINT64_FORMAT, id, prompt, output);
+  g_assert_cmpint (sql_int (f, sql), ==, 1);
+  g_assert_true (gk_key_store_delete (f->store, id, NULL));
+}
+
+static void
+test_stream_usage (Fixture       *f,
+                   gconstpointer  data)
+{
+  /* The last chunk holds prompt 20, candidates 15, thoughts 6; earlier
+   * chunks hold partial counts that must not win. */
+  check_stream (f, "OK", MODEL_PATH ":streamGenerateContent?alt=sse", GENERATE_BODY, 20, 21,
+                " mock stream.");
+  check_stream (f, "CRLF", MODEL_PATH ":streamGenerateContent?alt=sse", GENERATE_BODY, 20, 21,
+                "\r\n\r\n");
+  check_stream (f, "OK", MODEL_PATH ":streamGenerateContent", GENERATE_BODY, 20, 21, "[{");
+  check_stream (f, "OK", "/v1beta/openai/chat/completions",
+                "{\"model\":\"gemini-2.5-flash\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                13, 9, "[DONE]");
+  check_stream (f, "OK", "/v1beta/openai/chat/completions",
+                "{\"model\":\"gemini-2.5-flash\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                11, 7, "chat.completion");
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log WHERE model = 'gemini-2.5-flash'"),
+                   ==, 5);
+}
+
+static void
+test_stream_dropped (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *url = g_strconcat (f->base, MODEL_PATH ":streamGenerateContent?alt=sse", NULL);
+  g_autoptr(SoupMessage) msg = soup_message_new ("POST", url);
+  g_autoptr(GBytes) body = NULL;
+  g_autoptr(GkKey) key = NULL;
+  gint64 id = add_key (f, "DROP", 5, NULL);
+
+  soup_message_headers_replace (soup_message_get_request_headers (msg), "x-goog-api-key", f->token);
+  soup_message_set_request_body_from_bytes (msg, "application/json",
+                                            g_bytes_new_static (GENERATE_BODY, strlen (GENERATE_BODY)));
+  body = soup_session_send_and_read (f->session, msg, NULL, &error);
+  /* The answer had started, so it cannot move to another key: the client
+   * gets the part that came (libsoup itself may or may not flag the cut). */
+  if (body != NULL)
+    {
+      g_autofree char *text = bytes_to_string (body);
+
+      g_assert_null (strstr (text, "mock stream."));
+    }
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log WHERE status = 'ERROR'"),
+                   ==, 1);
+  key = get_key (f, id);
+  g_assert_cmpint (key->status, ==, GK_KEY_STATUS_ACTIVE);
+}
+
+static void
+test_dropped_before_answer_retries (Fixture       *f,
+                                    gconstpointer  data)
+{
+  g_autoptr(GBytes) body = NULL;
+  guint status;
+
+  add_key (f, "DROP", 9, NULL);
+  add_key (f, "OK", 5, NULL);
+  /* A non-streamed answer is read whole before it is relayed, so a broken
+   * connection moves the request to the next key. */
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY, &status);
+  g_assert_cmpuint (status, ==, 200);
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log WHERE status = 'ERROR'"
+                               " AND (http_status = 0 OR http_status IS NULL)"), ==, 1);
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log WHERE status = 'SUCCESS'"),
+                   ==, 1);
+}
+
+static void
+test_upstream_timeout (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(GBytes) body = NULL;
+  g_autoptr(GkKey) slow = NULL;
+  gint64 slow_id = add_key (f, "SLOW", 9, NULL);
+  guint status;
+
+  add_key (f, "OK", 5, NULL);
+  gk_gateway_set_upstream_timeout (f->gateway, 1);
+  restart (f);
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY, &status);
+  g_assert_cmpuint (status, ==, 200);
+  slow = get_key (f, slow_id);
+  g_assert_cmpint (slow->status, ==, GK_KEY_STATUS_ACTIVE);
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log WHERE status = 'ERROR'"),
+                   ==, 1);
+}
+
+static void
+test_credentials_isolated (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autoptr(JsonNode) audit = NULL;
+  g_autoptr(JsonNode) last = NULL;
+  g_autofree char *query_path = NULL;
+  g_autofree char *url = NULL;
+  JsonObject *obj;
+  guint status;
+
+  add_key (f, "BADREQ", 5, NULL);
+
+  /* Token as ?key=, as Authorization: Bearer, and as x-goog-api-key. */
+  {
+    g_autoptr(GBytes) body = NULL;
+    g_autofree char *text = NULL;
+
+    query_path = g_strconcat (MODEL_PATH ":generateContent?key=", f->token, NULL);
+    body = http (f, "POST", f->base, query_path, NULL, GENERATE_BODY, &status);
+    /* A client error is relayed, with the key quoted by Google redacted. */
+    g_assert_cmpuint (status, ==, 400);
+    text = bytes_to_string (body);
+    g_assert_null (strstr (text, "AIzaBADREQ"));
+    g_assert_nonnull (strstr (text, "Invalid JSON payload"));
+  }
+  {
+    g_autoptr(SoupMessage) msg = NULL;
+    g_autoptr(GBytes) body = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autofree char *bearer = g_strconcat ("Bearer ", f->token, NULL);
+
+    url = g_strconcat (f->base, "/v1beta/openai/chat/completions", NULL);
+    msg = soup_message_new ("POST", url);
+    soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", bearer);
+    soup_message_set_request_body_from_bytes (msg, "application/json",
+                                              g_bytes_new_static ("{\"model\":\"gemini-2.5-flash\"}", 27));
+    body = soup_session_send_and_read (f->session, msg, NULL, &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (soup_message_get_status (msg), ==, 400);
+  }
+  {
+    g_autoptr(GBytes) body = NULL;
+
+    body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY, &status);
+    g_assert_cmpuint (status, ==, 400);
+  }
+
+  mock_call (f, "GET", "/_mock/audit", &audit);
+  obj = json_node_get_object (audit);
+  g_assert_cmpint (json_object_get_int_member (obj, "requests"), ==, 3);
+  g_assert_cmpint (json_object_get_int_member (obj, "header"), ==, 3);
+  g_assert_cmpint (json_object_get_int_member (obj, "query"), ==, 0);
+  g_assert_cmpint (json_object_get_int_member (obj, "bearer"), ==, 0);
+  g_assert_cmpint (json_object_get_int_member (obj, "multiple"), ==, 0);
+  g_assert_cmpint (json_array_get_length (json_object_get_array_member (obj, "foreign")), ==, 0);
+  g_assert_cmpint (mock_count (f, f->token), ==, 0);
+
+  mock_call (f, "GET", "/_mock/last", &last);
+  g_assert_false (json_object_has_member (json_node_get_object (last), "authorization"));
+  g_assert_false (json_object_has_member (json_node_get_object (last), "cookie"));
+
+  /* A successful answer carries no key either. */
+  add_key (f, "OK", 9, NULL);
+  {
+    g_autoptr(SoupMessage) msg = NULL;
+    g_autoptr(GBytes) body = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autofree char *text = NULL;
+    SoupMessageHeadersIter iter;
+    const char *name, *value;
+
+    g_free (url);
+    url = g_strconcat (f->base, MODEL_PATH ":generateContent", NULL);
+    msg = soup_message_new ("POST", url);
+    soup_message_headers_replace (soup_message_get_request_headers (msg), "x-goog-api-key", f->token);
+    soup_message_set_request_body_from_bytes (msg, "application/json",
+                                              g_bytes_new_static (GENERATE_BODY, strlen (GENERATE_BODY)));
+    body = soup_session_send_and_read (f->session, msg, NULL, &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (soup_message_get_status (msg), ==, 200);
+    text = bytes_to_string (body);
+    g_assert_null (strstr (text, "AIza"));
+    soup_message_headers_iter_init (&iter, soup_message_get_response_headers (msg));
+    while (soup_message_headers_iter_next (&iter, &name, &value))
+      {
+        g_assert_null (strstr (value, "AIza"));
+        g_assert_false (g_ascii_strcasecmp (name, "Access-Control-Allow-Origin") == 0);
+      }
+  }
+}
+
+static void
+test_auth_and_host (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(GBytes) body = NULL;
+  g_autofree char *answer = NULL;
+  g_autofree char *request = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 token_id = 0;
+  g_autofree char *revoked = NULL;
+  guint status;
+
+  add_key (f, "OK", 5, NULL);
+
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", NULL, GENERATE_BODY, &status);
+  g_assert_cmpuint (status, ==, 401);
+  assert_google_error (body, 401, "UNAUTHENTICATED", NULL);
+
+  g_clear_pointer (&body, g_bytes_unref);
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", "not-a-token", GENERATE_BODY,
+               &status);
+  g_assert_cmpuint (status, ==, 401);
+  assert_google_error (body, 401, "UNAUTHENTICATED", NULL);
+
+  /* A real API key is not a gateway token either. */
+  {
+    g_autofree char *key = mock_key ("OK", 77);
+
+    g_clear_pointer (&body, g_bytes_unref);
+    body = http (f, "POST", f->base, MODEL_PATH ":generateContent", key, GENERATE_BODY, &status);
+    g_assert_cmpuint (status, ==, 401);
+  }
+
+  /* A revoked token stops working at once. */
+  revoked = gk_token_create (f->db, "leaver", &token_id, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&body, g_bytes_unref);
+  body = http (f, "GET", f->base, "/v1beta/models", revoked, NULL, &status);
+  g_assert_cmpuint (status, ==, 200);
+  g_assert_true (gk_token_revoke (f->db, token_id, &error));
+  g_clear_pointer (&body, g_bytes_unref);
+  body = http (f, "GET", f->base, "/v1beta/models", revoked, NULL, &status);
+  g_assert_cmpuint (status, ==, 401);
+
+  /* DNS rebinding: a page on another name reaching the loopback port. */
+  request = g_strdup_printf ("GET /v1beta/models HTTP/1.1\r\nHost: evil.example:%u\r\n"
+                             "x-goog-api-key: %s\r\nConnection: close\r\n\r\n",
+                             gk_gateway_get_port (f->gateway), f->token);
+  answer = raw_request (f, request, strlen (request));
+  g_assert_true (g_str_has_prefix (answer, "HTTP/1.1 403"));
+  g_assert_nonnull (strstr (answer, "PERMISSION_DENIED"));
+
+  g_free (request);
+  g_free (answer);
+  request = g_strdup_printf ("GET /v1beta/models HTTP/1.1\r\nHost: localhost:%u\r\n"
+                             "x-goog-api-key: %s\r\nConnection: close\r\n\r\n",
+                             gk_gateway_get_port (f->gateway), f->token);
+  answer = raw_request (f, request, strlen (request));
+  g_assert_true (g_str_has_prefix (answer, "HTTP/1.1 200"));
+
+  /* Only the mock's stats for real calls: refused requests never left. */
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log"), ==, 2);
+}
+
+static void
+test_body_limit (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(GString) big = g_string_new ("{\"contents\":\"");
+  g_autoptr(GBytes) body = NULL;
+  g_autoptr(JsonNode) audit = NULL;
+  g_autoptr(GString) chunked = NULL;
+  g_autofree char *answer = NULL;
+  guint status;
+
+  add_key (f, "OK", 5, NULL);
+  gk_gateway_set_body_limit (f->gateway, 1024);
+  restart (f);
+
+  while (big->len < 4000)
+    g_string_append (big, "xxxxxxxxxxxxxxxxxxxxxxxx");
+  g_string_append (big, "\"}");
+
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, big->str, &status);
+  g_assert_cmpuint (status, ==, 413);
+  assert_google_error (body, 413, "INVALID_ARGUMENT", NULL);
+
+  /* Without Content-Length the limit is enforced while reading. */
+  chunked = g_string_new (NULL);
+  g_string_append_printf (chunked, "POST " MODEL_PATH ":generateContent HTTP/1.1\r\n"
+                          "Host: 127.0.0.1:%u\r\nx-goog-api-key: %s\r\n"
+                          "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+                          "Connection: close\r\n\r\n", gk_gateway_get_port (f->gateway), f->token);
+  for (guint i = 0; i < 4; i++)
+    g_string_append_printf (chunked, "%zx\r\n%s\r\n", big->len, big->str);
+  g_string_append (chunked, "0\r\n\r\n");
+  answer = raw_request (f, chunked->str, chunked->len);
+  g_assert_true (g_str_has_prefix (answer, "HTTP/1.1 413"));
+
+  /* A small body still passes. */
+  g_clear_pointer (&body, g_bytes_unref);
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY, &status);
+  g_assert_cmpuint (status, ==, 200);
+
+  mock_call (f, "GET", "/_mock/audit", &audit);
+  g_assert_cmpint (json_object_get_int_member (json_node_get_object (audit), "requests"), ==, 1);
+}
+
+static void
+test_concurrency_cap (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(GBytes) body = NULL;
+  g_autoptr(SoupMessage) slow_msg = NULL;
+  g_autofree char *url = NULL;
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(SoupSession) async_session = NULL;
+  guint status;
+
+  add_key (f, "SLOW", 5, NULL);
+  gk_gateway_set_max_in_flight (f->gateway, 1);
+  restart (f);
+
+  /* One slow request in flight (sent from a private context), then a second
+   * one is turned away at once. */
+  g_main_context_push_thread_default (context);
+  async_session = soup_session_new ();
+  url = g_strconcat (f->base, MODEL_PATH ":generateContent", NULL);
+  slow_msg = soup_message_new ("POST", url);
+  soup_message_headers_replace (soup_message_get_request_headers (slow_msg), "x-goog-api-key", f->token);
+  soup_message_set_request_body_from_bytes (slow_msg, "application/json",
+                                            g_bytes_new_static (GENERATE_BODY, strlen (GENERATE_BODY)));
+  soup_session_send_async (async_session, slow_msg, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
+  /* Let it reach the gateway. */
+  for (guint i = 0; i < 50; i++)
+    {
+      while (g_main_context_iteration (context, FALSE))
+        ;
+      g_usleep (10000);
+    }
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY, &status);
+  g_assert_cmpuint (status, ==, 503);
+  assert_google_error (body, 503, "UNAVAILABLE", NULL);
+  soup_session_abort (async_session);
+  while (g_main_context_iteration (context, FALSE))
+    ;
+  g_main_context_pop_thread_default (context);
+}
+
+static void
+test_loopback_only (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(GkGateway) other = gk_gateway_new (f->store, f->pool);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_false (gk_gateway_start (other, "0.0.0.0", 0, &error));
+  g_assert_error (error, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_ADDRESS);
+  g_clear_error (&error);
+  g_assert_false (gk_gateway_start (other, "192.0.2.10", 0, &error));
+  g_assert_error (error, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_ADDRESS);
+  g_clear_error (&error);
+  /* The port of the running gateway is taken. */
+  g_assert_false (gk_gateway_start (other, "127.0.0.1", gk_gateway_get_port (f->gateway), &error));
+  g_assert_error (error, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_ADDRESS);
+  g_assert_false (gk_gateway_is_running (other));
+}
+
+static void
+test_query_and_paths (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(GBytes) body = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  guint status;
+
+  add_key (f, "OK", 5, NULL);
+  body = http (f, "GET", f->base, "/v1beta/models?pageSize=2", f->token, NULL, &status);
+  g_assert_cmpuint (status, ==, 200);
+  root = parse_json (body);
+  g_assert_cmpint (json_array_get_length (json_object_get_array_member (json_node_get_object (root), "models")),
+                   ==, 2);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (root), "nextPageToken"), ==, "2");
+
+  g_clear_pointer (&body, g_bytes_unref);
+  body = http (f, "POST", f->base, "/v1/models/gemini-embedding-001:batchEmbedContents", f->token,
+               "{\"requests\":[{},{},{}]}", &status);
+  g_assert_cmpuint (status, ==, 200);
+  g_clear_pointer (&root, json_node_unref);
+  root = parse_json (body);
+  g_assert_cmpint (json_array_get_length (json_object_get_array_member (json_node_get_object (root), "embeddings")),
+                   ==, 3);
+
+  g_clear_pointer (&body, g_bytes_unref);
+  body = http (f, "GET", f->base, "/not/an/api", f->token, NULL, &status);
+  g_assert_cmpuint (status, ==, 404);
+}
+
+static JsonObject *
+admin_call (Fixture    *f,
+            const char *method,
+            const char *path,
+            const char *body_text,
+            guint       expect,
+            JsonNode  **keep)
+{
+  g_autoptr(GBytes) body = NULL;
+  g_autofree char *full = g_strconcat ("/admin/gemini-keys", path, NULL);
+  guint status;
+
+  body = http (f, method, f->base, full, f->admin_token, body_text, &status);
+  g_assert_cmpuint (status, ==, expect);
+  *keep = parse_json (body);
+  return json_node_get_object (*keep);
+}
+
+static void
+test_admin_api (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autoptr(GBytes) body = NULL;
+  g_autoptr(JsonNode) n1 = NULL, n2 = NULL, n3 = NULL, n4 = NULL, n5 = NULL, n6 = NULL, n7 = NULL;
+  g_autoptr(JsonNode) n8 = NULL;
+  g_autofree char *create = NULL;
+  g_autofree char *secret = mock_key ("OK", 4242);
+  g_autofree char *path = NULL;
+  JsonObject *obj;
+  JsonArray *keys;
+  gint64 id;
+  guint status;
+
+  /* A client token that is not the admin's is refused. */
+  body = http (f, "GET", f->base, "/admin/gemini-keys/", f->token, NULL, &status);
+  g_assert_cmpuint (status, ==, 403);
+  g_clear_pointer (&body, g_bytes_unref);
+  body = http (f, "GET", f->base, "/admin/gemini-keys/", NULL, NULL, &status);
+  g_assert_cmpuint (status, ==, 401);
+
+  create = g_strdup_printf ("{\"name\":\"Main\",\"api_key\":\"%s\",\"priority\":7,\"daily_quota\":1000}",
+                            secret);
+  obj = admin_call (f, "POST", "/", create, 201, &n1);
+  id = json_object_get_int_member (obj, "id");
+  g_assert_cmpint (id, >, 0);
+  g_assert_cmpstr (json_object_get_string_member (obj, "name"), ==, "Main");
+  g_assert_cmpint (json_object_get_int_member (obj, "priority"), ==, 7);
+  {
+    g_autofree char *text = json_to_string (n1, FALSE);
+
+    g_assert_null (strstr (text, secret));
+  }
+
+  /* The same key twice is a conflict. */
+  admin_call (f, "POST", "/", create, 409, &n8);
+
+  obj = admin_call (f, "GET", "", NULL, 200, &n2);
+  keys = json_object_get_array_member (obj, "keys");
+  g_assert_cmpint (json_array_get_length (keys), ==, 1);
+  {
+    g_autofree char *text = json_to_string (n2, FALSE);
+
+    g_assert_null (strstr (text, secret));
+  }
+
+  path = g_strdup_printf ("/%" G_GINT64_FORMAT, id);
+  obj = admin_call (f, "PUT", path, "{\"priority\":3}", 200, &n3);
+  g_assert_cmpint (json_object_get_int_member (obj, "priority"), ==, 3);
+  g_assert_cmpstr (json_object_get_string_member (obj, "name"), ==, "Main");
+
+  /* The gateway can use it. */
+  g_clear_pointer (&body, g_bytes_unref);
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY, &status);
+  g_assert_cmpuint (status, ==, 200);
+
+  obj = admin_call (f, "GET", "/usage-logs?limit=10", NULL, 200, &n4);
+  g_assert_cmpint (json_array_get_length (json_object_get_array_member (obj, "logs")), ==, 1);
+
+  g_free (path);
+  path = g_strdup_printf ("/%" G_GINT64_FORMAT "/rotate", id);
+  admin_call (f, "POST", path, NULL, 200, &n5);
+
+  obj = admin_call (f, "GET", "/rotation-logs", NULL, 200, &n6);
+  g_assert_cmpint (json_array_get_length (json_object_get_array_member (obj, "rotations")), ==, 1);
+
+  g_clear_pointer (&n7, json_node_unref);
+  admin_call (f, "GET", "/dashboard?days=7", NULL, 200, &n7);
+  g_clear_pointer (&n7, json_node_unref);
+  admin_call (f, "POST", "/quotas/reset", "{\"type\":\"daily\"}", 200, &n7);
+
+  g_free (path);
+  path = g_strdup_printf ("/%" G_GINT64_FORMAT, id);
+  g_clear_pointer (&n7, json_node_unref);
+  admin_call (f, "DELETE", path, NULL, 200, &n7);
+  g_clear_pointer (&n7, json_node_unref);
+  admin_call (f, "GET", path, NULL, 404, &n7);
+}
+
+typedef struct
+{
+  GMainLoop *loop;
+  gboolean   ok;
+  GError    *error;
+} Wait;
+
+static void
+test_key_done_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  Wait *wait = user_data;
+
+  wait->ok = gk_gateway_test_key_finish (result, &wait->error);
+  g_main_loop_quit (wait->loop);
+}
+
+static gboolean
+run_key_test (Fixture *f,
+              gint64   id,
+              GError **error)
+{
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  Wait wait = { loop, FALSE, NULL };
+
+  gk_gateway_test_key_async (f->store, id, NULL, test_key_done_cb, &wait);
+  g_main_loop_run (loop);
+  if (wait.error)
+    g_propagate_error (error, wait.error);
+  return wait.ok;
+}
+
+static void
+test_key_test (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkKey) bad = NULL;
+  g_autoptr(GkKey) good = NULL;
+  gint64 bad_id = add_key (f, "INVALID", 5, NULL);
+  gint64 good_id = add_key (f, "OK", 5, NULL);
+  gint64 down_id = add_key (f, "E503", 5, NULL);
+
+  g_assert_false (run_key_test (f, bad_id, &error));
+  g_assert_error (error, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_INVALID_KEY);
+  g_clear_error (&error);
+  bad = get_key (f, bad_id);
+  g_assert_cmpint (bad->status, ==, GK_KEY_STATUS_INVALID);
+
+  /* A good key marked invalid is cleared by a successful test. */
+  g_assert_true (gk_key_store_set_status (f->store, good_id, GK_KEY_STATUS_INVALID, "test", &error));
+  g_assert_true (run_key_test (f, good_id, &error));
+  g_assert_no_error (error);
+  good = get_key (f, good_id);
+  g_assert_cmpint (good->status, ==, GK_KEY_STATUS_ACTIVE);
+
+  g_assert_false (run_key_test (f, down_id, &error));
+  g_assert_error (error, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_UPSTREAM);
+  g_clear_pointer (&good, gk_key_free);
+  good = get_key (f, down_id);
+  g_assert_cmpint (good->status, ==, GK_KEY_STATUS_ACTIVE);
+}
+
+/* The official JS SDK with only baseUrl and apiKey changed. */
+static void
+test_official_sdk (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *sdk_dir = g_build_filename (g_getenv ("GEMINI_KEYS_SOURCE_ROOT"), "tests",
+                                               "sdk-client", NULL);
+  g_autofree char *modules = g_build_filename (sdk_dir, "node_modules", "@google", "genai", NULL);
+  g_autofree char *node = g_find_program_in_path ("node");
+  g_autofree char *npm = g_find_program_in_path ("npm");
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GSubprocess) proc = NULL;
+
+  if (node == NULL || npm == NULL)
+    {
+      g_test_skip ("node and npm are not installed");
+      return;
+    }
+  if (!g_file_test (modules, G_FILE_TEST_IS_DIR))
+    {
+      launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE);
+      g_subprocess_launcher_set_cwd (launcher, sdk_dir);
+      proc = g_subprocess_launcher_spawn (launcher, &error, npm, "ci", "--no-audit", "--no-fund", NULL);
+      g_assert_no_error (error);
+      g_subprocess_communicate_utf8 (proc, NULL, NULL, &out, NULL, &error);
+      g_assert_no_error (error);
+      if (!g_subprocess_get_successful (proc))
+        {
+          /* Only an unreachable registry is a reason to skip. */
+          if (out && (strstr (out, "ENOTFOUND") || strstr (out, "EAI_AGAIN") ||
+                      strstr (out, "ECONNREFUSED") || strstr (out, "ETIMEDOUT") ||
+                      strstr (out, "network")))
+            {
+              g_test_skip ("the npm registry is unreachable; cannot install @google/genai");
+              return;
+            }
+          g_error ("npm ci failed: %s", out);
+        }
+      g_clear_object (&proc);
+      g_clear_object (&launcher);
+      g_clear_pointer (&out, g_free);
+    }
+
+  add_key (f, "OK", 5, NULL);
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_subprocess_launcher_set_cwd (launcher, sdk_dir);
+  g_subprocess_launcher_setenv (launcher, "GK_BASE_URL", f->base, TRUE);
+  g_subprocess_launcher_setenv (launcher, "GK_TOKEN", f->token, TRUE);
+  proc = g_subprocess_launcher_spawn (launcher, &error, node, "run.mjs", NULL);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8 (proc, NULL, NULL, &out, &err, &error);
+  g_assert_no_error (error);
+  if (!g_subprocess_get_successful (proc))
+    g_error ("the SDK client failed:\n%s\n%s", out, err);
+
+  g_assert_nonnull (strstr (out, "\"text\":\"Hello from the mock.\""));
+  g_assert_nonnull (strstr (out, "\"text\":\"Hello from the mock stream.\""));
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log WHERE status = 'SUCCESS'"
+                               " AND user_id = 'tester' AND model = 'gemini-2.5-flash'"), ==, 2);
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log WHERE prompt_tokens = 12"
+                               " AND output_tokens = 13"), ==, 1);
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log WHERE prompt_tokens = 20"
+                               " AND output_tokens = 21"), ==, 1);
+  /* The SDK's token never reached the upstream. */
+  g_assert_cmpint (mock_count (f, f->token), ==, 0);
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static void
+start_mock (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = g_build_filename (g_getenv ("GEMINI_KEYS_BUILD_ROOT"), "tests",
+                                            "mock-gemini", "mock-gemini", NULL);
+  g_autoptr(GDataInputStream) lines = NULL;
+  g_autofree char *line = NULL;
+  guint port;
+
+  mock_process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, path, "--port", "0", NULL);
+  g_assert_no_error (error);
+  lines = g_data_input_stream_new (g_subprocess_get_stdout_pipe (mock_process));
+  line = g_data_input_stream_read_line (lines, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (line);
+  g_assert_true (g_str_has_prefix (line, "PORT "));
+  port = (guint) g_ascii_strtoull (line + 5, NULL, 10);
+  g_assert_cmpuint (port, >, 0);
+  mock_base = g_strdup_printf ("http://127.0.0.1:%u", port);
+  g_setenv ("GEMINI_KEYS_UPSTREAM", mock_base, TRUE);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  int status;
+
+  /* The isolated directories hold no GSettings schemas, which the desktop
+   * proxy resolver needs; nothing here goes through a proxy anyway. */
+  g_setenv ("GIO_USE_PROXY_RESOLVER", "dummy", TRUE);
+  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+  /* The SLOW key answers after 1.5 s, past the 1 s timeout test. */
+  g_setenv ("MOCK_GEMINI_SLOW_MS", "1500", TRUE);
+  start_mock ();
+
+#define ADD(name, func) \
+  g_test_add ("/gateway/" name, Fixture, NULL, fixture_set_up, func, fixture_tear_down)
+  ADD ("generate-ok", test_generate_ok);
+  ADD ("rate-limited-minute", test_rate_limited_minute);
+  ADD ("rate-limited-day", test_rate_limited_day);
+  ADD ("rate-limited-project", test_rate_limited_project);
+  ADD ("invalid-key", test_invalid_key);
+  ADD ("transient-no-penalty", test_transient_no_penalty);
+  ADD ("no-keys-left", test_no_keys_left);
+  ADD ("stream-usage", test_stream_usage);
+  ADD ("stream-dropped", test_stream_dropped);
+  ADD ("dropped-before-answer", test_dropped_before_answer_retries);
+  ADD ("upstream-timeout", test_upstream_timeout);
+  ADD ("credentials-isolated", test_credentials_isolated);
+  ADD ("auth-and-host", test_auth_and_host);
+  ADD ("body-limit", test_body_limit);
+  ADD ("concurrency-cap", test_concurrency_cap);
+  ADD ("loopback-only", test_loopback_only);
+  ADD ("query-and-paths", test_query_and_paths);
+  ADD ("admin-api", test_admin_api);
+  ADD ("key-test", test_key_test);
+  ADD ("official-sdk", test_official_sdk);
+#undef ADD
+
+  status = g_test_run ();
+  g_subprocess_force_exit (mock_process);
+  g_subprocess_wait (mock_process, NULL, NULL);
+  g_clear_object (&mock_process);
+  g_free (mock_base);
+  return status;
+}
