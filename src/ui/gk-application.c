@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <stdio.h>
 
 #include "gk-application.h"
 #include "gk-preferences-window.h"
@@ -367,6 +368,15 @@ gk_application_activate (GApplication *app)
     {
       window = GTK_WINDOW (gk_window_new (GTK_APPLICATION (app), self->backend));
       g_signal_connect (window, "loaded", G_CALLBACK (window_loaded_cb), NULL);
+      /* GK_SCREENSHOT_SIZE=WxH, e.g. to show the narrow layout. */
+      if (g_getenv ("GK_SCREENSHOT_SIZE") != NULL)
+        {
+          int width = 0, height = 0;
+
+          if (sscanf (g_getenv ("GK_SCREENSHOT_SIZE"), "%dx%d", &width, &height) == 2 &&
+              width > 0 && height > 0)
+            gtk_window_set_default_size (window, width, height);
+        }
       if (g_getenv ("GK_BENCH") != NULL)
         g_signal_connect (window, "realize", G_CALLBACK (bench_realize_cb), NULL);
     }

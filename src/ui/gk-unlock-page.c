@@ -186,8 +186,8 @@ gk_unlock_page_set_error (GkUnlockPage *self,
 
         case GK_SECRET_ERROR_WRONG_KEY:
           title = _("Wrong Master Key");
-          description = _("The master key in the keyring does not match this database. Nothing "
-                          "was changed. Import the master key file that belongs to it.");
+          description = _("The master key found does not match this database. Nothing was "
+                          "changed. Import the master key file that belongs to it.");
           break;
 
         case GK_SECRET_ERROR_FILE:
