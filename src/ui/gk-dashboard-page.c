@@ -362,8 +362,8 @@ backend_changed_cb (GkDashboardPage *self)
 }
 
 static void
-period_toggled_cb (GkDashboardPage *self,
-                   GtkToggleButton *button)
+period_toggled_cb (GtkToggleButton *button,
+                   GkDashboardPage *self)
 {
   /* Both buttons of the group toggle; act once, on the one turned on. */
   if (!gtk_toggle_button_get_active (button))
@@ -383,6 +383,9 @@ gk_dashboard_page_dispose (GObject *object)
   if (self->backend != NULL)
     g_signal_handlers_disconnect_by_data (self->backend, self);
   g_clear_object (&self->backend);
+  /* AdwBin unparents its child in its own dispose; let it go first, or
+   * dispose_template unparents it too and AdwBin is left with a stale child. */
+  adw_bin_set_child (ADW_BIN (self), NULL);
   gtk_widget_dispose_template (GTK_WIDGET (self), GK_TYPE_DASHBOARD_PAGE);
 
   G_OBJECT_CLASS (gk_dashboard_page_parent_class)->dispose (object);

@@ -260,6 +260,9 @@ gk_rotations_page_dispose (GObject *object)
   if (self->backend != NULL)
     g_signal_handlers_disconnect_by_data (self->backend, self);
   g_clear_object (&self->backend);
+  /* AdwBin unparents its child in its own dispose; let it go first, or
+   * dispose_template unparents it too and AdwBin is left with a stale child. */
+  adw_bin_set_child (ADW_BIN (self), NULL);
   gtk_widget_dispose_template (GTK_WIDGET (self), GK_TYPE_ROTATIONS_PAGE);
   g_clear_object (&self->store);
 

@@ -47,6 +47,27 @@ wait_for_mapped (GtkWidget *widget)
   g_assert_true (gtk_widget_get_mapped (widget));
 }
 
+/* Waits until @widget has been given its natural height again: new data
+ * queues a resize, which is only carried out on a later frame, and a
+ * render before it would cut the drawing to the old height. */
+static void
+wait_for_natural_height (GtkWidget *widget)
+{
+  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  int natural = 0;
+
+  while (g_get_monotonic_time () < deadline)
+    {
+      gtk_widget_measure (widget, GTK_ORIENTATION_VERTICAL, gtk_widget_get_width (widget),
+                          NULL, &natural, NULL, NULL);
+      if (gtk_widget_get_height (widget) == natural)
+        break;
+      if (!g_main_context_iteration (NULL, FALSE))
+        g_usleep (G_USEC_PER_SEC / 1000);
+    }
+  g_assert_cmpint (gtk_widget_get_height (widget), ==, natural);
+}
+
 static GtkWidget *
 show_in_window (GtkWidget *child)
 {
@@ -354,7 +375,7 @@ test_bar_chart (gconstpointer data)
     int widest = 0;
 
     gk_bar_chart_set_data (GK_BAR_CHART (chart), labels, values, 1);
-    wait_for_mapped (chart);
+    wait_for_natural_height (chart);
     name = g_strdup_printf ("bar-one-%s.png", scheme);
     render (chart, name, &pixels);
     for (int y = 0; y < pixels.height; y++)
@@ -374,7 +395,7 @@ test_bar_chart (gconstpointer data)
 
     gk_bar_chart_set_data (GK_BAR_CHART (chart), labels, values, 3);
     g_assert_cmpuint (gk_bar_chart_get_n_bars (GK_BAR_CHART (chart)), ==, 3);
-    wait_for_mapped (chart);
+    wait_for_natural_height (chart);
     name = g_strdup_printf ("bar-many-%s.png", scheme);
     render (chart, name, &pixels);
     /* Three bars from top to bottom; each half the one above it. */

@@ -1,0 +1,348 @@
+/* test-dashboard.c: the dashboard's cards, charts and tables over a
+ * fixture database; the period buttons; the empty state.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <adwaita.h>
+
+#include "gk-backend.h"
+#include "gk-bar-chart.h"
+#include "gk-dashboard-page.h"
+#include "gk-line-chart.h"
+#include "gk-database-private.h"
+#include "gk-test-util.h"
+
+static void
+exec_sql (GkDatabase *db,
+          const char *sql)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (gk_database_exec (db, sql, &error));
+  g_assert_no_error (error);
+}
+
+static void
+fill_fixture (const char *path)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) db = gk_database_open (path, NULL, &error);
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  g_autofree char *sql = NULL;
+
+  g_assert_no_error (error);
+  sql = g_strdup_printf (
+    "INSERT INTO gemini_api_keys (uuid, name, status, created_at, updated_at) VALUES"
+    " ('u1', 'alpha', 'ACTIVE', %1$" G_GINT64_FORMAT ", %1$" G_GINT64_FORMAT "),"
+    " ('u2', 'beta', 'ACTIVE', %1$" G_GINT64_FORMAT ", %1$" G_GINT64_FORMAT "),"
+    " ('u3', 'gamma', 'INACTIVE', %1$" G_GINT64_FORMAT ", %1$" G_GINT64_FORMAT ");"
+    "INSERT INTO gemini_key_usage_log (key_id, model, tokens_used, cost_usd, status, user_id,"
+    " created_at) VALUES"
+    " (1, 'gemini-2.5-flash', 100, 0.25, 'SUCCESS', 'ann', %1$" G_GINT64_FORMAT " - 60),"
+    " (1, 'gemini-2.5-flash', 100, 0.50, 'SUCCESS', 'ann', %1$" G_GINT64_FORMAT " - 120),"
+    " (2, 'gemini-2.5-pro', 100, 1.00, 'SUCCESS', 'bob', %1$" G_GINT64_FORMAT " - 180),"
+    " (2, 'gemini-2.5-pro', 0, 0, 'ERROR', 'bob', %1$" G_GINT64_FORMAT " - 240),"
+    " (1, 'gemini-2.5-pro', 100, 2.00, 'SUCCESS', 'ann', %1$" G_GINT64_FORMAT " - 20 * 86400);"
+    "INSERT INTO gemini_key_rotation_log (from_key_id, to_key_id, reason, triggered_by,"
+    " created_at) VALUES (1, 2, 'QUOTA_LOW', 'auto', %1$" G_GINT64_FORMAT " - 30);",
+    now);
+  exec_sql (db, sql);
+}
+
+static GtkWidget *
+find_label (GtkWidget  *root,
+            const char *text)
+{
+  if (GTK_IS_LABEL (root) && g_strcmp0 (gtk_label_get_label (GTK_LABEL (root)), text) == 0)
+    return root;
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      GtkWidget *found = find_label (child, text);
+
+      if (found != NULL)
+        return found;
+    }
+  return NULL;
+}
+
+static GtkWidget *
+find_type (GtkWidget *root,
+           GType      type)
+{
+  if (G_TYPE_CHECK_INSTANCE_TYPE (root, type))
+    return root;
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      GtkWidget *found = find_type (child, type);
+
+      if (found != NULL)
+        return found;
+    }
+  return NULL;
+}
+
+/* The widget right after the label @title: a card's value, a table. */
+static GtkWidget *
+after_title (GtkWidget  *root,
+             const char *title)
+{
+  GtkWidget *label = find_label (root, title);
+
+  g_assert_nonnull (label);
+  g_assert_nonnull (gtk_widget_get_next_sibling (label));
+  return gtk_widget_get_next_sibling (label);
+}
+
+static const char *
+card_value (GtkWidget  *root,
+            const char *title)
+{
+  GtkWidget *value = after_title (root, title);
+
+  g_assert_true (GTK_IS_LABEL (value));
+  return gtk_label_get_label (GTK_LABEL (value));
+}
+
+static const char *
+card_detail (GtkWidget  *root,
+             const char *title)
+{
+  GtkWidget *detail = gtk_widget_get_next_sibling (after_title (root, title));
+
+  g_assert_true (GTK_IS_LABEL (detail));
+  return gtk_label_get_label (GTK_LABEL (detail));
+}
+
+static const char *
+cell (GtkGrid *grid,
+      int      column,
+      int      row)
+{
+  GtkWidget *child = gtk_grid_get_child_at (grid, column, row);
+
+  g_assert_true (GTK_IS_LABEL (child));
+  return gtk_label_get_label (GTK_LABEL (child));
+}
+
+/* The rows of a table below its header row. */
+static int
+table_rows (GtkGrid *grid)
+{
+  int rows = 0;
+
+  while (gtk_grid_get_child_at (grid, 0, rows + 1) != NULL)
+    rows++;
+  return rows;
+}
+
+/* The table row whose first cell is @first, or -1. */
+static int
+table_find (GtkGrid    *grid,
+            const char *first)
+{
+  for (int row = 1; gtk_grid_get_child_at (grid, 0, row) != NULL; row++)
+    if (g_strcmp0 (cell (grid, 0, row), first) == 0)
+      return row;
+  return -1;
+}
+
+static void
+assert_user (GtkGrid    *users,
+             const char *name,
+             const char *requests,
+             const char *tokens,
+             const char *cost)
+{
+  int row = table_find (users, name);
+
+  g_assert_cmpint (row, >, 0);
+  g_assert_cmpstr (cell (users, 1, row), ==, requests);
+  g_assert_cmpstr (cell (users, 2, row), ==, tokens);
+  g_assert_cmpstr (cell (users, 3, row), ==, cost);
+}
+
+/* Drops the last reference to @object and waits until it is finalized:
+ * a task cancelled when the backend was unset still holds its page until
+ * it has run, so the page may outlive the unref by a moment, not more. */
+static void
+finalize_object (gpointer object)
+{
+  gpointer weak = object;
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+  g_object_add_weak_pointer (object, &weak);
+  g_object_unref (object);
+  while (weak != NULL && g_get_monotonic_time () < deadline)
+    if (!g_main_context_iteration (NULL, FALSE))
+      g_usleep (G_USEC_PER_SEC / 1000);
+  g_assert_null (weak);
+}
+
+static void
+load_cb (GObject      *object,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  gboolean *done = user_data;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (gk_backend_load_finish (GK_BACKEND (object), result, &error));
+  g_assert_no_error (error);
+  *done = TRUE;
+}
+
+static void
+wait_loaded (GkDashboardPage *page)
+{
+  while (gk_dashboard_page_get_loading (page))
+    g_main_context_iteration (NULL, TRUE);
+}
+
+static GkBackend *
+backend_new (const char *path)
+{
+  GkBackend *backend = gk_backend_new (path);
+  gboolean done = FALSE;
+
+  gk_backend_load_async (backend, NULL, load_cb, &done);
+  while (!done)
+    g_main_context_iteration (NULL, TRUE);
+  return backend;
+}
+
+static void
+test_cards (void)
+{
+  g_autofree char *path = gk_test_db_path ();
+  g_autoptr(GkBackend) backend = NULL;
+  GtkWidget *page;
+  GtkGrid *users, *rotations;
+  GkLineChart *line;
+  GkBarChart *bars;
+
+  fill_fixture (path);
+  backend = backend_new (path);
+
+  page = g_object_ref_sink (gk_dashboard_page_new ());
+  gk_dashboard_page_set_backend (GK_DASHBOARD_PAGE (page), backend);
+  wait_loaded (GK_DASHBOARD_PAGE (page));
+
+  g_assert_cmpstr (gtk_stack_get_visible_child_name (GTK_STACK (find_type (page, GTK_TYPE_STACK))),
+                   ==, "content");
+  /* The last 7 days: the four recent requests, one of them failed. */
+  g_assert_cmpstr (card_value (page, "Keys"), ==, "3");
+  g_assert_cmpstr (card_detail (page, "Keys"), ==, "2 active · 1 inactive");
+  g_assert_cmpstr (card_value (page, "Requests, Last 7 Days"), ==, "4");
+  g_assert_cmpstr (card_detail (page, "Requests, Last 7 Days"), ==, "1 failed");
+  g_assert_cmpstr (card_value (page, "Success Rate"), ==, "75.0%");
+  g_assert_cmpstr (card_detail (page, "Success Rate"), ==, "3 succeeded");
+  g_assert_cmpstr (card_value (page, "Cost, Last 7 Days"), ==, "$1.75");
+
+  line = GK_LINE_CHART (find_type (page, GK_TYPE_LINE_CHART));
+  bars = GK_BAR_CHART (find_type (page, GK_TYPE_BAR_CHART));
+  g_assert_cmpuint (gk_line_chart_get_n_points (line), ==, 7);
+  g_assert_cmpuint (gk_bar_chart_get_n_bars (bars), ==, 2);
+
+  users = GTK_GRID (after_title (page, "Top Users"));
+  g_assert_cmpint (table_rows (users), ==, 2);
+  assert_user (users, "ann", "2", "200", "$0.75");
+  assert_user (users, "bob", "2", "100", "$1.00");
+
+  rotations = GTK_GRID (after_title (page, "Latest Rotations"));
+  g_assert_cmpint (table_rows (rotations), ==, 1);
+  g_assert_cmpstr (cell (rotations, 1, 1), ==, "alpha");
+  g_assert_cmpstr (cell (rotations, 2, 1), ==, "beta");
+  g_assert_cmpstr (cell (rotations, 3, 1), ==, "Quota low");
+  g_assert_cmpstr (cell (rotations, 4, 1), ==, "Automatic");
+
+  /* 30 days take in the old request too. */
+  gk_dashboard_page_set_days (GK_DASHBOARD_PAGE (page), 30);
+  wait_loaded (GK_DASHBOARD_PAGE (page));
+  g_assert_cmpstr (card_value (page, "Requests, Last 30 Days"), ==, "5");
+  g_assert_cmpstr (card_value (page, "Success Rate"), ==, "80.0%");
+  g_assert_cmpstr (card_value (page, "Cost, Last 30 Days"), ==, "$3.75");
+  g_assert_cmpuint (gk_line_chart_get_n_points (line), ==, 30);
+  users = GTK_GRID (after_title (page, "Top Users"));
+  assert_user (users, "ann", "3", "300", "$2.75");
+  assert_user (users, "bob", "2", "100", "$1.00");
+
+  gk_dashboard_page_set_backend (GK_DASHBOARD_PAGE (page), NULL);
+  finalize_object (page);
+}
+
+/* The period buttons choose the days, as a person would. */
+static void
+test_period_buttons (void)
+{
+  g_autofree char *path = gk_test_db_path ();
+  g_autoptr(GkBackend) backend = NULL;
+  GtkWidget *page;
+  GtkWidget *week, *month;
+
+  fill_fixture (path);
+  backend = backend_new (path);
+  page = g_object_ref_sink (gk_dashboard_page_new ());
+  gk_dashboard_page_set_backend (GK_DASHBOARD_PAGE (page), backend);
+  wait_loaded (GK_DASHBOARD_PAGE (page));
+
+  week = gtk_widget_get_parent (find_label (page, "7 Days"));
+  month = gtk_widget_get_parent (find_label (page, "30 Days"));
+  g_assert_true (GTK_IS_TOGGLE_BUTTON (week));
+  g_assert_true (GTK_IS_TOGGLE_BUTTON (month));
+  g_assert_true (gtk_toggle_button_get_active (GTK_TOGGLE_BUTTON (week)));
+
+  gtk_toggle_button_set_active (GTK_TOGGLE_BUTTON (month), TRUE);
+  g_assert_false (gtk_toggle_button_get_active (GTK_TOGGLE_BUTTON (week)));
+  g_assert_cmpuint (gk_dashboard_page_get_days (GK_DASHBOARD_PAGE (page)), ==, 30);
+  wait_loaded (GK_DASHBOARD_PAGE (page));
+  g_assert_cmpstr (card_value (page, "Requests, Last 30 Days"), ==, "5");
+
+  gtk_toggle_button_set_active (GTK_TOGGLE_BUTTON (week), TRUE);
+  g_assert_cmpuint (gk_dashboard_page_get_days (GK_DASHBOARD_PAGE (page)), ==, 7);
+  wait_loaded (GK_DASHBOARD_PAGE (page));
+  g_assert_cmpstr (card_value (page, "Requests, Last 7 Days"), ==, "4");
+
+  /* Set from code, the buttons follow. */
+  gk_dashboard_page_set_days (GK_DASHBOARD_PAGE (page), 30);
+  g_assert_true (gtk_toggle_button_get_active (GTK_TOGGLE_BUTTON (month)));
+  wait_loaded (GK_DASHBOARD_PAGE (page));
+
+  gk_dashboard_page_set_backend (GK_DASHBOARD_PAGE (page), NULL);
+  finalize_object (page);
+}
+
+/* No keys and no history: a status page says what to do. */
+static void
+test_empty (void)
+{
+  g_autofree char *path = gk_test_db_path ();
+  g_autoptr(GkBackend) backend = backend_new (path);
+  GtkWidget *page = g_object_ref_sink (gk_dashboard_page_new ());
+
+  gk_dashboard_page_set_backend (GK_DASHBOARD_PAGE (page), backend);
+  wait_loaded (GK_DASHBOARD_PAGE (page));
+  g_assert_cmpstr (gtk_stack_get_visible_child_name (GTK_STACK (find_type (page, GTK_TYPE_STACK))),
+                   ==, "empty");
+  g_assert_nonnull (find_label (page, "No Keys Yet"));
+
+  gk_dashboard_page_set_backend (GK_DASHBOARD_PAGE (page), NULL);
+  finalize_object (page);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  gtk_test_init (&argc, &argv, NULL);
+  adw_init ();
+
+  g_test_add_func ("/ui/dashboard/cards", test_cards);
+  g_test_add_func ("/ui/dashboard/period-buttons", test_period_buttons);
+  g_test_add_func ("/ui/dashboard/empty", test_empty);
+
+  return g_test_run ();
+}

@@ -1,0 +1,442 @@
+/* test-logs.c: the usage page's filter, limit and summary; the rotation
+ * page's totals; the lazy model over a large log.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include <adwaita.h>
+
+#include "gk-backend.h"
+#include "gk-database-private.h"
+#include "gk-rotations-page.h"
+#include "gk-test-util.h"
+#include "gk-usage-model.h"
+#include "gk-usage-page.h"
+
+static void
+exec_sql (GkDatabase *db,
+          const char *sql)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (gk_database_exec (db, sql, &error));
+  g_assert_no_error (error);
+}
+
+/* Key 1 has 120 rows (every 4th an error, $0.01 each success), key 2 has 30;
+ * 3 rotations, one manual. */
+static char *
+fixture (void)
+{
+  char *path = gk_test_db_path ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) db = gk_database_open (path, NULL, &error);
+
+  g_assert_no_error (error);
+  exec_sql (db,
+            "INSERT INTO gemini_api_keys (uuid, name, created_at, updated_at) VALUES"
+            " ('u1', 'alpha', 1, 1), ('u2', 'beta', 1, 1);"
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 150)"
+            " INSERT INTO gemini_key_usage_log (key_id, model, tokens_used, cost_usd, status,"
+            " created_at) SELECT CASE WHEN i <= 120 THEN 1 ELSE 2 END, 'gemini-2.5-flash', 10,"
+            " CASE WHEN i % 4 = 0 THEN 0 ELSE 0.01 END,"
+            " CASE WHEN i % 4 = 0 THEN 'ERROR' ELSE 'SUCCESS' END, 1773500000 + i FROM n;"
+            "INSERT INTO gemini_key_rotation_log (from_key_id, to_key_id, reason, triggered_by,"
+            " created_at) VALUES (1, 2, 'QUOTA_LOW', 'auto', 1773500000),"
+            " (2, NULL, 'RATE_LIMITED', 'auto', 1773500100),"
+            " (1, 2, 'MANUAL', 'manual:ann', 1773500200);");
+  return path;
+}
+
+/* Drops the last reference to @object and waits until it is finalized:
+ * a task cancelled when the backend was unset still holds its page until
+ * it has run, so the page may outlive the unref by a moment, not more. */
+static void
+finalize_object (gpointer object)
+{
+  gpointer weak = object;
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+  g_object_add_weak_pointer (object, &weak);
+  g_object_unref (object);
+  while (weak != NULL && g_get_monotonic_time () < deadline)
+    if (!g_main_context_iteration (NULL, FALSE))
+      g_usleep (G_USEC_PER_SEC / 1000);
+  g_assert_null (weak);
+}
+
+static void
+load_cb (GObject      *object,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  gboolean *done = user_data;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (gk_backend_load_finish (GK_BACKEND (object), result, &error));
+  g_assert_no_error (error);
+  *done = TRUE;
+}
+
+static GkBackend *
+backend_new (const char *path)
+{
+  GkBackend *backend = gk_backend_new (path);
+  gboolean done = FALSE;
+
+  gk_backend_load_async (backend, NULL, load_cb, &done);
+  while (!done)
+    g_main_context_iteration (NULL, TRUE);
+  return backend;
+}
+
+static GtkWidget *
+find_label (GtkWidget  *root,
+            const char *text)
+{
+  if (GTK_IS_LABEL (root) && g_strcmp0 (gtk_label_get_label (GTK_LABEL (root)), text) == 0)
+    return root;
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      GtkWidget *found = find_label (child, text);
+
+      if (found != NULL)
+        return found;
+    }
+  return NULL;
+}
+
+static GtkWidget *
+find_type (GtkWidget *root,
+           GType      type)
+{
+  if (G_TYPE_CHECK_INSTANCE_TYPE (root, type))
+    return root;
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      GtkWidget *found = find_type (child, type);
+
+      if (found != NULL)
+        return found;
+    }
+  return NULL;
+}
+
+/* A summary card's figure: the label after its title. */
+static const char *
+card_value (GtkWidget  *root,
+            const char *title)
+{
+  GtkWidget *label = find_label (root, title);
+  GtkWidget *value;
+
+  g_assert_nonnull (label);
+  value = gtk_widget_get_next_sibling (label);
+  g_assert_true (GTK_IS_LABEL (value));
+  return gtk_label_get_label (GTK_LABEL (value));
+}
+
+/* The page's own stack (drop-downs have stacks of their own). */
+static GtkStack *
+find_page_stack (GtkWidget *root)
+{
+  if (GTK_IS_STACK (root) && gtk_stack_get_child_by_name (GTK_STACK (root), "list") != NULL)
+    return GTK_STACK (root);
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      GtkStack *found = find_page_stack (child);
+
+      if (found != NULL)
+        return found;
+    }
+  return NULL;
+}
+
+static const char *
+visible_page (GtkWidget *page)
+{
+  GtkStack *stack = find_page_stack (page);
+
+  g_assert_nonnull (stack);
+  return gtk_stack_get_visible_child_name (stack);
+}
+
+static void
+wait_usage (GkUsagePage *page)
+{
+  while (gk_usage_page_get_loading (page))
+    g_main_context_iteration (NULL, TRUE);
+}
+
+static guint
+n_rows (GkUsagePage *page)
+{
+  return g_list_model_get_n_items (gk_usage_page_get_model (page));
+}
+
+/* The row at @position, once its page has been read. */
+static GkUsageItem *
+row_item (GkUsagePage *page,
+          guint        position)
+{
+  GkUsageItem *item = g_list_model_get_item (gk_usage_page_get_model (page), position);
+
+  g_assert_nonnull (item);
+  wait_usage (page);
+  g_assert_nonnull (gk_usage_item_get_row (item));
+  return item;
+}
+
+static char *
+item_text (gpointer    item,
+           const char *property)
+{
+  char *text = NULL;
+
+  g_object_get (item, property, &text, NULL);
+  return text;
+}
+
+static void
+assert_summary (GtkWidget  *page,
+                const char *requests,
+                const char *succeeded,
+                const char *failed,
+                const char *cost)
+{
+  g_assert_cmpstr (card_value (page, "Requests"), ==, requests);
+  g_assert_cmpstr (card_value (page, "Succeeded"), ==, succeeded);
+  g_assert_cmpstr (card_value (page, "Failed"), ==, failed);
+  g_assert_cmpstr (card_value (page, "Cost"), ==, cost);
+}
+
+static void
+test_usage_page (void)
+{
+  g_autofree char *path = fixture ();
+  g_autoptr(GkBackend) backend = backend_new (path);
+  GtkWidget *page = g_object_ref_sink (gk_usage_page_new ());
+  GkUsagePage *usage = GK_USAGE_PAGE (page);
+  GtkDropDown *keys;
+
+  gk_usage_page_set_backend (usage, backend);
+  wait_usage (usage);
+  g_assert_cmpstr (visible_page (page), ==, "list");
+
+  /* The key filter lists every key after "All keys". */
+  keys = GTK_DROP_DOWN (find_type (page, GTK_TYPE_DROP_DOWN));
+  g_assert_cmpuint (g_list_model_get_n_items (gtk_drop_down_get_model (keys)), ==, 3);
+  g_assert_cmpstr (gtk_string_list_get_string (GTK_STRING_LIST (gtk_drop_down_get_model (keys)), 2),
+                   ==, "beta");
+
+  /* All keys, the default limit of 50: rows 101–150, every 4th failed. */
+  g_assert_cmpuint (n_rows (usage), ==, 50);
+  assert_summary (page, "50", "38", "12", "$0.38");
+  {
+    g_autoptr(GkUsageItem) newest = row_item (usage, 0);
+    g_autoptr(GkUsageItem) failed = row_item (usage, 2);
+    g_autofree char *key = item_text (newest, "key");
+    g_autofree char *cost = item_text (newest, "cost");
+    g_autofree char *status = item_text (failed, "status");
+    g_autofree char *failed_cost = item_text (failed, "cost");
+
+    g_assert_cmpint (gk_usage_item_get_row (newest)->created_at, ==, 1773500150);
+    g_assert_cmpstr (key, ==, "beta");
+    g_assert_cmpstr (cost, ==, "$0.01");
+    g_assert_cmpint (gk_usage_item_get_row (failed)->created_at, ==, 1773500148);
+    g_assert_cmpstr (status, ==, "Error");
+    g_assert_cmpstr (failed_cost, ==, "$0.00");
+  }
+
+  gk_usage_page_set_filter (usage, 0, 500);
+  wait_usage (usage);
+  g_assert_cmpuint (n_rows (usage), ==, 150);
+  assert_summary (page, "150", "113", "37", "$1.13");
+
+  /* One key: beta has rows 121–150. */
+  gk_usage_page_set_filter (usage, 2, 500);
+  wait_usage (usage);
+  g_assert_cmpuint (gtk_drop_down_get_selected (keys), ==, 2);
+  g_assert_cmpuint (n_rows (usage), ==, 30);
+  assert_summary (page, "30", "23", "7", "$0.23");
+  {
+    g_autoptr(GkUsageItem) oldest = row_item (usage, 29);
+
+    g_assert_cmpint (gk_usage_item_get_row (oldest)->created_at, ==, 1773500121);
+    g_assert_cmpint (gk_usage_item_get_row (oldest)->key_id, ==, 2);
+  }
+
+  /* alpha's newest 10: rows 111–120, of which 112, 116 and 120 failed. */
+  gk_usage_page_set_filter (usage, 1, 10);
+  wait_usage (usage);
+  g_assert_cmpuint (n_rows (usage), ==, 10);
+  assert_summary (page, "10", "7", "3", "$0.07");
+
+  /* A new request shows when the backend says the data changed, on top. */
+  gk_usage_page_set_filter (usage, 0, 500);
+  wait_usage (usage);
+  {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GkDatabase) db = gk_database_open (path, NULL, &error);
+
+    g_assert_no_error (error);
+    exec_sql (db,
+              "INSERT INTO gemini_key_usage_log (key_id, model, tokens_used, cost_usd, status,"
+              " http_status, created_at) VALUES (1, 'gemini-2.5-pro', 5, 0, 'RATE_LIMITED', 429,"
+              " 1773500500);");
+  }
+  gk_backend_notify_changed (backend);
+  wait_usage (usage);
+  g_assert_cmpuint (n_rows (usage), ==, 151);
+  assert_summary (page, "151", "113", "38", "$1.13");
+  {
+    g_autoptr(GkUsageItem) newest = row_item (usage, 0);
+    g_autofree char *status = item_text (newest, "status");
+
+    g_assert_cmpint (gk_usage_item_get_row (newest)->created_at, ==, 1773500500);
+    g_assert_cmpstr (status, ==, "Rate limited (429)");
+  }
+
+  gk_usage_page_set_backend (usage, NULL);
+  finalize_object (page);
+}
+
+/* An empty log: a status page instead of an empty table. */
+static void
+test_usage_empty (void)
+{
+  g_autofree char *path = gk_test_db_path ();
+  g_autoptr(GkBackend) backend = backend_new (path);
+  GtkWidget *page = g_object_ref_sink (gk_usage_page_new ());
+
+  gk_usage_page_set_backend (GK_USAGE_PAGE (page), backend);
+  wait_usage (GK_USAGE_PAGE (page));
+  g_assert_cmpuint (n_rows (GK_USAGE_PAGE (page)), ==, 0);
+  g_assert_cmpstr (visible_page (page), ==, "empty");
+  g_assert_nonnull (find_label (page, "No Requests Yet"));
+  assert_summary (page, "0", "0", "0", "$0.00");
+
+  gk_usage_page_set_backend (GK_USAGE_PAGE (page), NULL);
+  finalize_object (page);
+}
+
+static void
+test_rotations_page (void)
+{
+  g_autofree char *path = fixture ();
+  g_autoptr(GkBackend) backend = backend_new (path);
+  GtkWidget *page = g_object_ref_sink (gk_rotations_page_new ());
+  GListModel *rows;
+
+  gk_rotations_page_set_backend (GK_ROTATIONS_PAGE (page), backend);
+  while (gk_rotations_page_get_loading (GK_ROTATIONS_PAGE (page)))
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpstr (card_value (page, "All Rotations"), ==, "3");
+  g_assert_cmpstr (card_value (page, "Manual"), ==, "1");
+  g_assert_cmpstr (card_value (page, "Automatic"), ==, "2");
+  g_assert_cmpstr (visible_page (page), ==, "list");
+
+  rows = G_LIST_MODEL (gtk_column_view_get_model (GTK_COLUMN_VIEW (find_type (page,
+                                                                         GTK_TYPE_COLUMN_VIEW))));
+  g_assert_cmpuint (g_list_model_get_n_items (rows), ==, 3);
+  {
+    /* Newest first: the manual rotation, then the one with no key left. */
+    g_autoptr(GObject) manual = g_list_model_get_item (rows, 0);
+    g_autoptr(GObject) none_left = g_list_model_get_item (rows, 1);
+    g_autofree char *from = item_text (manual, "from");
+    g_autofree char *to = item_text (manual, "to");
+    g_autofree char *reason = item_text (manual, "reason");
+    g_autofree char *trigger = item_text (manual, "trigger");
+    g_autofree char *to_none = item_text (none_left, "to");
+    g_autofree char *reason_rate = item_text (none_left, "reason");
+    g_autofree char *trigger_auto = item_text (none_left, "trigger");
+
+    g_assert_cmpstr (from, ==, "alpha");
+    g_assert_cmpstr (to, ==, "beta");
+    g_assert_cmpstr (reason, ==, "Manual");
+    g_assert_cmpstr (trigger, ==, "Manual (ann)");
+    g_assert_cmpstr (to_none, ==, "None");
+    g_assert_cmpstr (reason_rate, ==, "Rate limited");
+    g_assert_cmpstr (trigger_auto, ==, "Automatic");
+  }
+
+  gk_rotations_page_set_backend (GK_ROTATIONS_PAGE (page), NULL);
+  finalize_object (page);
+}
+
+static void
+test_rotations_empty (void)
+{
+  g_autofree char *path = gk_test_db_path ();
+  g_autoptr(GkBackend) backend = backend_new (path);
+  GtkWidget *page = g_object_ref_sink (gk_rotations_page_new ());
+
+  gk_rotations_page_set_backend (GK_ROTATIONS_PAGE (page), backend);
+  while (gk_rotations_page_get_loading (GK_ROTATIONS_PAGE (page)))
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpstr (card_value (page, "All Rotations"), ==, "0");
+  g_assert_cmpstr (visible_page (page), ==, "empty");
+  g_assert_nonnull (find_label (page, "No Rotations Yet"));
+
+  gk_rotations_page_set_backend (GK_ROTATIONS_PAGE (page), NULL);
+  finalize_object (page);
+}
+
+static void
+test_model_large (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) db = gk_test_open_db (NULL);
+  g_autoptr(GkUsageModel) model = NULL;
+  g_autoptr(GkUsageItem) last = NULL;
+
+  exec_sql (db,
+            "INSERT INTO gemini_api_keys (uuid, name, created_at, updated_at) VALUES ('u', 'k', 1, 1);"
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000)"
+            " INSERT INTO gemini_key_usage_log (key_id, model, status, created_at)"
+            " SELECT 1, 'm', 'SUCCESS', i FROM n;");
+
+  model = gk_usage_model_new (db);
+  while (gk_usage_model_get_loading (model))
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (model)), ==, 1000000);
+  g_assert_cmpuint (gk_usage_model_get_n_cached_pages (model), ==, 0);
+
+  last = g_list_model_get_item (G_LIST_MODEL (model), 999999);
+  g_assert_null (gk_usage_item_get_row (last));
+  while (gk_usage_model_get_loading (model))
+    g_main_context_iteration (NULL, TRUE);
+  /* Newest first: the last position is the oldest row. */
+  g_assert_nonnull (gk_usage_item_get_row (last));
+  g_assert_cmpint (gk_usage_item_get_row (last)->created_at, ==, 1);
+
+  /* Scrolling through many pages keeps only a bounded number. */
+  for (guint i = 0; i < 40; i++)
+    {
+      g_autoptr(GObject) item = g_list_model_get_item (G_LIST_MODEL (model),
+                                                       i * GK_USAGE_MODEL_PAGE_SIZE * 10);
+    }
+  while (gk_usage_model_get_loading (model))
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpuint (gk_usage_model_get_n_cached_pages (model), <=, GK_USAGE_MODEL_MAX_PAGES);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  gtk_test_init (&argc, &argv, NULL);
+  adw_init ();
+
+  g_test_add_func ("/ui/logs/usage", test_usage_page);
+  g_test_add_func ("/ui/logs/usage-empty", test_usage_empty);
+  g_test_add_func ("/ui/logs/rotations", test_rotations_page);
+  g_test_add_func ("/ui/logs/rotations-empty", test_rotations_empty);
+  g_test_add_func ("/ui/logs/model-large", test_model_large);
+
+  return g_test_run ();
+}
