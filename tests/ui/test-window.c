@@ -364,6 +364,70 @@ test_preferences (Fixture       *f,
   gk_ui_test_close_window (window);
 }
 
+/* A port nobody listens on right now. */
+static guint
+free_port (void)
+{
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+  g_autoptr(GError) error = NULL;
+
+  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_socket_bind (socket, any, TRUE, &error));
+  bound = g_socket_get_local_address (socket, &error);
+  g_assert_no_error (error);
+
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+}
+
+static void
+test_gateway_toggle (Fixture       *f,
+                     gconstpointer  data)
+{
+  GkWindow *window;
+  GkBackend *backend;
+  GtkWidget *prefs, *gateway_switch, *port_spin;
+  SettingCheck check = { NULL, GK_SETTING_GATEWAY_ENABLED, "1" };
+  guint port;
+
+  if (!gk_backend_has_gateway ())
+    {
+      g_test_skip ("built without the gateway");
+      return;
+    }
+
+  window = gk_ui_test_open_window (f->db_path);
+  backend = gk_window_get_backend (window);
+  check.db = gk_backend_get_database (backend);
+  prefs = gk_preferences_window_new (GTK_WINDOW (window), backend);
+  gtk_window_present (GTK_WINDOW (prefs));
+  gk_ui_test_wait (preferences_loaded, prefs, "the preferences to load");
+
+  gateway_switch = GTK_WIDGET (gtk_widget_get_template_child (prefs, GK_TYPE_PREFERENCES_WINDOW,
+                                                              "gateway_switch"));
+  port_spin = GTK_WIDGET (gtk_widget_get_template_child (prefs, GK_TYPE_PREFERENCES_WINDOW, "port_spin"));
+  g_assert_true (gtk_widget_get_visible (gateway_switch));
+  g_assert_false (gtk_switch_get_active (GTK_SWITCH (gateway_switch)));
+
+  port = free_port ();
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (port_spin), port);
+  gtk_switch_set_active (GTK_SWITCH (gateway_switch), TRUE);
+  g_assert_true (gk_backend_get_gateway_running (backend));
+  g_assert_cmpuint (gk_backend_get_gateway_port (backend), ==, port);
+  gk_ui_test_wait (setting_is, &check, "the gateway setting on");
+
+  gtk_switch_set_active (GTK_SWITCH (gateway_switch), FALSE);
+  g_assert_false (gk_backend_get_gateway_running (backend));
+  check.value = "0";
+  gk_ui_test_wait (setting_is, &check, "the gateway setting off");
+
+  gtk_window_destroy (GTK_WINDOW (prefs));
+  gk_ui_test_close_window (window);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -379,6 +443,7 @@ main (int   argc,
   ADD ("/ui/window/wrong-key-file", test_wrong_key_file);
   ADD ("/ui/window/live-refresh", test_live_refresh);
   ADD ("/ui/window/preferences", test_preferences);
+  ADD ("/ui/window/gateway-toggle", test_gateway_toggle);
 #undef ADD
 
   return g_test_run ();
