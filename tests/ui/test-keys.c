@@ -50,7 +50,8 @@ static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  gk_ui_test_close_window (f->window);
+  if (f->window != NULL)
+    gk_ui_test_close_window (f->window);
   gk_test_rm_rf (f->dir);
   g_free (f->db_path);
   g_free (f->dir);
@@ -491,6 +492,9 @@ test_copy (Fixture       *f,
   g_free (read.text);
 
   /* Closing the window clears it at once rather than after 30 s. */
+  gk_ui_test_close_window (g_steal_pointer (&f->window));
+  g_assert_null (gdk_clipboard_get_content (read.clipboard));
+
 }
 
 static gboolean
