@@ -428,10 +428,69 @@ test_gateway_toggle (Fixture       *f,
   gk_ui_test_close_window (window);
 }
 
+static gboolean
+window_finalized (gpointer data)
+{
+  return *(gboolean *) data;
+}
+
+static void
+window_weak_cb (gpointer  data,
+                GObject  *where_the_object_was)
+{
+  *(gboolean *) data = TRUE;
+}
+
+/* Size and last tab survive a close (GSettings, memory backend here). */
+static void
+test_window_state (Fixture       *f,
+                   gconstpointer  data)
+{
+  GkWindow *window;
+  gboolean finalized = FALSE;
+  int width, height;
+
+  if (g_getenv ("GSETTINGS_SCHEMA_DIR") == NULL)
+    {
+      g_test_skip ("the schema is not compiled in the build tree");
+      return;
+    }
+
+  window = gk_ui_test_open_window (f->db_path);
+  gk_window_set_visible_tab (window, "rotations");
+  gtk_window_set_default_size (GTK_WINDOW (window), 900, 650);
+  gk_ui_test_spin (200);
+
+  /* Closing (not destroying) is what saves the state. */
+  g_object_weak_ref (G_OBJECT (window), window_weak_cb, &finalized);
+  gtk_window_close (GTK_WINDOW (window));
+  gk_ui_test_wait (window_finalized, &finalized, "the window to go");
+
+  window = gk_ui_test_open_window (f->db_path);
+  g_assert_cmpstr (gk_window_get_visible_tab (window), ==, "rotations");
+  gtk_window_get_default_size (GTK_WINDOW (window), &width, &height);
+  g_assert_cmpint (width, ==, 900);
+  g_assert_cmpint (height, ==, 650);
+  gk_ui_test_close_window (window);
+}
+
 int
 main (int   argc,
       char *argv[])
 {
+  g_autofree char *schema_dir = NULL;
+  g_autofree char *compiled = NULL;
+
+  /* The build tree's compiled schema, when there is one; without it the
+   * window keeps its state in memory only. */
+  if (g_getenv ("GEMINI_KEYS_BUILD_ROOT") != NULL)
+    {
+      schema_dir = g_build_filename (g_getenv ("GEMINI_KEYS_BUILD_ROOT"), "data", NULL);
+      compiled = g_build_filename (schema_dir, "gschemas.compiled", NULL);
+      if (g_file_test (compiled, G_FILE_TEST_EXISTS))
+        g_setenv ("GSETTINGS_SCHEMA_DIR", schema_dir, TRUE);
+    }
+
   gtk_test_init (&argc, &argv, NULL);
   adw_init ();
 
@@ -444,6 +503,7 @@ main (int   argc,
   ADD ("/ui/window/live-refresh", test_live_refresh);
   ADD ("/ui/window/preferences", test_preferences);
   ADD ("/ui/window/gateway-toggle", test_gateway_toggle);
+  ADD ("/ui/window/state", test_window_state);
 #undef ADD
 
   return g_test_run ();
