@@ -1036,6 +1036,8 @@ gk_keys_page_init (GkKeysPage *self)
   add_column (self, COLUMN_MENU, NULL, FALSE);
 
   gtk_search_bar_connect_entry (self->search_bar, GTK_EDITABLE (self->search_entry));
+  /* Typing over the list starts filtering it. */
+  gtk_search_bar_set_key_capture_widget (self->search_bar, GTK_WIDGET (self));
 }
 
 /* Public API */
