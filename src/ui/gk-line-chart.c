@@ -98,7 +98,9 @@ gk_chart_format_count (double value)
   return g_strdup_printf ("%'.0f", value);
 }
 
-/* The smallest of 1, 2, 5 × 10ⁿ (n ≥ 0: counts are whole) ≥ @raw. */
+/* The smallest of 1, 2, 2.5 (n ≥ 1), 5 × 10ⁿ (n ≥ 0: counts are whole)
+ * ≥ @raw. 2.5 gives a maximum of 88 four grid lines (25, 50, 75, 100)
+ * rather than two. */
 static double
 nice_step (double raw)
 {
@@ -114,6 +116,8 @@ nice_step (double raw)
     return magnitude;
   if (fraction <= 2)
     return 2 * magnitude;
+  if (fraction <= 2.5 && magnitude >= 10)
+    return 2.5 * magnitude;
   if (fraction <= 5)
     return 5 * magnitude;
   return 10 * magnitude;

@@ -16,8 +16,14 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <math.h>
 
 #include "gk-usage-model.h"
+
+/* Below a millionth of a dollar the digits stop meaning anything. */
+#define MAX_MONEY_DECIMALS 8
+/* Amounts under this many dollars show two significant digits. */
+#define SIGNIFICANT_BELOW  0.1
 
 /* Items */
 
@@ -659,6 +665,16 @@ gk_format_count (gint64 count)
 char *
 gk_format_money (double usd)
 {
+  /* A single request usually costs a fraction of a cent: two significant
+   * digits keep it from reading as free ("$0.0015", not "$0.00"), and
+   * below a dime they keep a column of such costs at one precision
+   * ("$0.012" beside "$0.0042", not "$0.01"). */
+  if (usd > 0 && usd < SIGNIFICANT_BELOW)
+    {
+      int decimals = MIN (MAX_MONEY_DECIMALS, 1 - (int) floor (log10 (usd)));
+
+      return g_strdup_printf ("$%.*f", decimals, usd);
+    }
   return g_strdup_printf ("$%'.2f", usd);
 }
 

@@ -44,7 +44,8 @@ guint         gk_usage_model_get_n_cached_pages (GkUsageModel *self);
 #define GK_USAGE_MODEL_MAX_PAGES  16
 
 /* Formatting shared by the pages: locale-grouped counts ("1,234"), US
- * dollars ("$1,234.56") and local times ("%x %X"). */
+ * dollars ("$1,234.56"; under a dime with two significant digits,
+ * "$0.0015", "$0.012") and local times ("%x %X"). */
 char         *gk_format_count    (gint64      count);
 char         *gk_format_money    (double      usd);
 char         *gk_format_time     (gint64      unix_time);

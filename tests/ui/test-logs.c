@@ -246,7 +246,7 @@ test_usage_page (void)
 
     g_assert_cmpint (gk_usage_item_get_row (newest)->created_at, ==, 1773500150);
     g_assert_cmpstr (key, ==, "beta");
-    g_assert_cmpstr (cost, ==, "$0.01");
+    g_assert_cmpstr (cost, ==, "$0.010");
     g_assert_cmpint (gk_usage_item_get_row (failed)->created_at, ==, 1773500148);
     g_assert_cmpstr (status, ==, "Error");
     g_assert_cmpstr (failed_cost, ==, "$0.00");
@@ -274,7 +274,7 @@ test_usage_page (void)
   gk_usage_page_set_filter (usage, 1, 10);
   wait_usage (usage);
   g_assert_cmpuint (n_rows (usage), ==, 10);
-  assert_summary (page, "10", "7", "3", "$0.07");
+  assert_summary (page, "10", "7", "3", "$0.070");
 
   /* A new request shows when the backend says the data changed, on top. */
   gk_usage_page_set_filter (usage, 0, 500);
@@ -425,6 +425,36 @@ test_model_large (void)
   g_assert_cmpuint (gk_usage_model_get_n_cached_pages (model), <=, GK_USAGE_MODEL_MAX_PAGES);
 }
 
+/* Costs under a dime keep two significant digits; counts and money group
+ * by the locale (none under C.UTF-8, as the tests run). */
+static void
+test_format (void)
+{
+  static const struct { double usd; const char *text; } money[] = {
+    { 0, "$0.00" },
+    { 0.0015, "$0.0015" },
+    { 0.000123, "$0.00012" },
+    { 0.009, "$0.0090" },
+    { 0.01, "$0.010" },
+    { 0.0116, "$0.012" },
+    { 0.25, "$0.25" },
+    { 12.5, "$12.50" },
+    { 1234.567, "$1234.57" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (money); i++)
+    {
+      g_autofree char *text = gk_format_money (money[i].usd);
+
+      g_assert_cmpstr (text, ==, money[i].text);
+    }
+  {
+    g_autofree char *count = gk_format_count (1234567);
+
+    g_assert_cmpstr (count, ==, "1234567");
+  }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -437,6 +467,7 @@ main (int   argc,
   g_test_add_func ("/ui/logs/rotations", test_rotations_page);
   g_test_add_func ("/ui/logs/rotations-empty", test_rotations_empty);
   g_test_add_func ("/ui/logs/model-large", test_model_large);
+  g_test_add_func ("/ui/logs/format", test_format);
 
   return g_test_run ();
 }
