@@ -40,6 +40,8 @@ def c_lines (text):
 def needs_translation (root, rel):
     path = os.path.join (root, rel)
     name = os.path.basename (rel)
+    if not name.endswith (('.c', '.h', '.ui', '.blp', '.in', '.gschema.xml')):
+        return None
     try:
         with open (path, encoding='utf-8') as f:
             text = f.read ()
