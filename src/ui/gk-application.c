@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "gk-application.h"
+#include "gk-notifier.h"
 #include "gk-preferences-window.h"
 #include "gk-window.h"
 
@@ -16,9 +17,8 @@ struct _GkApplication
   AdwApplication  parent_instance;
 
   GkBackend      *backend;
+  GkNotifier     *notifier;
   gint64          started_at;        /* monotonic µs */
-  gint64          last_rotation_id;  /* newest rotation seen; -1 = not read yet */
-  gboolean        rotation_check_running;
   gboolean        failed;            /* a screenshot could not be written */
 };
 
@@ -29,88 +29,6 @@ G_DEFINE_FINAL_TYPE (GkApplication, gk_application, ADW_TYPE_APPLICATION)
  * tab) once loaded and quits; GK_BENCH=1 prints start-up figures and quits. */
 #define SCREENSHOT_SETTLE_MS 1500
 #define BENCH_SETTLE_MS      3000
-
-/* Notifications about rotations */
-
-typedef struct
-{
-  gboolean       enabled;
-  GkRotationRow *latest;   /* NULL when there is none */
-} RotationCheck;
-
-static void
-rotation_check_free (RotationCheck *check)
-{
-  g_clear_pointer (&check->latest, gk_rotation_row_free);
-  g_free (check);
-}
-
-static gpointer
-rotation_check_job (GkBackend  *backend,
-                    gpointer    data,
-                    GError    **error)
-{
-  GkDatabase *db = gk_backend_get_database (backend);
-  RotationCheck *check = g_new0 (RotationCheck, 1);
-  g_autoptr(GPtrArray) rows = NULL;
-
-  check->enabled = gk_database_get_setting_int (db, GK_SETTING_NOTIFICATIONS, 1) != 0;
-  rows = gk_stats_rotation_logs (db, 1, NULL);
-  if (rows != NULL && rows->len > 0)
-    check->latest = g_ptr_array_steal_index (rows, 0);
-
-  return check;
-}
-
-static void
-rotation_check_done_cb (GObject      *object,
-                        GAsyncResult *result,
-                        gpointer      user_data)
-{
-  g_autoptr(GkApplication) self = user_data;
-  RotationCheck *check;
-  gint64 newest;
-
-  self->rotation_check_running = FALSE;
-  check = gk_backend_run_finish (GK_BACKEND (object), result, NULL);
-  if (check == NULL)
-    return;
-
-  newest = check->latest != NULL ? check->latest->id : 0;
-
-  /* The first read only sets the mark: start-up is not news. */
-  if (self->last_rotation_id >= 0 && newest > self->last_rotation_id && check->enabled)
-    {
-      g_autoptr(GNotification) notification = NULL;
-      g_autofree char *body = NULL;
-
-      notification = g_notification_new (_("Key rotated"));
-      if (check->latest->to_key_name != NULL)
-        /* Translators: "<key> was taken out of service; <key> is used now." */
-        body = g_strdup_printf (_("“%s” was taken out of service; “%s” is used now."),
-                                check->latest->from_key_name, check->latest->to_key_name);
-      else
-        body = g_strdup_printf (_("“%s” was taken out of service and no other key is available."),
-                                check->latest->from_key_name);
-      g_notification_set_body (notification, body);
-      g_application_send_notification (G_APPLICATION (self), "rotation", notification);
-    }
-
-  self->last_rotation_id = newest;
-  rotation_check_free (check);
-}
-
-static void
-backend_changed_cb (GkApplication *self)
-{
-  if (self->rotation_check_running || gk_backend_get_database (self->backend) == NULL)
-    return;
-
-  self->rotation_check_running = TRUE;
-  gk_backend_run_async (self->backend, rotation_check_job, NULL, NULL,
-                        (GDestroyNotify) rotation_check_free, NULL,
-                        rotation_check_done_cb, g_object_ref (self));
-}
 
 /* Screenshots and benchmarks */
 
@@ -329,8 +247,24 @@ quit_action_cb (GSimpleAction *action,
   g_application_quit (app);
 }
 
+/* Opens a tab from a notification: @parameter is the tab's name. */
+static void
+show_tab_action_cb (GSimpleAction *action,
+                    GVariant      *parameter,
+                    gpointer       user_data)
+{
+  GApplication *app = user_data;
+  GtkWindow *window;
+
+  g_application_activate (app);
+  window = gtk_application_get_active_window (GTK_APPLICATION (app));
+  if (GK_IS_WINDOW (window))
+    gk_window_set_visible_tab (GK_WINDOW (window), g_variant_get_string (parameter, NULL));
+}
+
 static const GActionEntry app_actions[] = {
   { .name = "preferences", .activate = preferences_action_cb },
+  { .name = "show-tab", .activate = show_tab_action_cb, .parameter_type = "s" },
   { .name = "about", .activate = about_action_cb },
   { .name = "quit", .activate = quit_action_cb },
 };
@@ -354,8 +288,7 @@ gk_application_startup (GApplication *app)
     gtk_application_set_accels_for_action (GTK_APPLICATION (app), accels[i].action, accels[i].accels);
 
   self->backend = gk_backend_new (NULL);
-  g_signal_connect_object (self->backend, "changed", G_CALLBACK (backend_changed_cb), self,
-                           G_CONNECT_SWAPPED);
+  self->notifier = gk_notifier_new (app, self->backend);
 }
 
 static void
@@ -401,6 +334,7 @@ gk_application_finalize (GObject *object)
 {
   GkApplication *self = GK_APPLICATION (object);
 
+  g_clear_object (&self->notifier);
   g_clear_object (&self->backend);
 
   G_OBJECT_CLASS (gk_application_parent_class)->finalize (object);
@@ -422,7 +356,6 @@ static void
 gk_application_init (GkApplication *self)
 {
   self->started_at = g_get_monotonic_time ();
-  self->last_rotation_id = -1;
 }
 
 GkApplication *

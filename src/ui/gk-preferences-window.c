@@ -6,6 +6,7 @@
 
 #include <glib/gi18n.h>
 
+#include "gk-notifier.h"
 #include "gk-preferences-window.h"
 
 struct _GkPreferencesWindow
@@ -21,6 +22,8 @@ struct _GkPreferencesWindow
   GtkWidget            *threshold_spin;
   GtkWidget            *timezone_row;
   GtkWidget            *notifications_switch;
+  GtkWidget            *alert_rows[4];
+  GtkWidget            *alert_switches[4];
   GtkWidget            *gateway_group;
   GtkWidget            *gateway_row;
   GtkWidget            *gateway_switch;
@@ -280,6 +283,22 @@ gk_preferences_window_class_init (GkPreferencesWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, threshold_spin);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, timezone_row);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, notifications_switch);
+  gtk_widget_class_bind_template_child_full (widget_class, "quota_low_row", FALSE,
+                                             G_STRUCT_OFFSET (GkPreferencesWindow, alert_rows[GK_ALERT_QUOTA_LOW]));
+  gtk_widget_class_bind_template_child_full (widget_class, "success_rate_row", FALSE,
+                                             G_STRUCT_OFFSET (GkPreferencesWindow, alert_rows[GK_ALERT_SUCCESS_RATE]));
+  gtk_widget_class_bind_template_child_full (widget_class, "key_invalid_row", FALSE,
+                                             G_STRUCT_OFFSET (GkPreferencesWindow, alert_rows[GK_ALERT_KEY_INVALID]));
+  gtk_widget_class_bind_template_child_full (widget_class, "budget_row", FALSE,
+                                             G_STRUCT_OFFSET (GkPreferencesWindow, alert_rows[GK_ALERT_BUDGET]));
+  gtk_widget_class_bind_template_child_full (widget_class, "quota_low_switch", FALSE,
+                                             G_STRUCT_OFFSET (GkPreferencesWindow, alert_switches[GK_ALERT_QUOTA_LOW]));
+  gtk_widget_class_bind_template_child_full (widget_class, "success_rate_switch", FALSE,
+                                             G_STRUCT_OFFSET (GkPreferencesWindow, alert_switches[GK_ALERT_SUCCESS_RATE]));
+  gtk_widget_class_bind_template_child_full (widget_class, "key_invalid_switch", FALSE,
+                                             G_STRUCT_OFFSET (GkPreferencesWindow, alert_switches[GK_ALERT_KEY_INVALID]));
+  gtk_widget_class_bind_template_child_full (widget_class, "budget_switch", FALSE,
+                                             G_STRUCT_OFFSET (GkPreferencesWindow, alert_switches[GK_ALERT_BUDGET]));
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, gateway_group);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, gateway_row);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, gateway_switch);
@@ -301,6 +320,23 @@ gk_preferences_window_init (GkPreferencesWindow *self)
   gtk_widget_set_visible (self->gateway_group, gk_backend_has_gateway ());
 }
 
+/* The kinds of alert are UI preferences, kept in GSettings; without the
+ * schema (running uninstalled) their switches are hidden. */
+static void
+bind_alert_switches (GkPreferencesWindow *self)
+{
+  g_autoptr(GSettings) settings = gk_notifier_settings_new ();
+
+  for (guint kind = 0; kind < G_N_ELEMENTS (self->alert_switches); kind++)
+    {
+      if (settings == NULL)
+        gtk_widget_set_visible (self->alert_rows[kind], FALSE);
+      else
+        g_settings_bind (settings, gk_notifier_settings_key (kind), self->alert_switches[kind],
+                         "active", G_SETTINGS_BIND_DEFAULT);
+    }
+}
+
 GtkWidget *
 gk_preferences_window_new (GtkWindow *parent,
                            GkBackend *backend)
@@ -313,6 +349,7 @@ gk_preferences_window_new (GtkWindow *parent,
                        "transient-for", parent,
                        NULL);
   self->backend = g_object_ref (backend);
+  bind_alert_switches (self);
   if (parent != NULL)
     g_signal_connect_object (parent, "destroy", G_CALLBACK (parent_destroyed_cb), self,
                              G_CONNECT_SWAPPED);
