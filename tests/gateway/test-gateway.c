@@ -10,7 +10,9 @@
  */
 #include "config.h"
 
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
@@ -1124,8 +1126,15 @@ test_official_sdk (Fixture       *f,
     }
   if (!g_file_test (modules, G_FILE_TEST_IS_DIR))
     {
+      g_autofree char *npm_home = g_dir_make_tmp ("gk-npm-XXXXXX", &error);
+
+      g_assert_no_error (error);
       launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE);
       g_subprocess_launcher_set_cwd (launcher, sdk_dir);
+      /* The isolated test HOME is not writable by npm: give it a cache. */
+      g_subprocess_launcher_setenv (launcher, "HOME", npm_home, TRUE);
+      g_subprocess_launcher_setenv (launcher, "npm_config_cache", npm_home, TRUE);
+      g_subprocess_launcher_setenv (launcher, "npm_config_update_notifier", "false", TRUE);
       proc = g_subprocess_launcher_spawn (launcher, &error, npm, "ci", "--no-audit", "--no-fund", NULL);
       g_assert_no_error (error);
       g_subprocess_communicate_utf8 (proc, NULL, NULL, &out, NULL, &error);
@@ -1137,6 +1146,7 @@ test_official_sdk (Fixture       *f,
                       strstr (out, "ECONNREFUSED") || strstr (out, "ETIMEDOUT") ||
                       strstr (out, "network")))
             {
+              gk_test_rm_rf (npm_home);
               g_test_skip ("the npm registry is unreachable; cannot install @google/genai");
               return;
             }
@@ -1145,6 +1155,7 @@ test_official_sdk (Fixture       *f,
       g_clear_object (&proc);
       g_clear_object (&launcher);
       g_clear_pointer (&out, g_free);
+      gk_test_rm_rf (npm_home);
     }
 
   add_key (f, "OK", 5, NULL);
@@ -1174,6 +1185,12 @@ test_official_sdk (Fixture       *f,
 /* ---- main --------------------------------------------------------------- */
 
 static void
+die_with_parent (gpointer data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGTERM);
+}
+
+static void
 start_mock (void)
 {
   g_autoptr(GError) error = NULL;
@@ -1183,7 +1200,12 @@ start_mock (void)
   g_autofree char *line = NULL;
   guint port;
 
-  mock_process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, path, "--port", "0", NULL);
+  g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+
+  /* A failed assertion aborts this process: the mock must not outlive it
+   * (it would hold the test harness's stderr open). */
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  mock_process = g_subprocess_launcher_spawn (launcher, &error, path, "--port", "0", NULL);
   g_assert_no_error (error);
   lines = g_data_input_stream_new (g_subprocess_get_stdout_pipe (mock_process));
   line = g_data_input_stream_read_line (lines, NULL, NULL, &error);
