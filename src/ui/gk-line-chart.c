@@ -143,8 +143,12 @@ normalise (GkLineChart *self)
 
   g_array_set_size (self->norm_rates, self->rates->len);
   for (guint i = 0; i < self->rates->len; i++)
-    g_array_index (self->norm_rates, double, i) =
-      CLAMP (g_array_index (self->rates, double, i) / 100, 0, 1);
+    {
+      double rate = g_array_index (self->rates, double, i);
+
+      /* NaN (a day without requests has no rate) stays NaN: a gap. */
+      g_array_index (self->norm_rates, double, i) = isnan (rate) ? NAN : CLAMP (rate / 100, 0, 1);
+    }
 }
 
 static PangoLayout *
@@ -376,22 +380,30 @@ snapshot_legend (GkLineChart  *self,
     }
 }
 
+/* The line through @fractions, broken where a value is NaN. */
 static void
 trace_series (cairo_t      *cr,
               const Layout *l,
               GArray       *fractions)
 {
   guint n = fractions->len;
+  gboolean pen_down = FALSE;
 
   for (guint i = 0; i < n; i++)
     {
+      double fraction = g_array_index (fractions, double, i);
       double x = point_x (l, i, n);
-      double y = point_y (l, g_array_index (fractions, double, i));
 
-      if (i == 0)
-        cairo_move_to (cr, x, y);
+      if (isnan (fraction))
+        {
+          pen_down = FALSE;
+          continue;
+        }
+      if (pen_down)
+        cairo_line_to (cr, x, point_y (l, fraction));
       else
-        cairo_line_to (cr, x, y);
+        cairo_move_to (cr, x, point_y (l, fraction));
+      pen_down = TRUE;
     }
 }
 
@@ -409,6 +421,8 @@ draw_points (cairo_t       *cr,
     {
       double radius = (int) i == hover ? HOVER_RADIUS : POINT_RADIUS;
 
+      if (isnan (g_array_index (fractions, double, i)))
+        continue;
       /* Dots only where they stay apart, or to show a single day. */
       if (n > 1 && l->plot.size.width / (n - 1) < 4 * POINT_RADIUS && (int) i != hover)
         continue;
@@ -497,7 +511,7 @@ snapshot_hover (GkLineChart  *self,
 
   day = format_day (g_array_index (self->days, gint64, self->hover), TRUE);
   count = g_strdup_printf ("%'.0f", g_array_index (self->values, double, self->hover));
-  if (l->has_rates)
+  if (l->has_rates && !isnan (g_array_index (self->rates, double, self->hover)))
     /* Translators: the chart's hover label: a date, requests, success rate. */
     text = g_strdup_printf (_("%s\n%s requests\n%.1f%% success"), day, count,
                             g_array_index (self->rates, double, self->hover));

@@ -14,7 +14,8 @@ G_DECLARE_FINAL_TYPE (GkLineChart, gk_line_chart, GK, LINE_CHART, GtkWidget)
 GtkWidget *gk_line_chart_new          (void);
 /* Copies the data. @days: UTC seconds of each day's local midnight, oldest
  * first; @values: the requests of each day; @rates: each day's success
- * rate 0–100, or NULL for no rate line. All @n_points long. */
+ * rate 0–100 (NAN for a day without one: a gap in the line), or NULL for
+ * no rate line. All @n_points long. */
 void       gk_line_chart_set_data     (GkLineChart  *self,
                                        const gint64 *days,
                                        const double *values,

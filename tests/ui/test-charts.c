@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <adwaita.h>
+#include <math.h>
 
 #include "gk-bar-chart.h"
 #include "gk-line-chart.h"
@@ -327,6 +328,45 @@ test_line_chart_theme_switch (void)
   set_dark (FALSE);
 }
 
+/* Days without requests have no success rate: the rate line leaves them
+ * out instead of drawing them as 0 % or 100 %. */
+static void
+test_line_chart_gaps (void)
+{
+  GtkWidget *chart = gk_line_chart_new ();
+  GtkWidget *window;
+  GkChartColors colors;
+  gint64 days[N_MANY];
+  double values[N_MANY], rates[N_MANY];
+  g_auto(Pixels) pixels = { 0 };
+  int width, height;
+
+  set_dark (FALSE);
+  window = show_in_window (chart);
+  gk_chart_colors_lookup (chart, &colors);
+  fill_days (days, values, rates, N_MANY);
+  for (guint i = 0; i < N_MANY / 2; i++)
+    {
+      values[i] = 0;
+      rates[i] = NAN;
+    }
+  gk_line_chart_set_data (GK_LINE_CHART (chart), days, values, rates, N_MANY);
+  render (chart, "line-gaps-light.png", &pixels);
+
+  width = gtk_widget_get_width (chart);
+  height = gtk_widget_get_height (chart);
+  {
+    /* Below the legend (whose swatch has the rate colour). */
+    graphene_rect_t left = GRAPHENE_RECT_INIT (0, 24, width * 0.4, height - 24);
+    graphene_rect_t right = GRAPHENE_RECT_INIT (width * 0.6, 24, width * 0.4, height - 24);
+
+    g_assert_cmpuint (count_color (&pixels, &left, &colors.success), ==, 0);
+    g_assert_cmpuint (count_color (&pixels, &right, &colors.success), >, 50);
+  }
+
+  gtk_window_destroy (GTK_WINDOW (window));
+}
+
 /* The widest run of @color on row @y. */
 static int
 run_length (const Pixels  *pixels,
@@ -433,6 +473,7 @@ main (int   argc,
   g_test_add_data_func ("/ui/charts/line/light", GINT_TO_POINTER (FALSE), test_line_chart);
   g_test_add_data_func ("/ui/charts/line/dark", GINT_TO_POINTER (TRUE), test_line_chart);
   g_test_add_func ("/ui/charts/line/theme-switch", test_line_chart_theme_switch);
+  g_test_add_func ("/ui/charts/line/gaps", test_line_chart_gaps);
   g_test_add_data_func ("/ui/charts/bar/light", GINT_TO_POINTER (FALSE), test_bar_chart);
   g_test_add_data_func ("/ui/charts/bar/dark", GINT_TO_POINTER (TRUE), test_bar_chart);
 
