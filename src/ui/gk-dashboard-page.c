@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <math.h>
 
 #include "gk-bar-chart.h"
 #include "gk-dashboard-page.h"
@@ -15,8 +16,9 @@
 #include "gk-rotations-page.h"
 #include "gk-usage-model.h"
 
-#define DEFAULT_DAYS 7
-#define LONG_DAYS    30
+#define DEFAULT_DAYS   7
+#define LONG_DAYS      30
+#define MIN_NAME_CHARS 8
 
 struct _GkDashboardPage
 {
@@ -78,21 +80,44 @@ grid_clear (GtkGrid *grid)
     gtk_grid_remove (grid, child);
 }
 
+typedef enum
+{
+  COLUMN_TEXT    = 0,
+  /* Figures and times are never cut: they are right-aligned and keep their
+   * width, and the names around them give way. */
+  COLUMN_NUMBER  = 1 << 0,
+  COLUMN_FIXED   = 1 << 1,
+  /* Takes a share of the spare width. */
+  COLUMN_EXPAND  = 1 << 2,
+} ColumnFlags;
+
+typedef struct
+{
+  const char  *header;
+  ColumnFlags  flags;
+} Column;
+
 static GtkWidget *
-cell_new (const char *text,
-          float       xalign,
-          gboolean    header)
+cell_new (const char   *text,
+          const Column *column,
+          gboolean      header)
 {
   GtkWidget *label = gtk_label_new (text);
 
-  gtk_label_set_xalign (GTK_LABEL (label), xalign);
-  gtk_label_set_ellipsize (GTK_LABEL (label), PANGO_ELLIPSIZE_END);
+  gtk_label_set_xalign (GTK_LABEL (label), (column->flags & COLUMN_NUMBER) ? 1 : 0);
+  if (!(column->flags & (COLUMN_NUMBER | COLUMN_FIXED)))
+    {
+      gtk_label_set_ellipsize (GTK_LABEL (label), PANGO_ELLIPSIZE_END);
+      /* Enough of a name to tell keys apart before the ellipsis. */
+      gtk_label_set_width_chars (GTK_LABEL (label), MIN_NAME_CHARS);
+    }
+  gtk_widget_set_hexpand (label, (column->flags & COLUMN_EXPAND) != 0);
   if (header)
     {
       gtk_widget_add_css_class (label, "caption-heading");
       gtk_widget_add_css_class (label, "dim-label");
     }
-  else if (xalign > 0.5f)
+  else if (column->flags & COLUMN_NUMBER)
     {
       gtk_widget_add_css_class (label, "numeric");
     }
@@ -100,20 +125,19 @@ cell_new (const char *text,
 }
 
 /* Fills @grid with a header row and @n_rows rows of @n_columns cells
- * (@cells row by row, owned by the caller); the first column expands. */
+ * (@cells row by row, owned by the caller). */
 static void
-grid_fill (GtkGrid            *grid,
-           const char * const *headers,
-           const float        *xaligns,
-           guint               n_columns,
-           char              **cells,
-           guint               n_rows)
+grid_fill (GtkGrid      *grid,
+           const Column *columns,
+           guint         n_columns,
+           char        **cells,
+           guint         n_rows)
 {
   grid_clear (grid);
 
   if (n_rows == 0)
     {
-      GtkWidget *empty = cell_new (_("No data yet"), 0.5f, FALSE);
+      GtkWidget *empty = gtk_label_new (_("No data yet"));
 
       gtk_widget_add_css_class (empty, "dim-label");
       gtk_widget_set_hexpand (empty, TRUE);
@@ -124,15 +148,10 @@ grid_fill (GtkGrid            *grid,
     }
 
   for (guint c = 0; c < n_columns; c++)
-    {
-      GtkWidget *header = cell_new (headers[c], xaligns[c], TRUE);
-
-      gtk_widget_set_hexpand (header, c == 0);
-      gtk_grid_attach (grid, header, c, 0, 1, 1);
-    }
+    gtk_grid_attach (grid, cell_new (columns[c].header, &columns[c], TRUE), c, 0, 1, 1);
   for (guint r = 0; r < n_rows; r++)
     for (guint c = 0; c < n_columns; c++)
-      gtk_grid_attach (grid, cell_new (cells[r * n_columns + c], xaligns[c], FALSE),
+      gtk_grid_attach (grid, cell_new (cells[r * n_columns + c], &columns[c], FALSE),
                        c, r + 1, 1, 1);
 }
 
@@ -140,8 +159,12 @@ static void
 show_users (GkDashboardPage *self,
             GPtrArray       *users)
 {
-  const char *headers[] = { _("User"), _("Requests"), _("Tokens"), _("Cost") };
-  const float xaligns[] = { 0, 1, 1, 1 };
+  const Column columns[] = {
+    { _("User"), COLUMN_EXPAND },
+    { _("Requests"), COLUMN_NUMBER },
+    { _("Tokens"), COLUMN_NUMBER },
+    { _("Cost"), COLUMN_NUMBER },
+  };
   g_autoptr(GPtrArray) cells = g_ptr_array_new_with_free_func (g_free);
 
   for (guint i = 0; i < users->len; i++)
@@ -154,7 +177,7 @@ show_users (GkDashboardPage *self,
       g_ptr_array_add (cells, gk_format_count (row->tokens));
       g_ptr_array_add (cells, gk_format_money (row->cost_usd));
     }
-  grid_fill (self->users_grid, headers, xaligns, G_N_ELEMENTS (headers),
+  grid_fill (self->users_grid, columns, G_N_ELEMENTS (columns),
              (char **) cells->pdata, users->len);
 }
 
@@ -162,8 +185,13 @@ static void
 show_rotations (GkDashboardPage *self,
                 GPtrArray       *rotations)
 {
-  const char *headers[] = { _("Time"), _("From"), _("To"), _("Reason"), _("Triggered By") };
-  const float xaligns[] = { 0, 0, 0, 0, 0 };
+  const Column columns[] = {
+    { _("Time"), COLUMN_FIXED },
+    { _("From"), COLUMN_EXPAND },
+    { _("To"), COLUMN_EXPAND },
+    { _("Reason"), COLUMN_FIXED },
+    { _("Triggered By"), COLUMN_FIXED },
+  };
   g_autoptr(GPtrArray) cells = g_ptr_array_new_with_free_func (g_free);
 
   for (guint i = 0; i < rotations->len; i++)
@@ -178,7 +206,7 @@ show_rotations (GkDashboardPage *self,
       g_ptr_array_add (cells, g_strdup (gk_rotation_reason_label (row->reason)));
       g_ptr_array_add (cells, gk_rotation_trigger_label (row->triggered_by));
     }
-  grid_fill (self->rotations_grid, headers, xaligns, G_N_ELEMENTS (headers),
+  grid_fill (self->rotations_grid, columns, G_N_ELEMENTS (columns),
              (char **) cells->pdata, rotations->len);
 }
 
@@ -242,9 +270,9 @@ show_dashboard (GkDashboardPage *self,
 
       days[i] = point->day_start;
       requests[i] = point->requests;
-      /* A day without requests has no rate; draw it at 100 % rather than
-       * as a failure. */
-      rates[i] = point->requests > 0 ? 100.0 * point->successes / point->requests : 100;
+      /* A day without requests has no rate: a gap in the line, neither a
+       * failure nor a success. */
+      rates[i] = point->requests > 0 ? 100.0 * point->successes / point->requests : NAN;
     }
   gk_line_chart_set_data (self->line_chart, days, requests, rates, dashboard->daily->len);
 

@@ -252,7 +252,7 @@ test_cards (void)
   assert_user (users, "ann", "2", "200", "$0.75");
   assert_user (users, "bob", "2", "100", "$1.00");
 
-  rotations = GTK_GRID (after_title (page, "Latest Rotations"));
+  rotations = GTK_GRID (find_type (after_title (page, "Latest Rotations"), GTK_TYPE_GRID));
   g_assert_cmpint (table_rows (rotations), ==, 1);
   g_assert_cmpstr (cell (rotations, 1, 1), ==, "alpha");
   g_assert_cmpstr (cell (rotations, 2, 1), ==, "beta");
