@@ -233,11 +233,16 @@ reload (GkRotationsPage *self)
   if (db == NULL)
     {
       set_loading (self, FALSE);
+      if (g_list_model_get_n_items (G_LIST_MODEL (self->store)) == 0)
+        gtk_stack_set_visible_child_name (self->stack, "empty");
       return;
     }
 
   self->cancellable = g_cancellable_new ();
   set_loading (self, TRUE);
+  /* A list already shown stays while it is read again. */
+  if (g_list_model_get_n_items (G_LIST_MODEL (self->store)) == 0)
+    gtk_stack_set_visible_child_name (self->stack, "loading");
   task = g_task_new (self, self->cancellable, load_cb, NULL);
   g_task_set_source_tag (task, reload);
   g_task_set_task_data (task, g_object_ref (db), g_object_unref);
@@ -324,6 +329,7 @@ gk_rotations_page_init (GkRotationsPage *self)
   self->store = g_list_store_new (GK_TYPE_ROTATION_ITEM);
   selection = gtk_no_selection_new (g_object_ref (G_LIST_MODEL (self->store)));
   gtk_column_view_set_model (self->column_view, GTK_SELECTION_MODEL (selection));
+  gtk_stack_set_visible_child_name (self->stack, "empty");
 }
 
 /* Public API */

@@ -83,10 +83,16 @@ selected_limit (GkUsagePage *self)
 static void
 update_stack (GkUsagePage *self)
 {
-  gboolean empty = self->model == NULL
-                   || g_list_model_get_n_items (G_LIST_MODEL (self->model)) == 0;
+  const char *name;
 
-  gtk_stack_set_visible_child_name (self->stack, empty ? "empty" : "list");
+  if (self->model != NULL && g_list_model_get_n_items (G_LIST_MODEL (self->model)) > 0)
+    name = "list";
+  /* Not "No Requests Yet" before the log has been counted. */
+  else if (self->model != NULL && gk_usage_model_get_loading (self->model))
+    name = "loading";
+  else
+    name = "empty";
+  gtk_stack_set_visible_child_name (self->stack, name);
 }
 
 /* The summary */
@@ -311,6 +317,7 @@ model_items_changed_cb (GkUsagePage *self)
 static void
 model_loading_cb (GkUsagePage *self)
 {
+  update_stack (self);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LOADING]);
 }
 
@@ -486,6 +493,7 @@ gk_usage_page_init (GkUsagePage *self)
 
   gtk_widget_init_template (GTK_WIDGET (self));
   set_keys (self, NULL);
+  update_stack (self);
 }
 
 /* Public API */

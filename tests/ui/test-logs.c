@@ -313,7 +313,11 @@ test_usage_empty (void)
   g_autoptr(GkBackend) backend = backend_new (path);
   GtkWidget *page = g_object_ref_sink (gk_usage_page_new ());
 
+  /* No backend yet: nothing to read, nothing loading. */
+  g_assert_cmpstr (visible_page (page), ==, "empty");
   gk_usage_page_set_backend (GK_USAGE_PAGE (page), backend);
+  /* Not "No Requests Yet" before the log has been counted. */
+  g_assert_cmpstr (visible_page (page), ==, "loading");
   wait_usage (GK_USAGE_PAGE (page));
   g_assert_cmpuint (n_rows (GK_USAGE_PAGE (page)), ==, 0);
   g_assert_cmpstr (visible_page (page), ==, "empty");
@@ -375,7 +379,9 @@ test_rotations_empty (void)
   g_autoptr(GkBackend) backend = backend_new (path);
   GtkWidget *page = g_object_ref_sink (gk_rotations_page_new ());
 
+  g_assert_cmpstr (visible_page (page), ==, "empty");
   gk_rotations_page_set_backend (GK_ROTATIONS_PAGE (page), backend);
+  g_assert_cmpstr (visible_page (page), ==, "loading");
   while (gk_rotations_page_get_loading (GK_ROTATIONS_PAGE (page)))
     g_main_context_iteration (NULL, TRUE);
   g_assert_cmpstr (card_value (page, "All Rotations"), ==, "0");
