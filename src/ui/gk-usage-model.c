@@ -8,8 +8,9 @@
  * used first out): the view holds its own references to the items it
  * shows, so an evicted page only costs a fetch if it is needed again.
  *
- * A "generation" counter ties each fetch to the filter it was made for, so
- * the answer to a query for an older filter is dropped.
+ * A "generation" counter ties each count to the filter it was made for,
+ * so the answer to a count for an older filter is dropped. Page fetches
+ * need none: see "Page fetches" below.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -224,23 +225,78 @@ drop_pages (GkUsageModel *self)
   g_queue_clear (&self->lru);
 }
 
-/* Page fetches */
+/* Page fetches
+ *
+ * A page's items are numbered as the log was when the page was made: its
+ * total and newest row. Rows arriving later are only ever added at the
+ * top, so a fetch that finds k more rows reads k further down, and the
+ * items it fills are right whichever filter or generation is current by
+ * then. That matters for the items a view still holds after new rows
+ * were inserted above them (count_cb drops the pages, not the view's
+ * items): a placeholder among them is filled all the same. */
+
+/* Tries before a fetch settles for rows that moved while it read them. */
+#define FETCH_ATTEMPTS 3
 
 typedef struct
 {
   GkDatabase *db;
+  GPtrArray  *items;        /* GkUsageItem, the page's */
   gint64      key_id;
   guint       offset;
   guint       count;
-  guint       generation;
-  guint       page_index;
+  gint64      total;        /* the log as the items were numbered */
+  gint64      newest_id;
 } FetchData;
+
+static gint64 row_id_at (GkDatabase  *db,
+                         gint64       key_id,
+                         gint64       offset,
+                         GError     **error);
 
 static void
 fetch_data_free (FetchData *data)
 {
   g_clear_object (&data->db);
+  g_clear_pointer (&data->items, g_ptr_array_unref);
   g_free (data);
+}
+
+static GPtrArray *
+fetch_rows (FetchData  *data,
+            GError    **error)
+{
+  g_autoptr(GPtrArray) rows = NULL;
+
+  for (guint attempt = 0; attempt < FETCH_ATTEMPTS; attempt++)
+    {
+      gint64 newest = row_id_at (data->db, data->key_id, 0, error);
+      gint64 shift = 0;
+
+      if (newest < 0)
+        return NULL;
+      /* (A page made while a new filter was being counted has no numbering
+       * to keep; the count's answer replaces it anyway.) */
+      if (newest != data->newest_id && data->total >= 0)
+        {
+          gint64 total = gk_stats_usage_count (data->db, data->key_id, error);
+
+          if (total < 0)
+            return NULL;
+          shift = MAX (0, total - data->total);
+        }
+
+      g_clear_pointer (&rows, g_ptr_array_unref);
+      rows = gk_stats_usage_logs (data->db, data->key_id, data->count,
+                                  (guint) MIN (G_MAXUINT, data->offset + shift), error);
+      if (rows == NULL)
+        return NULL;
+
+      /* Nothing was added while the page was read: the shift held. */
+      if (row_id_at (data->db, data->key_id, 0, error) == newest)
+        break;
+    }
+  return g_steal_pointer (&rows);
 }
 
 static void
@@ -249,11 +305,9 @@ fetch_thread (GTask        *task,
               gpointer      task_data,
               GCancellable *cancellable)
 {
-  FetchData *data = task_data;
   GError *error = NULL;
-  GPtrArray *rows;
+  GPtrArray *rows = fetch_rows (task_data, &error);
 
-  rows = gk_stats_usage_logs (data->db, data->key_id, data->count, data->offset, &error);
   if (rows == NULL)
     g_task_return_error (task, error);
   else
@@ -269,7 +323,6 @@ fetch_cb (GObject      *object,
   FetchData *data = g_task_get_task_data (G_TASK (result));
   g_autoptr(GPtrArray) rows = NULL;
   g_autoptr(GError) error = NULL;
-  Page *page;
 
   rows = g_task_propagate_pointer (G_TASK (result), &error);
   pending_add (self, -1);
@@ -280,15 +333,10 @@ fetch_cb (GObject      *object,
       return;
     }
 
-  /* Stale (another filter since) or evicted meanwhile: nothing to fill. */
-  page = g_hash_table_lookup (self->pages, GUINT_TO_POINTER (data->page_index));
-  if (data->generation != self->generation || page == NULL)
-    return;
-
   /* The log may have shrunk since it was counted; the rows missing stay
    * placeholders until the next reload fixes the count. */
-  for (guint i = 0; i < rows->len && i < page->items->len; i++)
-    gk_usage_item_take_row (g_ptr_array_index (page->items, i),
+  for (guint i = 0; i < rows->len && i < data->items->len; i++)
+    gk_usage_item_take_row (g_ptr_array_index (data->items, i),
                             g_steal_pointer (&rows->pdata[i]));
 }
 
@@ -324,11 +372,12 @@ page_get (GkUsageModel *self,
 
   data = g_new0 (FetchData, 1);
   data->db = g_object_ref (self->db);
+  data->items = g_ptr_array_ref (page->items);
   data->key_id = self->key_id;
   data->offset = offset;
   data->count = count;
-  data->generation = self->generation;
-  data->page_index = page_index;
+  data->total = self->total;
+  data->newest_id = self->newest_id;
 
   pending_add (self, 1);
   task = g_task_new (self, self->cancellable, fetch_cb, NULL);

@@ -399,6 +399,7 @@ test_model_large (void)
   g_autoptr(GkDatabase) db = gk_test_open_db (NULL);
   g_autoptr(GkUsageModel) model = NULL;
   g_autoptr(GkUsageItem) last = NULL;
+  GkUsageItem *last_weak = NULL;
 
   exec_sql (db,
             "INSERT INTO gemini_api_keys (uuid, name, created_at, updated_at) VALUES ('u', 'k', 1, 1);"
@@ -420,7 +421,12 @@ test_model_large (void)
   g_assert_nonnull (gk_usage_item_get_row (last));
   g_assert_cmpint (gk_usage_item_get_row (last)->created_at, ==, 1);
 
-  /* Scrolling through many pages keeps only a bounded number. */
+  /* Scrolling through many pages keeps only a bounded number, and the
+   * rows of the pages let go are freed. */
+  last_weak = last;
+  g_object_add_weak_pointer (G_OBJECT (last), (gpointer *) &last_weak);
+  g_clear_object (&last);
+  g_assert_nonnull (last_weak);
   for (guint i = 0; i < 40; i++)
     {
       g_autoptr(GObject) item = g_list_model_get_item (G_LIST_MODEL (model),
@@ -429,6 +435,137 @@ test_model_large (void)
   while (gk_usage_model_get_loading (model))
     g_main_context_iteration (NULL, TRUE);
   g_assert_cmpuint (gk_usage_model_get_n_cached_pages (model), <=, GK_USAGE_MODEL_MAX_PAGES);
+  g_assert_null (last_weak);
+}
+
+static void
+wait_model (GkUsageModel *model)
+{
+  while (gk_usage_model_get_loading (model))
+    g_main_context_iteration (NULL, TRUE);
+}
+
+/* Rows that arrive while a page is read, or above a placeholder the view
+ * keeps across a reload, do not shift the rows the items get. */
+static void
+test_model_rows_added (void)
+{
+  g_autoptr(GkDatabase) db = gk_test_open_db (NULL);
+  g_autoptr(GkUsageModel) model = NULL;
+  g_autoptr(GkUsageItem) fifth = NULL;
+  g_autoptr(GkUsageItem) kept = NULL;
+  g_autoptr(GkUsageItem) newest = NULL;
+
+  exec_sql (db,
+            "INSERT INTO gemini_api_keys (uuid, name, created_at, updated_at) VALUES ('u', 'k', 1, 1);"
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)"
+            " INSERT INTO gemini_key_usage_log (key_id, model, status, created_at)"
+            " SELECT 1, 'm', 'SUCCESS', i FROM n;");
+  model = gk_usage_model_new (db);
+  wait_model (model);
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (model)), ==, 1000);
+
+  /* The fetch of the first page waits for the lock; three rows come first. */
+  gk_database_lock (db);
+  fifth = g_list_model_get_item (G_LIST_MODEL (model), 5);
+  exec_sql (db,
+            "INSERT INTO gemini_key_usage_log (key_id, model, status, created_at) VALUES"
+            " (1, 'm', 'SUCCESS', 2001), (1, 'm', 'SUCCESS', 2002), (1, 'm', 'SUCCESS', 2003);");
+  gk_database_unlock (db);
+  wait_model (model);
+  g_assert_nonnull (gk_usage_item_get_row (fifth));
+  g_assert_cmpint (gk_usage_item_get_row (fifth)->created_at, ==, 995);
+
+  /* A placeholder held (as a view holds its rows) while a reload finds
+   * new rows above it and drops the pages. */
+  gk_database_lock (db);
+  kept = g_list_model_get_item (G_LIST_MODEL (model), 250);
+  exec_sql (db,
+            "INSERT INTO gemini_key_usage_log (key_id, model, status, created_at) VALUES"
+            " (1, 'm', 'SUCCESS', 3004), (1, 'm', 'SUCCESS', 3005);");
+  gk_usage_model_reload (model);
+  gk_database_unlock (db);
+  wait_model (model);
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (model)), ==, 1005);
+  g_assert_nonnull (gk_usage_item_get_row (kept));
+  g_assert_cmpint (gk_usage_item_get_row (kept)->created_at, ==, 750);
+
+  newest = g_list_model_get_item (G_LIST_MODEL (model), 0);
+  wait_model (model);
+  g_assert_cmpint (gk_usage_item_get_row (newest)->created_at, ==, 3005);
+}
+
+typedef struct
+{
+  GkDatabase *db;
+  GMutex      mutex;
+  GCond       cond;
+  gboolean    locked;
+  gboolean    release;
+} Holder;
+
+static gpointer
+hold_thread (gpointer user_data)
+{
+  Holder *holder = user_data;
+
+  gk_database_lock (holder->db);
+  g_mutex_lock (&holder->mutex);
+  holder->locked = TRUE;
+  g_cond_broadcast (&holder->cond);
+  while (!holder->release)
+    g_cond_wait (&holder->cond, &holder->mutex);
+  g_mutex_unlock (&holder->mutex);
+  gk_database_unlock (holder->db);
+  return NULL;
+}
+
+/* With the database busy (another thread holds it, as a long write
+ * would), the usage page and its model still answer at once. */
+static void
+test_usage_never_blocks (void)
+{
+  g_autofree char *path = fixture ();
+  g_autoptr(GkBackend) backend = backend_new (path);
+  GtkWidget *page = g_object_ref_sink (gk_usage_page_new ());
+  GkUsagePage *usage = GK_USAGE_PAGE (page);
+  Holder holder = { .db = gk_backend_get_database (backend) };
+  GThread *thread;
+  gint64 start, elapsed;
+
+  g_mutex_init (&holder.mutex);
+  g_cond_init (&holder.cond);
+  thread = g_thread_new ("holder", hold_thread, &holder);
+  g_mutex_lock (&holder.mutex);
+  while (!holder.locked)
+    g_cond_wait (&holder.cond, &holder.mutex);
+  g_mutex_unlock (&holder.mutex);
+
+  start = g_get_monotonic_time ();
+  gk_usage_page_set_backend (usage, backend);
+  gk_usage_page_set_filter (usage, 0, 500);
+  for (guint i = 0; i < 50; i++)
+    g_main_context_iteration (NULL, FALSE);
+  elapsed = g_get_monotonic_time () - start;
+  g_assert_true (gk_usage_page_get_loading (usage));
+  g_assert_cmpstr (visible_page (page), ==, "loading");
+  /* The database is still held: nothing above waited for it. */
+  g_assert_cmpint (elapsed, <, G_USEC_PER_SEC / 2);
+
+  g_mutex_lock (&holder.mutex);
+  holder.release = TRUE;
+  g_cond_broadcast (&holder.cond);
+  g_mutex_unlock (&holder.mutex);
+  g_thread_join (thread);
+
+  wait_usage (usage);
+  g_assert_cmpuint (n_rows (usage), ==, 150);
+  assert_summary (page, "150", "113", "37", "$1.13");
+
+  gk_usage_page_set_backend (usage, NULL);
+  finalize_object (page);
+  g_mutex_clear (&holder.mutex);
+  g_cond_clear (&holder.cond);
 }
 
 /* Costs under a dime keep two significant digits; counts and money group
@@ -473,6 +610,8 @@ main (int   argc,
   g_test_add_func ("/ui/logs/rotations", test_rotations_page);
   g_test_add_func ("/ui/logs/rotations-empty", test_rotations_empty);
   g_test_add_func ("/ui/logs/model-large", test_model_large);
+  g_test_add_func ("/ui/logs/model-rows-added", test_model_rows_added);
+  g_test_add_func ("/ui/logs/never-blocks", test_usage_never_blocks);
   g_test_add_func ("/ui/logs/format", test_format);
 
   return g_test_run ();
