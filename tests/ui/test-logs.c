@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <adwaita.h>
+#include <locale.h>
 
 #include "gk-backend.h"
 #include "gk-database-private.h"
@@ -495,9 +496,11 @@ test_model_rows_added (void)
   g_assert_cmpint (gk_usage_item_get_row (newest)->created_at, ==, 3005);
 }
 
+/* Another thread holding the database, as a long write would. */
 typedef struct
 {
   GkDatabase *db;
+  GThread    *thread;
   GMutex      mutex;
   GCond       cond;
   gboolean    locked;
@@ -520,8 +523,47 @@ hold_thread (gpointer user_data)
   return NULL;
 }
 
-/* With the database busy (another thread holds it, as a long write
- * would), the usage page and its model still answer at once. */
+static Holder *
+holder_start (GkDatabase *db)
+{
+  Holder *holder = g_new0 (Holder, 1);
+
+  holder->db = db;
+  g_mutex_init (&holder->mutex);
+  g_cond_init (&holder->cond);
+  holder->thread = g_thread_new ("holder", hold_thread, holder);
+  g_mutex_lock (&holder->mutex);
+  while (!holder->locked)
+    g_cond_wait (&holder->cond, &holder->mutex);
+  g_mutex_unlock (&holder->mutex);
+  return holder;
+}
+
+static void
+holder_release (Holder *holder)
+{
+  g_mutex_lock (&holder->mutex);
+  holder->release = TRUE;
+  g_cond_broadcast (&holder->cond);
+  g_mutex_unlock (&holder->mutex);
+  g_thread_join (holder->thread);
+  g_mutex_clear (&holder->mutex);
+  g_cond_clear (&holder->cond);
+  g_free (holder);
+}
+
+/* Runs the main loop briefly: what it dispatches must not wait for the
+ * database either. Returns how long the caller's work took, in µs. */
+static gint64
+spin_since (gint64 start)
+{
+  for (guint i = 0; i < 50; i++)
+    g_main_context_iteration (NULL, FALSE);
+  return g_get_monotonic_time () - start;
+}
+
+/* With the database held elsewhere, the usage page and its model still
+ * answer at once, and show the rows once it is free. */
 static void
 test_usage_never_blocks (void)
 {
@@ -529,34 +571,15 @@ test_usage_never_blocks (void)
   g_autoptr(GkBackend) backend = backend_new (path);
   GtkWidget *page = g_object_ref_sink (gk_usage_page_new ());
   GkUsagePage *usage = GK_USAGE_PAGE (page);
-  Holder holder = { .db = gk_backend_get_database (backend) };
-  GThread *thread;
-  gint64 start, elapsed;
+  Holder *holder = holder_start (gk_backend_get_database (backend));
+  gint64 start = g_get_monotonic_time ();
 
-  g_mutex_init (&holder.mutex);
-  g_cond_init (&holder.cond);
-  thread = g_thread_new ("holder", hold_thread, &holder);
-  g_mutex_lock (&holder.mutex);
-  while (!holder.locked)
-    g_cond_wait (&holder.cond, &holder.mutex);
-  g_mutex_unlock (&holder.mutex);
-
-  start = g_get_monotonic_time ();
   gk_usage_page_set_backend (usage, backend);
   gk_usage_page_set_filter (usage, 0, 500);
-  for (guint i = 0; i < 50; i++)
-    g_main_context_iteration (NULL, FALSE);
-  elapsed = g_get_monotonic_time () - start;
+  g_assert_cmpint (spin_since (start), <, G_USEC_PER_SEC / 2);
   g_assert_true (gk_usage_page_get_loading (usage));
   g_assert_cmpstr (visible_page (page), ==, "loading");
-  /* The database is still held: nothing above waited for it. */
-  g_assert_cmpint (elapsed, <, G_USEC_PER_SEC / 2);
-
-  g_mutex_lock (&holder.mutex);
-  holder.release = TRUE;
-  g_cond_broadcast (&holder.cond);
-  g_mutex_unlock (&holder.mutex);
-  g_thread_join (thread);
+  holder_release (holder);
 
   wait_usage (usage);
   g_assert_cmpuint (n_rows (usage), ==, 150);
@@ -564,8 +587,28 @@ test_usage_never_blocks (void)
 
   gk_usage_page_set_backend (usage, NULL);
   finalize_object (page);
-  g_mutex_clear (&holder.mutex);
-  g_cond_clear (&holder.cond);
+}
+
+static void
+test_rotations_never_block (void)
+{
+  g_autofree char *path = fixture ();
+  g_autoptr(GkBackend) backend = backend_new (path);
+  GtkWidget *page = g_object_ref_sink (gk_rotations_page_new ());
+  Holder *holder = holder_start (gk_backend_get_database (backend));
+  gint64 start = g_get_monotonic_time ();
+
+  gk_rotations_page_set_backend (GK_ROTATIONS_PAGE (page), backend);
+  g_assert_cmpint (spin_since (start), <, G_USEC_PER_SEC / 2);
+  g_assert_true (gk_rotations_page_get_loading (GK_ROTATIONS_PAGE (page)));
+  holder_release (holder);
+
+  while (gk_rotations_page_get_loading (GK_ROTATIONS_PAGE (page)))
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpstr (card_value (page, "All Rotations"), ==, "3");
+
+  gk_rotations_page_set_backend (GK_ROTATIONS_PAGE (page), NULL);
+  finalize_object (page);
 }
 
 /* Costs under a dime keep two significant digits; counts and money group
@@ -598,6 +641,33 @@ test_format (void)
   }
 }
 
+/* Under a Vietnamese locale the figures group with dots and take a
+ * decimal comma, as the rest of the desktop shows them. */
+static void
+test_format_vi (void)
+{
+  g_autofree char *saved = g_strdup (setlocale (LC_ALL, NULL));
+
+  if (setlocale (LC_ALL, "vi_VN.UTF-8") == NULL)
+    {
+      g_test_skip ("no vi_VN.UTF-8 locale");
+      return;
+    }
+  {
+    g_autofree char *money = gk_format_money (1234.5);
+    g_autofree char *small = gk_format_money (0.0042);
+    g_autofree char *count = gk_format_count (1234567);
+    /* 2026-03-15 12:00 UTC; the tests run in UTC. */
+    g_autofree char *time = gk_format_time (1773576000);
+
+    g_assert_cmpstr (money, ==, "$1.234,50");
+    g_assert_cmpstr (small, ==, "$0,0042");
+    g_assert_cmpstr (count, ==, "1.234.567");
+    g_assert_cmpstr (time, ==, "15/03/2026 12:00:00");
+  }
+  setlocale (LC_ALL, saved);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -611,8 +681,10 @@ main (int   argc,
   g_test_add_func ("/ui/logs/rotations-empty", test_rotations_empty);
   g_test_add_func ("/ui/logs/model-large", test_model_large);
   g_test_add_func ("/ui/logs/model-rows-added", test_model_rows_added);
-  g_test_add_func ("/ui/logs/never-blocks", test_usage_never_blocks);
+  g_test_add_func ("/ui/logs/usage-never-blocks", test_usage_never_blocks);
+  g_test_add_func ("/ui/logs/rotations-never-block", test_rotations_never_block);
   g_test_add_func ("/ui/logs/format", test_format);
+  g_test_add_func ("/ui/logs/format-vi", test_format_vi);
 
   return g_test_run ();
 }
