@@ -50,6 +50,164 @@ struct _GkDashboardPage
 
 G_DEFINE_FINAL_TYPE (GkDashboardPage, gk_dashboard_page, ADW_TYPE_BIN)
 
+/* GkDashboardPair: two cards side by side, of equal width, when both fit
+ * at their natural width; one above the other, each its own height, when
+ * not. (libadwaita 1.2 has no breakpoints, and a flow box either makes
+ * the two widths unequal or, homogeneous, the stacked heights equal.) */
+
+#define GK_TYPE_DASHBOARD_PAIR (gk_dashboard_pair_get_type ())
+G_DECLARE_FINAL_TYPE (GkDashboardPair, gk_dashboard_pair, GK, DASHBOARD_PAIR, GtkWidget)
+
+struct _GkDashboardPair
+{
+  GtkWidget parent_instance;
+};
+
+G_DEFINE_FINAL_TYPE (GkDashboardPair, gk_dashboard_pair, GTK_TYPE_WIDGET)
+
+#define PAIR_SPACING 18
+
+static gboolean
+pair_get_children (GtkWidget  *widget,
+                   GtkWidget **first,
+                   GtkWidget **second)
+{
+  *first = gtk_widget_get_first_child (widget);
+  *second = *first != NULL ? gtk_widget_get_next_sibling (*first) : NULL;
+  return *second != NULL;
+}
+
+static gboolean
+pair_side_by_side (GtkWidget *first,
+                   GtkWidget *second,
+                   int        width)
+{
+  int natural_first, natural_second;
+
+  gtk_widget_measure (first, GTK_ORIENTATION_HORIZONTAL, -1, NULL, &natural_first, NULL, NULL);
+  gtk_widget_measure (second, GTK_ORIENTATION_HORIZONTAL, -1, NULL, &natural_second, NULL, NULL);
+  return width >= 2 * MAX (natural_first, natural_second) + PAIR_SPACING;
+}
+
+static void
+gk_dashboard_pair_measure (GtkWidget      *widget,
+                           GtkOrientation  orientation,
+                           int             for_size,
+                           int            *minimum,
+                           int            *natural,
+                           int            *minimum_baseline,
+                           int            *natural_baseline)
+{
+  GtkWidget *first, *second;
+  int min_first, nat_first, min_second, nat_second;
+  int child_size = for_size;
+  gboolean beside;
+
+  *minimum = *natural = 0;
+  if (!pair_get_children (widget, &first, &second))
+    return;
+
+  if (orientation == GTK_ORIENTATION_HORIZONTAL)
+    {
+      gtk_widget_measure (first, orientation, -1, &min_first, &nat_first, NULL, NULL);
+      gtk_widget_measure (second, orientation, -1, &min_second, &nat_second, NULL, NULL);
+      /* Stacked at the least, side by side at the most. */
+      *minimum = MAX (min_first, min_second);
+      *natural = 2 * MAX (nat_first, nat_second) + PAIR_SPACING;
+      return;
+    }
+
+  beside = for_size >= 0 && pair_side_by_side (first, second, for_size);
+  if (beside)
+    child_size = (for_size - PAIR_SPACING) / 2;
+  gtk_widget_measure (first, orientation, child_size, &min_first, &nat_first, NULL, NULL);
+  gtk_widget_measure (second, orientation, child_size, &min_second, &nat_second, NULL, NULL);
+  if (beside)
+    {
+      *minimum = MAX (min_first, min_second);
+      *natural = MAX (nat_first, nat_second);
+    }
+  else
+    {
+      *minimum = min_first + PAIR_SPACING + min_second;
+      *natural = nat_first + PAIR_SPACING + nat_second;
+    }
+}
+
+static void
+gk_dashboard_pair_size_allocate (GtkWidget *widget,
+                                 int        width,
+                                 int        height,
+                                 int        baseline)
+{
+  GtkWidget *first, *second;
+  int height_first, height_second;
+
+  if (!pair_get_children (widget, &first, &second))
+    return;
+
+  if (pair_side_by_side (first, second, width))
+    {
+      int half = (width - PAIR_SPACING) / 2;
+
+      gtk_widget_measure (first, GTK_ORIENTATION_VERTICAL, half, NULL, &height_first, NULL, NULL);
+      gtk_widget_measure (second, GTK_ORIENTATION_VERTICAL, width - half - PAIR_SPACING,
+                          NULL, &height_second, NULL, NULL);
+      gtk_widget_size_allocate (first, &(GtkAllocation) { 0, 0, half, MIN (height, height_first) },
+                                -1);
+      gtk_widget_size_allocate (second,
+                                &(GtkAllocation) { half + PAIR_SPACING, 0,
+                                                   width - half - PAIR_SPACING,
+                                                   MIN (height, height_second) },
+                                -1);
+      return;
+    }
+
+  gtk_widget_measure (first, GTK_ORIENTATION_VERTICAL, width, NULL, &height_first, NULL, NULL);
+  gtk_widget_measure (second, GTK_ORIENTATION_VERTICAL, width, NULL, &height_second, NULL, NULL);
+  gtk_widget_size_allocate (first, &(GtkAllocation) { 0, 0, width, height_first }, -1);
+  gtk_widget_size_allocate (second,
+                            &(GtkAllocation) { 0, height_first + PAIR_SPACING,
+                                               width, height_second },
+                            -1);
+}
+
+static GtkSizeRequestMode
+gk_dashboard_pair_get_request_mode (GtkWidget *widget)
+{
+  return GTK_SIZE_REQUEST_HEIGHT_FOR_WIDTH;
+}
+
+static void
+gk_dashboard_pair_dispose (GObject *object)
+{
+  GtkWidget *child;
+
+  while ((child = gtk_widget_get_first_child (GTK_WIDGET (object))) != NULL)
+    gtk_widget_unparent (child);
+
+  G_OBJECT_CLASS (gk_dashboard_pair_parent_class)->dispose (object);
+}
+
+static void
+gk_dashboard_pair_class_init (GkDashboardPairClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+
+  object_class->dispose = gk_dashboard_pair_dispose;
+  widget_class->measure = gk_dashboard_pair_measure;
+  widget_class->size_allocate = gk_dashboard_pair_size_allocate;
+  widget_class->get_request_mode = gk_dashboard_pair_get_request_mode;
+}
+
+static void
+gk_dashboard_pair_init (GkDashboardPair *self)
+{
+}
+
+/* The page */
+
 enum {
   PROP_0,
   PROP_DAYS,
@@ -259,7 +417,10 @@ show_dashboard (GkDashboardPage *self,
   set_label_take (self->requests_label, gk_format_count (cards->requests));
   /* Translators: the Requests card's detail: failed request count. */
   set_label_take (self->requests_detail_label, g_strdup_printf (_("%s failed"), failures));
-  set_label_take (self->success_label, g_strdup_printf ("%.1f%%", cards->success_rate));
+  /* No requests, no rate: 0 % would read as every request failing. */
+  set_label_take (self->success_label, cards->requests > 0
+                                       ? g_strdup_printf ("%.1f%%", cards->success_rate)
+                                       : g_strdup ("—"));
   /* Translators: the Success Rate card's detail: successful request count. */
   set_label_take (self->success_detail_label, g_strdup_printf (_("%s succeeded"), successes));
   set_label_take (self->cost_label, gk_format_money (cards->cost_usd));
@@ -478,6 +639,7 @@ gk_dashboard_page_class_init (GkDashboardPageClass *klass)
 
   g_type_ensure (GK_TYPE_LINE_CHART);
   g_type_ensure (GK_TYPE_BAR_CHART);
+  g_type_ensure (GK_TYPE_DASHBOARD_PAIR);
 
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/io/github/geminikeys/GeminiKeys/ui/gk-dashboard-page.ui");

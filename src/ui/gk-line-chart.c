@@ -238,7 +238,10 @@ compute_layout (GkLineChart *self,
   layout_size (left, &lw, &lh);
   layout_size (right, &rw, &rh);
 
-  l->has_rates = self->norm_rates->len > 0;
+  /* No rate on any day (no requests at all): no rate axis or legend. */
+  l->has_rates = FALSE;
+  for (guint i = 0; i < self->norm_rates->len && !l->has_rates; i++)
+    l->has_rates = !isnan (g_array_index (self->norm_rates, double, i));
   left_margin = lw + 2 * LABEL_PAD;
   right_margin = l->has_rates ? rw + 2 * LABEL_PAD : 2 * LABEL_PAD;
   /* The legend sits above the plot, the day labels below it. */

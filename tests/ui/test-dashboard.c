@@ -328,6 +328,8 @@ test_empty (void)
   g_assert_cmpstr (gtk_stack_get_visible_child_name (GTK_STACK (find_type (page, GTK_TYPE_STACK))),
                    ==, "empty");
   g_assert_nonnull (find_label (page, "No Keys Yet"));
+  /* No requests: no success rate, rather than 0 %. */
+  g_assert_cmpstr (card_value (page, "Success Rate"), ==, "—");
 
   gk_dashboard_page_set_backend (GK_DASHBOARD_PAGE (page), NULL);
   finalize_object (page);
