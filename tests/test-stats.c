@@ -666,8 +666,9 @@ test_usage_summary (Fixture       *fixture,
   assert_summary (db, 9999, 0, 0, 0, 0);
 }
 
-/* The dashboard keeps per-day sums between calls; rows written since, by
- * this connection or another, must show at once. */
+/* The dashboard keeps sums between calls (the rollup tables); rows written
+ * since, by this connection or another, must show at once, and rows
+ * deleted by hand must drop out. */
 static void
 test_dashboard_sees_new_rows (Fixture       *fixture,
                               gconstpointer  data)
@@ -771,7 +772,7 @@ test_local_days_dst (Fixture       *fixture,
   add_usage (db, key, "m", 4, "SUCCESS", NULL, mar9 - 1);
 
   gk_clock_set (gk_database_get_clock (db), mar10 + 12 * HOUR);
-  utc = dashboard (db, 3);   /* fills the cache under UTC */
+  utc = dashboard (db, 3);   /* folds the rows, read as UTC days */
 
   g_setenv ("TZ", "America/Los_Angeles", TRUE);
   d = dashboard (db, 3);
@@ -784,7 +785,7 @@ test_local_days_dst (Fixture       *fixture,
   assert_point (d, 1, 1, 1, 2);
   assert_point (d, 2, 0, 0, 0);
 
-  /* Back in UTC the days are UTC days again, not the cached local ones. */
+  /* Back in UTC the days are UTC days again, not the local ones of before. */
   g_clear_pointer (&d, gk_dashboard_free);
   d = dashboard (db, 3);
   g_assert_cmpint (point (d, 0)->day_start, ==, point (utc, 0)->day_start);
@@ -793,6 +794,530 @@ test_local_days_dst (Fixture       *fixture,
     g_assert_cmpint (point (d, i)->requests, ==, point (utc, i)->requests);
 
   gk_clock_set (gk_database_get_clock (db), GK_TEST_EPOCH);
+}
+
+/* --- The rollup ---------------------------------------------------------- */
+
+static gint64
+query_int (GkDatabase *db,
+           const char *sql)
+{
+  g_autoptr(GError) error = NULL;
+  sqlite3_stmt *stmt;
+  gint64 value;
+
+  gk_database_lock (db);
+  stmt = gk_database_prepare (db, sql, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+  value = sqlite3_column_int64 (stmt, 0);
+  sqlite3_reset (stmt);
+  gk_database_unlock (db);
+  return value;
+}
+
+static gint64
+folded_id (GkDatabase *db)
+{
+  return query_int (db, "SELECT CAST (value AS INTEGER) FROM meta WHERE key = 'rollup_max_id'");
+}
+
+/* Every sum the rollup tables hold equals the same sum over the log, and
+ * the mark is the log's highest id: nothing missed, nothing counted twice. */
+static void
+assert_rollup_exact (GkDatabase *db)
+{
+  g_assert_cmpint (folded_id (db), ==,
+                   query_int (db, "SELECT coalesce (max (id), 0) FROM gemini_key_usage_log"));
+  g_assert_cmpint (query_int (db, "SELECT count(*) FROM ("
+                                  " SELECT start, requests, successes, cost_usd"
+                                  "  FROM usage_rollup_total WHERE requests > 0"
+                                  " EXCEPT SELECT created_at - created_at % 900, count(*),"
+                                  "  sum(status = 'SUCCESS'), total(cost_usd)"
+                                  "  FROM gemini_key_usage_log GROUP BY 1)"), ==, 0);
+  g_assert_cmpint (query_int (db, "SELECT count(*) FROM ("
+                                  " SELECT created_at - created_at % 900, count(*),"
+                                  "  sum(status = 'SUCCESS'), total(cost_usd)"
+                                  "  FROM gemini_key_usage_log GROUP BY 1"
+                                  " EXCEPT SELECT start, requests, successes, cost_usd"
+                                  "  FROM usage_rollup_total)"), ==, 0);
+  for (guint i = 0; i < 2; i++)
+    {
+      const char *const tables[] = { "usage_rollup_model", "usage_rollup_user" };
+      const char *const columns[] = { "model", "user_id" };
+      const int spans[] = { 900, 86400 };
+
+      for (guint j = 0; j < G_N_ELEMENTS (spans); j++)
+        {
+          g_autofree char *log_side =
+            g_strdup_printf ("SELECT created_at - created_at %% %d, %s, count(*),"
+                             " sum(tokens_used), total(cost_usd) FROM gemini_key_usage_log"
+                             " WHERE %s <> '' GROUP BY 1, 2",
+                             spans[j], columns[i], columns[i]);
+          g_autofree char *rollup_side =
+            g_strdup_printf ("SELECT start, %s, requests, tokens, cost_usd FROM %s"
+                             " WHERE span = %d AND requests > 0",
+                             columns[i], tables[i], spans[j]);
+          g_autofree char *missing = g_strdup_printf ("SELECT count(*) FROM (%s EXCEPT %s)",
+                                                      log_side, rollup_side);
+          g_autofree char *extra = g_strdup_printf ("SELECT count(*) FROM (%s EXCEPT %s)",
+                                                    rollup_side, log_side);
+
+          g_assert_cmpint (query_int (db, missing), ==, 0);
+          g_assert_cmpint (query_int (db, extra), ==, 0);
+        }
+    }
+}
+
+/* The local midnight after @day_start, computed apart from the stats code. */
+static gint64
+next_local_midnight (gint64 day_start)
+{
+  g_autoptr(GDateTime) start = g_date_time_new_from_unix_local (day_start);
+  g_autoptr(GDateTime) later = g_date_time_add_hours (start, 36);
+  g_autoptr(GDateTime) midnight = g_date_time_new_local (g_date_time_get_year (later),
+                                                         g_date_time_get_month (later),
+                                                         g_date_time_get_day_of_month (later),
+                                                         0, 0, 0);
+
+  return g_date_time_to_unix (midnight);
+}
+
+static void
+assert_ranks_match_log (GkDatabase *db,
+                        GPtrArray  *rows,
+                        const char *column,
+                        guint       limit,
+                        gint64      start,
+                        gint64      end)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *sql = g_strdup_printf ("SELECT %s, count(*), sum(tokens_used), total(cost_usd)"
+                                          " FROM gemini_key_usage_log WHERE %s <> ''"
+                                          " AND created_at >= ?1 AND created_at < ?2"
+                                          " GROUP BY 1 ORDER BY 2 DESC, 4 DESC, 1 LIMIT ?3",
+                                          column, column);
+  sqlite3_stmt *stmt;
+  guint n = 0;
+
+  gk_database_lock (db);
+  stmt = gk_database_prepare (db, sql, &error);
+  g_assert_no_error (error);
+  sqlite3_bind_int64 (stmt, 1, start);
+  sqlite3_bind_int64 (stmt, 2, end);
+  sqlite3_bind_int64 (stmt, 3, limit);
+  while (sqlite3_step (stmt) == SQLITE_ROW)
+    {
+      const GkRankRow *row;
+
+      g_assert_cmpuint (n, <, rows->len);
+      row = g_ptr_array_index (rows, n++);
+      g_assert_cmpstr (row->name, ==, (const char *) sqlite3_column_text (stmt, 0));
+      g_assert_cmpint (row->requests, ==, sqlite3_column_int64 (stmt, 1));
+      g_assert_cmpint (row->tokens, ==, sqlite3_column_int64 (stmt, 2));
+      g_assert_cmpfloat_with_epsilon (row->cost_usd, sqlite3_column_double (stmt, 3), 1e-9);
+    }
+  sqlite3_reset (stmt);
+  gk_database_unlock (db);
+  g_assert_cmpuint (n, ==, rows->len);
+}
+
+/* The dashboard in the current local zone, against sums over the log. */
+static void
+assert_dashboard_matches_log (GkDatabase *db,
+                              guint       days)
+{
+  g_autoptr(GkDashboard) d = dashboard (db, days);
+  gint64 start = point (d, 0)->day_start;
+  gint64 end = next_local_midnight (point (d, days - 1)->day_start);
+
+  for (guint i = 0; i < days; i++)
+    {
+      gint64 day_end = i + 1 < days ? point (d, i + 1)->day_start
+                                    : end;
+      g_autoptr(GError) error = NULL;
+      sqlite3_stmt *stmt;
+
+      /* Consecutive local midnights. */
+      g_assert_cmpint (next_local_midnight (point (d, i)->day_start), ==, day_end);
+
+      gk_database_lock (db);
+      stmt = gk_database_prepare (db,
+                                  "SELECT count(*), total(status = 'SUCCESS'), total(cost_usd)"
+                                  " FROM gemini_key_usage_log"
+                                  " WHERE created_at >= ?1 AND created_at < ?2",
+                                  &error);
+      g_assert_no_error (error);
+      sqlite3_bind_int64 (stmt, 1, point (d, i)->day_start);
+      sqlite3_bind_int64 (stmt, 2, day_end);
+      g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+      assert_point (d, i, sqlite3_column_int64 (stmt, 0),
+                    (gint64) sqlite3_column_double (stmt, 1), sqlite3_column_double (stmt, 2));
+      sqlite3_reset (stmt);
+      gk_database_unlock (db);
+    }
+  assert_cards_match_series (d);
+  assert_ranks_match_log (db, d->top_models, "model", 5, start, end);
+  assert_ranks_match_log (db, d->top_users, "user_id", 10, start, end);
+}
+
+/* Random rows around @now: past days, the day's edges, a skewed future. */
+static void
+add_random_usage (GkDatabase *db,
+                  gint64      key,
+                  gint64      now,
+                  guint       n)
+{
+  static const char *const models[] = { "gemini-2.5-flash", "gemini-2.5-pro", "a", "b", "c",
+                                        "d", "" };
+  static const char *const users[] = { "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9",
+                                       "u10", "u11", "u12", "u13", NULL };
+  static const char *const statuses[] = { "SUCCESS", "SUCCESS", "SUCCESS", "ERROR",
+                                          "RATE_LIMITED", "INVALID_KEY" };
+
+  g_assert_true (gk_database_exec (db, "SAVEPOINT random_rows", NULL));
+  for (guint i = 0; i < n; i++)
+    {
+      /* Costs in eighths add up exactly, so ties rank the same both ways. */
+      UsageSpec u = {
+        key,
+        models[g_test_rand_int_range (0, G_N_ELEMENTS (models))],
+        g_test_rand_int_range (0, 5000),
+        g_test_rand_int_range (0, 9) / 8.0,
+        statuses[g_test_rand_int_range (0, G_N_ELEMENTS (statuses))],
+        users[g_test_rand_int_range (0, G_N_ELEMENTS (users))],
+        now + g_test_rand_int_range (-33 * 86400, 86400),
+      };
+
+      add_usage_on (db, &u);
+    }
+  g_assert_true (gk_database_exec (db, "RELEASE random_rows", NULL));
+}
+
+/* Quarter-hour, half-hour and DST zones, with "now" near DST changes. */
+static const char *const zones[] = {
+  "UTC", "America/Los_Angeles", "Asia/Kolkata", "Asia/Kathmandu", "Pacific/Chatham",
+  "Australia/Lord_Howe", "Europe/Berlin",
+};
+static const gint64 nows[] = {
+  GK_TEST_EPOCH,          /* a week after the US and two before the EU spring forward */
+  1793620800,             /* 2026-11-02 10:40 UTC: the day after the US fall back */
+  1775390400,             /* 2026-04-05 12:00 UTC: Chatham and Lord Howe end DST */
+};
+
+static void
+assert_every_zone_matches_log (GkDatabase *db)
+{
+  for (guint z = 0; z < G_N_ELEMENTS (zones); z++)
+    {
+      g_autoptr(GTimeZone) tz = g_time_zone_new_identifier (zones[z]);
+
+      g_assert_nonnull (tz);
+      g_setenv ("TZ", zones[z], TRUE);
+      for (guint n = 0; n < G_N_ELEMENTS (nows); n++)
+        {
+          gk_clock_set (gk_database_get_clock (db), nows[n]);
+          assert_dashboard_matches_log (db, 1);
+          assert_dashboard_matches_log (db, 7);
+          assert_dashboard_matches_log (db, 30);
+        }
+    }
+  g_setenv ("TZ", "UTC", TRUE);
+  gk_clock_set (gk_database_get_clock (db), GK_TEST_EPOCH);
+}
+
+/* The dashboard agrees with the log in every zone, whether its rows were
+ * folded before, are still past the mark, or were deleted by hand. */
+static void
+test_rollup_matches_log (Fixture       *fixture,
+                         gconstpointer  data)
+{
+  GkDatabase *db = fixture->db;
+  gint64 key = add_key (db, "k", "ACTIVE", FALSE);
+  g_autoptr(GError) error = NULL;
+
+  for (guint n = 0; n < G_N_ELEMENTS (nows); n++)
+    add_random_usage (db, key, nows[n], 600);
+  assert_every_zone_matches_log (db);
+  assert_rollup_exact (db);
+
+  /* Rows of a caller's open transaction are not folded but still count. */
+  g_assert_true (gk_database_begin (db, &error));
+  for (guint n = 0; n < G_N_ELEMENTS (nows); n++)
+    add_random_usage (db, key, nows[n], 100);
+  g_setenv ("TZ", "Asia/Kolkata", TRUE);
+  for (guint n = 0; n < G_N_ELEMENTS (nows); n++)
+    {
+      gk_clock_set (gk_database_get_clock (db), nows[n]);
+      assert_dashboard_matches_log (db, 7);
+      assert_dashboard_matches_log (db, 30);
+    }
+  g_setenv ("TZ", "UTC", TRUE);
+  gk_clock_set (gk_database_get_clock (db), GK_TEST_EPOCH);
+  g_assert_cmpint (folded_id (db), <,
+                   query_int (db, "SELECT max (id) FROM gemini_key_usage_log"));
+  gk_database_rollback (db);
+  assert_rollup_exact (db);
+
+  /* A hand-made purge of folded rows, and of rows not folded yet. */
+  for (guint n = 0; n < G_N_ELEMENTS (nows); n++)
+    add_random_usage (db, key, nows[n], 100);
+  g_assert_true (gk_database_exec (db, "DELETE FROM gemini_key_usage_log WHERE id % 7 = 3", NULL));
+  assert_every_zone_matches_log (db);
+  assert_rollup_exact (db);
+}
+
+/* A row written after a dashboard load shows in the next one, whether
+ * this connection or another wrote it, and is folded by that load. */
+static void
+test_rollup_new_rows (Fixture       *fixture,
+                      gconstpointer  data)
+{
+  GkDatabase *db = fixture->db;
+  gint64 key = add_key (db, "k", "ACTIVE", FALSE);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) other = NULL;
+  g_autoptr(GkDashboard) d = NULL;
+  gint64 id;
+
+  add_usage (db, key, "m", 1, "SUCCESS", "u", TODAY + HOUR);
+  d = dashboard (db, 7);
+  assert_point (d, 6, 1, 1, 1);
+  g_clear_pointer (&d, gk_dashboard_free);
+
+  id = add_usage (db, key, "m", 2, "ERROR", "v", TODAY + 2 * HOUR);
+  g_assert_cmpint (folded_id (db), ==, id - 1);
+  d = dashboard (db, 7);
+  assert_point (d, 6, 2, 1, 3);
+  assert_rank (d->top_users, 0, "v", 1, 2);
+  g_assert_cmpint (folded_id (db), ==, id);
+  g_clear_pointer (&d, gk_dashboard_free);
+
+  other = gk_database_open (gk_database_get_path (db), gk_database_get_clock (db), &error);
+  g_assert_no_error (error);
+  id = add_usage (other, key, "n", 4, "SUCCESS", "v", TODAY - 2 * DAY);
+  d = dashboard (db, 7);
+  assert_point (d, 4, 1, 1, 4);
+  assert_rank (d->top_users, 0, "v", 2, 6);
+  assert_rank (d->top_models, 1, "n", 1, 4);
+  g_assert_cmpint (folded_id (db), ==, id);
+  g_clear_pointer (&d, gk_dashboard_free);
+
+  /* The other connection sees the fold, and has nothing left to do. */
+  g_assert_cmpint (folded_id (other), ==, id);
+  g_assert_true (gk_rollup_catch_up (other, &error));
+  g_assert_no_error (error);
+  assert_rollup_exact (other);
+
+  g_assert_finalize_object (g_steal_pointer (&other));
+}
+
+/* Inside a caller's transaction the fold is part of it: a rollback takes
+ * the fold back with the rows. */
+static void
+test_rollup_nested (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  GkDatabase *db = fixture->db;
+  gint64 key = add_key (db, "k", "ACTIVE", FALSE);
+  g_autoptr(GError) error = NULL;
+  gint64 kept, id;
+
+  kept = add_usage (db, key, "m", 1, "SUCCESS", "u", TODAY);
+  g_assert_true (gk_rollup_catch_up (db, &error));
+  g_assert_cmpint (folded_id (db), ==, kept);
+
+  g_assert_true (gk_database_begin (db, &error));
+  id = add_usage (db, key, "m", 2, "SUCCESS", "u", TODAY);
+  g_assert_true (gk_rollup_catch_up (db, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (folded_id (db), ==, id);
+  assert_rollup_exact (db);
+  gk_database_rollback (db);
+
+  g_assert_cmpint (folded_id (db), ==, kept);
+  g_assert_cmpint (query_int (db, "SELECT sum (requests) FROM usage_rollup_total"), ==, 1);
+  assert_rollup_exact (db);
+}
+
+typedef struct
+{
+  const char *path;
+  GkClock    *clock;
+  gint64      key;
+  guint       seed;
+} Writer;
+
+#define WRITER_ROUNDS 400
+#define WRITER_ROWS   4
+
+/* Another process in all but name: its own connection, its own locks. */
+static gpointer
+writer_thread (gpointer data)
+{
+  const Writer *w = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) db = gk_database_open (w->path, w->clock, &error);
+  g_autoptr(GRand) rand = g_rand_new_with_seed (w->seed);
+
+  g_assert_no_error (error);
+  for (guint round = 0; round < WRITER_ROUNDS; round++)
+    {
+      g_assert_true (gk_database_begin (db, &error));
+      g_assert_no_error (error);
+      for (guint i = 0; i < WRITER_ROWS; i++)
+        {
+          g_autofree char *user = g_strdup_printf ("user-%d", g_rand_int_range (rand, 0, 5));
+          UsageSpec u = { w->key, i % 2 ? "a" : "b", 100, 0.125, "SUCCESS", user,
+                          GK_TEST_EPOCH - g_rand_int_range (rand, 0, 3 * 86400) };
+
+          add_usage_on (db, &u);
+        }
+      g_assert_true (gk_database_commit (db, &error));
+      g_assert_no_error (error);
+
+      /* Both writers fold after every round, racing each other. */
+      g_assert_true (gk_rollup_catch_up (db, &error));
+      g_assert_no_error (error);
+    }
+  return NULL;
+}
+
+/* Two connections writing and folding at the same time count every row
+ * exactly once. */
+static void
+test_rollup_concurrent (Fixture       *fixture,
+                        gconstpointer  data)
+{
+  GkDatabase *db = fixture->db;
+  gint64 key = add_key (db, "k", "ACTIVE", FALSE);
+  Writer writers[2];
+  GThread *threads[G_N_ELEMENTS (writers)];
+  g_autoptr(GkDashboard) d = NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS (writers); i++)
+    {
+      writers[i] = (Writer) { gk_database_get_path (db), gk_database_get_clock (db), key,
+                              g_test_rand_int () + i };
+      threads[i] = g_thread_new ("writer", writer_thread, &writers[i]);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (writers); i++)
+    g_thread_join (threads[i]);
+
+  assert_rollup_exact (db);
+  d = dashboard (db, 7);
+  g_assert_cmpint (d->cards.requests, ==, 2 * WRITER_ROUNDS * WRITER_ROWS);
+  g_assert_cmpfloat_with_epsilon (d->cards.cost_usd, 2 * WRITER_ROUNDS * WRITER_ROWS * 0.125,
+                                  1e-9);
+  /* Half the rows each; the tie goes by name. */
+  assert_rank (d->top_models, 0, "a", WRITER_ROUNDS * WRITER_ROWS,
+               WRITER_ROUNDS * WRITER_ROWS * 0.125);
+}
+
+/* A :30 zone: its days start at :30 past a UTC hour, and a row a second
+ * before the period is not ranked while one at its first second is. */
+static void
+test_rollup_half_hour_zone (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  GkDatabase *db = fixture->db;
+  gint64 key = add_key (db, "k", "ACTIVE", FALSE);
+  /* Asia/Kolkata (UTC+5:30): 2026-03-09 00:00 IST is 03-08 18:30 UTC. */
+  const gint64 week_start = TODAY - 6 * DAY - 5 * HOUR - 30 * 60;
+  const gint64 tomorrow = TODAY + DAY - 5 * HOUR - 30 * 60;
+  g_autoptr(GkDashboard) d = NULL;
+
+  add_usage (db, key, "before", 1, "SUCCESS", "early", week_start - 1);
+  add_usage (db, key, "first", 2, "SUCCESS", "first", week_start);
+  add_usage (db, key, "first", 2, "SUCCESS", "first", week_start + 29 * 60);
+  add_usage (db, key, "middle", 4, "SUCCESS", "middle", week_start + 3 * DAY);
+  add_usage (db, key, "last", 8, "ERROR", "last", tomorrow - 1);
+  add_usage (db, key, "after", 16, "SUCCESS", "late", tomorrow);
+
+  g_setenv ("TZ", "Asia/Kolkata", TRUE);
+  d = dashboard (db, 7);
+  g_setenv ("TZ", "UTC", TRUE);
+
+  g_assert_cmpint (point (d, 0)->day_start, ==, week_start);
+  g_assert_cmpint (point (d, 6)->day_start, ==, tomorrow - DAY);
+  assert_point (d, 0, 2, 2, 4);
+  assert_point (d, 3, 1, 1, 4);
+  assert_point (d, 6, 1, 0, 8);
+  g_assert_cmpint (d->cards.requests, ==, 4);
+  g_assert_cmpuint (d->top_models->len, ==, 3);
+  assert_rank (d->top_models, 0, "first", 2, 4);
+  assert_rank (d->top_models, 1, "last", 1, 8);
+  assert_rank (d->top_models, 2, "middle", 1, 4);
+  g_assert_cmpuint (d->top_users->len, ==, 3);
+  assert_rank (d->top_users, 0, "first", 2, 4);
+}
+
+/* The 25-hour day when DST ends: both of its 1 a.m. hours are one day. */
+static void
+test_rollup_dst_fall_back (Fixture       *fixture,
+                           gconstpointer  data)
+{
+  GkDatabase *db = fixture->db;
+  gint64 key = add_key (db, "k", "ACTIVE", FALSE);
+  /* America/Los_Angeles: 2026-11-01 00:00 PDT and 2026-11-02 00:00 PST. */
+  const gint64 nov1 = 1761980400 + 365 * DAY, nov2 = nov1 + 25 * HOUR;
+  g_autoptr(GkDashboard) d = NULL;
+
+  add_usage (db, key, "m", 1, "SUCCESS", "u", nov1);
+  add_usage (db, key, "m", 2, "SUCCESS", "u", nov1 + HOUR + 30 * 60);       /* 1:30 PDT */
+  add_usage (db, key, "m", 4, "SUCCESS", "u", nov1 + 2 * HOUR + 30 * 60);   /* 1:30 PST */
+  add_usage (db, key, "m", 8, "SUCCESS", "u", nov2 - 1);
+  add_usage (db, key, "m", 16, "SUCCESS", "u", nov2);
+
+  gk_clock_set (gk_database_get_clock (db), nov2 + 12 * HOUR);
+  g_setenv ("TZ", "America/Los_Angeles", TRUE);
+  d = dashboard (db, 2);
+  g_setenv ("TZ", "UTC", TRUE);
+  gk_clock_set (gk_database_get_clock (db), GK_TEST_EPOCH);
+
+  g_assert_cmpint (point (d, 0)->day_start, ==, nov1);
+  g_assert_cmpint (point (d, 1)->day_start, ==, nov2);
+  assert_point (d, 0, 4, 4, 15);
+  assert_point (d, 1, 1, 1, 16);
+  assert_rank (d->top_models, 0, "m", 5, 31);
+}
+
+/* A database from before the rollup gets its history folded when it is
+ * upgraded, so the first dashboard has nothing to fold. */
+static void
+test_rollup_upgrade (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  GkDatabase *db = fixture->db;
+  gint64 key = add_key (db, "k", "ACTIVE", FALSE);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) upgraded = NULL;
+  g_auto(GStrv) created = NULL;
+  const char *const rollup_tables[] = { "usage_rollup_total", "usage_rollup_model",
+                                        "usage_rollup_user", NULL };
+
+  /* Back to schema version 1, history and all. */
+  g_assert_true (gk_database_exec (db,
+                                   "DROP TRIGGER usage_rollup_forget;"
+                                   " DROP TABLE usage_rollup_total;"
+                                   " DROP TABLE usage_rollup_model;"
+                                   " DROP TABLE usage_rollup_user;"
+                                   " DELETE FROM meta WHERE key = 'rollup_max_id';"
+                                   " PRAGMA user_version = 1",
+                                   &error));
+  g_assert_no_error (error);
+  add_random_usage (db, key, GK_TEST_EPOCH, 500);
+
+  upgraded = gk_database_new (gk_database_get_path (db), gk_database_get_clock (db), &error);
+  g_assert_no_error (error);
+  g_assert_true (gk_database_migrate (upgraded, &created, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstrv (created, rollup_tables);
+  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 2);
+  assert_rollup_exact (upgraded);
+  assert_dashboard_matches_log (upgraded, 30);
+
+  g_assert_finalize_object (g_steal_pointer (&upgraded));
 }
 
 int
@@ -817,6 +1342,13 @@ main (int   argc,
   ADD ("cache/new-rows", test_dashboard_sees_new_rows);
   ADD ("cache/transaction", test_dashboard_in_transaction);
   ADD ("daily/dst", test_local_days_dst);
+  ADD ("rollup/matches-log", test_rollup_matches_log);
+  ADD ("rollup/new-rows", test_rollup_new_rows);
+  ADD ("rollup/nested", test_rollup_nested);
+  ADD ("rollup/concurrent", test_rollup_concurrent);
+  ADD ("rollup/half-hour-zone", test_rollup_half_hour_zone);
+  ADD ("rollup/dst-fall-back", test_rollup_dst_fall_back);
+  ADD ("rollup/upgrade", test_rollup_upgrade);
 
 #undef ADD
 

@@ -14,6 +14,7 @@
 #include "gk-pool.h"
 #include "gk-pricing.h"
 #include "gk-quotas.h"
+#include "gk-rollup.h"
 #include "gk-secret-store.h"
 #include "gk-stats.h"
 #include "gk-token-store.h"

@@ -133,6 +133,75 @@ static const MigrationStep migration_1[] = {
     " created_at INTEGER NOT NULL)" },
 };
 
+/* Folds every usage row of one 15-minute (900 s) or UTC-day (86400 s)
+ * span into a rank table keyed by @col. Used once, by migration 2. */
+#define ROLLUP_RANK_FOLD(table, col, span) \
+  "INSERT INTO " table " (span, start, " col ", requests, tokens, cost_usd)" \
+  " SELECT " span ", created_at - created_at % " span ", " col ", count(*)," \
+  " sum(tokens_used), total(cost_usd) FROM gemini_key_usage_log" \
+  " WHERE " col " <> '' GROUP BY 2, 3"
+
+/* Subtracts a deleted row from one span of a rank table. */
+#define ROLLUP_RANK_FORGET(table, col, span) \
+  " UPDATE " table " SET requests = requests - 1, tokens = tokens - OLD.tokens_used," \
+  " cost_usd = cost_usd - OLD.cost_usd WHERE span = " span \
+  " AND start = OLD.created_at - OLD.created_at % " span " AND " col " = OLD." col ";"
+
+/* Version 2: the dashboard's rollup of the usage log (see gk-rollup.c):
+ * sums per 15-minute UTC bucket, and per model and per user both per
+ * bucket and per UTC day. History is folded here, once, so no request or
+ * dashboard load after an upgrade has to fold it. A row deleted by hand
+ * after it was folded is taken out again by the trigger. */
+static const MigrationStep migration_2[] = {
+  { "usage_rollup_total",
+    "CREATE TABLE usage_rollup_total ("
+    " start INTEGER PRIMARY KEY,"
+    " requests INTEGER NOT NULL,"
+    " successes INTEGER NOT NULL,"
+    " cost_usd REAL NOT NULL)" },
+  { "usage_rollup_model",
+    "CREATE TABLE usage_rollup_model ("
+    " span INTEGER NOT NULL,"
+    " start INTEGER NOT NULL,"
+    " model TEXT NOT NULL,"
+    " requests INTEGER NOT NULL,"
+    " tokens INTEGER NOT NULL,"
+    " cost_usd REAL NOT NULL,"
+    " PRIMARY KEY (span, start, model)) WITHOUT ROWID" },
+  { "usage_rollup_user",
+    "CREATE TABLE usage_rollup_user ("
+    " span INTEGER NOT NULL,"
+    " start INTEGER NOT NULL,"
+    " user_id TEXT NOT NULL,"
+    " requests INTEGER NOT NULL,"
+    " tokens INTEGER NOT NULL,"
+    " cost_usd REAL NOT NULL,"
+    " PRIMARY KEY (span, start, user_id)) WITHOUT ROWID" },
+  { NULL,
+    "INSERT INTO usage_rollup_total (start, requests, successes, cost_usd)"
+    " SELECT created_at - created_at % 900, count(*), sum(status = 'SUCCESS'), total(cost_usd)"
+    " FROM gemini_key_usage_log GROUP BY 1" },
+  { NULL, ROLLUP_RANK_FOLD ("usage_rollup_model", "model", "900") },
+  { NULL, ROLLUP_RANK_FOLD ("usage_rollup_model", "model", "86400") },
+  { NULL, ROLLUP_RANK_FOLD ("usage_rollup_user", "user_id", "900") },
+  { NULL, ROLLUP_RANK_FOLD ("usage_rollup_user", "user_id", "86400") },
+  { NULL,
+    "INSERT INTO meta (key, value)"
+    " SELECT 'rollup_max_id', coalesce (max (id), 0) FROM gemini_key_usage_log" },
+  { NULL,
+    "CREATE TRIGGER usage_rollup_forget AFTER DELETE ON gemini_key_usage_log"
+    " WHEN OLD.id <= (SELECT CAST (value AS INTEGER) FROM meta WHERE key = 'rollup_max_id')"
+    " BEGIN"
+    " UPDATE usage_rollup_total SET requests = requests - 1,"
+    " successes = successes - (OLD.status = 'SUCCESS'), cost_usd = cost_usd - OLD.cost_usd"
+    " WHERE start = OLD.created_at - OLD.created_at % 900;"
+    ROLLUP_RANK_FORGET ("usage_rollup_model", "model", "900")
+    ROLLUP_RANK_FORGET ("usage_rollup_model", "model", "86400")
+    ROLLUP_RANK_FORGET ("usage_rollup_user", "user_id", "900")
+    ROLLUP_RANK_FORGET ("usage_rollup_user", "user_id", "86400")
+    " END" },
+};
+
 typedef struct
 {
   const MigrationStep *steps;
@@ -141,6 +210,7 @@ typedef struct
 
 static const Migration migrations[] = {
   { migration_1, G_N_ELEMENTS (migration_1) },
+  { migration_2, G_N_ELEMENTS (migration_2) },
 };
 
 #define SCHEMA_VERSION ((int) G_N_ELEMENTS (migrations))

@@ -1,18 +1,17 @@
 /* gk-stats.c: the dashboard's figures and the log listings.
  *
- * The dashboard reads the usage log of its period once, in created_at order
- * through the created_at index, and sums days, models and users in C: SQLite
- * would sort the period's rows once per GROUP BY, which costs far more than
- * the scan at a million rows. Every call runs in one read transaction so the
- * figures agree with each other while other processes write.
+ * The dashboard reads the rollup tables (gk-rollup.c), not the usage log:
+ * a month is 2,880 quarter-hour buckets for the cards and the chart, and a
+ * few rows per model or user for the rankings, however many requests it
+ * held. It first folds the rows written since the last fold, in a short
+ * write transaction of its own, then reads everything in one read
+ * transaction, so the figures agree with each other while other processes
+ * write. Rows that arrive between the two (or that a caller's own open
+ * transaction wrote) are past the fold's mark and are summed from the log
+ * itself, so every answer is exact for the snapshot it was read in.
  *
- * Even one scan of a month is too slow at a million rows, and a refresh
- * asks for the week and the month. So the per-day sums are kept with the
- * database (object data) and reused while they are known to be current:
- * the usage log is append-only and its ids only grow, so rows added since
- * the last read are exactly those above the highest id seen, and only the
- * days from the earliest of them on are read again. A lower highest id (rows
- * removed) or another time zone drops everything.
+ * The listings read the log directly: they are bounded by LIMIT and walk
+ * its indexes.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -22,6 +21,7 @@
 #include <string.h>
 
 #include "gk-database-private.h"
+#include "gk-rollup.h"
 #include "gk-stats.h"
 
 #define TOP_MODELS        5
@@ -95,7 +95,6 @@ column_dup (sqlite3_stmt *stmt,
  * a multi-query answer is one consistent snapshot. A caller already inside
  * a transaction keeps its own. */
 typedef gboolean (*ReadFunc) (GkDatabase *db,
-                              gboolean    own_snapshot,
                               gpointer    data,
                               GError    **error);
 
@@ -116,7 +115,7 @@ with_read_snapshot (GkDatabase  *db,
       return FALSE;
     }
 
-  ok = func (db, own_transaction, data, error);
+  ok = func (db, data, error);
 
   /* A read transaction has nothing to lose: end it either way. */
   if (own_transaction)
@@ -171,9 +170,38 @@ day_bounds (gint64 now,
   return bounds;
 }
 
+/* The day of @bounds that holds @time, or -1 outside them all. */
+static int
+day_index (const gint64 *bounds,
+           guint         n_days,
+           gint64        time)
+{
+  guint lo = 0, hi = n_days;
+
+  if (time < bounds[0] || time >= bounds[n_days])
+    return -1;
+  while (hi - lo > 1)
+    {
+      guint mid = (lo + hi) / 2;
+
+      if (time >= bounds[mid])
+        lo = mid;
+      else
+        hi = mid;
+    }
+  return (int) lo;
+}
+
+static GHashTable *
+rank_table_new (void)
+{
+  return g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+}
+
 static void
 rank_add (GHashTable *table,
           const char *name,
+          gint64      requests,
           gint64      tokens,
           double      cost_usd)
 {
@@ -186,7 +214,7 @@ rank_add (GHashTable *table,
       totals = g_new0 (RankTotals, 1);
       g_hash_table_insert (table, g_strdup (name), totals);
     }
-  totals->requests++;
+  totals->requests += requests;
   totals->tokens += tokens;
   totals->cost_usd += cost_usd;
 }
@@ -218,8 +246,13 @@ rank_top (GHashTable *table,
   while (g_hash_table_iter_next (&iter, &key, &value))
     {
       const RankTotals *totals = value;
-      GkRankRow *row = g_new0 (GkRankRow, 1);
+      GkRankRow *row;
 
+      /* All of a name's rows in the period were deleted by hand. */
+      if (totals->requests <= 0)
+        continue;
+
+      row = g_new0 (GkRankRow, 1);
       row->name = g_strdup (key);
       row->requests = totals->requests;
       row->tokens = totals->tokens;
@@ -257,318 +290,167 @@ read_key_cards (GkDatabase       *db,
   return rc == SQLITE_ROW || !step_failed (db, rc, error);
 }
 
-typedef struct
-{
-  gint64      start;
-  gint64      end;
-  gint64      requests;
-  gint64      successes;
-  double      cost_usd;
-  GHashTable *models;   /* name → RankTotals */
-  GHashTable *users;    /* name → RankTotals */
-} DayTotals;
-
-typedef struct
-{
-  char       *tz_id;
-  gint64      data_version;
-  gint64      total_changes;
-  gint64      max_id;
-  gint64      row_count;
-  GHashTable *days;     /* &DayTotals.start → DayTotals */
-} StatsCache;
-
-static GHashTable *
-rank_table_new (void)
-{
-  return g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-}
-
-static DayTotals *
-day_totals_new (gint64 start,
-                gint64 end)
-{
-  DayTotals *day = g_new0 (DayTotals, 1);
-
-  day->start = start;
-  day->end = end;
-  day->models = rank_table_new ();
-  day->users = rank_table_new ();
-  return day;
-}
-
-static void
-day_totals_free (DayTotals *day)
-{
-  g_clear_pointer (&day->models, g_hash_table_unref);
-  g_clear_pointer (&day->users, g_hash_table_unref);
-  g_free (day);
-}
-
-static void
-stats_cache_free (StatsCache *cache)
-{
-  g_clear_pointer (&cache->days, g_hash_table_unref);
-  g_free (cache->tz_id);
-  g_free (cache);
-}
-
-static StatsCache *
-get_cache (GkDatabase *db)
-{
-  static GQuark quark;
-  StatsCache *cache;
-
-  if (G_UNLIKELY (quark == 0))
-    quark = g_quark_from_static_string ("gk-stats-cache");
-
-  /* Callers hold the database lock, which also guards the cache. */
-  cache = g_object_get_qdata (G_OBJECT (db), quark);
-  if (cache == NULL)
-    {
-      cache = g_new0 (StatsCache, 1);
-      cache->days = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL,
-                                           (GDestroyNotify) day_totals_free);
-      cache->data_version = -1;
-      g_object_set_qdata_full (G_OBJECT (db), quark, cache, (GDestroyNotify) stats_cache_free);
-    }
-  return cache;
-}
-
+/* The highest usage id the rollup tables hold, in this snapshot. */
 static gboolean
-query_int64 (GkDatabase  *db,
-             const char  *sql,
-             gint64       arg,
-             gint64      *value,
-             GError     **error)
+read_folded_id (GkDatabase  *db,
+                gint64      *folded,
+                GError     **error)
 {
-  sqlite3_stmt *stmt = gk_database_prepare (db, sql, error);
+  sqlite3_stmt *stmt;
   int rc;
 
+  stmt = gk_database_prepare (db,
+                              "SELECT CAST (value AS INTEGER) FROM meta"
+                              " WHERE key = '" GK_ROLLUP_META_MAX_ID "'",
+                              error);
   if (stmt == NULL)
     return FALSE;
-  sqlite3_bind_int64 (stmt, 1, arg);
   rc = sqlite3_step (stmt);
-  if (rc == SQLITE_ROW)
-    *value = sqlite3_column_type (stmt, 0) == SQLITE_NULL ? -1 : sqlite3_column_int64 (stmt, 0);
+  *folded = rc == SQLITE_ROW ? sqlite3_column_int64 (stmt, 0) : 0;
   sqlite3_reset (stmt);
-  return rc == SQLITE_ROW || !step_failed (db, rc == SQLITE_DONE ? SQLITE_ERROR : rc, error);
+  return rc == SQLITE_ROW || !step_failed (db, rc, error);
 }
 
-/* Drops what the rows written since the last call may have changed. Must
- * run inside the read snapshot the figures come from. */
+/* Adds the quarter-hour buckets to the days that hold them. Local
+ * midnights fall on bucket edges (see gk-rollup.h), so every bucket lies
+ * in one day. */
 static gboolean
-cache_update (GkDatabase  *db,
-              StatsCache  *cache,
-              const char  *tz_id,
-              GError     **error)
-{
-  gint64 data_version = gk_database_get_data_version (db);
-  gint64 total_changes = sqlite3_total_changes64 (gk_database_get_handle (db));
-  gint64 max_id = -1, first_new = -1;
-
-  if (g_strcmp0 (cache->tz_id, tz_id) != 0)
-    {
-      g_hash_table_remove_all (cache->days);
-      g_free (cache->tz_id);
-      cache->tz_id = g_strdup (tz_id);
-      cache->max_id = 0;
-      cache->data_version = -1;
-    }
-
-  /* Nothing written by anyone: everything kept is current. */
-  if (data_version == cache->data_version && total_changes == cache->total_changes)
-    return TRUE;
-
-  if (!query_int64 (db, "SELECT max(id) FROM gemini_key_usage_log", 0, &max_id, error))
-    return FALSE;
-  max_id = MAX (max_id, 0);
-
-  if (g_hash_table_size (cache->days) > 0)
-    {
-      gint64 row_count = 0, new_rows = 0;
-      GHashTableIter iter;
-      DayTotals *day;
-
-      /* Rows removed (a purge) leave the count short of what the appended
-       * rows explain; then nothing kept can be trusted. */
-      if (!query_int64 (db, "SELECT count(*) FROM gemini_key_usage_log", 0, &row_count, error)
-          || !query_int64 (db, "SELECT count(*) FROM gemini_key_usage_log WHERE id > ?1",
-                           cache->max_id, &new_rows, error))
-        return FALSE;
-
-      if (max_id < cache->max_id || row_count != cache->row_count + new_rows)
-        g_hash_table_remove_all (cache->days);
-      else if (new_rows > 0)
-        {
-          /* "+created_at": walk the new ids, not the created_at index from
-           * its oldest entry. */
-          if (!query_int64 (db,
-                            "SELECT min(+created_at) FROM gemini_key_usage_log WHERE id > ?1",
-                            cache->max_id, &first_new, error))
-            return FALSE;
-
-          g_hash_table_iter_init (&iter, cache->days);
-          while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &day))
-            {
-              if (day->end > first_new)
-                g_hash_table_iter_remove (&iter);
-            }
-        }
-      cache->row_count = row_count;
-    }
-  else if (!query_int64 (db, "SELECT count(*) FROM gemini_key_usage_log", 0,
-                         &cache->row_count, error))
-    return FALSE;
-
-  cache->max_id = max_id;
-  cache->data_version = data_version;
-  cache->total_changes = total_changes;
-  return TRUE;
-}
-
-/* One pass over consecutive days: per-day totals, models and users. */
-static gboolean
-read_days (GkDatabase  *db,
-           DayTotals  **out,
-           guint        n_days,
-           GError     **error)
+read_buckets (GkDatabase    *db,
+              const gint64  *bounds,
+              GArray        *daily,
+              GError       **error)
 {
   sqlite3_stmt *stmt;
   guint day = 0;
   int rc;
 
   stmt = gk_database_prepare (db,
-                              "SELECT created_at, status = 'SUCCESS', cost_usd, tokens_used,"
-                              " model, user_id"
-                              " FROM gemini_key_usage_log"
-                              " WHERE created_at >= ?1 AND created_at < ?2"
-                              " ORDER BY created_at",
+                              "SELECT start, requests, successes, cost_usd FROM usage_rollup_total"
+                              " WHERE start >= ?1 AND start < ?2 ORDER BY start",
                               error);
   if (stmt == NULL)
     return FALSE;
-  sqlite3_bind_int64 (stmt, 1, out[0]->start);
-  sqlite3_bind_int64 (stmt, 2, out[n_days - 1]->end);
+  sqlite3_bind_int64 (stmt, 1, bounds[0]);
+  sqlite3_bind_int64 (stmt, 2, bounds[daily->len]);
 
   while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
     {
-      gint64 created_at = sqlite3_column_int64 (stmt, 0);
-      gboolean success = sqlite3_column_int (stmt, 1) != 0;
-      double cost_usd = sqlite3_column_double (stmt, 2);
-      gint64 tokens = sqlite3_column_int64 (stmt, 3);
-      const char *model = (const char *) sqlite3_column_text (stmt, 4);
-      const char *user = (const char *) sqlite3_column_text (stmt, 5);
-      DayTotals *totals;
+      gint64 start = sqlite3_column_int64 (stmt, 0);
+      GkDailyPoint *point;
 
-      /* Rows come in time order: days only move forward. */
-      while (day + 1 < n_days && created_at >= out[day]->end)
+      /* Buckets come in time order: days only move forward. */
+      while (day + 1 < daily->len && start >= bounds[day + 1])
         day++;
-      totals = out[day];
-
-      totals->requests++;
-      if (success)
-        totals->successes++;
-      totals->cost_usd += cost_usd;
-
-      /* Requests without a model or a user are counted, not ranked. */
-      if (model != NULL && *model != '\0')
-        rank_add (totals->models, model, tokens, cost_usd);
-      if (user != NULL && *user != '\0')
-        rank_add (totals->users, user, tokens, cost_usd);
+      point = &g_array_index (daily, GkDailyPoint, day);
+      point->requests += sqlite3_column_int64 (stmt, 1);
+      point->successes += sqlite3_column_int64 (stmt, 2);
+      point->cost_usd += sqlite3_column_double (stmt, 3);
     }
   sqlite3_reset (stmt);
   return !step_failed (db, rc, error);
 }
 
-static void
-rank_merge (GHashTable *into,
-            GHashTable *from)
-{
-  GHashTableIter iter;
-  gpointer key, value;
+/* Whole UTC days from the day table, the parts of a day at either end of
+ * the period from the bucket table. */
+#define RANK_SQL(table, col) \
+  "SELECT name, sum(requests), sum(tokens), total(cost_usd) FROM" \
+  " (SELECT " col " AS name, requests, tokens, cost_usd FROM " table \
+  "   WHERE span = ?1 AND start >= ?2 AND start < ?3" \
+  "  UNION ALL SELECT " col ", requests, tokens, cost_usd FROM " table \
+  "   WHERE span = ?4 AND start >= ?5 AND start < ?6" \
+  "  UNION ALL SELECT " col ", requests, tokens, cost_usd FROM " table \
+  "   WHERE span = ?4 AND start >= ?7 AND start < ?8)" \
+  " GROUP BY name"
 
-  g_hash_table_iter_init (&iter, from);
-  while (g_hash_table_iter_next (&iter, &key, &value))
-    {
-      const RankTotals *add = value;
-      RankTotals *totals = g_hash_table_lookup (into, key);
+static const char rank_models_sql[] = RANK_SQL ("usage_rollup_model", "model");
+static const char rank_users_sql[] = RANK_SQL ("usage_rollup_user", "user_id");
 
-      if (totals == NULL)
-        {
-          totals = g_new0 (RankTotals, 1);
-          g_hash_table_insert (into, g_strdup (key), totals);
-        }
-      totals->requests += add->requests;
-      totals->tokens += add->tokens;
-      totals->cost_usd += add->cost_usd;
-    }
-}
-
-/* Fills @days from the cache where it can and reads the rest, one pass per
- * run of missing days. @days[i] is borrowed from the cache when @cache is
- * set, owned by @owned otherwise. */
 static gboolean
-collect_days (GkDatabase    *db,
-              StatsCache    *cache,
-              const gint64  *bounds,
-              guint          n_days,
-              DayTotals    **days,
-              GPtrArray     *owned,
-              GError       **error)
+read_ranks (GkDatabase   *db,
+            const char   *sql,
+            gint64        start,
+            gint64        end,
+            GHashTable   *table,
+            GError      **error)
 {
-  guint i = 0;
+  const gint64 day = GK_ROLLUP_DAY_SECONDS;
+  gint64 first_day = (start + day - 1) / day * day;
+  gint64 last_day = end / day * day;
+  sqlite3_stmt *stmt;
+  int rc;
 
-  while (i < n_days)
-    {
-      DayTotals *cached = cache != NULL ? g_hash_table_lookup (cache->days, &bounds[i]) : NULL;
-      guint run_end;
+  /* A period inside one UTC day, or across one midnight, has no whole day. */
+  if (first_day >= last_day)
+    first_day = last_day = end;
 
-      if (cached != NULL && cached->end == bounds[i + 1])
-        {
-          days[i++] = cached;
-          continue;
-        }
+  stmt = gk_database_prepare (db, sql, error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (stmt, 1, day);
+  sqlite3_bind_int64 (stmt, 2, first_day);
+  sqlite3_bind_int64 (stmt, 3, last_day);
+  sqlite3_bind_int64 (stmt, 4, GK_ROLLUP_BUCKET_SECONDS);
+  sqlite3_bind_int64 (stmt, 5, start);
+  sqlite3_bind_int64 (stmt, 6, first_day);
+  sqlite3_bind_int64 (stmt, 7, last_day);
+  sqlite3_bind_int64 (stmt, 8, end);
 
-      for (run_end = i; run_end < n_days; run_end++)
-        {
-          DayTotals *next = cache != NULL ? g_hash_table_lookup (cache->days, &bounds[run_end])
-                                          : NULL;
-
-          if (next != NULL && next->end == bounds[run_end + 1])
-            break;
-          days[run_end] = day_totals_new (bounds[run_end], bounds[run_end + 1]);
-          if (cache != NULL)
-            g_hash_table_replace (cache->days, &days[run_end]->start, days[run_end]);
-          else
-            g_ptr_array_add (owned, days[run_end]);
-        }
-
-      if (!read_days (db, days + i, run_end - i, error))
-        {
-          /* Half-read days must not stay cached. */
-          for (guint j = i; cache != NULL && j < run_end; j++)
-            g_hash_table_remove (cache->days, &bounds[j]);
-          return FALSE;
-        }
-      i = run_end;
-    }
-  return TRUE;
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    rank_add (table, (const char *) sqlite3_column_text (stmt, 0),
+              sqlite3_column_int64 (stmt, 1), sqlite3_column_int64 (stmt, 2),
+              sqlite3_column_double (stmt, 3));
+  sqlite3_reset (stmt);
+  return !step_failed (db, rc, error);
 }
 
-/* Keeps the cache to the days a dashboard can still ask for. */
-static void
-cache_prune (StatsCache *cache,
-             gint64      oldest_wanted)
+/* Adds the period's rows past the rollup's mark, read from the log. */
+static gboolean
+read_unfolded (GkDatabase    *db,
+               gint64         folded,
+               const gint64  *bounds,
+               GArray        *daily,
+               GHashTable    *models,
+               GHashTable    *users,
+               GError       **error)
 {
-  GHashTableIter iter;
-  DayTotals *day;
+  sqlite3_stmt *stmt;
+  int rc;
 
-  g_hash_table_iter_init (&iter, cache->days);
-  while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &day))
+  /* "+created_at": walk the few ids past the mark, not the created_at
+   * index over the whole period. */
+  stmt = gk_database_prepare (db,
+                              "SELECT created_at, status = 'SUCCESS', cost_usd, tokens_used,"
+                              " model, user_id FROM gemini_key_usage_log"
+                              " WHERE id > ?1 AND +created_at >= ?2 AND +created_at < ?3",
+                              error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (stmt, 1, folded);
+  sqlite3_bind_int64 (stmt, 2, bounds[0]);
+  sqlite3_bind_int64 (stmt, 3, bounds[daily->len]);
+
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
     {
-      if (day->start < oldest_wanted)
-        g_hash_table_iter_remove (&iter);
+      int day = day_index (bounds, daily->len, sqlite3_column_int64 (stmt, 0));
+      double cost_usd = sqlite3_column_double (stmt, 2);
+      gint64 tokens = sqlite3_column_int64 (stmt, 3);
+      const char *model = (const char *) sqlite3_column_text (stmt, 4);
+      const char *user = (const char *) sqlite3_column_text (stmt, 5);
+      GkDailyPoint *point = &g_array_index (daily, GkDailyPoint, day);
+
+      g_assert (day >= 0);
+      point->requests++;
+      point->successes += sqlite3_column_int (stmt, 1) != 0;
+      point->cost_usd += cost_usd;
+
+      /* As in the rollup: counted without a model or a user, not ranked. */
+      if (model != NULL && *model != '\0')
+        rank_add (models, model, 1, tokens, cost_usd);
+      if (user != NULL && *user != '\0')
+        rank_add (users, user, 1, tokens, cost_usd);
     }
+  sqlite3_reset (stmt);
+  return !step_failed (db, rc, error);
 }
 
 static gboolean
@@ -615,60 +497,42 @@ read_rotations (GkDatabase *db,
 
 static gboolean
 read_dashboard (GkDatabase *db,
-                gboolean    own_snapshot,
                 gpointer    data,
                 GError    **error)
 {
   GkDashboard *dashboard = data;
   guint n_days = dashboard->days;
-  gint64 now = gk_database_now (db);
-  g_autofree gint64 *bounds = day_bounds (now, n_days);
-  g_autofree DayTotals **days = g_new0 (DayTotals *, n_days);
-  g_autoptr(GPtrArray) owned = g_ptr_array_new_with_free_func ((GDestroyNotify) day_totals_free);
+  g_autofree gint64 *bounds = day_bounds (gk_database_now (db), n_days);
   g_autoptr(GHashTable) models = rank_table_new ();
   g_autoptr(GHashTable) users = rank_table_new ();
-  g_autoptr(GTimeZone) tz = g_time_zone_new_local ();
   GkDashboardCards *cards = &dashboard->cards;
-  StatsCache *cache = NULL;
-
-  /* Inside a caller's write transaction the rows seen may still be rolled
-   * back: compute without the cache then. */
-  if (own_snapshot)
-    {
-      cache = get_cache (db);
-      if (!cache_update (db, cache, g_time_zone_get_identifier (tz), error))
-        return FALSE;
-    }
-
-  if (!read_key_cards (db, cards, error)
-      || !collect_days (db, cache, bounds, n_days, days, owned, error)
-      || !read_rotations (db, LATEST_ROTATIONS, dashboard->rotations, error))
-    return FALSE;
+  gint64 folded = 0;
 
   g_array_set_size (dashboard->daily, n_days);
   for (guint i = 0; i < n_days; i++)
+    g_array_index (dashboard->daily, GkDailyPoint, i).day_start = bounds[i];
+
+  if (!read_key_cards (db, cards, error)
+      || !read_folded_id (db, &folded, error)
+      || !read_buckets (db, bounds, dashboard->daily, error)
+      || !read_ranks (db, rank_models_sql, bounds[0], bounds[n_days], models, error)
+      || !read_ranks (db, rank_users_sql, bounds[0], bounds[n_days], users, error)
+      || !read_unfolded (db, folded, bounds, dashboard->daily, models, users, error)
+      || !read_rotations (db, LATEST_ROTATIONS, dashboard->rotations, error))
+    return FALSE;
+
+  /* The cards cover the same calendar days as the chart, so they agree. */
+  for (guint i = 0; i < n_days; i++)
     {
-      GkDailyPoint *point = &g_array_index (dashboard->daily, GkDailyPoint, i);
+      const GkDailyPoint *point = &g_array_index (dashboard->daily, GkDailyPoint, i);
 
-      point->day_start = days[i]->start;
-      point->requests = days[i]->requests;
-      point->successes = days[i]->successes;
-      point->cost_usd = days[i]->cost_usd;
-
-      /* The cards cover the same calendar days as the chart, so they agree. */
       cards->requests += point->requests;
       cards->successes += point->successes;
       cards->cost_usd += point->cost_usd;
-
-      rank_merge (models, days[i]->models);
-      rank_merge (users, days[i]->users);
     }
   cards->success_rate = cards->requests > 0
                           ? 100.0 * (double) cards->successes / (double) cards->requests
                           : 0.0;
-
-  if (cache != NULL)
-    cache_prune (cache, now - (gint64) (MAX_DAYS + 2) * 24 * 3600);
 
   g_clear_pointer (&dashboard->top_models, g_ptr_array_unref);
   g_clear_pointer (&dashboard->top_users, g_ptr_array_unref);
@@ -704,6 +568,20 @@ gk_stats_dashboard (GkDatabase  *db,
   dashboard->days = days;
   dashboard->daily = g_array_sized_new (FALSE, TRUE, sizeof (GkDailyPoint), days);
   dashboard->rotations = g_ptr_array_new_with_free_func ((GDestroyNotify) gk_rotation_row_free);
+
+  /* Inside a caller's transaction nothing is written: its rows may still
+   * be rolled back, and the read adds them from the log. A fold that fails
+   * (a read-only file, a writer holding the lock past the timeout) only
+   * leaves more for the read to add. */
+  gk_database_lock (db);
+  if (sqlite3_get_autocommit (gk_database_get_handle (db)) != 0)
+    {
+      g_autoptr(GError) fold_error = NULL;
+
+      if (!gk_rollup_catch_up (db, &fold_error))
+        g_debug ("Usage totals not brought up to date: %s", fold_error->message);
+    }
+  gk_database_unlock (db);
 
   if (!with_read_snapshot (db, read_dashboard, dashboard, error))
     return NULL;
