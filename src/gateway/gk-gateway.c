@@ -27,15 +27,14 @@
 
 #include "gk-gateway.h"
 #include "gk-gateway-private.h"
+#include "gk-upstream.h"
 
 #define GOOGLE_UPSTREAM        "https://generativelanguage.googleapis.com"
 #define ADMIN_PREFIX           "/admin/gemini-keys"
 #define ADMIN_TOKEN_NAME       "admin"
-#define READ_CHUNK_SIZE        (64 * 1024)
 #define ERROR_BODY_LIMIT       (1024 * 1024)
 #define RETRY_AFTER_BUSY       "1"
 #define STOP_DRAIN_TIMEOUT_US  (2 * G_USEC_PER_SEC)
-#define UPSTREAM_MAX_CONNS     256
 
 struct _GkGateway
 {
@@ -57,7 +56,7 @@ struct _GkGateway
   GMainContext *context;
   GMainLoop    *loop;
   SoupServer   *server;
-  SoupSession  *session;
+  GkUpstream   *upstream_client;
   GCancellable *cancellable;
   guint         in_flight;
   char        **allowed_hosts;
@@ -519,7 +518,7 @@ typedef struct
   char              *user_id;
   char              *http_method;
   char              *path;          /* for logs: never holds the query */
-  char              *upstream_uri;
+  char              *upstream_path; /* path and query, as sent upstream */
   char              *model;
   char              *content_type;
   GBytes            *body;
@@ -532,8 +531,7 @@ typedef struct
   gboolean           answered;
 
   /* The attempt in progress. */
-  SoupMessage       *upstream_msg;
-  GInputStream      *input;
+  GkUpstreamCall    *call;
   gint64             key_id;
   gint64             attempt_start;
   guint              status;
@@ -559,14 +557,13 @@ request_free (Request *request)
   g_free (request->user_id);
   g_free (request->http_method);
   g_free (request->path);
-  g_free (request->upstream_uri);
+  g_free (request->upstream_path);
   g_free (request->model);
   g_free (request->content_type);
   g_clear_pointer (&request->body, g_bytes_unref);
   g_clear_pointer (&request->exclude, g_array_unref);
   g_clear_object (&request->cancellable);
-  g_clear_object (&request->upstream_msg);
-  g_clear_object (&request->input);
+  g_clear_pointer (&request->call, gk_upstream_call_free);
   g_clear_pointer (&request->buffer, g_byte_array_unref);
   scanner_clear (&request->scanner);
   g_clear_pointer (&request->last_body, g_bytes_unref);
@@ -638,14 +635,14 @@ request_finish (Request *request)
 }
 
 static void
-copy_response_headers (SoupMessage       *from,
+copy_response_headers (GkUpstreamCall    *from,
                        SoupServerMessage *to)
 {
   SoupMessageHeaders *dest = soup_server_message_get_response_headers (to);
   SoupMessageHeadersIter iter;
   const char *name, *value;
 
-  soup_message_headers_iter_init (&iter, soup_message_get_response_headers (from));
+  soup_message_headers_iter_init (&iter, gk_upstream_call_get_response_headers (from));
   while (soup_message_headers_iter_next (&iter, &name, &value))
     if (!header_in (name, response_headers_dropped, G_N_ELEMENTS (response_headers_dropped)))
       soup_message_headers_append (dest, name, value);
@@ -663,8 +660,8 @@ request_relay_body (Request    *request,
 
   if (!request->client_gone)
     {
-      if (request->upstream_msg != NULL)
-        copy_response_headers (request->upstream_msg, msg);
+      if (request->call != NULL)
+        copy_response_headers (request->call, msg);
       soup_server_message_set_status (msg, status, NULL);
       if (status >= 300)
         {
@@ -676,8 +673,9 @@ request_relay_body (Request    *request,
         }
       else
         {
-          const char *type = request->upstream_msg
-            ? soup_message_headers_get_content_type (soup_message_get_response_headers (request->upstream_msg), NULL)
+          const char *type = request->call
+            ? soup_message_headers_get_one (gk_upstream_call_get_response_headers (request->call),
+                                            "Content-Type")
             : NULL;
 
           soup_server_message_set_response (msg, type ? type : "application/json; charset=UTF-8",
@@ -693,7 +691,7 @@ request_give_up (Request *request)
 {
   GkGateway *self = request->gateway;
 
-  g_clear_object (&request->upstream_msg);
+  g_clear_pointer (&request->call, gk_upstream_call_free);
   if (request->last_body != NULL)
     {
       gsize len;
@@ -728,8 +726,7 @@ static void
 request_next_attempt (Request *request)
 {
   g_array_append_val (request->exclude, request->key_id);
-  g_clear_object (&request->upstream_msg);
-  g_clear_object (&request->input);
+  g_clear_pointer (&request->call, gk_upstream_call_free);
   g_clear_pointer (&request->buffer, g_byte_array_unref);
   request->key_id = 0;
   request->status = 0;
@@ -750,10 +747,6 @@ request_forget_failure (Request *request)
   g_clear_pointer (&request->last_error, g_free);
   request->last_status = 0;
 }
-
-static void read_all_cb (GObject      *source,
-                         GAsyncResult *result,
-                         gpointer      user_data);
 
 /* A whole upstream body (non-stream answers and errors) has been read. */
 static void
@@ -835,27 +828,28 @@ request_network_error (Request    *request,
   request_next_attempt (request);
 }
 
+/* Calls to gk_upstream_call_read() come last in these callbacks: the next
+ * piece may be handed over before it returns. */
 static void
-read_all_cb (GObject      *source,
-             GAsyncResult *result,
-             gpointer      user_data)
+read_all_cb (GkUpstreamCall *call,
+             GBytes         *bytes,
+             GError         *error,
+             gpointer        user_data)
 {
   Request *request = user_data;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GBytes) bytes = g_input_stream_read_bytes_finish (G_INPUT_STREAM (source), result, &error);
   gsize len;
 
-  if (bytes == NULL)
+  if (error != NULL)
     {
       request_network_error (request, error);
       return;
     }
-  len = g_bytes_get_size (bytes);
-  if (len == 0)
+  if (bytes == NULL)
     {
       request_body_complete (request);
       return;
     }
+  len = g_bytes_get_size (bytes);
   if (request->buffer->len + len > request->buffer_limit)
     {
       g_autoptr(GError) too_big = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
@@ -864,8 +858,7 @@ read_all_cb (GObject      *source,
       return;
     }
   g_byte_array_append (request->buffer, g_bytes_get_data (bytes, NULL), len);
-  g_input_stream_read_bytes_async (request->input, READ_CHUNK_SIZE, G_PRIORITY_DEFAULT,
-                                   request->cancellable, read_all_cb, request);
+  gk_upstream_call_read (request->call, request->cancellable, read_all_cb, request);
 }
 
 static void
@@ -911,36 +904,35 @@ relay_end (Request    *request,
 }
 
 static void
-relay_read_cb (GObject      *source,
-               GAsyncResult *result,
-               gpointer      user_data)
+relay_read_cb (GkUpstreamCall *call,
+               GBytes         *bytes,
+               GError         *error,
+               gpointer        user_data)
 {
   Request *request = user_data;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GBytes) bytes = g_input_stream_read_bytes_finish (G_INPUT_STREAM (source), result, &error);
   gsize len;
 
-  if (bytes == NULL)
+  if (error != NULL)
     {
       relay_end (request, error);
       return;
     }
-  len = g_bytes_get_size (bytes);
-  if (len == 0)
+  if (bytes == NULL)
     {
-      /* libsoup reads a chunked body cut exactly between two chunks as a
-       * clean end; a cut inside a chunk is an error (relay_end). */
+      /* The end: the last chunk of a chunked body, all of a Content-Length
+       * one, or a close for a body that ends at the close. A close anywhere
+       * else is an error (relay_end). */
       relay_end (request, NULL);
       return;
     }
+  len = g_bytes_get_size (bytes);
   scanner_feed (&request->scanner, g_bytes_get_data (bytes, NULL), len);
   if (!request->client_gone)
     {
       soup_message_body_append_bytes (soup_server_message_get_response_body (request->msg), bytes);
       soup_server_message_unpause (request->msg);
     }
-  g_input_stream_read_bytes_async (request->input, READ_CHUNK_SIZE, G_PRIORITY_DEFAULT,
-                                   request->cancellable, relay_read_cb, request);
+  gk_upstream_call_read (request->call, request->cancellable, relay_read_cb, request);
 }
 
 /* Starts relaying a successful streamed answer chunk by chunk. */
@@ -950,10 +942,10 @@ request_start_relay (Request *request)
   SoupServerMessage *msg = request->msg;
   SoupMessageHeaders *headers = soup_server_message_get_response_headers (msg);
   const char *type = soup_message_headers_get_content_type (
-    soup_message_get_response_headers (request->upstream_msg), NULL);
+    gk_upstream_call_get_response_headers (request->call), NULL);
 
   request->relaying = TRUE;
-  copy_response_headers (request->upstream_msg, msg);
+  copy_response_headers (request->call, msg);
   soup_server_message_set_status (msg, request->status, NULL);
   soup_message_headers_set_encoding (headers, SOUP_ENCODING_CHUNKED);
   if (type != NULL)
@@ -961,25 +953,22 @@ request_start_relay (Request *request)
   scanner_init (&request->scanner,
                 request->sse || (type != NULL && g_str_has_prefix (type, "text/event-stream")));
   soup_server_message_unpause (msg);
-  g_input_stream_read_bytes_async (request->input, READ_CHUNK_SIZE, G_PRIORITY_DEFAULT,
-                                   request->cancellable, relay_read_cb, request);
+  gk_upstream_call_read (request->call, request->cancellable, relay_read_cb, request);
 }
 
 static void
-send_cb (GObject      *source,
-         GAsyncResult *result,
-         gpointer      user_data)
+send_cb (GkUpstreamCall *call,
+         GError         *error,
+         gpointer        user_data)
 {
   Request *request = user_data;
-  g_autoptr(GError) error = NULL;
 
-  request->input = soup_session_send_finish (SOUP_SESSION (source), result, &error);
-  if (request->input == NULL)
+  if (error != NULL)
     {
       request_network_error (request, error);
       return;
     }
-  request->status = soup_message_get_status (request->upstream_msg);
+  request->status = gk_upstream_call_get_status (call);
 
   if (request->stream && SOUP_STATUS_IS_SUCCESSFUL (request->status))
     {
@@ -989,22 +978,21 @@ send_cb (GObject      *source,
 
   request->buffer = g_byte_array_new ();
   request->buffer_limit = SOUP_STATUS_IS_SUCCESSFUL (request->status) ? G_MAXUINT32 : ERROR_BODY_LIMIT;
-  g_input_stream_read_bytes_async (request->input, READ_CHUNK_SIZE, G_PRIORITY_DEFAULT,
-                                   request->cancellable, read_all_cb, request);
+  gk_upstream_call_read (request->call, request->cancellable, read_all_cb, request);
 }
 
 static void
 copy_request_headers (SoupServerMessage *from,
-                      SoupMessage       *to)
+                      GkUpstreamCall    *to)
 {
-  SoupMessageHeaders *dest = soup_message_get_request_headers (to);
   SoupMessageHeadersIter iter;
   const char *name, *value;
 
   soup_message_headers_iter_init (&iter, soup_server_message_get_request_headers (from));
   while (soup_message_headers_iter_next (&iter, &name, &value))
-    if (!header_in (name, request_headers_dropped, G_N_ELEMENTS (request_headers_dropped)))
-      soup_message_headers_append (dest, name, value);
+    if (!header_in (name, request_headers_dropped, G_N_ELEMENTS (request_headers_dropped)) &&
+        g_ascii_strcasecmp (name, "user-agent") != 0)
+      gk_upstream_call_add_header (to, name, value);
 }
 
 static void
@@ -1014,7 +1002,6 @@ request_attempt (Request *request)
   g_autoptr(GError) error = NULL;
   g_autoptr(GkKey) key = NULL;
   g_autoptr(GBytes) secret = NULL;
-  g_autoptr(GUri) uri = NULL;
 
   if (request->attempts >= self->max_attempts)
     {
@@ -1046,30 +1033,18 @@ request_attempt (Request *request)
       return;
     }
 
-  uri = g_uri_parse (request->upstream_uri, SOUP_HTTP_URI_FLAGS, &error);
-  if (uri == NULL)
-    {
-      request_network_error (request, error);
-      return;
-    }
-
-  request->upstream_msg = soup_message_new_from_uri (request->http_method, uri);
-  /* Without this flag libsoup opens a new connection for every POST. Every
-   * Gemini call may be repeated safely, and the gateway retries itself. */
-  soup_message_add_flags (request->upstream_msg, SOUP_MESSAGE_IDEMPOTENT);
-  copy_request_headers (request->msg, request->upstream_msg);
-  /* The secure bytes are NUL-terminated. libsoup keeps its own copy of the
-   * header until the message is freed, at the end of this attempt. */
-  soup_message_headers_replace (soup_message_get_request_headers (request->upstream_msg),
-                                "x-goog-api-key", g_bytes_get_data (secret, NULL));
+  request->call = gk_upstream_call_new (self->upstream_client, request->http_method,
+                                        request->upstream_path);
+  copy_request_headers (request->msg, request->call);
+  /* The secure bytes are NUL-terminated. The request head holding the key
+   * is wiped when the call is freed, at the end of this attempt. */
+  gk_upstream_call_add_header (request->call, "x-goog-api-key", g_bytes_get_data (secret, NULL));
   if (request->body != NULL && g_bytes_get_size (request->body) > 0)
-    soup_message_set_request_body_from_bytes (request->upstream_msg,
-                                              request->content_type ? request->content_type
-                                                                    : "application/json",
-                                              request->body);
+    gk_upstream_call_set_body (request->call,
+                               request->content_type ? request->content_type : "application/json",
+                               request->body);
 
-  soup_session_send_async (self->session, request->upstream_msg, G_PRIORITY_DEFAULT,
-                           request->cancellable, send_cb, request);
+  gk_upstream_call_send (request->call, request->cancellable, send_cb, request);
 }
 
 /* The model named by a Gemini path ("…/models/{model}:method") or by an
@@ -1186,7 +1161,7 @@ proxy (GkGateway         *self,
   request->user_id = g_strdup (state->user_id);
   request->http_method = g_strdup (soup_server_message_get_method (msg));
   request->path = g_strdup (path);
-  request->upstream_uri = g_strconcat (self->upstream, path, query ? "?" : "", query, NULL);
+  request->upstream_path = g_strconcat (path, query ? "?" : "", query, NULL);
   request->content_type = g_strdup (soup_message_headers_get_one (
     soup_server_message_get_request_headers (msg), "Content-Type"));
   if (state->body != NULL && state->body->len > 0)
@@ -1301,6 +1276,7 @@ gateway_thread (gpointer data)
 {
   GkGateway *self = data;
   g_autoptr(GError) error = NULL;
+  g_autoptr(GError) upstream_error = NULL;
   GSList *uris;
 
   g_main_context_push_thread_default (self->context);
@@ -1310,7 +1286,12 @@ gateway_thread (gpointer data)
   soup_server_add_handler (self->server, NULL, server_handler_cb, self, NULL);
   g_signal_connect (self->server, "request-aborted", G_CALLBACK (request_aborted_cb), self);
 
-  if (listen_loopback (self, self->server, &error))
+  self->upstream_client = gk_upstream_new (self->upstream, self->timeout_s,
+                                           "gemini-keys-gateway/" PACKAGE_VERSION, &upstream_error);
+  if (self->upstream_client == NULL)
+    g_set_error (&error, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_UPSTREAM, "Invalid upstream “%s”: %s",
+                 self->upstream, upstream_error->message);
+  else if (listen_loopback (self, self->server, &error))
     {
       uris = soup_server_get_uris (self->server);
       self->port = uris ? g_uri_get_port (uris->data) : 0;
@@ -1321,14 +1302,6 @@ gateway_thread (gpointer data)
       self->allowed_hosts[1] = g_strdup_printf ("localhost:%u", self->port);
       self->allowed_hosts[2] = g_strdup_printf ("[::1]:%u", self->port);
 
-      self->session = soup_session_new_with_options ("timeout", self->timeout_s,
-                                                     "idle-timeout", 60,
-                                                     "max-conns", UPSTREAM_MAX_CONNS,
-                                                     "max-conns-per-host", UPSTREAM_MAX_CONNS,
-                                                     "user-agent", "gemini-keys-gateway/" PACKAGE_VERSION,
-                                                     NULL);
-      /* Bodies pass through untouched: no decoding, no Accept-Encoding. */
-      soup_session_remove_feature_by_type (self->session, SOUP_TYPE_CONTENT_DECODER);
       self->cancellable = g_cancellable_new ();
       self->loop = g_main_loop_new (self->context, FALSE);
     }
@@ -1352,12 +1325,11 @@ gateway_thread (gpointer data)
       deadline = g_get_monotonic_time () + STOP_DRAIN_TIMEOUT_US;
       while (self->in_flight > 0 && g_get_monotonic_time () < deadline)
         g_main_context_iteration (self->context, FALSE);
-      soup_session_abort (self->session);
       while (g_main_context_iteration (self->context, FALSE))
         ;
     }
 
-  g_clear_object (&self->session);
+  g_clear_pointer (&self->upstream_client, gk_upstream_free);
   g_clear_object (&self->server);
   g_clear_object (&self->cancellable);
   g_clear_pointer (&self->loop, g_main_loop_unref);
