@@ -57,6 +57,12 @@ struct _GkGateway
   GMainLoop    *loop;
   SoupServer   *server;
   GkUpstream   *upstream_client;
+  /* Usage rows are written by one thread of their own, in order, over a
+   * connection of their own: NULL when the database allows no second
+   * connection, and then they are written in the gateway's thread. */
+  GThreadPool  *writer;
+  GkDatabase   *writer_db;
+  GkPool       *writer_pool;
   GCancellable *cancellable;
   guint         in_flight;
   char        **allowed_hosts;
@@ -509,6 +515,132 @@ scanner_finish (UsageScanner *scanner)
   g_string_truncate (scanner->pending, 0);
 }
 
+/* Where the JSON value starting at @pos ends (one past it), 0 when it is
+ * cut short. Strings are skipped whole, so braces inside them do not count. */
+static gsize
+json_value_end (const char *data,
+                gsize       len,
+                gsize       pos)
+{
+  int depth = 0;
+
+  for (gsize i = pos; i < len; i++)
+    {
+      char c = data[i];
+
+      if (c == '"')
+        {
+          for (i++; i < len && data[i] != '"'; i++)
+            if (data[i] == '\\')
+              i++;
+          if (i >= len)
+            return 0;
+          if (depth == 0)
+            return i + 1;
+        }
+      else if (c == '{' || c == '[')
+        depth++;
+      else if (c == '}' || c == ']')
+        {
+          if (--depth <= 0)
+            return depth == 0 ? i + 1 : 0;
+        }
+      else if (depth == 0 && (c == ',' || g_ascii_isspace (c)))
+        return i;
+    }
+  return 0;
+}
+
+/* The usage of a whole (non-stream) answer. Parsing all of a long answer
+ * costs more than the rest of the request; only the top-level
+ * usageMetadata (or OpenAI "usage") member is parsed, found by a scan that
+ * skips strings. Anything unusual goes to the full parse. */
+static gboolean
+usage_parse_answer (const char   *data,
+                    gsize         len,
+                    GkTokenUsage *usage)
+{
+  gsize i = 0;
+  gsize spans[2][2] = { { 0, 0 }, { 0, 0 } };   /* usageMetadata, usage */
+  int depth = 0;
+  gboolean whole = FALSE;
+
+  memset (usage, 0, sizeof *usage);
+  if (len >= 3 && memcmp (data, "\xEF\xBB\xBF", 3) == 0)
+    i = 3;
+  while (i < len && g_ascii_isspace (data[i]))
+    i++;
+  if (i == len || data[i] != '{')
+    return gk_usage_parse (data, len, usage);
+
+  for (; i < len; i++)
+    {
+      char c = data[i];
+
+      if (c == '"')
+        {
+          gsize start = i + 1;
+          gsize j;
+
+          for (i = start; i < len && data[i] != '"'; i++)
+            if (data[i] == '\\')
+              i++;
+          if (i >= len)
+            break;
+          if (depth != 1)
+            continue;
+          for (j = i + 1; j < len && g_ascii_isspace (data[j]); j++)
+            ;
+          if (j < len && data[j] == ':')
+            {
+              gsize key_len = i - start;
+              int which = -1;
+              gsize end;
+
+              if (key_len == 13 && memcmp (data + start, "usageMetadata", 13) == 0)
+                which = 0;
+              else if (key_len == 5 && memcmp (data + start, "usage", 5) == 0)
+                which = 1;
+              for (j++; j < len && g_ascii_isspace (data[j]); j++)
+                ;
+              end = j < len ? json_value_end (data, len, j) : 0;
+              if (end == 0)
+                break;
+              if (which >= 0)
+                {
+                  spans[which][0] = j;
+                  spans[which][1] = end;
+                }
+              i = end - 1;
+            }
+        }
+      else if (c == '{' || c == '[')
+        depth++;
+      else if (c == '}' || c == ']')
+        {
+          if (--depth == 0)
+            {
+              whole = TRUE;
+              break;
+            }
+        }
+    }
+
+  for (int which = 0; which < 2; which++)
+    if (spans[which][1] > 0)
+      {
+        g_autoptr(GString) piece = g_string_sized_new (spans[which][1] - spans[which][0] + 20);
+
+        g_string_append (piece, which == 0 ? "{\"usageMetadata\":" : "{\"usage\":");
+        g_string_append_len (piece, data + spans[which][0], spans[which][1] - spans[which][0]);
+        g_string_append_c (piece, '}');
+        if (gk_usage_parse (piece->str, piece->len, usage) && usage->found)
+          return TRUE;
+      }
+  /* A complete object without usage has none to find. */
+  return whole ? FALSE : gk_usage_parse (data, len, usage);
+}
+
 /* ---- The proxy ---------------------------------------------------------- */
 
 typedef struct
@@ -577,49 +709,122 @@ elapsed_ms (Request *request)
   return (g_get_monotonic_time () - request->attempt_start) / 1000;
 }
 
-/* Writes the usage row of the current attempt. */
+typedef void (*RequestNext) (Request *request);
+
+/* One usage row on its way to the writer thread, and what the request does
+ * once it is written. */
+typedef struct
+{
+  Request       *request;
+  RequestNext    next;
+  GkUsageRecord  record;
+  char          *model;
+  char          *user_id;
+  char          *error_message;
+  GkTrackResult  result;
+  GError        *error;
+} TrackJob;
+
+static void
+track_job_free (TrackJob *job)
+{
+  g_free (job->model);
+  g_free (job->user_id);
+  g_free (job->error_message);
+  g_clear_error (&job->error);
+  g_free (job);
+}
+
+/* In the gateway's thread, once the row is written. */
+static gboolean
+track_done_cb (gpointer data)
+{
+  TrackJob *job = data;
+  Request *request = job->request;
+  GkGateway *self = request->gateway;
+  const GkUsageRecord *record = &job->record;
+  GkTrackResult *result = &job->result;
+  RequestNext next = job->next;
+
+  if (job->error != NULL)
+    gateway_log (self, "could not record usage of key %" G_GINT64_FORMAT ": %s",
+                 record->key_id, job->error->message);
+
+  gateway_log (self, "%s %s -> %u key=%" G_GINT64_FORMAT " user=%s status=%s tokens=%" G_GINT64_FORMAT
+               "+%" G_GINT64_FORMAT " %" G_GINT64_FORMAT " ms%s%s%s",
+               request->http_method, request->path, (guint) record->http_status, record->key_id,
+               record->user_id, gk_usage_status_to_string (record->status), record->prompt_tokens,
+               record->output_tokens, record->latency_ms,
+               result->rotated ? " (rotated: " : "",
+               result->rotated ? gk_rotation_reason_to_string (result->reason) : "",
+               result->rotated ? ")" : "");
+  track_job_free (job);
+  next (request);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+writer_thread_func (gpointer data,
+                    gpointer user_data)
+{
+  TrackJob *job = data;
+  GkGateway *self = user_data;
+  GSource *source;
+
+  gk_pool_track (self->writer_pool, &job->record, &job->result, &job->error);
+  source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, track_done_cb, job, NULL);
+  g_source_attach (source, self->context);
+  g_source_unref (source);
+}
+
+/* Writes the usage row of the current attempt, then calls @next. The
+ * client is answered only after the row is written, so whoever reads the
+ * database after an answer finds its row; the writer thread keeps the
+ * SQLite work off the thread that serves clients. */
 static void
 request_track (Request            *request,
                GkUsageStatus       status,
                const GkTokenUsage *usage,
                const GkOutcome    *outcome,
-               const char         *error_message)
+               const char         *error_message,
+               RequestNext         next)
 {
   GkGateway *self = request->gateway;
-  g_autoptr(GError) error = NULL;
-  g_autofree char *redacted = error_message ? gk_redact_keys (error_message) : NULL;
-  GkUsageRecord record;
-  GkTrackResult result = { 0 };
+  TrackJob *job = g_new0 (TrackJob, 1);
+  GkUsageRecord *record = &job->record;
 
-  gk_usage_record_init (&record);
-  record.key_id = request->key_id;
-  record.model = request->model;
-  record.prompt_tokens = usage && usage->found ? usage->prompt_tokens : 0;
-  record.output_tokens = usage && usage->found ? usage->output_tokens : 0;
-  record.status = status;
-  record.http_status = (int) request->status;
-  record.error_message = redacted;
-  record.user_id = request->user_id;
-  record.latency_ms = elapsed_ms (request);
+  job->request = request;
+  job->next = next;
+  job->model = g_strdup (request->model);
+  job->user_id = g_strdup (request->user_id);
+  job->error_message = error_message ? gk_redact_keys (error_message) : NULL;
+
+  gk_usage_record_init (record);
+  record->key_id = request->key_id;
+  record->model = job->model;
+  record->prompt_tokens = usage && usage->found ? usage->prompt_tokens : 0;
+  record->output_tokens = usage && usage->found ? usage->output_tokens : 0;
+  record->status = status;
+  record->http_status = (int) request->status;
+  record->error_message = job->error_message;
+  record->user_id = job->user_id;
+  record->latency_ms = elapsed_ms (request);
   if (outcome != NULL && status == GK_USAGE_RATE_LIMITED)
     {
-      record.retry_delay_s = outcome->retry_delay_s;
-      record.per_day = outcome->kind == GK_OUTCOME_RATE_LIMITED_DAY;
-      record.per_project = outcome->per_project;
+      record->retry_delay_s = outcome->retry_delay_s;
+      record->per_day = outcome->kind == GK_OUTCOME_RATE_LIMITED_DAY;
+      record->per_project = outcome->per_project;
     }
 
-  if (!gk_pool_track (self->pool, &record, &result, &error))
-    gateway_log (self, "could not record usage of key %" G_GINT64_FORMAT ": %s",
-                 request->key_id, error->message);
-
-  gateway_log (self, "%s %s -> %u key=%" G_GINT64_FORMAT " user=%s status=%s tokens=%" G_GINT64_FORMAT
-               "+%" G_GINT64_FORMAT " %" G_GINT64_FORMAT " ms%s%s%s",
-               request->http_method, request->path, request->status, request->key_id,
-               request->user_id, gk_usage_status_to_string (status), record.prompt_tokens,
-               record.output_tokens, record.latency_ms,
-               result.rotated ? " (rotated: " : "",
-               result.rotated ? gk_rotation_reason_to_string (result.reason) : "",
-               result.rotated ? ")" : "");
+  if (self->writer != NULL)
+    {
+      g_thread_pool_push (self->writer, job, NULL);
+      return;
+    }
+  gk_pool_track (self->pool, record, &job->result, &job->error);
+  track_done_cb (job);
 }
 
 static void
@@ -748,6 +953,14 @@ request_forget_failure (Request *request)
   request->last_status = 0;
 }
 
+/* Relays the upstream body read whole into @buffer. */
+static void
+request_relay_buffer (Request *request)
+{
+  request_relay_body (request, request->status, (const char *) request->buffer->data,
+                      request->buffer->len);
+}
+
 /* A whole upstream body (non-stream answers and errors) has been read. */
 static void
 request_body_complete (Request *request)
@@ -765,44 +978,53 @@ request_body_complete (Request *request)
       {
         GkTokenUsage usage = { 0 };
 
-        gk_usage_parse (data, len, &usage);
-        request_track (request, GK_USAGE_SUCCESS, &usage, NULL, NULL);
-        request_relay_body (request, status, data, len);
+        usage_parse_answer (data, len, &usage);
+        request_track (request, GK_USAGE_SUCCESS, &usage, NULL, NULL, request_relay_buffer);
       }
       break;
 
     case GK_OUTCOME_RATE_LIMITED_MINUTE:
     case GK_OUTCOME_RATE_LIMITED_DAY:
-      request_track (request, GK_USAGE_RATE_LIMITED, NULL, &outcome, outcome.message);
       request_forget_failure (request);
-      request_next_attempt (request);
+      request_track (request, GK_USAGE_RATE_LIMITED, NULL, &outcome, outcome.message,
+                     request_next_attempt);
       break;
 
     case GK_OUTCOME_INVALID_KEY:
-      request_track (request, GK_USAGE_INVALID_KEY, NULL, &outcome, outcome.message);
       request_forget_failure (request);
-      request_next_attempt (request);
+      request_track (request, GK_USAGE_INVALID_KEY, NULL, &outcome, outcome.message,
+                     request_next_attempt);
       break;
 
     case GK_OUTCOME_TRANSIENT:
       /* Relayed if no other key answers: the client then sees Google's
        * own "try again later". */
-      request_track (request, GK_USAGE_ERROR, NULL, &outcome, outcome.message);
       g_clear_pointer (&request->last_body, g_bytes_unref);
       request->last_status = status;
       request->last_body = g_bytes_new (data, len);
-      request_next_attempt (request);
+      request_track (request, GK_USAGE_ERROR, NULL, &outcome, outcome.message,
+                     request_next_attempt);
       break;
 
     case GK_OUTCOME_ERROR:
     default:
       /* The client's problem (bad request, unknown model…): no other key
        * would answer differently. */
-      request_track (request, GK_USAGE_ERROR, NULL, &outcome, outcome.message);
-      request_relay_body (request, status, data, len);
+      request_track (request, GK_USAGE_ERROR, NULL, &outcome, outcome.message,
+                     request_relay_buffer);
       break;
     }
   gk_outcome_clear (&outcome);
+}
+
+/* The client left or the gateway is stopping: nothing to retry. */
+static void
+request_stopped (Request *request)
+{
+  if (!request->client_gone)
+    gk_gateway_respond_error (request->msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
+                              "The gateway is stopping.");
+  request_finish (request);
 }
 
 /* A network failure on the current attempt: no penalty for the key. */
@@ -813,19 +1035,14 @@ request_network_error (Request    *request,
   g_autofree char *message = g_strdup_printf ("Upstream request failed: %s", error->message);
 
   request->status = 0;
-  request_track (request, GK_USAGE_ERROR, NULL, NULL, message);
   if (g_cancellable_is_cancelled (request->cancellable))
     {
-      /* The client left or the gateway is stopping: nothing to retry. */
-      if (!request->client_gone)
-        gk_gateway_respond_error (request->msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
-                                  "The gateway is stopping.");
-      request_finish (request);
+      request_track (request, GK_USAGE_ERROR, NULL, NULL, message, request_stopped);
       return;
     }
   g_free (request->last_error);
   request->last_error = gk_redact_keys (message);
-  request_next_attempt (request);
+  request_track (request, GK_USAGE_ERROR, NULL, NULL, message, request_next_attempt);
 }
 
 /* Calls to gk_upstream_call_read() come last in these callbacks: the next
@@ -862,29 +1079,19 @@ read_all_cb (GkUpstreamCall *call,
 }
 
 static void
-relay_end (Request    *request,
-           GError     *error)
+relay_complete (Request *request)
 {
-  SoupMessageBody *body = soup_server_message_get_response_body (request->msg);
+  if (!request->client_gone)
+    soup_message_body_complete (soup_server_message_get_response_body (request->msg));
+  request_finish (request);
+}
 
-  scanner_finish (&request->scanner);
-  if (error == NULL)
-    {
-      request_track (request, GK_USAGE_SUCCESS, &request->scanner.usage, NULL, NULL);
-      if (!request->client_gone)
-        soup_message_body_complete (body);
-      request_finish (request);
-      return;
-    }
-
-  /* The answer was already under way: it cannot move to another key. The
-   * connection is closed so that the client sees a truncated answer rather
-   * than a complete one. */
-  {
-    g_autofree char *message = g_strdup_printf ("Upstream stream broke: %s", error->message);
-
-    request_track (request, GK_USAGE_ERROR, &request->scanner.usage, NULL, message);
-  }
+/* The answer was already under way: it cannot move to another key. The
+ * connection is closed so that the client sees a truncated answer rather
+ * than a complete one. */
+static void
+relay_abort (Request *request)
+{
   if (!request->client_gone)
     {
       g_autoptr(GIOStream) stream = NULL;
@@ -901,6 +1108,23 @@ relay_end (Request    *request,
         }
     }
   request_finish (request);
+}
+
+static void
+relay_end (Request    *request,
+           GError     *error)
+{
+  g_autofree char *message = NULL;
+
+  scanner_finish (&request->scanner);
+  if (error == NULL)
+    {
+      request_track (request, GK_USAGE_SUCCESS, &request->scanner.usage, NULL, NULL,
+                     relay_complete);
+      return;
+    }
+  message = g_strdup_printf ("Upstream stream broke: %s", error->message);
+  request_track (request, GK_USAGE_ERROR, &request->scanner.usage, NULL, message, relay_abort);
 }
 
 static void
@@ -1271,6 +1495,44 @@ listen_loopback (GkGateway  *self,
   return TRUE;
 }
 
+/* A second connection for the usage rows, so that writing them never waits
+ * for, nor holds up, the selections and token checks of the gateway's own
+ * thread (WAL lets one connection read while another writes). */
+static void
+writer_start (GkGateway *self)
+{
+  const char *path = gk_database_get_path (self->db);
+  g_autoptr(GError) error = NULL;
+
+  if (path == NULL || *path == '\0' || g_str_equal (path, ":memory:") ||
+      g_str_has_prefix (path, "file:"))
+    return;
+  self->writer_db = gk_database_new (path, gk_database_get_clock (self->db), &error);
+  if (self->writer_db == NULL)
+    {
+      gateway_log (self, "usage rows are written in the gateway thread: %s", error->message);
+      return;
+    }
+  self->writer_pool = gk_pool_new (self->writer_db, gk_pool_get_pricing (self->pool));
+  /* One thread: rows are written in the order the requests ended. */
+  self->writer = g_thread_pool_new (writer_thread_func, self, 1, FALSE, &error);
+  if (self->writer == NULL)
+    {
+      gateway_log (self, "usage rows are written in the gateway thread: %s", error->message);
+      g_clear_object (&self->writer_pool);
+      g_clear_object (&self->writer_db);
+    }
+}
+
+static void
+writer_stop (GkGateway *self)
+{
+  if (self->writer != NULL)
+    g_thread_pool_free (g_steal_pointer (&self->writer), FALSE, TRUE);
+  g_clear_object (&self->writer_pool);
+  g_clear_object (&self->writer_db);
+}
+
 static gpointer
 gateway_thread (gpointer data)
 {
@@ -1304,6 +1566,7 @@ gateway_thread (gpointer data)
 
       self->cancellable = g_cancellable_new ();
       self->loop = g_main_loop_new (self->context, FALSE);
+      writer_start (self);
     }
 
   g_mutex_lock (&self->start_mutex);
@@ -1325,6 +1588,8 @@ gateway_thread (gpointer data)
       deadline = g_get_monotonic_time () + STOP_DRAIN_TIMEOUT_US;
       while (self->in_flight > 0 && g_get_monotonic_time () < deadline)
         g_main_context_iteration (self->context, FALSE);
+      /* Rows still queued are written before the writer goes. */
+      writer_stop (self);
       while (g_main_context_iteration (self->context, FALSE))
         ;
     }
