@@ -10,6 +10,8 @@
  */
 #include "config.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -20,6 +22,7 @@
 
 #include "gk-gateway.h"
 #include "gk-test-util.h"
+#include "gk-upstream.h"
 
 #define MODEL_PATH "/v1beta/models/gemini-2.5-flash"
 #define GENERATE_BODY "{\"contents\":[{\"parts\":[{\"text\":\"Hello\"}]}]}"
@@ -1182,6 +1185,555 @@ test_official_sdk (Fixture       *f,
   g_assert_cmpint (mock_count (f, f->token), ==, 0);
 }
 
+/* ---- the upstream client ------------------------------------------------ */
+
+/* A raw HTTP/1.1 upstream whose every byte the test controls: what the mock
+ * (libsoup) never does, such as closing a kept-alive connection, a body cut
+ * short or a chunked body that trickles in byte by byte. Each connection is
+ * served by a thread of its own with blocking I/O. */
+typedef enum
+{
+  RAW_KEEP,               /* Content-Length answers, connection kept */
+  RAW_CLOSE_AFTER_ANSWER, /* closes each connection after one answer */
+  RAW_DROP_SECOND,        /* closes without answering a connection's 2nd request */
+  RAW_TRICKLE_CHUNKED,    /* chunked, extensions and a trailer, one byte a write */
+  RAW_EOF_BODY,           /* no length: the body ends at the close */
+  RAW_CUT_BODY,           /* Content-Length larger than what is sent, then close */
+} RawMode;
+
+/* The usage text quoted inside a string and a nested "usage" object must
+ * not be taken for the answer's own usageMetadata (7 + 3). */
+#define RAW_ANSWER \
+  "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"quoted \\\"usageMetadata\\\":" \
+  "{\\\"promptTokenCount\\\":999} and {\\\"usage\\\":1} \\\\\"}],\"role\":\"model\"}," \
+  "\"index\":0}],\"nested\":{\"usage\":{\"prompt_tokens\":555}}," \
+  "\"usageMetadata\":{\"promptTokenCount\":7,\"candidatesTokenCount\":3,\"totalTokenCount\":10}," \
+  "\"modelVersion\":\"raw\"}"
+
+typedef struct
+{
+  GSocket      *listener;
+  GThread      *thread;
+  RawMode       mode;
+  guint16       port;
+  char         *base;
+  gint          connections;
+  gint          requests;
+  gint          closed;
+} RawServer;
+
+typedef struct
+{
+  RawServer *raw;
+  GSocket   *socket;
+} RawConn;
+
+static void
+raw_write (GOutputStream *out,
+           const char    *text,
+           gsize          len,
+           gboolean       trickle)
+{
+  if (!trickle)
+    {
+      g_output_stream_write_all (out, text, len, NULL, NULL, NULL);
+      return;
+    }
+  for (gsize i = 0; i < len; i++)
+    {
+      if (!g_output_stream_write_all (out, text + i, 1, NULL, NULL, NULL))
+        return;
+      g_usleep (200);
+    }
+}
+
+static void
+raw_answer (RawServer     *raw,
+            GOutputStream *out)
+{
+  const char *body = RAW_ANSWER;
+  gsize len = strlen (body);
+  g_autofree char *text = NULL;
+
+  switch (raw->mode)
+    {
+    case RAW_TRICKLE_CHUNKED:
+      {
+        g_autoptr(GString) chunked = g_string_new ("HTTP/1.1 200 OK\r\n"
+                                                   "Content-Type: application/json\r\n"
+                                                   "Transfer-Encoding: chunked\r\n\r\n");
+
+        for (gsize i = 0; i < len; i += 61)
+          {
+            gsize n = MIN (61, len - i);
+
+            g_string_append_printf (chunked, "%zx%s\r\n", n, i == 0 ? ";note=first" : "");
+            g_string_append_len (chunked, body + i, n);
+            g_string_append (chunked, "\r\n");
+          }
+        g_string_append (chunked, "0\r\nX-Trailer: yes\r\n\r\n");
+        raw_write (out, chunked->str, chunked->len, TRUE);
+      }
+      return;
+    case RAW_EOF_BODY:
+      text = g_strdup_printf ("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n%s", body);
+      break;
+    case RAW_CUT_BODY:
+      text = g_strdup_printf ("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                              "Content-Length: %zu\r\n\r\n%s", len + 50, body);
+      break;
+    case RAW_KEEP:
+    case RAW_CLOSE_AFTER_ANSWER:
+    case RAW_DROP_SECOND:
+    default:
+      text = g_strdup_printf ("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                              "Content-Length: %zu\r\n\r\n%s", len, body);
+      break;
+    }
+  raw_write (out, text, strlen (text), FALSE);
+}
+
+static gpointer
+raw_conn_thread (gpointer data)
+{
+  RawConn *rc = data;
+  RawServer *raw = rc->raw;
+  g_autoptr(GSocketConnection) connection = g_socket_connection_factory_create_connection (rc->socket);
+  g_autoptr(GDataInputStream) in = g_data_input_stream_new (
+    g_io_stream_get_input_stream (G_IO_STREAM (connection)));
+  GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (connection));
+  guint on_this_connection = 0;
+
+  g_socket_set_option (rc->socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
+  for (;;)
+    {
+      gsize content_length = 0;
+      gboolean any = FALSE;
+
+      for (;;)
+        {
+          g_autofree char *line = g_data_input_stream_read_line (in, NULL, NULL, NULL);
+
+          if (line == NULL)
+            goto done;
+          g_strchomp (line);
+          if (*line == '\0')
+            break;
+          any = TRUE;
+          if (g_ascii_strncasecmp (line, "Content-Length:", 15) == 0)
+            content_length = (gsize) g_ascii_strtoull (line + 15, NULL, 10);
+        }
+      if (!any)
+        goto done;
+      if (content_length > 0)
+        {
+          g_autofree char *body = g_malloc (content_length);
+
+          if (!g_input_stream_read_all (G_INPUT_STREAM (in), body, content_length, NULL, NULL, NULL))
+            goto done;
+        }
+      on_this_connection++;
+      g_atomic_int_inc (&raw->requests);
+      if (raw->mode == RAW_DROP_SECOND && on_this_connection == 2)
+        goto done;
+      raw_answer (raw, out);
+      if (raw->mode == RAW_CLOSE_AFTER_ANSWER || raw->mode == RAW_EOF_BODY ||
+          raw->mode == RAW_CUT_BODY)
+        goto done;
+    }
+
+done:
+  g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
+  g_object_unref (rc->socket);
+  g_free (rc);
+  g_atomic_int_inc (&raw->closed);
+  return NULL;
+}
+
+static gpointer
+raw_accept_thread (gpointer data)
+{
+  RawServer *raw = data;
+
+  for (;;)
+    {
+      GSocket *socket = g_socket_accept (raw->listener, NULL, NULL);
+      RawConn *rc;
+
+      if (socket == NULL)
+        break;
+      g_atomic_int_inc (&raw->connections);
+      rc = g_new0 (RawConn, 1);
+      rc->raw = raw;
+      rc->socket = socket;
+      g_thread_unref (g_thread_new ("raw-conn", raw_conn_thread, rc));
+    }
+  return NULL;
+}
+
+static RawServer *
+raw_server_new (RawMode mode)
+{
+  RawServer *raw = g_new0 (RawServer, 1);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocketAddress) address = g_inet_socket_address_new_from_string ("127.0.0.1", 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+
+  raw->mode = mode;
+  raw->listener = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
+                                &error);
+  g_assert_no_error (error);
+  g_assert_true (g_socket_bind (raw->listener, address, TRUE, &error));
+  g_assert_true (g_socket_listen (raw->listener, &error));
+  g_assert_no_error (error);
+  bound = g_socket_get_local_address (raw->listener, &error);
+  g_assert_no_error (error);
+  raw->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  raw->base = g_strdup_printf ("http://127.0.0.1:%u", raw->port);
+  raw->thread = g_thread_new ("raw-accept", raw_accept_thread, raw);
+  return raw;
+}
+
+/* Waits (at most 5 s) until @count connections have been closed. */
+static void
+raw_server_wait_closed (RawServer *raw,
+                        gint       count)
+{
+  for (guint i = 0; i < 500 && g_atomic_int_get (&raw->closed) < count; i++)
+    g_usleep (10000);
+  g_assert_cmpint (g_atomic_int_get (&raw->closed), >=, count);
+}
+
+/* The clients must be gone first: every connection thread ends when its
+ * client closes. */
+static void
+raw_server_free (RawServer *raw)
+{
+  g_socket_shutdown (raw->listener, TRUE, TRUE, NULL);
+  g_socket_close (raw->listener, NULL);
+  g_thread_join (raw->thread);
+  raw_server_wait_closed (raw, g_atomic_int_get (&raw->connections));
+  g_object_unref (raw->listener);
+  g_free (raw->base);
+  g_free (raw);
+}
+
+typedef struct
+{
+  gboolean   done;
+  GError    *error;
+  guint      status;
+  gboolean   reused;
+  GString   *body;
+  guint      pieces;
+} CallResult;
+
+static void
+call_result_clear (CallResult *r)
+{
+  g_clear_error (&r->error);
+  if (r->body)
+    g_string_free (r->body, TRUE);
+  memset (r, 0, sizeof *r);
+}
+
+static void
+call_read_cb (GkUpstreamCall *call,
+              GBytes         *chunk,
+              GError         *error,
+              gpointer        user_data)
+{
+  CallResult *r = user_data;
+
+  if (error != NULL)
+    {
+      r->error = g_error_copy (error);
+      r->done = TRUE;
+      return;
+    }
+  if (chunk == NULL)
+    {
+      r->done = TRUE;
+      return;
+    }
+  g_assert_cmpuint (g_bytes_get_size (chunk), >, 0);
+  r->pieces++;
+  g_string_append_len (r->body, g_bytes_get_data (chunk, NULL), g_bytes_get_size (chunk));
+  gk_upstream_call_read (call, NULL, call_read_cb, r);
+}
+
+static void
+call_head_cb (GkUpstreamCall *call,
+              GError         *error,
+              gpointer        user_data)
+{
+  CallResult *r = user_data;
+
+  if (error != NULL)
+    {
+      r->error = g_error_copy (error);
+      r->done = TRUE;
+      return;
+    }
+  r->status = gk_upstream_call_get_status (call);
+  r->reused = gk_upstream_call_get_reused (call);
+  gk_upstream_call_read (call, NULL, call_read_cb, r);
+}
+
+/* One call through @upstream, run to its end in the thread-default context. */
+static void
+upstream_run (GkUpstream *upstream,
+              const char *method,
+              const char *path,
+              const char *body,
+              CallResult *r)
+{
+  g_autoptr(GkUpstreamCall) call = gk_upstream_call_new (upstream, method, path);
+  g_autofree char *key = mock_key ("OK", 77);
+
+  call_result_clear (r);
+  r->body = g_string_new (NULL);
+  gk_upstream_call_add_header (call, "x-goog-api-key", key);
+  /* Header lines that would split the head are dropped, not sent. */
+  gk_upstream_call_add_header (call, "X-Injected", "a\r\nx-goog-api-key: AIzaInjected");
+  if (body != NULL)
+    gk_upstream_call_set_body (call, "application/json",
+                               g_bytes_new_static (body, strlen (body)));
+  gk_upstream_call_send (call, NULL, call_head_cb, r);
+  /* Never called back from within send. */
+  g_assert_false (r->done);
+  while (!r->done)
+    g_main_context_iteration (g_main_context_get_thread_default (), TRUE);
+}
+
+static void
+test_upstream_pool_reuse (void)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) last = NULL;
+  CallResult r = { 0 };
+  GkUpstream *upstream;
+  GBytes *bytes;
+
+  g_main_context_push_thread_default (context);
+  upstream = gk_upstream_new (mock_base, 30, "test-agent", &error);
+  g_assert_no_error (error);
+
+  /* A Content-Length answer, then a chunked stream, then another: one
+   * connection carries them all. */
+  upstream_run (upstream, "GET", "/v1beta/models?pageSize=2", NULL, &r);
+  g_assert_no_error (r.error);
+  g_assert_cmpuint (r.status, ==, 200);
+  g_assert_false (r.reused);
+  g_assert_nonnull (strstr (r.body->str, "\"nextPageToken\":\"2\""));
+  g_assert_cmpuint (gk_upstream_get_idle_count (upstream), ==, 1);
+
+  upstream_run (upstream, "POST", "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+                GENERATE_BODY, &r);
+  g_assert_no_error (r.error);
+  g_assert_cmpuint (r.status, ==, 200);
+  g_assert_true (r.reused);
+  /* Relayed as the chunks came (5 ms apart), not all at once. */
+  g_assert_cmpuint (r.pieces, >=, 2);
+  g_assert_nonnull (strstr (r.body->str, "data: {"));
+  g_assert_nonnull (strstr (r.body->str, "mock stream."));
+  g_assert_true (g_str_has_suffix (r.body->str, "\n\n"));
+
+  upstream_run (upstream, "POST", "/v1beta/models/gemini-2.5-flash:generateContent",
+                GENERATE_BODY, &r);
+  g_assert_no_error (r.error);
+  g_assert_cmpuint (r.status, ==, 200);
+  g_assert_true (r.reused);
+  g_assert_nonnull (strstr (r.body->str, "Hello from the mock."));
+  g_assert_cmpuint (gk_upstream_get_connect_count (upstream), ==, 1);
+  g_assert_cmpuint (gk_upstream_get_idle_count (upstream), ==, 1);
+
+  /* What the upstream saw: our agent, the key once, no injected line. */
+  upstream_run (upstream, "GET", "/_mock/last", NULL, &r);
+  g_assert_no_error (r.error);
+  bytes = g_bytes_new (r.body->str, r.body->len);
+  last = parse_json (bytes);
+  g_bytes_unref (bytes);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (last), "user-agent"), ==,
+                   "test-agent");
+  g_assert_false (json_object_has_member (json_node_get_object (last), "x-injected"));
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (last), "x-goog-api-key"),
+                   !=, "AIzaInjected");
+
+  call_result_clear (&r);
+  gk_upstream_free (upstream);
+  g_main_context_pop_thread_default (context);
+}
+
+static void
+test_upstream_bodies (void)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GError) error = NULL;
+  CallResult r = { 0 };
+
+  g_main_context_push_thread_default (context);
+
+  /* Chunked, one byte per write: every state of the chunk reader sees a
+   * cut; an extension and a trailer are skipped. */
+  {
+    RawServer *raw = raw_server_new (RAW_TRICKLE_CHUNKED);
+    GkUpstream *upstream = gk_upstream_new (raw->base, 30, NULL, &error);
+
+    g_assert_no_error (error);
+    upstream_run (upstream, "POST", "/v1beta/x", GENERATE_BODY, &r);
+    g_assert_no_error (r.error);
+    g_assert_cmpuint (r.status, ==, 200);
+    g_assert_cmpstr (r.body->str, ==, RAW_ANSWER);
+    g_assert_cmpuint (r.pieces, >, 1);
+    g_assert_cmpuint (gk_upstream_get_idle_count (upstream), ==, 1);
+    gk_upstream_free (upstream);
+    raw_server_free (raw);
+  }
+
+  /* A body that ends at the close: read whole, the connection not kept. */
+  {
+    RawServer *raw = raw_server_new (RAW_EOF_BODY);
+    GkUpstream *upstream = gk_upstream_new (raw->base, 30, NULL, &error);
+
+    g_assert_no_error (error);
+    upstream_run (upstream, "POST", "/v1beta/x", GENERATE_BODY, &r);
+    g_assert_no_error (r.error);
+    g_assert_cmpstr (r.body->str, ==, RAW_ANSWER);
+    g_assert_cmpuint (gk_upstream_get_idle_count (upstream), ==, 0);
+    gk_upstream_free (upstream);
+    raw_server_free (raw);
+  }
+
+  /* A Content-Length body cut short is an error, not a shorter answer. */
+  {
+    RawServer *raw = raw_server_new (RAW_CUT_BODY);
+    GkUpstream *upstream = gk_upstream_new (raw->base, 30, NULL, &error);
+
+    g_assert_no_error (error);
+    upstream_run (upstream, "POST", "/v1beta/x", GENERATE_BODY, &r);
+    g_assert_error (r.error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
+    g_assert_cmpuint (r.status, ==, 200);
+    g_assert_cmpuint (gk_upstream_get_idle_count (upstream), ==, 0);
+    gk_upstream_free (upstream);
+    raw_server_free (raw);
+  }
+
+  /* Nothing listens: the error comes from the main loop. */
+  {
+    RawServer *raw = raw_server_new (RAW_KEEP);
+    g_autofree char *base = g_strdup (raw->base);
+    GkUpstream *upstream = NULL;
+
+    raw_server_free (raw);
+    upstream = gk_upstream_new (base, 30, NULL, &error);
+    g_assert_no_error (error);
+    upstream_run (upstream, "GET", "/", NULL, &r);
+    g_assert_error (r.error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED);
+    gk_upstream_free (upstream);
+  }
+
+  g_assert_null (gk_upstream_new ("ftp://127.0.0.1/", 30, NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
+
+  call_result_clear (&r);
+  g_main_context_pop_thread_default (context);
+}
+
+static void
+test_upstream_closed_pooled (void)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GError) error = NULL;
+  CallResult r = { 0 };
+
+  g_main_context_push_thread_default (context);
+
+  /* Closed while idle in the pool: noticed before use, a fresh connection
+   * serves the request. */
+  {
+    RawServer *raw = raw_server_new (RAW_CLOSE_AFTER_ANSWER);
+    GkUpstream *upstream = gk_upstream_new (raw->base, 30, NULL, &error);
+
+    g_assert_no_error (error);
+    upstream_run (upstream, "POST", "/v1beta/x", GENERATE_BODY, &r);
+    g_assert_no_error (r.error);
+    g_assert_cmpuint (gk_upstream_get_idle_count (upstream), ==, 1);
+    raw_server_wait_closed (raw, 1);
+    upstream_run (upstream, "POST", "/v1beta/x", GENERATE_BODY, &r);
+    g_assert_no_error (r.error);
+    g_assert_cmpuint (r.status, ==, 200);
+    g_assert_cmpstr (r.body->str, ==, RAW_ANSWER);
+    g_assert_false (r.reused);
+    g_assert_cmpuint (gk_upstream_get_connect_count (upstream), ==, 2);
+    gk_upstream_free (upstream);
+    raw_server_free (raw);
+  }
+
+  /* Closed when the request arrives, before any byte of an answer: sent
+   * once more on a fresh connection. */
+  {
+    RawServer *raw = raw_server_new (RAW_DROP_SECOND);
+    GkUpstream *upstream = gk_upstream_new (raw->base, 30, NULL, &error);
+
+    g_assert_no_error (error);
+    upstream_run (upstream, "POST", "/v1beta/x", GENERATE_BODY, &r);
+    g_assert_no_error (r.error);
+    upstream_run (upstream, "POST", "/v1beta/x", GENERATE_BODY, &r);
+    g_assert_no_error (r.error);
+    g_assert_cmpuint (r.status, ==, 200);
+    g_assert_cmpstr (r.body->str, ==, RAW_ANSWER);
+    g_assert_cmpuint (gk_upstream_get_connect_count (upstream), ==, 2);
+    g_assert_cmpint (g_atomic_int_get (&raw->requests), ==, 3);
+    gk_upstream_free (upstream);
+    raw_server_free (raw);
+  }
+
+  call_result_clear (&r);
+  g_main_context_pop_thread_default (context);
+}
+
+/* Through the gateway: an upstream that closes kept-alive connections
+ * costs the client nothing, and the usage is the answer's own. */
+static void
+test_pooled_upstream_closed (Fixture       *f,
+                             gconstpointer  data)
+{
+  RawMode modes[] = { RAW_CLOSE_AFTER_ANSWER, RAW_DROP_SECOND, RAW_TRICKLE_CHUNKED };
+
+  add_key (f, "OK", 5, NULL);
+  for (guint m = 0; m < G_N_ELEMENTS (modes); m++)
+    {
+      RawServer *raw = raw_server_new (modes[m]);
+
+      gk_gateway_set_upstream (f->gateway, raw->base);
+      restart (f);
+      for (guint i = 0; i < 3; i++)
+        {
+          g_autoptr(GBytes) body = NULL;
+          g_autofree char *text = NULL;
+          guint status;
+
+          body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY,
+                       &status);
+          g_assert_cmpuint (status, ==, 200);
+          text = bytes_to_string (body);
+          g_assert_cmpstr (text, ==, RAW_ANSWER);
+          if (modes[m] == RAW_CLOSE_AFTER_ANSWER)
+            raw_server_wait_closed (raw, i + 1);
+        }
+      gk_gateway_stop (f->gateway);
+      raw_server_free (raw);
+    }
+  gk_gateway_set_upstream (f->gateway, mock_base);
+  restart (f);
+
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log WHERE status = 'SUCCESS'"
+                               " AND prompt_tokens = 7 AND output_tokens = 3"), ==, 9);
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log"), ==, 9);
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 static void
@@ -1254,7 +1806,11 @@ main (int   argc,
   ADD ("admin-api", test_admin_api);
   ADD ("key-test", test_key_test);
   ADD ("official-sdk", test_official_sdk);
+  ADD ("pooled-upstream-closed", test_pooled_upstream_closed);
 #undef ADD
+  g_test_add_func ("/gateway/upstream/pool-reuse", test_upstream_pool_reuse);
+  g_test_add_func ("/gateway/upstream/bodies", test_upstream_bodies);
+  g_test_add_func ("/gateway/upstream/closed-pooled", test_upstream_closed_pooled);
 
   status = g_test_run ();
   g_subprocess_force_exit (mock_process);
