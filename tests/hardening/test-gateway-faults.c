@@ -260,18 +260,30 @@ mock_key (const char *word,
   return g_strconcat (base, pad, NULL);
 }
 
-static void
-add_key (Fixture    *f,
-         const char *api_key)
+static gint64
+add_key_with_priority (Fixture    *f,
+                       const char *api_key,
+                       int         priority)
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *name = g_strdup_printf ("key-%.8s", api_key + 4);
   GkKeySpec spec;
+  gint64 id;
 
   gk_key_spec_init (&spec);
   spec.name = name;
-  g_assert_cmpint (gk_key_store_add (f->store, &spec, api_key, &error), >, 0);
+  spec.priority = priority;
+  id = gk_key_store_add (f->store, &spec, api_key, &error);
   g_assert_no_error (error);
+  g_assert_cmpint (id, >, 0);
+  return id;
+}
+
+static void
+add_key (Fixture    *f,
+         const char *api_key)
+{
+  add_key_with_priority (f, api_key, GK_KEY_PRIORITY_DEFAULT);
 }
 
 static void
@@ -846,6 +858,118 @@ test_huge_bodies (Fixture       *f,
                        "from its headers is accumulated in memory");
 }
 
+/* ---- No key in what the gateway says, logs or stores --------------------- */
+
+static void
+log_cb (GkGateway  *gateway,
+        const char *line,
+        gpointer    data)
+{
+  GString *logs = data;
+
+  /* Emitted in the gateway's thread. */
+  G_LOCK_DEFINE_STATIC (logs);
+  G_LOCK (logs);
+  g_string_append (logs, line);
+  g_string_append_c (logs, '\n');
+  G_UNLOCK (logs);
+}
+
+static void
+assert_no_key (char      **keys,
+               const char *text,
+               gsize       len,
+               const char *where)
+{
+  for (guint i = 0; keys[i] != NULL; i++)
+    if (memmem (text, len, keys[i], strlen (keys[i])) != NULL)
+      g_error ("key %u appears in %s", i, where);
+}
+
+static void
+test_no_key_exposed (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autofree char *upstream = NULL;
+  g_auto(GStrv) keys = g_new0 (char *, 5);
+  g_autoptr(GString) logs = g_string_new (NULL);
+  g_autoptr(GString) seen = g_string_new (NULL);
+  const char *paths[] = {
+    GENERATE_PATH, STREAM_PATH, "/v1beta/models/gemini-2.5-flash:countTokens",
+    "/v1beta/models", "/v1beta/openai/chat/completions",
+  };
+  const char *suffixes[] = { "", "-wal", "-shm" };
+  gint64 plain_id;
+
+  /* Keys the mock answers with errors that quote or concern the key. */
+  keys[0] = mock_key ("BADREQ", 1);
+  keys[1] = mock_key ("INVALID", 2);
+  keys[2] = mock_key ("LEAKED", 3);
+  keys[3] = gk_test_api_key (4);
+  /* Tried in this order: the invalid and leaked keys are rotated away,
+   * the plain key serves; once it is switched off, the BADREQ key's
+   * answers (which quote the key) are relayed. */
+  add_key_with_priority (f, keys[0], 1);
+  add_key_with_priority (f, keys[1], 10);
+  add_key_with_priority (f, keys[2], 9);
+  plain_id = add_key_with_priority (f, keys[3], 5);
+  start_mock (f);
+  upstream = g_strdup_printf ("http://127.0.0.1:%u", f->mock_port);
+  f->gateway = gk_gateway_new (f->store, f->pool);
+  g_signal_connect (f->gateway, "log", G_CALLBACK (log_cb), logs);
+  gk_gateway_set_upstream (f->gateway, upstream);
+  {
+    g_autoptr(GError) error = NULL;
+    g_assert_true (gk_gateway_start (f->gateway, "127.0.0.1", 0, &error));
+    g_assert_no_error (error);
+  }
+
+  for (guint round = 0; round < 4; round++)
+    for (guint i = 0; i < G_N_ELEMENTS (paths); i++)
+      {
+        if (round == 2 && i == 0)
+          {
+            g_autoptr(GError) error = NULL;
+
+            g_assert_true (gk_key_store_set_status (f->store, plain_id, GK_KEY_STATUS_INACTIVE,
+                                                    NULL, &error));
+            g_assert_no_error (error);
+          }
+
+        gboolean get = g_str_equal (paths[i], "/v1beta/models");
+        g_autofree char *req = request_text (f, get ? "GET" : "POST", paths[i], NULL,
+                                             get ? NULL : SMALL_BODY);
+        g_autoptr(GString) resp = NULL;
+        int fd = connect_to (gk_gateway_get_port (f->gateway), FALSE);
+        int err = 0;
+
+        g_assert_true (send_all (fd, req, strlen (req)));
+        resp = read_response (fd, 15000, &err);
+        close (fd);
+        g_assert_cmpint (err, !=, ETIMEDOUT);
+        g_assert_cmpuint (status_of (resp->str), >, 0);
+        g_string_append_len (seen, resp->str, resp->len);
+      }
+
+  gk_gateway_stop (f->gateway);
+  g_test_message ("gateway log:\n%s", logs->str);
+  assert_no_key (keys, seen->str, seen->len, "a response to a client");
+  assert_no_key (keys, logs->str, logs->len, "the gateway log");
+  /* The error text stored for the BADREQ answer is redacted too. */
+  for (guint i = 0; i < G_N_ELEMENTS (suffixes); i++)
+    {
+      g_autofree char *path = g_strconcat (f->dir, "/keys.db", suffixes[i], NULL);
+      g_autofree char *contents = NULL;
+      gsize len = 0;
+
+      if (g_file_get_contents (path, &contents, &len, NULL))
+        assert_no_key (keys, contents, len, path);
+    }
+  /* All four kinds of answer were met. */
+  g_assert_cmpint (hardening_query_int (f->db, "SELECT COUNT (DISTINCT key_id)"
+                                               " FROM gemini_key_usage_log"), ==, 4);
+}
+
 /* ---- Loopback only ------------------------------------------------------ */
 
 static void
@@ -891,6 +1015,7 @@ main (int   argc,
   ADD ("/hardening/gateway/many-clients", test_many_clients);
   ADD ("/hardening/gateway/huge-bodies", test_huge_bodies);
   ADD ("/hardening/gateway/loopback-only", test_loopback_only);
+  ADD ("/hardening/gateway/no-key-exposed", test_no_key_exposed);
 #undef ADD
   return g_test_run ();
 }
