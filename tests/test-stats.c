@@ -1140,6 +1140,39 @@ test_rollup_nested (Fixture       *fixture,
   assert_rollup_exact (db);
 }
 
+/* With nothing new to fold the dashboard takes no write lock, so another
+ * process's long write does not hold it up. */
+static void
+test_rollup_current_reads_only (Fixture       *fixture,
+                                gconstpointer  data)
+{
+  GkDatabase *db = fixture->db;
+  gint64 key = add_key (db, "k", "ACTIVE", FALSE);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) other = NULL;
+  g_autoptr(GkDashboard) d = NULL;
+  gint64 start;
+
+  add_usage (db, key, "m", 1, "SUCCESS", "u", TODAY);
+  g_assert_true (gk_rollup_catch_up (db, &error));
+
+  other = gk_database_open (gk_database_get_path (db), gk_database_get_clock (db), &error);
+  g_assert_no_error (error);
+  g_assert_true (gk_database_begin (other, &error));
+  g_assert_no_error (error);
+
+  /* The busy timeout is 10 s: a write lock would have waited for it. */
+  start = g_get_monotonic_time ();
+  d = dashboard (db, 7);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, G_USEC_PER_SEC);
+  assert_point (d, 6, 1, 1, 1);
+  g_assert_true (gk_rollup_catch_up (db, &error));
+  g_assert_no_error (error);
+
+  gk_database_rollback (other);
+  g_assert_finalize_object (g_steal_pointer (&other));
+}
+
 typedef struct
 {
   const char *path;
@@ -1345,6 +1378,7 @@ main (int   argc,
   ADD ("rollup/matches-log", test_rollup_matches_log);
   ADD ("rollup/new-rows", test_rollup_new_rows);
   ADD ("rollup/nested", test_rollup_nested);
+  ADD ("rollup/current-reads-only", test_rollup_current_reads_only);
   ADD ("rollup/concurrent", test_rollup_concurrent);
   ADD ("rollup/half-hour-zone", test_rollup_half_hour_zone);
   ADD ("rollup/dst-fall-back", test_rollup_dst_fall_back);
