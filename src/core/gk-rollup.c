@@ -3,8 +3,8 @@
  * The log's ids only grow (AUTOINCREMENT) and the app never changes a row
  * once written, so the rows not yet summed are exactly those above meta
  * "rollup_max_id". A fold reads that mark and the log's highest id inside
- * one BEGIN IMMEDIATE transaction, adds the rows between them with one
- * grouped upsert per table and moves the mark, all in that transaction:
+ * one BEGIN IMMEDIATE transaction, adds the rows between them (summed in
+ * memory, one upsert per sum) and moves the mark, all in that transaction:
  * two processes catching up at once take turns, and the second finds
  * nothing left to add. Rows deleted by hand are subtracted by a trigger
  * (migration 2); rows edited by hand after their fold are not re-read.
@@ -18,32 +18,28 @@
 #include "gk-database-private.h"
 #include "gk-rollup.h"
 
-#define BUCKET G_STRINGIFY (GK_ROLLUP_BUCKET_SECONDS)
-
 static const char progress_sql[] =
   "SELECT (SELECT CAST (value AS INTEGER) FROM meta WHERE key = '" GK_ROLLUP_META_MAX_ID "'),"
   " (SELECT max (id) FROM gemini_key_usage_log)";
 
-static const char fold_total_sql[] =
-  "INSERT INTO usage_rollup_total (start, requests, successes, cost_usd)"
-  " SELECT created_at - created_at % " BUCKET ", count(*), sum(status = 'SUCCESS'),"
-  " total(cost_usd) FROM gemini_key_usage_log WHERE id > ?1 AND id <= ?2 GROUP BY 1"
+static const char new_rows_sql[] =
+  "SELECT created_at, status = 'SUCCESS', tokens_used, cost_usd, model, user_id"
+  " FROM gemini_key_usage_log WHERE id > ?1 AND id <= ?2";
+
+static const char add_total_sql[] =
+  "INSERT INTO usage_rollup_total (start, requests, successes, cost_usd) VALUES (?1, ?2, ?3, ?4)"
   " ON CONFLICT (start) DO UPDATE SET requests = requests + excluded.requests,"
   " successes = successes + excluded.successes, cost_usd = cost_usd + excluded.cost_usd";
 
-/* ?3 is the span. Rows without a model or a user are counted in the
- * totals but not ranked. */
-#define FOLD_RANK_SQL(table, col) \
+#define ADD_RANK_SQL(table, col) \
   "INSERT INTO " table " (span, start, " col ", requests, tokens, cost_usd)" \
-  " SELECT ?3, created_at - created_at % ?3, " col ", count(*), sum(tokens_used)," \
-  " total(cost_usd) FROM gemini_key_usage_log" \
-  " WHERE id > ?1 AND id <= ?2 AND " col " <> '' GROUP BY 2, 3" \
+  " VALUES (?1, ?2, ?3, ?4, ?5, ?6)" \
   " ON CONFLICT (span, start, " col ") DO UPDATE SET" \
   " requests = requests + excluded.requests, tokens = tokens + excluded.tokens," \
   " cost_usd = cost_usd + excluded.cost_usd"
 
-static const char fold_model_sql[] = FOLD_RANK_SQL ("usage_rollup_model", "model");
-static const char fold_user_sql[] = FOLD_RANK_SQL ("usage_rollup_user", "user_id");
+static const char add_model_sql[] = ADD_RANK_SQL ("usage_rollup_model", "model");
+static const char add_user_sql[] = ADD_RANK_SQL ("usage_rollup_user", "user_id");
 
 static const char set_progress_sql[] =
   "INSERT INTO meta (key, value) VALUES ('" GK_ROLLUP_META_MAX_ID "', ?1)"
@@ -72,23 +68,160 @@ read_progress (GkDatabase  *db,
   return TRUE;
 }
 
-static gboolean
-run (GkDatabase  *db,
-     const char  *sql,
-     gint64       after,
-     gint64       upto,
-     gint64       span,
-     GError     **error)
+/* The new rows are summed in memory and each sum is written with one
+ * upsert: one pass over the rows, where a grouped INSERT … SELECT per table
+ * would sort them five times (2.5 times the cost at 1,024 rows, measured
+ * with bench-core). */
+typedef enum
 {
-  sqlite3_stmt *stmt = gk_database_prepare (db, sql, error);
+  GROUP_TOTAL,
+  GROUP_MODEL,
+  GROUP_USER,
+} GroupKind;
+
+typedef struct
+{
+  GroupKind  kind;
+  gint64     span;
+  gint64     start;
+  char      *name;        /* NULL in the totals */
+  gint64     requests;
+  gint64     successes;
+  gint64     tokens;
+  double     cost_usd;
+} Group;
+
+static guint
+group_hash (gconstpointer data)
+{
+  const Group *g = data;
+  guint hash = g_int64_hash (&g->start) * 31 + (guint) g->span + (guint) g->kind;
+
+  return g->name != NULL ? hash * 31 + g_str_hash (g->name) : hash;
+}
+
+static gboolean
+group_equal (gconstpointer a,
+             gconstpointer b)
+{
+  const Group *ga = a, *gb = b;
+
+  return ga->kind == gb->kind && ga->span == gb->span && ga->start == gb->start
+         && g_strcmp0 (ga->name, gb->name) == 0;
+}
+
+static void
+group_free (Group *g)
+{
+  g_free (g->name);
+  g_free (g);
+}
+
+static void
+group_add (GHashTable *groups,
+           GroupKind   kind,
+           gint64      span,
+           gint64      created_at,
+           const char *name,
+           gboolean    success,
+           gint64      tokens,
+           double      cost_usd)
+{
+  /* The same start as "created_at - created_at % span" in SQL (the
+   * migration, the trigger): both truncate toward zero. */
+  Group key = { kind, span, created_at - created_at % span, (char *) name, 0, 0, 0, 0 };
+  Group *g = g_hash_table_lookup (groups, &key);
+
+  if (g == NULL)
+    {
+      g = g_memdup2 (&key, sizeof key);
+      g->name = g_strdup (name);
+      g_hash_table_add (groups, g);
+    }
+  g->requests++;
+  g->successes += success ? 1 : 0;
+  g->tokens += tokens;
+  g->cost_usd += cost_usd;
+}
+
+static gboolean
+read_new_rows (GkDatabase  *db,
+               gint64       after,
+               gint64       upto,
+               GHashTable  *groups,
+               GError     **error)
+{
+  sqlite3_stmt *stmt = gk_database_prepare (db, new_rows_sql, error);
   int rc;
 
   if (stmt == NULL)
     return FALSE;
-  /* Unused parameters are simply not in the statement. */
   sqlite3_bind_int64 (stmt, 1, after);
   sqlite3_bind_int64 (stmt, 2, upto);
-  sqlite3_bind_int64 (stmt, 3, span);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      gint64 created_at = sqlite3_column_int64 (stmt, 0);
+      gboolean success = sqlite3_column_int (stmt, 1) != 0;
+      gint64 tokens = sqlite3_column_int64 (stmt, 2);
+      double cost_usd = sqlite3_column_double (stmt, 3);
+      const char *model = (const char *) sqlite3_column_text (stmt, 4);
+      const char *user = (const char *) sqlite3_column_text (stmt, 5);
+
+      group_add (groups, GROUP_TOTAL, GK_ROLLUP_BUCKET_SECONDS, created_at, NULL, success,
+                 tokens, cost_usd);
+
+      /* Rows without a model or a user are counted in the totals, not
+       * ranked. */
+      for (guint i = 0; i < 2; i++)
+        {
+          gint64 span = i == 0 ? GK_ROLLUP_BUCKET_SECONDS : GK_ROLLUP_DAY_SECONDS;
+
+          if (model != NULL && *model != '\0')
+            group_add (groups, GROUP_MODEL, span, created_at, model, success, tokens, cost_usd);
+          if (user != NULL && *user != '\0')
+            group_add (groups, GROUP_USER, span, created_at, user, success, tokens, cost_usd);
+        }
+    }
+  sqlite3_reset (stmt);
+  if (rc != SQLITE_DONE)
+    {
+      gk_database_set_error (db, error, _("Cannot read the statistics"));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+write_group (GkDatabase   *db,
+             const Group  *g,
+             GError      **error)
+{
+  sqlite3_stmt *stmt;
+  int rc;
+
+  if (g->kind == GROUP_TOTAL)
+    {
+      stmt = gk_database_prepare (db, add_total_sql, error);
+      if (stmt == NULL)
+        return FALSE;
+      sqlite3_bind_int64 (stmt, 1, g->start);
+      sqlite3_bind_int64 (stmt, 2, g->requests);
+      sqlite3_bind_int64 (stmt, 3, g->successes);
+      sqlite3_bind_double (stmt, 4, g->cost_usd);
+    }
+  else
+    {
+      stmt = gk_database_prepare (db, g->kind == GROUP_MODEL ? add_model_sql : add_user_sql,
+                                  error);
+      if (stmt == NULL)
+        return FALSE;
+      sqlite3_bind_int64 (stmt, 1, g->span);
+      sqlite3_bind_int64 (stmt, 2, g->start);
+      sqlite3_bind_text (stmt, 3, g->name, -1, SQLITE_STATIC);
+      sqlite3_bind_int64 (stmt, 4, g->requests);
+      sqlite3_bind_int64 (stmt, 5, g->tokens);
+      sqlite3_bind_double (stmt, 6, g->cost_usd);
+    }
   rc = sqlite3_step (stmt);
   if (rc != SQLITE_DONE)
     gk_database_set_error (db, error, _("Database update failed"));
@@ -102,17 +235,32 @@ fold (GkDatabase  *db,
       gint64       upto,
       GError     **error)
 {
-  static const gint64 spans[] = { GK_ROLLUP_BUCKET_SECONDS, GK_ROLLUP_DAY_SECONDS };
+  g_autoptr(GHashTable) groups = g_hash_table_new_full (group_hash, group_equal,
+                                                        (GDestroyNotify) group_free, NULL);
+  GHashTableIter iter;
+  gpointer group;
+  sqlite3_stmt *stmt;
+  int rc;
 
-  if (!run (db, fold_total_sql, after, upto, 0, error))
+  if (!read_new_rows (db, after, upto, groups, error))
     return FALSE;
-  for (guint i = 0; i < G_N_ELEMENTS (spans); i++)
+
+  g_hash_table_iter_init (&iter, groups);
+  while (g_hash_table_iter_next (&iter, &group, NULL))
     {
-      if (!run (db, fold_model_sql, after, upto, spans[i], error)
-          || !run (db, fold_user_sql, after, upto, spans[i], error))
+      if (!write_group (db, group, error))
         return FALSE;
     }
-  return run (db, set_progress_sql, upto, 0, 0, error);
+
+  stmt = gk_database_prepare (db, set_progress_sql, error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (stmt, 1, upto);
+  rc = sqlite3_step (stmt);
+  if (rc != SQLITE_DONE)
+    gk_database_set_error (db, error, _("Database update failed"));
+  sqlite3_reset (stmt);
+  return rc == SQLITE_DONE;
 }
 
 /**
