@@ -78,6 +78,43 @@ hardening_query_int (GkDatabase *db,
   return value;
 }
 
+char **
+hardening_fresh_schema (int *version)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = gk_test_db_path ();
+  g_autofree char *dir = g_path_get_dirname (path);
+  char **created = NULL;
+
+  {
+    g_autoptr(GkDatabase) db = gk_database_new (path, NULL, &error);
+
+    g_assert_no_error (error);
+    g_assert_true (gk_database_migrate (db, &created, &error));
+    g_assert_no_error (error);
+    g_assert_cmpuint (g_strv_length (created), >, 0);
+    *version = gk_database_get_schema_version (db);
+  }
+  gk_test_rm_rf (dir);
+  return created;
+}
+
+gboolean
+hardening_has_tables (GkDatabase  *db,
+                      char       **tables)
+{
+  for (guint i = 0; tables[i] != NULL; i++)
+    {
+      g_autofree char *sql = g_strdup_printf ("SELECT COUNT (*) FROM sqlite_master"
+                                              " WHERE type = 'table' AND name = '%s'",
+                                              tables[i]);
+
+      if (hardening_query_int (db, sql) != 1)
+        return FALSE;
+    }
+  return TRUE;
+}
+
 gboolean
 hardening_tree_contains (const char *dir,
                          const char *needle)

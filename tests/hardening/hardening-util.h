@@ -21,6 +21,12 @@ gboolean hardening_usage_exists   (GkDatabase  *db,
 /* The result of one "SELECT <integer>" style query (first column, first row). */
 gint64   hardening_query_int      (GkDatabase  *db,
                                    const char  *sql);
+/* The tables a migration of an empty database creates, and the schema
+ * version it reaches: what a complete database has. */
+char   **hardening_fresh_schema   (int         *version);
+/* TRUE when every table in @tables exists in @db. */
+gboolean hardening_has_tables     (GkDatabase  *db,
+                                   char       **tables);
 /* Whether any file under @dir (recursively) contains @needle. */
 gboolean hardening_tree_contains  (const char  *dir,
                                    const char  *needle);
