@@ -18,12 +18,16 @@
 #include "gk-pool.h"
 #include "gk-pricing.h"
 #include "gk-quotas.h"
+#include "gk-rollup.h"
 
 /* A 429 without RetryInfo cools a key down this long; repeated 429s double
  * it, up to the next daily reset. */
 #define DEFAULT_COOLDOWN_S 60
 #define MAX_STRIKE_SHIFT   10
 #define ERROR_MESSAGE_MAX  500
+/* Every this many usage rows, the tracking process folds them into the
+ * dashboard's running totals (about 1 ms). */
+#define ROLLUP_INTERVAL    1024
 
 typedef struct
 {
@@ -827,6 +831,17 @@ gk_pool_track (GkPool               *self,
   if (out)
     self->loaded = FALSE;
   snapshot_release (self);
+
+  /* Keep the dashboard's running totals close to current, so no dashboard
+   * load has much to fold. Outside the track's transaction; a failure only
+   * leaves more for the next fold. */
+  if (local_result.usage_id % ROLLUP_INTERVAL == 0)
+    {
+      g_autoptr(GError) fold_error = NULL;
+
+      if (!gk_rollup_catch_up (self->db, &fold_error))
+        g_debug ("Usage totals not brought up to date: %s", fold_error->message);
+    }
 
   if (result != NULL)
     *result = local_result;
