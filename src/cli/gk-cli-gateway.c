@@ -18,10 +18,21 @@ log_cb (GkGateway  *gateway,
         const char *line,
         gpointer    user_data)
 {
-  g_autoptr(GDateTime) now = g_date_time_new_now_local ();
-  g_autofree char *stamp = g_date_time_format (now, "%Y-%m-%d %H:%M:%S");
+  /* Emitted in the gateway's thread only, once per request: the time stamp
+   * is formatted once a second, not for every line. */
+  static gint64 stamp_second = -1;
+  static char *stamp = NULL;
+  gint64 second = g_get_real_time () / G_USEC_PER_SEC;
 
-  /* Emitted in the gateway's thread; stdio locks the stream. */
+  if (second != stamp_second)
+    {
+      g_autoptr(GDateTime) now = g_date_time_new_from_unix_local (second);
+
+      g_free (stamp);
+      stamp = g_date_time_format (now, "%Y-%m-%d %H:%M:%S");
+      stamp_second = second;
+    }
+  /* stdio locks the stream. */
   printf ("%s %s\n", stamp, line);
   fflush (stdout);
 }

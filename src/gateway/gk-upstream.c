@@ -24,6 +24,9 @@
 #define READ_SIZE          (64 * 1024)
 #define HEAD_LIMIT         (64 * 1024)
 #define CHUNK_LINE_LIMIT   4096
+#define READ_AHEAD_LIMIT   (1024 * 1024)
+
+typedef struct _GkUpstreamCall GkUpstreamCallPriv;
 
 typedef struct
 {
@@ -32,6 +35,15 @@ typedef struct
   GPollableInputStream  *in;        /* not owned */
   GPollableOutputStream *out;       /* not owned */
   gint64                 idle_since;
+  GkUpstream            *upstream;  /* not owned: a pooled Conn dies with it */
+  GkUpstreamCallPriv    *call;      /* the call using it; NULL while pooled */
+  /* Plain connections: one readability watch for the connection's life.
+   * A GSource per wait would cost four wakeup writes per request (GLib
+   * signals its wakeup fd whenever a poll fd is added or removed, and
+   * blocks a source's fds while it dispatches). */
+  GSource               *watch;
+  gpointer               watch_tag;
+  GIOCondition           watch_events;
 } Conn;
 
 struct _GkUpstream
@@ -47,6 +59,8 @@ struct _GkUpstream
   gboolean            closed;
   GQueue              idle;         /* Conn *, most recent last */
   guint               connects;
+  GQueue              waiting;      /* calls with a plain connection */
+  GSource            *sweep;        /* expires their deadlines */
 };
 
 typedef enum
@@ -96,6 +110,10 @@ struct _GkUpstreamCall
   GSource             *source;      /* the wait in progress */
   GError              *pending_error;
   gint64               deadline;    /* of the wait in progress; 0 = none */
+  GList               *waiting_link;
+  GSource             *cancel_source;
+  gboolean             body_eof;    /* read ahead of a read request */
+  GError              *body_error;
 
   gsize                written;
   GByteArray          *in;
@@ -117,13 +135,45 @@ conn_free (Conn *conn)
 {
   if (conn == NULL)
     return;
+  if (conn->watch != NULL)
+    {
+      g_source_destroy (conn->watch);
+      g_source_unref (conn->watch);
+    }
   g_io_stream_close (conn->stream, NULL, NULL);
   g_object_unref (conn->stream);
   g_free (conn);
 }
 
+static void conn_ready (Conn *conn);
+
+static gboolean
+watch_dispatch (GSource     *source,
+                GSourceFunc  callback,
+                gpointer     user_data)
+{
+  conn_ready (user_data);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs watch_funcs = {
+  .dispatch = watch_dispatch,
+};
+
+/* Watches for readability (G_IO_IN) or nothing (0). */
+static void
+conn_watch_set (Conn         *conn,
+                GIOCondition  events)
+{
+  if (conn->watch == NULL || conn->watch_events == events)
+    return;
+  conn->watch_events = events;
+  g_source_modify_unix_fd (conn->watch, conn->watch_tag, events);
+}
+
 static Conn *
-conn_new (GSocketConnection *connection)
+conn_new (GkUpstream        *upstream,
+          GSocketConnection *connection)
 {
   Conn *conn = g_new0 (Conn, 1);
 
@@ -131,6 +181,19 @@ conn_new (GSocketConnection *connection)
   conn->socket = g_socket_connection_get_socket (connection);
   conn->in = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (conn->stream));
   conn->out = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (conn->stream));
+  conn->upstream = upstream;
+  if (!upstream->tls)
+    {
+      /* TLS may hold decrypted bytes the socket no longer shows: those
+       * connections wait with the TLS streams' own sources instead. */
+      conn->watch = g_source_new (&watch_funcs, sizeof (GSource));
+      g_source_set_name (conn->watch, "gk-upstream-connection");
+      g_source_set_can_recurse (conn->watch, TRUE);
+      g_source_set_callback (conn->watch, NULL, conn, NULL);
+      conn->watch_events = G_IO_IN;
+      conn->watch_tag = g_source_add_unix_fd (conn->watch, g_socket_get_fd (conn->socket), G_IO_IN);
+      g_source_attach (conn->watch, g_main_context_get_thread_default ());
+    }
   return conn;
 }
 
@@ -144,12 +207,11 @@ conn_usable (GkUpstream *self,
     return FALSE;
   if (g_socket_is_closed (conn->socket))
     return FALSE;
-  /* Between two answers an HTTP connection has nothing to read: readable
-   * means the upstream closed it. A TLS 1.3 server may send a session
-   * ticket at any time, so over TLS the retry on a stale connection is
-   * what catches a close. */
-  if (!self->tls && g_socket_condition_check (conn->socket, G_IO_IN | G_IO_HUP | G_IO_ERR) != 0)
-    return FALSE;
+  /* A plain connection's watch drops it from the pool as soon as the
+   * upstream closes it (between two answers there is nothing to read). A
+   * TLS 1.3 server may send a session ticket at any time, so over TLS the
+   * retry on a stale connection is what catches a close. Both miss a close
+   * that is not dispatched yet, and the retry catches that too. */
   return TRUE;
 }
 
@@ -243,6 +305,11 @@ upstream_unref (GkUpstream *self)
   if (!g_atomic_int_dec_and_test (&self->ref_count))
     return;
   upstream_close_idle (self);
+  if (self->sweep != NULL)
+    {
+      g_source_destroy (self->sweep);
+      g_clear_pointer (&self->sweep, g_source_unref);
+    }
   g_clear_object (&self->client);
   g_clear_object (&self->connectable);
   g_free (self->host_header);
@@ -299,6 +366,8 @@ upstream_put_idle (GkUpstream *self,
       return;
     }
   conn->idle_since = g_get_monotonic_time ();
+  conn->call = NULL;
+  conn_watch_set (conn, G_IO_IN);
   g_queue_push_tail (&self->idle, conn);
 }
 
@@ -327,6 +396,13 @@ call_unref (GkUpstreamCall *call)
   if (--call->ref_count > 0)
     return;
   call_clear_source (call);
+  if (call->waiting_link != NULL)
+    g_queue_delete_link (&call->upstream->waiting, call->waiting_link);
+  if (call->cancel_source != NULL)
+    {
+      g_source_destroy (call->cancel_source);
+      g_clear_pointer (&call->cancel_source, g_source_unref);
+    }
   if (call->conn != NULL)
     {
       /* Back to the pool only when this response was read to its end and
@@ -343,6 +419,7 @@ call_unref (GkUpstreamCall *call)
   g_clear_pointer (&call->in, g_byte_array_unref);
   g_clear_pointer (&call->response_headers, soup_message_headers_unref);
   g_clear_error (&call->pending_error);
+  g_clear_error (&call->body_error);
   g_clear_object (&call->cancellable);
   upstream_unref (call->upstream);
   g_free (call);
@@ -448,6 +525,7 @@ call_head_done (GkUpstreamCall *call,
   GkUpstreamHeadFunc cb = call->head_cb;
 
   call->head_cb = NULL;
+  call->deadline = 0;
   if (error != NULL)
     call->state = STATE_FAILED;
   if (cb != NULL && !call->dead)
@@ -521,7 +599,7 @@ connect_cb (GObject      *source,
   GSocketConnection *connection;
 
   connection = g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &error);
-  if (call->dead)
+  if (call->dead || call->state != STATE_CONNECTING)
     {
       if (connection != NULL)
         {
@@ -543,7 +621,8 @@ connect_cb (GObject      *source,
    * answer, which Nagle's algorithm would only delay. */
   g_socket_set_option (g_socket_connection_get_socket (connection), IPPROTO_TCP, TCP_NODELAY, 1,
                        NULL);
-  call->conn = conn_new (connection);
+  call->conn = conn_new (call->upstream, connection);
+  call->conn->call = call;
   call_write (call);
   call_unref (call);
 }
@@ -554,6 +633,63 @@ call_connect (GkUpstreamCall *call)
   call->state = STATE_CONNECTING;
   g_socket_client_connect_async (call->upstream->client, call->upstream->connectable,
                                  call->cancellable, connect_cb, call_ref (call));
+}
+
+static void call_fail_waiting (GkUpstreamCall *call,
+                               GError         *error);
+
+static gboolean
+sweep_cb (gpointer data)
+{
+  GkUpstream *self = data;
+  gint64 now = g_get_monotonic_time ();
+  GList *expired = NULL;
+  gboolean keep;
+
+  upstream_ref (self);
+  for (GList *l = self->waiting.head; l != NULL; l = l->next)
+    {
+      GkUpstreamCall *call = l->data;
+
+      if (call->deadline > 0 && now >= call->deadline)
+        expired = g_list_prepend (expired, call_ref (call));
+    }
+  for (GList *l = expired; l != NULL; l = l->next)
+    {
+      GkUpstreamCall *call = l->data;
+
+      if (!call->dead && call->deadline > 0)
+        call_fail_waiting (call, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                                      "Socket I/O timed out"));
+      call_unref (call);
+    }
+  g_list_free (expired);
+  keep = self->waiting.length > 0 && self->sweep != NULL;
+  if (!keep)
+    g_clear_pointer (&self->sweep, g_source_unref);
+  upstream_unref (self);
+  return keep ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
+/* Plain connections have no source per wait: the deadlines of their calls
+ * are checked by one timer, a tenth of the timeout apart. */
+static void
+call_watch_deadline (GkUpstreamCall *call)
+{
+  GkUpstream *self = call->upstream;
+
+  if (call->waiting_link == NULL)
+    {
+      g_queue_push_tail (&self->waiting, call);
+      call->waiting_link = self->waiting.tail;
+    }
+  if (self->sweep == NULL)
+    {
+      self->sweep = g_timeout_source_new (CLAMP (self->timeout_s * 100, 50, 1000));
+      g_source_set_name (self->sweep, "gk-upstream-deadlines");
+      g_source_set_callback (self->sweep, sweep_cb, self, NULL);
+      g_source_attach (self->sweep, g_main_context_get_thread_default ());
+    }
 }
 
 /* Waits until the connection can be read (@input) or written. */
@@ -567,12 +703,29 @@ call_wait (GkUpstreamCall *call,
   call_clear_source (call);
   if (call->deadline == 0 && call->upstream->timeout_s > 0)
     call->deadline = g_get_monotonic_time () + (gint64) call->upstream->timeout_s * G_USEC_PER_SEC;
+
+  if (call->conn->watch != NULL)
+    {
+      if (call->deadline > 0)
+        call_watch_deadline (call);
+      if (input)
+        {
+          /* The connection's watch calls conn_ready(). */
+          conn_watch_set (call->conn, G_IO_IN);
+          return;
+        }
+      /* A write that would block is rare (a large body): a source of its
+       * own, and no read until it is done. */
+      conn_watch_set (call->conn, 0);
+    }
+
   source = input ? g_pollable_input_stream_create_source (call->conn->in, call->cancellable)
                  : g_pollable_output_stream_create_source (call->conn->out, call->cancellable);
   /* A plain socket's source has the socket timeout of the GSocketClient
    * built in; a TLS source gets the deadline here. */
   if (call->upstream->tls && call->deadline > 0)
     g_source_set_ready_time (source, call->deadline);
+  g_source_set_can_recurse (source, TRUE);
   g_source_set_callback (source, callback, call, NULL);
   g_source_attach (source, g_main_context_get_thread_default ());
   call->source = source;
@@ -821,6 +974,26 @@ call_wait_head (GkUpstreamCall *call)
   call_wait (call, TRUE, G_SOURCE_FUNC (head_ready_cb));
 }
 
+static gboolean
+call_cancelled_cb (GCancellable *cancellable,
+                   gpointer      user_data)
+{
+  GkUpstreamCall *call = user_data;
+
+  call_ref (call);
+  g_clear_pointer (&call->cancel_source, g_source_unref);
+  /* A connect in progress reports its own cancellation. */
+  if (!call->dead && call->state != STATE_CONNECTING)
+    {
+      GError *error = NULL;
+
+      g_cancellable_set_error_if_cancelled (cancellable, &error);
+      call_fail_waiting (call, error);
+    }
+  call_unref (call);
+  return G_SOURCE_REMOVE;
+}
+
 void
 gk_upstream_call_send (GkUpstreamCall     *call,
                        GCancellable       *cancellable,
@@ -832,6 +1005,13 @@ gk_upstream_call_send (GkUpstreamCall     *call,
   g_set_object (&call->cancellable, cancellable);
   call->head_cb = callback;
   call->user_data = user_data;
+  if (cancellable != NULL)
+    {
+      /* Waits on a connection's watch do not see the cancellable. */
+      call->cancel_source = g_cancellable_source_new (cancellable);
+      g_source_set_callback (call->cancel_source, G_SOURCE_FUNC (call_cancelled_cb), call, NULL);
+      g_source_attach (call->cancel_source, g_main_context_get_thread_default ());
+    }
   if (call->body != NULL)
     g_string_append_printf (call->head, "Content-Length: %" G_GSIZE_FORMAT "\r\n",
                             g_bytes_get_size (call->body));
@@ -840,6 +1020,7 @@ gk_upstream_call_send (GkUpstreamCall     *call,
   call->conn = upstream_take_idle (call->upstream);
   if (call->conn != NULL)
     {
+      call->conn->call = call;
       call->reused = TRUE;
       call_write (call);
     }
@@ -990,6 +1171,7 @@ call_read_done (GkUpstreamCall *call,
   GkUpstreamReadFunc cb = call->read_cb;
 
   call->read_cb = NULL;
+  call->deadline = 0;
   if (error != NULL)
     {
       call->state = STATE_FAILED;
@@ -1047,7 +1229,16 @@ call_read_body (GkUpstreamCall *call)
       if (call->state == STATE_DONE)
         continue;
 
-      n = call_fill (call, &error);
+      if (call->body_error != NULL)
+        {
+          g_propagate_error (&error, g_steal_pointer (&call->body_error));
+          call_read_done (call, NULL, error);
+          return;
+        }
+      if (call->body_eof)
+        n = 0;
+      else
+        n = call_fill (call, &error);
       if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
         {
           g_clear_error (&error);
@@ -1074,6 +1265,104 @@ call_read_body (GkUpstreamCall *call)
           call_read_done (call, NULL, error);
           return;
         }
+    }
+}
+
+/* Ends the wait in progress with @error (taken): a deadline passed or the
+ * call was cancelled. The caller holds a reference. */
+static void
+call_fail_waiting (GkUpstreamCall *call,
+                   GError         *error)
+{
+  call->deadline = 0;
+  if (call->head_cb != NULL && (call->state == STATE_WRITING || call->state == STATE_HEAD))
+    {
+      call_clear_source (call);
+      call_head_failed (call, error);
+      return;
+    }
+  if (call->read_cb != NULL && call->state == STATE_BODY)
+    {
+      call_clear_source (call);
+      call_read_done (call, NULL, error);
+      g_error_free (error);
+      return;
+    }
+  if (call->state == STATE_BODY && call->body_error == NULL)
+    {
+      /* For the next read. */
+      call->body_error = error;
+      return;
+    }
+  g_error_free (error);
+}
+
+/* Bytes came while nobody asked for them: kept for the next read, up to a
+ * limit, so that a level-triggered watch does not spin. */
+static void
+call_read_ahead (GkUpstreamCall *call)
+{
+  GError *error = NULL;
+  gssize n = call_fill (call, &error);
+
+  if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+    {
+      g_error_free (error);
+      return;
+    }
+  if (n < 0)
+    call->body_error = error;
+  else if (n == 0)
+    call->body_eof = TRUE;
+  else if (call->in->len - call->in_pos < READ_AHEAD_LIMIT)
+    return;
+  conn_watch_set (call->conn, 0);
+}
+
+/* A plain connection's watch fired. */
+static void
+conn_ready (Conn *conn)
+{
+  GkUpstreamCall *call = conn->call;
+
+  if (call == NULL)
+    {
+      /* Pooled: nothing should come between two answers, so the upstream
+       * closed it (or misbehaves). */
+      g_queue_remove (&conn->upstream->idle, conn);
+      conn_free (conn);
+      return;
+    }
+
+  switch (call->state)
+    {
+    case STATE_HEAD:
+      call_read_head (call);
+      return;
+
+    case STATE_BODY:
+      if (call->read_cb != NULL)
+        call_read_body (call);
+      else
+        call_read_ahead (call);
+      return;
+
+    case STATE_WRITING:
+      /* An answer (or a close) before the request is written: read once
+       * the writing is done. */
+      conn_watch_set (conn, 0);
+      return;
+
+    case STATE_DONE:
+    case STATE_FAILED:
+    case STATE_NEW:
+    case STATE_CONNECTING:
+    default:
+      /* Bytes or a close after the answer: the connection cannot carry
+       * another request. */
+      call->conn = NULL;
+      conn_free (conn);
+      return;
     }
 }
 
