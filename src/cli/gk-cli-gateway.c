@@ -32,9 +32,17 @@ log_cb (GkGateway  *gateway,
       stamp = g_date_time_format (now, "%Y-%m-%d %H:%M:%S");
       stamp_second = second;
     }
-  /* stdio locks the stream. */
+  /* stdio locks the stream. A terminal gets each line at once (line
+   * buffering); a file or pipe gets them from flush_cb, without a write
+   * per request. */
   printf ("%s %s\n", stamp, line);
+}
+
+static gboolean
+flush_cb (gpointer data)
+{
   fflush (stdout);
+  return G_SOURCE_CONTINUE;
 }
 
 static gboolean
@@ -56,7 +64,7 @@ gk_cli_cmd_serve (GkCli  *cli,
   GkKeyStore *key_store;
   GkPool *pool;
   int port = -1;
-  guint sigint, sigterm;
+  guint sigint, sigterm, flush;
   int status;
   const GOptionEntry entries[] = {
     { "port", 'p', 0, G_OPTION_ARG_INT, &port,
@@ -96,9 +104,11 @@ gk_cli_cmd_serve (GkCli  *cli,
   loop = g_main_loop_new (NULL, FALSE);
   sigint = g_unix_signal_add (SIGINT, quit_cb, loop);
   sigterm = g_unix_signal_add (SIGTERM, quit_cb, loop);
+  flush = g_timeout_add (200, flush_cb, NULL);
   g_main_loop_run (loop);
   g_source_remove (sigint);
   g_source_remove (sigterm);
+  g_source_remove (flush);
 
   gk_gateway_stop (gateway);
   printf ("%s\n", _("Gateway stopped."));

@@ -63,7 +63,7 @@ struct _GkGateway
   GThreadPool  *writer;
   GkDatabase   *writer_db;
   GkPool       *writer_pool;
-  GCancellable *cancellable;
+  GQueue        requests;     /* Request *, cancelled at stop */
   guint         in_flight;
   char        **allowed_hosts;
 
@@ -551,6 +551,84 @@ json_value_end (const char *data,
   return 0;
 }
 
+/* The counts of a usageMetadata object (@data from @start to @end) when
+ * each one is a plain integer, as Google sends them, added up the way
+ * gk_usage_parse() does. FALSE for anything else, which then goes to the
+ * JSON parser. */
+static gboolean
+gemini_usage_fast (const char   *data,
+                   gsize         start,
+                   gsize         end,
+                   GkTokenUsage *usage)
+{
+  static const char *names[] = {
+    "promptTokenCount", "toolUsePromptTokenCount", "candidatesTokenCount",
+    "thoughtsTokenCount", "totalTokenCount",
+  };
+  gint64 counts[G_N_ELEMENTS (names)] = { 0 };
+  gboolean seen[G_N_ELEMENTS (names)] = { FALSE };
+  gsize i = start + 1;
+
+  if (data[start] != '{')
+    return FALSE;
+  for (;;)
+    {
+      gsize key, key_len;
+      int which = -1;
+
+      while (i < end && (g_ascii_isspace (data[i]) || data[i] == ','))
+        i++;
+      if (i >= end)
+        return FALSE;
+      if (data[i] == '}')
+        break;
+      if (data[i] != '"')
+        return FALSE;
+      key = ++i;
+      while (i < end && data[i] != '"' && data[i] != '\\')
+        i++;
+      if (i >= end || data[i] != '"')
+        return FALSE;
+      key_len = i - key;
+      for (i++; i < end && g_ascii_isspace (data[i]); i++)
+        ;
+      if (i >= end || data[i] != ':')
+        return FALSE;
+      for (i++; i < end && g_ascii_isspace (data[i]); i++)
+        ;
+      for (guint n = 0; n < G_N_ELEMENTS (names); n++)
+        if (strlen (names[n]) == key_len && memcmp (data + key, names[n], key_len) == 0)
+          which = (int) n;
+      if (which < 0)
+        {
+          gsize value_end = json_value_end (data, end, i);
+
+          if (value_end == 0)
+            return FALSE;
+          i = value_end;
+          continue;
+        }
+      {
+        gint64 value = 0;
+        guint digits = 0;
+
+        for (; i < end && g_ascii_isdigit (data[i]) && digits < 18; i++, digits++)
+          value = value * 10 + (data[i] - '0');
+        if (digits == 0 || i >= end ||
+            !(data[i] == ',' || data[i] == '}' || g_ascii_isspace (data[i])))
+          return FALSE;
+        counts[which] = value;
+        seen[which] = TRUE;
+      }
+    }
+
+  usage->prompt_tokens = counts[0] + counts[1];
+  usage->output_tokens = counts[2] + counts[3];
+  usage->total_tokens = seen[4] ? counts[4] : usage->prompt_tokens + usage->output_tokens;
+  usage->found = TRUE;
+  return TRUE;
+}
+
 /* The usage of a whole (non-stream) answer. Parsing all of a long answer
  * costs more than the rest of the request; only the top-level
  * usageMetadata (or OpenAI "usage") member is parsed, found by a scan that
@@ -626,6 +704,8 @@ usage_parse_answer (const char   *data,
         }
     }
 
+  if (spans[0][1] > 0 && gemini_usage_fast (data, spans[0][0], spans[0][1], usage))
+    return TRUE;
   for (int which = 0; which < 2; which++)
     if (spans[which][1] > 0)
       {
@@ -659,6 +739,7 @@ typedef struct
   GArray            *exclude;
   guint              attempts;
   GCancellable      *cancellable;
+  GList             *link;          /* in the gateway's requests */
   gboolean           client_gone;
   gboolean           answered;
 
@@ -684,6 +765,7 @@ static void
 request_free (Request *request)
 {
   request->gateway->in_flight--;
+  g_queue_delete_link (&request->gateway->requests, request->link);
   g_object_set_data (G_OBJECT (request->msg), "gk-gateway-request", NULL);
   g_object_unref (request->msg);
   g_free (request->user_id);
@@ -1399,8 +1481,8 @@ proxy (GkGateway         *self,
                                       strstr (client_query, "alt=sse") != NULL));
   request->exclude = g_array_new (FALSE, FALSE, sizeof (gint64));
   request->cancellable = g_cancellable_new ();
-  g_signal_connect_object (self->cancellable, "cancelled", G_CALLBACK (g_cancellable_cancel),
-                           request->cancellable, G_CONNECT_SWAPPED);
+  g_queue_push_tail (&self->requests, request);
+  request->link = self->requests.tail;
   g_object_set_data_full (G_OBJECT (msg), "gk-gateway-request", request, request_detach_cb);
   /* A paused message whose client leaves is not always reported through
    * SoupServer::request-aborted. */
@@ -1564,7 +1646,6 @@ gateway_thread (gpointer data)
       self->allowed_hosts[1] = g_strdup_printf ("localhost:%u", self->port);
       self->allowed_hosts[2] = g_strdup_printf ("[::1]:%u", self->port);
 
-      self->cancellable = g_cancellable_new ();
       self->loop = g_main_loop_new (self->context, FALSE);
       writer_start (self);
     }
@@ -1584,7 +1665,14 @@ gateway_thread (gpointer data)
       /* Stop: refuse new clients, cancel what is in flight and let the
        * requests unwind (they write their usage rows) before freeing. */
       soup_server_disconnect (self->server);
-      g_cancellable_cancel (self->cancellable);
+      {
+        g_autoptr(GPtrArray) cancellables = g_ptr_array_new_with_free_func (g_object_unref);
+
+        for (GList *l = self->requests.head; l != NULL; l = l->next)
+          g_ptr_array_add (cancellables, g_object_ref (((Request *) l->data)->cancellable));
+        for (guint i = 0; i < cancellables->len; i++)
+          g_cancellable_cancel (g_ptr_array_index (cancellables, i));
+      }
       deadline = g_get_monotonic_time () + STOP_DRAIN_TIMEOUT_US;
       while (self->in_flight > 0 && g_get_monotonic_time () < deadline)
         g_main_context_iteration (self->context, FALSE);
@@ -1596,7 +1684,6 @@ gateway_thread (gpointer data)
 
   g_clear_pointer (&self->upstream_client, gk_upstream_free);
   g_clear_object (&self->server);
-  g_clear_object (&self->cancellable);
   g_clear_pointer (&self->loop, g_main_loop_unref);
   g_clear_pointer (&self->allowed_hosts, g_strfreev);
   while (g_main_context_iteration (self->context, FALSE))

@@ -1215,6 +1215,7 @@ typedef struct
   GSocket      *listener;
   GThread      *thread;
   RawMode       mode;
+  const char   *answer;       /* the body of every answer */
   guint16       port;
   char         *base;
   gint          connections;
@@ -1251,7 +1252,7 @@ static void
 raw_answer (RawServer     *raw,
             GOutputStream *out)
 {
-  const char *body = RAW_ANSWER;
+  const char *body = raw->answer;
   gsize len = strlen (body);
   g_autofree char *text = NULL;
 
@@ -1380,6 +1381,7 @@ raw_server_new (RawMode mode)
   g_autoptr(GSocketAddress) bound = NULL;
 
   raw->mode = mode;
+  raw->answer = RAW_ANSWER;
   raw->listener = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
                                 &error);
   g_assert_no_error (error);
@@ -1734,6 +1736,61 @@ test_pooled_upstream_closed (Fixture       *f,
   g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log"), ==, 9);
 }
 
+/* Token counts in the shapes the API may use are read as gk_usage_parse()
+ * reads them, whichever way the gateway finds them. */
+static void
+test_usage_shapes (Fixture       *f,
+                   gconstpointer  data)
+{
+  static const struct
+  {
+    const char *answer;
+    gint64      prompt;
+    gint64      output;
+  } cases[] = {
+    /* Details arrays, tool prompt, thoughts, white space. */
+    { "{ \"candidates\": [], \"usageMetadata\" : { \"promptTokenCount\" : 10, "
+      "\"promptTokensDetails\": [{\"modality\": \"TEXT\", \"tokenCount\": 10}], "
+      "\"toolUsePromptTokenCount\": 4, \"candidatesTokenCount\": 6, \"thoughtsTokenCount\": 2, "
+      "\"totalTokenCount\": 22 } }", 14, 8 },
+    /* 64-bit counts as decimal strings (proto3 JSON). */
+    { "{\"usageMetadata\":{\"promptTokenCount\":\"9\",\"candidatesTokenCount\":\"5\"}}", 9, 5 },
+    /* A fraction is not a plain integer. */
+    { "{\"usageMetadata\":{\"promptTokenCount\":3.0,\"candidatesTokenCount\":1}}", 3, 1 },
+    /* OpenAI's usage, total counting thinking tokens as output. */
+    { "{\"id\":\"x\",\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":11}}", 5, 6 },
+    /* No usage at all. */
+    { "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"usageMetadata\"}]}}]}", 0, 0 },
+    /* A JSON array (the non-SSE stream shape), usage in its last element. */
+    { "[{\"usageMetadata\":{\"promptTokenCount\":1}},{\"usageMetadata\":{\"promptTokenCount\":2,"
+      "\"candidatesTokenCount\":3}}]", 2, 3 },
+  };
+
+  add_key (f, "OK", 5, NULL);
+  for (guint c = 0; c < G_N_ELEMENTS (cases); c++)
+    {
+      RawServer *raw = raw_server_new (RAW_KEEP);
+      g_autoptr(GBytes) body = NULL;
+      g_autofree char *sql = NULL;
+      guint status;
+
+      raw->answer = cases[c].answer;
+      gk_gateway_set_upstream (f->gateway, raw->base);
+      restart (f);
+      body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY,
+                   &status);
+      g_assert_cmpuint (status, ==, 200);
+      sql = g_strdup_printf ("SELECT prompt_tokens * 1000 + output_tokens FROM gemini_key_usage_log"
+                             " ORDER BY id DESC LIMIT 1");
+      g_test_message ("case %u", c);
+      g_assert_cmpint (sql_int (f, sql), ==, cases[c].prompt * 1000 + cases[c].output);
+      gk_gateway_stop (f->gateway);
+      raw_server_free (raw);
+    }
+  gk_gateway_set_upstream (f->gateway, mock_base);
+  restart (f);
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 static void
@@ -1807,6 +1864,7 @@ main (int   argc,
   ADD ("key-test", test_key_test);
   ADD ("official-sdk", test_official_sdk);
   ADD ("pooled-upstream-closed", test_pooled_upstream_closed);
+  ADD ("usage-shapes", test_usage_shapes);
 #undef ADD
   g_test_add_func ("/gateway/upstream/pool-reuse", test_upstream_pool_reuse);
   g_test_add_func ("/gateway/upstream/bodies", test_upstream_bodies);
