@@ -63,6 +63,8 @@ struct _GkGateway
   GThreadPool  *writer;
   GkDatabase   *writer_db;
   GkPool       *writer_pool;
+  GAsyncQueue  *written;        /* TrackJob *, for the gateway's thread */
+  gint          written_wakeup; /* an idle is on its way to take them */
   GQueue        requests;     /* Request *, cancelled at stop */
   guint         in_flight;
   char        **allowed_hosts;
@@ -818,10 +820,9 @@ track_job_free (TrackJob *job)
 }
 
 /* In the gateway's thread, once the row is written. */
-static gboolean
-track_done_cb (gpointer data)
+static void
+track_done (TrackJob *job)
 {
-  TrackJob *job = data;
   Request *request = job->request;
   GkGateway *self = request->gateway;
   const GkUsageRecord *record = &job->record;
@@ -842,6 +843,22 @@ track_done_cb (gpointer data)
                result->rotated ? ")" : "");
   track_job_free (job);
   next (request);
+}
+
+static gboolean
+written_cb (gpointer data)
+{
+  GkGateway *self = data;
+  TrackJob *job;
+
+  /* The writer stopped and this wakeup came late: all was taken then. */
+  if (self->written == NULL)
+    return G_SOURCE_REMOVE;
+  /* Cleared before the queue is emptied: a row written from here on
+   * brings another wakeup. */
+  g_atomic_int_set (&self->written_wakeup, 0);
+  while ((job = g_async_queue_try_pop (self->written)) != NULL)
+    track_done (job);
   return G_SOURCE_REMOVE;
 }
 
@@ -851,14 +868,19 @@ writer_thread_func (gpointer data,
 {
   TrackJob *job = data;
   GkGateway *self = user_data;
-  GSource *source;
 
   gk_pool_track (self->writer_pool, &job->record, &job->result, &job->error);
-  source = g_idle_source_new ();
-  g_source_set_priority (source, G_PRIORITY_DEFAULT);
-  g_source_set_callback (source, track_done_cb, job, NULL);
-  g_source_attach (source, self->context);
-  g_source_unref (source);
+  g_async_queue_push (self->written, job);
+  /* Rows written while the gateway's thread is busy share one wakeup. */
+  if (g_atomic_int_compare_and_exchange (&self->written_wakeup, 0, 1))
+    {
+      GSource *source = g_idle_source_new ();
+
+      g_source_set_priority (source, G_PRIORITY_DEFAULT);
+      g_source_set_callback (source, written_cb, self, NULL);
+      g_source_attach (source, self->context);
+      g_source_unref (source);
+    }
 }
 
 /* Writes the usage row of the current attempt, then calls @next. The
@@ -906,7 +928,7 @@ request_track (Request            *request,
       return;
     }
   gk_pool_track (self->pool, record, &job->result, &job->error);
-  track_done_cb (job);
+  track_done (job);
 }
 
 static void
@@ -1596,6 +1618,8 @@ writer_start (GkGateway *self)
       return;
     }
   self->writer_pool = gk_pool_new (self->writer_db, gk_pool_get_pricing (self->pool));
+  self->written = g_async_queue_new ();
+  self->written_wakeup = 0;
   /* One thread: rows are written in the order the requests ended. */
   self->writer = g_thread_pool_new (writer_thread_func, self, 1, FALSE, &error);
   if (self->writer == NULL)
@@ -1603,6 +1627,7 @@ writer_start (GkGateway *self)
       gateway_log (self, "usage rows are written in the gateway thread: %s", error->message);
       g_clear_object (&self->writer_pool);
       g_clear_object (&self->writer_db);
+      g_clear_pointer (&self->written, g_async_queue_unref);
     }
 }
 
@@ -1611,6 +1636,10 @@ writer_stop (GkGateway *self)
 {
   if (self->writer != NULL)
     g_thread_pool_free (g_steal_pointer (&self->writer), FALSE, TRUE);
+  /* What the writer finished last goes on as usual. */
+  if (self->written != NULL)
+    written_cb (self);
+  g_clear_pointer (&self->written, g_async_queue_unref);
   g_clear_object (&self->writer_pool);
   g_clear_object (&self->writer_db);
 }
