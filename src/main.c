@@ -8,6 +8,7 @@
 #include <locale.h>
 
 #include "gk-application.h"
+#include "gk-hardening.h"
 
 int
 main (int   argc,
@@ -16,6 +17,9 @@ main (int   argc,
   g_autoptr(GkApplication) app = NULL;
   const char *localedir;
   int status;
+
+  /* The app decrypts keys: no core dumps, no ptrace by other processes. */
+  gk_hardening_init ();
 
   /* GEMINI_KEYS_LOCALEDIR lets the build tree's translations be used
    * before installing (screenshots, tests). */

@@ -117,6 +117,8 @@ main (int    argc,
   int status;
   int i;
 
+  /* Keys pass through this process: no core dumps, no ptrace by others. */
+  gk_hardening_init ();
   setlocale (LC_ALL, "");
   bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");

@@ -9,6 +9,7 @@
 #include "gk-clock.h"
 #include "gk-crypto.h"
 #include "gk-database.h"
+#include "gk-hardening.h"
 #include "gk-key-store.h"
 #include "gk-outcome.h"
 #include "gk-pool.h"

@@ -351,8 +351,9 @@ ensure_file (const char  *path,
   if (fd < 0)
     {
       int errsv = errno;
-      /* A read-only file is opened read-only by SQLite; let it report. */
-      if (errsv == EACCES || errsv == EROFS)
+      /* A read-only file (mode, mount or immutable flag) is opened
+       * read-only by SQLite: reads work and writes report clearly. */
+      if (errsv == EACCES || errsv == EROFS || errsv == EPERM)
         return TRUE;
       g_set_error (error, GK_DATABASE_ERROR, GK_DATABASE_ERROR_OPEN,
                    _("Cannot open the database “%s”: %s"), path, g_strerror (errsv));

@@ -76,6 +76,14 @@ is_user_cancel (GError       *error,
          && cancellable != NULL && g_cancellable_is_cancelled (cancellable);
 }
 
+static void
+set_locked_error (GError **error)
+{
+  g_set_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_LOCKED,
+               _("The keyring is locked. Unlock it (for example in Passwords and Keys, "
+                 "or by logging in again) and try again."));
+}
+
 /* Turns what libsecret or GDBus said into one of the states the UI and the
  * CLI explain: no service, locked, or a plain failure. */
 static void
@@ -96,9 +104,7 @@ propagate_keyring_error (GError       **error,
     {
       /* A prompt the user dismissed surfaces as a cancellation nobody
        * asked for. */
-      g_set_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_LOCKED,
-                   _("The keyring is locked. Unlock it (for example in Passwords and Keys, "
-                     "or by logging in again) and try again."));
+      set_locked_error (error);
       return;
     }
 
@@ -336,6 +342,22 @@ file_for_role (GkSecretStore *self,
 
 /* Helpers: one stored key, in the keyring or in a file */
 
+/* A lookup in a locked collection that cannot prompt returns nothing and
+ * no error, which must not read as "the master key is gone". Keys are
+ * stored in the default collection, so that is the one to ask about. */
+static gboolean
+default_collection_locked (GCancellable *cancellable)
+{
+  g_autoptr(SecretService) service = secret_service_get_sync (SECRET_SERVICE_NONE, cancellable, NULL);
+  g_autoptr(SecretCollection) collection = NULL;
+
+  if (service == NULL)
+    return FALSE;
+  collection = secret_collection_for_alias_sync (service, SECRET_COLLECTION_DEFAULT,
+                                                 SECRET_COLLECTION_NONE, cancellable, NULL);
+  return collection != NULL && secret_collection_get_locked (collection);
+}
+
 static GBytes *
 backend_lookup (GkSecretStore  *self,
                 const char     *db_uuid,
@@ -368,7 +390,11 @@ backend_lookup (GkSecretStore  *self,
       return NULL;
     }
   if (value == NULL)
-    return NULL;
+    {
+      if (default_collection_locked (cancellable))
+        set_locked_error (error);
+      return NULL;
+    }
 
   data = secret_value_get (value, &len);
   if (len == GK_MASTER_KEY_LEN)
