@@ -23,3 +23,10 @@ meson compile -C "$asan_build"
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 \
   in_session meson test -C "$asan_build" --print-errorlogs --num-processes 2 --suite core --suite gateway
+
+# The core suite under valgrind memcheck: no definite leaks, no invalid
+# reads or writes.
+tests/valgrind/run.sh "${build}-valgrind"
+
+# Each libFuzzer target for 30 s with its checked-in seeds.
+tests/fuzz/run-fuzzers.sh 30
