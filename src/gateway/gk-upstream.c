@@ -59,6 +59,7 @@ struct _GkUpstream
   gboolean            closed;
   GQueue              idle;         /* Conn *, most recent last */
   guint               connects;
+  GPtrArray          *spare;        /* read buffers of finished calls */
   GQueue              waiting;      /* calls with a plain connection */
   GSource            *sweep;        /* expires their deadlines */
 };
@@ -280,6 +281,7 @@ gk_upstream_new (const char  *base_url,
   g_socket_client_set_timeout (self->client, timeout_s);
   g_socket_client_set_tls (self->client, tls);
   g_queue_init (&self->idle);
+  self->spare = g_ptr_array_new_with_free_func ((GDestroyNotify) g_byte_array_unref);
   return self;
 }
 
@@ -312,6 +314,7 @@ upstream_unref (GkUpstream *self)
     }
   g_clear_object (&self->client);
   g_clear_object (&self->connectable);
+  g_clear_pointer (&self->spare, g_ptr_array_unref);
   g_free (self->host_header);
   g_free (self->base_path);
   g_free (self->user_agent);
@@ -416,6 +419,9 @@ call_unref (GkUpstreamCall *call)
   memset (call->head->str, 0, call->head->len);
   g_string_free (call->head, TRUE);
   g_clear_pointer (&call->body, g_bytes_unref);
+  /* Read buffers are reused: a 64 KiB allocation per request shows. */
+  if (call->in != NULL && call->upstream->spare->len < IDLE_MAX && call->in->len <= 2 * READ_SIZE)
+    g_ptr_array_add (call->upstream->spare, g_steal_pointer (&call->in));
   g_clear_pointer (&call->in, g_byte_array_unref);
   g_clear_pointer (&call->response_headers, soup_message_headers_unref);
   g_clear_error (&call->pending_error);
@@ -443,7 +449,13 @@ gk_upstream_call_new (GkUpstream *upstream,
   if (g_ascii_strcasecmp (method, "POST") == 0 || g_ascii_strcasecmp (method, "PUT") == 0 ||
       g_ascii_strcasecmp (method, "PATCH") == 0)
     call->body = g_bytes_new_static ("", 0);
-  call->in = g_byte_array_sized_new (READ_SIZE);
+  if (upstream->spare->len > 0)
+    {
+      call->in = g_ptr_array_steal_index_fast (upstream->spare, upstream->spare->len - 1);
+      g_byte_array_set_size (call->in, 0);
+    }
+  else
+    call->in = g_byte_array_sized_new (READ_SIZE);
   return call;
 }
 
