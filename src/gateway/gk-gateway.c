@@ -35,6 +35,7 @@
 #define ERROR_BODY_LIMIT       (1024 * 1024)
 #define RETRY_AFTER_BUSY       "1"
 #define STOP_DRAIN_TIMEOUT_US  (2 * G_USEC_PER_SEC)
+#define LISTEN_BACKLOG         1024
 
 struct _GkGateway
 {
@@ -63,6 +64,7 @@ struct _GkGateway
   GThreadPool  *writer;
   GkDatabase   *writer_db;
   GkPool       *writer_pool;
+  gint          writer_pending; /* rows pushed and not written yet */
   GAsyncQueue  *written;        /* TrackJob *, for the gateway's thread */
   gint          written_wakeup; /* an idle is on its way to take them */
   GQueue        requests;     /* Request *, cancelled at stop */
@@ -870,6 +872,7 @@ writer_thread_func (gpointer data,
   GkGateway *self = user_data;
 
   gk_pool_track (self->writer_pool, &job->record, &job->result, &job->error);
+  g_atomic_int_add (&self->writer_pending, -1);
   g_async_queue_push (self->written, job);
   /* Rows written while the gateway's thread is busy share one wakeup. */
   if (g_atomic_int_compare_and_exchange (&self->written_wakeup, 0, 1))
@@ -922,12 +925,18 @@ request_track (Request            *request,
       record->per_project = outcome->per_project;
     }
 
-  if (self->writer != NULL)
+  /* A lone request would only wait for two thread wakeups: its row is
+   * written here, over the writer's connection, when the writer has
+   * nothing queued (so rows stay in order). */
+  if (self->writer != NULL &&
+      (self->in_flight > 1 || g_atomic_int_get (&self->writer_pending) > 0))
     {
+      g_atomic_int_inc (&self->writer_pending);
       g_thread_pool_push (self->writer, job, NULL);
       return;
     }
-  gk_pool_track (self->pool, record, &job->result, &job->error);
+  gk_pool_track (self->writer_pool ? self->writer_pool : self->pool, record, &job->result,
+                 &job->error);
   track_done (job);
 }
 
@@ -1561,6 +1570,39 @@ server_handler_cb (SoupServer        *server,
 
 /* ---- The gateway thread ------------------------------------------------- */
 
+/* Listens on @address:@port with a backlog of LISTEN_BACKLOG: libsoup's
+ * own listeners keep GSocket's default of 10, and a burst of clients
+ * beyond that waits for SYN retries instead of being served (or refused
+ * with 503 past the in-flight cap). */
+static gboolean
+listen_socket (SoupServer    *server,
+               GInetAddress  *address,
+               guint          port,
+               guint         *bound_port,
+               GError       **error)
+{
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GSocketAddress) socket_address = NULL;
+  g_autoptr(GSocketAddress) local = NULL;
+
+  socket = g_socket_new (g_inet_address_get_family (address), G_SOCKET_TYPE_STREAM,
+                         G_SOCKET_PROTOCOL_TCP, error);
+  if (socket == NULL)
+    return FALSE;
+  socket_address = g_inet_socket_address_new (address, (guint16) port);
+  if (!g_socket_bind (socket, socket_address, TRUE, error))
+    return FALSE;
+  g_socket_set_listen_backlog (socket, LISTEN_BACKLOG);
+  if (!g_socket_listen (socket, error))
+    return FALSE;
+  local = g_socket_get_local_address (socket, error);
+  if (local == NULL)
+    return FALSE;
+  if (bound_port != NULL)
+    *bound_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+  return soup_server_listen_socket (server, socket, 0, error);
+}
+
 static gboolean
 listen_loopback (GkGateway  *self,
                  SoupServer *server,
@@ -1568,32 +1610,33 @@ listen_loopback (GkGateway  *self,
 {
   const char *address = self->start_address;
   g_autoptr(GError) local_error = NULL;
-  g_autoptr(GSocketAddress) sockaddr = NULL;
+  g_autoptr(GInetAddress) inet = NULL;
+  guint port = 0;
 
   if (address == NULL || g_ascii_strcasecmp (address, "localhost") == 0)
     {
-      /* Both loopbacks when the machine has IPv6, else IPv4 alone. */
-      if (soup_server_listen_local (server, self->start_port, 0, &local_error))
-        return TRUE;
-      if (!g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE))
+      g_autoptr(GInetAddress) ipv4 = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+      g_autoptr(GInetAddress) ipv6 = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV6);
+
+      if (!listen_socket (server, ipv4, self->start_port, &port, &local_error))
         {
-          g_clear_error (&local_error);
-          soup_server_disconnect (server);
-          if (soup_server_listen_local (server, self->start_port, SOUP_SERVER_LISTEN_IPV4_ONLY,
-                                        &local_error))
-            return TRUE;
+          g_set_error (error, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_ADDRESS,
+                       "Cannot listen on port %u: %s", self->start_port, local_error->message);
+          return FALSE;
         }
-      g_set_error (error, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_ADDRESS,
-                   "Cannot listen on port %u: %s", self->start_port, local_error->message);
-      return FALSE;
+      /* ::1 too when the machine has IPv6, on the same port; without it,
+       * IPv4 alone. */
+      if (!listen_socket (server, ipv6, port, NULL, &local_error))
+        g_debug ("Not listening on [::1]:%u: %s", port, local_error->message);
+      return TRUE;
     }
 
-  sockaddr = g_inet_socket_address_new_from_string (address, self->start_port);
-  if (!soup_server_listen (server, sockaddr, 0, &local_error))
+  inet = g_inet_address_new_from_string (address);
+  if (inet == NULL || !listen_socket (server, inet, self->start_port, NULL, &local_error))
     {
       g_set_error (error, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_ADDRESS,
                    "Cannot listen on %s port %u: %s", address, self->start_port,
-                   local_error->message);
+                   local_error ? local_error->message : "not an address");
       return FALSE;
     }
   return TRUE;
@@ -1620,6 +1663,7 @@ writer_start (GkGateway *self)
   self->writer_pool = gk_pool_new (self->writer_db, gk_pool_get_pricing (self->pool));
   self->written = g_async_queue_new ();
   self->written_wakeup = 0;
+  self->writer_pending = 0;
   /* One thread: rows are written in the order the requests ended. */
   self->writer = g_thread_pool_new (writer_thread_func, self, 1, FALSE, &error);
   if (self->writer == NULL)

@@ -1791,6 +1791,83 @@ test_usage_shapes (Fixture       *f,
   restart (f);
 }
 
+typedef struct
+{
+  guint     pending;
+  guint     ok;
+  gboolean  stream_ok;
+} Concurrent;
+
+static void
+concurrent_done_cb (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  Concurrent *c = user_data;
+  SoupMessage *msg = soup_session_get_async_result_message (SOUP_SESSION (source), result);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (source), result, &error);
+
+  if (error != NULL)
+    {
+      g_autofree char *uri = g_uri_to_string (soup_message_get_uri (msg));
+
+      g_test_message ("%s failed", uri);
+    }
+  g_assert_no_error (error);
+  if (soup_message_get_status (msg) == 200)
+    {
+      g_autofree char *text = bytes_to_string (body);
+
+      c->ok++;
+      if (strstr (text, "data: ") != NULL)
+        c->stream_ok = c->stream_ok && strstr (text, " mock stream.") != NULL;
+    }
+  c->pending--;
+}
+
+/* Many requests at once: their rows go through the writer thread, all of
+ * them written by the time each client has its answer. */
+static void
+test_concurrent_rows (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(SoupSession) session = NULL;
+  Concurrent c = { 0, 0, TRUE };
+  const guint n = 24;
+
+  add_key (f, "OK", 5, NULL);
+  g_main_context_push_thread_default (context);
+  session = soup_session_new_with_options ("max-conns", 64, "max-conns-per-host", 64, NULL);
+  for (guint i = 0; i < n; i++)
+    {
+      /* Streams take some 15 ms at the mock, so the requests overlap. */
+      g_autofree char *url = g_strconcat (f->base, MODEL_PATH,
+                                          i % 2 ? ":streamGenerateContent?alt=sse" : ":generateContent",
+                                          NULL);
+      g_autoptr(SoupMessage) msg = soup_message_new ("POST", url);
+
+      soup_message_headers_replace (soup_message_get_request_headers (msg), "x-goog-api-key", f->token);
+      soup_message_set_request_body_from_bytes (msg, "application/json",
+                                                g_bytes_new_static (GENERATE_BODY, strlen (GENERATE_BODY)));
+      c.pending++;
+      soup_session_send_and_read_async (session, msg, G_PRIORITY_DEFAULT, NULL, concurrent_done_cb, &c);
+    }
+  while (c.pending > 0)
+    g_main_context_iteration (context, TRUE);
+  g_main_context_pop_thread_default (context);
+
+  g_assert_cmpuint (c.ok, ==, n);
+  g_assert_true (c.stream_ok);
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log WHERE status = 'SUCCESS'"
+                               " AND prompt_tokens = 12 AND output_tokens = 13"), ==, n / 2);
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log WHERE status = 'SUCCESS'"
+                               " AND prompt_tokens = 20 AND output_tokens = 21"), ==, n / 2);
+  /* The quota counters saw every request once. */
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log"), ==, n);
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 static void
@@ -1865,6 +1942,7 @@ main (int   argc,
   ADD ("official-sdk", test_official_sdk);
   ADD ("pooled-upstream-closed", test_pooled_upstream_closed);
   ADD ("usage-shapes", test_usage_shapes);
+  ADD ("concurrent-rows", test_concurrent_rows);
 #undef ADD
   g_test_add_func ("/gateway/upstream/pool-reuse", test_upstream_pool_reuse);
   g_test_add_func ("/gateway/upstream/bodies", test_upstream_bodies);
