@@ -1207,18 +1207,23 @@ relay_abort (Request *request)
 {
   if (!request->client_gone)
     {
+      GSocket *socket = soup_server_message_get_socket (request->msg);
       g_autoptr(GIOStream) stream = NULL;
 
       request->answered = TRUE;
-      stream = soup_server_message_steal_connection (request->msg);
-      if (stream != NULL)
+      if (socket != NULL)
         {
           /* A chunk-size line cut short: even lenient HTTP readers, which
-           * take a close between two chunks for the end, see an error. */
-          g_output_stream_write_all (g_io_stream_get_output_stream (stream), "1", 1, NULL,
-                                     NULL, NULL);
-          g_io_stream_close (stream, NULL, NULL);
+           * take a close between two chunks for the end, see an error.
+           * Written on the socket itself, which is then shut for writing:
+           * libsoup ends a chunked body it lets go of with a last chunk,
+           * and that must not reach the client. */
+          g_socket_send (socket, "1", 1, NULL, NULL);
+          g_socket_shutdown (socket, FALSE, TRUE, NULL);
         }
+      stream = soup_server_message_steal_connection (request->msg);
+      if (stream != NULL)
+        g_io_stream_close (stream, NULL, NULL);
     }
   request_finish (request);
 }
