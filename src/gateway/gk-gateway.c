@@ -262,7 +262,9 @@ refuse (SoupServerMessage *msg,
         const char        *message)
 {
   state->refused = TRUE;
-  /* The body is not read: the connection cannot be reused after this. */
+  /* libsoup still reads the body of a refused request before it answers:
+   * not kept, and the connection is not reused after this. */
+  soup_message_body_set_accumulate (soup_server_message_get_request_body (msg), FALSE);
   soup_message_headers_replace (soup_server_message_get_response_headers (msg),
                                 "Connection", "close");
   gk_gateway_respond_error (msg, code, status, message);
