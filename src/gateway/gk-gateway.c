@@ -998,8 +998,22 @@ request_relay_body (Request    *request,
                                             "Content-Type")
             : NULL;
 
-          soup_server_message_set_response (msg, type ? type : "application/json; charset=UTF-8",
-                                            SOUP_MEMORY_COPY, data, len);
+          /* The upstream's body itself when it is the buffer read whole:
+           * no copy. */
+          if (request->buffer != NULL && data == (const char *) request->buffer->data &&
+              len == request->buffer->len)
+            {
+              g_autoptr(GBytes) bytes = g_byte_array_free_to_bytes (g_steal_pointer (&request->buffer));
+
+              /* What soup_server_message_set_response() does, with bytes. */
+              soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                            "Content-Type",
+                                            type ? type : "application/json; charset=UTF-8");
+              soup_message_body_append_bytes (soup_server_message_get_response_body (msg), bytes);
+            }
+          else
+            soup_server_message_set_response (msg, type ? type : "application/json; charset=UTF-8",
+                                              SOUP_MEMORY_COPY, data, len);
         }
     }
   request_finish (request);
