@@ -1227,6 +1227,11 @@ relay_abort (Request *request)
       g_autoptr(GIOStream) stream = NULL;
 
       request->answered = TRUE;
+      /* libsoup looks both addresses up when the connection is stolen,
+       * and warns if the client is gone by then: looked up (and kept)
+       * while it still waits for the answer. */
+      soup_server_message_get_local_address (request->msg);
+      soup_server_message_get_remote_address (request->msg);
       if (socket != NULL)
         {
           /* A chunk-size line cut short: even lenient HTTP readers, which
