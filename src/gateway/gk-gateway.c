@@ -122,6 +122,8 @@ static const char *request_headers_dropped[] = {
 };
 
 static const char *response_headers_dropped[] = {
+  /* The gateway's server sends its own Date: not two of them. */
+  "date",
   "connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding",
   "set-cookie", "alt-svc", "server", "trailer", "upgrade", "access-control-allow-origin",
   "access-control-allow-credentials", "access-control-allow-headers",
