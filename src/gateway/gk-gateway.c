@@ -14,6 +14,11 @@
  *     chunk) or, on 429 / invalid key / 5xx / network errors, record the
  *     failed attempt and try the next key.
  *
+ * The upstream client is gk-upstream.c (a SoupSession cost several times
+ * what the server side costs). Usage rows are written by a writer thread
+ * over a second database connection, in order; the client is answered once
+ * its row is written, and a lone request writes its row itself.
+ *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
 #define G_LOG_DOMAIN "gk-gateway"
