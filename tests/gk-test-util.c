@@ -74,6 +74,51 @@ gk_test_add_key (GkKeyStore *store,
 }
 
 void
+gk_test_fixture_setup (GkTestFixture *f,
+                       gconstpointer  data)
+{
+  f->clock = gk_clock_new_fixed (GK_TEST_EPOCH);
+  f->db = gk_test_open_db (f->clock);
+  f->master = gk_test_master_key ();
+  f->store = gk_key_store_new (f->db, f->master);
+  f->pool = gk_pool_new (f->db, NULL);
+}
+
+void
+gk_test_fixture_teardown (GkTestFixture *f,
+                          gconstpointer  data)
+{
+  g_autofree char *dir = g_path_get_dirname (gk_database_get_path (f->db));
+
+  g_assert_finalize_object (f->pool);
+  g_assert_finalize_object (f->store);
+  g_assert_finalize_object (f->db);
+  g_clear_object (&f->clock);
+  g_clear_pointer (&f->master, g_bytes_unref);
+  gk_test_rm_rf (dir);
+}
+
+GkTrackResult
+gk_test_track (GkPool        *pool,
+               gint64         key_id,
+               GkUsageStatus  status,
+               gint64         prompt_tokens)
+{
+  g_autoptr(GError) error = NULL;
+  GkTrackResult result = { 0 };
+  GkUsageRecord record;
+
+  gk_usage_record_init (&record);
+  record.key_id = key_id;
+  record.model = "gemini-2.5-flash";
+  record.prompt_tokens = prompt_tokens;
+  record.status = status;
+  gk_pool_track (pool, &record, &result, &error);
+  g_assert_no_error (error);
+  return result;
+}
+
+void
 gk_test_rm_rf (const char *path)
 {
   g_autoptr(GFile) file = g_file_new_for_path (path);

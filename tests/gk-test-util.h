@@ -25,6 +25,31 @@ char       *gk_test_api_key        (guint       n);
 gint64      gk_test_add_key        (GkKeyStore *store,
                                     const char *name,
                                     int         priority);
+/* What most core tests work on: a database on a fixed clock at
+ * GK_TEST_EPOCH, the test master key, a key store and a pool. */
+typedef struct
+{
+  GkClock    *clock;
+  GkDatabase *db;
+  GBytes     *master;
+  GkKeyStore *store;
+  GkPool     *pool;
+} GkTestFixture;
+
+/* For g_test_add(); teardown checks that nothing leaked a reference. */
+void        gk_test_fixture_setup    (GkTestFixture *f,
+                                      gconstpointer  data);
+void        gk_test_fixture_teardown (GkTestFixture *f,
+                                      gconstpointer  data);
+#define GK_TEST_ADD(path, func) \
+  g_test_add (path, GkTestFixture, NULL, gk_test_fixture_setup, func, gk_test_fixture_teardown)
+
+/* Records one use of @key_id with @prompt_tokens (asserts success). */
+GkTrackResult gk_test_track          (GkPool        *pool,
+                                      gint64         key_id,
+                                      GkUsageStatus  status,
+                                      gint64         prompt_tokens);
+
 /* Removes a directory tree (test clean-up). */
 void        gk_test_rm_rf          (const char *path);
 

@@ -7,48 +7,13 @@
 #include "gk-database-private.h"
 #include "gk-test-util.h"
 
-typedef struct
-{
-  GkClock        *clock;
-  GkDatabase     *db;
-  GkKeyStore     *store;
-  GkPool         *pool;
-  GkAlertTracker *tracker;
-  GBytes         *master;
-} Fixture;
-
-static void
-fixture_setup (Fixture       *f,
-               gconstpointer  data)
-{
-  f->clock = gk_clock_new_fixed (GK_TEST_EPOCH);
-  f->db = gk_test_open_db (f->clock);
-  f->master = gk_test_master_key ();
-  f->store = gk_key_store_new (f->db, f->master);
-  f->pool = gk_pool_new (f->db, NULL);
-  f->tracker = gk_alert_tracker_new (f->db);
-}
-
-static void
-fixture_teardown (Fixture       *f,
-                  gconstpointer  data)
-{
-  g_autofree char *dir = g_path_get_dirname (gk_database_get_path (f->db));
-
-  g_assert_finalize_object (f->tracker);
-  g_assert_finalize_object (f->pool);
-  g_assert_finalize_object (f->store);
-  g_assert_finalize_object (f->db);
-  g_clear_object (&f->clock);
-  g_clear_pointer (&f->master, g_bytes_unref);
-  gk_test_rm_rf (dir);
-}
+typedef GkTestFixture Fixture;
 
 static GPtrArray *
-check (Fixture *f)
+check (GkAlertTracker *tracker)
 {
   g_autoptr(GError) error = NULL;
-  GPtrArray *alerts = gk_alert_tracker_check (f->tracker, &error);
+  GPtrArray *alerts = gk_alert_tracker_check (tracker, &error);
 
   g_assert_no_error (error);
   g_assert_nonnull (alerts);
@@ -56,27 +21,10 @@ check (Fixture *f)
 }
 
 static void
-track (Fixture       *f,
-       gint64         key_id,
-       GkUsageStatus  status,
-       gint64         tokens)
-{
-  g_autoptr(GError) error = NULL;
-  GkUsageRecord record;
-
-  gk_usage_record_init (&record);
-  record.key_id = key_id;
-  record.model = "gemini-2.5-flash";
-  record.prompt_tokens = tokens;
-  record.status = status;
-  gk_pool_track (f->pool, &record, NULL, &error);
-  g_assert_no_error (error);
-}
-
-static void
 test_quota_low_and_invalid (Fixture       *f,
                             gconstpointer  data)
 {
+  g_autoptr(GkAlertTracker) tracker = gk_alert_tracker_new (f->db);
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) first = NULL;
   g_autoptr(GPtrArray) second = NULL;
@@ -94,12 +42,12 @@ test_quota_low_and_invalid (Fixture       *f,
   g_assert_no_error (error);
   other = gk_test_add_key (f->store, "other", 5);
 
-  first = check (f);
+  first = check (tracker);
   g_assert_cmpint (first->len, ==, 0);
 
   /* 92% used: below 10% left. */
-  track (f, id, GK_USAGE_SUCCESS, 920);
-  second = check (f);
+  gk_test_track (f->pool, id, GK_USAGE_SUCCESS, 920);
+  second = check (tracker);
   g_assert_cmpint (second->len, ==, 1);
   alert = g_ptr_array_index (second, 0);
   g_assert_cmpint (alert->kind, ==, GK_ALERT_QUOTA_LOW);
@@ -108,8 +56,8 @@ test_quota_low_and_invalid (Fixture       *f,
   g_assert_cmpfloat_with_epsilon (alert->value, 8.0, 1e-9);
 
   /* Still low: not news. A key turning invalid is. */
-  track (f, other, GK_USAGE_INVALID_KEY, 0);
-  third = check (f);
+  gk_test_track (f->pool, other, GK_USAGE_INVALID_KEY, 0);
+  third = check (tracker);
   g_assert_cmpint (third->len, ==, 1);
   alert = g_ptr_array_index (third, 0);
   g_assert_cmpint (alert->kind, ==, GK_ALERT_KEY_INVALID);
@@ -120,9 +68,9 @@ test_quota_low_and_invalid (Fixture       *f,
     g_autoptr(GTimeZone) la = g_time_zone_new_identifier ("America/Los_Angeles");
     gk_clock_set (f->clock, gk_quota_next_reset (GK_QUOTA_DAILY, GK_TEST_EPOCH, la));
   }
-  g_ptr_array_unref (check (f));
-  track (f, id, GK_USAGE_SUCCESS, 950);
-  fourth = check (f);
+  g_ptr_array_unref (check (tracker));
+  gk_test_track (f->pool, id, GK_USAGE_SUCCESS, 950);
+  fourth = check (tracker);
   g_assert_cmpint (fourth->len, ==, 1);
   g_assert_cmpint (((GkAlert *) g_ptr_array_index (fourth, 0))->kind, ==, GK_ALERT_QUOTA_LOW);
 }
@@ -131,21 +79,22 @@ static void
 test_success_rate (Fixture       *f,
                    gconstpointer  data)
 {
+  g_autoptr(GkAlertTracker) tracker = gk_alert_tracker_new (f->db);
   gint64 id = gk_test_add_key (f->store, "k", 5);
   g_autoptr(GPtrArray) first = NULL;
   g_autoptr(GPtrArray) second = NULL;
   g_autoptr(GPtrArray) third = NULL;
   g_autoptr(GPtrArray) fourth = NULL;
 
-  first = check (f);
+  first = check (tracker);
   g_assert_cmpint (first->len, ==, 0);
 
   /* 8 of 10 succeed: 80%. */
   for (int i = 0; i < 8; i++)
-    track (f, id, GK_USAGE_SUCCESS, 1);
+    gk_test_track (f->pool, id, GK_USAGE_SUCCESS, 1);
   for (int i = 0; i < 2; i++)
-    track (f, id, GK_USAGE_ERROR, 0);
-  second = check (f);
+    gk_test_track (f->pool, id, GK_USAGE_ERROR, 0);
+  second = check (tracker);
   g_assert_cmpint (second->len, ==, 1);
   g_assert_cmpint (((GkAlert *) g_ptr_array_index (second, 0))->kind, ==, GK_ALERT_SUCCESS_RATE);
   g_assert_cmpfloat_with_epsilon (((GkAlert *) g_ptr_array_index (second, 0))->value, 80.0, 1e-9);
@@ -153,11 +102,11 @@ test_success_rate (Fixture       *f,
   /* At most once an hour. */
   gk_clock_advance (f->clock, 1800);
   for (int i = 0; i < 10; i++)
-    track (f, id, GK_USAGE_ERROR, 0);
-  third = check (f);
+    gk_test_track (f->pool, id, GK_USAGE_ERROR, 0);
+  third = check (tracker);
   g_assert_cmpint (third->len, ==, 0);
   gk_clock_advance (f->clock, 1800);
-  fourth = check (f);
+  fourth = check (tracker);
   g_assert_cmpint (fourth->len, ==, 1);
 }
 
@@ -165,6 +114,7 @@ static void
 test_budget (Fixture       *f,
              gconstpointer  data)
 {
+  g_autoptr(GkAlertTracker) tracker = gk_alert_tracker_new (f->db);
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) first = NULL;
   g_autoptr(GPtrArray) second = NULL;
@@ -176,11 +126,11 @@ test_budget (Fixture       *f,
   spec.name = "budgeted";
   spec.monthly_budget_usd = 0.5;
   id = gk_key_store_add (f->store, &spec, api_key, &error);
-  first = check (f);
+  first = check (tracker);
   g_assert_cmpint (first->len, ==, 0);
   /* 2M tokens of 2.5 Flash input: $0.60. */
-  track (f, id, GK_USAGE_SUCCESS, 2000000);
-  second = check (f);
+  gk_test_track (f->pool, id, GK_USAGE_SUCCESS, 2000000);
+  second = check (tracker);
   g_assert_cmpint (second->len, ==, 1);
   g_assert_cmpint (((GkAlert *) g_ptr_array_index (second, 0))->kind, ==, GK_ALERT_BUDGET);
   g_assert_cmpfloat (((GkAlert *) g_ptr_array_index (second, 0))->value, ==, 0.5);
@@ -190,19 +140,20 @@ static void
 test_first_check_only_learns (Fixture       *f,
                               gconstpointer  data)
 {
+  g_autoptr(GkAlertTracker) tracker = gk_alert_tracker_new (f->db);
   gint64 id = gk_test_add_key (f->store, "k", 5);
   g_autoptr(GPtrArray) first = NULL;
   g_autoptr(GPtrArray) second = NULL;
 
-  track (f, id, GK_USAGE_INVALID_KEY, 0);
-  first = check (f);
+  gk_test_track (f->pool, id, GK_USAGE_INVALID_KEY, 0);
+  first = check (tracker);
   g_assert_cmpint (first->len, ==, 0);
-  second = check (f);
+  second = check (tracker);
   g_assert_cmpint (second->len, ==, 0);
 }
 
 #define ADD(path, func) \
-  g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  g_test_add (path, Fixture, NULL, gk_test_fixture_setup, func, gk_test_fixture_teardown)
 
 int
 main (int argc, char *argv[])

@@ -9,36 +9,7 @@
 #include "gk-database-private.h"
 #include "gk-test-util.h"
 
-typedef struct
-{
-  GkClock    *clock;
-  GkDatabase *db;
-  GkKeyStore *store;
-  GBytes     *master;
-} Fixture;
-
-static void
-fixture_setup (Fixture       *f,
-               gconstpointer  data)
-{
-  f->clock = gk_clock_new_fixed (GK_TEST_EPOCH);
-  f->db = gk_test_open_db (f->clock);
-  f->master = gk_test_master_key ();
-  f->store = gk_key_store_new (f->db, f->master);
-}
-
-static void
-fixture_teardown (Fixture       *f,
-                  gconstpointer  data)
-{
-  g_autofree char *dir = g_path_get_dirname (gk_database_get_path (f->db));
-
-  g_assert_finalize_object (f->store);
-  g_assert_finalize_object (f->db);
-  g_clear_object (&f->clock);
-  g_clear_pointer (&f->master, g_bytes_unref);
-  gk_test_rm_rf (dir);
-}
+typedef GkTestFixture Fixture;
 
 static void
 test_validate_key (void)
@@ -409,7 +380,7 @@ test_corrupt_row (Fixture       *f,
 }
 
 #define ADD(path, func) \
-  g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  g_test_add (path, Fixture, NULL, gk_test_fixture_setup, func, gk_test_fixture_teardown)
 
 int
 main (int argc, char *argv[])

@@ -10,39 +10,7 @@
 #include "gk-database-private.h"
 #include "gk-test-util.h"
 
-typedef struct
-{
-  GkClock    *clock;
-  GkDatabase *db;
-  GkKeyStore *store;
-  GkPool     *pool;
-  GBytes     *master;
-} Fixture;
-
-static void
-fixture_setup (Fixture       *f,
-               gconstpointer  data)
-{
-  f->clock = gk_clock_new_fixed (GK_TEST_EPOCH);
-  f->db = gk_test_open_db (f->clock);
-  f->master = gk_test_master_key ();
-  f->store = gk_key_store_new (f->db, f->master);
-  f->pool = gk_pool_new (f->db, NULL);
-}
-
-static void
-fixture_teardown (Fixture       *f,
-                  gconstpointer  data)
-{
-  g_autofree char *dir = g_path_get_dirname (gk_database_get_path (f->db));
-
-  g_assert_finalize_object (f->pool);
-  g_assert_finalize_object (f->store);
-  g_assert_finalize_object (f->db);
-  g_clear_object (&f->clock);
-  g_clear_pointer (&f->master, g_bytes_unref);
-  gk_test_rm_rf (dir);
-}
+typedef GkTestFixture Fixture;
 
 typedef struct
 {
@@ -171,12 +139,12 @@ test_selection_order (void)
       g_autofree char *chosen = NULL;
 
       g_test_message ("%s", cases[i].what);
-      fixture_setup (&f, NULL);
+      gk_test_fixture_setup (&f, NULL);
       for (guint r = 0; r < G_N_ELEMENTS (cases[i].rows) && cases[i].rows[r].name; r++)
         add_row (&f, &cases[i].rows[r], i * 10 + r);
       chosen = select_name (&f);
       g_assert_cmpstr (chosen, ==, cases[i].expected);
-      fixture_teardown (&f, NULL);
+      gk_test_fixture_teardown (&f, NULL);
     }
 }
 
@@ -674,7 +642,7 @@ test_other_connection (Fixture       *f,
 }
 
 #define ADD(path, func) \
-  g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  g_test_add (path, Fixture, NULL, gk_test_fixture_setup, func, gk_test_fixture_teardown)
 
 int
 main (int argc, char *argv[])

@@ -82,36 +82,7 @@ test_boundaries (void)
   }
 }
 
-typedef struct
-{
-  GkClock    *clock;
-  GkDatabase *db;
-  GkKeyStore *store;
-  GBytes     *master;
-} Fixture;
-
-static void
-fixture_setup (Fixture       *f,
-               gconstpointer  data)
-{
-  f->clock = gk_clock_new_fixed (GK_TEST_EPOCH);
-  f->db = gk_test_open_db (f->clock);
-  f->master = gk_test_master_key ();
-  f->store = gk_key_store_new (f->db, f->master);
-}
-
-static void
-fixture_teardown (Fixture       *f,
-                  gconstpointer  data)
-{
-  g_autofree char *dir = g_path_get_dirname (gk_database_get_path (f->db));
-
-  g_clear_object (&f->store);
-  g_assert_finalize_object (f->db);
-  g_clear_object (&f->clock);
-  g_clear_pointer (&f->master, g_bytes_unref);
-  gk_test_rm_rf (dir);
-}
+typedef GkTestFixture Fixture;
 
 static gint64
 add_key_with_limits (Fixture *f,
@@ -136,23 +107,6 @@ add_key_with_limits (Fixture *f,
   return id;
 }
 
-static void
-charge (Fixture *f,
-        gint64   key_id,
-        gint64   tokens)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GkPool) pool = gk_pool_new (f->db, NULL);
-  GkUsageRecord record;
-
-  gk_usage_record_init (&record);
-  record.key_id = key_id;
-  record.model = "gemini-2.5-flash";
-  record.prompt_tokens = tokens;
-  gk_pool_track (pool, &record, NULL, &error);
-  g_assert_no_error (error);
-}
-
 static gint64
 used (Fixture     *f,
       gint64       key_id,
@@ -173,7 +127,7 @@ test_lazy_reset (Fixture       *f,
   gint64 id = add_key_with_limits (f, 1000000, 100000, 10000);
   gint64 now = GK_TEST_EPOCH;
 
-  charge (f, id, 500);
+  gk_test_track (f->pool, id, GK_USAGE_SUCCESS, 500);
   g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_MINUTE_TOKENS), ==, 500);
   g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_DAILY_TOKENS), ==, 500);
   g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_MONTHLY_TOKENS), ==, 500);
@@ -206,7 +160,7 @@ test_dst_day_reset (Fixture       *f,
    * the next day: 22.5 hours later, not 24. */
   gk_clock_set (f->clock, utc (2026, 3, 8, 8, 30, 0));
   id = add_key_with_limits (f, 0, 1000, 0);
-  charge (f, id, 10);
+  gk_test_track (f->pool, id, GK_USAGE_SUCCESS, 10);
   gk_clock_set (f->clock, utc (2026, 3, 9, 6, 59, 59));
   g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_DAILY_TOKENS), ==, 10);
   gk_clock_set (f->clock, utc (2026, 3, 9, 7, 0, 0));
@@ -214,7 +168,7 @@ test_dst_day_reset (Fixture       *f,
 
   /* On the 25-hour day the window lasts until 08:00 UTC. */
   gk_clock_set (f->clock, utc (2026, 11, 1, 7, 30, 0));
-  charge (f, id, 20);
+  gk_test_track (f->pool, id, GK_USAGE_SUCCESS, 20);
   gk_clock_set (f->clock, utc (2026, 11, 2, 7, 30, 0));
   g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_DAILY_TOKENS), ==, 20);
   gk_clock_set (f->clock, utc (2026, 11, 2, 8, 0, 0));
@@ -230,7 +184,7 @@ test_clock_jump (Fixture       *f,
   g_autoptr(GTimeZone) la = g_time_zone_new_identifier ("America/Los_Angeles");
   gint64 id = add_key_with_limits (f, 0, 1000, 0);
 
-  charge (f, id, 100);
+  gk_test_track (f->pool, id, GK_USAGE_SUCCESS, 100);
 
   /* The clock steps back a day: the counter is kept (never overrun a
    * quota) and the window now ends at the next midnight of the new "now",
@@ -257,7 +211,7 @@ test_manual_reset_and_boundary (Fixture       *f,
   gint64 id = add_key_with_limits (f, 5000, 1000, 100);
   gint64 next;
 
-  charge (f, id, 50);
+  gk_test_track (f->pool, id, GK_USAGE_SUCCESS, 50);
 
   next = gk_quotas_next_boundary (f->db, &error);
   g_assert_no_error (error);
@@ -280,11 +234,11 @@ main (int argc, char *argv[])
   g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 
   g_test_add_func ("/quotas/boundaries", test_boundaries);
-  g_test_add ("/quotas/lazy-reset", Fixture, NULL, fixture_setup, test_lazy_reset, fixture_teardown);
-  g_test_add ("/quotas/dst-days", Fixture, NULL, fixture_setup, test_dst_day_reset, fixture_teardown);
-  g_test_add ("/quotas/clock-jump", Fixture, NULL, fixture_setup, test_clock_jump, fixture_teardown);
-  g_test_add ("/quotas/manual-reset", Fixture, NULL, fixture_setup, test_manual_reset_and_boundary,
-              fixture_teardown);
+  g_test_add ("/quotas/lazy-reset", Fixture, NULL, gk_test_fixture_setup, test_lazy_reset, gk_test_fixture_teardown);
+  g_test_add ("/quotas/dst-days", Fixture, NULL, gk_test_fixture_setup, test_dst_day_reset, gk_test_fixture_teardown);
+  g_test_add ("/quotas/clock-jump", Fixture, NULL, gk_test_fixture_setup, test_clock_jump, gk_test_fixture_teardown);
+  g_test_add ("/quotas/manual-reset", Fixture, NULL, gk_test_fixture_setup, test_manual_reset_and_boundary,
+              gk_test_fixture_teardown);
 
   return g_test_run ();
 }
