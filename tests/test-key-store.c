@@ -379,6 +379,43 @@ test_corrupt_row (Fixture       *f,
   }
 }
 
+/* Another process rotated the master key: this store's old key must not
+ * write rows nobody can read, nor call good rows damaged. */
+static void
+test_master_key_changed_elsewhere (Fixture       *f,
+                                   gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) other_master = gk_crypto_new_master_key ();
+  g_autofree char *other_check = gk_crypto_check_value (other_master);
+  g_autofree char *api_key = gk_test_api_key (31);
+  gint64 id = gk_test_add_key (f->store, "before", 5);
+  GkKeySpec spec;
+
+  gk_database_set_meta (f->db, "key_check_value", other_check, &error);
+  g_assert_no_error (error);
+
+  gk_key_spec_init (&spec);
+  spec.name = "after";
+  g_assert_cmpint (gk_key_store_add (f->store, &spec, api_key, &error), ==, 0);
+  g_assert_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_MASTER_KEY_CHANGED);
+  g_clear_error (&error);
+
+  /* Simulate the rotation's re-encryption of the row under the new key. */
+  {
+    g_autoptr(GBytes) blob = gk_crypto_encrypt (other_master, "not-this-row", "x", 1, NULL);
+    sqlite3_stmt *stmt = gk_database_prepare (f->db, "UPDATE gemini_api_keys SET api_key_encrypted = ?1"
+                                                     " WHERE id = ?2", &error);
+    g_assert_no_error (error);
+    sqlite3_bind_blob (stmt, 1, g_bytes_get_data (blob, NULL), g_bytes_get_size (blob), SQLITE_TRANSIENT);
+    sqlite3_bind_int64 (stmt, 2, id);
+    g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_DONE);
+    sqlite3_reset (stmt);
+  }
+  g_assert_null (gk_key_store_reveal (f->store, id, &error));
+  g_assert_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_MASTER_KEY_CHANGED);
+}
+
 #define ADD(path, func) \
   g_test_add (path, Fixture, NULL, gk_test_fixture_setup, func, gk_test_fixture_teardown)
 
@@ -396,6 +433,7 @@ main (int argc, char *argv[])
   ADD ("/key-store/update", test_update);
   ADD ("/key-store/delete-keeps-history", test_delete_keeps_history);
   ADD ("/key-store/corrupt-row", test_corrupt_row);
+  ADD ("/key-store/master-key-changed-elsewhere", test_master_key_changed_elsewhere);
 
   return g_test_run ();
 }
