@@ -180,6 +180,46 @@ test_data_version (void)
   g_assert_cmpint (before, !=, after);
 }
 
+/* Transactions nest as savepoints: an inner failure is undone alone, the
+ * outer commit makes the rest durable at once. */
+static void
+test_nested_transactions (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) db = gk_test_open_db (NULL);
+  g_autoptr(GkDatabase) other = gk_database_open (gk_database_get_path (db), NULL, &error);
+  g_autofree char *kept = NULL;
+  g_autofree char *undone = NULL;
+  g_autofree char *seen_early = NULL;
+
+  g_assert_no_error (error);
+  g_assert_true (gk_database_begin (db, &error));
+  gk_database_set_setting (db, "kept", "1", &error);
+
+  g_assert_true (gk_database_begin (db, &error));
+  gk_database_set_setting (db, "undone", "1", &error);
+  gk_database_rollback (db);
+
+  g_assert_true (gk_database_begin (db, &error));
+  gk_database_set_setting (db, "inner", "1", &error);
+  g_assert_true (gk_database_commit (db, &error));
+
+  /* Nothing is visible elsewhere before the outer commit. */
+  seen_early = gk_database_get_setting (other, "kept");
+  g_assert_null (seen_early);
+  g_assert_true (gk_database_commit (db, &error));
+  g_assert_no_error (error);
+
+  kept = gk_database_get_setting (other, "kept");
+  undone = gk_database_get_setting (other, "undone");
+  g_assert_cmpstr (kept, ==, "1");
+  g_assert_null (undone);
+  {
+    g_autofree char *inner = gk_database_get_setting (other, "inner");
+    g_assert_cmpstr (inner, ==, "1");
+  }
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -191,6 +231,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/database/too-new", test_too_new);
   g_test_add_func ("/database/read-only", test_read_only);
   g_test_add_func ("/database/data-version", test_data_version);
+  g_test_add_func ("/database/nested-transactions", test_nested_transactions);
 
   return g_test_run ();
 }

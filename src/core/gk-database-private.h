@@ -26,7 +26,10 @@ sqlite3_stmt *gk_database_prepare     (GkDatabase   *self,
 gboolean      gk_database_exec        (GkDatabase   *self,
                                        const char   *sql,
                                        GError      **error);
-/* BEGIN IMMEDIATE / COMMIT / ROLLBACK, taking and releasing the lock. */
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK, taking and releasing the lock.
+ * They nest: inside a transaction they make and release a savepoint, so a
+ * caller can wrap several writes (e.g. gk_pool_track calls) in one commit
+ * and each inner one still fails alone. */
 gboolean      gk_database_begin       (GkDatabase   *self,
                                        GError      **error);
 gboolean      gk_database_commit      (GkDatabase   *self,

@@ -26,6 +26,10 @@ struct _GkDatabase
   char       *uuid;
   guint64     local_changes;
   gint64      last_data_version;
+  /* Write transactions nest: the outermost is BEGIN IMMEDIATE … COMMIT,
+   * inner ones are savepoints. Bit n of savepoints: level n+1 is one. */
+  guint       depth;
+  guint64     savepoints;
 };
 
 G_DEFINE_FINAL_TYPE (GkDatabase, gk_database, G_TYPE_OBJECT)
@@ -667,27 +671,53 @@ step_cached (GkDatabase  *self,
   return TRUE;
 }
 
+#define MAX_DEPTH 64
+
 gboolean
 gk_database_begin (GkDatabase  *self,
                    GError     **error)
 {
+  gboolean nested;
+
   gk_database_lock (self);
-  if (!step_cached (self, "BEGIN IMMEDIATE", error))
+  /* Inside a transaction (ours or one a caller opened with exec), a
+   * savepoint: the inner work can fail alone, and one COMMIT makes a whole
+   * batch durable. */
+  nested = !sqlite3_get_autocommit (self->handle);
+  g_assert (self->depth < MAX_DEPTH);
+  if (!step_cached (self, nested ? "SAVEPOINT gk_nested" : "BEGIN IMMEDIATE", error))
     {
       gk_database_unlock (self);
       return FALSE;
     }
+  if (nested)
+    self->savepoints |= G_GUINT64_CONSTANT (1) << self->depth;
+  else
+    self->savepoints &= ~(G_GUINT64_CONSTANT (1) << self->depth);
+  self->depth++;
   return TRUE;
+}
+
+static gboolean
+level_is_savepoint (GkDatabase *self)
+{
+  g_assert (self->depth > 0);
+  self->depth--;
+  return (self->savepoints >> self->depth) & 1;
 }
 
 gboolean
 gk_database_commit (GkDatabase  *self,
                     GError     **error)
 {
-  gboolean ok = step_cached (self, "COMMIT", error);
+  gboolean savepoint = level_is_savepoint (self);
+  gboolean ok = step_cached (self, savepoint ? "RELEASE gk_nested" : "COMMIT", error);
 
-  if (!ok && !sqlite3_get_autocommit (self->handle))
+  if (!ok && !savepoint && !sqlite3_get_autocommit (self->handle))
     sqlite3_exec (self->handle, "ROLLBACK", NULL, NULL, NULL);
+  if (!ok)
+    /* Caches over what was not written must reload. */
+    self->local_changes++;
   gk_database_unlock (self);
   return ok;
 }
@@ -695,8 +725,14 @@ gk_database_commit (GkDatabase  *self,
 void
 gk_database_rollback (GkDatabase *self)
 {
-  if (!sqlite3_get_autocommit (self->handle))
+  if (level_is_savepoint (self))
+    {
+      step_cached (self, "ROLLBACK TO gk_nested", NULL);
+      step_cached (self, "RELEASE gk_nested", NULL);
+    }
+  else if (!sqlite3_get_autocommit (self->handle))
     sqlite3_exec (self->handle, "ROLLBACK", NULL, NULL, NULL);
+  self->local_changes++;
   gk_database_unlock (self);
 }
 
