@@ -43,8 +43,7 @@ db_migrate (GkCli  *cli,
 
       json_builder_begin_object (builder);
       gk_cli_json_add_string (builder, "path", path);
-      json_builder_set_member_name (builder, "schema_version");
-      json_builder_add_int_value (builder, gk_database_get_schema_version (db));
+      gk_cli_json_add_int (builder, "schema_version", gk_database_get_schema_version (db));
       json_builder_set_member_name (builder, "created_tables");
       json_builder_begin_array (builder);
       for (guint i = 0; created != NULL && created[i] != NULL; i++)
@@ -113,8 +112,7 @@ token_add (GkCli  *cli,
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       json_builder_begin_object (builder);
-      json_builder_set_member_name (builder, "id");
-      json_builder_add_int_value (builder, id);
+      gk_cli_json_add_int (builder, "id", id);
       gk_cli_json_add_string (builder, "name", name);
       gk_cli_json_add_string (builder, "token", token);
       json_builder_end_object (builder);
@@ -165,14 +163,12 @@ token_list (GkCli  *cli,
           const GkToken *token = tokens->pdata[i];
 
           json_builder_begin_object (builder);
-          json_builder_set_member_name (builder, "id");
-          json_builder_add_int_value (builder, token->id);
+          gk_cli_json_add_int (builder, "id", token->id);
           gk_cli_json_add_string (builder, "name", token->name);
           gk_cli_json_add_time (builder, "created_at", token->created_at);
           gk_cli_json_add_time (builder, "last_used_at", token->last_used_at);
           gk_cli_json_add_time (builder, "revoked_at", token->revoked_at);
-          json_builder_set_member_name (builder, "revoked");
-          json_builder_add_boolean_value (builder, token->revoked_at > 0);
+          gk_cli_json_add_boolean (builder, "revoked", token->revoked_at > 0);
           json_builder_end_object (builder);
         }
       json_builder_end_array (builder);
@@ -230,10 +226,8 @@ token_revoke (GkCli  *cli,
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       json_builder_begin_object (builder);
-      json_builder_set_member_name (builder, "id");
-      json_builder_add_int_value (builder, id);
-      json_builder_set_member_name (builder, "revoked");
-      json_builder_add_boolean_value (builder, TRUE);
+      gk_cli_json_add_int (builder, "id", id);
+      gk_cli_json_add_boolean (builder, "revoked", TRUE);
       json_builder_end_object (builder);
       gk_cli_print_json (cli, builder);
     }
@@ -374,8 +368,7 @@ master_key_rotate (GkCli  *cli,
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       json_builder_begin_object (builder);
-      json_builder_set_member_name (builder, "rotated");
-      json_builder_add_boolean_value (builder, TRUE);
+      gk_cli_json_add_boolean (builder, "rotated", TRUE);
       gk_cli_json_add_string (builder, "file", file);
       json_builder_end_object (builder);
       gk_cli_print_json (cli, builder);

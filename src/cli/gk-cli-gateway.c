@@ -169,10 +169,8 @@ gk_cli_cmd_key_test (GkCli  *cli,
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       json_builder_begin_object (builder);
-      json_builder_set_member_name (builder, "id");
-      json_builder_add_int_value (builder, id);
-      json_builder_set_member_name (builder, "ok");
-      json_builder_add_boolean_value (builder, wait.ok);
+      gk_cli_json_add_int (builder, "id", id);
+      gk_cli_json_add_boolean (builder, "ok", wait.ok);
       gk_cli_json_add_string (builder, "status",
                               key ? gk_key_status_to_string (key->status) : NULL);
       gk_cli_json_add_string (builder, "error", wait.error ? wait.error->message : NULL);

@@ -578,11 +578,9 @@ key_delete (GkCli  *cli,
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       json_builder_begin_object (builder);
-      json_builder_set_member_name (builder, "id");
-      json_builder_add_int_value (builder, id);
+      gk_cli_json_add_int (builder, "id", id);
       gk_cli_json_add_string (builder, "name", key->name);
-      json_builder_set_member_name (builder, "deleted");
-      json_builder_add_boolean_value (builder, TRUE);
+      gk_cli_json_add_boolean (builder, "deleted", TRUE);
       json_builder_end_object (builder);
       gk_cli_print_json (cli, builder);
     }
@@ -625,13 +623,8 @@ key_rotate (GkCli  *cli,
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       json_builder_begin_object (builder);
-      json_builder_set_member_name (builder, "from_key_id");
-      json_builder_add_int_value (builder, id);
-      json_builder_set_member_name (builder, "to_key_id");
-      if (next > 0)
-        json_builder_add_int_value (builder, next);
-      else
-        json_builder_add_null_value (builder);
+      gk_cli_json_add_int (builder, "from_key_id", id);
+      gk_cli_json_add_optional_int (builder, "to_key_id", next);
       gk_cli_json_add_string (builder, "reason", gk_rotation_reason_to_string (GK_ROTATION_MANUAL));
       gk_cli_json_add_string (builder, "triggered_by", gk_cli_get_actor (cli));
       json_builder_end_object (builder);

@@ -150,24 +150,15 @@ gk_cli_cmd_track (GkCli  *cli,
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       json_builder_begin_object (builder);
-      json_builder_set_member_name (builder, "usage_id");
-      json_builder_add_int_value (builder, result.usage_id);
-      json_builder_set_member_name (builder, "key_id");
-      json_builder_add_int_value (builder, key_id);
-      json_builder_set_member_name (builder, "cost_usd");
-      json_builder_add_double_value (builder, result.cost_usd);
-      json_builder_set_member_name (builder, "priced");
-      json_builder_add_boolean_value (builder, result.priced);
-      json_builder_set_member_name (builder, "rotated");
-      json_builder_add_boolean_value (builder, result.rotated);
+      gk_cli_json_add_int (builder, "usage_id", result.usage_id);
+      gk_cli_json_add_int (builder, "key_id", key_id);
+      gk_cli_json_add_double (builder, "cost_usd", result.cost_usd);
+      gk_cli_json_add_boolean (builder, "priced", result.priced);
+      gk_cli_json_add_boolean (builder, "rotated", result.rotated);
       gk_cli_json_add_string (builder, "reason",
                               result.rotated ? gk_rotation_reason_to_string (result.reason)
                                              : NULL);
-      json_builder_set_member_name (builder, "to_key_id");
-      if (result.rotated && result.to_key_id > 0)
-        json_builder_add_int_value (builder, result.to_key_id);
-      else
-        json_builder_add_null_value (builder);
+      gk_cli_json_add_optional_int (builder, "to_key_id", result.rotated ? result.to_key_id : 0);
       json_builder_end_object (builder);
       gk_cli_print_json (cli, builder);
     }

@@ -128,32 +128,20 @@ usage_row_json (JsonBuilder      *builder,
                 const GkUsageRow *row)
 {
   json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "id");
-  json_builder_add_int_value (builder, row->id);
-  json_builder_set_member_name (builder, "key_id");
-  json_builder_add_int_value (builder, row->key_id);
+  gk_cli_json_add_int (builder, "id", row->id);
+  gk_cli_json_add_int (builder, "key_id", row->key_id);
   gk_cli_json_add_string (builder, "key_name", row->key_name);
   gk_cli_json_add_string (builder, "model", row->model);
-  json_builder_set_member_name (builder, "tokens_used");
-  json_builder_add_int_value (builder, row->tokens_used);
-  json_builder_set_member_name (builder, "prompt_tokens");
-  json_builder_add_int_value (builder, row->prompt_tokens);
-  json_builder_set_member_name (builder, "output_tokens");
-  json_builder_add_int_value (builder, row->output_tokens);
-  json_builder_set_member_name (builder, "cost_usd");
-  json_builder_add_double_value (builder, row->cost_usd);
-  json_builder_set_member_name (builder, "priced");
-  json_builder_add_boolean_value (builder, row->priced);
+  gk_cli_json_add_int (builder, "tokens_used", row->tokens_used);
+  gk_cli_json_add_int (builder, "prompt_tokens", row->prompt_tokens);
+  gk_cli_json_add_int (builder, "output_tokens", row->output_tokens);
+  gk_cli_json_add_double (builder, "cost_usd", row->cost_usd);
+  gk_cli_json_add_boolean (builder, "priced", row->priced);
   gk_cli_json_add_string (builder, "status", gk_usage_status_to_string (row->status));
-  json_builder_set_member_name (builder, "http_status");
-  if (row->http_status > 0)
-    json_builder_add_int_value (builder, row->http_status);
-  else
-    json_builder_add_null_value (builder);
+  gk_cli_json_add_optional_int (builder, "http_status", row->http_status);
   gk_cli_json_add_string (builder, "error_message", row->error_message);
   gk_cli_json_add_string (builder, "user_id", row->user_id);
-  json_builder_set_member_name (builder, "latency_ms");
-  json_builder_add_int_value (builder, row->latency_ms);
+  gk_cli_json_add_int (builder, "latency_ms", row->latency_ms);
   gk_cli_json_add_time (builder, "created_at", row->created_at);
   json_builder_end_object (builder);
 }
@@ -182,16 +170,10 @@ rotation_row_json (JsonBuilder         *builder,
                    const GkRotationRow *row)
 {
   json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "id");
-  json_builder_add_int_value (builder, row->id);
-  json_builder_set_member_name (builder, "from_key_id");
-  json_builder_add_int_value (builder, row->from_key_id);
+  gk_cli_json_add_int (builder, "id", row->id);
+  gk_cli_json_add_int (builder, "from_key_id", row->from_key_id);
   gk_cli_json_add_string (builder, "from_key_name", row->from_key_name);
-  json_builder_set_member_name (builder, "to_key_id");
-  if (row->to_key_id > 0)
-    json_builder_add_int_value (builder, row->to_key_id);
-  else
-    json_builder_add_null_value (builder);
+  gk_cli_json_add_optional_int (builder, "to_key_id", row->to_key_id);
   gk_cli_json_add_string (builder, "to_key_name", row->to_key_name);
   gk_cli_json_add_string (builder, "reason", gk_rotation_reason_to_string (row->reason));
   gk_cli_json_add_string (builder, "triggered_by", row->triggered_by);
@@ -417,12 +399,9 @@ rank_rows_json (JsonBuilder *builder,
 
       json_builder_begin_object (builder);
       gk_cli_json_add_string (builder, name_member, row->name);
-      json_builder_set_member_name (builder, "requests");
-      json_builder_add_int_value (builder, row->requests);
-      json_builder_set_member_name (builder, "tokens_used");
-      json_builder_add_int_value (builder, row->tokens);
-      json_builder_set_member_name (builder, "cost_usd");
-      json_builder_add_double_value (builder, row->cost_usd);
+      gk_cli_json_add_int (builder, "requests", row->requests);
+      gk_cli_json_add_int (builder, "tokens_used", row->tokens);
+      gk_cli_json_add_double (builder, "cost_usd", row->cost_usd);
       json_builder_end_object (builder);
     }
   json_builder_end_array (builder);
@@ -435,22 +414,14 @@ print_dashboard_json (GkCli             *cli,
   g_autoptr(JsonBuilder) builder = json_builder_new ();
 
   json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "days");
-  json_builder_add_int_value (builder, d->days);
-  json_builder_set_member_name (builder, "total_keys");
-  json_builder_add_int_value (builder, d->cards.total_keys);
-  json_builder_set_member_name (builder, "active_keys");
-  json_builder_add_int_value (builder, d->cards.active_keys);
-  json_builder_set_member_name (builder, "inactive_keys");
-  json_builder_add_int_value (builder, d->cards.inactive_keys);
-  json_builder_set_member_name (builder, "requests");
-  json_builder_add_int_value (builder, d->cards.requests);
-  json_builder_set_member_name (builder, "successes");
-  json_builder_add_int_value (builder, d->cards.successes);
-  json_builder_set_member_name (builder, "success_rate");
-  json_builder_add_double_value (builder, d->cards.success_rate);
-  json_builder_set_member_name (builder, "cost_usd");
-  json_builder_add_double_value (builder, d->cards.cost_usd);
+  gk_cli_json_add_int (builder, "days", d->days);
+  gk_cli_json_add_int (builder, "total_keys", d->cards.total_keys);
+  gk_cli_json_add_int (builder, "active_keys", d->cards.active_keys);
+  gk_cli_json_add_int (builder, "inactive_keys", d->cards.inactive_keys);
+  gk_cli_json_add_int (builder, "requests", d->cards.requests);
+  gk_cli_json_add_int (builder, "successes", d->cards.successes);
+  gk_cli_json_add_double (builder, "success_rate", d->cards.success_rate);
+  gk_cli_json_add_double (builder, "cost_usd", d->cards.cost_usd);
 
   json_builder_set_member_name (builder, "daily");
   json_builder_begin_array (builder);
@@ -459,14 +430,10 @@ print_dashboard_json (GkCli             *cli,
       const GkDailyPoint *p = &g_array_index (d->daily, GkDailyPoint, i);
 
       json_builder_begin_object (builder);
-      json_builder_set_member_name (builder, "day_start");
-      json_builder_add_int_value (builder, p->day_start);
-      json_builder_set_member_name (builder, "requests");
-      json_builder_add_int_value (builder, p->requests);
-      json_builder_set_member_name (builder, "successes");
-      json_builder_add_int_value (builder, p->successes);
-      json_builder_set_member_name (builder, "cost_usd");
-      json_builder_add_double_value (builder, p->cost_usd);
+      gk_cli_json_add_int (builder, "day_start", p->day_start);
+      gk_cli_json_add_int (builder, "requests", p->requests);
+      gk_cli_json_add_int (builder, "successes", p->successes);
+      gk_cli_json_add_double (builder, "cost_usd", p->cost_usd);
       json_builder_end_object (builder);
     }
   json_builder_end_array (builder);
@@ -733,8 +700,7 @@ gk_cli_cmd_export (GkCli  *cli,
 
       json_builder_begin_object (builder);
       gk_cli_json_add_string (builder, "file", path);
-      json_builder_set_member_name (builder, "rows");
-      json_builder_add_int_value (builder, n_rows);
+      gk_cli_json_add_int (builder, "rows", n_rows);
       json_builder_end_object (builder);
       gk_cli_print_json (cli, builder);
     }

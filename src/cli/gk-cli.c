@@ -655,15 +655,50 @@ gk_cli_format_time (gint64 unix_time)
 }
 
 void
+gk_cli_json_add_optional_int (JsonBuilder *builder,
+                              const char  *member,
+                              gint64       value)
+{
+  json_builder_set_member_name (builder, member);
+  if (value > 0)
+    json_builder_add_int_value (builder, value);
+  else
+    json_builder_add_null_value (builder);
+}
+
+void
 gk_cli_json_add_time (JsonBuilder *builder,
                       const char  *member,
                       gint64       unix_time)
 {
+  gk_cli_json_add_optional_int (builder, member, unix_time);
+}
+
+void
+gk_cli_json_add_int (JsonBuilder *builder,
+                     const char  *member,
+                     gint64       value)
+{
   json_builder_set_member_name (builder, member);
-  if (unix_time > 0)
-    json_builder_add_int_value (builder, unix_time);
-  else
-    json_builder_add_null_value (builder);
+  json_builder_add_int_value (builder, value);
+}
+
+void
+gk_cli_json_add_double (JsonBuilder *builder,
+                        const char  *member,
+                        double       value)
+{
+  json_builder_set_member_name (builder, member);
+  json_builder_add_double_value (builder, value);
+}
+
+void
+gk_cli_json_add_boolean (JsonBuilder *builder,
+                         const char  *member,
+                         gboolean     value)
+{
+  json_builder_set_member_name (builder, member);
+  json_builder_add_boolean_value (builder, value);
 }
 
 void
@@ -684,8 +719,7 @@ gk_cli_json_add_key (JsonBuilder *builder,
 {
   g_autofree char *masked = gk_key_get_masked (key);
 
-  json_builder_set_member_name (builder, "id");
-  json_builder_add_int_value (builder, key->id);
+  gk_cli_json_add_int (builder, "id", key->id);
   gk_cli_json_add_string (builder, "name", key->name);
   gk_cli_json_add_string (builder, "key_hint", key->key_hint);
   gk_cli_json_add_string (builder, "masked_key", masked);
@@ -693,19 +727,15 @@ gk_cli_json_add_key (JsonBuilder *builder,
   gk_cli_json_add_string (builder, "status", gk_key_status_to_string (key->status));
   gk_cli_json_add_string (builder, "status_reason", key->status_reason);
   gk_cli_json_add_time (builder, "cooldown_until", key->cooldown_until);
-  json_builder_set_member_name (builder, "priority");
-  json_builder_add_int_value (builder, key->priority);
-  json_builder_set_member_name (builder, "is_default");
-  json_builder_add_boolean_value (builder, key->is_default);
+  gk_cli_json_add_int (builder, "priority", key->priority);
+  gk_cli_json_add_boolean (builder, "is_default", key->is_default);
   json_builder_set_member_name (builder, "monthly_budget_usd");
   if (key->monthly_budget_usd >= 0)
     json_builder_add_double_value (builder, key->monthly_budget_usd);
   else
     json_builder_add_null_value (builder);
-  json_builder_set_member_name (builder, "month_cost_usd");
-  json_builder_add_double_value (builder, key->month_cost_usd);
-  json_builder_set_member_name (builder, "remaining_share");
-  json_builder_add_double_value (builder, gk_key_remaining_share (key));
+  gk_cli_json_add_double (builder, "month_cost_usd", key->month_cost_usd);
+  gk_cli_json_add_double (builder, "remaining_share", gk_key_remaining_share (key));
   gk_cli_json_add_time (builder, "created_at", key->created_at);
   gk_cli_json_add_time (builder, "updated_at", key->updated_at);
   gk_cli_json_add_time (builder, "last_used_at", key->last_used_at);
@@ -720,10 +750,8 @@ gk_cli_json_add_key (JsonBuilder *builder,
       json_builder_begin_object (builder);
       gk_cli_json_add_string (builder, "quota_type", gk_quota_type_to_string (quota->type));
       gk_cli_json_add_string (builder, "unit", gk_quota_unit_to_string (quota->unit));
-      json_builder_set_member_name (builder, "limit_value");
-      json_builder_add_int_value (builder, quota->limit_value);
-      json_builder_set_member_name (builder, "used_value");
-      json_builder_add_int_value (builder, quota->used_value);
+      gk_cli_json_add_int (builder, "limit_value", quota->limit_value);
+      gk_cli_json_add_int (builder, "used_value", quota->used_value);
       gk_cli_json_add_time (builder, "reset_at", quota->reset_at);
       json_builder_end_object (builder);
     }

@@ -115,6 +115,20 @@ void        gk_cli_json_add_time (JsonBuilder *builder,
 void        gk_cli_json_add_string (JsonBuilder *builder,
                                     const char  *member,
                                     const char  *value);
+void        gk_cli_json_add_int  (JsonBuilder *builder,
+                                  const char  *member,
+                                  gint64       value);
+/* Adds "member": @value, or null when it is not positive (no such key, no
+ * HTTP status). */
+void        gk_cli_json_add_optional_int (JsonBuilder *builder,
+                                          const char  *member,
+                                          gint64       value);
+void        gk_cli_json_add_double (JsonBuilder *builder,
+                                    const char  *member,
+                                    double       value);
+void        gk_cli_json_add_boolean (JsonBuilder *builder,
+                                     const char  *member,
+                                     gboolean     value);
 /* The members of a key object (masked only, with its quotas). */
 void        gk_cli_json_add_key  (JsonBuilder *builder,
                                   const GkKey *key);
