@@ -854,6 +854,29 @@ fail:
   return FALSE;
 }
 
+gboolean
+gk_pool_batch_begin (GkPool  *self,
+                     GError **error)
+{
+  g_return_val_if_fail (GK_IS_POOL (self), FALSE);
+  return gk_database_begin (self->db, error);
+}
+
+gboolean
+gk_pool_batch_end (GkPool  *self,
+                   GError **error)
+{
+  g_return_val_if_fail (GK_IS_POOL (self), FALSE);
+
+  if (gk_database_commit (self->db, error))
+    return TRUE;
+  /* The snapshot counted charges that were not written. */
+  g_mutex_lock (&self->mutex);
+  self->loaded = FALSE;
+  g_mutex_unlock (&self->mutex);
+  return FALSE;
+}
+
 gint64
 gk_pool_rotate (GkPool      *self,
                 gint64       key_id,

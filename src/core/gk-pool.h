@@ -75,6 +75,13 @@ gboolean    gk_pool_track       (GkPool          *self,
                                  const GkUsageRecord *record,
                                  GkTrackResult   *result,
                                  GError         **error);
+/* Between these, gk_pool_track calls share one commit (the costly part of
+ * a write) and each still fails alone. Until the end, the rows are not
+ * durable; when the end fails, none of them was written. */
+gboolean    gk_pool_batch_begin (GkPool          *self,
+                                 GError         **error);
+gboolean    gk_pool_batch_end   (GkPool          *self,
+                                 GError         **error);
 /* Takes a key out of service by hand until the next daily reset (MANUAL)
  * and logs it; returns the id of the key chosen next, 0 when none. */
 gint64      gk_pool_rotate      (GkPool          *self,

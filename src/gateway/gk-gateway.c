@@ -66,7 +66,8 @@ struct _GkGateway
   /* Usage rows are written by one thread of their own, in order, over a
    * connection of their own: NULL when the database allows no second
    * connection, and then they are written in the gateway's thread. */
-  GThreadPool  *writer;
+  GThread      *writer;
+  GAsyncQueue  *to_write;       /* TrackJob *, then writer_stop_mark */
   GkDatabase   *writer_db;
   GkPool       *writer_pool;
   gint          writer_pending; /* rows pushed and not written yet */
@@ -873,26 +874,79 @@ written_cb (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* Pushed after the last job: the writer leaves once it has written all. */
+static TrackJob writer_stop_mark;
+
+#define WRITER_BATCH_MAX 64
+
+/* Writes @jobs in one transaction: one commit (the costly part) for all,
+ * each row in its own savepoint so one that fails is undone alone. */
 static void
-writer_thread_func (gpointer data,
-                    gpointer user_data)
+write_batch (GkGateway *self,
+             GPtrArray *jobs)
 {
-  TrackJob *job = data;
-  GkGateway *self = user_data;
+  g_autoptr(GError) error = NULL;
+  gboolean in_batch = jobs->len > 1 && gk_pool_batch_begin (self->writer_pool, &error);
 
-  gk_pool_track (self->writer_pool, &job->record, &job->result, &job->error);
-  g_atomic_int_add (&self->writer_pending, -1);
-  g_async_queue_push (self->written, job);
-  /* Rows written while the gateway's thread is busy share one wakeup. */
-  if (g_atomic_int_compare_and_exchange (&self->written_wakeup, 0, 1))
+  for (guint i = 0; i < jobs->len; i++)
     {
-      GSource *source = g_idle_source_new ();
+      TrackJob *job = g_ptr_array_index (jobs, i);
 
-      g_source_set_priority (source, G_PRIORITY_DEFAULT);
-      g_source_set_callback (source, written_cb, self, NULL);
-      g_source_attach (source, self->context);
-      g_source_unref (source);
+      gk_pool_track (self->writer_pool, &job->record, &job->result, &job->error);
     }
+  if (in_batch && !gk_pool_batch_end (self->writer_pool, &error))
+    {
+      /* Nothing of the batch was written: every row says so. */
+      for (guint i = 0; i < jobs->len; i++)
+        {
+          TrackJob *job = g_ptr_array_index (jobs, i);
+
+          if (job->error == NULL)
+            job->error = g_error_copy (error);
+        }
+    }
+}
+
+static gpointer
+writer_thread (gpointer data)
+{
+  GkGateway *self = data;
+  g_autoptr(GPtrArray) jobs = g_ptr_array_new ();
+  gboolean stopping = FALSE;
+
+  while (!stopping)
+    {
+      TrackJob *job = g_async_queue_pop (self->to_write);
+
+      /* What queued up while the last batch was written goes in the next. */
+      g_ptr_array_set_size (jobs, 0);
+      while (job != NULL && job != &writer_stop_mark)
+        {
+          g_ptr_array_add (jobs, job);
+          job = jobs->len < WRITER_BATCH_MAX ? g_async_queue_try_pop (self->to_write) : NULL;
+        }
+      stopping = job == &writer_stop_mark;
+      if (jobs->len == 0)
+        continue;
+
+      write_batch (self, jobs);
+      for (guint i = 0; i < jobs->len; i++)
+        {
+          g_async_queue_push (self->written, g_ptr_array_index (jobs, i));
+          g_atomic_int_add (&self->writer_pending, -1);
+        }
+      /* Rows written while the gateway's thread is busy share one wakeup. */
+      if (g_atomic_int_compare_and_exchange (&self->written_wakeup, 0, 1))
+        {
+          GSource *source = g_idle_source_new ();
+
+          g_source_set_priority (source, G_PRIORITY_DEFAULT);
+          g_source_set_callback (source, written_cb, self, NULL);
+          g_source_attach (source, self->context);
+          g_source_unref (source);
+        }
+    }
+  return NULL;
 }
 
 /* Writes the usage row of the current attempt, then calls @next. The
@@ -941,7 +995,7 @@ request_track (Request            *request,
       (self->in_flight > 1 || g_atomic_int_get (&self->writer_pending) > 0))
     {
       g_atomic_int_inc (&self->writer_pending);
-      g_thread_pool_push (self->writer, job, NULL);
+      g_async_queue_push (self->to_write, job);
       return;
     }
   gk_pool_track (self->writer_pool ? self->writer_pool : self->pool, record, &job->result,
@@ -1695,24 +1749,23 @@ writer_start (GkGateway *self)
     }
   self->writer_pool = gk_pool_new (self->writer_db, gk_pool_get_pricing (self->pool));
   self->written = g_async_queue_new ();
+  self->to_write = g_async_queue_new ();
   self->written_wakeup = 0;
   self->writer_pending = 0;
   /* One thread: rows are written in the order the requests ended. */
-  self->writer = g_thread_pool_new (writer_thread_func, self, 1, FALSE, &error);
-  if (self->writer == NULL)
-    {
-      gateway_log (self, "usage rows are written in the gateway thread: %s", error->message);
-      g_clear_object (&self->writer_pool);
-      g_clear_object (&self->writer_db);
-      g_clear_pointer (&self->written, g_async_queue_unref);
-    }
+  self->writer = g_thread_new ("gk-usage-writer", writer_thread, self);
 }
 
 static void
 writer_stop (GkGateway *self)
 {
   if (self->writer != NULL)
-    g_thread_pool_free (g_steal_pointer (&self->writer), FALSE, TRUE);
+    {
+      /* Rows still queued are written first. */
+      g_async_queue_push (self->to_write, &writer_stop_mark);
+      g_thread_join (g_steal_pointer (&self->writer));
+    }
+  g_clear_pointer (&self->to_write, g_async_queue_unref);
   /* What the writer finished last goes on as usual. */
   if (self->written != NULL)
     written_cb (self);
