@@ -896,3 +896,24 @@ gk_backend_manual_trigger (void)
 {
   return g_strdup_printf ("manual:%s", g_get_user_name ());
 }
+
+gboolean
+gk_backend_set_watched (GkBackend **backend_ptr,
+                        GkBackend  *backend,
+                        GCallback   changed_cb,
+                        gpointer    owner)
+{
+  g_return_val_if_fail (backend_ptr != NULL, FALSE);
+  g_return_val_if_fail (backend == NULL || GK_IS_BACKEND (backend), FALSE);
+  g_return_val_if_fail (backend == NULL || changed_cb != NULL, FALSE);
+
+  if (*backend_ptr == backend)
+    return FALSE;
+
+  if (*backend_ptr != NULL)
+    g_signal_handlers_disconnect_by_data (*backend_ptr, owner);
+  g_set_object (backend_ptr, backend);
+  if (backend != NULL)
+    g_signal_connect_swapped (backend, "changed", changed_cb, owner);
+  return TRUE;
+}

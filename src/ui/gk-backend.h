@@ -110,6 +110,15 @@ gboolean    gk_backend_test_key_finish     (GkBackend           *self,
                                             GAsyncResult        *result,
                                             GError             **error);
 
+/* g_set_object() for a backend that @owner watches: moves @owner's
+ * "changed" handler (@changed_cb, called with @owner only) from the old
+ * backend to @backend, which may be NULL (as in dispose). Returns FALSE,
+ * changing nothing, when *@backend_ptr already is @backend. */
+gboolean    gk_backend_set_watched         (GkBackend          **backend_ptr,
+                                            GkBackend           *backend,
+                                            GCallback            changed_cb,
+                                            gpointer             owner);
+
 /* The "triggered_by" of the user's own actions: "manual:<user name>". */
 char       *gk_backend_manual_trigger      (void);
 

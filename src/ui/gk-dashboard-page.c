@@ -569,9 +569,7 @@ gk_dashboard_page_dispose (GObject *object)
 
   g_cancellable_cancel (self->cancellable);
   g_clear_object (&self->cancellable);
-  if (self->backend != NULL)
-    g_signal_handlers_disconnect_by_data (self->backend, self);
-  g_clear_object (&self->backend);
+  gk_backend_set_watched (&self->backend, NULL, NULL, self);
   /* AdwBin unparents its child in its own dispose; let it go first, or
    * dispose_template unparents it too and AdwBin is left with a stale child. */
   adw_bin_set_child (ADW_BIN (self), NULL);
@@ -686,15 +684,8 @@ gk_dashboard_page_set_backend (GkDashboardPage *self,
   g_return_if_fail (GK_IS_DASHBOARD_PAGE (self));
   g_return_if_fail (backend == NULL || GK_IS_BACKEND (backend));
 
-  if (self->backend == backend)
-    return;
-
-  if (self->backend != NULL)
-    g_signal_handlers_disconnect_by_data (self->backend, self);
-  g_set_object (&self->backend, backend);
-  if (backend != NULL)
-    g_signal_connect_swapped (backend, "changed", G_CALLBACK (backend_changed_cb), self);
-  reload (self);
+  if (gk_backend_set_watched (&self->backend, backend, G_CALLBACK (backend_changed_cb), self))
+    reload (self);
 }
 
 void

@@ -918,9 +918,7 @@ gk_keys_page_dispose (GObject *object)
     }
   g_clear_object (&self->copied);
 
-  if (self->backend != NULL)
-    g_signal_handlers_disconnect_by_data (self->backend, self);
-  g_clear_object (&self->backend);
+  gk_backend_set_watched (&self->backend, NULL, NULL, self);
 
   /* The template's top widget is the bin's child: let the bin drop it
    * first, or it would unparent it a second time. */
@@ -1055,18 +1053,9 @@ gk_keys_page_set_backend (GkKeysPage *self,
   g_return_if_fail (GK_IS_KEYS_PAGE (self));
   g_return_if_fail (!backend || GK_IS_BACKEND (backend));
 
-  if (self->backend == backend)
-    return;
-
-  if (self->backend != NULL)
-    g_signal_handlers_disconnect_by_data (self->backend, self);
-  g_set_object (&self->backend, backend);
-
-  if (backend != NULL)
-    {
-      g_signal_connect_swapped (backend, "changed", G_CALLBACK (backend_changed_cb), self);
-      reload (self);
-    }
+  if (gk_backend_set_watched (&self->backend, backend, G_CALLBACK (backend_changed_cb), self) &&
+      backend != NULL)
+    reload (self);
 }
 
 GListModel *

@@ -221,9 +221,7 @@ gk_notifier_dispose (GObject *object)
   GkNotifier *self = (GkNotifier *) object;
 
   g_clear_weak_pointer (&self->application);
-  if (self->backend != NULL)
-    g_signal_handlers_disconnect_by_data (self->backend, self);
-  g_clear_object (&self->backend);
+  gk_backend_set_watched (&self->backend, NULL, NULL, self);
   g_clear_object (&self->settings);
   g_clear_object (&self->tracker);
 

@@ -412,9 +412,7 @@ gk_usage_page_dispose (GObject *object)
 
   g_cancellable_cancel (self->cancellable);
   g_clear_object (&self->cancellable);
-  if (self->backend != NULL)
-    g_signal_handlers_disconnect_by_data (self->backend, self);
-  g_clear_object (&self->backend);
+  gk_backend_set_watched (&self->backend, NULL, NULL, self);
   drop_model (self);
   /* AdwBin unparents its child in its own dispose; let it go first, or
    * dispose_template unparents it too and AdwBin is left with a stale child. */
@@ -511,15 +509,10 @@ gk_usage_page_set_backend (GkUsagePage *self,
   g_return_if_fail (GK_IS_USAGE_PAGE (self));
   g_return_if_fail (backend == NULL || GK_IS_BACKEND (backend));
 
-  if (self->backend == backend)
+  if (!gk_backend_set_watched (&self->backend, backend, G_CALLBACK (backend_changed_cb), self))
     return;
 
-  if (self->backend != NULL)
-    g_signal_handlers_disconnect_by_data (self->backend, self);
   drop_model (self);
-  g_set_object (&self->backend, backend);
-  if (backend != NULL)
-    g_signal_connect_swapped (backend, "changed", G_CALLBACK (backend_changed_cb), self);
   reload_all (self);
   update_stack (self);
 }
