@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include "gk-database-private.h"
 #include "gk-ui-test-util.h"
 
 void
@@ -135,4 +136,90 @@ gk_ui_test_file_contains (const char *path,
   g_autofree char *wal = g_strconcat (path, "-wal", NULL);
 
   return file_has (path, needle) || file_has (wal, needle);
+}
+
+void
+gk_ui_test_exec_sql (GkDatabase *db,
+                     const char *sql)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (gk_database_exec (db, sql, &error));
+  g_assert_no_error (error);
+}
+
+static void
+backend_load_cb (GObject      *object,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  gboolean *done = user_data;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (gk_backend_load_finish (GK_BACKEND (object), result, &error));
+  g_assert_no_error (error);
+  *done = TRUE;
+}
+
+GkBackend *
+gk_ui_test_backend_new (const char *db_path)
+{
+  GkBackend *backend = gk_backend_new (db_path);
+  gboolean done = FALSE;
+
+  gk_backend_load_async (backend, NULL, backend_load_cb, &done);
+  while (!done)
+    g_main_context_iteration (NULL, TRUE);
+  return backend;
+}
+
+/* A task cancelled when a page's backend was unset still holds the page
+ * until it has run, so the page may outlive the unref by a moment, not
+ * more. */
+void
+gk_ui_test_finalize_object (gpointer object)
+{
+  gpointer weak = object;
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+  g_object_add_weak_pointer (object, &weak);
+  g_object_unref (object);
+  while (weak != NULL && g_get_monotonic_time () < deadline)
+    if (!g_main_context_iteration (NULL, FALSE))
+      g_usleep (G_USEC_PER_SEC / 1000);
+  g_assert_null (weak);
+}
+
+GtkWidget *
+gk_ui_test_find_label (GtkWidget  *root,
+                       const char *text)
+{
+  if (GTK_IS_LABEL (root) && g_strcmp0 (gtk_label_get_label (GTK_LABEL (root)), text) == 0)
+    return root;
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      GtkWidget *found = gk_ui_test_find_label (child, text);
+
+      if (found != NULL)
+        return found;
+    }
+  return NULL;
+}
+
+GtkWidget *
+gk_ui_test_find_type (GtkWidget *root,
+                      GType      type)
+{
+  if (G_TYPE_CHECK_INSTANCE_TYPE (root, type))
+    return root;
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      GtkWidget *found = gk_ui_test_find_type (child, type);
+
+      if (found != NULL)
+        return found;
+    }
+  return NULL;
 }

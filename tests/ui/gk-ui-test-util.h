@@ -1,4 +1,4 @@
-/* gk-ui-test-util.h: helpers shared by the window and keys tests.
+/* gk-ui-test-util.h: helpers shared by the UI tests.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -39,5 +39,21 @@ void       gk_ui_test_close_window (GkWindow       *window);
 /* TRUE when @path (or its -wal) contains @needle. */
 gboolean   gk_ui_test_file_contains (const char    *path,
                                      const char    *needle);
+
+/* Runs @sql on @db (a fixture's rows); fails the test on an error. */
+void       gk_ui_test_exec_sql    (GkDatabase      *db,
+                                   const char      *sql);
+/* A backend for the database at @db_path, loaded (unlocked). */
+GkBackend *gk_ui_test_backend_new (const char      *db_path);
+/* Drops the last reference to @object and fails the test unless it is
+ * finalized soon after. */
+void       gk_ui_test_finalize_object (gpointer     object);
+
+/* The first GtkLabel below @root (or @root) whose label is @text, or NULL. */
+GtkWidget *gk_ui_test_find_label  (GtkWidget       *root,
+                                   const char      *text);
+/* The first widget of @type below @root (or @root), or NULL. */
+GtkWidget *gk_ui_test_find_type   (GtkWidget       *root,
+                                   GType            type);
 
 G_END_DECLS

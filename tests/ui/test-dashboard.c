@@ -13,16 +13,7 @@
 #include "gk-line-chart.h"
 #include "gk-database-private.h"
 #include "gk-test-util.h"
-
-static void
-exec_sql (GkDatabase *db,
-          const char *sql)
-{
-  g_autoptr(GError) error = NULL;
-
-  g_assert_true (gk_database_exec (db, sql, &error));
-  g_assert_no_error (error);
-}
+#include "gk-ui-test-util.h"
 
 static void
 fill_fixture (const char *path)
@@ -48,41 +39,7 @@ fill_fixture (const char *path)
     "INSERT INTO gemini_key_rotation_log (from_key_id, to_key_id, reason, triggered_by,"
     " created_at) VALUES (1, 2, 'QUOTA_LOW', 'auto', %1$" G_GINT64_FORMAT " - 30);",
     now);
-  exec_sql (db, sql);
-}
-
-static GtkWidget *
-find_label (GtkWidget  *root,
-            const char *text)
-{
-  if (GTK_IS_LABEL (root) && g_strcmp0 (gtk_label_get_label (GTK_LABEL (root)), text) == 0)
-    return root;
-  for (GtkWidget *child = gtk_widget_get_first_child (root); child != NULL;
-       child = gtk_widget_get_next_sibling (child))
-    {
-      GtkWidget *found = find_label (child, text);
-
-      if (found != NULL)
-        return found;
-    }
-  return NULL;
-}
-
-static GtkWidget *
-find_type (GtkWidget *root,
-           GType      type)
-{
-  if (G_TYPE_CHECK_INSTANCE_TYPE (root, type))
-    return root;
-  for (GtkWidget *child = gtk_widget_get_first_child (root); child != NULL;
-       child = gtk_widget_get_next_sibling (child))
-    {
-      GtkWidget *found = find_type (child, type);
-
-      if (found != NULL)
-        return found;
-    }
-  return NULL;
+  gk_ui_test_exec_sql (db, sql);
 }
 
 /* The widget right after the label @title: a card's value, a table. */
@@ -90,7 +47,7 @@ static GtkWidget *
 after_title (GtkWidget  *root,
              const char *title)
 {
-  GtkWidget *label = find_label (root, title);
+  GtkWidget *label = gk_ui_test_find_label (root, title);
 
   g_assert_nonnull (label);
   g_assert_nonnull (gtk_widget_get_next_sibling (label));
@@ -165,53 +122,11 @@ assert_user (GtkGrid    *users,
   g_assert_cmpstr (cell (users, 3, row), ==, cost);
 }
 
-/* Drops the last reference to @object and waits until it is finalized:
- * a task cancelled when the backend was unset still holds its page until
- * it has run, so the page may outlive the unref by a moment, not more. */
-static void
-finalize_object (gpointer object)
-{
-  gpointer weak = object;
-  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
-
-  g_object_add_weak_pointer (object, &weak);
-  g_object_unref (object);
-  while (weak != NULL && g_get_monotonic_time () < deadline)
-    if (!g_main_context_iteration (NULL, FALSE))
-      g_usleep (G_USEC_PER_SEC / 1000);
-  g_assert_null (weak);
-}
-
-static void
-load_cb (GObject      *object,
-         GAsyncResult *result,
-         gpointer      user_data)
-{
-  gboolean *done = user_data;
-  g_autoptr(GError) error = NULL;
-
-  g_assert_true (gk_backend_load_finish (GK_BACKEND (object), result, &error));
-  g_assert_no_error (error);
-  *done = TRUE;
-}
-
 static void
 wait_loaded (GkDashboardPage *page)
 {
   while (gk_dashboard_page_get_loading (page))
     g_main_context_iteration (NULL, TRUE);
-}
-
-static GkBackend *
-backend_new (const char *path)
-{
-  GkBackend *backend = gk_backend_new (path);
-  gboolean done = FALSE;
-
-  gk_backend_load_async (backend, NULL, load_cb, &done);
-  while (!done)
-    g_main_context_iteration (NULL, TRUE);
-  return backend;
 }
 
 static void
@@ -225,13 +140,13 @@ test_cards (void)
   GkBarChart *bars;
 
   fill_fixture (path);
-  backend = backend_new (path);
+  backend = gk_ui_test_backend_new (path);
 
   page = g_object_ref_sink (gk_dashboard_page_new ());
   gk_dashboard_page_set_backend (GK_DASHBOARD_PAGE (page), backend);
   wait_loaded (GK_DASHBOARD_PAGE (page));
 
-  g_assert_cmpstr (gtk_stack_get_visible_child_name (GTK_STACK (find_type (page, GTK_TYPE_STACK))),
+  g_assert_cmpstr (gtk_stack_get_visible_child_name (GTK_STACK (gk_ui_test_find_type (page, GTK_TYPE_STACK))),
                    ==, "content");
   /* The last 7 days: the four recent requests, one of them failed. */
   g_assert_cmpstr (card_value (page, "Keys"), ==, "3");
@@ -242,8 +157,8 @@ test_cards (void)
   g_assert_cmpstr (card_detail (page, "Success Rate"), ==, "3 succeeded");
   g_assert_cmpstr (card_value (page, "Cost, Last 7 Days"), ==, "$1.75");
 
-  line = GK_LINE_CHART (find_type (page, GK_TYPE_LINE_CHART));
-  bars = GK_BAR_CHART (find_type (page, GK_TYPE_BAR_CHART));
+  line = GK_LINE_CHART (gk_ui_test_find_type (page, GK_TYPE_LINE_CHART));
+  bars = GK_BAR_CHART (gk_ui_test_find_type (page, GK_TYPE_BAR_CHART));
   g_assert_cmpuint (gk_line_chart_get_n_points (line), ==, 7);
   g_assert_cmpuint (gk_bar_chart_get_n_bars (bars), ==, 2);
 
@@ -252,7 +167,7 @@ test_cards (void)
   assert_user (users, "ann", "2", "200", "$0.75");
   assert_user (users, "bob", "2", "100", "$1.00");
 
-  rotations = GTK_GRID (find_type (after_title (page, "Latest Rotations"), GTK_TYPE_GRID));
+  rotations = GTK_GRID (gk_ui_test_find_type (after_title (page, "Latest Rotations"), GTK_TYPE_GRID));
   g_assert_cmpint (table_rows (rotations), ==, 1);
   g_assert_cmpstr (cell (rotations, 1, 1), ==, "alpha");
   g_assert_cmpstr (cell (rotations, 2, 1), ==, "beta");
@@ -271,7 +186,7 @@ test_cards (void)
   assert_user (users, "bob", "2", "100", "$1.00");
 
   gk_dashboard_page_set_backend (GK_DASHBOARD_PAGE (page), NULL);
-  finalize_object (page);
+  gk_ui_test_finalize_object (page);
 }
 
 /* The period buttons choose the days, as a person would. */
@@ -284,13 +199,13 @@ test_period_buttons (void)
   GtkWidget *week, *month;
 
   fill_fixture (path);
-  backend = backend_new (path);
+  backend = gk_ui_test_backend_new (path);
   page = g_object_ref_sink (gk_dashboard_page_new ());
   gk_dashboard_page_set_backend (GK_DASHBOARD_PAGE (page), backend);
   wait_loaded (GK_DASHBOARD_PAGE (page));
 
-  week = gtk_widget_get_parent (find_label (page, "7 Days"));
-  month = gtk_widget_get_parent (find_label (page, "30 Days"));
+  week = gtk_widget_get_parent (gk_ui_test_find_label (page, "7 Days"));
+  month = gtk_widget_get_parent (gk_ui_test_find_label (page, "30 Days"));
   g_assert_true (GTK_IS_TOGGLE_BUTTON (week));
   g_assert_true (GTK_IS_TOGGLE_BUTTON (month));
   g_assert_true (gtk_toggle_button_get_active (GTK_TOGGLE_BUTTON (week)));
@@ -312,7 +227,7 @@ test_period_buttons (void)
   wait_loaded (GK_DASHBOARD_PAGE (page));
 
   gk_dashboard_page_set_backend (GK_DASHBOARD_PAGE (page), NULL);
-  finalize_object (page);
+  gk_ui_test_finalize_object (page);
 }
 
 /* No keys and no history: a status page says what to do. */
@@ -320,19 +235,19 @@ static void
 test_empty (void)
 {
   g_autofree char *path = gk_test_db_path ();
-  g_autoptr(GkBackend) backend = backend_new (path);
+  g_autoptr(GkBackend) backend = gk_ui_test_backend_new (path);
   GtkWidget *page = g_object_ref_sink (gk_dashboard_page_new ());
 
   gk_dashboard_page_set_backend (GK_DASHBOARD_PAGE (page), backend);
   wait_loaded (GK_DASHBOARD_PAGE (page));
-  g_assert_cmpstr (gtk_stack_get_visible_child_name (GTK_STACK (find_type (page, GTK_TYPE_STACK))),
+  g_assert_cmpstr (gtk_stack_get_visible_child_name (GTK_STACK (gk_ui_test_find_type (page, GTK_TYPE_STACK))),
                    ==, "empty");
-  g_assert_nonnull (find_label (page, "No Keys Yet"));
+  g_assert_nonnull (gk_ui_test_find_label (page, "No Keys Yet"));
   /* No requests: no success rate, rather than 0 %. */
   g_assert_cmpstr (card_value (page, "Success Rate"), ==, "—");
 
   gk_dashboard_page_set_backend (GK_DASHBOARD_PAGE (page), NULL);
-  finalize_object (page);
+  gk_ui_test_finalize_object (page);
 }
 
 /* Another thread holding the database, as a long write would. */
@@ -374,7 +289,7 @@ test_never_blocks (void)
   gint64 start, elapsed;
 
   fill_fixture (path);
-  backend = backend_new (path);
+  backend = gk_ui_test_backend_new (path);
   page = g_object_ref_sink (gk_dashboard_page_new ());
 
   holder.db = gk_backend_get_database (backend);
@@ -408,7 +323,7 @@ test_never_blocks (void)
   g_assert_cmpstr (card_value (page, "Requests, Last 30 Days"), ==, "5");
 
   gk_dashboard_page_set_backend (GK_DASHBOARD_PAGE (page), NULL);
-  finalize_object (page);
+  gk_ui_test_finalize_object (page);
 }
 
 int

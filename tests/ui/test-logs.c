@@ -12,18 +12,9 @@
 #include "gk-database-private.h"
 #include "gk-rotations-page.h"
 #include "gk-test-util.h"
+#include "gk-ui-test-util.h"
 #include "gk-usage-model.h"
 #include "gk-usage-page.h"
-
-static void
-exec_sql (GkDatabase *db,
-          const char *sql)
-{
-  g_autoptr(GError) error = NULL;
-
-  g_assert_true (gk_database_exec (db, sql, &error));
-  g_assert_no_error (error);
-}
 
 /* Key 1 has 120 rows (every 4th an error, $0.01 each success), key 2 has 30;
  * 3 rotations, one manual. */
@@ -35,7 +26,7 @@ fixture (void)
   g_autoptr(GkDatabase) db = gk_database_open (path, NULL, &error);
 
   g_assert_no_error (error);
-  exec_sql (db,
+  gk_ui_test_exec_sql (db,
             "INSERT INTO gemini_api_keys (uuid, name, created_at, updated_at) VALUES"
             " ('u1', 'alpha', 1, 1), ('u2', 'beta', 1, 1);"
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 150)"
@@ -50,88 +41,12 @@ fixture (void)
   return path;
 }
 
-/* Drops the last reference to @object and waits until it is finalized:
- * a task cancelled when the backend was unset still holds its page until
- * it has run, so the page may outlive the unref by a moment, not more. */
-static void
-finalize_object (gpointer object)
-{
-  gpointer weak = object;
-  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
-
-  g_object_add_weak_pointer (object, &weak);
-  g_object_unref (object);
-  while (weak != NULL && g_get_monotonic_time () < deadline)
-    if (!g_main_context_iteration (NULL, FALSE))
-      g_usleep (G_USEC_PER_SEC / 1000);
-  g_assert_null (weak);
-}
-
-static void
-load_cb (GObject      *object,
-         GAsyncResult *result,
-         gpointer      user_data)
-{
-  gboolean *done = user_data;
-  g_autoptr(GError) error = NULL;
-
-  g_assert_true (gk_backend_load_finish (GK_BACKEND (object), result, &error));
-  g_assert_no_error (error);
-  *done = TRUE;
-}
-
-static GkBackend *
-backend_new (const char *path)
-{
-  GkBackend *backend = gk_backend_new (path);
-  gboolean done = FALSE;
-
-  gk_backend_load_async (backend, NULL, load_cb, &done);
-  while (!done)
-    g_main_context_iteration (NULL, TRUE);
-  return backend;
-}
-
-static GtkWidget *
-find_label (GtkWidget  *root,
-            const char *text)
-{
-  if (GTK_IS_LABEL (root) && g_strcmp0 (gtk_label_get_label (GTK_LABEL (root)), text) == 0)
-    return root;
-  for (GtkWidget *child = gtk_widget_get_first_child (root); child != NULL;
-       child = gtk_widget_get_next_sibling (child))
-    {
-      GtkWidget *found = find_label (child, text);
-
-      if (found != NULL)
-        return found;
-    }
-  return NULL;
-}
-
-static GtkWidget *
-find_type (GtkWidget *root,
-           GType      type)
-{
-  if (G_TYPE_CHECK_INSTANCE_TYPE (root, type))
-    return root;
-  for (GtkWidget *child = gtk_widget_get_first_child (root); child != NULL;
-       child = gtk_widget_get_next_sibling (child))
-    {
-      GtkWidget *found = find_type (child, type);
-
-      if (found != NULL)
-        return found;
-    }
-  return NULL;
-}
-
 /* A summary card's figure: the label after its title. */
 static const char *
 card_value (GtkWidget  *root,
             const char *title)
 {
-  GtkWidget *label = find_label (root, title);
+  GtkWidget *label = gk_ui_test_find_label (root, title);
   GtkWidget *value;
 
   g_assert_nonnull (label);
@@ -219,7 +134,7 @@ static void
 test_usage_page (void)
 {
   g_autofree char *path = fixture ();
-  g_autoptr(GkBackend) backend = backend_new (path);
+  g_autoptr(GkBackend) backend = gk_ui_test_backend_new (path);
   GtkWidget *page = g_object_ref_sink (gk_usage_page_new ());
   GkUsagePage *usage = GK_USAGE_PAGE (page);
   GtkDropDown *keys;
@@ -229,7 +144,7 @@ test_usage_page (void)
   g_assert_cmpstr (visible_page (page), ==, "list");
 
   /* The key filter lists every key after "All keys". */
-  keys = GTK_DROP_DOWN (find_type (page, GTK_TYPE_DROP_DOWN));
+  keys = GTK_DROP_DOWN (gk_ui_test_find_type (page, GTK_TYPE_DROP_DOWN));
   g_assert_cmpuint (g_list_model_get_n_items (gtk_drop_down_get_model (keys)), ==, 3);
   g_assert_cmpstr (gtk_string_list_get_string (GTK_STRING_LIST (gtk_drop_down_get_model (keys)), 2),
                    ==, "beta");
@@ -285,7 +200,7 @@ test_usage_page (void)
     g_autoptr(GkDatabase) db = gk_database_open (path, NULL, &error);
 
     g_assert_no_error (error);
-    exec_sql (db,
+    gk_ui_test_exec_sql (db,
               "INSERT INTO gemini_key_usage_log (key_id, model, tokens_used, cost_usd, status,"
               " http_status, created_at) VALUES (1, 'gemini-2.5-pro', 5, 0, 'RATE_LIMITED', 429,"
               " 1773500500);");
@@ -303,7 +218,7 @@ test_usage_page (void)
   }
 
   gk_usage_page_set_backend (usage, NULL);
-  finalize_object (page);
+  gk_ui_test_finalize_object (page);
 }
 
 /* An empty log: a status page instead of an empty table. */
@@ -311,7 +226,7 @@ static void
 test_usage_empty (void)
 {
   g_autofree char *path = gk_test_db_path ();
-  g_autoptr(GkBackend) backend = backend_new (path);
+  g_autoptr(GkBackend) backend = gk_ui_test_backend_new (path);
   GtkWidget *page = g_object_ref_sink (gk_usage_page_new ());
 
   /* No backend yet: nothing to read, nothing loading. */
@@ -322,18 +237,18 @@ test_usage_empty (void)
   wait_usage (GK_USAGE_PAGE (page));
   g_assert_cmpuint (n_rows (GK_USAGE_PAGE (page)), ==, 0);
   g_assert_cmpstr (visible_page (page), ==, "empty");
-  g_assert_nonnull (find_label (page, "No Requests Yet"));
+  g_assert_nonnull (gk_ui_test_find_label (page, "No Requests Yet"));
   assert_summary (page, "0", "0", "0", "$0.00");
 
   gk_usage_page_set_backend (GK_USAGE_PAGE (page), NULL);
-  finalize_object (page);
+  gk_ui_test_finalize_object (page);
 }
 
 static void
 test_rotations_page (void)
 {
   g_autofree char *path = fixture ();
-  g_autoptr(GkBackend) backend = backend_new (path);
+  g_autoptr(GkBackend) backend = gk_ui_test_backend_new (path);
   GtkWidget *page = g_object_ref_sink (gk_rotations_page_new ());
   GListModel *rows;
 
@@ -345,7 +260,7 @@ test_rotations_page (void)
   g_assert_cmpstr (card_value (page, "Automatic"), ==, "2");
   g_assert_cmpstr (visible_page (page), ==, "list");
 
-  rows = G_LIST_MODEL (gtk_column_view_get_model (GTK_COLUMN_VIEW (find_type (page,
+  rows = G_LIST_MODEL (gtk_column_view_get_model (GTK_COLUMN_VIEW (gk_ui_test_find_type (page,
                                                                          GTK_TYPE_COLUMN_VIEW))));
   g_assert_cmpuint (g_list_model_get_n_items (rows), ==, 3);
   {
@@ -370,14 +285,14 @@ test_rotations_page (void)
   }
 
   gk_rotations_page_set_backend (GK_ROTATIONS_PAGE (page), NULL);
-  finalize_object (page);
+  gk_ui_test_finalize_object (page);
 }
 
 static void
 test_rotations_empty (void)
 {
   g_autofree char *path = gk_test_db_path ();
-  g_autoptr(GkBackend) backend = backend_new (path);
+  g_autoptr(GkBackend) backend = gk_ui_test_backend_new (path);
   GtkWidget *page = g_object_ref_sink (gk_rotations_page_new ());
 
   g_assert_cmpstr (visible_page (page), ==, "empty");
@@ -387,10 +302,10 @@ test_rotations_empty (void)
     g_main_context_iteration (NULL, TRUE);
   g_assert_cmpstr (card_value (page, "All Rotations"), ==, "0");
   g_assert_cmpstr (visible_page (page), ==, "empty");
-  g_assert_nonnull (find_label (page, "No Rotations Yet"));
+  g_assert_nonnull (gk_ui_test_find_label (page, "No Rotations Yet"));
 
   gk_rotations_page_set_backend (GK_ROTATIONS_PAGE (page), NULL);
-  finalize_object (page);
+  gk_ui_test_finalize_object (page);
 }
 
 static void
@@ -402,7 +317,7 @@ test_model_large (void)
   g_autoptr(GkUsageItem) last = NULL;
   GkUsageItem *last_weak = NULL;
 
-  exec_sql (db,
+  gk_ui_test_exec_sql (db,
             "INSERT INTO gemini_api_keys (uuid, name, created_at, updated_at) VALUES ('u', 'k', 1, 1);"
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000)"
             " INSERT INTO gemini_key_usage_log (key_id, model, status, created_at)"
@@ -457,7 +372,7 @@ test_model_rows_added (void)
   g_autoptr(GkUsageItem) kept = NULL;
   g_autoptr(GkUsageItem) newest = NULL;
 
-  exec_sql (db,
+  gk_ui_test_exec_sql (db,
             "INSERT INTO gemini_api_keys (uuid, name, created_at, updated_at) VALUES ('u', 'k', 1, 1);"
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)"
             " INSERT INTO gemini_key_usage_log (key_id, model, status, created_at)"
@@ -469,7 +384,7 @@ test_model_rows_added (void)
   /* The fetch of the first page waits for the lock; three rows come first. */
   gk_database_lock (db);
   fifth = g_list_model_get_item (G_LIST_MODEL (model), 5);
-  exec_sql (db,
+  gk_ui_test_exec_sql (db,
             "INSERT INTO gemini_key_usage_log (key_id, model, status, created_at) VALUES"
             " (1, 'm', 'SUCCESS', 2001), (1, 'm', 'SUCCESS', 2002), (1, 'm', 'SUCCESS', 2003);");
   gk_database_unlock (db);
@@ -481,7 +396,7 @@ test_model_rows_added (void)
    * new rows above it and drops the pages. */
   gk_database_lock (db);
   kept = g_list_model_get_item (G_LIST_MODEL (model), 250);
-  exec_sql (db,
+  gk_ui_test_exec_sql (db,
             "INSERT INTO gemini_key_usage_log (key_id, model, status, created_at) VALUES"
             " (1, 'm', 'SUCCESS', 3004), (1, 'm', 'SUCCESS', 3005);");
   gk_usage_model_reload (model);
@@ -568,7 +483,7 @@ static void
 test_usage_never_blocks (void)
 {
   g_autofree char *path = fixture ();
-  g_autoptr(GkBackend) backend = backend_new (path);
+  g_autoptr(GkBackend) backend = gk_ui_test_backend_new (path);
   GtkWidget *page = g_object_ref_sink (gk_usage_page_new ());
   GkUsagePage *usage = GK_USAGE_PAGE (page);
   Holder *holder = holder_start (gk_backend_get_database (backend));
@@ -586,14 +501,14 @@ test_usage_never_blocks (void)
   assert_summary (page, "150", "113", "37", "$1.13");
 
   gk_usage_page_set_backend (usage, NULL);
-  finalize_object (page);
+  gk_ui_test_finalize_object (page);
 }
 
 static void
 test_rotations_never_block (void)
 {
   g_autofree char *path = fixture ();
-  g_autoptr(GkBackend) backend = backend_new (path);
+  g_autoptr(GkBackend) backend = gk_ui_test_backend_new (path);
   GtkWidget *page = g_object_ref_sink (gk_rotations_page_new ());
   Holder *holder = holder_start (gk_backend_get_database (backend));
   gint64 start = g_get_monotonic_time ();
@@ -608,7 +523,7 @@ test_rotations_never_block (void)
   g_assert_cmpstr (card_value (page, "All Rotations"), ==, "3");
 
   gk_rotations_page_set_backend (GK_ROTATIONS_PAGE (page), NULL);
-  finalize_object (page);
+  gk_ui_test_finalize_object (page);
 }
 
 /* Costs under a dime keep two significant digits; counts and money group
