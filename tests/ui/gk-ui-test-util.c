@@ -190,6 +190,69 @@ gk_ui_test_finalize_object (gpointer object)
   g_assert_null (weak);
 }
 
+gint64
+gk_ui_test_spin_since (gint64 start)
+{
+  for (guint i = 0; i < 50; i++)
+    g_main_context_iteration (NULL, FALSE);
+  return g_get_monotonic_time () - start;
+}
+
+struct _GkUiTestHolder
+{
+  GkDatabase *db;
+  GThread    *thread;
+  GMutex      mutex;
+  GCond       cond;
+  gboolean    locked;
+  gboolean    release;
+};
+
+static gpointer
+hold_thread (gpointer user_data)
+{
+  GkUiTestHolder *holder = user_data;
+
+  gk_database_lock (holder->db);
+  g_mutex_lock (&holder->mutex);
+  holder->locked = TRUE;
+  g_cond_broadcast (&holder->cond);
+  while (!holder->release)
+    g_cond_wait (&holder->cond, &holder->mutex);
+  g_mutex_unlock (&holder->mutex);
+  gk_database_unlock (holder->db);
+  return NULL;
+}
+
+GkUiTestHolder *
+gk_ui_test_hold_database (GkDatabase *db)
+{
+  GkUiTestHolder *holder = g_new0 (GkUiTestHolder, 1);
+
+  holder->db = db;
+  g_mutex_init (&holder->mutex);
+  g_cond_init (&holder->cond);
+  holder->thread = g_thread_new ("holder", hold_thread, holder);
+  g_mutex_lock (&holder->mutex);
+  while (!holder->locked)
+    g_cond_wait (&holder->cond, &holder->mutex);
+  g_mutex_unlock (&holder->mutex);
+  return holder;
+}
+
+void
+gk_ui_test_holder_release (GkUiTestHolder *holder)
+{
+  g_mutex_lock (&holder->mutex);
+  holder->release = TRUE;
+  g_cond_broadcast (&holder->cond);
+  g_mutex_unlock (&holder->mutex);
+  g_thread_join (holder->thread);
+  g_mutex_clear (&holder->mutex);
+  g_cond_clear (&holder->cond);
+  g_free (holder);
+}
+
 GtkWidget *
 gk_ui_test_find_label (GtkWidget  *root,
                        const char *text)

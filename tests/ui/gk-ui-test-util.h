@@ -49,6 +49,18 @@ GkBackend *gk_ui_test_backend_new (const char      *db_path);
  * finalized soon after. */
 void       gk_ui_test_finalize_object (gpointer     object);
 
+/* Runs the main loop briefly (what it dispatches must not wait for the
+ * database either); returns the µs since @start, the caller's work included. */
+gint64     gk_ui_test_spin_since  (gint64           start);
+
+/* Another thread holding @db's lock, as a long write would. */
+typedef struct _GkUiTestHolder GkUiTestHolder;
+
+/* Returns once the other thread holds the lock. */
+GkUiTestHolder *gk_ui_test_hold_database (GkDatabase     *db);
+/* Lets the lock go and frees @holder. */
+void       gk_ui_test_holder_release (GkUiTestHolder   *holder);
+
 /* The first GtkLabel below @root (or @root) whose label is @text, or NULL. */
 GtkWidget *gk_ui_test_find_label  (GtkWidget       *root,
                                    const char      *text);

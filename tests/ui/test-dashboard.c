@@ -250,32 +250,6 @@ test_empty (void)
   gk_ui_test_finalize_object (page);
 }
 
-/* Another thread holding the database, as a long write would. */
-typedef struct
-{
-  GkDatabase *db;
-  GMutex      mutex;
-  GCond       cond;
-  gboolean    locked;
-  gboolean    release;
-} Holder;
-
-static gpointer
-hold_thread (gpointer user_data)
-{
-  Holder *holder = user_data;
-
-  gk_database_lock (holder->db);
-  g_mutex_lock (&holder->mutex);
-  holder->locked = TRUE;
-  g_cond_broadcast (&holder->cond);
-  while (!holder->release)
-    g_cond_wait (&holder->cond, &holder->mutex);
-  g_mutex_unlock (&holder->mutex);
-  gk_database_unlock (holder->db);
-  return NULL;
-}
-
 /* With the database held elsewhere, the dashboard answers at once (a
  * reload, a change of period) and fills in once it is free. */
 static void
@@ -284,40 +258,24 @@ test_never_blocks (void)
   g_autofree char *path = gk_test_db_path ();
   g_autoptr(GkBackend) backend = NULL;
   GtkWidget *page;
-  Holder holder = { 0 };
-  GThread *thread;
+  GkUiTestHolder *holder;
   gint64 start, elapsed;
 
   fill_fixture (path);
   backend = gk_ui_test_backend_new (path);
   page = g_object_ref_sink (gk_dashboard_page_new ());
 
-  holder.db = gk_backend_get_database (backend);
-  g_mutex_init (&holder.mutex);
-  g_cond_init (&holder.cond);
-  thread = g_thread_new ("holder", hold_thread, &holder);
-  g_mutex_lock (&holder.mutex);
-  while (!holder.locked)
-    g_cond_wait (&holder.cond, &holder.mutex);
-  g_mutex_unlock (&holder.mutex);
+  holder = gk_ui_test_hold_database (gk_backend_get_database (backend));
 
   start = g_get_monotonic_time ();
   gk_dashboard_page_set_backend (GK_DASHBOARD_PAGE (page), backend);
   gk_dashboard_page_set_days (GK_DASHBOARD_PAGE (page), 30);
   gk_backend_notify_changed (backend);
-  for (guint i = 0; i < 50; i++)
-    g_main_context_iteration (NULL, FALSE);
-  elapsed = g_get_monotonic_time () - start;
+  elapsed = gk_ui_test_spin_since (start);
   g_assert_cmpint (elapsed, <, G_USEC_PER_SEC / 2);
   g_assert_true (gk_dashboard_page_get_loading (GK_DASHBOARD_PAGE (page)));
 
-  g_mutex_lock (&holder.mutex);
-  holder.release = TRUE;
-  g_cond_broadcast (&holder.cond);
-  g_mutex_unlock (&holder.mutex);
-  g_thread_join (thread);
-  g_mutex_clear (&holder.mutex);
-  g_cond_clear (&holder.cond);
+  gk_ui_test_holder_release (holder);
 
   wait_loaded (GK_DASHBOARD_PAGE (page));
   g_assert_cmpstr (card_value (page, "Requests, Last 30 Days"), ==, "5");

@@ -411,72 +411,6 @@ test_model_rows_added (void)
   g_assert_cmpint (gk_usage_item_get_row (newest)->created_at, ==, 3005);
 }
 
-/* Another thread holding the database, as a long write would. */
-typedef struct
-{
-  GkDatabase *db;
-  GThread    *thread;
-  GMutex      mutex;
-  GCond       cond;
-  gboolean    locked;
-  gboolean    release;
-} Holder;
-
-static gpointer
-hold_thread (gpointer user_data)
-{
-  Holder *holder = user_data;
-
-  gk_database_lock (holder->db);
-  g_mutex_lock (&holder->mutex);
-  holder->locked = TRUE;
-  g_cond_broadcast (&holder->cond);
-  while (!holder->release)
-    g_cond_wait (&holder->cond, &holder->mutex);
-  g_mutex_unlock (&holder->mutex);
-  gk_database_unlock (holder->db);
-  return NULL;
-}
-
-static Holder *
-holder_start (GkDatabase *db)
-{
-  Holder *holder = g_new0 (Holder, 1);
-
-  holder->db = db;
-  g_mutex_init (&holder->mutex);
-  g_cond_init (&holder->cond);
-  holder->thread = g_thread_new ("holder", hold_thread, holder);
-  g_mutex_lock (&holder->mutex);
-  while (!holder->locked)
-    g_cond_wait (&holder->cond, &holder->mutex);
-  g_mutex_unlock (&holder->mutex);
-  return holder;
-}
-
-static void
-holder_release (Holder *holder)
-{
-  g_mutex_lock (&holder->mutex);
-  holder->release = TRUE;
-  g_cond_broadcast (&holder->cond);
-  g_mutex_unlock (&holder->mutex);
-  g_thread_join (holder->thread);
-  g_mutex_clear (&holder->mutex);
-  g_cond_clear (&holder->cond);
-  g_free (holder);
-}
-
-/* Runs the main loop briefly: what it dispatches must not wait for the
- * database either. Returns how long the caller's work took, in µs. */
-static gint64
-spin_since (gint64 start)
-{
-  for (guint i = 0; i < 50; i++)
-    g_main_context_iteration (NULL, FALSE);
-  return g_get_monotonic_time () - start;
-}
-
 /* With the database held elsewhere, the usage page and its model still
  * answer at once, and show the rows once it is free. */
 static void
@@ -486,15 +420,15 @@ test_usage_never_blocks (void)
   g_autoptr(GkBackend) backend = gk_ui_test_backend_new (path);
   GtkWidget *page = g_object_ref_sink (gk_usage_page_new ());
   GkUsagePage *usage = GK_USAGE_PAGE (page);
-  Holder *holder = holder_start (gk_backend_get_database (backend));
+  GkUiTestHolder *holder = gk_ui_test_hold_database (gk_backend_get_database (backend));
   gint64 start = g_get_monotonic_time ();
 
   gk_usage_page_set_backend (usage, backend);
   gk_usage_page_set_filter (usage, 0, 500);
-  g_assert_cmpint (spin_since (start), <, G_USEC_PER_SEC / 2);
+  g_assert_cmpint (gk_ui_test_spin_since (start), <, G_USEC_PER_SEC / 2);
   g_assert_true (gk_usage_page_get_loading (usage));
   g_assert_cmpstr (visible_page (page), ==, "loading");
-  holder_release (holder);
+  gk_ui_test_holder_release (holder);
 
   wait_usage (usage);
   g_assert_cmpuint (n_rows (usage), ==, 150);
@@ -510,13 +444,13 @@ test_rotations_never_block (void)
   g_autofree char *path = fixture ();
   g_autoptr(GkBackend) backend = gk_ui_test_backend_new (path);
   GtkWidget *page = g_object_ref_sink (gk_rotations_page_new ());
-  Holder *holder = holder_start (gk_backend_get_database (backend));
+  GkUiTestHolder *holder = gk_ui_test_hold_database (gk_backend_get_database (backend));
   gint64 start = g_get_monotonic_time ();
 
   gk_rotations_page_set_backend (GK_ROTATIONS_PAGE (page), backend);
-  g_assert_cmpint (spin_since (start), <, G_USEC_PER_SEC / 2);
+  g_assert_cmpint (gk_ui_test_spin_since (start), <, G_USEC_PER_SEC / 2);
   g_assert_true (gk_rotations_page_get_loading (GK_ROTATIONS_PAGE (page)));
-  holder_release (holder);
+  gk_ui_test_holder_release (holder);
 
   while (gk_rotations_page_get_loading (GK_ROTATIONS_PAGE (page)))
     g_main_context_iteration (NULL, TRUE);
