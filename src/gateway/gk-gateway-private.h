@@ -32,4 +32,45 @@ void  gk_gateway_admin_handle  (GkKeyStore        *key_store,
                                 GHashTable        *query,
                                 GByteArray        *body);
 
+/* Finds the token usage in a streamed answer as it passes: SSE events
+ * (separated by a blank line, \n\n or \r\n\r\n) or the objects of a
+ * streamed JSON array. Fed in any pieces; after finish, @usage holds the
+ * last usage the stream carried (usage.found is FALSE when none). */
+typedef struct
+{
+  gboolean      sse;
+  GString      *pending;
+  int           depth;
+  gboolean      in_string;
+  gboolean      escape;
+  GkTokenUsage  usage;
+} GkUsageScanner;
+
+void      gk_usage_scanner_init          (GkUsageScanner     *scanner,
+                                          gboolean            sse);
+void      gk_usage_scanner_feed          (GkUsageScanner     *scanner,
+                                          const char         *data,
+                                          gsize               len);
+void      gk_usage_scanner_finish        (GkUsageScanner     *scanner);
+void      gk_usage_scanner_clear         (GkUsageScanner     *scanner);
+
+/* The usage of a whole (non-stream) answer. */
+gboolean  gk_gateway_usage_parse_answer  (const char         *data,
+                                          gsize               len,
+                                          GkTokenUsage       *usage);
+
+/* What the proxy reads from a client request. @query is the raw query
+ * string (still percent-encoded), as the client sent it. */
+char     *gk_gateway_model_from_request  (const char         *path,
+                                          GBytes             *body,
+                                          gboolean            openai,
+                                          gboolean           *stream);
+/* @query without the client's credential (key=…), NULL when nothing is
+ * left. */
+char     *gk_gateway_upstream_query      (const char         *query);
+char     *gk_gateway_credential_from     (SoupMessageHeaders *headers,
+                                          const char         *query);
+gboolean  gk_gateway_host_allowed        (const char         *host,
+                                          const char * const *allowed_hosts);
+
 G_END_DECLS

@@ -211,14 +211,13 @@ gk_gateway_respond_error (SoupServerMessage *msg,
   gk_gateway_respond_json (msg, code, gk_gateway_error_json (code, status, message));
 }
 
-/* The credential a client sent the way SDKs send a key. */
-static char *
-client_credential (SoupServerMessage *msg)
+/* The credential a client sent the way SDKs send a key: x-goog-api-key,
+ * Authorization: Bearer or ?key= in @query (the raw query string). */
+char *
+gk_gateway_credential_from (SoupMessageHeaders *headers,
+                            const char         *query)
 {
-  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
   const char *value;
-  GUri *uri;
-  const char *query;
 
   value = soup_message_headers_get_one (headers, "x-goog-api-key");
   if (value != NULL && *value != '\0')
@@ -234,8 +233,6 @@ client_credential (SoupServerMessage *msg)
         return g_strdup (value);
     }
 
-  uri = soup_server_message_get_uri (msg);
-  query = g_uri_get_query (uri);
   if (query != NULL)
     {
       g_autoptr(GHashTable) params = g_uri_parse_params (query, -1, "&", G_URI_PARAMS_NONE, NULL);
@@ -247,17 +244,14 @@ client_credential (SoupServerMessage *msg)
   return NULL;
 }
 
-static gboolean
-host_allowed (GkGateway         *self,
-              SoupServerMessage *msg)
+gboolean
+gk_gateway_host_allowed (const char         *host,
+                         const char * const *allowed_hosts)
 {
-  const char *host = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
-                                                   "Host");
-
   if (host == NULL)
     return FALSE;
-  for (guint i = 0; self->allowed_hosts[i] != NULL; i++)
-    if (g_ascii_strcasecmp (host, self->allowed_hosts[i]) == 0)
+  for (guint i = 0; allowed_hosts[i] != NULL; i++)
+    if (g_ascii_strcasecmp (host, allowed_hosts[i]) == 0)
       return TRUE;
   return FALSE;
 }
@@ -313,14 +307,16 @@ early_handler_cb (SoupServer        *server,
 
   g_object_set_data_full (G_OBJECT (msg), client_state_key, state, client_state_free);
 
-  if (!host_allowed (self, msg))
+  if (!gk_gateway_host_allowed (soup_message_headers_get_one (headers, "Host"),
+                                (const char * const *) self->allowed_hosts))
     {
       refuse (msg, state, SOUP_STATUS_FORBIDDEN, "PERMISSION_DENIED",
               "The Host header is not allowed; use 127.0.0.1, localhost or [::1] with the gateway's port.");
       return;
     }
 
-  credential = client_credential (msg);
+  credential = gk_gateway_credential_from (headers,
+                                          g_uri_get_query (soup_server_message_get_uri (msg)));
   if (credential != NULL)
     state->user_id = gk_token_verify (self->db, credential);
   if (credential != NULL)
@@ -354,31 +350,21 @@ early_handler_cb (SoupServer        *server,
 
 /* ---- Usage scanning over a relayed stream ------------------------------ */
 
-/* Finds the usage in a stream as it passes: SSE events (separated by a blank
- * line, \n\n or \r\n\r\n) or the objects of a streamed JSON array. Only
- * pieces that mention "usage" are parsed; the last usage seen wins, since
- * usageMetadata is complete in the last chunk. */
-typedef struct
-{
-  gboolean      sse;
-  GString      *pending;
-  int           depth;
-  gboolean      in_string;
-  gboolean      escape;
-  GkTokenUsage  usage;
-} UsageScanner;
+/* GkUsageScanner (gk-gateway-private.h) finds the usage in a stream as it
+ * passes. Only pieces that mention "usage" are parsed; the last usage seen
+ * wins, since usageMetadata is complete in the last chunk. */
 
-static void
-scanner_init (UsageScanner *scanner,
-              gboolean      sse)
+void
+gk_usage_scanner_init (GkUsageScanner *scanner,
+                       gboolean        sse)
 {
   memset (scanner, 0, sizeof *scanner);
   scanner->sse = sse;
   scanner->pending = g_string_new (NULL);
 }
 
-static void
-scanner_clear (UsageScanner *scanner)
+void
+gk_usage_scanner_clear (GkUsageScanner *scanner)
 {
   if (scanner->pending)
     g_string_free (scanner->pending, TRUE);
@@ -386,9 +372,9 @@ scanner_clear (UsageScanner *scanner)
 }
 
 static void
-scanner_take_json (UsageScanner *scanner,
-                   const char   *json,
-                   gsize         len)
+scanner_take_json (GkUsageScanner *scanner,
+                   const char     *json,
+                   gsize           len)
 {
   GkTokenUsage usage = { 0 };
 
@@ -399,9 +385,9 @@ scanner_take_json (UsageScanner *scanner,
 }
 
 static void
-scanner_take_event (UsageScanner *scanner,
-                    const char   *event,
-                    gsize         len)
+scanner_take_event (GkUsageScanner *scanner,
+                    const char     *event,
+                    gsize           len)
 {
   g_autoptr(GString) data = NULL;
   const char *p = event;
@@ -437,45 +423,66 @@ scanner_take_event (UsageScanner *scanner,
   scanner_take_json (scanner, data->str, data->len);
 }
 
+/* Where the first blank line (\n\n or \r\n\r\n) in @buf starts, looking
+ * from @from on; its length goes to @sep_len. Bytes, not a C string: a NUL
+ * in the stream must not hide the events after it. */
+static const char *
+find_event_end (const char *buf,
+                gsize       len,
+                gsize       from,
+                gsize      *sep_len)
+{
+  const char *end = buf + len;
+
+  for (const char *p = memchr (buf + from, '\n', len - from); p != NULL;
+       p = memchr (p + 1, '\n', end - p - 1))
+    {
+      if (p + 1 < end && p[1] == '\n')
+        {
+          *sep_len = 2;
+          return p;
+        }
+      if (p > buf && p[-1] == '\r' && p + 2 < end && p[1] == '\r' && p[2] == '\n')
+        {
+          *sep_len = 4;
+          return p - 1;
+        }
+    }
+  return NULL;
+}
+
 static void
-scanner_feed_sse (UsageScanner *scanner,
-                  const char   *data,
-                  gsize         len)
+scanner_feed_sse (GkUsageScanner *scanner,
+                  const char     *data,
+                  gsize           len)
 {
   gsize start = 0;
+  /* What was pending held no blank line: only one that ends in the new
+   * data is left to find, so a long event fed in many pieces is not
+   * searched again from its start each time. */
+  gsize from = scanner->pending->len > 3 ? scanner->pending->len - 3 : 0;
 
   g_string_append_len (scanner->pending, data, len);
   for (;;)
     {
       const char *buf = scanner->pending->str + start;
       gsize avail = scanner->pending->len - start;
-      const char *lf = g_strstr_len (buf, avail, "\n\n");
-      const char *crlf = g_strstr_len (buf, avail, "\r\n\r\n");
-      const char *sep;
-      gsize sep_len;
+      gsize sep_len = 0;
+      const char *sep = find_event_end (buf, avail, from, &sep_len);
 
-      if (lf == NULL && crlf == NULL)
+      if (sep == NULL)
         break;
-      if (crlf != NULL && (lf == NULL || crlf < lf))
-        {
-          sep = crlf;
-          sep_len = 4;
-        }
-      else
-        {
-          sep = lf;
-          sep_len = 2;
-        }
       scanner_take_event (scanner, buf, sep - buf);
       start += (sep - buf) + sep_len;
+      from = 0;
     }
   g_string_erase (scanner->pending, 0, start);
 }
 
 static void
-scanner_feed_array (UsageScanner *scanner,
-                    const char   *data,
-                    gsize         len)
+scanner_feed_array (GkUsageScanner *scanner,
+                    const char     *data,
+                    gsize           len)
 {
   for (gsize i = 0; i < len; i++)
     {
@@ -510,10 +517,10 @@ scanner_feed_array (UsageScanner *scanner,
     }
 }
 
-static void
-scanner_feed (UsageScanner *scanner,
-              const char   *data,
-              gsize         len)
+void
+gk_usage_scanner_feed (GkUsageScanner *scanner,
+                       const char     *data,
+                       gsize           len)
 {
   if (scanner->sse)
     scanner_feed_sse (scanner, data, len);
@@ -521,8 +528,8 @@ scanner_feed (UsageScanner *scanner,
     scanner_feed_array (scanner, data, len);
 }
 
-static void
-scanner_finish (UsageScanner *scanner)
+void
+gk_usage_scanner_finish (GkUsageScanner *scanner)
 {
   if (scanner->sse && scanner->pending->len > 0)
     scanner_take_event (scanner, scanner->pending->str, scanner->pending->len);
@@ -647,10 +654,10 @@ gemini_usage_fast (const char   *data,
  * costs more than the rest of the request; only the top-level
  * usageMetadata (or OpenAI "usage") member is parsed, found by a scan that
  * skips strings. Anything unusual goes to the full parse. */
-static gboolean
-usage_parse_answer (const char   *data,
-                    gsize         len,
-                    GkTokenUsage *usage)
+gboolean
+gk_gateway_usage_parse_answer (const char   *data,
+                               gsize         len,
+                               GkTokenUsage *usage)
 {
   gsize i = 0;
   gsize spans[2][2] = { { 0, 0 }, { 0, 0 } };   /* usageMetadata, usage */
@@ -764,7 +771,7 @@ typedef struct
   guint              status;
   GByteArray        *buffer;
   gsize              buffer_limit;
-  UsageScanner       scanner;
+  GkUsageScanner     scanner;
   gboolean           relaying;
 
   /* The last transient failure, relayed when no key is left. */
@@ -793,7 +800,7 @@ request_free (Request *request)
   g_clear_object (&request->cancellable);
   g_clear_pointer (&request->call, gk_upstream_call_free);
   g_clear_pointer (&request->buffer, g_byte_array_unref);
-  scanner_clear (&request->scanner);
+  gk_usage_scanner_clear (&request->scanner);
   g_clear_pointer (&request->last_body, g_bytes_unref);
   g_free (request->last_error);
   g_free (request);
@@ -1168,7 +1175,7 @@ request_body_complete (Request *request)
       {
         GkTokenUsage usage = { 0 };
 
-        usage_parse_answer (data, len, &usage);
+        gk_gateway_usage_parse_answer (data, len, &usage);
         request_track (request, GK_USAGE_SUCCESS, &usage, NULL, NULL, request_relay_buffer);
       }
       break;
@@ -1316,7 +1323,7 @@ relay_end (Request    *request,
 {
   g_autofree char *message = NULL;
 
-  scanner_finish (&request->scanner);
+  gk_usage_scanner_finish (&request->scanner);
   if (error == NULL)
     {
       request_track (request, GK_USAGE_SUCCESS, &request->scanner.usage, NULL, NULL,
@@ -1350,7 +1357,7 @@ relay_read_cb (GkUpstreamCall *call,
       return;
     }
   len = g_bytes_get_size (bytes);
-  scanner_feed (&request->scanner, g_bytes_get_data (bytes, NULL), len);
+  gk_usage_scanner_feed (&request->scanner, g_bytes_get_data (bytes, NULL), len);
   if (!request->client_gone)
     {
       soup_message_body_append_bytes (soup_server_message_get_response_body (request->msg), bytes);
@@ -1374,8 +1381,8 @@ request_start_relay (Request *request)
   soup_message_headers_set_encoding (headers, SOUP_ENCODING_CHUNKED);
   if (type != NULL)
     soup_message_headers_replace (headers, "Content-Type", type);
-  scanner_init (&request->scanner,
-                request->sse || (type != NULL && g_str_has_prefix (type, "text/event-stream")));
+  gk_usage_scanner_init (&request->scanner,
+                         request->sse || (type != NULL && g_str_has_prefix (type, "text/event-stream")));
   soup_server_message_unpause (msg);
   gk_upstream_call_read (request->call, request->cancellable, relay_read_cb, request);
 }
@@ -1472,12 +1479,13 @@ request_attempt (Request *request)
 }
 
 /* The model named by a Gemini path ("…/models/{model}:method") or by an
- * OpenAI body's "model"; the method name goes to @method. */
-static char *
-model_from_request (const char  *path,
-                    GBytes      *body,
-                    gboolean     openai,
-                    gboolean    *stream)
+ * OpenAI body's "model"; whether the client asked for a stream (the
+ * streamGenerateContent method, or the body's "stream") goes to @stream. */
+char *
+gk_gateway_model_from_request (const char *path,
+                               GBytes     *body,
+                               gboolean    openai,
+                               gboolean   *stream)
 {
   const char *models = strstr (path, "/models/");
 
@@ -1487,14 +1495,24 @@ model_from_request (const char  *path,
       g_autoptr(JsonParser) parser = json_parser_new ();
       gsize len = 0;
       const char *data = body ? g_bytes_get_data (body, &len) : NULL;
+      JsonNode *node;
       JsonObject *root;
+      JsonNode *member;
 
-      if (data == NULL || len == 0 || !json_parser_load_from_data (parser, data, len, NULL) ||
-          !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+      if (data == NULL || len == 0 || !json_parser_load_from_data (parser, data, len, NULL))
         return NULL;
-      root = json_node_get_object (json_parser_get_root (parser));
-      *stream = json_object_get_boolean_member_with_default (root, "stream", FALSE);
-      return g_strdup (json_object_get_string_member_with_default (root, "model", NULL));
+      /* No root when the body is only white space or a comment. */
+      node = json_parser_get_root (parser);
+      if (node == NULL || !JSON_NODE_HOLDS_OBJECT (node))
+        return NULL;
+      root = json_node_get_object (node);
+      /* The client's body: an object or array where a value belongs is
+       * ignored here (json-glib's *_with_default getters warn about it). */
+      member = json_object_get_member (root, "stream");
+      *stream = member != NULL && JSON_NODE_HOLDS_VALUE (member) && json_node_get_boolean (member);
+      member = json_object_get_member (root, "model");
+      return member != NULL && JSON_NODE_HOLDS_VALUE (member)
+        ? g_strdup (json_node_get_string (member)) : NULL;
     }
 
   if (models != NULL)
@@ -1509,9 +1527,21 @@ model_from_request (const char  *path,
   return NULL;
 }
 
+/* Whether a query parameter is the client's credential: named "key" once
+ * decoded, the way g_uri_parse_params() (gk_gateway_credential_from) and
+ * Google read it, so that "%6Bey=" is not passed on either. */
+static gboolean
+query_param_is_key (const char *param)
+{
+  const char *eq = strchr (param, '=');
+  g_autofree char *name = g_uri_unescape_segment (param, eq, NULL);
+
+  return g_strcmp0 (name, "key") == 0;
+}
+
 /* The client's query without its credential (?key=). */
-static char *
-upstream_query (const char *query)
+char *
+gk_gateway_upstream_query (const char *query)
 {
   g_auto(GStrv) params = NULL;
   g_autoptr(GString) out = NULL;
@@ -1522,7 +1552,7 @@ upstream_query (const char *query)
   out = g_string_new (NULL);
   for (guint i = 0; params[i] != NULL; i++)
     {
-      if (*params[i] == '\0' || g_str_equal (params[i], "key") || g_str_has_prefix (params[i], "key="))
+      if (*params[i] == '\0' || query_param_is_key (params[i]))
         continue;
       if (out->len > 0)
         g_string_append_c (out, '&');
@@ -1566,7 +1596,7 @@ proxy (GkGateway         *self,
 {
   GUri *client_uri = soup_server_message_get_uri (msg);
   const char *client_query = g_uri_get_query (client_uri);
-  g_autofree char *query = upstream_query (client_query);
+  g_autofree char *query = gk_gateway_upstream_query (client_query);
   Request *request;
 
   if (self->in_flight >= self->max_in_flight)
@@ -1590,8 +1620,9 @@ proxy (GkGateway         *self,
     soup_server_message_get_request_headers (msg), "Content-Type"));
   if (state->body != NULL && state->body->len > 0)
     request->body = g_byte_array_free_to_bytes (g_steal_pointer (&state->body));
-  request->model = model_from_request (path, request->body, strstr (path, "/openai/") != NULL,
-                                       &request->stream);
+  request->model = gk_gateway_model_from_request (path, request->body,
+                                                  strstr (path, "/openai/") != NULL,
+                                                  &request->stream);
   if (request->model == NULL)
     request->model = g_strdup ("");
   request->sse = request->stream && (strstr (path, "/openai/") != NULL ||

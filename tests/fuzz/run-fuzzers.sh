@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (AddressSanitizer and
-# UndefinedBehaviorSanitizer) against the core sources and runs each for
+# UndefinedBehaviorSanitizer) against the core sources (and the gateway's,
+# for the targets that fuzz the gateway) and runs each for
 # SECONDS (default 30), starting from the seeds in tests/fuzz/corpus/<target>.
 #
 #   tests/fuzz/run-fuzzers.sh [SECONDS] [TARGET...]
@@ -16,7 +17,7 @@ shift || true
 build=${FUZZ_BUILD:-_build-fuzz}
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(crypto-decrypt outcome usage-stream key-import)
+  targets=(crypto-decrypt outcome usage-stream key-import usage-scanner request)
 fi
 
 CC=${CC:-clang}
@@ -43,7 +44,7 @@ for kind in source header; do
     --sourcedir resources --target "$build/gk-core-resources.$ext" resources/core.gresource.xml
 done
 
-pkgs="glib-2.0 gobject-2.0 gio-2.0 sqlite3 libsecret-1 libcrypto json-glib-1.0"
+pkgs="glib-2.0 gobject-2.0 gio-2.0 sqlite3 libsecret-1 libcrypto json-glib-1.0 libsoup-3.0"
 # shellcheck disable=SC2207
 cflags=($(pkg-config --cflags $pkgs))
 # shellcheck disable=SC2207
@@ -51,7 +52,7 @@ libs=($(pkg-config --libs $pkgs) -lm)
 common=(-g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=undefined
         -DGLIB_VERSION_MIN_REQUIRED=GLIB_VERSION_2_74 -DGLIB_VERSION_MAX_ALLOWED=GLIB_VERSION_2_74
         -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED
-        -I"$build" -Isrc/core -Itests/fuzz "${cflags[@]}")
+        -I"$build" -Isrc/core -Isrc/gateway -Itests/fuzz "${cflags[@]}")
 
 # The core once, instrumented for coverage but without libFuzzer's main.
 objs=()
@@ -62,12 +63,25 @@ for src in src/core/*.c "$build/gk-core-resources.c"; do
   fi
   objs+=("$obj")
 done
+gateway_objs=()
+for src in src/gateway/*.c; do
+  obj="$build/obj/$(basename "${src%.c}").o"
+  if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ src/gateway/gk-gateway-private.h -nt "$obj" ]; then
+    "$CC" "${common[@]}" -fsanitize=fuzzer-no-link,address,undefined -c "$src" -o "$obj"
+  fi
+  gateway_objs+=("$obj")
+done
 
 status=0
 for t in "${targets[@]}"; do
   src="tests/fuzz/fuzz-$t.c"
   bin="$build/fuzz-$t"
-  "$CC" "${common[@]}" -fsanitize=fuzzer,address,undefined "$src" "${objs[@]}" "${libs[@]}" -o "$bin"
+  extra=()
+  case $t in
+    usage-scanner|request) extra=("${gateway_objs[@]}") ;;
+  esac
+  "$CC" "${common[@]}" -fsanitize=fuzzer,address,undefined "$src" "${extra[@]}" "${objs[@]}" \
+    "${libs[@]}" -o "$bin"
 
   mkdir -p "$build/corpus/$t"
   echo "== fuzz-$t for ${seconds}s"
