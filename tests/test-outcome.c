@@ -588,6 +588,22 @@ test_redact_threads (void)
     g_thread_join (threads[i]);
 }
 
+/* Absurd counts saturate instead of overflowing. */
+static void
+test_usage_huge_counts (void)
+{
+  const char *body = "{\"usageMetadata\":{\"promptTokenCount\":9223372036854775807,"
+                     "\"toolUsePromptTokenCount\":9223372036854775807,"
+                     "\"candidatesTokenCount\":9223372036854775807,"
+                     "\"thoughtsTokenCount\":5}}";
+  GkTokenUsage usage = { 0 };
+
+  g_assert_true (gk_usage_parse (body, strlen (body), &usage));
+  g_assert_cmpint (usage.prompt_tokens, ==, G_MAXINT64);
+  g_assert_cmpint (usage.output_tokens, ==, G_MAXINT64);
+  g_assert_cmpint (usage.total_tokens, ==, G_MAXINT64);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -605,6 +621,8 @@ main (int   argc,
   g_test_add_func ("/outcome/redact/table", test_redact);
   g_test_add_func ("/outcome/redact/no-secret", test_redact_keeps_no_secret);
   g_test_add_func ("/outcome/redact/threads", test_redact_threads);
+
+  g_test_add_func ("/usage/huge-counts", test_usage_huge_counts);
 
   return g_test_run ();
 }

@@ -578,6 +578,15 @@ gk_outcome_clear (GkOutcome *outcome)
 
 /* --- Token usage -------------------------------------------------------- */
 
+/* Counts are never negative; a sum of absurd ones stays at the maximum
+ * rather than overflowing. */
+static gint64
+add_counts (gint64 a,
+            gint64 b)
+{
+  return a > G_MAXINT64 - b ? G_MAXINT64 : a + b;
+}
+
 static gboolean
 read_gemini_usage (JsonObject   *metadata,
                    GkTokenUsage *usage)
@@ -590,10 +599,10 @@ read_gemini_usage (JsonObject   *metadata,
   get_count_member (metadata, "thoughtsTokenCount", &thoughts);
 
   /* Thoughts are billed as output but are not part of candidatesTokenCount. */
-  usage->prompt_tokens = prompt + tool_prompt;
-  usage->output_tokens = candidates + thoughts;
+  usage->prompt_tokens = add_counts (prompt, tool_prompt);
+  usage->output_tokens = add_counts (candidates, thoughts);
   if (!get_count_member (metadata, "totalTokenCount", &total))
-    total = usage->prompt_tokens + usage->output_tokens;
+    total = add_counts (usage->prompt_tokens, usage->output_tokens);
   usage->total_tokens = total;
   usage->found = TRUE;
   return TRUE;
@@ -619,7 +628,7 @@ read_openai_usage (JsonObject   *object,
         usage->output_tokens = total - prompt;
     }
   else
-    total = prompt + completion;
+    total = add_counts (prompt, completion);
   usage->total_tokens = total;
   usage->found = TRUE;
   return TRUE;

@@ -681,7 +681,10 @@ gk_pool_track (GkPool               *self,
     }
 
   now = gk_database_now (self->db);
-  tokens = record->prompt_tokens + record->output_tokens;
+  /* Both are non-negative (checked above); absurd counts saturate. */
+  tokens = record->prompt_tokens > G_MAXINT64 - record->output_tokens
+             ? G_MAXINT64
+             : record->prompt_tokens + record->output_tokens;
   local_result.cost_usd = gk_pricing_cost (self->pricing, record->model ? record->model : "",
                                            record->prompt_tokens, record->output_tokens,
                                            &local_result.priced);
