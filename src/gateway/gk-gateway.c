@@ -256,6 +256,51 @@ gk_gateway_host_allowed (const char         *host,
   return FALSE;
 }
 
+/* TRUE when a body follows the headers and the client did not wait for
+ * "100 Continue": libsoup would read all of it before answering. */
+static gboolean
+body_on_its_way (SoupServerMessage *msg)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+
+  if (soup_message_headers_get_expectations (headers) & SOUP_EXPECTATION_CONTINUE)
+    return FALSE;
+  switch (soup_message_headers_get_encoding (headers))
+    {
+    case SOUP_ENCODING_CONTENT_LENGTH:
+      return soup_message_headers_get_content_length (headers) > 0;
+    case SOUP_ENCODING_CHUNKED:
+    case SOUP_ENCODING_EOF:
+      return TRUE;
+    default:
+      return FALSE;
+    }
+}
+
+/* Answers from the headers alone and closes the connection, so a refused
+ * body (100 MB, or a lie) is neither read nor buffered. */
+static void
+refuse_and_close (SoupServerMessage *msg,
+                  guint              code,
+                  const char        *status,
+                  const char        *message)
+{
+  g_autofree char *body = gk_gateway_error_json (code, status, message);
+  g_autofree char *response = NULL;
+  g_autoptr(GIOStream) stream = soup_server_message_steal_connection (msg);
+
+  if (stream == NULL)
+    return;
+  response = g_strdup_printf ("HTTP/1.1 %u %s\r\n"
+                              "Content-Type: application/json; charset=UTF-8\r\n"
+                              "Content-Length: %zu\r\n"
+                              "Connection: close\r\n\r\n%s",
+                              code, soup_status_get_phrase (code), strlen (body), body);
+  g_output_stream_write_all (g_io_stream_get_output_stream (stream), response, strlen (response),
+                             NULL, NULL, NULL);
+  g_io_stream_close (stream, NULL, NULL);
+}
+
 static void
 refuse (SoupServerMessage *msg,
         ClientState       *state,
@@ -264,6 +309,11 @@ refuse (SoupServerMessage *msg,
         const char        *message)
 {
   state->refused = TRUE;
+  if (body_on_its_way (msg))
+    {
+      refuse_and_close (msg, code, status, message);
+      return;
+    }
   /* libsoup still reads the body of a refused request before it answers:
    * not kept, and the connection is not reused after this. */
   soup_message_body_set_accumulate (soup_server_message_get_request_body (msg), FALSE);
@@ -284,9 +334,13 @@ got_chunk_cb (SoupServerMessage *msg,
     return;
   if (state->body->len + len > self->body_limit)
     {
-      /* Counted and dropped from here on: never held in memory. */
+      /* Answered now and the connection closed: the rest of a body with
+       * no length to judge by is never read. */
       state->too_large = TRUE;
+      state->refused = TRUE;
       g_byte_array_set_size (state->body, 0);
+      refuse_and_close (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "INVALID_ARGUMENT",
+                        "The request body is larger than the gateway accepts.");
       return;
     }
   g_byte_array_append (state->body, g_bytes_get_data (chunk, NULL), len);
