@@ -1336,6 +1336,11 @@ test_rollup_upgrade (Fixture       *fixture,
                                    " DROP TABLE usage_rollup_model;"
                                    " DROP TABLE usage_rollup_user;"
                                    " DELETE FROM meta WHERE key = 'rollup_max_id';"
+                                   " DROP INDEX gemini_key_usage_log_key;"
+                                   " CREATE INDEX gemini_key_usage_log_created"
+                                   "  ON gemini_key_usage_log (created_at);"
+                                   " CREATE INDEX gemini_key_usage_log_key"
+                                   "  ON gemini_key_usage_log (key_id, created_at);"
                                    " PRAGMA user_version = 1",
                                    &error));
   g_assert_no_error (error);
@@ -1346,7 +1351,7 @@ test_rollup_upgrade (Fixture       *fixture,
   g_assert_true (gk_database_migrate (upgraded, &created, &error));
   g_assert_no_error (error);
   g_assert_cmpstrv (created, rollup_tables);
-  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 2);
+  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 3);
   assert_rollup_exact (upgraded);
   assert_dashboard_matches_log (upgraded, 30);
 

@@ -18,7 +18,8 @@ G_BEGIN_DECLS
 typedef enum
 {
   GK_ALERT_QUOTA_LOW,      /* a key has less than 10% of a quota left */
-  GK_ALERT_SUCCESS_RATE,   /* the last hour's success rate is below 90% */
+  GK_ALERT_SUCCESS_RATE,   /* the last hour's success rate is below 90% (the hour
+                            * starts at the 15-minute mark before it) */
   GK_ALERT_KEY_INVALID,    /* Google rejected a key */
   GK_ALERT_BUDGET,         /* a key reached its monthly budget */
 } GkAlertKind;

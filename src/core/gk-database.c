@@ -212,9 +212,20 @@ typedef struct
   gsize                n_steps;
 } Migration;
 
+/* Version 3: the log is listed newest first by id (the order rows were
+ * recorded in, which a clock jump cannot scramble), and the dashboard reads
+ * the rollup, so the index on created_at only cost every insert a page
+ * write. The per-key index keeps (key_id, id) order. */
+static const MigrationStep migration_3[] = {
+  { NULL, "DROP INDEX IF EXISTS gemini_key_usage_log_created" },
+  { NULL, "DROP INDEX IF EXISTS gemini_key_usage_log_key" },
+  { NULL, "CREATE INDEX gemini_key_usage_log_key ON gemini_key_usage_log (key_id)" },
+};
+
 static const Migration migrations[] = {
   { migration_1, G_N_ELEMENTS (migration_1) },
   { migration_2, G_N_ELEMENTS (migration_2) },
+  { migration_3, G_N_ELEMENTS (migration_3) },
 };
 
 #define SCHEMA_VERSION ((int) G_N_ELEMENTS (migrations))

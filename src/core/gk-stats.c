@@ -599,9 +599,9 @@ gk_stats_dashboard (GkDatabase  *db,
 /* Separate statements with and without the key filter: "?1 = 0 OR key_id
  * = ?1" would keep SQLite from using the (key_id, created_at) index. */
 static const char usage_logs_all_sql[] =
-  USAGE_COLUMNS " ORDER BY u.created_at DESC, u.id DESC LIMIT ?2 OFFSET ?3";
+  USAGE_COLUMNS " ORDER BY u.id DESC LIMIT ?2 OFFSET ?3";
 static const char usage_logs_key_sql[] =
-  USAGE_COLUMNS " WHERE u.key_id = ?1 ORDER BY u.created_at DESC, u.id DESC LIMIT ?2 OFFSET ?3";
+  USAGE_COLUMNS " WHERE u.key_id = ?1 ORDER BY u.id DESC LIMIT ?2 OFFSET ?3";
 
 static GkUsageRow *
 usage_row_from_statement (sqlite3_stmt *stmt)
@@ -768,10 +768,10 @@ gk_stats_usage_summary (GkDatabase      *db,
                    key_id != 0
                      ? "SELECT count(*), total(status = 'SUCCESS'), total(cost_usd) FROM"
                        " (SELECT status, cost_usd FROM gemini_key_usage_log WHERE key_id = ?1"
-                       "  ORDER BY created_at DESC, id DESC LIMIT ?2)"
+                       "  ORDER BY id DESC LIMIT ?2)"
                      : "SELECT count(*), total(status = 'SUCCESS'), total(cost_usd) FROM"
                        " (SELECT status, cost_usd FROM gemini_key_usage_log"
-                       "  ORDER BY created_at DESC, id DESC LIMIT ?2)",
+                       "  ORDER BY id DESC LIMIT ?2)",
                    key_id, limit > 0 ? (gint64) limit : -1, error);
   if (stmt != NULL)
     {
