@@ -409,12 +409,15 @@ gk_database_new (const char  *path,
   sqlite3_busy_timeout (self->handle, BUSY_TIMEOUT_MS);
 
   /* journal_mode=WAL also reads the header: a file that is not a database
-   * fails here with a clear error rather than later. */
+   * fails here with a clear error rather than later. Reads through mmap
+   * save a system call per page on the per-request path (writes still go
+   * through the WAL). */
   if (!gk_database_exec (self,
                          "PRAGMA journal_mode = WAL;"
                          "PRAGMA synchronous = NORMAL;"
                          "PRAGMA foreign_keys = ON;"
-                         "PRAGMA secure_delete = ON;",
+                         "PRAGMA secure_delete = ON;"
+                         "PRAGMA mmap_size = 268435456;",
                          error))
     return NULL;
 
