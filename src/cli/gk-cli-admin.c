@@ -42,8 +42,8 @@ db_migrate (GkCli  *cli,
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       json_builder_begin_object (builder);
-      gk_cli_json_add_string (builder, "path", path);
-      gk_cli_json_add_int (builder, "schema_version", gk_database_get_schema_version (db));
+      gk_json_add_string (builder, "path", path);
+      gk_json_add_int (builder, "schema_version", gk_database_get_schema_version (db));
       json_builder_set_member_name (builder, "created_tables");
       json_builder_begin_array (builder);
       for (guint i = 0; created != NULL && created[i] != NULL; i++)
@@ -112,9 +112,9 @@ token_add (GkCli  *cli,
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       json_builder_begin_object (builder);
-      gk_cli_json_add_int (builder, "id", id);
-      gk_cli_json_add_string (builder, "name", name);
-      gk_cli_json_add_string (builder, "token", token);
+      gk_json_add_int (builder, "id", id);
+      gk_json_add_string (builder, "name", name);
+      gk_json_add_string (builder, "token", token);
       json_builder_end_object (builder);
       gk_cli_print_json (cli, builder);
     }
@@ -159,18 +159,7 @@ token_list (GkCli  *cli,
 
       json_builder_begin_array (builder);
       for (guint i = 0; i < tokens->len; i++)
-        {
-          const GkToken *token = tokens->pdata[i];
-
-          json_builder_begin_object (builder);
-          gk_cli_json_add_int (builder, "id", token->id);
-          gk_cli_json_add_string (builder, "name", token->name);
-          gk_cli_json_add_time (builder, "created_at", token->created_at);
-          gk_cli_json_add_time (builder, "last_used_at", token->last_used_at);
-          gk_cli_json_add_time (builder, "revoked_at", token->revoked_at);
-          gk_cli_json_add_boolean (builder, "revoked", token->revoked_at > 0);
-          json_builder_end_object (builder);
-        }
+        gk_json_add_token (builder, tokens->pdata[i]);
       json_builder_end_array (builder);
       gk_cli_print_json (cli, builder);
     }
@@ -226,8 +215,8 @@ token_revoke (GkCli  *cli,
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       json_builder_begin_object (builder);
-      gk_cli_json_add_int (builder, "id", id);
-      gk_cli_json_add_boolean (builder, "revoked", TRUE);
+      gk_json_add_int (builder, "id", id);
+      gk_json_add_boolean (builder, "revoked", TRUE);
       json_builder_end_object (builder);
       gk_cli_print_json (cli, builder);
     }
@@ -261,7 +250,7 @@ print_file_result (GkCli      *cli,
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       json_builder_begin_object (builder);
-      gk_cli_json_add_string (builder, "file", path);
+      gk_json_add_string (builder, "file", path);
       json_builder_end_object (builder);
       gk_cli_print_json (cli, builder);
     }
@@ -368,8 +357,8 @@ master_key_rotate (GkCli  *cli,
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       json_builder_begin_object (builder);
-      gk_cli_json_add_boolean (builder, "rotated", TRUE);
-      gk_cli_json_add_string (builder, "file", file);
+      gk_json_add_boolean (builder, "rotated", TRUE);
+      gk_json_add_string (builder, "file", file);
       json_builder_end_object (builder);
       gk_cli_print_json (cli, builder);
     }

@@ -180,9 +180,7 @@ print_key_json (GkCli       *cli,
 {
   g_autoptr(JsonBuilder) builder = json_builder_new ();
 
-  json_builder_begin_object (builder);
-  gk_cli_json_add_key (builder, key);
-  json_builder_end_object (builder);
+  gk_json_add_key (builder, key);
   gk_cli_print_json (cli, builder);
 }
 
@@ -347,11 +345,7 @@ key_list (GkCli  *cli,
 
       json_builder_begin_array (builder);
       for (guint i = 0; i < keys->len; i++)
-        {
-          json_builder_begin_object (builder);
-          gk_cli_json_add_key (builder, keys->pdata[i]);
-          json_builder_end_object (builder);
-        }
+        gk_json_add_key (builder, keys->pdata[i]);
       json_builder_end_array (builder);
       gk_cli_print_json (cli, builder);
     }
@@ -578,9 +572,9 @@ key_delete (GkCli  *cli,
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       json_builder_begin_object (builder);
-      gk_cli_json_add_int (builder, "id", id);
-      gk_cli_json_add_string (builder, "name", key->name);
-      gk_cli_json_add_boolean (builder, "deleted", TRUE);
+      gk_json_add_int (builder, "id", id);
+      gk_json_add_string (builder, "name", key->name);
+      gk_json_add_boolean (builder, "deleted", TRUE);
       json_builder_end_object (builder);
       gk_cli_print_json (cli, builder);
     }
@@ -623,10 +617,10 @@ key_rotate (GkCli  *cli,
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       json_builder_begin_object (builder);
-      gk_cli_json_add_int (builder, "from_key_id", id);
-      gk_cli_json_add_optional_int (builder, "to_key_id", next);
-      gk_cli_json_add_string (builder, "reason", gk_rotation_reason_to_string (GK_ROTATION_MANUAL));
-      gk_cli_json_add_string (builder, "triggered_by", gk_cli_get_actor (cli));
+      gk_json_add_int (builder, "from_key_id", id);
+      gk_json_add_optional_id (builder, "to_key_id", next);
+      gk_json_add_string (builder, "reason", gk_rotation_reason_to_string (GK_ROTATION_MANUAL));
+      gk_json_add_string (builder, "triggered_by", gk_cli_get_actor (cli));
       json_builder_end_object (builder);
       gk_cli_print_json (cli, builder);
     }

@@ -124,29 +124,6 @@ usage_row_csv (GString          *out,
 }
 
 static void
-usage_row_json (JsonBuilder      *builder,
-                const GkUsageRow *row)
-{
-  json_builder_begin_object (builder);
-  gk_cli_json_add_int (builder, "id", row->id);
-  gk_cli_json_add_int (builder, "key_id", row->key_id);
-  gk_cli_json_add_string (builder, "key_name", row->key_name);
-  gk_cli_json_add_string (builder, "model", row->model);
-  gk_cli_json_add_int (builder, "tokens_used", row->tokens_used);
-  gk_cli_json_add_int (builder, "prompt_tokens", row->prompt_tokens);
-  gk_cli_json_add_int (builder, "output_tokens", row->output_tokens);
-  gk_cli_json_add_double (builder, "cost_usd", row->cost_usd);
-  gk_cli_json_add_boolean (builder, "priced", row->priced);
-  gk_cli_json_add_string (builder, "status", gk_usage_status_to_string (row->status));
-  gk_cli_json_add_optional_int (builder, "http_status", row->http_status);
-  gk_cli_json_add_string (builder, "error_message", row->error_message);
-  gk_cli_json_add_string (builder, "user_id", row->user_id);
-  gk_cli_json_add_int (builder, "latency_ms", row->latency_ms);
-  gk_cli_json_add_time (builder, "created_at", row->created_at);
-  json_builder_end_object (builder);
-}
-
-static void
 rotation_row_csv (GString             *out,
                   const GkRotationRow *row)
 {
@@ -163,22 +140,6 @@ rotation_row_csv (GString             *out,
   gk_cli_csv_append (out, gk_rotation_reason_to_string (row->reason), FALSE);
   gk_cli_csv_append (out, row->triggered_by, FALSE);
   gk_cli_csv_append (out, created, TRUE);
-}
-
-static void
-rotation_row_json (JsonBuilder         *builder,
-                   const GkRotationRow *row)
-{
-  json_builder_begin_object (builder);
-  gk_cli_json_add_int (builder, "id", row->id);
-  gk_cli_json_add_int (builder, "from_key_id", row->from_key_id);
-  gk_cli_json_add_string (builder, "from_key_name", row->from_key_name);
-  gk_cli_json_add_optional_int (builder, "to_key_id", row->to_key_id);
-  gk_cli_json_add_string (builder, "to_key_name", row->to_key_name);
-  gk_cli_json_add_string (builder, "reason", gk_rotation_reason_to_string (row->reason));
-  gk_cli_json_add_string (builder, "triggered_by", row->triggered_by);
-  gk_cli_json_add_time (builder, "created_at", row->created_at);
-  json_builder_end_object (builder);
 }
 
 static void
@@ -269,7 +230,7 @@ gk_cli_cmd_usage (GkCli  *cli,
 
       json_builder_begin_array (builder);
       for (guint i = 0; i < rows->len; i++)
-        usage_row_json (builder, rows->pdata[i]);
+        gk_json_add_usage_row (builder, rows->pdata[i]);
       json_builder_end_array (builder);
       gk_cli_print_json (cli, builder);
     }
@@ -345,7 +306,7 @@ gk_cli_cmd_rotations (GkCli  *cli,
 
       json_builder_begin_array (builder);
       for (guint i = 0; i < rows->len; i++)
-        rotation_row_json (builder, rows->pdata[i]);
+        gk_json_add_rotation_row (builder, rows->pdata[i]);
       json_builder_end_array (builder);
       gk_cli_print_json (cli, builder);
     }
@@ -386,68 +347,12 @@ gk_cli_cmd_rotations (GkCli  *cli,
 }
 
 static void
-rank_rows_json (JsonBuilder *builder,
-                const char  *member,
-                const char  *name_member,
-                GPtrArray   *rows)
-{
-  json_builder_set_member_name (builder, member);
-  json_builder_begin_array (builder);
-  for (guint i = 0; rows != NULL && i < rows->len; i++)
-    {
-      const GkRankRow *row = rows->pdata[i];
-
-      json_builder_begin_object (builder);
-      gk_cli_json_add_string (builder, name_member, row->name);
-      gk_cli_json_add_int (builder, "requests", row->requests);
-      gk_cli_json_add_int (builder, "tokens_used", row->tokens);
-      gk_cli_json_add_double (builder, "cost_usd", row->cost_usd);
-      json_builder_end_object (builder);
-    }
-  json_builder_end_array (builder);
-}
-
-static void
 print_dashboard_json (GkCli             *cli,
                       const GkDashboard *d)
 {
   g_autoptr(JsonBuilder) builder = json_builder_new ();
 
-  json_builder_begin_object (builder);
-  gk_cli_json_add_int (builder, "days", d->days);
-  gk_cli_json_add_int (builder, "total_keys", d->cards.total_keys);
-  gk_cli_json_add_int (builder, "active_keys", d->cards.active_keys);
-  gk_cli_json_add_int (builder, "inactive_keys", d->cards.inactive_keys);
-  gk_cli_json_add_int (builder, "requests", d->cards.requests);
-  gk_cli_json_add_int (builder, "successes", d->cards.successes);
-  gk_cli_json_add_double (builder, "success_rate", d->cards.success_rate);
-  gk_cli_json_add_double (builder, "cost_usd", d->cards.cost_usd);
-
-  json_builder_set_member_name (builder, "daily");
-  json_builder_begin_array (builder);
-  for (guint i = 0; d->daily != NULL && i < d->daily->len; i++)
-    {
-      const GkDailyPoint *p = &g_array_index (d->daily, GkDailyPoint, i);
-
-      json_builder_begin_object (builder);
-      gk_cli_json_add_int (builder, "day_start", p->day_start);
-      gk_cli_json_add_int (builder, "requests", p->requests);
-      gk_cli_json_add_int (builder, "successes", p->successes);
-      gk_cli_json_add_double (builder, "cost_usd", p->cost_usd);
-      json_builder_end_object (builder);
-    }
-  json_builder_end_array (builder);
-
-  rank_rows_json (builder, "top_models", "model", d->top_models);
-  rank_rows_json (builder, "top_users", "user_id", d->top_users);
-
-  json_builder_set_member_name (builder, "rotations");
-  json_builder_begin_array (builder);
-  for (guint i = 0; d->rotations != NULL && i < d->rotations->len; i++)
-    rotation_row_json (builder, d->rotations->pdata[i]);
-  json_builder_end_array (builder);
-  json_builder_end_object (builder);
-
+  gk_json_add_dashboard (builder, d);
   gk_cli_print_json (cli, builder);
 }
 
@@ -699,8 +604,8 @@ gk_cli_cmd_export (GkCli  *cli,
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       json_builder_begin_object (builder);
-      gk_cli_json_add_string (builder, "file", path);
-      gk_cli_json_add_int (builder, "rows", n_rows);
+      gk_json_add_string (builder, "file", path);
+      gk_json_add_int (builder, "rows", n_rows);
       json_builder_end_object (builder);
       gk_cli_print_json (cli, builder);
     }

@@ -654,16 +654,14 @@ gk_cli_format_time (gint64 unix_time)
   return g_date_time_format (local, "%Y-%m-%d %H:%M");
 }
 
+/* The record shapes and member helpers live in the core (gk-json.c), shared
+ * with the gateway's admin API; these names stay for the commands' use. */
 void
 gk_cli_json_add_optional_int (JsonBuilder *builder,
                               const char  *member,
                               gint64       value)
 {
-  json_builder_set_member_name (builder, member);
-  if (value > 0)
-    json_builder_add_int_value (builder, value);
-  else
-    json_builder_add_null_value (builder);
+  gk_json_add_optional_id (builder, member, value);
 }
 
 void
@@ -671,7 +669,7 @@ gk_cli_json_add_time (JsonBuilder *builder,
                       const char  *member,
                       gint64       unix_time)
 {
-  gk_cli_json_add_optional_int (builder, member, unix_time);
+  gk_json_add_time (builder, member, unix_time);
 }
 
 void
@@ -679,8 +677,7 @@ gk_cli_json_add_int (JsonBuilder *builder,
                      const char  *member,
                      gint64       value)
 {
-  json_builder_set_member_name (builder, member);
-  json_builder_add_int_value (builder, value);
+  gk_json_add_int (builder, member, value);
 }
 
 void
@@ -688,8 +685,7 @@ gk_cli_json_add_double (JsonBuilder *builder,
                         const char  *member,
                         double       value)
 {
-  json_builder_set_member_name (builder, member);
-  json_builder_add_double_value (builder, value);
+  gk_json_add_double (builder, member, value);
 }
 
 void
@@ -697,8 +693,7 @@ gk_cli_json_add_boolean (JsonBuilder *builder,
                          const char  *member,
                          gboolean     value)
 {
-  json_builder_set_member_name (builder, member);
-  json_builder_add_boolean_value (builder, value);
+  gk_json_add_boolean (builder, member, value);
 }
 
 void
@@ -706,56 +701,14 @@ gk_cli_json_add_string (JsonBuilder *builder,
                         const char  *member,
                         const char  *value)
 {
-  json_builder_set_member_name (builder, member);
-  if (value != NULL)
-    json_builder_add_string_value (builder, value);
-  else
-    json_builder_add_null_value (builder);
+  gk_json_add_string (builder, member, value);
 }
 
 void
 gk_cli_json_add_key (JsonBuilder *builder,
                      const GkKey *key)
 {
-  g_autofree char *masked = gk_key_get_masked (key);
-
-  gk_cli_json_add_int (builder, "id", key->id);
-  gk_cli_json_add_string (builder, "name", key->name);
-  gk_cli_json_add_string (builder, "key_hint", key->key_hint);
-  gk_cli_json_add_string (builder, "masked_key", masked);
-  gk_cli_json_add_string (builder, "project", key->project);
-  gk_cli_json_add_string (builder, "status", gk_key_status_to_string (key->status));
-  gk_cli_json_add_string (builder, "status_reason", key->status_reason);
-  gk_cli_json_add_time (builder, "cooldown_until", key->cooldown_until);
-  gk_cli_json_add_int (builder, "priority", key->priority);
-  gk_cli_json_add_boolean (builder, "is_default", key->is_default);
-  json_builder_set_member_name (builder, "monthly_budget_usd");
-  if (key->monthly_budget_usd >= 0)
-    json_builder_add_double_value (builder, key->monthly_budget_usd);
-  else
-    json_builder_add_null_value (builder);
-  gk_cli_json_add_double (builder, "month_cost_usd", key->month_cost_usd);
-  gk_cli_json_add_double (builder, "remaining_share", gk_key_remaining_share (key));
-  gk_cli_json_add_time (builder, "created_at", key->created_at);
-  gk_cli_json_add_time (builder, "updated_at", key->updated_at);
-  gk_cli_json_add_time (builder, "last_used_at", key->last_used_at);
-  gk_cli_json_add_time (builder, "last_rotation_at", key->last_rotation_at);
-
-  json_builder_set_member_name (builder, "quotas");
-  json_builder_begin_array (builder);
-  for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
-    {
-      const GkQuota *quota = &key->quotas[i];
-
-      json_builder_begin_object (builder);
-      gk_cli_json_add_string (builder, "quota_type", gk_quota_type_to_string (quota->type));
-      gk_cli_json_add_string (builder, "unit", gk_quota_unit_to_string (quota->unit));
-      gk_cli_json_add_int (builder, "limit_value", quota->limit_value);
-      gk_cli_json_add_int (builder, "used_value", quota->used_value);
-      gk_cli_json_add_time (builder, "reset_at", quota->reset_at);
-      json_builder_end_object (builder);
-    }
-  json_builder_end_array (builder);
+  gk_json_add_key_members (builder, key);
 }
 
 GkCliTable *

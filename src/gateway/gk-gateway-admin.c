@@ -8,7 +8,8 @@
  *   /rotation-logs    GET ?limit=
  *   /quotas/reset     POST {"type": "monthly"|"daily"|"minute"} (none = all)
  *
- * Field names follow the seed's columns, as the CLI's --json output does.
+ * The records are written by gk-json.c, in the same shape as the CLI's --json
+ * output; field names follow the seed's columns.
  * Keys only ever appear masked.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
@@ -78,105 +79,6 @@ respond_gerror (SoupServerMessage *msg,
 
     gk_gateway_respond_error (msg, code, status, redacted);
   }
-}
-
-static void
-add_int (JsonBuilder *b,
-         const char  *name,
-         gint64       value)
-{
-  json_builder_set_member_name (b, name);
-  json_builder_add_int_value (b, value);
-}
-
-static void
-add_string (JsonBuilder *b,
-            const char  *name,
-            const char  *value)
-{
-  json_builder_set_member_name (b, name);
-  if (value != NULL)
-    json_builder_add_string_value (b, value);
-  else
-    json_builder_add_null_value (b);
-}
-
-static void
-add_double (JsonBuilder *b,
-            const char  *name,
-            double       value)
-{
-  json_builder_set_member_name (b, name);
-  json_builder_add_double_value (b, value);
-}
-
-static void
-add_bool (JsonBuilder *b,
-          const char  *name,
-          gboolean     value)
-{
-  json_builder_set_member_name (b, name);
-  json_builder_add_boolean_value (b, value);
-}
-
-/* 0 means "none" for these: JSON null. */
-static void
-add_time (JsonBuilder *b,
-          const char  *name,
-          gint64       value)
-{
-  json_builder_set_member_name (b, name);
-  if (value != 0)
-    json_builder_add_int_value (b, value);
-  else
-    json_builder_add_null_value (b);
-}
-
-static void
-add_key (JsonBuilder *b,
-         const GkKey *key)
-{
-  g_autofree char *masked = gk_key_get_masked (key);
-
-  json_builder_begin_object (b);
-  add_int (b, "id", key->id);
-  add_string (b, "uuid", key->uuid);
-  add_string (b, "name", key->name);
-  add_string (b, "api_key", masked);
-  add_string (b, "key_hint", key->key_hint);
-  add_string (b, "project", key->project);
-  add_string (b, "status", gk_key_status_to_string (key->status));
-  add_string (b, "status_reason", key->status_reason);
-  add_time (b, "cooldown_until", key->cooldown_until);
-  add_int (b, "priority", key->priority);
-  add_bool (b, "is_default", key->is_default);
-  json_builder_set_member_name (b, "monthly_budget_usd");
-  if (key->monthly_budget_usd >= 0)
-    json_builder_add_double_value (b, key->monthly_budget_usd);
-  else
-    json_builder_add_null_value (b);
-  add_double (b, "month_cost_usd", key->month_cost_usd);
-  add_time (b, "created_at", key->created_at);
-  add_time (b, "updated_at", key->updated_at);
-  add_time (b, "last_used_at", key->last_used_at);
-  add_time (b, "last_rotation_at", key->last_rotation_at);
-  add_double (b, "remaining_share", gk_key_remaining_share (key));
-  json_builder_set_member_name (b, "quotas");
-  json_builder_begin_array (b);
-  for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
-    {
-      const GkQuota *q = &key->quotas[i];
-
-      json_builder_begin_object (b);
-      add_string (b, "quota_type", gk_quota_type_to_string (q->type));
-      add_string (b, "unit", gk_quota_unit_to_string (q->unit));
-      add_int (b, "limit_value", q->limit_value);
-      add_int (b, "used_value", q->used_value);
-      add_time (b, "reset_at", q->reset_at);
-      json_builder_end_object (b);
-    }
-  json_builder_end_array (b);
-  json_builder_end_object (b);
 }
 
 static JsonObject *
@@ -271,7 +173,7 @@ list_keys (GkKeyStore        *store,
   json_builder_set_member_name (b, "keys");
   json_builder_begin_array (b);
   for (guint i = 0; i < keys->len; i++)
-    add_key (b, g_ptr_array_index (keys, i));
+    gk_json_add_key (b, g_ptr_array_index (keys, i));
   json_builder_end_array (b);
   json_builder_end_object (b);
   respond_node (msg, SOUP_STATUS_OK, b);
@@ -292,7 +194,7 @@ respond_key (GkKeyStore        *store,
       respond_gerror (msg, error);
       return;
     }
-  add_key (b, key);
+  gk_json_add_key (b, key);
   respond_node (msg, status, b);
 }
 
@@ -386,8 +288,8 @@ delete_key (GkKeyStore        *store,
       return;
     }
   json_builder_begin_object (b);
-  add_int (b, "id", id);
-  add_bool (b, "deleted", TRUE);
+  gk_json_add_int (b, "id", id);
+  gk_json_add_boolean (b, "deleted", TRUE);
   json_builder_end_object (b);
   respond_node (msg, SOUP_STATUS_OK, b);
 }
@@ -415,49 +317,12 @@ rotate_key (GkKeyStore        *store,
       return;
     }
   json_builder_begin_object (b);
-  add_int (b, "from_key_id", id);
-  add_time (b, "to_key_id", to);
-  add_string (b, "reason", gk_rotation_reason_to_string (GK_ROTATION_MANUAL));
-  add_string (b, "triggered_by", ADMIN_WHO);
+  gk_json_add_int (b, "from_key_id", id);
+  gk_json_add_optional_id (b, "to_key_id", to);
+  gk_json_add_string (b, "reason", gk_rotation_reason_to_string (GK_ROTATION_MANUAL));
+  gk_json_add_string (b, "triggered_by", ADMIN_WHO);
   json_builder_end_object (b);
   respond_node (msg, SOUP_STATUS_OK, b);
-}
-
-static void
-add_rank_rows (JsonBuilder *b,
-               const char  *name,
-               GPtrArray   *rows)
-{
-  json_builder_set_member_name (b, name);
-  json_builder_begin_array (b);
-  for (guint i = 0; rows && i < rows->len; i++)
-    {
-      GkRankRow *row = g_ptr_array_index (rows, i);
-
-      json_builder_begin_object (b);
-      add_string (b, "name", row->name);
-      add_int (b, "requests", row->requests);
-      add_int (b, "tokens", row->tokens);
-      add_double (b, "cost_usd", row->cost_usd);
-      json_builder_end_object (b);
-    }
-  json_builder_end_array (b);
-}
-
-static void
-add_rotation_row (JsonBuilder         *b,
-                  const GkRotationRow *row)
-{
-  json_builder_begin_object (b);
-  add_int (b, "id", row->id);
-  add_int (b, "from_key_id", row->from_key_id);
-  add_string (b, "from_key_name", row->from_key_name);
-  add_time (b, "to_key_id", row->to_key_id);
-  add_string (b, "to_key_name", row->to_key_name);
-  add_string (b, "reason", gk_rotation_reason_to_string (row->reason));
-  add_string (b, "triggered_by", row->triggered_by);
-  add_int (b, "created_at", row->created_at);
-  json_builder_end_object (b);
 }
 
 static void
@@ -475,40 +340,7 @@ dashboard (GkDatabase        *db,
       respond_gerror (msg, error);
       return;
     }
-  json_builder_begin_object (b);
-  add_int (b, "days", dash->days);
-  json_builder_set_member_name (b, "cards");
-  json_builder_begin_object (b);
-  add_int (b, "total_keys", dash->cards.total_keys);
-  add_int (b, "active_keys", dash->cards.active_keys);
-  add_int (b, "inactive_keys", dash->cards.inactive_keys);
-  add_int (b, "requests", dash->cards.requests);
-  add_int (b, "successes", dash->cards.successes);
-  add_double (b, "success_rate", dash->cards.success_rate);
-  add_double (b, "cost_usd", dash->cards.cost_usd);
-  json_builder_end_object (b);
-  json_builder_set_member_name (b, "daily");
-  json_builder_begin_array (b);
-  for (guint i = 0; dash->daily && i < dash->daily->len; i++)
-    {
-      GkDailyPoint *p = &g_array_index (dash->daily, GkDailyPoint, i);
-
-      json_builder_begin_object (b);
-      add_int (b, "day_start", p->day_start);
-      add_int (b, "requests", p->requests);
-      add_int (b, "successes", p->successes);
-      add_double (b, "cost_usd", p->cost_usd);
-      json_builder_end_object (b);
-    }
-  json_builder_end_array (b);
-  add_rank_rows (b, "top_models", dash->top_models);
-  add_rank_rows (b, "top_users", dash->top_users);
-  json_builder_set_member_name (b, "rotations");
-  json_builder_begin_array (b);
-  for (guint i = 0; dash->rotations && i < dash->rotations->len; i++)
-    add_rotation_row (b, g_ptr_array_index (dash->rotations, i));
-  json_builder_end_array (b);
-  json_builder_end_object (b);
+  gk_json_add_dashboard (b, dash);
   respond_node (msg, SOUP_STATUS_OK, b);
 }
 
@@ -534,34 +366,14 @@ usage_logs (GkDatabase        *db,
   json_builder_set_member_name (b, "logs");
   json_builder_begin_array (b);
   for (guint i = 0; i < rows->len; i++)
-    {
-      GkUsageRow *row = g_ptr_array_index (rows, i);
-
-      json_builder_begin_object (b);
-      add_int (b, "id", row->id);
-      add_int (b, "key_id", row->key_id);
-      add_string (b, "key_name", row->key_name);
-      add_string (b, "model", row->model);
-      add_int (b, "tokens_used", row->tokens_used);
-      add_int (b, "prompt_tokens", row->prompt_tokens);
-      add_int (b, "output_tokens", row->output_tokens);
-      add_double (b, "cost_usd", row->cost_usd);
-      add_bool (b, "priced", row->priced);
-      add_string (b, "status", gk_usage_status_to_string (row->status));
-      add_int (b, "http_status", row->http_status);
-      add_string (b, "error_message", row->error_message);
-      add_string (b, "user_id", row->user_id);
-      add_int (b, "latency_ms", row->latency_ms);
-      add_int (b, "created_at", row->created_at);
-      json_builder_end_object (b);
-    }
+    gk_json_add_usage_row (b, g_ptr_array_index (rows, i));
   json_builder_end_array (b);
   json_builder_set_member_name (b, "summary");
   json_builder_begin_object (b);
-  add_int (b, "requests", summary.requests);
-  add_int (b, "successes", summary.successes);
-  add_int (b, "failures", summary.failures);
-  add_double (b, "cost_usd", summary.cost_usd);
+  gk_json_add_int (b, "requests", summary.requests);
+  gk_json_add_int (b, "successes", summary.successes);
+  gk_json_add_int (b, "failures", summary.failures);
+  gk_json_add_double (b, "cost_usd", summary.cost_usd);
   json_builder_end_object (b);
   json_builder_end_object (b);
   respond_node (msg, SOUP_STATUS_OK, b);
@@ -587,13 +399,13 @@ rotation_logs (GkDatabase        *db,
   json_builder_set_member_name (b, "rotations");
   json_builder_begin_array (b);
   for (guint i = 0; i < rows->len; i++)
-    add_rotation_row (b, g_ptr_array_index (rows, i));
+    gk_json_add_rotation_row (b, g_ptr_array_index (rows, i));
   json_builder_end_array (b);
   json_builder_set_member_name (b, "totals");
   json_builder_begin_object (b);
-  add_int (b, "all", all);
-  add_int (b, "manual", manual);
-  add_int (b, "auto", automatic);
+  gk_json_add_int (b, "all", all);
+  gk_json_add_int (b, "manual", manual);
+  gk_json_add_int (b, "auto", automatic);
   json_builder_end_object (b);
   json_builder_end_object (b);
   respond_node (msg, SOUP_STATUS_OK, b);
@@ -639,7 +451,7 @@ reset_quotas (GkDatabase        *db,
       return;
     }
   json_builder_begin_object (b);
-  add_string (b, "reset", all ? "all" : gk_quota_type_to_string (type));
+  gk_json_add_string (b, "reset", all ? "all" : gk_quota_type_to_string (type));
   json_builder_end_object (b);
   respond_node (msg, SOUP_STATUS_OK, b);
 }

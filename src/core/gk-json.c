@@ -1,0 +1,240 @@
+/* gk-json.c: the JSON shape of the core records.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#include "config.h"
+
+#include "gk-json.h"
+
+void
+gk_json_add_int (JsonBuilder *builder,
+                 const char  *member,
+                 gint64       value)
+{
+  json_builder_set_member_name (builder, member);
+  json_builder_add_int_value (builder, value);
+}
+
+void
+gk_json_add_double (JsonBuilder *builder,
+                    const char  *member,
+                    double       value)
+{
+  json_builder_set_member_name (builder, member);
+  json_builder_add_double_value (builder, value);
+}
+
+void
+gk_json_add_boolean (JsonBuilder *builder,
+                     const char  *member,
+                     gboolean     value)
+{
+  json_builder_set_member_name (builder, member);
+  json_builder_add_boolean_value (builder, value);
+}
+
+void
+gk_json_add_string (JsonBuilder *builder,
+                    const char  *member,
+                    const char  *value)
+{
+  json_builder_set_member_name (builder, member);
+  if (value != NULL)
+    json_builder_add_string_value (builder, value);
+  else
+    json_builder_add_null_value (builder);
+}
+
+void
+gk_json_add_optional_id (JsonBuilder *builder,
+                         const char  *member,
+                         gint64       id)
+{
+  json_builder_set_member_name (builder, member);
+  /* Row ids start at 1: anything lower means "none" (an SQL NULL). */
+  if (id > 0)
+    json_builder_add_int_value (builder, id);
+  else
+    json_builder_add_null_value (builder);
+}
+
+void
+gk_json_add_time (JsonBuilder *builder,
+                  const char  *member,
+                  gint64       unix_time)
+{
+  /* The records keep 0 for "never"; the epoch itself never occurs. */
+  gk_json_add_optional_id (builder, member, unix_time);
+}
+
+void
+gk_json_add_key_members (JsonBuilder *builder,
+                         const GkKey *key)
+{
+  g_autofree char *masked = gk_key_get_masked (key);
+
+  gk_json_add_int (builder, "id", key->id);
+  gk_json_add_string (builder, "name", key->name);
+  gk_json_add_string (builder, "key_hint", key->key_hint);
+  gk_json_add_string (builder, "masked_key", masked);
+  gk_json_add_string (builder, "project", key->project);
+  gk_json_add_string (builder, "status", gk_key_status_to_string (key->status));
+  gk_json_add_string (builder, "status_reason", key->status_reason);
+  gk_json_add_time (builder, "cooldown_until", key->cooldown_until);
+  gk_json_add_int (builder, "priority", key->priority);
+  gk_json_add_boolean (builder, "is_default", key->is_default);
+  /* A negative budget means "no budget". */
+  json_builder_set_member_name (builder, "monthly_budget_usd");
+  if (key->monthly_budget_usd >= 0)
+    json_builder_add_double_value (builder, key->monthly_budget_usd);
+  else
+    json_builder_add_null_value (builder);
+  gk_json_add_double (builder, "month_cost_usd", key->month_cost_usd);
+  gk_json_add_double (builder, "remaining_share", gk_key_remaining_share (key));
+  gk_json_add_time (builder, "created_at", key->created_at);
+  gk_json_add_time (builder, "updated_at", key->updated_at);
+  gk_json_add_time (builder, "last_used_at", key->last_used_at);
+  gk_json_add_time (builder, "last_rotation_at", key->last_rotation_at);
+
+  json_builder_set_member_name (builder, "quotas");
+  json_builder_begin_array (builder);
+  for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
+    {
+      const GkQuota *quota = &key->quotas[i];
+
+      json_builder_begin_object (builder);
+      gk_json_add_string (builder, "quota_type", gk_quota_type_to_string (quota->type));
+      gk_json_add_string (builder, "unit", gk_quota_unit_to_string (quota->unit));
+      gk_json_add_int (builder, "limit_value", quota->limit_value);
+      gk_json_add_int (builder, "used_value", quota->used_value);
+      gk_json_add_time (builder, "reset_at", quota->reset_at);
+      json_builder_end_object (builder);
+    }
+  json_builder_end_array (builder);
+}
+
+void
+gk_json_add_key (JsonBuilder *builder,
+                 const GkKey *key)
+{
+  json_builder_begin_object (builder);
+  gk_json_add_key_members (builder, key);
+  json_builder_end_object (builder);
+}
+
+void
+gk_json_add_usage_row (JsonBuilder      *builder,
+                       const GkUsageRow *row)
+{
+  json_builder_begin_object (builder);
+  gk_json_add_int (builder, "id", row->id);
+  gk_json_add_int (builder, "key_id", row->key_id);
+  gk_json_add_string (builder, "key_name", row->key_name);
+  gk_json_add_string (builder, "model", row->model);
+  gk_json_add_int (builder, "tokens_used", row->tokens_used);
+  gk_json_add_int (builder, "prompt_tokens", row->prompt_tokens);
+  gk_json_add_int (builder, "output_tokens", row->output_tokens);
+  gk_json_add_double (builder, "cost_usd", row->cost_usd);
+  gk_json_add_boolean (builder, "priced", row->priced);
+  gk_json_add_string (builder, "status", gk_usage_status_to_string (row->status));
+  /* No HTTP status (the request never got an answer) is an SQL NULL. */
+  gk_json_add_optional_id (builder, "http_status", row->http_status);
+  gk_json_add_string (builder, "error_message", row->error_message);
+  gk_json_add_string (builder, "user_id", row->user_id);
+  gk_json_add_int (builder, "latency_ms", row->latency_ms);
+  gk_json_add_time (builder, "created_at", row->created_at);
+  json_builder_end_object (builder);
+}
+
+void
+gk_json_add_rotation_row (JsonBuilder         *builder,
+                          const GkRotationRow *row)
+{
+  json_builder_begin_object (builder);
+  gk_json_add_int (builder, "id", row->id);
+  gk_json_add_int (builder, "from_key_id", row->from_key_id);
+  gk_json_add_string (builder, "from_key_name", row->from_key_name);
+  gk_json_add_optional_id (builder, "to_key_id", row->to_key_id);
+  gk_json_add_string (builder, "to_key_name", row->to_key_name);
+  gk_json_add_string (builder, "reason", gk_rotation_reason_to_string (row->reason));
+  gk_json_add_string (builder, "triggered_by", row->triggered_by);
+  gk_json_add_time (builder, "created_at", row->created_at);
+  json_builder_end_object (builder);
+}
+
+static void
+add_rank_rows (JsonBuilder *builder,
+               const char  *member,
+               const char  *name_member,
+               GPtrArray   *rows)
+{
+  json_builder_set_member_name (builder, member);
+  json_builder_begin_array (builder);
+  for (guint i = 0; rows != NULL && i < rows->len; i++)
+    {
+      const GkRankRow *row = g_ptr_array_index (rows, i);
+
+      json_builder_begin_object (builder);
+      gk_json_add_string (builder, name_member, row->name);
+      gk_json_add_int (builder, "requests", row->requests);
+      gk_json_add_int (builder, "tokens_used", row->tokens);
+      gk_json_add_double (builder, "cost_usd", row->cost_usd);
+      json_builder_end_object (builder);
+    }
+  json_builder_end_array (builder);
+}
+
+void
+gk_json_add_dashboard (JsonBuilder       *builder,
+                       const GkDashboard *dashboard)
+{
+  json_builder_begin_object (builder);
+  gk_json_add_int (builder, "days", dashboard->days);
+  gk_json_add_int (builder, "total_keys", dashboard->cards.total_keys);
+  gk_json_add_int (builder, "active_keys", dashboard->cards.active_keys);
+  gk_json_add_int (builder, "inactive_keys", dashboard->cards.inactive_keys);
+  gk_json_add_int (builder, "requests", dashboard->cards.requests);
+  gk_json_add_int (builder, "successes", dashboard->cards.successes);
+  gk_json_add_double (builder, "success_rate", dashboard->cards.success_rate);
+  gk_json_add_double (builder, "cost_usd", dashboard->cards.cost_usd);
+
+  json_builder_set_member_name (builder, "daily");
+  json_builder_begin_array (builder);
+  for (guint i = 0; dashboard->daily != NULL && i < dashboard->daily->len; i++)
+    {
+      const GkDailyPoint *p = &g_array_index (dashboard->daily, GkDailyPoint, i);
+
+      json_builder_begin_object (builder);
+      gk_json_add_int (builder, "day_start", p->day_start);
+      gk_json_add_int (builder, "requests", p->requests);
+      gk_json_add_int (builder, "successes", p->successes);
+      gk_json_add_double (builder, "cost_usd", p->cost_usd);
+      json_builder_end_object (builder);
+    }
+  json_builder_end_array (builder);
+
+  /* The ranked name is the column it comes from. */
+  add_rank_rows (builder, "top_models", "model", dashboard->top_models);
+  add_rank_rows (builder, "top_users", "user_id", dashboard->top_users);
+
+  json_builder_set_member_name (builder, "rotations");
+  json_builder_begin_array (builder);
+  for (guint i = 0; dashboard->rotations != NULL && i < dashboard->rotations->len; i++)
+    gk_json_add_rotation_row (builder, g_ptr_array_index (dashboard->rotations, i));
+  json_builder_end_array (builder);
+  json_builder_end_object (builder);
+}
+
+void
+gk_json_add_token (JsonBuilder   *builder,
+                   const GkToken *token)
+{
+  json_builder_begin_object (builder);
+  gk_json_add_int (builder, "id", token->id);
+  gk_json_add_string (builder, "name", token->name);
+  gk_json_add_time (builder, "created_at", token->created_at);
+  gk_json_add_time (builder, "last_used_at", token->last_used_at);
+  gk_json_add_time (builder, "revoked_at", token->revoked_at);
+  gk_json_add_boolean (builder, "revoked", token->revoked_at > 0);
+  json_builder_end_object (builder);
+}
