@@ -169,11 +169,11 @@ gk_cli_cmd_key_test (GkCli  *cli,
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       json_builder_begin_object (builder);
-      gk_cli_json_add_int (builder, "id", id);
-      gk_cli_json_add_boolean (builder, "ok", wait.ok);
-      gk_cli_json_add_string (builder, "status",
+      gk_json_add_int (builder, "id", id);
+      gk_json_add_boolean (builder, "ok", wait.ok);
+      gk_json_add_string (builder, "status",
                               key ? gk_key_status_to_string (key->status) : NULL);
-      gk_cli_json_add_string (builder, "error", wait.error ? wait.error->message : NULL);
+      gk_json_add_string (builder, "error", wait.error ? wait.error->message : NULL);
       json_builder_end_object (builder);
       gk_cli_print_json (cli, builder);
     }

@@ -47,7 +47,7 @@ gk_cli_cmd_select (GkCli  *cli,
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       json_builder_begin_object (builder);
-      gk_cli_json_add_key (builder, key);
+      gk_json_add_key_members (builder, key);
       json_builder_end_object (builder);
       gk_cli_print_json (cli, builder);
     }
@@ -150,15 +150,15 @@ gk_cli_cmd_track (GkCli  *cli,
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       json_builder_begin_object (builder);
-      gk_cli_json_add_int (builder, "usage_id", result.usage_id);
-      gk_cli_json_add_int (builder, "key_id", key_id);
-      gk_cli_json_add_double (builder, "cost_usd", result.cost_usd);
-      gk_cli_json_add_boolean (builder, "priced", result.priced);
-      gk_cli_json_add_boolean (builder, "rotated", result.rotated);
-      gk_cli_json_add_string (builder, "reason",
+      gk_json_add_int (builder, "usage_id", result.usage_id);
+      gk_json_add_int (builder, "key_id", key_id);
+      gk_json_add_double (builder, "cost_usd", result.cost_usd);
+      gk_json_add_boolean (builder, "priced", result.priced);
+      gk_json_add_boolean (builder, "rotated", result.rotated);
+      gk_json_add_string (builder, "reason",
                               result.rotated ? gk_rotation_reason_to_string (result.reason)
                                              : NULL);
-      gk_cli_json_add_optional_int (builder, "to_key_id", result.rotated ? result.to_key_id : 0);
+      gk_json_add_optional_id (builder, "to_key_id", result.rotated ? result.to_key_id : 0);
       json_builder_end_object (builder);
       gk_cli_print_json (cli, builder);
     }
@@ -233,9 +233,9 @@ quotas_reset (GkCli  *cli,
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       json_builder_begin_object (builder);
-      gk_cli_json_add_string (builder, "quota_type",
+      gk_json_add_string (builder, "quota_type",
                               all ? "ALL" : gk_quota_type_to_string (type));
-      gk_cli_json_add_string (builder, "triggered_by", gk_cli_get_actor (cli));
+      gk_json_add_string (builder, "triggered_by", gk_cli_get_actor (cli));
       json_builder_end_object (builder);
       gk_cli_print_json (cli, builder);
     }

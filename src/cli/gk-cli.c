@@ -656,61 +656,6 @@ gk_cli_format_time (gint64 unix_time)
 
 /* The record shapes and member helpers live in the core (gk-json.c), shared
  * with the gateway's admin API; these names stay for the commands' use. */
-void
-gk_cli_json_add_optional_int (JsonBuilder *builder,
-                              const char  *member,
-                              gint64       value)
-{
-  gk_json_add_optional_id (builder, member, value);
-}
-
-void
-gk_cli_json_add_time (JsonBuilder *builder,
-                      const char  *member,
-                      gint64       unix_time)
-{
-  gk_json_add_time (builder, member, unix_time);
-}
-
-void
-gk_cli_json_add_int (JsonBuilder *builder,
-                     const char  *member,
-                     gint64       value)
-{
-  gk_json_add_int (builder, member, value);
-}
-
-void
-gk_cli_json_add_double (JsonBuilder *builder,
-                        const char  *member,
-                        double       value)
-{
-  gk_json_add_double (builder, member, value);
-}
-
-void
-gk_cli_json_add_boolean (JsonBuilder *builder,
-                         const char  *member,
-                         gboolean     value)
-{
-  gk_json_add_boolean (builder, member, value);
-}
-
-void
-gk_cli_json_add_string (JsonBuilder *builder,
-                        const char  *member,
-                        const char  *value)
-{
-  gk_json_add_string (builder, member, value);
-}
-
-void
-gk_cli_json_add_key (JsonBuilder *builder,
-                     const GkKey *key)
-{
-  gk_json_add_key_members (builder, key);
-}
-
 GkCliTable *
 gk_cli_table_new (const char *first_header,
                   ...)

@@ -108,30 +108,6 @@ void        gk_cli_print_json    (GkCli      *cli,
                                   JsonBuilder *builder);
 /* "2026-03-15 05:00" in local time; "—" (or "" in CSV) for 0. */
 char       *gk_cli_format_time   (gint64      unix_time);
-/* Adds "member": value, or null when @unix_time is 0. */
-void        gk_cli_json_add_time (JsonBuilder *builder,
-                                  const char  *member,
-                                  gint64       unix_time);
-void        gk_cli_json_add_string (JsonBuilder *builder,
-                                    const char  *member,
-                                    const char  *value);
-void        gk_cli_json_add_int  (JsonBuilder *builder,
-                                  const char  *member,
-                                  gint64       value);
-/* Adds "member": @value, or null when it is not positive (no such key, no
- * HTTP status). */
-void        gk_cli_json_add_optional_int (JsonBuilder *builder,
-                                          const char  *member,
-                                          gint64       value);
-void        gk_cli_json_add_double (JsonBuilder *builder,
-                                    const char  *member,
-                                    double       value);
-void        gk_cli_json_add_boolean (JsonBuilder *builder,
-                                     const char  *member,
-                                     gboolean     value);
-/* The members of a key object (masked only, with its quotas). */
-void        gk_cli_json_add_key  (JsonBuilder *builder,
-                                  const GkKey *key);
 
 /* An aligned text table. */
 typedef struct _GkCliTable GkCliTable;
