@@ -1358,6 +1358,57 @@ test_rollup_upgrade (Fixture       *fixture,
   g_assert_finalize_object (g_steal_pointer (&upgraded));
 }
 
+typedef struct
+{
+  GArray *ids;
+  gint64  last;
+} PageCollector;
+
+static void
+collect_id (const GkUsageRow *row,
+            gpointer          user_data)
+{
+  PageCollector *c = user_data;
+
+  g_assert_cmpint (row->id, <, c->last);
+  g_assert_cmpstr (row->key_name, ==, "Paged");
+  c->last = row->id;
+  g_array_append_val (c->ids, row->id);
+}
+
+/* Keyset pages cover every row once, newest first, and rows written
+ * between two pages do not show up in later ones. */
+static void
+test_usage_pages (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  GkDatabase *db = fixture->db;
+  gint64 key = add_key (db, "Paged", "ACTIVE", FALSE);
+  PageCollector c = { g_array_new (FALSE, FALSE, sizeof (gint64)), G_MAXINT64 };
+  gint64 before = G_MAXINT64, newest = 0, n;
+  guint pages = 0;
+
+  for (int i = 0; i < 2500; i++)
+    newest = add_usage (db, key, "gemini-2.5-flash", 0.001, "SUCCESS", "u", TODAY + i);
+
+  do
+    {
+      n = gk_stats_usage_page (db, before, 1000, collect_id, &c, &before, &error);
+      g_assert_no_error (error);
+      pages++;
+      /* A row recorded while the export runs is newer than its first page. */
+      add_usage (db, key, "gemini-2.5-flash", 0.001, "SUCCESS", "u", TODAY);
+    }
+  while (n == 1000);
+
+  g_assert_cmpuint (pages, ==, 3);
+  g_assert_cmpuint (c.ids->len, ==, 2500);
+  for (guint i = 0; i < c.ids->len; i++)
+    g_assert_cmpint (g_array_index (c.ids, gint64, i), ==, newest - (gint64) i);
+  g_array_unref (c.ids);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1377,6 +1428,7 @@ main (int   argc,
   ADD ("rotations", test_rotations);
   ADD ("usage/logs", test_usage_logs);
   ADD ("usage/summary", test_usage_summary);
+  ADD ("usage/pages", test_usage_pages);
   ADD ("cache/new-rows", test_dashboard_sees_new_rows);
   ADD ("cache/transaction", test_dashboard_in_transaction);
   ADD ("daily/dst", test_local_days_dst);

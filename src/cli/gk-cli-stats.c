@@ -5,17 +5,22 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <glib/gi18n.h>
+#include <glib/gstdio.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "gk-cli.h"
 
 #define DEFAULT_LIMIT 50
 #define MAX_LIMIT     100000
 /* Rows read per query when exporting the whole log. */
-#define EXPORT_PAGE   1000
+#define EXPORT_PAGE   5000
 
 /* The usage log's columns, in CSV and JSON alike. */
 static const char *const usage_columns[] = {
@@ -473,24 +478,177 @@ gk_cli_cmd_dashboard (GkCli  *cli,
   return GK_CLI_OK;
 }
 
-/* The whole usage log, a page at a time. */
+/* Where an export goes: a temporary file next to the target (0600),
+ * renamed over it once complete, or standard output. Output is written as
+ * it is produced, in blocks, so memory stays constant. */
+typedef struct
+{
+  FILE    *file;
+  char    *path;        /* the target, or NULL for standard output */
+  char    *tmp_path;
+  GString *buffer;
+  int      write_errno;
+} ExportSink;
+
+#define EXPORT_FLUSH_BYTES (256 * 1024)
+
+static gboolean
+export_sink_open (ExportSink  *sink,
+                  const char  *path,
+                  GError     **error)
+{
+  memset (sink, 0, sizeof *sink);
+  sink->buffer = g_string_sized_new (EXPORT_FLUSH_BYTES + 4096);
+  if (g_str_equal (path, "-"))
+    {
+      sink->file = stdout;
+      return TRUE;
+    }
+
+  {
+    int fd;
+
+    sink->path = g_strdup (path);
+    sink->tmp_path = g_strdup_printf ("%s.XXXXXX", path);
+    fd = g_mkstemp_full (sink->tmp_path, O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0)
+      {
+        int errsv = errno;
+        g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errsv),
+                     _("Cannot write “%s”: %s"), path, g_strerror (errsv));
+        g_clear_pointer (&sink->tmp_path, g_free);
+        return FALSE;
+      }
+    sink->file = fdopen (fd, "w");
+    g_assert (sink->file != NULL);
+  }
+  return TRUE;
+}
+
+static void
+export_sink_flush (ExportSink *sink)
+{
+  if (sink->buffer->len > 0 && sink->write_errno == 0
+      && fwrite (sink->buffer->str, 1, sink->buffer->len, sink->file) != sink->buffer->len)
+    sink->write_errno = errno != 0 ? errno : EIO;
+  g_string_truncate (sink->buffer, 0);
+}
+
+static void
+export_sink_maybe_flush (ExportSink *sink)
+{
+  if (sink->buffer->len >= EXPORT_FLUSH_BYTES)
+    export_sink_flush (sink);
+}
+
+/* Finishes the export: on success the file takes its final name. */
+static gboolean
+export_sink_close (ExportSink  *sink,
+                   gboolean     ok,
+                   GError     **error)
+{
+  export_sink_flush (sink);
+  g_string_free (sink->buffer, TRUE);
+  if (ok && sink->write_errno == 0 && fflush (sink->file) != 0)
+    sink->write_errno = errno;
+  if (sink->path == NULL)
+    return ok;
+
+  if (ok && sink->write_errno == 0 && fsync (fileno (sink->file)) != 0)
+    sink->write_errno = errno;
+  fclose (sink->file);
+  if (ok && sink->write_errno == 0 && g_rename (sink->tmp_path, sink->path) != 0)
+    sink->write_errno = errno;
+  if (ok && sink->write_errno != 0)
+    {
+      g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (sink->write_errno),
+                   _("Cannot write “%s”: %s"), sink->path, g_strerror (sink->write_errno));
+      ok = FALSE;
+    }
+  if (!ok)
+    g_unlink (sink->tmp_path);
+  g_free (sink->tmp_path);
+  g_free (sink->path);
+  return ok;
+}
+
+/* A UTC time as ISO 8601 ("2026-03-15T12:00:00Z"), formatted without
+ * GDateTime: the export writes a million of them. */
+static void
+append_csv_time (GString *out,
+                 gint64   unix_time)
+{
+  struct tm tm;
+  time_t t = (time_t) unix_time;
+  char buffer[32];
+
+  if (unix_time <= 0 || gmtime_r (&t, &tm) == NULL)
+    return;
+  g_string_append_len (out, buffer,
+                       (gssize) strftime (buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm));
+}
+
+static void
+append_int_field (GString *out,
+                  gint64   value)
+{
+  g_string_append_printf (out, "%" PRId64 ",", value);
+}
+
+/* One usage row, the same text as usage_row_csv() writes, appended
+ * directly (no string per field). */
+static void
+export_usage_row (const GkUsageRow *row,
+                  gpointer          user_data)
+{
+  ExportSink *sink = user_data;
+  GString *out = sink->buffer;
+  char cost[G_ASCII_DTOSTR_BUF_SIZE];
+
+  append_int_field (out, row->id);
+  append_int_field (out, row->key_id);
+  gk_cli_csv_append (out, row->key_name, FALSE);
+  gk_cli_csv_append (out, row->model, FALSE);
+  append_int_field (out, row->tokens_used);
+  append_int_field (out, row->prompt_tokens);
+  append_int_field (out, row->output_tokens);
+  g_string_append (out, g_ascii_formatd (cost, sizeof cost, "%.6f", row->cost_usd));
+  g_string_append (out, row->priced ? ",1," : ",0,");
+  g_string_append (out, gk_usage_status_to_string (row->status));
+  g_string_append_c (out, ',');
+  if (row->http_status > 0)
+    g_string_append_printf (out, "%d", row->http_status);
+  g_string_append_c (out, ',');
+  gk_cli_csv_append (out, row->error_message, FALSE);
+  gk_cli_csv_append (out, row->user_id, FALSE);
+  append_int_field (out, row->latency_ms);
+  append_csv_time (out, row->created_at);
+  g_string_append (out, "\r\n");
+  export_sink_maybe_flush (sink);
+}
+
+/* The whole usage log, newest first, a page at a time by id (never by
+ * OFFSET, which would re-read every row skipped). Rows recorded while the
+ * export runs have higher ids than its first page and are left out. */
 static gboolean
 export_usage (GkDatabase  *db,
-              GString     *out,
+              ExportSink  *sink,
               guint       *n_rows,
               GError     **error)
 {
-  csv_header (out, usage_columns, G_N_ELEMENTS (usage_columns));
-  for (guint offset = 0;; offset += EXPORT_PAGE)
-    {
-      g_autoptr(GPtrArray) rows = gk_stats_usage_logs (db, 0, EXPORT_PAGE, offset, error);
+  gint64 before = G_MAXINT64;
 
-      if (rows == NULL)
+  gk_database_stop_mmap (db);
+  csv_header (sink->buffer, usage_columns, G_N_ELEMENTS (usage_columns));
+  for (;;)
+    {
+      gint64 n = gk_stats_usage_page (db, before, EXPORT_PAGE, export_usage_row, sink, &before,
+                                      error);
+
+      if (n < 0)
         return FALSE;
-      for (guint i = 0; i < rows->len; i++)
-        usage_row_csv (out, rows->pdata[i]);
-      *n_rows += rows->len;
-      if (rows->len < EXPORT_PAGE)
+      *n_rows += (guint) n;
+      if (sink->write_errno != 0 || n < EXPORT_PAGE)
         return TRUE;
     }
 }
@@ -541,7 +699,6 @@ gk_cli_cmd_export (GkCli  *cli,
                    char  **argv)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GString) out = g_string_new (NULL);
   g_autofree char *path = NULL;
   g_autofree char *what = NULL;
   const GOptionEntry entries[] = {
@@ -552,6 +709,8 @@ gk_cli_cmd_export (GkCli  *cli,
     G_OPTION_ENTRY_NULL
   };
   GkDatabase *db;
+  GkKeyStore *store = NULL;
+  ExportSink sink;
   guint n_rows = 0;
   gboolean ok;
   int status;
@@ -573,31 +732,27 @@ gk_cli_cmd_export (GkCli  *cli,
   if (db == NULL)
     return GK_CLI_ERROR;
 
-  if (what == NULL || g_str_equal (what, "usage"))
-    ok = export_usage (db, out, &n_rows, &error);
-  else if (g_str_equal (what, "rotations"))
-    ok = export_rotations (db, out, &n_rows, &error);
-  else
+  /* Listing keys goes through the key store, which needs the master key. */
+  if (what != NULL && g_str_equal (what, "keys"))
     {
-      /* Listing keys goes through the key store, which needs the master key. */
-      GkKeyStore *store = gk_cli_get_key_store (cli);
-
+      store = gk_cli_get_key_store (cli);
       if (store == NULL)
         return GK_CLI_ERROR;
-      ok = export_keys (store, out, &n_rows, &error);
     }
-  if (!ok)
+
+  if (!export_sink_open (&sink, path, &error))
+    return gk_cli_gerror (cli, error);
+  if (what == NULL || g_str_equal (what, "usage"))
+    ok = export_usage (db, &sink, &n_rows, &error);
+  else if (g_str_equal (what, "rotations"))
+    ok = export_rotations (db, sink.buffer, &n_rows, &error);
+  else
+    ok = export_keys (store, sink.buffer, &n_rows, &error);
+  if (!export_sink_close (&sink, ok, ok ? &error : NULL))
     return gk_cli_gerror (cli, error);
 
   if (g_str_equal (path, "-"))
-    {
-      fwrite (out->str, 1, out->len, stdout);
-      return GK_CLI_OK;
-    }
-
-  if (!g_file_set_contents_full (path, out->str, (gssize) out->len,
-                                 G_FILE_SET_CONTENTS_CONSISTENT, 0600, &error))
-    return gk_cli_gerror (cli, error);
+    return GK_CLI_OK;
 
   if (gk_cli_json (cli))
     {

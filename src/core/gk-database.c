@@ -957,6 +957,13 @@ gk_database_has_ciphertext (GkDatabase  *self,
   return result;
 }
 
+void
+gk_database_stop_mmap (GkDatabase *self)
+{
+  g_return_if_fail (GK_IS_DATABASE (self));
+  gk_database_exec (self, "PRAGMA mmap_size = 0", NULL);
+}
+
 gboolean
 gk_database_check_integrity (GkDatabase  *self,
                              GError     **error)

@@ -94,6 +94,11 @@ gboolean    gk_database_set_meta           (GkDatabase   *self,
 /* TRUE when at least one key row holds ciphertext. */
 gboolean    gk_database_has_ciphertext     (GkDatabase   *self,
                                             GError      **error);
+/* Stops reading the file through mmap on this connection. For one long
+ * sequential read (an export): mapped pages count as the process's
+ * resident memory, so a scan of the whole file would grow it by the file's
+ * size; read() through SQLite's small page cache keeps it constant. */
+void        gk_database_stop_mmap          (GkDatabase   *self);
 /* PRAGMA integrity_check == "ok". */
 gboolean    gk_database_check_integrity    (GkDatabase   *self,
                                             GError      **error);

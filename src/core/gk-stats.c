@@ -675,6 +675,70 @@ gk_stats_usage_logs (GkDatabase  *db,
   return g_steal_pointer (&rows);
 }
 
+static const char usage_page_sql[] =
+  USAGE_COLUMNS " WHERE u.id < ?1 ORDER BY u.id DESC LIMIT ?2";
+
+gint64
+gk_stats_usage_page (GkDatabase      *db,
+                     gint64           before_id,
+                     guint            limit,
+                     GkUsageRowFunc   func,
+                     gpointer         user_data,
+                     gint64          *last_id,
+                     GError         **error)
+{
+  sqlite3_stmt *stmt;
+  gint64 n = 0;
+  int rc;
+
+  g_return_val_if_fail (GK_IS_DATABASE (db), -1);
+  g_return_val_if_fail (func != NULL && last_id != NULL, -1);
+  g_return_val_if_fail (error == NULL || *error == NULL, -1);
+
+  *last_id = before_id;
+  gk_database_lock (db);
+  stmt = gk_database_prepare (db, usage_page_sql, error);
+  if (stmt == NULL)
+    {
+      gk_database_unlock (db);
+      return -1;
+    }
+  sqlite3_bind_int64 (stmt, 1, before_id);
+  sqlite3_bind_int64 (stmt, 2, limit > 0 ? (gint64) limit : -1);
+
+  /* Rows point into SQLite's own text: nothing is copied per row. */
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      GkUsageRow row = { 0 };
+
+      row.id = sqlite3_column_int64 (stmt, 0);
+      row.key_id = sqlite3_column_int64 (stmt, 1);
+      row.key_name = (char *) sqlite3_column_text (stmt, 2);
+      row.model = (char *) sqlite3_column_text (stmt, 3);
+      row.tokens_used = sqlite3_column_int64 (stmt, 4);
+      row.prompt_tokens = sqlite3_column_int64 (stmt, 5);
+      row.output_tokens = sqlite3_column_int64 (stmt, 6);
+      row.cost_usd = sqlite3_column_double (stmt, 7);
+      row.priced = sqlite3_column_int (stmt, 8) != 0;
+      if (!gk_usage_status_from_string ((const char *) sqlite3_column_text (stmt, 9),
+                                        &row.status))
+        row.status = GK_USAGE_ERROR;
+      row.http_status = sqlite3_column_int (stmt, 10);
+      row.error_message = (char *) sqlite3_column_text (stmt, 11);
+      row.user_id = (char *) sqlite3_column_text (stmt, 12);
+      row.latency_ms = sqlite3_column_int64 (stmt, 13);
+      row.created_at = sqlite3_column_int64 (stmt, 14);
+      func (&row, user_data);
+      *last_id = row.id;
+      n++;
+    }
+  sqlite3_reset (stmt);
+  if (step_failed (db, rc, error))
+    n = -1;
+  gk_database_unlock (db);
+  return n;
+}
+
 /* Runs a one-row query with an optional key binding; the row is left for
  * the caller to read and reset. */
 static sqlite3_stmt *

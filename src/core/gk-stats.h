@@ -104,6 +104,23 @@ GPtrArray     *gk_stats_usage_logs    (GkDatabase    *db,
                                        guint          limit,
                                        guint          offset,
                                        GError       **error);
+/* Called for each row of gk_stats_usage_page(); the row's strings are
+ * borrowed and valid only during the call. */
+typedef void (*GkUsageRowFunc) (const GkUsageRow *row,
+                                gpointer          user_data);
+/* Keyset paging over the whole log, newest first: calls @func for at most
+ * @limit rows with an id below @before_id (G_MAXINT64 for the newest) and
+ * stores the last id seen in @last_id, the @before_id of the next page.
+ * Each page is one short query, so writers are never held up for long and
+ * memory stays constant however long the log is. Returns the number of
+ * rows, or -1 on error. */
+gint64         gk_stats_usage_page    (GkDatabase    *db,
+                                       gint64         before_id,
+                                       guint          limit,
+                                       GkUsageRowFunc func,
+                                       gpointer       user_data,
+                                       gint64        *last_id,
+                                       GError       **error);
 gint64         gk_stats_usage_count   (GkDatabase    *db,
                                        gint64         key_id,
                                        GError       **error);
