@@ -998,6 +998,24 @@ test_export_csv (Fixture       *f,
   g_assert_nonnull (strstr (contents, "RATE_LIMITED"));
   g_clear_pointer (&contents, g_free);
 
+  /* Written through a temporary file in the same folder, renamed at the
+   * end: nothing else is left there. */
+  {
+    g_autoptr(GDir) listing = g_dir_open (f->dir, 0, NULL);
+    const char *name;
+
+    while ((name = g_dir_read_name (listing)) != NULL)
+      g_assert_false (g_str_has_prefix (name, "usage.csv."));
+  }
+  /* To standard output, the same rows. */
+  {
+    g_auto(Run) run = RUN (f, NULL, "export", "--csv", "-");
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_true (g_str_has_prefix (run.out, "id,key_id,key_name,"));
+    g_assert_nonnull (strstr (run.out, "\"Export, \"\"quoted\"\"\""));
+    g_assert_nonnull (strstr (run.out, "RATE_LIMITED"));
+  }
+
   RUN_OK (f, NULL, "export", "--csv", rotations_csv, "--table", "rotations");
   g_assert_true (g_file_get_contents (rotations_csv, &contents, NULL, NULL));
   g_assert_true (g_str_has_prefix (contents, "id,from_key_id,from_key_name,to_key_id"));
