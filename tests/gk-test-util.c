@@ -2,7 +2,16 @@
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
+#define _GNU_SOURCE
 #include "config.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <glib/gstdio.h>
 
@@ -134,4 +143,70 @@ gk_test_rm_rf (const char *path)
       g_object_unref (info);
     }
   g_remove (path);
+}
+
+guint
+gk_test_count_locks (GPid        pid,
+                     const char *path)
+{
+  g_autofree char *locks = NULL;
+  g_autofree char *file_id = NULL;
+  g_auto(GStrv) lines = NULL;
+  GStatBuf st;
+  guint n = 0;
+
+  if (g_stat (path, &st) != 0)
+    return 0;
+  g_assert_true (g_file_get_contents ("/proc/locks", &locks, NULL, NULL));
+  /* "1: POSIX  ADVISORY  READ 1234 fe:00:10953469 128 128" */
+  file_id = g_strdup_printf ("%02x:%02x:%lu", major (st.st_dev), minor (st.st_dev),
+                             (unsigned long) st.st_ino);
+  lines = g_strsplit (locks, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      g_auto(GStrv) fields = g_strsplit_set (lines[i], " ", -1);
+      g_autoptr(GPtrArray) words = g_ptr_array_new ();
+
+      for (guint j = 0; fields[j] != NULL; j++)
+        if (*fields[j] != '\0')
+          g_ptr_array_add (words, fields[j]);
+      /* A lock others wait for is listed as "1: -> POSIX ...": skip it. */
+      if (words->len >= 6 && g_str_equal (words->pdata[1], "POSIX")
+          && atoi (words->pdata[4]) == pid && g_str_equal (words->pdata[5], file_id))
+        n++;
+    }
+  return n;
+}
+
+gboolean
+gk_test_file_contains (const char *path,
+                       const char *needle)
+{
+  gsize needle_len = strlen (needle);
+  int status = 0;
+  pid_t pid;
+
+  pid = fork ();
+  g_assert_cmpint (pid, >=, 0);
+  if (pid == 0)
+    {
+      /* Only system calls here: the parent may have threads. Locks are
+       * not inherited, so this close() drops none of the parent's. */
+      struct stat st;
+      void *map;
+      int fd = open (path, O_RDONLY | O_CLOEXEC);
+
+      if (fd < 0 || fstat (fd, &st) != 0)
+        _exit (1);
+      if (st.st_size == 0)
+        _exit (1);
+      map = mmap (NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (map == MAP_FAILED)
+        _exit (2);
+      _exit (memmem (map, (size_t) st.st_size, needle, needle_len) != NULL ? 0 : 1);
+    }
+  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), !=, 2);
+  return WEXITSTATUS (status) == 0;
 }

@@ -50,6 +50,16 @@ GkTrackResult gk_test_track          (GkPool        *pool,
                                       GkUsageStatus  status,
                                       gint64         prompt_tokens);
 
+/* How many POSIX locks process @pid holds on the file at @path, as
+ * /proc/locks lists them (0 when the file does not exist). */
+guint       gk_test_count_locks    (GPid        pid,
+                                    const char *path);
+/* Whether the file at @path contains @needle. Read in a child process: a
+ * file this process has a database connection to must not be opened and
+ * closed here, as close() drops every lock the process holds on it. */
+gboolean    gk_test_file_contains  (const char *path,
+                                    const char *needle);
+
 /* Removes a directory tree (test clean-up). */
 void        gk_test_rm_rf          (const char *path);
 

@@ -6,6 +6,7 @@
 
 #include <glib/gstdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "gk-database-private.h"
 #include "gk-test-util.h"
@@ -180,6 +181,39 @@ test_data_version (void)
   g_assert_cmpint (before, !=, after);
 }
 
+/* Opening a second connection in the process keeps the first one's SQLite
+ * locks: opening and closing the file outside SQLite would drop them (a
+ * close() drops every POSIX lock of the process on the file), and another
+ * process could then rewrite the WAL under the first connection. */
+static void
+test_second_connection_keeps_locks (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) db = gk_test_open_db (NULL);
+  const char *path = gk_database_get_path (db);
+  g_autofree char *shm = g_strconcat (path, "-shm", NULL);
+  guint db_locks, shm_locks;
+
+  /* A read maps the WAL index and takes the locks a connection keeps. */
+  g_assert_cmpint (gk_database_get_data_version (db), >=, 0);
+  db_locks = gk_test_count_locks (getpid (), path);
+  shm_locks = gk_test_count_locks (getpid (), shm);
+  g_assert_cmpuint (db_locks, >, 0);
+  g_assert_cmpuint (shm_locks, >, 0);
+
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autoptr(GkDatabase) other = gk_database_new (path, NULL, &error);
+
+      g_assert_no_error (error);
+      g_assert_cmpuint (gk_test_count_locks (getpid (), path), >=, db_locks);
+      g_assert_cmpuint (gk_test_count_locks (getpid (), shm), >=, shm_locks);
+    }
+  /* And once the others are closed, the first still holds its own. */
+  g_assert_cmpuint (gk_test_count_locks (getpid (), path), >=, db_locks);
+  g_assert_cmpuint (gk_test_count_locks (getpid (), shm), >=, shm_locks);
+}
+
 /* Transactions nest as savepoints: an inner failure is undone alone, the
  * outer commit makes the rest durable at once. */
 static void
@@ -232,6 +266,8 @@ main (int argc, char *argv[])
   g_test_add_func ("/database/read-only", test_read_only);
   g_test_add_func ("/database/data-version", test_data_version);
   g_test_add_func ("/database/nested-transactions", test_nested_transactions);
+  g_test_add_func ("/database/second-connection-keeps-locks",
+                   test_second_connection_keeps_locks);
 
   return g_test_run ();
 }

@@ -97,25 +97,6 @@ test_validate_spec (void)
   g_assert_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_INVALID_BUDGET);
 }
 
-static gboolean
-file_contains (const char *path,
-               const char *needle)
-{
-  g_autofree char *contents = NULL;
-  gsize len = 0;
-
-  gsize needle_len = strlen (needle);
-
-  if (!g_file_get_contents (path, &contents, &len, NULL))
-    return FALSE;
-  for (gsize i = 0; i + needle_len <= len; i++)
-    {
-      if (memcmp (contents + i, needle, needle_len) == 0)
-        return TRUE;
-    }
-  return FALSE;
-}
-
 static void
 test_add_list_get (Fixture       *f,
                    gconstpointer  data)
@@ -169,8 +150,8 @@ test_add_list_get (Fixture       *f,
 
   /* Encrypted at rest: neither the database nor its WAL holds the key. */
   wal = g_strconcat (gk_database_get_path (f->db), "-wal", NULL);
-  g_assert_false (file_contains (gk_database_get_path (f->db), api_key));
-  g_assert_false (file_contains (wal, api_key));
+  g_assert_false (gk_test_file_contains (gk_database_get_path (f->db), api_key));
+  g_assert_false (gk_test_file_contains (wal, api_key));
 
   gk_key_store_get (f->store, 12345, &error);
   g_assert_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_NOT_FOUND);

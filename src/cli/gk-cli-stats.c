@@ -732,6 +732,11 @@ gk_cli_cmd_export (GkCli  *cli,
   if (db == NULL)
     return GK_CLI_ERROR;
 
+  /* Written by rename over the target: over the database itself, that
+   * would destroy it under every connection. */
+  if (!g_str_equal (path, "-") && gk_database_is_own_file (db, path))
+    return gk_cli_error (cli, _("“%s” is the database itself: export to another file."), path);
+
   /* Listing keys goes through the key store, which needs the master key. */
   if (what != NULL && g_str_equal (what, "keys"))
     {

@@ -345,6 +345,20 @@ gk_database_default_path (void)
   return g_build_filename (g_get_user_data_dir (), "gemini-keys", "keys.db", NULL);
 }
 
+/* Held while a file is created and while any connection of this process is
+ * opened: see ensure_file(). */
+static GMutex open_mutex;
+
+/* Creates the folder, and the database file with mode 0600 when it does not
+ * exist yet (SQLite would create it with 0644 minus the umask, and its -wal
+ * and -shm files take the database file's mode).
+ *
+ * An existing file is never opened here: close() on any descriptor of a
+ * file drops every POSIX lock this process holds on it, SQLite's included,
+ * and another process could then rewrite or delete the WAL under a
+ * connection of ours. A file that O_EXCL just created has no connection of
+ * ours, since every connection is opened under open_mutex, held by the
+ * caller. */
 static gboolean
 ensure_file (const char  *path,
              GError     **error)
@@ -360,15 +374,13 @@ ensure_file (const char  *path,
       return FALSE;
     }
 
-  /* Create the file with 0600 before SQLite does, so it never exists with
-   * wider permissions. An existing file keeps its mode. */
-  fd = g_open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  fd = g_open (path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0)
     {
       int errsv = errno;
-      /* A read-only file (mode, mount or immutable flag) is opened
-       * read-only by SQLite: reads work and writes report clearly. */
-      if (errsv == EACCES || errsv == EROFS || errsv == EPERM)
+      /* An existing file keeps its mode. A read-only folder (mode, mount)
+       * is left to SQLite, which reports it clearly. */
+      if (errsv == EEXIST || errsv == EACCES || errsv == EROFS || errsv == EPERM)
         return TRUE;
       g_set_error (error, GK_DATABASE_ERROR, GK_DATABASE_ERROR_OPEN,
                    _("Cannot open the database “%s”: %s"), path, g_strerror (errsv));
@@ -389,16 +401,20 @@ gk_database_new (const char  *path,
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (clock == NULL || GK_IS_CLOCK (clock), NULL);
 
-  if (!ensure_file (path, error))
-    return NULL;
-
   self = g_object_new (GK_TYPE_DATABASE, NULL);
   self->path = g_strdup (path);
   self->clock = clock != NULL ? g_object_ref (clock) : gk_clock_new ();
 
+  g_mutex_lock (&open_mutex);
+  if (!ensure_file (path, error))
+    {
+      g_mutex_unlock (&open_mutex);
+      return NULL;
+    }
   rc = sqlite3_open_v2 (path, &self->handle,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                         NULL);
+  g_mutex_unlock (&open_mutex);
   if (rc != SQLITE_OK)
     {
       set_error_rc (error, rc, _("Cannot open the database"),
@@ -560,6 +576,38 @@ gk_database_get_path (GkDatabase *self)
 {
   g_return_val_if_fail (GK_IS_DATABASE (self), NULL);
   return self->path;
+}
+
+/* Same file: the same device and inode, or, for one that does not exist
+ * yet, the same name. */
+static gboolean
+same_file (const char *a,
+           const char *b)
+{
+  GStatBuf sa, sb;
+
+  if (g_stat (a, &sa) == 0 && g_stat (b, &sb) == 0)
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  return g_strcmp0 (a, b) == 0;
+}
+
+gboolean
+gk_database_is_own_file (GkDatabase *self,
+                         const char *path)
+{
+  static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
+
+  g_return_val_if_fail (GK_IS_DATABASE (self), FALSE);
+  g_return_val_if_fail (path != NULL, FALSE);
+
+  for (guint i = 0; i < G_N_ELEMENTS (suffixes); i++)
+    {
+      g_autofree char *own = g_strconcat (self->path, suffixes[i], NULL);
+
+      if (same_file (own, path))
+        return TRUE;
+    }
+  return FALSE;
 }
 
 GkClock *

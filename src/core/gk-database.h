@@ -62,6 +62,11 @@ GkDatabase *gk_database_open               (const char   *path,
                                             GError      **error);
 
 const char *gk_database_get_path           (GkDatabase   *self);
+/* TRUE when @path names the database file or its -wal, -shm or -journal
+ * file (even through another name): writing there outside SQLite would
+ * destroy the database. */
+gboolean    gk_database_is_own_file        (GkDatabase   *self,
+                                            const char   *path);
 GkClock    *gk_database_get_clock          (GkDatabase   *self);
 gint64      gk_database_now                (GkDatabase   *self);
 /* The database's uuid (meta "uuid"), the master key's keyring attribute. */

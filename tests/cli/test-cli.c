@@ -1033,6 +1033,21 @@ test_export_csv (Fixture       *f,
     g_auto(Run) run = RUN (f, NULL, "export", "--csv", nowhere);
     assert_error (&run);
   }
+  /* Never over the database: that would replace it under every
+   * connection. The usage rows are still there afterwards. */
+  {
+    g_autofree char *db_path = g_build_filename (f->data_dir, "keys.db", NULL);
+    g_auto(Run) run = RUN (f, NULL, "export", "--csv", db_path);
+
+    assert_error (&run);
+    g_assert_nonnull (strstr (run.err, "database itself"));
+  }
+  {
+    g_auto(Run) run = RUN (f, NULL, "usage", "--csv");
+
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_nonnull (strstr (run.out, "bob"));
+  }
 }
 
 static void
