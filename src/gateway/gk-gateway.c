@@ -32,6 +32,7 @@
 
 #include "gk-gateway.h"
 #include "gk-gateway-private.h"
+#include "gk-request.h"
 #include "gk-upstream.h"
 
 #define GOOGLE_UPSTREAM        "https://generativelanguage.googleapis.com"
@@ -41,6 +42,8 @@
 #define RETRY_AFTER_BUSY       "1"
 #define STOP_DRAIN_TIMEOUT_US  (2 * G_USEC_PER_SEC)
 #define LISTEN_BACKLOG         1024
+/* 18 digits always fit in a goffset. */
+#define MAX_CONTENT_LENGTH_DIGITS 18
 
 struct _GkGateway
 {
@@ -120,13 +123,6 @@ client_state_free (gpointer data)
   g_free (state);
 }
 
-/* Headers that are the client's credentials or belong to one hop only. */
-static const char *request_headers_dropped[] = {
-  "host", "x-goog-api-key", "authorization", "proxy-authorization", "cookie", "connection",
-  "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "content-length",
-  "content-type", "accept-encoding", "expect", "proxy-connection",
-};
-
 static const char *response_headers_dropped[] = {
   /* The gateway's server sends its own Date: not two of them. */
   "date",
@@ -158,13 +154,16 @@ gateway_log (GkGateway  *self,
              ...)
 {
   g_autofree char *line = NULL;
+  g_autofree char *escaped = NULL;
   g_autofree char *redacted = NULL;
   va_list args;
 
   va_start (args, format);
   line = g_strdup_vprintf (format, args);
   va_end (args);
-  redacted = gk_redact_keys (line);
+  /* Lines quote the client's path: never a raw control byte in a log. */
+  escaped = gk_request_escape_for_log (line);
+  redacted = gk_redact_keys (escaped);
   g_debug ("%s", redacted);
   g_signal_emit (self, signals[SIGNAL_LOG], 0, redacted);
 }
@@ -346,6 +345,48 @@ got_chunk_cb (SoupServerMessage *msg,
   g_byte_array_append (state->body, g_bytes_get_data (chunk, NULL), len);
 }
 
+/* Strict framing: libsoup reads the first of two Content-Length headers,
+ * takes "-1", "+2" or "2, 3" as it can, and knows nothing of a second
+ * Host. What a proxy in front of the gateway might read differently is
+ * refused: exactly one Host, at most one Content-Length of plain digits,
+ * Transfer-Encoding only as a lone "chunked" and never with a length.
+ * Returns the reason to refuse, NULL when the framing is sound. */
+static const char *
+framing_error (SoupMessageHeaders *headers)
+{
+  SoupMessageHeadersIter iter;
+  const char *name, *value;
+  guint hosts = 0, lengths = 0, encodings = 0;
+
+  soup_message_headers_iter_init (&iter, headers);
+  while (soup_message_headers_iter_next (&iter, &name, &value))
+    {
+      if (g_ascii_strcasecmp (name, "Host") == 0)
+        hosts++;
+      else if (g_ascii_strcasecmp (name, "Content-Length") == 0)
+        {
+          gsize len = strlen (value);
+
+          lengths++;
+          if (len == 0 || len > MAX_CONTENT_LENGTH_DIGITS || strspn (value, "0123456789") != len)
+            return "The Content-Length header is not a plain number.";
+        }
+      else if (g_ascii_strcasecmp (name, "Transfer-Encoding") == 0)
+        {
+          encodings++;
+          if (g_ascii_strcasecmp (value, "chunked") != 0)
+            return "Only the chunked Transfer-Encoding is accepted.";
+        }
+    }
+  if (hosts != 1)
+    return "A request needs exactly one Host header.";
+  if (lengths > 1)
+    return "A request may carry only one Content-Length header.";
+  if (encodings > 1 || (encodings == 1 && lengths == 1))
+    return "A request may carry either one Transfer-Encoding: chunked or one Content-Length.";
+  return NULL;
+}
+
 static void
 early_handler_cb (SoupServer        *server,
                   SoupServerMessage *msg,
@@ -357,9 +398,19 @@ early_handler_cb (SoupServer        *server,
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
   ClientState *state = g_new0 (ClientState, 1);
   g_autofree char *credential = NULL;
+  const char *framing;
   goffset length;
 
   g_object_set_data_full (G_OBJECT (msg), client_state_key, state, client_state_free);
+
+  framing = framing_error (headers);
+  if (framing != NULL)
+    {
+      /* Answered at once and closed: where such a body ends is unknown. */
+      state->refused = TRUE;
+      refuse_and_close (msg, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT", framing);
+      return;
+    }
 
   if (!gk_gateway_host_allowed (soup_message_headers_get_one (headers, "Host"),
                                 (const char * const *) self->allowed_hosts))
@@ -400,6 +451,29 @@ early_handler_cb (SoupServer        *server,
 
   soup_message_body_set_accumulate (soup_server_message_get_request_body (msg), FALSE);
   g_signal_connect (msg, "got-chunk", G_CALLBACK (got_chunk_cb), self);
+}
+
+/* libsoup answers a request whose target it cannot decode (a %00 in the
+ * path…) with an empty 400 before any handler runs: give it Google's error
+ * shape too. */
+static void
+got_headers_after_cb (SoupServerMessage *msg,
+                      GkGateway         *self)
+{
+  SoupMessageBody *body = soup_server_message_get_response_body (msg);
+
+  if (soup_server_message_get_status (msg) == SOUP_STATUS_BAD_REQUEST && body->length == 0)
+    gk_gateway_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT",
+                              "The request target is not valid.");
+}
+
+static void
+request_started_cb (SoupServer        *server,
+                    SoupServerMessage *msg,
+                    GkGateway         *self)
+{
+  /* libsoup's own handler was connected before this signal. */
+  g_signal_connect_after (msg, "got-headers", G_CALLBACK (got_headers_after_cb), self);
 }
 
 /* ---- Usage scanning over a relayed stream ------------------------------ */
@@ -805,9 +879,8 @@ typedef struct
   char              *user_id;
   char              *http_method;
   char              *path;          /* for logs: never holds the query */
-  char              *upstream_path; /* path and query, as sent upstream */
+  GkUpstreamRequest  upstream;      /* what is sent, built from checked parts */
   char              *model;
-  char              *content_type;
   GBytes            *body;
   gboolean           stream;
   gboolean           sse;
@@ -846,9 +919,8 @@ request_free (Request *request)
   g_free (request->user_id);
   g_free (request->http_method);
   g_free (request->path);
-  g_free (request->upstream_path);
+  gk_upstream_request_clear (&request->upstream);
   g_free (request->model);
-  g_free (request->content_type);
   g_clear_pointer (&request->body, g_bytes_unref);
   g_clear_pointer (&request->exclude, g_array_unref);
   g_clear_object (&request->cancellable);
@@ -1466,18 +1538,14 @@ send_cb (GkUpstreamCall *call,
   gk_upstream_call_read (request->call, request->cancellable, read_all_cb, request);
 }
 
+/* The allow-listed headers (gk-request.c), as checked in proxy(). */
 static void
-copy_request_headers (SoupServerMessage *from,
-                      GkUpstreamCall    *to)
+copy_request_headers (const GkUpstreamRequest *from,
+                      GkUpstreamCall          *to)
 {
-  SoupMessageHeadersIter iter;
-  const char *name, *value;
-
-  soup_message_headers_iter_init (&iter, soup_server_message_get_request_headers (from));
-  while (soup_message_headers_iter_next (&iter, &name, &value))
-    if (!header_in (name, request_headers_dropped, G_N_ELEMENTS (request_headers_dropped)) &&
-        g_ascii_strcasecmp (name, "user-agent") != 0)
-      gk_upstream_call_add_header (to, name, value);
+  for (guint i = 0; i < from->names->len; i++)
+    gk_upstream_call_add_header (to, g_ptr_array_index (from->names, i),
+                                 g_ptr_array_index (from->values, i));
 }
 
 static void
@@ -1518,15 +1586,16 @@ request_attempt (Request *request)
       return;
     }
 
-  request->call = gk_upstream_call_new (self->upstream_client, request->http_method,
-                                        request->upstream_path);
-  copy_request_headers (request->msg, request->call);
+  request->call = gk_upstream_call_new (self->upstream_client, request->upstream.method,
+                                        request->upstream.path_and_query);
+  copy_request_headers (&request->upstream, request->call);
   /* The secure bytes are NUL-terminated. The request head holding the key
    * is wiped when the call is freed, at the end of this attempt. */
   gk_upstream_call_add_header (request->call, "x-goog-api-key", g_bytes_get_data (secret, NULL));
   if (request->body != NULL && g_bytes_get_size (request->body) > 0)
     gk_upstream_call_set_body (request->call,
-                               request->content_type ? request->content_type : "application/json",
+                               request->upstream.content_type
+                                 ? request->upstream.content_type : "application/json",
                                request->body);
 
   gk_upstream_call_send (request->call, request->cancellable, send_cb, request);
@@ -1642,6 +1711,52 @@ request_detach_cb (gpointer data)
   /* The Request frees itself; this only marks the message as unowned. */
 }
 
+/* Refuses a request the upstream must not see, in Google's error shape. */
+static void
+respond_request_error (GkGateway         *self,
+                       SoupServerMessage *msg,
+                       const char        *path,
+                       const GError      *error)
+{
+  const char *method = soup_server_message_get_method (msg);
+  guint code = SOUP_STATUS_BAD_REQUEST;
+
+  if (g_error_matches (error, GK_REQUEST_ERROR, GK_REQUEST_ERROR_METHOD))
+    {
+      code = SOUP_STATUS_METHOD_NOT_ALLOWED;
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                    "Allow", GK_REQUEST_ALLOWED_METHODS);
+    }
+  else if (g_error_matches (error, GK_REQUEST_ERROR, GK_REQUEST_ERROR_ENCODING))
+    code = SOUP_STATUS_UNSUPPORTED_MEDIA_TYPE;
+  gateway_log (self, "%s %s -> %u refused: %s", method, path, code, error->message);
+  gk_gateway_respond_error (msg, code, "INVALID_ARGUMENT", error->message);
+}
+
+/* Builds what goes upstream from the client's request (gk-request.c). */
+static gboolean
+build_upstream_request (SoupServerMessage  *msg,
+                        const char         *path,
+                        GkUpstreamRequest  *out,
+                        GError            **error)
+{
+  SoupMessageHeadersIter iter;
+  const char *name, *value;
+  g_autoptr(GPtrArray) names = g_ptr_array_new ();
+  g_autoptr(GPtrArray) values = g_ptr_array_new ();
+
+  soup_message_headers_iter_init (&iter, soup_server_message_get_request_headers (msg));
+  while (soup_message_headers_iter_next (&iter, &name, &value))
+    {
+      g_ptr_array_add (names, (gpointer) name);
+      g_ptr_array_add (values, (gpointer) value);
+    }
+  return gk_upstream_request_build (out, soup_server_message_get_method (msg), path,
+                                    g_uri_get_query (soup_server_message_get_uri (msg)),
+                                    names->len, (const char * const *) names->pdata,
+                                    (const char * const *) values->pdata, error);
+}
+
 static void
 proxy (GkGateway         *self,
        SoupServerMessage *msg,
@@ -1650,8 +1765,15 @@ proxy (GkGateway         *self,
 {
   GUri *client_uri = soup_server_message_get_uri (msg);
   const char *client_query = g_uri_get_query (client_uri);
-  g_autofree char *query = gk_gateway_upstream_query (client_query);
+  g_autoptr(GError) error = NULL;
+  GkUpstreamRequest upstream;
   Request *request;
+
+  if (!build_upstream_request (msg, path, &upstream, &error))
+    {
+      respond_request_error (self, msg, path, error);
+      return;
+    }
 
   if (self->in_flight >= self->max_in_flight)
     {
@@ -1659,6 +1781,7 @@ proxy (GkGateway         *self,
                                     "Retry-After", RETRY_AFTER_BUSY);
       gk_gateway_respond_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
                                 "The gateway is busy; try again shortly.");
+      gk_upstream_request_clear (&upstream);
       return;
     }
 
@@ -1669,9 +1792,7 @@ proxy (GkGateway         *self,
   request->user_id = g_strdup (state->user_id);
   request->http_method = g_strdup (soup_server_message_get_method (msg));
   request->path = g_strdup (path);
-  request->upstream_path = g_strconcat (path, query ? "?" : "", query, NULL);
-  request->content_type = g_strdup (soup_message_headers_get_one (
-    soup_server_message_get_request_headers (msg), "Content-Type"));
+  request->upstream = upstream;
   if (state->body != NULL && state->body->len > 0)
     request->body = g_byte_array_free_to_bytes (g_steal_pointer (&state->body));
   request->model = gk_gateway_model_from_request (path, request->body,
@@ -1704,6 +1825,7 @@ server_handler_cb (SoupServer        *server,
 {
   GkGateway *self = user_data;
   ClientState *state = g_object_get_data (G_OBJECT (msg), client_state_key);
+  gboolean is_admin;
 
   if (state == NULL || state->refused)
     return;
@@ -1715,8 +1837,32 @@ server_handler_cb (SoupServer        *server,
                                 "The request body is larger than the gateway accepts.");
       return;
     }
+  /* libsoup reads a chunk size that is not a number ("zz") as 0, the end
+   * of the body, and what follows as trailers: a chunked body that ends
+   * before its first chunk is such a one (no client sends it otherwise). */
+  if (soup_message_headers_get_encoding (soup_server_message_get_request_headers (msg)) ==
+        SOUP_ENCODING_CHUNKED && (state->body == NULL || state->body->len == 0))
+    {
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                    "Connection", "close");
+      gk_gateway_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT",
+                                "The chunked request body is not valid.");
+      return;
+    }
 
-  if (g_str_equal (path, ADMIN_PREFIX) || g_str_has_prefix (path, ADMIN_PREFIX "/"))
+  is_admin = g_str_equal (path, ADMIN_PREFIX) || g_str_has_prefix (path, ADMIN_PREFIX "/");
+  /* The bodies the gateway parses itself: json-glib recurses once per
+   * level, so a deep one would overflow the stack. */
+  if ((is_admin || strstr (path, "/openai/") != NULL) && state->body != NULL &&
+      !gk_request_json_depth_ok ((const char *) state->body->data, state->body->len,
+                                 GK_REQUEST_MAX_JSON_DEPTH))
+    {
+      gk_gateway_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT",
+                                "The JSON body nests too deeply.");
+      return;
+    }
+
+  if (is_admin)
     {
       if (g_strcmp0 (state->user_id, ADMIN_TOKEN_NAME) != 0)
         {
@@ -1873,6 +2019,7 @@ gateway_thread (gpointer data)
   soup_server_add_early_handler (self->server, NULL, early_handler_cb, self, NULL);
   soup_server_add_handler (self->server, NULL, server_handler_cb, self, NULL);
   g_signal_connect (self->server, "request-aborted", G_CALLBACK (request_aborted_cb), self);
+  g_signal_connect (self->server, "request-started", G_CALLBACK (request_started_cb), self);
 
   self->upstream_client = gk_upstream_new (self->upstream, self->timeout_s,
                                            "gemini-keys-gateway/" PACKAGE_VERSION, &upstream_error);

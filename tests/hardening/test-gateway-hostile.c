@@ -1,0 +1,790 @@
+/* test-gateway-hostile.c: the gateway against hostile clients.
+ *
+ * Clients are raw sockets, so the test controls every byte; the upstream
+ * is a raw server in a thread of this test that records every byte it is
+ * sent and answers with canned bytes, so the test sees exactly what the
+ * gateway forwards and controls exactly what it relays. The gateway runs in
+ * this process (/proc/self/fd counts its sockets), or in a child of its own
+ * under a low descriptor limit.
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <json-glib/json-glib.h>
+
+#include "gk-gateway.h"
+#include "hardening-util.h"
+
+#define GENERATE_PATH "/v1beta/models/gemini-2.5-flash:generateContent"
+#define STREAM_PATH   "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+#define SMALL_BODY    "{\"contents\":[{\"parts\":[{\"text\":\"hi\"}]}]}"
+#define OK_ANSWER     "{\"candidates\":[],\"usageMetadata\":{\"promptTokenCount\":1}}"
+/* A pool key the way Google's look (39 characters). */
+#define POOL_KEY      "AIzaSyHostileTestKey0123456789abcdefghi"
+#define ADMIN_PREFIX  "/admin/gemini-keys"
+
+/* ---- A raw upstream ------------------------------------------------------ */
+
+typedef struct
+{
+  int        listen_fd;
+  guint      port;
+  int        stop_pipe[2];
+  GThread   *thread;
+  GMutex     mutex;
+  GString   *captured;   /* every request, as received */
+  guint      requests;
+  char     **pieces;     /* the answer, sent piece by piece */
+  guint      gap_ms;     /* between pieces */
+} RawUpstream;
+
+static gboolean
+head_complete (GString *req,
+               gsize   *total)
+{
+  const char *end = g_strstr_len (req->str, req->len, "\r\n\r\n");
+  g_autofree char *head = NULL;
+  const char *cl;
+  gsize body = 0;
+
+  if (end == NULL)
+    return FALSE;
+  head = g_ascii_strdown (req->str, end - req->str);
+  cl = strstr (head, "\r\ncontent-length:");
+  if (cl != NULL)
+    body = g_ascii_strtoull (cl + strlen ("\r\ncontent-length:"), NULL, 10);
+  *total = (end - req->str) + 4 + body;
+  return TRUE;
+}
+
+static void
+raw_upstream_serve (RawUpstream *u,
+                    int          fd)
+{
+  g_autoptr(GString) req = g_string_new (NULL);
+  gsize total = 0;
+
+  while (!head_complete (req, &total) || req->len < total)
+    {
+      struct pollfd pfd = { fd, POLLIN, 0 };
+      char buf[8192];
+      gssize n;
+
+      if (poll (&pfd, 1, 10000) <= 0)
+        return;
+      n = recv (fd, buf, sizeof buf, 0);
+      if (n <= 0)
+        return;
+      g_string_append_len (req, buf, n);
+    }
+  g_mutex_lock (&u->mutex);
+  g_string_append_len (u->captured, req->str, req->len);
+  u->requests++;
+  g_mutex_unlock (&u->mutex);
+
+  for (guint i = 0; u->pieces[i] != NULL; i++)
+    {
+      if (i > 0 && u->gap_ms > 0)
+        g_usleep (u->gap_ms * 1000);
+      if (send (fd, u->pieces[i], strlen (u->pieces[i]), MSG_NOSIGNAL) < 0)
+        return;
+    }
+}
+
+static gpointer
+raw_upstream_thread (gpointer data)
+{
+  RawUpstream *u = data;
+
+  for (;;)
+    {
+      struct pollfd pfds[2] = { { u->listen_fd, POLLIN, 0 }, { u->stop_pipe[0], POLLIN, 0 } };
+      int fd;
+
+      if (poll (pfds, 2, -1) < 0)
+        continue;
+      if (pfds[1].revents)
+        break;
+      fd = accept4 (u->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+      if (fd < 0)
+        continue;
+      raw_upstream_serve (u, fd);
+      close (fd);
+    }
+  return NULL;
+}
+
+/* Answers every request with @pieces (NULL-terminated, copied) and closes. */
+static RawUpstream *
+raw_upstream_start (const char * const *pieces,
+                    guint               gap_ms)
+{
+  RawUpstream *u = g_new0 (RawUpstream, 1);
+  struct sockaddr_in addr = { 0 };
+  socklen_t len = sizeof addr;
+
+  u->listen_fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  g_assert_cmpint (bind (u->listen_fd, (struct sockaddr *) &addr, sizeof addr), ==, 0);
+  g_assert_cmpint (listen (u->listen_fd, 64), ==, 0);
+  g_assert_cmpint (getsockname (u->listen_fd, (struct sockaddr *) &addr, &len), ==, 0);
+  u->port = ntohs (addr.sin_port);
+  g_assert_cmpint (pipe2 (u->stop_pipe, O_CLOEXEC), ==, 0);
+  g_mutex_init (&u->mutex);
+  u->captured = g_string_new (NULL);
+  u->pieces = g_strdupv ((char **) pieces);
+  u->gap_ms = gap_ms;
+  u->thread = g_thread_new ("raw-upstream", raw_upstream_thread, u);
+  return u;
+}
+
+static void
+raw_upstream_stop (RawUpstream *u)
+{
+  g_assert_cmpint (write (u->stop_pipe[1], "x", 1), ==, 1);
+  g_thread_join (u->thread);
+  close (u->listen_fd);
+  close (u->stop_pipe[0]);
+  close (u->stop_pipe[1]);
+  g_mutex_clear (&u->mutex);
+  g_string_free (u->captured, TRUE);
+  g_strfreev (u->pieces);
+  g_free (u);
+}
+
+static char *
+raw_upstream_captured (RawUpstream *u,
+                       guint       *requests)
+{
+  char *copy;
+
+  g_mutex_lock (&u->mutex);
+  copy = g_strndup (u->captured->str, u->captured->len);
+  if (requests != NULL)
+    *requests = u->requests;
+  g_mutex_unlock (&u->mutex);
+  return copy;
+}
+
+static char *
+raw_upstream_url (RawUpstream *u)
+{
+  return g_strdup_printf ("http://127.0.0.1:%u", u->port);
+}
+
+/* ---- Fixture --------------------------------------------------------------- */
+
+typedef struct
+{
+  char        *dir;
+  char        *db_path;
+  GkDatabase  *db;
+  GBytes      *master;
+  GkKeyStore  *store;
+  GkPool      *pool;
+  GkGateway   *gateway;
+  char        *token;
+  char        *admin_token;
+  RawUpstream *upstream;
+  GPtrArray   *log;
+  GMutex       log_mutex;
+} Fixture;
+
+static void
+log_cb (GkGateway  *gateway,
+        const char *line,
+        Fixture    *f)
+{
+  g_mutex_lock (&f->log_mutex);
+  g_ptr_array_add (f->log, g_strdup (line));
+  g_mutex_unlock (&f->log_mutex);
+}
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  f->dir = g_dir_make_tmp ("gk-hostile-XXXXXX", &error);
+  g_assert_no_error (error);
+  f->db_path = g_build_filename (f->dir, "keys.db", NULL);
+  f->db = gk_database_open (f->db_path, NULL, &error);
+  g_assert_no_error (error);
+  f->master = gk_test_master_key ();
+  f->store = gk_key_store_new (f->db, f->master);
+  f->pool = gk_pool_new (f->db, NULL);
+  f->token = gk_token_create (f->db, "hostile-client", NULL, &error);
+  g_assert_no_error (error);
+  f->admin_token = gk_token_create (f->db, "admin", NULL, &error);
+  g_assert_no_error (error);
+  f->log = g_ptr_array_new_with_free_func (g_free);
+  g_mutex_init (&f->log_mutex);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  if (f->gateway != NULL)
+    gk_gateway_stop (f->gateway);
+  g_clear_object (&f->gateway);
+  g_clear_pointer (&f->upstream, raw_upstream_stop);
+  g_clear_object (&f->pool);
+  g_clear_object (&f->store);
+  g_clear_object (&f->db);
+  g_clear_pointer (&f->master, g_bytes_unref);
+  g_free (f->token);
+  g_free (f->admin_token);
+  g_ptr_array_unref (f->log);
+  g_mutex_clear (&f->log_mutex);
+  gk_test_rm_rf (f->dir);
+  g_free (f->db_path);
+  g_free (f->dir);
+}
+
+static void
+add_pool_key (Fixture    *f,
+              const char *api_key)
+{
+  g_autoptr(GError) error = NULL;
+  GkKeySpec spec;
+
+  gk_key_spec_init (&spec);
+  spec.name = "pool-key";
+  g_assert_cmpint (gk_key_store_add (f->store, &spec, api_key, &error), >, 0);
+  g_assert_no_error (error);
+}
+
+/* Starts the gateway in front of a raw upstream answering with @pieces. */
+static void
+start_gateway (Fixture            *f,
+               const char * const *pieces,
+               guint               gap_ms)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *url = NULL;
+
+  if (pieces != NULL)
+    {
+      f->upstream = raw_upstream_start (pieces, gap_ms);
+      url = raw_upstream_url (f->upstream);
+    }
+  f->gateway = gk_gateway_new (f->store, f->pool);
+  gk_gateway_set_upstream (f->gateway, url ? url : "http://127.0.0.1:9");
+  gk_gateway_set_max_attempts (f->gateway, 1);
+  g_signal_connect (f->gateway, "log", G_CALLBACK (log_cb), f);
+  g_assert_true (gk_gateway_start (f->gateway, "127.0.0.1", 0, &error));
+  g_assert_no_error (error);
+}
+
+static const char * const plain_ok[] = {
+  "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 56\r\n"
+  "Connection: close\r\n\r\n" OK_ANSWER,
+  NULL,
+};
+
+/* ---- Client helpers -------------------------------------------------------- */
+
+static int
+connect_to (guint port)
+{
+  struct sockaddr_in addr = { 0 };
+  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  g_assert_cmpint (fd, >=, 0);
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons (port);
+  addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  g_assert_cmpint (connect (fd, (struct sockaddr *) &addr, sizeof addr), ==, 0);
+  return fd;
+}
+
+static gboolean
+send_all (int         fd,
+          const char *data,
+          gsize       len)
+{
+  while (len > 0)
+    {
+      gssize n = send (fd, data, len, MSG_NOSIGNAL);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return FALSE;
+      data += n;
+      len -= n;
+    }
+  return TRUE;
+}
+
+/* Reads one response: its head, then a Content-Length or chunked body, or
+ * up to the close. NULL when nothing came within @timeout_ms. The body,
+ * de-chunked, goes to @body. */
+static GString *
+read_one_response (int       fd,
+                   int       timeout_ms,
+                   GString **body)
+{
+  GString *in = g_string_new (NULL);
+  g_autoptr(GString) decoded = g_string_new (NULL);
+  gsize head_len = 0;
+  gboolean chunked = FALSE;
+  gssize length = -1;
+  gboolean closed = FALSE;
+
+  for (;;)
+    {
+      struct pollfd pfd = { fd, POLLIN, 0 };
+      char buf[16384];
+      gssize n;
+
+      if (head_len == 0)
+        {
+          const char *end = g_strstr_len (in->str, in->len, "\r\n\r\n");
+
+          if (end != NULL)
+            {
+              g_autofree char *head = g_ascii_strdown (in->str, end - in->str);
+              const char *cl = strstr (head, "\r\ncontent-length:");
+
+              head_len = end - in->str + 4;
+              chunked = strstr (head, "\r\ntransfer-encoding: chunked") != NULL;
+              if (cl != NULL)
+                length = (gssize) g_ascii_strtoull (cl + strlen ("\r\ncontent-length:"), NULL, 10);
+              if (g_str_has_prefix (head, "http/1.1 304") || g_str_has_prefix (head, "http/1.1 204"))
+                length = 0;
+            }
+        }
+      if (head_len > 0)
+        {
+          if (chunked)
+            {
+              /* Complete when the last chunk is in. */
+              const char *p = in->str + head_len;
+              const char *end = in->str + in->len;
+              gboolean done = FALSE;
+
+              g_string_truncate (decoded, 0);
+              while (p < end)
+                {
+                  const char *eol = g_strstr_len (p, end - p, "\r\n");
+                  guint64 size;
+
+                  if (eol == NULL)
+                    break;
+                  size = g_ascii_strtoull (p, NULL, 16);
+                  if (size == 0)
+                    {
+                      done = TRUE;
+                      break;
+                    }
+                  if ((gsize) (end - eol - 2) < size + 2)
+                    break;
+                  g_string_append_len (decoded, eol + 2, size);
+                  p = eol + 2 + size + 2;
+                }
+              if (done)
+                break;
+            }
+          else if (length >= 0 && in->len >= head_len + length)
+            {
+              g_string_append_len (decoded, in->str + head_len, length);
+              break;
+            }
+        }
+      if (closed)
+        break;
+      if (poll (&pfd, 1, timeout_ms) <= 0)
+        break;
+      n = recv (fd, buf, sizeof buf, 0);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        {
+          closed = TRUE;
+          if (head_len > 0 && !chunked && length < 0)
+            g_string_append_len (decoded, in->str + head_len, in->len - head_len);
+          if (head_len == 0 || length < 0)
+            break;
+          continue;
+        }
+      g_string_append_len (in, buf, n);
+    }
+  if (in->len == 0)
+    {
+      g_string_free (in, TRUE);
+      return NULL;
+    }
+  if (body != NULL)
+    *body = g_steal_pointer (&decoded);
+  return in;
+}
+
+static guint
+status_of (const char *response)
+{
+  if (response == NULL || !g_str_has_prefix (response, "HTTP/1."))
+    return 0;
+  return (guint) g_ascii_strtoull (response + strlen ("HTTP/1.x "), NULL, 10);
+}
+
+/* Sends @raw as it is on a new connection; returns the status of the
+ * answer (0 for none), the whole answer in @response_out and its body in
+ * @body_out when not NULL. */
+static guint
+exchange (Fixture     *f,
+          const char  *raw,
+          gsize        len,
+          GString    **response_out,
+          GString    **body_out)
+{
+  int fd = connect_to (gk_gateway_get_port (f->gateway));
+  g_autoptr(GString) response = NULL;
+  guint status;
+
+  send_all (fd, raw, len);
+  response = read_one_response (fd, 20000, body_out);
+  close (fd);
+  status = status_of (response ? response->str : NULL);
+  if (response_out != NULL)
+    *response_out = g_steal_pointer (&response);
+  return status;
+}
+
+/* A request with the client token; @target is the request target as
+ * written on the request line. */
+static char *
+request_text (Fixture    *f,
+              const char *method,
+              const char *target,
+              const char *token,
+              const char *extra_headers,
+              const char *body)
+{
+  g_autofree char *length = body ? g_strdup_printf ("Content-Length: %zu\r\n", strlen (body))
+                                 : NULL;
+
+  return g_strdup_printf ("%s %s HTTP/1.1\r\n"
+                          "Host: 127.0.0.1:%u\r\n"
+                          "x-goog-api-key: %s\r\n"
+                          "Connection: close\r\n"
+                          "%s%s\r\n%s",
+                          method, target, gk_gateway_get_port (f->gateway), token,
+                          extra_headers ? extra_headers : "", length ? length : "",
+                          body ? body : "");
+}
+
+static guint
+request (Fixture     *f,
+         const char  *method,
+         const char  *target,
+         const char  *extra_headers,
+         const char  *body,
+         GString    **body_out)
+{
+  g_autofree char *raw = request_text (f, method, target, f->token, extra_headers, body);
+
+  return exchange (f, raw, strlen (raw), NULL, body_out);
+}
+
+static void
+assert_google_error (GString    *body,
+                     guint       code)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+  JsonObject *err;
+
+  g_assert_nonnull (body);
+  json_parser_load_from_data (parser, body->str, body->len, &error);
+  g_assert_no_error (error);
+  err = json_object_get_object_member (json_node_get_object (json_parser_get_root (parser)),
+                                       "error");
+  g_assert_nonnull (err);
+  g_assert_cmpint (json_object_get_int_member (err, "code"), ==, code);
+  g_assert_nonnull (json_object_get_string_member (err, "message"));
+  g_assert_nonnull (json_object_get_string_member (err, "status"));
+}
+
+static gboolean
+log_has_control_bytes (Fixture *f)
+{
+  gboolean found = FALSE;
+
+  g_mutex_lock (&f->log_mutex);
+  for (guint i = 0; i < f->log->len; i++)
+    for (const guchar *p = g_ptr_array_index (f->log, i); *p != '\0'; p++)
+      if (*p < 0x20 || *p == 0x7f)
+        found = TRUE;
+  g_mutex_unlock (&f->log_mutex);
+  return found;
+}
+
+/* ---- Request splitting ---------------------------------------------------- */
+
+static void
+test_request_splitting (Fixture       *f,
+                        gconstpointer  data)
+{
+  static const char * const refused[] = {
+    "/v1beta/models/x%0d%0aX-Injected:%20yes%0d%0a:generateContent",
+    "/v1beta/models/x%0d%0a%0d%0aGET%20/v1beta/models%20HTTP/1.1%0d%0aHost:%20a%0d%0a%0d%0a",
+    "/v1beta/models/x%0a:generateContent",
+    "/v1beta/models/x%00:generateContent",
+    "/v1beta/models/x%7f:generateContent",
+    "/v1beta/models/x%09:generateContent",
+    "/v1beta/models/x:generateContent?alt=%0d%0aX-Injected:%20yes",
+    "/v1beta/models/x:generateContent?a%0a=1",
+    "/v1beta/models/x:generateContent?a=%zz",
+  };
+  g_autofree char *captured = NULL;
+  guint requests = 0;
+
+  add_pool_key (f, POOL_KEY);
+  start_gateway (f, plain_ok, 0);
+
+  for (guint i = 0; i < G_N_ELEMENTS (refused); i++)
+    {
+      g_autoptr(GString) body = NULL;
+      guint status = request (f, "POST", refused[i], NULL, SMALL_BODY, &body);
+
+      g_test_message ("%s -> %u %s", refused[i], status, body ? body->str : "(none)");
+      g_assert_cmpuint (status, ==, 400);
+      /* A bad escape in the query fails libsoup's parse of the request
+       * line: it answers on its own, with no body. */
+      if (body->len > 0)
+        assert_google_error (body, 400);
+    }
+  /* A control byte in a forwarded header. */
+  {
+    g_autoptr(GString) body = NULL;
+
+    g_assert_cmpuint (request (f, "POST", GENERATE_PATH, "x-goog-api-client: a\x01" "b\r\n",
+                               SMALL_BODY, &body), ==, 400);
+    assert_google_error (body, 400);
+  }
+  /* Dot segments are resolved before routing: never sent as they are. */
+  g_assert_cmpuint (request (f, "POST", "/v1beta/models/%2e%2e/%2e%2e/admin:generateContent", NULL,
+                             SMALL_BODY, NULL), ==, 404);
+  captured = raw_upstream_captured (f->upstream, &requests);
+  g_assert_cmpuint (requests, ==, 0);
+  g_assert_false (log_has_control_bytes (f));
+
+  /* What is sent is re-encoded from checked parts: a space and a quote in
+   * the path, escapes and '+' in the query keep their meaning, the ?key=
+   * credential (however spelt) is gone. */
+  g_assert_cmpuint (request (f, "POST",
+                             "/v1beta/models/a%20b%22c:generateContent?x=%2B1+2&k%65y=tok&y=%26&key=t",
+                             NULL, SMALL_BODY, NULL), ==, 200);
+  g_free (captured);
+  captured = raw_upstream_captured (f->upstream, &requests);
+  g_assert_cmpuint (requests, ==, 1);
+  g_test_message ("%s", captured);
+  g_assert_true (g_str_has_prefix (captured,
+                                   "POST /v1beta/models/a%20b%22c:generateContent?x=%2B1+2&y=%26 HTTP/1.1\r\n"));
+}
+
+static void
+test_header_allow_list (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autofree char *captured = NULL;
+  g_autofree char *lower = NULL;
+  g_autofree char *bearer = NULL;
+  g_autofree char *raw = NULL;
+
+  add_pool_key (f, POOL_KEY);
+  start_gateway (f, plain_ok, 0);
+
+  bearer = g_strdup_printf ("Authorization: Bearer %s\r\n", f->token);
+  raw = g_strdup_printf ("POST %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n%s"
+                         "Content-Type: application/json\r\n"
+                         "Accept: application/json\r\n"
+                         "Accept-Encoding: gzip\r\n"
+                         "x-goog-api-client: genai-js/1.0\r\n"
+                         "X-Goog-Upload-Protocol: raw\r\n"
+                         "X-Evil: 1\r\n"
+                         "Cookie: session=1\r\n"
+                         "Forwarded: for=1.2.3.4\r\n"
+                         "User-Agent: evil-agent\r\n"
+                         "Connection: close\r\n"
+                         "Content-Length: %zu\r\n\r\n%s",
+                         GENERATE_PATH, gk_gateway_get_port (f->gateway), bearer,
+                         strlen (SMALL_BODY), SMALL_BODY);
+  g_assert_cmpuint (exchange (f, raw, strlen (raw), NULL, NULL), ==, 200);
+  captured = raw_upstream_captured (f->upstream, NULL);
+  g_test_message ("%s", captured);
+  lower = g_ascii_strdown (captured, -1);
+  g_assert_nonnull (strstr (lower, "\r\naccept: application/json\r\n"));
+  g_assert_nonnull (strstr (lower, "\r\nx-goog-api-client: genai-js/1.0\r\n"));
+  g_assert_nonnull (strstr (lower, "\r\nx-goog-upload-protocol: raw\r\n"));
+  g_assert_nonnull (strstr (lower, "\r\ncontent-type: application/json\r\n"));
+  g_assert_nonnull (strstr (captured, POOL_KEY));
+  g_assert_null (strstr (captured, f->token));
+  g_assert_null (strstr (lower, "authorization"));
+  g_assert_null (strstr (lower, "x-evil"));
+  g_assert_null (strstr (lower, "cookie"));
+  g_assert_null (strstr (lower, "forwarded"));
+  g_assert_null (strstr (lower, "evil-agent"));
+  g_assert_null (strstr (lower, "gzip"));
+}
+
+/* ---- Methods, deep bodies, framing ---------------------------------------- */
+
+static void
+test_methods (Fixture       *f,
+              gconstpointer  data)
+{
+  static const char * const methods[] = { "HEAD", "OPTIONS", "TRACE", "FOO", "CONNECT", "PROPFIND" };
+  static const char * const targets[] = { GENERATE_PATH, "/v1beta/models", ADMIN_PREFIX "/" };
+
+  add_pool_key (f, POOL_KEY);
+  start_gateway (f, plain_ok, 0);
+
+  for (guint i = 0; i < G_N_ELEMENTS (methods); i++)
+    for (guint j = 0; j < G_N_ELEMENTS (targets); j++)
+      {
+        g_autofree char *raw = request_text (f, methods[i], targets[j],
+                                             j == 2 ? f->admin_token : f->token, NULL, NULL);
+        g_autoptr(GString) response = NULL;
+        guint status = exchange (f, raw, strlen (raw), &response, NULL);
+
+        g_test_message ("%s %s -> %u", methods[i], targets[j], status);
+        g_assert_cmpuint (status, >=, 400);
+        g_assert_cmpuint (status, <, 500);
+      }
+  /* Still serving. */
+  g_assert_cmpuint (request (f, "POST", GENERATE_PATH, NULL, SMALL_BODY, NULL), ==, 200);
+}
+
+static void
+test_deep_json (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autoptr(GString) deep = g_string_new ("{\"model\":\"m\",\"messages\":");
+  g_autoptr(GString) body = NULL;
+  g_autofree char *raw = NULL;
+
+  add_pool_key (f, POOL_KEY);
+  start_gateway (f, plain_ok, 0);
+  for (guint i = 0; i < 100000; i++)
+    g_string_append_c (deep, '[');
+  for (guint i = 0; i < 100000; i++)
+    g_string_append_c (deep, ']');
+  g_string_append_c (deep, '}');
+
+  g_assert_cmpuint (request (f, "POST", "/v1beta/openai/chat/completions", NULL, deep->str,
+                             &body), ==, 400);
+  assert_google_error (body, 400);
+  g_string_free (g_steal_pointer (&body), TRUE);
+
+  raw = request_text (f, "POST", ADMIN_PREFIX "/", f->admin_token, NULL, deep->str);
+  g_assert_cmpuint (exchange (f, raw, strlen (raw), NULL, &body), ==, 400);
+  assert_google_error (body, 400);
+  g_clear_pointer (&raw, g_free);
+  raw = request_text (f, "POST", ADMIN_PREFIX "/quotas/reset", f->admin_token, NULL, deep->str);
+  g_assert_cmpuint (exchange (f, raw, strlen (raw), NULL, NULL), ==, 400);
+
+  /* 64 levels are fine. */
+  {
+    g_autoptr(GString) ok = g_string_new ("{\"model\":\"m\",\"x\":");
+
+    for (guint i = 0; i < 62; i++)
+      g_string_append_c (ok, '[');
+    for (guint i = 0; i < 62; i++)
+      g_string_append_c (ok, ']');
+    g_string_append_c (ok, '}');
+    g_assert_cmpuint (request (f, "POST", "/v1beta/openai/chat/completions", NULL, ok->str,
+                               NULL), ==, 200);
+  }
+}
+
+static void
+test_framing (Fixture       *f,
+              gconstpointer  data)
+{
+  static const struct
+  {
+    const char *name;
+    const char *headers;
+    const char *body;
+  } cases[] = {
+    { "two different Content-Length", "Content-Length: 5\r\nContent-Length: 6\r\n", "{}{}{}" },
+    { "a list of Content-Length", "Content-Length: 2, 3\r\n", "{}" },
+    { "negative Content-Length", "Content-Length: -1\r\n", "" },
+    { "non-numeric Content-Length", "Content-Length: abc\r\n", "" },
+    { "signed Content-Length", "Content-Length: +2\r\n", "{}" },
+    { "huge Content-Length", "Content-Length: 99999999999999999999999\r\n", "" },
+    { "chunked and Content-Length", "Transfer-Encoding: chunked\r\nContent-Length: 2\r\n",
+      "2\r\n{}\r\n0\r\n\r\n" },
+    { "unknown Transfer-Encoding", "Transfer-Encoding: gzip\r\n", "{}" },
+    { "two Transfer-Encoding", "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+      "2\r\n{}\r\n0\r\n\r\n" },
+    { "invalid chunk size", "Transfer-Encoding: chunked\r\n", "zz\r\n{}\r\n0\r\n\r\n" },
+    { "two Host", "Host: 127.0.0.1:1\r\n", NULL },
+  };
+
+  add_pool_key (f, POOL_KEY);
+  start_gateway (f, plain_ok, 0);
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *raw = g_strdup_printf ("POST %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                                              "x-goog-api-key: %s\r\n"
+                                              "Content-Type: application/json\r\n%s\r\n%s",
+                                              GENERATE_PATH, gk_gateway_get_port (f->gateway),
+                                              f->token, cases[i].headers,
+                                              cases[i].body ? cases[i].body : "");
+      g_autoptr(GString) response = NULL;
+      guint status = exchange (f, raw, strlen (raw), &response, NULL);
+
+      g_test_message ("%s -> %u", cases[i].name, status);
+      /* libsoup itself answers an unknown transfer coding with 501, as
+       * RFC 9112 asks. */
+      if (strstr (cases[i].headers, "gzip") != NULL)
+        g_assert_cmpuint (status, ==, 501);
+      else
+        g_assert_cmpuint (status, ==, 400);
+    }
+  {
+    guint requests = 0;
+    g_autofree char *captured = raw_upstream_captured (f->upstream, &requests);
+
+    g_assert_cmpuint (requests, ==, 0);
+  }
+  g_assert_cmpuint (request (f, "POST", GENERATE_PATH, NULL, SMALL_BODY, NULL), ==, 200);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+  signal (SIGPIPE, SIG_IGN);
+
+#define ADD(path, func) \
+  g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  ADD ("/hardening/hostile/request-splitting", test_request_splitting);
+  ADD ("/hardening/hostile/header-allow-list", test_header_allow_list);
+  ADD ("/hardening/hostile/methods", test_methods);
+  ADD ("/hardening/hostile/deep-json", test_deep_json);
+  ADD ("/hardening/hostile/framing", test_framing);
+#undef ADD
+  return g_test_run ();
+}
