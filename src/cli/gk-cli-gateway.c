@@ -64,12 +64,16 @@ gk_cli_cmd_serve (GkCli  *cli,
   GkKeyStore *key_store;
   GkPool *pool;
   int port = -1;
+  int timeout = GK_GATEWAY_DEFAULT_REQUEST_TIMEOUT;
   guint sigint, sigterm, flush;
   int status;
   const GOptionEntry entries[] = {
     { "port", 'p', 0, G_OPTION_ARG_INT, &port,
       N_("Port on the loopback address (default: the gateway_port setting, 8765; 0 = any free port)"),
       N_("P") },
+    { "timeout", 't', 0, G_OPTION_ARG_INT, &timeout,
+      N_("Seconds one request may take, all retries on other keys included (default: 300; 0 = no limit)"),
+      N_("SECONDS") },
     G_OPTION_ENTRY_NULL
   };
 
@@ -85,6 +89,8 @@ gk_cli_cmd_serve (GkCli  *cli,
     port = gk_database_get_setting_int (db, GK_SETTING_GATEWAY_PORT, GK_DEFAULT_GATEWAY_PORT);
   if (port > G_MAXUINT16)
     return gk_cli_usage_error (cli, _("The port must be between 0 and 65535."));
+  if (timeout < 0)
+    return gk_cli_usage_error (cli, _("The timeout must be a number of seconds, 0 or more."));
 
   key_store = gk_cli_get_key_store (cli);
   pool = gk_cli_get_pool (cli);
@@ -93,6 +99,7 @@ gk_cli_cmd_serve (GkCli  *cli,
 
   gateway = gk_gateway_new (key_store, pool);
   g_signal_connect (gateway, "log", G_CALLBACK (log_cb), NULL);
+  gk_gateway_set_request_timeout (gateway, (guint) timeout);
   if (!gk_gateway_start (gateway, NULL, (guint) port, &error))
     return gk_cli_gerror (cli, error);
 

@@ -14,8 +14,8 @@
  *     chunk) or, on 429 / invalid key / 5xx / network errors, record the
  *     failed attempt and try the next key.
  *
- * The upstream client is gk-upstream.c (a SoupSession cost several times
- * what the server side costs). Usage rows are written by a writer thread
+ * The upstream client is gk-upstream.c (libcurl on this thread's main
+ * context). Usage rows are written by a writer thread
  * over a second database connection, in order; the client is answered once
  * its row is written, and a lone request writes its row itself.
  *
@@ -42,6 +42,7 @@
 #define RETRY_AFTER_BUSY       "1"
 #define STOP_DRAIN_TIMEOUT_US  (2 * G_USEC_PER_SEC)
 #define LISTEN_BACKLOG         1024
+#define TEST_KEY_TIMEOUT_S     30
 /* 18 digits always fit in a goffset. */
 #define MAX_CONTENT_LENGTH_DIGITS 18
 
@@ -58,6 +59,7 @@ struct _GkGateway
   gsize         body_limit;
   guint         max_in_flight;
   guint         timeout_s;
+  guint         request_timeout_s;
   guint         max_attempts;
 
   /* Owned by the gateway thread while it runs. */
@@ -888,6 +890,7 @@ typedef struct
   guint              attempts;
   GCancellable      *cancellable;
   GList             *link;          /* in the gateway's requests */
+  gint64             deadline;      /* of all attempts; 0 = none */
   gboolean           client_gone;
   gboolean           answered;
 
@@ -905,6 +908,7 @@ typedef struct
   guint              last_status;
   GBytes            *last_body;
   char              *last_error;
+  GError            *last_failure;  /* GK_UPSTREAM_ERROR's class of @last_error */
 } Request;
 
 static void request_attempt (Request *request);
@@ -929,6 +933,7 @@ request_free (Request *request)
   gk_usage_scanner_clear (&request->scanner);
   g_clear_pointer (&request->last_body, g_bytes_unref);
   g_free (request->last_error);
+  g_clear_error (&request->last_failure);
   g_free (request);
 }
 
@@ -1213,6 +1218,84 @@ request_relay_body (Request    *request,
   request_finish (request);
 }
 
+/* What the client is told of an upstream failure: its class, never
+ * libcurl's detail (that goes to the log). */
+typedef struct
+{
+  GkUpstreamError  code;
+  guint            status;
+  const char      *google_status;
+  const char      *message;
+} UpstreamFailure;
+
+static const UpstreamFailure upstream_failures[] = {
+  { GK_UPSTREAM_ERROR_RESOLVE, SOUP_STATUS_BAD_GATEWAY, "UNAVAILABLE",
+    "The upstream could not be reached: its host name does not resolve." },
+  { GK_UPSTREAM_ERROR_CONNECT, SOUP_STATUS_BAD_GATEWAY, "UNAVAILABLE",
+    "The upstream could not be reached: the connection was refused." },
+  { GK_UPSTREAM_ERROR_PROXY, SOUP_STATUS_BAD_GATEWAY, "UNAVAILABLE",
+    "The upstream could not be reached: the proxy failed or refused the connection." },
+  { GK_UPSTREAM_ERROR_TLS_UNTRUSTED, SOUP_STATUS_BAD_GATEWAY, "UNAVAILABLE",
+    "The upstream could not be reached: its TLS certificate is not trusted." },
+  { GK_UPSTREAM_ERROR_TLS_EXPIRED, SOUP_STATUS_BAD_GATEWAY, "UNAVAILABLE",
+    "The upstream could not be reached: its TLS certificate has expired or is not yet valid." },
+  { GK_UPSTREAM_ERROR_TLS_HOST, SOUP_STATUS_BAD_GATEWAY, "UNAVAILABLE",
+    "The upstream could not be reached: its TLS certificate is for another host name." },
+  { GK_UPSTREAM_ERROR_TLS, SOUP_STATUS_BAD_GATEWAY, "UNAVAILABLE",
+    "The upstream could not be reached: the TLS handshake failed." },
+  { GK_UPSTREAM_ERROR_TIMEOUT, SOUP_STATUS_GATEWAY_TIMEOUT, "DEADLINE_EXCEEDED",
+    "The upstream did not answer in time." },
+  { GK_UPSTREAM_ERROR_DEADLINE, SOUP_STATUS_GATEWAY_TIMEOUT, "DEADLINE_EXCEEDED",
+    "The request's deadline passed before the upstream answered." },
+  { GK_UPSTREAM_ERROR_CLOSED, SOUP_STATUS_BAD_GATEWAY, "UNAVAILABLE",
+    "The upstream closed the connection before the end of its answer." },
+  { GK_UPSTREAM_ERROR_PROTOCOL, SOUP_STATUS_BAD_GATEWAY, "UNAVAILABLE",
+    "The upstream sent an invalid answer." },
+  { GK_UPSTREAM_ERROR_TOO_LARGE, SOUP_STATUS_BAD_GATEWAY, "UNAVAILABLE",
+    "The upstream's answer is larger than the gateway relays." },
+};
+
+static const UpstreamFailure *
+upstream_failure_of (const GError *error)
+{
+  static const UpstreamFailure fallback = {
+    GK_UPSTREAM_ERROR_FAILED, SOUP_STATUS_BAD_GATEWAY, "UNAVAILABLE",
+    "The upstream could not be reached.",
+  };
+
+  if (error != NULL && error->domain == GK_UPSTREAM_ERROR)
+    for (guint i = 0; i < G_N_ELEMENTS (upstream_failures); i++)
+      if (upstream_failures[i].code == (GkUpstreamError) error->code)
+        return &upstream_failures[i];
+  return &fallback;
+}
+
+/* The sentence a user reads for @error (`key test`). */
+static const char *
+gk_gateway_upstream_error_text (const GError *error)
+{
+  return upstream_failure_of (error)->message;
+}
+
+/* Whether another key could fare better after @error: not when the
+ * upstream itself is unusable (TLS, proxy, name) or its answer is. */
+static gboolean
+upstream_failure_retryable (const GError *error)
+{
+  if (error->domain != GK_UPSTREAM_ERROR)
+    return TRUE;
+  switch ((GkUpstreamError) error->code)
+    {
+    case GK_UPSTREAM_ERROR_CONNECT:
+    case GK_UPSTREAM_ERROR_TIMEOUT:
+    case GK_UPSTREAM_ERROR_CLOSED:
+    case GK_UPSTREAM_ERROR_FAILED:
+      return TRUE;
+    default:
+      return FALSE;
+    }
+}
+
 /* Nothing more can be tried: relay the last transient failure, or 503. */
 static void
 request_give_up (Request *request)
@@ -1230,11 +1313,13 @@ request_give_up (Request *request)
     }
   if (request->last_error != NULL)
     {
-      gateway_log (self, "%s %s -> 502 upstream unreachable: %s", request->http_method,
-                   request->path, request->last_error ? request->last_error : "unknown error");
+      const UpstreamFailure *failure = upstream_failure_of (request->last_failure);
+
+      gateway_log (self, "%s %s -> %u upstream failure: %s", request->http_method,
+                   request->path, failure->status, request->last_error);
       if (!request->client_gone)
-        gk_gateway_respond_error (request->msg, SOUP_STATUS_BAD_GATEWAY, "UNAVAILABLE",
-                                  "The upstream could not be reached.");
+        gk_gateway_respond_error (request->msg, failure->status, failure->google_status,
+                                  failure->message);
       request_finish (request);
       return;
     }
@@ -1247,6 +1332,20 @@ request_give_up (Request *request)
                                 "No active keys available");
     }
   request_finish (request);
+}
+
+/* Records @error as the failure the client gets if nothing else answers. */
+static void
+request_set_failure (Request      *request,
+                     const GError *error)
+{
+  g_autofree char *message = g_strdup_printf ("Upstream request failed: %s", error->message);
+
+  g_clear_pointer (&request->last_body, g_bytes_unref);
+  g_free (request->last_error);
+  request->last_error = gk_redact_keys (message);
+  g_clear_error (&request->last_failure);
+  request->last_failure = g_error_copy (error);
 }
 
 /* The current attempt failed in a way another key may not: try again. */
@@ -1350,7 +1449,8 @@ request_stopped (Request *request)
   request_finish (request);
 }
 
-/* A network failure on the current attempt: no penalty for the key. */
+/* A network failure on the current attempt: no penalty for the key.
+ * Another key is tried unless the failure is the upstream's own. */
 static void
 request_network_error (Request    *request,
                        GError     *error)
@@ -1363,9 +1463,9 @@ request_network_error (Request    *request,
       request_track (request, GK_USAGE_ERROR, NULL, NULL, message, request_stopped);
       return;
     }
-  g_free (request->last_error);
-  request->last_error = gk_redact_keys (message);
-  request_track (request, GK_USAGE_ERROR, NULL, NULL, message, request_next_attempt);
+  request_set_failure (request, error);
+  request_track (request, GK_USAGE_ERROR, NULL, NULL, message,
+                 upstream_failure_retryable (error) ? request_next_attempt : request_give_up);
 }
 
 /* Calls to gk_upstream_call_read() come last in these callbacks: the next
@@ -1392,13 +1492,14 @@ read_all_cb (GkUpstreamCall *call,
   len = g_bytes_get_size (bytes);
   if (request->buffer->len + len > request->buffer_limit)
     {
-      g_autoptr(GError) too_big = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
-                                                        "the upstream answer is too large");
+      g_autoptr(GError) too_big = g_error_new (GK_UPSTREAM_ERROR, GK_UPSTREAM_ERROR_TOO_LARGE,
+                                               "the upstream's answer is larger than %zu bytes",
+                                               request->buffer_limit);
       request_network_error (request, too_big);
       return;
     }
   g_byte_array_append (request->buffer, g_bytes_get_data (bytes, NULL), len);
-  gk_upstream_call_read (request->call, request->cancellable, read_all_cb, request);
+  gk_upstream_call_read (request->call, read_all_cb, request);
 }
 
 static void
@@ -1489,7 +1590,7 @@ relay_read_cb (GkUpstreamCall *call,
       soup_message_body_append_bytes (soup_server_message_get_response_body (request->msg), bytes);
       soup_server_message_unpause (request->msg);
     }
-  gk_upstream_call_read (request->call, request->cancellable, relay_read_cb, request);
+  gk_upstream_call_read (request->call, relay_read_cb, request);
 }
 
 /* Starts relaying a successful streamed answer chunk by chunk. */
@@ -1510,7 +1611,7 @@ request_start_relay (Request *request)
   gk_usage_scanner_init (&request->scanner,
                          request->sse || (type != NULL && g_str_has_prefix (type, "text/event-stream")));
   soup_server_message_unpause (msg);
-  gk_upstream_call_read (request->call, request->cancellable, relay_read_cb, request);
+  gk_upstream_call_read (request->call, relay_read_cb, request);
 }
 
 static void
@@ -1534,8 +1635,9 @@ send_cb (GkUpstreamCall *call,
     }
 
   request->buffer = g_byte_array_new ();
-  request->buffer_limit = SOUP_STATUS_IS_SUCCESSFUL (request->status) ? G_MAXUINT32 : ERROR_BODY_LIMIT;
-  gk_upstream_call_read (request->call, request->cancellable, read_all_cb, request);
+  request->buffer_limit = SOUP_STATUS_IS_SUCCESSFUL (request->status) ? GK_GATEWAY_ANSWER_LIMIT
+                                                                      : ERROR_BODY_LIMIT;
+  gk_upstream_call_read (request->call, read_all_cb, request);
 }
 
 /* The allow-listed headers (gk-request.c), as checked in proxy(). */
@@ -1556,8 +1658,19 @@ request_attempt (Request *request)
   g_autoptr(GkKey) key = NULL;
   g_autoptr(GBytes) secret = NULL;
 
+  if (request->deadline == 0 && self->request_timeout_s > 0)
+    request->deadline = g_get_monotonic_time () + (gint64) self->request_timeout_s * G_USEC_PER_SEC;
   if (request->attempts >= self->max_attempts)
     {
+      request_give_up (request);
+      return;
+    }
+  if (request->deadline > 0 && g_get_monotonic_time () >= request->deadline)
+    {
+      g_autoptr(GError) late = g_error_new_literal (GK_UPSTREAM_ERROR, GK_UPSTREAM_ERROR_DEADLINE,
+                                                    "the request's deadline passed");
+
+      request_set_failure (request, late);
       request_give_up (request);
       return;
     }
@@ -1598,6 +1711,7 @@ request_attempt (Request *request)
                                  ? request->upstream.content_type : "application/json",
                                request->body);
 
+  gk_upstream_call_set_deadline (request->call, request->deadline);
   gk_upstream_call_send (request->call, request->cancellable, send_cb, request);
 }
 
@@ -2138,6 +2252,7 @@ gk_gateway_init (GkGateway *self)
   self->max_in_flight = GK_GATEWAY_DEFAULT_MAX_IN_FLIGHT;
   self->max_attempts = GK_GATEWAY_DEFAULT_MAX_ATTEMPTS;
   self->timeout_s = GK_GATEWAY_DEFAULT_UPSTREAM_TIMEOUT;
+  self->request_timeout_s = GK_GATEWAY_DEFAULT_REQUEST_TIMEOUT;
 }
 
 /* ---- Public API --------------------------------------------------------- */
@@ -2198,6 +2313,14 @@ gk_gateway_set_upstream_timeout (GkGateway *self,
 {
   g_return_if_fail (GK_IS_GATEWAY (self));
   self->timeout_s = seconds;
+}
+
+void
+gk_gateway_set_request_timeout (GkGateway *self,
+                                guint      seconds)
+{
+  g_return_if_fail (GK_IS_GATEWAY (self));
+  self->request_timeout_s = seconds;
 }
 
 void
@@ -2322,10 +2445,9 @@ test_key_thread (GTask        *task,
   g_autoptr(GError) error = NULL;
   g_autoptr(GkKey) key = NULL;
   g_autoptr(GBytes) secret = NULL;
-  g_autoptr(SoupSession) session = NULL;
-  g_autoptr(SoupMessage) msg = NULL;
   g_autoptr(GBytes) body = NULL;
   g_autofree char *url = NULL;
+  g_autofree char *header = NULL;
   GkOutcome outcome = { 0 };
   const char *data;
   gsize len;
@@ -2345,27 +2467,21 @@ test_key_thread (GTask        *task,
     }
 
   url = g_strconcat (gk_gateway_default_upstream (), "/v1beta/models?pageSize=1", NULL);
-  msg = soup_message_new ("GET", url);
-  if (msg == NULL)
-    {
-      g_task_return_new_error (task, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_UPSTREAM,
-                               "The upstream address is not a valid URL.");
-      return;
-    }
-  soup_message_headers_replace (soup_message_get_request_headers (msg), "x-goog-api-key",
-                                g_bytes_get_data (secret, NULL));
+  /* The secure bytes are NUL-terminated; the line is wiped after use. */
+  header = g_strconcat ("x-goog-api-key: ", (const char *) g_bytes_get_data (secret, NULL), NULL);
   g_clear_pointer (&secret, g_bytes_unref);
-
-  session = soup_session_new_with_options ("timeout", 30, NULL);
-  body = soup_session_send_and_read (session, msg, cancellable, &error);
-  if (body == NULL)
+  if (!gk_upstream_get_sync (url, header, TEST_KEY_TIMEOUT_S, cancellable, &status, &body, &error))
     {
-      g_task_return_new_error (task, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_UPSTREAM,
-                               "The upstream could not be reached: %s", error->message);
+      explicit_bzero (header, strlen (header));
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_task_return_error (task, g_steal_pointer (&error));
+      else
+        g_task_return_new_error (task, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_UPSTREAM, "%s (%s)",
+                                 gk_gateway_upstream_error_text (error), error->message);
       return;
     }
+  explicit_bzero (header, strlen (header));
 
-  status = soup_message_get_status (msg);
   data = g_bytes_get_data (body, &len);
   gk_outcome_classify (status, data, len, &outcome);
 

@@ -27,7 +27,10 @@ typedef enum
 #define GK_GATEWAY_DEFAULT_BODY_LIMIT      (20 * 1024 * 1024)
 #define GK_GATEWAY_DEFAULT_MAX_IN_FLIGHT   256
 #define GK_GATEWAY_DEFAULT_MAX_ATTEMPTS    5
-#define GK_GATEWAY_DEFAULT_UPSTREAM_TIMEOUT 300
+#define GK_GATEWAY_DEFAULT_UPSTREAM_TIMEOUT 120
+#define GK_GATEWAY_DEFAULT_REQUEST_TIMEOUT  300
+/* Largest non-stream upstream answer relayed (502 beyond). */
+#define GK_GATEWAY_ANSWER_LIMIT             (64 * 1024 * 1024)
 
 #define GK_TYPE_GATEWAY (gk_gateway_get_type ())
 G_DECLARE_FINAL_TYPE (GkGateway, gk_gateway, GK, GATEWAY, GObject)
@@ -63,8 +66,13 @@ void       gk_gateway_set_body_limit        (GkGateway  *self,
 /* Client requests served at once (503 beyond). */
 void       gk_gateway_set_max_in_flight     (GkGateway  *self,
                                              guint       requests);
-/* Upstream connect and read timeout, in seconds. */
+/* Upstream first-byte timeout and idle timeout between two pieces of an
+ * answer, per attempt, in seconds (0 = none). */
 void       gk_gateway_set_upstream_timeout  (GkGateway  *self,
+                                             guint       seconds);
+/* Deadline of one client request, all its attempts on all keys included,
+ * in seconds (0 = none): the client then gets 504. */
+void       gk_gateway_set_request_timeout   (GkGateway  *self,
                                              guint       seconds);
 /* Keys tried for one client request before giving up. */
 void       gk_gateway_set_max_attempts      (GkGateway  *self,

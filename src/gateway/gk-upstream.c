@@ -1,222 +1,788 @@
-/* gk-upstream.c: the gateway's HTTP/1.1 client for its one upstream.
+/* gk-upstream.c: the gateway's HTTP client for its one upstream (libcurl).
  *
- * I/O is non-blocking on the connection's pollable streams: a call writes
- * its head and body with one writev, then waits for the socket to become
- * readable. One GSource per wait, no GTask per read: this is what makes the
- * client cheap next to a SoupSession.
+ * libcurl's multi interface, driven by the GLib main loop the way ostree's
+ * fetcher does it (curl_multi_socket_action with a socket and a timer
+ * callback), with one difference made for speed: one GSource carries every
+ * socket (g_source_add_unix_fd tags) and libcurl's timer (the source's
+ * ready time), so that a request costs no GSource creation.
+ *
+ * libcurl's callbacks only record what happened (head lines, body pieces,
+ * the end); the caller's callbacks run afterwards, from the source's
+ * dispatch, outside libcurl, where a call may be freed or a new one sent.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
 #define G_LOG_DOMAIN "gk-gateway"
-#define _GNU_SOURCE
 #include "config.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <glib-unix.h>
+#include <openssl/x509_vfy.h>
 
 #include "gk-upstream.h"
 
-#define IDLE_MAX           64
-/* Below the idle timeouts of common servers (Google's is a few minutes),
- * so that a pooled connection is rarely one the upstream just dropped. */
-#define IDLE_TIMEOUT_US    (50 * G_USEC_PER_SEC)
-#define READ_SIZE          (64 * 1024)
-#define HEAD_LIMIT         (64 * 1024)
-#define CHUNK_LINE_LIMIT   4096
-#define READ_AHEAD_LIMIT   (1024 * 1024)
-
-typedef struct _GkUpstreamCall GkUpstreamCallPriv;
+/* Connections kept by libcurl once their call ended. */
+#define POOL_MAX           64
+/* Body read ahead of the reader before the transfer pauses. */
+#define READ_AHEAD_LIMIT   (256 * 1024)
+#define RECEIVE_BUFFER     (64 * 1024)
+#define SYNC_BODY_LIMIT    (1024 * 1024)
+#define ERROR_TEXT_MAX     200
 
 typedef struct
 {
-  GIOStream             *stream;
-  GSocket               *socket;    /* not owned */
-  GPollableInputStream  *in;        /* not owned */
-  GPollableOutputStream *out;       /* not owned */
-  gint64                 idle_since;
-  GkUpstream            *upstream;  /* not owned: a pooled Conn dies with it */
-  GkUpstreamCallPriv    *call;      /* the call using it; NULL while pooled */
-  /* Plain connections: one readability watch for the connection's life.
-   * A GSource per wait would cost four wakeup writes per request (GLib
-   * signals its wakeup fd whenever a poll fd is added or removed, and
-   * blocks a source's fds while it dispatches). */
-  GSource               *watch;
-  gpointer               watch_tag;
-  GIOCondition           watch_events;
-} Conn;
+  curl_socket_t fd;
+  gpointer      tag;
+} Sock;
+
+typedef struct
+{
+  GSource     source;
+  GkUpstream *upstream;
+} MultiSource;
 
 struct _GkUpstream
 {
-  gint                ref_count;
-  GSocketClient      *client;
-  GSocketConnectable *connectable;
-  char               *host_header;
-  char               *base_path;
-  char               *user_agent;
-  guint               timeout_s;
-  gboolean            tls;
-  gboolean            closed;
-  GQueue              idle;         /* Conn *, most recent last */
-  guint               connects;
-  GPtrArray          *spare;        /* read buffers of finished calls */
-  GQueue              waiting;      /* calls with a plain connection */
-  GSource            *sweep;        /* expires their deadlines */
+  CURLM        *multi;
+  GSource      *source;        /* sockets and libcurl's timer */
+  GSource      *sweep;         /* the calls' own timeouts */
+  GPtrArray    *sockets;       /* Sock *, watched by @source */
+  char         *base_url;      /* scheme://host[:port][/path], no trailing '/' */
+  char         *user_agent;
+  char         *ca_file;
+  guint         timeout_s;
+  gboolean      tls;
+  GQueue        ready;         /* GkUpstreamCall *: callbacks to run */
+  GQueue        active;        /* GkUpstreamCall *: sent, not finished */
+  GPtrArray    *spare;         /* CURL * of freed calls */
+  guint         connects;
+  guint         open_sockets;
 };
-
-typedef enum
-{
-  BODY_NONE,
-  BODY_LENGTH,
-  BODY_CHUNKED,
-  BODY_EOF,
-} BodyMode;
-
-typedef enum
-{
-  CHUNK_SIZE,
-  CHUNK_DATA,
-  CHUNK_DATA_END,
-  CHUNK_TRAILER,
-} ChunkState;
-
-typedef enum
-{
-  STATE_NEW,
-  STATE_CONNECTING,
-  STATE_WRITING,
-  STATE_HEAD,
-  STATE_BODY,
-  STATE_DONE,
-  STATE_FAILED,
-} CallState;
 
 struct _GkUpstreamCall
 {
-  gint                 ref_count;
-  gboolean             dead;        /* freed by its owner */
   GkUpstream          *upstream;
-  gboolean             head_only;   /* HEAD: no body whatever the headers say */
-  GString             *head;
+  CURL                *easy;
+  char                *method;
+  char                *url;
+  struct curl_slist   *headers;
+  gboolean             has_accept;
   GBytes              *body;
-  Conn                *conn;
+  gboolean             in_multi;
   gboolean             reused;
-  gboolean             retried;
-  CallState            state;
+  char                 errbuf[CURL_ERROR_SIZE];
 
   GCancellable        *cancellable;
+  gulong               cancelled_id;
   GkUpstreamHeadFunc   head_cb;
   GkUpstreamReadFunc   read_cb;
   gpointer             user_data;
-  GSource             *source;      /* the wait in progress */
-  GError              *pending_error;
-  gint64               deadline;    /* of the wait in progress; 0 = none */
-  GList               *waiting_link;
-  GSource             *cancel_source;
-  gboolean             body_eof;    /* read ahead of a read request */
-  GError              *body_error;
 
-  gsize                written;
-  GByteArray          *in;
-  gsize                in_pos;      /* consumed bytes of @in */
-  gboolean             got_bytes;   /* any byte of the response arrived */
+  GList                ready_link;
+  gboolean             queued;
+  GList                active_link;
 
+  gint64               deadline;      /* overall; 0 = none */
+  gint64               wait_deadline; /* first byte / idle; 0 = none */
+
+  /* The head. */
   guint                status;
+  guint                http_version;
   SoupMessageHeaders  *response_headers;
-  BodyMode             mode;
-  guint64              remaining;   /* LENGTH: body left; CHUNKED: chunk left */
-  ChunkState           chunk_state;
-  gboolean             keep_alive;
+  gsize                head_bytes;
+  guint                header_count;
+  gint64               content_length; /* -1: none */
+  gboolean             chunked;
+  gboolean             head_complete;
+  gboolean             head_delivered;
+
+  /* The body. */
+  GByteArray          *in;
+  gboolean             paused;
+  gboolean             finished;
+  GError              *error;         /* the call's failure, once finished */
+  GError              *abort_error;   /* why a callback of ours stopped the transfer */
 };
 
-/* ---- Connections -------------------------------------------------------- */
+G_DEFINE_QUARK (gk-upstream-error-quark, gk_upstream_error)
+
+static void call_finish    (GkUpstreamCall *call,
+                            GError         *error);
+static void upstream_flush (GkUpstream     *self);
+
+/* ---- libcurl, once per process ------------------------------------------ */
 
 static void
-conn_free (Conn *conn)
+curl_init_once (void)
 {
-  if (conn == NULL)
-    return;
-  if (conn->watch != NULL)
+  static gsize done = 0;
+
+  if (g_once_init_enter (&done))
     {
-      g_source_destroy (conn->watch);
-      g_source_unref (conn->watch);
+      curl_global_init (CURL_GLOBAL_DEFAULT);
+      g_once_init_leave (&done, 1);
     }
-  g_io_stream_close (conn->stream, NULL, NULL);
-  g_object_unref (conn->stream);
-  g_free (conn);
 }
 
-static void conn_ready (Conn *conn);
+/* ---- Errors ------------------------------------------------------------- */
+
+/* The certificate verification that failed, by class. */
+static GkUpstreamError
+tls_verify_class (long verify_result)
+{
+  switch (verify_result)
+    {
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+    case X509_V_ERR_CRL_HAS_EXPIRED:
+      return GK_UPSTREAM_ERROR_TLS_EXPIRED;
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+    case X509_V_OK:
+      /* libcurl checks the host name itself, after OpenSSL accepted the
+       * chain: a verification that failed with the chain OK is that. */
+      return GK_UPSTREAM_ERROR_TLS_HOST;
+    default:
+      return GK_UPSTREAM_ERROR_TLS_UNTRUSTED;
+    }
+}
+
+/* A GError of GK_UPSTREAM_ERROR for libcurl's @code, with libcurl's own
+ * detail (@errbuf) after a sentence that says what it means. */
+static GError *
+error_from_curl (CURL       *easy,
+                 CURLcode    code,
+                 const char *errbuf)
+{
+  const char *detail = errbuf != NULL && *errbuf != '\0' ? errbuf : curl_easy_strerror (code);
+  GkUpstreamError kind = GK_UPSTREAM_ERROR_FAILED;
+  const char *what = "upstream request failed";
+  long connect_code = 0;
+
+  curl_easy_getinfo (easy, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+
+  switch ((int) code)
+    {
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+      kind = GK_UPSTREAM_ERROR_INVALID;
+      what = "invalid upstream URL";
+      break;
+    case CURLE_COULDNT_RESOLVE_HOST:
+      kind = GK_UPSTREAM_ERROR_RESOLVE;
+      what = "host name not found";
+      break;
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      kind = GK_UPSTREAM_ERROR_PROXY;
+      what = "proxy host name not found";
+      break;
+    case CURLE_COULDNT_CONNECT:
+      kind = GK_UPSTREAM_ERROR_CONNECT;
+      what = "connection refused or unreachable";
+      break;
+    case CURLE_PROXY:
+      kind = GK_UPSTREAM_ERROR_PROXY;
+      what = "the proxy failed";
+      break;
+    case CURLE_PEER_FAILED_VERIFICATION:
+      {
+        long verify = 0;
+
+        curl_easy_getinfo (easy, CURLINFO_SSL_VERIFYRESULT, &verify);
+        kind = tls_verify_class (verify);
+        what = kind == GK_UPSTREAM_ERROR_TLS_EXPIRED ? "TLS certificate expired or not yet valid"
+             : kind == GK_UPSTREAM_ERROR_TLS_HOST ? "TLS certificate for another host name"
+             : "TLS certificate not trusted";
+      }
+      break;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_USE_SSL_FAILED:
+      kind = GK_UPSTREAM_ERROR_TLS;
+      what = "TLS handshake failed";
+      break;
+    case CURLE_OPERATION_TIMEDOUT:
+      kind = GK_UPSTREAM_ERROR_TIMEOUT;
+      what = "timed out";
+      break;
+    case CURLE_PARTIAL_FILE:
+    case CURLE_GOT_NOTHING:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+      kind = GK_UPSTREAM_ERROR_CLOSED;
+      what = "connection closed before the end of the answer";
+      break;
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_BAD_CONTENT_ENCODING:
+    case CURLE_HTTP3:
+      kind = GK_UPSTREAM_ERROR_PROTOCOL;
+      what = "invalid answer";
+      break;
+    case CURLE_OUT_OF_MEMORY:
+      what = "out of memory";
+      break;
+    default:
+      break;
+    }
+
+  /* A CONNECT the proxy answered with anything but 2xx. */
+  if (connect_code >= 300 && kind != GK_UPSTREAM_ERROR_PROXY)
+    {
+      return g_error_new (GK_UPSTREAM_ERROR, GK_UPSTREAM_ERROR_PROXY,
+                          "the proxy refused the tunnel (HTTP %ld): %s", connect_code, detail);
+    }
+  return g_error_new (GK_UPSTREAM_ERROR, kind, "%s: %.*s", what, ERROR_TEXT_MAX, detail);
+}
+
+/* ---- The GSource of the multi handle ------------------------------------ */
 
 static gboolean
-watch_dispatch (GSource     *source,
-                GSourceFunc  callback,
-                gpointer     user_data)
+multi_source_dispatch (GSource     *source,
+                       GSourceFunc  callback,
+                       gpointer     user_data)
 {
-  conn_ready (user_data);
+  GkUpstream *self = ((MultiSource *) source)->upstream;
+  gint64 ready_time = g_source_get_ready_time (source);
+  gboolean timer = ready_time >= 0 && ready_time <= g_source_get_time (source);
+  curl_socket_t fds[64];
+  int events[64];
+  guint n = 0;
+  int running;
+
+  if (timer)
+    g_source_set_ready_time (source, -1);
+
+  /* Collected first: an action may add or remove sockets. */
+  for (guint i = 0; i < self->sockets->len; i++)
+    {
+      Sock *sock = g_ptr_array_index (self->sockets, i);
+      GIOCondition revents = g_source_query_unix_fd (source, sock->tag);
+      int what = 0;
+
+      if (revents & (G_IO_IN | G_IO_HUP))
+        what |= CURL_CSELECT_IN;
+      if (revents & G_IO_OUT)
+        what |= CURL_CSELECT_OUT;
+      if (revents & G_IO_ERR)
+        what |= CURL_CSELECT_ERR;
+      if (what == 0)
+        continue;
+      fds[n] = sock->fd;
+      events[n] = what;
+      if (++n == G_N_ELEMENTS (fds))
+        {
+          for (guint j = 0; j < n; j++)
+            curl_multi_socket_action (self->multi, fds[j], events[j], &running);
+          n = 0;
+        }
+    }
+  for (guint j = 0; j < n; j++)
+    curl_multi_socket_action (self->multi, fds[j], events[j], &running);
+  if (timer)
+    curl_multi_socket_action (self->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+
+  upstream_flush (self);
   return G_SOURCE_CONTINUE;
 }
 
-static GSourceFuncs watch_funcs = {
-  .dispatch = watch_dispatch,
+static GSourceFuncs multi_source_funcs = {
+  .dispatch = multi_source_dispatch,
 };
 
-/* Watches for readability (G_IO_IN) or nothing (0). */
-static void
-conn_watch_set (Conn         *conn,
-                GIOCondition  events)
-{
-  if (conn->watch == NULL || conn->watch_events == events)
-    return;
-  conn->watch_events = events;
-  g_source_modify_unix_fd (conn->watch, conn->watch_tag, events);
-}
-
-static Conn *
-conn_new (GkUpstream        *upstream,
-          GSocketConnection *connection)
-{
-  Conn *conn = g_new0 (Conn, 1);
-
-  conn->stream = G_IO_STREAM (connection);
-  conn->socket = g_socket_connection_get_socket (connection);
-  conn->in = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (conn->stream));
-  conn->out = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (conn->stream));
-  conn->upstream = upstream;
-  if (!upstream->tls)
-    {
-      /* TLS may hold decrypted bytes the socket no longer shows: those
-       * connections wait with the TLS streams' own sources instead. */
-      conn->watch = g_source_new (&watch_funcs, sizeof (GSource));
-      g_source_set_name (conn->watch, "gk-upstream-connection");
-      g_source_set_can_recurse (conn->watch, TRUE);
-      g_source_set_callback (conn->watch, NULL, conn, NULL);
-      conn->watch_events = G_IO_IN;
-      conn->watch_tag = g_source_add_unix_fd (conn->watch, g_socket_get_fd (conn->socket), G_IO_IN);
-      g_source_attach (conn->watch, g_main_context_get_thread_default ());
-    }
-  return conn;
-}
-
-/* A pooled connection that is still worth a request. */
+/* A source that runs its callback at its ready time, and only then (a
+ * timeout source would reset the ready time after each dispatch). */
 static gboolean
-conn_usable (GkUpstream *self,
-             Conn       *conn,
-             gint64      now)
+timer_source_dispatch (GSource     *source,
+                       GSourceFunc  callback,
+                       gpointer     user_data)
 {
-  if (now - conn->idle_since > IDLE_TIMEOUT_US)
+  return callback (user_data);
+}
+
+static GSourceFuncs timer_source_funcs = {
+  .dispatch = timer_source_dispatch,
+};
+
+static int
+socket_cb (CURL          *easy,
+           curl_socket_t  fd,
+           int            what,
+           void          *user_data,
+           void          *socket_data)
+{
+  GkUpstream *self = user_data;
+  Sock *sock = socket_data;
+  GIOCondition events = 0;
+
+  if (what == CURL_POLL_REMOVE)
+    {
+      if (sock != NULL)
+        {
+          g_source_remove_unix_fd (self->source, sock->tag);
+          g_ptr_array_remove_fast (self->sockets, sock);
+          curl_multi_assign (self->multi, fd, NULL);
+        }
+      return 0;
+    }
+
+  if (what & CURL_POLL_IN)
+    events |= G_IO_IN;
+  if (what & CURL_POLL_OUT)
+    events |= G_IO_OUT;
+
+  if (sock == NULL)
+    {
+      sock = g_new0 (Sock, 1);
+      sock->fd = fd;
+      sock->tag = g_source_add_unix_fd (self->source, fd, events);
+      g_ptr_array_add (self->sockets, sock);
+      curl_multi_assign (self->multi, fd, sock);
+    }
+  else
+    g_source_modify_unix_fd (self->source, sock->tag, events);
+  return 0;
+}
+
+static int
+timer_cb (CURLM    *multi,
+          long      timeout_ms,
+          void     *user_data)
+{
+  GkUpstream *self = user_data;
+
+  if (timeout_ms < 0)
+    g_source_set_ready_time (self->source, -1);
+  else
+    g_source_set_ready_time (self->source, g_get_monotonic_time () + (gint64) timeout_ms * 1000);
+  return 0;
+}
+
+/* Sockets are counted for gk_upstream_get_idle_count(). */
+static curl_socket_t
+open_socket_cb (void                    *user_data,
+                curlsocktype             purpose,
+                struct curl_sockaddr    *address)
+{
+  GkUpstream *self = user_data;
+  curl_socket_t fd = socket (address->family, address->socktype | SOCK_CLOEXEC,
+                             address->protocol);
+
+  if (fd != CURL_SOCKET_BAD)
+    {
+      self->connects++;
+      self->open_sockets++;
+    }
+  return fd;
+}
+
+static int
+close_socket_cb (void          *user_data,
+                 curl_socket_t  fd)
+{
+  GkUpstream *self = user_data;
+
+  self->open_sockets--;
+  return close (fd);
+}
+
+/* ---- The calls' own timeouts -------------------------------------------- */
+
+static void
+sweep_arm (GkUpstream *self,
+           gint64      deadline)
+{
+  gint64 current = g_source_get_ready_time (self->sweep);
+
+  if (deadline > 0 && (current < 0 || deadline < current))
+    g_source_set_ready_time (self->sweep, deadline);
+}
+
+static gboolean
+sweep_cb (gpointer user_data)
+{
+  GkUpstream *self = user_data;
+  gint64 now = g_get_monotonic_time ();
+  gint64 next = -1;
+  GList *l = self->active.head;
+
+  g_source_set_ready_time (self->sweep, -1);
+  while (l != NULL)
+    {
+      GkUpstreamCall *call = l->data;
+
+      l = l->next;
+      if (call->deadline > 0 && call->deadline <= now)
+        {
+          call_finish (call, g_error_new_literal (GK_UPSTREAM_ERROR, GK_UPSTREAM_ERROR_DEADLINE,
+                                                  "the request's deadline passed"));
+          continue;
+        }
+      if (call->wait_deadline > 0 && call->wait_deadline <= now)
+        {
+          call_finish (call, g_error_new (GK_UPSTREAM_ERROR, GK_UPSTREAM_ERROR_TIMEOUT,
+                                          call->head_complete
+                                            ? "timed out: no data for %u s"
+                                            : "timed out: no answer within %u s",
+                                          self->timeout_s));
+          continue;
+        }
+      if (call->deadline > 0 && (next < 0 || call->deadline < next))
+        next = call->deadline;
+      if (call->wait_deadline > 0 && (next < 0 || call->wait_deadline < next))
+        next = call->wait_deadline;
+    }
+  if (next >= 0)
+    g_source_set_ready_time (self->sweep, next);
+  upstream_flush (self);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+call_touch (GkUpstreamCall *call)
+{
+  if (call->upstream->timeout_s > 0)
+    call->wait_deadline = g_get_monotonic_time () + (gint64) call->upstream->timeout_s * G_USEC_PER_SEC;
+}
+
+/* ---- Calls: libcurl's side ---------------------------------------------- */
+
+static void
+call_queue (GkUpstreamCall *call)
+{
+  if (!call->queued)
+    {
+      call->queued = TRUE;
+      g_queue_push_tail_link (&call->upstream->ready, &call->ready_link);
+    }
+}
+
+static void
+call_unqueue (GkUpstreamCall *call)
+{
+  if (call->queued)
+    {
+      call->queued = FALSE;
+      g_queue_unlink (&call->upstream->ready, &call->ready_link);
+    }
+}
+
+/* Stops the transfer (if it still runs) and records its end. */
+static void
+call_finish (GkUpstreamCall *call,
+             GError         *error)
+{
+  GkUpstream *self = call->upstream;
+
+  if (call->in_multi)
+    {
+      call->in_multi = FALSE;
+      g_queue_unlink (&self->active, &call->active_link);
+      curl_multi_remove_handle (self->multi, call->easy);
+    }
+  if (call->finished)
+    {
+      g_clear_error (&error);
+      return;
+    }
+  call->finished = TRUE;
+  call->wait_deadline = 0;
+  call->error = error;
+  call_queue (call);
+}
+
+static gboolean
+header_name_valid (const char *name,
+                   gsize       len)
+{
+  static const char extra[] = "!#$%&'*+-.^_`|~";
+
+  if (len == 0)
     return FALSE;
-  if (g_socket_is_closed (conn->socket))
-    return FALSE;
-  /* A plain connection's watch drops it from the pool as soon as the
-   * upstream closes it (between two answers there is nothing to read). A
-   * TLS 1.3 server may send a session ticket at any time, so over TLS the
-   * retry on a stale connection is what catches a close. Both miss a close
-   * that is not dispatched yet, and the retry catches that too. */
+  for (gsize i = 0; i < len; i++)
+    if (!g_ascii_isalnum (name[i]) && strchr (extra, name[i]) == NULL)
+      return FALSE;
   return TRUE;
 }
 
-/* ---- GkUpstream --------------------------------------------------------- */
+/* Stops the transfer from within one of libcurl's callbacks. */
+static size_t
+call_abort (GkUpstreamCall *call,
+            GError         *error)
+{
+  if (call->abort_error == NULL)
+    call->abort_error = error;
+  else
+    g_error_free (error);
+  return 0;
+}
+
+static size_t
+header_cb (char   *data,
+           size_t  size,
+           size_t  count,
+           void   *user_data)
+{
+  GkUpstreamCall *call = user_data;
+  gsize len = size * count;
+  gsize end = len;
+  const char *colon;
+  g_autofree char *name = NULL;
+  g_autofree char *value = NULL;
+
+  /* Trailers of a chunked body come this way too: not part of the head. */
+  if (call->head_complete)
+    return len;
+
+  call->head_bytes += len;
+  if (call->head_bytes > GK_UPSTREAM_HEAD_LIMIT)
+    return call_abort (call, g_error_new (GK_UPSTREAM_ERROR, GK_UPSTREAM_ERROR_PROTOCOL,
+                                          "response head larger than %u bytes",
+                                          GK_UPSTREAM_HEAD_LIMIT));
+
+  while (end > 0 && (data[end - 1] == '\n' || data[end - 1] == '\r'))
+    end--;
+
+  if (len >= 5 && memcmp (data, "HTTP/", 5) == 0)
+    {
+      /* "HTTP/1.1 200 OK" or "HTTP/2 200": a new head (after a 1xx). */
+      const char *space = memchr (data, ' ', end);
+
+      if (space == NULL || end - (space - data) < 4 || !g_ascii_isdigit (space[1]) ||
+          !g_ascii_isdigit (space[2]) || !g_ascii_isdigit (space[3]))
+        return call_abort (call, g_error_new_literal (GK_UPSTREAM_ERROR,
+                                                      GK_UPSTREAM_ERROR_PROTOCOL,
+                                                      "invalid status line"));
+      call->status = (space[1] - '0') * 100 + (space[2] - '0') * 10 + (space[3] - '0');
+      call->http_version = data[5] == '2' ? 2 : 1;
+      soup_message_headers_clear (call->response_headers);
+      call->header_count = 0;
+      call->content_length = -1;
+      call->chunked = FALSE;
+      call_touch (call);
+      return len;
+    }
+
+  if (end == 0)
+    {
+      /* The blank line: the end of an interim (1xx) or the final head. */
+      long connects = 0;
+
+      if (call->status < 200)
+        return len;
+      if (call->chunked && call->content_length >= 0)
+        return call_abort (call, g_error_new_literal (GK_UPSTREAM_ERROR,
+                                                      GK_UPSTREAM_ERROR_PROTOCOL,
+                                                      "both Content-Length and chunked "
+                                                      "Transfer-Encoding"));
+      call->head_complete = TRUE;
+      curl_easy_getinfo (call->easy, CURLINFO_NUM_CONNECTS, &connects);
+      call->reused = connects == 0;
+      call_queue (call);
+      return len;
+    }
+
+  if (data[0] == ' ' || data[0] == '\t')
+    return call_abort (call, g_error_new_literal (GK_UPSTREAM_ERROR, GK_UPSTREAM_ERROR_PROTOCOL,
+                                                  "folded header line"));
+  if (++call->header_count > GK_UPSTREAM_HEADER_COUNT_LIMIT)
+    return call_abort (call, g_error_new (GK_UPSTREAM_ERROR, GK_UPSTREAM_ERROR_PROTOCOL,
+                                          "more than %u response headers",
+                                          GK_UPSTREAM_HEADER_COUNT_LIMIT));
+  colon = memchr (data, ':', end);
+  if (colon == NULL || !header_name_valid (data, colon - data) || memchr (data, '\0', end))
+    return call_abort (call, g_error_new_literal (GK_UPSTREAM_ERROR, GK_UPSTREAM_ERROR_PROTOCOL,
+                                                  "invalid header line"));
+  name = g_strndup (data, colon - data);
+  value = g_strstrip (g_strndup (colon + 1, end - (colon + 1 - data)));
+
+  if (g_ascii_strcasecmp (name, "Content-Length") == 0)
+    {
+      guint64 length;
+
+      if (*value == '\0' || strspn (value, "0123456789") != strlen (value) ||
+          !g_ascii_string_to_unsigned (value, 10, 0, G_MAXINT64, &length, NULL))
+        return call_abort (call, g_error_new_literal (GK_UPSTREAM_ERROR,
+                                                      GK_UPSTREAM_ERROR_PROTOCOL,
+                                                      "invalid Content-Length"));
+      if (call->content_length >= 0 && (guint64) call->content_length != length)
+        return call_abort (call, g_error_new_literal (GK_UPSTREAM_ERROR,
+                                                      GK_UPSTREAM_ERROR_PROTOCOL,
+                                                      "conflicting Content-Length headers"));
+      call->content_length = (gint64) length;
+    }
+  else if (g_ascii_strcasecmp (name, "Transfer-Encoding") == 0)
+    call->chunked = TRUE;
+
+  soup_message_headers_append (call->response_headers, name, value);
+  return len;
+}
+
+static size_t
+write_cb (char   *data,
+          size_t  size,
+          size_t  count,
+          void   *user_data)
+{
+  GkUpstreamCall *call = user_data;
+  gsize len = size * count;
+
+  /* Nobody reads: wait for a reader rather than pile the body up. */
+  if (call->read_cb == NULL && call->in->len >= READ_AHEAD_LIMIT)
+    {
+      call->paused = TRUE;
+      call->wait_deadline = 0;
+      return CURL_WRITEFUNC_PAUSE;
+    }
+  g_byte_array_append (call->in, (const guint8 *) data, len);
+  call_touch (call);
+  if (call->read_cb != NULL)
+    call_queue (call);
+  return len;
+}
+
+/* The transfers libcurl has ended. */
+static void
+upstream_take_done (GkUpstream *self)
+{
+  CURLMsg *msg;
+  int left;
+
+  while ((msg = curl_multi_info_read (self->multi, &left)) != NULL)
+    {
+      GkUpstreamCall *call = NULL;
+      CURLcode code;
+      GError *error = NULL;
+
+      if (msg->msg != CURLMSG_DONE)
+        continue;
+      code = msg->data.result;
+      curl_easy_getinfo (msg->easy_handle, CURLINFO_PRIVATE, (char **) &call);
+      g_assert (call != NULL);
+      if (call->abort_error != NULL)
+        error = g_steal_pointer (&call->abort_error);
+      else if (code != CURLE_OK)
+        error = error_from_curl (call->easy, code, call->errbuf);
+      else if (!call->head_complete)
+        error = g_error_new_literal (GK_UPSTREAM_ERROR, GK_UPSTREAM_ERROR_PROTOCOL,
+                                     "no response head");
+      call_finish (call, error);
+    }
+}
+
+/* ---- Calls: the caller's side ------------------------------------------- */
+
+static void
+call_deliver_read (GkUpstreamCall *call)
+{
+  GkUpstreamReadFunc callback = call->read_cb;
+
+  call->read_cb = NULL;
+  call_unqueue (call);
+  if (call->in->len > 0)
+    {
+      g_autoptr(GBytes) chunk = g_byte_array_free_to_bytes (call->in);
+
+      call->in = g_byte_array_sized_new (RECEIVE_BUFFER);
+      callback (call, chunk, NULL, call->user_data);
+      return;
+    }
+  callback (call, NULL, call->error, call->user_data);
+}
+
+/* Runs the one callback @call is ready for, if any. */
+static void
+call_dispatch (GkUpstreamCall *call)
+{
+  if (!call->head_delivered)
+    {
+      GkUpstreamHeadFunc callback = call->head_cb;
+
+      if (callback == NULL || (!call->head_complete && !call->finished))
+        return;
+      call->head_delivered = TRUE;
+      call->head_cb = NULL;
+      callback (call, call->head_complete ? NULL : call->error, call->user_data);
+      return;
+    }
+  if (call->read_cb != NULL && (call->in->len > 0 || call->finished))
+    call_deliver_read (call);
+}
+
+/* The ended transfers, then the callbacks due. */
+static void
+upstream_flush (GkUpstream *self)
+{
+  GList *link;
+
+  upstream_take_done (self);
+  while ((link = g_queue_pop_head_link (&self->ready)) != NULL)
+    {
+      GkUpstreamCall *call = link->data;
+
+      call->queued = FALSE;
+      call_dispatch (call);
+    }
+}
+
+static void
+cancelled_cb (GCancellable *cancellable,
+              gpointer      user_data)
+{
+  GkUpstreamCall *call = user_data;
+
+  call_finish (call, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                          "the request was cancelled"));
+  /* Its callback runs from the source, never from within cancel. */
+  g_source_set_ready_time (call->upstream->source, 0);
+}
+
+/* ---- Easy handles ------------------------------------------------------- */
+
+/* Options every transfer has, ours and gk_upstream_get_sync()'s. */
+static void
+easy_set_common (CURL       *easy,
+                 const char *ca_file,
+                 char       *errbuf)
+{
+  curl_easy_setopt (easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt (easy, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt (easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt (easy, CURLOPT_FOLLOWLOCATION, 0L);
+  /* HTTP/2 over TLS where the upstream offers it (ALPN), else HTTP/1.1. */
+  curl_easy_setopt (easy, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
+  /* A proxy's answer to CONNECT is not the upstream's head. Proxies come
+   * from the environment: no CURLOPT_PROXY / CURLOPT_NOPROXY here. */
+  curl_easy_setopt (easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+  curl_easy_setopt (easy, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt (easy, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (ca_file != NULL)
+    curl_easy_setopt (easy, CURLOPT_CAINFO, ca_file);
+  curl_easy_setopt (easy, CURLOPT_TCP_NODELAY, 1L);
+}
+
+static const char *
+ca_file_from_env (void)
+{
+  const char *ca = g_getenv ("GEMINI_KEYS_UPSTREAM_CA");
+
+  return ca != NULL && *ca != '\0' ? ca : NULL;
+}
+
+/* ---- Public API --------------------------------------------------------- */
 
 GkUpstream *
 gk_upstream_new (const char  *base_url,
@@ -225,100 +791,68 @@ gk_upstream_new (const char  *base_url,
                  GError     **error)
 {
   g_autoptr(GUri) uri = NULL;
+  g_autoptr(GError) local_error = NULL;
   GkUpstream *self;
   const char *scheme;
-  const char *host;
   const char *path;
-  int port;
-  gboolean tls;
+  gsize path_len;
 
-  uri = g_uri_parse (base_url, G_URI_FLAGS_NONE, error);
+  g_return_val_if_fail (base_url != NULL, NULL);
+
+  uri = g_uri_parse (base_url, G_URI_FLAGS_ENCODED, &local_error);
   if (uri == NULL)
-    return NULL;
+    {
+      g_set_error (error, GK_UPSTREAM_ERROR, GK_UPSTREAM_ERROR_INVALID, "%s",
+                   local_error->message);
+      return NULL;
+    }
   scheme = g_uri_get_scheme (uri);
-  host = g_uri_get_host (uri);
-  if (g_ascii_strcasecmp (scheme, "http") == 0)
-    tls = FALSE;
-  else if (g_ascii_strcasecmp (scheme, "https") == 0)
-    tls = TRUE;
-  else
+  if ((g_strcmp0 (scheme, "http") != 0 && g_strcmp0 (scheme, "https") != 0) ||
+      g_uri_get_host (uri) == NULL || *g_uri_get_host (uri) == '\0')
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                   "The upstream must be an http:// or https:// URL");
-      return NULL;
-    }
-  if (host == NULL || *host == '\0')
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "The upstream URL has no host");
+      g_set_error (error, GK_UPSTREAM_ERROR, GK_UPSTREAM_ERROR_INVALID,
+                   "only http:// and https:// URLs with a host are supported");
       return NULL;
     }
 
+  curl_init_once ();
   self = g_new0 (GkUpstream, 1);
-  self->ref_count = 1;
-  self->tls = tls;
-  self->timeout_s = timeout_s;
-  port = g_uri_get_port (uri);
-  if (port <= 0)
-    port = tls ? 443 : 80;
-  /* An address needs no resolver round trip on each connect. */
-  if (g_hostname_is_ip_address (host))
-    self->connectable = G_SOCKET_CONNECTABLE (g_inet_socket_address_new_from_string (host, port));
-  else
-    self->connectable = g_network_address_new (host, (guint16) port);
-  if (strchr (host, ':') != NULL)
-    self->host_header = port == (tls ? 443 : 80) ? g_strdup_printf ("[%s]", host)
-                                                 : g_strdup_printf ("[%s]:%d", host, port);
-  else
-    self->host_header = port == (tls ? 443 : 80) ? g_strdup (host)
-                                                 : g_strdup_printf ("%s:%d", host, port);
   path = g_uri_get_path (uri);
-  self->base_path = g_strdup (path ? path : "");
-  while (g_str_has_suffix (self->base_path, "/"))
-    self->base_path[strlen (self->base_path) - 1] = '\0';
+  path_len = strlen (path);
+  while (path_len > 0 && path[path_len - 1] == '/')
+    path_len--;
+  {
+    g_autofree char *authority = g_uri_join (G_URI_FLAGS_ENCODED, scheme, g_uri_get_userinfo (uri),
+                                             g_uri_get_host (uri), g_uri_get_port (uri), "", NULL,
+                                             NULL);
+
+    self->base_url = g_strdup_printf ("%s%.*s", authority, (int) path_len, path);
+  }
+  self->tls = g_str_equal (scheme, "https");
+  self->timeout_s = timeout_s;
   self->user_agent = g_strdup (user_agent);
+  self->ca_file = g_strdup (ca_file_from_env ());
+  self->sockets = g_ptr_array_new_with_free_func (g_free);
+  self->spare = g_ptr_array_new ();
 
-  self->client = g_socket_client_new ();
-  g_socket_client_set_timeout (self->client, timeout_s);
-  g_socket_client_set_tls (self->client, tls);
-  g_queue_init (&self->idle);
-  self->spare = g_ptr_array_new_with_free_func ((GDestroyNotify) g_byte_array_unref);
+  self->source = g_source_new (&multi_source_funcs, sizeof (MultiSource));
+  ((MultiSource *) self->source)->upstream = self;
+  g_source_set_name (self->source, "gk-upstream");
+  g_source_attach (self->source, g_main_context_get_thread_default ());
+
+  self->sweep = g_source_new (&timer_source_funcs, sizeof (GSource));
+  g_source_set_callback (self->sweep, sweep_cb, self, NULL);
+  g_source_set_name (self->sweep, "gk-upstream-sweep");
+  g_source_attach (self->sweep, g_main_context_get_thread_default ());
+
+  self->multi = curl_multi_init ();
+  curl_multi_setopt (self->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+  curl_multi_setopt (self->multi, CURLMOPT_SOCKETDATA, self);
+  curl_multi_setopt (self->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+  curl_multi_setopt (self->multi, CURLMOPT_TIMERDATA, self);
+  curl_multi_setopt (self->multi, CURLMOPT_MAXCONNECTS, (long) POOL_MAX);
+  curl_multi_setopt (self->multi, CURLMOPT_PIPELINING, (long) CURLPIPE_MULTIPLEX);
   return self;
-}
-
-static GkUpstream *
-upstream_ref (GkUpstream *self)
-{
-  g_atomic_int_inc (&self->ref_count);
-  return self;
-}
-
-static void
-upstream_close_idle (GkUpstream *self)
-{
-  Conn *conn;
-
-  while ((conn = g_queue_pop_head (&self->idle)) != NULL)
-    conn_free (conn);
-}
-
-static void
-upstream_unref (GkUpstream *self)
-{
-  if (!g_atomic_int_dec_and_test (&self->ref_count))
-    return;
-  upstream_close_idle (self);
-  if (self->sweep != NULL)
-    {
-      g_source_destroy (self->sweep);
-      g_clear_pointer (&self->sweep, g_source_unref);
-    }
-  g_clear_object (&self->client);
-  g_clear_object (&self->connectable);
-  g_clear_pointer (&self->spare, g_ptr_array_unref);
-  g_free (self->host_header);
-  g_free (self->base_path);
-  g_free (self->user_agent);
-  g_free (self);
 }
 
 void
@@ -326,109 +860,36 @@ gk_upstream_free (GkUpstream *self)
 {
   if (self == NULL)
     return;
-  self->closed = TRUE;
-  upstream_close_idle (self);
-  upstream_unref (self);
+  g_return_if_fail (self->active.length == 0);
+
+  for (guint i = 0; i < self->spare->len; i++)
+    curl_easy_cleanup (g_ptr_array_index (self->spare, i));
+  g_ptr_array_unref (self->spare);
+  /* Closes the pooled connections (their sockets leave the source). */
+  curl_multi_cleanup (self->multi);
+  g_source_destroy (self->source);
+  g_source_unref (self->source);
+  g_source_destroy (self->sweep);
+  g_source_unref (self->sweep);
+  g_ptr_array_unref (self->sockets);
+  g_free (self->base_url);
+  g_free (self->user_agent);
+  g_free (self->ca_file);
+  g_free (self);
 }
 
 guint
 gk_upstream_get_idle_count (GkUpstream *self)
 {
-  return self->idle.length;
+  g_return_val_if_fail (self != NULL, 0);
+  return self->open_sockets > self->active.length ? self->open_sockets - self->active.length : 0;
 }
 
 guint
 gk_upstream_get_connect_count (GkUpstream *self)
 {
+  g_return_val_if_fail (self != NULL, 0);
   return self->connects;
-}
-
-static Conn *
-upstream_take_idle (GkUpstream *self)
-{
-  gint64 now = g_get_monotonic_time ();
-  Conn *conn;
-
-  /* The most recently used first: the least likely to have timed out. */
-  while ((conn = g_queue_pop_tail (&self->idle)) != NULL)
-    {
-      if (conn_usable (self, conn, now))
-        return conn;
-      conn_free (conn);
-    }
-  return NULL;
-}
-
-static void
-upstream_put_idle (GkUpstream *self,
-                   Conn       *conn)
-{
-  if (self->closed || self->idle.length >= IDLE_MAX)
-    {
-      conn_free (conn);
-      return;
-    }
-  conn->idle_since = g_get_monotonic_time ();
-  conn->call = NULL;
-  conn_watch_set (conn, G_IO_IN);
-  g_queue_push_tail (&self->idle, conn);
-}
-
-/* ---- Calls -------------------------------------------------------------- */
-
-static GkUpstreamCall *
-call_ref (GkUpstreamCall *call)
-{
-  call->ref_count++;
-  return call;
-}
-
-static void
-call_clear_source (GkUpstreamCall *call)
-{
-  if (call->source != NULL)
-    {
-      g_source_destroy (call->source);
-      g_clear_pointer (&call->source, g_source_unref);
-    }
-}
-
-static void
-call_unref (GkUpstreamCall *call)
-{
-  if (--call->ref_count > 0)
-    return;
-  call_clear_source (call);
-  if (call->waiting_link != NULL)
-    g_queue_delete_link (&call->upstream->waiting, call->waiting_link);
-  if (call->cancel_source != NULL)
-    {
-      g_source_destroy (call->cancel_source);
-      g_clear_pointer (&call->cancel_source, g_source_unref);
-    }
-  if (call->conn != NULL)
-    {
-      /* Back to the pool only when this response was read to its end and
-       * nothing followed it. */
-      if (call->state == STATE_DONE && call->keep_alive && call->in_pos == call->in->len)
-        upstream_put_idle (call->upstream, g_steal_pointer (&call->conn));
-      else
-        g_clear_pointer (&call->conn, conn_free);
-    }
-  /* The head may hold a key. */
-  memset (call->head->str, 0, call->head->len);
-  g_string_free (call->head, TRUE);
-  g_clear_pointer (&call->body, g_bytes_unref);
-  /* Read buffers are reused: a 64 KiB allocation per request shows. */
-  if (call->in != NULL && call->upstream->spare->len < IDLE_MAX && call->in->len <= 2 * READ_SIZE)
-    g_ptr_array_add (call->upstream->spare, g_steal_pointer (&call->in));
-  g_clear_pointer (&call->in, g_byte_array_unref);
-  g_clear_pointer (&call->response_headers, soup_message_headers_unref);
-  g_clear_error (&call->pending_error);
-  g_clear_error (&call->body_error);
-  g_clear_object (&call->cancellable);
-  upstream_unref (call->upstream);
-  g_free (call);
 }
 
 GkUpstreamCall *
@@ -436,33 +897,22 @@ gk_upstream_call_new (GkUpstream *upstream,
                       const char *method,
                       const char *path_and_query)
 {
-  GkUpstreamCall *call = g_new0 (GkUpstreamCall, 1);
+  GkUpstreamCall *call;
 
-  call->ref_count = 1;
-  call->upstream = upstream_ref (upstream);
-  call->head_only = g_ascii_strcasecmp (method, "HEAD") == 0;
-  call->head = g_string_sized_new (512);
-  g_string_append_printf (call->head, "%s %s%s HTTP/1.1\r\nHost: %s\r\n", method,
-                          upstream->base_path, path_and_query, upstream->host_header);
-  if (upstream->user_agent != NULL)
-    g_string_append_printf (call->head, "User-Agent: %s\r\n", upstream->user_agent);
-  if (g_ascii_strcasecmp (method, "POST") == 0 || g_ascii_strcasecmp (method, "PUT") == 0 ||
-      g_ascii_strcasecmp (method, "PATCH") == 0)
-    call->body = g_bytes_new_static ("", 0);
-  if (upstream->spare->len > 0)
-    {
-      call->in = g_ptr_array_steal_index_fast (upstream->spare, upstream->spare->len - 1);
-      g_byte_array_set_size (call->in, 0);
-    }
-  else
-    call->in = g_byte_array_sized_new (READ_SIZE);
+  g_return_val_if_fail (upstream != NULL, NULL);
+  g_return_val_if_fail (method != NULL && path_and_query != NULL, NULL);
+
+  call = g_new0 (GkUpstreamCall, 1);
+  call->upstream = upstream;
+  call->method = g_strdup (method);
+  call->url = g_strconcat (upstream->base_url, *path_and_query == '/' ? "" : "/", path_and_query,
+                           NULL);
+  call->ready_link.data = call;
+  call->active_link.data = call;
+  call->content_length = -1;
+  call->response_headers = soup_message_headers_new (SOUP_MESSAGE_HEADERS_RESPONSE);
+  call->in = g_byte_array_sized_new (RECEIVE_BUFFER);
   return call;
-}
-
-static gboolean
-header_text_ok (const char *text)
-{
-  return strpbrk (text, "\r\n") == NULL;
 }
 
 void
@@ -470,15 +920,19 @@ gk_upstream_call_add_header (GkUpstreamCall *call,
                              const char     *name,
                              const char     *value)
 {
-  g_return_if_fail (call->state == STATE_NEW);
+  g_autofree char *line = NULL;
 
-  if (*name == '\0' || !header_text_ok (name) || strchr (name, ':') != NULL ||
-      !header_text_ok (value))
+  g_return_if_fail (call != NULL && name != NULL && value != NULL);
+
+  if (strpbrk (name, "\r\n:") != NULL || strpbrk (value, "\r\n") != NULL ||
+      !header_name_valid (name, strlen (name)))
     return;
-  g_string_append (call->head, name);
-  g_string_append (call->head, ": ");
-  g_string_append (call->head, value);
-  g_string_append (call->head, "\r\n");
+  if (g_ascii_strcasecmp (name, "Accept") == 0)
+    call->has_accept = TRUE;
+  /* "Name;" sends a header with an empty value (libcurl drops "Name:"). */
+  line = *value != '\0' ? g_strconcat (name, ": ", value, NULL) : g_strconcat (name, ";", NULL);
+  call->headers = curl_slist_append (call->headers, line);
+  explicit_bzero (line, strlen (line));
 }
 
 void
@@ -486,524 +940,35 @@ gk_upstream_call_set_body (GkUpstreamCall *call,
                            const char     *content_type,
                            GBytes         *body)
 {
-  g_return_if_fail (call->state == STATE_NEW);
+  g_autofree char *line = NULL;
+
+  g_return_if_fail (call != NULL && body != NULL);
 
   g_clear_pointer (&call->body, g_bytes_unref);
-  call->body = body ? g_bytes_ref (body) : g_bytes_new_static ("", 0);
-  if (content_type != NULL && g_bytes_get_size (call->body) > 0)
-    gk_upstream_call_add_header (call, "Content-Type", content_type);
-}
-
-guint
-gk_upstream_call_get_status (GkUpstreamCall *call)
-{
-  return call->status;
-}
-
-SoupMessageHeaders *
-gk_upstream_call_get_response_headers (GkUpstreamCall *call)
-{
-  return call->response_headers;
-}
-
-gboolean
-gk_upstream_call_get_reused (GkUpstreamCall *call)
-{
-  return call->reused;
+  call->body = g_bytes_ref (body);
+  if (content_type != NULL && strpbrk (content_type, "\r\n") == NULL)
+    {
+      line = g_strconcat ("Content-Type: ", content_type, NULL);
+      call->headers = curl_slist_append (call->headers, line);
+    }
 }
 
 void
-gk_upstream_call_free (GkUpstreamCall *call)
+gk_upstream_call_set_deadline (GkUpstreamCall *call,
+                               gint64          deadline)
 {
-  if (call == NULL)
-    return;
-  call->dead = TRUE;
-  call_clear_source (call);
-  call_unref (call);
+  g_return_if_fail (call != NULL);
+  call->deadline = deadline;
 }
 
-/* ---- Sending ------------------------------------------------------------ */
-
-static void call_connect     (GkUpstreamCall *call);
-static void call_write       (GkUpstreamCall *call);
-static void call_wait_head   (GkUpstreamCall *call);
-static gboolean head_ready_cb (GObject  *stream,
-                               gpointer  user_data);
-
-static void
-call_head_done (GkUpstreamCall *call,
-                GError         *error)
-{
-  GkUpstreamHeadFunc cb = call->head_cb;
-
-  call->head_cb = NULL;
-  call->deadline = 0;
-  if (error != NULL)
-    call->state = STATE_FAILED;
-  if (cb != NULL && !call->dead)
-    cb (call, error, call->user_data);
-}
-
-
+/* Whether @path_and_query may go into a URL as it is. */
 static gboolean
-head_error_later_cb (gpointer data)
+url_part_valid (const char *url)
 {
-  GkUpstreamCall *call = data;
-  GError *error = g_steal_pointer (&call->pending_error);
-
-  g_clear_pointer (&call->source, g_source_unref);
-  call_ref (call);
-  call_head_done (call, error);
-  g_error_free (error);
-  call_unref (call);
-  return G_SOURCE_REMOVE;
-}
-
-/* Reports a failure from the main loop: gk_upstream_call_send() never calls
- * back from within itself. Takes @error. */
-static void
-call_head_error_later (GkUpstreamCall *call,
-                       GError         *error)
-{
-  call_clear_source (call);
-  g_clear_error (&call->pending_error);
-  call->pending_error = error;
-  call->state = STATE_FAILED;
-  call->source = g_idle_source_new ();
-  g_source_set_callback (call->source, head_error_later_cb, call, NULL);
-  g_source_attach (call->source, g_main_context_get_thread_default ());
-}
-
-/* The request failed before its answer began. Takes @error. */
-static void
-call_head_failed (GkUpstreamCall *call,
-                  GError         *error)
-{
-  g_clear_pointer (&call->conn, conn_free);
-  /* A pooled connection the upstream closed while it was idle fails at the
-   * first write or read: once, the request gets a fresh connection. Never
-   * after a byte of the answer came: the upstream may have acted on it. */
-  if (call->reused && !call->retried && !call->got_bytes && !call->upstream->closed &&
-      !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) &&
-      !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
-    {
-      g_error_free (error);
-      call_clear_source (call);
-      call->retried = TRUE;
-      call->reused = FALSE;
-      call->written = 0;
-      call->deadline = 0;
-      g_byte_array_set_size (call->in, 0);
-      call->in_pos = 0;
-      call_connect (call);
-      return;
-    }
-  call_head_error_later (call, error);
-}
-
-static void
-connect_cb (GObject      *source,
-            GAsyncResult *result,
-            gpointer      user_data)
-{
-  GkUpstreamCall *call = user_data;
-  GError *error = NULL;
-  GSocketConnection *connection;
-
-  connection = g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &error);
-  if (call->dead || call->state != STATE_CONNECTING)
-    {
-      if (connection != NULL)
-        {
-          g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
-          g_object_unref (connection);
-        }
-      g_clear_error (&error);
-      call_unref (call);
-      return;
-    }
-  if (connection == NULL)
-    {
-      call_head_failed (call, error);
-      call_unref (call);
-      return;
-    }
-  call->upstream->connects++;
-  /* The head and body leave in one write; what follows is a wait for the
-   * answer, which Nagle's algorithm would only delay. */
-  g_socket_set_option (g_socket_connection_get_socket (connection), IPPROTO_TCP, TCP_NODELAY, 1,
-                       NULL);
-  call->conn = conn_new (call->upstream, connection);
-  call->conn->call = call;
-  call_write (call);
-  call_unref (call);
-}
-
-static void
-call_connect (GkUpstreamCall *call)
-{
-  call->state = STATE_CONNECTING;
-  g_socket_client_connect_async (call->upstream->client, call->upstream->connectable,
-                                 call->cancellable, connect_cb, call_ref (call));
-}
-
-static void call_fail_waiting (GkUpstreamCall *call,
-                               GError         *error);
-
-static gboolean
-sweep_cb (gpointer data)
-{
-  GkUpstream *self = data;
-  gint64 now = g_get_monotonic_time ();
-  GList *expired = NULL;
-  gboolean keep;
-
-  upstream_ref (self);
-  for (GList *l = self->waiting.head; l != NULL; l = l->next)
-    {
-      GkUpstreamCall *call = l->data;
-
-      if (call->deadline > 0 && now >= call->deadline)
-        expired = g_list_prepend (expired, call_ref (call));
-    }
-  for (GList *l = expired; l != NULL; l = l->next)
-    {
-      GkUpstreamCall *call = l->data;
-
-      if (!call->dead && call->deadline > 0)
-        call_fail_waiting (call, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                                                      "Socket I/O timed out"));
-      call_unref (call);
-    }
-  g_list_free (expired);
-  keep = self->waiting.length > 0 && self->sweep != NULL;
-  if (!keep)
-    g_clear_pointer (&self->sweep, g_source_unref);
-  upstream_unref (self);
-  return keep ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
-}
-
-/* Plain connections have no source per wait: the deadlines of their calls
- * are checked by one timer, a tenth of the timeout apart. */
-static void
-call_watch_deadline (GkUpstreamCall *call)
-{
-  GkUpstream *self = call->upstream;
-
-  if (call->waiting_link == NULL)
-    {
-      g_queue_push_tail (&self->waiting, call);
-      call->waiting_link = self->waiting.tail;
-    }
-  if (self->sweep == NULL)
-    {
-      self->sweep = g_timeout_source_new (CLAMP (self->timeout_s * 100, 50, 1000));
-      g_source_set_name (self->sweep, "gk-upstream-deadlines");
-      g_source_set_callback (self->sweep, sweep_cb, self, NULL);
-      g_source_attach (self->sweep, g_main_context_get_thread_default ());
-    }
-}
-
-/* Waits until the connection can be read (@input) or written. */
-static void
-call_wait (GkUpstreamCall *call,
-           gboolean        input,
-           GSourceFunc     callback)
-{
-  GSource *source;
-
-  call_clear_source (call);
-  if (call->deadline == 0 && call->upstream->timeout_s > 0)
-    call->deadline = g_get_monotonic_time () + (gint64) call->upstream->timeout_s * G_USEC_PER_SEC;
-
-  if (call->conn->watch != NULL)
-    {
-      if (call->deadline > 0)
-        call_watch_deadline (call);
-      if (input)
-        {
-          /* The connection's watch calls conn_ready(). */
-          conn_watch_set (call->conn, G_IO_IN);
-          return;
-        }
-      /* A write that would block is rare (a large body): a source of its
-       * own, and no read until it is done. */
-      conn_watch_set (call->conn, 0);
-    }
-
-  source = input ? g_pollable_input_stream_create_source (call->conn->in, call->cancellable)
-                 : g_pollable_output_stream_create_source (call->conn->out, call->cancellable);
-  /* A plain socket's source has the socket timeout of the GSocketClient
-   * built in; a TLS source gets the deadline here. */
-  if (call->upstream->tls && call->deadline > 0)
-    g_source_set_ready_time (source, call->deadline);
-  g_source_set_can_recurse (source, TRUE);
-  g_source_set_callback (source, callback, call, NULL);
-  g_source_attach (source, g_main_context_get_thread_default ());
-  call->source = source;
-}
-
-/* After a would-block: TRUE (and @error set) when the deadline passed. */
-static gboolean
-call_timed_out (GkUpstreamCall  *call,
-                GError         **error)
-{
-  if (call->deadline > 0 && g_get_monotonic_time () >= call->deadline)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "Socket I/O timed out");
-      return TRUE;
-    }
-  return FALSE;
-}
-
-static gboolean
-write_ready_cb (GObject  *stream,
-                gpointer  user_data)
-{
-  GkUpstreamCall *call = user_data;
-
-  g_clear_pointer (&call->source, g_source_unref);
-  call_write (call);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-call_write (GkUpstreamCall *call)
-{
-  gsize head_len = call->head->len;
-  gsize body_len = call->body ? g_bytes_get_size (call->body) : 0;
-  const char *body = call->body ? g_bytes_get_data (call->body, NULL) : NULL;
-  gsize total = head_len + body_len;
-
-  call->state = STATE_WRITING;
-  while (call->written < total)
-    {
-      GOutputVector vectors[2];
-      gsize n = 0;
-      gsize done = 0;
-      GError *error = NULL;
-      GPollableReturn ret;
-
-      if (call->written < head_len)
-        {
-          vectors[n].buffer = call->head->str + call->written;
-          vectors[n++].size = head_len - call->written;
-          if (body_len > 0)
-            {
-              vectors[n].buffer = body;
-              vectors[n++].size = body_len;
-            }
-        }
-      else
-        {
-          vectors[n].buffer = body + (call->written - head_len);
-          vectors[n++].size = total - call->written;
-        }
-
-      ret = g_pollable_output_stream_writev_nonblocking (call->conn->out, vectors, n, &done,
-                                                         call->cancellable, &error);
-      if (ret == G_POLLABLE_RETURN_WOULD_BLOCK)
-        {
-          if (call_timed_out (call, &error))
-            call_head_failed (call, error);
-          else
-            call_wait (call, FALSE, G_SOURCE_FUNC (write_ready_cb));
-          return;
-        }
-      if (ret != G_POLLABLE_RETURN_OK)
-        {
-          if (error == NULL)
-            error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_FAILED, "Write failed");
-          call_head_failed (call, error);
-          return;
-        }
-      if (done > 0)
-        call->deadline = 0;
-      call->written += done;
-    }
-
-  call->state = STATE_HEAD;
-  call_wait_head (call);
-}
-
-/* Reads what the connection has into @in: the count, 0 at the end, -1 on
- * an error (G_IO_ERROR_WOULD_BLOCK when nothing is there yet). */
-static gssize
-call_fill (GkUpstreamCall  *call,
-           GError         **error)
-{
-  gsize old;
-  gssize n;
-
-  if (call->in_pos > 0)
-    {
-      g_byte_array_remove_range (call->in, 0, call->in_pos);
-      call->in_pos = 0;
-    }
-  old = call->in->len;
-  g_byte_array_set_size (call->in, old + READ_SIZE);
-  n = g_pollable_input_stream_read_nonblocking (call->conn->in, call->in->data + old, READ_SIZE,
-                                                call->cancellable, error);
-  g_byte_array_set_size (call->in, old + MAX (n, 0));
-  if (n > 0)
-    {
-      call->got_bytes = TRUE;
-      call->deadline = 0;
-    }
-  return n;
-}
-
-static gboolean
-call_parse_head (GkUpstreamCall  *call,
-                 const char      *data,
-                 gsize            len,
-                 GError         **error)
-{
-  SoupHTTPVersion version;
-  guint status;
-  SoupMessageHeaders *headers;
-
-  g_clear_pointer (&call->response_headers, soup_message_headers_unref);
-  headers = call->response_headers = soup_message_headers_new (SOUP_MESSAGE_HEADERS_RESPONSE);
-  if (!soup_headers_parse_response (data, (int) len, headers, &version, &status, NULL))
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                           "The upstream's answer is not HTTP");
+  for (const guchar *p = (const guchar *) url; *p; p++)
+    if (*p <= 0x20 || *p >= 0x7f || *p == '#')
       return FALSE;
-    }
-  call->status = status;
-  if (version == SOUP_HTTP_1_1)
-    call->keep_alive = !soup_message_headers_header_contains (headers, "Connection", "close");
-  else
-    call->keep_alive = soup_message_headers_header_contains (headers, "Connection", "keep-alive");
-
-  if (call->head_only || status == 204 || status == 304 || (status >= 100 && status < 200))
-    call->mode = BODY_NONE;
-  else
-    switch (soup_message_headers_get_encoding (headers))
-      {
-      case SOUP_ENCODING_NONE:
-        call->mode = BODY_NONE;
-        break;
-      case SOUP_ENCODING_CONTENT_LENGTH:
-        call->remaining = (guint64) soup_message_headers_get_content_length (headers);
-        call->mode = call->remaining > 0 ? BODY_LENGTH : BODY_NONE;
-        break;
-      case SOUP_ENCODING_CHUNKED:
-        call->mode = BODY_CHUNKED;
-        call->chunk_state = CHUNK_SIZE;
-        break;
-      case SOUP_ENCODING_EOF:
-        call->mode = BODY_EOF;
-        call->keep_alive = FALSE;
-        break;
-      case SOUP_ENCODING_BYTERANGES:
-      case SOUP_ENCODING_UNRECOGNIZED:
-      default:
-        g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                             "The upstream's answer has an unknown transfer encoding");
-        return FALSE;
-      }
   return TRUE;
-}
-
-static void
-call_read_head (GkUpstreamCall *call)
-{
-  for (;;)
-    {
-      const char *data = (const char *) call->in->data + call->in_pos;
-      gsize avail = call->in->len - call->in_pos;
-      const char *end = avail >= 4 ? memmem (data, avail, "\r\n\r\n", 4) : NULL;
-      GError *error = NULL;
-      gssize n;
-
-      if (end != NULL)
-        {
-          gsize head_len = end + 4 - data;
-
-          if (!call_parse_head (call, data, head_len, &error))
-            {
-              call_head_failed (call, error);
-              return;
-            }
-          call->in_pos += head_len;
-          /* 100 Continue and other interim answers come before the real
-           * one. */
-          if (call->status >= 100 && call->status < 200 && call->status != 101)
-            continue;
-          call->state = call->mode == BODY_NONE ? STATE_DONE : STATE_BODY;
-          call_head_done (call, NULL);
-          return;
-        }
-      if (avail > HEAD_LIMIT)
-        {
-          call_head_failed (call, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
-                                                       "The upstream's answer head is too large"));
-          return;
-        }
-
-      n = call_fill (call, &error);
-      if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-        {
-          g_clear_error (&error);
-          if (call_timed_out (call, &error))
-            call_head_failed (call, error);
-          else
-            call_wait (call, TRUE, G_SOURCE_FUNC (head_ready_cb));
-          return;
-        }
-      if (n < 0)
-        {
-          call_head_failed (call, error);
-          return;
-        }
-      if (n == 0)
-        {
-          call_head_failed (call, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED,
-                                                       "The upstream closed the connection before answering"));
-          return;
-        }
-    }
-}
-
-static gboolean
-head_ready_cb (GObject  *stream,
-               gpointer  user_data)
-{
-  GkUpstreamCall *call = user_data;
-
-  g_clear_pointer (&call->source, g_source_unref);
-  call_read_head (call);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-call_wait_head (GkUpstreamCall *call)
-{
-  /* Never a read right away: the answer cannot be there yet, and the head
-   * callback must not run from within gk_upstream_call_send(). */
-  call_wait (call, TRUE, G_SOURCE_FUNC (head_ready_cb));
-}
-
-static gboolean
-call_cancelled_cb (GCancellable *cancellable,
-                   gpointer      user_data)
-{
-  GkUpstreamCall *call = user_data;
-
-  call_ref (call);
-  g_clear_pointer (&call->cancel_source, g_source_unref);
-  /* A connect in progress reports its own cancellation. */
-  if (!call->dead && call->state != STATE_CONNECTING)
-    {
-      GError *error = NULL;
-
-      g_cancellable_set_error_if_cancelled (cancellable, &error);
-      call_fail_waiting (call, error);
-    }
-  call_unref (call);
-  return G_SOURCE_REMOVE;
 }
 
 void
@@ -1012,381 +977,307 @@ gk_upstream_call_send (GkUpstreamCall     *call,
                        GkUpstreamHeadFunc  callback,
                        gpointer            user_data)
 {
-  g_return_if_fail (call->state == STATE_NEW);
+  GkUpstream *self;
+  CURL *easy;
+  long connect_ms;
 
-  g_set_object (&call->cancellable, cancellable);
+  g_return_if_fail (call != NULL && call->easy == NULL);
+
+  self = call->upstream;
   call->head_cb = callback;
   call->user_data = user_data;
+
+  if (!url_part_valid (call->url + strlen (self->base_url)))
+    {
+      call->finished = TRUE;
+      call->error = g_error_new_literal (GK_UPSTREAM_ERROR, GK_UPSTREAM_ERROR_INVALID,
+                                         "the request path is not encoded");
+      call_queue (call);
+      g_source_set_ready_time (self->source, 0);
+      return;
+    }
+
+  easy = self->spare->len > 0 ? g_ptr_array_steal_index_fast (self->spare, self->spare->len - 1)
+                              : curl_easy_init ();
+  call->easy = easy;
+  easy_set_common (easy, self->ca_file, call->errbuf);
+  curl_easy_setopt (easy, CURLOPT_PRIVATE, call);
+  curl_easy_setopt (easy, CURLOPT_URL, call->url);
+  curl_easy_setopt (easy, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
+  curl_easy_setopt (easy, CURLOPT_OPENSOCKETDATA, self);
+  curl_easy_setopt (easy, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
+  curl_easy_setopt (easy, CURLOPT_CLOSESOCKETDATA, self);
+  curl_easy_setopt (easy, CURLOPT_HEADERFUNCTION, header_cb);
+  curl_easy_setopt (easy, CURLOPT_HEADERDATA, call);
+  curl_easy_setopt (easy, CURLOPT_WRITEFUNCTION, write_cb);
+  curl_easy_setopt (easy, CURLOPT_WRITEDATA, call);
+  curl_easy_setopt (easy, CURLOPT_BUFFERSIZE, (long) RECEIVE_BUFFER);
+  if (self->tls)
+    curl_easy_setopt (easy, CURLOPT_PIPEWAIT, 1L);
+  if (self->user_agent != NULL)
+    curl_easy_setopt (easy, CURLOPT_USERAGENT, self->user_agent);
+
+  connect_ms = GK_UPSTREAM_CONNECT_TIMEOUT_S * 1000L;
+  if (self->timeout_s > 0 && self->timeout_s < GK_UPSTREAM_CONNECT_TIMEOUT_S)
+    connect_ms = self->timeout_s * 1000L;
+  curl_easy_setopt (easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+  if (call->deadline > 0)
+    {
+      /* libcurl's own bound too, so that no state of its escapes it. */
+      gint64 left_ms = (call->deadline - g_get_monotonic_time ()) / 1000;
+
+      curl_easy_setopt (easy, CURLOPT_TIMEOUT_MS, (long) MAX (left_ms, 1));
+    }
+
+  /* libcurl's own defaults that the upstream should not see. */
+  call->headers = curl_slist_append (call->headers, "Expect:");
+  if (!call->has_accept)
+    call->headers = curl_slist_append (call->headers, "Accept:");
+
+  if (g_ascii_strcasecmp (call->method, "HEAD") == 0)
+    curl_easy_setopt (easy, CURLOPT_NOBODY, 1L);
+  else if (call->body != NULL)
+    {
+      gsize len;
+      const char *data = g_bytes_get_data (call->body, &len);
+
+      curl_easy_setopt (easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) len);
+      curl_easy_setopt (easy, CURLOPT_POSTFIELDS, data ? data : "");
+      if (g_strcmp0 (call->method, "POST") != 0)
+        curl_easy_setopt (easy, CURLOPT_CUSTOMREQUEST, call->method);
+    }
+  else if (g_strcmp0 (call->method, "GET") != 0)
+    {
+      curl_easy_setopt (easy, CURLOPT_CUSTOMREQUEST, call->method);
+      if (g_strcmp0 (call->method, "POST") == 0 || g_strcmp0 (call->method, "PUT") == 0 ||
+          g_strcmp0 (call->method, "PATCH") == 0)
+        {
+          /* An empty body, announced as such. */
+          curl_easy_setopt (easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) 0);
+          curl_easy_setopt (easy, CURLOPT_POSTFIELDS, "");
+          call->headers = curl_slist_append (call->headers, "Content-Type:");
+        }
+    }
+  curl_easy_setopt (easy, CURLOPT_HTTPHEADER, call->headers);
+
   if (cancellable != NULL)
     {
-      /* Waits on a connection's watch do not see the cancellable. */
-      call->cancel_source = g_cancellable_source_new (cancellable);
-      g_source_set_callback (call->cancel_source, G_SOURCE_FUNC (call_cancelled_cb), call, NULL);
-      g_source_attach (call->cancel_source, g_main_context_get_thread_default ());
+      call->cancellable = g_object_ref (cancellable);
+      call->cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (cancelled_cb), call,
+                                                  NULL);
+      /* Already cancelled: cancelled_cb ran and the call is finished. */
+      if (call->finished)
+        return;
     }
-  if (call->body != NULL)
-    g_string_append_printf (call->head, "Content-Length: %" G_GSIZE_FORMAT "\r\n",
-                            g_bytes_get_size (call->body));
-  g_string_append (call->head, "\r\n");
 
-  call->conn = upstream_take_idle (call->upstream);
-  if (call->conn != NULL)
-    {
-      call->conn->call = call;
-      call->reused = TRUE;
-      call_write (call);
-    }
-  else
-    call_connect (call);
+  call_touch (call);
+  sweep_arm (self, call->wait_deadline);
+  sweep_arm (self, call->deadline);
+  call->in_multi = TRUE;
+  g_queue_push_tail_link (&self->active, &call->active_link);
+  curl_multi_add_handle (self->multi, easy);
 }
 
-/* ---- Reading the body --------------------------------------------------- */
-
-static gboolean
-chunk_line (const guint8 *data,
-            gsize         avail,
-            gsize        *line_len,
-            gsize        *consumed)
+guint
+gk_upstream_call_get_status (GkUpstreamCall *call)
 {
-  const guint8 *lf = memchr (data, '\n', avail);
-
-  if (lf == NULL)
-    return FALSE;
-  *consumed = lf - data + 1;
-  *line_len = lf - data;
-  if (*line_len > 0 && data[*line_len - 1] == '\r')
-    (*line_len)--;
-  return TRUE;
+  g_return_val_if_fail (call != NULL, 0);
+  return call->status;
 }
 
-/* Decodes what @in holds of the body into @out (NULL when nothing is
- * there yet). */
-static gboolean
-call_decode (GkUpstreamCall  *call,
-             GBytes         **out,
-             GError         **error)
+SoupMessageHeaders *
+gk_upstream_call_get_response_headers (GkUpstreamCall *call)
 {
-  GByteArray *acc = NULL;
-
-  *out = NULL;
-  if (call->mode == BODY_LENGTH || call->mode == BODY_EOF)
-    {
-      gsize avail = call->in->len - call->in_pos;
-      gsize n = call->mode == BODY_LENGTH ? MIN (avail, call->remaining) : avail;
-
-      if (n == 0)
-        return TRUE;
-      *out = g_bytes_new (call->in->data + call->in_pos, n);
-      call->in_pos += n;
-      if (call->mode == BODY_LENGTH)
-        {
-          call->remaining -= n;
-          if (call->remaining == 0)
-            call->state = STATE_DONE;
-        }
-      return TRUE;
-    }
-
-  while (call->state == STATE_BODY)
-    {
-      const guint8 *data = call->in->data + call->in_pos;
-      gsize avail = call->in->len - call->in_pos;
-      gsize line_len, consumed, n;
-
-      if (avail == 0)
-        break;
-      switch (call->chunk_state)
-        {
-        case CHUNK_SIZE:
-          {
-            char *endp = NULL;
-            guint64 size;
-
-            if (!chunk_line (data, avail, &line_len, &consumed))
-              {
-                if (avail > CHUNK_LINE_LIMIT)
-                  goto bad_chunk;
-                goto need_more;
-              }
-            size = g_ascii_strtoull ((const char *) data, &endp, 16);
-            if (endp == (char *) data || (endp < (char *) data + line_len && *endp != ';' &&
-                                          *endp != ' ' && *endp != '\t'))
-              goto bad_chunk;
-            call->in_pos += consumed;
-            if (size == 0)
-              call->chunk_state = CHUNK_TRAILER;
-            else
-              {
-                call->remaining = size;
-                call->chunk_state = CHUNK_DATA;
-              }
-          }
-          break;
-
-        case CHUNK_DATA:
-          n = MIN (avail, call->remaining);
-          if (acc == NULL)
-            acc = g_byte_array_sized_new ((guint) n);
-          g_byte_array_append (acc, data, (guint) n);
-          call->in_pos += n;
-          call->remaining -= n;
-          if (call->remaining == 0)
-            call->chunk_state = CHUNK_DATA_END;
-          break;
-
-        case CHUNK_DATA_END:
-          if (!chunk_line (data, avail, &line_len, &consumed))
-            {
-              if (avail >= 2)
-                goto bad_chunk;
-              goto need_more;
-            }
-          if (line_len != 0)
-            goto bad_chunk;
-          call->in_pos += consumed;
-          call->chunk_state = CHUNK_SIZE;
-          break;
-
-        case CHUNK_TRAILER:
-        default:
-          if (!chunk_line (data, avail, &line_len, &consumed))
-            {
-              if (avail > CHUNK_LINE_LIMIT)
-                goto bad_chunk;
-              goto need_more;
-            }
-          call->in_pos += consumed;
-          if (line_len == 0)
-            call->state = STATE_DONE;
-          break;
-        }
-    }
-
-need_more:
-  if (acc != NULL)
-    *out = g_byte_array_free_to_bytes (acc);
-  return TRUE;
-
-bad_chunk:
-  if (acc != NULL)
-    g_byte_array_unref (acc);
-  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                       "The upstream's chunked answer is malformed");
-  return FALSE;
+  g_return_val_if_fail (call != NULL, NULL);
+  return call->response_headers;
 }
 
-static void
-call_read_done (GkUpstreamCall *call,
-                GBytes         *chunk,
-                GError         *error)
+gboolean
+gk_upstream_call_get_reused (GkUpstreamCall *call)
 {
-  GkUpstreamReadFunc cb = call->read_cb;
-
-  call->read_cb = NULL;
-  call->deadline = 0;
-  if (error != NULL)
-    {
-      call->state = STATE_FAILED;
-      g_clear_pointer (&call->conn, conn_free);
-    }
-  if (cb != NULL && !call->dead)
-    cb (call, chunk, error, call->user_data);
+  g_return_val_if_fail (call != NULL, FALSE);
+  return call->reused;
 }
 
-static void call_read_body (GkUpstreamCall *call);
-
-static gboolean
-body_ready_cb (GObject  *stream,
-               gpointer  user_data)
+guint
+gk_upstream_call_get_http_version (GkUpstreamCall *call)
 {
-  GkUpstreamCall *call = user_data;
-
-  g_clear_pointer (&call->source, g_source_unref);
-  call_read_body (call);
-  return G_SOURCE_REMOVE;
-}
-
-/* Each branch that calls back returns at once: the callback may free the
- * call or start the next read. */
-static void
-call_read_body (GkUpstreamCall *call)
-{
-  for (;;)
-    {
-      g_autoptr(GError) error = NULL;
-      g_autoptr(GBytes) out = NULL;
-      gssize n;
-
-      if (call->state == STATE_DONE)
-        {
-          call_read_done (call, NULL, NULL);
-          return;
-        }
-      if (call->state != STATE_BODY)
-        {
-          g_set_error_literal (&error, G_IO_ERROR, G_IO_ERROR_FAILED, "No answer to read");
-          call_read_done (call, NULL, error);
-          return;
-        }
-      if (!call_decode (call, &out, &error))
-        {
-          call_read_done (call, NULL, error);
-          return;
-        }
-      if (out != NULL)
-        {
-          call_read_done (call, out, NULL);
-          return;
-        }
-      if (call->state == STATE_DONE)
-        continue;
-
-      if (call->body_error != NULL)
-        {
-          g_propagate_error (&error, g_steal_pointer (&call->body_error));
-          call_read_done (call, NULL, error);
-          return;
-        }
-      if (call->body_eof)
-        n = 0;
-      else
-        n = call_fill (call, &error);
-      if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-        {
-          g_clear_error (&error);
-          if (call_timed_out (call, &error))
-            call_read_done (call, NULL, error);
-          else
-            call_wait (call, TRUE, G_SOURCE_FUNC (body_ready_cb));
-          return;
-        }
-      if (n < 0)
-        {
-          call_read_done (call, NULL, error);
-          return;
-        }
-      if (n == 0)
-        {
-          if (call->mode == BODY_EOF)
-            {
-              call->state = STATE_DONE;
-              continue;
-            }
-          g_set_error_literal (&error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED,
-                               "The upstream closed the connection in the middle of the answer");
-          call_read_done (call, NULL, error);
-          return;
-        }
-    }
-}
-
-/* Ends the wait in progress with @error (taken): a deadline passed or the
- * call was cancelled. The caller holds a reference. */
-static void
-call_fail_waiting (GkUpstreamCall *call,
-                   GError         *error)
-{
-  call->deadline = 0;
-  if (call->head_cb != NULL && (call->state == STATE_WRITING || call->state == STATE_HEAD))
-    {
-      call_clear_source (call);
-      call_head_failed (call, error);
-      return;
-    }
-  if (call->read_cb != NULL && call->state == STATE_BODY)
-    {
-      call_clear_source (call);
-      call_read_done (call, NULL, error);
-      g_error_free (error);
-      return;
-    }
-  if (call->state == STATE_BODY && call->body_error == NULL)
-    {
-      /* For the next read. */
-      call->body_error = error;
-      return;
-    }
-  g_error_free (error);
-}
-
-/* Bytes came while nobody asked for them: kept for the next read, up to a
- * limit, so that a level-triggered watch does not spin. */
-static void
-call_read_ahead (GkUpstreamCall *call)
-{
-  GError *error = NULL;
-  gssize n = call_fill (call, &error);
-
-  if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-    {
-      g_error_free (error);
-      return;
-    }
-  if (n < 0)
-    call->body_error = error;
-  else if (n == 0)
-    call->body_eof = TRUE;
-  else if (call->in->len - call->in_pos < READ_AHEAD_LIMIT)
-    return;
-  conn_watch_set (call->conn, 0);
-}
-
-/* A plain connection's watch fired. */
-static void
-conn_ready (Conn *conn)
-{
-  GkUpstreamCall *call = conn->call;
-
-  if (call == NULL)
-    {
-      /* Pooled: nothing should come between two answers, so the upstream
-       * closed it (or misbehaves). */
-      g_queue_remove (&conn->upstream->idle, conn);
-      conn_free (conn);
-      return;
-    }
-
-  switch (call->state)
-    {
-    case STATE_HEAD:
-      call_read_head (call);
-      return;
-
-    case STATE_BODY:
-      if (call->read_cb != NULL)
-        call_read_body (call);
-      else
-        call_read_ahead (call);
-      return;
-
-    case STATE_WRITING:
-      /* An answer (or a close) before the request is written: read once
-       * the writing is done. */
-      conn_watch_set (conn, 0);
-      return;
-
-    case STATE_DONE:
-    case STATE_FAILED:
-    case STATE_NEW:
-    case STATE_CONNECTING:
-    default:
-      /* Bytes or a close after the answer: the connection cannot carry
-       * another request. */
-      call->conn = NULL;
-      conn_free (conn);
-      return;
-    }
+  g_return_val_if_fail (call != NULL, 0);
+  return call->http_version;
 }
 
 void
 gk_upstream_call_read (GkUpstreamCall     *call,
-                       GCancellable       *cancellable,
                        GkUpstreamReadFunc  callback,
                        gpointer            user_data)
 {
-  if (cancellable != NULL)
-    g_set_object (&call->cancellable, cancellable);
+  g_return_if_fail (call != NULL && callback != NULL);
+  g_return_if_fail (call->head_delivered && call->read_cb == NULL);
+
   call->read_cb = callback;
   call->user_data = user_data;
-  call_read_body (call);
+  if (call->in->len > 0 || call->finished)
+    {
+      call_deliver_read (call);
+      return;
+    }
+  if (call->paused && call->in_multi)
+    {
+      call->paused = FALSE;
+      call_touch (call);
+      sweep_arm (call->upstream, call->wait_deadline);
+      /* May hand over the held piece at once, through write_cb. */
+      curl_easy_pause (call->easy, CURLPAUSE_CONT);
+      if (call->in->len > 0)
+        call_deliver_read (call);
+    }
+}
+
+static void
+wipe_slist (struct curl_slist *list)
+{
+  for (struct curl_slist *l = list; l != NULL; l = l->next)
+    explicit_bzero (l->data, strlen (l->data));
+  curl_slist_free_all (list);
+}
+
+void
+gk_upstream_call_free (GkUpstreamCall *call)
+{
+  GkUpstream *self;
+
+  if (call == NULL)
+    return;
+  self = call->upstream;
+
+  if (call->cancellable != NULL)
+    {
+      g_cancellable_disconnect (call->cancellable, call->cancelled_id);
+      g_clear_object (&call->cancellable);
+    }
+  call_unqueue (call);
+  if (call->in_multi)
+    {
+      /* Unfinished: libcurl closes its connection. */
+      call->in_multi = FALSE;
+      g_queue_unlink (&self->active, &call->active_link);
+      curl_multi_remove_handle (self->multi, call->easy);
+    }
+  if (call->easy != NULL)
+    {
+      curl_easy_reset (call->easy);
+      if (self->spare->len < POOL_MAX)
+        g_ptr_array_add (self->spare, call->easy);
+      else
+        curl_easy_cleanup (call->easy);
+    }
+  wipe_slist (call->headers);
+  g_clear_pointer (&call->body, g_bytes_unref);
+  g_clear_pointer (&call->response_headers, soup_message_headers_unref);
+  g_byte_array_unref (call->in);
+  g_clear_error (&call->error);
+  g_clear_error (&call->abort_error);
+  g_free (call->method);
+  g_free (call->url);
+  g_free (call);
+}
+
+/* ---- Blocking GET ------------------------------------------------------- */
+
+typedef struct
+{
+  GByteArray   *body;
+  GCancellable *cancellable;
+  gboolean      too_large;
+} SyncGet;
+
+static size_t
+sync_write_cb (char   *data,
+               size_t  size,
+               size_t  count,
+               void   *user_data)
+{
+  SyncGet *get = user_data;
+  gsize len = size * count;
+
+  if (get->body->len + len > SYNC_BODY_LIMIT)
+    {
+      get->too_large = TRUE;
+      return 0;
+    }
+  g_byte_array_append (get->body, (const guint8 *) data, len);
+  return len;
+}
+
+static int
+sync_progress_cb (void       *user_data,
+                  curl_off_t  dltotal,
+                  curl_off_t  dlnow,
+                  curl_off_t  ultotal,
+                  curl_off_t  ulnow)
+{
+  SyncGet *get = user_data;
+
+  return g_cancellable_is_cancelled (get->cancellable) ? 1 : 0;
+}
+
+gboolean
+gk_upstream_get_sync (const char    *url,
+                      const char    *header_line,
+                      guint          timeout_s,
+                      GCancellable  *cancellable,
+                      guint         *status,
+                      GBytes       **body,
+                      GError       **error)
+{
+  char errbuf[CURL_ERROR_SIZE] = "";
+  struct curl_slist *headers = NULL;
+  SyncGet get = { NULL, cancellable, FALSE };
+  CURL *easy;
+  CURLcode code;
+  long response = 0;
+
+  g_return_val_if_fail (url != NULL, FALSE);
+
+  curl_init_once ();
+  easy = curl_easy_init ();
+  easy_set_common (easy, ca_file_from_env (), errbuf);
+  curl_easy_setopt (easy, CURLOPT_URL, url);
+  curl_easy_setopt (easy, CURLOPT_CONNECTTIMEOUT, (long) MIN (timeout_s, GK_UPSTREAM_CONNECT_TIMEOUT_S));
+  curl_easy_setopt (easy, CURLOPT_TIMEOUT, (long) timeout_s);
+  curl_easy_setopt (easy, CURLOPT_USERAGENT, "gemini-keys/" PACKAGE_VERSION);
+  if (header_line != NULL)
+    headers = curl_slist_append (headers, header_line);
+  curl_easy_setopt (easy, CURLOPT_HTTPHEADER, headers);
+  get.body = g_byte_array_new ();
+  curl_easy_setopt (easy, CURLOPT_WRITEFUNCTION, sync_write_cb);
+  curl_easy_setopt (easy, CURLOPT_WRITEDATA, &get);
+  if (cancellable != NULL)
+    {
+      curl_easy_setopt (easy, CURLOPT_XFERINFOFUNCTION, sync_progress_cb);
+      curl_easy_setopt (easy, CURLOPT_XFERINFODATA, &get);
+      curl_easy_setopt (easy, CURLOPT_NOPROGRESS, 0L);
+    }
+
+  code = curl_easy_perform (easy);
+  curl_easy_getinfo (easy, CURLINFO_RESPONSE_CODE, &response);
+  wipe_slist (headers);
+
+  if (code != CURLE_OK)
+    {
+      if (get.too_large)
+        g_set_error (error, GK_UPSTREAM_ERROR, GK_UPSTREAM_ERROR_TOO_LARGE,
+                     "the upstream's answer is larger than %u bytes", SYNC_BODY_LIMIT);
+      else if (code == CURLE_ABORTED_BY_CALLBACK)
+        g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CANCELLED, "cancelled");
+      else
+        g_propagate_error (error, error_from_curl (easy, code, errbuf));
+      curl_easy_cleanup (easy);
+      g_byte_array_unref (get.body);
+      return FALSE;
+    }
+  curl_easy_cleanup (easy);
+  *status = (guint) response;
+  *body = g_byte_array_free_to_bytes (get.body);
+  return TRUE;
 }
