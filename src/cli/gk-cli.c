@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <glib/gi18n.h>
 #include <inttypes.h>
-#include <locale.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -119,10 +118,7 @@ main (int    argc,
 
   /* Keys pass through this process: no core dumps, no ptrace by others. */
   gk_hardening_init ();
-  setlocale (LC_ALL, "");
-  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
-  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
-  textdomain (GETTEXT_PACKAGE);
+  gk_i18n_init ();
   g_set_prgname ("gemini-keysctl");
 
   /* Global options come before the command; --json is also accepted after

@@ -10,6 +10,7 @@
 #include "gk-crypto.h"
 #include "gk-database.h"
 #include "gk-hardening.h"
+#include "gk-i18n.h"
 #include "gk-json.h"
 #include "gk-key-store.h"
 #include "gk-outcome.h"

@@ -12,6 +12,7 @@
 #include <glib/gstdio.h>
 #include <fcntl.h>
 #include <json-glib/json-glib.h>
+#include <locale.h>
 #include <pty.h>
 #include <string.h>
 #include <unistd.h>
@@ -110,6 +111,15 @@ fixture_tear_down (Fixture       *f,
   g_free (f->key_file);
 }
 
+/* The output compared below is English text and C-locale figures, whatever
+ * the machine's or the caller's locale. */
+static void
+launcher_fix_locale (GSubprocessLauncher *launcher)
+{
+  g_subprocess_launcher_setenv (launcher, "LC_ALL", "C.UTF-8", TRUE);
+  g_subprocess_launcher_unsetenv (launcher, "LANGUAGE");
+}
+
 static Run
 run_full (Fixture            *f,
           MasterSource        source,
@@ -137,6 +147,7 @@ run_full (Fixture            *f,
                                         G_SUBPROCESS_FLAGS_STDERR_PIPE);
   if (input == NULL)
     g_subprocess_launcher_set_stdin_file_path (launcher, "/dev/null");
+  launcher_fix_locale (launcher);
   g_subprocess_launcher_setenv (launcher, "GEMINI_KEYS_DATA_DIR", f->data_dir, TRUE);
   switch (source)
     {
@@ -208,6 +219,7 @@ run_on_terminal (Fixture            *f,
 
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
                                         G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  launcher_fix_locale (launcher);
   g_subprocess_launcher_setenv (launcher, "GEMINI_KEYS_DATA_DIR", f->data_dir, TRUE);
   g_subprocess_launcher_setenv (launcher, "GEMINI_KEYS_MASTER_KEY_FILE", f->key_file, TRUE);
   g_subprocess_launcher_take_stdin_fd (launcher, slave);
@@ -1203,6 +1215,44 @@ test_master_key_keyring_round_trip (Fixture       *f,
   }
 }
 
+/* Uninstalled, GEMINI_KEYS_LOCALEDIR (set by `meson devenv`) points the
+ * CLI to the build tree's catalogue, as it does the app. */
+static void
+test_translated (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GSubprocess) process = NULL;
+  g_autofree char *localedir = g_build_filename (g_getenv ("GEMINI_KEYS_BUILD_ROOT"), "po", NULL);
+  g_autofree char *out = NULL;
+  locale_t vi = newlocale (LC_ALL_MASK, "vi_VN.UTF-8", (locale_t) 0);
+
+  if (vi == (locale_t) 0)
+    {
+      g_test_skip ("no vi_VN.UTF-8 locale (./run test generates it with localedef)");
+      return;
+    }
+  freelocale (vi);
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                        G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+  g_subprocess_launcher_set_stdin_file_path (launcher, "/dev/null");
+  g_subprocess_launcher_setenv (launcher, "LC_ALL", "vi_VN.UTF-8", TRUE);
+  g_subprocess_launcher_unsetenv (launcher, "LANGUAGE");
+  g_subprocess_launcher_setenv (launcher, "GEMINI_KEYS_LOCALEDIR", localedir, TRUE);
+  g_subprocess_launcher_setenv (launcher, "GEMINI_KEYS_DATA_DIR", f->data_dir, TRUE);
+  process = g_subprocess_launcher_spawn (launcher, &error, g_getenv ("GEMINI_KEYSCTL"), "--help", NULL);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8 (process, NULL, NULL, &out, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_successful (process));
+
+  /* po/vi.po: "Commands:" and "Global options:". */
+  g_assert_nonnull (strstr (out, "Lệnh:"));
+  g_assert_nonnull (strstr (out, "Tùy chọn chung:"));
+}
+
 #define ADD(path, func) \
   g_test_add ((path), Fixture, NULL, fixture_set_up, (func), fixture_tear_down)
 
@@ -1227,6 +1277,7 @@ main (int    argc,
   ADD ("/cli/key/terminal-prompt", test_terminal_prompt);
   ADD ("/cli/master-key/file-rotate", test_master_key_file_rotate);
   ADD ("/cli/master-key/keyring-round-trip", test_master_key_keyring_round_trip);
+  ADD ("/cli/translated", test_translated);
 
   return g_test_run ();
 }

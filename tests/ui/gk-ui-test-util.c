@@ -6,10 +6,20 @@
 #define _GNU_SOURCE
 #include "config.h"
 
+#include <locale.h>
 #include <string.h>
 
 #include "gk-database-private.h"
 #include "gk-ui-test-util.h"
+
+void
+gk_ui_test_fixed_locale (void)
+{
+  /* LANGUAGE would still pick a catalogue under a non-C locale. */
+  g_unsetenv ("LANGUAGE");
+  if (setlocale (LC_ALL, "C.UTF-8") == NULL)
+    setlocale (LC_ALL, "C");
+}
 
 void
 gk_ui_test_wait (GkUiTestCondition  condition,

@@ -16,6 +16,14 @@ G_BEGIN_DECLS
 
 typedef gboolean (*GkUiTestCondition) (gpointer data);
 
+/* Call after gtk_test_init () or gtk_init (): the C.UTF-8 locale and
+ * English messages, whatever locales the machine has and whatever the
+ * environment asks for. gtk_test_init () switches to en_US.UTF-8 where that
+ * exists and gtk_init () to the environment's locale, so any text compared
+ * with a literal would depend on the machine. A test of another locale sets
+ * that locale itself. */
+void       gk_ui_test_fixed_locale (void);
+
 /* Iterates the default main context until @condition holds; fails the test
  * with @what after GK_UI_TEST_TIMEOUT_S. */
 void       gk_ui_test_wait      (GkUiTestCondition  condition,

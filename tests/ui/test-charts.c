@@ -13,6 +13,7 @@
 
 #include "gk-bar-chart.h"
 #include "gk-line-chart.h"
+#include "gk-ui-test-util.h"
 
 #define WIDTH     480
 #define HEIGHT    260
@@ -468,6 +469,7 @@ main (int   argc,
   /* The Cairo renderer gives the same pixels on every machine. */
   g_setenv ("GSK_RENDERER", "cairo", TRUE);
   gtk_test_init (&argc, &argv, NULL);
+  gk_ui_test_fixed_locale ();
   adw_init ();
 
   g_test_add_data_func ("/ui/charts/line/light", GINT_TO_POINTER (FALSE), test_line_chart);

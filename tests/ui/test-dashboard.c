@@ -289,6 +289,7 @@ main (int   argc,
       char *argv[])
 {
   gtk_test_init (&argc, &argv, NULL);
+  gk_ui_test_fixed_locale ();
   adw_init ();
 
   g_test_add_func ("/ui/dashboard/cards", test_cards);

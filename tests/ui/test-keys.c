@@ -653,6 +653,7 @@ main (int   argc,
   /* The keyring holds the master key in these tests. */
   g_unsetenv (GK_MASTER_KEY_FILE_ENV);
   gtk_test_init (&argc, &argv, NULL);
+  gk_ui_test_fixed_locale ();
   adw_init ();
 
 #define ADD(path, func) \

@@ -461,7 +461,7 @@ test_rotations_never_block (void)
 }
 
 /* Costs under a dime keep two significant digits; counts and money group
- * by the locale (none under C.UTF-8, as the tests run). */
+ * by the locale (none under C.UTF-8, which gk_ui_test_fixed_locale () sets). */
 static void
 test_format (void)
 {
@@ -490,6 +490,40 @@ test_format (void)
   }
 }
 
+/* 2026-03-15 12:00 in the local time zone, whichever it is. */
+static gint64
+local_noon (void)
+{
+  g_autoptr(GDateTime) noon = g_date_time_new_local (2026, 3, 15, 12, 0, 0);
+
+  return g_date_time_to_unix (noon);
+}
+
+/* Under a US English locale the figures group with commas. */
+static void
+test_format_en (void)
+{
+  g_autofree char *saved = g_strdup (setlocale (LC_ALL, NULL));
+
+  if (setlocale (LC_ALL, "en_US.UTF-8") == NULL)
+    {
+      g_test_skip ("no en_US.UTF-8 locale (./run test generates it with localedef)");
+      return;
+    }
+  {
+    g_autofree char *money = gk_format_money (1234.567);
+    g_autofree char *small = gk_format_money (0.0042);
+    g_autofree char *count = gk_format_count (1234567);
+    g_autofree char *time = gk_format_time (local_noon ());
+
+    g_assert_cmpstr (money, ==, "$1,234.57");
+    g_assert_cmpstr (small, ==, "$0.0042");
+    g_assert_cmpstr (count, ==, "1,234,567");
+    g_assert_cmpstr (time, ==, "03/15/2026 12:00:00 PM");
+  }
+  setlocale (LC_ALL, saved);
+}
+
 /* Under a Vietnamese locale the figures group with dots and take a
  * decimal comma, as the rest of the desktop shows them. */
 static void
@@ -499,15 +533,14 @@ test_format_vi (void)
 
   if (setlocale (LC_ALL, "vi_VN.UTF-8") == NULL)
     {
-      g_test_skip ("no vi_VN.UTF-8 locale");
+      g_test_skip ("no vi_VN.UTF-8 locale (./run test generates it with localedef)");
       return;
     }
   {
     g_autofree char *money = gk_format_money (1234.5);
     g_autofree char *small = gk_format_money (0.0042);
     g_autofree char *count = gk_format_count (1234567);
-    /* 2026-03-15 12:00 UTC; the tests run in UTC. */
-    g_autofree char *time = gk_format_time (1773576000);
+    g_autofree char *time = gk_format_time (local_noon ());
 
     g_assert_cmpstr (money, ==, "$1.234,50");
     g_assert_cmpstr (small, ==, "$0,0042");
@@ -522,6 +555,7 @@ main (int   argc,
       char *argv[])
 {
   gtk_test_init (&argc, &argv, NULL);
+  gk_ui_test_fixed_locale ();
   adw_init ();
 
   g_test_add_func ("/ui/logs/usage", test_usage_page);
@@ -533,6 +567,7 @@ main (int   argc,
   g_test_add_func ("/ui/logs/usage-never-blocks", test_usage_never_blocks);
   g_test_add_func ("/ui/logs/rotations-never-block", test_rotations_never_block);
   g_test_add_func ("/ui/logs/format", test_format);
+  g_test_add_func ("/ui/logs/format-en", test_format_en);
   g_test_add_func ("/ui/logs/format-vi", test_format_vi);
 
   return g_test_run ();

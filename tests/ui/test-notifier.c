@@ -249,6 +249,7 @@ main (int argc, char *argv[])
   schema_dir = g_build_filename (g_getenv ("GEMINI_KEYS_BUILD_ROOT"), "data", NULL);
   g_setenv ("GSETTINGS_SCHEMA_DIR", schema_dir, TRUE);
   gtk_init ();
+  gk_ui_test_fixed_locale ();
   adw_init ();
 
   g_test_add_func ("/notifier/notifications", test_notifications);

@@ -492,6 +492,7 @@ main (int   argc,
     }
 
   gtk_test_init (&argc, &argv, NULL);
+  gk_ui_test_fixed_locale ();
   adw_init ();
 
 #define ADD(path, func) \

@@ -23,15 +23,25 @@ if [ ! -f "$build/build.ninja" ]; then
 fi
 meson compile -C "$build"
 
-wrap="valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite
-  --errors-for-leak-kinds=definite --error-exitcode=1 --track-origins=yes
-  --num-callers=40 --suppressions=$here/gemini-keys.supp"
+wrap=(valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite
+      --errors-for-leak-kinds=definite --error-exitcode=1 --track-origins=yes
+      --num-callers=40 "--suppressions=$here/gemini-keys.supp")
+
+# meson test splits --wrap's value as a POSIX shell would: each word is
+# single-quoted, so a path with spaces (or quotes) stays one argument.
+shell_quote() {
+  local word out=()
+  for word in "$@"; do
+    out+=("'${word//\'/\'\\\'\'}'")
+  done
+  echo "${out[*]}"
+}
 
 # GLib's slice allocator is plain malloc in 2.76+, but be explicit; and no
 # MALLOC_CHECK_/MALLOC_PERTURB_, which valgrind replaces anyway. GK_TEST_SLOW
 # lets the long-running tests do fewer rounds.
 run=(env G_SLICE=always-malloc MALLOC_CHECK_= MALLOC_PERTURB_= GK_TEST_SLOW=1
-     meson test -C "$build" --suite core --wrap "$(echo $wrap)"
+     meson test -C "$build" --suite core --wrap "$(shell_quote "${wrap[@]}")"
      --timeout-multiplier 10 --num-processes 2 --print-errorlogs "$@")
 
 if [ -n "${GK_IN_KEYRING_SESSION:-}" ]; then
