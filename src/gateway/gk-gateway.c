@@ -25,7 +25,9 @@
 
 #include "config.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
@@ -61,6 +63,8 @@ struct _GkGateway
   guint         timeout_s;
   guint         request_timeout_s;
   guint         max_attempts;
+  guint         header_timeout_ms;
+  guint         idle_timeout_ms;
 
   /* Owned by the gateway thread while it runs. */
   GThread      *thread;
@@ -79,6 +83,7 @@ struct _GkGateway
   GAsyncQueue  *written;        /* TrackJob *, for the gateway's thread */
   gint          written_wakeup; /* an idle is on its way to take them */
   GQueue        requests;     /* Request *, cancelled at stop */
+  GHashTable   *connections;  /* GSocket * -> ClientConn *, see below */
   guint         in_flight;
   char        **allowed_hosts;
 
@@ -469,13 +474,257 @@ got_headers_after_cb (SoupServerMessage *msg,
                               "The request target is not valid.");
 }
 
+/* ---- Client connections ------------------------------------------------ */
+
+/* libsoup 3.2's server neither closes a keep-alive connection that its
+ * client closed while idle (it stays in CLOSE-WAIT for good, one
+ * descriptor each, until the gateway runs out of them) nor has any client
+ * timeout. Each connection therefore gets a watch of ours, one GSource
+ * that lives as long as the connection:
+ *
+ *  - waiting for a request (from the accept, or once an answer went out on
+ *    a keep-alive connection): the socket is watched for input. End of
+ *    file closes the connection; the first byte starts the header
+ *    deadline. A new connection has the header timeout from its accept, an
+ *    idle one the idle timeout.
+ *  - reading the head: the header deadline alone.
+ *  - reading the body: the idle timeout, restarted by every piece.
+ *  - handling the request and answering: nothing (upstream timeouts
+ *    apply).
+ *
+ * A connection past its deadline is closed through
+ * soup_server_message_steal_connection(), the way libsoup lets go of a
+ * connection it no longer serves. */
+
+typedef enum
+{
+  CONN_WAITING,
+  CONN_HEAD,
+  CONN_BODY,
+  CONN_BUSY,
+} ConnState;
+
+typedef struct
+{
+  GSource            source;
+  GkGateway         *gateway;
+  GSocket           *socket;   /* the key in gateway->connections */
+  SoupServerMessage *msg;      /* the request being read or waited for */
+  gpointer           fd_tag;
+  ConnState          state;
+  gboolean           fresh;    /* no request read on it yet */
+} ClientConn;
+
+static void
+conn_set_deadline (ClientConn *conn,
+                   guint       timeout_ms)
+{
+  g_source_set_ready_time ((GSource *) conn,
+                           timeout_ms ? g_get_monotonic_time () + (gint64) timeout_ms * 1000 : -1);
+}
+
+static void
+conn_set_state (ClientConn *conn,
+                ConnState   state,
+                guint       timeout_ms)
+{
+  conn->state = state;
+  g_source_modify_unix_fd ((GSource *) conn, conn->fd_tag,
+                           state == CONN_WAITING ? G_IO_IN | G_IO_HUP | G_IO_ERR : 0);
+  conn_set_deadline (conn, timeout_ms);
+}
+
+/* Lets libsoup go of the connection and closes it. Frees @conn (through
+ * the message's "disconnected"). */
+static void
+conn_close (ClientConn *conn)
+{
+  g_autoptr(SoupServerMessage) msg = g_object_ref (conn->msg);
+  g_autoptr(GIOStream) stream = NULL;
+
+  stream = soup_server_message_steal_connection (msg);
+  if (stream != NULL)
+    g_io_stream_close (stream, NULL, NULL);
+  /* Stealing normally said "disconnected"; this covers the rest. */
+  g_hash_table_remove (conn->gateway->connections, conn->socket);
+}
+
+static gboolean
+conn_dispatch (GSource     *source,
+               GSourceFunc  callback,
+               gpointer     user_data)
+{
+  ClientConn *conn = (ClientConn *) source;
+  GIOCondition revents = conn->state == CONN_WAITING
+    ? g_source_query_unix_fd (source, conn->fd_tag) : 0;
+  gint64 ready = g_source_get_ready_time (source);
+
+
+  if (revents != 0)
+    {
+      char byte;
+      gssize n = recv (g_socket_get_fd (conn->socket), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        {
+          /* The client closed (or reset) the connection while it was idle. */
+          conn_close (conn);
+          return G_SOURCE_CONTINUE;
+        }
+      /* A request is on its way (libsoup may have read its first bytes
+       * already): the head must be complete in time. A new connection's
+       * deadline runs from its accept. */
+      conn_set_state (conn, CONN_HEAD, conn->gateway->header_timeout_ms);
+      if (conn->fresh)
+        g_source_set_ready_time (source, ready);
+      return G_SOURCE_CONTINUE;
+    }
+  if (ready >= 0 && g_get_monotonic_time () >= ready)
+    conn_close (conn);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+conn_finalize (GSource *source)
+{
+  ClientConn *conn = (ClientConn *) source;
+
+  g_clear_object (&conn->msg);
+  g_clear_object (&conn->socket);
+}
+
+static GSourceFuncs conn_source_funcs = {
+  .dispatch = conn_dispatch,
+  .finalize = conn_finalize,
+};
+
+static void
+conn_destroy (gpointer data)
+{
+  GSource *source = data;
+
+  g_source_destroy (source);
+  g_source_unref (source);
+}
+
+static void
+conn_msg_disconnected_cb (SoupServerMessage *msg,
+                          GkGateway         *self)
+{
+  GSocket *socket = g_object_get_data (G_OBJECT (msg), "gk-conn-socket");
+  ClientConn *conn = socket && self->connections
+    ? g_hash_table_lookup (self->connections, socket) : NULL;
+
+  if (conn != NULL && conn->msg == msg)
+    g_hash_table_remove (self->connections, socket);
+}
+
+static ClientConn *
+conn_of (GkGateway         *self,
+         SoupServerMessage *msg)
+{
+  GSocket *socket = g_object_get_data (G_OBJECT (msg), "gk-conn-socket");
+  ClientConn *conn = socket ? g_hash_table_lookup (self->connections, socket) : NULL;
+
+  return conn != NULL && conn->msg == msg ? conn : NULL;
+}
+
+static void
+conn_got_headers_cb (SoupServerMessage *msg,
+                     GkGateway         *self)
+{
+  ClientConn *conn = conn_of (self, msg);
+
+  if (conn != NULL)
+    {
+      conn->fresh = FALSE;
+      conn_set_state (conn, CONN_BODY, self->idle_timeout_ms);
+    }
+}
+
+static void
+conn_got_chunk_cb (SoupServerMessage *msg,
+                   GBytes            *chunk,
+                   GkGateway         *self)
+{
+  ClientConn *conn = conn_of (self, msg);
+
+  if (conn != NULL && conn->state == CONN_BODY)
+    conn_set_deadline (conn, self->idle_timeout_ms);
+}
+
+static void
+conn_got_body_cb (SoupServerMessage *msg,
+                  GkGateway         *self)
+{
+  ClientConn *conn = conn_of (self, msg);
+
+  if (conn != NULL)
+    conn_set_state (conn, CONN_BUSY, 0);
+}
+
 static void
 request_started_cb (SoupServer        *server,
                     SoupServerMessage *msg,
                     GkGateway         *self)
 {
+  GSocket *socket = soup_server_message_get_socket (msg);
+  ClientConn *conn;
+
   /* libsoup's own handler was connected before this signal. */
   g_signal_connect_after (msg, "got-headers", G_CALLBACK (got_headers_after_cb), self);
+
+  if (socket == NULL)
+    return;
+  conn = g_hash_table_lookup (self->connections, socket);
+  if (conn == NULL)
+    {
+      conn = (ClientConn *) g_source_new (&conn_source_funcs, sizeof (ClientConn));
+      conn->gateway = self;
+      conn->socket = g_object_ref (socket);
+      conn->fd_tag = g_source_add_unix_fd ((GSource *) conn, g_socket_get_fd (socket), 0);
+      g_source_set_priority ((GSource *) conn, G_PRIORITY_DEFAULT);
+      g_source_attach ((GSource *) conn, self->context);
+      g_hash_table_insert (self->connections, socket, conn);
+      conn->fresh = TRUE;
+      /* Looked up now, while the client is surely there: libsoup looks
+       * them up when a connection is stolen, and warns if that fails. */
+      soup_server_message_get_local_address (msg);
+      soup_server_message_get_remote_address (msg);
+    }
+  g_set_object (&conn->msg, msg);
+  g_object_set_data (G_OBJECT (msg), "gk-conn-socket", socket);
+  g_signal_connect (msg, "got-headers", G_CALLBACK (conn_got_headers_cb), self);
+  g_signal_connect (msg, "got-chunk", G_CALLBACK (conn_got_chunk_cb), self);
+  g_signal_connect (msg, "got-body", G_CALLBACK (conn_got_body_cb), self);
+  g_signal_connect (msg, "disconnected", G_CALLBACK (conn_msg_disconnected_cb), self);
+  if (conn->fresh)
+    {
+      /* Accepted just now: the head is due within the header timeout. */
+      conn_set_state (conn, CONN_WAITING, self->header_timeout_ms);
+      return;
+    }
+  /* On a keep-alive connection, libsoup starts the next request once its
+   * first bytes came: the head is due within the header timeout (from the
+   * first byte, when the watch saw it first). */
+  if (conn->state != CONN_HEAD)
+    conn_set_state (conn, CONN_HEAD, self->header_timeout_ms);
+}
+
+/* An answer went out: a connection that stays open waits for the next
+ * request, watched for its client closing it. */
+static void
+request_finished_cb (SoupServer        *server,
+                     SoupServerMessage *msg,
+                     GkGateway         *self)
+{
+  ClientConn *conn = conn_of (self, msg);
+
+  if (conn != NULL)
+    {
+      conn->fresh = FALSE;
+      conn_set_state (conn, CONN_WAITING, self->idle_timeout_ms);
+    }
 }
 
 /* ---- Usage scanning over a relayed stream ------------------------------ */
@@ -2129,11 +2378,13 @@ gateway_thread (gpointer data)
 
   g_main_context_push_thread_default (self->context);
 
+  self->connections = g_hash_table_new_full (NULL, NULL, NULL, conn_destroy);
   self->server = soup_server_new ("server-header", "gemini-keys-gateway", NULL);
   soup_server_add_early_handler (self->server, NULL, early_handler_cb, self, NULL);
   soup_server_add_handler (self->server, NULL, server_handler_cb, self, NULL);
   g_signal_connect (self->server, "request-aborted", G_CALLBACK (request_aborted_cb), self);
   g_signal_connect (self->server, "request-started", G_CALLBACK (request_started_cb), self);
+  g_signal_connect (self->server, "request-finished", G_CALLBACK (request_finished_cb), self);
 
   self->upstream_client = gk_upstream_new (self->upstream, self->timeout_s,
                                            "gemini-keys-gateway/" PACKAGE_VERSION, &upstream_error);
@@ -2188,6 +2439,7 @@ gateway_thread (gpointer data)
     }
 
   g_clear_pointer (&self->upstream_client, gk_upstream_free);
+  g_clear_pointer (&self->connections, g_hash_table_unref);
   g_clear_object (&self->server);
   g_clear_pointer (&self->loop, g_main_loop_unref);
   g_clear_pointer (&self->allowed_hosts, g_strfreev);
@@ -2253,6 +2505,8 @@ gk_gateway_init (GkGateway *self)
   self->max_attempts = GK_GATEWAY_DEFAULT_MAX_ATTEMPTS;
   self->timeout_s = GK_GATEWAY_DEFAULT_UPSTREAM_TIMEOUT;
   self->request_timeout_s = GK_GATEWAY_DEFAULT_REQUEST_TIMEOUT;
+  self->header_timeout_ms = GK_GATEWAY_DEFAULT_HEADER_TIMEOUT * 1000;
+  self->idle_timeout_ms = GK_GATEWAY_DEFAULT_IDLE_TIMEOUT * 1000;
 }
 
 /* ---- Public API --------------------------------------------------------- */
@@ -2321,6 +2575,16 @@ gk_gateway_set_request_timeout (GkGateway *self,
 {
   g_return_if_fail (GK_IS_GATEWAY (self));
   self->request_timeout_s = seconds;
+}
+
+void
+gk_gateway_set_client_timeouts (GkGateway *self,
+                                guint      header_ms,
+                                guint      idle_ms)
+{
+  g_return_if_fail (GK_IS_GATEWAY (self));
+  self->header_timeout_ms = MAX (header_ms, 1);
+  self->idle_timeout_ms = MAX (idle_ms, 1);
 }
 
 void

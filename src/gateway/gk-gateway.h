@@ -31,6 +31,11 @@ typedef enum
 #define GK_GATEWAY_DEFAULT_REQUEST_TIMEOUT  300
 /* Largest non-stream upstream answer relayed (502 beyond). */
 #define GK_GATEWAY_ANSWER_LIMIT             (64 * 1024 * 1024)
+/* A client has this long to send a request head once it starts one (or
+ * once it connects), and may stay idle this long on a keep-alive
+ * connection (or between two pieces of its request body). */
+#define GK_GATEWAY_DEFAULT_HEADER_TIMEOUT  10
+#define GK_GATEWAY_DEFAULT_IDLE_TIMEOUT    30
 
 #define GK_TYPE_GATEWAY (gk_gateway_get_type ())
 G_DECLARE_FINAL_TYPE (GkGateway, gk_gateway, GK, GATEWAY, GObject)
@@ -66,6 +71,11 @@ void       gk_gateway_set_body_limit        (GkGateway  *self,
 /* Client requests served at once (503 beyond). */
 void       gk_gateway_set_max_in_flight     (GkGateway  *self,
                                              guint       requests);
+/* Client header and idle timeouts, in milliseconds (see the defaults
+ * above, in seconds). */
+void       gk_gateway_set_client_timeouts   (GkGateway  *self,
+                                             guint       header_ms,
+                                             guint       idle_ms);
 /* Upstream first-byte timeout and idle timeout between two pieces of an
  * answer, per attempt, in seconds (0 = none). */
 void       gk_gateway_set_upstream_timeout  (GkGateway  *self,

@@ -17,6 +17,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -771,10 +773,373 @@ test_framing (Fixture       *f,
   g_assert_cmpuint (request (f, "POST", GENERATE_PATH, NULL, SMALL_BODY, NULL), ==, 200);
 }
 
+
+/* ---- Connections the client closes ----------------------------------------- */
+
+static guint
+count_fds (void)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  guint n = 0;
+
+  g_assert_nonnull (dir);
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+  return n;
+}
+
+/* A keep-alive request the gateway answers itself (404), so no upstream
+ * is involved; the connection stays open afterwards. */
+static char *
+keep_alive_text (guint       port,
+                 const char *token)
+{
+  return g_strdup_printf ("GET /nothing-here HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                          "x-goog-api-key: %s\r\n\r\n", port, token);
+}
+
+/* Opens @n connections, makes one keep-alive request on each, and closes
+ * them from the client side, @batch at a time. */
+static void
+open_and_close (guint       port,
+                const char *token,
+                guint       n,
+                guint       batch)
+{
+  g_autofree char *raw = keep_alive_text (port, token);
+  g_autofree int *fds = g_new (int, batch);
+
+  for (guint done = 0; done < n; done += batch)
+    {
+      guint k = MIN (batch, n - done);
+
+      for (guint i = 0; i < k; i++)
+        {
+          fds[i] = connect_to (port);
+          g_assert_true (send_all (fds[i], raw, strlen (raw)));
+        }
+      for (guint i = 0; i < k; i++)
+        {
+          g_autoptr(GString) response = read_one_response (fds[i], 20000, NULL);
+
+          g_assert_cmpuint (status_of (response ? response->str : NULL), ==, 404);
+          close (fds[i]);
+        }
+    }
+}
+
+static void
+test_closed_connections (Fixture       *f,
+                         gconstpointer  data)
+{
+  guint port, baseline, n = 0;
+  gint64 closed_at, deadline;
+
+  start_gateway (f, plain_ok, 0);
+  port = gk_gateway_get_port (f->gateway);
+  /* Whatever the first requests open for good (the database…). */
+  open_and_close (port, f->token, 10, 10);
+  g_usleep (200000);
+  baseline = count_fds ();
+
+  open_and_close (port, f->token, 10000, 50);
+  closed_at = g_get_monotonic_time ();
+  /* Back to the baseline within a second (a few on a loaded machine). */
+  deadline = closed_at + 5 * G_USEC_PER_SEC;
+  while ((n = count_fds ()) > baseline && g_get_monotonic_time () < deadline)
+    g_usleep (10000);
+  g_test_message ("10,000 connections closed by the client: %u descriptors (baseline %u) "
+                  "after %" G_GINT64_FORMAT " ms", n, baseline,
+                  (g_get_monotonic_time () - closed_at) / 1000);
+  g_assert_cmpuint (n, <=, baseline);
+}
+
+/* The gateway in a child of its own, under a limit of 64 descriptors: it
+ * must go on serving however many connections come and go. */
+static void
+test_fd_limit (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                                                      G_SUBPROCESS_FLAGS_STDIN_PIPE);
+  g_autoptr(GSubprocess) child = NULL;
+  g_autoptr(GDataInputStream) out = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *line = NULL;
+  g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
+  guint port;
+
+  child = g_subprocess_launcher_spawn (launcher, &error, self, "--limited-gateway", f->db_path,
+                                       NULL);
+  g_assert_no_error (error);
+  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (child));
+  line = g_data_input_stream_read_line (out, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (line);
+  g_assert_true (g_str_has_prefix (line, "PORT "));
+  port = (guint) g_ascii_strtoull (line + 5, NULL, 10);
+
+  /* Many times the limit, one after another and a few at once. */
+  open_and_close (port, f->token, 1000, 1);
+  open_and_close (port, f->token, 1000, 20);
+  open_and_close (port, f->token, 1, 1);
+
+  g_output_stream_close (g_subprocess_get_stdin_pipe (child), NULL, NULL);
+  g_subprocess_wait_check (child, NULL, &error);
+  g_assert_no_error (error);
+}
+
+/* The child of test_fd_limit: serves the database at @path until its
+ * standard input closes. */
+static int
+limited_gateway (const char *path)
+{
+  struct rlimit limit = { 64, 64 };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) db = NULL;
+  g_autoptr(GBytes) master = gk_test_master_key ();
+  g_autoptr(GkKeyStore) store = NULL;
+  g_autoptr(GkPool) pool = NULL;
+  g_autoptr(GkGateway) gateway = NULL;
+  char buf[16];
+
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+  db = gk_database_open (path, NULL, &error);
+  g_assert_no_error (error);
+  store = gk_key_store_new (db, master);
+  pool = gk_pool_new (db, NULL);
+  gateway = gk_gateway_new (store, pool);
+  gk_gateway_set_upstream (gateway, "http://127.0.0.1:9");
+  g_assert_true (gk_gateway_start (gateway, "127.0.0.1", 0, &error));
+  g_assert_no_error (error);
+  printf ("PORT %u\n", gk_gateway_get_port (gateway));
+  fflush (stdout);
+  while (read (0, buf, sizeof buf) > 0)
+    ;
+  gk_gateway_stop (gateway);
+  return 0;
+}
+
+/* ---- Slow clients ----------------------------------------------------------- */
+
+/* Waits for the gateway to close @fd; returns the milliseconds it took,
+ * or -1 when it was still open after @limit_ms. Sends one byte of
+ * @trickle (when not NULL) every 100 ms meanwhile. */
+static gint64
+wait_closed (int         fd,
+             const char *trickle,
+             gint64      limit_ms)
+{
+  gint64 start = g_get_monotonic_time ();
+
+  while ((g_get_monotonic_time () - start) / 1000 < limit_ms)
+    {
+      struct pollfd pfd = { fd, POLLIN, 0 };
+      char buf[4096];
+
+      if (poll (&pfd, 1, 100) > 0)
+        {
+          gssize n = recv (fd, buf, sizeof buf, 0);
+
+          if (n <= 0)
+            return (g_get_monotonic_time () - start) / 1000;
+          continue;
+        }
+      if (trickle != NULL && !send_all (fd, trickle, 1))
+        return (g_get_monotonic_time () - start) / 1000;
+    }
+  return -1;
+}
+
+static void
+test_slow_clients_cut (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *keep_alive = NULL;
+  g_autofree char *head = NULL;
+  guint port;
+  gint64 ms;
+  int fd;
+
+  f->gateway = gk_gateway_new (f->store, f->pool);
+  gk_gateway_set_upstream (f->gateway, "http://127.0.0.1:9");
+  gk_gateway_set_client_timeouts (f->gateway, 1500, 1500);
+  g_assert_true (gk_gateway_start (f->gateway, "127.0.0.1", 0, &error));
+  g_assert_no_error (error);
+  port = gk_gateway_get_port (f->gateway);
+  keep_alive = keep_alive_text (port, f->token);
+
+  /* Idle on keep-alive after an answer. */
+  fd = connect_to (port);
+  g_assert_true (send_all (fd, keep_alive, strlen (keep_alive)));
+  {
+    g_autoptr(GString) response = read_one_response (fd, 20000, NULL);
+
+    g_assert_cmpuint (status_of (response ? response->str : NULL), ==, 404);
+  }
+  ms = wait_closed (fd, NULL, 20000);
+  close (fd);
+  g_test_message ("idle keep-alive connection closed after %" G_GINT64_FORMAT " ms", ms);
+  g_assert_cmpint (ms, >=, 1000);
+
+  /* Connected and silent. */
+  fd = connect_to (port);
+  ms = wait_closed (fd, NULL, 20000);
+  close (fd);
+  g_test_message ("silent connection closed after %" G_GINT64_FORMAT " ms", ms);
+  g_assert_cmpint (ms, >=, 1000);
+
+  /* A head trickled one byte every 100 ms, never complete. */
+  head = g_strdup_printf ("GET /nothing-here HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nX-Slow: ", port);
+  fd = connect_to (port);
+  g_assert_true (send_all (fd, head, strlen (head)));
+  ms = wait_closed (fd, "a", 20000);
+  close (fd);
+  g_test_message ("trickled head cut after %" G_GINT64_FORMAT " ms", ms);
+  g_assert_cmpint (ms, >=, 1000);
+
+  /* The same after a first request on a keep-alive connection. */
+  fd = connect_to (port);
+  g_assert_true (send_all (fd, keep_alive, strlen (keep_alive)));
+  {
+    g_autoptr(GString) response = read_one_response (fd, 20000, NULL);
+
+    g_assert_cmpuint (status_of (response ? response->str : NULL), ==, 404);
+  }
+  g_assert_true (send_all (fd, head, strlen (head)));
+  ms = wait_closed (fd, "a", 20000);
+  close (fd);
+  g_test_message ("trickled second head cut after %" G_GINT64_FORMAT " ms", ms);
+  g_assert_cmpint (ms, >=, 1000);
+
+  /* A body that stops coming. */
+  {
+    g_autofree char *raw = g_strdup_printf ("POST %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                                            "x-goog-api-key: %s\r\nContent-Length: 1000\r\n\r\n"
+                                            "{\"contents\":", GENERATE_PATH, port, f->token);
+
+    fd = connect_to (port);
+    g_assert_true (send_all (fd, raw, strlen (raw)));
+    ms = wait_closed (fd, NULL, 20000);
+    close (fd);
+    g_test_message ("stalled body cut after %" G_GINT64_FORMAT " ms", ms);
+    g_assert_cmpint (ms, >=, 1000);
+  }
+}
+
+typedef struct
+{
+  guint         port;
+  guint         n;
+  gint          stop;
+  GAsyncQueue  *ready;
+} Trickler;
+
+/* Keeps @n connections trickling their heads, one byte each every 100 ms. */
+static gpointer
+trickler_thread (gpointer data)
+{
+  Trickler *t = data;
+  g_autofree int *fds = g_new (int, t->n);
+  g_autofree char *head = g_strdup_printf ("GET /nothing-here HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                                           "X-Slow: ", t->port);
+
+  for (guint i = 0; i < t->n; i++)
+    {
+      fds[i] = connect_to (t->port);
+      send_all (fds[i], head, strlen (head));
+    }
+  g_async_queue_push (t->ready, GINT_TO_POINTER (1));
+  while (!g_atomic_int_get (&t->stop))
+    {
+      for (guint i = 0; i < t->n; i++)
+        send (fds[i], "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      g_usleep (100000);
+    }
+  for (guint i = 0; i < t->n; i++)
+    close (fds[i]);
+  return NULL;
+}
+
+static int
+compare_gint64 (gconstpointer a,
+                gconstpointer b)
+{
+  gint64 x = *(const gint64 *) a, y = *(const gint64 *) b;
+
+  return x < y ? -1 : x > y;
+}
+
+/* The median and the worst of @n requests' latencies, in us. */
+static void
+measure_latency (guint       port,
+                 const char *token,
+                 guint       n,
+                 gint64     *median,
+                 gint64     *worst)
+{
+  g_autofree char *raw = g_strdup_printf ("GET /nothing-here HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                                          "x-goog-api-key: %s\r\nConnection: close\r\n\r\n",
+                                          port, token);
+  g_autofree gint64 *times = g_new (gint64, n);
+
+  for (guint i = 0; i < n; i++)
+    {
+      gint64 start = g_get_monotonic_time ();
+      int fd = connect_to (port);
+      g_autoptr(GString) response = NULL;
+
+      g_assert_true (send_all (fd, raw, strlen (raw)));
+      response = read_one_response (fd, 20000, NULL);
+      close (fd);
+      g_assert_cmpuint (status_of (response ? response->str : NULL), ==, 404);
+      times[i] = g_get_monotonic_time () - start;
+      g_usleep (10000);
+    }
+  qsort (times, n, sizeof *times, compare_gint64);
+  *median = times[n / 2];
+  *worst = times[n - 1];
+}
+
+static void
+test_slow_clients_latency (Fixture       *f,
+                           gconstpointer  data)
+{
+  Trickler t = { 0 };
+  GThread *thread;
+  gint64 base_median, base_worst, median, worst;
+
+  start_gateway (f, plain_ok, 0);
+  t.port = gk_gateway_get_port (f->gateway);
+  t.n = 300;
+  t.ready = g_async_queue_new ();
+
+  measure_latency (t.port, f->token, 50, &base_median, &base_worst);
+  thread = g_thread_new ("trickler", trickler_thread, &t);
+  g_async_queue_pop (t.ready);
+  g_usleep (300000);
+  measure_latency (t.port, f->token, 50, &median, &worst);
+  g_atomic_int_set (&t.stop, 1);
+  g_thread_join (thread);
+  g_async_queue_unref (t.ready);
+
+  g_test_message ("a request alone: median %" G_GINT64_FORMAT " us, worst %" G_GINT64_FORMAT
+                  " us; with 300 clients trickling their heads: median %" G_GINT64_FORMAT
+                  " us, worst %" G_GINT64_FORMAT " us", base_median, base_worst, median, worst);
+  /* A few ms at most on an idle machine; generous for a loaded one, far
+   * below the seconds a stalled server takes. */
+  g_assert_cmpint (median, <, base_median + 100000);
+}
+
 int
 main (int   argc,
       char *argv[])
 {
+  if (argc == 3 && g_str_equal (argv[1], "--limited-gateway"))
+    return limited_gateway (argv[2]);
+
   g_test_init (&argc, &argv, NULL);
   signal (SIGPIPE, SIG_IGN);
 
@@ -785,6 +1150,10 @@ main (int   argc,
   ADD ("/hardening/hostile/methods", test_methods);
   ADD ("/hardening/hostile/deep-json", test_deep_json);
   ADD ("/hardening/hostile/framing", test_framing);
+  ADD ("/hardening/hostile/closed-connections", test_closed_connections);
+  ADD ("/hardening/hostile/fd-limit", test_fd_limit);
+  ADD ("/hardening/hostile/slow-clients-cut", test_slow_clients_cut);
+  ADD ("/hardening/hostile/slow-clients-latency", test_slow_clients_latency);
 #undef ADD
   return g_test_run ();
 }
