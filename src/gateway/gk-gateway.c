@@ -34,6 +34,7 @@
 
 #include "gk-gateway.h"
 #include "gk-gateway-private.h"
+#include "gk-redact.h"
 #include "gk-request.h"
 #include "gk-upstream.h"
 
@@ -155,6 +156,16 @@ gateway_log (GkGateway  *self,
              const char *format,
              ...) G_GNUC_PRINTF (2, 3);
 
+/* @text with every pool key replaced, in any case (gk-redact.c). */
+static char *
+gk_redact_text (const char *text)
+{
+  gsize len;
+  char *redacted = gk_redact_bytes (text, strlen (text), &len);
+
+  return redacted != NULL ? redacted : g_strdup (text);
+}
+
 static void
 gateway_log (GkGateway  *self,
              const char *format,
@@ -170,7 +181,7 @@ gateway_log (GkGateway  *self,
   va_end (args);
   /* Lines quote the client's path: never a raw control byte in a log. */
   escaped = gk_request_escape_for_log (line);
-  redacted = gk_redact_keys (escaped);
+  redacted = gk_redact_text (escaped);
   g_debug ("%s", redacted);
   g_signal_emit (self, signals[SIGNAL_LOG], 0, redacted);
 }
@@ -1151,6 +1162,7 @@ typedef struct
   GByteArray        *buffer;
   gsize              buffer_limit;
   GkUsageScanner     scanner;
+  GkRedactor         redactor;      /* over a relayed stream */
   gboolean           relaying;
 
   /* The last transient failure, relayed when no key is left. */
@@ -1180,6 +1192,7 @@ request_free (Request *request)
   g_clear_pointer (&request->call, gk_upstream_call_free);
   g_clear_pointer (&request->buffer, g_byte_array_unref);
   gk_usage_scanner_clear (&request->scanner);
+  gk_redactor_clear (&request->redactor);
   g_clear_pointer (&request->last_body, g_bytes_unref);
   g_free (request->last_error);
   g_clear_error (&request->last_failure);
@@ -1413,7 +1426,11 @@ copy_response_headers (GkUpstreamCall    *from,
   soup_message_headers_iter_init (&iter, gk_upstream_call_get_response_headers (from));
   while (soup_message_headers_iter_next (&iter, &name, &value))
     if (!header_in (name, response_headers_dropped, G_N_ELEMENTS (response_headers_dropped)))
-      soup_message_headers_append (dest, name, value);
+      {
+        g_autofree char *redacted = gk_redact_text (value);
+
+        soup_message_headers_append (dest, name, redacted);
+      }
 }
 
 /* Answers the client with an upstream body (keys redacted when it is an
@@ -1428,41 +1445,35 @@ request_relay_body (Request    *request,
 
   if (!request->client_gone)
     {
+      const char *type = request->call != NULL && status < 300
+        ? soup_message_headers_get_one (gk_upstream_call_get_response_headers (request->call),
+                                        "Content-Type")
+        : NULL;
+      gsize redacted_len = 0;
+      /* A pool key in any answer, 2xx too, is replaced. */
+      char *redacted = gk_redact_bytes (data, len, &redacted_len);
+
+      if (type == NULL)
+        type = "application/json; charset=UTF-8";
       if (request->call != NULL)
         copy_response_headers (request->call, msg);
       soup_server_message_set_status (msg, status, NULL);
-      if (status >= 300)
+      if (redacted != NULL)
+        soup_server_message_set_response (msg, type, SOUP_MEMORY_TAKE, redacted, redacted_len);
+      else if (len > 0 && request->buffer != NULL && data == (const char *) request->buffer->data &&
+               len == request->buffer->len)
         {
-          g_autofree char *text = g_strndup (data, len);
-          char *redacted = gk_redact_keys (text);
-
-          soup_server_message_set_response (msg, "application/json; charset=UTF-8",
-                                            SOUP_MEMORY_TAKE, redacted, strlen (redacted));
-        }
-      else
-        {
-          const char *type = request->call
-            ? soup_message_headers_get_one (gk_upstream_call_get_response_headers (request->call),
-                                            "Content-Type")
-            : NULL;
-
           /* The upstream's body itself when it is the buffer read whole:
            * no copy. */
-          if (request->buffer != NULL && data == (const char *) request->buffer->data &&
-              len == request->buffer->len)
-            {
-              g_autoptr(GBytes) bytes = g_byte_array_free_to_bytes (g_steal_pointer (&request->buffer));
+          g_autoptr(GBytes) bytes = g_byte_array_free_to_bytes (g_steal_pointer (&request->buffer));
 
-              /* What soup_server_message_set_response() does, with bytes. */
-              soup_message_headers_replace (soup_server_message_get_response_headers (msg),
-                                            "Content-Type",
-                                            type ? type : "application/json; charset=UTF-8");
-              soup_message_body_append_bytes (soup_server_message_get_response_body (msg), bytes);
-            }
-          else
-            soup_server_message_set_response (msg, type ? type : "application/json; charset=UTF-8",
-                                              SOUP_MEMORY_COPY, data, len);
+          /* What soup_server_message_set_response() does, with bytes. */
+          soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                        "Content-Type", type);
+          soup_message_body_append_bytes (soup_server_message_get_response_body (msg), bytes);
         }
+      else
+        soup_server_message_set_response (msg, type, SOUP_MEMORY_COPY, data, len);
     }
   request_finish (request);
 }
@@ -1751,11 +1762,36 @@ read_all_cb (GkUpstreamCall *call,
   gk_upstream_call_read (request->call, read_all_cb, request);
 }
 
+/* Passes a piece of a stream on to the client, keys redacted; NULL for
+ * the end of the stream (what was held back goes then). */
+static void
+relay_to_client (Request *request,
+                 GBytes  *bytes)
+{
+  GString *out = g_string_new (NULL);
+  gsize len;
+
+  if (bytes != NULL)
+    gk_redactor_feed (&request->redactor, g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes),
+                      out);
+  else
+    gk_redactor_finish (&request->redactor, out);
+  len = out->len;
+  if (len > 0)
+    soup_message_body_append (soup_server_message_get_response_body (request->msg),
+                              SOUP_MEMORY_TAKE, g_string_free (out, FALSE), len);
+  else
+    g_string_free (out, TRUE);
+}
+
 static void
 relay_complete (Request *request)
 {
   if (!request->client_gone)
-    soup_message_body_complete (soup_server_message_get_response_body (request->msg));
+    {
+      relay_to_client (request, NULL);
+      soup_message_body_complete (soup_server_message_get_response_body (request->msg));
+    }
   request_finish (request);
 }
 
@@ -1836,7 +1872,7 @@ relay_read_cb (GkUpstreamCall *call,
   gk_usage_scanner_feed (&request->scanner, g_bytes_get_data (bytes, NULL), len);
   if (!request->client_gone)
     {
-      soup_message_body_append_bytes (soup_server_message_get_response_body (request->msg), bytes);
+      relay_to_client (request, bytes);
       soup_server_message_unpause (request->msg);
     }
   gk_upstream_call_read (request->call, relay_read_cb, request);
@@ -1859,6 +1895,7 @@ request_start_relay (Request *request)
     soup_message_headers_replace (headers, "Content-Type", type);
   gk_usage_scanner_init (&request->scanner,
                          request->sse || (type != NULL && g_str_has_prefix (type, "text/event-stream")));
+  gk_redactor_init (&request->redactor);
   soup_server_message_unpause (msg);
   gk_upstream_call_read (request->call, relay_read_cb, request);
 }

@@ -1133,6 +1133,94 @@ test_slow_clients_latency (Fixture       *f,
   g_assert_cmpint (median, <, base_median + 100000);
 }
 
+/* ---- Redaction of what is relayed ----------------------------------------- */
+
+/* Whether @text holds @key in any case. */
+static gboolean
+holds_key (const char *text,
+           const char *key)
+{
+  g_autofree char *lower_text = g_ascii_strdown (text, -1);
+  g_autofree char *lower_key = g_ascii_strdown (key, -1);
+
+  return strstr (lower_text, lower_key) != NULL;
+}
+
+#define AQ_KEY "AQ.Ab8RN6Kq2hostileTestToken_0123456789"
+
+static void
+test_redaction_whole (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autofree char *lower = g_ascii_strdown (POOL_KEY, -1);
+  g_autofree char *body = g_strdup_printf ("{\"candidates\":[{\"content\":{\"parts\":[{\"text\":"
+                                           "\"%s %s %s\"}]}}]}", POOL_KEY, lower, AQ_KEY);
+  g_autofree char *answer = g_strdup_printf ("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                             "X-Debug: key=%s\r\nX-Other: %s\r\n"
+                                             "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                                             lower, AQ_KEY, strlen (body), body);
+  const char *pieces[] = { answer, NULL };
+  g_autofree char *raw = NULL;
+  g_autoptr(GString) response = NULL;
+
+  add_pool_key (f, POOL_KEY);
+  start_gateway (f, pieces, 0);
+  raw = request_text (f, "POST", GENERATE_PATH, f->token, NULL, SMALL_BODY);
+  g_assert_cmpuint (exchange (f, raw, strlen (raw), &response, NULL), ==, 200);
+  g_test_message ("%s", response->str);
+  g_assert_false (holds_key (response->str, POOL_KEY));
+  g_assert_false (holds_key (response->str, AQ_KEY));
+  g_assert_nonnull (strstr (response->str, "[REDACTED]"));
+  g_assert_nonnull (strstr (response->str, "X-Debug: key=[REDACTED]"));
+}
+
+static void
+test_redaction_stream (Fixture       *f,
+                       gconstpointer  data)
+{
+  /* The key cut in two, across two chunks sent 200 ms apart, lower-cased
+   * in a later event, and an AQ. key cut in three. */
+  g_autofree char *lower = g_ascii_strdown (POOL_KEY, -1);
+  g_autofree char *e1 = g_strdup_printf ("data: {\"text\":\"%.20s", POOL_KEY);
+  g_autofree char *e2 = g_strdup_printf ("%s\"}\r\n\r\ndata: {\"text\":\"%s %.5s", POOL_KEY + 20,
+                                         lower, AQ_KEY);
+  g_autofree char *e3 = g_strdup_printf ("%.10s", AQ_KEY + 5);
+  g_autofree char *e4 = g_strdup_printf ("%s\"}\r\n\r\n", AQ_KEY + 15);
+  g_autofree char *p1 = g_strdup_printf ("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                         "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                                         "%zx\r\n%s\r\n", strlen (e1), e1);
+  g_autofree char *p2 = g_strdup_printf ("%zx\r\n%s\r\n", strlen (e2), e2);
+  g_autofree char *p3 = g_strdup_printf ("%zx\r\n%s\r\n", strlen (e3), e3);
+  g_autofree char *p4 = g_strdup_printf ("%zx\r\n%s\r\n0\r\n\r\n", strlen (e4), e4);
+  const char *pieces[] = { p1, p2, p3, p4, NULL };
+  g_autoptr(GString) body = NULL;
+
+  add_pool_key (f, POOL_KEY);
+  start_gateway (f, pieces, 200);
+  g_assert_cmpuint (request (f, "POST", STREAM_PATH, NULL, SMALL_BODY, &body), ==, 200);
+  g_test_message ("%s", body->str);
+  g_assert_false (holds_key (body->str, POOL_KEY));
+  g_assert_false (holds_key (body->str, AQ_KEY));
+  g_assert_nonnull (strstr (body->str, "data: {\"text\":\"[REDACTED]\"}\r\n\r\n"));
+  g_assert_nonnull (strstr (body->str, "data: {\"text\":\"[REDACTED] [REDACTED]\"}\r\n\r\n"));
+}
+
+/* An upstream error with no body at all. */
+static void
+test_empty_error (Fixture       *f,
+                  gconstpointer  data)
+{
+  static const char * const pieces[] = {
+    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    NULL,
+  };
+
+  add_pool_key (f, POOL_KEY);
+  start_gateway (f, pieces, 0);
+  g_assert_cmpuint (request (f, "POST", GENERATE_PATH, NULL, SMALL_BODY, NULL), ==, 404);
+  g_assert_cmpuint (request (f, "GET", "/v1beta/models", NULL, NULL, NULL), ==, 404);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1154,6 +1242,9 @@ main (int   argc,
   ADD ("/hardening/hostile/fd-limit", test_fd_limit);
   ADD ("/hardening/hostile/slow-clients-cut", test_slow_clients_cut);
   ADD ("/hardening/hostile/slow-clients-latency", test_slow_clients_latency);
+  ADD ("/hardening/hostile/redaction-whole", test_redaction_whole);
+  ADD ("/hardening/hostile/redaction-stream", test_redaction_stream);
+  ADD ("/hardening/hostile/empty-error", test_empty_error);
 #undef ADD
   return g_test_run ();
 }
