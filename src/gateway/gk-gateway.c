@@ -1433,8 +1433,8 @@ copy_response_headers (GkUpstreamCall    *from,
       }
 }
 
-/* Answers the client with an upstream body (keys redacted when it is an
- * error) and ends the request. */
+/* Answers the client with an upstream body (pool keys redacted) and ends
+ * the request. */
 static void
 request_relay_body (Request    *request,
                     guint       status,
