@@ -880,6 +880,18 @@ gk_pool_batch_end (GkPool  *self,
   return FALSE;
 }
 
+void
+gk_pool_batch_cancel (GkPool *self)
+{
+  g_return_if_fail (GK_IS_POOL (self));
+
+  gk_database_rollback (self->db);
+  /* The snapshot counted charges that were not written. */
+  g_mutex_lock (&self->mutex);
+  self->loaded = FALSE;
+  g_mutex_unlock (&self->mutex);
+}
+
 gint64
 gk_pool_rotate (GkPool      *self,
                 gint64       key_id,

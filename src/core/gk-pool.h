@@ -82,6 +82,8 @@ gboolean    gk_pool_batch_begin (GkPool          *self,
                                  GError         **error);
 gboolean    gk_pool_batch_end   (GkPool          *self,
                                  GError         **error);
+/* Undoes the whole batch: none of its rows is written. */
+void        gk_pool_batch_cancel (GkPool         *self);
 /* Takes a key out of service by hand until the next daily reset (MANUAL)
  * and logs it; returns the id of the key chosen next, 0 when none. */
 gint64      gk_pool_rotate      (GkPool          *self,

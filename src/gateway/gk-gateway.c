@@ -17,7 +17,9 @@
  * The upstream client is gk-upstream.c (libcurl on this thread's main
  * context). Usage rows are written by a writer thread
  * over a second database connection, in order; the client is answered once
- * its row is written, and a lone request writes its row itself.
+ * its row is written, and a lone request writes its row itself. When the
+ * disk is full the writer keeps the rows in memory and writes them once
+ * there is room, and no new request is forwarded meanwhile.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -43,6 +45,7 @@
 #define ADMIN_TOKEN_NAME       "admin"
 #define ERROR_BODY_LIMIT       (1024 * 1024)
 #define RETRY_AFTER_BUSY       "1"
+#define RETRY_AFTER_DISK_FULL  "10"
 #define STOP_DRAIN_TIMEOUT_US  (2 * G_USEC_PER_SEC)
 #define LISTEN_BACKLOG         1024
 #define TEST_KEY_TIMEOUT_S     30
@@ -82,6 +85,7 @@ struct _GkGateway
   GkPool       *writer_pool;
   gint          writer_pending; /* rows pushed and not written yet */
   GAsyncQueue  *written;        /* TrackJob *, for the gateway's thread */
+  gint          disk_full;      /* the writer holds rows it could not write */
   gint          written_wakeup; /* an idle is on its way to take them */
   GQueue        requests;     /* Request *, cancelled at stop */
   GHashTable   *connections;  /* GSocket * -> ClientConn *, see below */
@@ -1219,6 +1223,7 @@ typedef struct
   char          *error_message;
   GkTrackResult  result;
   GError        *error;
+  gboolean       held;     /* not written yet (disk full): kept by the writer */
 } TrackJob;
 
 static void
@@ -1244,6 +1249,9 @@ track_done (TrackJob *job)
   if (job->error != NULL)
     gateway_log (self, "could not record usage of key %" G_GINT64_FORMAT ": %s",
                  record->key_id, job->error->message);
+  else if (job->held)
+    gateway_log (self, "the disk is full: usage of key %" G_GINT64_FORMAT
+                 " is kept in memory until it can be written", record->key_id);
 
   gateway_log (self, "%s %s -> %u key=%" G_GINT64_FORMAT " user=%s status=%s tokens=%" G_GINT64_FORMAT
                "+%" G_GINT64_FORMAT " %" G_GINT64_FORMAT " ms%s%s%s",
@@ -1278,26 +1286,44 @@ written_cb (gpointer data)
 static TrackJob writer_stop_mark;
 
 #define WRITER_BATCH_MAX 64
+/* Rows the disk had no room for, kept in memory and tried again every
+ * HELD_RETRY_US. New requests are refused meanwhile, so only those
+ * already in flight add to them; past HELD_MAX rows are dropped. */
+#define HELD_MAX         100000
+#define HELD_RETRY_US    (500 * 1000)
+
+static gboolean
+is_disk_full (const GError *error)
+{
+  return g_error_matches (error, GK_DATABASE_ERROR, GK_DATABASE_ERROR_FULL);
+}
 
 /* Writes @jobs in one transaction: one commit (the costly part) for all,
- * each row in its own savepoint so one that fails is undone alone. */
-static void
+ * each row in its own savepoint so one that fails is undone alone.
+ * Returns FALSE when the disk is full: then nothing of @jobs was written
+ * and no job has an error. */
+static gboolean
 write_batch (GkGateway *self,
              GPtrArray *jobs)
 {
   g_autoptr(GError) error = NULL;
   gboolean in_batch = jobs->len > 1 && gk_pool_batch_begin (self->writer_pool, &error);
+  gboolean full = FALSE;
 
-  for (guint i = 0; i < jobs->len; i++)
+  for (guint i = 0; i < jobs->len && !full; i++)
     {
       TrackJob *job = g_ptr_array_index (jobs, i);
 
       gk_pool_track (self->writer_pool, &job->record, &job->result, &job->error);
+      full = is_disk_full (job->error);
     }
-  if (in_batch && !gk_pool_batch_end (self->writer_pool, &error))
+  if (full && in_batch)
+    gk_pool_batch_cancel (self->writer_pool);
+  else if (in_batch && !gk_pool_batch_end (self->writer_pool, &error))
     {
+      full = is_disk_full (error);
       /* Nothing of the batch was written: every row says so. */
-      for (guint i = 0; i < jobs->len; i++)
+      for (guint i = 0; i < jobs->len && !full; i++)
         {
           TrackJob *job = g_ptr_array_index (jobs, i);
 
@@ -1305,6 +1331,50 @@ write_batch (GkGateway *self,
             job->error = g_error_copy (error);
         }
     }
+  if (full)
+    for (guint i = 0; i < jobs->len; i++)
+      g_clear_error (&((TrackJob *) g_ptr_array_index (jobs, i))->error);
+  return !full;
+}
+
+/* A copy of @job's row for the writer to keep; @job itself goes on. */
+static TrackJob *
+track_job_hold (TrackJob *job)
+{
+  TrackJob *copy = g_new0 (TrackJob, 1);
+
+  job->held = TRUE;
+  copy->held = TRUE;
+  copy->model = g_strdup (job->model);
+  copy->user_id = g_strdup (job->user_id);
+  copy->error_message = g_strdup (job->error_message);
+  copy->record = job->record;
+  copy->record.model = copy->model;
+  copy->record.user_id = copy->user_id;
+  copy->record.error_message = copy->error_message;
+  return copy;
+}
+
+/* Tries the held rows again, in one transaction; TRUE once written. */
+static gboolean
+write_held (GkGateway *self,
+            GPtrArray *held)
+{
+  if (!write_batch (self, held))
+    return FALSE;
+  for (guint i = 0; i < held->len; i++)
+    {
+      TrackJob *job = g_ptr_array_index (held, i);
+
+      if (job->error != NULL)
+        g_warning ("A usage row kept while the disk was full could not be written: %s",
+                   job->error->message);
+    }
+  g_message ("The disk has room again: %u usage rows kept in memory were written",
+             held->len);
+  g_ptr_array_set_size (held, 0);
+  g_atomic_int_set (&self->disk_full, 0);
+  return TRUE;
 }
 
 static gpointer
@@ -1312,11 +1382,13 @@ writer_thread (gpointer data)
 {
   GkGateway *self = data;
   g_autoptr(GPtrArray) jobs = g_ptr_array_new ();
+  g_autoptr(GPtrArray) held = g_ptr_array_new_with_free_func ((GDestroyNotify) track_job_free);
   gboolean stopping = FALSE;
 
   while (!stopping)
     {
-      TrackJob *job = g_async_queue_pop (self->to_write);
+      TrackJob *job = held->len > 0 ? g_async_queue_timeout_pop (self->to_write, HELD_RETRY_US)
+                                    : g_async_queue_pop (self->to_write);
 
       /* What queued up while the last batch was written goes in the next. */
       g_ptr_array_set_size (jobs, 0);
@@ -1326,10 +1398,31 @@ writer_thread (gpointer data)
           job = jobs->len < WRITER_BATCH_MAX ? g_async_queue_try_pop (self->to_write) : NULL;
         }
       stopping = job == &writer_stop_mark;
+
+      /* Held rows first, so that rows stay in order. */
+      if (held->len > 0)
+        write_held (self, held);
       if (jobs->len == 0)
         continue;
 
-      write_batch (self, jobs);
+      if (held->len > 0 || !write_batch (self, jobs))
+        {
+          /* The requests are answered; their rows wait here for room. */
+          g_atomic_int_set (&self->disk_full, 1);
+          for (guint i = 0; i < jobs->len; i++)
+            {
+              TrackJob *copy = track_job_hold (g_ptr_array_index (jobs, i));
+
+              if (held->len < HELD_MAX)
+                g_ptr_array_add (held, copy);
+              else
+                {
+                  g_warning ("The disk is full and %u usage rows are waiting: one more is lost",
+                             held->len);
+                  track_job_free (copy);
+                }
+            }
+        }
       for (guint i = 0; i < jobs->len; i++)
         {
           g_async_queue_push (self->written, g_ptr_array_index (jobs, i));
@@ -1346,6 +1439,10 @@ writer_thread (gpointer data)
           g_source_unref (source);
         }
     }
+  /* A last try at stop; what still finds no room is lost with the
+   * process, and said so. */
+  if (held->len > 0 && !write_held (self, held))
+    g_warning ("The disk is still full: %u usage rows kept in memory are lost", held->len);
   return NULL;
 }
 
@@ -1392,7 +1489,8 @@ request_track (Request            *request,
    * written here, over the writer's connection, when the writer has
    * nothing queued (so rows stay in order). */
   if (self->writer != NULL &&
-      (self->in_flight > 1 || g_atomic_int_get (&self->writer_pending) > 0))
+      (self->in_flight > 1 || g_atomic_int_get (&self->writer_pending) > 0
+       || g_atomic_int_get (&self->disk_full)))
     {
       g_atomic_int_inc (&self->writer_pending);
       g_async_queue_push (self->to_write, job);
@@ -1400,6 +1498,15 @@ request_track (Request            *request,
     }
   gk_pool_track (self->writer_pool ? self->writer_pool : self->pool, record, &job->result,
                  &job->error);
+  if (self->writer != NULL && is_disk_full (job->error))
+    {
+      /* The writer keeps it until the disk has room. */
+      g_clear_error (&job->error);
+      g_atomic_int_set (&self->disk_full, 1);
+      g_atomic_int_inc (&self->writer_pending);
+      g_async_queue_push (self->to_write, job);
+      return;
+    }
   track_done (job);
 }
 
@@ -2175,6 +2282,19 @@ proxy (GkGateway         *self,
       return;
     }
 
+  /* A request whose usage cannot be recorded would not be charged. */
+  if (g_atomic_int_get (&self->disk_full))
+    {
+      gateway_log (self, "%s %s -> 503 disk full", soup_server_message_get_method (msg), path);
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                    "Retry-After", RETRY_AFTER_DISK_FULL);
+      gk_gateway_respond_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
+                                "The disk is full: the gateway cannot record usage, so it "
+                                "forwards no request until space is freed.");
+      gk_upstream_request_clear (&upstream);
+      return;
+    }
+
   if (self->in_flight >= self->max_in_flight)
     {
       soup_message_headers_replace (soup_server_message_get_response_headers (msg),
@@ -2383,6 +2503,7 @@ writer_start (GkGateway *self)
   self->to_write = g_async_queue_new ();
   self->written_wakeup = 0;
   self->writer_pending = 0;
+  self->disk_full = 0;
   /* One thread: rows are written in the order the requests ended. */
   self->writer = g_thread_new ("gk-usage-writer", writer_thread, self);
 }

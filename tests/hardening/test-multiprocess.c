@@ -16,8 +16,12 @@
 #define _GNU_SOURCE
 #include "config.h"
 
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -91,6 +95,8 @@ typedef struct
   gint64        cli_slowest_us;
   GPtrArray    *cli_failures; /* char * */
   guint         visibility_checks;
+
+  char         *first_refusal; /* the body of the first 503, under lock */
 } Fixture;
 
 /* ---- Helpers ------------------------------------------------------------ */
@@ -367,6 +373,8 @@ client_thread (gpointer data)
       answer->status = reply != NULL ? soup_message_get_status (msg) : 0;
 
       g_mutex_lock (&f->lock);
+      if (answer->status == 503 && f->first_refusal == NULL)
+        f->first_refusal = g_strndup (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply));
       g_ptr_array_add (f->answers, answer);
       f->busy--;
       g_cond_broadcast (&f->cond);
@@ -710,7 +718,8 @@ query_int (GkDatabase *db,
 /* Every 200 has exactly one usage row; no request has two. */
 static void
 check_answers (Fixture    *f,
-               GkDatabase *db)
+               GkDatabase *db,
+               gboolean    all_gateways)
 {
   g_autoptr(GHashTable) rows = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_autoptr(GError) error = NULL;
@@ -748,11 +757,14 @@ check_answers (Fixture    *f,
     }
   g_test_message ("answers: A %u ok %u other, B %u ok %u other, C %u ok %u other",
                   ok[GW_A], other[GW_A], ok[GW_B], other[GW_B], ok[GW_C], other[GW_C]);
-  /* Gateway A served until the clients stopped: every answer was a 200. */
-  g_assert_cmpuint (other[GW_A], ==, 0);
   g_assert_cmpuint (ok[GW_A], >=, N_CLIENTS);
-  g_assert_cmpuint (ok[GW_B], >, 0);
-  g_assert_cmpuint (ok[GW_C], >, 0);
+  if (all_gateways)
+    {
+      /* Gateway A served until the clients stopped: every answer was a 200. */
+      g_assert_cmpuint (other[GW_A], ==, 0);
+      g_assert_cmpuint (ok[GW_B], >, 0);
+      g_assert_cmpuint (ok[GW_C], >, 0);
+    }
   /* What is left are the visibility probes: no row of a request that was
    * never sent. */
   {
@@ -831,24 +843,26 @@ stop_gateway (Fixture *f,
     }
 }
 
-static void
-test_multiprocess (void)
+/* The data folder (a tmpfs when @mount_size is set), the master key file,
+ * the mock, the lock monitor and a database with two keys and a client
+ * token. Every child inherits the environment that points at them. */
+static gboolean
+fixture_setup (Fixture    *f,
+               const char *mount_size,
+               gint64     *key_steady,
+               gint64     *key_rotated)
 {
-  Fixture fixture = { 0 }, *f = &fixture;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GkDatabase) db = NULL;
-  const char *probe_path = g_getenv ("GK_BACKEND_PROBE");
   g_autofree char *key_file = NULL;
   g_autofree char *data_dir = NULL;
   g_autofree char *mock_port = NULL;
-  gint64 key_steady, key_rotated, key_fresh, last_before_reset;
   const char *mock = g_getenv ("GK_MOCK_GEMINI");
 
   f->ctl = g_getenv ("GEMINI_KEYSCTL");
   if (f->ctl == NULL || mock == NULL)
     {
       g_test_skip ("GEMINI_KEYSCTL or GK_MOCK_GEMINI is not set");
-      return;
+      return FALSE;
     }
   g_mutex_init (&f->lock);
   g_cond_init (&f->cond);
@@ -858,11 +872,16 @@ test_multiprocess (void)
   f->cli_failures = g_ptr_array_new_with_free_func (g_free);
   f->seen_locked = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 
-  /* Every child inherits the data folder, the master key file and the
-   * mock as upstream. */
   f->dir = g_dir_make_tmp ("gk-multiprocess-XXXXXX", &error);
   g_assert_no_error (error);
   data_dir = g_build_filename (f->dir, "data", NULL);
+  g_assert_cmpint (g_mkdir (data_dir, 0700), ==, 0);
+  if (mount_size != NULL)
+    {
+      g_autofree char *options = g_strdup_printf ("size=%s,mode=0700", mount_size);
+
+      g_assert_cmpint (mount ("tmpfs", data_dir, "tmpfs", 0, options), ==, 0);
+    }
   key_file = g_build_filename (f->dir, "master.key", NULL);
   f->db_path = g_build_filename (data_dir, "keys.db", NULL);
   f->shm_path = g_strconcat (f->db_path, "-shm", NULL);
@@ -880,10 +899,10 @@ test_multiprocess (void)
     g_assert_no_error (error);
   }
   g_setenv ("GEMINI_KEYS_DATA_DIR", data_dir, TRUE);
+  g_setenv ("GEMINI_KEYS_MASTER_KEY_FILE", key_file, TRUE);
   /* GIO's default proxy resolver wants GSettings schemas; nothing here
    * goes through a proxy. */
   g_setenv ("GIO_USE_PROXY_RESOLVER", "dummy", TRUE);
-  g_setenv ("GEMINI_KEYS_MASTER_KEY_FILE", key_file, TRUE);
 
   {
     const char *argv[] = { mock, "--port", "0", NULL };
@@ -909,13 +928,75 @@ test_multiprocess (void)
     g_autoptr(JsonNode) node = NULL;
 
     g_free (ctl_ok (f, NULL, migrate));
-    key_steady = add_key (f, "steady", "5", 1);
-    key_rotated = add_key (f, "rotated", "5", 2);
+    *key_steady = add_key (f, "steady", "5", 1);
+    *key_rotated = add_key (f, "rotated", "5", 2);
     out = ctl_ok (f, NULL, token);
     node = parse_json (out);
     f->token = g_strdup (json_object_get_string_member (json_node_get_object (node), "token"));
   }
+  return TRUE;
+}
 
+static void
+monitor_stop (Fixture *f)
+{
+  g_mutex_lock (&f->lock);
+  f->monitor_stop = TRUE;
+  g_mutex_unlock (&f->lock);
+  g_thread_join (g_steal_pointer (&f->monitor));
+}
+
+static void
+fixture_teardown (Fixture *f)
+{
+  g_subprocess_force_exit (f->mock);
+  g_subprocess_wait (f->mock, NULL, NULL);
+  g_clear_object (&f->mock);
+  for (guint i = 0; i < N_GATEWAYS; i++)
+    {
+      g_clear_object (&f->gateways[i]);
+      g_free (f->urls[i]);
+    }
+  g_unsetenv ("GEMINI_KEYS_UPSTREAM");
+  g_unsetenv ("GEMINI_KEYS_DATA_DIR");
+  g_unsetenv ("GEMINI_KEYS_MASTER_KEY_FILE");
+  gk_test_rm_rf (f->dir);
+  g_free (f->dir);
+  g_free (f->db_path);
+  g_free (f->shm_path);
+  g_free (f->token);
+  g_free (f->first_refusal);
+  g_ptr_array_unref (f->answers);
+  g_ptr_array_unref (f->watched);
+  g_ptr_array_unref (f->violations);
+  g_ptr_array_unref (f->cli_failures);
+  g_hash_table_unref (f->seen_locked);
+  g_mutex_clear (&f->lock);
+  g_cond_clear (&f->cond);
+}
+
+/* Waits until the clients have had @n more answers. */
+static void
+wait_answers (Fixture *f,
+              guint    n)
+{
+  guint target = answers_count (f) + n;
+
+  while (answers_count (f) < target)
+    g_usleep (20 * 1000);
+}
+
+static void
+test_multiprocess (void)
+{
+  Fixture fixture = { 0 }, *f = &fixture;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) db = NULL;
+  const char *probe_path = g_getenv ("GK_BACKEND_PROBE");
+  gint64 key_steady, key_rotated, key_fresh, last_before_reset;
+
+  if (!fixture_setup (f, NULL, &key_steady, &key_rotated))
+    return;
   /* Phase 1: gateway A under load from every client while the CLI loops,
    * then the desktop app's backend opens the database too. */
   f->gateways[GW_A] = start_gateway (f, GW_A);
@@ -957,33 +1038,15 @@ test_multiprocess (void)
   g_mutex_lock (&f->lock);
   f->spread = TRUE;
   g_mutex_unlock (&f->lock);
-  {
-    guint target = answers_count (f) + 600;
-
-    while (answers_count (f) < target)
-      g_usleep (20 * 1000);
-  }
+  wait_answers (f, 600);
   stop_gateway (f, GW_C, SIGKILL);
-  {
-    guint target = answers_count (f) + 300;
-
-    while (answers_count (f) < target)
-      g_usleep (20 * 1000);
-  }
+  wait_answers (f, 300);
   stop_gateway (f, GW_B, SIGTERM);
-  {
-    guint target = answers_count (f) + 300;
-
-    while (answers_count (f) < target)
-      g_usleep (20 * 1000);
-  }
+  wait_answers (f, 300);
   clients_stop (f);
   stop_gateway (f, GW_A, SIGTERM);
 
-  g_mutex_lock (&f->lock);
-  f->monitor_stop = TRUE;
-  g_mutex_unlock (&f->lock);
-  g_thread_join (g_steal_pointer (&f->monitor));
+  monitor_stop (f);
 
   /* The checks. */
   for (guint i = 0; i < f->cli_failures->len; i++)
@@ -1007,7 +1070,7 @@ test_multiprocess (void)
   g_assert_no_error (error);
   g_assert_true (gk_database_check_integrity (db, &error));
   g_assert_no_error (error);
-  check_answers (f, db);
+  check_answers (f, db, TRUE);
   check_quotas (db, last_before_reset);
   /* The key added while the gateway served was chosen (highest priority)
    * and its use recorded. */
@@ -1020,29 +1083,174 @@ test_multiprocess (void)
                   hardening_query_int (db, "SELECT count(*) FROM gemini_key_usage_log"));
 
   g_clear_object (&db);
-  g_subprocess_force_exit (f->mock);
-  g_subprocess_wait (f->mock, NULL, NULL);
-  g_clear_object (&f->mock);
-  for (guint i = 0; i < N_GATEWAYS; i++)
+  fixture_teardown (f);
+}
+
+/* ---- Disk full ---------------------------------------------------------- */
+
+static gboolean
+enter_private_mounts (void)
+{
+  if (geteuid () != 0 || unshare (CLONE_NEWNS) != 0)
+    return FALSE;
+  return mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
+}
+
+/* Whether a private tmpfs can be mounted here, asked of a throw-away
+ * child so the test process itself stays as it is. */
+static gboolean
+mounts_permitted (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("gk-probe-XXXXXX", NULL);
+  int status = 0;
+  pid_t pid;
+
+  g_assert_nonnull (dir);
+  pid = fork ();
+  g_assert_cmpint (pid, >=, 0);
+  if (pid == 0)
     {
-      g_clear_object (&f->gateways[i]);
-      g_free (f->urls[i]);
+      /* Only system calls here: the parent may have threads. */
+      if (!enter_private_mounts () || mount ("tmpfs", dir, "tmpfs", 0, "size=64k") != 0)
+        _exit (1);
+      _exit (0);
     }
-  g_unsetenv ("GEMINI_KEYS_UPSTREAM");
-  g_unsetenv ("GEMINI_KEYS_DATA_DIR");
-  g_unsetenv ("GEMINI_KEYS_MASTER_KEY_FILE");
-  gk_test_rm_rf (f->dir);
-  g_free (f->dir);
-  g_free (f->db_path);
-  g_free (f->shm_path);
-  g_free (f->token);
-  g_ptr_array_unref (f->answers);
-  g_ptr_array_unref (f->watched);
-  g_ptr_array_unref (f->violations);
-  g_ptr_array_unref (f->cli_failures);
-  g_hash_table_unref (f->seen_locked);
-  g_mutex_clear (&f->lock);
-  g_cond_clear (&f->cond);
+  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
+  g_rmdir (dir);
+  return WIFEXITED (status) && WEXITSTATUS (status) == 0;
+}
+
+/* How many answers from @from on have @status. */
+static guint
+count_answers (Fixture *f,
+               guint    from,
+               guint    status)
+{
+  guint n = 0;
+
+  g_mutex_lock (&f->lock);
+  for (guint i = from; i < f->answers->len; i++)
+    if (((Answer *) f->answers->pdata[i])->status == status)
+      n++;
+  g_mutex_unlock (&f->lock);
+  return n;
+}
+
+/* Waits until @n answers from @from on have @status. */
+static void
+wait_for_answers (Fixture    *f,
+                  guint       from,
+                  guint       status,
+                  guint       n,
+                  const char *what)
+{
+  for (guint i = 0; count_answers (f, from, status) < n; i++)
+    {
+      if (i >= 60 * 50)
+        g_error ("not %u answers %u in a minute: %s", n, status, what);
+      g_usleep (20 * 1000);
+    }
+}
+
+/* The gateway on a database whose disk fills up under load: it stops
+ * forwarding (503, "disk is full") instead of answering requests it cannot
+ * charge, keeps the rows of the requests it did answer, and once space is
+ * freed writes them and serves again by itself. */
+static void
+disk_full_child (void)
+{
+  Fixture fixture = { 0 }, *f = &fixture;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) db = NULL;
+  g_autofree char *ballast = NULL;
+  g_autofree char *log = NULL;
+  g_autofree char *log_text = NULL;
+  struct statvfs fs;
+  gint64 key_steady, key_rotated;
+  guint freed_at;
+
+  g_assert_true (enter_private_mounts ());
+  if (!fixture_setup (f, "4m", &key_steady, &key_rotated))
+    return;
+
+  /* Ballast takes all but 256 KiB, so the usage rows fill the disk soon
+   * and deleting the ballast makes room again. */
+  g_assert_cmpint (statvfs (f->db_path, &fs), ==, 0);
+  ballast = g_build_filename (f->dir, "data", "ballast", NULL);
+  {
+    gsize size = (gsize) fs.f_bavail * fs.f_bsize - 256 * 1024;
+    g_autofree char *zeros = g_malloc0 (size);
+
+    g_assert_true (g_file_set_contents (ballast, zeros, (gssize) size, &error));
+    g_assert_no_error (error);
+  }
+
+  f->gateways[GW_A] = start_gateway (f, GW_A);
+  clients_start (f);
+  wait_for_answers (f, 0, 503, 1, "the gateway went on forwarding with the disk full");
+  g_mutex_lock (&f->lock);
+  g_test_message ("refused after %u answers: %s", f->answers->len, f->first_refusal);
+  {
+    /* Google's error shape. */
+    g_autoptr(JsonNode) node = parse_json (f->first_refusal);
+    JsonObject *body = json_node_get_object (node);
+    JsonObject *inner = json_object_get_object_member (body, "error");
+
+    g_assert_nonnull (inner);
+    g_assert_cmpint (json_object_get_int_member (inner, "code"), ==, 503);
+    g_assert_cmpstr (json_object_get_string_member (inner, "status"), ==, "UNAVAILABLE");
+    g_assert_nonnull (strstr (json_object_get_string_member (inner, "message"), "disk is full"));
+  }
+  g_mutex_unlock (&f->lock);
+
+  /* Refusing goes on while the disk stays full. */
+  wait_answers (f, 200);
+  g_assert_cmpint (g_unlink (ballast), ==, 0);
+  freed_at = answers_count (f);
+  /* More 200s than requests could have been in flight when it filled. */
+  wait_for_answers (f, freed_at, 200, 4 * N_CLIENTS,
+                    "the gateway did not serve again once space was freed");
+  clients_stop (f);
+  stop_gateway (f, GW_A, SIGTERM);
+  monitor_stop (f);
+
+  /* The rows of the requests answered while the disk was full were kept
+   * in memory and written. */
+  log = g_build_filename (f->dir, "gateway-A.log", NULL);
+  g_assert_true (g_file_get_contents (log, &log_text, NULL, NULL));
+  g_assert_nonnull (strstr (log_text, "kept in memory"));
+  g_assert_nonnull (strstr (log_text, "503 disk full"));
+
+  db = gk_database_open (f->db_path, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (gk_database_check_integrity (db, &error));
+  g_assert_no_error (error);
+  check_answers (f, db, FALSE);
+  check_quotas (db, 0);
+  g_clear_object (&db);
+  {
+    g_autofree char *data_dir = g_path_get_dirname (f->db_path);
+
+    g_assert_cmpint (umount2 (data_dir, MNT_DETACH), ==, 0);
+  }
+  fixture_teardown (f);
+}
+
+static void
+test_disk_full (void)
+{
+  if (g_test_subprocess ())
+    {
+      disk_full_child ();
+      return;
+    }
+  if (!mounts_permitted ())
+    {
+      g_test_skip ("mounting a tmpfs is not permitted here");
+      return;
+    }
+  g_test_trap_subprocess (NULL, 180 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_INHERIT_STDERR);
+  g_test_trap_assert_passed ();
 }
 
 int
@@ -1053,5 +1261,6 @@ main (int    argc,
   /* A gateway stopped under a client's feet must not kill the test. */
   signal (SIGPIPE, SIG_IGN);
   g_test_add_func ("/hardening/multiprocess/one-database", test_multiprocess);
+  g_test_add_func ("/hardening/multiprocess/disk-full", test_disk_full);
   return g_test_run ();
 }
