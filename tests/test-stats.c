@@ -816,6 +816,20 @@ query_int (GkDatabase *db,
   return value;
 }
 
+static gint64 G_GNUC_PRINTF (2, 3)
+query_intf (GkDatabase *db,
+            const char *format,
+            ...)
+{
+  g_autofree char *sql = NULL;
+  va_list args;
+
+  va_start (args, format);
+  sql = g_strdup_vprintf (format, args);
+  va_end (args);
+  return query_int (db, sql);
+}
+
 static gint64
 folded_id (GkDatabase *db)
 {
@@ -1351,7 +1365,7 @@ test_rollup_upgrade (Fixture       *fixture,
   g_assert_true (gk_database_migrate (upgraded, &created, &error));
   g_assert_no_error (error);
   g_assert_cmpstrv (created, rollup_tables);
-  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 3);
+  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 4);
   assert_rollup_exact (upgraded);
   assert_dashboard_matches_log (upgraded, 30);
 
@@ -1409,6 +1423,171 @@ test_usage_pages (Fixture       *fixture,
   g_array_unref (c.ids);
 }
 
+/* Every figure the dashboard (7 and 30 days, in every zone of zones[])
+ * and the usage summaries (all keys and each key, over the newest rows)
+ * show, as text. */
+static char *
+shown_figures (GkDatabase   *db,
+               const gint64 *keys,
+               guint         n_keys)
+{
+  GString *out = g_string_new (NULL);
+  static const guint limits[] = { 1, 20, 100 };
+
+  /* The app shows 7 and 30 days; in UTC, where local days are the
+   * rollup's days, longer periods too, back past the retention period. */
+  for (guint z = 0; z <= G_N_ELEMENTS (zones); z++)
+    {
+      static const guint periods[] = { 7, 30, 120, 366 };
+
+      g_setenv ("TZ", z < G_N_ELEMENTS (zones) ? zones[z] : "UTC", TRUE);
+      for (guint p = 0; p < (z < G_N_ELEMENTS (zones) ? 2 : G_N_ELEMENTS (periods)); p++)
+        {
+          g_autoptr(GkDashboard) d = dashboard (db, periods[p]);
+
+          g_string_append_printf (out, "%s %u: %" G_GINT64_FORMAT " %" G_GINT64_FORMAT
+                                  " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %.9f %.9f\n",
+                                  z < G_N_ELEMENTS (zones) ? zones[z] : "UTC", d->days,
+                                  d->cards.total_keys,
+                                  d->cards.active_keys, d->cards.requests,
+                                  d->cards.successes, d->cards.success_rate,
+                                  d->cards.cost_usd);
+          for (guint i = 0; i < d->daily->len; i++)
+            g_string_append_printf (out, " day %" G_GINT64_FORMAT ": %" G_GINT64_FORMAT
+                                    " %" G_GINT64_FORMAT " %.9f\n",
+                                    point (d, i)->day_start, point (d, i)->requests,
+                                    point (d, i)->successes, point (d, i)->cost_usd);
+          for (guint r = 0; r < 2; r++)
+            {
+              GPtrArray *rows = r == 0 ? d->top_models : d->top_users;
+
+              for (guint i = 0; i < rows->len; i++)
+                {
+                  const GkRankRow *row = rows->pdata[i];
+
+                  g_string_append_printf (out, " %s %s: %" G_GINT64_FORMAT " %"
+                                          G_GINT64_FORMAT " %.9f\n",
+                                          r == 0 ? "model" : "user", row->name, row->requests,
+                                          row->tokens, row->cost_usd);
+                }
+            }
+          for (guint i = 0; i < d->rotations->len; i++)
+            g_string_append_printf (out, " rotation %" G_GINT64_FORMAT "\n",
+                                    ((GkRotationRow *) d->rotations->pdata[i])->id);
+        }
+    }
+  g_setenv ("TZ", "UTC", TRUE);
+
+  for (guint k = 0; k <= n_keys; k++)
+    for (guint l = 0; l < G_N_ELEMENTS (limits); l++)
+      {
+        g_autoptr(GError) error = NULL;
+        GkUsageSummary summary;
+
+        g_assert_true (gk_stats_usage_summary (db, k == 0 ? 0 : keys[k - 1], limits[l],
+                                               &summary, &error));
+        g_assert_no_error (error);
+        g_string_append_printf (out, "summary %u/%u: %" G_GINT64_FORMAT " %" G_GINT64_FORMAT
+                                " %" G_GINT64_FORMAT " %.9f\n", k, limits[l],
+                                summary.requests, summary.successes, summary.failures,
+                                summary.cost_usd);
+      }
+  return g_string_free (out, FALSE);
+}
+
+/* Retention, coarsening and VACUUM change no figure the dashboard or the
+ * usage summary shows, now or weeks later, while the old rows and the old
+ * quarter-hour sums are gone and the file is smaller. */
+static void
+test_compact_keeps_figures (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  GkDatabase *db = fixture->db;
+  GkClock *clock = gk_database_get_clock (db);
+  gint64 keys[2];
+  GkCompactReport report;
+  gint64 later[] = { GK_TEST_EPOCH, GK_TEST_EPOCH + 20 * DAY, GK_TEST_EPOCH + 45 * DAY };
+
+  keys[0] = add_key (db, "k1", "ACTIVE", FALSE);
+  keys[1] = add_key (db, "k2", "ACTIVE", FALSE);
+  add_rotation (db, keys[0], keys[1], "MANUAL", "manual:test", GK_TEST_EPOCH - DAY);
+  /* Older rows first, as they would have been recorded. */
+  for (gint64 d = 200; d >= 0; d -= 10)
+    {
+      add_random_usage (db, keys[0], GK_TEST_EPOCH - d * DAY, 150);
+      add_random_usage (db, keys[1], GK_TEST_EPOCH - d * DAY, 150);
+    }
+
+  g_assert_cmpuint (gk_rollup_get_retention_days (db), ==, 0);
+  g_assert_true (gk_rollup_set_retention_days (db, 90, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (gk_rollup_get_retention_days (db), ==, 90);
+
+  for (guint t = 0; t < G_N_ELEMENTS (later); t++)
+    {
+      g_autofree char *before = NULL;
+      g_autofree char *after = NULL;
+      gint64 cutoff;
+
+      gk_clock_set (clock, later[t]);
+      /* Rows recorded since the last compaction, not yet folded. */
+      add_random_usage (db, keys[t % 2], later[t], 100);
+      before = shown_figures (db, keys, G_N_ELEMENTS (keys));
+
+      g_assert_true (gk_rollup_compact (db, &report, &error));
+      g_assert_no_error (error);
+      g_assert_true (report.space_reclaimed);
+      if (t == 0)
+        {
+          g_assert_cmpint (report.rows_deleted, >, 0);
+          g_assert_cmpint (report.buckets_coarsened, >, 0);
+          g_assert_cmpint (report.bytes_after, <, report.bytes_before);
+        }
+
+      after = shown_figures (db, keys, G_N_ELEMENTS (keys));
+      g_assert_cmpstr (after, ==, before);
+
+      cutoff = later[t] - 90 * DAY;
+      g_assert_cmpint (query_intf (db, "SELECT count(*) FROM gemini_key_usage_log"
+                                      " WHERE created_at < %" G_GINT64_FORMAT, cutoff), ==, 0);
+      g_assert_cmpint (query_intf (db, "SELECT count(*) FROM gemini_key_usage_log"
+                                      " WHERE created_at >= %" G_GINT64_FORMAT, cutoff), >, 0);
+      cutoff = (later[t] - GK_ROLLUP_FINE_DAYS * DAY) / DAY * DAY;
+      g_assert_cmpint (query_intf (db, "SELECT count(*) FROM usage_rollup_user WHERE span = 900"
+                                      " AND start < %" G_GINT64_FORMAT, cutoff), ==, 0);
+      g_assert_cmpint (query_intf (db, "SELECT count(*) FROM usage_rollup_model WHERE span = 900"
+                                      " AND start < %" G_GINT64_FORMAT, cutoff), ==, 0);
+      g_assert_null (gk_database_get_meta (db, GK_ROLLUP_META_PRUNING));
+    }
+
+  /* A row deleted by hand after compaction still leaves the sums. */
+  {
+    g_autoptr(GkDashboard) d = NULL;
+    gint64 requests;
+
+    gint64 id;
+
+    gk_clock_set (clock, GK_TEST_EPOCH + 45 * DAY);
+    id = add_usage (db, keys[0], "m", 0.5, "SUCCESS", "u", GK_TEST_EPOCH + 45 * DAY - HOUR);
+    d = dashboard (db, 7);
+    requests = d->cards.requests;
+    g_assert_true (gk_database_exec (db, "DELETE FROM gemini_key_usage_log WHERE id ="
+                                         " (SELECT max (id) FROM gemini_key_usage_log)", NULL));
+    g_assert_cmpint (query_int (db, "SELECT max (id) FROM gemini_key_usage_log"), <, id);
+    g_clear_pointer (&d, gk_dashboard_free);
+    d = dashboard (db, 7);
+    g_assert_cmpint (d->cards.requests, ==, requests - 1);
+  }
+
+  /* Keep all: nothing more is deleted. */
+  g_assert_true (gk_rollup_set_retention_days (db, 0, &error));
+  gk_clock_set (clock, GK_TEST_EPOCH + 400 * DAY);
+  g_assert_true (gk_rollup_prune (db, &report, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (report.rows_deleted, ==, 0);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1429,6 +1608,7 @@ main (int   argc,
   ADD ("usage/logs", test_usage_logs);
   ADD ("usage/summary", test_usage_summary);
   ADD ("usage/pages", test_usage_pages);
+  ADD ("compact/keeps-figures", test_compact_keeps_figures);
   ADD ("cache/new-rows", test_dashboard_sees_new_rows);
   ADD ("cache/transaction", test_dashboard_in_transaction);
   ADD ("daily/dst", test_local_days_dst);

@@ -222,10 +222,32 @@ static const MigrationStep migration_3[] = {
   { NULL, "CREATE INDEX gemini_key_usage_log_key ON gemini_key_usage_log (key_id)" },
 };
 
+/* Version 4: retention (gk_rollup_compact) deletes raw usage rows whose
+ * sums the rollup keeps: the trigger that takes a deleted row out of the
+ * rollup stands aside while meta "usage_pruning" is set, which compaction
+ * does only inside its own transaction. */
+static const MigrationStep migration_4[] = {
+  { NULL, "DROP TRIGGER IF EXISTS usage_rollup_forget" },
+  { NULL,
+    "CREATE TRIGGER usage_rollup_forget AFTER DELETE ON gemini_key_usage_log"
+    " WHEN OLD.id <= (SELECT CAST (value AS INTEGER) FROM meta WHERE key = 'rollup_max_id')"
+    " AND NOT EXISTS (SELECT 1 FROM meta WHERE key = 'usage_pruning')"
+    " BEGIN"
+    " UPDATE usage_rollup_total SET requests = requests - 1,"
+    " successes = successes - (OLD.status = 'SUCCESS'), cost_usd = cost_usd - OLD.cost_usd"
+    " WHERE start = OLD.created_at - OLD.created_at % 900;"
+    ROLLUP_RANK_FORGET ("usage_rollup_model", "model", "900")
+    ROLLUP_RANK_FORGET ("usage_rollup_model", "model", "86400")
+    ROLLUP_RANK_FORGET ("usage_rollup_user", "user_id", "900")
+    ROLLUP_RANK_FORGET ("usage_rollup_user", "user_id", "86400")
+    " END" },
+};
+
 static const Migration migrations[] = {
   { migration_1, G_N_ELEMENTS (migration_1) },
   { migration_2, G_N_ELEMENTS (migration_2) },
   { migration_3, G_N_ELEMENTS (migration_3) },
+  { migration_4, G_N_ELEMENTS (migration_4) },
 };
 
 #define SCHEMA_VERSION ((int) G_N_ELEMENTS (migrations))

@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <string.h>
 
 #include "gk-database-private.h"
 #include "gk-rollup.h"
@@ -330,4 +331,224 @@ gk_rollup_catch_up (GkDatabase  *db,
 
   gk_database_unlock (db);
   return ok;
+}
+
+/* --- Retention and compaction ------------------------------------------- */
+
+#define MAX_RETENTION_DAYS 36500
+
+guint
+gk_rollup_get_retention_days (GkDatabase *db)
+{
+  int days;
+
+  g_return_val_if_fail (GK_IS_DATABASE (db), 0);
+
+  days = gk_database_get_setting_int (db, GK_SETTING_USAGE_RETENTION_DAYS, 0);
+  return days > 0 && days <= MAX_RETENTION_DAYS ? (guint) days : 0;
+}
+
+gboolean
+gk_rollup_set_retention_days (GkDatabase  *db,
+                              guint        days,
+                              GError     **error)
+{
+  g_autofree char *value = NULL;
+
+  g_return_val_if_fail (GK_IS_DATABASE (db), FALSE);
+  g_return_val_if_fail (days <= MAX_RETENTION_DAYS, FALSE);
+
+  value = g_strdup_printf ("%u", days);
+  return gk_database_set_setting (db, GK_SETTING_USAGE_RETENTION_DAYS, value, error);
+}
+
+/* Runs @sql with up to two integer parameters; returns the rows changed,
+ * or -1 with @error set. */
+static gint64
+run_change (GkDatabase  *db,
+            const char  *sql,
+            gint64       a,
+            gint64       b,
+            GError     **error)
+{
+  sqlite3_stmt *stmt = gk_database_prepare (db, sql, error);
+  int rc;
+
+  if (stmt == NULL)
+    return -1;
+  if (sqlite3_bind_parameter_count (stmt) >= 1)
+    sqlite3_bind_int64 (stmt, 1, a);
+  if (sqlite3_bind_parameter_count (stmt) >= 2)
+    sqlite3_bind_int64 (stmt, 2, b);
+  rc = sqlite3_step (stmt);
+  sqlite3_reset (stmt);
+  if (rc != SQLITE_DONE)
+    {
+      gk_database_set_error (db, error, _("Cannot compact the database"));
+      return -1;
+    }
+  return sqlite3_changes64 (gk_database_get_handle (db));
+}
+
+static gint64
+database_bytes (GkDatabase *db)
+{
+  sqlite3_stmt *stmt = gk_database_prepare (db,
+                                            "SELECT page_count * page_size"
+                                            " FROM pragma_page_count (), pragma_page_size ()",
+                                            NULL);
+  gint64 bytes = 0;
+
+  if (stmt != NULL && sqlite3_step (stmt) == SQLITE_ROW)
+    bytes = sqlite3_column_int64 (stmt, 0);
+  if (stmt != NULL)
+    sqlite3_reset (stmt);
+  return bytes;
+}
+
+static gboolean
+prune_locked (GkDatabase      *db,
+              gint64           retention_cutoff,
+              gint64           fine_cutoff,
+              GkCompactReport *report,
+              GError         **error)
+{
+  gint64 n;
+
+  /* Only rows already folded in may go: their sums stay in the rollup,
+   * which the trigger leaves alone while the pruning mark is set. */
+  if (retention_cutoff > 0)
+    {
+      if (run_change (db,
+                      "INSERT OR REPLACE INTO meta (key, value)"
+                      " VALUES ('" GK_ROLLUP_META_PRUNING "', '1')",
+                      0, 0, error) < 0)
+        return FALSE;
+      n = run_change (db,
+                      "DELETE FROM gemini_key_usage_log WHERE created_at < ?1"
+                      " AND id <= (SELECT CAST (value AS INTEGER) FROM meta"
+                      "            WHERE key = '" GK_ROLLUP_META_MAX_ID "')",
+                      retention_cutoff, 0, error);
+      if (n < 0)
+        return FALSE;
+      report->rows_deleted += n;
+      if (run_change (db, "DELETE FROM meta WHERE key = '" GK_ROLLUP_META_PRUNING "'",
+                      0, 0, error) < 0)
+        return FALSE;
+    }
+
+  /* Whole UTC days before the cutoff have their per-day sums, which hold
+   * the same numbers: the quarter hours of those days add nothing the
+   * dashboard reads. */
+  for (guint i = 0; i < 2; i++)
+    {
+      n = run_change (db,
+                      i == 0 ? "DELETE FROM usage_rollup_model WHERE span = ?1 AND start < ?2"
+                             : "DELETE FROM usage_rollup_user WHERE span = ?1 AND start < ?2",
+                      GK_ROLLUP_BUCKET_SECONDS, fine_cutoff, error);
+      if (n < 0)
+        return FALSE;
+      report->buckets_coarsened += n;
+    }
+  return TRUE;
+}
+
+/**
+ * gk_rollup_prune:
+ * @db: the database
+ * @report: (out caller-allocates): what was removed
+ * @error: a #GK_DATABASE_ERROR
+ *
+ * Folds every usage row into the rollup first, then deletes the raw rows
+ * older than the retention period and the 15-minute model and user sums
+ * older than %GK_ROLLUP_FINE_DAYS days, in one transaction: every figure
+ * the dashboard reads stays the same.
+ *
+ * Returns: %TRUE on success.
+ */
+gboolean
+gk_rollup_prune (GkDatabase      *db,
+                 GkCompactReport *report,
+                 GError         **error)
+{
+  guint days;
+  gint64 now, retention_cutoff, fine_cutoff;
+
+  g_return_val_if_fail (GK_IS_DATABASE (db), FALSE);
+  g_return_val_if_fail (report != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  memset (report, 0, sizeof *report);
+  report->bytes_before = report->bytes_after = database_bytes (db);
+
+  if (!gk_rollup_catch_up (db, error))
+    return FALSE;
+
+  days = gk_rollup_get_retention_days (db);
+  now = gk_database_now (db);
+  retention_cutoff = days > 0 ? now - (gint64) days * GK_ROLLUP_DAY_SECONDS : 0;
+  fine_cutoff = (now - GK_ROLLUP_FINE_DAYS * GK_ROLLUP_DAY_SECONDS) / GK_ROLLUP_DAY_SECONDS
+                * GK_ROLLUP_DAY_SECONDS;
+
+  if (!gk_database_begin (db, error))
+    return FALSE;
+  if (!prune_locked (db, retention_cutoff, fine_cutoff, report, error))
+    {
+      gk_database_rollback (db);
+      return FALSE;
+    }
+  if (!gk_database_commit (db, error))
+    return FALSE;
+  gk_database_touch (db);
+  return TRUE;
+}
+
+/**
+ * gk_rollup_compact:
+ * @db: the database
+ * @report: (out caller-allocates): what was removed and the sizes
+ * @error: a #GK_DATABASE_ERROR
+ *
+ * gk_rollup_prune(), then VACUUM (which rewrites the file without its free
+ * pages) and a checkpoint that truncates the WAL. VACUUM needs every other
+ * connection to be between transactions; it waits for the busy timeout,
+ * then gives up with a message saying what was done and what to do.
+ *
+ * Returns: %TRUE when everything was done.
+ */
+gboolean
+gk_rollup_compact (GkDatabase      *db,
+                   GkCompactReport *report,
+                   GError         **error)
+{
+  g_autoptr(GError) local_error = NULL;
+
+  g_return_val_if_fail (GK_IS_DATABASE (db), FALSE);
+  g_return_val_if_fail (report != NULL, FALSE);
+
+  if (!gk_rollup_prune (db, report, error))
+    return FALSE;
+
+  gk_database_lock (db);
+  if (!gk_database_exec (db, "VACUUM", &local_error))
+    {
+      gk_database_unlock (db);
+      report->bytes_after = database_bytes (db);
+      if (g_error_matches (local_error, GK_DATABASE_ERROR, GK_DATABASE_ERROR_BUSY))
+        g_set_error_literal (error, GK_DATABASE_ERROR, GK_DATABASE_ERROR_BUSY,
+                             _("Old usage rows were removed, but the space could not be "
+                               "given back: another program (the app or a gateway) kept the "
+                               "database busy. Try again when it is idle."));
+      else
+        g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+  /* The rewritten pages went to the WAL: copy them back and truncate it.
+   * A reader still holding an old snapshot only delays this. */
+  gk_database_exec (db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL);
+  gk_database_unlock (db);
+
+  report->space_reclaimed = TRUE;
+  report->bytes_after = database_bytes (db);
+  return TRUE;
 }

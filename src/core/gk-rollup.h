@@ -25,7 +25,48 @@ G_BEGIN_DECLS
 /* The meta key holding the highest usage-log id folded in. */
 #define GK_ROLLUP_META_MAX_ID    "rollup_max_id"
 
+/* How long the 15-minute sums per model and per user are kept, in days.
+ * The dashboard's longest period (30 local days, whose first local
+ * midnight can lie up to a day before the UTC day) needs them only for the
+ * partial day at its start; older days read the per-day sums, which are
+ * kept for ever. */
+#define GK_ROLLUP_FINE_DAYS      35
+
+/* The meta key that, while set (inside compaction's own transaction only),
+ * keeps deleted usage rows in the rollup (migration 4). */
+#define GK_ROLLUP_META_PRUNING   "usage_pruning"
+
+typedef struct
+{
+  gint64   rows_deleted;       /* raw usage rows past the retention period */
+  gint64   buckets_coarsened;  /* 15-minute model/user sums folded into days */
+  gint64   bytes_before;       /* the database's size (pages in use and free) */
+  gint64   bytes_after;
+  gboolean space_reclaimed;    /* VACUUM ran */
+} GkCompactReport;
+
 gboolean gk_rollup_catch_up (GkDatabase  *db,
                              GError     **error);
+
+/* Usage retention in days (setting GK_SETTING_USAGE_RETENTION_DAYS; 0 =
+ * keep every row, the default). */
+guint    gk_rollup_get_retention_days (GkDatabase  *db);
+gboolean gk_rollup_set_retention_days (GkDatabase  *db,
+                                       guint        days,
+                                       GError     **error);
+
+/* Applies the retention setting and coarsens old sums, in one write
+ * transaction, without changing any figure the dashboard shows. */
+gboolean gk_rollup_prune      (GkDatabase      *db,
+                               GkCompactReport *report,
+                               GError         **error);
+/* gk_rollup_prune(), then VACUUM and a WAL checkpoint to give the space
+ * back to the file system. Slow on a big database: call it from a worker
+ * thread. When another process keeps the database busy, the pruning stays
+ * done and @error (GK_DATABASE_ERROR_BUSY) says the space was not
+ * reclaimed. */
+gboolean gk_rollup_compact    (GkDatabase      *db,
+                               GkCompactReport *report,
+                               GError         **error);
 
 G_END_DECLS
