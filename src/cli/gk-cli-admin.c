@@ -60,6 +60,132 @@ db_migrate (GkCli  *cli,
   return GK_CLI_OK;
 }
 
+/* "Keep all" or "90 days", for people. */
+static char *
+format_retention (guint days)
+{
+  if (days == 0)
+    return g_strdup (_("keep all usage rows"));
+  return g_strdup_printf (ngettext ("keep usage rows for %u day",
+                                       "keep usage rows for %u days", days),
+                          days);
+}
+
+static int
+db_retention (GkCli  *cli,
+              int     argc,
+              char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  GkDatabase *db;
+  guint days;
+  int status;
+
+  status = gk_cli_parse_options (cli, _("[DAYS|all]"),
+                                 _("Shows or sets how long raw usage rows are kept. Older rows "
+                                   "are removed by “db compact”; the dashboard keeps their "
+                                   "totals. “all” (the default) keeps every row."),
+                                 NULL, 0, 1, &argc, &argv);
+  if (status != GK_CLI_OK)
+    return status;
+
+  db = gk_cli_get_database (cli);
+  if (db == NULL)
+    return GK_CLI_ERROR;
+
+  if (argc > 1)
+    {
+      guint64 parsed = 0;
+
+      if (g_ascii_strcasecmp (argv[1], "all") == 0)
+        parsed = 0;
+      else if (!g_ascii_string_to_unsigned (argv[1], 10, 1, 36500, &parsed, NULL))
+        return gk_cli_usage_error (cli, _("DAYS must be a number of days from 1 to 36500, "
+                                          "or “all”"));
+      if (!gk_rollup_set_retention_days (db, (guint) parsed, &error))
+        return gk_cli_gerror (cli, error);
+    }
+
+  days = gk_rollup_get_retention_days (db);
+  if (gk_cli_json (cli))
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+      json_builder_begin_object (builder);
+      gk_json_add_int (builder, "retention_days", days);
+      json_builder_end_object (builder);
+      gk_cli_print_json (cli, builder);
+    }
+  else
+    {
+      g_autofree char *text = format_retention (days);
+
+      printf (_("Retention: %s\n"), text);
+    }
+  return GK_CLI_OK;
+}
+
+static int
+db_compact (GkCli  *cli,
+            int     argc,
+            char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  GkCompactReport report;
+  GkDatabase *db;
+  gboolean ok;
+  int status;
+
+  status = gk_cli_parse_options (cli, "",
+                                 _("Removes usage rows past the retention period, merges old "
+                                   "15-minute totals into daily ones and gives the free space "
+                                   "back to the disk. No figure of the dashboard changes."),
+                                 NULL, 0, 0, &argc, &argv);
+  if (status != GK_CLI_OK)
+    return status;
+
+  db = gk_cli_get_database (cli);
+  if (db == NULL)
+    return GK_CLI_ERROR;
+
+  ok = gk_rollup_compact (db, &report, &error);
+  /* Busy: the rows are gone but the file was not rewritten; say both. */
+  if (!ok && !g_error_matches (error, GK_DATABASE_ERROR, GK_DATABASE_ERROR_BUSY))
+    return gk_cli_gerror (cli, error);
+
+  if (gk_cli_json (cli))
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+      json_builder_begin_object (builder);
+      gk_json_add_int (builder, "rows_deleted", report.rows_deleted);
+      gk_json_add_int (builder, "buckets_coarsened", report.buckets_coarsened);
+      gk_json_add_int (builder, "bytes_before", report.bytes_before);
+      gk_json_add_int (builder, "bytes_after", report.bytes_after);
+      gk_json_add_boolean (builder, "space_reclaimed", report.space_reclaimed);
+      json_builder_end_object (builder);
+      gk_cli_print_json (cli, builder);
+    }
+  else
+    {
+      g_autofree char *before = g_format_size ((guint64) report.bytes_before);
+      g_autofree char *after = g_format_size ((guint64) report.bytes_after);
+
+      printf (ngettext ("Removed %" PRId64 " old usage row\n",
+                           "Removed %" PRId64 " old usage rows\n", (gulong) report.rows_deleted),
+              report.rows_deleted);
+      printf (ngettext ("Merged %" PRId64 " old 15-minute total into daily "
+                           "totals\n",
+                           "Merged %" PRId64 " old 15-minute totals into daily totals\n",
+                           (gulong) report.buckets_coarsened),
+              report.buckets_coarsened);
+      printf (_("Database size: %s before, %s after\n"), before, after);
+    }
+  if (!ok)
+    return gk_cli_gerror (cli, error);
+  return GK_CLI_OK;
+}
+
 int
 gk_cli_cmd_db (GkCli  *cli,
                int     argc,
@@ -67,6 +193,8 @@ gk_cli_cmd_db (GkCli  *cli,
 {
   static const GkCliCommand db_commands[] = {
     { "migrate", db_migrate, N_("Create or upgrade the database") },
+    { "retention", db_retention, N_("Show or set how long usage rows are kept") },
+    { "compact", db_compact, N_("Apply the retention and give free space back to the disk") },
     { NULL, NULL, NULL },
   };
 

@@ -1062,6 +1062,147 @@ test_export_csv (Fixture       *f,
   }
 }
 
+/* Runs SQL on the test's database with the sqlite3 shell (a process of
+ * its own, as another program using the file would be). */
+static void
+run_sqlite (Fixture    *f,
+            const char *sql)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *db = g_build_filename (f->data_dir, "keys.db", NULL);
+  g_autofree char *err = NULL;
+  int status = 0;
+  const char *argv[] = { "sqlite3", db, sql, NULL };
+
+  g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
+                NULL, NULL, NULL, &err, &status, &error);
+  g_assert_no_error (error);
+  if (!g_spawn_check_wait_status (status, NULL))
+    g_error ("sqlite3 failed: %s", err);
+}
+
+static char *
+run_out (Fixture            *f,
+         const char * const *args)
+{
+  g_auto(Run) run = run_full (f, MASTER_FILE, NULL, NULL, args);
+
+  if (run.status != 0)
+    g_error ("exit %d: %s", run.status, run.err);
+  return g_steal_pointer (&run.out);
+}
+
+#define OUT(f, ...) run_out ((f), (const char *[]) { __VA_ARGS__, NULL })
+
+/* `db retention` and `db compact`: old rows go, the figures shown stay,
+ * the file shrinks; a database kept busy gets a clear message. */
+static void
+test_db_compact (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autofree char *key = make_key (21);
+  g_autofree char *dash7 = NULL, *dash30 = NULL, *usage = NULL, *keys = NULL;
+  g_autoptr(JsonNode) report = NULL;
+  g_autoptr(JsonNode) retention = NULL;
+  JsonObject *o;
+
+  add_key (f, "Old", key, "5");
+  /* 200 days of history, oldest first, then today's requests. */
+  run_sqlite (f, "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 3999)"
+                 " INSERT INTO gemini_key_usage_log (key_id, model, tokens_used, cost_usd,"
+                 " status, user_id, created_at)"
+                 " SELECT 1, 'gemini-2.5-flash', 100 + i % 7, (i % 8) / 8.0,"
+                 " CASE i % 5 WHEN 0 THEN 'ERROR' ELSE 'SUCCESS' END, 'user-' || (i % 13),"
+                 " CAST (strftime ('%s', 'now') AS INTEGER) - 200 * 86400 + i * 4320"
+                 " FROM n");
+  for (int i = 0; i < 3; i++)
+    RUN_OK (f, NULL, "track", "--key", "1", "--model", "gemini-2.5-pro", "--status", "success",
+            "--prompt-tokens", "1000", "--output-tokens", "10", "--user", "bob");
+
+  retention = JSON (f, "db", "retention");
+  g_assert_cmpint (json_object_get_int_member (json_node_get_object (retention),
+                                               "retention_days"), ==, 0);
+  RUN_OK (f, NULL, "db", "retention", "90");
+
+  dash7 = OUT (f, "--json", "dashboard", "--days", "7");
+  dash30 = OUT (f, "--json", "dashboard", "--days", "30");
+  usage = OUT (f, "--json", "usage", "--limit", "100");
+  keys = OUT (f, "--json", "key", "list");
+
+  report = JSON (f, "db", "compact");
+  o = json_node_get_object (report);
+  /* 110 of the 200 days are past the 90 kept. */
+  g_assert_cmpint (json_object_get_int_member (o, "rows_deleted"), >=, 2190);
+  g_assert_cmpint (json_object_get_int_member (o, "rows_deleted"), <=, 2210);
+  g_assert_cmpint (json_object_get_int_member (o, "buckets_coarsened"), >, 0);
+  g_assert_true (json_object_get_boolean_member (o, "space_reclaimed"));
+  g_assert_cmpint (json_object_get_int_member (o, "bytes_after"), <,
+                   json_object_get_int_member (o, "bytes_before"));
+
+  {
+    g_autofree char *after7 = OUT (f, "--json", "dashboard", "--days", "7");
+    g_autofree char *after30 = OUT (f, "--json", "dashboard", "--days", "30");
+    g_autofree char *after_usage = OUT (f, "--json", "usage", "--limit", "100");
+    g_autofree char *after_keys = OUT (f, "--json", "key", "list");
+
+    g_assert_cmpstr (after7, ==, dash7);
+    g_assert_cmpstr (after30, ==, dash30);
+    g_assert_cmpstr (after_usage, ==, usage);
+    g_assert_cmpstr (after_keys, ==, keys);
+  }
+
+  {
+    g_auto(Run) run = RUN (f, NULL, "db", "retention", "soon");
+    assert_usage_error (&run);
+  }
+  {
+    g_auto(Run) run = RUN (f, NULL, "db", "compact");
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_nonnull (strstr (run.out, "Removed 0 old usage rows"));
+  }
+}
+
+/* Another program holding the write lock past the busy timeout: compact
+ * fails with a message that says the database was busy, and changes
+ * nothing. */
+static void
+test_db_compact_busy (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocess) holder = NULL;
+  g_autofree char *db = g_build_filename (f->data_dir, "keys.db", NULL);
+  g_autoptr(GDataInputStream) lines = NULL;
+  g_autofree char *line = NULL;
+  const char *hold = "BEGIN IMMEDIATE;\nINSERT INTO settings VALUES ('held', '1');\n"
+                     "SELECT 'held';\n";
+
+  RUN_OK (f, NULL, "db", "migrate");
+  holder = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
+                             &error, "sqlite3", db, NULL);
+  g_assert_no_error (error);
+  g_output_stream_write_all (g_subprocess_get_stdin_pipe (holder), hold, strlen (hold), NULL,
+                             NULL, &error);
+  g_assert_no_error (error);
+  lines = g_data_input_stream_new (g_subprocess_get_stdout_pipe (holder));
+  line = g_data_input_stream_read_line_utf8 (lines, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (line, ==, "held");
+
+  {
+    g_auto(Run) run = RUN (f, NULL, "db", "compact");
+    g_assert_cmpint (run.status, ==, 1);
+    g_assert_nonnull (strstr (run.err, "locked"));
+  }
+
+  g_output_stream_write_all (g_subprocess_get_stdin_pipe (holder), "ROLLBACK;\n", 10, NULL,
+                             NULL, &error);
+  g_output_stream_close (g_subprocess_get_stdin_pipe (holder), NULL, NULL);
+  g_subprocess_wait (holder, NULL, &error);
+  g_assert_no_error (error);
+  RUN_OK (f, NULL, "db", "compact");
+}
+
 static void
 test_terminal_prompt (Fixture       *f,
                       gconstpointer  data)
@@ -1274,6 +1415,8 @@ main (int    argc,
   ADD ("/cli/quotas-reset-without-master-key", test_quotas_reset_without_master_key);
   ADD ("/cli/tokens", test_tokens);
   ADD ("/cli/export-csv", test_export_csv);
+  ADD ("/cli/db-compact", test_db_compact);
+  ADD ("/cli/db-compact-busy", test_db_compact_busy);
   ADD ("/cli/key/terminal-prompt", test_terminal_prompt);
   ADD ("/cli/master-key/file-rotate", test_master_key_file_rotate);
   ADD ("/cli/master-key/keyring-round-trip", test_master_key_keyring_round_trip);
