@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <inttypes.h>
 
 #include "gk-notifier.h"
 #include "gk-preferences-window.h"
@@ -28,6 +29,14 @@ struct _GkPreferencesWindow
   GtkWidget            *gateway_row;
   GtkWidget            *gateway_switch;
   GtkWidget            *port_spin;
+  GtkWidget            *retention_row;
+  GtkStringList        *retention_model;
+  GtkWidget            *compact_row;
+  GtkWidget            *compact_button;
+  gboolean              compacting;
+  /* Retention in days of each entry of retention_model (0 = keep all);
+   * a value set elsewhere (the CLI) is appended as an entry of its own. */
+  GArray               *retention_days;
 };
 
 G_DEFINE_FINAL_TYPE (GkPreferencesWindow, gk_preferences_window, ADW_TYPE_PREFERENCES_WINDOW)
@@ -39,7 +48,11 @@ typedef struct
   gboolean  notifications;
   gboolean  gateway_enabled;
   int       gateway_port;
+  guint     retention_days;
 } Settings;
+
+/* The choices of the .ui's retention list, in its order. */
+static const guint retention_choices[] = { 0, 365, 180, 90, 30 };
 
 static void
 settings_free (Settings *settings)
@@ -187,6 +200,104 @@ port_changed_cb (GkPreferencesWindow *self)
     apply_gateway (self);
 }
 
+static void
+retention_changed_cb (GkPreferencesWindow *self)
+{
+  guint selected = adw_combo_row_get_selected (ADW_COMBO_ROW (self->retention_row));
+  g_autofree char *value = NULL;
+
+  if (selected >= self->retention_days->len)
+    return;
+  value = g_strdup_printf ("%u", g_array_index (self->retention_days, guint, selected));
+  write_setting (self, GK_SETTING_USAGE_RETENTION_DAYS, value);
+}
+
+static void
+select_retention (GkPreferencesWindow *self,
+                  guint                days)
+{
+  guint i;
+
+  for (i = 0; i < self->retention_days->len; i++)
+    if (g_array_index (self->retention_days, guint, i) == days)
+      break;
+  if (i == self->retention_days->len)
+    {
+      g_autofree char *label =
+        g_strdup_printf (ngettext ("%u Day", "%u Days", days), days);
+
+      gtk_string_list_append (self->retention_model, label);
+      g_array_append_val (self->retention_days, days);
+    }
+  adw_combo_row_set_selected (ADW_COMBO_ROW (self->retention_row), i);
+}
+
+static gpointer
+compact_job (GkBackend  *backend,
+             gpointer    data,
+             GError    **error)
+{
+  GkCompactReport *report = g_new0 (GkCompactReport, 1);
+
+  if (!gk_rollup_compact (gk_backend_get_database (backend), report, error))
+    {
+      g_free (report);
+      return NULL;
+    }
+  return report;
+}
+
+static void
+compact_done_cb (GObject      *object,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  g_autoptr(GkPreferencesWindow) self = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autofree GkCompactReport *report = NULL;
+  g_autofree char *before = NULL;
+  g_autofree char *after = NULL;
+  g_autofree char *rows = NULL;
+  g_autofree char *text = NULL;
+
+  report = gk_backend_run_finish (GK_BACKEND (object), result, &error);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+
+  self->compacting = FALSE;
+  gtk_widget_set_sensitive (self->compact_button, TRUE);
+  gtk_button_set_label (GTK_BUTTON (self->compact_button), _("Compact"));
+  if (report == NULL)
+    {
+      toast (self, error->message);
+      return;
+    }
+
+  before = g_format_size ((guint64) report->bytes_before);
+  after = g_format_size ((guint64) report->bytes_after);
+  rows = g_strdup_printf (ngettext ("Removed %" PRId64 " old usage row.",
+                                    "Removed %" PRId64 " old usage rows.",
+                                    (gulong) report->rows_deleted),
+                          report->rows_deleted);
+  /* Translators: the first %s is "Removed N old usage rows.", then two
+   * sizes such as "12.3 MB". */
+  text = g_strdup_printf (_("%s The database went from %s to %s."), rows, before, after);
+  adw_action_row_set_subtitle (ADW_ACTION_ROW (self->compact_row), text);
+  toast (self, text);
+}
+
+static void
+compact_clicked_cb (GkPreferencesWindow *self)
+{
+  if (self->compacting)
+    return;
+  self->compacting = TRUE;
+  gtk_widget_set_sensitive (self->compact_button, FALSE);
+  gtk_button_set_label (GTK_BUTTON (self->compact_button), _("Compacting…"));
+  gk_backend_run_async (self->backend, compact_job, NULL, NULL, g_free, self->cancellable,
+                        compact_done_cb, g_object_ref (self));
+}
+
 static gpointer
 load_job (GkBackend  *backend,
           gpointer    data,
@@ -202,6 +313,7 @@ load_job (GkBackend  *backend,
   settings->gateway_enabled = gk_database_get_setting_int (db, GK_SETTING_GATEWAY_ENABLED, 0) != 0;
   settings->gateway_port = gk_database_get_setting_int (db, GK_SETTING_GATEWAY_PORT,
                                                         GK_DEFAULT_GATEWAY_PORT);
+  settings->retention_days = gk_rollup_get_retention_days (db);
 
   return settings;
 }
@@ -230,6 +342,7 @@ load_done_cb (GObject      *object,
   gtk_switch_set_active (GTK_SWITCH (self->gateway_switch),
                          gk_backend_get_gateway_running (self->backend));
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->port_spin), settings->gateway_port);
+  select_retention (self, settings->retention_days);
   self->updating = FALSE;
 
   update_gateway_row (self);
@@ -308,13 +421,21 @@ gk_preferences_window_class_init (GkPreferencesWindowClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, timezone_apply_cb);
   gtk_widget_class_bind_template_callback (widget_class, notifications_changed_cb);
   gtk_widget_class_bind_template_callback (widget_class, gateway_changed_cb);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, retention_row);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, retention_model);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, compact_row);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, compact_button);
   gtk_widget_class_bind_template_callback (widget_class, port_changed_cb);
+  gtk_widget_class_bind_template_callback (widget_class, retention_changed_cb);
+  gtk_widget_class_bind_template_callback (widget_class, compact_clicked_cb);
 }
 
 static void
 gk_preferences_window_init (GkPreferencesWindow *self)
 {
   self->cancellable = g_cancellable_new ();
+  self->retention_days = g_array_new (FALSE, FALSE, sizeof (guint));
+  g_array_append_vals (self->retention_days, retention_choices, G_N_ELEMENTS (retention_choices));
   gtk_widget_init_template (GTK_WIDGET (self));
 
   gtk_widget_set_visible (self->gateway_group, gk_backend_has_gateway ());

@@ -364,6 +364,70 @@ test_preferences (Fixture       *f,
   gk_ui_test_close_window (window);
 }
 
+static gboolean
+compact_done (gpointer data)
+{
+  GtkWidget *prefs = data;
+  GtkWidget *button = GTK_WIDGET (gtk_widget_get_template_child (prefs, GK_TYPE_PREFERENCES_WINDOW,
+                                                                 "compact_button"));
+  GtkWidget *row = GTK_WIDGET (gtk_widget_get_template_child (prefs, GK_TYPE_PREFERENCES_WINDOW,
+                                                              "compact_row"));
+
+  return gtk_widget_get_sensitive (button)
+         && g_str_has_prefix (adw_action_row_get_subtitle (ADW_ACTION_ROW (row)), "Removed");
+}
+
+/* Preferences → Storage: the retention choice is saved, and Compact runs
+ * off the main thread, removes the old rows and reports what it did. */
+static void
+test_preferences_compact (Fixture       *f,
+                          gconstpointer  data)
+{
+  GkWindow *window = gk_ui_test_open_window (f->db_path);
+  GkBackend *backend = gk_window_get_backend (window);
+  GkDatabase *db = gk_backend_get_database (backend);
+  GtkWidget *prefs, *retention, *button;
+  SettingCheck check = { db, GK_SETTING_USAGE_RETENTION_DAYS, "90" };
+  GkUsageSummary summary;
+  g_autoptr(GError) error = NULL;
+  gint64 now = gk_database_now (db);
+  g_autofree char *fill = NULL;
+
+  /* 200 days of rows, one every 72 minutes, oldest first. */
+  fill = g_strdup_printf ("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n"
+                          " WHERE i < 3999) INSERT INTO gemini_key_usage_log (model, status,"
+                          " user_id, cost_usd, created_at) SELECT 'gemini-2.5-flash', 'SUCCESS',"
+                          " 'u' || (i %% 9), 0.125, %" G_GINT64_FORMAT " + i * 4320 FROM n",
+                          now - 200 * 86400);
+  gk_ui_test_exec_sql (db, fill);
+
+  prefs = gk_preferences_window_new (GTK_WINDOW (window), backend);
+  gtk_window_present (GTK_WINDOW (prefs));
+  gk_ui_test_wait (preferences_loaded, prefs, "the preferences to load");
+
+  retention = GTK_WIDGET (gtk_widget_get_template_child (prefs, GK_TYPE_PREFERENCES_WINDOW,
+                                                         "retention_row"));
+  button = GTK_WIDGET (gtk_widget_get_template_child (prefs, GK_TYPE_PREFERENCES_WINDOW,
+                                                      "compact_button"));
+  /* Keep all by default. */
+  g_assert_cmpuint (adw_combo_row_get_selected (ADW_COMBO_ROW (retention)), ==, 0);
+  adw_combo_row_set_selected (ADW_COMBO_ROW (retention), 3);
+  gk_ui_test_wait (setting_is, &check, "the retention setting");
+
+  g_signal_emit_by_name (button, "clicked");
+  g_assert_false (gtk_widget_get_sensitive (button));
+  gk_ui_test_wait (compact_done, prefs, "the compaction to finish");
+
+  g_assert_true (gk_stats_usage_summary (db, 0, 0, &summary, &error));
+  g_assert_no_error (error);
+  /* The 90 newest days of 200 are kept: 4000 × 90 / 200 rows, give or take one. */
+  g_assert_cmpint (summary.requests, >=, 1799);
+  g_assert_cmpint (summary.requests, <=, 1801);
+
+  gtk_window_destroy (GTK_WINDOW (prefs));
+  gk_ui_test_close_window (window);
+}
+
 /* A port nobody listens on right now. */
 static guint
 free_port (void)
@@ -503,6 +567,7 @@ main (int   argc,
   ADD ("/ui/window/wrong-key-file", test_wrong_key_file);
   ADD ("/ui/window/live-refresh", test_live_refresh);
   ADD ("/ui/window/preferences", test_preferences);
+  ADD ("/ui/window/preferences-compact", test_preferences_compact);
   ADD ("/ui/window/gateway-toggle", test_gateway_toggle);
   ADD ("/ui/window/state", test_window_state);
 #undef ADD
