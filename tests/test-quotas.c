@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include <locale.h>
+
 #include "gk-test-util.h"
 
 static gint64
@@ -175,6 +177,112 @@ test_dst_day_reset (Fixture       *f,
   g_assert_cmpint (used (f, id, GK_QUOTA_SLOT_DAILY_TOKENS), ==, 0);
 }
 
+typedef struct
+{
+  gint64      now;           /* the injected clock */
+  const char *daily_iso;     /* the next daily reset, in Ho Chi Minh City */
+  const char *daily_text;
+  const char *monthly_text;
+} ResetCase;
+
+/* An admin in Vietnam: the daily window resets at 15:00 local time while
+ * the US is on standard time and at 14:00 during its summer time, on both
+ * sides of the spring and autumn changes. */
+static void
+test_reset_times_local (Fixture       *f,
+                        gconstpointer  data)
+{
+  static const ResetCase cases[] = {
+    /* Saturday 2026-03-07 10:00 UTC: 17:00 in Hanoi, 02:00 PST. */
+    { 1772877600, "2026-03-08T15:00:00+07:00", "tomorrow 15:00 UTC+07, midnight PST",
+      "2026-04-01 14:00 UTC+07, midnight PDT" },
+    /* Sunday 2026-03-08 07:30 UTC: 14:30 in Hanoi, 23:30 PST on the 7th;
+     * the clocks change at 02:00, so that midnight is still PST. */
+    { 1772955000, "2026-03-08T15:00:00+07:00", "15:00 UTC+07, midnight PST",
+      "2026-04-01 14:00 UTC+07, midnight PDT" },
+    /* Sunday 2026-03-08 10:00 UTC, the first hours of PDT. */
+    { 1772964000, "2026-03-09T14:00:00+07:00", "tomorrow 14:00 UTC+07, midnight PDT",
+      "2026-04-01 14:00 UTC+07, midnight PDT" },
+    /* Sunday 2026-11-01 06:00 UTC: 13:00 in Hanoi, 23:00 PDT on Oct 31;
+     * the day and the month both end at 00:00 PDT. */
+    { 1793512800, "2026-11-01T14:00:00+07:00", "14:00 UTC+07, midnight PDT",
+      "14:00 UTC+07, midnight PDT" },
+    /* Monday 2026-11-02 03:00 UTC: 10:00 in Hanoi, 19:00 PST on the 1st. */
+    { 1793588400, "2026-11-02T15:00:00+07:00", "15:00 UTC+07, midnight PST",
+      "2026-12-01 15:00 UTC+07, midnight PST" },
+  };
+  g_autoptr(GTimeZone) reset_tz = NULL;
+  g_autoptr(GTimeZone) local_tz = NULL;
+  g_autofree char *old_tz = g_strdup (g_getenv ("TZ"));
+  g_autofree char *old_locale = g_strdup (setlocale (LC_ALL, NULL));
+  gint64 id;
+
+  /* The strings are checked in English whatever the environment. */
+  setlocale (LC_ALL, "C.UTF-8");
+  g_setenv ("TZ", "Asia/Ho_Chi_Minh", TRUE);
+  local_tz = g_time_zone_new_local ();
+  g_assert_cmpstr (g_time_zone_get_identifier (local_tz), ==, "Asia/Ho_Chi_Minh");
+  reset_tz = gk_database_get_reset_timezone (f->db);
+  g_assert_cmpstr (g_time_zone_get_identifier (reset_tz), ==, "America/Los_Angeles");
+
+  gk_clock_set (f->clock, cases[0].now);
+  id = add_key_with_limits (f, 1000000, 1000, 0);
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GkKey) key = NULL;
+      g_autofree char *iso = NULL;
+      g_autofree char *text = NULL;
+      g_autofree char *month = NULL;
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+      g_autoptr(JsonNode) root = NULL;
+      JsonObject *daily;
+
+      g_test_message ("case %u", i);
+      gk_clock_set (f->clock, cases[i].now);
+      key = gk_key_store_get (f->store, id, &error);
+      g_assert_no_error (error);
+
+      iso = gk_quota_format_reset_iso (key->quotas[GK_QUOTA_SLOT_DAILY_TOKENS].reset_at, local_tz);
+      g_assert_cmpstr (iso, ==, cases[i].daily_iso);
+      text = gk_quota_format_reset (key->quotas[GK_QUOTA_SLOT_DAILY_TOKENS].reset_at,
+                                    cases[i].now, local_tz, reset_tz);
+      g_assert_cmpstr (text, ==, cases[i].daily_text);
+      month = gk_quota_format_reset (key->quotas[GK_QUOTA_SLOT_MONTHLY_TOKENS].reset_at,
+                                     cases[i].now, local_tz, reset_tz);
+      g_assert_cmpstr (month, ==, cases[i].monthly_text);
+
+      /* The JSON of `key show` and the admin API carries the same. */
+      gk_json_add_key (builder, key, reset_tz);
+      root = json_builder_get_root (builder);
+      daily = json_array_get_object_element (
+        json_object_get_array_member (json_node_get_object (root), "quotas"),
+        GK_QUOTA_SLOT_DAILY_TOKENS);
+      g_assert_cmpstr (json_object_get_string_member (daily, "reset_at_local"), ==,
+                       cases[i].daily_iso);
+    }
+
+  /* The next day is "tomorrow"; the same zone as the reset zone shows no
+   * second clock. */
+  {
+    g_autofree char *tomorrow = gk_quota_format_reset (1772877600 + 86400, 1772877600,
+                                                       local_tz, NULL);
+    g_autofree char *same = gk_quota_format_reset (1772877600 + 3600, 1772877600,
+                                                   local_tz, local_tz);
+
+    g_assert_cmpstr (tomorrow, ==, "tomorrow 17:00 UTC+07");
+    g_assert_cmpstr (same, ==, "18:00 UTC+07");
+    g_assert_null (gk_quota_format_reset (0, 1772877600, local_tz, reset_tz));
+  }
+
+  if (old_tz != NULL)
+    g_setenv ("TZ", old_tz, TRUE);
+  else
+    g_unsetenv ("TZ");
+  setlocale (LC_ALL, old_locale);
+}
+
 static void
 test_clock_jump (Fixture       *f,
                  gconstpointer  data)
@@ -236,6 +344,8 @@ main (int argc, char *argv[])
   g_test_add_func ("/quotas/boundaries", test_boundaries);
   g_test_add ("/quotas/lazy-reset", Fixture, NULL, gk_test_fixture_setup, test_lazy_reset, gk_test_fixture_teardown);
   g_test_add ("/quotas/dst-days", Fixture, NULL, gk_test_fixture_setup, test_dst_day_reset, gk_test_fixture_teardown);
+  g_test_add ("/quotas/reset-times-local", Fixture, NULL, gk_test_fixture_setup,
+              test_reset_times_local, gk_test_fixture_teardown);
   g_test_add ("/quotas/clock-jump", Fixture, NULL, gk_test_fixture_setup, test_clock_jump, gk_test_fixture_teardown);
   g_test_add ("/quotas/manual-reset", Fixture, NULL, gk_test_fixture_setup, test_manual_reset_and_boundary,
               gk_test_fixture_teardown);

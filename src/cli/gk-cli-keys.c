@@ -174,19 +174,33 @@ slot_label (GkQuotaSlot slot)
     }
 }
 
+/* The reset time zone, for quota resets shown in both zones. */
+static GTimeZone *
+reset_timezone (GkCli *cli)
+{
+  GkDatabase *db = gk_cli_get_database (cli);
+
+  return db != NULL ? gk_database_get_reset_timezone (db) : NULL;
+}
+
 static void
 print_key_json (GkCli       *cli,
                 const GkKey *key)
 {
   g_autoptr(JsonBuilder) builder = json_builder_new ();
+  g_autoptr(GTimeZone) reset_tz = reset_timezone (cli);
 
-  gk_json_add_key (builder, key);
+  gk_json_add_key (builder, key, reset_tz);
   gk_cli_print_json (cli, builder);
 }
 
 static void
-print_key_details (const GkKey *key)
+print_key_details (GkCli       *cli,
+                   const GkKey *key)
 {
+  g_autoptr(GTimeZone) reset_tz = reset_timezone (cli);
+  g_autoptr(GTimeZone) local_tz = g_time_zone_new_local ();
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
   g_autofree char *masked = gk_key_get_masked (key);
   g_autofree char *created = gk_cli_format_time (key->created_at);
   g_autofree char *last_used = gk_cli_format_time (key->last_used_at);
@@ -225,9 +239,9 @@ print_key_details (const GkKey *key)
       g_autofree char *limit = q->limit_value > 0
                                  ? g_strdup_printf ("%" PRId64, q->limit_value)
                                  : g_strdup (_("unlimited"));
-      g_autofree char *resets = gk_cli_format_time (q->reset_at);
+      g_autofree char *resets = gk_quota_format_reset (q->reset_at, now, local_tz, reset_tz);
 
-      gk_cli_table_add_row (quotas, slot_label (i), used, limit, resets);
+      gk_cli_table_add_row (quotas, slot_label (i), used, limit, resets != NULL ? resets : "—");
     }
   gk_cli_table_print (quotas);
 }
@@ -342,10 +356,11 @@ key_list (GkCli  *cli,
   if (gk_cli_json (cli))
     {
       g_autoptr(JsonBuilder) builder = json_builder_new ();
+      g_autoptr(GTimeZone) reset_tz = reset_timezone (cli);
 
       json_builder_begin_array (builder);
       for (guint i = 0; i < keys->len; i++)
-        gk_json_add_key (builder, keys->pdata[i]);
+        gk_json_add_key (builder, keys->pdata[i], reset_tz);
       json_builder_end_array (builder);
       gk_cli_print_json (cli, builder);
     }
@@ -427,7 +442,7 @@ key_show (GkCli  *cli,
   if (gk_cli_json (cli))
     print_key_json (cli, key);
   else
-    print_key_details (key);
+    print_key_details (cli, key);
   return GK_CLI_OK;
 }
 

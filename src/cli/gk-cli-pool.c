@@ -45,9 +45,10 @@ gk_cli_cmd_select (GkCli  *cli,
   if (gk_cli_json (cli))
     {
       g_autoptr(JsonBuilder) builder = json_builder_new ();
+      g_autoptr(GTimeZone) reset_tz = gk_database_get_reset_timezone (gk_pool_get_database (pool));
 
       json_builder_begin_object (builder);
-      gk_json_add_key_members (builder, key);
+      gk_json_add_key_members (builder, key, reset_tz);
       json_builder_end_object (builder);
       gk_cli_print_json (cli, builder);
     }

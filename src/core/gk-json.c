@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include "gk-json.h"
+#include "gk-quotas.h"
 
 void
 gk_json_add_int (JsonBuilder *builder,
@@ -69,9 +70,12 @@ gk_json_add_time (JsonBuilder *builder,
 
 void
 gk_json_add_key_members (JsonBuilder *builder,
-                         const GkKey *key)
+                         const GkKey *key,
+                         GTimeZone   *reset_tz)
 {
   g_autofree char *masked = gk_key_get_masked (key);
+  g_autoptr(GTimeZone) local_tz = g_time_zone_new_local ();
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
 
   gk_json_add_int (builder, "id", key->id);
   gk_json_add_string (builder, "name", key->name);
@@ -101,6 +105,8 @@ gk_json_add_key_members (JsonBuilder *builder,
   for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
     {
       const GkQuota *quota = &key->quotas[i];
+      g_autofree char *local = gk_quota_format_reset_iso (quota->reset_at, local_tz);
+      g_autofree char *text = gk_quota_format_reset (quota->reset_at, now, local_tz, reset_tz);
 
       json_builder_begin_object (builder);
       gk_json_add_string (builder, "quota_type", gk_quota_type_to_string (quota->type));
@@ -108,6 +114,8 @@ gk_json_add_key_members (JsonBuilder *builder,
       gk_json_add_int (builder, "limit_value", quota->limit_value);
       gk_json_add_int (builder, "used_value", quota->used_value);
       gk_json_add_time (builder, "reset_at", quota->reset_at);
+      gk_json_add_string (builder, "reset_at_local", local);
+      gk_json_add_string (builder, "reset_at_text", text);
       json_builder_end_object (builder);
     }
   json_builder_end_array (builder);
@@ -115,10 +123,11 @@ gk_json_add_key_members (JsonBuilder *builder,
 
 void
 gk_json_add_key (JsonBuilder *builder,
-                 const GkKey *key)
+                 const GkKey *key,
+                 GTimeZone   *reset_tz)
 {
   json_builder_begin_object (builder);
-  gk_json_add_key_members (builder, key);
+  gk_json_add_key_members (builder, key, reset_tz);
   json_builder_end_object (builder);
 }
 

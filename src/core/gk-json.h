@@ -41,14 +41,19 @@ void gk_json_add_time         (JsonBuilder *builder,
                                gint64       unix_time);
 
 /* The members of a key (masked, with its quotas) into the open object, for
- * callers that add members of their own. */
+ * callers that add members of their own. Each quota also gets its reset in
+ * the process's local time zone: "reset_at_local" (ISO 8601 with the
+ * offset) and "reset_at_text" (for people, with the time in @reset_tz,
+ * the reset time zone, when given). */
 void gk_json_add_key_members  (JsonBuilder *builder,
-                               const GkKey *key);
+                               const GkKey *key,
+                               GTimeZone   *reset_tz);
 
 /* Records: each adds one whole object as the next value (array element, or
  * the value of a member set just before). */
 void gk_json_add_key          (JsonBuilder         *builder,
-                               const GkKey         *key);
+                               const GkKey         *key,
+                               GTimeZone           *reset_tz);
 void gk_json_add_usage_row    (JsonBuilder         *builder,
                                const GkUsageRow    *row);
 void gk_json_add_rotation_row (JsonBuilder         *builder,

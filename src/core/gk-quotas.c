@@ -78,6 +78,119 @@ gk_quota_next_reset (GkQuotaType  type,
                          g_date_get_day (&date));
 }
 
+char *
+gk_quota_format_reset_iso (gint64     reset_at,
+                           GTimeZone *local_tz)
+{
+  g_autoptr(GDateTime) utc = NULL;
+  g_autoptr(GDateTime) local = NULL;
+
+  g_return_val_if_fail (local_tz != NULL, NULL);
+
+  if (reset_at <= 0 || (utc = g_date_time_new_from_unix_utc (reset_at)) == NULL)
+    return NULL;
+  local = g_date_time_to_timezone (utc, local_tz);
+  /* Not g_date_time_format_iso8601(): it writes "Z" for UTC and drops the
+   * offset's minutes in some versions; "+00:00" reads the same everywhere. */
+  return g_date_time_format (local, "%Y-%m-%dT%H:%M:%S%:z");
+}
+
+/* The zone's abbreviation ("PST", "CET"), or "UTC+07" where the zone has
+ * only a numeric one ("+07", "+0530"). */
+static char *
+zone_label (GDateTime *dt)
+{
+  const char *abbreviation = g_date_time_get_timezone_abbreviation (dt);
+
+  if (abbreviation[0] == '+' || abbreviation[0] == '-')
+    {
+      gint64 offset = g_date_time_get_utc_offset (dt) / G_TIME_SPAN_SECOND;
+      gint64 minutes = ABS (offset) / 60;
+
+      if (minutes % 60 == 0)
+        return g_strdup_printf ("UTC%c%02d", offset < 0 ? '-' : '+', (int) (minutes / 60));
+      return g_strdup_printf ("UTC%c%02d:%02d", offset < 0 ? '-' : '+', (int) (minutes / 60),
+                              (int) (minutes % 60));
+    }
+  return g_strdup (abbreviation);
+}
+
+static int
+day_number (GDateTime *dt)
+{
+  GDate date;
+
+  g_date_clear (&date, 1);
+  g_date_set_dmy (&date, g_date_time_get_day_of_month (dt), g_date_time_get_month (dt),
+                  g_date_time_get_year (dt));
+  return (int) g_date_get_julian (&date);
+}
+
+char *
+gk_quota_format_reset (gint64     reset_at,
+                       gint64     now,
+                       GTimeZone *local_tz,
+                       GTimeZone *reset_tz)
+{
+  g_autoptr(GDateTime) utc = NULL;
+  g_autoptr(GDateTime) local = NULL;
+  g_autoptr(GDateTime) local_now = NULL;
+  g_autoptr(GDateTime) utc_now = NULL;
+  g_autofree char *clock = NULL;
+  g_autofree char *zone = NULL;
+  g_autofree char *when = NULL;
+  int days;
+
+  g_return_val_if_fail (local_tz != NULL, NULL);
+
+  if (reset_at <= 0 || (utc = g_date_time_new_from_unix_utc (reset_at)) == NULL)
+    return NULL;
+  utc_now = g_date_time_new_from_unix_utc (now);
+  local = g_date_time_to_timezone (utc, local_tz);
+  local_now = g_date_time_to_timezone (utc_now, local_tz);
+  clock = g_date_time_format (local, "%H:%M");
+  zone = zone_label (local);
+
+  days = day_number (local) - day_number (local_now);
+  if (days == 0)
+    /* Translators: a time and its zone, e.g. "15:00 UTC+07". */
+    when = g_strdup_printf (C_("reset time", "%s %s"), clock, zone);
+  else if (days == 1)
+    /* Translators: a time and its zone on the next day, e.g. "tomorrow 15:00 UTC+07". */
+    when = g_strdup_printf (C_("reset time", "tomorrow %s %s"), clock, zone);
+  else
+    {
+      g_autofree char *date = g_date_time_format (local, "%Y-%m-%d");
+
+      /* Translators: a date, a time and its zone, e.g. "2026-04-01 14:00 UTC+07". */
+      when = g_strdup_printf (C_("reset time", "%s %s %s"), date, clock, zone);
+    }
+
+  if (reset_tz != NULL)
+    {
+      g_autoptr(GDateTime) there = g_date_time_to_timezone (utc, reset_tz);
+
+      if (g_date_time_get_utc_offset (there) != g_date_time_get_utc_offset (local))
+        {
+          g_autofree char *there_zone = zone_label (there);
+
+          if (g_date_time_get_hour (there) == 0 && g_date_time_get_minute (there) == 0)
+            /* Translators: the local reset time, then midnight in the reset
+             * time zone: "15:00 UTC+07, midnight PST". */
+            return g_strdup_printf (_("%s, midnight %s"), when, there_zone);
+          else
+            {
+              g_autofree char *there_clock = g_date_time_format (there, "%H:%M");
+
+              /* Translators: the local reset time, then the same moment in
+               * the reset time zone: "15:04 UTC+07, 00:04 PST". */
+              return g_strdup_printf (_("%s, %s %s"), when, there_clock, there_zone);
+            }
+        }
+    }
+  return g_steal_pointer (&when);
+}
+
 static gboolean
 run (GkDatabase   *db,
      const char   *sql,

@@ -33,6 +33,19 @@ gint64   gk_quota_window_start    (GkQuotaType   type,
                                    gint64        now,
                                    GTimeZone    *tz);
 
+/* @reset_at in @local_tz as ISO 8601 with its offset
+ * ("2026-03-08T14:00:00+07:00"); NULL for 0. */
+char    *gk_quota_format_reset_iso (gint64       reset_at,
+                                    GTimeZone   *local_tz);
+/* @reset_at for people, in @local_tz with its zone, and (when @reset_tz is
+ * given and its clock differs) in the reset time zone: "15:00 UTC+07,
+ * midnight PST"; "tomorrow, …" or the date ("2026-04-01, …") when it is
+ * not on @now's local day. NULL for 0. */
+char    *gk_quota_format_reset     (gint64       reset_at,
+                                    gint64       now,
+                                    GTimeZone   *local_tz,
+                                    GTimeZone   *reset_tz);
+
 /* Resets every quota whose reset_at has passed, returns keys whose window
  * ended to ACTIVE (QUOTA_EXCEEDED, expired cooldowns), and after a backwards
  * clock jump pulls reset_at back to the current window. Cheap when nothing

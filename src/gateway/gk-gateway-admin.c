@@ -163,6 +163,7 @@ list_keys (GkKeyStore        *store,
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) keys = gk_key_store_list (store, &error);
   g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(GTimeZone) reset_tz = gk_database_get_reset_timezone (gk_key_store_get_database (store));
 
   if (keys == NULL)
     {
@@ -173,7 +174,7 @@ list_keys (GkKeyStore        *store,
   json_builder_set_member_name (b, "keys");
   json_builder_begin_array (b);
   for (guint i = 0; i < keys->len; i++)
-    gk_json_add_key (b, g_ptr_array_index (keys, i));
+    gk_json_add_key (b, g_ptr_array_index (keys, i), reset_tz);
   json_builder_end_array (b);
   json_builder_end_object (b);
   respond_node (msg, SOUP_STATUS_OK, b);
@@ -188,13 +189,14 @@ respond_key (GkKeyStore        *store,
   g_autoptr(GError) error = NULL;
   g_autoptr(GkKey) key = gk_key_store_get (store, id, &error);
   g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(GTimeZone) reset_tz = gk_database_get_reset_timezone (gk_key_store_get_database (store));
 
   if (key == NULL)
     {
       respond_gerror (msg, error);
       return;
     }
-  gk_json_add_key (b, key);
+  gk_json_add_key (b, key, reset_tz);
   respond_node (msg, status, b);
 }
 
@@ -303,6 +305,7 @@ rotate_key (GkKeyStore        *store,
   g_autoptr(GError) error = NULL;
   g_autoptr(GkKey) key = gk_key_store_get (store, id, &error);
   g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(GTimeZone) reset_tz = gk_database_get_reset_timezone (gk_key_store_get_database (store));
   gint64 to;
 
   if (key == NULL)

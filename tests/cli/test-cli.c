@@ -1094,6 +1094,75 @@ run_out (Fixture            *f,
 
 #define OUT(f, ...) run_out ((f), (const char *[]) { __VA_ARGS__, NULL })
 
+/* `key show` gives each quota's next reset in the local zone (here Ho Chi
+ * Minh City, whatever TZ the suite runs with): ISO 8601 with the offset,
+ * and for people with the reset zone's midnight. */
+static void
+test_key_show_reset_local (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autofree char *key = make_key (22);
+  g_autofree char *old_tz = g_strdup (g_getenv ("TZ"));
+  g_autoptr(GTimeZone) hanoi = g_time_zone_new_identifier ("Asia/Ho_Chi_Minh");
+  g_autoptr(GTimeZone) la = g_time_zone_new_identifier ("America/Los_Angeles");
+  g_autoptr(JsonNode) shown = NULL;
+  g_autofree char *human = NULL;
+  JsonArray *quotas;
+  gboolean found_daily = FALSE;
+
+  add_key (f, "Hanoi", key, "5");
+  RUN_OK (f, NULL, "key", "update", "1", "--daily-quota", "1000");
+
+  g_autofree char *old_lc_all = g_strdup (g_getenv ("LC_ALL"));
+  g_autofree char *old_language = g_strdup (g_getenv ("LANGUAGE"));
+
+  /* English text, whatever locale the suite runs in. */
+  g_setenv ("TZ", "Asia/Ho_Chi_Minh", TRUE);
+  g_setenv ("LC_ALL", "C.UTF-8", TRUE);
+  g_unsetenv ("LANGUAGE");
+  shown = JSON (f, "key", "show", "1");
+  human = OUT (f, "key", "show", "1");
+  if (old_tz != NULL)
+    g_setenv ("TZ", old_tz, TRUE);
+  else
+    g_unsetenv ("TZ");
+  if (old_lc_all != NULL)
+    g_setenv ("LC_ALL", old_lc_all, TRUE);
+  else
+    g_unsetenv ("LC_ALL");
+  if (old_language != NULL)
+    g_setenv ("LANGUAGE", old_language, TRUE);
+
+  quotas = json_object_get_array_member (json_node_get_object (shown), "quotas");
+  for (guint i = 0; i < json_array_get_length (quotas); i++)
+    {
+      JsonObject *q = json_array_get_object_element (quotas, i);
+      gint64 reset_at = json_object_get_int_member (q, "reset_at");
+      g_autoptr(GDateTime) utc = g_date_time_new_from_unix_utc (reset_at);
+      g_autoptr(GDateTime) local = g_date_time_to_timezone (utc, hanoi);
+      g_autoptr(GDateTime) there = g_date_time_to_timezone (utc, la);
+      g_autofree char *expected = g_date_time_format (local, "%Y-%m-%dT%H:%M:%S%:z");
+
+      g_assert_cmpstr (json_object_get_string_member (q, "reset_at_local"), ==, expected);
+      g_assert_true (g_str_has_suffix (expected, "+07:00"));
+      g_assert_nonnull (json_object_get_string_member (q, "reset_at_text"));
+      if (g_str_equal (json_object_get_string_member (q, "quota_type"), "DAILY"))
+        {
+          g_autofree char *clock = g_date_time_format (local, "%H:%M UTC+07");
+
+          found_daily = TRUE;
+          /* Midnight in Los Angeles: 15:00 in Hanoi, 14:00 in US summer. */
+          g_assert_cmpint (g_date_time_get_hour (there), ==, 0);
+          g_assert_true (g_date_time_get_hour (local) == 14 || g_date_time_get_hour (local) == 15);
+          g_assert_nonnull (strstr (json_object_get_string_member (q, "reset_at_text"), clock));
+          g_assert_nonnull (strstr (json_object_get_string_member (q, "reset_at_text"),
+                                    ", midnight P"));
+          g_assert_nonnull (strstr (human, clock));
+        }
+    }
+  g_assert_true (found_daily);
+}
+
 /* `db retention` and `db compact`: old rows go, the figures shown stay,
  * the file shrinks; a database kept busy gets a clear message. */
 static void
@@ -1416,6 +1485,7 @@ main (int    argc,
   ADD ("/cli/tokens", test_tokens);
   ADD ("/cli/export-csv", test_export_csv);
   ADD ("/cli/db-compact", test_db_compact);
+  ADD ("/cli/key-show-reset-local", test_key_show_reset_local);
   ADD ("/cli/db-compact-busy", test_db_compact_busy);
   ADD ("/cli/key/terminal-prompt", test_terminal_prompt);
   ADD ("/cli/master-key/file-rotate", test_master_key_file_rotate);
