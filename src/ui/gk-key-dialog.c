@@ -32,6 +32,7 @@ struct _GkKeyDialog
   GtkWidget      *default_switch;
   GtkWidget      *active_switch;
   GtkWidget      *monthly_spin;
+  GtkWidget      *quota_rows[GK_QUOTA_N_SLOTS];
   GtkWidget      *daily_spin;
   GtkWidget      *minute_spin;
   GtkWidget      *rpd_spin;
@@ -364,6 +365,16 @@ gk_key_dialog_class_init (GkKeyDialogClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GkKeyDialog, default_switch);
   gtk_widget_class_bind_template_child (widget_class, GkKeyDialog, active_switch);
   gtk_widget_class_bind_template_child (widget_class, GkKeyDialog, monthly_spin);
+  gtk_widget_class_bind_template_child_full (widget_class, "monthly_row", FALSE,
+                                             G_STRUCT_OFFSET (GkKeyDialog, quota_rows[GK_QUOTA_SLOT_MONTHLY_TOKENS]));
+  gtk_widget_class_bind_template_child_full (widget_class, "daily_row", FALSE,
+                                             G_STRUCT_OFFSET (GkKeyDialog, quota_rows[GK_QUOTA_SLOT_DAILY_TOKENS]));
+  gtk_widget_class_bind_template_child_full (widget_class, "minute_row", FALSE,
+                                             G_STRUCT_OFFSET (GkKeyDialog, quota_rows[GK_QUOTA_SLOT_MINUTE_TOKENS]));
+  gtk_widget_class_bind_template_child_full (widget_class, "rpd_row", FALSE,
+                                             G_STRUCT_OFFSET (GkKeyDialog, quota_rows[GK_QUOTA_SLOT_DAILY_REQUESTS]));
+  gtk_widget_class_bind_template_child_full (widget_class, "rpm_row", FALSE,
+                                             G_STRUCT_OFFSET (GkKeyDialog, quota_rows[GK_QUOTA_SLOT_MINUTE_REQUESTS]));
   gtk_widget_class_bind_template_child (widget_class, GkKeyDialog, daily_spin);
   gtk_widget_class_bind_template_child (widget_class, GkKeyDialog, minute_spin);
   gtk_widget_class_bind_template_child (widget_class, GkKeyDialog, rpd_spin);
@@ -438,6 +449,32 @@ gk_key_dialog_new (GtkWindow   *parent,
   validate (self);
 
   return self;
+}
+
+void
+gk_key_dialog_show_resets (GkKeyDialog *self,
+                           GkKeyRow    *row)
+{
+  const GkKey *key;
+
+  g_return_if_fail (GK_IS_KEY_DIALOG (self));
+  g_return_if_fail (GK_IS_KEY_ROW (row));
+
+  key = gk_key_row_get_key (row);
+  for (guint slot = 0; slot < GK_QUOTA_N_SLOTS; slot++)
+    {
+      g_autofree char *resets = NULL;
+      g_autofree char *subtitle = NULL;
+
+      if (self->quota_rows[slot] == NULL || key->quotas[slot].limit_value <= 0)
+        continue;
+      resets = gk_key_row_format_reset (row, slot);
+      if (resets == NULL)
+        continue;
+      /* Translators: %s is when the quota resets, e.g. "15:00 UTC+07, midnight PST". */
+      subtitle = g_strdup_printf (_("Resets %s"), resets);
+      adw_action_row_set_subtitle (ADW_ACTION_ROW (self->quota_rows[slot]), subtitle);
+    }
 }
 
 gint64

@@ -7,6 +7,7 @@
 #include <adwaita.h>
 
 #include "gk-backend.h"
+#include "gk-key-row.h"
 
 G_BEGIN_DECLS
 
@@ -18,6 +19,9 @@ G_DECLARE_FINAL_TYPE (GkKeyDialog, gk_key_dialog, GK, KEY_DIALOG, AdwWindow)
 GkKeyDialog *gk_key_dialog_new       (GtkWindow   *parent,
                                       GkBackend   *backend,
                                       const GkKey *key);
+/* Shows when each of the key's quotas resets, under its limit. */
+void         gk_key_dialog_show_resets (GkKeyDialog *self,
+                                        GkKeyRow    *row);
 /* 0 when adding. */
 gint64       gk_key_dialog_get_key_id (GkKeyDialog *self);
 

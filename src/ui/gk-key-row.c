@@ -10,8 +10,9 @@
 
 struct _GkKeyRow
 {
-  GObject  parent_instance;
-  GkKey   *key;
+  GObject    parent_instance;
+  GkKey     *key;
+  GTimeZone *reset_tz;
 };
 
 G_DEFINE_FINAL_TYPE (GkKeyRow, gk_key_row, G_TYPE_OBJECT)
@@ -30,6 +31,7 @@ gk_key_row_finalize (GObject *object)
   GkKeyRow *self = GK_KEY_ROW (object);
 
   g_clear_pointer (&self->key, gk_key_free);
+  g_clear_pointer (&self->reset_tz, g_time_zone_unref);
 
   G_OBJECT_CLASS (gk_key_row_parent_class)->finalize (object);
 }
@@ -85,6 +87,29 @@ gk_key_row_new (const GkKey *key)
   self->key = gk_key_copy (key);
 
   return self;
+}
+
+GkKeyRow *
+gk_key_row_new_with_reset_zone (const GkKey *key,
+                                GTimeZone   *reset_tz)
+{
+  GkKeyRow *self = gk_key_row_new (key);
+
+  self->reset_tz = reset_tz != NULL ? g_time_zone_ref (reset_tz) : NULL;
+  return self;
+}
+
+char *
+gk_key_row_format_reset (GkKeyRow    *self,
+                         GkQuotaSlot  slot)
+{
+  g_autoptr(GTimeZone) local_tz = g_time_zone_new_local ();
+
+  g_return_val_if_fail (GK_IS_KEY_ROW (self), NULL);
+  g_return_val_if_fail (slot < GK_QUOTA_N_SLOTS, NULL);
+
+  return gk_quota_format_reset (self->key->quotas[slot].reset_at,
+                                g_get_real_time () / G_USEC_PER_SEC, local_tz, self->reset_tz);
 }
 
 const GkKey *

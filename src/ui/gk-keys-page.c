@@ -150,12 +150,37 @@ gk_format_relative_time (gint64 time,
 
 /* The list */
 
+/* The keys, and the reset time zone their quota resets are shown in. */
+typedef struct
+{
+  GPtrArray *keys;
+  GTimeZone *reset_tz;
+} KeyList;
+
+static void
+key_list_free (KeyList *list)
+{
+  g_clear_pointer (&list->keys, g_ptr_array_unref);
+  g_clear_pointer (&list->reset_tz, g_time_zone_unref);
+  g_free (list);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KeyList, key_list_free)
+
 static gpointer
 list_job (GkBackend  *backend,
           gpointer    data,
           GError    **error)
 {
-  return gk_key_store_list (gk_backend_get_key_store (backend), error);
+  g_autoptr(GPtrArray) keys = gk_key_store_list (gk_backend_get_key_store (backend), error);
+  KeyList *list;
+
+  if (keys == NULL)
+    return NULL;
+  list = g_new0 (KeyList, 1);
+  list->keys = g_steal_pointer (&keys);
+  list->reset_tz = gk_database_get_reset_timezone (gk_backend_get_database (backend));
+  return list;
 }
 
 static void
@@ -176,14 +201,14 @@ list_done_cb (GObject      *object,
 {
   g_autoptr(GkKeysPage) self = user_data;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) keys = NULL;
+  g_autoptr(KeyList) list = NULL;
   g_autoptr(GPtrArray) rows = NULL;
 
-  keys = gk_backend_run_finish (GK_BACKEND (object), result, &error);
+  list = gk_backend_run_finish (GK_BACKEND (object), result, &error);
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     return;
 
-  if (keys == NULL)
+  if (list == NULL)
     {
       adw_status_page_set_description (self->error_page, error->message);
       gtk_stack_set_visible_child_name (self->stack, "error");
@@ -191,8 +216,9 @@ list_done_cb (GObject      *object,
   else
     {
       rows = g_ptr_array_new_with_free_func (g_object_unref);
-      for (guint i = 0; i < keys->len; i++)
-        g_ptr_array_add (rows, gk_key_row_new (g_ptr_array_index (keys, i)));
+      for (guint i = 0; i < list->keys->len; i++)
+        g_ptr_array_add (rows, gk_key_row_new_with_reset_zone (g_ptr_array_index (list->keys, i),
+                                                               list->reset_tz));
 
       g_list_store_splice (self->store, 0, g_list_model_get_n_items (G_LIST_MODEL (self->store)),
                            rows->pdata, rows->len);
@@ -230,7 +256,7 @@ reload (GkKeysPage *self)
     gtk_stack_set_visible_child_name (self->stack, "loading");
 
   gk_backend_run_async (self->backend, list_job, NULL, NULL,
-                        (GDestroyNotify) g_ptr_array_unref,
+                        (GDestroyNotify) key_list_free,
                         self->cancellable, list_done_cb, g_object_ref (self));
 }
 
@@ -326,22 +352,26 @@ setup_cell_cb (GtkSignalListItemFactory *factory,
  * one has a limit. */
 static void
 bind_quota_bar (GkQuotaBar  *bar,
-                const GkKey *key,
+                GkKeyRow    *row,
                 GkQuotaSlot  token_slot,
                 GkQuotaSlot  request_slot,
                 const char  *title,
                 const char  *request_title)
 {
-  const GkQuota *quota = &key->quotas[token_slot];
+  const GkKey *key = gk_key_row_get_key (row);
+  GkQuotaSlot slot = token_slot;
+  g_autofree char *resets = NULL;
 
-  if (quota->limit_value == 0 && request_slot != token_slot &&
+  if (key->quotas[slot].limit_value == 0 && request_slot != token_slot &&
       key->quotas[request_slot].limit_value > 0)
     {
-      quota = &key->quotas[request_slot];
+      slot = request_slot;
       title = request_title;
     }
 
-  gk_quota_bar_set (bar, title, quota->used_value, quota->limit_value);
+  resets = gk_key_row_format_reset (row, slot);
+  gk_quota_bar_set (bar, title, key->quotas[slot].used_value, key->quotas[slot].limit_value,
+                    resets);
 }
 
 static GMenuModel *
@@ -466,14 +496,14 @@ bind_cell_cb (GtkSignalListItemFactory *factory,
       {
         GtkWidget *bar = gtk_widget_get_first_child (widget);
 
-        bind_quota_bar (GK_QUOTA_BAR (bar), key, GK_QUOTA_SLOT_MONTHLY_TOKENS,
+        bind_quota_bar (GK_QUOTA_BAR (bar), row, GK_QUOTA_SLOT_MONTHLY_TOKENS,
                         GK_QUOTA_SLOT_MONTHLY_TOKENS, C_("quota", "Month"), NULL);
         bar = gtk_widget_get_next_sibling (bar);
-        bind_quota_bar (GK_QUOTA_BAR (bar), key, GK_QUOTA_SLOT_DAILY_TOKENS,
+        bind_quota_bar (GK_QUOTA_BAR (bar), row, GK_QUOTA_SLOT_DAILY_TOKENS,
                         GK_QUOTA_SLOT_DAILY_REQUESTS, C_("quota", "Day"),
                         C_("quota", "Requests/day"));
         bar = gtk_widget_get_next_sibling (bar);
-        bind_quota_bar (GK_QUOTA_BAR (bar), key, GK_QUOTA_SLOT_MINUTE_TOKENS,
+        bind_quota_bar (GK_QUOTA_BAR (bar), row, GK_QUOTA_SLOT_MINUTE_TOKENS,
                         GK_QUOTA_SLOT_MINUTE_REQUESTS, C_("quota", "Minute"),
                         C_("quota", "Requests/min"));
       }
@@ -554,15 +584,18 @@ dialog_saved_cb (GkKeysPage  *self,
 }
 
 static void
-open_dialog (GkKeysPage  *self,
-             const GkKey *key)
+open_dialog (GkKeysPage *self,
+             GkKeyRow   *row)
 {
   GkKeyDialog *dialog;
 
   if (self->backend == NULL || gk_backend_get_key_store (self->backend) == NULL)
     return;
 
-  dialog = gk_key_dialog_new (get_parent_window (self), self->backend, key);
+  dialog = gk_key_dialog_new (get_parent_window (self), self->backend,
+                              row != NULL ? gk_key_row_get_key (row) : NULL);
+  if (row != NULL)
+    gk_key_dialog_show_resets (dialog, row);
   g_signal_connect_object (dialog, "saved", G_CALLBACK (dialog_saved_cb), self, G_CONNECT_SWAPPED);
   gtk_window_present (GTK_WINDOW (dialog));
 }
@@ -584,7 +617,7 @@ edit_action_cb (GtkWidget  *widget,
   GkKeyRow *row = find_row (self, g_variant_get_int64 (parameter));
 
   if (row != NULL)
-    open_dialog (self, gk_key_row_get_key (row));
+    open_dialog (self, row);
 }
 
 static gboolean
@@ -898,7 +931,7 @@ row_activated_cb (GkKeysPage    *self,
   g_autoptr(GkKeyRow) row = g_list_model_get_item (model, position);
 
   if (row != NULL)
-    open_dialog (self, gk_key_row_get_key (row));
+    open_dialog (self, row);
 }
 
 /* GObject */

@@ -119,9 +119,11 @@ void
 gk_quota_bar_set (GkQuotaBar *self,
                   const char *title,
                   gint64      used,
-                  gint64      limit)
+                  gint64      limit,
+                  const char *resets)
 {
   g_autofree char *used_text = NULL;
+  g_autofree char *tooltip = NULL;
   g_autofree char *limit_text = NULL;
   double share;
 
@@ -143,8 +145,12 @@ gk_quota_bar_set (GkQuotaBar *self,
   share = limit > 0 ? CLAMP ((double) used / (double) limit, 0.0, 1.0) : 0.0;
   gtk_level_bar_set_value (GTK_LEVEL_BAR (self->level_bar), share);
   gtk_widget_set_visible (self->level_bar, limit > 0);
-  gtk_widget_set_tooltip_text (GTK_WIDGET (self),
-                               limit > 0 ? NULL : _("No limit set"));
+  if (limit > 0 && resets != NULL)
+    /* Translators: %s is when the quota resets, e.g. "15:00 UTC+07, midnight PST". */
+    tooltip = g_strdup_printf (_("Resets %s"), resets);
+  else if (limit <= 0)
+    tooltip = g_strdup (_("No limit set"));
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self), tooltip);
 }
 
 const char *

@@ -8,6 +8,7 @@
 #include "gk-key-dialog.h"
 #include "gk-key-row.h"
 #include "gk-keys-page.h"
+#include "gk-quota-bar.h"
 #include "gk-test-util.h"
 #include "gk-ui-test-util.h"
 
@@ -646,6 +647,69 @@ test_cooldown_ends (Fixture       *f,
   gk_ui_test_wait (first_row_status_is, &check, "the key listed as active after its cooldown");
 }
 
+/* Each quota's next reset shows in the admin's zone (Ho Chi Minh City
+ * here), in the quota bar's tooltip and under the limit in the key's
+ * dialog. */
+static void
+test_reset_times (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *old_tz = g_strdup (g_getenv ("TZ"));
+  g_autofree char *api_key = gk_test_api_key (77);
+  g_autofree char *month_text = NULL;
+  g_autofree char *day_text = NULL;
+  g_autofree char *month_tooltip = NULL;
+  g_autofree char *day_subtitle = NULL;
+  GkKeySpec spec;
+  GkKeyRow *row;
+  GtkWidget *bar;
+  GkKeyDialog *dialog;
+  gint64 id;
+
+  g_setenv ("TZ", "Asia/Ho_Chi_Minh", TRUE);
+
+  gk_key_spec_init (&spec);
+  spec.name = "Hanoi";
+  spec.limits[GK_QUOTA_SLOT_MONTHLY_TOKENS] = 1000000;
+  spec.limits[GK_QUOTA_SLOT_DAILY_TOKENS] = 10000;
+  id = gk_key_store_add (gk_backend_get_key_store (f->backend), &spec, api_key, &error);
+  g_assert_no_error (error);
+  gk_backend_notify_changed (f->backend);
+  wait_listed (f, 1);
+
+  row = listed_row (f, 0);
+  month_text = gk_key_row_format_reset (row, GK_QUOTA_SLOT_MONTHLY_TOKENS);
+  day_text = gk_key_row_format_reset (row, GK_QUOTA_SLOT_DAILY_TOKENS);
+  g_assert_nonnull (strstr (month_text, "UTC+07"));
+  g_assert_nonnull (strstr (day_text, "UTC+07"));
+  /* The reset zone (Los Angeles) is named too. */
+  g_assert_nonnull (strstr (day_text, ", "));
+
+  /* The first bar is the month's. */
+  bar = gk_ui_test_find_type (GTK_WIDGET (f->page), GK_TYPE_QUOTA_BAR);
+  g_assert_nonnull (bar);
+  month_tooltip = g_strdup_printf (g_dgettext (GETTEXT_PACKAGE, "Resets %s"), month_text);
+  g_assert_cmpstr (gtk_widget_get_tooltip_text (bar), ==, month_tooltip);
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (f->page), "keys.edit", "x", id));
+  dialog = GK_KEY_DIALOG (gk_ui_test_find_toplevel (GK_TYPE_KEY_DIALOG));
+  g_assert_nonnull (dialog);
+  day_subtitle = g_strdup_printf (g_dgettext (GETTEXT_PACKAGE, "Resets %s"), day_text);
+  g_assert_cmpstr (adw_action_row_get_subtitle (ADW_ACTION_ROW (dialog_child (dialog, "daily_row"))),
+                   ==, day_subtitle);
+  /* No limit, no reset shown. */
+  g_assert_cmpstr (adw_action_row_get_subtitle (ADW_ACTION_ROW (dialog_child (dialog, "rpm_row"))),
+                   ==, "");
+  gtk_window_destroy (GTK_WINDOW (dialog));
+  gk_ui_test_wait (no_dialog, NULL, "the dialog to close");
+
+  if (old_tz != NULL)
+    g_setenv ("TZ", old_tz, TRUE);
+  else
+    g_unsetenv ("TZ");
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -667,6 +731,7 @@ main (int   argc,
   ADD ("/ui/keys/rotate", test_rotate);
   ADD ("/ui/keys/delete", test_delete);
   ADD ("/ui/keys/cooldown-ends", test_cooldown_ends);
+  ADD ("/ui/keys/reset-times", test_reset_times);
 #undef ADD
 
   return g_test_run ();
