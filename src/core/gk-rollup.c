@@ -406,49 +406,141 @@ database_bytes (GkDatabase *db)
   return bytes;
 }
 
+/* Deletes are done in batches, each a short write transaction of its
+ * own: a year of rows takes a minute to delete (secure_delete overwrites
+ * every freed cell), and a gateway recording requests meanwhile must never
+ * wait longer than a batch. */
+#define PRUNE_BATCH_IDS   10000
+
+/* Runs @sql (a write with parameters ?1, ?2) in a transaction of its own
+ * and adds the rows it changed to @count. */
 static gboolean
-prune_locked (GkDatabase      *db,
-              gint64           retention_cutoff,
-              gint64           fine_cutoff,
-              GkCompactReport *report,
-              GError         **error)
+run_batch (GkDatabase  *db,
+           const char  *sql,
+           gboolean     keep_sums,
+           gint64       a,
+           gint64       b,
+           gint64      *count,
+           GError     **error)
 {
   gint64 n;
 
-  /* Only rows already folded in may go: their sums stay in the rollup,
-   * which the trigger leaves alone while the pruning mark is set. */
-  if (retention_cutoff > 0)
+  if (!gk_database_begin (db, error))
+    return FALSE;
+  /* While the mark is set, the trigger leaves the rollup alone. */
+  if (keep_sums
+      && run_change (db, "INSERT OR REPLACE INTO meta (key, value)"
+                         " VALUES ('" GK_ROLLUP_META_PRUNING "', '1')", 0, 0, error) < 0)
+    goto failed;
+  n = run_change (db, sql, a, b, error);
+  if (n < 0)
+    goto failed;
+  if (keep_sums
+      && run_change (db, "DELETE FROM meta WHERE key = '" GK_ROLLUP_META_PRUNING "'", 0, 0,
+                     error) < 0)
+    goto failed;
+  if (!gk_database_commit (db, error))
+    return FALSE;
+  *count += n;
+  return TRUE;
+
+failed:
+  gk_database_rollback (db);
+  return FALSE;
+}
+
+/* Two integers from a one-row query. */
+static gboolean
+read_pair (GkDatabase  *db,
+           const char  *sql,
+           gint64       param,
+           gint64      *a,
+           gint64      *b,
+           GError     **error)
+{
+  sqlite3_stmt *stmt;
+  gboolean ok;
+
+  gk_database_lock (db);
+  stmt = gk_database_prepare (db, sql, error);
+  if (stmt == NULL)
     {
-      if (run_change (db,
-                      "INSERT OR REPLACE INTO meta (key, value)"
-                      " VALUES ('" GK_ROLLUP_META_PRUNING "', '1')",
-                      0, 0, error) < 0)
-        return FALSE;
-      n = run_change (db,
-                      "DELETE FROM gemini_key_usage_log WHERE created_at < ?1"
-                      " AND id <= (SELECT CAST (value AS INTEGER) FROM meta"
-                      "            WHERE key = '" GK_ROLLUP_META_MAX_ID "')",
-                      retention_cutoff, 0, error);
-      if (n < 0)
-        return FALSE;
-      report->rows_deleted += n;
-      if (run_change (db, "DELETE FROM meta WHERE key = '" GK_ROLLUP_META_PRUNING "'",
-                      0, 0, error) < 0)
+      gk_database_unlock (db);
+      return FALSE;
+    }
+  if (sqlite3_bind_parameter_count (stmt) >= 1)
+    sqlite3_bind_int64 (stmt, 1, param);
+  ok = sqlite3_step (stmt) == SQLITE_ROW;
+  if (ok)
+    {
+      *a = sqlite3_column_int64 (stmt, 0);
+      *b = sqlite3_column_int64 (stmt, 1);
+    }
+  else
+    gk_database_set_error (db, error, _("Cannot compact the database"));
+  sqlite3_reset (stmt);
+  gk_database_unlock (db);
+  return ok;
+}
+
+static gboolean
+prune_rows (GkDatabase      *db,
+            gint64           retention_cutoff,
+            GkCompactReport *report,
+            GError         **error)
+{
+  gint64 first = 0, last = 0;
+
+  /* Only rows already folded in may go (ids up to the mark): their sums
+   * stay in the rollup. Ids are walked in windows rather than searched
+   * by time: a clock that jumped may have written old times late. */
+  if (!read_pair (db,
+                  "SELECT coalesce (min (id), 0), (SELECT coalesce (CAST (value AS INTEGER), 0)"
+                  " FROM meta WHERE key = '" GK_ROLLUP_META_MAX_ID "')"
+                  " FROM gemini_key_usage_log",
+                  0, &first, &last, error))
+    return FALSE;
+
+  for (gint64 lo = first; lo > 0 && lo <= last; lo += PRUNE_BATCH_IDS)
+    {
+      if (!run_batch (db,
+                      "DELETE FROM gemini_key_usage_log WHERE id >= ?1 AND id < ?1 + "
+                      G_STRINGIFY (PRUNE_BATCH_IDS) " AND id <= (SELECT CAST (value AS INTEGER)"
+                      " FROM meta WHERE key = '" GK_ROLLUP_META_MAX_ID "') AND created_at < ?2",
+                      TRUE, lo, retention_cutoff, &report->rows_deleted, error))
         return FALSE;
     }
+  return TRUE;
+}
 
-  /* Whole UTC days before the cutoff have their per-day sums, which hold
-   * the same numbers: the quarter hours of those days add nothing the
-   * dashboard reads. */
-  for (guint i = 0; i < 2; i++)
+/* Whole UTC days before the cutoff have their per-day sums, which hold the
+ * same numbers: the quarter hours of those days add nothing the dashboard
+ * reads. One day per batch. */
+static gboolean
+coarsen (GkDatabase      *db,
+         const char      *table,
+         gint64           fine_cutoff,
+         GkCompactReport *report,
+         GError         **error)
+{
+  g_autofree char *range_sql = g_strdup_printf ("SELECT coalesce (min (start), 0), count(*) FROM %s"
+                                                " WHERE span = " G_STRINGIFY (GK_ROLLUP_BUCKET_SECONDS)
+                                                " AND start < ?1", table);
+  g_autofree char *delete_sql = g_strdup_printf ("DELETE FROM %s WHERE span = "
+                                                 G_STRINGIFY (GK_ROLLUP_BUCKET_SECONDS)
+                                                 " AND start >= ?1 AND start < ?2", table);
+  gint64 first = 0, n = 0;
+
+  if (!read_pair (db, range_sql, fine_cutoff, &first, &n, error))
+    return FALSE;
+  if (n == 0)
+    return TRUE;
+
+  for (gint64 lo = first; lo < fine_cutoff; lo += GK_ROLLUP_DAY_SECONDS)
     {
-      n = run_change (db,
-                      i == 0 ? "DELETE FROM usage_rollup_model WHERE span = ?1 AND start < ?2"
-                             : "DELETE FROM usage_rollup_user WHERE span = ?1 AND start < ?2",
-                      GK_ROLLUP_BUCKET_SECONDS, fine_cutoff, error);
-      if (n < 0)
+      if (!run_batch (db, delete_sql, FALSE, lo, MIN (lo + GK_ROLLUP_DAY_SECONDS, fine_cutoff),
+                      &report->buckets_coarsened, error))
         return FALSE;
-      report->buckets_coarsened += n;
     }
   return TRUE;
 }
@@ -461,8 +553,9 @@ prune_locked (GkDatabase      *db,
  *
  * Folds every usage row into the rollup first, then deletes the raw rows
  * older than the retention period and the 15-minute model and user sums
- * older than %GK_ROLLUP_FINE_DAYS days, in one transaction: every figure
- * the dashboard reads stays the same.
+ * older than %GK_ROLLUP_FINE_DAYS days, in short transactions (other
+ * processes keep writing in between): every figure the dashboard reads
+ * stays the same at every step.
  *
  * Returns: %TRUE on success.
  */
@@ -490,14 +583,9 @@ gk_rollup_prune (GkDatabase      *db,
   fine_cutoff = (now - GK_ROLLUP_FINE_DAYS * GK_ROLLUP_DAY_SECONDS) / GK_ROLLUP_DAY_SECONDS
                 * GK_ROLLUP_DAY_SECONDS;
 
-  if (!gk_database_begin (db, error))
-    return FALSE;
-  if (!prune_locked (db, retention_cutoff, fine_cutoff, report, error))
-    {
-      gk_database_rollback (db);
-      return FALSE;
-    }
-  if (!gk_database_commit (db, error))
+  if ((retention_cutoff > 0 && !prune_rows (db, retention_cutoff, report, error))
+      || !coarsen (db, "usage_rollup_model", fine_cutoff, report, error)
+      || !coarsen (db, "usage_rollup_user", fine_cutoff, report, error))
     return FALSE;
   gk_database_touch (db);
   return TRUE;

@@ -55,8 +55,8 @@ gboolean gk_rollup_set_retention_days (GkDatabase  *db,
                                        guint        days,
                                        GError     **error);
 
-/* Applies the retention setting and coarsens old sums, in one write
- * transaction, without changing any figure the dashboard shows. */
+/* Applies the retention setting and coarsens old sums, in batches of short
+ * write transactions, without changing any figure the dashboard shows. */
 gboolean gk_rollup_prune      (GkDatabase      *db,
                                GkCompactReport *report,
                                GError         **error);
