@@ -65,6 +65,14 @@ test_validate_name (void)
   g_assert_false (gk_key_validate_name ("   ", NULL));
   g_assert_false (gk_key_validate_name ("two\nlines", NULL));
   g_assert_false (gk_key_validate_name (invalid_utf8, NULL));
+  /* Bidi overrides and isolates, zero-width characters. */
+  g_assert_false (gk_key_validate_name ("key\u202Egnp.exe", NULL));
+  g_assert_false (gk_key_validate_name ("key\u2066x\u2069", NULL));
+  g_assert_false (gk_key_validate_name ("key\u200B1", NULL));
+  g_assert_false (gk_key_validate_name ("key\u200D1", NULL));
+  g_assert_false (gk_key_validate_name ("key\u20601", NULL));
+  g_assert_false (gk_key_validate_name ("\uFEFFkey", NULL));
+  g_assert_false (gk_key_validate_name ("key\xc2\x85" "1", NULL));
 }
 
 static void

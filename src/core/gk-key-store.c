@@ -138,6 +138,24 @@ has_control_chars (const char *text)
   return FALSE;
 }
 
+/* Characters that change how the text around them reads without being
+ * seen: bidirectional overrides and isolates (a name shown as "key-1"
+ * could be stored as something else) and zero-width characters (two names
+ * that look the same). */
+static gboolean
+has_invisible_chars (const char *text)
+{
+  for (const char *p = text; *p; p = g_utf8_next_char (p))
+    {
+      gunichar c = g_utf8_get_char (p);
+
+      if ((c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069) ||
+          (c >= 0x200B && c <= 0x200D) || c == 0x2060 || c == 0xFEFF)
+        return TRUE;
+    }
+  return FALSE;
+}
+
 gboolean
 gk_key_validate_name (const char  *name,
                       GError     **error)
@@ -168,6 +186,12 @@ gk_key_validate_name (const char  *name,
     {
       g_set_error_literal (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_INVALID_NAME,
                            _("The name must not contain control characters such as line breaks."));
+      return FALSE;
+    }
+  if (has_invisible_chars (name))
+    {
+      g_set_error_literal (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_INVALID_NAME,
+                           _("The name must not contain invisible characters or characters that change the text direction."));
       return FALSE;
     }
   return TRUE;

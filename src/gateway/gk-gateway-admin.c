@@ -6,7 +6,11 @@
  *   /dashboard        GET ?days=7|30
  *   /usage-logs       GET ?key_id=&limit=&offset=
  *   /rotation-logs    GET ?limit=
- *   /quotas/reset     POST {"type": "monthly"|"daily"|"minute"} (none = all)
+ *   /quotas/reset     POST {"type": "all"|"monthly"|"daily"|"minute"} (none = all)
+ *
+ * Bodies are checked strictly: integers must be JSON integers in range,
+ * booleans booleans, the budget a number of dollars (0 or more) or null,
+ * and a field the API does not know is refused with a 400 naming it.
  *
  * The records are written by gk-json.c, in the same shape as the CLI's --json
  * output; field names follow the seed's columns.
@@ -18,6 +22,7 @@
 
 #include "config.h"
 
+#include <math.h>
 #include <string.h>
 
 #include <json-glib/json-glib.h>
@@ -39,6 +44,9 @@ static const struct
   { "rpd",           GK_QUOTA_SLOT_DAILY_REQUESTS },
   { "rpm",           GK_QUOTA_SLOT_MINUTE_REQUESTS },
 };
+
+/* The admin API's own input errors: a 400 naming the field. */
+G_DEFINE_QUARK (gk-gateway-admin-error-quark, admin_error)
 
 static void
 respond_node (SoupServerMessage *msg,
@@ -69,7 +77,8 @@ respond_gerror (SoupServerMessage *msg,
       code = SOUP_STATUS_CONFLICT;
       status = "ALREADY_EXISTS";
     }
-  else if (error->domain != GK_KEY_STORE_ERROR && error->domain != GK_POOL_ERROR)
+  else if (error->domain != GK_KEY_STORE_ERROR && error->domain != GK_POOL_ERROR &&
+           error->domain != admin_error_quark ())
     {
       code = SOUP_STATUS_INTERNAL_SERVER_ERROR;
       status = "INTERNAL";
@@ -81,6 +90,24 @@ respond_gerror (SoupServerMessage *msg,
   }
 }
 
+static gboolean
+admin_fail (GError    **error,
+            const char *format,
+            ...) G_GNUC_PRINTF (2, 3);
+
+static gboolean
+admin_fail (GError    **error,
+            const char *format,
+            ...)
+{
+  va_list args;
+
+  va_start (args, format);
+  g_propagate_error (error, g_error_new_valist (admin_error_quark (), 0, format, args));
+  va_end (args);
+  return FALSE;
+}
+
 static JsonObject *
 parse_body (GByteArray  *body,
             JsonParser  *parser,
@@ -90,10 +117,18 @@ parse_body (GByteArray  *body,
 
   if (body == NULL || body->len == 0)
     return NULL;
+  /* json-glib keeps strings as C strings: a NUL, raw or escaped, would
+   * silently cut a name short. */
+  if (memchr (body->data, '\0', body->len) != NULL ||
+      g_strstr_len ((const char *) body->data, body->len, "\\u0000") != NULL)
+    {
+      admin_fail (error, "The body must not contain NUL characters.");
+      return NULL;
+    }
   if (!json_parser_load_from_data (parser, (const char *) body->data, body->len, error))
     return NULL;
   root = json_parser_get_root (parser);
-  if (!JSON_NODE_HOLDS_OBJECT (root))
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     {
       g_set_error_literal (error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_INVALID_DATA,
                            "The body must be a JSON object.");
@@ -102,44 +137,170 @@ parse_body (GByteArray  *body,
   return json_node_get_object (root);
 }
 
-/* Applies the fields present in @obj to @spec; strings point into @obj. */
+/* The fields a key's body may hold; anything else is refused, so that a
+ * misspelt field is not silently ignored. */
+static const char * const key_fields[] = {
+  "name", "api_key", "priority", "project", "monthly_budget_usd", "is_default", "active",
+  "status", "monthly_quota", "daily_quota", "minute_quota", "rpd", "rpm",
+};
+
+static gboolean
+only_fields (JsonObject          *obj,
+             const char * const  *fields,
+             guint                n_fields,
+             GError             **error)
+{
+  g_autoptr(GList) members = json_object_get_members (obj);
+
+  for (GList *l = members; l != NULL; l = l->next)
+    {
+      gboolean known = FALSE;
+
+      for (guint i = 0; i < n_fields && !known; i++)
+        known = g_str_equal (l->data, fields[i]);
+      if (!known)
+        {
+          g_autofree char *shown = g_strescape (l->data, NULL);
+
+          return admin_fail (error, "Unknown field \"%.64s\".", shown);
+        }
+    }
+  return TRUE;
+}
+
+static gboolean
+node_is (JsonNode *node,
+         GType     type)
+{
+  return JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == type;
+}
+
+/* A JSON integer (not 5.9, not "5") from @min to @max. */
+static gboolean
+get_int (JsonObject  *obj,
+         const char  *field,
+         gint64       min,
+         gint64       max,
+         gint64      *out,
+         GError     **error)
+{
+  JsonNode *node = json_object_get_member (obj, field);
+
+  if (!node_is (node, G_TYPE_INT64) || json_node_get_int (node) < min ||
+      json_node_get_int (node) > max)
+    return admin_fail (error, "%s must be an integer from %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT ".",
+                       field, min, max);
+  *out = json_node_get_int (node);
+  return TRUE;
+}
+
+static gboolean
+get_boolean (JsonObject  *obj,
+             const char  *field,
+             gboolean    *out,
+             GError     **error)
+{
+  JsonNode *node = json_object_get_member (obj, field);
+
+  if (!node_is (node, G_TYPE_BOOLEAN))
+    return admin_fail (error, "%s must be true or false.", field);
+  *out = json_node_get_boolean (node);
+  return TRUE;
+}
+
+/* A string, or NULL when @nullable and the member is null. */
+static gboolean
+get_string (JsonObject  *obj,
+            const char  *field,
+            gboolean     nullable,
+            const char **out,
+            GError     **error)
+{
+  JsonNode *node = json_object_get_member (obj, field);
+
+  if (nullable && JSON_NODE_HOLDS_NULL (node))
+    {
+      *out = NULL;
+      return TRUE;
+    }
+  if (!node_is (node, G_TYPE_STRING))
+    return admin_fail (error, nullable ? "%s must be a string or null." : "%s must be a string.",
+                       field);
+  *out = json_node_get_string (node);
+  return TRUE;
+}
+
+/* Applies the fields present in @obj to @spec, each checked for its type
+ * and range; strings point into @obj. */
 static gboolean
 spec_from_json (GkKeySpec   *spec,
                 JsonObject  *obj,
                 GError     **error)
 {
-  if (json_object_has_member (obj, "name"))
-    spec->name = json_object_get_string_member (obj, "name");
+  gint64 n;
+
+  if (!only_fields (obj, key_fields, G_N_ELEMENTS (key_fields), error))
+    return FALSE;
+  if (json_object_has_member (obj, "name") && !get_string (obj, "name", FALSE, &spec->name, error))
+    return FALSE;
   if (json_object_has_member (obj, "priority"))
-    spec->priority = (int) json_object_get_int_member (obj, "priority");
-  if (json_object_has_member (obj, "project"))
-    spec->project = json_object_get_string_member (obj, "project");
+    {
+      if (!get_int (obj, "priority", GK_KEY_PRIORITY_MIN, GK_KEY_PRIORITY_MAX, &n, error))
+        return FALSE;
+      spec->priority = (int) n;
+    }
+  if (json_object_has_member (obj, "project") &&
+      !get_string (obj, "project", TRUE, &spec->project, error))
+    return FALSE;
   if (json_object_has_member (obj, "monthly_budget_usd"))
-    spec->monthly_budget_usd = json_object_get_null_member (obj, "monthly_budget_usd")
-                                 ? -1.0 : json_object_get_double_member (obj, "monthly_budget_usd");
-  if (json_object_has_member (obj, "is_default"))
-    spec->is_default = json_object_get_boolean_member (obj, "is_default");
-  if (json_object_has_member (obj, "active"))
-    spec->active = json_object_get_boolean_member (obj, "active");
+    {
+      JsonNode *node = json_object_get_member (obj, "monthly_budget_usd");
+
+      if (JSON_NODE_HOLDS_NULL (node))
+        spec->monthly_budget_usd = -1.0;
+      else if ((node_is (node, G_TYPE_INT64) || node_is (node, G_TYPE_DOUBLE)) &&
+               isfinite (json_node_get_double (node)) && json_node_get_double (node) >= 0)
+        spec->monthly_budget_usd = json_node_get_double (node);
+      else
+        return admin_fail (error, "monthly_budget_usd must be a number of US dollars, 0 or more, or null.");
+    }
+  if (json_object_has_member (obj, "is_default") &&
+      !get_boolean (obj, "is_default", &spec->is_default, error))
+    return FALSE;
+  if (json_object_has_member (obj, "active") && !get_boolean (obj, "active", &spec->active, error))
+    return FALSE;
   if (json_object_has_member (obj, "status"))
     {
-      const char *status = json_object_get_string_member (obj, "status");
+      const char *status;
 
-      if (g_strcmp0 (status, "ACTIVE") == 0)
+      if (!get_string (obj, "status", FALSE, &status, error))
+        return FALSE;
+      if (g_str_equal (status, "ACTIVE"))
         spec->active = TRUE;
-      else if (g_strcmp0 (status, "INACTIVE") == 0)
+      else if (g_str_equal (status, "INACTIVE"))
         spec->active = FALSE;
       else
-        {
-          g_set_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_INVALID_NAME,
-                       "status can only be set to ACTIVE or INACTIVE.");
-          return FALSE;
-        }
+        return admin_fail (error, "status can only be set to ACTIVE or INACTIVE.");
     }
   for (guint i = 0; i < G_N_ELEMENTS (quota_fields); i++)
     if (json_object_has_member (obj, quota_fields[i].field))
-      spec->limits[quota_fields[i].slot] = json_object_get_int_member (obj, quota_fields[i].field);
+      {
+        if (!get_int (obj, quota_fields[i].field, 0, G_MAXINT64, &n, error))
+          return FALSE;
+        spec->limits[quota_fields[i].slot] = n;
+      }
   return TRUE;
+}
+
+/* The new key of a body, when it holds one. */
+static gboolean
+api_key_from_json (JsonObject  *obj,
+                   const char **api_key,
+                   GError     **error)
+{
+  *api_key = NULL;
+  return !json_object_has_member (obj, "api_key") ||
+         get_string (obj, "api_key", FALSE, api_key, error);
 }
 
 static guint
@@ -224,7 +385,11 @@ create_key (GkKeyStore        *store,
       respond_gerror (msg, error);
       return;
     }
-  api_key = json_object_get_string_member_with_default (obj, "api_key", NULL);
+  if (!api_key_from_json (obj, &api_key, &error))
+    {
+      respond_gerror (msg, error);
+      return;
+    }
   if (api_key == NULL)
     {
       gk_gateway_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT",
@@ -250,6 +415,7 @@ update_key (GkKeyStore        *store,
   g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GkKey) key = NULL;
   JsonObject *obj = parse_body (body, parser, &error);
+  const char *api_key = NULL;
   GkKeySpec spec;
 
   if (obj == NULL)
@@ -265,10 +431,8 @@ update_key (GkKeyStore        *store,
       return;
     }
   gk_key_spec_from_key (&spec, key);
-  if (!spec_from_json (&spec, obj, &error) ||
-      !gk_key_store_update (store, id, &spec,
-                            json_object_get_string_member_with_default (obj, "api_key", NULL),
-                            &error))
+  if (!spec_from_json (&spec, obj, &error) || !api_key_from_json (obj, &api_key, &error) ||
+      !gk_key_store_update (store, id, &spec, api_key, &error))
     {
       respond_gerror (msg, error);
       return;
@@ -423,16 +587,22 @@ reset_quotas (GkDatabase        *db,
   g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(JsonBuilder) b = json_builder_new ();
   JsonObject *obj = parse_body (body, parser, &error);
-  const char *type_name = obj ? json_object_get_string_member_with_default (obj, "type", NULL) : NULL;
+  static const char * const reset_fields[] = { "type" };
+  const char *type_name = NULL;
   GkQuotaType type = GK_QUOTA_MONTHLY;
-  gboolean all = type_name == NULL;
+  gboolean all;
 
-  if (error != NULL)
+  if (error != NULL ||
+      (obj != NULL && (!only_fields (obj, reset_fields, G_N_ELEMENTS (reset_fields), &error) ||
+                       (json_object_has_member (obj, "type") &&
+                        !get_string (obj, "type", FALSE, &type_name, &error)))))
     {
       gk_gateway_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT", error->message);
       return;
     }
-  if (type_name != NULL)
+  /* No body, or no type: every quota. */
+  all = type_name == NULL || g_ascii_strcasecmp (type_name, "all") == 0;
+  if (!all)
     {
       if (g_ascii_strcasecmp (type_name, "monthly") == 0)
         type = GK_QUOTA_MONTHLY;
@@ -444,7 +614,7 @@ reset_quotas (GkDatabase        *db,
       else
         {
           gk_gateway_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT",
-                                    "type must be monthly, daily or minute.");
+                                    "type must be all, monthly, daily or minute.");
           return;
         }
     }

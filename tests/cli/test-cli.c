@@ -491,6 +491,21 @@ test_invalid_input (Fixture       *f,
     g_auto(Run) run = RUN (f, input, "key", "add", "--name", long_name);
     assert_error (&run);
   }
+  /* Names that would read as something else: a right-to-left override,
+   * a zero-width space, a byte-order mark. */
+  {
+    g_auto(Run) run = RUN (f, input, "key", "add", "--name", "key\u202Egnp");
+    assert_error (&run);
+    g_assert_nonnull (strstr (run.err, "direction"));
+  }
+  {
+    g_auto(Run) run = RUN (f, input, "key", "add", "--name", "key\u200B1");
+    assert_error (&run);
+  }
+  {
+    g_auto(Run) run = RUN (f, input, "key", "add", "--name", "\uFEFFkey");
+    assert_error (&run);
+  }
   {
     g_auto(Run) run = RUN (f, "not-a-key\n", "key", "add", "--name", "Bad");
     assert_error (&run);

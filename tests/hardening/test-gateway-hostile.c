@@ -1221,6 +1221,172 @@ test_empty_error (Fixture       *f,
   g_assert_cmpuint (request (f, "GET", "/v1beta/models", NULL, NULL, NULL), ==, 404);
 }
 
+/* ---- The admin API's input ------------------------------------------------- */
+
+#define ADMIN_KEY "AIzaSyAdminTestKey000000000000000000000"
+
+static guint
+admin_call (Fixture     *f,
+            const char  *method,
+            const char  *path,
+            const char  *body,
+            gsize        body_len,
+            GString    **body_out)
+{
+  g_autofree char *head = g_strdup_printf ("%s %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                                           "x-goog-api-key: %s\r\nContent-Type: application/json\r\n"
+                                           "Connection: close\r\nContent-Length: %zu\r\n\r\n",
+                                           method, path, gk_gateway_get_port (f->gateway),
+                                           f->admin_token, body ? body_len : 0);
+  g_autoptr(GString) raw = g_string_new (head);
+
+  if (body != NULL)
+    g_string_append_len (raw, body, body_len);
+  return exchange (f, raw->str, raw->len, NULL, body_out);
+}
+
+static guint
+count_keys (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) keys = gk_key_store_list (f->store, &error);
+
+  g_assert_no_error (error);
+  return keys->len;
+}
+
+static void
+test_admin_input (Fixture       *f,
+                  gconstpointer  data)
+{
+  static const struct
+  {
+    const char *fields;   /* after "name" and "api_key" */
+    const char *named;    /* what the error message must name */
+  } bad[] = {
+    { "\"priority\":4294967301", "priority" },
+    { "\"priority\":5.9", "priority" },
+    { "\"priority\":\"5\"", "priority" },
+    { "\"priority\":0", "priority" },
+    { "\"priority\":11", "priority" },
+    { "\"priority\":null", "priority" },
+    { "\"monthly_budget_usd\":-100", "monthly_budget_usd" },
+    { "\"monthly_budget_usd\":\"abc\"", "monthly_budget_usd" },
+    { "\"monthly_budget_usd\":1e400", "monthly_budget_usd" },
+    { "\"monthly_budget_usd\":[]", "monthly_budget_usd" },
+    { "\"active\":\"yes\"", "active" },
+    { "\"active\":1", "active" },
+    { "\"is_default\":\"true\"", "is_default" },
+    { "\"monthly_quota\":-1", "monthly_quota" },
+    { "\"daily_quota\":1.5", "daily_quota" },
+    { "\"rpm\":\"10\"", "rpm" },
+    { "\"rpd\":{}", "rpd" },
+    { "\"minute_quota\":9223372036854775808", "minute_quota" },
+    { "\"project\":5", "project" },
+    { "\"status\":\"DELETED\"", "status" },
+    { "\"status\":7", "status" },
+    { "\"nmae\":\"typo\"", "nmae" },
+  };
+  static const char * const bad_names[] = {
+    "\"a\\u0000b\"", "\"key\\u202Egnp\"", "\"key\\u2067x\"", "\"key\\u200Bx\"", "\"key\\uFEFFx\"",
+    "\"two\\nlines\"", "\"\"", "null", "5", "[\"x\"]", "{}",
+  };
+  g_autoptr(GString) body = NULL;
+  g_autofree char *long_name = g_strnfill (101, 'n');
+  gint64 id;
+
+  start_gateway (f, NULL, 0);
+
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autofree char *json = g_strdup_printf ("{\"name\":\"k\",\"api_key\":\"%s\",%s}", ADMIN_KEY,
+                                               bad[i].fields);
+      guint status = admin_call (f, "POST", ADMIN_PREFIX "/", json, strlen (json), &body);
+
+      g_test_message ("%s -> %u %s", json, status, body ? body->str : "");
+      g_assert_cmpuint (status, ==, 400);
+      assert_google_error (body, 400);
+      g_assert_nonnull (strstr (body->str, bad[i].named));
+      g_string_free (g_steal_pointer (&body), TRUE);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (bad_names) + 2; i++)
+    {
+      g_autofree char *json = NULL;
+      guint status;
+
+      if (i == G_N_ELEMENTS (bad_names))
+        json = g_strdup_printf ("{\"name\":\"%s\",\"api_key\":\"%s\"}", long_name, ADMIN_KEY);
+      else if (i == G_N_ELEMENTS (bad_names) + 1)
+        json = g_strdup_printf ("{\"name\":\"bad \xff\xfe\",\"api_key\":\"%s\"}", ADMIN_KEY);
+      else
+        json = g_strdup_printf ("{\"name\":%s,\"api_key\":\"%s\"}", bad_names[i], ADMIN_KEY);
+      status = admin_call (f, "POST", ADMIN_PREFIX "/", json, strlen (json), &body);
+      g_test_message ("%s -> %u %s", json, status, body ? body->str : "");
+      g_assert_cmpuint (status, ==, 400);
+      assert_google_error (body, 400);
+      g_string_free (g_steal_pointer (&body), TRUE);
+    }
+  /* A NUL byte in the body itself. */
+  {
+    static const char json[] = "{\"name\":\"a\0b\",\"api_key\":\"" ADMIN_KEY "\"}";
+
+    g_assert_cmpuint (admin_call (f, "POST", ADMIN_PREFIX "/", json, sizeof json - 1, NULL), ==, 400);
+  }
+  g_assert_cmpuint (count_keys (f), ==, 0);
+
+  /* A sound body is taken, and bad updates change nothing. */
+  {
+    g_autofree char *json = g_strdup_printf ("{\"name\":\"ok\",\"api_key\":\"%s\",\"priority\":3,"
+                                             "\"monthly_budget_usd\":null,\"rpm\":0,"
+                                             "\"active\":true}", ADMIN_KEY);
+    g_autoptr(JsonParser) parser = json_parser_new ();
+    g_autoptr(GkKey) key = NULL;
+    g_autofree char *path = NULL;
+
+    g_assert_cmpuint (admin_call (f, "POST", ADMIN_PREFIX "/", json, strlen (json), &body), ==, 201);
+    g_assert_true (json_parser_load_from_data (parser, body->str, body->len, NULL));
+    id = json_object_get_int_member (json_node_get_object (json_parser_get_root (parser)), "id");
+    g_string_free (g_steal_pointer (&body), TRUE);
+    path = g_strdup_printf (ADMIN_PREFIX "/%" G_GINT64_FORMAT, id);
+    for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+      {
+        g_autofree char *update = g_strdup_printf ("{%s}", bad[i].fields);
+
+        g_assert_cmpuint (admin_call (f, "PUT", path, update, strlen (update), NULL), ==, 400);
+      }
+    key = gk_key_store_get (f->store, id, NULL);
+    g_assert_nonnull (key);
+    g_assert_cmpint (key->priority, ==, 3);
+    g_assert_cmpint (key->status, !=, GK_KEY_STATUS_INACTIVE);
+    g_assert_cmpstr (key->name, ==, "ok");
+    g_assert_cmpfloat (key->monthly_budget_usd, <, 0);
+  }
+
+  /* Quota resets: an unknown type is refused, not taken for "all". */
+  {
+    static const char * const bad_resets[] = {
+      "{\"type\":\"weekly\"}", "{\"type\":5}", "{\"type\":null}", "{\"kind\":\"daily\"}", "[]",
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS (bad_resets); i++)
+      {
+        guint status = admin_call (f, "POST", ADMIN_PREFIX "/quotas/reset", bad_resets[i],
+                                   strlen (bad_resets[i]), &body);
+
+        g_test_message ("reset %s -> %u %s", bad_resets[i], status, body ? body->str : "");
+        g_assert_cmpuint (status, ==, 400);
+        assert_google_error (body, 400);
+        g_string_free (g_steal_pointer (&body), TRUE);
+      }
+    g_assert_cmpuint (admin_call (f, "POST", ADMIN_PREFIX "/quotas/reset", "{\"type\":\"daily\"}",
+                                  16, &body), ==, 200);
+    g_assert_nonnull (strstr (body->str, "\"DAILY\""));
+    g_string_free (g_steal_pointer (&body), TRUE);
+    g_assert_cmpuint (admin_call (f, "POST", ADMIN_PREFIX "/quotas/reset", NULL, 0, &body), ==, 200);
+    g_assert_nonnull (strstr (body->str, "\"all\""));
+  }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1245,6 +1411,7 @@ main (int   argc,
   ADD ("/hardening/hostile/redaction-whole", test_redaction_whole);
   ADD ("/hardening/hostile/redaction-stream", test_redaction_stream);
   ADD ("/hardening/hostile/empty-error", test_empty_error);
+  ADD ("/hardening/hostile/admin-input", test_admin_input);
 #undef ADD
   return g_test_run ();
 }
