@@ -28,6 +28,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -49,6 +50,9 @@
 #define STOP_DRAIN_TIMEOUT_US  (2 * G_USEC_PER_SEC)
 #define LISTEN_BACKLOG         1024
 #define TEST_KEY_TIMEOUT_S     30
+/* An answer buffered whole above this size gives its memory back to the
+ * system when its request ends. */
+#define BIG_ANSWER             (1024 * 1024)
 /* 18 digits always fit in a goffset. */
 #define MAX_CONTENT_LENGTH_DIGITS 18
 
@@ -1155,6 +1159,7 @@ typedef struct
   GCancellable      *cancellable;
   GList             *link;          /* in the gateway's requests */
   gint64             deadline;      /* of all attempts; 0 = none */
+  GSource           *client_watch;  /* notices a client leaving before the answer */
   gboolean           client_gone;
   gboolean           answered;
 
@@ -1165,6 +1170,7 @@ typedef struct
   guint              status;
   GByteArray        *buffer;
   gsize              buffer_limit;
+  gboolean           big_answer;    /* a buffer grew past BIG_ANSWER */
   GkUsageScanner     scanner;
   GkRedactor         redactor;      /* over a relayed stream */
   gboolean           relaying;
@@ -1176,7 +1182,8 @@ typedef struct
   GError            *last_failure;  /* GK_UPSTREAM_ERROR's class of @last_error */
 } Request;
 
-static void request_attempt (Request *request);
+static void request_attempt        (Request *request);
+static void request_unwatch_client (Request *request);
 
 static void
 request_free (Request *request)
@@ -1193,6 +1200,7 @@ request_free (Request *request)
   g_clear_pointer (&request->body, g_bytes_unref);
   g_clear_pointer (&request->exclude, g_array_unref);
   g_clear_object (&request->cancellable);
+  request_unwatch_client (request);
   g_clear_pointer (&request->call, gk_upstream_call_free);
   g_clear_pointer (&request->buffer, g_byte_array_unref);
   gk_usage_scanner_clear (&request->scanner);
@@ -1200,6 +1208,12 @@ request_free (Request *request)
   g_clear_pointer (&request->last_body, g_bytes_unref);
   g_free (request->last_error);
   g_clear_error (&request->last_failure);
+#ifdef __GLIBC__
+  /* glibc keeps freed memory of the gateway thread's arena: a big answer
+   * would stay in the process's size for good. */
+  if (request->big_answer)
+    malloc_trim (0);
+#endif
   g_free (request);
 }
 
@@ -1513,6 +1527,7 @@ request_track (Request            *request,
 static void
 request_finish (Request *request)
 {
+  request_unwatch_client (request);
   if (!request->answered)
     {
       request->answered = TRUE;
@@ -1866,6 +1881,8 @@ read_all_cb (GkUpstreamCall *call,
       return;
     }
   g_byte_array_append (request->buffer, g_bytes_get_data (bytes, NULL), len);
+  if (request->buffer->len > BIG_ANSWER)
+    request->big_answer = TRUE;
   gk_upstream_call_read (request->call, read_all_cb, request);
 }
 
@@ -1995,6 +2012,8 @@ request_start_relay (Request *request)
     gk_upstream_call_get_response_headers (request->call), NULL);
 
   request->relaying = TRUE;
+  /* libsoup writes from now on and sees a client leaving itself. */
+  request_unwatch_client (request);
   copy_response_headers (request->call, msg);
   soup_server_message_set_status (msg, request->status, NULL);
   soup_message_headers_set_encoding (headers, SOUP_ENCODING_CHUNKED);
@@ -2041,6 +2060,52 @@ copy_request_headers (const GkUpstreamRequest *from,
   for (guint i = 0; i < from->names->len; i++)
     gk_upstream_call_add_header (to, g_ptr_array_index (from->names, i),
                                  g_ptr_array_index (from->values, i));
+}
+
+static void
+request_unwatch_client (Request *request)
+{
+  if (request->client_watch != NULL)
+    {
+      g_source_destroy (request->client_watch);
+      g_clear_pointer (&request->client_watch, g_source_unref);
+    }
+}
+
+/* The client's connection became readable while its request waits for the
+ * upstream: a close (the client left) cancels the upstream call at once;
+ * libsoup reads nothing from a paused message and would not notice. */
+static gboolean
+client_readable_cb (GSocket      *socket,
+                    GIOCondition  condition,
+                    gpointer      user_data)
+{
+  Request *request = user_data;
+  char byte;
+  gssize n = recv (g_socket_get_fd (socket), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    return G_SOURCE_CONTINUE;
+  request_unwatch_client (request);
+  /* Bytes of a next request are not a close: nothing more to watch. */
+  if (n <= 0)
+    g_cancellable_cancel (request->cancellable);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+request_watch_client (Request *request)
+{
+  GSocket *socket;
+
+  if (request->client_watch != NULL || request->client_gone)
+    return;
+  socket = soup_server_message_get_socket (request->msg);
+  if (socket == NULL)
+    return;
+  request->client_watch = g_socket_create_source (socket, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
+  g_source_set_callback (request->client_watch, G_SOURCE_FUNC (client_readable_cb), request, NULL);
+  g_source_attach (request->client_watch, g_main_context_get_thread_default ());
 }
 
 static void
@@ -2105,6 +2170,7 @@ request_attempt (Request *request)
                                request->body);
 
   gk_upstream_call_set_deadline (request->call, request->deadline);
+  request_watch_client (request);
   gk_upstream_call_send (request->call, request->cancellable, send_cb, request);
 }
 

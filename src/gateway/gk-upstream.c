@@ -194,6 +194,11 @@ error_from_curl (CURL       *easy,
 
         curl_easy_getinfo (easy, CURLINFO_SSL_VERIFYRESULT, &verify);
         kind = tls_verify_class (verify);
+        /* libcurl's own host name check leaves no verify result of its
+         * own; its message is the sign. */
+        if (kind == GK_UPSTREAM_ERROR_TLS_UNTRUSTED && errbuf != NULL &&
+            (strstr (errbuf, "host name") != NULL || strstr (errbuf, "hostname") != NULL))
+          kind = GK_UPSTREAM_ERROR_TLS_HOST;
         what = kind == GK_UPSTREAM_ERROR_TLS_EXPIRED ? "TLS certificate expired or not yet valid"
              : kind == GK_UPSTREAM_ERROR_TLS_HOST ? "TLS certificate for another host name"
              : "TLS certificate not trusted";

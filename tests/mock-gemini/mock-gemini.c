@@ -3,6 +3,8 @@
  *
  *   mock-gemini [--port N]     prints "PORT <n>" on stdout once listening
  *                              (0 = pick a free port); loopback only.
+ *   --tls-cert FILE --tls-key FILE
+ *                              serves https with that certificate (PEM).
  *
  * Behaviour is chosen by the text of the API key a request carries, so one
  * mock serves a whole pool of keys that each misbehave in their own way.
@@ -796,8 +798,14 @@ main (int   argc,
   g_autoslist(GUri) uris = NULL;
   const char *slow = g_getenv ("MOCK_GEMINI_SLOW_MS");
   int port = 0;
+  g_autofree char *tls_cert = NULL;
+  g_autofree char *tls_key = NULL;
+  SoupServerListenOptions listen = SOUP_SERVER_LISTEN_IPV4_ONLY;
   GOptionEntry entries[] = {
     { "port", 'p', 0, G_OPTION_ARG_INT, &port, "Port to listen on (0 = any free port)", "N" },
+    { "tls-cert", 0, 0, G_OPTION_ARG_FILENAME, &tls_cert, "Serve https with this certificate",
+      "FILE" },
+    { "tls-key", 0, 0, G_OPTION_ARG_FILENAME, &tls_key, "The certificate's private key", "FILE" },
     { NULL }
   };
 
@@ -814,8 +822,21 @@ main (int   argc,
   mock.slow_ms = slow ? (guint) g_ascii_strtoull (slow, NULL, 10) : DEFAULT_SLOW_MS;
 
   server = soup_server_new ("server-header", "mock-gemini", NULL);
+  if (tls_cert != NULL)
+    {
+      g_autoptr(GTlsCertificate) certificate =
+        g_tls_certificate_new_from_files (tls_cert, tls_key, &error);
+
+      if (certificate == NULL)
+        {
+          g_printerr ("mock-gemini: %s\n", error->message);
+          return 1;
+        }
+      soup_server_set_tls_certificate (server, certificate);
+      listen |= SOUP_SERVER_LISTEN_HTTPS;
+    }
   soup_server_add_handler (server, NULL, handler_cb, NULL, NULL);
-  if (!soup_server_listen_local (server, port, SOUP_SERVER_LISTEN_IPV4_ONLY, &error))
+  if (!soup_server_listen_local (server, port, listen, &error))
     {
       g_printerr ("mock-gemini: %s\n", error->message);
       return 1;
