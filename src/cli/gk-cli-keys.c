@@ -133,47 +133,6 @@ check_budget (GkCli            *cli,
   return GK_CLI_OK;
 }
 
-static const char *
-status_label (GkKeyStatus status)
-{
-  switch (status)
-    {
-    case GK_KEY_STATUS_ACTIVE:
-      return _("Active");
-    case GK_KEY_STATUS_INACTIVE:
-      return _("Inactive");
-    case GK_KEY_STATUS_QUOTA_EXCEEDED:
-      return _("Quota exceeded");
-    case GK_KEY_STATUS_RATE_LIMITED:
-      return _("Rate-limited");
-    case GK_KEY_STATUS_INVALID:
-      return _("Invalid");
-    default:
-      return gk_key_status_to_string (status);
-    }
-}
-
-static const char *
-slot_label (GkQuotaSlot slot)
-{
-  switch (slot)
-    {
-    case GK_QUOTA_SLOT_MONTHLY_TOKENS:
-      return _("Monthly tokens");
-    case GK_QUOTA_SLOT_DAILY_TOKENS:
-      return _("Daily tokens");
-    case GK_QUOTA_SLOT_MINUTE_TOKENS:
-      return _("Tokens per minute");
-    case GK_QUOTA_SLOT_DAILY_REQUESTS:
-      return _("Requests per day");
-    case GK_QUOTA_SLOT_MINUTE_REQUESTS:
-      return _("Requests per minute");
-    case GK_QUOTA_N_SLOTS:
-    default:
-      return "";
-    }
-}
-
 /* The reset time zone, for quota resets shown in both zones. */
 static GTimeZone *
 reset_timezone (GkCli *cli)
@@ -210,13 +169,13 @@ print_key_details (GkCli       *cli,
   printf ("%-16s %" PRId64 "\n", _("Id:"), key->id);
   printf ("%-16s %s\n", _("Name:"), key->name);
   printf ("%-16s %s\n", _("Key:"), masked);
-  printf ("%-16s %s\n", _("Status:"), status_label (key->status));
-  if (key->status_reason != NULL && *key->status_reason != '\0')
-    printf ("%-16s %s\n", _("Reason:"), key->status_reason);
-  if (key->cooldown_until > 0)
+  printf ("%-16s %s\n", _("Status:"), gk_key_state_get_label (key->state));
+  if (key->state_reason != NULL)
+    printf ("%-16s %s\n", _("Reason:"), key->state_reason);
+  if (key->state_until > 0)
     {
-      g_autofree char *until = gk_cli_format_time (key->cooldown_until);
-      printf ("%-16s %s\n", _("Cooling down:"), until);
+      g_autofree char *until = gk_cli_format_time (key->state_until);
+      printf ("%-16s %s\n", _("Back at:"), until);
     }
   printf ("%-16s %d\n", _("Priority:"), key->priority);
   printf ("%-16s %s\n", _("Default:"), key->is_default ? _("yes") : _("no"));
@@ -241,7 +200,7 @@ print_key_details (GkCli       *cli,
                                  : g_strdup (_("unlimited"));
       g_autofree char *resets = gk_quota_format_reset (q->reset_at, now, local_tz, reset_tz);
 
-      gk_cli_table_add_row (quotas, slot_label (i), used, limit, resets != NULL ? resets : "—");
+      gk_cli_table_add_row (quotas, gk_quota_slot_get_label (i), used, limit, resets != NULL ? resets : "—");
     }
   gk_cli_table_print (quotas);
 }
@@ -382,7 +341,7 @@ key_list (GkCli  *cli,
                                                         100.0 * gk_key_remaining_share (key));
           g_autofree char *last_used = gk_cli_format_time (key->last_used_at);
 
-          gk_cli_table_add_row (table, id, key->name, masked, status_label (key->status),
+          gk_cli_table_add_row (table, id, key->name, masked, gk_key_state_get_label (key->state),
                                 priority, key->is_default ? _("yes") : "", remaining,
                                 last_used);
         }
@@ -611,8 +570,10 @@ key_rotate (GkCli  *cli,
 
   /* Rotation needs only the pool: no master key, no keyring. */
   status = gk_cli_parse_options (cli, _("ID"),
-                                 _("Takes a key out of service until the next daily reset "
-                                   "(logged as a MANUAL rotation)."),
+                                 _("Skips a key until the next daily reset: it stays stored and "
+                                   "unchanged, requests go to the next key (logged as a MANUAL "
+                                   "rotation, shown as “Skipped by you”). It does not replace "
+                                   "the key; use “key update ID --replace-key” for that."),
                                  NULL, 1, 1, &argc, &argv);
   if (status != GK_CLI_OK)
     return status;
@@ -640,10 +601,11 @@ key_rotate (GkCli  *cli,
       gk_cli_print_json (cli, builder);
     }
   else if (next > 0)
-    printf (_("Rotated away from key %" PRId64 "; requests now go to key %"
+    printf (_("Key %" PRId64 " is skipped until the daily reset; requests now go to key %"
               PRId64 "\n"), id, next);
   else
-    printf (_("Rotated away from key %" PRId64 "; no other key is available\n"), id);
+    printf (_("Key %" PRId64 " is skipped until the daily reset; no other key is available\n"),
+            id);
   return GK_CLI_OK;
 }
 
@@ -669,7 +631,7 @@ gk_cli_cmd_key (GkCli  *cli,
     { "show",   key_show,   N_("Show one key and its quotas") },
     { "update", key_update, N_("Change a key’s settings or replace it") },
     { "delete", key_delete, N_("Delete a key (its history stays)") },
-    { "rotate", key_rotate, N_("Take a key out of service until the next daily reset") },
+    { "rotate", key_rotate, N_("Skip a key until the next daily reset (does not replace it)") },
 #ifdef HAVE_CLI_GATEWAY
     { "test",   gk_cli_cmd_key_test, N_("Test a key against Google") },
 #else

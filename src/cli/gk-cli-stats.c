@@ -337,7 +337,8 @@ gk_cli_cmd_rotations (GkCli  *cli,
                                   : g_strdup (_("none"));
 
           gk_cli_table_add_row (table, id, time, from, to,
-                                gk_rotation_reason_to_string (row->reason), row->triggered_by);
+                                gk_key_state_get_label (gk_rotation_reason_get_state (row->reason)),
+                                row->triggered_by);
         }
       gk_cli_table_print (table);
 
@@ -393,10 +394,9 @@ print_dashboard (const GkDashboard *d)
 {
   g_autoptr(GkCliTable) daily = NULL;
   g_autofree char *total_cost = format_cost (d->cards.cost_usd);
+  g_autofree char *states = gk_key_state_format_counts (d->cards.keys_by_state);
 
-  printf (_("Keys:          %" PRId64 " (%" PRId64 " active, %"
-            PRId64 " inactive)\n"),
-          d->cards.total_keys, d->cards.active_keys, d->cards.inactive_keys);
+  printf (_("Keys:          %" PRId64 " (%s)\n"), d->cards.total_keys, states);
   printf (_("Requests:      %" PRId64 " in %u days\n"), d->cards.requests, d->days);
   printf (_("Success rate:  %.1f%%\n"), d->cards.success_rate);
   printf (_("Cost:          %s\n"), total_cost);
@@ -435,7 +435,8 @@ print_dashboard (const GkDashboard *d)
 
           gk_cli_table_add_row (table, time, row->from_key_name,
                                 row->to_key_id > 0 ? row->to_key_name : _("none"),
-                                gk_rotation_reason_to_string (row->reason), row->triggered_by);
+                                gk_key_state_get_label (gk_rotation_reason_get_state (row->reason)),
+                                row->triggered_by);
         }
       gk_cli_table_print (table);
     }

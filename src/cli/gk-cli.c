@@ -40,7 +40,7 @@ static int cmd_serve_or_missing (GkCli *cli, int argc, char **argv);
 
 static const GkCliCommand commands[] = {
   { "db",         gk_cli_cmd_db,         N_("Create or upgrade the database") },
-  { "key",        gk_cli_cmd_key,        N_("Add, list, edit, rotate and delete keys") },
+  { "key",        gk_cli_cmd_key,        N_("Add, list, edit, skip and delete keys") },
   { "select",     gk_cli_cmd_select,     N_("Show the key a request would get now") },
   { "track",      gk_cli_cmd_track,      N_("Record one use of a key") },
   { "usage",      gk_cli_cmd_usage,      N_("Show the usage log") },

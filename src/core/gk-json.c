@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include "gk-json.h"
+#include "gk-key-state.h"
 #include "gk-quotas.h"
 
 void
@@ -84,6 +85,11 @@ gk_json_add_key_members (JsonBuilder *builder,
   gk_json_add_string (builder, "project", key->project);
   gk_json_add_string (builder, "status", gk_key_status_to_string (key->status));
   gk_json_add_string (builder, "status_reason", key->status_reason);
+  /* The derived state (gk-key-state.h): what the fields above mean now. */
+  gk_json_add_string (builder, "state", gk_key_state_to_string (key->state));
+  gk_json_add_string (builder, "state_label", gk_key_state_get_label (key->state));
+  gk_json_add_string (builder, "state_reason", key->state_reason);
+  gk_json_add_time (builder, "back_at", key->state_until);
   gk_json_add_time (builder, "cooldown_until", key->cooldown_until);
   gk_json_add_int (builder, "priority", key->priority);
   gk_json_add_boolean (builder, "is_default", key->is_default);
@@ -202,6 +208,11 @@ gk_json_add_dashboard (JsonBuilder       *builder,
   gk_json_add_int (builder, "total_keys", dashboard->cards.total_keys);
   gk_json_add_int (builder, "active_keys", dashboard->cards.active_keys);
   gk_json_add_int (builder, "inactive_keys", dashboard->cards.inactive_keys);
+  json_builder_set_member_name (builder, "keys_by_state");
+  json_builder_begin_object (builder);
+  for (guint i = 0; i < GK_KEY_N_STATES; i++)
+    gk_json_add_int (builder, gk_key_state_to_string (i), dashboard->cards.keys_by_state[i]);
+  json_builder_end_object (builder);
   gk_json_add_int (builder, "requests", dashboard->cards.requests);
   gk_json_add_int (builder, "successes", dashboard->cards.successes);
   gk_json_add_double (builder, "success_rate", dashboard->cards.success_rate);

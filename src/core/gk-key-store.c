@@ -10,6 +10,7 @@
 
 #include "gk-crypto.h"
 #include "gk-database-private.h"
+#include "gk-key-state.h"
 #include "gk-key-store.h"
 #include "gk-quotas.h"
 
@@ -38,7 +39,11 @@ G_DEFINE_BOXED_TYPE (GkKey, gk_key, gk_key_copy, gk_key_free)
   "id, uuid, name, key_hint, project, status, status_reason, cooldown_until,"    \
   " priority, is_default, monthly_budget_usd, month_cost_usd, created_at,"       \
   " updated_at, last_used_at, last_rotation_at, deleted_at,"                     \
-  " api_key_encrypted IS NOT NULL"
+  " api_key_encrypted IS NOT NULL,"                                              \
+  /* The reason of the key's last rotation (through the created_at index). */   \
+  " (SELECT reason FROM gemini_key_rotation_log r"                               \
+  "   WHERE r.created_at = gemini_api_keys.last_rotation_at"                     \
+  "     AND r.from_key_id = gemini_api_keys.id ORDER BY r.id DESC LIMIT 1)"
 
 #define QUOTA_COLUMNS "key_id, quota_type, unit, limit_value, used_value, reset_at"
 
@@ -55,6 +60,7 @@ gk_key_copy (const GkKey *key)
   copy->key_hint = g_strdup (key->key_hint);
   copy->project = g_strdup (key->project);
   copy->status_reason = g_strdup (key->status_reason);
+  copy->state_reason = g_strdup (key->state_reason);
   return copy;
 }
 
@@ -68,6 +74,7 @@ gk_key_free (GkKey *key)
   g_free (key->key_hint);
   g_free (key->project);
   g_free (key->status_reason);
+  g_free (key->state_reason);
   g_free (key);
 }
 
@@ -344,6 +351,13 @@ read_key (sqlite3_stmt *stmt)
   key->last_rotation_at = sqlite3_column_int64 (stmt, 15);
   key->deleted_at = sqlite3_column_int64 (stmt, 16);
   key->has_ciphertext = sqlite3_column_int (stmt, 17) != 0;
+  {
+    GkRotationReason reason;
+
+    key->last_rotation_reason = gk_rotation_reason_from_string ((const char *) sqlite3_column_text (stmt, 18), &reason)
+                                  ? (int) reason
+                                  : -1;
+  }
 
   /* Slots without a row (never, for keys made here) read as unlimited. */
   for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
@@ -403,22 +417,24 @@ read_quotas (sqlite3_stmt *stmt,
 }
 
 static GPtrArray *
-query_keys (GkKeyStore  *self,
+query_keys (GkDatabase  *db,
             gint64       id,
             GError     **error)
 {
+  double threshold;
+  gint64 now;
   g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func ((GDestroyNotify) gk_key_free);
   g_autoptr(GHashTable) by_id = g_hash_table_new (g_int64_hash, g_int64_equal);
   sqlite3_stmt *stmt;
   int rc;
 
   /* Quotas past their window are reset first, so what is shown is current. */
-  if (!gk_quotas_reset_expired (self->db, error))
+  if (!gk_quotas_reset_expired (db, error))
     return NULL;
 
-  gk_database_lock (self->db);
+  gk_database_lock (db);
 
-  stmt = gk_database_prepare (self->db,
+  stmt = gk_database_prepare (db,
                               id > 0 ? "SELECT " KEY_COLUMNS " FROM gemini_api_keys"
                                        " WHERE id = ?1 AND deleted_at IS NULL"
                                      : "SELECT " KEY_COLUMNS " FROM gemini_api_keys"
@@ -437,12 +453,12 @@ query_keys (GkKeyStore  *self,
     }
   if (rc != SQLITE_DONE)
     {
-      gk_database_set_error (self->db, error, _("Cannot read the keys"));
+      gk_database_set_error (db, error, _("Cannot read the keys"));
       goto fail;
     }
   sqlite3_reset (stmt);
 
-  stmt = gk_database_prepare (self->db,
+  stmt = gk_database_prepare (db,
                               id > 0 ? "SELECT " QUOTA_COLUMNS " FROM gemini_key_quotas"
                                        " WHERE key_id = ?1"
                                      : "SELECT " QUOTA_COLUMNS " FROM gemini_key_quotas",
@@ -454,11 +470,16 @@ query_keys (GkKeyStore  *self,
   read_quotas (stmt, by_id);
   sqlite3_reset (stmt);
 
-  gk_database_unlock (self->db);
+  threshold = gk_database_get_rotation_threshold (db);
+  now = gk_database_now (db);
+  gk_database_unlock (db);
+
+  for (guint i = 0; i < keys->len; i++)
+    gk_key_update_state (keys->pdata[i], threshold, now);
   return g_steal_pointer (&keys);
 
 fail:
-  gk_database_unlock (self->db);
+  gk_database_unlock (db);
   return NULL;
 }
 
@@ -753,7 +774,15 @@ gk_key_store_list (GkKeyStore  *self,
                    GError     **error)
 {
   g_return_val_if_fail (GK_IS_KEY_STORE (self), NULL);
-  return query_keys (self, 0, error);
+  return query_keys (self->db, 0, error);
+}
+
+GPtrArray *
+gk_key_list_from_database (GkDatabase  *db,
+                           GError     **error)
+{
+  g_return_val_if_fail (db != NULL, NULL);
+  return query_keys (db, 0, error);
 }
 
 GkKey *
@@ -767,7 +796,7 @@ gk_key_store_get (GkKeyStore  *self,
 
   if (id <= 0)
     goto not_found;
-  keys = query_keys (self, id, error);
+  keys = query_keys (self->db, id, error);
   if (keys == NULL)
     return NULL;
   if (keys->len == 1)

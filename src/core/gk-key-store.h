@@ -62,6 +62,12 @@ typedef struct
   gint64       deleted_at;        /* 0 = not deleted */
   gboolean     has_ciphertext;
   GkQuota      quotas[GK_QUOTA_N_SLOTS];
+  int          last_rotation_reason; /* a GkRotationReason; -1 = never rotated */
+  /* Derived when the key is read (gk_key_update_state): what the stored
+   * fields mean at that moment. */
+  GkKeyState   state;
+  char        *state_reason;      /* translated; NULL when nothing to say */
+  gint64       state_until;       /* UTC seconds it is back by itself; 0 = not by itself */
 } GkKey;
 
 /* What the user sets when adding or editing a key. */
@@ -116,8 +122,12 @@ gint64      gk_key_store_add         (GkKeyStore      *self,
                                       const GkKeySpec *spec,
                                       const char      *api_key,
                                       GError         **error);
-/* Keys not deleted, ordered by id. Element type GkKey. */
+/* Keys not deleted, ordered by id, their state derived now. Element type
+ * GkKey. */
 GPtrArray  *gk_key_store_list        (GkKeyStore      *self,
+                                      GError         **error);
+/* The same from a database alone (no master key is needed to list). */
+GPtrArray  *gk_key_list_from_database (GkDatabase     *db,
                                       GError         **error);
 /* A key by id; deleted keys are NOT_FOUND. */
 GkKey      *gk_key_store_get         (GkKeyStore      *self,

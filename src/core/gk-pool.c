@@ -938,7 +938,7 @@ gk_pool_rotate (GkPool      *self,
     goto fail;
   sqlite3_bind_int64 (stmt, 1, key_id);
   sqlite3_bind_int64 (stmt, 2, until);
-  sqlite3_bind_text (stmt, 3, N_("Rotated away by hand until the daily reset"), -1,
+  sqlite3_bind_text (stmt, 3, N_("Skipped by hand until the daily reset"), -1,
                      SQLITE_STATIC);
   if (!step (self->db, stmt, error))
     goto fail;

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "gk-database-private.h"
+#include "gk-key-store.h"
 #include "gk-rollup.h"
 #include "gk-stats.h"
 
@@ -585,6 +586,17 @@ gk_stats_dashboard (GkDatabase  *db,
 
   if (!with_read_snapshot (db, read_dashboard, dashboard, error))
     return NULL;
+
+  /* The keys' derived states, outside the snapshot: reading keys resets
+   * the quota windows that are due first. */
+  {
+    g_autoptr(GPtrArray) keys = gk_key_list_from_database (db, error);
+
+    if (keys == NULL)
+      return NULL;
+    for (guint i = 0; i < keys->len; i++)
+      dashboard->cards.keys_by_state[((GkKey *) keys->pdata[i])->state]++;
+  }
   return g_steal_pointer (&dashboard);
 }
 

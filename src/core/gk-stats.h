@@ -17,6 +17,7 @@ typedef struct
   gint64 total_keys;
   gint64 active_keys;
   gint64 inactive_keys;     /* total − active */
+  gint64 keys_by_state[GK_KEY_N_STATES]; /* by the derived state (gk-key-state.h) */
   gint64 requests;          /* in the period */
   gint64 successes;
   double success_rate;      /* 0–100; 0 when no requests */

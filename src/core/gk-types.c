@@ -9,6 +9,10 @@
 static const char *const key_status_names[] = {
   "ACTIVE", "INACTIVE", "QUOTA_EXCEEDED", "RATE_LIMITED", "INVALID",
 };
+static const char *const key_state_names[] = {
+  "AVAILABLE", "NEAR_QUOTA", "COOLING_DOWN", "SKIPPED", "OVER_QUOTA", "OVER_BUDGET",
+  "REJECTED", "TURNED_OFF",
+};
 static const char *const quota_type_names[] = { "MONTHLY", "DAILY", "PER_MINUTE" };
 static const char *const quota_unit_names[] = { "TOKENS", "REQUESTS" };
 static const char *const usage_status_names[] = {
@@ -55,6 +59,7 @@ lookup_name (const char *const *names,
   }
 
 DEFINE_ENUM_STRINGS (GkKeyStatus, gk_key_status, key_status_names)
+DEFINE_ENUM_STRINGS (GkKeyState, gk_key_state, key_state_names)
 DEFINE_ENUM_STRINGS (GkQuotaType, gk_quota_type, quota_type_names)
 DEFINE_ENUM_STRINGS (GkUsageStatus, gk_usage_status, usage_status_names)
 DEFINE_ENUM_STRINGS (GkRotationReason, gk_rotation_reason, rotation_reason_names)

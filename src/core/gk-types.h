@@ -68,6 +68,24 @@ typedef enum
   GK_ROTATION_MANUAL,
 } GkRotationReason;
 
+/* What a key's stored status, cooldown, quotas and budget mean now, as
+ * shown to people (gk-key-state.h). Ordered from usable to off. */
+typedef enum
+{
+  GK_KEY_STATE_AVAILABLE,
+  GK_KEY_STATE_NEAR_QUOTA,
+  GK_KEY_STATE_COOLING_DOWN,
+  GK_KEY_STATE_SKIPPED,
+  GK_KEY_STATE_OVER_QUOTA,
+  GK_KEY_STATE_OVER_BUDGET,
+  GK_KEY_STATE_REJECTED,
+  GK_KEY_STATE_TURNED_OFF,
+  GK_KEY_N_STATES,
+} GkKeyState;
+
+const char *gk_key_state_to_string        (GkKeyState        state);
+gboolean    gk_key_state_from_string      (const char       *str,
+                                           GkKeyState       *state);
 const char *gk_key_status_to_string       (GkKeyStatus       status);
 gboolean    gk_key_status_from_string     (const char       *str,
                                            GkKeyStatus      *status);

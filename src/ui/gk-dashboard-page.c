@@ -356,7 +356,7 @@ show_rotations (GkDashboardPage *self,
     {
       GkRotationRow *row = g_ptr_array_index (rotations, i);
 
-      g_ptr_array_add (cells, gk_format_time (row->created_at));
+      g_ptr_array_add (cells, gk_format_date (row->created_at));
       g_ptr_array_add (cells, g_strdup (row->from_key_name != NULL ? row->from_key_name : ""));
       /* Translators: no key was left to rotate to. */
       g_ptr_array_add (cells, g_strdup (row->to_key_name != NULL ? row->to_key_name
@@ -398,8 +398,7 @@ show_dashboard (GkDashboardPage *self,
                 GkDashboard     *dashboard)
 {
   const GkDashboardCards *cards = &dashboard->cards;
-  g_autofree char *active = gk_format_count (cards->active_keys);
-  g_autofree char *inactive = gk_format_count (cards->inactive_keys);
+  g_autofree char *states = gk_key_state_format_counts (cards->keys_by_state);
   g_autofree char *successes = gk_format_count (cards->successes);
   g_autofree char *failures = gk_format_count (cards->requests - cards->successes);
   g_autofree gint64 *days = g_new0 (gint64, MAX (1, dashboard->daily->len));
@@ -411,9 +410,8 @@ show_dashboard (GkDashboardPage *self,
   show_titles (self);
 
   set_label_take (self->keys_label, gk_format_count (cards->total_keys));
-  /* Translators: the Keys card's detail: active and inactive key counts. */
-  set_label_take (self->keys_detail_label, g_strdup_printf (_("%s active · %s inactive"),
-                                                            active, inactive));
+  /* The breakdown by state, in the badges' words. */
+  gtk_label_set_label (self->keys_detail_label, states);
   set_label_take (self->requests_label, gk_format_count (cards->requests));
   /* Translators: the Requests card's detail: failed request count. */
   set_label_take (self->requests_detail_label, g_strdup_printf (_("%s failed"), failures));

@@ -6,6 +6,7 @@
 
 #include <glib/gi18n.h>
 
+#include "gk-format.h"
 #include "gk-key-row.h"
 
 struct _GkKeyRow
@@ -13,6 +14,9 @@ struct _GkKeyRow
   GObject    parent_instance;
   GkKey     *key;
   GTimeZone *reset_tz;
+  char      *search_text;
+  guint      use_order;
+  gboolean   is_next;
 };
 
 G_DEFINE_FINAL_TYPE (GkKeyRow, gk_key_row, G_TYPE_OBJECT)
@@ -20,6 +24,8 @@ G_DEFINE_FINAL_TYPE (GkKeyRow, gk_key_row, G_TYPE_OBJECT)
 enum {
   PROP_0,
   PROP_NAME,
+  PROP_SEARCH_TEXT,
+  PROP_IS_NEXT,
   N_PROPS
 };
 
@@ -32,6 +38,7 @@ gk_key_row_finalize (GObject *object)
 
   g_clear_pointer (&self->key, gk_key_free);
   g_clear_pointer (&self->reset_tz, g_time_zone_unref);
+  g_clear_pointer (&self->search_text, g_free);
 
   G_OBJECT_CLASS (gk_key_row_parent_class)->finalize (object);
 }
@@ -48,6 +55,14 @@ gk_key_row_get_property (GObject    *object,
     {
     case PROP_NAME:
       g_value_set_string (value, gk_key_row_get_name (self));
+      break;
+
+    case PROP_SEARCH_TEXT:
+      g_value_set_string (value, self->search_text);
+      break;
+
+    case PROP_IS_NEXT:
+      g_value_set_boolean (value, self->is_next);
       break;
 
     default:
@@ -68,6 +83,15 @@ gk_key_row_class_init (GkKeyRowClass *klass)
     g_param_spec_string ("name", NULL, NULL, NULL,
                          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
 
+  /* Name, project and masked key, for the search. */
+  properties[PROP_SEARCH_TEXT] =
+    g_param_spec_string ("search-text", NULL, NULL, NULL,
+                         G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+  /* The key the selector picks now. */
+  properties[PROP_IS_NEXT] =
+    g_param_spec_boolean ("is-next", NULL, NULL, FALSE,
+                          G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
@@ -85,6 +109,12 @@ gk_key_row_new (const GkKey *key)
 
   self = g_object_new (GK_TYPE_KEY_ROW, NULL);
   self->key = gk_key_copy (key);
+  {
+    g_autofree char *masked = gk_key_get_masked (key);
+
+    self->search_text = g_strjoin ("\n", key->name ? key->name : "",
+                                   key->project ? key->project : "", masked, NULL);
+  }
 
   return self;
 }
@@ -136,39 +166,86 @@ gk_key_row_get_name (GkKeyRow *self)
   return self->key->name;
 }
 
-const char *
-gk_key_status_get_label (GkKeyStatus status)
+guint
+gk_key_row_get_use_order (GkKeyRow *self)
 {
-  switch (status)
+  g_return_val_if_fail (GK_IS_KEY_ROW (self), 0);
+
+  return self->use_order;
+}
+
+void
+gk_key_row_set_use_order (GkKeyRow *self,
+                          guint     use_order)
+{
+  g_return_if_fail (GK_IS_KEY_ROW (self));
+
+  self->use_order = use_order;
+}
+
+gboolean
+gk_key_row_get_is_next (GkKeyRow *self)
+{
+  g_return_val_if_fail (GK_IS_KEY_ROW (self), FALSE);
+
+  return self->is_next;
+}
+
+void
+gk_key_row_set_is_next (GkKeyRow *self,
+                        gboolean  is_next)
+{
+  g_return_if_fail (GK_IS_KEY_ROW (self));
+
+  is_next = !!is_next;
+  if (self->is_next == is_next)
+    return;
+  self->is_next = is_next;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_IS_NEXT]);
+}
+
+char *
+gk_key_row_dup_state_detail (GkKeyRow *self)
+{
+  const GkKey *key;
+  g_autofree char *until = NULL;
+
+  g_return_val_if_fail (GK_IS_KEY_ROW (self), NULL);
+
+  key = self->key;
+  if (key->state_until > 0)
     {
-    case GK_KEY_STATUS_ACTIVE:
-      return C_("key status", "Active");
-    case GK_KEY_STATUS_QUOTA_EXCEEDED:
-      return C_("key status", "Quota exceeded");
-    case GK_KEY_STATUS_RATE_LIMITED:
-      return C_("key status", "Rate-limited");
-    case GK_KEY_STATUS_INVALID:
-      return C_("key status", "Invalid");
-    case GK_KEY_STATUS_INACTIVE:
-    default:
-      return C_("key status", "Inactive");
+      g_autofree char *date = gk_format_date (key->state_until);
+
+      /* Translators: when a key is back by itself, e.g. "until Today 20:23". */
+      until = g_strdup_printf (_("until %s"), date);
     }
+  if (key->state_reason != NULL && until != NULL)
+    /* Translators: a key state's reason and its end, e.g. "Rate-limited (429) · until 20:23". */
+    return g_strdup_printf (C_("state detail", "%s · %s"), key->state_reason, until);
+  if (until != NULL)
+    return g_steal_pointer (&until);
+  return g_strdup (key->state_reason);
 }
 
 const char *
-gk_key_status_get_style_class (GkKeyStatus status)
+gk_key_state_get_style_class (GkKeyState state)
 {
-  switch (status)
-    {
-    case GK_KEY_STATUS_ACTIVE:
-      return "success";
-    case GK_KEY_STATUS_QUOTA_EXCEEDED:
-    case GK_KEY_STATUS_RATE_LIMITED:
-      return "warning";
-    case GK_KEY_STATUS_INVALID:
-      return "error";
-    case GK_KEY_STATUS_INACTIVE:
-    default:
-      return "dim-label";
-    }
+  static const char *const classes[] = {
+    "gk-state-available", "gk-state-near-quota", "gk-state-cooling-down", "gk-state-skipped",
+    "gk-state-over-quota", "gk-state-over-budget", "gk-state-rejected", "gk-state-turned-off",
+  };
+
+  G_STATIC_ASSERT (G_N_ELEMENTS (classes) == GK_KEY_N_STATES);
+  g_return_val_if_fail ((guint) state < GK_KEY_N_STATES, "");
+  return classes[state];
+}
+
+void
+gk_key_state_apply_style_class (GtkWidget  *widget,
+                                GkKeyState  state)
+{
+  for (guint i = 0; i < GK_KEY_N_STATES; i++)
+    gtk_widget_remove_css_class (widget, gk_key_state_get_style_class (i));
+  gtk_widget_add_css_class (widget, gk_key_state_get_style_class (state));
 }

@@ -4,7 +4,7 @@
  */
 #pragma once
 
-#include <glib-object.h>
+#include <gtk/gtk.h>
 
 #include "gk-core.h"
 
@@ -27,8 +27,22 @@ const GkKey *gk_key_row_get_key  (GkKeyRow    *self);
 gint64       gk_key_row_get_id   (GkKeyRow    *self);
 const char  *gk_key_row_get_name (GkKeyRow    *self);
 
-/* The translated badge text and its style class ("active", "warning", …). */
-const char  *gk_key_status_get_label       (GkKeyStatus status);
-const char  *gk_key_status_get_style_class (GkKeyStatus status);
+/* Where the selector would use the key (0 = first), and whether it is the
+ * one it picks now. Set by the keys page when it loads. */
+guint        gk_key_row_get_use_order (GkKeyRow *self);
+void         gk_key_row_set_use_order (GkKeyRow *self,
+                                       guint     use_order);
+gboolean     gk_key_row_get_is_next   (GkKeyRow *self);
+void         gk_key_row_set_is_next   (GkKeyRow *self,
+                                       gboolean  is_next);
+/* The state's reason and "until …", as shown under the badge; NULL when
+ * there is nothing to say. */
+char        *gk_key_row_dup_state_detail (GkKeyRow *self);
+
+/* The style class of a state's colour ("gk-state-cooling-down", …);
+ * apply replaces any other state's class on @widget. */
+const char  *gk_key_state_get_style_class   (GkKeyState  state);
+void         gk_key_state_apply_style_class (GtkWidget  *widget,
+                                             GkKeyState  state);
 
 G_END_DECLS

@@ -5,7 +5,9 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <string.h>
 
+#include "gk-format.h"
 #include "gk-key-dialog.h"
 #include "gk-key-row.h"
 #include "gk-keys-page.h"
@@ -19,6 +21,10 @@ struct _GkKeysPage
   GCancellable       *cancellable;
   GListStore         *store;
   GtkStringFilter    *filter;
+  GtkCustomFilter    *state_filter;
+  GkKeyState          shown_state;     /* GK_KEY_N_STATES = every state */
+  GtkSortListModel   *sorted;
+  GtkMultiSelection  *selection;
   gboolean            loading;
   gboolean            reload_pending;
   gboolean            loaded_once;
@@ -32,6 +38,9 @@ struct _GkKeysPage
   GtkSearchBar       *search_bar;
   GtkSearchEntry     *search_entry;
   GtkColumnView      *column_view;
+  GtkDropDown        *state_dropdown;
+  GtkActionBar       *bulk_bar;
+  GtkLabel           *bulk_label;
 };
 
 G_DEFINE_FINAL_TYPE (GkKeysPage, gk_keys_page, ADW_TYPE_BIN)
@@ -113,47 +122,21 @@ get_parent_window (GkKeysPage *self)
   return GTK_IS_WINDOW (root) ? GTK_WINDOW (root) : NULL;
 }
 
-char *
-gk_format_relative_time (gint64 time,
-                         gint64 now)
-{
-  g_autoptr(GDateTime) then = NULL;
-  g_autoptr(GDateTime) today = NULL;
-  gint64 ago;
-
-  if (time <= 0)
-    return g_strdup (C_("last used", "Never"));
-
-  ago = now - time;
-  if (ago < 60)
-    return g_strdup (_("Just now"));
-  if (ago < 3600)
-    return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%d minute ago", "%d minutes ago", ago / 60),
-                            (int) (ago / 60));
-
-  then = g_date_time_new_from_unix_local (time);
-  today = g_date_time_new_from_unix_local (now);
-  if (then == NULL || today == NULL)
-    return g_strdup ("");
-
-  if (g_date_time_get_year (then) == g_date_time_get_year (today) &&
-      g_date_time_get_day_of_year (then) == g_date_time_get_day_of_year (today))
-    /* Translators: a time today, strftime format. */
-    return g_date_time_format (then, _("Today %H:%M"));
-  if (ago < 7 * 24 * 3600)
-    /* Translators: a weekday and time, strftime format. */
-    return g_date_time_format (then, _("%a %H:%M"));
-
-  /* Translators: a date, strftime format. */
-  return g_date_time_format (then, _("%e %b %Y"));
-}
-
 /* The list */
 
-/* The keys, and the reset time zone their quota resets are shown in. */
+static int
+compare_use_order_cb (gconstpointer a,
+                      gconstpointer b)
+{
+  return gk_key_compare_use_order (*(const GkKey **) a, *(const GkKey **) b);
+}
+
+/* The keys, in the order the selector would use them, the one it picks
+ * now, and the reset time zone their quota resets are shown in. */
 typedef struct
 {
   GPtrArray *keys;
+  gint64     next_id;  /* 0 = none */
   GTimeZone *reset_tz;
 } KeyList;
 
@@ -172,13 +155,20 @@ list_job (GkBackend  *backend,
           gpointer    data,
           GError    **error)
 {
-  g_autoptr(GPtrArray) keys = gk_key_store_list (gk_backend_get_key_store (backend), error);
+  g_autoptr(GkKey) next = NULL;
   KeyList *list;
+  GPtrArray *keys;
 
+  keys = gk_key_store_list (gk_backend_get_key_store (backend), error);
   if (keys == NULL)
     return NULL;
+  g_ptr_array_sort (keys, compare_use_order_cb);
+
   list = g_new0 (KeyList, 1);
-  list->keys = g_steal_pointer (&keys);
+  list->keys = keys;
+  /* No key to pick is a state of the pool, not an error of the list. */
+  next = gk_pool_select (gk_backend_get_pool (backend), NULL, NULL, NULL);
+  list->next_id = next != NULL ? next->id : 0;
   list->reset_tz = gk_database_get_reset_timezone (gk_backend_get_database (backend));
   return list;
 }
@@ -215,10 +205,18 @@ list_done_cb (GObject      *object,
     }
   else
     {
+      GPtrArray *keys = list->keys;
+
       rows = g_ptr_array_new_with_free_func (g_object_unref);
-      for (guint i = 0; i < list->keys->len; i++)
-        g_ptr_array_add (rows, gk_key_row_new_with_reset_zone (g_ptr_array_index (list->keys, i),
-                                                               list->reset_tz));
+      for (guint i = 0; i < keys->len; i++)
+        {
+          const GkKey *key = g_ptr_array_index (keys, i);
+          GkKeyRow *row = gk_key_row_new_with_reset_zone (key, list->reset_tz);
+
+          gk_key_row_set_use_order (row, i);
+          gk_key_row_set_is_next (row, key->id == list->next_id);
+          g_ptr_array_add (rows, row);
+        }
 
       g_list_store_splice (self->store, 0, g_list_model_get_n_items (G_LIST_MODEL (self->store)),
                            rows->pdata, rows->len);
@@ -290,12 +288,23 @@ setup_cell_cb (GtkSignalListItemFactory *factory,
                                             "ellipsize", PANGO_ELLIPSIZE_END,
                                             NULL);
 
+        GtkWidget *next = g_object_new (GTK_TYPE_LABEL,
+                                        /* Translators: marks the key the next request gets. */
+                                        "label", C_("key", "Next"),
+                                        "valign", GTK_ALIGN_CENTER,
+                                        "tooltip-text", _("The next request uses this key"),
+                                        NULL);
+        GtkWidget *line = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+
         gtk_widget_add_css_class (title, "heading");
+        gtk_widget_add_css_class (next, "gk-next-key");
         gtk_widget_add_css_class (subtitle, "caption");
         gtk_widget_add_css_class (subtitle, "dim-label");
+        gtk_box_append (GTK_BOX (line), title);
+        gtk_box_append (GTK_BOX (line), next);
         widget = gtk_box_new (GTK_ORIENTATION_VERTICAL, 2);
         gtk_widget_set_valign (widget, GTK_ALIGN_CENTER);
-        gtk_box_append (GTK_BOX (widget), title);
+        gtk_box_append (GTK_BOX (widget), line);
         gtk_box_append (GTK_BOX (widget), subtitle);
       }
       break;
@@ -306,8 +315,22 @@ setup_cell_cb (GtkSignalListItemFactory *factory,
       break;
 
     case COLUMN_STATUS:
-      widget = g_object_new (GTK_TYPE_LABEL, "halign", GTK_ALIGN_START, "valign", GTK_ALIGN_CENTER, NULL);
-      gtk_widget_add_css_class (widget, "gk-badge");
+      {
+        GtkWidget *badge = g_object_new (GTK_TYPE_LABEL, "halign", GTK_ALIGN_START, NULL);
+        GtkWidget *detail = g_object_new (GTK_TYPE_LABEL,
+                                          "xalign", 0.0f,
+                                          "wrap", TRUE,
+                                          "wrap-mode", PANGO_WRAP_WORD_CHAR,
+                                          "max-width-chars", 28,
+                                          NULL);
+
+        gtk_widget_add_css_class (badge, "gk-badge");
+        gtk_widget_add_css_class (detail, "caption");
+        widget = gtk_box_new (GTK_ORIENTATION_VERTICAL, 2);
+        gtk_widget_set_valign (widget, GTK_ALIGN_CENTER);
+        gtk_box_append (GTK_BOX (widget), badge);
+        gtk_box_append (GTK_BOX (widget), detail);
+      }
       break;
 
     case COLUMN_PRIORITY:
@@ -383,7 +406,7 @@ build_row_menu (gint64 id)
     { N_("_Edit…"), "keys.edit", FALSE },
     { N_("_Copy Key"), "keys.copy", FALSE },
     { N_("_Test Key"), "keys.test", FALSE },
-    { N_("_Rotate…"), "keys.rotate", TRUE },
+    { N_("_Skip Until Reset…"), "keys.rotate", TRUE },
     { N_("_Delete…"), "keys.delete", TRUE },
   };
 
@@ -418,12 +441,15 @@ bind_cell_cb (GtkSignalListItemFactory *factory,
     {
     case COLUMN_NAME:
       {
-        GtkWidget *title = gtk_widget_get_first_child (widget);
-        GtkWidget *subtitle = gtk_widget_get_next_sibling (title);
+        GtkWidget *line = gtk_widget_get_first_child (widget);
+        GtkWidget *title = gtk_widget_get_first_child (line);
+        GtkWidget *next = gtk_widget_get_next_sibling (title);
+        GtkWidget *subtitle = gtk_widget_get_next_sibling (line);
         g_autofree char *text = NULL;
 
         gtk_label_set_text (GTK_LABEL (title), key->name);
         gtk_widget_set_tooltip_text (title, key->name);
+        gtk_widget_set_visible (next, gk_key_row_get_is_next (row));
         if (key->is_default && key->project != NULL)
           /* Translators: "Default key · <project>". */
           text = g_strdup_printf (_("Default · %s"), key->project);
@@ -432,23 +458,6 @@ bind_cell_cb (GtkSignalListItemFactory *factory,
         else
           text = g_strdup (key->project);
 
-        /* An active key rotated away by hand rests until the daily reset;
-         * say so, or the list would claim it is in use. */
-        if (key->status == GK_KEY_STATUS_ACTIVE &&
-            key->cooldown_until > g_get_real_time () / G_USEC_PER_SEC)
-          {
-            g_autoptr(GDateTime) until = g_date_time_new_from_unix_local (key->cooldown_until);
-            /* Translators: strftime format; the key is not used before then. */
-            g_autofree char *skipped = until != NULL ? g_date_time_format (until, _("Skipped until %H:%M")) : NULL;
-
-            if (skipped != NULL)
-              {
-                char *joined = text != NULL ? g_strdup_printf ("%s · %s", text, skipped) : g_strdup (skipped);
-
-                g_free (text);
-                text = joined;
-              }
-          }
         gtk_label_set_text (GTK_LABEL (subtitle), text != NULL ? text : "");
         gtk_widget_set_visible (subtitle, text != NULL);
       }
@@ -464,23 +473,17 @@ bind_cell_cb (GtkSignalListItemFactory *factory,
 
     case COLUMN_STATUS:
       {
-        static const char *classes[] = { "success", "warning", "error", "dim-label" };
+        GtkWidget *badge = gtk_widget_get_first_child (widget);
+        GtkWidget *detail = gtk_widget_get_next_sibling (badge);
+        g_autofree char *text = gk_key_row_dup_state_detail (row);
+        g_autofree char *until = gk_format_date_full (key->state_until);
 
-        for (guint i = 0; i < G_N_ELEMENTS (classes); i++)
-          gtk_widget_remove_css_class (widget, classes[i]);
-        gtk_widget_add_css_class (widget, gk_key_status_get_style_class (key->status));
-        gtk_label_set_text (GTK_LABEL (widget), gk_key_status_get_label (key->status));
-
-        if (key->status == GK_KEY_STATUS_RATE_LIMITED && key->cooldown_until > 0)
-          {
-            g_autoptr(GDateTime) until = g_date_time_new_from_unix_local (key->cooldown_until);
-            /* Translators: strftime format of a cooldown's end. */
-            g_autofree char *when = until != NULL ? g_date_time_format (until, _("until %H:%M")) : NULL;
-
-            gtk_widget_set_tooltip_text (widget, when);
-          }
-        else
-          gtk_widget_set_tooltip_text (widget, key->status_reason);
+        gtk_label_set_text (GTK_LABEL (badge), gk_key_state_get_label (key->state));
+        gk_key_state_apply_style_class (badge, key->state);
+        gk_key_state_apply_style_class (detail, key->state);
+        gtk_label_set_text (GTK_LABEL (detail), text != NULL ? text : "");
+        gtk_widget_set_visible (detail, text != NULL);
+        gtk_widget_set_tooltip_text (detail, until);
       }
       break;
 
@@ -511,10 +514,12 @@ bind_cell_cb (GtkSignalListItemFactory *factory,
 
     case COLUMN_LAST_USED:
       {
-        g_autofree char *text = gk_format_relative_time (key->last_used_at,
-                                                         g_get_real_time () / G_USEC_PER_SEC);
+        g_autofree char *text = gk_format_date (key->last_used_at);
+        g_autofree char *full = gk_format_date_full (key->last_used_at);
 
-        gtk_label_set_text (GTK_LABEL (widget), text);
+        gtk_label_set_text (GTK_LABEL (widget),
+                            key->last_used_at > 0 ? text : C_("last used", "Never"));
+        gtk_widget_set_tooltip_text (widget, full);
       }
       break;
 
@@ -529,6 +534,66 @@ bind_cell_cb (GtkSignalListItemFactory *factory,
     default:
       g_assert_not_reached ();
     }
+}
+
+/* Sorting: the column view's sorters compare rows; ties keep the order of
+ * use, which is also the order when no column is sorted. */
+
+static int
+compare_int64 (gint64 a,
+               gint64 b)
+{
+  return a < b ? -1 : (a > b ? 1 : 0);
+}
+
+static int
+compare_rows_cb (gconstpointer a,
+                 gconstpointer b,
+                 gpointer      user_data)
+{
+  Column column = GPOINTER_TO_INT (user_data);
+  GkKeyRow *row_a = (GkKeyRow *) a, *row_b = (GkKeyRow *) b;
+  const GkKey *ka = gk_key_row_get_key (row_a);
+  const GkKey *kb = gk_key_row_get_key (row_b);
+  int result = 0;
+
+  switch (column)
+    {
+    case COLUMN_NAME:
+      {
+        g_autofree char *ca = g_utf8_collate_key (ka->name, -1);
+        g_autofree char *cb = g_utf8_collate_key (kb->name, -1);
+
+        result = strcmp (ca, cb);
+      }
+      break;
+    case COLUMN_KEY:
+      result = g_strcmp0 (ka->key_hint, kb->key_hint);
+      break;
+    case COLUMN_STATUS:
+      result = compare_int64 (ka->state, kb->state);
+      break;
+    case COLUMN_PRIORITY:
+      result = compare_int64 (ka->priority, kb->priority);
+      break;
+    case COLUMN_QUOTAS:
+      {
+        double sa = gk_key_remaining_share (ka), sb = gk_key_remaining_share (kb);
+
+        result = sa < sb ? -1 : (sa > sb ? 1 : 0);
+      }
+      break;
+    case COLUMN_LAST_USED:
+      result = compare_int64 (ka->last_used_at, kb->last_used_at);
+      break;
+    case COLUMN_MENU:
+    default:
+      break;
+    }
+
+  if (result == 0)
+    result = compare_int64 (gk_key_row_get_use_order (row_a), gk_key_row_get_use_order (row_b));
+  return result < 0 ? GTK_ORDERING_SMALLER : (result > 0 ? GTK_ORDERING_LARGER : GTK_ORDERING_EQUAL);
 }
 
 static void
@@ -546,6 +611,13 @@ add_column (GkKeysPage *self,
   view_column = gtk_column_view_column_new (title, g_object_ref (factory));
   gtk_column_view_column_set_expand (view_column, expand);
   gtk_column_view_column_set_resizable (view_column, column != COLUMN_MENU);
+  if (column != COLUMN_MENU)
+    {
+      g_autoptr(GtkCustomSorter) sorter = gtk_custom_sorter_new (compare_rows_cb,
+                                                                 GINT_TO_POINTER (column), NULL);
+
+      gtk_column_view_column_set_sorter (view_column, GTK_SORTER (sorter));
+    }
   gtk_column_view_append_column (self->column_view, view_column);
 }
 
@@ -764,12 +836,12 @@ rotate_done_cb (GObject      *object,
     }
 
   if (*next == 0)
-    toast (self, _("Key rotated; no other key is available now"));
+    toast (self, _("Key skipped until the daily reset; no other key is available now"));
   else
     {
       GkKeyRow *row = find_row (self, *next);
       /* Translators: %s is the name of the key used next. */
-      g_autofree char *text = g_strdup_printf (_("Key rotated; “%s” is used next"),
+      g_autofree char *text = g_strdup_printf (_("Key skipped until the daily reset; “%s” is used next"),
                                                row != NULL ? gk_key_row_get_name (row) : "?");
       toast (self, text);
     }
@@ -876,10 +948,10 @@ rotate_action_cb (GtkWidget  *widget,
     return;
 
   /* Translators: %s is a key's name. */
-  heading = g_strdup_printf (_("Rotate “%s”?"), gk_key_row_get_name (row));
-  confirm (self, row, "rotate", _("_Rotate"), heading,
-           _("The key is taken out of service until the next daily reset and the next key takes "
-             "over. The rotation is logged as manual."));
+  heading = g_strdup_printf (_("Skip “%s” Until the Daily Reset?"), gk_key_row_get_name (row));
+  confirm (self, row, "rotate", _("_Skip"), heading,
+           _("Requests go to the next key until the daily reset; then this key is used again. "
+             "The key itself is not changed or replaced. This is logged as a manual rotation."));
 }
 
 static void
@@ -919,7 +991,216 @@ static void
 stop_search_cb (GkKeysPage *self)
 {
   gtk_editable_set_text (GTK_EDITABLE (self->search_entry), "");
-  gtk_search_bar_set_search_mode (self->search_bar, FALSE);
+}
+
+static gboolean
+state_filter_cb (gpointer item,
+                 gpointer user_data)
+{
+  GkKeysPage *self = user_data;
+
+  return self->shown_state == GK_KEY_N_STATES
+         || gk_key_row_get_key (GK_KEY_ROW (item))->state == self->shown_state;
+}
+
+static void
+state_selected_cb (GkKeysPage *self)
+{
+  guint selected = gtk_drop_down_get_selected (self->state_dropdown);
+
+  /* Item 0 is "All states"; then the states in the model's order. */
+  gk_keys_page_set_state_filter (self, selected == 0 || selected == GTK_INVALID_LIST_POSITION
+                                         ? GK_KEY_N_STATES
+                                         : (GkKeyState) (selected - 1));
+}
+
+/* Bulk actions on the selected rows */
+
+typedef struct
+{
+  GArray      *ids;      /* gint64 */
+  GkKeyStatus  status;   /* for enable/disable */
+  gboolean     delete;
+} BulkJob;
+
+static void
+bulk_job_free (BulkJob *job)
+{
+  g_array_unref (job->ids);
+  g_free (job);
+}
+
+static gpointer
+bulk_job (GkBackend  *backend,
+          gpointer    data,
+          GError    **error)
+{
+  BulkJob *job = data;
+  GkKeyStore *store = gk_backend_get_key_store (backend);
+
+  for (guint i = 0; i < job->ids->len; i++)
+    {
+      gint64 id = g_array_index (job->ids, gint64, i);
+      gboolean ok = job->delete ? gk_key_store_delete (store, id, error)
+                                : gk_key_store_set_status (store, id, job->status, NULL, error);
+
+      if (!ok)
+        return NULL;
+    }
+  return GINT_TO_POINTER (TRUE);
+}
+
+static void
+bulk_done_cb (GObject      *object,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  g_autoptr(GkKeysPage) self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (gk_backend_run_finish (GK_BACKEND (object), result, &error) == NULL)
+    toast_error (self, error);
+  if (self->backend != NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      gtk_selection_model_unselect_all (GTK_SELECTION_MODEL (self->selection));
+      gk_backend_notify_changed (self->backend);
+    }
+}
+
+/* The ids of the selected rows; with @only_status >= 0, only rows whose
+ * stored status is (or, @negate, is not) that one. */
+static GArray *
+selected_ids (GkKeysPage *self,
+              int         only_status,
+              gboolean    negate)
+{
+  GListModel *model = G_LIST_MODEL (self->selection);
+  g_autoptr(GtkBitset) selected = gtk_selection_model_get_selection (GTK_SELECTION_MODEL (self->selection));
+  GArray *ids = g_array_new (FALSE, FALSE, sizeof (gint64));
+  GtkBitsetIter iter;
+  guint position;
+
+  for (gboolean more = gtk_bitset_iter_init_first (&iter, selected, &position); more;
+       more = gtk_bitset_iter_next (&iter, &position))
+    {
+      g_autoptr(GkKeyRow) row = g_list_model_get_item (model, position);
+      gint64 id;
+
+      if (row == NULL)
+        continue;
+      if (only_status >= 0
+          && ((int) gk_key_row_get_key (row)->status == only_status) == negate)
+        continue;
+      id = gk_key_row_get_id (row);
+      g_array_append_val (ids, id);
+    }
+  return ids;
+}
+
+static void
+run_bulk (GkKeysPage *self,
+          GArray     *ids,
+          GkKeyStatus status,
+          gboolean    delete)
+{
+  BulkJob *job;
+
+  if (ids->len == 0 || self->backend == NULL)
+    {
+      g_array_unref (ids);
+      return;
+    }
+  job = g_new0 (BulkJob, 1);
+  job->ids = ids;
+  job->status = status;
+  job->delete = delete;
+  gk_backend_run_async (self->backend, bulk_job, job, (GDestroyNotify) bulk_job_free, NULL,
+                        self->cancellable, bulk_done_cb, g_object_ref (self));
+}
+
+static void
+enable_selected_cb (GtkWidget  *widget,
+                    const char *action_name,
+                    GVariant   *parameter)
+{
+  GkKeysPage *self = GK_KEYS_PAGE (widget);
+
+  /* Only turned-off keys are turned on: a rejected key stays rejected. */
+  run_bulk (self, selected_ids (self, GK_KEY_STATUS_INACTIVE, FALSE), GK_KEY_STATUS_ACTIVE, FALSE);
+}
+
+static void
+disable_selected_cb (GtkWidget  *widget,
+                     const char *action_name,
+                     GVariant   *parameter)
+{
+  GkKeysPage *self = GK_KEYS_PAGE (widget);
+
+  run_bulk (self, selected_ids (self, GK_KEY_STATUS_INACTIVE, TRUE), GK_KEY_STATUS_INACTIVE, FALSE);
+}
+
+static void
+delete_selected_response_cb (AdwMessageDialog *dialog,
+                             const char       *response,
+                             GkKeysPage       *self)
+{
+  GArray *ids = g_object_steal_data (G_OBJECT (dialog), "gk-key-ids");
+
+  if (g_str_equal (response, "delete") && ids != NULL)
+    run_bulk (self, ids, GK_KEY_STATUS_INACTIVE, TRUE);
+  else if (ids != NULL)
+    g_array_unref (ids);
+}
+
+static void
+delete_selected_cb (GtkWidget  *widget,
+                    const char *action_name,
+                    GVariant   *parameter)
+{
+  GkKeysPage *self = GK_KEYS_PAGE (widget);
+  GArray *ids = selected_ids (self, -1, FALSE);
+  g_autofree char *heading = NULL;
+  GtkWidget *dialog;
+
+  if (ids->len == 0)
+    {
+      g_array_unref (ids);
+      return;
+    }
+
+  heading = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "Delete %u Key?", "Delete %u Keys?",
+                                          ids->len),
+                             ids->len);
+  dialog = adw_message_dialog_new (get_parent_window (self), heading,
+                                   _("The encrypted keys are destroyed and cannot be recovered. "
+                                     "Their usage and rotation history are kept."));
+  adw_message_dialog_add_responses (ADW_MESSAGE_DIALOG (dialog),
+                                    "cancel", _("_Cancel"),
+                                    "delete", _("_Delete"),
+                                    NULL);
+  adw_message_dialog_set_response_appearance (ADW_MESSAGE_DIALOG (dialog), "delete",
+                                              ADW_RESPONSE_DESTRUCTIVE);
+  adw_message_dialog_set_default_response (ADW_MESSAGE_DIALOG (dialog), "cancel");
+  adw_message_dialog_set_close_response (ADW_MESSAGE_DIALOG (dialog), "cancel");
+  g_object_set_data_full (G_OBJECT (dialog), "gk-key-ids", ids, (GDestroyNotify) g_array_unref);
+  g_signal_connect_object (dialog, "response", G_CALLBACK (delete_selected_response_cb), self, 0);
+  gtk_window_present (GTK_WINDOW (dialog));
+}
+
+static void
+selection_changed_cb (GkKeysPage *self)
+{
+  g_autoptr(GtkBitset) selected = gtk_selection_model_get_selection (GTK_SELECTION_MODEL (self->selection));
+  guint64 n = gtk_bitset_get_size (selected);
+  g_autofree char *text = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u key selected",
+                                                        "%u keys selected", (gulong) n),
+                                           (guint) n);
+
+  gtk_label_set_text (self->bulk_label, text);
+  gtk_action_bar_set_revealed (self->bulk_bar, n > 0);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "keys.enable-selected", n > 0);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "keys.disable-selected", n > 0);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "keys.delete-selected", n > 0);
 }
 
 static void
@@ -968,6 +1249,9 @@ gk_keys_page_finalize (GObject *object)
 
   g_clear_object (&self->store);
   g_clear_object (&self->filter);
+  g_clear_object (&self->state_filter);
+  g_clear_object (&self->sorted);
+  g_clear_object (&self->selection);
   g_clear_object (&self->cancellable);
 
   G_OBJECT_CLASS (gk_keys_page_parent_class)->finalize (object);
@@ -1025,7 +1309,11 @@ gk_keys_page_class_init (GkKeysPageClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GkKeysPage, search_bar);
   gtk_widget_class_bind_template_child (widget_class, GkKeysPage, search_entry);
   gtk_widget_class_bind_template_child (widget_class, GkKeysPage, column_view);
+  gtk_widget_class_bind_template_child (widget_class, GkKeysPage, state_dropdown);
+  gtk_widget_class_bind_template_child (widget_class, GkKeysPage, bulk_bar);
+  gtk_widget_class_bind_template_child (widget_class, GkKeysPage, bulk_label);
   gtk_widget_class_bind_template_callback (widget_class, search_changed_cb);
+  gtk_widget_class_bind_template_callback (widget_class, state_selected_cb);
   gtk_widget_class_bind_template_callback (widget_class, stop_search_cb);
 
   gtk_widget_class_install_action (widget_class, "keys.add", NULL, add_action_cb);
@@ -1035,28 +1323,44 @@ gk_keys_page_class_init (GkKeysPageClass *klass)
   gtk_widget_class_install_action (widget_class, "keys.test", "x", test_action_cb);
   gtk_widget_class_install_action (widget_class, "keys.rotate", "x", rotate_action_cb);
   gtk_widget_class_install_action (widget_class, "keys.delete", "x", delete_action_cb);
+  gtk_widget_class_install_action (widget_class, "keys.enable-selected", NULL, enable_selected_cb);
+  gtk_widget_class_install_action (widget_class, "keys.disable-selected", NULL, disable_selected_cb);
+  gtk_widget_class_install_action (widget_class, "keys.delete-selected", NULL, delete_selected_cb);
 }
 
 static void
 gk_keys_page_init (GkKeysPage *self)
 {
   g_autoptr(GtkFilterListModel) filtered = NULL;
-  g_autoptr(GtkNoSelection) selection = NULL;
+  g_autoptr(GtkEveryFilter) every = NULL;
+  g_autoptr(GtkStringList) states = NULL;
 
   gtk_widget_init_template (GTK_WIDGET (self));
 
   self->cancellable = g_cancellable_new ();
   self->store = g_list_store_new (GK_TYPE_KEY_ROW);
-  self->filter = gtk_string_filter_new (gtk_property_expression_new (GK_TYPE_KEY_ROW, NULL, "name"));
+  self->shown_state = GK_KEY_N_STATES;
+
+  /* Search the name, the project and the masked key. */
+  self->filter = gtk_string_filter_new (gtk_property_expression_new (GK_TYPE_KEY_ROW, NULL, "search-text"));
   gtk_string_filter_set_match_mode (self->filter, GTK_STRING_FILTER_MATCH_MODE_SUBSTRING);
   gtk_string_filter_set_ignore_case (self->filter, TRUE);
+  self->state_filter = gtk_custom_filter_new (state_filter_cb, self, NULL);
+  every = gtk_every_filter_new ();
+  gtk_multi_filter_append (GTK_MULTI_FILTER (every), g_object_ref (GTK_FILTER (self->filter)));
+  gtk_multi_filter_append (GTK_MULTI_FILTER (every), g_object_ref (GTK_FILTER (self->state_filter)));
 
   filtered = gtk_filter_list_model_new (g_object_ref (G_LIST_MODEL (self->store)),
-                                        g_object_ref (GTK_FILTER (self->filter)));
-  selection = gtk_no_selection_new (G_LIST_MODEL (g_steal_pointer (&filtered)));
-  gtk_column_view_set_model (self->column_view, GTK_SELECTION_MODEL (selection));
+                                        GTK_FILTER (g_steal_pointer (&every)));
+  self->sorted = gtk_sort_list_model_new (G_LIST_MODEL (g_steal_pointer (&filtered)), NULL);
+  self->selection = gtk_multi_selection_new (g_object_ref (G_LIST_MODEL (self->sorted)));
+  gtk_column_view_set_model (self->column_view, GTK_SELECTION_MODEL (self->selection));
   g_signal_connect_object (self->column_view, "activate", G_CALLBACK (row_activated_cb), self,
                            G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->selection, "selection-changed", G_CALLBACK (selection_changed_cb),
+                           self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->selection, "items-changed", G_CALLBACK (selection_changed_cb),
+                           self, G_CONNECT_SWAPPED);
 
   add_column (self, COLUMN_NAME, _("Name"), TRUE);
   add_column (self, COLUMN_KEY, _("Key"), FALSE);
@@ -1065,10 +1369,19 @@ gk_keys_page_init (GkKeysPage *self)
   add_column (self, COLUMN_QUOTAS, _("Token Quotas"), FALSE);
   add_column (self, COLUMN_LAST_USED, _("Last Used"), FALSE);
   add_column (self, COLUMN_MENU, NULL, FALSE);
+  /* No column sorted: the order of use, as loaded. */
+  gtk_sort_list_model_set_sorter (self->sorted, gtk_column_view_get_sorter (self->column_view));
+
+  states = gtk_string_list_new (NULL);
+  gtk_string_list_append (states, _("All States"));
+  for (guint i = 0; i < GK_KEY_N_STATES; i++)
+    gtk_string_list_append (states, gk_key_state_get_label (i));
+  gtk_drop_down_set_model (self->state_dropdown, G_LIST_MODEL (states));
 
   gtk_search_bar_connect_entry (self->search_bar, GTK_EDITABLE (self->search_entry));
   /* Typing over the list starts filtering it. */
   gtk_search_bar_set_key_capture_widget (self->search_bar, GTK_WIDGET (self));
+  selection_changed_cb (self);
 }
 
 /* Public API */
@@ -1122,4 +1435,45 @@ gk_keys_page_focus_search (GkKeysPage *self)
 
   gtk_search_bar_set_search_mode (self->search_bar, TRUE);
   gtk_widget_grab_focus (GTK_WIDGET (self->search_entry));
+}
+
+GListModel *
+gk_keys_page_get_shown (GkKeysPage *self)
+{
+  g_return_val_if_fail (GK_IS_KEYS_PAGE (self), NULL);
+
+  return G_LIST_MODEL (self->sorted);
+}
+
+GtkSelectionModel *
+gk_keys_page_get_selection (GkKeysPage *self)
+{
+  g_return_val_if_fail (GK_IS_KEYS_PAGE (self), NULL);
+
+  return GTK_SELECTION_MODEL (self->selection);
+}
+
+void
+gk_keys_page_set_state_filter (GkKeysPage *self,
+                               GkKeyState  state)
+{
+  g_return_if_fail (GK_IS_KEYS_PAGE (self));
+  g_return_if_fail (state <= GK_KEY_N_STATES);
+
+  if (self->shown_state == state)
+    return;
+  self->shown_state = state;
+  gtk_drop_down_set_selected (self->state_dropdown, state == GK_KEY_N_STATES ? 0 : state + 1);
+  gtk_filter_changed (GTK_FILTER (self->state_filter), GTK_FILTER_CHANGE_DIFFERENT);
+}
+
+void
+gk_keys_page_set_search (GkKeysPage *self,
+                         const char *text)
+{
+  g_return_if_fail (GK_IS_KEYS_PAGE (self));
+
+  gtk_editable_set_text (GTK_EDITABLE (self->search_entry), text != NULL ? text : "");
+  /* Not waiting for the entry's delay: the caller asked for it now. */
+  gtk_string_filter_set_search (self->filter, text);
 }

@@ -21,7 +21,8 @@ G_DECLARE_FINAL_TYPE (GkKeysPage, gk_keys_page, GK, KEYS_PAGE, AdwBin)
 GtkWidget  *gk_keys_page_new          (void);
 void        gk_keys_page_set_backend  (GkKeysPage *self,
                                        GkBackend  *backend);
-/* The keys shown (GkKeyRow items, before the search filter). */
+/* The keys loaded (GkKeyRow items in the order they will be used, before
+ * search, filter and sort). */
 GListModel *gk_keys_page_get_keys     (GkKeysPage *self);
 /* TRUE while the list is being (re)loaded. */
 gboolean    gk_keys_page_get_loading  (GkKeysPage *self);
@@ -30,8 +31,15 @@ void        gk_keys_page_add_key      (GkKeysPage *self);
 /* Shows the search bar and focuses it (Ctrl+F). */
 void        gk_keys_page_focus_search (GkKeysPage *self);
 
-/* "3 min ago", "Yesterday 14:05", "12 Mar 2026"; "Never" for 0. */
-char       *gk_format_relative_time   (gint64      time,
-                                       gint64      now);
+/* The rows as shown: searched, filtered by state and sorted. */
+GListModel *gk_keys_page_get_shown    (GkKeysPage *self);
+/* The selection over the shown rows (multi-select for bulk actions). */
+GtkSelectionModel *gk_keys_page_get_selection (GkKeysPage *self);
+/* Shows only the keys in @state; GK_KEY_N_STATES shows every key. */
+void        gk_keys_page_set_state_filter (GkKeysPage *self,
+                                           GkKeyState  state);
+/* Sets the search text (name, project or the masked key's tail). */
+void        gk_keys_page_set_search   (GkKeysPage *self,
+                                       const char *text);
 
 G_END_DECLS

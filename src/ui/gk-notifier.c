@@ -88,7 +88,7 @@ gk_notifier_build_notification (const GkAlert  *alert,
       break;
     case GK_ALERT_BUDGET:
     default:
-      title = _("Budget Reached");
+      title = _("Key Over Budget");
       body = g_strdup_printf (_("“%s” reached its monthly budget of $%.2f."), alert->key_name,
                               alert->value);
       tab = "keys";
@@ -183,13 +183,16 @@ send_rotation (GkNotifier          *self,
   g_autoptr(GNotification) notification = g_notification_new (_("Key rotated"));
   g_autofree char *body = NULL;
 
+  const char *state = gk_key_state_get_label (gk_rotation_reason_get_state (row->reason));
+
+  /* The reason in the badge's words ("Cooling down", "Skipped by you", …). */
   if (row->to_key_name != NULL)
-    /* Translators: "<key> was taken out of service; <key> is used now." */
-    body = g_strdup_printf (_("“%s” was taken out of service; “%s” is used now."),
-                            row->from_key_name, row->to_key_name);
+    /* Translators: "<key> was taken out of service (<state>); <key> is used now." */
+    body = g_strdup_printf (_("“%s” was taken out of service (%s); “%s” is used now."),
+                            row->from_key_name, state, row->to_key_name);
   else
-    body = g_strdup_printf (_("“%s” was taken out of service and no other key is available."),
-                            row->from_key_name);
+    body = g_strdup_printf (_("“%s” was taken out of service (%s) and no other key is available."),
+                            row->from_key_name, state);
   g_notification_set_body (notification, body);
   g_notification_set_default_action_and_target (notification, "app.show-tab", "s", "rotations");
   g_application_send_notification (self->application, "rotation", notification);

@@ -27,6 +27,7 @@ enum {
   ITEM_PROP_TO,
   ITEM_PROP_REASON,
   ITEM_PROP_TRIGGER,
+  ITEM_PROP_TIME_FULL,
   ITEM_N_PROPS
 };
 
@@ -67,7 +68,7 @@ static void
 gk_rotation_item_class_init (GkRotationItemClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
-  static const char * const names[] = { NULL, "time", "from", "to", "reason", "trigger" };
+  static const char * const names[] = { NULL, "time", "from", "to", "reason", "trigger", "time-full" };
 
   object_class->finalize = gk_rotation_item_finalize;
   object_class->get_property = gk_rotation_item_get_property;
@@ -89,7 +90,8 @@ gk_rotation_item_new (const GkRotationRow *row)
 {
   GkRotationItem *self = g_object_new (GK_TYPE_ROTATION_ITEM, NULL);
 
-  self->texts[ITEM_PROP_TIME] = gk_format_time (row->created_at);
+  self->texts[ITEM_PROP_TIME] = gk_format_date (row->created_at);
+  self->texts[ITEM_PROP_TIME_FULL] = gk_format_date_full (row->created_at);
   self->texts[ITEM_PROP_FROM] = g_strdup (row->from_key_name != NULL ? row->from_key_name : "");
   self->texts[ITEM_PROP_TO] = g_strdup (row->to_key_name != NULL ? row->to_key_name
                                                                  : C_("rotation target", "None"));
@@ -360,21 +362,8 @@ gk_rotations_page_get_loading (GkRotationsPage *self)
 const char *
 gk_rotation_reason_label (GkRotationReason reason)
 {
-  switch (reason)
-    {
-    case GK_ROTATION_QUOTA_LOW:
-      return C_("rotation reason", "Quota low");
-    case GK_ROTATION_RATE_LIMITED:
-      return C_("rotation reason", "Rate limited");
-    case GK_ROTATION_INVALID_KEY:
-      return C_("rotation reason", "Invalid key");
-    case GK_ROTATION_BUDGET:
-      return C_("rotation reason", "Budget reached");
-    case GK_ROTATION_MANUAL:
-      return C_("rotation reason", "Manual");
-    default:
-      return "";
-    }
+  /* The badge's words: the state the rotation left the key in. */
+  return gk_key_state_get_label (gk_rotation_reason_get_state (reason));
 }
 
 char *

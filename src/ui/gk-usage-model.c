@@ -46,6 +46,7 @@ enum {
   ITEM_PROP_COST,
   ITEM_PROP_STATUS,
   ITEM_PROP_USER,
+  ITEM_PROP_TIME_FULL,
   ITEM_N_PROPS
 };
 
@@ -63,7 +64,7 @@ item_text (GkUsageItem *self,
   switch (prop_id)
     {
     case ITEM_PROP_TIME:
-      return gk_format_time (row->created_at);
+      return gk_format_date (row->created_at);
     case ITEM_PROP_KEY:
       return g_strdup (row->key_name != NULL ? row->key_name : "");
     case ITEM_PROP_MODEL:
@@ -74,13 +75,15 @@ item_text (GkUsageItem *self,
       /* Never a guess: an unknown model shows as unpriced, not as $0. */
       if (!row->priced)
         return g_strdup (C_("cost", "Unpriced"));
-      return gk_format_money (row->cost_usd);
+      return gk_format_money_per_request (row->cost_usd);
     case ITEM_PROP_STATUS:
       if (row->http_status > 0 && row->status != GK_USAGE_SUCCESS)
         return g_strdup_printf ("%s (%d)", gk_usage_status_label (row->status), row->http_status);
       return g_strdup (gk_usage_status_label (row->status));
     case ITEM_PROP_USER:
       return g_strdup (row->user_id != NULL ? row->user_id : "");
+    case ITEM_PROP_TIME_FULL:
+      return gk_format_date_full (row->created_at);
     default:
       g_assert_not_reached ();
     }
@@ -117,7 +120,7 @@ gk_usage_item_class_init (GkUsageItemClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
   static const char * const names[] = {
-    NULL, "loaded", "time", "key", "model", "tokens", "cost", "status", "user",
+    NULL, "loaded", "time", "key", "model", "tokens", "cost", "status", "user", "time-full",
   };
 
   object_class->finalize = gk_usage_item_finalize;
@@ -704,38 +707,6 @@ gk_usage_model_get_n_cached_pages (GkUsageModel *self)
 }
 
 /* Formatting */
-
-char *
-gk_format_count (gint64 count)
-{
-  return g_strdup_printf ("%'" G_GINT64_FORMAT, count);
-}
-
-char *
-gk_format_money (double usd)
-{
-  /* A single request usually costs a fraction of a cent: two significant
-   * digits keep it from reading as free ("$0.0015", not "$0.00"), and
-   * below a dime they keep a column of such costs at one precision
-   * ("$0.012" beside "$0.0042", not "$0.01"). */
-  if (usd > 0 && usd < SIGNIFICANT_BELOW)
-    {
-      int decimals = MIN (MAX_MONEY_DECIMALS, 1 - (int) floor (log10 (usd)));
-
-      return g_strdup_printf ("$%.*f", decimals, usd);
-    }
-  return g_strdup_printf ("$%'.2f", usd);
-}
-
-char *
-gk_format_time (gint64 unix_time)
-{
-  g_autoptr(GDateTime) dt = g_date_time_new_from_unix_local (unix_time);
-
-  if (dt == NULL)
-    return g_strdup ("");
-  return g_date_time_format (dt, "%x %X");
-}
 
 const char *
 gk_usage_status_label (GkUsageStatus status)

@@ -12,6 +12,8 @@
 
 #include <gio/gio.h>
 
+#include "gk-format.h"
+
 #include "gk-core.h"
 
 G_BEGIN_DECLS
@@ -46,9 +48,6 @@ guint         gk_usage_model_get_n_cached_pages (GkUsageModel *self);
 /* Formatting shared by the pages: locale-grouped counts ("1,234"), US
  * dollars ("$1,234.56"; under a dime with two significant digits,
  * "$0.0015", "$0.012") and local times ("%x %X"). */
-char         *gk_format_count    (gint64      count);
-char         *gk_format_money    (double      usd);
-char         *gk_format_time     (gint64      unix_time);
 /* A translated label for a usage status ("Success", "Rate limited", …). */
 const char   *gk_usage_status_label (GkUsageStatus status);
 

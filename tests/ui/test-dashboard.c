@@ -150,7 +150,7 @@ test_cards (void)
                    ==, "content");
   /* The last 7 days: the four recent requests, one of them failed. */
   g_assert_cmpstr (card_value (page, "Keys"), ==, "3");
-  g_assert_cmpstr (card_detail (page, "Keys"), ==, "2 active · 1 inactive");
+  g_assert_cmpstr (card_detail (page, "Keys"), ==, "2 Available · 1 Turned off");
   g_assert_cmpstr (card_value (page, "Requests, Last 7 Days"), ==, "4");
   g_assert_cmpstr (card_detail (page, "Requests, Last 7 Days"), ==, "1 failed");
   g_assert_cmpstr (card_value (page, "Success Rate"), ==, "75.0%");
@@ -171,7 +171,7 @@ test_cards (void)
   g_assert_cmpint (table_rows (rotations), ==, 1);
   g_assert_cmpstr (cell (rotations, 1, 1), ==, "alpha");
   g_assert_cmpstr (cell (rotations, 2, 1), ==, "beta");
-  g_assert_cmpstr (cell (rotations, 3, 1), ==, "Quota low");
+  g_assert_cmpstr (cell (rotations, 3, 1), ==, "Near quota");
   g_assert_cmpstr (cell (rotations, 4, 1), ==, "Automatic");
 
   /* 30 days take in the old request too. */

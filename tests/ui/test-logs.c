@@ -7,6 +7,7 @@
 
 #include <adwaita.h>
 #include <locale.h>
+#include <time.h>
 
 #include "gk-backend.h"
 #include "gk-database-private.h"
@@ -162,10 +163,10 @@ test_usage_page (void)
 
     g_assert_cmpint (gk_usage_item_get_row (newest)->created_at, ==, 1773500150);
     g_assert_cmpstr (key, ==, "beta");
-    g_assert_cmpstr (cost, ==, "$0.010");
+    g_assert_cmpstr (cost, ==, "$0.0100");
     g_assert_cmpint (gk_usage_item_get_row (failed)->created_at, ==, 1773500148);
     g_assert_cmpstr (status, ==, "Error");
-    g_assert_cmpstr (failed_cost, ==, "$0.00");
+    g_assert_cmpstr (failed_cost, ==, "$0.0000");
   }
 
   gk_usage_page_set_filter (usage, 0, 500);
@@ -190,7 +191,7 @@ test_usage_page (void)
   gk_usage_page_set_filter (usage, 1, 10);
   wait_usage (usage);
   g_assert_cmpuint (n_rows (usage), ==, 10);
-  assert_summary (page, "10", "7", "3", "$0.070");
+  assert_summary (page, "10", "7", "3", "$0.07");
 
   /* A new request shows when the backend says the data changed, on top. */
   gk_usage_page_set_filter (usage, 0, 500);
@@ -277,10 +278,10 @@ test_rotations_page (void)
 
     g_assert_cmpstr (from, ==, "alpha");
     g_assert_cmpstr (to, ==, "beta");
-    g_assert_cmpstr (reason, ==, "Manual");
+    g_assert_cmpstr (reason, ==, "Skipped by you");
     g_assert_cmpstr (trigger, ==, "Manual (ann)");
     g_assert_cmpstr (to_none, ==, "None");
-    g_assert_cmpstr (reason_rate, ==, "Rate limited");
+    g_assert_cmpstr (reason_rate, ==, "Cooling down");
     g_assert_cmpstr (trigger_auto, ==, "Automatic");
   }
 
@@ -460,34 +461,107 @@ test_rotations_never_block (void)
   gk_ui_test_finalize_object (page);
 }
 
-/* Costs under a dime keep two significant digits; counts and money group
- * by the locale (none under C.UTF-8, which gk_ui_test_fixed_locale () sets). */
+/* Amounts take two decimals, four below one cent; per-request costs always
+ * four. Counts and money group by the locale (none under C.UTF-8). */
 static void
 test_format (void)
 {
-  static const struct { double usd; const char *text; } money[] = {
-    { 0, "$0.00" },
-    { 0.0015, "$0.0015" },
-    { 0.000123, "$0.00012" },
-    { 0.009, "$0.0090" },
-    { 0.01, "$0.010" },
-    { 0.0116, "$0.012" },
-    { 0.25, "$0.25" },
-    { 12.5, "$12.50" },
-    { 1234.567, "$1234.57" },
+  static const struct { double usd; const char *text; const char *per_request; } money[] = {
+    { 0, "$0.00", "$0.0000" },
+    { 0.0015, "$0.0015", "$0.0015" },
+    { 0.000012, "< $0.0001", "< $0.0001" },
+    { 0.009, "$0.0090", "$0.0090" },
+    { 0.01, "$0.01", "$0.0100" },
+    { 0.0116, "$0.01", "$0.0116" },
+    { 0.25, "$0.25", "$0.2500" },
+    { 12.5, "$12.50", "$12.5000" },
+    { 1234.567, "$1234.57", "$1234.5670" },
   };
+  g_autofree char *saved = g_strdup (setlocale (LC_ALL, NULL));
 
+  /* The expected texts are those of a locale without grouping. */
+  if (setlocale (LC_ALL, "C.UTF-8") == NULL)
+    setlocale (LC_ALL, "C");
   for (guint i = 0; i < G_N_ELEMENTS (money); i++)
     {
       g_autofree char *text = gk_format_money (money[i].usd);
+      g_autofree char *per_request = gk_format_money_per_request (money[i].usd);
 
       g_assert_cmpstr (text, ==, money[i].text);
+      g_assert_cmpstr (per_request, ==, money[i].per_request);
     }
   {
     g_autofree char *count = gk_format_count (1234567);
 
     g_assert_cmpstr (count, ==, "1234567");
   }
+  setlocale (LC_ALL, saved);
+}
+
+/* GNOME-style dates: today, yesterday, a weekday with the day this year,
+ * the year otherwise; 24-hour unless the desktop says 12-hour. */
+static void
+test_format_dates (void)
+{
+  g_autofree char *saved = g_strdup (setlocale (LC_ALL, NULL));
+  g_autofree char *saved_tz = g_strdup (g_getenv ("TZ"));
+  /* Wed 2 Dec 2026 20:23 UTC. */
+  const gint64 now = 1796242980;
+  static const struct { gint64 time; const char *text; } dates[] = {
+    { 1796242980 - 60, "Today 20:22" },
+    { 1796242980 - 11 * 3600 - 13 * 60, "Today 09:10" },
+    { 1796242980 - 24 * 3600 - 11 * 3600 - 13 * 60, "Yesterday 09:10" },
+    { 1796242980 - 20 * 3600 - 24 * 60, "Yesterday 23:59" },
+    { 1796242980 - 2 * 24 * 3600 - 6 * 3600 - 18 * 60, "Mon 30 Nov 14:05" },
+    { 1796242980 - 365 * 24 * 3600, "Tue 2 Dec 2025 20:23" },
+  };
+
+  if (setlocale (LC_ALL, "C.UTF-8") == NULL)
+    setlocale (LC_ALL, "C");
+  g_setenv ("TZ", "UTC", TRUE);
+  tzset ();
+  for (guint i = 0; i < G_N_ELEMENTS (dates); i++)
+    {
+      g_autofree char *text = gk_format_date_at (dates[i].time, now);
+
+      g_assert_cmpstr (text, ==, dates[i].text);
+    }
+  {
+    g_autofree char *never = gk_format_date_at (0, now);
+    g_autofree char *full = gk_format_date_full (now);
+
+    g_assert_cmpstr (never, ==, "");
+    g_assert_cmpstr (full, ==, "Wednesday 2 December 2026, 20:23:00");
+  }
+
+  /* The desktop's 12-hour setting, when its schema is installed. */
+  {
+    GSettingsSchemaSource *source = g_settings_schema_source_get_default ();
+    g_autoptr(GSettingsSchema) schema = source != NULL
+      ? g_settings_schema_source_lookup (source, "org.gnome.desktop.interface", TRUE)
+      : NULL;
+
+    if (schema != NULL)
+      {
+        g_autoptr(GSettings) settings = g_settings_new ("org.gnome.desktop.interface");
+        g_autofree char *text = NULL;
+
+        g_settings_set_string (settings, "clock-format", "12h");
+        text = gk_format_date_at (dates[0].time, now);
+        g_assert_cmpstr (text, ==, "Today 8:22 PM");
+        g_settings_reset (settings, "clock-format");
+        g_clear_pointer (&text, g_free);
+        text = gk_format_date_at (dates[0].time, now);
+        g_assert_cmpstr (text, ==, "Today 20:22");
+      }
+  }
+
+  if (saved_tz != NULL)
+    g_setenv ("TZ", saved_tz, TRUE);
+  else
+    g_unsetenv ("TZ");
+  tzset ();
+  setlocale (LC_ALL, saved);
 }
 
 /* 2026-03-15 12:00 in the local time zone, whichever it is. */
@@ -513,13 +587,18 @@ test_format_en (void)
   {
     g_autofree char *money = gk_format_money (1234.567);
     g_autofree char *small = gk_format_money (0.0042);
+    g_autofree char *per_request = gk_format_money_per_request (1234.567);
     g_autofree char *count = gk_format_count (1234567);
-    g_autofree char *time = gk_format_time (local_noon ());
+    g_autofree char *time = gk_format_date_full (local_noon ());
+    g_autofree char *date = gk_format_date_at (local_noon (), local_noon () + 2 * 24 * 3600);
 
     g_assert_cmpstr (money, ==, "$1,234.57");
     g_assert_cmpstr (small, ==, "$0.0042");
+    g_assert_cmpstr (per_request, ==, "$1,234.5670");
     g_assert_cmpstr (count, ==, "1,234,567");
-    g_assert_cmpstr (time, ==, "03/15/2026 12:00:00 PM");
+    /* The desktop's default clock format is 24-hour. */
+    g_assert_cmpstr (time, ==, "Sunday 15 March 2026, 12:00:00");
+    g_assert_cmpstr (date, ==, "Sun 15 Mar 12:00");
   }
   setlocale (LC_ALL, saved);
 }
@@ -539,13 +618,13 @@ test_format_vi (void)
   {
     g_autofree char *money = gk_format_money (1234.5);
     g_autofree char *small = gk_format_money (0.0042);
+    g_autofree char *per_request = gk_format_money_per_request (1234.5);
     g_autofree char *count = gk_format_count (1234567);
-    g_autofree char *time = gk_format_time (local_noon ());
 
     g_assert_cmpstr (money, ==, "$1.234,50");
     g_assert_cmpstr (small, ==, "$0,0042");
+    g_assert_cmpstr (per_request, ==, "$1.234,5000");
     g_assert_cmpstr (count, ==, "1.234.567");
-    g_assert_cmpstr (time, ==, "15/03/2026 12:00:00");
   }
   setlocale (LC_ALL, saved);
 }
@@ -559,6 +638,7 @@ main (int   argc,
   adw_init ();
 
   g_test_add_func ("/ui/logs/usage", test_usage_page);
+  g_test_add_func ("/ui/logs/format-dates", test_format_dates);
   g_test_add_func ("/ui/logs/usage-empty", test_usage_empty);
   g_test_add_func ("/ui/logs/rotations", test_rotations_page);
   g_test_add_func ("/ui/logs/rotations-empty", test_rotations_empty);
