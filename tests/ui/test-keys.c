@@ -5,6 +5,8 @@
  */
 #include "config.h"
 
+#include <string.h>
+
 #include "gk-key-dialog.h"
 #include "gk-key-row.h"
 #include "gk-keys-page.h"
@@ -712,6 +714,407 @@ test_reset_times (Fixture       *f,
     g_unsetenv ("TZ");
 }
 
+/* --- One status model, shown the same everywhere --------------------- */
+
+static gint64
+add_key_with (Fixture    *f,
+              const char *name,
+              int         priority,
+              gint64      daily_limit,
+              double      budget,
+              const char *project)
+{
+  static guint n = 500;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *api_key = gk_test_api_key (n++);
+  GkKeySpec spec;
+  gint64 id;
+
+  gk_key_spec_init (&spec);
+  spec.name = name;
+  spec.priority = priority;
+  spec.project = project;
+  spec.limits[GK_QUOTA_SLOT_DAILY_TOKENS] = daily_limit;
+  spec.monthly_budget_usd = budget;
+  id = gk_key_store_add (gk_backend_get_key_store (f->backend), &spec, api_key, &error);
+  g_assert_no_error (error);
+  return id;
+}
+
+static void
+track (Fixture       *f,
+       gint64         id,
+       GkUsageStatus  status,
+       gint64         tokens)
+{
+  g_autoptr(GError) error = NULL;
+  GkUsageRecord record;
+  GkTrackResult result;
+
+  gk_usage_record_init (&record);
+  record.key_id = id;
+  record.model = "gemini-2.5-flash";
+  record.prompt_tokens = tokens;
+  record.status = status;
+  record.http_status = status == GK_USAGE_RATE_LIMITED ? 429 : 200;
+  record.retry_delay_s = 3600;
+  g_assert_true (gk_pool_track (gk_backend_get_pool (f->backend), &record, &result, &error));
+  g_assert_no_error (error);
+}
+
+/* Walks @widget's tree in order: each row's name (a "heading" label) comes
+ * before its badge, so badges map to names. */
+static void
+collect_badges (GtkWidget  *widget,
+                char      **name,
+                GHashTable *badges,
+                GHashTable *details)
+{
+  if (GTK_IS_LABEL (widget) && gtk_widget_has_css_class (widget, "heading"))
+    {
+      g_free (*name);
+      *name = g_strdup (gtk_label_get_text (GTK_LABEL (widget)));
+    }
+  else if (GTK_IS_LABEL (widget) && gtk_widget_has_css_class (widget, "gk-badge") && *name != NULL)
+    {
+      GtkWidget *detail = gtk_widget_get_next_sibling (widget);
+
+      g_hash_table_insert (badges, g_strdup (*name), g_strdup (gtk_label_get_text (GTK_LABEL (widget))));
+      g_hash_table_insert (details, g_strdup (*name),
+                           g_strdup (gtk_widget_get_visible (detail)
+                                     ? gtk_label_get_text (GTK_LABEL (detail)) : ""));
+    }
+  for (GtkWidget *child = gtk_widget_get_first_child (widget); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    collect_badges (child, name, badges, details);
+}
+
+static void
+collect_label_texts (GtkWidget *widget,
+                     GString   *out)
+{
+  if (GTK_IS_LABEL (widget) && gtk_widget_get_mapped (widget))
+    {
+      g_string_append (out, gtk_label_get_text (GTK_LABEL (widget)));
+      g_string_append_c (out, '\n');
+    }
+  for (GtkWidget *child = gtk_widget_get_first_child (widget); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    collect_label_texts (child, out);
+}
+
+typedef struct
+{
+  Fixture    *f;
+  GHashTable *badges;
+  GHashTable *details;
+  guint       n;
+} BadgeCheck;
+
+static gboolean
+badges_shown (gpointer data)
+{
+  BadgeCheck *check = data;
+  g_autofree char *name = NULL;
+
+  if (gk_keys_page_get_loading (check->f->page))
+    return FALSE;
+  g_hash_table_remove_all (check->badges);
+  g_hash_table_remove_all (check->details);
+  collect_badges (GTK_WIDGET (check->f->page), &name, check->badges, check->details);
+  return g_hash_table_size (check->badges) == check->n;
+}
+
+static gboolean
+page_loaded (gpointer data)
+{
+  gboolean loading = TRUE;
+
+  g_object_get (data, "loading", &loading, NULL);
+  return !loading;
+}
+
+static char *
+run_cli (Fixture    *f,
+         const char *arg1,
+         const char *arg2)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+  g_autoptr(GSubprocess) process = NULL;
+  g_autofree char *cli = g_build_filename (g_getenv ("GEMINI_KEYS_BUILD_ROOT"), "src", "cli",
+                                           "gemini-keysctl", NULL);
+  char *out = NULL;
+
+  g_subprocess_launcher_setenv (launcher, "GEMINI_KEYS_DATA_DIR", f->dir, TRUE);
+  process = g_subprocess_launcher_spawn (launcher, &error, cli, arg1, arg2, NULL);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8 (process, NULL, NULL, &out, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (process));
+  g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 0);
+  return out;
+}
+
+static void
+test_states_everywhere (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(GHashTable) badges = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_autoptr(GHashTable) details = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) card = g_string_new (NULL);
+  g_autofree char *cli = NULL;
+  g_auto(GStrv) cli_lines = NULL;
+  BadgeCheck check = { f, badges, details, 8 };
+  GtkWidget *dashboard, *rotations;
+  GListModel *rotation_rows;
+  static const struct { const char *name; GkKeyState state; } expected[] = {
+    { "Spare", GK_KEY_STATE_AVAILABLE },
+    { "Nearly", GK_KEY_STATE_NEAR_QUOTA },
+    { "Throttled", GK_KEY_STATE_COOLING_DOWN },
+    { "Benched", GK_KEY_STATE_SKIPPED },
+    { "Drained", GK_KEY_STATE_OVER_QUOTA },
+    { "Spendy", GK_KEY_STATE_OVER_BUDGET },
+    { "Leaked", GK_KEY_STATE_REJECTED },
+    { "Parked", GK_KEY_STATE_TURNED_OFF },
+  };
+  gint64 ids[G_N_ELEMENTS (expected)];
+
+  ids[0] = add_key_with (f, "Spare", 5, 0, -1, NULL);
+  ids[1] = add_key_with (f, "Nearly", 5, 1000, -1, NULL);
+  ids[2] = add_key_with (f, "Throttled", 5, 0, -1, NULL);
+  ids[3] = add_key_with (f, "Benched", 5, 0, -1, NULL);
+  ids[4] = add_key_with (f, "Drained", 5, 1000, -1, NULL);
+  ids[5] = add_key_with (f, "Spendy", 5, 0, 0.000001, NULL);
+  ids[6] = add_key_with (f, "Leaked", 5, 0, -1, NULL);
+  ids[7] = add_key_with (f, "Parked", 5, 0, -1, NULL);
+
+  /* 96% used leaves 4%: near quota, never "over" while quota remains. */
+  track (f, ids[1], GK_USAGE_SUCCESS, 960);
+  track (f, ids[2], GK_USAGE_RATE_LIMITED, 0);
+  gk_pool_rotate (gk_backend_get_pool (f->backend), ids[3], "manual:test", &error);
+  g_assert_no_error (error);
+  track (f, ids[4], GK_USAGE_SUCCESS, 1000);
+  track (f, ids[5], GK_USAGE_SUCCESS, 1000);
+  track (f, ids[6], GK_USAGE_INVALID_KEY, 0);
+  g_assert_true (gk_key_store_set_status (gk_backend_get_key_store (f->backend), ids[7],
+                                          GK_KEY_STATUS_INACTIVE, NULL, &error));
+  g_assert_no_error (error);
+  gk_backend_notify_changed (f->backend);
+
+  /* The badge, with its reason and "until …" visible in the row. */
+  gk_ui_test_wait (badges_shown, &check, "a badge on every row");
+  for (guint i = 0; i < G_N_ELEMENTS (expected); i++)
+    {
+      const char *detail = g_hash_table_lookup (details, expected[i].name);
+
+      g_assert_cmpstr (g_hash_table_lookup (badges, expected[i].name), ==,
+                       gk_key_state_get_label (expected[i].state));
+      if (expected[i].state == GK_KEY_STATE_AVAILABLE)
+        g_assert_cmpstr (detail, ==, "");
+      else
+        g_assert_cmpstr (detail, !=, "");
+    }
+  g_assert_nonnull (strstr (g_hash_table_lookup (details, "Nearly"), "4% left"));
+  g_assert_nonnull (strstr (g_hash_table_lookup (details, "Throttled"), "until "));
+  g_assert_nonnull (strstr (g_hash_table_lookup (details, "Benched"), "until "));
+  /* The words themselves, not only the same function. */
+  g_assert_cmpstr (g_hash_table_lookup (badges, "Drained"), ==, "Over quota");
+  g_assert_cmpstr (g_hash_table_lookup (badges, "Nearly"), ==, "Near quota");
+
+  /* The dashboard's Keys card: the breakdown in the same words. */
+  gk_window_set_visible_tab (f->window, "dashboard");
+  dashboard = gk_ui_test_window_child (f->window, "dashboard_page");
+  gk_ui_test_wait (page_loaded, dashboard, "the dashboard to load");
+  gk_ui_test_spin (200);
+  collect_label_texts (dashboard, card);
+  g_assert_nonnull (strstr (card->str, "1 Available · 1 Near quota · 1 Cooling down · "
+                                       "1 Skipped by you · 1 Over quota · 1 Over budget · "
+                                       "1 Rejected by Google · 1 Turned off"));
+
+  /* The rotation log names each reason as the badge of the key it left. */
+  rotations = gk_ui_test_window_child (f->window, "rotations_page");
+  gk_ui_test_wait (page_loaded, rotations, "the rotations to load");
+  rotation_rows = G_LIST_MODEL (gtk_column_view_get_model (GTK_COLUMN_VIEW (gk_ui_test_find_type (rotations, GTK_TYPE_COLUMN_VIEW))));
+  g_assert_cmpuint (g_list_model_get_n_items (rotation_rows), ==, 6);
+  for (guint i = 0; i < g_list_model_get_n_items (rotation_rows); i++)
+    {
+      g_autoptr(GObject) item = g_list_model_get_item (rotation_rows, i);
+      g_autofree char *from = NULL;
+      g_autofree char *reason = NULL;
+
+      g_object_get (item, "from", &from, "reason", &reason, NULL);
+      /* A key used up in one request left at the threshold: the log says
+       * what happened then, the badge what is true now. */
+      if (g_str_equal (from, "Drained"))
+        g_assert_cmpstr (reason, ==, "Near quota");
+      else
+        g_assert_cmpstr (reason, ==, g_hash_table_lookup (badges, from));
+    }
+
+  /* The CLI lists every key with the same words. */
+  cli = run_cli (f, "key", "list");
+  cli_lines = g_strsplit (cli, "\n", -1);
+  for (guint i = 0; i < G_N_ELEMENTS (expected); i++)
+    {
+      gboolean found = FALSE;
+
+      for (guint l = 0; cli_lines[l] != NULL; l++)
+        if (strstr (cli_lines[l], expected[i].name) != NULL)
+          {
+            g_assert_nonnull (strstr (cli_lines[l], gk_key_state_get_label (expected[i].state)));
+            found = TRUE;
+          }
+      g_assert_true (found);
+    }
+}
+
+/* --- Search, filter, sort, order of use, bulk actions ----------------- */
+
+static void
+shown_names (Fixture *f,
+             GString *out)
+{
+  GListModel *shown = gk_keys_page_get_shown (f->page);
+
+  g_string_truncate (out, 0);
+  for (guint i = 0; i < g_list_model_get_n_items (shown); i++)
+    {
+      g_autoptr(GkKeyRow) row = g_list_model_get_item (shown, i);
+
+      if (i > 0)
+        g_string_append_c (out, ',');
+      g_string_append (out, gk_key_row_get_name (row));
+    }
+}
+
+static GtkColumnViewColumn *
+column_titled (Fixture    *f,
+               const char *title)
+{
+  GtkColumnView *view = GTK_COLUMN_VIEW (gk_ui_test_find_type (GTK_WIDGET (f->page), GTK_TYPE_COLUMN_VIEW));
+  GListModel *columns = gtk_column_view_get_columns (view);
+
+  for (guint i = 0; i < g_list_model_get_n_items (columns); i++)
+    {
+      g_autoptr(GtkColumnViewColumn) column = g_list_model_get_item (columns, i);
+
+      if (g_strcmp0 (gtk_column_view_column_get_title (column), title) == 0)
+        return column;   /* the view keeps it */
+    }
+  g_assert_not_reached ();
+}
+
+static gboolean
+all_status_is (gpointer data)
+{
+  Fixture *f = ((gpointer *) data)[0];
+  GkKeyStatus status = GPOINTER_TO_INT (((gpointer *) data)[1]);
+  GListModel *keys = gk_keys_page_get_keys (f->page);
+
+  if (gk_keys_page_get_loading (f->page))
+    return FALSE;
+  for (guint i = 0; i < g_list_model_get_n_items (keys); i++)
+    {
+      g_autoptr(GkKeyRow) row = g_list_model_get_item (keys, i);
+
+      if (gk_key_row_get_key (row)->status != status)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+test_find_and_sort (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(GString) names = g_string_new (NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkKey) bravo_key = NULL;
+  g_autofree char *tail = NULL;
+  GtkColumnView *view;
+  gpointer status_check[2];
+  gint64 bravo, zed;
+
+  add_key_with (f, "Charlie", 2, 0, -1, NULL);
+  add_key_with (f, "Alpha", 9, 0, -1, "team-a");
+  bravo = add_key_with (f, "Bravo", 5, 0, -1, NULL);
+  zed = add_key_with (f, "Zed", 10, 0, -1, NULL);
+  g_assert_true (gk_key_store_set_status (gk_backend_get_key_store (f->backend), zed,
+                                          GK_KEY_STATUS_INACTIVE, NULL, &error));
+  gk_backend_notify_changed (f->backend);
+  wait_listed (f, 4);
+
+  /* The order of use: available keys by priority, the turned-off one last;
+   * the next key is marked. */
+  shown_names (f, names);
+  g_assert_cmpstr (names->str, ==, "Alpha,Bravo,Charlie,Zed");
+  {
+    g_autoptr(GkKeyRow) first = g_list_model_get_item (gk_keys_page_get_shown (f->page), 0);
+    g_autoptr(GkKeyRow) second = g_list_model_get_item (gk_keys_page_get_shown (f->page), 1);
+
+    g_assert_true (gk_key_row_get_is_next (first));
+    g_assert_false (gk_key_row_get_is_next (second));
+  }
+
+  /* Search: name, project, masked tail. */
+  gk_keys_page_set_search (f->page, "brav");
+  shown_names (f, names);
+  g_assert_cmpstr (names->str, ==, "Bravo");
+  gk_keys_page_set_search (f->page, "team-a");
+  shown_names (f, names);
+  g_assert_cmpstr (names->str, ==, "Alpha");
+  bravo_key = gk_key_store_get (gk_backend_get_key_store (f->backend), bravo, &error);
+  g_assert_no_error (error);
+  tail = g_strdup (bravo_key->key_hint);
+  gk_keys_page_set_search (f->page, tail);
+  shown_names (f, names);
+  g_assert_nonnull (strstr (names->str, "Bravo"));
+  gk_keys_page_set_search (f->page, "");
+
+  /* Filter by state. */
+  gk_keys_page_set_state_filter (f->page, GK_KEY_STATE_TURNED_OFF);
+  shown_names (f, names);
+  g_assert_cmpstr (names->str, ==, "Zed");
+  gk_keys_page_set_state_filter (f->page, GK_KEY_N_STATES);
+
+  /* Sort by the column view's headers. */
+  view = GTK_COLUMN_VIEW (gk_ui_test_find_type (GTK_WIDGET (f->page), GTK_TYPE_COLUMN_VIEW));
+  gtk_column_view_sort_by_column (view, column_titled (f, "Name"), GTK_SORT_DESCENDING);
+  shown_names (f, names);
+  g_assert_cmpstr (names->str, ==, "Zed,Charlie,Bravo,Alpha");
+  gtk_column_view_sort_by_column (view, column_titled (f, "Priority"), GTK_SORT_ASCENDING);
+  shown_names (f, names);
+  g_assert_cmpstr (names->str, ==, "Charlie,Bravo,Alpha,Zed");
+  gtk_column_view_sort_by_column (view, NULL, GTK_SORT_ASCENDING);
+  shown_names (f, names);
+  g_assert_cmpstr (names->str, ==, "Alpha,Bravo,Charlie,Zed");
+
+  /* Bulk: turn every selected key off, then on again, then delete them. */
+  gtk_selection_model_select_all (gk_keys_page_get_selection (f->page));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (f->page), "keys.disable-selected", NULL));
+  status_check[0] = f;
+  status_check[1] = GINT_TO_POINTER (GK_KEY_STATUS_INACTIVE);
+  gk_ui_test_wait (all_status_is, status_check, "every key turned off");
+  gtk_selection_model_select_all (gk_keys_page_get_selection (f->page));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (f->page), "keys.enable-selected", NULL));
+  status_check[1] = GINT_TO_POINTER (GK_KEY_STATUS_ACTIVE);
+  gk_ui_test_wait (all_status_is, status_check, "every key turned on");
+
+  gtk_selection_model_select_all (gk_keys_page_get_selection (f->page));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (f->page), "keys.delete-selected", NULL));
+  gk_ui_test_wait (message_dialog_shown, NULL, "the delete confirmation");
+  respond ("cancel");
+  gk_ui_test_spin (300);
+  g_assert_cmpuint (stored_count (f), ==, 4);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (f->page), "keys.delete-selected", NULL));
+  gk_ui_test_wait (message_dialog_shown, NULL, "the delete confirmation");
+  respond ("delete");
+  wait_listed (f, 0);
+  g_assert_cmpuint (stored_count (f), ==, 0);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -734,6 +1137,8 @@ main (int   argc,
   ADD ("/ui/keys/delete", test_delete);
   ADD ("/ui/keys/cooldown-ends", test_cooldown_ends);
   ADD ("/ui/keys/reset-times", test_reset_times);
+  ADD ("/ui/keys/states-everywhere", test_states_everywhere);
+  ADD ("/ui/keys/find-and-sort", test_find_and_sort);
 #undef ADD
 
   return g_test_run ();
