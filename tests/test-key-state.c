@@ -125,7 +125,7 @@ test_every_state (GkTestFixture *f,
     g_autoptr(JsonNode) node = NULL;
     JsonObject *object;
 
-    gk_json_add_key (builder, key);
+    gk_json_add_key (builder, key, NULL);
     node = json_builder_get_root (builder);
     object = json_node_get_object (node);
     g_assert_cmpstr (json_object_get_string_member (object, "status"), ==, "QUOTA_EXCEEDED");
