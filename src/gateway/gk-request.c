@@ -19,7 +19,8 @@
  *
  * A control byte (C0 or DEL, tab included) anywhere in the path, the query
  * (decoded or not) or a forwarded header refuses the request: such bytes
- * have no business in any of them and are how requests get split.
+ * have no business in any of them and are how requests get split. So does
+ * a byte outside printable ASCII in a forwarded header.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -220,8 +221,10 @@ header_value_ok (const char *value)
 {
   gsize len = 0;
 
+  /* Printable ASCII only: what the forwarded headers hold, and nothing
+   * an HTTP parser could read two ways. */
   for (const char *p = value; *p != '\0'; p++, len++)
-    if (is_control ((guchar) *p))
+    if (is_control ((guchar) *p) || (guchar) *p > 0x7e)
       return FALSE;
   return len <= MAX_HEADER_VALUE;
 }

@@ -17,7 +17,7 @@ shift || true
 build=${FUZZ_BUILD:-_build-fuzz}
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(crypto-decrypt outcome usage-stream key-import usage-scanner request)
+  targets=(crypto-decrypt outcome usage-stream key-import usage-scanner request upstream-request)
 fi
 
 CC=${CC:-clang}
@@ -44,7 +44,7 @@ for kind in source header; do
     --sourcedir resources --target "$build/gk-core-resources.$ext" resources/core.gresource.xml
 done
 
-pkgs="glib-2.0 gobject-2.0 gio-2.0 sqlite3 libsecret-1 libcrypto json-glib-1.0 libsoup-3.0"
+pkgs="glib-2.0 gobject-2.0 gio-2.0 sqlite3 libsecret-1 libcrypto json-glib-1.0 libsoup-3.0 libcurl"
 # shellcheck disable=SC2207
 cflags=($(pkg-config --cflags $pkgs))
 # shellcheck disable=SC2207
@@ -78,7 +78,7 @@ for t in "${targets[@]}"; do
   bin="$build/fuzz-$t"
   extra=()
   case $t in
-    usage-scanner|request) extra=("${gateway_objs[@]}") ;;
+    usage-scanner|request|upstream-request) extra=("${gateway_objs[@]}") ;;
   esac
   "$CC" "${common[@]}" -fsanitize=fuzzer,address,undefined "$src" "${extra[@]}" "${objs[@]}" \
     "${libs[@]}" -o "$bin"
