@@ -23,6 +23,8 @@ static const SecretSchema test_schema = {
   {
     { "database-uuid", SECRET_SCHEMA_ATTRIBUTE_STRING },
     { "role", SECRET_SCHEMA_ATTRIBUTE_STRING },
+    { "check-value", SECRET_SCHEMA_ATTRIBUTE_STRING },
+    { "database-file", SECRET_SCHEMA_ATTRIBUTE_STRING },
     { NULL, 0 },
   }
 };
@@ -196,6 +198,44 @@ assert_check_value (GkDatabase *db,
   g_assert_cmpstr (stored, ==, expected);
 }
 
+/* How many items of @db's uuid with @role hold @key (any key when NULL). */
+static guint
+keyring_count (GkDatabase *db,
+               const char *role,
+               GBytes     *key)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SecretService) service = secret_service_get_sync (SECRET_SERVICE_OPEN_SESSION, NULL,
+                                                              &error);
+  g_autoptr(GHashTable) attributes = NULL;
+  GList *items;
+  guint count = 0;
+
+  g_assert_no_error (error);
+  attributes = secret_attributes_build (&test_schema,
+                                        "database-uuid", gk_database_get_uuid (db),
+                                        "role", role,
+                                        NULL);
+  items = secret_service_search_sync (service, &test_schema, attributes,
+                                      SECRET_SEARCH_ALL | SECRET_SEARCH_LOAD_SECRETS, NULL,
+                                      &error);
+  g_assert_no_error (error);
+  for (GList *l = items; l != NULL; l = l->next)
+    {
+      SecretValue *value = secret_item_get_secret (l->data);
+      gsize len = 0;
+      const char *data = secret_value_get (value, &len);
+
+      if (key == NULL
+          || (len == g_bytes_get_size (key) && memcmp (data, g_bytes_get_data (key, NULL), len) == 0))
+        count++;
+      secret_value_unref (value);
+    }
+  g_list_free_full (items, g_object_unref);
+  return count;
+}
+
+/* The key of the one item with @role, NULL when there is none. */
 static GBytes *
 keyring_item (GkDatabase *db,
               const char *role)
@@ -204,6 +244,7 @@ keyring_item (GkDatabase *db,
   SecretValue *value;
   GBytes *bytes = NULL;
 
+  g_assert_cmpuint (keyring_count (db, role, NULL), <=, 1);
   value = secret_password_lookup_binary_sync (&test_schema, NULL, &error,
                                               "database-uuid", gk_database_get_uuid (db),
                                               "role", role,
@@ -233,6 +274,28 @@ store_keyring_item (GkDatabase *db,
                                      value, NULL, &error,
                                      "database-uuid", gk_database_get_uuid (db),
                                      "role", role,
+                                     NULL);
+  secret_value_unref (value);
+  g_assert_no_error (error);
+}
+
+/* A "next" item as a rotation of @db_file stores it. */
+static void
+store_next_item (GkDatabase *db,
+                 GBytes     *key,
+                 const char *db_file)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *check = gk_crypto_check_value (key);
+  SecretValue *value = secret_value_new (g_bytes_get_data (key, NULL), g_bytes_get_size (key),
+                                         "application/octet-stream");
+
+  secret_password_store_binary_sync (&test_schema, SECRET_COLLECTION_DEFAULT, "test next item",
+                                     value, NULL, &error,
+                                     "database-uuid", gk_database_get_uuid (db),
+                                     "role", "next",
+                                     "check-value", check,
+                                     "database-file", db_file,
                                      NULL);
   secret_value_unref (value);
   g_assert_no_error (error);
@@ -271,38 +334,49 @@ test_keyring_round_trip (Fixture       *fixture,
   g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (NULL);
   g_autoptr(GBytes) key1 = make_key (1);
   g_autoptr(GBytes) key2 = make_key (2);
+  g_autofree char *check1 = gk_crypto_check_value (key1);
+  g_autofree char *check2 = gk_crypto_check_value (key2);
   g_autoptr(GBytes) found = NULL;
   g_autoptr(GError) error = NULL;
   const char *uuid = gk_database_get_uuid (fixture->db);
 
   g_assert_null (gk_secret_store_get_file (store));
 
-  found = gk_secret_store_lookup (store, uuid, NULL, &error);
+  found = gk_secret_store_lookup (store, uuid, NULL, NULL, &error);
   g_assert_no_error (error);
   g_assert_null (found);
 
   g_assert_true (gk_secret_store_store (store, uuid, key1, NULL, &error));
   g_assert_no_error (error);
-  found = gk_secret_store_lookup (store, uuid, NULL, &error);
+  found = gk_secret_store_lookup (store, uuid, NULL, NULL, &error);
   g_assert_no_error (error);
   g_assert_true (g_bytes_equal (found, key1));
   g_clear_pointer (&found, g_bytes_unref);
 
-  /* Storing again replaces the item. */
+  /* Storing the same key again keeps one item; another key gets its own
+   * item and never replaces the first, which a copy of the database may
+   * still use. Each is found by its check value. */
+  g_assert_true (gk_secret_store_store (store, uuid, key1, NULL, &error));
+  g_assert_cmpuint (keyring_count (fixture->db, "current", key1), ==, 1);
   g_assert_true (gk_secret_store_store (store, uuid, key2, NULL, &error));
-  found = gk_secret_store_lookup (store, uuid, NULL, &error);
+  found = gk_secret_store_lookup (store, uuid, check2, NULL, &error);
   g_assert_no_error (error);
   g_assert_true (g_bytes_equal (found, key2));
   g_clear_pointer (&found, g_bytes_unref);
+  found = gk_secret_store_lookup (store, uuid, check1, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (found, key1));
+  g_clear_pointer (&found, g_bytes_unref);
 
   /* Another database's uuid sees nothing. */
-  found = gk_secret_store_lookup (store, "00000000-0000-4000-8000-000000000000", NULL, &error);
+  found = gk_secret_store_lookup (store, "00000000-0000-4000-8000-000000000000", NULL, NULL,
+                                  &error);
   g_assert_no_error (error);
   g_assert_null (found);
 
   g_assert_true (gk_secret_store_clear (store, uuid, NULL, &error));
   g_assert_no_error (error);
-  found = gk_secret_store_lookup (store, uuid, NULL, &error);
+  found = gk_secret_store_lookup (store, uuid, NULL, NULL, &error);
   g_assert_no_error (error);
   g_assert_null (found);
 
@@ -373,6 +447,8 @@ test_unlock_wrong_key (Fixture       *fixture,
   gint64 id = insert_row (fixture->db, right, 1);
 
   blob_before = row_blob (fixture->db, id);
+  /* The keyring holds only another database's key (of the same uuid). */
+  g_assert_true (gk_secret_store_clear (store, gk_database_get_uuid (fixture->db), NULL, &error));
   g_assert_true (gk_secret_store_store (store, gk_database_get_uuid (fixture->db), wrong, NULL,
                                         &error));
   g_assert_no_error (error);
@@ -397,10 +473,19 @@ test_unlock_missing (Fixture       *fixture,
   g_autoptr(GError) error = NULL;
 
   insert_row (fixture->db, key, 1);
+  insert_row (fixture->db, key, 2);
   g_assert_true (gk_secret_store_clear (store, gk_database_get_uuid (fixture->db), NULL, &error));
   g_assert_no_error (error);
 
   assert_unlock_fails (store, fixture->db, GK_SECRET_ERROR_MISSING);
+  {
+    g_autoptr(GBytes) none = gk_secret_store_unlock (store, fixture->db, NULL, &error);
+
+    /* It says what is at stake. */
+    g_assert_null (none);
+    g_assert_nonnull (strstr (error->message, "holds 2 encrypted keys"));
+    g_clear_error (&error);
+  }
   /* Still nothing: no new key was made up. */
   stored = keyring_item (fixture->db, "current");
   g_assert_null (stored);
@@ -463,7 +548,8 @@ test_unlock_no_service (Fixture       *fixture,
       g_setenv ("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/gk-test-bus", TRUE);
       store = gk_secret_store_new_for_file (NULL);
 
-      found = gk_secret_store_lookup (store, gk_database_get_uuid (fixture->db), NULL, &error);
+      found = gk_secret_store_lookup (store, gk_database_get_uuid (fixture->db), NULL, NULL,
+                                      &error);
       g_assert_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_NO_SERVICE);
       g_assert_null (found);
       g_clear_error (&error);
@@ -789,8 +875,9 @@ test_rotate (Fixture       *fixture,
   g_assert_false (g_bytes_equal (new_key, old_key));
 
   check_rotated (fixture->db, ids, G_N_ELEMENTS (ids), old_key, new_key);
-  current = keyring_item (fixture->db, "current");
-  g_assert_true (g_bytes_equal (current, new_key));
+  g_assert_cmpuint (keyring_count (fixture->db, "current", new_key), ==, 1);
+  /* The old key stays: copies and backups of the database still need it. */
+  g_assert_cmpuint (keyring_count (fixture->db, "current", old_key), ==, 1);
   next = keyring_item (fixture->db, "next");
   g_assert_null (next);
 
@@ -825,9 +912,9 @@ test_rotate_interrupted_before_commit (Fixture       *fixture,
   plain = decrypt_row (fixture->db, id, unlocked, NULL);
   g_assert_nonnull (plain);
   assert_check_value (fixture->db, old_key);
-  /* The unused key is left alone: it may belong to a rotation in progress. */
+  /* The unused key of a rotation that never committed is removed. */
   next = keyring_item (fixture->db, "next");
-  g_assert_true (g_bytes_equal (next, pending));
+  g_assert_null (next);
 }
 
 static void
@@ -848,18 +935,31 @@ test_rotate_interrupted_after_commit (Fixture       *fixture,
   new_key = gk_secret_store_rotate_master_key (store, fixture->db, old_key, NULL, &error);
   g_assert_no_error (error);
 
-  /* As if the process died after the commit, before replacing "current". */
-  store_keyring_item (fixture->db, "current", old_key);
-  store_keyring_item (fixture->db, "next", new_key);
+  /* As if the process died after the commit, before storing the new key
+   * as "current": the old one current, the new one "next". */
+  g_assert_true (gk_secret_store_clear (store, gk_database_get_uuid (fixture->db), NULL, &error));
+  g_assert_true (gk_secret_store_store (store, gk_database_get_uuid (fixture->db), old_key, NULL,
+                                        &error));
+  store_next_item (fixture->db, new_key, gk_database_get_path (fixture->db));
 
   unlocked = unlock (store, fixture->db);
   g_assert_true (g_bytes_equal (unlocked, new_key));
   check_rotated (fixture->db, ids, G_N_ELEMENTS (ids), old_key, unlocked);
   /* The rotation was finished on the way. */
-  current = keyring_item (fixture->db, "current");
-  g_assert_true (g_bytes_equal (current, new_key));
+  g_assert_cmpuint (keyring_count (fixture->db, "current", new_key), ==, 1);
+  g_assert_cmpuint (keyring_count (fixture->db, "current", old_key), ==, 1);
   next = keyring_item (fixture->db, "next");
   g_assert_null (next);
+
+  /* A key stored twice (and once more from before check values) is kept
+   * once. */
+  store_keyring_item (fixture->db, "current", new_key);
+  g_assert_true (gk_secret_store_store (store, gk_database_get_uuid (fixture->db), new_key, NULL,
+                                        &error));
+  g_clear_pointer (&unlocked, g_bytes_unref);
+  unlocked = unlock (store, fixture->db);
+  g_assert_true (g_bytes_equal (unlocked, new_key));
+  g_assert_cmpuint (keyring_count (fixture->db, "current", new_key), ==, 1);
 }
 
 static void
@@ -931,6 +1031,247 @@ test_rotate_file (Fixture       *fixture,
   g_assert_false (g_file_test (next_path, G_FILE_TEST_EXISTS));
 }
 
+/* A consistent copy of the database file, as a backup or a staging copy
+ * is made: same uuid, same rows, same check value. */
+static GkDatabase *
+copy_database (Fixture    *fixture,
+               const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = file_in (fixture, name);
+  g_autofree char *sql = g_strdup_printf ("VACUUM INTO '%s'", path);
+  GkDatabase *copy;
+
+  g_assert_true (gk_database_exec (fixture->db, sql, &error));
+  g_assert_no_error (error);
+  copy = gk_database_open (path, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (gk_database_get_uuid (copy), ==, gk_database_get_uuid (fixture->db));
+  return copy;
+}
+
+/* Every row of @db decrypts to its key with the key @store unlocks. */
+static void
+assert_opens (GkSecretStore *store,
+              GkDatabase    *db,
+              gint64        *ids,
+              guint          n_ids)
+{
+  g_autoptr(GBytes) key = unlock (store, db);
+
+  for (guint i = 0; i < n_ids; i++)
+    {
+      g_autofree char *expected = test_api_key (i + 1);
+      g_autofree char *plain = decrypt_row (db, ids[i], key, NULL);
+
+      g_assert_cmpstr (plain, ==, expected);
+    }
+  assert_check_value (db, key);
+}
+
+static void
+rotate_with (GkSecretStore *store,
+             GkDatabase    *db)
+{
+  g_autoptr(GBytes) key = unlock (store, db);
+  g_autoptr(GBytes) new_key = NULL;
+  g_autoptr(GError) error = NULL;
+
+  new_key = gk_secret_store_rotate_master_key (store, db, key, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (new_key);
+}
+
+/* Rotating the master key of a copy (a restored backup, a staging copy:
+ * same uuid) never makes the original unreadable, nor the other way round,
+ * in the keyring or with one shared master key file. */
+static void
+test_rotate_copy (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  gboolean with_file = GPOINTER_TO_INT (data);
+  g_autofree char *path = file_in (fixture, "master.key");
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (with_file ? path : NULL);
+  g_autoptr(GBytes) key = unlock (store, fixture->db);
+  g_autoptr(GkDatabase) copy = NULL;
+  g_autoptr(GkDatabase) copy2 = NULL;
+  gint64 ids[3];
+
+  for (guint i = 0; i < G_N_ELEMENTS (ids); i++)
+    ids[i] = insert_row (fixture->db, key, i + 1);
+  copy = copy_database (fixture, "copy.db");
+  copy2 = copy_database (fixture, "copy2.db");
+
+  /* The copy rotates: both open. */
+  rotate_with (store, copy);
+  assert_opens (store, copy, ids, G_N_ELEMENTS (ids));
+  assert_opens (store, fixture->db, ids, G_N_ELEMENTS (ids));
+
+  /* The original rotates: all three open. */
+  rotate_with (store, fixture->db);
+  assert_opens (store, fixture->db, ids, G_N_ELEMENTS (ids));
+  assert_opens (store, copy, ids, G_N_ELEMENTS (ids));
+  assert_opens (store, copy2, ids, G_N_ELEMENTS (ids));
+
+  /* And once more each, in turn. */
+  rotate_with (store, copy);
+  rotate_with (store, copy2);
+  assert_opens (store, fixture->db, ids, G_N_ELEMENTS (ids));
+  assert_opens (store, copy, ids, G_N_ELEMENTS (ids));
+  assert_opens (store, copy2, ids, G_N_ELEMENTS (ids));
+
+  if (with_file)
+    {
+      /* The file holds the key of the last rotation; the others are kept
+       * beside it, named by their check value. */
+      g_autoptr(GBytes) in_file = gk_secret_store_read_key_file (path, NULL);
+      g_autoptr(GBytes) copy2_key = unlock (store, copy2);
+
+      g_assert_true (g_bytes_equal (in_file, copy2_key));
+    }
+}
+
+/* A "next" item another database file (a copy) stored is not touched: that
+ * rotation may still be running, or its database may already use the key. */
+static void
+test_rotate_leftover_of_copy_kept (Fixture       *fixture,
+                                   gconstpointer  data)
+{
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (NULL);
+  g_autoptr(GBytes) key = unlock (store, fixture->db);
+  g_autoptr(GBytes) theirs = make_key (40);
+  g_autoptr(GBytes) ours = make_key (41);
+  g_autoptr(GBytes) unlocked = NULL;
+  g_autofree char *other_path = file_in (fixture, "elsewhere.db");
+
+  insert_row (fixture->db, key, 1);
+  store_next_item (fixture->db, theirs, other_path);
+  store_next_item (fixture->db, ours, gk_database_get_path (fixture->db));
+
+  unlocked = unlock (store, fixture->db);
+  g_assert_true (g_bytes_equal (unlocked, key));
+  g_assert_cmpuint (keyring_count (fixture->db, "next", theirs), ==, 1);
+  g_assert_cmpuint (keyring_count (fixture->db, "next", ours), ==, 0);
+}
+
+/* The leftovers of a rotation killed with a master key file: a ".next"
+ * file that was never committed goes, one that was is put in place. */
+static void
+test_rotate_file_leftovers (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  g_autofree char *path = file_in (fixture, "master.key");
+  g_autofree char *next_path = g_strconcat (path, ".next", NULL);
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (path);
+  g_autoptr(GBytes) key = unlock (store, fixture->db);
+  g_autoptr(GBytes) unused = make_key (42);
+  g_autoptr(GBytes) unlocked = NULL;
+  g_autoptr(GError) error = NULL;
+
+  insert_row (fixture->db, key, 1);
+  g_assert_true (gk_secret_store_export_file (store, unused, next_path, &error));
+  unlocked = unlock (store, fixture->db);
+  g_assert_true (g_bytes_equal (unlocked, key));
+  g_assert_false (g_file_test (next_path, G_FILE_TEST_EXISTS));
+}
+
+/* A database whose every key was deleted takes a new master key when its
+ * old one is lost; its history stays. */
+static void
+test_unlock_new_key_without_ciphertext (Fixture       *fixture,
+                                        gconstpointer  data)
+{
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (NULL);
+  g_autoptr(GBytes) lost = unlock (store, fixture->db);
+  g_autoptr(GBytes) fresh = NULL;
+  g_autoptr(GBytes) again = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 id = insert_row (fixture->db, lost, 1);
+  g_autofree char *sql = g_strdup_printf (
+    "INSERT INTO gemini_key_usage_log (key_id, model, tokens_used, status, created_at)"
+    " VALUES (%" G_GINT64_FORMAT ", 'gemini-2.5-flash', 10, 'SUCCESS', 0);"
+    "UPDATE gemini_api_keys SET api_key_encrypted = NULL, key_fingerprint = NULL,"
+    " deleted_at = 1 WHERE id = %" G_GINT64_FORMAT,
+    id, id);
+
+  g_assert_true (gk_database_exec (fixture->db, sql, &error));
+  g_assert_no_error (error);
+  g_assert_true (gk_secret_store_clear (store, gk_database_get_uuid (fixture->db), NULL, &error));
+
+  fresh = unlock (store, fixture->db);
+  g_assert_false (g_bytes_equal (fresh, lost));
+  assert_check_value (fixture->db, fresh);
+  again = unlock (store, fixture->db);
+  g_assert_true (g_bytes_equal (again, fresh));
+
+  {
+    sqlite3_stmt *stmt;
+
+    gk_database_lock (fixture->db);
+    stmt = gk_database_prepare (fixture->db,
+                                "SELECT COUNT(*) FROM gemini_key_usage_log", NULL);
+    g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+    g_assert_cmpint (sqlite3_column_int (stmt, 0), ==, 1);
+    sqlite3_reset (stmt);
+    gk_database_unlock (fixture->db);
+  }
+}
+
+/* export refuses to replace a file unless forced; importing into a master
+ * key file that holds another key likewise, and a forced import keeps the
+ * key it replaces. */
+static void
+test_export_import_force (Fixture       *fixture,
+                          gconstpointer  data)
+{
+  g_autofree char *exported = file_in (fixture, "export.key");
+  g_autofree char *headless_path = file_in (fixture, "headless.key");
+  g_autoptr(GkSecretStore) keyring = gk_secret_store_new_for_file (NULL);
+  g_autoptr(GkSecretStore) headless = gk_secret_store_new_for_file (headless_path);
+  g_autoptr(GBytes) key = unlock (keyring, fixture->db);
+  g_autoptr(GBytes) other = make_key (43);
+  g_autoptr(GBytes) read = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *other_check = gk_crypto_check_value (other);
+  g_autofree char *kept = g_strdup_printf ("%s.%.16s", headless_path, other_check);
+
+  insert_row (fixture->db, key, 1);
+  g_assert_true (gk_secret_store_export_file_full (keyring, other, exported, FALSE, &error));
+  g_assert_false (gk_secret_store_export_file_full (keyring, key, exported, FALSE, &error));
+  g_assert_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_EXISTS);
+  g_clear_error (&error);
+  read = gk_secret_store_read_key_file (exported, &error);
+  g_assert_true (g_bytes_equal (read, other));
+  g_clear_pointer (&read, g_bytes_unref);
+
+  /* The headless file holds another key. */
+  g_assert_true (gk_secret_store_export_file_full (keyring, other, headless_path, FALSE, &error));
+  g_assert_true (gk_secret_store_export_file_full (keyring, key, exported, TRUE, &error));
+  g_assert_false (gk_secret_store_import_file_full (headless, fixture->db, exported, FALSE,
+                                                    &error));
+  g_assert_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_EXISTS);
+  g_clear_error (&error);
+  read = gk_secret_store_read_key_file (headless_path, &error);
+  g_assert_true (g_bytes_equal (read, other));
+  g_clear_pointer (&read, g_bytes_unref);
+
+  g_assert_true (gk_secret_store_import_file_full (headless, fixture->db, exported, TRUE,
+                                                   &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (file_mode (headless_path), ==, 0600);
+  read = gk_secret_store_read_key_file (headless_path, &error);
+  g_assert_true (g_bytes_equal (read, key));
+  g_clear_pointer (&read, g_bytes_unref);
+  read = gk_secret_store_read_key_file (kept, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (read, other));
+
+  /* Importing the key the file already holds is fine without --force. */
+  g_assert_true (gk_secret_store_import_file_full (headless, fixture->db, exported, FALSE,
+                                                   &error));
+  g_assert_no_error (error);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -962,6 +1303,14 @@ main (int   argc,
   ADD ("/secret-store/rotate/interrupted-after-commit", test_rotate_interrupted_after_commit);
   ADD ("/secret-store/rotate/corrupt-row", test_rotate_corrupt_row);
   ADD ("/secret-store/rotate/file", test_rotate_file);
+  ADD ("/secret-store/rotate/file-leftovers", test_rotate_file_leftovers);
+  ADD ("/secret-store/rotate/leftover-of-copy-kept", test_rotate_leftover_of_copy_kept);
+  g_test_add ("/secret-store/rotate/copy/keyring", Fixture, GINT_TO_POINTER (FALSE),
+              fixture_set_up, test_rotate_copy, fixture_tear_down);
+  g_test_add ("/secret-store/rotate/copy/file", Fixture, GINT_TO_POINTER (TRUE),
+              fixture_set_up, test_rotate_copy, fixture_tear_down);
+  ADD ("/secret-store/unlock/new-key-without-ciphertext", test_unlock_new_key_without_ciphertext);
+  ADD ("/secret-store/export-import-force", test_export_import_force);
 
 #undef ADD
 

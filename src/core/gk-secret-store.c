@@ -1,13 +1,27 @@
 /* gk-secret-store.c: the master key in the OS keyring or a 0600 file.
  *
- * Keyring items use the schema GK_SECRET_SCHEMA_NAME with two attributes:
- * "database-uuid" (which database the key belongs to) and "role". The role
- * is "current" for the key the database is encrypted with and "next" for the
- * key a master-key rotation is moving to. A rotation stores "next" first,
- * re-encrypts every row and updates the key check value in one transaction,
- * then replaces "current" and drops "next"; so whichever point it stops at,
- * one of the two items matches the check value and unlock recovers. With a
- * master key file, "next" is the same path with ".next" appended.
+ * A database is told apart from its copies by the key check value in its
+ * meta table, not only by its uuid (which a copy shares). Keyring items use
+ * the schema GK_SECRET_SCHEMA_NAME with the attributes "database-uuid",
+ * "check-value" (of the key the item holds), "role" and, for "next" items,
+ * "database-file". Unlock looks at every item of the uuid and takes the one
+ * whose key has the database's check value, so a copy that rotated its key
+ * and the original each find theirs. Storing a key adds an item for its
+ * check value and never replaces the key of another check value.
+ *
+ * The role is "current" for a key a database is encrypted with and "next"
+ * for the key a master-key rotation is moving to. A rotation stores "next"
+ * while it holds the database's write lock, re-encrypts every row and
+ * updates the check value in that transaction, then stores the new key as
+ * "current" and drops "next"; the old "current" item stays for copies and
+ * backups. Whichever point it stops at, one item matches the check value and
+ * unlock finishes the job; a "next" item of this database file that matches
+ * nothing is a rotation that never committed, and unlock removes it.
+ *
+ * With a master key file, "next" is the same path with ".next" appended, and
+ * a key the file held before a rotation (or a forced import) is kept beside
+ * it as FILE.<first 16 hex digits of its check value>, where unlock finds it
+ * when the file itself does not match.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -31,6 +45,12 @@
 #define ROLE_NEXT          "next"
 #define META_CHECK_VALUE   "key_check_value"
 #define NEXT_FILE_SUFFIX   ".next"
+#define ATTR_UUID          "database-uuid"
+#define ATTR_ROLE          "role"
+#define ATTR_CHECK         "check-value"
+#define ATTR_DB_FILE       "database-file"
+/* Hex digits of a check value in the name of a kept key file. */
+#define CHECK_FILE_SUFFIX_LEN 16
 #define KEY_FILE_MODE      0600
 #define KEY_DIR_MODE       0700
 /* Base64 of GK_MASTER_KEY_LEN bytes. */
@@ -57,8 +77,10 @@ get_schema (void)
   static const SecretSchema schema = {
     GK_SECRET_SCHEMA_NAME, SECRET_SCHEMA_NONE,
     {
-      { "database-uuid", SECRET_SCHEMA_ATTRIBUTE_STRING },
-      { "role", SECRET_SCHEMA_ATTRIBUTE_STRING },
+      { ATTR_UUID, SECRET_SCHEMA_ATTRIBUTE_STRING },
+      { ATTR_ROLE, SECRET_SCHEMA_ATTRIBUTE_STRING },
+      { ATTR_CHECK, SECRET_SCHEMA_ATTRIBUTE_STRING },
+      { ATTR_DB_FILE, SECRET_SCHEMA_ATTRIBUTE_STRING },
       { NULL, 0 },
     }
   };
@@ -157,20 +179,36 @@ set_wrong_key_error (GkSecretStore  *self,
 
 static void
 set_missing_error (GkSecretStore  *self,
+                   int             n_keys,
                    GError        **error)
 {
   if (self->file != NULL)
     g_set_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_MISSING,
-                 _("The database holds encrypted keys but the master key file %s does not "
-                   "exist. Nothing was changed, and no new key was made. Restore the file from "
-                   "the exported master key (with mode 0600), or unset %s to use the keyring."),
-                 self->file, GK_MASTER_KEY_FILE_ENV);
+                 ngettext ("The database holds %d encrypted key, but the master key file %s "
+                           "that unlocks it does not exist. Nothing was changed, and no new key "
+                           "was made. Restore the file with “gemini-keysctl master-key import "
+                           "FILE” from the exported master key, or unset %s to use the keyring.",
+                           "The database holds %d encrypted keys, but the master key file %s "
+                           "that unlocks them does not exist. Nothing was changed, and no new "
+                           "key was made. Restore the file with “gemini-keysctl master-key "
+                           "import FILE” from the exported master key, or unset %s to use the "
+                           "keyring.",
+                           n_keys),
+                 n_keys, self->file, GK_MASTER_KEY_FILE_ENV);
   else
     g_set_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_MISSING,
-                 _("The database holds encrypted keys but the keyring has no master key for it "
-                   "(the keyring may have been reset, or the database comes from another "
-                   "account). Nothing was changed, and no new key was made. Import the exported "
-                   "master key with “gemini-keysctl master-key import FILE”."));
+                 ngettext ("The database holds %d encrypted key, but the keyring has no master "
+                           "key that unlocks it (the keyring may have been reset, or the "
+                           "database comes from another account). Nothing was changed, and no "
+                           "new key was made. Import the exported master key with "
+                           "“gemini-keysctl master-key import FILE”.",
+                           "The database holds %d encrypted keys, but the keyring has no master "
+                           "key that unlocks them (the keyring may have been reset, or the "
+                           "database comes from another account). Nothing was changed, and no "
+                           "new key was made. Import the exported master key with "
+                           "“gemini-keysctl master-key import FILE”.",
+                           n_keys),
+                 n_keys);
 }
 
 /* Helpers: master key files */
@@ -331,113 +369,251 @@ write_key_file (const char  *path,
   return ok;
 }
 
-static char *
-file_for_role (GkSecretStore *self,
-               const char    *role)
+
+/* Helpers: the stored keys of one database, in the keyring or in files */
+
+/* One stored master key. @check is computed from the key itself, so items
+ * written before check values were attributes are found by it too. */
+typedef struct
 {
-  if (g_str_equal (role, ROLE_CURRENT))
-    return g_strdup (self->file);
+  SecretItem *item;         /* NULL for files */
+  char       *path;         /* NULL for keyring items */
+  char       *role;
+  char       *check_attr;   /* the item's check-value attribute, or NULL */
+  char       *db_file;      /* the database-file attribute of "next" items */
+  GBytes     *key;          /* NULL when the value is not a master key */
+  char       *check;        /* of @key */
+} StoredKey;
+
+static void
+stored_key_free (gpointer data)
+{
+  StoredKey *stored = data;
+
+  g_clear_object (&stored->item);
+  g_free (stored->path);
+  g_free (stored->role);
+  g_free (stored->check_attr);
+  g_free (stored->db_file);
+  g_clear_pointer (&stored->key, g_bytes_unref);
+  g_free (stored->check);
+  g_free (stored);
+}
+
+static StoredKey *
+stored_key_new (const char *role,
+                GBytes     *key)
+{
+  StoredKey *stored = g_new0 (StoredKey, 1);
+
+  stored->role = g_strdup (role);
+  if (key != NULL && g_bytes_get_size (key) == GK_MASTER_KEY_LEN)
+    {
+      stored->key = g_bytes_ref (key);
+      stored->check = gk_crypto_check_value (key);
+    }
+  return stored;
+}
+
+static char *
+file_for_check (GkSecretStore *self,
+                const char    *check)
+{
+  return g_strdup_printf ("%s.%.*s", self->file, CHECK_FILE_SUFFIX_LEN, check);
+}
+
+static char *
+next_file (GkSecretStore *self)
+{
   return g_strconcat (self->file, NEXT_FILE_SUFFIX, NULL);
 }
 
-/* Helpers: one stored key, in the keyring or in a file */
+/* Reads a key file that may not exist: NULL and no error when it does not. */
+static gboolean
+add_file_candidate (GPtrArray   *found,
+                    const char  *path,
+                    const char  *role,
+                    GError     **error)
+{
+  g_autoptr(GBytes) key = NULL;
+  StoredKey *stored;
+
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    return TRUE;
+  key = gk_secret_store_read_key_file (path, error);
+  if (key == NULL)
+    return FALSE;
+  stored = stored_key_new (role, key);
+  stored->path = g_strdup (path);
+  g_ptr_array_add (found, stored);
+  return TRUE;
+}
+
+/* The file, the earlier key kept beside it for @check_value, and the key of
+ * an unfinished rotation. */
+static GPtrArray *
+file_find (GkSecretStore  *self,
+           const char     *check_value,
+           GError        **error)
+{
+  g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func (stored_key_free);
+  g_autofree char *next = next_file (self);
+
+  if (!add_file_candidate (found, self->file, ROLE_CURRENT, error))
+    return NULL;
+  if (check_value != NULL)
+    {
+      g_autofree char *kept = file_for_check (self, check_value);
+
+      if (!add_file_candidate (found, kept, ROLE_CURRENT, error))
+        return NULL;
+    }
+  /* A damaged leftover of a rotation must not stop the start. */
+  add_file_candidate (found, next, ROLE_NEXT, NULL);
+  return g_steal_pointer (&found);
+}
 
 /* A lookup in a locked collection that cannot prompt returns nothing and
  * no error, which must not read as "the master key is gone". Keys are
  * stored in the default collection, so that is the one to ask about. */
 static gboolean
-default_collection_locked (GCancellable *cancellable)
+default_collection_locked (SecretService *service,
+                           GCancellable  *cancellable)
 {
-  g_autoptr(SecretService) service = secret_service_get_sync (SECRET_SERVICE_NONE, cancellable, NULL);
   g_autoptr(SecretCollection) collection = NULL;
 
-  if (service == NULL)
-    return FALSE;
   collection = secret_collection_for_alias_sync (service, SECRET_COLLECTION_DEFAULT,
                                                  SECRET_COLLECTION_NONE, cancellable, NULL);
   return collection != NULL && secret_collection_get_locked (collection);
 }
 
-static GBytes *
-backend_lookup (GkSecretStore  *self,
-                const char     *db_uuid,
-                const char     *role,
-                GCancellable   *cancellable,
-                GError        **error)
+static char *
+dup_attribute (GHashTable *attributes,
+               const char *name)
 {
+  return g_strdup (g_hash_table_lookup (attributes, name));
+}
+
+/* Every item stored for @db_uuid, whatever its key. Sets @locked when some
+ * could not be read because their keyring is locked. */
+static GPtrArray *
+keyring_find (const char     *db_uuid,
+              gboolean       *locked,
+              GCancellable   *cancellable,
+              GError        **error)
+{
+  g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func (stored_key_free);
+  g_autoptr(SecretService) service = NULL;
+  g_autoptr(GHashTable) attributes = NULL;
   g_autoptr(GError) local = NULL;
-  SecretValue *value;
-  const char *data;
-  gsize len = 0;
-  GBytes *key = NULL;
+  GList *items;
 
-  if (self->file != NULL)
+  *locked = FALSE;
+  service = secret_service_get_sync (SECRET_SERVICE_OPEN_SESSION, cancellable, &local);
+  if (service == NULL)
     {
-      g_autofree char *path = file_for_role (self, role);
-
-      if (!g_file_test (path, G_FILE_TEST_EXISTS))
-        return NULL;
-      return gk_secret_store_read_key_file (path, error);
+      propagate_keyring_error (error, local, cancellable);
+      return NULL;
     }
 
-  value = secret_password_lookup_binary_sync (get_schema (), cancellable, &local,
-                                              "database-uuid", db_uuid,
-                                              "role", role,
-                                              NULL);
+  attributes = secret_attributes_build (get_schema (), ATTR_UUID, db_uuid, NULL);
+  items = secret_service_search_sync (service, get_schema (), attributes,
+                                      SECRET_SEARCH_ALL | SECRET_SEARCH_UNLOCK
+                                      | SECRET_SEARCH_LOAD_SECRETS,
+                                      cancellable, &local);
   if (local != NULL)
     {
       propagate_keyring_error (error, local, cancellable);
       return NULL;
     }
-  if (value == NULL)
-    {
-      if (default_collection_locked (cancellable))
-        set_locked_error (error);
-      return NULL;
-    }
 
-  data = secret_value_get (value, &len);
-  if (len == GK_MASTER_KEY_LEN)
-    key = gk_secure_bytes_new (data, len);
-  else
-    set_wrong_key_error (self, error);
-  /* libsecret keeps values in its own wiped memory. */
-  secret_value_unref (value);
-  return key;
+  for (GList *l = items; l != NULL; l = l->next)
+    {
+      SecretItem *item = l->data;
+      g_autoptr(GHashTable) item_attributes = secret_item_get_attributes (item);
+      SecretValue *value = secret_item_get_secret (item);
+      g_autoptr(GBytes) key = NULL;
+      StoredKey *stored;
+
+      if (value == NULL)
+        {
+          *locked = TRUE;
+          continue;
+        }
+      {
+        gsize len = 0;
+        const char *data = secret_value_get (value, &len);
+
+        if (len == GK_MASTER_KEY_LEN)
+          key = gk_secure_bytes_new (data, len);
+        /* libsecret keeps values in its own wiped memory. */
+        secret_value_unref (value);
+      }
+
+      stored = stored_key_new (g_hash_table_lookup (item_attributes, ATTR_ROLE), key);
+      if (stored->role == NULL)
+        stored->role = g_strdup (ROLE_CURRENT);
+      stored->item = g_object_ref (item);
+      stored->check_attr = dup_attribute (item_attributes, ATTR_CHECK);
+      stored->db_file = dup_attribute (item_attributes, ATTR_DB_FILE);
+      g_ptr_array_add (found, stored);
+    }
+  g_list_free_full (items, g_object_unref);
+
+  if (found->len == 0 && default_collection_locked (service, cancellable))
+    *locked = TRUE;
+  return g_steal_pointer (&found);
 }
 
+static GPtrArray *
+backend_find (GkSecretStore  *self,
+              const char     *db_uuid,
+              const char     *check_value,
+              gboolean       *locked,
+              GCancellable   *cancellable,
+              GError        **error)
+{
+  *locked = FALSE;
+  if (self->file != NULL)
+    return file_find (self, check_value, error);
+  return keyring_find (db_uuid, locked, cancellable, error);
+}
+
+/* Stores @master_key as the key with its check value for @db_uuid. Items
+ * are told apart by their check value: storing never replaces the key of
+ * another check value, which a copy of the database may still use. */
 static gboolean
-backend_store (GkSecretStore  *self,
-               const char     *db_uuid,
-               const char     *role,
-               GBytes         *master_key,
-               GCancellable   *cancellable,
-               GError        **error)
+keyring_store (const char    *db_uuid,
+               const char    *role,
+               const char    *db_file,
+               GBytes        *master_key,
+               GCancellable  *cancellable,
+               GError       **error)
 {
   g_autoptr(GError) local = NULL;
-  g_autofree char *label = NULL;
+  g_autoptr(GHashTable) attributes = NULL;
+  g_autofree char *check = gk_crypto_check_value (master_key);
+  const char *label;
   SecretValue *value;
   gboolean ok;
 
-  if (self->file != NULL)
-    {
-      g_autofree char *path = file_for_role (self, role);
-
-      return write_key_file (path, master_key, error);
-    }
+  attributes = secret_attributes_build (get_schema (),
+                                        ATTR_UUID, db_uuid,
+                                        ATTR_ROLE, role,
+                                        ATTR_CHECK, check,
+                                        NULL);
+  if (db_file != NULL)
+    g_hash_table_insert (attributes, g_strdup (ATTR_DB_FILE), g_strdup (db_file));
 
   if (g_str_equal (role, ROLE_CURRENT))
-    label = g_strdup (_("Gemini Keys master key"));
+    label = _("Gemini Keys master key");
   else
-    label = g_strdup (_("Gemini Keys master key (rotation in progress)"));
+    label = _("Gemini Keys master key (rotation in progress)");
 
   value = secret_value_new (g_bytes_get_data (master_key, NULL), g_bytes_get_size (master_key),
                             CONTENT_TYPE);
-  ok = secret_password_store_binary_sync (get_schema (), SECRET_COLLECTION_DEFAULT, label,
-                                          value, cancellable, &local,
-                                          "database-uuid", db_uuid,
-                                          "role", role,
-                                          NULL);
+  ok = secret_password_storev_binary_sync (get_schema (), attributes, SECRET_COLLECTION_DEFAULT,
+                                           label, value, cancellable, &local);
   secret_value_unref (value);
 
   if (!ok)
@@ -446,33 +622,22 @@ backend_store (GkSecretStore  *self,
 }
 
 static gboolean
-backend_clear (GkSecretStore  *self,
-               const char     *db_uuid,
-               const char     *role,
-               GCancellable   *cancellable,
-               GError        **error)
+keyring_clear (const char    *db_uuid,
+               const char    *role,
+               const char    *check,
+               GCancellable  *cancellable,
+               GError       **error)
 {
   g_autoptr(GError) local = NULL;
+  g_autoptr(GHashTable) attributes = secret_attributes_build (get_schema (),
+                                                              ATTR_UUID, db_uuid, NULL);
 
-  if (self->file != NULL)
-    {
-      g_autofree char *path = file_for_role (self, role);
+  if (role != NULL)
+    g_hash_table_insert (attributes, g_strdup (ATTR_ROLE), g_strdup (role));
+  if (check != NULL)
+    g_hash_table_insert (attributes, g_strdup (ATTR_CHECK), g_strdup (check));
 
-      if (g_unlink (path) != 0 && errno != ENOENT)
-        {
-          int saved = errno;
-
-          g_set_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_FILE,
-                       _("Cannot remove the master key file %s: %s"), path, g_strerror (saved));
-          return FALSE;
-        }
-      return TRUE;
-    }
-
-  secret_password_clear_sync (get_schema (), cancellable, &local,
-                              "database-uuid", db_uuid,
-                              "role", role,
-                              NULL);
+  secret_password_clearv_sync (get_schema (), attributes, cancellable, &local);
   if (local != NULL)
     {
       propagate_keyring_error (error, local, cancellable);
@@ -481,35 +646,73 @@ backend_clear (GkSecretStore  *self,
   return TRUE;
 }
 
-/* Makes the "next" key the current one once the database uses it. */
 static gboolean
-backend_promote_next (GkSecretStore  *self,
-                      const char     *db_uuid,
-                      GBytes         *next_key,
-                      GCancellable   *cancellable,
-                      GError        **error)
+unlink_key_file (const char  *path,
+                 GError     **error)
+{
+  if (g_unlink (path) != 0 && errno != ENOENT)
+    {
+      int saved = errno;
+
+      g_set_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_FILE,
+                   _("Cannot remove the master key file %s: %s"), path, g_strerror (saved));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Makes @master_key the key in the file. A different key already there is
+ * first kept beside it under its check value, since a copy or a backup of
+ * the database may still need it; the file itself is replaced atomically. */
+static gboolean
+file_install (GkSecretStore  *self,
+              GBytes         *master_key,
+              GError        **error)
+{
+  g_autoptr(GBytes) previous = NULL;
+
+  if (g_file_test (self->file, G_FILE_TEST_EXISTS))
+    previous = gk_secret_store_read_key_file (self->file, NULL);
+
+  if (previous != NULL && !g_bytes_equal (previous, master_key))
+    {
+      g_autofree char *check = gk_crypto_check_value (previous);
+      g_autofree char *kept = file_for_check (self, check);
+
+      if (!g_file_test (kept, G_FILE_TEST_EXISTS) && !write_key_file (kept, previous, error))
+        return FALSE;
+    }
+  return write_key_file (self->file, master_key, error);
+}
+
+static gboolean
+backend_store (GkSecretStore  *self,
+               const char     *db_uuid,
+               GBytes         *master_key,
+               GCancellable   *cancellable,
+               GError        **error)
 {
   if (self->file != NULL)
+    return file_install (self, master_key, error);
+  return keyring_store (db_uuid, ROLE_CURRENT, NULL, master_key, cancellable, error);
+}
+
+/* Removes one stored key. */
+static gboolean
+stored_key_remove (StoredKey     *stored,
+                   GCancellable  *cancellable,
+                   GError       **error)
+{
+  g_autoptr(GError) local = NULL;
+
+  if (stored->path != NULL)
+    return unlink_key_file (stored->path, error);
+  if (!secret_item_delete_sync (stored->item, cancellable, &local))
     {
-      g_autofree char *next_path = file_for_role (self, ROLE_NEXT);
-
-      /* rename() is atomic: the current file is the old or the new key. */
-      if (g_rename (next_path, self->file) != 0)
-        {
-          int saved = errno;
-
-          g_set_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_FILE,
-                       _("Cannot replace the master key file %s: %s"),
-                       self->file, g_strerror (saved));
-          return FALSE;
-        }
-      return TRUE;
+      propagate_keyring_error (error, local, cancellable);
+      return FALSE;
     }
-
-  if (!backend_store (self, db_uuid, ROLE_CURRENT, next_key, cancellable, error))
-    return FALSE;
-  /* Only now may "next" go: until the line above it was the sole copy. */
-  return backend_clear (self, db_uuid, ROLE_NEXT, cancellable, error);
+  return TRUE;
 }
 
 /* Helpers: checking a key against the database */
@@ -593,36 +796,170 @@ verify_key (GkSecretStore  *self,
   return matches;
 }
 
-/* After an interrupted rotation the database may already be encrypted
- * with the "next" key: adopt it when it matches the check value. */
-static GBytes *
-recover_next_key (GkSecretStore *self,
-                  const char    *db_uuid,
-                  const char    *check_value,
-                  GCancellable  *cancellable)
+/* How many keys are encrypted (-1 when it cannot be read). */
+static int
+count_ciphertext (GkDatabase *db)
 {
-  g_autoptr(GBytes) next = NULL;
-  g_autoptr(GError) local = NULL;
+  sqlite3_stmt *stmt;
+  int count = -1;
 
-  if (check_value == NULL)
-    return NULL;
-
-  next = backend_lookup (self, db_uuid, ROLE_NEXT, cancellable, NULL);
-  if (next == NULL || !key_matches_check_value (next, check_value))
-    return NULL;
-
-  /* The key is usable even when it cannot be moved into place yet. */
-  if (!backend_promote_next (self, db_uuid, next, cancellable, &local))
-    g_warning ("Cannot finish the interrupted master key rotation: %s", local->message);
-  return g_steal_pointer (&next);
+  gk_database_lock (db);
+  stmt = gk_database_prepare (db,
+                              "SELECT COUNT(*) FROM gemini_api_keys"
+                              " WHERE api_key_encrypted IS NOT NULL",
+                              NULL);
+  if (stmt != NULL)
+    {
+      if (sqlite3_step (stmt) == SQLITE_ROW)
+        count = sqlite3_column_int (stmt, 0);
+      sqlite3_reset (stmt);
+    }
+  gk_database_unlock (db);
+  return count;
 }
 
-/* The first run: a new key, its check value and the stored key appear
- * together. The transaction serialises first runs of several processes;
- * returns NULL with no error when another process got there first. */
+/* The best stored key for @check_value: a "current" one before a "next". */
+static StoredKey *
+find_match (GPtrArray  *found,
+            const char *check_value)
+{
+  StoredKey *match = NULL;
+
+  for (guint i = 0; i < found->len; i++)
+    {
+      StoredKey *stored = found->pdata[i];
+
+      if (stored->check == NULL || !gk_crypto_equal_const_time (stored->check, check_value))
+        continue;
+      if (match == NULL
+          || (g_str_equal (match->role, ROLE_NEXT) && g_str_equal (stored->role, ROLE_CURRENT))
+          || (match->check_attr == NULL && stored->check_attr != NULL
+              && g_str_equal (stored->role, ROLE_CURRENT)))
+        match = stored;
+    }
+  return match;
+}
+
+/* Puts the keyring in order around the key the database uses (@match,
+ * which matches @check_value): an unfinished rotation is finished, an item
+ * from before check values is stored again with its check value, and items
+ * holding the same key twice are removed. Items holding other keys are left
+ * alone: a copy or a backup of the database may need them. Best effort: the
+ * key is usable anyway. */
+static void
+tidy_matching (GkSecretStore *self,
+               GkDatabase    *db,
+               GPtrArray     *found,
+               StoredKey     *match,
+               GCancellable  *cancellable)
+{
+  g_autoptr(GError) local = NULL;
+  gboolean recovered = g_str_equal (match->role, ROLE_NEXT);
+
+  if (self->file != NULL)
+    {
+      /* The key in use lives in a kept or a "next" file: move it back into
+       * place only when it is the rotation's (the kept ones may serve a copy
+       * that shares the file). */
+      if (recovered)
+        {
+          if (!file_install (self, match->key, &local)
+              || !unlink_key_file (match->path, &local))
+            g_warning ("Cannot finish the interrupted master key rotation: %s", local->message);
+          else
+            g_message ("Finished a master key rotation that was interrupted");
+        }
+      return;
+    }
+
+  if (recovered || match->check_attr == NULL)
+    {
+      if (!keyring_store (gk_database_get_uuid (db), ROLE_CURRENT, NULL, match->key,
+                          cancellable, &local))
+        {
+          g_warning ("Cannot update the master key in the keyring: %s", local->message);
+          return;
+        }
+      if (recovered)
+        g_message ("Finished a master key rotation that was interrupted");
+    }
+
+  /* The item just stored holds the key now; every other item with the same
+   * key (the "next" item, an item from before check values, a duplicate) goes. */
+  for (guint i = 0; i < found->len; i++)
+    {
+      StoredKey *stored = found->pdata[i];
+
+      if (stored->check == NULL || !g_str_equal (stored->check, match->check))
+        continue;
+      if (stored == match && !recovered && match->check_attr != NULL)
+        continue;
+      if (!stored_key_remove (stored, cancellable, &local))
+        {
+          g_warning ("Cannot remove a duplicate master key from the keyring: %s",
+                     local->message);
+          g_clear_error (&local);
+        }
+    }
+}
+
+/* Removes what a rotation of this database left behind when it stopped
+ * before its commit: keys nothing was ever encrypted with. The rotation
+ * holds the write lock from storing its key to its commit, so with the lock
+ * held here, a "next" key that does not match the database is dead. Keys
+ * another database file (a copy) is rotating to are not touched. */
+static void
+tidy_leftovers (GkSecretStore *self,
+                GkDatabase    *db,
+                GPtrArray     *found,
+                GCancellable  *cancellable)
+{
+  const char *path = gk_database_get_path (db);
+  g_autofree char *check_value = NULL;
+  g_autoptr(GPtrArray) dead = g_ptr_array_new ();
+
+  for (guint i = 0; i < found->len; i++)
+    {
+      StoredKey *stored = found->pdata[i];
+
+      if (!g_str_equal (stored->role, ROLE_NEXT))
+        continue;
+      if (stored->item != NULL && stored->db_file != NULL && !g_str_equal (stored->db_file, path))
+        continue;
+      g_ptr_array_add (dead, stored);
+    }
+  if (dead->len == 0)
+    return;
+
+  if (!gk_database_begin (db, NULL))
+    return;
+  check_value = gk_database_get_meta (db, META_CHECK_VALUE);
+  for (guint i = 0; i < dead->len; i++)
+    {
+      StoredKey *stored = dead->pdata[i];
+      g_autoptr(GError) local = NULL;
+
+      if (check_value != NULL && stored->check != NULL
+          && g_str_equal (stored->check, check_value))
+        continue;
+      if (stored_key_remove (stored, cancellable, &local))
+        g_message ("Removed the unused key of a master key rotation that was interrupted");
+      else
+        g_warning ("Cannot remove the key of an interrupted master key rotation: %s",
+                   local->message);
+    }
+  gk_database_rollback (db);
+}
+
+/* The first run, or a database whose every key was deleted: a new key, its
+ * check value and the stored key appear together. The transaction
+ * serialises several processes; returns NULL with no error when another
+ * process got there first (@expected_check is no longer the check value)
+ * or a key was added meanwhile. */
 static GBytes *
 create_master_key (GkSecretStore  *self,
                    GkDatabase     *db,
+                   const char     *expected_check,
                    GCancellable   *cancellable,
                    GError        **error)
 {
@@ -644,7 +981,7 @@ create_master_key (GkSecretStore  *self,
       g_propagate_error (error, g_steal_pointer (&local));
       return NULL;
     }
-  if (check_value != NULL || has_ciphertext)
+  if (g_strcmp0 (check_value, expected_check) != 0 || has_ciphertext)
     {
       gk_database_rollback (db);
       return NULL;
@@ -658,7 +995,7 @@ create_master_key (GkSecretStore  *self,
       gk_database_rollback (db);
       return NULL;
     }
-  if (!backend_store (self, db_uuid, ROLE_CURRENT, key, cancellable, error))
+  if (!backend_store (self, db_uuid, key, cancellable, error))
     {
       gk_database_rollback (db);
       return NULL;
@@ -666,9 +1003,14 @@ create_master_key (GkSecretStore  *self,
   if (!gk_database_commit (db, error))
     {
       /* Take the stored key back so that nothing changed. */
-      backend_clear (self, db_uuid, ROLE_CURRENT, NULL, NULL);
+      if (self->file != NULL)
+        unlink_key_file (self->file, NULL);
+      else
+        keyring_clear (db_uuid, ROLE_CURRENT, new_check, NULL, NULL);
       return NULL;
     }
+  if (check_value != NULL)
+    g_message ("The database holds no encrypted key: made a new master key for it");
 
   return g_steal_pointer (&key);
 }
@@ -682,67 +1024,88 @@ unlock_once (GkSecretStore  *self,
 {
   const char *db_uuid = gk_database_get_uuid (db);
   g_autofree char *check_value = gk_database_get_meta (db, META_CHECK_VALUE);
-  g_autoptr(GBytes) key = NULL;
-  g_autoptr(GBytes) recovered = NULL;
-  g_autoptr(GError) local = NULL;
-  gboolean has_ciphertext;
+  g_autoptr(GPtrArray) found = NULL;
+  StoredKey *match = NULL;
+  gboolean locked = FALSE;
+  gboolean any_key = FALSE;
+  int n_encrypted;
 
   *retry = FALSE;
 
-  key = backend_lookup (self, db_uuid, ROLE_CURRENT, cancellable, &local);
-  if (local != NULL && !g_error_matches (local, GK_SECRET_ERROR, GK_SECRET_ERROR_WRONG_KEY))
-    {
-      g_propagate_error (error, g_steal_pointer (&local));
-      return NULL;
-    }
+  found = backend_find (self, db_uuid, check_value, &locked, cancellable, error);
+  if (found == NULL)
+    return NULL;
 
-  if (key != NULL && check_value == NULL)
+  for (guint i = 0; i < found->len; i++)
+    any_key |= ((StoredKey *) found->pdata[i])->key != NULL;
+
+  if (check_value == NULL)
     {
       /* A database from before check values, or a first run cut short
-       * between storing the key and committing: adopt the key once it
-       * proves right. */
-      if (!verify_key (self, db, key, NULL, error))
-        return NULL;
-      {
-        g_autofree char *new_check = gk_crypto_check_value (key);
+       * between storing the key and committing: adopt the stored key once
+       * it proves right. */
+      for (guint i = 0; i < found->len && match == NULL; i++)
+        {
+          StoredKey *stored = found->pdata[i];
+          gboolean matches = FALSE;
 
-        if (!gk_database_set_meta (db, META_CHECK_VALUE, new_check, error))
-          return NULL;
-      }
-      return g_steal_pointer (&key);
+          if (stored->key != NULL && g_str_equal (stored->role, ROLE_CURRENT)
+              && !key_decrypts_a_row (db, stored->key, &matches, error))
+            return NULL;
+          if (matches)
+            match = stored;
+        }
+      if (match != NULL)
+        {
+          if (!gk_database_set_meta (db, META_CHECK_VALUE, match->check, error))
+            return NULL;
+          tidy_matching (self, db, found, match, cancellable);
+          return g_bytes_ref (match->key);
+        }
+    }
+  else
+    {
+      match = find_match (found, check_value);
+      if (match != NULL)
+        {
+          tidy_matching (self, db, found, match, cancellable);
+          tidy_leftovers (self, db, found, cancellable);
+          return g_bytes_ref (match->key);
+        }
     }
 
-  if (key != NULL && key_matches_check_value (key, check_value))
-    return g_steal_pointer (&key);
-
-  recovered = recover_next_key (self, db_uuid, check_value, cancellable);
-  if (recovered != NULL)
-    return g_steal_pointer (&recovered);
-
-  if (key != NULL || local != NULL)
+  if (locked)
     {
-      set_wrong_key_error (self, error);
+      set_locked_error (error);
       return NULL;
     }
 
-  /* Nothing stored: only a database that never held a secret may get a
-   * new key, or every stored key would be lost for good. */
-  has_ciphertext = gk_database_has_ciphertext (db, &local);
-  if (local != NULL)
+  /* Nothing stored fits: only a database that holds no secret may get a
+   * new key (its history stays), or every stored key would be lost. */
+  n_encrypted = count_ciphertext (db);
+  if (n_encrypted < 0)
     {
-      g_propagate_error (error, g_steal_pointer (&local));
+      gk_database_set_error (db, error, _("Cannot read the keys"));
       return NULL;
     }
-  if (has_ciphertext || check_value != NULL)
+  if (n_encrypted > 0)
     {
-      set_missing_error (self, error);
+      if (any_key)
+        set_wrong_key_error (self, error);
+      else
+        set_missing_error (self, n_encrypted, error);
       return NULL;
     }
 
-  key = create_master_key (self, db, cancellable, error);
-  if (key == NULL && (error == NULL || *error == NULL))
-    *retry = TRUE;
-  return g_steal_pointer (&key);
+  {
+    GBytes *key = create_master_key (self, db, check_value, cancellable, error);
+
+    if (key == NULL && (error == NULL || *error == NULL))
+      *retry = TRUE;
+    if (key != NULL)
+      tidy_leftovers (self, db, found, cancellable);
+    return key;
+  }
 }
 
 static void
@@ -874,6 +1237,7 @@ out:
   return TRUE;
 }
 
+
 /* Overrides */
 
 static void
@@ -934,26 +1298,48 @@ gk_secret_store_get_file (GkSecretStore *self)
 
 /**
  * gk_secret_store_lookup:
+ * @check_value: (nullable): the key check value the key must have
  *
- * The stored master key of @db_uuid, NULL with no error when none is stored.
+ * A stored master key of @db_uuid with @check_value (any stored one when
+ * NULL); NULL with no error when none is stored.
  */
 GBytes *
 gk_secret_store_lookup (GkSecretStore  *self,
                         const char     *db_uuid,
+                        const char     *check_value,
                         GCancellable   *cancellable,
                         GError        **error)
 {
+  g_autoptr(GPtrArray) found = NULL;
+  gboolean locked = FALSE;
+
   g_return_val_if_fail (GK_IS_SECRET_STORE (self), NULL);
   g_return_val_if_fail (db_uuid != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  return backend_lookup (self, db_uuid, ROLE_CURRENT, cancellable, error);
+  found = backend_find (self, db_uuid, check_value, &locked, cancellable, error);
+  if (found == NULL)
+    return NULL;
+  for (guint i = 0; i < found->len; i++)
+    {
+      StoredKey *stored = found->pdata[i];
+
+      if (stored->key == NULL || !g_str_equal (stored->role, ROLE_CURRENT))
+        continue;
+      if (check_value == NULL || gk_crypto_equal_const_time (stored->check, check_value))
+        return g_bytes_ref (stored->key);
+    }
+  if (locked)
+    set_locked_error (error);
+  return NULL;
 }
 
 /**
  * gk_secret_store_store:
  *
- * Stores @master_key as the key of @db_uuid, replacing any stored one.
+ * Stores @master_key for @db_uuid. In the keyring it is added beside the
+ * keys of other check values (copies of the database may use them); a key
+ * file is replaced, the key it held kept beside it.
  */
 gboolean
 gk_secret_store_store (GkSecretStore  *self,
@@ -967,13 +1353,14 @@ gk_secret_store_store (GkSecretStore  *self,
   g_return_val_if_fail (master_key != NULL, FALSE);
   g_return_val_if_fail (g_bytes_get_size (master_key) == GK_MASTER_KEY_LEN, FALSE);
 
-  return backend_store (self, db_uuid, ROLE_CURRENT, master_key, cancellable, error);
+  return backend_store (self, db_uuid, master_key, cancellable, error);
 }
 
 /**
  * gk_secret_store_clear:
  *
- * Removes the stored master key of @db_uuid; nothing stored is not an error.
+ * Removes every stored master key of @db_uuid (a key file: the file);
+ * nothing stored is not an error.
  */
 gboolean
 gk_secret_store_clear (GkSecretStore  *self,
@@ -984,15 +1371,17 @@ gk_secret_store_clear (GkSecretStore  *self,
   g_return_val_if_fail (GK_IS_SECRET_STORE (self), FALSE);
   g_return_val_if_fail (db_uuid != NULL, FALSE);
 
-  return backend_clear (self, db_uuid, ROLE_CURRENT, cancellable, error);
+  if (self->file != NULL)
+    return unlink_key_file (self->file, error);
+  return keyring_clear (db_uuid, NULL, NULL, cancellable, error);
 }
 
 /**
  * gk_secret_store_unlock:
  *
- * The master key of @db, checked against its key check value; a new one
- * only for a database that never held a secret. Blocks: call it from a
- * worker thread, or use gk_secret_store_unlock_async().
+ * The master key of @db, found by its key check value; a new one only for
+ * a database that holds no encrypted key. Blocks: call it from a worker
+ * thread, or use gk_secret_store_unlock_async().
  */
 GBytes *
 gk_secret_store_unlock (GkSecretStore  *self,
@@ -1057,16 +1446,52 @@ gk_secret_store_unlock_finish (GkSecretStore  *self,
 }
 
 /**
+ * gk_secret_store_is_stored:
+ *
+ * Whether a master key with @check_value is still stored for @db_uuid;
+ * FALSE with @error set when the keyring cannot be asked.
+ */
+gboolean
+gk_secret_store_is_stored (GkSecretStore  *self,
+                           const char     *db_uuid,
+                           const char     *check_value,
+                           gboolean       *stored,
+                           GCancellable   *cancellable,
+                           GError        **error)
+{
+  g_autoptr(GPtrArray) found = NULL;
+  gboolean locked = FALSE;
+
+  g_return_val_if_fail (GK_IS_SECRET_STORE (self), FALSE);
+  g_return_val_if_fail (db_uuid != NULL, FALSE);
+  g_return_val_if_fail (check_value != NULL, FALSE);
+  g_return_val_if_fail (stored != NULL, FALSE);
+
+  *stored = FALSE;
+  found = backend_find (self, db_uuid, check_value, &locked, cancellable, error);
+  if (found == NULL)
+    return FALSE;
+  *stored = find_match (found, check_value) != NULL;
+  if (!*stored && locked)
+    {
+      set_locked_error (error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/**
  * gk_secret_store_export_file:
  *
  * Writes @master_key to @path as base64 text, in a file only its owner can
- * read (0600).
+ * read (0600). An existing file is replaced only with @force.
  */
 gboolean
-gk_secret_store_export_file (GkSecretStore  *self,
-                             GBytes         *master_key,
-                             const char     *path,
-                             GError        **error)
+gk_secret_store_export_file_full (GkSecretStore  *self,
+                                  GBytes         *master_key,
+                                  const char     *path,
+                                  gboolean        force,
+                                  GError        **error)
 {
   g_return_val_if_fail (GK_IS_SECRET_STORE (self), FALSE);
   g_return_val_if_fail (master_key != NULL, FALSE);
@@ -1078,20 +1503,41 @@ gk_secret_store_export_file (GkSecretStore  *self,
                    _("The master key has the wrong length and was not exported."));
       return FALSE;
     }
+  if (!force && g_file_test (path, G_FILE_TEST_EXISTS))
+    {
+      g_set_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_EXISTS,
+                   _("%s already exists and was not overwritten. Choose another file name, or "
+                     "add --force to replace it."),
+                   path);
+      return FALSE;
+    }
   return write_key_file (path, master_key, error);
 }
 
-/**
- * gk_secret_store_import_file:
- *
- * Reads a master key file, checks the key against @db (WRONG_KEY when it
- * belongs to another database) and stores it as @db's master key.
- */
 gboolean
-gk_secret_store_import_file (GkSecretStore  *self,
-                             GkDatabase     *db,
+gk_secret_store_export_file (GkSecretStore  *self,
+                             GBytes         *master_key,
                              const char     *path,
                              GError        **error)
+{
+  return gk_secret_store_export_file_full (self, master_key, path, TRUE, error);
+}
+
+/**
+ * gk_secret_store_import_file_full:
+ *
+ * Reads a master key file, checks the key against @db (WRONG_KEY when it
+ * belongs to another database) and stores it as @db's master key: in the
+ * keyring, or in the master key file of a file store. A master key file
+ * holding a different key is replaced only with @force (its key is kept
+ * beside it).
+ */
+gboolean
+gk_secret_store_import_file_full (GkSecretStore  *self,
+                                  GkDatabase     *db,
+                                  const char     *path,
+                                  gboolean        force,
+                                  GError        **error)
 {
   g_autoptr(GBytes) key = NULL;
   g_autofree char *check_value = NULL;
@@ -1118,7 +1564,22 @@ gk_secret_store_import_file (GkSecretStore  *self,
       return FALSE;
     }
 
-  if (!backend_store (self, gk_database_get_uuid (db), ROLE_CURRENT, key, NULL, error))
+  if (self->file != NULL && !force && g_file_test (self->file, G_FILE_TEST_EXISTS))
+    {
+      g_autoptr(GBytes) present = gk_secret_store_read_key_file (self->file, NULL);
+
+      if (present == NULL || !g_bytes_equal (present, key))
+        {
+          g_set_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_EXISTS,
+                       _("The master key file %s already holds another key, which was not "
+                         "overwritten. Add --force to replace it (the key it holds is kept "
+                         "beside it)."),
+                       self->file);
+          return FALSE;
+        }
+    }
+
+  if (!backend_store (self, gk_database_get_uuid (db), key, NULL, error))
     return FALSE;
 
   if (check_value == NULL)
@@ -1131,12 +1592,24 @@ gk_secret_store_import_file (GkSecretStore  *self,
   return TRUE;
 }
 
+gboolean
+gk_secret_store_import_file (GkSecretStore  *self,
+                             GkDatabase     *db,
+                             const char     *path,
+                             GError        **error)
+{
+  return gk_secret_store_import_file_full (self, db, path, FALSE, error);
+}
+
 /**
  * gk_secret_store_rotate_master_key:
  *
- * Moves every stored key to a new master key. Until the re-encrypted rows
- * are committed the old key stays valid; after that the new key is kept
- * as "next" until it replaces the current one, and unlock finds it there.
+ * Moves every stored key to a new master key. The new key is stored as
+ * "next" (for this database file) while the database's write lock is held,
+ * the rows are re-encrypted and the new check value committed, then it
+ * becomes a "current" key. The old key stays stored: copies and backups of
+ * the database still use it. Whatever point it stops at, unlock finds the
+ * key that matches the check value.
  */
 GBytes *
 gk_secret_store_rotate_master_key (GkSecretStore  *self,
@@ -1147,8 +1620,12 @@ gk_secret_store_rotate_master_key (GkSecretStore  *self,
 {
   const char *db_uuid;
   g_autofree char *check_value = NULL;
+  g_autofree char *new_check = NULL;
+  g_autofree char *next_path = NULL;
   g_autoptr(GBytes) new_key = NULL;
   g_autoptr(GError) local = NULL;
+  gboolean stored;
+  gboolean committed = FALSE;
 
   g_return_val_if_fail (GK_IS_SECRET_STORE (self), NULL);
   g_return_val_if_fail (GK_IS_DATABASE (db), NULL);
@@ -1156,27 +1633,55 @@ gk_secret_store_rotate_master_key (GkSecretStore  *self,
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
   db_uuid = gk_database_get_uuid (db);
+  new_key = gk_crypto_new_master_key ();
+  new_check = gk_crypto_check_value (new_key);
+
+  if (!gk_database_begin (db, error))
+    return NULL;
+
   check_value = gk_database_get_meta (db, META_CHECK_VALUE);
   if (g_bytes_get_size (old_master_key) != GK_MASTER_KEY_LEN
       || (check_value != NULL && !key_matches_check_value (old_master_key, check_value)))
     {
+      gk_database_rollback (db);
       set_wrong_key_error (self, error);
       return NULL;
     }
 
-  new_key = gk_crypto_new_master_key ();
-
-  if (!backend_store (self, db_uuid, ROLE_NEXT, new_key, cancellable, error))
-    return NULL;
-
-  if (!reencrypt_rows (db, old_master_key, new_key, error))
+  if (self->file != NULL)
     {
-      /* The old key still rules; the new one was never used. */
-      backend_clear (self, db_uuid, ROLE_NEXT, NULL, NULL);
+      next_path = next_file (self);
+      stored = write_key_file (next_path, new_key, error);
+    }
+  else
+    stored = keyring_store (db_uuid, ROLE_NEXT, gk_database_get_path (db), new_key,
+                            cancellable, error);
+  if (!stored)
+    {
+      gk_database_rollback (db);
       return NULL;
     }
 
-  if (!backend_promote_next (self, db_uuid, new_key, cancellable, &local))
+  if (!reencrypt_rows (db, old_master_key, new_key, error))
+    gk_database_rollback (db);
+  else if (gk_database_commit (db, error))
+    committed = TRUE;
+  if (!committed)
+    {
+      /* The old key still rules; the new one was never used. */
+      if (next_path != NULL)
+        unlink_key_file (next_path, NULL);
+      else
+        keyring_clear (db_uuid, ROLE_NEXT, new_check, NULL, NULL);
+      return NULL;
+    }
+  gk_database_touch (db);
+
+  /* The old key stays where it is (a key file keeps it beside itself). */
+  if (!backend_store (self, db_uuid, new_key, cancellable, &local)
+      || (next_path != NULL ? !unlink_key_file (next_path, &local)
+                            : !keyring_clear (db_uuid, ROLE_NEXT, new_check, cancellable,
+                                              &local)))
     g_warning ("The master key was rotated but could not replace the old one yet (%s); "
                "it will be moved into place at the next start", local->message);
 

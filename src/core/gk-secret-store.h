@@ -24,6 +24,7 @@ typedef enum
   GK_SECRET_ERROR_WRONG_KEY,     /* the master key does not match the database */
   GK_SECRET_ERROR_FILE,          /* the master key file is unreadable or malformed */
   GK_SECRET_ERROR_FAILED,
+  GK_SECRET_ERROR_EXISTS,        /* a file would be overwritten without --force */
 } GkSecretError;
 
 typedef enum
@@ -48,11 +49,13 @@ GkSecretStore *gk_secret_store_new_for_file (const char     *path);
 /* NULL when the keyring is used. */
 const char    *gk_secret_store_get_file     (GkSecretStore  *self);
 
-/* Looks up the master key for the database (lookup only, never creates).
- * Returns secure bytes, or NULL with @error NULL when nothing is stored, or
- * NULL with @error set (LOCKED, NO_SERVICE, FILE, FAILED). */
+/* Looks up a master key stored for the database with @check_value (any
+ * when NULL; lookup only, never creates). Returns secure bytes, or NULL with
+ * @error NULL when nothing is stored, or NULL with @error set (LOCKED,
+ * NO_SERVICE, FILE, FAILED). */
 GBytes        *gk_secret_store_lookup       (GkSecretStore  *self,
                                              const char     *db_uuid,
+                                             const char     *check_value,
                                              GCancellable   *cancellable,
                                              GError        **error);
 gboolean       gk_secret_store_store        (GkSecretStore  *self,
@@ -82,8 +85,18 @@ GBytes        *gk_secret_store_unlock_finish (GkSecretStore *self,
                                               GAsyncResult  *result,
                                               GError       **error);
 
-/* Writes the master key to @path (created 0600) / reads it from @path,
- * checks it against the database and stores it in the keyring. */
+/* Whether a key with @check_value is still stored (in the keyring or the
+ * file); FALSE with @error when that cannot be known (LOCKED, NO_SERVICE…). */
+gboolean       gk_secret_store_is_stored    (GkSecretStore  *self,
+                                             const char     *db_uuid,
+                                             const char     *check_value,
+                                             gboolean       *stored,
+                                             GCancellable   *cancellable,
+                                             GError        **error);
+
+/* Writes the master key to @path (created 0600, replacing the file) /
+ * reads it from @path, checks it against the database and stores it (the
+ * keyring, or the master key file of a file store). */
 gboolean       gk_secret_store_export_file  (GkSecretStore  *self,
                                              GBytes         *master_key,
                                              const char     *path,
@@ -92,6 +105,18 @@ gboolean       gk_secret_store_import_file  (GkSecretStore  *self,
                                              GkDatabase     *db,
                                              const char     *path,
                                              GError        **error);
+/* As above; without @force an existing file (export) or a master key file
+ * holding another key (import) is left alone and EXISTS is set. */
+gboolean       gk_secret_store_export_file_full (GkSecretStore *self,
+                                                 GBytes        *master_key,
+                                                 const char    *path,
+                                                 gboolean       force,
+                                                 GError       **error);
+gboolean       gk_secret_store_import_file_full (GkSecretStore *self,
+                                                 GkDatabase    *db,
+                                                 const char    *path,
+                                                 gboolean       force,
+                                                 GError       **error);
 /* Reads a master key file (base64 of 32 bytes, or 32 raw bytes). */
 GBytes        *gk_secret_store_read_key_file (const char    *path,
                                               GError       **error);
