@@ -393,6 +393,11 @@ master_key_export (GkCli  *cli,
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *message = NULL;
+  gboolean force = FALSE;
+  const GOptionEntry entries[] = {
+    { "force", 0, 0, G_OPTION_ARG_NONE, &force, N_("Replace FILE if it exists"), NULL },
+    G_OPTION_ENTRY_NULL
+  };
   GBytes *master_key;
   int status;
 
@@ -400,15 +405,23 @@ master_key_export (GkCli  *cli,
                                  _("Writes the master key to FILE (created with mode 0600), "
                                    "for GEMINI_KEYS_MASTER_KEY_FILE on a server or a backup. "
                                    "Anyone with the file and the database can read every key."),
-                                 NULL, 1, 1, &argc, &argv);
+                                 entries, 1, 1, &argc, &argv);
   if (status != GK_CLI_OK)
     return status;
+
+  /* Checked before the keyring is asked: nothing to unlock for a file
+   * that will not be written. */
+  if (!force && g_file_test (argv[1], G_FILE_TEST_EXISTS))
+    return gk_cli_error (cli, _("%s already exists and was not overwritten. Choose another "
+                                "file name, or add --force to replace it."),
+                         argv[1]);
 
   master_key = gk_cli_get_master_key (cli);
   if (master_key == NULL)
     return GK_CLI_ERROR;
 
-  if (!gk_secret_store_export_file (gk_cli_get_secret_store (cli), master_key, argv[1], &error))
+  if (!gk_secret_store_export_file_full (gk_cli_get_secret_store (cli), master_key, argv[1],
+                                         force, &error))
     return gk_cli_gerror (cli, error);
 
   message = g_strdup_printf (_("Wrote the master key to %s. Keep it as safe as the keys "
@@ -423,15 +436,23 @@ master_key_import (GkCli  *cli,
                    char  **argv)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GkSecretStore) keyring = NULL;
   g_autofree char *message = NULL;
+  gboolean force = FALSE;
+  const GOptionEntry entries[] = {
+    { "force", 0, 0, G_OPTION_ARG_NONE, &force,
+      N_("Replace the key in GEMINI_KEYS_MASTER_KEY_FILE even if it holds another one"), NULL },
+    G_OPTION_ENTRY_NULL
+  };
+  GkSecretStore *secrets;
+  const char *file;
   GkDatabase *db;
   int status;
 
   status = gk_cli_parse_options (cli, _("FILE"),
                                  _("Reads the master key from FILE, checks it against the "
-                                   "database and stores it in the keyring."),
-                                 NULL, 1, 1, &argc, &argv);
+                                   "database and stores it: in the keyring, or in the file "
+                                   "GEMINI_KEYS_MASTER_KEY_FILE names when it is set."),
+                                 entries, 1, 1, &argc, &argv);
   if (status != GK_CLI_OK)
     return status;
 
@@ -439,13 +460,17 @@ master_key_import (GkCli  *cli,
   if (db == NULL)
     return GK_CLI_ERROR;
 
-  /* The destination is the keyring even when GEMINI_KEYS_MASTER_KEY_FILE
-   * is set: moving the key there is the point of importing. */
-  keyring = gk_secret_store_new_for_file (NULL);
-  if (!gk_secret_store_import_file (keyring, db, argv[1], &error))
+  /* Where the other commands look for the key is where it goes: the file
+   * of a headless setup, else the keyring. */
+  secrets = gk_cli_get_secret_store (cli);
+  if (!gk_secret_store_import_file_full (secrets, db, argv[1], force, &error))
     return gk_cli_gerror (cli, error);
 
-  message = g_strdup_printf (_("Imported the master key from %s into the keyring."), argv[1]);
+  file = gk_secret_store_get_file (secrets);
+  if (file != NULL)
+    message = g_strdup_printf (_("Imported the master key from %s into %s."), argv[1], file);
+  else
+    message = g_strdup_printf (_("Imported the master key from %s into the keyring."), argv[1]);
   print_file_result (cli, argv[1], message);
   return GK_CLI_OK;
 }
@@ -491,11 +516,11 @@ master_key_rotate (GkCli  *cli,
       gk_cli_print_json (cli, builder);
     }
   else if (file != NULL)
-    printf (_("Rotated the master key; the new one is in %s. Copies of the old key no longer "
-              "work.\n"), file);
+    printf (_("Rotated the master key; the new one is in %s. The old one is kept beside it, "
+              "for copies and backups of the database made before now.\n"), file);
   else
-    printf ("%s\n", _("Rotated the master key; the new one is in the keyring. Copies of the "
-                      "old key no longer work."));
+    printf ("%s\n", _("Rotated the master key; the new one is in the keyring. The old one stays "
+                      "there too, for copies and backups of the database made before now."));
   return GK_CLI_OK;
 }
 
@@ -506,7 +531,7 @@ gk_cli_cmd_master_key (GkCli  *cli,
 {
   static const GkCliCommand master_key_commands[] = {
     { "export", master_key_export, N_("Write the master key to a 0600 file") },
-    { "import", master_key_import, N_("Store a master key file in the keyring") },
+    { "import", master_key_import, N_("Store a master key file in the keyring or the key file") },
     { "rotate", master_key_rotate, N_("Re-encrypt every key under a new master key") },
     { NULL, NULL, NULL },
   };

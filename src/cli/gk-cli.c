@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <glib/gi18n.h>
+#include <glib/gstdio.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@ struct _GkCli
 {
   gboolean       json;
   GkDatabase    *db;
+  gboolean       db_created;   /* this command made the database file */
   GkSecretStore *secrets;
   GBytes        *master_key;
   GkKeyStore    *key_store;
@@ -239,6 +241,7 @@ gk_cli_get_database (GkCli *cli)
     return cli->db;
 
   path = gk_database_default_path ();
+  cli->db_created = !g_file_test (path, G_FILE_TEST_EXISTS);
   cli->db = gk_database_open (path, NULL, &error);
   if (cli->db == NULL)
     {
@@ -257,30 +260,26 @@ gk_cli_get_secret_store (GkCli *cli)
   return cli->secrets;
 }
 
-/* What to do about each way the master key can be unavailable. */
-static const char *
-secret_error_hint (const GError *error)
+/* A command that stops because the master key is out of reach wrote
+ * nothing: a database file it created on the way goes again, so a failed
+ * first try leaves no empty database behind. */
+static void
+remove_created_database (GkCli *cli)
 {
-  if (error->domain != GK_SECRET_ERROR)
-    return NULL;
+  g_autofree char *path = NULL;
+  static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
 
-  switch (error->code)
+  if (!cli->db_created || cli->db == NULL)
+    return;
+  path = g_strdup (gk_database_get_path (cli->db));
+  g_clear_object (&cli->db);
+  for (guint i = 0; i < G_N_ELEMENTS (suffixes); i++)
     {
-    case GK_SECRET_ERROR_LOCKED:
-      return _("Unlock the keyring (log in to the desktop session), or set "
-               "GEMINI_KEYS_MASTER_KEY_FILE to a file holding the master key.");
-    case GK_SECRET_ERROR_NO_SERVICE:
-      return _("No keyring is running. On a server, set GEMINI_KEYS_MASTER_KEY_FILE to a "
-               "0600 file holding the master key (see “gemini-keysctl master-key export”).");
-    case GK_SECRET_ERROR_MISSING:
-      return _("The database holds encrypted keys but their master key was not found. "
-               "Import it with “gemini-keysctl master-key import FILE”.");
-    case GK_SECRET_ERROR_WRONG_KEY:
-      return _("The master key does not belong to this database. Check "
-               "GEMINI_KEYS_MASTER_KEY_FILE or import the right key.");
-    default:
-      return NULL;
+      g_autofree char *file = g_strconcat (path, suffixes[i], NULL);
+
+      g_unlink (file);
     }
+  cli->db_created = FALSE;
 }
 
 GBytes *
@@ -288,7 +287,6 @@ gk_cli_get_master_key (GkCli *cli)
 {
   g_autoptr(GError) error = NULL;
   GkDatabase *db;
-  const char *hint;
 
   if (cli->master_key != NULL)
     return cli->master_key;
@@ -300,10 +298,10 @@ gk_cli_get_master_key (GkCli *cli)
   cli->master_key = gk_secret_store_unlock (gk_cli_get_secret_store (cli), db, NULL, &error);
   if (cli->master_key == NULL)
     {
+      /* The message says what to do, for the keyring or the key file in
+       * use; a second line would only repeat or contradict it. */
       gk_cli_error (cli, _("Cannot unlock the master key: %s"), error->message);
-      hint = secret_error_hint (error);
-      if (hint != NULL)
-        fprintf (stderr, "%s\n", hint);
+      remove_created_database (cli);
     }
   return cli->master_key;
 }

@@ -47,6 +47,8 @@ typedef enum
   MASTER_FILE,     /* the fixture's key file */
   MASTER_KEYRING,  /* GEMINI_KEYS_MASTER_KEY_FILE unset */
   MASTER_OTHER,    /* the file in @master_path */
+  MASTER_OTHER_NO_BUS,   /* the file in @master_path, and no D-Bus session at all */
+  MASTER_KEYRING_NO_BUS, /* no key file, and no D-Bus session at all */
 } MasterSource;
 
 /* A classic key: "AIza" + 35 characters. */
@@ -156,6 +158,14 @@ run_full (Fixture            *f,
       break;
     case MASTER_OTHER:
       g_subprocess_launcher_setenv (launcher, "GEMINI_KEYS_MASTER_KEY_FILE", master_path, TRUE);
+      break;
+    case MASTER_OTHER_NO_BUS:
+      g_subprocess_launcher_setenv (launcher, "GEMINI_KEYS_MASTER_KEY_FILE", master_path, TRUE);
+      g_subprocess_launcher_unsetenv (launcher, "DBUS_SESSION_BUS_ADDRESS");
+      break;
+    case MASTER_KEYRING_NO_BUS:
+      g_subprocess_launcher_unsetenv (launcher, "GEMINI_KEYS_MASTER_KEY_FILE");
+      g_subprocess_launcher_unsetenv (launcher, "DBUS_SESSION_BUS_ADDRESS");
       break;
     case MASTER_KEYRING:
     default:
@@ -1479,6 +1489,132 @@ test_translated (Fixture       *f,
   g_assert_nonnull (strstr (out, "Tùy chọn chung:"));
 }
 
+static guint
+count_lines (const char *text)
+{
+  guint n = 0;
+
+  for (const char *p = text; *p != '\0'; p++)
+    n += *p == '\n';
+  return n;
+}
+
+/* A server: GEMINI_KEYS_MASTER_KEY_FILE set and no D-Bus session. Every
+ * hint names a command that works there, and `master-key import` writes
+ * the key file. */
+static void
+test_master_key_headless (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autofree char *key = make_key (13);
+  g_autofree char *input = g_strdup_printf ("%s\n", key);
+  g_autofree char *server_key = g_build_filename (f->dir, "server", "master.key", NULL);
+  g_autofree char *exported = g_build_filename (f->dir, "exported.key", NULL);
+  g_autofree char *stranger = g_build_filename (f->dir, "stranger.key", NULL);
+  g_autofree char *before = NULL;
+  g_autofree char *after = NULL;
+
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, input,
+                                "key", "add", "--name", "Server");
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_cmpuint (file_mode (server_key), ==, 0600);
+  }
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL,
+                                "master-key", "export", exported);
+    g_assert_cmpint (run.status, ==, 0);
+  }
+  /* export does not overwrite a file unless told to. */
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL,
+                                "master-key", "export", exported);
+    assert_error (&run);
+    g_assert_nonnull (strstr (run.err, "--force"));
+  }
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL,
+                                "master-key", "export", "--force", exported);
+    g_assert_cmpint (run.status, ==, 0);
+  }
+
+  /* The key file is lost: one message, naming the way out, which works. */
+  g_assert_cmpint (g_unlink (server_key), ==, 0);
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL, "key", "list");
+    assert_error (&run);
+    g_assert_nonnull (strstr (run.err, "master-key import FILE"));
+    g_assert_nonnull (strstr (run.err, "1 encrypted key"));
+    g_assert_cmpuint (count_lines (run.err), ==, 1);
+  }
+  /* A key of another database is refused. */
+  write_key_file (stranger);
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL,
+                                "master-key", "import", stranger);
+    assert_error (&run);
+    g_assert_false (g_file_test (server_key, G_FILE_TEST_EXISTS));
+  }
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL,
+                                "master-key", "import", exported);
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_nonnull (strstr (run.out, server_key));
+    g_assert_cmpuint (file_mode (server_key), ==, 0600);
+  }
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL, "key", "show", "1");
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_nonnull (strstr (run.out, "Server"));
+  }
+
+  /* A key file holding another key is not overwritten without --force. */
+  write_key_file (server_key);
+  g_assert_true (g_file_get_contents (server_key, &before, NULL, NULL));
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL,
+                                "master-key", "import", exported);
+    assert_error (&run);
+    g_assert_nonnull (strstr (run.err, "--force"));
+  }
+  g_assert_true (g_file_get_contents (server_key, &after, NULL, NULL));
+  g_assert_cmpstr (before, ==, after);
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL,
+                                "master-key", "import", "--force", exported);
+    g_assert_cmpint (run.status, ==, 0);
+  }
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL, "key", "show", "1");
+    g_assert_cmpint (run.status, ==, 0);
+  }
+}
+
+/* A command that stops for want of a keyring wrote nothing: no database
+ * file appears, and the error is one message. */
+static void
+test_no_keyring_leaves_nothing (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autofree char *db_path = g_build_filename (f->data_dir, "keys.db", NULL);
+  g_autofree char *key = make_key (14);
+  g_autofree char *input = g_strdup_printf ("%s\n", key);
+
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_KEYRING_NO_BUS, NULL, NULL, "key", "list");
+    assert_error (&run);
+    g_assert_nonnull (strstr (run.err, "GEMINI_KEYS_MASTER_KEY_FILE"));
+    g_assert_cmpuint (count_lines (run.err), ==, 1);
+  }
+  g_assert_false (g_file_test (db_path, G_FILE_TEST_EXISTS));
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_KEYRING_NO_BUS, NULL, input,
+                                "key", "add", "--name", "Nowhere");
+    assert_error (&run);
+  }
+  g_assert_false (g_file_test (db_path, G_FILE_TEST_EXISTS));
+}
+
 #define ADD(path, func) \
   g_test_add ((path), Fixture, NULL, fixture_set_up, (func), fixture_tear_down)
 
@@ -1507,6 +1643,8 @@ main (int    argc,
   ADD ("/cli/master-key/file-rotate", test_master_key_file_rotate);
   ADD ("/cli/master-key/keyring-round-trip", test_master_key_keyring_round_trip);
   ADD ("/cli/translated", test_translated);
+  ADD ("/cli/master-key/headless", test_master_key_headless);
+  ADD ("/cli/master-key/no-keyring-leaves-nothing", test_no_keyring_leaves_nothing);
 
   return g_test_run ();
 }
