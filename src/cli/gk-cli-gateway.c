@@ -38,6 +38,116 @@ log_cb (GkGateway  *gateway,
   printf ("%s %s\n", stamp, line);
 }
 
+/* How long `serve` keeps answering 503 while the master key is out of
+ * reach before it exits non-zero, so that a service manager restarts it
+ * (GEMINI_KEYS_MASTER_KEY_GRACE overrides, in seconds). */
+#define MASTER_KEY_GRACE_S       30
+#define STORED_CHECK_INTERVAL_S  5
+
+typedef struct
+{
+  GMainLoop  *loop;
+  GkKeyStore *key_store;
+  GMutex      mutex;
+  gint64      down_since;   /* monotonic µs, 0 while the key is readable */
+  char       *down_message;
+  gint64      grace_us;
+  gboolean    failed;       /* the exit status is 1 */
+  gboolean    checking;     /* a stored-check runs in a thread */
+  gboolean    reported_gone;
+  guint       ticks;
+} ServeState;
+
+/* Emitted in the gateway's thread. */
+static void
+master_key_state_cb (GkGateway  *gateway,
+                     gboolean    available,
+                     const char *message,
+                     gpointer    user_data)
+{
+  ServeState *state = user_data;
+
+  g_mutex_lock (&state->mutex);
+  if (available)
+    state->down_since = 0;
+  else if (state->down_since == 0)
+    state->down_since = g_get_monotonic_time ();
+  g_free (state->down_message);
+  state->down_message = g_strdup (message);
+  g_mutex_unlock (&state->mutex);
+}
+
+static void
+stored_check_thread (GTask        *task,
+                     gpointer      source_object,
+                     gpointer      task_data,
+                     GCancellable *cancellable)
+{
+  ServeState *state = task_data;
+  g_autoptr(GError) error = NULL;
+  gboolean stored = TRUE;
+
+  /* Also picks up a rotation by another process while no request comes. */
+  gk_key_store_refresh_master_key (state->key_store, NULL);
+  if (!gk_key_store_check_master_key_stored (state->key_store, &stored, &error))
+    stored = TRUE;   /* the keyring cannot be asked: not the same as gone */
+  g_task_return_boolean (task, stored);
+}
+
+static void
+stored_check_done_cb (GObject      *source,
+                      GAsyncResult *result,
+                      gpointer      user_data)
+{
+  ServeState *state = user_data;
+  gboolean stored = g_task_propagate_boolean (G_TASK (result), NULL);
+
+  state->checking = FALSE;
+  if (!stored && !state->reported_gone)
+    fprintf (stderr, "%s\n",
+             _("The master key of this database is no longer stored (its keyring item or file "
+               "was removed). The gateway keeps serving with the key it holds, but keys cannot "
+               "be added until the master key is stored again (“gemini-keysctl master-key "
+               "import FILE” with an exported copy)."));
+  else if (stored && state->reported_gone)
+    fprintf (stderr, "%s\n", _("The master key is stored again."));
+  state->reported_gone = !stored;
+}
+
+/* Every few seconds: is the key still stored, and has the grace period of
+ * an unreachable master key run out? */
+static gboolean
+watch_cb (gpointer data)
+{
+  ServeState *state = data;
+  gint64 down_since;
+  g_autofree char *message = NULL;
+
+  g_mutex_lock (&state->mutex);
+  down_since = state->down_since;
+  message = g_strdup (state->down_message);
+  g_mutex_unlock (&state->mutex);
+
+  if (down_since != 0 && g_get_monotonic_time () - down_since >= state->grace_us)
+    {
+      fprintf (stderr, _("%s\nStopping the gateway so that its service manager can restart it.\n"),
+               message != NULL ? message : "");
+      state->failed = TRUE;
+      g_main_loop_quit (state->loop);
+      return G_SOURCE_REMOVE;
+    }
+
+  if (!state->checking && state->ticks++ % STORED_CHECK_INTERVAL_S == 0)
+    {
+      g_autoptr(GTask) task = g_task_new (NULL, NULL, stored_check_done_cb, state);
+
+      state->checking = TRUE;
+      g_task_set_task_data (task, state, NULL);
+      g_task_run_in_thread (task, stored_check_thread);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
 static gboolean
 flush_cb (gpointer data)
 {
@@ -60,6 +170,9 @@ gk_cli_cmd_serve (GkCli  *cli,
   g_autoptr(GError) error = NULL;
   g_autoptr(GkGateway) gateway = NULL;
   g_autoptr(GMainLoop) loop = NULL;
+  ServeState state = { 0 };
+  const char *grace;
+  guint watch;
   GkDatabase *db;
   GkKeyStore *key_store;
   GkPool *pool;
@@ -100,6 +213,12 @@ gk_cli_cmd_serve (GkCli  *cli,
   gateway = gk_gateway_new (key_store, pool);
   g_signal_connect (gateway, "log", G_CALLBACK (log_cb), NULL);
   gk_gateway_set_request_timeout (gateway, (guint) timeout);
+  g_mutex_init (&state.mutex);
+  state.key_store = key_store;
+  grace = g_getenv ("GEMINI_KEYS_MASTER_KEY_GRACE");
+  state.grace_us = (grace != NULL ? g_ascii_strtoll (grace, NULL, 10) : MASTER_KEY_GRACE_S)
+                   * G_USEC_PER_SEC;
+  g_signal_connect (gateway, "master-key-state", G_CALLBACK (master_key_state_cb), &state);
   if (!gk_gateway_start (gateway, NULL, (guint) port, &error))
     return gk_cli_gerror (cli, error);
 
@@ -112,15 +231,25 @@ gk_cli_cmd_serve (GkCli  *cli,
   sigint = g_unix_signal_add (SIGINT, quit_cb, loop);
   sigterm = g_unix_signal_add (SIGTERM, quit_cb, loop);
   flush = g_timeout_add (200, flush_cb, NULL);
+  state.loop = loop;
+  watch = g_timeout_add_seconds (1, watch_cb, &state);
   g_main_loop_run (loop);
   g_source_remove (sigint);
   g_source_remove (sigterm);
   g_source_remove (flush);
+  if (!state.failed)
+    g_source_remove (watch);
 
   gk_gateway_stop (gateway);
+  g_signal_handlers_disconnect_by_data (gateway, &state);
+  /* A stored-check thread still running holds a pointer to the state. */
+  while (state.checking)
+    g_main_context_iteration (NULL, TRUE);
+  g_free (state.down_message);
+  g_mutex_clear (&state.mutex);
   printf ("%s\n", _("Gateway stopped."));
   fflush (stdout);
-  return GK_CLI_OK;
+  return state.failed ? GK_CLI_ERROR : GK_CLI_OK;
 }
 
 typedef struct

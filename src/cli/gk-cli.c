@@ -319,6 +319,8 @@ gk_cli_get_key_store (GkCli *cli)
     return NULL;
 
   cli->key_store = gk_key_store_new (cli->db, master_key);
+  /* A long-running command (serve) follows rotations by other processes. */
+  gk_key_store_set_secret_store (cli->key_store, gk_cli_get_secret_store (cli));
   return cli->key_store;
 }
 

@@ -13,6 +13,7 @@
 #include "gk-key-state.h"
 #include "gk-key-store.h"
 #include "gk-quotas.h"
+#include "gk-secret-store.h"
 
 #define CLASSIC_KEY_PREFIX   "AIza"
 #define CLASSIC_KEY_BODY_LEN 35
@@ -21,13 +22,22 @@
 #define AQ_KEY_MAX_BODY_LEN  512
 #define KEY_HINT_LEN         4
 #define PROJECT_MAX_CHARS    100
+/* After a failed reload of the master key, how long the failure stands
+ * before the keyring is asked again: a gateway under load must not ask it
+ * once per request. */
+#define RELOAD_RETRY_US      (G_USEC_PER_SEC / 2)
+#define META_CHECK_VALUE     "key_check_value"
 
 struct _GkKeyStore
 {
-  GObject     parent_instance;
-  GkDatabase *db;
-  GBytes     *master_key;
-  char       *check_value;  /* of master_key */
+  GObject        parent_instance;
+  GkDatabase    *db;
+  GkSecretStore *secrets;      /* where a changed master key is reloaded from */
+  GMutex         mutex;        /* guards the fields below */
+  GBytes        *master_key;
+  char          *check_value;  /* of master_key */
+  GError        *reload_error; /* why the database's current key is out of reach */
+  gint64         reload_failed_at;
 };
 
 G_DEFINE_FINAL_TYPE (GkKeyStore, gk_key_store, G_TYPE_OBJECT)
@@ -553,6 +563,21 @@ fingerprint_taken (GkKeyStore  *self,
     }
 }
 
+/* A reference to the master key in use, and its check value. */
+static GBytes *
+get_master_key (GkKeyStore  *self,
+                char       **check_value)
+{
+  GBytes *key;
+
+  g_mutex_lock (&self->mutex);
+  key = g_bytes_ref (self->master_key);
+  if (check_value != NULL)
+    *check_value = g_strdup (self->check_value);
+  g_mutex_unlock (&self->mutex);
+  return key;
+}
+
 /* Encrypts @api_key for the row @uuid and binds blob, fingerprint and hint
  * to @stmt at @first, @first+1, @first+2. */
 static gboolean
@@ -565,13 +590,14 @@ bind_secret (GkKeyStore    *self,
              GError       **error)
 {
   g_autoptr(GBytes) blob = NULL;
+  g_autoptr(GBytes) master_key = get_master_key (self, NULL);
   gsize len = strlen (api_key);
 
-  blob = gk_crypto_encrypt (self->master_key, uuid, api_key, len, error);
+  blob = gk_crypto_encrypt (master_key, uuid, api_key, len, error);
   if (blob == NULL)
     return FALSE;
 
-  *fingerprint_out = gk_crypto_fingerprint (self->master_key, api_key);
+  *fingerprint_out = gk_crypto_fingerprint (master_key, api_key);
   sqlite3_bind_blob (stmt, first, g_bytes_get_data (blob, NULL), (int) g_bytes_get_size (blob),
                      SQLITE_TRANSIENT);
   sqlite3_bind_text (stmt, first + 1, *fingerprint_out, -1, SQLITE_STATIC);
@@ -640,14 +666,56 @@ static gboolean
 master_key_current (GkKeyStore  *self,
                     GError     **error)
 {
-  g_autofree char *stored = gk_database_get_meta (self->db, "key_check_value");
+  g_autofree char *stored = gk_database_get_meta (self->db, META_CHECK_VALUE);
+  g_autofree char *ours = NULL;
+  g_autoptr(GBytes) key = get_master_key (self, &ours);
 
-  if (stored == NULL || gk_crypto_equal_const_time (stored, self->check_value))
+  if (stored == NULL || gk_crypto_equal_const_time (stored, ours))
     return TRUE;
   g_set_error_literal (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_MASTER_KEY_CHANGED,
                        _("The master key was changed by another program. Restart Gemini Keys "
                          "to unlock the keys with the new master key."));
   return FALSE;
+}
+
+/* Before a write: picks up a master key another process rotated to, and
+ * refuses when the key in use is no longer stored anywhere (keys added now
+ * could not be read after a restart). */
+static gboolean
+ready_to_encrypt (GkKeyStore  *self,
+                  GError     **error)
+{
+  g_autofree char *check = NULL;
+  g_autoptr(GBytes) key = NULL;
+  g_autoptr(GError) local = NULL;
+  gboolean stored = TRUE;
+
+  if (!gk_key_store_refresh_master_key (self, error))
+    return FALSE;
+  if (self->secrets == NULL)
+    return TRUE;
+
+  key = get_master_key (self, &check);
+  if (!gk_secret_store_is_stored (self->secrets, gk_database_get_uuid (self->db), check, &stored,
+                                  NULL, &local))
+    {
+      g_set_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_MASTER_KEY_NOT_STORED,
+                   _("Cannot check that the master key is still stored, so no key was saved: "
+                     "%s"),
+                   local->message);
+      return FALSE;
+    }
+  if (!stored)
+    {
+      g_set_error_literal (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_MASTER_KEY_NOT_STORED,
+                           _("The master key of this database is no longer stored (it was "
+                             "removed from the keyring or its file), so no key was saved: it "
+                             "could not be read after a restart. Store the master key again "
+                             "(“gemini-keysctl master-key import FILE” with an exported copy, or "
+                             "Store Master Key Again in Gemini Keys) and try again."));
+      return FALSE;
+    }
+  return TRUE;
 }
 
 static void
@@ -656,8 +724,11 @@ gk_key_store_finalize (GObject *object)
   GkKeyStore *self = (GkKeyStore *) object;
 
   g_clear_object (&self->db);
+  g_clear_object (&self->secrets);
   g_clear_pointer (&self->master_key, g_bytes_unref);
   g_clear_pointer (&self->check_value, g_free);
+  g_clear_error (&self->reload_error);
+  g_mutex_clear (&self->mutex);
 
   G_OBJECT_CLASS (gk_key_store_parent_class)->finalize (object);
 }
@@ -671,6 +742,7 @@ gk_key_store_class_init (GkKeyStoreClass *klass)
 static void
 gk_key_store_init (GkKeyStore *self)
 {
+  g_mutex_init (&self->mutex);
 }
 
 GkKeyStore *
@@ -713,6 +785,8 @@ gk_key_store_add (GkKeyStore       *self,
   g_return_val_if_fail (spec != NULL, 0);
 
   if (!gk_key_validate_spec (spec, error) || !gk_key_validate_api_key (api_key, error))
+    return 0;
+  if (!ready_to_encrypt (self, error))
     return 0;
 
   if (!gk_database_begin (self->db, error))
@@ -848,6 +922,8 @@ gk_key_store_update (GkKeyStore       *self,
   if (!gk_key_validate_spec (spec, error))
     return FALSE;
   if (new_api_key != NULL && !gk_key_validate_api_key (new_api_key, error))
+    return FALSE;
+  if (new_api_key != NULL && !ready_to_encrypt (self, error))
     return FALSE;
 
   if (!gk_database_begin (self->db, error))
@@ -1008,8 +1084,25 @@ gk_key_store_reveal (GkKeyStore  *self,
     }
 
   if (blob != NULL)
-    plain = gk_crypto_decrypt (self->master_key, uuid, g_bytes_get_data (blob, NULL),
-                               g_bytes_get_size (blob), &local_error);
+    {
+      g_autoptr(GBytes) master_key = get_master_key (self, NULL);
+
+      plain = gk_crypto_decrypt (master_key, uuid, g_bytes_get_data (blob, NULL),
+                                 g_bytes_get_size (blob), &local_error);
+      /* Another process may have rotated the master key: pick up the new
+       * one and try once more, so the caller never sees the change. */
+      if (plain == NULL)
+        {
+          g_autoptr(GBytes) reloaded = NULL;
+
+          if (!gk_key_store_refresh_master_key (self, error))
+            return NULL;
+          reloaded = get_master_key (self, NULL);
+          if (!g_bytes_equal (reloaded, master_key))
+            plain = gk_crypto_decrypt (reloaded, uuid, g_bytes_get_data (blob, NULL),
+                                       g_bytes_get_size (blob), NULL);
+        }
+    }
   if (plain == NULL && !master_key_current (self, error))
     return NULL;
   if (plain == NULL)
@@ -1062,4 +1155,134 @@ gk_key_store_set_status (GkKeyStore   *self,
 fail:
   gk_database_rollback (self->db);
   return FALSE;
+}
+
+/**
+ * gk_key_store_set_secret_store:
+ *
+ * Where the store reloads the master key from when another process
+ * rotates it (gk_key_store_refresh_master_key()), and checks that it is
+ * still stored before saving a key.
+ */
+void
+gk_key_store_set_secret_store (GkKeyStore    *self,
+                               GkSecretStore *secrets)
+{
+  g_return_if_fail (GK_IS_KEY_STORE (self));
+  g_return_if_fail (secrets == NULL || GK_IS_SECRET_STORE (secrets));
+
+  g_set_object (&self->secrets, secrets);
+}
+
+/**
+ * gk_key_store_refresh_master_key:
+ *
+ * Cheap when nothing changed (one read of the key check value). When
+ * another process rotated the master key, reloads it from the secret
+ * store; MASTER_KEY_UNAVAILABLE (MASTER_KEY_CHANGED without a secret store)
+ * when the new key cannot be had. A failure is kept for RELOAD_RETRY_US
+ * before the keyring is asked again.
+ */
+gboolean
+gk_key_store_refresh_master_key (GkKeyStore  *self,
+                                 GError     **error)
+{
+  g_autofree char *stored = NULL;
+  g_autofree char *ours = NULL;
+  g_autoptr(GBytes) current = NULL;
+  g_autoptr(GBytes) reloaded = NULL;
+  g_autoptr(GError) local = NULL;
+  gint64 now;
+
+  g_return_val_if_fail (GK_IS_KEY_STORE (self), FALSE);
+
+  stored = gk_database_get_meta (self->db, META_CHECK_VALUE);
+  current = get_master_key (self, &ours);
+  if (stored == NULL || gk_crypto_equal_const_time (stored, ours))
+    {
+      g_mutex_lock (&self->mutex);
+      g_clear_error (&self->reload_error);
+      g_mutex_unlock (&self->mutex);
+      return TRUE;
+    }
+  if (self->secrets == NULL)
+    return master_key_current (self, error);
+
+  now = g_get_monotonic_time ();
+  g_mutex_lock (&self->mutex);
+  if (self->reload_error != NULL && now - self->reload_failed_at < RELOAD_RETRY_US)
+    {
+      g_propagate_error (error, g_error_copy (self->reload_error));
+      g_mutex_unlock (&self->mutex);
+      return FALSE;
+    }
+  g_mutex_unlock (&self->mutex);
+
+  reloaded = gk_secret_store_unlock (self->secrets, self->db, NULL, &local);
+
+  g_mutex_lock (&self->mutex);
+  if (reloaded != NULL)
+    {
+      g_clear_pointer (&self->master_key, g_bytes_unref);
+      g_free (self->check_value);
+      self->master_key = g_bytes_ref (reloaded);
+      self->check_value = gk_crypto_check_value (reloaded);
+      g_clear_error (&self->reload_error);
+      g_mutex_unlock (&self->mutex);
+      return TRUE;
+    }
+  g_clear_error (&self->reload_error);
+  self->reload_error = g_error_new (GK_KEY_STORE_ERROR,
+                                    GK_KEY_STORE_ERROR_MASTER_KEY_UNAVAILABLE,
+                                    _("The master key was changed by another program and the new "
+                                      "one cannot be read: %s"),
+                                    local->message);
+  self->reload_failed_at = now;
+  g_propagate_error (error, g_error_copy (self->reload_error));
+  g_mutex_unlock (&self->mutex);
+  return FALSE;
+}
+
+/**
+ * gk_key_store_store_master_key:
+ *
+ * Stores the master key in use again (after its keyring item or file was
+ * removed while the store was open).
+ */
+gboolean
+gk_key_store_store_master_key (GkKeyStore  *self,
+                               GError     **error)
+{
+  g_autoptr(GBytes) key = NULL;
+
+  g_return_val_if_fail (GK_IS_KEY_STORE (self), FALSE);
+  g_return_val_if_fail (self->secrets != NULL, FALSE);
+
+  key = get_master_key (self, NULL);
+  return gk_secret_store_store (self->secrets, gk_database_get_uuid (self->db), key, NULL, error);
+}
+
+/**
+ * gk_key_store_check_master_key_stored:
+ *
+ * Whether the master key in use is still stored (keyring item or file);
+ * FALSE with @error when that cannot be known. Blocks on the keyring.
+ */
+gboolean
+gk_key_store_check_master_key_stored (GkKeyStore  *self,
+                                      gboolean    *stored,
+                                      GError     **error)
+{
+  g_autofree char *check = NULL;
+  g_autoptr(GBytes) key = NULL;
+
+  g_return_val_if_fail (GK_IS_KEY_STORE (self), FALSE);
+  g_return_val_if_fail (stored != NULL, FALSE);
+
+  *stored = TRUE;
+  if (self->secrets == NULL)
+    return TRUE;
+  key = get_master_key (self, &check);
+  return gk_secret_store_is_stored (self->secrets, gk_database_get_uuid (self->db), check, stored,
+                                    NULL, error);
 }

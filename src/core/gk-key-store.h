@@ -24,6 +24,8 @@ typedef enum
   GK_KEY_STORE_ERROR_NOT_FOUND,
   GK_KEY_STORE_ERROR_CORRUPT,    /* this row's ciphertext does not decrypt */
   GK_KEY_STORE_ERROR_MASTER_KEY_CHANGED, /* another process rotated the master key */
+  GK_KEY_STORE_ERROR_MASTER_KEY_UNAVAILABLE, /* …and the new one cannot be read */
+  GK_KEY_STORE_ERROR_MASTER_KEY_NOT_STORED,  /* the key in use is stored nowhere */
 } GkKeyStoreError;
 
 #define GK_KEY_NAME_MAX_CHARS 100
@@ -116,6 +118,23 @@ gboolean    gk_key_validate_spec     (const GkKeySpec *spec,
 GkKeyStore *gk_key_store_new         (GkDatabase      *db,
                                       GBytes          *master_key);
 GkDatabase *gk_key_store_get_database (GkKeyStore     *self);
+
+/* With a secret store, the store follows master-key rotations made by other
+ * processes (reloading the key by its check value) and checks that its key
+ * is still stored before saving a key (MASTER_KEY_NOT_STORED otherwise). */
+void        gk_key_store_set_secret_store (GkKeyStore    *self,
+                                           GkSecretStore *secrets);
+/* One read of the key check value when nothing changed; reloads the master
+ * key when another process rotated it (MASTER_KEY_UNAVAILABLE when it
+ * cannot). Thread-safe. */
+gboolean    gk_key_store_refresh_master_key (GkKeyStore  *self,
+                                             GError     **error);
+/* Blocks on the keyring: call from a worker thread. */
+gboolean    gk_key_store_check_master_key_stored (GkKeyStore  *self,
+                                                  gboolean    *stored,
+                                                  GError     **error);
+gboolean    gk_key_store_store_master_key (GkKeyStore  *self,
+                                           GError     **error);
 
 /* Returns the new key's id, or 0 with @error set. */
 gint64      gk_key_store_add         (GkKeyStore      *self,

@@ -74,6 +74,10 @@ struct _GkGateway
   guint         header_timeout_ms;
   guint         idle_timeout_ms;
 
+  /* The master key in use was rotated away and the new one is out of reach
+   * (gateway thread only): said once, not per request or per key. */
+  gboolean      master_key_down;
+
   /* Owned by the gateway thread while it runs. */
   GThread      *thread;
   GMainContext *context;
@@ -113,6 +117,7 @@ G_DEFINE_QUARK (gk-gateway-error-quark, gk_gateway_error)
 enum
 {
   SIGNAL_LOG,
+  SIGNAL_MASTER_KEY_STATE,
   N_SIGNALS
 };
 
@@ -2147,6 +2152,29 @@ request_attempt (Request *request)
   request->attempt_start = g_get_monotonic_time ();
 
   secret = gk_key_store_reveal (self->key_store, key->id, &error);
+  if (secret == NULL
+      && (g_error_matches (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_MASTER_KEY_UNAVAILABLE)
+          || g_error_matches (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_MASTER_KEY_CHANGED)))
+    {
+      /* No key can be decrypted: one line and one signal, not one per key. */
+      if (!self->master_key_down)
+        {
+          self->master_key_down = TRUE;
+          gateway_log (self, "%s", error->message);
+          g_signal_emit (self, signals[SIGNAL_MASTER_KEY_STATE], 0, FALSE, error->message);
+        }
+      if (!request->client_gone)
+        gk_gateway_respond_error (request->msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
+                                  error->message);
+      request_finish (request);
+      return;
+    }
+  if (secret != NULL && self->master_key_down)
+    {
+      self->master_key_down = FALSE;
+      gateway_log (self, "The master key can be read again");
+      g_signal_emit (self, signals[SIGNAL_MASTER_KEY_STATE], 0, TRUE, NULL);
+    }
   if (secret == NULL)
     {
       /* This row does not decrypt: skip it, it cannot serve anyone. */
@@ -2717,6 +2745,19 @@ gk_gateway_class_init (GkGatewayClass *klass)
    */
   signals[SIGNAL_LOG] = g_signal_new ("log", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                                       NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
+
+  /**
+   * GkGateway::master-key-state:
+   * @available: whether the keys can be decrypted
+   * @message: (nullable): why not
+   *
+   * Emitted in the gateway's thread when the master key becomes out of
+   * reach (another process rotated it and the new one cannot be read) and
+   * when it is back. Requests meanwhile get 503 with @message.
+   */
+  signals[SIGNAL_MASTER_KEY_STATE] = g_signal_new ("master-key-state", G_TYPE_FROM_CLASS (klass),
+                                                   G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                                                   G_TYPE_NONE, 2, G_TYPE_BOOLEAN, G_TYPE_STRING);
 }
 
 static void

@@ -263,6 +263,8 @@ finish_load_thread (GTask        *task,
   LoadResult *result = g_new0 (LoadResult, 1);
 
   result->key_store = gk_key_store_new (self->db, master_key);
+  /* Rotations by the CLI or a headless gateway are followed. */
+  gk_key_store_set_secret_store (result->key_store, self->secret_store);
   result->pool = gk_pool_new (self->db, NULL);
   result->data_version = gk_database_get_data_version (self->db);
   result->gateway_enabled = gk_database_get_setting_int (self->db, GK_SETTING_GATEWAY_ENABLED, 0) != 0;
