@@ -41,6 +41,8 @@ struct _GkBackend
   guint          poll_source;
   gboolean       poll_in_flight;
   gint64         data_version;
+  guint          poll_count;
+  gboolean       master_key_stored;  /* as last checked */
 
   guint          reset_source;
   gint64         reset_target;     /* the boundary the timer waits for; 0 = none */
@@ -53,6 +55,7 @@ G_DEFINE_FINAL_TYPE (GkBackend, gk_backend, G_TYPE_OBJECT)
 enum {
   CHANGED,
   SETTING_CHANGED,
+  MASTER_KEY_STORED,
   N_SIGNALS
 };
 
@@ -80,6 +83,16 @@ static void rearm_reset_timer (GkBackend *self);
 
 /* Polling for other processes' writes */
 
+/* Every this many polls, whether the master key is still stored (a
+ * keyring round trip, so not every second). */
+#define STORED_CHECK_EVERY 3
+
+typedef struct
+{
+  gint64   version;
+  int      stored;   /* -1: not checked this time */
+} PollResult;
+
 static void
 poll_thread (GTask        *task,
              gpointer      source_object,
@@ -87,10 +100,38 @@ poll_thread (GTask        *task,
              GCancellable *cancellable)
 {
   GkBackend *self = source_object;
-  gint64 *version = g_new (gint64, 1);
+  GkKeyStore *key_store = task_data;
+  PollResult *result = g_new (PollResult, 1);
 
-  *version = gk_database_get_data_version (self->db);
-  g_task_return_pointer (task, version, g_free);
+  result->version = gk_database_get_data_version (self->db);
+  result->stored = -1;
+  if (key_store != NULL)
+    {
+      /* A rotation by another process: one read of the check value, and
+       * the new key fetched when it changed. */
+      gk_key_store_refresh_master_key (key_store, NULL);
+      if (self->poll_count % STORED_CHECK_EVERY == 0)
+        {
+          gboolean stored = TRUE;
+
+          if (gk_key_store_check_master_key_stored (key_store, &stored, NULL))
+            result->stored = stored;
+        }
+    }
+  g_task_return_pointer (task, result, g_free);
+}
+
+static void
+set_master_key_stored (GkBackend *self,
+                       gboolean   stored)
+{
+  if (self->master_key_stored == stored)
+    return;
+  self->master_key_stored = stored;
+  if (!stored)
+    g_message ("The master key of this database is no longer stored; keys cannot be added "
+               "until it is stored again");
+  g_signal_emit (self, signals[MASTER_KEY_STORED], 0, stored);
 }
 
 static void
@@ -99,14 +140,19 @@ poll_done_cb (GObject      *object,
               gpointer      user_data)
 {
   GkBackend *self = GK_BACKEND (object);
-  g_autofree gint64 *version = NULL;
+  g_autofree PollResult *polled = NULL;
 
   self->poll_in_flight = FALSE;
-  version = g_task_propagate_pointer (G_TASK (result), NULL);
-  if (version == NULL || *version == self->data_version)
+  polled = g_task_propagate_pointer (G_TASK (result), NULL);
+  if (polled == NULL)
+    return;
+  self->poll_count++;
+  if (polled->stored >= 0)
+    set_master_key_stored (self, polled->stored);
+  if (polled->version == self->data_version)
     return;
 
-  self->data_version = *version;
+  self->data_version = polled->version;
   g_signal_emit (self, signals[CHANGED], 0);
   /* Another process may have started a cooldown or changed a quota. */
   rearm_reset_timer (self);
@@ -124,6 +170,8 @@ poll_cb (gpointer user_data)
   self->poll_in_flight = TRUE;
   task = g_task_new (self, self->cancellable, poll_done_cb, NULL);
   g_task_set_source_tag (task, poll_cb);
+  if (self->key_store != NULL)
+    g_task_set_task_data (task, g_object_ref (self->key_store), g_object_unref);
   g_task_run_in_thread (task, poll_thread);
 
   return G_SOURCE_CONTINUE;
@@ -530,6 +578,20 @@ gk_backend_class_init (GkBackendClass *klass)
                   G_SIGNAL_RUN_LAST | G_SIGNAL_DETAILED,
                   0, NULL, NULL, NULL,
                   G_TYPE_NONE, 1, G_TYPE_STRING);
+
+  /**
+   * GkBackend::master-key-stored:
+   * @stored: whether the master key in use is still in the keyring (or
+   *   its file)
+   *
+   * Emitted when that changes; while it is not stored, adding keys fails.
+   */
+  signals[MASTER_KEY_STORED] =
+    g_signal_new ("master-key-stored",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 1, G_TYPE_BOOLEAN);
 }
 
 static void
@@ -538,6 +600,7 @@ gk_backend_init (GkBackend *self)
   self->cancellable = g_cancellable_new ();
   self->secret_store = gk_secret_store_new ();
   self->data_version = -1;
+  self->master_key_stored = TRUE;
 }
 
 /* Public API */
@@ -918,4 +981,64 @@ gk_backend_set_watched (GkBackend **backend_ptr,
   if (backend != NULL)
     g_signal_connect_swapped (backend, "changed", changed_cb, owner);
   return TRUE;
+}
+
+static gpointer
+store_master_key_job (GkBackend  *self,
+                      gpointer    data,
+                      GError    **error)
+{
+  if (!gk_key_store_store_master_key (self->key_store, error))
+    return NULL;
+  return GINT_TO_POINTER (TRUE);
+}
+
+static void
+store_master_key_done_cb (GObject      *object,
+                          GAsyncResult *result,
+                          gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GkBackend *self = GK_BACKEND (object);
+  GError *error = NULL;
+
+  if (gk_backend_run_finish (self, result, &error) == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  set_master_key_stored (self, TRUE);
+  g_task_return_boolean (task, TRUE);
+}
+
+/**
+ * gk_backend_store_master_key_async:
+ *
+ * Stores the master key in use again (after its keyring item or file was
+ * removed), in a worker thread.
+ */
+void
+gk_backend_store_master_key_async (GkBackend           *self,
+                                   GCancellable        *cancellable,
+                                   GAsyncReadyCallback  callback,
+                                   gpointer             user_data)
+{
+  GTask *task;
+
+  g_return_if_fail (GK_IS_BACKEND (self));
+  g_return_if_fail (self->key_store != NULL);
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, gk_backend_store_master_key_async);
+  gk_backend_run_async (self, store_master_key_job, NULL, NULL, NULL, cancellable,
+                        store_master_key_done_cb, task);
+}
+
+gboolean
+gk_backend_store_master_key_finish (GkBackend     *self,
+                                    GAsyncResult  *result,
+                                    GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
 }

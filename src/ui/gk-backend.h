@@ -62,6 +62,16 @@ gboolean    gk_backend_import_key_file_finish (GkBackend           *self,
                                                GAsyncResult        *result,
                                                GError             **error);
 
+/* Stores the master key in use again, after its keyring item or file was
+ * removed ("master-key-stored" said FALSE). */
+void        gk_backend_store_master_key_async  (GkBackend           *self,
+                                                GCancellable        *cancellable,
+                                                GAsyncReadyCallback  callback,
+                                                gpointer             user_data);
+gboolean    gk_backend_store_master_key_finish (GkBackend           *self,
+                                                GAsyncResult        *result,
+                                                GError             **error);
+
 /* Runs @job in a worker thread. @data is freed with @data_free after the
  * job ran; the result is owned by the GTask and freed with @result_free
  * unless gk_backend_run_finish() took it. */

@@ -26,6 +26,8 @@ struct _GkWindow
   AdwViewSwitcherBar   *switcher_bar;
   GtkWidget            *add_button;
   AdwToastOverlay      *toast_overlay;
+  GtkRevealer          *master_key_banner;
+  GtkWidget            *master_key_banner_button;
   GtkStack             *main_stack;
   GkUnlockPage         *unlock_page;
   AdwViewStack         *view_stack;
@@ -166,6 +168,44 @@ show_not_main (GkWindow   *self,
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.show-tab", FALSE);
 }
 
+/* The master key in use vanished from the keyring (or its file): a banner
+ * says so and offers to store it again; adding keys is refused meanwhile. */
+static void
+master_key_stored_cb (GkWindow *self,
+                      gboolean  stored)
+{
+  gtk_revealer_set_reveal_child (self->master_key_banner, !stored);
+  gtk_widget_set_sensitive (self->master_key_banner_button, TRUE);
+}
+
+static void
+store_master_key_cb (GObject      *object,
+                     GAsyncResult *result,
+                     gpointer      user_data)
+{
+  g_autoptr(GkWindow) self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!gk_backend_store_master_key_finish (GK_BACKEND (object), result, &error))
+    {
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return;
+      gtk_widget_set_sensitive (self->master_key_banner_button, TRUE);
+      adw_toast_overlay_add_toast (self->toast_overlay, adw_toast_new (error->message));
+      return;
+    }
+  adw_toast_overlay_add_toast (self->toast_overlay,
+                               adw_toast_new (_("The master key is stored again")));
+}
+
+static void
+store_master_key_clicked_cb (GkWindow *self)
+{
+  gtk_widget_set_sensitive (self->master_key_banner_button, FALSE);
+  gk_backend_store_master_key_async (self->backend, self->cancellable, store_master_key_cb,
+                                     g_object_ref (self));
+}
+
 static void
 load_cb (GObject      *object,
          GAsyncResult *result,
@@ -200,6 +240,8 @@ load_cb (GObject      *object,
         adw_view_stack_set_visible_child_name (self->view_stack, tab);
     }
 
+  g_signal_connect_object (self->backend, "master-key-stored", G_CALLBACK (master_key_stored_cb),
+                           self, G_CONNECT_SWAPPED);
   show_main (self);
   self->loaded = TRUE;
   g_signal_emit (self, signals[LOADED], 0, TRUE);
@@ -429,6 +471,8 @@ gk_window_class_init (GkWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GkWindow, switcher_bar);
   gtk_widget_class_bind_template_child (widget_class, GkWindow, add_button);
   gtk_widget_class_bind_template_child (widget_class, GkWindow, toast_overlay);
+  gtk_widget_class_bind_template_child (widget_class, GkWindow, master_key_banner);
+  gtk_widget_class_bind_template_child (widget_class, GkWindow, master_key_banner_button);
   gtk_widget_class_bind_template_child (widget_class, GkWindow, main_stack);
   gtk_widget_class_bind_template_child (widget_class, GkWindow, unlock_page);
   gtk_widget_class_bind_template_child (widget_class, GkWindow, view_stack);
@@ -440,6 +484,7 @@ gk_window_class_init (GkWindowClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, page_add_toast_cb);
   gtk_widget_class_bind_template_callback (widget_class, unlock_retry_cb);
   gtk_widget_class_bind_template_callback (widget_class, unlock_import_cb);
+  gtk_widget_class_bind_template_callback (widget_class, store_master_key_clicked_cb);
 
   gtk_widget_class_install_action (widget_class, "win.add-key", NULL, add_key_action_cb);
   gtk_widget_class_install_action (widget_class, "win.find", NULL, find_action_cb);

@@ -236,6 +236,60 @@ test_unlock_missing_then_import (Fixture       *f,
   gk_ui_test_close_window (window);
 }
 
+static gboolean
+revealed (gpointer data)
+{
+  return gtk_revealer_get_reveal_child (data);
+}
+
+static gboolean
+not_revealed (gpointer data)
+{
+  return !gtk_revealer_get_reveal_child (data);
+}
+
+/* The master key file vanishes while the app runs: a banner says so,
+ * adding keys is refused, and its button stores the key again. */
+static void
+test_master_key_vanished (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autoptr(GkKeyStore) store = create_database_with_key_file (f);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *api_key = gk_test_api_key (77);
+  GtkRevealer *banner;
+  GtkWidget *button;
+  GkKeyStore *app_store;
+  GkWindow *window;
+  GkKeySpec spec;
+
+  g_setenv (GK_MASTER_KEY_FILE_ENV, f->key_file, TRUE);
+  window = gk_ui_test_open_window (f->db_path);
+  g_assert_cmpstr (gtk_stack_get_visible_child_name (main_stack (window)), ==, "main");
+  banner = gk_ui_test_window_child (window, "master_key_banner");
+  button = gk_ui_test_window_child (window, "master_key_banner_button");
+  app_store = gk_backend_get_key_store (gk_window_get_backend (window));
+  gk_ui_test_spin (200);
+  g_assert_false (gtk_revealer_get_reveal_child (banner));
+
+  g_assert_cmpint (g_unlink (f->key_file), ==, 0);
+  gk_ui_test_wait (revealed, banner, "the missing master key banner");
+
+  gk_key_spec_init (&spec);
+  spec.name = "Added meanwhile";
+  g_assert_cmpint (gk_key_store_add (app_store, &spec, api_key, &error), ==, 0);
+  g_assert_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_MASTER_KEY_NOT_STORED);
+  g_clear_error (&error);
+
+  g_signal_emit_by_name (button, "clicked");
+  gk_ui_test_wait (not_revealed, banner, "the banner to go");
+  g_assert_true (g_file_test (f->key_file, G_FILE_TEST_EXISTS));
+  g_assert_cmpint (gk_key_store_add (app_store, &spec, api_key, &error), >, 0);
+  g_assert_no_error (error);
+
+  gk_ui_test_close_window (window);
+}
+
 static void
 test_wrong_key_file (Fixture       *f,
                      gconstpointer  data)
@@ -565,6 +619,7 @@ main (int   argc,
   ADD ("/ui/window/actions", test_actions);
   ADD ("/ui/window/unlock-missing-then-import", test_unlock_missing_then_import);
   ADD ("/ui/window/wrong-key-file", test_wrong_key_file);
+  ADD ("/ui/window/master-key-vanished", test_master_key_vanished);
   ADD ("/ui/window/live-refresh", test_live_refresh);
   ADD ("/ui/window/preferences", test_preferences);
   ADD ("/ui/window/preferences-compact", test_preferences_compact);
