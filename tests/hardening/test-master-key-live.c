@@ -348,7 +348,6 @@ test_unreachable_key_exits (Fixture       *f,
   g_clear_object (&f->gateway);
 
   g_assert_true (g_file_get_contents (f->log_path, &log, NULL, NULL));
-  g_test_message ("%s", log);
   /* Said once in the log (and once more on leaving), not per request. */
   {
     guint said = 0;
@@ -361,6 +360,64 @@ test_unreachable_key_exits (Fixture       *f,
   g_assert_cmpuint (count_lines (f->log_path), <=, n_503 + 10);
 }
 
+static guint
+count_in (const char *text,
+          const char *needle)
+{
+  guint n = 0;
+
+  for (const char *p = text; (p = strstr (p, needle)) != NULL; p++)
+    n++;
+  return n;
+}
+
+static gboolean
+log_contains (Fixture    *f,
+              const char *needle)
+{
+  g_autofree char *log = NULL;
+
+  return g_file_get_contents (f->log_path, &log, NULL, NULL) && strstr (log, needle) != NULL;
+}
+
+/* The key file is removed while the gateway serves: it says so once, keeps
+ * serving, and says once more when the file is back. */
+static void
+test_vanished_key_noticed (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autoptr(SoupSession) session = soup_session_new_with_options ("timeout", 60, NULL);
+  g_autofree char *contents = NULL;
+  g_autofree char *log = NULL;
+  gint64 deadline;
+
+  g_assert_true (g_file_get_contents (f->key_file, &contents, NULL, NULL));
+  start_gateway (f, f->key_file, "30");
+  g_assert_cmpuint (generate (session, f, NULL), ==, SOUP_STATUS_OK);
+
+  g_assert_cmpint (g_unlink (f->key_file), ==, 0);
+  deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  while (!log_contains (f, "no longer stored"))
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_assert_cmpuint (generate (session, f, NULL), ==, SOUP_STATUS_OK);
+      g_usleep (100 * 1000);
+    }
+
+  g_assert_true (g_file_set_contents_full (f->key_file, contents, -1, G_FILE_SET_CONTENTS_NONE,
+                                           0600, NULL));
+  while (!log_contains (f, "stored again"))
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_assert_cmpuint (generate (session, f, NULL), ==, SOUP_STATUS_OK);
+      g_usleep (100 * 1000);
+    }
+
+  g_assert_true (g_file_get_contents (f->log_path, &log, NULL, NULL));
+  g_assert_cmpuint (count_in (log, "no longer stored"), ==, 1);
+  g_assert_cmpuint (count_in (log, "stored again"), ==, 1);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -371,5 +428,7 @@ main (int   argc,
               test_rotations_under_load, fixture_tear_down);
   g_test_add ("/master-key-live/unreachable-key-exits", Fixture, NULL, fixture_set_up,
               test_unreachable_key_exits, fixture_tear_down);
+  g_test_add ("/master-key-live/vanished-key-noticed", Fixture, NULL, fixture_set_up,
+              test_vanished_key_noticed, fixture_tear_down);
   return g_test_run ();
 }
