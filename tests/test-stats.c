@@ -12,14 +12,60 @@
 
 #define DAY   G_GINT64_CONSTANT (86400)
 #define HOUR  G_GINT64_CONSTANT (3600)
-/* GK_TEST_EPOCH is 2026-03-15 12:00 UTC; the tests run with TZ=UTC. */
-#define TODAY (GK_TEST_EPOCH - 12 * HOUR)
+/* GK_TEST_EPOCH is 2026-03-15 12:00 UTC, and March 15 in every zone the
+ * suite runs in (tests/meson.build: UTC, Asia/Ho_Chi_Minh,
+ * America/Los_Angeles). The dashboard counts local days, so the fixtures
+ * place rows relative to local midnights; the 30 days before March 15 hold
+ * the US switch to DST (March 8, a 23-hour day in Los Angeles). */
+#define TODAY (day_start (0))
+/* Midnight UTC on March 15, for the tests that pick their zone. */
+#define UTC_TODAY (GK_TEST_EPOCH - 12 * HOUR)
 
 typedef struct
 {
   GkDatabase *db;
   char       *dir;
 } Fixture;
+
+/* The zone the test program runs in (TZ as started; NULL if unset). */
+static char *run_zone;
+
+/* Local midnight @offset days from March 15, 2026 (the day of
+ * GK_TEST_EPOCH) in the current local zone. */
+static gint64
+day_start (int offset)
+{
+  g_autoptr(GDateTime) now = g_date_time_new_from_unix_local (GK_TEST_EPOCH);
+  g_autoptr(GDate) date = g_date_new_dmy (g_date_time_get_day_of_month (now),
+                                          g_date_time_get_month (now),
+                                          g_date_time_get_year (now));
+  g_autoptr(GDateTime) midnight = NULL;
+
+  if (offset >= 0)
+    g_date_add_days (date, offset);
+  else
+    g_date_subtract_days (date, -offset);
+  midnight = g_date_time_new_local (g_date_get_year (date), g_date_get_month (date),
+                                    g_date_get_day (date), 0, 0, 0);
+  return g_date_time_to_unix (midnight);
+}
+
+/* Switches the process to @zone for what follows. */
+static void
+use_zone (const char *zone)
+{
+  g_setenv ("TZ", zone, TRUE);
+}
+
+/* Back to the zone the test program runs in. */
+static void
+restore_zone (void)
+{
+  if (run_zone != NULL)
+    g_setenv ("TZ", run_zone, TRUE);
+  else
+    g_unsetenv ("TZ");
+}
 
 static void
 fixture_set_up (Fixture       *fixture,
@@ -243,11 +289,11 @@ test_empty (Fixture       *fixture,
   /* One point per day, oldest first, each at local midnight. */
   for (guint i = 0; i < 7; i++)
     {
-      g_assert_cmpint (point (week, i)->day_start, ==, TODAY - (6 - (gint64) i) * DAY);
+      g_assert_cmpint (point (week, i)->day_start, ==, day_start ((int) i - 6));
       assert_point (week, i, 0, 0, 0);
     }
   for (guint i = 0; i < 30; i++)
-    g_assert_cmpint (point (month, i)->day_start, ==, TODAY - (29 - (gint64) i) * DAY);
+    g_assert_cmpint (point (month, i)->day_start, ==, day_start ((int) i - 29));
 
   g_assert_cmpuint (week->top_models->len, ==, 0);
   g_assert_cmpuint (week->top_users->len, ==, 0);
@@ -326,14 +372,14 @@ test_daily_series (Fixture       *fixture,
   /* Yesterday's last second. */
   add_usage (db, key, "m", 4.0, "SUCCESS", NULL, TODAY - 1);
   /* The first day of the week, at its first second. */
-  add_usage (db, key, "m", 8.0, "RATE_LIMITED", NULL, TODAY - 6 * DAY);
+  add_usage (db, key, "m", 8.0, "RATE_LIMITED", NULL, day_start (-6));
   /* The last second before the week: only in the month. */
-  add_usage (db, key, "m", 16.0, "SUCCESS", NULL, TODAY - 6 * DAY - 1);
+  add_usage (db, key, "m", 16.0, "SUCCESS", NULL, day_start (-6) - 1);
   /* The month's first day, and the second before it. */
-  add_usage (db, key, "m", 32.0, "SUCCESS", NULL, TODAY - 29 * DAY);
-  add_usage (db, key, "m", 64.0, "SUCCESS", NULL, TODAY - 29 * DAY - 1);
+  add_usage (db, key, "m", 32.0, "SUCCESS", NULL, day_start (-29));
+  add_usage (db, key, "m", 64.0, "SUCCESS", NULL, day_start (-29) - 1);
   /* Tomorrow (a skewed clock) belongs to no period yet. */
-  add_usage (db, key, "m", 128.0, "SUCCESS", NULL, TODAY + DAY);
+  add_usage (db, key, "m", 128.0, "SUCCESS", NULL, day_start (1));
 
   week = dashboard (db, 7);
   assert_point (week, 6, 2, 1, 3.0);
@@ -372,7 +418,7 @@ test_many_points (Fixture       *fixture,
     {
       for (guint j = 0; j <= i; j++)
         add_usage (db, key, "m", 0.5, j % 3 == 2 ? "ERROR" : "SUCCESS", NULL,
-                   TODAY - (29 - (gint64) i) * DAY + (gint64) j * 60);
+                   day_start ((int) i - 29) + (gint64) j * 60);
     }
   gk_database_exec (db, "COMMIT", NULL);
 
@@ -423,10 +469,10 @@ test_top_models (Fixture       *fixture,
   for (guint m = 0; m < G_N_ELEMENTS (models); m++)
     for (guint j = 0; j < models[m].requests; j++)
       add_usage (db, key, models[m].model, models[m].cost_each, "SUCCESS", NULL,
-                 TODAY - (gint64) j * DAY + HOUR);
+                 day_start (-(int) j) + HOUR);
   /* Outside the week, and without a model: not ranked. */
   for (guint j = 0; j < 20; j++)
-    add_usage (db, key, "old-model", 1.0, "SUCCESS", NULL, TODAY - 8 * DAY);
+    add_usage (db, key, "old-model", 1.0, "SUCCESS", NULL, day_start (-8));
   add_usage (db, key, "", 0.0, "ERROR", NULL, TODAY + HOUR);
 
   d = dashboard (db, 7);
@@ -679,7 +725,7 @@ test_dashboard_sees_new_rows (Fixture       *fixture,
   g_autoptr(GkDatabase) other = NULL;
   g_autoptr(GkDashboard) d = NULL;
 
-  add_usage (db, key, "m", 1, "SUCCESS", "u", TODAY - 3 * DAY);
+  add_usage (db, key, "m", 1, "SUCCESS", "u", day_start (-3));
   add_usage (db, key, "m", 2, "SUCCESS", "u", TODAY);
   d = dashboard (db, 30);
   assert_point (d, 26, 1, 1, 1);
@@ -693,7 +739,7 @@ test_dashboard_sees_new_rows (Fixture       *fixture,
   g_clear_pointer (&d, gk_dashboard_free);
 
   /* A late row for a past day. */
-  add_usage (db, key, "late", 4, "ERROR", "v", TODAY - 5 * DAY);
+  add_usage (db, key, "late", 4, "ERROR", "v", day_start (-5));
   d = dashboard (db, 7);
   assert_point (d, 1, 1, 0, 4);
   assert_point (d, 3, 1, 1, 1);
@@ -722,7 +768,7 @@ test_dashboard_sees_new_rows (Fixture       *fixture,
   /* The clock moves to the next day: the window moves with it. */
   gk_clock_advance (gk_database_get_clock (db), DAY);
   d = dashboard (db, 7);
-  g_assert_cmpint (point (d, 6)->day_start, ==, TODAY + DAY);
+  g_assert_cmpint (point (d, 6)->day_start, ==, day_start (1));
   assert_point (d, 6, 0, 0, 0);
   assert_point (d, 5, 2, 2, 10);
   g_clear_pointer (&d, gk_dashboard_free);
@@ -772,11 +818,12 @@ test_local_days_dst (Fixture       *fixture,
   add_usage (db, key, "m", 4, "SUCCESS", NULL, mar9 - 1);
 
   gk_clock_set (gk_database_get_clock (db), mar10 + 12 * HOUR);
+  use_zone ("UTC");
   utc = dashboard (db, 3);   /* folds the rows, read as UTC days */
 
-  g_setenv ("TZ", "America/Los_Angeles", TRUE);
+  use_zone ("America/Los_Angeles");
   d = dashboard (db, 3);
-  g_setenv ("TZ", "UTC", TRUE);
+  use_zone ("UTC");
 
   g_assert_cmpint (point (d, 0)->day_start, ==, mar8);
   g_assert_cmpint (point (d, 1)->day_start, ==, mar9);
@@ -793,6 +840,7 @@ test_local_days_dst (Fixture       *fixture,
   for (guint i = 0; i < 3; i++)
     g_assert_cmpint (point (d, i)->requests, ==, point (utc, i)->requests);
 
+  restore_zone ();
   gk_clock_set (gk_database_get_clock (db), GK_TEST_EPOCH);
 }
 
@@ -1027,7 +1075,7 @@ assert_every_zone_matches_log (GkDatabase *db)
       g_autoptr(GTimeZone) tz = g_time_zone_new_identifier (zones[z]);
 
       g_assert_nonnull (tz);
-      g_setenv ("TZ", zones[z], TRUE);
+      use_zone (zones[z]);
       for (guint n = 0; n < G_N_ELEMENTS (nows); n++)
         {
           gk_clock_set (gk_database_get_clock (db), nows[n]);
@@ -1036,7 +1084,7 @@ assert_every_zone_matches_log (GkDatabase *db)
           assert_dashboard_matches_log (db, 30);
         }
     }
-  g_setenv ("TZ", "UTC", TRUE);
+  restore_zone ();
   gk_clock_set (gk_database_get_clock (db), GK_TEST_EPOCH);
 }
 
@@ -1059,14 +1107,14 @@ test_rollup_matches_log (Fixture       *fixture,
   g_assert_true (gk_database_begin (db, &error));
   for (guint n = 0; n < G_N_ELEMENTS (nows); n++)
     add_random_usage (db, key, nows[n], 100);
-  g_setenv ("TZ", "Asia/Kolkata", TRUE);
+  use_zone ("Asia/Kolkata");
   for (guint n = 0; n < G_N_ELEMENTS (nows); n++)
     {
       gk_clock_set (gk_database_get_clock (db), nows[n]);
       assert_dashboard_matches_log (db, 7);
       assert_dashboard_matches_log (db, 30);
     }
-  g_setenv ("TZ", "UTC", TRUE);
+  restore_zone ();
   gk_clock_set (gk_database_get_clock (db), GK_TEST_EPOCH);
   g_assert_cmpint (folded_id (db), <,
                    query_int (db, "SELECT max (id) FROM gemini_key_usage_log"));
@@ -1109,7 +1157,7 @@ test_rollup_new_rows (Fixture       *fixture,
 
   other = gk_database_open (gk_database_get_path (db), gk_database_get_clock (db), &error);
   g_assert_no_error (error);
-  id = add_usage (other, key, "n", 4, "SUCCESS", "v", TODAY - 2 * DAY);
+  id = add_usage (other, key, "n", 4, "SUCCESS", "v", day_start (-2));
   d = dashboard (db, 7);
   assert_point (d, 4, 1, 1, 4);
   assert_rank (d->top_users, 0, "v", 2, 6);
@@ -1270,8 +1318,8 @@ test_rollup_half_hour_zone (Fixture       *fixture,
   GkDatabase *db = fixture->db;
   gint64 key = add_key (db, "k", "ACTIVE", FALSE);
   /* Asia/Kolkata (UTC+5:30): 2026-03-09 00:00 IST is 03-08 18:30 UTC. */
-  const gint64 week_start = TODAY - 6 * DAY - 5 * HOUR - 30 * 60;
-  const gint64 tomorrow = TODAY + DAY - 5 * HOUR - 30 * 60;
+  const gint64 week_start = UTC_TODAY - 6 * DAY - 5 * HOUR - 30 * 60;
+  const gint64 tomorrow = UTC_TODAY + DAY - 5 * HOUR - 30 * 60;
   g_autoptr(GkDashboard) d = NULL;
 
   add_usage (db, key, "before", 1, "SUCCESS", "early", week_start - 1);
@@ -1281,9 +1329,9 @@ test_rollup_half_hour_zone (Fixture       *fixture,
   add_usage (db, key, "last", 8, "ERROR", "last", tomorrow - 1);
   add_usage (db, key, "after", 16, "SUCCESS", "late", tomorrow);
 
-  g_setenv ("TZ", "Asia/Kolkata", TRUE);
+  use_zone ("Asia/Kolkata");
   d = dashboard (db, 7);
-  g_setenv ("TZ", "UTC", TRUE);
+  restore_zone ();
 
   g_assert_cmpint (point (d, 0)->day_start, ==, week_start);
   g_assert_cmpint (point (d, 6)->day_start, ==, tomorrow - DAY);
@@ -1317,9 +1365,9 @@ test_rollup_dst_fall_back (Fixture       *fixture,
   add_usage (db, key, "m", 16, "SUCCESS", "u", nov2);
 
   gk_clock_set (gk_database_get_clock (db), nov2 + 12 * HOUR);
-  g_setenv ("TZ", "America/Los_Angeles", TRUE);
+  use_zone ("America/Los_Angeles");
   d = dashboard (db, 2);
-  g_setenv ("TZ", "UTC", TRUE);
+  restore_zone ();
   gk_clock_set (gk_database_get_clock (db), GK_TEST_EPOCH);
 
   g_assert_cmpint (point (d, 0)->day_start, ==, nov1);
@@ -1593,6 +1641,7 @@ main (int   argc,
       char *argv[])
 {
   g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+  run_zone = g_strdup (g_getenv ("TZ"));
 
 #define ADD(path, func) \
   g_test_add ("/stats/" path, Fixture, NULL, fixture_set_up, func, fixture_tear_down)
