@@ -978,7 +978,9 @@ json_value_end (const char *data,
 /* The counts of a usageMetadata object (@data from @start to @end) when
  * each one is a plain integer, as Google sends them, added up the way
  * gk_usage_parse() does. FALSE for anything else, which then goes to the
- * JSON parser. */
+ * JSON parser. That includes integers with a leading zero, which JSON does
+ * not allow and json-glib reads in C's radixes (010 is 8, 0x1F is 31):
+ * handing them over keeps both readings the same. */
 static gboolean
 gemini_usage_fast (const char   *data,
                    gsize         start,
@@ -1036,6 +1038,8 @@ gemini_usage_fast (const char   *data,
         gint64 value = 0;
         guint digits = 0;
 
+        if (i + 1 < end && data[i] == '0' && g_ascii_isalnum (data[i + 1]))
+          return FALSE;
         for (; i < end && g_ascii_isdigit (data[i]) && digits < 18; i++, digits++)
           value = value * 10 + (data[i] - '0');
         if (digits == 0 || i >= end ||
