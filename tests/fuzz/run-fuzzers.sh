@@ -1,19 +1,64 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (AddressSanitizer and
 # UndefinedBehaviorSanitizer) against the core sources (and the gateway's,
-# for the targets that fuzz the gateway) and runs each for
-# SECONDS (default 30), starting from the seeds in tests/fuzz/corpus/<target>.
+# for the targets that fuzz the gateway) and runs them from the seeds in
+# tests/fuzz/corpus/<target>. Two modes:
 #
-#   tests/fuzz/run-fuzzers.sh [SECONDS] [TARGET...]
+#   tests/fuzz/run-fuzzers.sh [--runs N] [TARGET...]
+#       Reproducible, what ./run test does: a fixed seed and a fixed number
+#       of inputs per target (runs_for below, about 10 s each on an idle
+#       2-core machine; --runs N for all), starting from the checked-in
+#       seeds only, so the same commit always gives the same result.
+#   tests/fuzz/run-fuzzers.sh --explore [SECONDS] [TARGET...]
+#       Exploratory: a random seed, SECONDS per target (default 600), and
+#       the inputs found so far in $FUZZ_BUILD/corpus/<target> (kept between
+#       runs). Run it before resolving work that touches a parser.
 #
-# Needs clang (Debian: clang) and the -dev packages of the build. New inputs
-# go to $FUZZ_BUILD/corpus/<target> (the checked-in seeds stay as they are);
-# a crash leaves its input in $FUZZ_BUILD/crashes/ and fails the run.
+# Needs clang (Debian: clang) and the -dev packages of the build. A crash
+# leaves its input in $FUZZ_BUILD/crashes/ (FUZZ_BUILD defaults to
+# _build-fuzz) and fails the run: fix the bug, then add the input to
+# tests/fuzz/corpus/<target>/, where the core and gateway suites replay it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-seconds=${1:-30}
-shift || true
+# The reproducible mode's seed and number of inputs per target.
+FIXED_SEED=1
+runs_for() {
+  case $1 in
+    key-import) echo 5000 ;;       # derives keys: ~500 inputs/s
+    request) echo 30000 ;;
+    usage-scanner) echo 50000 ;;
+    *) echo 100000 ;;
+  esac
+}
+DEFAULT_EXPLORE_SECONDS=600
+
+mode=fixed
+runs=
+seconds=$DEFAULT_EXPLORE_SECONDS
+while [ $# -gt 0 ]; do
+  case $1 in
+    --runs)
+      runs=${2:?--runs needs a number}
+      shift 2
+      ;;
+    --explore)
+      mode=explore
+      shift
+      if [ $# -gt 0 ] && [[ $1 =~ ^[0-9]+$ ]]; then
+        seconds=$1
+        shift
+      fi
+      ;;
+    -*)
+      echo "usage: $0 [--runs N | --explore [SECONDS]] [TARGET...]" >&2
+      exit 2
+      ;;
+    *)
+      break
+      ;;
+  esac
+done
 build=${FUZZ_BUILD:-_build-fuzz}
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
@@ -54,11 +99,18 @@ common=(-g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=undefined
         -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED
         -I"$build" -Isrc/core -Isrc/gateway -Itests/fuzz "${cflags[@]}")
 
+# Whether $1 must be compiled again: its source or a header changed since.
+stale() {
+  local obj=$1 src=$2
+  [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] ||
+    [ -n "$(find src/core src/gateway -name '*.h' -newer "$obj" -print -quit)" ]
+}
+
 # The core once, instrumented for coverage but without libFuzzer's main.
 objs=()
 for src in src/core/*.c "$build/gk-core-resources.c"; do
   obj="$build/obj/$(basename "${src%.c}").o"
-  if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ]; then
+  if stale "$obj" "$src"; then
     "$CC" "${common[@]}" -fsanitize=fuzzer-no-link,address,undefined -c "$src" -o "$obj"
   fi
   objs+=("$obj")
@@ -66,13 +118,14 @@ done
 gateway_objs=()
 for src in src/gateway/*.c; do
   obj="$build/obj/$(basename "${src%.c}").o"
-  if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ src/gateway/gk-gateway-private.h -nt "$obj" ]; then
+  if stale "$obj" "$src"; then
     "$CC" "${common[@]}" -fsanitize=fuzzer-no-link,address,undefined -c "$src" -o "$obj"
   fi
   gateway_objs+=("$obj")
 done
 
-status=0
+passed=0
+failed=0
 for t in "${targets[@]}"; do
   src="tests/fuzz/fuzz-$t.c"
   bin="$build/fuzz-$t"
@@ -83,25 +136,48 @@ for t in "${targets[@]}"; do
   "$CC" "${common[@]}" -fsanitize=fuzzer,address,undefined "$src" "${extra[@]}" "${objs[@]}" \
     "${libs[@]}" -o "$bin"
 
-  mkdir -p "$build/corpus/$t"
-  echo "== fuzz-$t for ${seconds}s"
+  if [ $mode = fixed ]; then
+    # New inputs go to a folder emptied first: nothing from an earlier run
+    # changes this one.
+    out_corpus="$build/corpus-fixed/$t"
+    rm -rf "$out_corpus"
+    n=${runs:-$(runs_for "$t")}
+    # -reload=0: no time-driven rereading of the output folder. Without
+    # address space randomisation the stack depth libFuzzer counts as
+    # coverage is the same from run to run, and so is what it explores.
+    limits=(-seed=$FIXED_SEED -runs="$n" -reload=0)
+    norandom=(setarch "$(uname -m)" --addr-no-randomize)
+    if ! "${norandom[@]}" true 2>/dev/null; then
+      echo "run-fuzzers: cannot turn address space randomisation off; runs may differ" >&2
+      norandom=()
+    fi
+    echo "== fuzz-$t: $n inputs, seed $FIXED_SEED"
+  else
+    out_corpus="$build/corpus/$t"
+    limits=(-max_total_time="$seconds")
+    norandom=()
+    echo "== fuzz-$t for ${seconds}s, random seed"
+  fi
+  mkdir -p "$out_corpus"
   # LeakSanitizer stays on: an error path that forgets to free shows up
-  # as a leak of that one input.
+  # as a leak of that one input. The time-out per input is generous: a
+  # loaded machine must not turn a slow input into a failure.
   if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
        UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
        G_DEBUG= G_MESSAGES_DEBUG= \
-       "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+       "${norandom[@]}" "$bin" "${limits[@]}" -timeout=60 -rss_limit_mb=2048 -print_final_stats=1 \
          -artifact_prefix="$build/crashes/$t-" \
-         "$build/corpus/$t" "tests/fuzz/corpus/$t" 2> "$build/fuzz-$t.log"; then
+         "$out_corpus" "tests/fuzz/corpus/$t" 2> "$build/fuzz-$t.log"; then
     echo "fuzz-$t FAILED: see $build/fuzz-$t.log and $build/crashes/" >&2
     tail -n 40 "$build/fuzz-$t.log" >&2
-    status=1
+    failed=$((failed + 1))
   else
-    grep -E '^stat::number_of_executed_units|^Done' "$build/fuzz-$t.log" || true
+    passed=$((passed + 1))
+    # The DONE line's coverage figures are the same in every fixed run.
+    grep -E '^INFO: Seed:|DONE|^stat::average_exec_per_sec|^Done' \
+      "$build/fuzz-$t.log" || true
   fi
 done
 
-if [ $status -eq 0 ]; then
-  echo "${#targets[@]} passed, 0 failed"
-fi
-exit $status
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
