@@ -65,9 +65,6 @@ char     *gk_gateway_model_from_request  (const char         *path,
                                           GBytes             *body,
                                           gboolean            openai,
                                           gboolean           *stream);
-/* @query without the client's credential (key=…), NULL when nothing is
- * left. */
-char     *gk_gateway_upstream_query      (const char         *query);
 char     *gk_gateway_credential_from     (SoupMessageHeaders *headers,
                                           const char         *query);
 gboolean  gk_gateway_host_allowed        (const char         *host,

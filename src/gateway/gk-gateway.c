@@ -502,7 +502,8 @@ got_headers_after_cb (SoupServerMessage *msg,
 
 /* libsoup 3.2's server neither closes a keep-alive connection that its
  * client closed while idle (it stays in CLOSE-WAIT for good, one
- * descriptor each, until the gateway runs out of them) nor has any client
+ * descriptor each, until the gateway runs out of them: libsoup commit
+ * d20c6601, in 3.3, fixed it; Debian 12 has 3.2.3) nor has any client
  * timeout. Each connection therefore gets a watch of ours, one GSource
  * that lives as long as the connection:
  *
@@ -2253,40 +2254,6 @@ gk_gateway_model_from_request (const char *path,
       return colon ? g_strndup (name, colon - name) : g_strdup (name);
     }
   return NULL;
-}
-
-/* Whether a query parameter is the client's credential: named "key" once
- * decoded, the way g_uri_parse_params() (gk_gateway_credential_from) and
- * Google read it, so that "%6Bey=" is not passed on either. */
-static gboolean
-query_param_is_key (const char *param)
-{
-  const char *eq = strchr (param, '=');
-  g_autofree char *name = g_uri_unescape_segment (param, eq, NULL);
-
-  return g_strcmp0 (name, "key") == 0;
-}
-
-/* The client's query without its credential (?key=). */
-char *
-gk_gateway_upstream_query (const char *query)
-{
-  g_auto(GStrv) params = NULL;
-  g_autoptr(GString) out = NULL;
-
-  if (query == NULL || *query == '\0')
-    return NULL;
-  params = g_strsplit (query, "&", -1);
-  out = g_string_new (NULL);
-  for (guint i = 0; params[i] != NULL; i++)
-    {
-      if (*params[i] == '\0' || query_param_is_key (params[i]))
-        continue;
-      if (out->len > 0)
-        g_string_append_c (out, '&');
-      g_string_append (out, params[i]);
-    }
-  return out->len > 0 ? g_string_free (g_steal_pointer (&out), FALSE) : NULL;
 }
 
 static void

@@ -9,10 +9,11 @@
  *
  * and goes through the proxy's helpers: the Host check, the client's
  * credential (x-goog-api-key, Authorization: Bearer, ?key=), the query sent
- * upstream and the model and stream flag. Besides not crashing, the query
- * sent upstream must keep every parameter but the credential, in order, and
- * must never carry a "key" parameter: the gateway token stays with the
- * gateway, however the client spelt it.
+ * upstream (by the request builder) and the model and stream flag. Besides
+ * not crashing, the query sent upstream must keep every parameter but the
+ * credential, in order and the same once decoded, and must never carry a
+ * "key" parameter: the gateway token stays with the gateway, however the
+ * client spelt it.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -22,6 +23,7 @@
 
 #include "fuzz-common.h"
 #include "gk-gateway-private.h"
+#include "gk-request.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
@@ -41,34 +43,54 @@ param_is_key (const char *param)
   return g_strcmp0 (name != NULL ? name : raw, "key") == 0;
 }
 
+/* The query sent upstream, as the request builder (gk-request.c) writes
+ * it: every parameter but the credential, in order, each the same once
+ * decoded; or a refusal. */
 static void
 check_query (const char *query)
 {
-  g_autofree char *upstream = gk_gateway_upstream_query (query);
+  g_autoptr(GError) error = NULL;
+  GkUpstreamRequest request;
+  const char *upstream;
   g_auto(GStrv) in = NULL;
   g_auto(GStrv) out = NULL;
   guint j = 0;
 
+  if (!gk_upstream_request_build (&request, "GET", "/v1beta/models", query, 0, NULL, NULL, &error))
+    {
+      g_assert_true (g_error_matches (error, GK_REQUEST_ERROR, GK_REQUEST_ERROR_INVALID));
+      return;
+    }
+  upstream = strchr (request.path_and_query, '?');
   if (upstream == NULL)
-    return;
+    {
+      gk_upstream_request_clear (&request);
+      return;
+    }
+  upstream++;
   g_assert_nonnull (query);
   g_assert_cmpstr (upstream, !=, "");
   g_assert_false (g_str_has_prefix (upstream, "&"));
   g_assert_false (g_str_has_suffix (upstream, "&"));
   g_assert_null (strstr (upstream, "&&"));
 
-  /* Every parameter but the credential, in the client's order. */
   in = g_strsplit (query, "&", -1);
   out = g_strsplit (upstream, "&", -1);
   for (guint i = 0; in[i] != NULL; i++)
     {
+      g_autofree char *decoded_in = NULL;
+      g_autofree char *decoded_out = NULL;
+
       if (*in[i] == '\0' || param_is_key (in[i]))
         continue;
       g_assert_nonnull (out[j]);
-      g_assert_cmpstr (out[j], ==, in[i]);
+      decoded_in = g_uri_unescape_string (in[i], NULL);
+      decoded_out = g_uri_unescape_string (out[j], NULL);
+      g_assert_cmpstr (decoded_out, ==, decoded_in);
       j++;
     }
   g_assert_null (out[j]);
+  gk_upstream_request_clear (&request);
 }
 
 static void
