@@ -29,7 +29,6 @@
 #define POOL_MAX           64
 /* Body read ahead of the reader before the transfer pauses. */
 #define READ_AHEAD_LIMIT   (256 * 1024)
-#define RECEIVE_BUFFER     (64 * 1024)
 #define SYNC_BODY_LIMIT    (1024 * 1024)
 #define ERROR_TEXT_MAX     200
 
@@ -701,7 +700,7 @@ call_deliver_read (GkUpstreamCall *call)
     {
       g_autoptr(GBytes) chunk = g_byte_array_free_to_bytes (call->in);
 
-      call->in = g_byte_array_sized_new (RECEIVE_BUFFER);
+      call->in = g_byte_array_new ();
       callback (call, chunk, NULL, call->user_data);
       return;
     }
@@ -916,7 +915,7 @@ gk_upstream_call_new (GkUpstream *upstream,
   call->active_link.data = call;
   call->content_length = -1;
   call->response_headers = soup_message_headers_new (SOUP_MESSAGE_HEADERS_RESPONSE);
-  call->in = g_byte_array_sized_new (RECEIVE_BUFFER);
+  call->in = g_byte_array_new ();
   return call;
 }
 
@@ -1016,7 +1015,6 @@ gk_upstream_call_send (GkUpstreamCall     *call,
   curl_easy_setopt (easy, CURLOPT_HEADERDATA, call);
   curl_easy_setopt (easy, CURLOPT_WRITEFUNCTION, write_cb);
   curl_easy_setopt (easy, CURLOPT_WRITEDATA, call);
-  curl_easy_setopt (easy, CURLOPT_BUFFERSIZE, (long) RECEIVE_BUFFER);
   if (self->tls)
     curl_easy_setopt (easy, CURLOPT_PIPEWAIT, 1L);
   if (self->user_agent != NULL)
