@@ -53,6 +53,11 @@
 /* An answer buffered whole above this size gives its memory back to the
  * system when its request ends. */
 #define BIG_ANSWER             (1024 * 1024)
+/* A stream's bytes handed to libsoup and not yet written to its client
+ * above which the upstream is not read (back-pressure: the upstream
+ * transfer pauses rather than the gateway buffering a slow client's
+ * answer). */
+#define RELAY_BACKLOG          (512 * 1024)
 /* 18 digits always fit in a goffset. */
 #define MAX_CONTENT_LENGTH_DIGITS 18
 
@@ -1181,6 +1186,8 @@ typedef struct
   GByteArray        *buffer;
   gsize              buffer_limit;
   gboolean           big_answer;    /* a buffer grew past BIG_ANSWER */
+  gsize              unsent;        /* relayed to libsoup, not yet written */
+  gulong             wrote_id;      /* "wrote-body-data" handler */
   GkUsageScanner     scanner;
   GkRedactor         redactor;      /* over a relayed stream */
   gboolean           relaying;
@@ -1201,6 +1208,7 @@ request_free (Request *request)
   request->gateway->in_flight--;
   g_queue_delete_link (&request->gateway->requests, request->link);
   g_object_set_data (G_OBJECT (request->msg), "gk-gateway-request", NULL);
+  g_clear_signal_handler (&request->wrote_id, request->msg);
   g_object_unref (request->msg);
   g_free (request->user_id);
   g_free (request->http_method);
@@ -1911,6 +1919,7 @@ relay_to_client (Request *request,
   else
     gk_redactor_finish (&request->redactor, out);
   len = out->len;
+  request->unsent += len;
   if (len > 0)
     soup_message_body_append (soup_server_message_get_response_body (request->msg),
                               SOUP_MEMORY_TAKE, g_string_free (out, FALSE), len);
@@ -2008,8 +2017,23 @@ relay_read_cb (GkUpstreamCall *call,
     {
       relay_to_client (request, bytes);
       soup_server_message_unpause (request->msg);
+      /* relay_wrote_cb lets the upstream go on once the client caught up. */
+      if (request->unsent > RELAY_BACKLOG)
+        gk_upstream_call_set_held (request->call, TRUE);
     }
   gk_upstream_call_read (request->call, relay_read_cb, request);
+}
+
+static void
+relay_wrote_cb (SoupServerMessage *msg,
+                guint              chunk_size,
+                gpointer           user_data)
+{
+  Request *request = user_data;
+
+  request->unsent -= MIN (request->unsent, chunk_size);
+  if (request->call != NULL && request->unsent <= RELAY_BACKLOG / 2)
+    gk_upstream_call_set_held (request->call, FALSE);
 }
 
 /* Starts relaying a successful streamed answer chunk by chunk. */
@@ -2032,6 +2056,8 @@ request_start_relay (Request *request)
   gk_usage_scanner_init (&request->scanner,
                          request->sse || (type != NULL && g_str_has_prefix (type, "text/event-stream")));
   gk_redactor_init (&request->redactor);
+  request->wrote_id = g_signal_connect (msg, "wrote-body-data", G_CALLBACK (relay_wrote_cb),
+                                        request);
   soup_server_message_unpause (msg);
   gk_upstream_call_read (request->call, relay_read_cb, request);
 }

@@ -101,6 +101,7 @@ struct _GkUpstreamCall
 
   /* The body. */
   GByteArray          *in;
+  gboolean             held;          /* gk_upstream_call_set_held() */
   gboolean             paused;
   gboolean             finished;
   GError              *error;         /* the call's failure, once finished */
@@ -645,7 +646,7 @@ write_cb (char   *data,
   gsize len = size * count;
 
   /* Nobody reads: wait for a reader rather than pile the body up. */
-  if (call->read_cb == NULL && call->in->len >= READ_AHEAD_LIMIT)
+  if ((call->read_cb == NULL || call->held) && call->in->len >= READ_AHEAD_LIMIT)
     {
       call->paused = TRUE;
       call->wait_deadline = 0;
@@ -653,7 +654,7 @@ write_cb (char   *data,
     }
   g_byte_array_append (call->in, (const guint8 *) data, len);
   call_touch (call);
-  if (call->read_cb != NULL)
+  if (call->read_cb != NULL && !call->held)
     call_queue (call);
   return len;
 }
@@ -696,7 +697,8 @@ call_deliver_read (GkUpstreamCall *call)
 
   call->read_cb = NULL;
   call_unqueue (call);
-  if (call->in->len > 0)
+  /* A held call's failure goes first: its reader is not reading. */
+  if (call->in->len > 0 && !(call->held && call->finished && call->error != NULL))
     {
       g_autoptr(GBytes) chunk = g_byte_array_free_to_bytes (call->in);
 
@@ -705,6 +707,16 @@ call_deliver_read (GkUpstreamCall *call)
       return;
     }
   callback (call, NULL, call->error, call->user_data);
+}
+
+/* Whether a reader gets something now: data or the end, unless held;
+ * a failure even when held. */
+static gboolean
+call_can_deliver (GkUpstreamCall *call)
+{
+  if (call->finished && call->error != NULL)
+    return TRUE;
+  return !call->held && (call->in->len > 0 || call->finished);
 }
 
 /* Runs the one callback @call is ready for, if any. */
@@ -722,7 +734,7 @@ call_dispatch (GkUpstreamCall *call)
       callback (call, call->head_complete ? NULL : call->error, call->user_data);
       return;
     }
-  if (call->read_cb != NULL && (call->in->len > 0 || call->finished))
+  if (call->read_cb != NULL && call_can_deliver (call))
     call_deliver_read (call);
 }
 
@@ -1119,12 +1131,12 @@ gk_upstream_call_read (GkUpstreamCall     *call,
 
   call->read_cb = callback;
   call->user_data = user_data;
-  if (call->in->len > 0 || call->finished)
+  if (call_can_deliver (call))
     {
       call_deliver_read (call);
       return;
     }
-  if (call->paused && call->in_multi)
+  if (call->paused && call->in_multi && !call->held)
     {
       call->paused = FALSE;
       call_touch (call);
@@ -1133,6 +1145,32 @@ gk_upstream_call_read (GkUpstreamCall     *call,
       curl_easy_pause (call->easy, CURLPAUSE_CONT);
       if (call->in->len > 0)
         call_deliver_read (call);
+    }
+}
+
+void
+gk_upstream_call_set_held (GkUpstreamCall *call,
+                           gboolean        held)
+{
+  g_return_if_fail (call != NULL);
+
+  if (call->held == !!held)
+    return;
+  call->held = !!held;
+  if (held)
+    return;
+  if (call->paused && call->in_multi)
+    {
+      call->paused = FALSE;
+      call_touch (call);
+      sweep_arm (call->upstream, call->wait_deadline);
+      curl_easy_pause (call->easy, CURLPAUSE_CONT);
+    }
+  /* What waited is handed over from the main loop, not from here. */
+  if (call->read_cb != NULL && call_can_deliver (call))
+    {
+      call_queue (call);
+      g_source_set_ready_time (call->upstream->source, 0);
     }
 }
 

@@ -122,6 +122,11 @@ guint               gk_upstream_call_get_http_version (GkUpstreamCall    *call);
 void                gk_upstream_call_read           (GkUpstreamCall      *call,
                                                      GkUpstreamReadFunc   callback,
                                                      gpointer             user_data);
+/* A held call hands its reader no body (at most a little is read ahead,
+ * then the transfer pauses) until released; a failure still reaches the
+ * reader. For a client slower than the upstream. */
+void                gk_upstream_call_set_held       (GkUpstreamCall      *call,
+                                                     gboolean             held);
 /* Ends the call: a connection whose response was read to its end stays in
  * the pool, any other is closed. */
 void                gk_upstream_call_free           (GkUpstreamCall      *call);

@@ -30,6 +30,7 @@
 
 #define MODEL_PATH    "/v1beta/models/gemini-2.5-flash"
 #define GENERATE_BODY "{\"contents\":[{\"parts\":[{\"text\":\"Hello\"}]}]}"
+#define EVENT_SIZE    (16 * 1024)
 
 static char *pki_dir;
 static char *ca_file;        /* the test CA, trusted */
@@ -194,6 +195,8 @@ typedef struct
   GThread     *thread;
   const char  *answer;       /* written as it is, then the connection closes */
   guint64      huge;         /* > 0: a 200 of this many bytes instead */
+  gboolean     stream;       /* with @huge: as a chunked event stream */
+  gint         events_sent;  /* with @stream: events the gateway took */
   gboolean     silent;       /* never answers */
   gint         requests;
   gint         closed;       /* connections the gateway closed */
@@ -232,6 +235,26 @@ raw_conn_thread (gpointer data)
       /* Reads (and drops) until the gateway closes. */
       while (wait_readable (rc->fd, raw->stop[0]) && recv (rc->fd, buf, sizeof buf, 0) > 0)
         ;
+    }
+  else if (raw->huge > 0 && raw->stream)
+    {
+      const char *head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n";
+      g_autoptr(GString) chunk = g_string_new (NULL);
+      guint64 left = raw->huge;
+
+      /* Events of 16 KiB, one per chunk. */
+      g_string_append_printf (chunk, "%x\r\ndata: ", EVENT_SIZE);
+      for (guint i = 0; i < EVENT_SIZE - 8; i++)
+        g_string_append_c (chunk, 'x');
+      g_string_append (chunk, "\n\n\r\n");
+      send_all (rc->fd, head, strlen (head));
+      while (left > 0 && send_all (rc->fd, chunk->str, chunk->len))
+        {
+          g_atomic_int_inc (&raw->events_sent);
+          left -= MIN (left, EVENT_SIZE);
+        }
+      send_all (rc->fd, "0\r\n\r\n", 5);
     }
   else if (raw->huge > 0)
     {
@@ -876,6 +899,58 @@ test_client_gone_cancels (Fixture       *f,
   raw_free (raw);
 }
 
+
+/* A client that reads a stream slowly holds the upstream back: the gateway
+ * neither reads the whole answer nor holds it. */
+static void
+test_slow_client (Fixture       *f,
+                  gconstpointer  data)
+{
+  Raw *raw = raw_new (NULL);
+  g_autofree char *request = NULL;
+  gint64 total = 0;
+  gint taken;
+  char buf[65536];
+  int fd;
+
+  raw->huge = 256 * 1024 * 1024;
+  raw->stream = TRUE;
+  add_key (f, "OK");
+  start (f, raw->base);
+
+  request = g_strdup_printf ("POST %s:streamGenerateContent?alt=sse HTTP/1.1\r\n"
+                             "Host: 127.0.0.1:%u\r\nx-goog-api-key: %s\r\n"
+                             "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                             MODEL_PATH, gk_gateway_get_port (f->gateway), f->token,
+                             strlen (GENERATE_BODY), GENERATE_BODY);
+  fd = connect_loopback (gk_gateway_get_port (f->gateway));
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_true (send_all (fd, request, strlen (request)));
+  /* The answer starts, then the client stops reading for a while. */
+  g_assert_cmpint (recv (fd, buf, sizeof buf, 0), >, 0);
+  g_usleep (2 * G_USEC_PER_SEC);
+  taken = g_atomic_int_get (&raw->events_sent);
+  g_test_message ("the gateway took %d KiB of a 256 MiB stream", taken * EVENT_SIZE / 1024);
+  /* Socket buffers on both sides, libcurl's read-ahead and libsoup's
+   * backlog: a few MiB at most, not the whole stream. */
+  g_assert_cmpint ((gint64) taken * EVENT_SIZE, <, 32 * 1024 * 1024);
+
+  /* Reading on gets more of it. */
+  for (guint i = 0; i < 200; i++)
+    {
+      gssize n = recv (fd, buf, sizeof buf, 0);
+
+      g_assert_cmpint (n, >, 0);
+      total += n;
+    }
+  for (guint i = 0; i < 500 && g_atomic_int_get (&raw->events_sent) == taken; i++)
+    g_usleep (10000);
+  g_assert_cmpint (g_atomic_int_get (&raw->events_sent), >, taken);
+  close (fd);
+  gk_gateway_stop (f->gateway);
+  raw_free (raw);
+}
+
 /* ---- Upstreams that answer badly ---------------------------------------- */
 
 /* Empty bodies with any status: relayed, never a crash. */
@@ -1110,6 +1185,7 @@ main (int   argc,
   ADD ("timeout/first-byte", test_first_byte_timeout);
   ADD ("timeout/deadline", test_request_deadline);
   ADD ("timeout/client-gone", test_client_gone_cancels);
+  ADD ("stream/slow-client", test_slow_client);
   ADD ("answer/empty-bodies", test_empty_bodies);
   ADD ("answer/conflicting-length", test_conflicting_length);
   ADD ("answer/many-headers", test_many_headers);
