@@ -25,6 +25,7 @@ struct _GkCli
   gboolean       json;
   GkDatabase    *db;
   gboolean       db_created;   /* this command made the database file */
+  gboolean       db_removed;   /* …and removed it again: do not make it anew */
   GkSecretStore *secrets;
   GBytes        *master_key;
   GkKeyStore    *key_store;
@@ -239,6 +240,9 @@ gk_cli_get_database (GkCli *cli)
 
   if (cli->db != NULL)
     return cli->db;
+  /* The error that made it go was reported already. */
+  if (cli->db_removed)
+    return NULL;
 
   path = gk_database_default_path ();
   cli->db_created = !g_file_test (path, G_FILE_TEST_EXISTS);
@@ -280,6 +284,7 @@ remove_created_database (GkCli *cli)
       g_unlink (file);
     }
   cli->db_created = FALSE;
+  cli->db_removed = TRUE;
 }
 
 GBytes *

@@ -903,6 +903,14 @@ tidy_matching (GkSecretStore *self,
     }
 }
 
+/* The database file's absolute path, the same from every working folder:
+ * "next" items name the file whose rotation stored them. */
+static char *
+database_file (GkDatabase *db)
+{
+  return g_canonicalize_filename (gk_database_get_path (db), NULL);
+}
+
 /* Removes what a rotation of this database left behind when it stopped
  * before its commit: keys nothing was ever encrypted with. The rotation
  * holds the write lock from storing its key to its commit, so with the lock
@@ -914,7 +922,7 @@ tidy_leftovers (GkSecretStore *self,
                 GPtrArray     *found,
                 GCancellable  *cancellable)
 {
-  const char *path = gk_database_get_path (db);
+  g_autofree char *path = database_file (db);
   g_autofree char *check_value = NULL;
   g_autoptr(GPtrArray) dead = g_ptr_array_new ();
 
@@ -1654,8 +1662,11 @@ gk_secret_store_rotate_master_key (GkSecretStore  *self,
       stored = write_key_file (next_path, new_key, error);
     }
   else
-    stored = keyring_store (db_uuid, ROLE_NEXT, gk_database_get_path (db), new_key,
-                            cancellable, error);
+    {
+      g_autofree char *db_file = database_file (db);
+
+      stored = keyring_store (db_uuid, ROLE_NEXT, db_file, new_key, cancellable, error);
+    }
   if (!stored)
     {
       gk_database_rollback (db);

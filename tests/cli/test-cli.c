@@ -1613,6 +1613,13 @@ test_no_keyring_leaves_nothing (Fixture       *f,
     assert_error (&run);
   }
   g_assert_false (g_file_test (db_path, G_FILE_TEST_EXISTS));
+  /* serve needs the key store and the pool: the second must not bring the
+   * file back. */
+  {
+    g_auto(Run) run = RUN_WITH (f, MASTER_KEYRING_NO_BUS, NULL, NULL, "serve", "--port", "0");
+    assert_error (&run);
+  }
+  g_assert_false (g_file_test (db_path, G_FILE_TEST_EXISTS));
 }
 
 #define ADD(path, func) \
