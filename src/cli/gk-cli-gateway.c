@@ -55,6 +55,7 @@ typedef struct
   gboolean    failed;       /* the exit status is 1 */
   gboolean    checking;     /* a stored-check runs in a thread */
   gboolean    reported_gone;
+  gboolean    check_stored; /* this round asks the keyring too */
   guint       ticks;
 } ServeState;
 
@@ -85,11 +86,18 @@ stored_check_thread (GTask        *task,
 {
   ServeState *state = task_data;
   g_autoptr(GError) error = NULL;
-  gboolean stored = TRUE;
+  g_autoptr(GError) refresh_error = NULL;
+  gboolean stored = !state->reported_gone;
 
-  /* Also picks up a rotation by another process while no request comes. */
-  gk_key_store_refresh_master_key (state->key_store, NULL);
-  if (!gk_key_store_check_master_key_stored (state->key_store, &stored, &error))
+  /* Picks up a rotation by another process even while no request comes:
+   * one read of the check value when nothing changed. An idle gateway whose
+   * new key is out of reach runs out its grace period too. */
+  if (!gk_key_store_refresh_master_key (state->key_store, &refresh_error))
+    master_key_state_cb (NULL, FALSE, refresh_error->message, state);
+  else
+    master_key_state_cb (NULL, TRUE, NULL, state);
+  if (state->check_stored
+      && !gk_key_store_check_master_key_stored (state->key_store, &stored, &error))
     stored = TRUE;   /* the keyring cannot be asked: not the same as gone */
   g_task_return_boolean (task, stored);
 }
@@ -137,10 +145,11 @@ watch_cb (gpointer data)
       return G_SOURCE_REMOVE;
     }
 
-  if (!state->checking && state->ticks++ % STORED_CHECK_INTERVAL_S == 0)
+  if (!state->checking)
     {
       g_autoptr(GTask) task = g_task_new (NULL, NULL, stored_check_done_cb, state);
 
+      state->check_stored = state->ticks++ % STORED_CHECK_INTERVAL_S == 0;
       state->checking = TRUE;
       g_task_set_task_data (task, state, NULL);
       g_task_run_in_thread (task, stored_check_thread);
