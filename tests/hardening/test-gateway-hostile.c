@@ -1387,6 +1387,72 @@ test_admin_input (Fixture       *f,
   }
 }
 
+/* Chunk sizes that are not numbers: the request is refused and the
+ * connection closed, so what follows is never read as a request of its
+ * own (nor is it left to hang: the client timeouts are short here). */
+static void
+test_chunk_sizes (Fixture       *f,
+                  gconstpointer  data)
+{
+  static const char * const bodies[] = {
+    "-2\r\n{}\r\n0\r\n\r\n",
+    "fffffffffffffffffffff\r\n{}\r\n0\r\n\r\n",
+    "zz\r\n{}\r\n0\r\n\r\nGET /v1beta/models HTTP/1.1\r\nHost: a\r\n\r\n",
+  };
+  g_autoptr(GError) error = NULL;
+  g_autofree char *url = NULL;
+  guint requests = 0;
+
+  add_pool_key (f, POOL_KEY);
+  f->upstream = raw_upstream_start (plain_ok, 0);
+  url = raw_upstream_url (f->upstream);
+  f->gateway = gk_gateway_new (f->store, f->pool);
+  gk_gateway_set_upstream (f->gateway, url);
+  gk_gateway_set_client_timeouts (f->gateway, 1500, 1500);
+  g_assert_true (gk_gateway_start (f->gateway, "127.0.0.1", 0, &error));
+  g_assert_no_error (error);
+
+  for (guint i = 0; i < G_N_ELEMENTS (bodies); i++)
+    {
+      g_autofree char *raw = g_strdup_printf ("POST %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                                              "x-goog-api-key: %s\r\nTransfer-Encoding: chunked\r\n"
+                                              "Content-Type: application/json\r\n\r\n%s",
+                                              GENERATE_PATH, gk_gateway_get_port (f->gateway),
+                                              f->token, bodies[i]);
+      int fd = connect_to (gk_gateway_get_port (f->gateway));
+      g_autoptr(GString) all = g_string_new (NULL);
+      gint64 start = g_get_monotonic_time ();
+
+      g_assert_true (send_all (fd, raw, strlen (raw)));
+      /* Everything the gateway says until it closes. */
+      for (;;)
+        {
+          struct pollfd pfd = { fd, POLLIN, 0 };
+          char buf[4096];
+          gssize n;
+
+          if (poll (&pfd, 1, 20000) <= 0)
+            break;
+          n = recv (fd, buf, sizeof buf, 0);
+          if (n <= 0)
+            break;
+          g_string_append_len (all, buf, n);
+        }
+      close (fd);
+      g_test_message ("chunked body %u: %" G_GINT64_FORMAT " ms, \"%.60s\"", i,
+                      (g_get_monotonic_time () - start) / 1000, all->str);
+      /* Closed, with at most one answer, and never a success. */
+      g_assert_cmpint ((g_get_monotonic_time () - start) / 1000, <, 19000);
+      if (all->len > 0)
+        {
+          g_assert_cmpuint (status_of (all->str), >=, 400);
+          g_assert_null (strstr (all->str + 1, "HTTP/1.1"));
+        }
+    }
+  g_free (raw_upstream_captured (f->upstream, &requests));
+  g_assert_cmpuint (requests, ==, 0);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1404,6 +1470,7 @@ main (int   argc,
   ADD ("/hardening/hostile/methods", test_methods);
   ADD ("/hardening/hostile/deep-json", test_deep_json);
   ADD ("/hardening/hostile/framing", test_framing);
+  ADD ("/hardening/hostile/chunk-sizes", test_chunk_sizes);
   ADD ("/hardening/hostile/closed-connections", test_closed_connections);
   ADD ("/hardening/hostile/fd-limit", test_fd_limit);
   ADD ("/hardening/hostile/slow-clients-cut", test_slow_clients_cut);
