@@ -1622,6 +1622,68 @@ test_no_keyring_leaves_nothing (Fixture       *f,
   g_assert_false (g_file_test (db_path, G_FILE_TEST_EXISTS));
 }
 
+/* The issue's case: `GEMINI_KEYS_DATA_DIR=~/copy gemini-keysctl master-key
+ * rotate` on a copy of keys.db (same identifier) must leave the original
+ * readable, in the keyring and with a shared key file. A rotation decrypts
+ * every key, so one that succeeds proves the database opens. */
+static void
+test_master_key_rotate_copy (Fixture       *f,
+                             gconstpointer  data)
+{
+  MasterSource source = GPOINTER_TO_INT (data);
+  g_autofree char *key = make_key (15);
+  g_autofree char *input = g_strdup_printf ("%s\n", key);
+  g_autofree char *original_dir = g_strdup (f->data_dir);
+  g_autofree char *copy_dir = g_build_filename (f->dir, "copy", NULL);
+  g_autofree char *original_db = g_build_filename (original_dir, "keys.db", NULL);
+  g_autofree char *copy_db = g_build_filename (copy_dir, "keys.db", NULL);
+  g_autofree char *contents = NULL;
+  gsize len = 0;
+  char *saved;
+  const char *rounds[] = { "copy", "original", "copy", "original" };
+
+  if (source == MASTER_KEYRING && g_getenv ("GK_IN_KEYRING_SESSION") == NULL)
+    {
+      g_test_skip ("needs the keyring of tests/keyring-session.sh");
+      return;
+    }
+
+  {
+    g_auto(Run) run = RUN_WITH (f, source, f->key_file, input, "key", "add", "--name", "Shared");
+    g_assert_cmpint (run.status, ==, 0);
+  }
+  /* The last connection closed: keys.db alone is the whole database. */
+  g_assert_true (g_file_get_contents (original_db, &contents, &len, NULL));
+  g_assert_cmpint (g_mkdir_with_parents (copy_dir, 0700), ==, 0);
+  g_assert_true (g_file_set_contents_full (copy_db, contents, (gssize) len,
+                                           G_FILE_SET_CONTENTS_NONE, 0600, NULL));
+  saved = f->data_dir;
+  f->data_dir = copy_dir;
+  {
+    g_auto(Run) run = RUN_WITH (f, source, f->key_file, NULL, "--json", "key", "list");
+    g_autoptr(JsonNode) list = NULL;
+
+    g_assert_cmpint (run.status, ==, 0);
+    list = parse_json (run.out);
+    g_assert_cmpuint (json_array_get_length (get_array (list)), ==, 1);
+  }
+  f->data_dir = saved;
+
+  for (guint i = 0; i < G_N_ELEMENTS (rounds); i++)
+    {
+      gboolean on_copy = g_str_equal (rounds[i], "copy");
+
+      saved = f->data_dir;
+      f->data_dir = on_copy ? copy_dir : original_dir;
+      {
+        g_auto(Run) run = RUN_WITH (f, source, f->key_file, NULL, "master-key", "rotate");
+        if (run.status != 0)
+          g_error ("rotating the %s after %u rotations: %s", rounds[i], i, run.err);
+      }
+      f->data_dir = saved;
+    }
+}
+
 #define ADD(path, func) \
   g_test_add ((path), Fixture, NULL, fixture_set_up, (func), fixture_tear_down)
 
@@ -1651,6 +1713,10 @@ main (int    argc,
   ADD ("/cli/master-key/keyring-round-trip", test_master_key_keyring_round_trip);
   ADD ("/cli/translated", test_translated);
   ADD ("/cli/master-key/headless", test_master_key_headless);
+  g_test_add ("/cli/master-key/rotate-copy/keyring", Fixture, GINT_TO_POINTER (MASTER_KEYRING),
+              fixture_set_up, test_master_key_rotate_copy, fixture_tear_down);
+  g_test_add ("/cli/master-key/rotate-copy/file", Fixture, GINT_TO_POINTER (MASTER_OTHER),
+              fixture_set_up, test_master_key_rotate_copy, fixture_tear_down);
   ADD ("/cli/master-key/no-keyring-leaves-nothing", test_no_keyring_leaves_nothing);
 
   return g_test_run ();
