@@ -641,6 +641,69 @@ test_other_connection (Fixture       *f,
   g_assert_cmpstr (second, ==, "from-elsewhere");
 }
 
+/* The integer @sql gives for key @id (its ?1). */
+static gint64
+query_for_key (GkDatabase *db,
+               const char *sql,
+               gint64      id)
+{
+  g_autoptr(GError) error = NULL;
+  sqlite3_stmt *stmt;
+  gint64 value = -1;
+
+  gk_database_lock (db);
+  stmt = gk_database_prepare (db, sql, &error);
+  g_assert_no_error (error);
+  sqlite3_bind_int64 (stmt, 1, id);
+  if (sqlite3_step (stmt) == SQLITE_ROW)
+    value = sqlite3_column_int64 (stmt, 0);
+  sqlite3_reset (stmt);
+  gk_database_unlock (db);
+  return value;
+}
+
+/* A key deleted while a request that uses it is in flight (the CLI or
+ * the app deletes it, the gateway answers a moment later): the row of
+ * that answered request is still written and charged. */
+static void
+test_track_deleted_key (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkKey) selected = NULL;
+  const KeyRow a = { "a", 9, .budget = -1 };
+  gint64 ida = add_row (f, &a, 1);
+  GkTrackResult result = { 0 };
+  GkUsageRecord record;
+
+  selected = gk_pool_select (f->pool, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (selected->id, ==, ida);
+  g_assert_true (gk_key_store_delete (f->store, ida, &error));
+  g_assert_no_error (error);
+
+  gk_usage_record_init (&record);
+  record.key_id = ida;
+  record.model = "gemini-2.5-flash";
+  record.prompt_tokens = 10;
+  record.output_tokens = 5;
+  record.status = GK_USAGE_SUCCESS;
+  g_assert_true (gk_pool_track (f->pool, &record, &result, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (result.usage_id, >, 0);
+  g_assert_false (result.rotated);
+  g_assert_cmpint (query_for_key (f->db, "SELECT count(*) FROM gemini_key_usage_log"
+                                                " WHERE key_id = ?1", ida), ==, 1);
+  g_assert_cmpint (query_for_key (f->db, "SELECT used_value FROM gemini_key_quotas"
+                                                " WHERE key_id = ?1 AND quota_type = 'DAILY'"
+                                                " AND unit = 'TOKENS'", ida), ==, 15);
+
+  /* A key that never existed is still refused. */
+  record.key_id = ida + 1000;
+  g_assert_false (gk_pool_track (f->pool, &record, NULL, &error));
+  g_assert_error (error, GK_POOL_ERROR, GK_POOL_ERROR_NOT_FOUND);
+}
+
 #define ADD(path, func) \
   g_test_add (path, Fixture, NULL, gk_test_fixture_setup, func, gk_test_fixture_teardown)
 
@@ -660,6 +723,7 @@ main (int argc, char *argv[])
   ADD ("/pool/errors-do-not-penalise", test_errors_do_not_penalise);
   ADD ("/pool/manual-rotation", test_manual_rotation);
   ADD ("/pool/usage-row", test_usage_row);
+  ADD ("/pool/track-deleted-key", test_track_deleted_key);
   ADD ("/pool/concurrent-processes", test_concurrent_processes);
   ADD ("/pool/other-connection", test_other_connection);
 

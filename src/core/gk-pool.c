@@ -640,6 +640,24 @@ leaves_service (GkPool              *self,
     }
 }
 
+/* Whether the key row exists, deleted or not. Called with the database
+ * lock held. */
+static gboolean
+key_row_exists (GkPool *self,
+                gint64  key_id)
+{
+  sqlite3_stmt *stmt = gk_database_prepare (self->db,
+                                            "SELECT 1 FROM gemini_api_keys WHERE id = ?1", NULL);
+  gboolean found;
+
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (stmt, 1, key_id);
+  found = sqlite3_step (stmt) == SQLITE_ROW;
+  sqlite3_reset (stmt);
+  return found;
+}
+
 gboolean
 gk_pool_track (GkPool               *self,
                const GkUsageRecord  *record,
@@ -671,8 +689,11 @@ gk_pool_track (GkPool               *self,
   if (!snapshot_acquire (self, error))
     return FALSE;
 
+  /* A key deleted while its request was in flight is not in the
+   * snapshot, but the request was made and answered: its row is written
+   * and its counters charged all the same (history of deleted keys stays). */
   e = entry_for (self, record->key_id);
-  if (e == NULL)
+  if (e == NULL && !key_row_exists (self, record->key_id))
     {
       snapshot_release (self);
       g_set_error (error, GK_POOL_ERROR, GK_POOL_ERROR_NOT_FOUND,
@@ -767,19 +788,23 @@ gk_pool_track (GkPool               *self,
       if (!step (self->db, stmt, error))
         goto fail;
 
-      for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
-        e->used[i] += gk_quota_slot_unit (i) == GK_QUOTA_UNIT_REQUESTS ? 1 : tokens;
-      e->last_used_at = now;
-      e->month_cost += local_result.cost_usd;
-      e->strikes = 0;
+      if (e != NULL)
+        {
+          for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
+            e->used[i] += gk_quota_slot_unit (i) == GK_QUOTA_UNIT_REQUESTS ? 1 : tokens;
+          e->last_used_at = now;
+          e->month_cost += local_result.cost_usd;
+          e->strikes = 0;
+        }
     }
 
-  was_in_service = e->status == GK_KEY_STATUS_ACTIVE && e->cooldown_until <= now;
-  if (e->status == GK_KEY_STATUS_RATE_LIMITED && e->cooldown_until <= now)
+  /* A deleted key has no service to leave. */
+  was_in_service = e != NULL && e->status == GK_KEY_STATUS_ACTIVE && e->cooldown_until <= now;
+  if (e != NULL && e->status == GK_KEY_STATUS_RATE_LIMITED && e->cooldown_until <= now)
     was_in_service = TRUE;
 
-  out = leaves_service (self, e, record, now, &reason, &new_status, &status_reason,
-                        &cooldown_until);
+  out = e != NULL && leaves_service (self, e, record, now, &reason, &new_status, &status_reason,
+                                     &cooldown_until);
   if (out)
     {
       gboolean project_wide = record->status == GK_USAGE_RATE_LIMITED && record->per_project

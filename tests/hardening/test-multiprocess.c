@@ -654,8 +654,9 @@ run_cli_loop (Fixture *f,
                                               status, err));
         }
 
-      /* A key added and deleted again while the gateway serves. */
-      temp_id = g_strdup_printf ("%" G_GINT64_FORMAT, add_key (f, temp_name, "1", 100 + round));
+      /* A key added and deleted again while the gateway serves: the
+       * highest priority, so requests are in flight on it when it goes. */
+      temp_id = g_strdup_printf ("%" G_GINT64_FORMAT, add_key (f, temp_name, "10", 100 + round));
       {
         const char *del[] = { "key", "delete", temp_id, "--yes", NULL };
         g_autofree char *out = ctl_ok (f, NULL, del);
