@@ -1152,6 +1152,98 @@ test_huge_answer (Fixture       *f,
   raw_free (raw);
 }
 
+/* ---- HTTP/2 ------------------------------------------------------------- */
+
+static void
+h2_head_cb (GkUpstreamCall *call,
+            GError         *error,
+            gpointer        user_data)
+{
+  guint *version = user_data;
+
+  g_assert_no_error (error);
+  g_assert_cmpuint (gk_upstream_call_get_status (call), ==, 200);
+  *version = gk_upstream_call_get_http_version (call);
+}
+
+/* nginx terminates TLS with HTTP/2 in front of the plain mock: libcurl
+ * speaks HTTP/2 to it (ALPN), two calls at once share one connection. */
+static void
+test_http2 (void)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = NULL;
+  g_autofree char *conf = NULL;
+  g_autofree char *conf_path = NULL;
+  g_autofree char *log_path = NULL;
+  g_autofree char *base = NULL;
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GSubprocess) nginx = NULL;
+  GkUpstream *upstream;
+  GkUpstreamCall *calls[2];
+  guint versions[2] = { 0, 0 };
+  guint mock_port, port;
+  int probe;
+
+  if (!g_file_test ("/usr/sbin/nginx", G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_test_skip ("nginx (Debian nginx-light) is not installed");
+      return;
+    }
+  mock_port = start_mock (NULL);
+  close (listen_loopback (&port));
+  dir = g_build_filename (pki_dir, "nginx", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
+  conf = g_strdup_printf ("daemon off; master_process off; worker_processes 1;\n"
+                          "pid %s/nginx.pid; error_log %s/error.log warn;\n"
+                          "events { worker_connections 64; }\n"
+                          "http { access_log off; client_body_temp_path %s/body;\n"
+                          "  proxy_temp_path %s/proxy; fastcgi_temp_path %s/fcgi;\n"
+                          "  uwsgi_temp_path %s/uwsgi; scgi_temp_path %s/scgi;\n"
+                          "  server { listen 127.0.0.1:%u ssl http2;\n"
+                          "    ssl_certificate %s/good.pem; ssl_certificate_key %s/server.key;\n"
+                          "    location / { proxy_pass http://127.0.0.1:%u; } } }\n",
+                          dir, dir, dir, dir, dir, dir, dir, port, pki_dir, pki_dir, mock_port);
+  conf_path = g_build_filename (dir, "nginx.conf", NULL);
+  log_path = g_build_filename (dir, "error.log", NULL);
+  g_assert_true (g_file_set_contents (conf_path, conf, -1, NULL));
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  nginx = g_subprocess_launcher_spawn (launcher, &error, "/usr/sbin/nginx", "-p", dir, "-e",
+                                       log_path, "-c", conf_path, NULL);
+  g_assert_no_error (error);
+  for (guint i = 0; i < 500 && (probe = connect_loopback (port)) < 0; i++)
+    g_usleep (10000);
+  g_assert_cmpint (probe, >=, 0);
+  close (probe);
+
+  g_setenv ("GEMINI_KEYS_UPSTREAM_CA", ca_file, TRUE);
+  g_main_context_push_thread_default (context);
+  base = g_strdup_printf ("https://127.0.0.1:%u", port);
+  upstream = gk_upstream_new (base, 30, NULL, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autofree char *key = g_strdup_printf ("AIzaOK%033u", i);
+
+      calls[i] = gk_upstream_call_new (upstream, "GET", "/v1beta/models?pageSize=1");
+      gk_upstream_call_add_header (calls[i], "x-goog-api-key", key);
+      gk_upstream_call_send (calls[i], NULL, h2_head_cb, &versions[i]);
+    }
+  while (versions[0] == 0 || versions[1] == 0)
+    g_main_context_iteration (context, TRUE);
+  g_assert_cmpuint (versions[0], ==, 2);
+  g_assert_cmpuint (versions[1], ==, 2);
+  g_assert_cmpuint (gk_upstream_get_connect_count (upstream), ==, 1);
+  for (guint i = 0; i < 2; i++)
+    gk_upstream_call_free (calls[i]);
+  gk_upstream_free (upstream);
+  g_main_context_pop_thread_default (context);
+  g_subprocess_send_signal (nginx, SIGTERM);
+  g_subprocess_wait (nginx, NULL, NULL);
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 int
@@ -1193,6 +1285,7 @@ main (int   argc,
   ADD ("answer/huge", test_huge_answer);
 #undef ADD
   g_test_add_func ("/upstream/answer/head", test_head);
+  g_test_add_func ("/upstream/http2", test_http2);
 
   status = g_test_run ();
   for (guint i = 0; i < mocks->len; i++)
