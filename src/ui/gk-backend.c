@@ -956,6 +956,26 @@ gk_backend_test_key_finish (GkBackend     *self,
   return g_task_propagate_boolean (G_TASK (result), error);
 }
 
+GkKeyTestFailure
+gk_backend_classify_test_error (const GError *error)
+{
+  g_return_val_if_fail (error != NULL, GK_KEY_TEST_FAILED);
+
+#ifdef GK_HAVE_GATEWAY
+  if (g_error_matches (error, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_INVALID_KEY))
+    return GK_KEY_TEST_REJECTED;
+  if (g_error_matches (error, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_UPSTREAM))
+    return GK_KEY_TEST_UNREACHABLE;
+#endif
+  if (error->domain == G_RESOLVER_ERROR
+      || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_HOST_NOT_FOUND)
+      || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NETWORK_UNREACHABLE)
+      || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED)
+      || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+    return GK_KEY_TEST_UNREACHABLE;
+  return GK_KEY_TEST_FAILED;
+}
+
 char *
 gk_backend_manual_trigger (void)
 {

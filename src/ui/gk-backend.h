@@ -120,6 +120,16 @@ gboolean    gk_backend_test_key_finish     (GkBackend           *self,
                                             GAsyncResult        *result,
                                             GError             **error);
 
+/* What a failed key test means, for a short message naming the key. */
+typedef enum
+{
+  GK_KEY_TEST_FAILED,       /* anything else: the details say what */
+  GK_KEY_TEST_REJECTED,     /* Google rejected the key */
+  GK_KEY_TEST_UNREACHABLE,  /* Google could not be reached */
+} GkKeyTestFailure;
+
+GkKeyTestFailure gk_backend_classify_test_error (const GError *error);
+
 /* g_set_object() for a backend that @owner watches: moves @owner's
  * "changed" handler (@changed_cb, called with @owner only) from the old
  * backend to @backend, which may be NULL (as in dispose). Returns FALSE,

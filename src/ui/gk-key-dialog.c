@@ -118,8 +118,9 @@ set_general_error (GkKeyDialog *self,
   gtk_widget_set_visible (self->error_label, message != NULL);
 }
 
-/* Checks the whole form; errors are shown only for fields the user has
- * touched, but Save stays disabled while anything is invalid. */
+/* Checks the whole form. A field's error shows once the user has left the
+ * field or tried to save, never while they type in it; Save stays disabled
+ * while anything is invalid. */
 static gboolean
 validate (GkKeyDialog *self)
 {
@@ -160,18 +161,54 @@ validate_cb (GkKeyDialog *self)
   validate (self);
 }
 
+/* Typing hides the field's error until the user leaves the field. */
 static void
 name_changed_cb (GkKeyDialog *self)
 {
-  self->name_touched = TRUE;
+  self->name_touched = FALSE;
   validate (self);
 }
 
 static void
 key_changed_cb (GkKeyDialog *self)
 {
+  self->key_touched = FALSE;
+  validate (self);
+}
+
+static void
+name_left_cb (GkKeyDialog *self)
+{
+  /* Focus also leaves while the window is torn down. */
+  if (self->name_row == NULL || gtk_widget_in_destruction (GTK_WIDGET (self)))
+    return;
+  /* Leaving an empty new form untouched is not a mistake yet. */
+  if (gtk_editable_get_text (GTK_EDITABLE (self->name_row))[0] == '\0' && self->key == NULL)
+    return;
+  self->name_touched = TRUE;
+  validate (self);
+}
+
+static void
+key_left_cb (GkKeyDialog *self)
+{
+  if (self->key_row == NULL || gtk_widget_in_destruction (GTK_WIDGET (self)))
+    return;
+  if (gtk_editable_get_text (GTK_EDITABLE (self->key_row))[0] == '\0')
+    return;
   self->key_touched = TRUE;
   validate (self);
+}
+
+static void
+watch_focus_leave (GtkWidget *row,
+                   GCallback  callback,
+                   gpointer   user_data)
+{
+  GtkEventController *focus = gtk_event_controller_focus_new ();
+
+  g_signal_connect_swapped (focus, "leave", callback, user_data);
+  gtk_widget_add_controller (row, focus);
 }
 
 static gpointer
@@ -222,8 +259,9 @@ save_done_cb (GObject      *object,
       if (g_error_matches (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_DUPLICATE) ||
           g_error_matches (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_INVALID_KEY))
         {
-          set_field_error (self->key_row, self->key_error, error->message);
+          /* Focus first: leaving another field re-validates the form. */
           gtk_widget_grab_focus (self->key_row);
+          set_field_error (self->key_row, self->key_error, error->message);
         }
       else if (g_error_matches (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_INVALID_NAME))
         set_field_error (self->name_row, self->name_error, error->message);
@@ -270,6 +308,13 @@ save_clicked_cb (GkKeyDialog *self)
 
   gk_backend_run_async (self->backend, save_job, data, (GDestroyNotify) save_data_free, g_free,
                         self->cancellable, save_done_cb, g_object_ref (self));
+}
+
+/* Enter in a field saves when the form is valid, or shows what to fix. */
+static void
+entry_activated_cb (GkKeyDialog *self)
+{
+  save_clicked_cb (self);
 }
 
 static void
@@ -384,6 +429,7 @@ gk_key_dialog_class_init (GkKeyDialogClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, name_changed_cb);
   gtk_widget_class_bind_template_callback (widget_class, key_changed_cb);
   gtk_widget_class_bind_template_callback (widget_class, validate_cb);
+  gtk_widget_class_bind_template_callback (widget_class, entry_activated_cb);
 
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_Escape, 0, "window.close", NULL);
 }
@@ -404,6 +450,9 @@ gk_key_dialog_init (GkKeyDialog *self)
       buffer = gtk_password_entry_buffer_new ();
       gtk_text_set_buffer (GTK_TEXT (delegate), buffer);
     }
+
+  watch_focus_leave (self->name_row, G_CALLBACK (name_left_cb), self);
+  watch_focus_leave (self->key_row, G_CALLBACK (key_left_cb), self);
 }
 
 GkKeyDialog *
@@ -430,6 +479,7 @@ gk_key_dialog_new (GtkWindow   *parent,
 
       self->key = gk_key_copy (key);
       adw_window_title_set_title (self->window_title, _("Edit Key"));
+      gtk_button_set_label (GTK_BUTTON (self->save_button), _("_Save"));
       adw_window_title_set_subtitle (self->window_title, key->name);
       /* Translators: %s is a masked key such as "AIza…wxyz". */
       hint = g_strdup_printf (_("Stored key: %s. Leave the field empty to keep it."), masked);
@@ -439,6 +489,7 @@ gk_key_dialog_new (GtkWindow   *parent,
   else
     {
       adw_window_title_set_title (self->window_title, _("Add Key"));
+      gtk_button_set_label (GTK_BUTTON (self->save_button), _("_Add"));
       gtk_label_set_text (GTK_LABEL (self->key_hint),
                           _("A key from Google AI Studio, starting with “AIza” or “AQ.”. It is stored encrypted."));
     }
@@ -447,6 +498,8 @@ gk_key_dialog_new (GtkWindow   *parent,
   self->name_touched = FALSE;
   self->key_touched = FALSE;
   validate (self);
+  /* Typing starts in the first field, not on Cancel. */
+  gtk_window_set_focus (GTK_WINDOW (self), self->name_row);
 
   return self;
 }

@@ -768,21 +768,101 @@ copy_action_cb (GtkWidget  *widget,
                         reveal_done_cb, g_object_ref (self));
 }
 
+typedef struct
+{
+  GkKeysPage *self;
+  char       *name;
+} TestRef;
+
+static void
+test_ref_free (TestRef *ref)
+{
+  g_object_unref (ref->self);
+  g_free (ref->name);
+  g_free (ref);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestRef, test_ref_free)
+
+static void
+details_clicked_cb (AdwToast   *toast,
+                    GkKeysPage *self)
+{
+  const char *details = g_object_get_data (G_OBJECT (toast), "gk-details");
+  GtkWidget *dialog;
+
+  dialog = adw_message_dialog_new (get_parent_window (self), _("Key Test Details"), details);
+  adw_message_dialog_add_response (ADW_MESSAGE_DIALOG (dialog), "close", _("_Close"));
+  gtk_window_present (GTK_WINDOW (dialog));
+}
+
+/* Google's own words from a rejection ("API key not valid"), without our
+ * prefix and anything after the first sentence. */
+static char *
+rejection_reason (const char *message)
+{
+  const char *colon = strstr (message, ": ");
+  const char *text = colon != NULL ? colon + 2 : message;
+  const char *end = strstr (text, ". ");
+
+  return end != NULL ? g_strndup (text, end - text) : g_strdup (text);
+}
+
 static void
 test_done_cb (GObject      *object,
               GAsyncResult *result,
               gpointer      user_data)
 {
-  g_autoptr(GkKeysPage) self = user_data;
+  g_autoptr(TestRef) ref = user_data;
+  GkKeysPage *self = ref->self;
   g_autoptr(GError) error = NULL;
+  g_autofree char *title = NULL;
+  AdwToast *result_toast;
 
   if (gk_backend_test_key_finish (GK_BACKEND (object), result, &error))
-    toast (self, _("The key works"));
+    /* Translators: the key test's result; %s is the key's name. */
+    title = g_strdup_printf (_("Key “%s” works"), ref->name);
+  else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
   else
-    toast_error (self, error);
+    {
+      switch (gk_backend_classify_test_error (error))
+        {
+        case GK_KEY_TEST_REJECTED:
+          {
+            g_autofree char *reason = rejection_reason (error->message);
+
+            /* Translators: "Google rejected “Old free tier”: API key not valid". */
+            title = g_strdup_printf (_("Google rejected “%s”: %s"), ref->name, reason);
+          }
+          break;
+        case GK_KEY_TEST_UNREACHABLE:
+          title = g_strdup (_("Couldn’t reach Google"));
+          break;
+        case GK_KEY_TEST_FAILED:
+        default:
+          /* Translators: %s is the key's name. */
+          title = g_strdup_printf (_("Couldn’t test “%s”"), ref->name);
+          break;
+        }
+    }
+
+  result_toast = adw_toast_new (title);
+  adw_toast_set_timeout (result_toast, TOAST_TIMEOUT_S);
+  if (error != NULL)
+    {
+      /* The full error on demand, not in the toast. */
+      adw_toast_set_button_label (result_toast, _("_Details"));
+      g_object_set_data_full (G_OBJECT (result_toast), "gk-details", g_strdup (error->message),
+                              g_free);
+      g_signal_connect_object (result_toast, "button-clicked", G_CALLBACK (details_clicked_cb),
+                               self, 0);
+    }
+  g_signal_emit (self, signals[ADD_TOAST], 0, result_toast);
+  g_object_unref (result_toast);
 
   /* A test can change the key's status either way. */
-  if (self->backend != NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+  if (self->backend != NULL)
     gk_backend_notify_changed (self->backend);
 }
 
@@ -792,10 +872,21 @@ test_action_cb (GtkWidget  *widget,
                 GVariant   *parameter)
 {
   GkKeysPage *self = GK_KEYS_PAGE (widget);
+  GkKeyRow *row = find_row (self, g_variant_get_int64 (parameter));
+  TestRef *ref;
+  g_autofree char *testing = NULL;
 
-  toast (self, _("Testing the key…"));
+  if (row == NULL)
+    return;
+
+  ref = g_new0 (TestRef, 1);
+  ref->self = g_object_ref (self);
+  ref->name = g_strdup (gk_key_row_get_name (row));
+  /* Translators: %s is the key's name. */
+  testing = g_strdup_printf (_("Testing “%s”…"), ref->name);
+  toast (self, testing);
   gk_backend_test_key_async (self->backend, g_variant_get_int64 (parameter), self->cancellable,
-                             test_done_cb, g_object_ref (self));
+                             test_done_cb, ref);
 }
 
 static gpointer

@@ -5,7 +5,9 @@
  */
 #include "config.h"
 
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "gk-key-dialog.h"
 #include "gk-key-row.h"
@@ -318,15 +320,21 @@ test_add_invalid (Fixture       *f,
 
       g_test_message ("case %u", i);
 
-      /* Type something first so the field counts as touched. */
       set_text (dialog, "name_row", "x");
       set_text (dialog, "key_row", "x");
       set_text (dialog, "name_row", cases[i].name);
       set_text (dialog, "key_row", cases[i].api_key);
 
-      assert_field_error (dialog, cases[i].row, cases[i].label, TRUE);
+      /* Not while typing... */
+      assert_field_error (dialog, cases[i].row, cases[i].label, FALSE);
       assert_field_error (dialog, other_row, other_label, FALSE);
       g_assert_false (save_sensitive (dialog));
+
+      /* ...but on submit (Enter in a field): the error shows and nothing
+       * is saved. */
+      g_signal_emit_by_name (dialog_child (dialog, "name_row"), "entry-activated");
+      assert_field_error (dialog, cases[i].row, cases[i].label, TRUE);
+      assert_field_error (dialog, other_row, other_label, FALSE);
 
       /* Even a forced click saves nothing. */
       click_save (dialog);
@@ -339,6 +347,55 @@ test_add_invalid (Fixture       *f,
     }
 
   g_assert_cmpuint (g_list_model_get_n_items (gk_keys_page_get_keys (f->page)), ==, 0);
+}
+
+/* The dialog: "Add" (or "Save" when editing), focus in the first field,
+ * errors after leaving a field, Enter saves a valid form. */
+static void
+test_dialog_behaviour (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autofree char *api_key = gk_test_api_key (103);
+  GkKeyDialog *dialog;
+  gint64 id;
+
+  gk_ui_test_wait (page_idle, f, "the keys page to load");
+  dialog = open_add_dialog (f);
+  g_assert_cmpstr (gtk_button_get_label (GTK_BUTTON (dialog_child (dialog, "save_button"))), ==, "_Add");
+  {
+    GtkWidget *focus = gtk_window_get_focus (GTK_WINDOW (dialog));
+
+    g_assert_nonnull (focus);
+    g_assert_true (focus == dialog_child (dialog, "name_row")
+                   || gtk_widget_is_ancestor (focus, dialog_child (dialog, "name_row")));
+  }
+
+  /* A bad key shows its error once the field is left. */
+  set_text (dialog, "name_row", "Staging");
+  gtk_widget_grab_focus (dialog_child (dialog, "key_row"));
+  set_text (dialog, "key_row", "AIzaTooShort");
+  assert_field_error (dialog, "key_row", "key_error", FALSE);
+  gtk_widget_grab_focus (dialog_child (dialog, "project_row"));
+  assert_field_error (dialog, "key_row", "key_error", TRUE);
+  assert_field_error (dialog, "name_row", "name_error", FALSE);
+  /* Typing again hides it until the field is left again. */
+  set_text (dialog, "key_row", api_key);
+  assert_field_error (dialog, "key_row", "key_error", FALSE);
+  g_assert_true (save_sensitive (dialog));
+
+  /* Enter in any field saves the valid form. */
+  g_signal_emit_by_name (dialog_child (dialog, "project_row"), "entry-activated");
+  gk_ui_test_wait (no_dialog, NULL, "the dialog to close");
+  wait_listed (f, 1);
+  id = gk_key_row_get_id (listed_row (f, 0));
+
+  /* Editing says Save. */
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (f->page), "keys.edit", "x", id));
+  dialog = GK_KEY_DIALOG (gk_ui_test_find_toplevel (GK_TYPE_KEY_DIALOG));
+  g_assert_nonnull (dialog);
+  g_assert_cmpstr (gtk_button_get_label (GTK_BUTTON (dialog_child (dialog, "save_button"))), ==, "_Save");
+  gtk_window_destroy (GTK_WINDOW (dialog));
+  gk_ui_test_wait (no_dialog, NULL, "the dialog to close");
 }
 
 static void
@@ -415,8 +472,12 @@ test_edit (Fixture       *f,
   g_assert_cmpstr (gtk_editable_get_text (GTK_EDITABLE (dialog_child (dialog, "key_row"))), ==, "");
   g_assert_true (save_sensitive (dialog));
 
-  /* An invalid replacement key is refused inline … */
+  /* An invalid replacement key is refused inline once the field is
+   * left … */
+  gtk_widget_grab_focus (dialog_child (dialog, "key_row"));
   set_text (dialog, "key_row", "not-a-key");
+  assert_field_error (dialog, "key_row", "key_error", FALSE);
+  gtk_widget_grab_focus (dialog_child (dialog, "project_row"));
   assert_field_error (dialog, "key_row", "key_error", TRUE);
   g_assert_false (save_sensitive (dialog));
   /* … and clearing it again is fine. */
@@ -1115,6 +1176,136 @@ test_find_and_sort (Fixture       *f,
   g_assert_cmpuint (stored_count (f), ==, 0);
 }
 
+/* --- Test Key: a short result naming the key, details on demand -------- */
+
+static void
+die_with_parent (gpointer data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGTERM);
+}
+
+static GSubprocess *
+start_mock (char **base)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = g_build_filename (g_getenv ("GEMINI_KEYS_BUILD_ROOT"), "tests",
+                                            "mock-gemini", "mock-gemini", NULL);
+  g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+  g_autoptr(GDataInputStream) lines = NULL;
+  g_autofree char *line = NULL;
+  GSubprocess *mock;
+
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  mock = g_subprocess_launcher_spawn (launcher, &error, path, "--port", "0", NULL);
+  g_assert_no_error (error);
+  lines = g_data_input_stream_new (g_subprocess_get_stdout_pipe (mock));
+  line = g_data_input_stream_read_line (lines, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_str_has_prefix (line, "PORT "));
+  *base = g_strdup_printf ("http://127.0.0.1:%s", line + 5);
+  return mock;
+}
+
+static void
+keep_toast_cb (GkKeysPage *page,
+               AdwToast   *toast,
+               GPtrArray  *toasts)
+{
+  g_ptr_array_add (toasts, g_object_ref (toast));
+}
+
+static gboolean
+toast_titled (gpointer data)
+{
+  GPtrArray *toasts = ((gpointer *) data)[0];
+  const char *title = ((gpointer *) data)[1];
+
+  for (guint i = 0; i < toasts->len; i++)
+    if (g_strcmp0 (adw_toast_get_title (toasts->pdata[i]), title) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+static AdwToast *
+wait_toast (GPtrArray  *toasts,
+            const char *title)
+{
+  gpointer check[2] = { toasts, (gpointer) title };
+
+  gk_ui_test_wait (toast_titled, check, title);
+  for (guint i = 0; i < toasts->len; i++)
+    if (g_strcmp0 (adw_toast_get_title (toasts->pdata[i]), title) == 0)
+      return toasts->pdata[i];
+  g_assert_not_reached ();
+}
+
+static gint64
+add_key_text (Fixture    *f,
+              const char *name,
+              const char *api_key)
+{
+  g_autoptr(GError) error = NULL;
+  GkKeySpec spec;
+  gint64 id;
+
+  gk_key_spec_init (&spec);
+  spec.name = name;
+  id = gk_key_store_add (gk_backend_get_key_store (f->backend), &spec, api_key, &error);
+  g_assert_no_error (error);
+  return id;
+}
+
+static void
+test_key_test_result (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(GPtrArray) toasts = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GSubprocess) mock = NULL;
+  g_autofree char *base = NULL;
+  AdwToast *result;
+  GtkWidget *details;
+  gint64 good, bad;
+
+  if (!gk_backend_has_gateway ())
+    {
+      g_test_skip ("built without the gateway");
+      return;
+    }
+  mock = start_mock (&base);
+  g_setenv ("GEMINI_KEYS_UPSTREAM", base, TRUE);
+  g_signal_connect (f->page, "add-toast", G_CALLBACK (keep_toast_cb), toasts);
+
+  good = add_key_text (f, "Staging", "AIzaSyGOODGOODGOODGOODGOODGOODGOOD00000");
+  bad = add_key_text (f, "Old free tier", "AIzaSyINVALIDINVALIDINVALIDINVALID00000");
+  gk_backend_notify_changed (f->backend);
+  wait_listed (f, 2);
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (f->page), "keys.test", "x", good));
+  result = wait_toast (toasts, "Key “Staging” works");
+  g_assert_null (adw_toast_get_button_label (result));
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (f->page), "keys.test", "x", bad));
+  result = wait_toast (toasts, "Google rejected “Old free tier”: API key not valid");
+  /* The details are one click away. */
+  g_assert_cmpstr (adw_toast_get_button_label (result), ==, "_Details");
+  g_signal_emit_by_name (result, "button-clicked");
+  details = gk_ui_test_find_toplevel (ADW_TYPE_MESSAGE_DIALOG);
+  g_assert_nonnull (details);
+  g_assert_nonnull (strstr (adw_message_dialog_get_body (ADW_MESSAGE_DIALOG (details)),
+                            "API key not valid"));
+  gtk_window_destroy (GTK_WINDOW (details));
+  gk_ui_test_wait (no_message_dialog, NULL, "the details to close");
+
+  /* Nothing listens there: no resolver or socket text in the toast. */
+  g_setenv ("GEMINI_KEYS_UPSTREAM", "http://127.0.0.1:1", TRUE);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (f->page), "keys.test", "x", good));
+  result = wait_toast (toasts, "Couldn’t reach Google");
+  g_assert_cmpstr (adw_toast_get_button_label (result), ==, "_Details");
+
+  g_unsetenv ("GEMINI_KEYS_UPSTREAM");
+  g_subprocess_force_exit (mock);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1131,6 +1322,8 @@ main (int   argc,
   ADD ("/ui/keys/add-valid", test_add_valid);
   ADD ("/ui/keys/add-invalid", test_add_invalid);
   ADD ("/ui/keys/add-duplicate", test_add_duplicate);
+  ADD ("/ui/keys/dialog-behaviour", test_dialog_behaviour);
+  ADD ("/ui/keys/test-result", test_key_test_result);
   ADD ("/ui/keys/edit", test_edit);
   ADD ("/ui/keys/copy", test_copy);
   ADD ("/ui/keys/rotate", test_rotate);
