@@ -22,6 +22,7 @@ struct _GkPreferencesWindow
 
   GtkWidget            *threshold_spin;
   GtkWidget            *timezone_row;
+  GtkWidget            *timezone_dropdown;
   GtkWidget            *notifications_switch;
   GtkWidget            *alert_rows[4];
   GtkWidget            *alert_switches[4];
@@ -39,12 +40,16 @@ struct _GkPreferencesWindow
   GArray               *retention_days;
 };
 
+/* The compiled form of the tz database: every zone and link it knows. */
+#define TZDATA_FILE "/usr/share/zoneinfo/tzdata.zi"
+
 G_DEFINE_FINAL_TYPE (GkPreferencesWindow, gk_preferences_window, ADW_TYPE_PREFERENCES_WINDOW)
 
 typedef struct
 {
   double    threshold;
   char     *timezone;
+  GStrv     zones;        /* every time zone identifier, sorted */
   gboolean  notifications;
   gboolean  gateway_enabled;
   int       gateway_port;
@@ -58,6 +63,7 @@ static void
 settings_free (Settings *settings)
 {
   g_free (settings->timezone);
+  g_strfreev (settings->zones);
   g_free (settings);
 }
 
@@ -78,7 +84,7 @@ update_gateway_row (GkPreferencesWindow *self)
     subtitle = g_strdup_printf (_("Listening on http://127.0.0.1:%u"),
                                 gk_backend_get_gateway_port (self->backend));
   else
-    subtitle = g_strdup (_("Stopped. `gemini-keysctl serve` runs it without this window."));
+    subtitle = g_strdup (_("Stopped. The command “gemini-keysctl serve” runs it without this window."));
 
   adw_action_row_set_subtitle (ADW_ACTION_ROW (self->gateway_row), subtitle);
 }
@@ -118,34 +124,71 @@ threshold_changed_cb (GkPreferencesWindow *self)
 }
 
 static void
-timezone_changed_cb (GkPreferencesWindow *self)
+timezone_selected_cb (GkPreferencesWindow *self)
 {
-  gtk_widget_remove_css_class (self->timezone_row, "error");
+  GtkStringObject *item = gtk_drop_down_get_selected_item (GTK_DROP_DOWN (self->timezone_dropdown));
+
+  if (item != NULL)
+    write_setting (self, GK_SETTING_RESET_TIMEZONE, gtk_string_object_get_string (item));
 }
 
-static void
-timezone_apply_cb (GkPreferencesWindow *self)
+/* The identifiers GTimeZone knows, from the system's tz database: its
+ * zones ("Z name …") and links ("L target name"). */
+static int
+compare_zones (gconstpointer a,
+               gconstpointer b)
 {
-  const char *text = gtk_editable_get_text (GTK_EDITABLE (self->timezone_row));
-  g_autofree char *zone = g_strstrip (g_strdup (text));
-  g_autoptr(GTimeZone) tz = NULL;
+  return g_strcmp0 (*(const char **) a, *(const char **) b);
+}
 
-  /* An unknown identifier gives NULL; "UTC" and "Europe/Berlin" do not. */
-  if (zone[0] != '\0')
-    tz = g_time_zone_new_identifier (zone);
-  if (tz == NULL)
+static GStrv
+read_zones (const char *current)
+{
+  g_autoptr(GPtrArray) zones = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autofree char *contents = NULL;
+  g_auto(GStrv) lines = NULL;
+
+  if (g_file_get_contents (TZDATA_FILE, &contents, NULL, NULL))
     {
-      g_autofree char *message =
-        /* Translators: %s is what the user typed. */
-        g_strdup_printf (_("“%s” is not a time zone. Use a name such as America/Los_Angeles or UTC."),
-                         zone);
+      lines = g_strsplit (contents, "\n", -1);
+      for (guint i = 0; lines[i] != NULL; i++)
+        {
+          g_auto(GStrv) fields = NULL;
+          const char *name = NULL;
 
-      gtk_widget_add_css_class (self->timezone_row, "error");
-      toast (self, message);
-      return;
+          if (g_str_has_prefix (lines[i], "Z "))
+            {
+              fields = g_strsplit (lines[i], " ", 3);
+              name = fields[1];
+            }
+          else if (g_str_has_prefix (lines[i], "L "))
+            {
+              fields = g_strsplit (lines[i], " ", 4);
+              name = fields[1] != NULL ? fields[2] : NULL;
+            }
+          if (name != NULL && *name != '\0' && !g_hash_table_contains (seen, name))
+            {
+              char *copy = g_strdup (name);
+
+              g_ptr_array_add (zones, copy);
+              g_hash_table_add (seen, copy);
+            }
+        }
     }
+  /* Without the file, and for a zone set elsewhere, the current one and UTC
+   * are still there. */
+  if (!g_hash_table_contains (seen, "UTC"))
+    {
+      g_ptr_array_add (zones, g_strdup ("UTC"));
+      g_hash_table_add (seen, zones->pdata[zones->len - 1]);
+    }
+  if (current != NULL && !g_hash_table_contains (seen, current))
+    g_ptr_array_add (zones, g_strdup (current));
 
-  write_setting (self, GK_SETTING_RESET_TIMEZONE, zone);
+  g_ptr_array_sort (zones, compare_zones);
+  g_ptr_array_add (zones, NULL);
+  return (GStrv) g_ptr_array_free (g_steal_pointer (&zones), FALSE);
 }
 
 static void
@@ -309,6 +352,7 @@ load_job (GkBackend  *backend,
 
   settings->threshold = gk_database_get_rotation_threshold (db);
   settings->timezone = g_strdup (tz != NULL ? g_time_zone_get_identifier (tz) : GK_DEFAULT_RESET_TIMEZONE);
+  settings->zones = read_zones (settings->timezone);
   settings->notifications = gk_database_get_setting_int (db, GK_SETTING_NOTIFICATIONS, 1) != 0;
   settings->gateway_enabled = gk_database_get_setting_int (db, GK_SETTING_GATEWAY_ENABLED, 0) != 0;
   settings->gateway_port = gk_database_get_setting_int (db, GK_SETTING_GATEWAY_PORT,
@@ -337,7 +381,14 @@ load_done_cb (GObject      *object,
 
   self->updating = TRUE;
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->threshold_spin), settings->threshold);
-  gtk_editable_set_text (GTK_EDITABLE (self->timezone_row), settings->timezone);
+  {
+    g_autoptr(GtkStringList) zones = gtk_string_list_new ((const char * const *) settings->zones);
+
+    gtk_drop_down_set_model (GTK_DROP_DOWN (self->timezone_dropdown), G_LIST_MODEL (zones));
+    for (guint i = 0; settings->zones[i] != NULL; i++)
+      if (g_str_equal (settings->zones[i], settings->timezone))
+        gtk_drop_down_set_selected (GTK_DROP_DOWN (self->timezone_dropdown), i);
+  }
   gtk_switch_set_active (GTK_SWITCH (self->notifications_switch), settings->notifications);
   gtk_switch_set_active (GTK_SWITCH (self->gateway_switch),
                          gk_backend_get_gateway_running (self->backend));
@@ -395,6 +446,7 @@ gk_preferences_window_class_init (GkPreferencesWindowClass *klass)
                                                "/io/github/geminikeys/GeminiKeys/ui/gk-preferences-window.ui");
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, threshold_spin);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, timezone_row);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, timezone_dropdown);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, notifications_switch);
   gtk_widget_class_bind_template_child_full (widget_class, "quota_low_row", FALSE,
                                              G_STRUCT_OFFSET (GkPreferencesWindow, alert_rows[GK_ALERT_QUOTA_LOW]));
@@ -417,8 +469,7 @@ gk_preferences_window_class_init (GkPreferencesWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, gateway_switch);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, port_spin);
   gtk_widget_class_bind_template_callback (widget_class, threshold_changed_cb);
-  gtk_widget_class_bind_template_callback (widget_class, timezone_changed_cb);
-  gtk_widget_class_bind_template_callback (widget_class, timezone_apply_cb);
+  gtk_widget_class_bind_template_callback (widget_class, timezone_selected_cb);
   gtk_widget_class_bind_template_callback (widget_class, notifications_changed_cb);
   gtk_widget_class_bind_template_callback (widget_class, gateway_changed_cb);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, retention_row);
