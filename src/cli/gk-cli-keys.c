@@ -6,6 +6,7 @@
 
 #include <glib/gi18n.h>
 #include <inttypes.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -609,6 +610,183 @@ key_rotate (GkCli  *cli,
   return GK_CLI_OK;
 }
 
+/* Reads the whole of @path ("-": standard input) into secure-enough
+ * memory the caller wipes. */
+static char *
+read_import_text (const char  *path,
+                  gsize       *len,
+                  GError     **error)
+{
+  char *text = NULL;
+
+  if (!g_str_equal (path, "-"))
+    {
+      if (!g_file_get_contents (path, &text, len, error))
+        return NULL;
+      return text;
+    }
+
+  {
+    gsize size = 16384, used = 0;
+    gssize n;
+
+    text = g_malloc (size);
+    for (;;)
+      {
+        if (size - used < 4096)
+          {
+            /* Grown by hand, so no copy of the keys is freed unwiped. */
+            char *bigger = g_malloc (size * 2);
+
+            memcpy (bigger, text, used);
+            gk_crypto_wipe (text, size);
+            g_free (text);
+            text = bigger;
+            size *= 2;
+          }
+        n = read (STDIN_FILENO, text + used, size - used - 1);
+        if (n <= 0)
+          break;
+        used += (gsize) n;
+      }
+    if (n < 0)
+      {
+        int errsv = errno;
+
+        gk_crypto_wipe (text, size);
+        g_free (text);
+        g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                     _("Cannot read standard input: %s"), g_strerror (errsv));
+        return NULL;
+      }
+    text[used] = '\0';
+    *len = used;
+  }
+  return text;
+}
+
+static const char *
+import_result_label (GkImportResult result)
+{
+  switch (result)
+    {
+    case GK_IMPORT_ADDED:
+      return C_("import result", "added");
+    case GK_IMPORT_WOULD_ADD:
+      return C_("import result", "would be added");
+    case GK_IMPORT_DUPLICATE:
+      return C_("import result", "skipped");
+    case GK_IMPORT_INVALID:
+    default:
+      return C_("import result", "invalid");
+    }
+}
+
+static int
+key_import (GkCli  *cli,
+            int     argc,
+            char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkImportReport) report = NULL;
+  gboolean dry_run = FALSE;
+  const GOptionEntry entries[] = {
+    { "dry-run", 'n', 0, G_OPTION_ARG_NONE, &dry_run,
+      N_("Check every line and show what would happen, adding nothing"), NULL },
+    G_OPTION_ENTRY_NULL
+  };
+  GkKeyStore *store;
+  char *text;
+  gsize len = 0;
+  int status;
+
+  status = gk_cli_parse_options (cli, _("FILE|-"),
+                                 _("Adds many keys at once from FILE (“-”: standard input): one "
+                                   "key per line, or CSV with a header line naming its columns "
+                                   "(name, key, priority, monthly_quota, daily_quota, "
+                                   "minute_quota, daily_requests, minute_requests, budget, "
+                                   "project; only key is required). Keys already in the pool "
+                                   "are skipped. Each line is reported with its number, name "
+                                   "and the key’s last four characters."),
+                                 entries, 1, 1, &argc, &argv);
+  if (status != GK_CLI_OK)
+    return status;
+
+  store = gk_cli_get_key_store (cli);
+  if (store == NULL)
+    return GK_CLI_ERROR;
+
+  text = read_import_text (argv[1], &len, &error);
+  if (text == NULL)
+    return gk_cli_gerror (cli, error);
+  report = gk_key_import (store, text, (gssize) len, dry_run, &error);
+  gk_crypto_wipe (text, len);
+  g_free (text);
+  if (report == NULL)
+    return gk_cli_gerror (cli, error);
+
+  if (gk_cli_json (cli))
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+      json_builder_begin_object (builder);
+      gk_json_add_boolean (builder, "dry_run", dry_run);
+      gk_json_add_int (builder, dry_run ? "would_add" : "added", report->added);
+      gk_json_add_int (builder, "duplicates", report->duplicates);
+      gk_json_add_int (builder, "invalid", report->invalid);
+      json_builder_set_member_name (builder, "lines");
+      json_builder_begin_array (builder);
+      for (guint i = 0; i < report->lines->len; i++)
+        {
+          const GkImportLine *line = report->lines->pdata[i];
+
+          json_builder_begin_object (builder);
+          gk_json_add_int (builder, "line", line->line);
+          gk_json_add_string (builder, "name", line->name);
+          gk_json_add_string (builder, "key_hint", line->key_hint);
+          gk_json_add_string (builder, "result", gk_import_result_to_string (line->result));
+          gk_json_add_string (builder, "message", line->message);
+          gk_json_add_optional_id (builder, "id", line->id);
+          json_builder_end_object (builder);
+        }
+      json_builder_end_array (builder);
+      json_builder_end_object (builder);
+      gk_cli_print_json (cli, builder);
+    }
+  else
+    {
+      g_autoptr(GkCliTable) table = gk_cli_table_new (_("LINE"), _("NAME"), _("KEY"),
+                                                      _("RESULT"), NULL);
+
+      for (guint i = 0; i < report->lines->len; i++)
+        {
+          const GkImportLine *line = report->lines->pdata[i];
+          g_autofree char *number = g_strdup_printf ("%u", line->line);
+          g_autofree char *result = line->message != NULL
+                                      ? g_strdup_printf ("%s: %s",
+                                                         import_result_label (line->result),
+                                                         line->message)
+                                      : g_strdup (import_result_label (line->result));
+
+          gk_cli_table_add_row (table, number, line->name, line->key_hint, result);
+        }
+      gk_cli_table_print (table);
+      printf ("\n");
+      if (dry_run)
+        printf (_("Dry run: %u would be added, %u skipped (already in the pool or repeated), "
+                  "%u invalid; nothing was changed\n"),
+                report->added, report->duplicates, report->invalid);
+      else
+        printf (_("Added %u, skipped %u (already in the pool or repeated), %u invalid\n"),
+                report->added, report->duplicates, report->invalid);
+    }
+
+  /* Some lines were refused: say so in the exit status too. */
+  if (report->invalid > 0)
+    return GK_CLI_ERROR;
+  return GK_CLI_OK;
+}
+
 #ifndef HAVE_CLI_GATEWAY
 static int
 key_test_missing (GkCli  *cli,
@@ -632,6 +810,7 @@ gk_cli_cmd_key (GkCli  *cli,
     { "update", key_update, N_("Change a key’s settings or replace it") },
     { "delete", key_delete, N_("Delete a key (its history stays)") },
     { "rotate", key_rotate, N_("Skip a key until the next daily reset (does not replace it)") },
+    { "import", key_import, N_("Add many keys at once from a file or standard input") },
 #ifdef HAVE_CLI_GATEWAY
     { "test",   gk_cli_cmd_key_test, N_("Test a key against Google") },
 #else

@@ -12,6 +12,7 @@
 #include "gk-hardening.h"
 #include "gk-i18n.h"
 #include "gk-json.h"
+#include "gk-key-import.h"
 #include "gk-key-state.h"
 #include "gk-key-store.h"
 #include "gk-outcome.h"

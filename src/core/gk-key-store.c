@@ -1286,3 +1286,41 @@ gk_key_store_check_master_key_stored (GkKeyStore  *self,
   return gk_secret_store_is_stored (self->secrets, gk_database_get_uuid (self->db), check, stored,
                                     NULL, error);
 }
+
+gboolean
+gk_key_store_contains (GkKeyStore  *self,
+                       const char  *api_key,
+                       gboolean    *found,
+                       char       **name_out,
+                       GError     **error)
+{
+  g_autofree char *fingerprint = NULL;
+  g_autoptr(GBytes) master_key = NULL;
+  sqlite3_stmt *stmt;
+  int rc;
+
+  g_return_val_if_fail (GK_IS_KEY_STORE (self), FALSE);
+  g_return_val_if_fail (api_key != NULL && found != NULL, FALSE);
+
+  master_key = get_master_key (self, NULL);
+  fingerprint = gk_crypto_fingerprint (master_key, api_key);
+  gk_database_lock (self->db);
+  stmt = gk_database_prepare (self->db,
+                              "SELECT name FROM gemini_api_keys WHERE key_fingerprint = ?1",
+                              error);
+  if (stmt == NULL)
+    {
+      gk_database_unlock (self->db);
+      return FALSE;
+    }
+  sqlite3_bind_text (stmt, 1, fingerprint, -1, SQLITE_STATIC);
+  rc = sqlite3_step (stmt);
+  *found = rc == SQLITE_ROW;
+  if (*found && name_out != NULL)
+    *name_out = g_strdup ((const char *) sqlite3_column_text (stmt, 0));
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    gk_database_set_error (self->db, error, _("Cannot check for duplicate keys"));
+  sqlite3_reset (stmt);
+  gk_database_unlock (self->db);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE;
+}

@@ -176,4 +176,13 @@ gboolean    gk_key_store_set_status  (GkKeyStore      *self,
                                       const char      *reason,
                                       GError         **error);
 
+/* Whether @api_key is already in the pool (by fingerprint, without
+ * decrypting anything). On TRUE, @name_out (if not NULL) receives the
+ * name it is stored under. */
+gboolean    gk_key_store_contains    (GkKeyStore      *self,
+                                      const char      *api_key,
+                                      gboolean        *found,
+                                      char           **name_out,
+                                      GError         **error);
+
 G_END_DECLS

@@ -1120,6 +1120,173 @@ run_out (Fixture            *f,
 
 #define OUT(f, ...) run_out ((f), (const char *[]) { __VA_ARGS__, NULL })
 
+/* `key import`: 1,000 keys from a file in one go, then the same file again
+ * (all skipped by fingerprint), a dry run that adds nothing, CSV with
+ * every column, bad lines reported by number; no key in any output or in
+ * the database files. */
+static void
+test_key_import (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autofree char *keys_path = g_build_filename (f->dir, "keys.txt", NULL);
+  g_autofree char *csv_path = g_build_filename (f->dir, "keys.csv", NULL);
+  g_autofree char *db_path = g_build_filename (f->data_dir, "keys.db", NULL);
+  g_autofree char *wal_path = g_build_filename (f->data_dir, "keys.db-wal", NULL);
+  g_autoptr(GString) text = g_string_new ("# forty teams' keys\n\n");
+  g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GError) error = NULL;
+  JsonObject *o;
+  JsonArray *lines;
+
+  for (guint i = 0; i < 1000; i++)
+    {
+      g_ptr_array_add (keys, make_key (5000 + i));
+      g_string_append_printf (text, "%s%s\n", (char *) keys->pdata[i], i % 2 ? "\r" : "");
+    }
+  g_file_set_contents (keys_path, text->str, (gssize) text->len, &error);
+  g_assert_no_error (error);
+
+  /* A dry run first: every line would be added, nothing is. */
+  {
+    g_autoptr(JsonNode) dry = JSON (f, "key", "import", "--dry-run", keys_path);
+
+    o = json_node_get_object (dry);
+    g_assert_true (json_object_get_boolean_member (o, "dry_run"));
+    g_assert_cmpint (json_object_get_int_member (o, "would_add"), ==, 1000);
+    lines = json_object_get_array_member (o, "lines");
+    g_assert_cmpuint (json_array_get_length (lines), ==, 1000);
+    g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (lines, 0),
+                                                    "result"), ==, "would_add");
+    g_assert_cmpint (json_object_get_int_member (json_array_get_object_element (lines, 0),
+                                                 "line"), ==, 3);
+  }
+  {
+    g_autoptr(JsonNode) list = JSON (f, "key", "list");
+    g_assert_cmpuint (json_array_get_length (get_array (list)), ==, 0);
+  }
+
+  {
+    g_auto(Run) run = RUN (f, NULL, "key", "import", keys_path);
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_nonnull (strstr (run.out, "Added 1000, skipped 0"));
+    /* The report names each key by its last four characters only. */
+    g_assert_nonnull (strstr (run.out, "…5999"));
+    for (guint i = 0; i < keys->len; i++)
+      {
+        const char *key = keys->pdata[i];
+
+        g_assert_null (strstr (run.out, key));
+        g_assert_null (strstr (run.err, key));
+        g_assert_null (memmem (run.out, strlen (run.out), key, 20));
+      }
+  }
+  {
+    g_autoptr(JsonNode) list = JSON (f, "key", "list");
+    g_assert_cmpuint (json_array_get_length (get_array (list)), ==, 1000);
+  }
+  for (guint i = 0; i < keys->len; i += 97)
+    {
+      g_assert_false (file_contains (db_path, keys->pdata[i]));
+      g_assert_false (file_contains (wal_path, keys->pdata[i]));
+    }
+
+  /* Again, from standard input: every key is already in the pool. */
+  {
+    g_autoptr(JsonNode) again = NULL;
+    g_auto(Run) run = RUN (f, text->str, "--json", "key", "import", "-");
+
+    g_assert_cmpint (run.status, ==, 0);
+    again = parse_json (run.out);
+    o = json_node_get_object (again);
+    g_assert_cmpint (json_object_get_int_member (o, "added"), ==, 0);
+    g_assert_cmpint (json_object_get_int_member (o, "duplicates"), ==, 1000);
+    g_assert_null (strstr (run.out, keys->pdata[0]));
+  }
+
+  /* CSV with a header: every column, in any order; bad lines reported by
+   * number, the others added. */
+  {
+    g_autofree char *key_a = make_key (9001);
+    g_autofree char *key_b = make_key (9002);
+    g_autofree char *csv = g_strdup_printf (
+      "key,name,priority,monthly_quota,daily_quota,minute_quota,daily_requests,minute_requests,"
+      "budget,project\n"
+      "%s,\"Team, A\",8,5000000,100000,20000,1000,10,12.5,proj-1\n"
+      "%s,B,11,,,,,,,\n"
+      "not-a-key,C,,,,,,,,\n"
+      "%s,D,3,lots,,,,,,\n"
+      "%s,Repeat,,,,,,,,\n",
+      key_a, key_b, key_b, key_a);
+    g_autoptr(JsonNode) report = NULL;
+    g_autoptr(JsonNode) shown = NULL;
+    g_auto(Run) run = { 0 };
+    JsonObject *first, *q;
+    gint64 id;
+
+    g_file_set_contents (csv_path, csv, -1, &error);
+    g_assert_no_error (error);
+    run = RUN (f, NULL, "--json", "key", "import", csv_path);
+    /* Some lines were refused. */
+    g_assert_cmpint (run.status, ==, 1);
+    report = parse_json (run.out);
+    o = json_node_get_object (report);
+    g_assert_cmpint (json_object_get_int_member (o, "added"), ==, 1);
+    g_assert_cmpint (json_object_get_int_member (o, "invalid"), ==, 3);
+    g_assert_cmpint (json_object_get_int_member (o, "duplicates"), ==, 1);
+    lines = json_object_get_array_member (o, "lines");
+    first = json_array_get_object_element (lines, 0);
+    g_assert_cmpint (json_object_get_int_member (first, "line"), ==, 2);
+    g_assert_cmpstr (json_object_get_string_member (first, "name"), ==, "Team, A");
+    g_assert_cmpstr (json_object_get_string_member (first, "result"), ==, "added");
+    for (guint i = 1; i < 4; i++)
+      {
+        JsonObject *bad = json_array_get_object_element (lines, i);
+
+        g_assert_cmpint (json_object_get_int_member (bad, "line"), ==, i + 2);
+        g_assert_cmpstr (json_object_get_string_member (bad, "result"), ==, "invalid");
+        g_assert_nonnull (json_object_get_string_member (bad, "message"));
+      }
+    g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (lines, 4),
+                                                    "result"), ==, "duplicate");
+    g_assert_null (strstr (run.out, key_a));
+    g_assert_null (strstr (run.out, key_b));
+    g_assert_null (strstr (run.err, key_b));
+
+    id = json_object_get_int_member (first, "id");
+    {
+      g_autofree char *id_text = g_strdup_printf ("%" G_GINT64_FORMAT, id);
+
+      shown = JSON (f, "key", "show", id_text);
+    }
+    o = json_node_get_object (shown);
+    g_assert_cmpint (json_object_get_int_member (o, "priority"), ==, 8);
+    g_assert_cmpstr (json_object_get_string_member (o, "project"), ==, "proj-1");
+    g_assert_cmpfloat (json_object_get_double_member (o, "monthly_budget_usd"), ==, 12.5);
+    lines = json_object_get_array_member (o, "quotas");
+    for (guint i = 0; i < json_array_get_length (lines); i++)
+      {
+        q = json_array_get_object_element (lines, i);
+        if (g_str_equal (json_object_get_string_member (q, "quota_type"), "DAILY")
+            && g_str_equal (json_object_get_string_member (q, "unit"), "TOKENS"))
+          g_assert_cmpint (json_object_get_int_member (q, "limit_value"), ==, 100000);
+        if (g_str_equal (json_object_get_string_member (q, "quota_type"), "PER_MINUTE")
+            && g_str_equal (json_object_get_string_member (q, "unit"), "REQUESTS"))
+          g_assert_cmpint (json_object_get_int_member (q, "limit_value"), ==, 10);
+      }
+  }
+
+  /* A header with an unknown column, and a file with no key at all. */
+  {
+    g_auto(Run) run = RUN (f, "name,key,colour\nx,y,z\n", "key", "import", "-");
+    assert_error (&run);
+    g_assert_nonnull (strstr (run.err, "colour"));
+  }
+  {
+    g_auto(Run) run = RUN (f, "\n# nothing\n", "key", "import", "-");
+    assert_error (&run);
+  }
+}
+
 /* `key show` gives each quota's next reset in the local zone (here Ho Chi
  * Minh City, whatever TZ the suite runs with): ISO 8601 with the offset,
  * and for people with the reset zone's midnight. */
@@ -1706,6 +1873,7 @@ main (int    argc,
   ADD ("/cli/tokens", test_tokens);
   ADD ("/cli/export-csv", test_export_csv);
   ADD ("/cli/db-compact", test_db_compact);
+  ADD ("/cli/key-import", test_key_import);
   ADD ("/cli/key-show-reset-local", test_key_show_reset_local);
   ADD ("/cli/db-compact-busy", test_db_compact_busy);
   ADD ("/cli/key/terminal-prompt", test_terminal_prompt);
