@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gk-format.h"
+#include "gk-import-dialog.h"
 #include "gk-key-dialog.h"
 #include "gk-key-row.h"
 #include "gk-keys-page.h"
@@ -1517,6 +1518,31 @@ gk_keys_page_add_key (GkKeysPage *self)
   g_return_if_fail (GK_IS_KEYS_PAGE (self));
 
   open_dialog (self, NULL);
+}
+
+static void
+imported_cb (GkKeysPage     *self,
+             guint           added,
+             GkImportDialog *dialog)
+{
+  g_autofree char *text = g_strdup_printf (ngettext ("Imported %u key", "Imported %u keys", added),
+                                           added);
+
+  toast (self, text);
+}
+
+void
+gk_keys_page_import_keys (GkKeysPage *self)
+{
+  GkImportDialog *dialog;
+
+  g_return_if_fail (GK_IS_KEYS_PAGE (self));
+
+  if (self->backend == NULL || gk_backend_get_key_store (self->backend) == NULL)
+    return;
+  dialog = gk_import_dialog_new (get_parent_window (self), self->backend);
+  g_signal_connect_object (dialog, "imported", G_CALLBACK (imported_cb), self, G_CONNECT_SWAPPED);
+  gtk_window_present (GTK_WINDOW (dialog));
 }
 
 void

@@ -28,6 +28,8 @@ GListModel *gk_keys_page_get_keys     (GkKeysPage *self);
 gboolean    gk_keys_page_get_loading  (GkKeysPage *self);
 /* Opens the "Add key" dialog. */
 void        gk_keys_page_add_key      (GkKeysPage *self);
+/* Opens "Import Keys…" (a GkImportDialog). */
+void        gk_keys_page_import_keys  (GkKeysPage *self);
 /* Shows the search bar and focuses it (Ctrl+F). */
 void        gk_keys_page_focus_search (GkKeysPage *self);
 

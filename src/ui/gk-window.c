@@ -151,6 +151,7 @@ show_main (GkWindow *self)
   adw_view_switcher_bar_set_stack (self->switcher_bar, self->view_stack);
   gtk_widget_set_visible (self->add_button, TRUE);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.add-key", TRUE);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.import-keys", TRUE);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.find", TRUE);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.show-tab", TRUE);
 }
@@ -164,6 +165,7 @@ show_not_main (GkWindow   *self,
   adw_view_switcher_bar_set_stack (self->switcher_bar, NULL);
   gtk_widget_set_visible (self->add_button, FALSE);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.add-key", FALSE);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.import-keys", FALSE);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.find", FALSE);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.show-tab", FALSE);
 }
@@ -292,6 +294,17 @@ unlock_import_cb (GkWindow *self,
 }
 
 /* Actions */
+
+static void
+import_keys_action_cb (GtkWidget  *widget,
+                       const char *action_name,
+                       GVariant   *parameter)
+{
+  GkWindow *self = GK_WINDOW (widget);
+
+  adw_view_stack_set_visible_child_name (self->view_stack, "keys");
+  gk_keys_page_import_keys (self->keys_page);
+}
 
 static void
 add_key_action_cb (GtkWidget  *widget,
@@ -487,6 +500,7 @@ gk_window_class_init (GkWindowClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, store_master_key_clicked_cb);
 
   gtk_widget_class_install_action (widget_class, "win.add-key", NULL, add_key_action_cb);
+  gtk_widget_class_install_action (widget_class, "win.import-keys", NULL, import_keys_action_cb);
   gtk_widget_class_install_action (widget_class, "win.find", NULL, find_action_cb);
   gtk_widget_class_install_action (widget_class, "win.show-tab", "s", show_tab_action_cb);
 

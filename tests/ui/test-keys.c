@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 
+#include "gk-import-dialog.h"
 #include "gk-key-dialog.h"
 #include "gk-key-row.h"
 #include "gk-keys-page.h"
@@ -1306,6 +1307,130 @@ test_key_test_result (Fixture       *f,
   g_subprocess_force_exit (mock);
 }
 
+static gboolean
+import_idle (gpointer data)
+{
+  return !gk_import_dialog_get_busy (data);
+}
+
+static gboolean
+no_import_dialog (gpointer data)
+{
+  return gk_ui_test_find_toplevel (GK_TYPE_IMPORT_DIALOG) == NULL;
+}
+
+/* The rows of the dialog's report, each "title|subtitle". */
+static GPtrArray *
+report_rows (GkImportDialog *dialog)
+{
+  GtkWidget *list = GTK_WIDGET (gtk_widget_get_template_child (GTK_WIDGET (dialog),
+                                                               GK_TYPE_IMPORT_DIALOG,
+                                                               "report_list"));
+  GPtrArray *rows = g_ptr_array_new_with_free_func (g_free);
+
+  for (GtkWidget *row = gtk_widget_get_first_child (list); row != NULL;
+       row = gtk_widget_get_next_sibling (row))
+    g_ptr_array_add (rows, g_strdup_printf ("%s|%s",
+                                            adw_preferences_row_get_title (ADW_PREFERENCES_ROW (row)),
+                                            adw_action_row_get_subtitle (ADW_ACTION_ROW (row))));
+  return rows;
+}
+
+/* "Import Keys…" from the main menu: pasted keys previewed (nothing
+ * added), then imported off the main thread; the key already in the pool
+ * skipped, the bad line reported by number; the paste box wiped; no key
+ * shown in the report. Then a file's text. */
+static void
+test_import_dialog (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autofree char *existing = gk_test_api_key (300);
+  g_autofree char *new1 = gk_test_api_key (301);
+  g_autofree char *new2 = gk_test_api_key (302);
+  g_autofree char *new3 = gk_test_api_key (303);
+  g_autofree char *pasted = NULL;
+  g_autoptr(GPtrArray) rows = NULL;
+  g_autoptr(GError) error = NULL;
+  GkImportDialog *dialog;
+  GtkTextBuffer *buffer;
+  GtkWidget *summary;
+  GkKeySpec spec;
+  gint64 start;
+
+  gk_key_spec_init (&spec);
+  spec.name = "Already here";
+  gk_key_store_add (gk_backend_get_key_store (f->backend), &spec, existing, &error);
+  g_assert_no_error (error);
+  gk_backend_notify_changed (f->backend);
+  wait_listed (f, 1);
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (f->window), "win.import-keys", NULL));
+  dialog = GK_IMPORT_DIALOG (gk_ui_test_find_toplevel (GK_TYPE_IMPORT_DIALOG));
+  g_assert_nonnull (dialog);
+  summary = GTK_WIDGET (gtk_widget_get_template_child (GTK_WIDGET (dialog), GK_TYPE_IMPORT_DIALOG,
+                                                       "summary_label"));
+  g_assert_false (gtk_widget_get_sensitive (GTK_WIDGET (gtk_widget_get_template_child (
+    GTK_WIDGET (dialog), GK_TYPE_IMPORT_DIALOG, "import_button"))));
+
+  buffer = gtk_text_view_get_buffer (GTK_TEXT_VIEW (gtk_widget_get_template_child (
+    GTK_WIDGET (dialog), GK_TYPE_IMPORT_DIALOG, "paste_view")));
+  pasted = g_strdup_printf ("%s\n%s\nnot a key\n%s\n", new1, existing, new2);
+  gtk_text_buffer_set_text (buffer, pasted, -1);
+
+  /* Preview: a dry run, nothing added. */
+  start = g_get_monotonic_time ();
+  g_signal_emit_by_name (gtk_widget_get_template_child (GTK_WIDGET (dialog), GK_TYPE_IMPORT_DIALOG,
+                                                        "preview_button"), "clicked");
+  g_assert_true (gk_import_dialog_get_busy (dialog));
+  /* The main thread was not held up by the import. */
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 5 * G_USEC_PER_SEC);
+  gk_ui_test_wait (import_idle, dialog, "the preview");
+  rows = report_rows (dialog);
+  g_assert_cmpuint (rows->len, ==, 4);
+  g_assert_true (g_str_has_prefix (rows->pdata[0], "Imported …"));
+  g_assert_nonnull (strstr (rows->pdata[1], "Line 2"));
+  g_assert_nonnull (strstr (rows->pdata[1], "Already here"));
+  g_assert_nonnull (strstr (rows->pdata[2], "Line 3"));
+  g_assert_cmpuint (stored_count (f), ==, 1);
+  g_assert_nonnull (strstr (gtk_label_get_text (GTK_LABEL (summary)), "2"));
+
+  g_signal_emit_by_name (gtk_widget_get_template_child (GTK_WIDGET (dialog), GK_TYPE_IMPORT_DIALOG,
+                                                        "import_button"), "clicked");
+  gk_ui_test_wait (import_idle, dialog, "the import");
+  g_assert_cmpuint (stored_count (f), ==, 3);
+  wait_listed (f, 3);
+  /* The pasted keys are gone from the dialog, and never shown. */
+  g_assert_cmpint (gtk_text_buffer_get_char_count (buffer), ==, 0);
+  g_clear_pointer (&rows, g_ptr_array_unref);
+  rows = report_rows (dialog);
+  g_assert_cmpuint (rows->len, ==, 4);
+  for (guint i = 0; i < rows->len; i++)
+    {
+      g_assert_null (strstr (rows->pdata[i], new1));
+      g_assert_null (strstr (rows->pdata[i], new2));
+      g_assert_null (strstr (rows->pdata[i], existing));
+    }
+  g_assert_false (gk_ui_test_file_contains (f->db_path, new1));
+
+  /* A file's text (as the file chooser hands it over) is previewed at once,
+   * then imported. */
+  gk_import_dialog_set_file_text (dialog, "keys.csv",
+                                  g_strdup_printf ("name,key,priority\nFrom file,%s,9\n", new3),
+                                  strlen ("name,key,priority\nFrom file,,9\n") + strlen (new3));
+  gk_ui_test_wait (import_idle, dialog, "the file's preview");
+  g_clear_pointer (&rows, g_ptr_array_unref);
+  rows = report_rows (dialog);
+  g_assert_cmpuint (rows->len, ==, 1);
+  g_assert_true (g_str_has_prefix (rows->pdata[0], "From file|"));
+  g_signal_emit_by_name (gtk_widget_get_template_child (GTK_WIDGET (dialog), GK_TYPE_IMPORT_DIALOG,
+                                                        "import_button"), "clicked");
+  gk_ui_test_wait (import_idle, dialog, "the file's import");
+  g_assert_cmpuint (stored_count (f), ==, 4);
+
+  gtk_window_close (GTK_WINDOW (dialog));
+  gk_ui_test_wait (no_import_dialog, NULL, "the import dialog to close");
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1330,6 +1455,7 @@ main (int   argc,
   ADD ("/ui/keys/delete", test_delete);
   ADD ("/ui/keys/cooldown-ends", test_cooldown_ends);
   ADD ("/ui/keys/reset-times", test_reset_times);
+  ADD ("/ui/keys/import-dialog", test_import_dialog);
   ADD ("/ui/keys/states-everywhere", test_states_everywhere);
   ADD ("/ui/keys/find-and-sort", test_find_and_sort);
 #undef ADD
