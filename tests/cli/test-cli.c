@@ -1369,13 +1369,15 @@ test_db_compact (Fixture       *f,
   JsonObject *o;
 
   add_key (f, "Old", key, "5");
-  /* 200 days of history, oldest first, then today's requests. */
+  /* 200 days of history, oldest first, then today's requests. A row every
+   * 4320 s, half a step off the day: none falls on the 90-day cutoff, which
+   * moves with the clock between the two compactions below. */
   run_sqlite (f, "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 3999)"
                  " INSERT INTO gemini_key_usage_log (key_id, model, tokens_used, cost_usd,"
                  " status, user_id, created_at)"
                  " SELECT 1, 'gemini-2.5-flash', 100 + i % 7, (i % 8) / 8.0,"
                  " CASE i % 5 WHEN 0 THEN 'ERROR' ELSE 'SUCCESS' END, 'user-' || (i % 13),"
-                 " CAST (strftime ('%s', 'now') AS INTEGER) - 200 * 86400 + i * 4320"
+                 " CAST (strftime ('%s', 'now') AS INTEGER) - 200 * 86400 + i * 4320 + 2160"
                  " FROM n");
   for (int i = 0; i < 3; i++)
     RUN_OK (f, NULL, "track", "--key", "1", "--model", "gemini-2.5-pro", "--status", "success",
