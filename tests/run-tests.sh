@@ -51,7 +51,7 @@ asan() {
 }
 
 valgrind_core() {
-  tests/valgrind/run.sh "${build}-valgrind"
+  tests/valgrind/run.sh "$build"
 }
 
 fuzz() {
