@@ -6,6 +6,7 @@
 
 #include <glib/gi18n.h>
 #include <math.h>
+#include <string.h>
 
 #include "gk-key-state.h"
 
@@ -19,6 +20,25 @@ stored_reason (const GkKey *key,
   if (reason == NULL || *reason == '\0')
     reason = fallback;
   return reason != NULL ? g_strdup (g_dgettext (GETTEXT_PACKAGE, reason)) : NULL;
+}
+
+/* Why Google rejected a key, from the reason stored with it (Google's
+ * ErrorInfo reason or our own sentence), without repeating the state. */
+static const char *
+rejection_reason (const char *stored)
+{
+  if (stored != NULL && strstr (stored, "API_KEY_INVALID") != NULL)
+    return _("API key not valid; edit or test it to use it again");
+  if (stored != NULL && strstr (stored, "SUSPENDED") != NULL)
+    return _("Suspended; edit or test it to use it again");
+  if (stored != NULL)
+    {
+      g_autofree char *lower = g_ascii_strdown (stored, -1);
+
+      if (strstr (lower, "leak") != NULL && strstr (lower, "suspended") == NULL)
+        return _("Reported as leaked; replace it");
+    }
+  return _("Invalid, suspended or leaked; edit or test it to use it again");
 }
 
 static void
@@ -59,8 +79,7 @@ gk_key_update_state (GkKey  *key,
     }
   if (key->status == GK_KEY_STATUS_INVALID)
     {
-      set_state (key, GK_KEY_STATE_REJECTED,
-                 stored_reason (key, N_("Rejected by Google as invalid, suspended or leaked")), 0);
+      set_state (key, GK_KEY_STATE_REJECTED, g_strdup (rejection_reason (key->status_reason)), 0);
       return;
     }
   if (key->cooldown_until > now && key->last_rotation_reason == GK_ROTATION_MANUAL)

@@ -410,8 +410,20 @@ show_dashboard (GkDashboardPage *self,
   show_titles (self);
 
   set_label_take (self->keys_label, gk_format_count (cards->total_keys));
-  /* The breakdown by state, in the badges' words. */
-  gtk_label_set_label (self->keys_detail_label, states);
+  /* The breakdown by state, in the badges' words; a line breaks only
+   * between states, never inside "1 Rejected by Google". */
+  {
+    g_auto(GStrv) parts = g_strsplit (states, " · ", -1);
+
+    for (guint i = 0; parts[i] != NULL; i++)
+      {
+        g_auto(GStrv) words = g_strsplit (parts[i], " ", -1);
+
+        g_free (parts[i]);
+        parts[i] = g_strjoinv ("\u00a0", words);
+      }
+    set_label_take (self->keys_detail_label, g_strjoinv (" · ", parts));
+  }
   set_label_take (self->requests_label, gk_format_count (cards->requests));
   /* Translators: the Requests card's detail: failed request count. */
   set_label_take (self->requests_detail_label, g_strdup_printf (_("%s failed"), failures));

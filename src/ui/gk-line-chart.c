@@ -202,7 +202,7 @@ format_day (gint64 day,
   if (dt == NULL)
     return g_strdup ("");
   /* Translators: a short date on the chart's axis, see g_date_time_format(). */
-  return g_date_time_format (dt, with_weekday ? _("%a %e %b") : _("%e %b"));
+  return g_date_time_format (dt, with_weekday ? _("%a %-d %b") : _("%-d %b"));
 }
 
 static double

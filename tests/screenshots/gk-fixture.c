@@ -30,15 +30,24 @@ typedef struct
   gint64      minute;
   gint64      rpd;
   gint64      rpm;
+  double      budget;      /* < 0: none */
 } FixtureKey;
 
 static const FixtureKey fixture_keys[] = {
-  { "Production",   9, "prod-app",  TRUE,  60000000, 250000,  120000, 0,    0 },
-  { "Staging",      6, "staging",   FALSE, 20000000, 1000000, 120000, 0,    0 },
-  { "Batch jobs",   4, NULL,        FALSE, 0,        1500000, 0,      1500, 15 },
-  { "Research",     3, "lab",       FALSE, 8000000,  400000,  60000,  0,    0 },
-  { "Personal",     1, NULL,        FALSE, 0,        0,       0,      0,    0 },
+  { "Production",    9, "prod-app",  TRUE,  60000000, 250000,  120000, 0,    0,  -1 },
+  { "Staging",       6, "staging",   FALSE, 20000000, 1000000, 120000, 0,    0,  -1 },
+  { "Batch jobs",    4, NULL,        FALSE, 0,        1500000, 0,      1500, 15, -1 },
+  { "Research",      3, "lab",       FALSE, 8000000,  400000,  60000,  0,    0,  -1 },
+  { "Personal",      1, NULL,        FALSE, 0,        0,       0,      0,    0,  -1 },
+  /* Put in the remaining states at the end, so every state shows. */
+  { "Nightly",       1, NULL,        FALSE, 0,        0,       0,      0,    0,  -1 },
+  { "Free tier",     1, NULL,        FALSE, 0,        100000,  0,      0,    0,  -1 },
+  { "Spare",         1, NULL,        FALSE, 0,        200000,  0,      0,    0,  -1 },
+  { "Team budget",   1, "team",      FALSE, 0,        0,       0,      0,    0,  0.05 },
+  { "Old free tier", 1, NULL,        FALSE, 0,        0,       0,      0,    0,  -1 },
 };
+
+enum { KEY_NIGHTLY = 5, KEY_FREE_TIER, KEY_SPARE, KEY_TEAM_BUDGET, KEY_OLD_FREE_TIER };
 
 static const char * const models[] = {
   "gemini-2.5-flash", "gemini-2.5-flash", "gemini-2.5-flash",
@@ -202,6 +211,9 @@ main (int   argc,
       spec.limits[GK_QUOTA_SLOT_MINUTE_TOKENS] = fk->minute;
       spec.limits[GK_QUOTA_SLOT_DAILY_REQUESTS] = fk->rpd;
       spec.limits[GK_QUOTA_SLOT_MINUTE_REQUESTS] = fk->rpm;
+      spec.monthly_budget_usd = fk->budget;
+      /* Kept out of the week's traffic; used once at the end. */
+      spec.active = i < KEY_NIGHTLY;
       ids[i] = gk_key_store_add (store, &spec, api_key, &error);
       if (ids[i] == 0)
         goto fail;
@@ -295,6 +307,36 @@ main (int   argc,
     record.user_id = "notebook";
     if (!gk_pool_track (pool, &record, &result, &local_error))
       g_printerr ("track: %s\n", local_error->message);
+    g_clear_error (&local_error);
+
+    /* The rest: skipped by hand, a daily quota used up, one near it, a
+     * budget reached and one turned off. */
+    for (guint i = KEY_NIGHTLY; i < KEY_OLD_FREE_TIER; i++)
+      if (!gk_key_store_set_status (store, ids[i], GK_KEY_STATUS_ACTIVE, NULL, &local_error))
+        {
+          g_printerr ("status: %s\n", local_error->message);
+          g_clear_error (&local_error);
+        }
+    gk_pool_rotate (pool, ids[KEY_NIGHTLY], "manual:fixture", &local_error);
+    g_clear_error (&local_error);
+    record.status = GK_USAGE_SUCCESS;
+    record.http_status = 200;
+    record.error_message = NULL;
+    record.user_id = "alice";
+    record.output_tokens = 0;
+    record.key_id = ids[KEY_FREE_TIER];
+    record.prompt_tokens = 100000;
+    gk_pool_track (pool, &record, &result, &local_error);
+    g_clear_error (&local_error);
+    record.key_id = ids[KEY_SPARE];
+    record.prompt_tokens = 194000;
+    gk_pool_track (pool, &record, &result, &local_error);
+    g_clear_error (&local_error);
+    record.key_id = ids[KEY_TEAM_BUDGET];
+    record.model = "gemini-2.5-pro";
+    record.prompt_tokens = 50000;
+    gk_pool_track (pool, &record, &result, &local_error);
+    g_clear_error (&local_error);
   }
   gk_clock_set (clock, now);
 

@@ -150,7 +150,7 @@ test_cards (void)
                    ==, "content");
   /* The last 7 days: the four recent requests, one of them failed. */
   g_assert_cmpstr (card_value (page, "Keys"), ==, "3");
-  g_assert_cmpstr (card_detail (page, "Keys"), ==, "2 Available · 1 Turned off");
+  g_assert_cmpstr (card_detail (page, "Keys"), ==, "2\u00a0Available · 1\u00a0Turned\u00a0off");
   g_assert_cmpstr (card_value (page, "Requests, Last 7 Days"), ==, "4");
   g_assert_cmpstr (card_detail (page, "Requests, Last 7 Days"), ==, "1 failed");
   g_assert_cmpstr (card_value (page, "Success Rate"), ==, "75.0%");
