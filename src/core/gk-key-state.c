@@ -84,7 +84,7 @@ gk_key_update_state (GkKey  *key,
     }
   if (key->cooldown_until > now && key->last_rotation_reason == GK_ROTATION_MANUAL)
     {
-      set_state (key, GK_KEY_STATE_SKIPPED, g_strdup (_("Skipped by hand until the daily reset")),
+      set_state (key, GK_KEY_STATE_SKIPPED, g_strdup (_("Requests go to the other keys")),
                  key->cooldown_until);
       return;
     }
