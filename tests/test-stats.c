@@ -1386,6 +1386,10 @@ test_rollup_dst_fall_back (Fixture       *fixture,
 
 /* A database from before the rollup gets its history folded when it is
  * upgraded, so the first dashboard has nothing to fold. */
+static void assert_filters_match_rows (GkDatabase *db,
+                                       gint64      key_a,
+                                       gint64      now);
+
 static void
 test_rollup_upgrade (Fixture       *fixture,
                      gconstpointer  data)
@@ -1396,7 +1400,7 @@ test_rollup_upgrade (Fixture       *fixture,
   g_autoptr(GkDatabase) upgraded = NULL;
   g_auto(GStrv) created = NULL;
   const char *const rollup_tables[] = { "usage_rollup_total", "usage_rollup_model",
-                                        "usage_rollup_user", NULL };
+                                        "usage_rollup_user", "usage_rollup_facet", NULL };
 
   /* Back to schema version 1, history and all. */
   g_assert_true (gk_database_exec (db,
@@ -1404,6 +1408,7 @@ test_rollup_upgrade (Fixture       *fixture,
                                    " DROP TABLE usage_rollup_total;"
                                    " DROP TABLE usage_rollup_model;"
                                    " DROP TABLE usage_rollup_user;"
+                                   " DROP TABLE usage_rollup_facet;"
                                    " DELETE FROM meta WHERE key = 'rollup_max_id';"
                                    " DROP INDEX gemini_key_usage_log_key;"
                                    " CREATE INDEX gemini_key_usage_log_created"
@@ -1420,8 +1425,9 @@ test_rollup_upgrade (Fixture       *fixture,
   g_assert_true (gk_database_migrate (upgraded, &created, &error));
   g_assert_no_error (error);
   g_assert_cmpstrv (created, rollup_tables);
-  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 4);
+  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 5);
   assert_rollup_exact (upgraded);
+  assert_filters_match_rows (upgraded, key, GK_TEST_EPOCH);
   assert_dashboard_matches_log (upgraded, 30);
 
   g_assert_finalize_object (g_steal_pointer (&upgraded));
@@ -1643,6 +1649,164 @@ test_compact_keeps_figures (Fixture       *fixture,
   g_assert_cmpint (report.rows_deleted, ==, 0);
 }
 
+/* The usage tab's summary: over the period and filters, from the rollup,
+ * equal to the sums over every row of the period whatever a list shows. */
+static void
+assert_filter_summary_matches_rows (GkDatabase          *db,
+                                    const GkUsageFilter *filter)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) rows = NULL;
+  g_autoptr(GPtrArray) shown = NULL;
+  GkUsageSummary summary;
+  gint64 successes = 0;
+  double cost = 0;
+
+  rows = gk_stats_usage_query (db, filter, 0, 0, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < rows->len; i++)
+    {
+      const GkUsageRow *row = rows->pdata[i];
+
+      g_assert_cmpint (row->created_at, >=, filter->since);
+      if (filter->until > 0)
+        g_assert_cmpint (row->created_at, <, filter->until);
+      if (filter->key_id != 0)
+        g_assert_cmpint (row->key_id, ==, filter->key_id);
+      if (filter->status >= 0)
+        g_assert_cmpint (row->status, ==, filter->status);
+      if (filter->model != NULL)
+        g_assert_cmpstr (row->model, ==, filter->model);
+      if (filter->user_id != NULL)
+        g_assert_cmpstr (row->user_id != NULL ? row->user_id : "", ==, filter->user_id);
+      successes += row->status == GK_USAGE_SUCCESS;
+      cost += row->cost_usd;
+    }
+  g_assert_cmpint (gk_stats_usage_query_count (db, filter, &error), ==, rows->len);
+  g_assert_no_error (error);
+
+  /* "Show 10" lists ten rows; the summary does not change. */
+  shown = gk_stats_usage_query (db, filter, 10, 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (shown->len, ==, MIN (10, rows->len));
+
+  g_assert_true (gk_stats_usage_filter_summary (db, filter, &summary, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (summary.requests, ==, rows->len);
+  g_assert_cmpint (summary.successes, ==, successes);
+  g_assert_cmpint (summary.failures, ==, (gint64) rows->len - successes);
+  g_assert_cmpfloat_with_epsilon (summary.cost_usd, cost, 1e-6);
+}
+
+static void
+assert_filters_match_rows (GkDatabase *db,
+                           gint64      key_a,
+                           gint64      now)
+{
+  static const int periods[] = { 0, 6, 29, 40 };
+  gint64 midnight = gk_stats_local_midnight (NULL, now, 0);
+  gint64 tomorrow = gk_stats_local_midnight (NULL, now + 86400, 0);
+
+  for (guint p = 0; p < G_N_ELEMENTS (periods); p++)
+    {
+      GkUsageFilter filter = GK_USAGE_FILTER_INIT;
+
+      filter.since = gk_stats_local_midnight (NULL, now, periods[p]);
+      filter.until = tomorrow;
+      g_assert_cmpint (filter.since % 900, ==, 0);
+      g_assert_cmpint (filter.since, <=, midnight);
+      assert_filter_summary_matches_rows (db, &filter);
+      filter.key_id = key_a;
+      assert_filter_summary_matches_rows (db, &filter);
+      filter.status = GK_USAGE_RATE_LIMITED;
+      assert_filter_summary_matches_rows (db, &filter);
+      filter.key_id = 0;
+      filter.status = GK_USAGE_SUCCESS;
+      filter.model = "gemini-2.5-pro";
+      assert_filter_summary_matches_rows (db, &filter);
+      filter.status = -1;
+      filter.user_id = "u3";
+      assert_filter_summary_matches_rows (db, &filter);
+      filter.model = NULL;
+      assert_filter_summary_matches_rows (db, &filter);
+    }
+
+  /* A custom range: two days ending yesterday. */
+  {
+    GkUsageFilter filter = GK_USAGE_FILTER_INIT;
+
+    filter.since = gk_stats_local_midnight (NULL, now, 3);
+    filter.until = midnight;
+    assert_filter_summary_matches_rows (db, &filter);
+  }
+}
+
+static void
+test_usage_filter_summary (Fixture       *fixture,
+                           gconstpointer  data)
+{
+  GkDatabase *db = fixture->db;
+  gint64 a = add_key (db, "a", "ACTIVE", FALSE);
+  gint64 b = add_key (db, "b", "ACTIVE", FALSE);
+  gint64 now = GK_TEST_EPOCH;
+  GkUsageFilter today = GK_USAGE_FILTER_INIT;
+  GkUsageSummary summary;
+  g_autoptr(GError) error = NULL;
+
+  add_random_usage (db, a, now, 400);
+  add_random_usage (db, b, now, 400);
+  /* Folded in by the first summary. */
+  assert_filters_match_rows (db, a, now);
+  g_assert_cmpint (query_int (db, "SELECT count(*) FROM usage_rollup_facet"), >, 0);
+
+  /* Rows written after the fold, then rows the fold has not seen (inside a
+   * transaction the summary reads them from the log). */
+  add_random_usage (db, a, now, 100);
+  assert_filters_match_rows (db, a, now);
+  g_assert_true (gk_database_exec (db, "BEGIN", NULL));
+  add_random_usage (db, b, now, 50);
+  assert_filters_match_rows (db, a, now);
+  g_assert_true (gk_database_exec (db, "COMMIT", NULL));
+
+  /* Rows deleted by hand drop out of the sums. */
+  g_assert_true (gk_database_exec (db, "DELETE FROM gemini_key_usage_log WHERE id % 3 = 0",
+                                   NULL));
+  assert_filters_match_rows (db, a, now);
+
+  /* "Today" starts at local midnight: a row one second before it is not in
+   * today's summary, one at midnight is. */
+  today.since = gk_stats_local_midnight (NULL, now, 0);
+  today.until = gk_stats_local_midnight (NULL, now + 86400, 0);
+  g_assert_true (gk_database_exec (db, "DELETE FROM gemini_key_usage_log", NULL));
+  add_usage (db, a, "m", 1, "SUCCESS", NULL, today.since - 1);
+  add_usage (db, a, "m", 2, "SUCCESS", NULL, today.since);
+  add_usage (db, b, "m", 4, "ERROR", NULL, today.until - 1);
+  add_usage (db, b, "m", 8, "ERROR", NULL, today.until);
+  g_assert_true (gk_stats_usage_filter_summary (db, &today, &summary, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (summary.requests, ==, 2);
+  g_assert_cmpint (summary.successes, ==, 1);
+  g_assert_cmpint (summary.failures, ==, 1);
+  g_assert_cmpfloat_with_epsilon (summary.cost_usd, 6, 1e-9);
+}
+
+static void
+test_usage_filter_zones (Fixture       *fixture,
+                         gconstpointer  data)
+{
+  GkDatabase *db = fixture->db;
+  gint64 a = add_key (db, "a", "ACTIVE", FALSE);
+
+  add_random_usage (db, a, GK_TEST_EPOCH, 300);
+  for (guint z = 0; z < G_N_ELEMENTS (zones); z++)
+    {
+      use_zone (zones[z]);
+      for (guint n = 0; n < G_N_ELEMENTS (nows); n++)
+        assert_filters_match_rows (db, a, nows[n]);
+    }
+  restore_zone ();
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1664,6 +1828,8 @@ main (int   argc,
   ADD ("usage/logs", test_usage_logs);
   ADD ("usage/summary", test_usage_summary);
   ADD ("usage/pages", test_usage_pages);
+  ADD ("usage/filter-summary", test_usage_filter_summary);
+  ADD ("usage/filter-zones", test_usage_filter_zones);
   ADD ("compact/keeps-figures", test_compact_keeps_figures);
   ADD ("cache/new-rows", test_dashboard_sees_new_rows);
   ADD ("cache/transaction", test_dashboard_in_transaction);

@@ -243,11 +243,60 @@ static const MigrationStep migration_4[] = {
     " END" },
 };
 
+/* Version 5: sums per 15-minute bucket and per key, status, model and
+ * user, so the usage tab totals any period and filter without reading the
+ * log (kept at that grain for ever: the combinations in use are few). The
+ * trigger also takes deleted rows out of these sums. */
+#define ROLLUP_FACET_START "created_at - created_at % 900"
+static const MigrationStep migration_5[] = {
+  { "usage_rollup_facet",
+    "CREATE TABLE usage_rollup_facet ("
+    " start INTEGER NOT NULL,"
+    " key_id INTEGER NOT NULL,"
+    " status TEXT NOT NULL,"
+    " model TEXT NOT NULL,"
+    " user_id TEXT NOT NULL,"
+    " requests INTEGER NOT NULL,"
+    " successes INTEGER NOT NULL,"
+    " tokens INTEGER NOT NULL,"
+    " cost_usd REAL NOT NULL,"
+    " PRIMARY KEY (start, key_id, status, model, user_id)) WITHOUT ROWID" },
+  { NULL,
+    "INSERT INTO usage_rollup_facet (start, key_id, status, model, user_id, requests,"
+    " successes, tokens, cost_usd)"
+    " SELECT " ROLLUP_FACET_START ", coalesce (key_id, 0), status, coalesce (model, ''),"
+    " coalesce (user_id, ''), count(*), sum(status = 'SUCCESS'), sum(tokens_used),"
+    " total(cost_usd) FROM gemini_key_usage_log"
+    " WHERE id <= (SELECT CAST (value AS INTEGER) FROM meta WHERE key = 'rollup_max_id')"
+    " GROUP BY 1, 2, 3, 4, 5" },
+  { NULL, "DROP TRIGGER IF EXISTS usage_rollup_forget" },
+  { NULL,
+    "CREATE TRIGGER usage_rollup_forget AFTER DELETE ON gemini_key_usage_log"
+    " WHEN OLD.id <= (SELECT CAST (value AS INTEGER) FROM meta WHERE key = 'rollup_max_id')"
+    " AND NOT EXISTS (SELECT 1 FROM meta WHERE key = 'usage_pruning')"
+    " BEGIN"
+    " UPDATE usage_rollup_total SET requests = requests - 1,"
+    " successes = successes - (OLD.status = 'SUCCESS'), cost_usd = cost_usd - OLD.cost_usd"
+    " WHERE start = OLD.created_at - OLD.created_at % 900;"
+    ROLLUP_RANK_FORGET ("usage_rollup_model", "model", "900")
+    ROLLUP_RANK_FORGET ("usage_rollup_model", "model", "86400")
+    ROLLUP_RANK_FORGET ("usage_rollup_user", "user_id", "900")
+    ROLLUP_RANK_FORGET ("usage_rollup_user", "user_id", "86400")
+    " UPDATE usage_rollup_facet SET requests = requests - 1,"
+    " successes = successes - (OLD.status = 'SUCCESS'), tokens = tokens - OLD.tokens_used,"
+    " cost_usd = cost_usd - OLD.cost_usd"
+    " WHERE start = OLD.created_at - OLD.created_at % 900"
+    " AND key_id = coalesce (OLD.key_id, 0) AND status = OLD.status"
+    " AND model = coalesce (OLD.model, '') AND user_id = coalesce (OLD.user_id, '');"
+    " END" },
+};
+
 static const Migration migrations[] = {
   { migration_1, G_N_ELEMENTS (migration_1) },
   { migration_2, G_N_ELEMENTS (migration_2) },
   { migration_3, G_N_ELEMENTS (migration_3) },
   { migration_4, G_N_ELEMENTS (migration_4) },
+  { migration_5, G_N_ELEMENTS (migration_5) },
 };
 
 #define SCHEMA_VERSION ((int) G_N_ELEMENTS (migrations))

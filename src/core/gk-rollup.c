@@ -24,7 +24,8 @@ static const char progress_sql[] =
   " (SELECT max (id) FROM gemini_key_usage_log)";
 
 static const char new_rows_sql[] =
-  "SELECT created_at, status = 'SUCCESS', tokens_used, cost_usd, model, user_id"
+  "SELECT created_at, status = 'SUCCESS', tokens_used, cost_usd, model, user_id,"
+  " coalesce (key_id, 0), status"
   " FROM gemini_key_usage_log WHERE id > ?1 AND id <= ?2";
 
 static const char add_total_sql[] =
@@ -41,6 +42,13 @@ static const char add_total_sql[] =
 
 static const char add_model_sql[] = ADD_RANK_SQL ("usage_rollup_model", "model");
 static const char add_user_sql[] = ADD_RANK_SQL ("usage_rollup_user", "user_id");
+
+static const char add_facet_sql[] =
+  "INSERT INTO usage_rollup_facet (start, key_id, status, model, user_id, requests,"
+  " successes, tokens, cost_usd) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+  " ON CONFLICT (start, key_id, status, model, user_id) DO UPDATE SET"
+  " requests = requests + excluded.requests, successes = successes + excluded.successes,"
+  " tokens = tokens + excluded.tokens, cost_usd = cost_usd + excluded.cost_usd";
 
 static const char set_progress_sql[] =
   "INSERT INTO meta (key, value) VALUES ('" GK_ROLLUP_META_MAX_ID "', ?1)"
@@ -78,6 +86,7 @@ typedef enum
   GROUP_TOTAL,
   GROUP_MODEL,
   GROUP_USER,
+  GROUP_FACET,
 } GroupKind;
 
 typedef struct
@@ -85,7 +94,8 @@ typedef struct
   GroupKind  kind;
   gint64     span;
   gint64     start;
-  char      *name;        /* NULL in the totals */
+  char      *name;        /* NULL in the totals; in facets, "status\x1fmodel\x1fuser" */
+  gint64     key_id;      /* facets only */
   gint64     requests;
   gint64     successes;
   gint64     tokens;
@@ -96,7 +106,8 @@ static guint
 group_hash (gconstpointer data)
 {
   const Group *g = data;
-  guint hash = g_int64_hash (&g->start) * 31 + (guint) g->span + (guint) g->kind;
+  guint hash = g_int64_hash (&g->start) * 31 + (guint) g->span + (guint) g->kind
+               + (guint) g->key_id * 17;
 
   return g->name != NULL ? hash * 31 + g_str_hash (g->name) : hash;
 }
@@ -108,6 +119,7 @@ group_equal (gconstpointer a,
   const Group *ga = a, *gb = b;
 
   return ga->kind == gb->kind && ga->span == gb->span && ga->start == gb->start
+         && ga->key_id == gb->key_id
          && g_strcmp0 (ga->name, gb->name) == 0;
 }
 
@@ -119,18 +131,19 @@ group_free (Group *g)
 }
 
 static void
-group_add (GHashTable *groups,
-           GroupKind   kind,
-           gint64      span,
-           gint64      created_at,
-           const char *name,
-           gboolean    success,
-           gint64      tokens,
-           double      cost_usd)
+group_add_full (GHashTable *groups,
+                GroupKind   kind,
+                gint64      span,
+                gint64      created_at,
+                const char *name,
+                gint64      key_id,
+                gboolean    success,
+                gint64      tokens,
+                double      cost_usd)
 {
   /* The same start as "created_at - created_at % span" in SQL (the
    * migration, the trigger): both truncate toward zero. */
-  Group key = { kind, span, created_at - created_at % span, (char *) name, 0, 0, 0, 0 };
+  Group key = { kind, span, created_at - created_at % span, (char *) name, key_id, 0, 0, 0, 0 };
   Group *g = g_hash_table_lookup (groups, &key);
 
   if (g == NULL)
@@ -143,6 +156,19 @@ group_add (GHashTable *groups,
   g->successes += success ? 1 : 0;
   g->tokens += tokens;
   g->cost_usd += cost_usd;
+}
+
+static void
+group_add (GHashTable *groups,
+           GroupKind   kind,
+           gint64      span,
+           gint64      created_at,
+           const char *name,
+           gboolean    success,
+           gint64      tokens,
+           double      cost_usd)
+{
+  group_add_full (groups, kind, span, created_at, name, 0, success, tokens, cost_usd);
 }
 
 static gboolean
@@ -167,7 +193,13 @@ read_new_rows (GkDatabase  *db,
       double cost_usd = sqlite3_column_double (stmt, 3);
       const char *model = (const char *) sqlite3_column_text (stmt, 4);
       const char *user = (const char *) sqlite3_column_text (stmt, 5);
+      const char *status = (const char *) sqlite3_column_text (stmt, 7);
+      g_autofree char *facet = g_strjoin ("\x1f", status != NULL ? status : "",
+                                          model != NULL ? model : "",
+                                          user != NULL ? user : "", NULL);
 
+      group_add_full (groups, GROUP_FACET, GK_ROLLUP_BUCKET_SECONDS, created_at, facet,
+                      sqlite3_column_int64 (stmt, 6), success, tokens, cost_usd);
       group_add (groups, GROUP_TOTAL, GK_ROLLUP_BUCKET_SECONDS, created_at, NULL, success,
                  tokens, cost_usd);
 
@@ -209,6 +241,24 @@ write_group (GkDatabase   *db,
       sqlite3_bind_int64 (stmt, 2, g->requests);
       sqlite3_bind_int64 (stmt, 3, g->successes);
       sqlite3_bind_double (stmt, 4, g->cost_usd);
+    }
+  else if (g->kind == GROUP_FACET)
+    {
+      g_auto(GStrv) parts = g_strsplit (g->name, "\x1f", 3);
+
+      stmt = gk_database_prepare (db, add_facet_sql, error);
+      if (stmt == NULL)
+        return FALSE;
+      sqlite3_bind_int64 (stmt, 1, g->start);
+      sqlite3_bind_int64 (stmt, 2, g->key_id);
+      sqlite3_bind_text (stmt, 3, parts[0], -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text (stmt, 4, parts[1] != NULL ? parts[1] : "", -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text (stmt, 5, parts[1] != NULL && parts[2] != NULL ? parts[2] : "", -1,
+                         SQLITE_TRANSIENT);
+      sqlite3_bind_int64 (stmt, 6, g->requests);
+      sqlite3_bind_int64 (stmt, 7, g->successes);
+      sqlite3_bind_int64 (stmt, 8, g->tokens);
+      sqlite3_bind_double (stmt, 9, g->cost_usd);
     }
   else
     {

@@ -861,6 +861,338 @@ gk_stats_usage_summary (GkDatabase      *db,
   return stmt != NULL;
 }
 
+/* --- Filtered usage (the usage tab) ------------------------------------ */
+
+gboolean
+gk_usage_filter_equal (const GkUsageFilter *a,
+                       const GkUsageFilter *b)
+{
+  return a->since == b->since && a->until == b->until && a->key_id == b->key_id
+         && a->status == b->status && g_strcmp0 (a->model, b->model) == 0
+         && g_strcmp0 (a->user_id, b->user_id) == 0;
+}
+
+gint64
+gk_stats_local_midnight (GTimeZone *tz,
+                         gint64     now,
+                         int        days_back)
+{
+  g_autoptr(GTimeZone) local = tz != NULL ? g_time_zone_ref (tz) : g_time_zone_new_local ();
+  g_autoptr(GDateTime) t = g_date_time_new_from_unix_utc (now);
+  g_autoptr(GDateTime) l = g_date_time_to_timezone (t, local);
+  g_autoptr(GDateTime) midnight = NULL;
+  g_autoptr(GDateTime) day = NULL;
+
+  day = g_date_time_new (local, g_date_time_get_year (l), g_date_time_get_month (l),
+                         g_date_time_get_day_of_month (l), 12, 0, 0);
+  /* Through noon, so a day without a midnight (a DST change at 00:00)
+   * still has a start. */
+  {
+    g_autoptr(GDateTime) back = g_date_time_add_days (day, -days_back);
+
+    midnight = g_date_time_new (local, g_date_time_get_year (back),
+                                g_date_time_get_month (back),
+                                g_date_time_get_day_of_month (back), 0, 0, 0);
+  }
+  return g_date_time_to_unix (midnight);
+}
+
+/* The WHERE clause of @filter over the log (aliased "u" when @alias) or
+ * the facet rollup. Parameters: ?1 since, ?2 until, ?3 key, ?4 status,
+ * ?5 model, ?6 user. */
+static void
+append_filter_sql (GString             *sql,
+                   const GkUsageFilter *filter,
+                   gboolean             rollup)
+{
+  const char *time_col = rollup ? "start" : "u.created_at";
+  const char *p = rollup ? "" : "u.";
+
+  g_string_append_printf (sql, " WHERE %s >= ?1 AND %s < ?2", time_col, time_col);
+  if (filter->key_id != 0)
+    g_string_append_printf (sql, rollup ? " AND key_id = ?3" : " AND %skey_id = ?3", p);
+  if (filter->status >= 0)
+    g_string_append_printf (sql, " AND %sstatus = ?4", p);
+  if (filter->model != NULL)
+    g_string_append_printf (sql, rollup ? " AND model = ?5" : " AND coalesce (%smodel, '') = ?5", p);
+  if (filter->user_id != NULL)
+    g_string_append_printf (sql, rollup ? " AND user_id = ?6"
+                                        : " AND coalesce (%suser_id, '') = ?6", p);
+}
+
+static void
+bind_filter (sqlite3_stmt        *stmt,
+             const GkUsageFilter *filter)
+{
+  /* Parameters a clause left out are past the statement's count or unused:
+   * binding them is harmless. */
+  sqlite3_bind_int64 (stmt, 1, filter->since > 0 ? filter->since : G_MININT64);
+  sqlite3_bind_int64 (stmt, 2, filter->until > 0 ? filter->until : G_MAXINT64);
+  if (filter->key_id != 0)
+    sqlite3_bind_int64 (stmt, 3, filter->key_id);
+  if (filter->status >= 0)
+    sqlite3_bind_text (stmt, 4, gk_usage_status_to_string ((GkUsageStatus) filter->status), -1,
+                       SQLITE_STATIC);
+  if (filter->model != NULL)
+    sqlite3_bind_text (stmt, 5, filter->model, -1, SQLITE_TRANSIENT);
+  if (filter->user_id != NULL)
+    sqlite3_bind_text (stmt, 6, filter->user_id, -1, SQLITE_TRANSIENT);
+}
+
+/**
+ * gk_stats_usage_query:
+ * @db: the database
+ * @filter: the period and filters
+ * @limit: the most rows to return, 0 for all
+ * @offset: rows to skip
+ * @error: a #GK_DATABASE_ERROR
+ *
+ * Returns: (transfer container) (element-type GkUsageRow): newest first.
+ */
+GPtrArray *
+gk_stats_usage_query (GkDatabase          *db,
+                      const GkUsageFilter *filter,
+                      guint                limit,
+                      guint                offset,
+                      GError             **error)
+{
+  g_autoptr(GPtrArray) rows = NULL;
+  g_autoptr(GString) sql = g_string_new (USAGE_COLUMNS);
+  sqlite3_stmt *stmt;
+  int rc;
+
+  g_return_val_if_fail (GK_IS_DATABASE (db), NULL);
+  g_return_val_if_fail (filter != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  append_filter_sql (sql, filter, FALSE);
+  g_string_append (sql, " ORDER BY u.id DESC LIMIT ?7 OFFSET ?8");
+  rows = g_ptr_array_new_with_free_func ((GDestroyNotify) gk_usage_row_free);
+
+  gk_database_lock (db);
+  stmt = gk_database_prepare (db, sql->str, error);
+  if (stmt == NULL)
+    {
+      gk_database_unlock (db);
+      return NULL;
+    }
+  bind_filter (stmt, filter);
+  sqlite3_bind_int64 (stmt, 7, limit > 0 ? (gint64) limit : -1);
+  sqlite3_bind_int64 (stmt, 8, offset);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    g_ptr_array_add (rows, usage_row_from_statement (stmt));
+  sqlite3_reset (stmt);
+  sqlite3_clear_bindings (stmt);
+  if (step_failed (db, rc, error))
+    g_clear_pointer (&rows, g_ptr_array_unref);
+  gk_database_unlock (db);
+  return g_steal_pointer (&rows);
+}
+
+/**
+ * gk_stats_usage_query_page:
+ *
+ * Keyset paging over the rows of @filter (see gk_stats_usage_page()).
+ *
+ * Returns: the number of rows, or -1 on error.
+ */
+gint64
+gk_stats_usage_query_page (GkDatabase          *db,
+                           const GkUsageFilter *filter,
+                           gint64               before_id,
+                           guint                limit,
+                           GkUsageRowFunc       func,
+                           gpointer             user_data,
+                           gint64              *last_id,
+                           GError             **error)
+{
+  g_autoptr(GString) sql = g_string_new (USAGE_COLUMNS);
+  g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func ((GDestroyNotify) gk_usage_row_free);
+  sqlite3_stmt *stmt;
+  int rc;
+
+  g_return_val_if_fail (GK_IS_DATABASE (db), -1);
+  g_return_val_if_fail (filter != NULL && func != NULL, -1);
+  g_return_val_if_fail (error == NULL || *error == NULL, -1);
+
+  append_filter_sql (sql, filter, FALSE);
+  g_string_append (sql, " AND u.id < ?7 ORDER BY u.id DESC LIMIT ?8");
+
+  /* The page is read under the lock, then handed out without it: @func
+   * may be slow (a file write). */
+  gk_database_lock (db);
+  stmt = gk_database_prepare (db, sql->str, error);
+  if (stmt == NULL)
+    {
+      gk_database_unlock (db);
+      return -1;
+    }
+  bind_filter (stmt, filter);
+  sqlite3_bind_int64 (stmt, 7, before_id);
+  sqlite3_bind_int64 (stmt, 8, limit > 0 ? (gint64) limit : -1);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    g_ptr_array_add (rows, usage_row_from_statement (stmt));
+  sqlite3_reset (stmt);
+  sqlite3_clear_bindings (stmt);
+  if (step_failed (db, rc, error))
+    {
+      gk_database_unlock (db);
+      return -1;
+    }
+  gk_database_unlock (db);
+
+  for (guint i = 0; i < rows->len; i++)
+    {
+      const GkUsageRow *row = rows->pdata[i];
+
+      func (row, user_data);
+      if (last_id != NULL)
+        *last_id = row->id;
+    }
+  return rows->len;
+}
+
+/**
+ * gk_stats_usage_query_count:
+ *
+ * Returns: the number of usage rows of @filter, or -1 on error.
+ */
+gint64
+gk_stats_usage_query_count (GkDatabase          *db,
+                            const GkUsageFilter *filter,
+                            GError             **error)
+{
+  g_autoptr(GString) sql = g_string_new ("SELECT count(*) FROM gemini_key_usage_log AS u");
+  sqlite3_stmt *stmt;
+  gint64 count = -1;
+  int rc;
+
+  g_return_val_if_fail (GK_IS_DATABASE (db), -1);
+  g_return_val_if_fail (filter != NULL, -1);
+  g_return_val_if_fail (error == NULL || *error == NULL, -1);
+
+  append_filter_sql (sql, filter, FALSE);
+  gk_database_lock (db);
+  stmt = gk_database_prepare (db, sql->str, error);
+  if (stmt != NULL)
+    {
+      bind_filter (stmt, filter);
+      rc = sqlite3_step (stmt);
+      if (rc == SQLITE_ROW)
+        count = sqlite3_column_int64 (stmt, 0);
+      else
+        step_failed (db, rc, error);
+      sqlite3_reset (stmt);
+      sqlite3_clear_bindings (stmt);
+    }
+  gk_database_unlock (db);
+  return count;
+}
+
+typedef struct
+{
+  const GkUsageFilter *filter;
+  GkUsageSummary      *summary;
+} FilterSummaryData;
+
+static gboolean
+add_filter_sums (GkDatabase     *db,
+                 const char     *sql,
+                 const FilterSummaryData *data,
+                 gint64          folded,
+                 GError        **error)
+{
+  sqlite3_stmt *stmt = gk_database_prepare (db, sql, error);
+  int rc;
+
+  if (stmt == NULL)
+    return FALSE;
+  bind_filter (stmt, data->filter);
+  sqlite3_bind_int64 (stmt, 7, folded);
+  rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    {
+      data->summary->requests += (gint64) sqlite3_column_double (stmt, 0);
+      data->summary->successes += (gint64) sqlite3_column_double (stmt, 1);
+      data->summary->cost_usd += sqlite3_column_double (stmt, 2);
+    }
+  sqlite3_reset (stmt);
+  sqlite3_clear_bindings (stmt);
+  return rc == SQLITE_ROW || !step_failed (db, rc, error);
+}
+
+static gboolean
+read_filter_summary (GkDatabase  *db,
+                     gpointer     user_data,
+                     GError     **error)
+{
+  const FilterSummaryData *data = user_data;
+  g_autoptr(GString) rollup_sql =
+    g_string_new ("SELECT total(requests), total(successes), total(cost_usd)"
+                  " FROM usage_rollup_facet");
+  g_autoptr(GString) log_sql =
+    g_string_new ("SELECT count(*), total(u.status = 'SUCCESS'), total(u.cost_usd)"
+                  " FROM gemini_key_usage_log AS u");
+  gint64 folded = 0;
+
+  append_filter_sql (rollup_sql, data->filter, TRUE);
+  /* "?7 > 0": keeps the parameter in the statement. */
+  g_string_append (rollup_sql, " AND ?7 >= 0");
+  append_filter_sql (log_sql, data->filter, FALSE);
+  /* "+created_at": walk the few ids past the mark. */
+  g_string_replace (log_sql, "u.created_at", "+u.created_at", 0);
+  g_string_append (log_sql, " AND u.id > ?7");
+
+  return read_folded_id (db, &folded, error)
+         && add_filter_sums (db, rollup_sql->str, data, folded, error)
+         && add_filter_sums (db, log_sql->str, data, folded, error);
+}
+
+/**
+ * gk_stats_usage_filter_summary:
+ * @db: the database
+ * @filter: the period and filters
+ * @summary: (out caller-allocates): the totals
+ * @error: a #GK_DATABASE_ERROR
+ *
+ * Sums every row of @filter from the 15-minute rollup per key, status,
+ * model and user, plus the rows not folded in yet, in one snapshot: the
+ * cost does not grow with the log. @filter's bounds must be 15-minute
+ * edges.
+ */
+gboolean
+gk_stats_usage_filter_summary (GkDatabase          *db,
+                               const GkUsageFilter *filter,
+                               GkUsageSummary      *summary,
+                               GError             **error)
+{
+  FilterSummaryData data = { filter, summary };
+
+  g_return_val_if_fail (GK_IS_DATABASE (db), FALSE);
+  g_return_val_if_fail (filter != NULL && summary != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  memset (summary, 0, sizeof *summary);
+
+  gk_database_lock (db);
+  if (sqlite3_get_autocommit (gk_database_get_handle (db)) != 0)
+    {
+      g_autoptr(GError) fold_error = NULL;
+
+      if (!gk_rollup_catch_up (db, &fold_error))
+        g_debug ("Usage totals not brought up to date: %s", fold_error->message);
+    }
+  gk_database_unlock (db);
+
+  if (!with_read_snapshot (db, read_filter_summary, &data, error))
+    {
+      memset (summary, 0, sizeof *summary);
+      return FALSE;
+    }
+  summary->failures = summary->requests - summary->successes;
+  return TRUE;
+}
+
 /* --- Rotation logs ------------------------------------------------------ */
 
 /**

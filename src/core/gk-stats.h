@@ -131,6 +131,52 @@ gboolean       gk_stats_usage_summary (GkDatabase    *db,
                                        guint          limit,
                                        GkUsageSummary *summary,
                                        GError       **error);
+/* What the usage tab shows: a period and filters. @since and @until are
+ * UTC seconds on 15-minute edges (local midnights are; see gk-rollup.h),
+ * 0 for no bound; @until is exclusive. */
+typedef struct
+{
+  gint64      since;
+  gint64      until;
+  gint64      key_id;     /* 0 = every key */
+  int         status;     /* a GkUsageStatus, or -1 for any */
+  const char *model;      /* NULL = any */
+  const char *user_id;    /* NULL = any */
+} GkUsageFilter;
+
+#define GK_USAGE_FILTER_INIT { 0, 0, 0, -1, NULL, NULL }
+
+gboolean       gk_usage_filter_equal  (const GkUsageFilter *a,
+                                       const GkUsageFilter *b);
+/* Local midnight @days_back days before today's (0 = today's), in @tz
+ * (NULL = local), as UTC seconds. */
+gint64         gk_stats_local_midnight (GTimeZone    *tz,
+                                        gint64        now,
+                                        int           days_back);
+/* The rows of @filter, newest first (by id). Element type GkUsageRow. */
+GPtrArray     *gk_stats_usage_query   (GkDatabase          *db,
+                                       const GkUsageFilter *filter,
+                                       guint                limit,
+                                       guint                offset,
+                                       GError             **error);
+/* Keyset paging over the rows of @filter, as gk_stats_usage_page(). */
+gint64         gk_stats_usage_query_page (GkDatabase          *db,
+                                          const GkUsageFilter *filter,
+                                          gint64               before_id,
+                                          guint                limit,
+                                          GkUsageRowFunc       func,
+                                          gpointer             user_data,
+                                          gint64              *last_id,
+                                          GError             **error);
+gint64         gk_stats_usage_query_count (GkDatabase          *db,
+                                           const GkUsageFilter *filter,
+                                           GError             **error);
+/* Totals over every row of @filter, read from the rollup (plus the few rows
+ * not folded in yet), whatever part of them a list shows. */
+gboolean       gk_stats_usage_filter_summary (GkDatabase          *db,
+                                              const GkUsageFilter *filter,
+                                              GkUsageSummary      *summary,
+                                              GError             **error);
 /* Newest first. Element type GkRotationRow. */
 GPtrArray     *gk_stats_rotation_logs (GkDatabase    *db,
                                        guint          limit,
