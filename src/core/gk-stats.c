@@ -872,6 +872,26 @@ gk_usage_filter_equal (const GkUsageFilter *a,
          && g_strcmp0 (a->user_id, b->user_id) == 0;
 }
 
+GkUsageFilter *
+gk_usage_filter_copy (const GkUsageFilter *filter)
+{
+  GkUsageFilter *copy = g_memdup2 (filter, sizeof *filter);
+
+  copy->model = g_strdup (filter->model);
+  copy->user_id = g_strdup (filter->user_id);
+  return copy;
+}
+
+void
+gk_usage_filter_free (GkUsageFilter *filter)
+{
+  if (filter == NULL)
+    return;
+  g_free ((char *) filter->model);
+  g_free ((char *) filter->user_id);
+  g_free (filter);
+}
+
 gint64
 gk_stats_local_midnight (GTimeZone *tz,
                          gint64     now,

@@ -148,6 +148,10 @@ typedef struct
 
 gboolean       gk_usage_filter_equal  (const GkUsageFilter *a,
                                        const GkUsageFilter *b);
+/* A copy that owns its strings, freed with gk_usage_filter_free(). */
+GkUsageFilter *gk_usage_filter_copy   (const GkUsageFilter *filter);
+void           gk_usage_filter_free   (GkUsageFilter       *filter);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GkUsageFilter, gk_usage_filter_free)
 /* Local midnight @days_back days before today's (0 = today's), in @tz
  * (NULL = local), as UTC seconds. */
 gint64         gk_stats_local_midnight (GTimeZone    *tz,

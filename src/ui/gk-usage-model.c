@@ -174,7 +174,7 @@ struct _GkUsageModel
   GObject       parent_instance;
 
   GkDatabase   *db;
-  gint64        key_id;
+  GkUsageFilter *filter;
   guint         limit;
 
   guint         n_items;
@@ -245,7 +245,7 @@ typedef struct
 {
   GkDatabase *db;
   GPtrArray  *items;        /* GkUsageItem, the page's */
-  gint64      key_id;
+  GkUsageFilter *filter;
   guint       offset;
   guint       count;
   gint64      total;        /* the log as the items were numbered */
@@ -253,7 +253,7 @@ typedef struct
 } FetchData;
 
 static gint64 row_id_at (GkDatabase  *db,
-                         gint64       key_id,
+                         const GkUsageFilter *filter,
                          gint64       offset,
                          GError     **error);
 
@@ -262,6 +262,7 @@ fetch_data_free (FetchData *data)
 {
   g_clear_object (&data->db);
   g_clear_pointer (&data->items, g_ptr_array_unref);
+  g_clear_pointer (&data->filter, gk_usage_filter_free);
   g_free (data);
 }
 
@@ -273,7 +274,7 @@ fetch_rows (FetchData  *data,
 
   for (guint attempt = 0; attempt < FETCH_ATTEMPTS; attempt++)
     {
-      gint64 newest = row_id_at (data->db, data->key_id, 0, error);
+      gint64 newest = row_id_at (data->db, data->filter, 0, error);
       gint64 shift = 0;
 
       if (newest < 0)
@@ -282,7 +283,7 @@ fetch_rows (FetchData  *data,
        * to keep; the count's answer replaces it anyway.) */
       if (newest != data->newest_id && data->total >= 0)
         {
-          gint64 total = gk_stats_usage_count (data->db, data->key_id, error);
+          gint64 total = gk_stats_usage_query_count (data->db, data->filter, error);
 
           if (total < 0)
             return NULL;
@@ -290,13 +291,13 @@ fetch_rows (FetchData  *data,
         }
 
       g_clear_pointer (&rows, g_ptr_array_unref);
-      rows = gk_stats_usage_logs (data->db, data->key_id, data->count,
+      rows = gk_stats_usage_query (data->db, data->filter, data->count,
                                   (guint) MIN (G_MAXUINT, data->offset + shift), error);
       if (rows == NULL)
         return NULL;
 
       /* Nothing was added while the page was read: the shift held. */
-      if (row_id_at (data->db, data->key_id, 0, error) == newest)
+      if (row_id_at (data->db, data->filter, 0, error) == newest)
         break;
     }
   return g_steal_pointer (&rows);
@@ -376,7 +377,7 @@ page_get (GkUsageModel *self,
   data = g_new0 (FetchData, 1);
   data->db = g_object_ref (self->db);
   data->items = g_ptr_array_ref (page->items);
-  data->key_id = self->key_id;
+  data->filter = gk_usage_filter_copy (self->filter);
   data->offset = offset;
   data->count = count;
   data->total = self->total;
@@ -396,7 +397,7 @@ page_get (GkUsageModel *self,
 typedef struct
 {
   GkDatabase *db;
-  gint64      key_id;
+  GkUsageFilter *filter;
   guint       generation;
   gint64      old_total;      /* -1: a new filter, nothing to compare */
   gint64      old_newest_id;
@@ -410,18 +411,19 @@ static void
 count_data_free (CountData *data)
 {
   g_clear_object (&data->db);
+  g_clear_pointer (&data->filter, gk_usage_filter_free);
   g_free (data);
 }
 
 static gint64
 row_id_at (GkDatabase *db,
-           gint64      key_id,
+           const GkUsageFilter *filter,
            gint64      offset,
            GError    **error)
 {
   g_autoptr(GPtrArray) rows = NULL;
 
-  rows = gk_stats_usage_logs (db, key_id, 1, offset, error);
+  rows = gk_stats_usage_query (db, filter, 1, (guint) MIN (G_MAXUINT, offset), error);
   if (rows == NULL)
     return -1;
   return rows->len > 0 ? ((GkUsageRow *) g_ptr_array_index (rows, 0))->id : 0;
@@ -436,9 +438,9 @@ count_thread (GTask        *task,
   CountData *data = task_data;
   GError *error = NULL;
 
-  data->total = gk_stats_usage_count (data->db, data->key_id, &error);
+  data->total = gk_stats_usage_query_count (data->db, data->filter, &error);
   if (data->total >= 0)
-    data->newest_id = row_id_at (data->db, data->key_id, 0, &error);
+    data->newest_id = row_id_at (data->db, data->filter, 0, &error);
   /* Rows are only ever added at the top (newest first): when the row that
    * was first is now k rows down, the k rows above it are all that
    * changed. */
@@ -447,7 +449,7 @@ count_thread (GTask        *task,
       gint64 added = data->total - data->old_total;
 
       data->prepended = added == 0 ? data->newest_id == data->old_newest_id
-                                   : row_id_at (data->db, data->key_id, added, &error)
+                                   : row_id_at (data->db, data->filter, added, &error)
                                      == data->old_newest_id;
     }
 
@@ -518,7 +520,7 @@ start_count (GkUsageModel *self,
 
   data = g_new0 (CountData, 1);
   data->db = g_object_ref (self->db);
-  data->key_id = self->key_id;
+  data->filter = gk_usage_filter_copy (self->filter);
   data->generation = self->generation;
   data->old_total = same_filter ? self->total : -1;
   data->old_newest_id = self->newest_id;
@@ -587,6 +589,7 @@ gk_usage_model_finalize (GObject *object)
   g_clear_object (&self->cancellable);
   g_clear_pointer (&self->pages, g_hash_table_unref);
   g_clear_object (&self->db);
+  g_clear_pointer (&self->filter, gk_usage_filter_free);
 
   G_OBJECT_CLASS (gk_usage_model_parent_class)->finalize (object);
 }
@@ -631,6 +634,11 @@ gk_usage_model_init (GkUsageModel *self)
   g_queue_init (&self->lru);
   self->cancellable = g_cancellable_new ();
   self->total = -1;
+  {
+    GkUsageFilter all = GK_USAGE_FILTER_INIT;
+
+    self->filter = gk_usage_filter_copy (&all);
+  }
 }
 
 /* Public API */
@@ -649,16 +657,18 @@ gk_usage_model_new (GkDatabase *db)
 }
 
 void
-gk_usage_model_set_filter (GkUsageModel *self,
-                           gint64        key_id,
-                           guint         limit)
+gk_usage_model_set_filter (GkUsageModel        *self,
+                           const GkUsageFilter *filter,
+                           guint                limit)
 {
   g_return_if_fail (GK_IS_USAGE_MODEL (self));
+  g_return_if_fail (filter != NULL);
 
-  if (self->key_id == key_id && self->limit == limit)
+  if (gk_usage_filter_equal (self->filter, filter) && self->limit == limit)
     return;
 
-  self->key_id = key_id;
+  g_clear_pointer (&self->filter, gk_usage_filter_free);
+  self->filter = gk_usage_filter_copy (filter);
   self->limit = limit;
   /* Answers for the old filter are dropped by their generation. */
   self->generation++;
@@ -666,12 +676,20 @@ gk_usage_model_set_filter (GkUsageModel *self,
   start_count (self, FALSE);
 }
 
+const GkUsageFilter *
+gk_usage_model_get_filter (GkUsageModel *self)
+{
+  g_return_val_if_fail (GK_IS_USAGE_MODEL (self), NULL);
+
+  return self->filter;
+}
+
 gint64
 gk_usage_model_get_key_id (GkUsageModel *self)
 {
   g_return_val_if_fail (GK_IS_USAGE_MODEL (self), 0);
 
-  return self->key_id;
+  return self->filter->key_id;
 }
 
 guint

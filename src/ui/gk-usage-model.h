@@ -28,11 +28,12 @@ const GkUsageRow *gk_usage_item_get_row (GkUsageItem *self);
 G_DECLARE_FINAL_TYPE (GkUsageModel, gk_usage_model, GK, USAGE_MODEL, GObject)
 
 GkUsageModel *gk_usage_model_new            (GkDatabase   *db);
-/* The rows of @key_id (0 = every key), the newest @limit (0 = all).
- * Reloads when either changes. */
-void          gk_usage_model_set_filter     (GkUsageModel *self,
-                                             gint64        key_id,
-                                             guint         limit);
+/* The rows of @filter (period, key, status, model, user), the newest
+ * @limit (0 = all). Reloads when either changes. */
+void          gk_usage_model_set_filter     (GkUsageModel        *self,
+                                             const GkUsageFilter *filter,
+                                             guint                limit);
+const GkUsageFilter *gk_usage_model_get_filter (GkUsageModel *self);
 gint64        gk_usage_model_get_key_id     (GkUsageModel *self);
 guint         gk_usage_model_get_limit      (GkUsageModel *self);
 /* Counts again; new rows at the top are inserted, not a full reset. */

@@ -1,7 +1,9 @@
-/* gk-usage-page.c: the usage log, filtered by key and limited.
+/* gk-usage-page.c: the usage log over a period, filtered by key, result,
+ * model and user, the list limited to the newest N.
  *
  * The table is a GkUsageModel (lazy, paged); the summary and the key list
- * are read in worker threads. The key names need the key store, which
+ * are read in worker threads. The summary covers every request of the
+ * period and filters (from the rollup), not only the rows the list shows. The key names need the key store, which
  * exists only once the master key is unlocked; until then the filter
  * offers "All keys" alone.
  *
@@ -16,6 +18,16 @@
 
 static const guint limits[] = { 10, 50, 100, 500 };
 
+/* The period drop-down's items. */
+enum
+{
+  PERIOD_TODAY,
+  PERIOD_WEEK,
+  PERIOD_MONTH,
+  PERIOD_ALL,
+  PERIOD_CUSTOM,
+};
+
 struct _GkUsagePage
 {
   AdwBin          parent_instance;
@@ -23,6 +35,13 @@ struct _GkUsagePage
   GtkDropDown    *key_dropdown;
   GtkStringList  *key_names;
   GtkDropDown    *limit_dropdown;
+  GtkDropDown    *period_dropdown;
+  GtkMenuButton  *range_button;
+  GtkCalendar    *from_calendar;
+  GtkCalendar    *to_calendar;
+  GtkDropDown    *status_dropdown;
+  GtkEditable    *model_entry;
+  GtkEditable    *user_entry;
   GtkLabel       *requests_label;
   GtkLabel       *success_label;
   GtkLabel       *failed_label;
@@ -80,6 +99,115 @@ selected_limit (GkUsagePage *self)
   return selected < G_N_ELEMENTS (limits) ? limits[selected] : limits[1];
 }
 
+/* Local midnight of @calendar's day, @days_after days later. */
+static gint64
+calendar_midnight (GtkCalendar *calendar,
+                   int          days_after)
+{
+  g_autoptr(GDateTime) date = gtk_calendar_get_date (calendar);
+  g_autoptr(GDateTime) noon = g_date_time_new_local (g_date_time_get_year (date),
+                                                     g_date_time_get_month (date),
+                                                     g_date_time_get_day_of_month (date),
+                                                     12, 0, 0);
+  g_autoptr(GDateTime) later = g_date_time_add_days (noon, days_after);
+  g_autoptr(GDateTime) midnight = g_date_time_new_local (g_date_time_get_year (later),
+                                                         g_date_time_get_month (later),
+                                                         g_date_time_get_day_of_month (later),
+                                                         0, 0, 0);
+
+  return g_date_time_to_unix (midnight);
+}
+
+static const char *
+entry_value (GtkEditable *entry,
+             char       **owned)
+{
+  *owned = g_strstrip (g_strdup (gtk_editable_get_text (entry)));
+  return **owned != '\0' ? *owned : NULL;
+}
+
+/* The period and filters the widgets show. Days are local: "Today"
+ * starts at local midnight. The strings are @model and @user, owned by
+ * the caller. */
+static void
+selected_filter (GkUsagePage   *self,
+                 GkUsageFilter *filter,
+                 char         **model,
+                 char         **user)
+{
+  GkDatabase *db = self->backend != NULL ? gk_backend_get_database (self->backend) : NULL;
+  gint64 now = db != NULL ? gk_clock_now (gk_database_get_clock (db)) : g_get_real_time () / G_USEC_PER_SEC;
+  gint64 tomorrow = gk_stats_local_midnight (NULL, now + 86400, 0);
+  guint status = gtk_drop_down_get_selected (self->status_dropdown);
+
+  *filter = (GkUsageFilter) GK_USAGE_FILTER_INIT;
+  filter->key_id = selected_key_id (self);
+  switch (gtk_drop_down_get_selected (self->period_dropdown))
+    {
+    case PERIOD_TODAY:
+      filter->since = gk_stats_local_midnight (NULL, now, 0);
+      filter->until = tomorrow;
+      break;
+    case PERIOD_WEEK:
+      filter->since = gk_stats_local_midnight (NULL, now, 6);
+      filter->until = tomorrow;
+      break;
+    case PERIOD_MONTH:
+      filter->since = gk_stats_local_midnight (NULL, now, 29);
+      filter->until = tomorrow;
+      break;
+    case PERIOD_CUSTOM:
+      {
+        gint64 a = calendar_midnight (self->from_calendar, 0);
+        gint64 b = calendar_midnight (self->to_calendar, 0);
+
+        /* Either way round, both days included. */
+        filter->since = MIN (a, b);
+        filter->until = a <= b ? calendar_midnight (self->to_calendar, 1)
+                               : calendar_midnight (self->from_calendar, 1);
+      }
+      break;
+    default:
+      break;
+    }
+  if (status >= 1 && status <= GK_USAGE_ERROR + 1)
+    filter->status = (int) status - 1;
+  filter->model = entry_value (self->model_entry, model);
+  filter->user_id = entry_value (self->user_entry, user);
+}
+
+/* A copy of the current filter that owns its strings. */
+static GkUsageFilter *
+current_filter (GkUsagePage *self)
+{
+  GkUsageFilter filter;
+  g_autofree char *model = NULL;
+  g_autofree char *user = NULL;
+
+  selected_filter (self, &filter, &model, &user);
+  return gk_usage_filter_copy (&filter);
+}
+
+static void
+update_range_label (GkUsagePage *self)
+{
+  g_autoptr(GkUsageFilter) filter = current_filter (self);
+  gboolean custom = gtk_drop_down_get_selected (self->period_dropdown) == PERIOD_CUSTOM;
+
+  gtk_widget_set_visible (GTK_WIDGET (self->range_button), custom);
+  if (custom)
+    {
+      g_autoptr(GDateTime) from = g_date_time_new_from_unix_local (filter->since);
+      g_autoptr(GDateTime) to = g_date_time_new_from_unix_local (filter->until - 1);
+      g_autofree char *a = g_date_time_format (from, "%x");
+      g_autofree char *b = g_date_time_format (to, "%x");
+      /* Translators: a range of days, "first – last". */
+      g_autofree char *label = g_strdup_printf (_("%s – %s"), a, b);
+
+      gtk_menu_button_set_label (self->range_button, label);
+    }
+}
+
 static void
 update_stack (GkUsagePage *self)
 {
@@ -100,8 +228,7 @@ update_stack (GkUsagePage *self)
 typedef struct
 {
   GkDatabase    *db;
-  gint64         key_id;
-  guint          limit;
+  GkUsageFilter *filter;
   GkUsageSummary summary;
 } SummaryData;
 
@@ -109,6 +236,7 @@ static void
 summary_data_free (SummaryData *data)
 {
   g_clear_object (&data->db);
+  g_clear_pointer (&data->filter, gk_usage_filter_free);
   g_free (data);
 }
 
@@ -121,7 +249,7 @@ summary_thread (GTask        *task,
   SummaryData *data = task_data;
   GError *error = NULL;
 
-  if (gk_stats_usage_summary (data->db, data->key_id, data->limit, &data->summary, &error))
+  if (gk_stats_usage_filter_summary (data->db, data->filter, &data->summary, &error))
     g_task_return_boolean (task, TRUE);
   else
     g_task_return_error (task, error);
@@ -156,11 +284,15 @@ summary_cb (GObject      *object,
     }
 
   /* An answer for a filter since changed; the newer one is on its way. */
-  if (data->key_id != selected_key_id (self) || data->limit != selected_limit (self))
-    {
-      pending_add (self, -1);
-      return;
-    }
+  {
+    g_autoptr(GkUsageFilter) filter = current_filter (self);
+
+    if (!gk_usage_filter_equal (data->filter, filter))
+      {
+        pending_add (self, -1);
+        return;
+      }
+  }
 
   set_label_take (self->requests_label, gk_format_count (data->summary.requests));
   set_label_take (self->success_label, gk_format_count (data->summary.successes));
@@ -302,8 +434,7 @@ load_summary (GkUsagePage *self)
 
   data = g_new0 (SummaryData, 1);
   data->db = g_object_ref (gk_backend_get_database (self->backend));
-  data->key_id = selected_key_id (self);
-  data->limit = selected_limit (self);
+  data->filter = current_filter (self);
   task = task_new (self, data, (GDestroyNotify) summary_data_free, summary_cb, load_summary);
   g_task_run_in_thread (task, summary_thread);
 }
@@ -331,7 +462,11 @@ ensure_model (GkUsagePage *self)
     return;
 
   self->model = gk_usage_model_new (db);
-  gk_usage_model_set_filter (self->model, selected_key_id (self), selected_limit (self));
+  {
+    g_autoptr(GkUsageFilter) filter = current_filter (self);
+
+    gk_usage_model_set_filter (self->model, filter, selected_limit (self));
+  }
   g_signal_connect_swapped (self->model, "items-changed",
                             G_CALLBACK (model_items_changed_cb), self);
   g_signal_connect_swapped (self->model, "notify::loading",
@@ -353,16 +488,20 @@ drop_model (GkUsagePage *self)
 static void
 reload (GkUsagePage *self)
 {
+  g_autoptr(GkUsageFilter) filter = NULL;
+
+  update_range_label (self);
   if (self->backend == NULL || gk_backend_get_database (self->backend) == NULL)
     return;
 
+  filter = current_filter (self);
   if (self->model == NULL)
     ensure_model (self);
-  else if (gk_usage_model_get_key_id (self->model) == selected_key_id (self)
+  else if (gk_usage_filter_equal (gk_usage_model_get_filter (self->model), filter)
            && gk_usage_model_get_limit (self->model) == selected_limit (self))
     gk_usage_model_reload (self->model);
   else
-    gk_usage_model_set_filter (self->model, selected_key_id (self), selected_limit (self));
+    gk_usage_model_set_filter (self->model, filter, selected_limit (self));
   load_summary (self);
 }
 
@@ -473,6 +612,13 @@ gk_usage_page_class_init (GkUsagePageClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GkUsagePage, key_dropdown);
   gtk_widget_class_bind_template_child (widget_class, GkUsagePage, key_names);
   gtk_widget_class_bind_template_child (widget_class, GkUsagePage, limit_dropdown);
+  gtk_widget_class_bind_template_child (widget_class, GkUsagePage, period_dropdown);
+  gtk_widget_class_bind_template_child (widget_class, GkUsagePage, range_button);
+  gtk_widget_class_bind_template_child (widget_class, GkUsagePage, from_calendar);
+  gtk_widget_class_bind_template_child (widget_class, GkUsagePage, to_calendar);
+  gtk_widget_class_bind_template_child (widget_class, GkUsagePage, status_dropdown);
+  gtk_widget_class_bind_template_child (widget_class, GkUsagePage, model_entry);
+  gtk_widget_class_bind_template_child (widget_class, GkUsagePage, user_entry);
   gtk_widget_class_bind_template_child (widget_class, GkUsagePage, requests_label);
   gtk_widget_class_bind_template_child (widget_class, GkUsagePage, success_label);
   gtk_widget_class_bind_template_child (widget_class, GkUsagePage, failed_label);
@@ -495,6 +641,15 @@ gk_usage_page_init (GkUsagePage *self)
 }
 
 /* Public API */
+
+/* For the export: the period and filters shown (a copy). */
+GkUsageFilter *
+gk_usage_page_get_filter (GkUsagePage *self)
+{
+  g_return_val_if_fail (GK_IS_USAGE_PAGE (self), NULL);
+
+  return current_filter (self);
+}
 
 GtkWidget *
 gk_usage_page_new (void)

@@ -1,4 +1,4 @@
-/* gk-usage-page.h: the usage log, filtered by key and limited.
+/* gk-usage-page.h: the usage log over a period, filtered and limited.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -19,6 +19,8 @@ void        gk_usage_page_set_backend  (GkUsagePage *self,
                                         GkBackend   *backend);
 /* Moves the keyboard focus to the key filter (Ctrl+F). */
 void        gk_usage_page_focus_filter (GkUsagePage *self);
+/* The period and filters shown, a copy (free with gk_usage_filter_free()). */
+GkUsageFilter *gk_usage_page_get_filter (GkUsagePage *self);
 /* Selects @key_id (0 = all keys; must be listed) and @limit (10, 50, 100
  * or 500), as the drop-downs do. */
 void        gk_usage_page_set_filter   (GkUsagePage *self,

@@ -150,9 +150,11 @@ test_usage_page (void)
   g_assert_cmpstr (gtk_string_list_get_string (GTK_STRING_LIST (gtk_drop_down_get_model (keys)), 2),
                    ==, "beta");
 
-  /* All keys, the default limit of 50: rows 101–150, every 4th failed. */
+  /* All keys, the default limit of 50: rows 101–150, every 4th failed;
+   * the summary is every request of the period (all time), not the rows
+   * shown. */
   g_assert_cmpuint (n_rows (usage), ==, 50);
-  assert_summary (page, "50", "38", "12", "$0.38");
+  assert_summary (page, "150", "113", "37", "$1.13");
   {
     g_autoptr(GkUsageItem) newest = row_item (usage, 0);
     g_autoptr(GkUsageItem) failed = row_item (usage, 2);
@@ -187,11 +189,12 @@ test_usage_page (void)
     g_assert_cmpint (gk_usage_item_get_row (oldest)->key_id, ==, 2);
   }
 
-  /* alpha's newest 10: rows 111–120, of which 112, 116 and 120 failed. */
+  /* alpha's newest 10 shown: rows 111–120; the summary is all of
+   * alpha's 120 rows, every 4th failed. */
   gk_usage_page_set_filter (usage, 1, 10);
   wait_usage (usage);
   g_assert_cmpuint (n_rows (usage), ==, 10);
-  assert_summary (page, "10", "7", "3", "$0.07");
+  assert_summary (page, "120", "90", "30", "$0.90");
 
   /* A new request shows when the backend says the data changed, on top. */
   gk_usage_page_set_filter (usage, 0, 500);
@@ -216,6 +219,214 @@ test_usage_page (void)
 
     g_assert_cmpint (gk_usage_item_get_row (newest)->created_at, ==, 1773500500);
     g_assert_cmpstr (status, ==, "Rate limited (429)");
+  }
+
+  gk_usage_page_set_backend (usage, NULL);
+  gk_ui_test_finalize_object (page);
+}
+
+/* A widget of the page by its name ("period", "status", "model", …). */
+static GtkWidget *
+find_named (GtkWidget  *root,
+            const char *name)
+{
+  if (g_strcmp0 (gtk_widget_get_name (root), name) == 0)
+    return root;
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      GtkWidget *found = find_named (child, name);
+
+      if (found != NULL)
+        return found;
+    }
+  return NULL;
+}
+
+static GtkWidget *
+named (GtkWidget  *page,
+       const char *name)
+{
+  GtkWidget *widget = find_named (page, name);
+
+  /* The calendars live in the range button's popover. */
+  if (widget == NULL)
+    {
+      GtkWidget *range = find_named (page, "range");
+      GtkPopover *popover = gtk_menu_button_get_popover (GTK_MENU_BUTTON (range));
+
+      widget = find_named (GTK_WIDGET (popover), name);
+    }
+  g_assert_nonnull (widget);
+  return widget;
+}
+
+typedef struct
+{
+  GkUsagePage *page;
+  const char  *model;
+  const char  *user;
+} FilterWait;
+
+static gboolean
+filter_applied (gpointer data)
+{
+  FilterWait *w = data;
+  const GkUsageFilter *filter = gk_usage_model_get_filter (GK_USAGE_MODEL (gk_usage_page_get_model (w->page)));
+
+  return g_strcmp0 (filter->model, w->model) == 0 && g_strcmp0 (filter->user_id, w->user) == 0;
+}
+
+/* Types into the model and user entries as a user would, and waits for
+ * the (delayed) search to apply. */
+static void
+type_filters (GtkWidget  *page,
+              const char *model,
+              const char *user)
+{
+  FilterWait w = { GK_USAGE_PAGE (page), model, user };
+
+  gtk_editable_set_text (GTK_EDITABLE (named (page, "model")), model ? model : "");
+  gtk_editable_set_text (GTK_EDITABLE (named (page, "user")), user ? user : "");
+  gk_ui_test_wait (filter_applied, &w, "the typed filters");
+  wait_usage (GK_USAGE_PAGE (page));
+}
+
+static void
+select_item (GtkWidget  *page,
+             const char *name,
+             guint       position)
+{
+  gtk_drop_down_set_selected (GTK_DROP_DOWN (named (page, name)), position);
+  wait_usage (GK_USAGE_PAGE (page));
+}
+
+/* Local midnight @days_back days before today. */
+static gint64
+midnight (int days_back)
+{
+  return gk_stats_local_midnight (NULL, g_get_real_time () / G_USEC_PER_SEC, days_back);
+}
+
+/* The period drives both the cards and the list; filters by key, result,
+ * model and user; the cards sum the whole period whatever "Show" lists. */
+static void
+test_usage_period (void)
+{
+  g_autofree char *path = gk_test_db_path ();
+  g_autoptr(GkBackend) backend = NULL;
+  GtkWidget *page = NULL;
+  GkUsagePage *usage;
+  g_autofree char *sql = NULL;
+
+  {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GkDatabase) db = gk_database_open (path, NULL, &error);
+
+    g_assert_no_error (error);
+    /* Today: 12 rows from midnight on (a 1/4 of them errors, pro model
+     * on odd rows, user "ann" on rows divisible by 3); 1 s before
+     * midnight, 3 days ago, 20 days ago and 40 days ago: one row each. */
+    sql = g_strdup_printf (
+      "INSERT INTO gemini_api_keys (uuid, name, created_at, updated_at) VALUES"
+      " ('u1', 'alpha', 1, 1), ('u2', 'beta', 1, 1);"
+      "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 11)"
+      " INSERT INTO gemini_key_usage_log (key_id, model, tokens_used, cost_usd, status,"
+      " user_id, created_at) SELECT 1 + i %% 2, CASE WHEN i %% 2 = 1 THEN 'gemini-2.5-pro'"
+      " ELSE 'gemini-2.5-flash' END, 10, 0.25, CASE WHEN i %% 4 = 0 THEN 'ERROR' ELSE"
+      " 'SUCCESS' END, CASE WHEN i %% 3 = 0 THEN 'ann' ELSE 'bob' END, %" G_GINT64_FORMAT
+      " + i * 60 FROM n;"
+      "INSERT INTO gemini_key_usage_log (key_id, model, tokens_used, cost_usd, status,"
+      " user_id, created_at) VALUES"
+      " (1, 'gemini-2.5-flash', 1, 1, 'SUCCESS', 'ann', %" G_GINT64_FORMAT "),"
+      " (2, 'gemini-2.5-flash', 1, 2, 'RATE_LIMITED', 'ann', %" G_GINT64_FORMAT "),"
+      " (1, 'gemini-2.5-pro', 1, 4, 'SUCCESS', 'bob', %" G_GINT64_FORMAT "),"
+      " (1, 'gemini-2.5-pro', 1, 8, 'SUCCESS', 'bob', %" G_GINT64_FORMAT ");",
+      midnight (0), midnight (0) - 1, midnight (3) + 3600, midnight (20) + 3600,
+      midnight (40) + 3600);
+    gk_ui_test_exec_sql (db, sql);
+  }
+
+  backend = gk_ui_test_backend_new (path);
+  page = g_object_ref_sink (gk_usage_page_new ());
+  usage = GK_USAGE_PAGE (page);
+  gk_usage_page_set_backend (usage, backend);
+  wait_usage (usage);
+
+  /* All time, show 10: ten rows listed, all 16 summed. */
+  gk_usage_page_set_filter (usage, 0, 10);
+  wait_usage (usage);
+  g_assert_cmpuint (n_rows (usage), ==, 10);
+  assert_summary (page, "16", "12", "4", "$18.00");
+  g_assert_false (gtk_widget_get_visible (named (page, "range")));
+
+  /* Today starts at local midnight: the 12 rows of today, not the one a
+   * second before. "Show 10" still lists 10. */
+  select_item (page, "period", 0);
+  g_assert_cmpuint (n_rows (usage), ==, 10);
+  assert_summary (page, "12", "9", "3", "$3.00");
+  gk_usage_page_set_filter (usage, 0, 500);
+  wait_usage (usage);
+  g_assert_cmpuint (n_rows (usage), ==, 12);
+  assert_summary (page, "12", "9", "3", "$3.00");
+
+  /* Last 7 days: today, yesterday's last second and 3 days ago. */
+  select_item (page, "period", 1);
+  g_assert_cmpuint (n_rows (usage), ==, 14);
+  assert_summary (page, "14", "10", "4", "$6.00");
+  /* Last 30 days adds 20 days ago. */
+  select_item (page, "period", 2);
+  g_assert_cmpuint (n_rows (usage), ==, 15);
+  assert_summary (page, "15", "11", "4", "$10.00");
+
+  /* Key beta (odd rows of today, the rate-limited one). */
+  gk_usage_page_set_filter (usage, 2, 500);
+  wait_usage (usage);
+  g_assert_cmpuint (n_rows (usage), ==, 7);
+  assert_summary (page, "7", "6", "1", "$3.50");
+  gk_usage_page_set_filter (usage, 0, 500);
+  wait_usage (usage);
+
+  /* Errors only: today's rows 0, 4, 8. */
+  select_item (page, "status", 4);
+  g_assert_cmpuint (n_rows (usage), ==, 3);
+  assert_summary (page, "3", "0", "3", "$0.75");
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autoptr(GkUsageItem) item = row_item (usage, i);
+
+      g_assert_cmpint (gk_usage_item_get_row (item)->status, ==, GK_USAGE_ERROR);
+    }
+  select_item (page, "status", 0);
+
+  /* Model and user, typed: pro and ann in 30 days = today's rows 3 and 9. */
+  type_filters (page, "gemini-2.5-pro", "ann");
+  g_assert_cmpuint (n_rows (usage), ==, 2);
+  assert_summary (page, "2", "2", "0", "$0.50");
+  type_filters (page, NULL, "ann");
+  g_assert_cmpuint (n_rows (usage), ==, 6);
+  assert_summary (page, "6", "4", "2", "$4.00");
+  type_filters (page, NULL, NULL);
+
+  /* A custom range: from 3 days ago to yesterday (both days included). */
+  select_item (page, "period", 4);
+  g_assert_true (gtk_widget_get_visible (named (page, "range")));
+  {
+    g_autoptr(GDateTime) from = g_date_time_new_from_unix_local (midnight (3) + 3600);
+    g_autoptr(GDateTime) to = g_date_time_new_from_unix_local (midnight (1) + 3600);
+
+    gtk_calendar_select_day (GTK_CALENDAR (named (page, "from")), from);
+    wait_usage (usage);
+    gtk_calendar_select_day (GTK_CALENDAR (named (page, "to")), to);
+    wait_usage (usage);
+  }
+  g_assert_cmpuint (n_rows (usage), ==, 2);
+  assert_summary (page, "2", "1", "1", "$3.00");
+  {
+    g_autoptr(GkUsageFilter) filter = gk_usage_page_get_filter (usage);
+
+    g_assert_cmpint (filter->since, ==, midnight (3));
+    g_assert_cmpint (filter->until, ==, midnight (0));
   }
 
   gk_usage_page_set_backend (usage, NULL);
@@ -638,6 +849,7 @@ main (int   argc,
   adw_init ();
 
   g_test_add_func ("/ui/logs/usage", test_usage_page);
+  g_test_add_func ("/ui/logs/usage-period", test_usage_period);
   g_test_add_func ("/ui/logs/format-dates", test_format_dates);
   g_test_add_func ("/ui/logs/usage-empty", test_usage_empty);
   g_test_add_func ("/ui/logs/rotations", test_rotations_page);
