@@ -36,9 +36,15 @@ gk_token_free (GkToken *token)
   g_free (token);
 }
 
-static gboolean
-validate_name (const char  *name,
-               GError     **error)
+/**
+ * gk_token_validate_name:
+ *
+ * Whether @name can name a token (the rules gk_token_create() applies);
+ * sets a GK_TOKEN_ERROR_INVALID_NAME error saying why not.
+ */
+gboolean
+gk_token_validate_name (const char  *name,
+                        GError     **error)
 {
   glong n_chars;
 
@@ -131,7 +137,7 @@ gk_token_create (GkDatabase  *db,
   g_return_val_if_fail (GK_IS_DATABASE (db), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!validate_name (name, error))
+  if (!gk_token_validate_name (name, error))
     return NULL;
 
   token = new_token_text ();

@@ -34,6 +34,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (GkToken, gk_token_free)
 
 GQuark    gk_token_error_quark   (void);
 
+/* The rules for a token name (1 to 100 characters of printable text, no
+ * leading or trailing space); FALSE with GK_TOKEN_ERROR_INVALID_NAME. */
+gboolean  gk_token_validate_name (const char *name,
+                                  GError    **error);
 /* Creates a named token; returns the token text (shown once) and its id.
  * The admin token is the one named "admin". */
 char     *gk_token_create        (GkDatabase *db,

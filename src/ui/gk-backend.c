@@ -781,6 +781,144 @@ gk_backend_run_finish (GkBackend     *self,
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 
+/* Client tokens */
+
+static gpointer
+list_tokens_job (GkBackend  *backend,
+                 gpointer    data,
+                 GError    **error)
+{
+  GPtrArray *tokens = gk_token_list (backend->db, error);
+
+  if (tokens == NULL)
+    return NULL;
+  for (guint i = tokens->len; i > 0; i--)
+    {
+      GkToken *token = g_ptr_array_index (tokens, i - 1);
+
+      if (token->revoked_at != 0)
+        g_ptr_array_remove_index (tokens, i - 1);
+    }
+  return tokens;
+}
+
+void
+gk_backend_list_tokens_async (GkBackend           *self,
+                              GCancellable        *cancellable,
+                              GAsyncReadyCallback  callback,
+                              gpointer             user_data)
+{
+  g_return_if_fail (GK_IS_BACKEND (self));
+
+  gk_backend_run_async (self, list_tokens_job, NULL, NULL, (GDestroyNotify) g_ptr_array_unref,
+                        cancellable, callback, user_data);
+}
+
+GPtrArray *
+gk_backend_list_tokens_finish (GkBackend     *self,
+                               GAsyncResult  *result,
+                               GError       **error)
+{
+  return gk_backend_run_finish (self, result, error);
+}
+
+static gpointer
+create_token_job (GkBackend  *backend,
+                  gpointer    data,
+                  GError    **error)
+{
+  return gk_token_create (backend->db, data, NULL, error);
+}
+
+static void
+token_write_done_cb (GObject      *object,
+                     GAsyncResult *result,
+                     gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GkBackend *self = GK_BACKEND (object);
+  GError *error = NULL;
+  gpointer value = gk_backend_run_finish (self, result, &error);
+
+  if (value == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  gk_backend_notify_changed (self);
+  /* A created token's text is the only copy: wiped if nobody takes it. */
+  if (g_task_get_source_tag (task) == gk_backend_create_token_async)
+    g_task_return_pointer (task, value, (GDestroyNotify) gk_crypto_wipe_string);
+  else
+    g_task_return_pointer (task, value, NULL);
+}
+
+void
+gk_backend_create_token_async (GkBackend           *self,
+                               const char          *name,
+                               GCancellable        *cancellable,
+                               GAsyncReadyCallback  callback,
+                               gpointer             user_data)
+{
+  GTask *task;
+
+  g_return_if_fail (GK_IS_BACKEND (self));
+  g_return_if_fail (name != NULL);
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, gk_backend_create_token_async);
+  gk_backend_run_async (self, create_token_job, g_strdup (name), g_free,
+                        (GDestroyNotify) gk_crypto_wipe_string, cancellable,
+                        token_write_done_cb, task);
+}
+
+char *
+gk_backend_create_token_finish (GkBackend     *self,
+                                GAsyncResult  *result,
+                                GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static gpointer
+revoke_token_job (GkBackend  *backend,
+                  gpointer    data,
+                  GError    **error)
+{
+  if (!gk_token_revoke (backend->db, *(gint64 *) data, error))
+    return NULL;
+  return GINT_TO_POINTER (TRUE);
+}
+
+void
+gk_backend_revoke_token_async (GkBackend           *self,
+                               gint64               id,
+                               GCancellable        *cancellable,
+                               GAsyncReadyCallback  callback,
+                               gpointer             user_data)
+{
+  GTask *task;
+
+  g_return_if_fail (GK_IS_BACKEND (self));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, gk_backend_revoke_token_async);
+  gk_backend_run_async (self, revoke_token_job, g_memdup2 (&id, sizeof id), g_free, NULL,
+                        cancellable, token_write_done_cb, task);
+}
+
+gboolean
+gk_backend_revoke_token_finish (GkBackend     *self,
+                                GAsyncResult  *result,
+                                GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_pointer (G_TASK (result), error) != NULL;
+}
+
 void
 gk_backend_set_setting_async (GkBackend           *self,
                               const char          *key,

@@ -100,6 +100,35 @@ gboolean    gk_backend_set_setting_finish (GkBackend           *self,
                                            GAsyncResult        *result,
                                            GError             **error);
 
+/* The gateway's client tokens (gk-token-store), each call in a worker
+ * thread. The list holds the live tokens only (GkToken, oldest first).
+ * The created token's text is returned once: wipe it with
+ * gk_crypto_wipe_string() when it is no longer shown. Create and revoke
+ * emit "changed" when they succeed. */
+void        gk_backend_list_tokens_async   (GkBackend           *self,
+                                            GCancellable        *cancellable,
+                                            GAsyncReadyCallback  callback,
+                                            gpointer             user_data);
+GPtrArray  *gk_backend_list_tokens_finish  (GkBackend           *self,
+                                            GAsyncResult        *result,
+                                            GError             **error);
+void        gk_backend_create_token_async  (GkBackend           *self,
+                                            const char          *name,
+                                            GCancellable        *cancellable,
+                                            GAsyncReadyCallback  callback,
+                                            gpointer             user_data);
+char       *gk_backend_create_token_finish (GkBackend           *self,
+                                            GAsyncResult        *result,
+                                            GError             **error);
+void        gk_backend_revoke_token_async  (GkBackend           *self,
+                                            gint64               id,
+                                            GCancellable        *cancellable,
+                                            GAsyncReadyCallback  callback,
+                                            gpointer             user_data);
+gboolean    gk_backend_revoke_token_finish (GkBackend           *self,
+                                            GAsyncResult        *result,
+                                            GError             **error);
+
 /* The in-process gateway (FALSE when the gateway is not built in). */
 gboolean    gk_backend_has_gateway         (void);
 gboolean    gk_backend_start_gateway       (GkBackend           *self,

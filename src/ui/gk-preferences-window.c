@@ -9,6 +9,7 @@
 
 #include "gk-notifier.h"
 #include "gk-preferences-window.h"
+#include "gk-tokens-group.h"
 
 struct _GkPreferencesWindow
 {
@@ -30,6 +31,7 @@ struct _GkPreferencesWindow
   GtkWidget            *gateway_row;
   GtkWidget            *gateway_switch;
   GtkWidget            *port_spin;
+  GtkWidget            *tokens_group;
   GtkWidget            *retention_row;
   GtkStringList        *retention_model;
   GtkWidget            *compact_row;
@@ -78,8 +80,13 @@ static void
 update_gateway_row (GkPreferencesWindow *self)
 {
   g_autofree char *subtitle = NULL;
+  gboolean running = gk_backend_get_gateway_running (self->backend);
 
-  if (gk_backend_get_gateway_running (self->backend))
+  gk_tokens_group_set_port (GK_TOKENS_GROUP (self->tokens_group),
+                            running ? gk_backend_get_gateway_port (self->backend)
+                                    : (guint) gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (self->port_spin)),
+                            running);
+  if (running)
     /* Translators: %u is a TCP port. */
     subtitle = g_strdup_printf (_("Listening on http://127.0.0.1:%u"),
                                 gk_backend_get_gateway_port (self->backend));
@@ -241,6 +248,8 @@ port_changed_cb (GkPreferencesWindow *self)
   write_setting (self, GK_SETTING_GATEWAY_PORT, value);
   if (gk_backend_get_gateway_running (self->backend))
     apply_gateway (self);
+  else
+    update_gateway_row (self);
 }
 
 static void
@@ -417,6 +426,10 @@ gk_preferences_window_dispose (GObject *object)
   GkPreferencesWindow *self = GK_PREFERENCES_WINDOW (object);
 
   g_cancellable_cancel (self->cancellable);
+  /* The list lets go of the backend with the window, whatever still holds
+   * the list itself. */
+  if (self->tokens_group != NULL)
+    gk_tokens_group_set_backend (GK_TOKENS_GROUP (self->tokens_group), NULL);
   gtk_widget_dispose_template (GTK_WIDGET (self), GK_TYPE_PREFERENCES_WINDOW);
   g_clear_object (&self->backend);
 
@@ -442,6 +455,7 @@ gk_preferences_window_class_init (GkPreferencesWindowClass *klass)
   object_class->dispose = gk_preferences_window_dispose;
   object_class->finalize = gk_preferences_window_finalize;
 
+  g_type_ensure (GK_TYPE_TOKENS_GROUP);
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/io/github/geminikeys/GeminiKeys/ui/gk-preferences-window.ui");
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, threshold_spin);
@@ -468,6 +482,7 @@ gk_preferences_window_class_init (GkPreferencesWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, gateway_row);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, gateway_switch);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, port_spin);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, tokens_group);
   gtk_widget_class_bind_template_callback (widget_class, threshold_changed_cb);
   gtk_widget_class_bind_template_callback (widget_class, timezone_selected_cb);
   gtk_widget_class_bind_template_callback (widget_class, notifications_changed_cb);
@@ -490,6 +505,7 @@ gk_preferences_window_init (GkPreferencesWindow *self)
   gtk_widget_init_template (GTK_WIDGET (self));
 
   gtk_widget_set_visible (self->gateway_group, gk_backend_has_gateway ());
+  gtk_widget_set_visible (self->tokens_group, gk_backend_has_gateway ());
 }
 
 /* The kinds of alert are UI preferences, kept in GSettings; without the
@@ -521,6 +537,7 @@ gk_preferences_window_new (GtkWindow *parent,
                        "transient-for", parent,
                        NULL);
   self->backend = g_object_ref (backend);
+  gk_tokens_group_set_backend (GK_TOKENS_GROUP (self->tokens_group), backend);
   bind_alert_switches (self);
   if (parent != NULL)
     g_signal_connect_object (parent, "destroy", G_CALLBACK (parent_destroyed_cb), self,
