@@ -716,6 +716,13 @@ key_import (GkCli  *cli,
   if (store == NULL)
     return GK_CLI_ERROR;
 
+  /* Reading the database's own files here would drop this process's
+   * locks on them (close() drops every lock of the process on a file). */
+  if (!g_str_equal (argv[1], "-")
+      && gk_database_is_own_file (gk_cli_get_database (cli), argv[1]))
+    return gk_cli_error (cli, _("“%s” is the database itself: import from another file."),
+                         argv[1]);
+
   text = read_import_text (argv[1], &len, &error);
   if (text == NULL)
     return gk_cli_gerror (cli, error);

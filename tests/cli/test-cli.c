@@ -1285,6 +1285,14 @@ test_key_import (Fixture       *f,
     g_auto(Run) run = RUN (f, "\n# nothing\n", "key", "import", "-");
     assert_error (&run);
   }
+  /* Never from the database's own files: reading them would drop the
+   * command's locks on them. */
+  {
+    g_auto(Run) run = RUN (f, NULL, "key", "import", db_path);
+
+    assert_error (&run);
+    g_assert_nonnull (strstr (run.err, "database itself"));
+  }
 }
 
 /* `key show` gives each quota's next reset in the local zone (here Ho Chi
