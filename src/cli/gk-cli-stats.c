@@ -701,10 +701,13 @@ gk_cli_cmd_export (GkCli  *cli,
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *path = NULL;
+  g_autofree char *xlsx_path = NULL;
   g_autofree char *what = NULL;
   const GOptionEntry entries[] = {
     { "csv", 0, 0, G_OPTION_ARG_FILENAME, &path,
       N_("Write CSV to FILE (“-” for standard output)"), N_("FILE") },
+    { "xlsx", 0, 0, G_OPTION_ARG_FILENAME, &xlsx_path,
+      N_("Write an Excel workbook (.xlsx) to FILE"), N_("FILE") },
     { "table", 0, 0, G_OPTION_ARG_STRING, &what,
       N_("usage (default), rotations or keys (masked)"), N_("TABLE") },
     G_OPTION_ENTRY_NULL
@@ -718,10 +721,10 @@ gk_cli_cmd_export (GkCli  *cli,
 
   status = gk_cli_parse_options (cli, "",
                                  _("Exports the whole usage log (or the rotation log, or the "
-                                   "keys, masked) as CSV."),
+                                   "keys, masked) as CSV or as an Excel workbook."),
                                  entries, 0, 0, &argc, &argv);
-  if (status == GK_CLI_OK && path == NULL)
-    status = gk_cli_usage_error (cli, _("“export” needs --csv FILE"));
+  if (status == GK_CLI_OK && (path == NULL) == (xlsx_path == NULL))
+    status = gk_cli_usage_error (cli, _("“export” needs either --csv FILE or --xlsx FILE"));
   if (status == GK_CLI_OK && what != NULL && !g_str_equal (what, "usage") &&
       !g_str_equal (what, "rotations") && !g_str_equal (what, "keys"))
     status = gk_cli_usage_error (cli, _("Unknown table “%s”: use usage, rotations or keys"),
@@ -735,7 +738,10 @@ gk_cli_cmd_export (GkCli  *cli,
 
   /* Written by rename over the target: over the database itself, that
    * would destroy it under every connection. */
-  if (!g_str_equal (path, "-") && gk_database_is_own_file (db, path))
+  if (xlsx_path != NULL && gk_database_is_own_file (db, xlsx_path))
+    return gk_cli_error (cli, _("“%s” is the database itself: export to another file."),
+                         xlsx_path);
+  if (path != NULL && !g_str_equal (path, "-") && gk_database_is_own_file (db, path))
     return gk_cli_error (cli, _("“%s” is the database itself: export to another file."), path);
 
   /* Listing keys goes through the key store, which needs the master key. */
@@ -746,16 +752,37 @@ gk_cli_cmd_export (GkCli  *cli,
         return GK_CLI_ERROR;
     }
 
-  if (!export_sink_open (&sink, path, &error))
-    return gk_cli_gerror (cli, error);
-  if (what == NULL || g_str_equal (what, "usage"))
-    ok = export_usage (db, &sink, &n_rows, &error);
-  else if (g_str_equal (what, "rotations"))
-    ok = export_rotations (db, sink.buffer, &n_rows, &error);
+  if (xlsx_path != NULL)
+    {
+      guint64 n = 0;
+
+      if (what == NULL || g_str_equal (what, "usage"))
+        {
+          gk_database_stop_mmap (db);
+          ok = gk_export_usage_xlsx (db, NULL, xlsx_path, NULL, NULL, NULL, &n, &error);
+        }
+      else if (g_str_equal (what, "rotations"))
+        ok = gk_export_rotations_xlsx (db, xlsx_path, &n, &error);
+      else
+        ok = gk_export_keys_xlsx (store, xlsx_path, &n, &error);
+      if (!ok)
+        return gk_cli_gerror (cli, error);
+      n_rows = (guint) MIN (n, G_MAXUINT);
+      path = g_steal_pointer (&xlsx_path);
+    }
   else
-    ok = export_keys (store, sink.buffer, &n_rows, &error);
-  if (!export_sink_close (&sink, ok, ok ? &error : NULL))
-    return gk_cli_gerror (cli, error);
+    {
+      if (!export_sink_open (&sink, path, &error))
+        return gk_cli_gerror (cli, error);
+      if (what == NULL || g_str_equal (what, "usage"))
+        ok = export_usage (db, &sink, &n_rows, &error);
+      else if (g_str_equal (what, "rotations"))
+        ok = export_rotations (db, sink.buffer, &n_rows, &error);
+      else
+        ok = export_keys (store, sink.buffer, &n_rows, &error);
+      if (!export_sink_close (&sink, ok, ok ? &error : NULL))
+        return gk_cli_gerror (cli, error);
+    }
 
   if (g_str_equal (path, "-"))
     return GK_CLI_OK;

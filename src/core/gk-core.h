@@ -9,6 +9,7 @@
 #include "gk-clock.h"
 #include "gk-crypto.h"
 #include "gk-database.h"
+#include "gk-export.h"
 #include "gk-hardening.h"
 #include "gk-i18n.h"
 #include "gk-json.h"

@@ -1002,6 +1002,95 @@ test_tokens (Fixture       *f,
   }
 }
 
+/* Runs tests/cli/check-xlsx.py on @path: header, frozen row, row count
+ * and the cell types of the first data row. */
+static void
+check_xlsx (const char *path,
+            const char *header,
+            const char *rows,
+            const char *types)
+{
+  g_autofree char *script = g_test_build_filename (G_TEST_DIST, "check-xlsx.py", NULL);
+  const char *argv[] = { "python3", script, path, header, rows, types, NULL };
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_autoptr(GError) error = NULL;
+  int status = 0;
+
+  g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &err,
+                &status, &error);
+  g_assert_no_error (error);
+  if (!g_spawn_check_wait_status (status, NULL))
+    g_error ("%s: %s", path, err);
+  g_assert_cmpstr (out, ==, "ok\n");
+}
+
+static void
+test_export_xlsx (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autofree char *key = make_key (11);
+  g_autofree char *usage = g_build_filename (f->dir, "usage.xlsx", NULL);
+  g_autofree char *rotations = g_build_filename (f->dir, "rotations.xlsx", NULL);
+  g_autofree char *keys = g_build_filename (f->dir, "keys.xlsx", NULL);
+  g_autofree char *sheet = NULL;
+  const char *usage_header = "id,time_utc,key_id,key_name,model,status,http_status,"
+                             "tokens_used,prompt_tokens,output_tokens,cost_usd,priced,user_id,"
+                             "latency_ms,error_message";
+
+  add_key (f, "Sheet <&> key", key, "5");
+  RUN_OK (f, NULL, "track", "--key", "1", "--model", "gemini-2.5-pro", "--status",
+          "rate_limited", "--http-status", "429");
+  RUN_OK (f, NULL, "track", "--key", "1", "--model", "gemini-2.5-pro", "--status", "success",
+          "--prompt-tokens", "1000", "--output-tokens", "10", "--user", "bob");
+  RUN_OK (f, NULL, "key", "rotate", "1");
+
+  {
+    g_auto(Run) run = RUN (f, NULL, "export", "--xlsx", usage);
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_nonnull (strstr (run.out, "Exported 2 rows"));
+  }
+  /* Newest first: the success with its user, numbers as numbers, the
+   * time as a date, the cost as currency, "priced" a boolean. */
+  check_xlsx (usage, usage_header, "2", "n,d,n,s,s,s,-,n,n,n,m,b,s,n,-");
+  /* Nothing left beside it. */
+  {
+    g_autofree char *part = g_strconcat (usage, ".part", NULL);
+
+    g_assert_false (g_file_test (part, G_FILE_TEST_EXISTS));
+  }
+
+  RUN_OK (f, NULL, "export", "--xlsx", rotations, "--table", "rotations");
+  check_xlsx (rotations, "id,time_utc,from_key_id,from_key_name,to_key_id,to_key_name,reason,"
+                         "triggered_by", "2", "n,d,n,s,-,-,s,s");
+
+  RUN_OK (f, NULL, "export", "--xlsx", keys, "--table", "keys");
+  check_xlsx (keys, "id,name,key_hint,project,status,priority,is_default,monthly_budget_usd,"
+                    "month_cost_usd,created_utc,last_used_utc", "1", "n,s,s,-,s,n,b,-,m,d,-");
+  /* Masked: the tail only, never the key (the name is escaped XML). */
+  {
+    const char *argv[] = { "unzip", "-p", keys, "xl/worksheets/sheet1.xml", NULL };
+    g_autoptr(GError) error = NULL;
+    int status = 0;
+
+    g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL,
+                  NULL, NULL, &sheet, NULL, &status, &error);
+    g_assert_no_error (error);
+    if (g_spawn_check_wait_status (status, NULL))
+      {
+        g_assert_null (strstr (sheet, key));
+        g_assert_nonnull (strstr (sheet, key + strlen (key) - 4));
+        g_assert_nonnull (strstr (sheet, "Sheet &lt;&amp;&gt; key"));
+      }
+  }
+
+  /* One output only. */
+  {
+    g_auto(Run) run = RUN (f, NULL, "export", "--xlsx", usage, "--csv", "-");
+    g_assert_cmpint (run.status, !=, 0);
+  }
+}
+
 static void
 test_export_csv (Fixture       *f,
                  gconstpointer  data)
@@ -1882,6 +1971,7 @@ main (int    argc,
   ADD ("/cli/quotas-reset-without-master-key", test_quotas_reset_without_master_key);
   ADD ("/cli/tokens", test_tokens);
   ADD ("/cli/export-csv", test_export_csv);
+  ADD ("/cli/export-xlsx", test_export_xlsx);
   ADD ("/cli/db-compact", test_db_compact);
   ADD ("/cli/key-import", test_key_import);
   ADD ("/cli/key-show-reset-local", test_key_show_reset_local);
