@@ -429,6 +429,38 @@ test_usage_period (void)
     g_assert_cmpint (filter->until, ==, midnight (0));
   }
 
+  /* Export the period and filters shown (the two rows of the range) as a
+   * workbook, off the main thread; then open it and check its cells. */
+  {
+    g_autofree char *dir = g_path_get_dirname (path);
+    g_autofree char *xlsx = g_build_filename (dir, "usage-export.xlsx", NULL);
+    g_autofree char *script = g_build_filename (g_getenv ("GEMINI_KEYS_SOURCE_ROOT"), "tests",
+                                                "cli", "check-xlsx.py", NULL);
+    const char *argv[] = { "python3", script, xlsx,
+                           "id,time_utc,key_id,key_name,model,status,http_status,tokens_used,"
+                           "prompt_tokens,output_tokens,cost_usd,priced,user_id,latency_ms,"
+                           "error_message", "2", "n,d,n,s,s,s,-,n,n,n,m,b,s,n,-", NULL };
+    g_autofree char *out = NULL;
+    g_autofree char *err = NULL;
+    g_autoptr(GError) error = NULL;
+    int status = 0;
+
+    g_assert_true (gtk_widget_get_sensitive (named (page, "export")));
+    gk_usage_page_export (usage, xlsx);
+    g_assert_true (gk_usage_page_get_exporting (usage));
+    g_assert_false (gtk_widget_get_sensitive (named (page, "export")));
+    while (gk_usage_page_get_exporting (usage))
+      g_main_context_iteration (NULL, TRUE);
+    g_assert_cmpstr (gk_usage_page_get_export_message (usage), ==, "Exported 2 rows");
+    g_assert_true (gtk_widget_get_sensitive (named (page, "export")));
+    g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &err,
+                  &status, &error);
+    g_assert_no_error (error);
+    if (!g_spawn_check_wait_status (status, NULL))
+      g_error ("%s", err);
+    g_assert_cmpstr (out, ==, "ok\n");
+  }
+
   gk_usage_page_set_backend (usage, NULL);
   gk_ui_test_finalize_object (page);
 }
