@@ -461,6 +461,31 @@ test_usage_period (void)
     g_assert_cmpstr (out, ==, "ok\n");
   }
 
+  /* Cancel: 50,000 more rows, cancelled at once; no file is left. */
+  {
+    g_autofree char *dir = g_path_get_dirname (path);
+    g_autofree char *xlsx = g_build_filename (dir, "cancelled.xlsx", NULL);
+    g_autofree char *part = g_strconcat (xlsx, ".part", NULL);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GkDatabase) db = gk_database_open (path, NULL, &error);
+
+    g_assert_no_error (error);
+    gk_ui_test_exec_sql (db,
+              "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000)"
+              " INSERT INTO gemini_key_usage_log (key_id, model, status, created_at)"
+              " SELECT 1, 'gemini-2.5-flash', 'SUCCESS', 1773500000 + i FROM n;");
+    select_item (page, "period", 3);
+    gk_usage_page_export (usage, xlsx);
+    g_assert_true (gtk_widget_get_visible (gtk_widget_get_parent (named (page, "export-cancel"))));
+    g_signal_emit_by_name (named (page, "export-cancel"), "clicked");
+    while (gk_usage_page_get_exporting (usage))
+      g_main_context_iteration (NULL, TRUE);
+    g_assert_cmpstr (gk_usage_page_get_export_message (usage), ==, "Export cancelled");
+    g_assert_false (g_file_test (xlsx, G_FILE_TEST_EXISTS));
+    g_assert_false (g_file_test (part, G_FILE_TEST_EXISTS));
+    g_assert_false (gtk_widget_get_visible (gtk_widget_get_parent (named (page, "export-cancel"))));
+  }
+
   gk_usage_page_set_backend (usage, NULL);
   gk_ui_test_finalize_object (page);
 }
