@@ -77,14 +77,15 @@ gk_redact_keys (const char *text)
 
 /* --- JSON helpers ------------------------------------------------------- */
 
-/* Bounds json-glib's recursion: returns FALSE when brackets outside strings
- * nest deeper than MAX_JSON_DEPTH. */
-static gboolean
-json_depth_ok (const char *text,
-               gsize       len)
+gboolean
+gk_json_depth_ok (const char *text,
+                  gsize       len,
+                  guint       max_depth)
 {
   gboolean in_string = FALSE;
   guint depth = 0;
+
+  g_return_val_if_fail (text != NULL || len == 0, FALSE);
 
   for (gsize i = 0; i < len; i++)
     {
@@ -106,7 +107,7 @@ json_depth_ok (const char *text,
           break;
         case '{':
         case '[':
-          if (++depth > MAX_JSON_DEPTH)
+          if (++depth > max_depth)
             return FALSE;
           break;
         case '}':
@@ -135,7 +136,7 @@ parse_json (const char *text,
   /* Also rejects embedded NULs, which json-glib would stop at silently. */
   if (!g_utf8_validate (text, (gssize) len, NULL))
     return NULL;
-  if (!json_depth_ok (text, len))
+  if (!gk_json_depth_ok (text, len, MAX_JSON_DEPTH))
     return NULL;
 
   parser = json_parser_new_immutable ();

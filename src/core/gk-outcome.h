@@ -51,4 +51,10 @@ gboolean gk_usage_parse         (const char    *json,
 /* A copy of @text with every AIza… and AQ.… key replaced by a mask. */
 char    *gk_redact_keys         (const char    *text);
 
+/* Whether JSON brackets outside strings in @text nest at most @max_depth
+ * deep: a fast scan to run before json-glib, whose parser recurses. */
+gboolean gk_json_depth_ok       (const char    *text,
+                                 gsize          len,
+                                 guint          max_depth);
+
 G_END_DECLS

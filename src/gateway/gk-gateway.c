@@ -37,6 +37,7 @@
 
 #include "gk-gateway.h"
 #include "gk-gateway-private.h"
+#include "gk-outcome.h"
 #include "gk-redact.h"
 #include "gk-request.h"
 #include "gk-upstream.h"
@@ -2465,8 +2466,8 @@ server_handler_cb (SoupServer        *server,
   /* The bodies the gateway parses itself: json-glib recurses once per
    * level, so a deep one would overflow the stack. */
   if ((is_admin || strstr (path, "/openai/") != NULL) && state->body != NULL &&
-      !gk_request_json_depth_ok ((const char *) state->body->data, state->body->len,
-                                 GK_REQUEST_MAX_JSON_DEPTH))
+      !gk_json_depth_ok ((const char *) state->body->data, state->body->len,
+                         GK_REQUEST_MAX_JSON_DEPTH))
     {
       gk_gateway_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT",
                                 "The JSON body nests too deeply.");

@@ -60,10 +60,5 @@ void     gk_upstream_request_clear  (GkUpstreamRequest  *request);
  * safe to log. */
 char    *gk_request_escape_for_log  (const char         *text);
 
-/* Whether JSON brackets outside strings in @data nest at most @max_depth
- * deep: a fast scan to run before a recursive parser. */
-gboolean gk_request_json_depth_ok   (const char         *data,
-                                     gsize               len,
-                                     guint               max_depth);
 
 G_END_DECLS

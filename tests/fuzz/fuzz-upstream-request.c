@@ -29,6 +29,7 @@
 #include <libsoup/soup.h>
 
 #include "fuzz-common.h"
+#include "gk-outcome.h"
 #include "gk-redact.h"
 #include "gk-request.h"
 
@@ -250,7 +251,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
       gsize len;
       const char *raw = g_bytes_get_data (body, &len);
 
-      gk_request_json_depth_ok (raw, len, GK_REQUEST_MAX_JSON_DEPTH);
+      gk_json_depth_ok (raw, len, GK_REQUEST_MAX_JSON_DEPTH);
     }
   check_redaction (body, size > 0 ? (gsize) data[0] * 31 + size / 2 : 0);
   return 0;
