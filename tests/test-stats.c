@@ -1400,7 +1400,8 @@ test_rollup_upgrade (Fixture       *fixture,
   g_autoptr(GkDatabase) upgraded = NULL;
   g_auto(GStrv) created = NULL;
   const char *const rollup_tables[] = { "usage_rollup_total", "usage_rollup_model",
-                                        "usage_rollup_user", "usage_rollup_facet", NULL };
+                                        "usage_rollup_user", "usage_rollup_facet", "audit_log",
+                                        NULL };
 
   /* Back to schema version 1, history and all. */
   g_assert_true (gk_database_exec (db,
@@ -1409,6 +1410,7 @@ test_rollup_upgrade (Fixture       *fixture,
                                    " DROP TABLE usage_rollup_model;"
                                    " DROP TABLE usage_rollup_user;"
                                    " DROP TABLE usage_rollup_facet;"
+                                   " DROP TABLE audit_log;"
                                    " DELETE FROM meta WHERE key = 'rollup_max_id';"
                                    " DROP INDEX gemini_key_usage_log_key;"
                                    " CREATE INDEX gemini_key_usage_log_created"
@@ -1425,7 +1427,7 @@ test_rollup_upgrade (Fixture       *fixture,
   g_assert_true (gk_database_migrate (upgraded, &created, &error));
   g_assert_no_error (error);
   g_assert_cmpstrv (created, rollup_tables);
-  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 5);
+  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 6);
   assert_rollup_exact (upgraded);
   assert_filters_match_rows (upgraded, key, GK_TEST_EPOCH);
   assert_dashboard_matches_log (upgraded, 30);

@@ -420,8 +420,12 @@ master_key_export (GkCli  *cli,
   if (master_key == NULL)
     return GK_CLI_ERROR;
 
+  /* The secret store writes files without a database; the export is
+   * recorded here, its only caller. */
   if (!gk_secret_store_export_file_full (gk_cli_get_secret_store (cli), master_key, argv[1],
-                                         force, &error))
+                                         force, &error) ||
+      !gk_audit_record (gk_cli_get_database (cli), GK_AUDIT_MASTER_KEY_EXPORT, 0, NULL,
+                        argv[1], &error))
     return gk_cli_gerror (cli, error);
 
   message = g_strdup_printf (_("Wrote the master key to %s. Keep it as safe as the keys "

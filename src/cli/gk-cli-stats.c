@@ -34,6 +34,10 @@ static const char *const rotation_columns[] = {
   "created_at",
 };
 
+static const char *const audit_columns[] = {
+  "id", "created_at", "actor", "action", "target_id", "target", "summary",
+};
+
 static const char *const key_columns[] = {
   "id", "name", "key_hint", "project", "status", "priority", "is_default",
   "monthly_budget_usd", "month_cost_usd", "created_at", "last_used_at",
@@ -145,6 +149,23 @@ rotation_row_csv (GString             *out,
   gk_cli_csv_append (out, gk_rotation_reason_to_string (row->reason), FALSE);
   gk_cli_csv_append (out, row->triggered_by, FALSE);
   gk_cli_csv_append (out, created, TRUE);
+}
+
+static void
+audit_row_csv (GString          *out,
+               const GkAuditRow *row)
+{
+  g_autofree char *id = format_int (row->id);
+  g_autofree char *created = csv_time (row->created_at);
+  g_autofree char *target_id = row->target_id > 0 ? format_int (row->target_id) : NULL;
+
+  gk_cli_csv_append (out, id, FALSE);
+  gk_cli_csv_append (out, created, FALSE);
+  gk_cli_csv_append (out, row->actor, FALSE);
+  gk_cli_csv_append (out, gk_audit_action_to_string (row->action), FALSE);
+  gk_cli_csv_append (out, target_id, FALSE);
+  gk_cli_csv_append (out, row->target, FALSE);
+  gk_cli_csv_append (out, row->summary, TRUE);
 }
 
 static void
@@ -348,6 +369,70 @@ gk_cli_cmd_rotations (GkCli  *cli,
           printf (_("Rotations: %" PRId64 " (%" PRId64 " manual, %" PRId64 " automatic)\n"),
                   all, manual, automatic);
         }
+    }
+  return GK_CLI_OK;
+}
+
+int
+gk_cli_cmd_audit (GkCli  *cli,
+                  int     argc,
+                  char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) rows = NULL;
+  int limit = DEFAULT_LIMIT;
+  const GOptionEntry entries[] = {
+    { "limit", 'n', 0, G_OPTION_ARG_INT, &limit, N_("How many rows (default 50)"), N_("N") },
+    G_OPTION_ENTRY_NULL
+  };
+  GkDatabase *db;
+  int status;
+
+  status = gk_cli_parse_options (cli, "",
+                                 _("Shows the audit log (who changed what), newest first."),
+                                 entries, 0, 0, &argc, &argv);
+  if (status == GK_CLI_OK)
+    status = check_limit (cli, limit);
+  if (status != GK_CLI_OK)
+    return status;
+
+  db = gk_cli_get_database (cli);
+  if (db == NULL)
+    return GK_CLI_ERROR;
+
+  rows = gk_audit_list (db, (guint) limit, 0, &error);
+  if (rows == NULL)
+    return gk_cli_gerror (cli, error);
+
+  if (gk_cli_json (cli))
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+      json_builder_begin_array (builder);
+      for (guint i = 0; i < rows->len; i++)
+        gk_json_add_audit_row (builder, rows->pdata[i]);
+      json_builder_end_array (builder);
+      gk_cli_print_json (cli, builder);
+    }
+  else if (rows->len == 0)
+    printf ("%s\n", _("No actions recorded yet."));
+  else
+    {
+      g_autoptr(GkCliTable) table = gk_cli_table_new (_("ID"), _("TIME"), _("BY"), _("ACTION"),
+                                                      _("TARGET"), _("DETAILS"), NULL);
+
+      for (guint i = 0; i < rows->len; i++)
+        {
+          const GkAuditRow *row = rows->pdata[i];
+          g_autofree char *id = format_int (row->id);
+          g_autofree char *time = gk_cli_format_time (row->created_at);
+
+          gk_cli_table_add_row (table, id, time, row->actor,
+                                gk_audit_action_get_label (row->action),
+                                row->target ? row->target : "",
+                                row->summary ? row->summary : "");
+        }
+      gk_cli_table_print (table);
     }
   return GK_CLI_OK;
 }
@@ -677,6 +762,28 @@ export_rotations (GkDatabase  *db,
 }
 
 static gboolean
+export_audit (GkDatabase  *db,
+              GString     *out,
+              guint       *n_rows,
+              GError     **error)
+{
+  g_autoptr(GPtrArray) rows = NULL;
+  gint64 count = gk_audit_count (db, error);
+
+  if (count < 0)
+    return FALSE;
+  rows = gk_audit_list (db, (guint) MIN (count, G_MAXUINT), 0, error);
+  if (rows == NULL)
+    return FALSE;
+
+  csv_header (out, audit_columns, G_N_ELEMENTS (audit_columns));
+  for (guint i = 0; i < rows->len; i++)
+    audit_row_csv (out, rows->pdata[i]);
+  *n_rows = rows->len;
+  return TRUE;
+}
+
+static gboolean
 export_keys (GkKeyStore  *store,
              GString     *out,
              guint       *n_rows,
@@ -709,7 +816,7 @@ gk_cli_cmd_export (GkCli  *cli,
     { "xlsx", 0, 0, G_OPTION_ARG_FILENAME, &xlsx_path,
       N_("Write an Excel workbook (.xlsx) to FILE"), N_("FILE") },
     { "table", 0, 0, G_OPTION_ARG_STRING, &what,
-      N_("usage (default), rotations or keys (masked)"), N_("TABLE") },
+      N_("usage (default), rotations, audit or keys (masked)"), N_("TABLE") },
     G_OPTION_ENTRY_NULL
   };
   GkDatabase *db;
@@ -720,14 +827,16 @@ gk_cli_cmd_export (GkCli  *cli,
   int status;
 
   status = gk_cli_parse_options (cli, "",
-                                 _("Exports the whole usage log (or the rotation log, or the "
-                                   "keys, masked) as CSV or as an Excel workbook."),
+                                 _("Exports the whole usage log (or the rotation log, the audit "
+                                   "log or the keys, masked) as CSV or as an Excel workbook."),
                                  entries, 0, 0, &argc, &argv);
   if (status == GK_CLI_OK && (path == NULL) == (xlsx_path == NULL))
     status = gk_cli_usage_error (cli, _("“export” needs either --csv FILE or --xlsx FILE"));
   if (status == GK_CLI_OK && what != NULL && !g_str_equal (what, "usage") &&
-      !g_str_equal (what, "rotations") && !g_str_equal (what, "keys"))
-    status = gk_cli_usage_error (cli, _("Unknown table “%s”: use usage, rotations or keys"),
+      !g_str_equal (what, "rotations") && !g_str_equal (what, "audit") &&
+      !g_str_equal (what, "keys"))
+    status = gk_cli_usage_error (cli,
+                                 _("Unknown table “%s”: use usage, rotations, audit or keys"),
                                  what);
   if (status != GK_CLI_OK)
     return status;
@@ -763,6 +872,8 @@ gk_cli_cmd_export (GkCli  *cli,
         }
       else if (g_str_equal (what, "rotations"))
         ok = gk_export_rotations_xlsx (db, xlsx_path, &n, &error);
+      else if (g_str_equal (what, "audit"))
+        ok = gk_export_audit_xlsx (db, xlsx_path, &n, &error);
       else
         ok = gk_export_keys_xlsx (store, xlsx_path, &n, &error);
       if (!ok)
@@ -778,9 +889,12 @@ gk_cli_cmd_export (GkCli  *cli,
         ok = export_usage (db, &sink, &n_rows, &error);
       else if (g_str_equal (what, "rotations"))
         ok = export_rotations (db, sink.buffer, &n_rows, &error);
+      else if (g_str_equal (what, "audit"))
+        ok = export_audit (db, sink.buffer, &n_rows, &error);
       else
         ok = export_keys (store, sink.buffer, &n_rows, &error);
-      if (!export_sink_close (&sink, ok, ok ? &error : NULL))
+      if (!export_sink_close (&sink, ok, ok ? &error : NULL) ||
+          !gk_audit_record_export (db, what != NULL ? what : "usage", path, n_rows, &error))
         return gk_cli_gerror (cli, error);
     }
 

@@ -48,6 +48,7 @@ static const GkCliCommand commands[] = {
   { "track",      gk_cli_cmd_track,      N_("Record one use of a key") },
   { "usage",      gk_cli_cmd_usage,      N_("Show the usage log") },
   { "rotations",  gk_cli_cmd_rotations,  N_("Show the rotation log") },
+  { "audit",      gk_cli_cmd_audit,      N_("Show the audit log of administrative actions") },
   { "dashboard",  gk_cli_cmd_dashboard,  N_("Show the dashboard’s figures") },
   { "quotas",     gk_cli_cmd_quotas,     N_("Reset quotas") },
   { "token",      gk_cli_cmd_token,      N_("Manage the gateway’s client tokens") },

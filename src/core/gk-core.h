@@ -6,6 +6,7 @@
 
 #include "gk-types.h"
 #include "gk-alerts.h"
+#include "gk-audit.h"
 #include "gk-clock.h"
 #include "gk-crypto.h"
 #include "gk-database.h"

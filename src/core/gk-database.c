@@ -10,6 +10,7 @@
 #include <glib/gstdio.h>
 #include <sys/stat.h>
 
+#include "gk-audit.h"
 #include "gk-clock.h"
 #include "gk-database-private.h"
 
@@ -291,12 +292,33 @@ static const MigrationStep migration_5[] = {
     " END" },
 };
 
+/* Version 6: the audit log (gk-audit.h), append-only: triggers refuse
+ * edits and deletions, and retention leaves it alone. */
+static const MigrationStep migration_6[] = {
+  { "audit_log",
+    "CREATE TABLE audit_log ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " created_at INTEGER NOT NULL,"
+    " actor TEXT NOT NULL,"
+    " action TEXT NOT NULL,"
+    " target_id INTEGER,"
+    " target TEXT,"
+    " summary TEXT)" },
+  { NULL,
+    "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log"
+    " BEGIN SELECT RAISE (ABORT, 'the audit log is append-only'); END" },
+  { NULL,
+    "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log"
+    " BEGIN SELECT RAISE (ABORT, 'the audit log is append-only'); END" },
+};
+
 static const Migration migrations[] = {
   { migration_1, G_N_ELEMENTS (migration_1) },
   { migration_2, G_N_ELEMENTS (migration_2) },
   { migration_3, G_N_ELEMENTS (migration_3) },
   { migration_4, G_N_ELEMENTS (migration_4) },
   { migration_5, G_N_ELEMENTS (migration_5) },
+  { migration_6, G_N_ELEMENTS (migration_6) },
 };
 
 #define SCHEMA_VERSION ((int) G_N_ELEMENTS (migrations))
@@ -972,18 +994,36 @@ gk_database_set_setting (GkDatabase  *self,
                          const char  *value,
                          GError     **error)
 {
-  gboolean ok;
+  g_autofree char *before = NULL;
+  g_autofree char *summary = NULL;
 
   g_return_val_if_fail (GK_IS_DATABASE (self), FALSE);
+  g_return_val_if_fail (key != NULL && value != NULL, FALSE);
 
-  ok = set_text (self,
+  if (!gk_database_begin (self, error))
+    return FALSE;
+  before = gk_database_get_setting (self, key);
+  if (g_strcmp0 (before, value) == 0)
+    {
+      gk_database_rollback (self);
+      return TRUE;
+    }
+  summary = before != NULL ? g_strdup_printf ("“%s” → “%s”", before, value)
+                           : g_strdup_printf ("“%s”", value);
+  if (!set_text (self,
                  "INSERT INTO settings (key, value) VALUES (?1, ?2)"
                  " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                 key, value, error);
+                 key, value, error) ||
+      !gk_audit_record (self, GK_AUDIT_SETTING_CHANGE, 0, key, summary, error))
+    {
+      gk_database_rollback (self);
+      return FALSE;
+    }
+  if (!gk_database_commit (self, error))
+    return FALSE;
   /* Settings such as the threshold change selection. */
-  if (ok)
-    gk_database_touch (self);
-  return ok;
+  gk_database_touch (self);
+  return TRUE;
 }
 
 int

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <xlsxwriter.h>
 
+#include "gk-audit.h"
 #include "gk-export.h"
 #include "gk-database.h"
 #include "gk-key-state.h"
@@ -274,7 +275,7 @@ gk_export_usage_xlsx (GkDatabase          *db,
     return FALSE;
   if (n_rows != NULL)
     *n_rows = total;
-  return TRUE;
+  return gk_audit_record_export (db, "usage", path, total, error);
 }
 
 /* --- Rotations ---------------------------------------------------------- */
@@ -323,7 +324,7 @@ gk_export_rotations_xlsx (GkDatabase  *db,
     return FALSE;
   if (n_rows != NULL)
     *n_rows = rows->len;
-  return TRUE;
+  return gk_audit_record_export (db, "rotations", path, rows->len, error);
 }
 
 /* --- Keys --------------------------------------------------------------- */
@@ -371,5 +372,53 @@ gk_export_keys_xlsx (GkKeyStore  *store,
     return FALSE;
   if (n_rows != NULL)
     *n_rows = keys->len;
-  return TRUE;
+  return gk_audit_record_export (gk_key_store_get_database (store), "keys", path, keys->len,
+                                 error);
+}
+
+/* --- Audit log ---------------------------------------------------------- */
+
+static const char *const audit_columns[] = {
+  "id", "time_utc", "actor", "action", "target_id", "target", "summary",
+};
+
+gboolean
+gk_export_audit_xlsx (GkDatabase  *db,
+                      const char  *path,
+                      guint64     *n_rows,
+                      GError     **error)
+{
+  g_autoptr(GPtrArray) rows = NULL;
+  gint64 count;
+  Book book;
+
+  g_return_val_if_fail (GK_IS_DATABASE (db), FALSE);
+
+  count = gk_audit_count (db, error);
+  if (count < 0)
+    return FALSE;
+  rows = gk_audit_list (db, (guint) MIN (count, G_MAXUINT), 0, error);
+  if (rows == NULL)
+    return FALSE;
+  if (!book_open (&book, path, "Audit", audit_columns, G_N_ELEMENTS (audit_columns), error))
+    return FALSE;
+  for (guint i = 0; i < rows->len; i++)
+    {
+      const GkAuditRow *r = rows->pdata[i];
+      lxw_row_t row = book_next_row (&book);
+
+      cell_int (&book, row, 0, r->id);
+      cell_time (&book, row, 1, r->created_at);
+      cell_string (&book, row, 2, r->actor);
+      cell_string (&book, row, 3, gk_audit_action_to_string (r->action));
+      if (r->target_id > 0)
+        cell_int (&book, row, 4, r->target_id);
+      cell_string (&book, row, 5, r->target);
+      cell_string (&book, row, 6, r->summary);
+    }
+  if (!book_close (&book, TRUE, error))
+    return FALSE;
+  if (n_rows != NULL)
+    *n_rows = rows->len;
+  return gk_audit_record_export (db, "audit", path, rows->len, error);
 }

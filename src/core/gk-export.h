@@ -1,5 +1,5 @@
 /* gk-export.h: spreadsheets (Excel .xlsx) of the usage log, the rotation
- * log and the keys (masked), through libxlsxwriter.
+ * log, the audit log and the keys (masked), through libxlsxwriter.
  *
  * Typed cells: numbers are numbers, times are dates (UTC, with a date
  * format), money has a currency format; a bold header row stays frozen.
@@ -37,6 +37,12 @@ gboolean gk_export_rotations_xlsx (GkDatabase          *db,
                                    GError             **error);
 /* Keys with their masked hint only, never the secret. */
 gboolean gk_export_keys_xlsx      (GkKeyStore          *store,
+                                   const char          *path,
+                                   guint64             *n_rows,
+                                   GError             **error);
+
+/* The audit log, newest first. */
+gboolean gk_export_audit_xlsx     (GkDatabase          *db,
                                    const char          *path,
                                    guint64             *n_rows,
                                    GError             **error);

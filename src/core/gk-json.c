@@ -162,6 +162,21 @@ gk_json_add_usage_row (JsonBuilder      *builder,
 }
 
 void
+gk_json_add_audit_row (JsonBuilder      *builder,
+                       const GkAuditRow *row)
+{
+  json_builder_begin_object (builder);
+  gk_json_add_int (builder, "id", row->id);
+  gk_json_add_time (builder, "created_at", row->created_at);
+  gk_json_add_string (builder, "actor", row->actor);
+  gk_json_add_string (builder, "action", gk_audit_action_to_string (row->action));
+  gk_json_add_optional_id (builder, "target_id", row->target_id);
+  gk_json_add_string (builder, "target", row->target);
+  gk_json_add_string (builder, "summary", row->summary);
+  json_builder_end_object (builder);
+}
+
+void
 gk_json_add_rotation_row (JsonBuilder         *builder,
                           const GkRotationRow *row)
 {

@@ -11,6 +11,7 @@
 #include <json-glib/json-glib.h>
 
 #include "gk-types.h"
+#include "gk-audit.h"
 #include "gk-key-store.h"
 #include "gk-stats.h"
 #include "gk-token-store.h"
@@ -56,6 +57,8 @@ void gk_json_add_key          (JsonBuilder         *builder,
                                GTimeZone           *reset_tz);
 void gk_json_add_usage_row    (JsonBuilder         *builder,
                                const GkUsageRow    *row);
+void gk_json_add_audit_row    (JsonBuilder         *builder,
+                               const GkAuditRow    *row);
 void gk_json_add_rotation_row (JsonBuilder         *builder,
                                const GkRotationRow *row);
 void gk_json_add_dashboard    (JsonBuilder         *builder,

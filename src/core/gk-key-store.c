@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <math.h>
 
+#include "gk-audit.h"
 #include "gk-crypto.h"
 #include "gk-database-private.h"
 #include "gk-key-state.h"
@@ -140,6 +141,89 @@ gk_key_spec_from_key (GkKeySpec   *spec,
   spec->active = key->status != GK_KEY_STATUS_INACTIVE;
   for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
     spec->limits[i] = key->quotas[i].limit_value;
+}
+
+/* Audit summaries */
+
+/* English names of the quota slots in audit summaries. */
+static const char *const audit_slot_names[GK_QUOTA_N_SLOTS] = {
+  [GK_QUOTA_SLOT_MONTHLY_TOKENS]  = "monthly tokens",
+  [GK_QUOTA_SLOT_DAILY_TOKENS]    = "daily tokens",
+  [GK_QUOTA_SLOT_MINUTE_TOKENS]   = "tokens per minute",
+  [GK_QUOTA_SLOT_DAILY_REQUESTS]  = "requests per day",
+  [GK_QUOTA_SLOT_MINUTE_REQUESTS] = "requests per minute",
+};
+
+/* "field before → after", or "field after" when @adding; nothing when the
+ * values are equal. */
+static void
+audit_change (GString    *out,
+              gboolean    adding,
+              const char *field,
+              const char *before,
+              const char *after)
+{
+  if (g_strcmp0 (before, after) == 0)
+    return;
+  if (out->len > 0)
+    g_string_append (out, "; ");
+  if (adding)
+    g_string_append_printf (out, "%s %s", field, after);
+  else
+    g_string_append_printf (out, "%s %s → %s", field, before, after);
+}
+
+static char *
+audit_text (const char *text)
+{
+  return text != NULL && *text != '\0' ? g_strdup_printf ("“%s”", text) : g_strdup ("none");
+}
+
+static char *
+audit_budget (double budget)
+{
+  return budget < 0 ? g_strdup ("none") : g_strdup_printf ("$%.2f", budget);
+}
+
+static char *
+audit_limit (gint64 limit)
+{
+  return limit == 0 ? g_strdup ("unlimited") : g_strdup_printf ("%" G_GINT64_FORMAT, limit);
+}
+
+/* What differs between @before and @after (the user-set fields, not the
+ * active switch), for the audit log; with @adding, the fields @after sets
+ * away from the defaults. Never the key itself. */
+static char *
+audit_describe_spec (const GkKeySpec *before,
+                     const GkKeySpec *after,
+                     gboolean         adding)
+{
+  GString *out = g_string_new (NULL);
+  g_autofree char *name_a = audit_text (before->name);
+  g_autofree char *name_b = audit_text (after->name);
+  g_autofree char *project_a = audit_text (before->project);
+  g_autofree char *project_b = audit_text (after->project);
+  g_autofree char *budget_a = audit_budget (before->monthly_budget_usd);
+  g_autofree char *budget_b = audit_budget (after->monthly_budget_usd);
+  g_autofree char *priority_a = g_strdup_printf ("%d", before->priority);
+  g_autofree char *priority_b = g_strdup_printf ("%d", after->priority);
+
+  if (!adding)
+    audit_change (out, adding, "name", name_a, name_b);
+  audit_change (out, adding, "priority", priority_a, priority_b);
+  audit_change (out, adding, "project", project_a, project_b);
+  audit_change (out, adding, "monthly budget", budget_a, budget_b);
+  audit_change (out, adding, "default", before->is_default ? "yes" : "no",
+                after->is_default ? "yes" : "no");
+  for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
+    {
+      g_autofree char *limit_a = audit_limit (before->limits[i]);
+      g_autofree char *limit_b = audit_limit (after->limits[i]);
+
+      audit_change (out, adding, audit_slot_names[i], limit_a, limit_b);
+    }
+  return g_string_free (out, FALSE);
 }
 
 /* Validation */
@@ -830,6 +914,24 @@ gk_key_store_add (GkKeyStore       *self,
   id = sqlite3_last_insert_rowid (gk_database_get_handle (self->db));
   if (!write_quota_limits (self, id, spec, error))
     goto fail;
+  {
+    g_autofree char *summary = NULL;
+    GkKeySpec defaults;
+
+    gk_key_spec_init (&defaults);
+    defaults.name = spec->name;
+    summary = audit_describe_spec (&defaults, spec, TRUE);
+    if (!spec->active)
+      {
+        g_autofree char *with_state = g_strconcat (summary, *summary ? "; " : "", "turned off",
+                                                   NULL);
+
+        g_free (summary);
+        summary = g_steal_pointer (&with_state);
+      }
+    if (!gk_audit_record (self->db, GK_AUDIT_KEY_ADD, id, spec->name, summary, error))
+      goto fail;
+  }
   if (!gk_database_commit (self->db, error))
     return 0;
 
@@ -904,6 +1006,39 @@ exists (GkKeyStore  *self,
   return found;
 }
 
+/* The audit rows of an edit: one for the changed fields (and a replaced
+ * key), one for the active switch when it moved. */
+static gboolean
+audit_update (GkKeyStore       *self,
+              const GkKey      *before,
+              const GkKeySpec  *after,
+              gboolean          key_replaced,
+              GError          **error)
+{
+  g_autofree char *summary = NULL;
+  GkKeySpec old;
+  gboolean was_active = before->status != GK_KEY_STATUS_INACTIVE;
+
+  gk_key_spec_from_key (&old, before);
+  summary = audit_describe_spec (&old, after, FALSE);
+  if (key_replaced)
+    {
+      g_autofree char *with_key = g_strconcat (summary, *summary ? "; " : "", "key replaced",
+                                               NULL);
+
+      g_free (summary);
+      summary = g_steal_pointer (&with_key);
+    }
+  if (*summary != '\0' &&
+      !gk_audit_record (self->db, GK_AUDIT_KEY_EDIT, before->id, after->name, summary, error))
+    return FALSE;
+  if (was_active != after->active &&
+      !gk_audit_record (self->db, after->active ? GK_AUDIT_KEY_ENABLE : GK_AUDIT_KEY_DISABLE,
+                        before->id, after->name, NULL, error))
+    return FALSE;
+  return TRUE;
+}
+
 gboolean
 gk_key_store_update (GkKeyStore       *self,
                      gint64            id,
@@ -913,6 +1048,7 @@ gk_key_store_update (GkKeyStore       *self,
 {
   g_autofree char *uuid = NULL;
   g_autofree char *fingerprint = NULL;
+  g_autoptr(GPtrArray) before = NULL;
   sqlite3_stmt *stmt;
   gboolean taken;
 
@@ -931,6 +1067,9 @@ gk_key_store_update (GkKeyStore       *self,
   if (!exists (self, id, error))
     goto fail;
   if (new_api_key != NULL && !master_key_current (self, error))
+    goto fail;
+  before = query_keys (self->db, id, error);
+  if (before == NULL || before->len != 1)
     goto fail;
 
   /* Editing a key clears INVALID and any cooldown: the user has looked at
@@ -991,6 +1130,8 @@ gk_key_store_update (GkKeyStore       *self,
 
   if (!write_quota_limits (self, id, spec, error))
     goto fail;
+  if (!audit_update (self, g_ptr_array_index (before, 0), spec, new_api_key != NULL, error))
+    goto fail;
   if (!gk_database_commit (self->db, error))
     return FALSE;
   gk_database_touch (self->db);
@@ -1028,6 +1169,8 @@ gk_key_store_delete (GkKeyStore  *self,
   sqlite3_bind_int64 (stmt, 1, id);
   sqlite3_bind_int64 (stmt, 2, gk_database_now (self->db));
   if (!step_done (self->db, stmt, _("Cannot delete the key"), error))
+    goto fail;
+  if (!gk_audit_record (self->db, GK_AUDIT_KEY_DELETE, id, NULL, NULL, error))
     goto fail;
   if (!gk_database_commit (self->db, error))
     return FALSE;
@@ -1117,6 +1260,29 @@ gk_key_store_reveal (GkKeyStore  *self,
   return plain;
 }
 
+/**
+ * gk_key_store_disclose:
+ *
+ * gk_key_store_reveal() for a person: the key is shown or copied
+ * (@action GK_AUDIT_KEY_REVEAL or GK_AUDIT_KEY_COPY), which the audit log
+ * records.
+ */
+GBytes *
+gk_key_store_disclose (GkKeyStore     *self,
+                       gint64          id,
+                       GkAuditAction   action,
+                       GError        **error)
+{
+  g_autoptr(GBytes) plain = NULL;
+
+  g_return_val_if_fail (action == GK_AUDIT_KEY_REVEAL || action == GK_AUDIT_KEY_COPY, NULL);
+
+  plain = gk_key_store_reveal (self, id, error);
+  if (plain == NULL || !gk_audit_record (self->db, action, id, NULL, NULL, error))
+    return NULL;
+  return g_steal_pointer (&plain);
+}
+
 gboolean
 gk_key_store_set_status (GkKeyStore   *self,
                          gint64        id,
@@ -1125,6 +1291,7 @@ gk_key_store_set_status (GkKeyStore   *self,
                          GError      **error)
 {
   sqlite3_stmt *stmt;
+  gboolean was_inactive;
 
   g_return_val_if_fail (GK_IS_KEY_STORE (self), FALSE);
 
@@ -1132,6 +1299,15 @@ gk_key_store_set_status (GkKeyStore   *self,
     return FALSE;
   if (!exists (self, id, error))
     goto fail;
+  stmt = gk_database_prepare (self->db, "SELECT status FROM gemini_api_keys WHERE id = ?1",
+                              error);
+  if (stmt == NULL)
+    goto fail;
+  sqlite3_bind_int64 (stmt, 1, id);
+  was_inactive = sqlite3_step (stmt) == SQLITE_ROW &&
+                 g_strcmp0 ((const char *) sqlite3_column_text (stmt, 0),
+                            gk_key_status_to_string (GK_KEY_STATUS_INACTIVE)) == 0;
+  sqlite3_reset (stmt);
   stmt = gk_database_prepare (self->db,
                               "UPDATE gemini_api_keys SET status = ?2, status_reason = ?3,"
                               " updated_at = ?4,"
@@ -1146,6 +1322,14 @@ gk_key_store_set_status (GkKeyStore   *self,
   bind_nullable_text (stmt, 3, reason);
   sqlite3_bind_int64 (stmt, 4, gk_database_now (self->db));
   if (!step_done (self->db, stmt, _("Cannot change the key's status"), error))
+    goto fail;
+  /* Turning a key off or back on is a person's act; other changes (a
+   * test's verdict) are the key's own news, not audited. */
+  if ((status == GK_KEY_STATUS_INACTIVE) != was_inactive &&
+      (status == GK_KEY_STATUS_INACTIVE || status == GK_KEY_STATUS_ACTIVE) &&
+      !gk_audit_record (self->db,
+                        was_inactive ? GK_AUDIT_KEY_ENABLE : GK_AUDIT_KEY_DISABLE,
+                        id, NULL, reason, error))
     goto fail;
   if (!gk_database_commit (self->db, error))
     return FALSE;

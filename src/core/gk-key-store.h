@@ -6,6 +6,7 @@
 
 #include <gio/gio.h>
 
+#include "gk-audit.h"
 #include "gk-types.h"
 
 G_BEGIN_DECLS
@@ -167,6 +168,13 @@ gboolean    gk_key_store_delete      (GkKeyStore      *self,
  * this row fails to decrypt. */
 GBytes     *gk_key_store_reveal      (GkKeyStore      *self,
                                       gint64           id,
+                                      GError         **error);
+/* gk_key_store_reveal() for a person, who sees (@action
+ * GK_AUDIT_KEY_REVEAL) or copies (GK_AUDIT_KEY_COPY) the key: recorded in
+ * the audit log. */
+GBytes     *gk_key_store_disclose    (GkKeyStore      *self,
+                                      gint64           id,
+                                      GkAuditAction    action,
                                       GError         **error);
 /* Sets a key's status by hand (ACTIVE after a successful test clears
  * INVALID; INACTIVE/ACTIVE from the UI). */

@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <math.h>
 
+#include "gk-audit.h"
 #include "gk-database-private.h"
 #include "gk-outcome.h"
 #include "gk-pool.h"
@@ -972,6 +973,14 @@ gk_pool_rotate (GkPool      *self,
   next_id = next ? next->id : 0;
   if (!insert_rotation (self, key_id, next_id, GK_ROTATION_MANUAL, triggered_by, now, error))
     goto fail;
+  {
+    g_autofree char *summary = next ? g_strdup_printf ("until the daily reset; next key “%s”",
+                                                       next->name)
+                                    : g_strdup ("until the daily reset; no key left");
+
+    if (!gk_audit_record (self->db, GK_AUDIT_KEY_SKIP, key_id, e->name, summary, error))
+      goto fail;
+  }
   if (!gk_database_commit (self->db, error))
     {
       self->loaded = FALSE;

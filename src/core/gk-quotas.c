@@ -6,6 +6,7 @@
 
 #include <glib/gi18n.h>
 
+#include "gk-audit.h"
 #include "gk-database-private.h"
 #include "gk-quotas.h"
 
@@ -415,6 +416,9 @@ gk_quotas_reset (GkDatabase   *db,
       goto fail;
     }
   sqlite3_reset (stmt);
+  if (!gk_audit_record (db, GK_AUDIT_QUOTA_RESET, 0,
+                        all ? "all quotas" : gk_quota_type_to_string (type), NULL, error))
+    goto fail;
   if (!gk_database_commit (db, error))
     return FALSE;
   gk_database_touch (db);

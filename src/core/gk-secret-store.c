@@ -37,6 +37,7 @@
 #include <glib/gstdio.h>
 #include <libsecret/secret.h>
 
+#include "gk-audit.h"
 #include "gk-crypto.h"
 #include "gk-database-private.h"
 #include "gk-secret-store.h"
@@ -1597,7 +1598,9 @@ gk_secret_store_import_file_full (GkSecretStore  *self,
       if (!gk_database_set_meta (db, META_CHECK_VALUE, new_check, error))
         return FALSE;
     }
-  return TRUE;
+  return gk_audit_record (db, GK_AUDIT_MASTER_KEY_IMPORT, 0, NULL,
+                          self->file != NULL ? "into the master key file" : "into the keyring",
+                          error);
 }
 
 gboolean
@@ -1673,7 +1676,8 @@ gk_secret_store_rotate_master_key (GkSecretStore  *self,
       return NULL;
     }
 
-  if (!reencrypt_rows (db, old_master_key, new_key, error))
+  if (!reencrypt_rows (db, old_master_key, new_key, error) ||
+      !gk_audit_record (db, GK_AUDIT_MASTER_KEY_ROTATE, 0, NULL, NULL, error))
     gk_database_rollback (db);
   else if (gk_database_commit (db, error))
     committed = TRUE;

@@ -14,6 +14,7 @@
 #include <glib/gi18n.h>
 #include <openssl/rand.h>
 
+#include "gk-audit.h"
 #include "gk-crypto.h"
 #include "gk-database-private.h"
 #include "gk-token-store.h"
@@ -191,6 +192,10 @@ gk_token_create (GkDatabase  *db,
 
   if (id_out != NULL)
     *id_out = sqlite3_last_insert_rowid (gk_database_get_handle (db));
+  if (!gk_audit_record (db, GK_AUDIT_TOKEN_CREATE,
+                        sqlite3_last_insert_rowid (gk_database_get_handle (db)), name, NULL,
+                        error))
+    goto fail;
 
   if (!gk_database_commit (db, error))
     {
@@ -262,44 +267,65 @@ gk_token_revoke (GkDatabase  *db,
                  gint64       id,
                  GError     **error)
 {
+  g_autofree char *name = NULL;
   sqlite3_stmt *stmt;
-  gboolean found = FALSE;
+  gboolean was_valid = FALSE;
   int rc;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), FALSE);
 
-  gk_database_lock (db);
-  /* COALESCE keeps the first revocation time. */
+  if (!gk_database_begin (db, error))
+    return FALSE;
   stmt = gk_database_prepare (db,
-                              "UPDATE gateway_tokens SET revoked_at = COALESCE (revoked_at, ?2)"
-                              " WHERE id = ?1",
+                              "SELECT name, revoked_at IS NULL FROM gateway_tokens WHERE id = ?1",
                               error);
   if (stmt == NULL)
-    {
-      gk_database_unlock (db);
-      return FALSE;
-    }
+    goto fail;
   sqlite3_bind_int64 (stmt, 1, id);
-  sqlite3_bind_int64 (stmt, 2, gk_database_now (db));
   rc = sqlite3_step (stmt);
-  if (rc == SQLITE_DONE)
-    found = sqlite3_changes (gk_database_get_handle (db)) > 0;
-  else
-    gk_database_set_error (db, error, _("Cannot revoke the gateway token"));
+  if (rc == SQLITE_ROW)
+    {
+      name = g_strdup ((const char *) sqlite3_column_text (stmt, 0));
+      was_valid = sqlite3_column_int (stmt, 1) != 0;
+    }
+  else if (rc != SQLITE_DONE)
+    gk_database_set_error (db, error, _("Cannot read the gateway tokens"));
   sqlite3_reset (stmt);
-  gk_database_unlock (db);
-
-  if (rc != SQLITE_DONE)
-    return FALSE;
-  if (!found)
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    goto fail;
+  if (name == NULL)
     {
       g_autofree char *id_text = g_strdup_printf ("%" G_GINT64_FORMAT, id);
 
       g_set_error (error, GK_TOKEN_ERROR, GK_TOKEN_ERROR_NOT_FOUND,
                    _("There is no gateway token with id %s."), id_text);
-      return FALSE;
+      goto fail;
     }
-  return TRUE;
+  /* A revoked token keeps its first revocation time and row. */
+  if (!was_valid)
+    {
+      gk_database_rollback (db);
+      return TRUE;
+    }
+
+  stmt = gk_database_prepare (db, "UPDATE gateway_tokens SET revoked_at = ?2 WHERE id = ?1",
+                              error);
+  if (stmt == NULL)
+    goto fail;
+  sqlite3_bind_int64 (stmt, 1, id);
+  sqlite3_bind_int64 (stmt, 2, gk_database_now (db));
+  rc = sqlite3_step (stmt);
+  if (rc != SQLITE_DONE)
+    gk_database_set_error (db, error, _("Cannot revoke the gateway token"));
+  sqlite3_reset (stmt);
+  if (rc != SQLITE_DONE ||
+      !gk_audit_record (db, GK_AUDIT_TOKEN_REVOKE, id, name, NULL, error))
+    goto fail;
+  return gk_database_commit (db, error);
+
+fail:
+  gk_database_rollback (db);
+  return FALSE;
 }
 
 /**

@@ -6,6 +6,7 @@
  *   /dashboard        GET ?days=7|30
  *   /usage-logs       GET ?key_id=&limit=&offset=
  *   /rotation-logs    GET ?limit=
+ *   /audit-logs       GET ?limit=&offset=: who did what, newest first
  *   /quotas/reset     POST {"type": "all"|"monthly"|"daily"|"minute"} (none = all)
  *
  * Bodies are checked strictly: integers must be JSON integers in range,
@@ -579,6 +580,34 @@ rotation_logs (GkDatabase        *db,
 }
 
 static void
+audit_logs (GkDatabase        *db,
+            SoupServerMessage *msg,
+            GHashTable        *query)
+{
+  g_autoptr(GError) error = NULL;
+  guint limit = query_uint (query, "limit", DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT);
+  guint offset = query_uint (query, "offset", 0, G_MAXUINT);
+  g_autoptr(GPtrArray) rows = gk_audit_list (db, limit, offset, &error);
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  gint64 total = rows != NULL ? gk_audit_count (db, &error) : -1;
+
+  if (rows == NULL || total < 0)
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "audit_logs");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < rows->len; i++)
+    gk_json_add_audit_row (b, g_ptr_array_index (rows, i));
+  json_builder_end_array (b);
+  gk_json_add_int (b, "total", total);
+  json_builder_end_object (b);
+  respond_node (msg, SOUP_STATUS_OK, b);
+}
+
+static void
 reset_quotas (GkDatabase        *db,
               SoupServerMessage *msg,
               GByteArray        *body)
@@ -681,6 +710,8 @@ gk_gateway_admin_handle (GkKeyStore        *key_store,
     is_get ? usage_logs (db, msg, query) : method_not_allowed (msg);
   else if (n_parts == 1 && g_str_equal (parts[0], "rotation-logs"))
     is_get ? rotation_logs (db, msg, query) : method_not_allowed (msg);
+  else if (n_parts == 1 && g_str_equal (parts[0], "audit-logs"))
+    is_get ? audit_logs (db, msg, query) : method_not_allowed (msg);
   else if (n_parts == 2 && g_str_equal (parts[0], "quotas") && g_str_equal (parts[1], "reset"))
     is_post ? reset_quotas (db, msg, body) : method_not_allowed (msg);
   else if (g_ascii_string_to_unsigned (parts[0], 10, 1, G_MAXINT64, &id, NULL))

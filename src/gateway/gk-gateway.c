@@ -2482,8 +2482,11 @@ server_handler_cb (SoupServer        *server,
                                     "The admin API needs the token named \"admin\".");
           return;
         }
+      /* The admin API acts for its token, in the audit log. */
+      gk_audit_push_actor (state->user_id);
       gk_gateway_admin_handle (self->key_store, self->pool, msg, path + strlen (ADMIN_PREFIX),
                                query, state->body);
+      gk_audit_pop_actor ();
       return;
     }
 

@@ -715,7 +715,8 @@ reveal_job (GkBackend  *backend,
 {
   KeyRef *ref = data;
 
-  return gk_key_store_reveal (gk_backend_get_key_store (backend), ref->id, error);
+  return gk_key_store_disclose (gk_backend_get_key_store (backend), ref->id, GK_AUDIT_KEY_COPY,
+                                error);
 }
 
 static void
