@@ -1091,6 +1091,82 @@ test_export_xlsx (Fixture       *f,
   }
 }
 
+/* Every action the CLI offers leaves an audit row, as the OS user, and no
+ * row holds the key or the token. */
+static void
+test_audit (Fixture       *f,
+            gconstpointer  data)
+{
+  g_autofree char *key = make_key (31);
+  g_autofree char *key_input = g_strdup_printf ("%s\n", key);
+  g_autofree char *csv = g_build_filename (f->dir, "audit.csv", NULL);
+  g_autofree char *xlsx = g_build_filename (f->dir, "audit.xlsx", NULL);
+  g_autofree char *exported = g_build_filename (f->dir, "exported.key", NULL);
+  g_autofree char *contents = NULL;
+  g_autoptr(JsonNode) token = NULL;
+  g_autoptr(JsonNode) rows = NULL;
+  g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+  const char *expected[] = {
+    "key_add", "key_edit", "key_disable", "key_enable", "key_skip", "quota_reset",
+    "token_create", "token_revoke", "export", "master_key_export", "master_key_rotate",
+    "key_delete",
+  };
+  g_autofree char *token_text = NULL;
+  JsonArray *array;
+
+  add_key (f, "Audited", key, "5");
+  RUN_OK (f, NULL, "key", "update", "1", "--priority", "7");
+  RUN_OK (f, NULL, "key", "update", "1", "--inactive");
+  RUN_OK (f, NULL, "key", "update", "1", "--active");
+  RUN_OK (f, NULL, "key", "rotate", "1");
+  RUN_OK (f, NULL, "quotas", "reset", "--type", "daily");
+  token = JSON (f, "token", "add", "--name", "ci");
+  token_text = g_strdup (json_object_get_string_member (json_node_get_object (token), "token"));
+  RUN_OK (f, NULL, "token", "revoke", "1");
+  RUN_OK (f, NULL, "export", "--csv", csv, "--table", "audit");
+  RUN_OK (f, NULL, "export", "--xlsx", xlsx, "--table", "audit");
+  RUN_OK (f, NULL, "master-key", "export", exported);
+  RUN_OK (f, NULL, "master-key", "rotate");
+  RUN_OK (f, NULL, "key", "delete", "1", "--yes");
+
+  rows = JSON (f, "audit", "--limit", "100");
+  array = json_node_get_array (rows);
+  for (guint i = 0; i < json_array_get_length (array); i++)
+    {
+      JsonObject *row = json_array_get_object_element (array, i);
+
+      g_hash_table_add (seen, (gpointer) json_object_get_string_member (row, "action"));
+      g_assert_cmpstr (json_object_get_string_member (row, "actor"), ==, g_get_user_name ());
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (expected); i++)
+    if (!g_hash_table_contains (seen, expected[i]))
+      g_error ("no %s row", expected[i]);
+  /* Newest first. */
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (array, 0),
+                                                  "action"), ==, "key_delete");
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (array, 0),
+                                                  "target"), ==, "Audited");
+
+  {
+    g_auto(Run) human = RUN (f, NULL, "audit");
+    g_auto(Run) json = RUN (f, NULL, "--json", "audit");
+
+    g_assert_cmpint (human.status, ==, 0);
+    g_assert_nonnull (strstr (human.out, "Key added"));
+    g_assert_nonnull (strstr (human.out, "priority 5 → 7"));
+    g_assert_null (strstr (human.out, key));
+    g_assert_null (strstr (json.out, key));
+    g_assert_null (strstr (json.out, key + 10));
+    g_assert_null (strstr (json.out, token_text));
+  }
+
+  g_assert_true (g_file_get_contents (csv, &contents, NULL, NULL));
+  g_assert_true (g_str_has_prefix (contents, "id,created_at,actor,action,target_id,target,summary\r\n"));
+  g_assert_nonnull (strstr (contents, ",key_add,1,Audited,"));
+  g_assert_null (strstr (contents, key));
+  check_xlsx (xlsx, "id,time_utc,actor,action,target_id,target,summary", "9", "n,d,s,s,-,s,s");
+}
+
 static void
 test_export_csv (Fixture       *f,
                  gconstpointer  data)
@@ -1970,6 +2046,7 @@ main (int    argc,
   ADD ("/cli/key/update", test_update);
   ADD ("/cli/quotas-reset-without-master-key", test_quotas_reset_without_master_key);
   ADD ("/cli/tokens", test_tokens);
+  ADD ("/cli/audit", test_audit);
   ADD ("/cli/export-csv", test_export_csv);
   ADD ("/cli/export-xlsx", test_export_xlsx);
   ADD ("/cli/db-compact", test_db_compact);

@@ -1041,6 +1041,33 @@ test_admin_api (Fixture       *f,
   admin_call (f, "DELETE", path, NULL, 200, &n7);
   g_clear_pointer (&n7, json_node_unref);
   admin_call (f, "GET", path, NULL, 404, &n7);
+
+  /* Each change made through the API is in the audit log, by the admin
+   * token, newest first, without the key. */
+  {
+    const char *expected[] = { "key_delete", "quota_reset", "key_skip", "key_edit", "key_add" };
+    g_autofree char *text = NULL;
+    JsonArray *rows;
+
+    g_clear_pointer (&n7, json_node_unref);
+    obj = admin_call (f, "GET", "/audit-logs?limit=5", NULL, 200, &n7);
+    rows = json_object_get_array_member (obj, "audit_logs");
+    g_assert_cmpuint (json_array_get_length (rows), ==, G_N_ELEMENTS (expected));
+    g_assert_cmpint (json_object_get_int_member (obj, "total"), >=, G_N_ELEMENTS (expected));
+    for (guint i = 0; i < G_N_ELEMENTS (expected); i++)
+      {
+        JsonObject *row = json_array_get_object_element (rows, i);
+
+        g_assert_cmpstr (json_object_get_string_member (row, "action"), ==, expected[i]);
+        g_assert_cmpstr (json_object_get_string_member (row, "actor"), ==, "admin");
+      }
+    g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (rows, 3),
+                                                    "summary"), ==, "priority 7 → 3");
+    text = json_to_string (n7, FALSE);
+    g_assert_null (strstr (text, secret));
+    g_clear_pointer (&n7, json_node_unref);
+    admin_call (f, "DELETE", "/audit-logs", NULL, 405, &n7);
+  }
 }
 
 typedef struct
