@@ -9,6 +9,7 @@
 #include "gk-dashboard-page.h"
 #include "gk-keys-page.h"
 #include "gk-rotations-page.h"
+#include "gk-audit-page.h"
 #include "gk-unlock-page.h"
 #include "gk-usage-page.h"
 #include "gk-window.h"
@@ -35,6 +36,7 @@ struct _GkWindow
   GkKeysPage           *keys_page;
   GkUsagePage          *usage_page;
   GkRotationsPage      *rotations_page;
+  GkAuditPage          *audit_page;
 };
 
 G_DEFINE_FINAL_TYPE (GkWindow, gk_window, ADW_TYPE_APPLICATION_WINDOW)
@@ -53,7 +55,7 @@ enum {
 static GParamSpec *properties[N_PROPS];
 static guint signals[N_SIGNALS];
 
-static const char * const tab_names[] = { "dashboard", "keys", "usage", "rotations" };
+static const char * const tab_names[] = { "dashboard", "keys", "usage", "rotations", "audit" };
 
 static void load (GkWindow *self);
 
@@ -233,6 +235,7 @@ load_cb (GObject      *object,
   gk_keys_page_set_backend (self->keys_page, self->backend);
   gk_usage_page_set_backend (self->usage_page, self->backend);
   gk_rotations_page_set_backend (self->rotations_page, self->backend);
+  gk_audit_page_set_backend (self->audit_page, self->backend);
 
   if (self->settings != NULL)
     {
@@ -378,6 +381,7 @@ gk_window_dispose (GObject *object)
       GtkWidget *pages[] = {
         GTK_WIDGET (self->dashboard_page), GTK_WIDGET (self->keys_page),
         GTK_WIDGET (self->usage_page), GTK_WIDGET (self->rotations_page),
+        GTK_WIDGET (self->audit_page),
         GTK_WIDGET (self->unlock_page),
       };
 
@@ -476,6 +480,7 @@ gk_window_class_init (GkWindowClass *klass)
   g_type_ensure (GK_TYPE_KEYS_PAGE);
   g_type_ensure (GK_TYPE_USAGE_PAGE);
   g_type_ensure (GK_TYPE_ROTATIONS_PAGE);
+  g_type_ensure (GK_TYPE_AUDIT_PAGE);
   g_type_ensure (GK_TYPE_UNLOCK_PAGE);
 
   gtk_widget_class_set_template_from_resource (widget_class,
@@ -493,6 +498,7 @@ gk_window_class_init (GkWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GkWindow, keys_page);
   gtk_widget_class_bind_template_child (widget_class, GkWindow, usage_page);
   gtk_widget_class_bind_template_child (widget_class, GkWindow, rotations_page);
+  gtk_widget_class_bind_template_child (widget_class, GkWindow, audit_page);
   gtk_widget_class_bind_template_callback (widget_class, visible_tab_changed_cb);
   gtk_widget_class_bind_template_callback (widget_class, page_add_toast_cb);
   gtk_widget_class_bind_template_callback (widget_class, unlock_retry_cb);

@@ -534,6 +534,8 @@ read_done (gpointer data)
   return ((ClipboardRead *) data)->done;
 }
 
+static gboolean page_loaded (gpointer data);
+
 static void
 test_copy (Fixture       *f,
            gconstpointer  data)
@@ -557,6 +559,33 @@ test_copy (Fixture       *f,
   gk_ui_test_wait (read_done, &read, "the clipboard read");
   g_assert_cmpstr (read.text, ==, g_bytes_get_data (plain, NULL));
   g_free (read.text);
+
+  /* The audit log says who copied which key, and the Audit tab shows it. */
+  {
+    GtkWidget *audit = gk_ui_test_window_child (f->window, "audit_page");
+    g_autoptr(GPtrArray) rows = gk_audit_list (gk_backend_get_database (f->backend), 1, 0,
+                                               &error);
+    g_autoptr(GObject) item = NULL;
+    g_autofree char *action = NULL, *target = NULL, *actor = NULL;
+    const GkAuditRow *row;
+    GListModel *items;
+
+    g_assert_no_error (error);
+    row = g_ptr_array_index (rows, 0);
+    g_assert_cmpint (row->action, ==, GK_AUDIT_KEY_COPY);
+    g_assert_cmpint (row->target_id, ==, id);
+    g_assert_cmpstr (row->actor, ==, g_get_user_name ());
+
+    gk_window_set_visible_tab (f->window, "audit");
+    gk_ui_test_wait (page_loaded, audit, "the audit log to load");
+    items = G_LIST_MODEL (gtk_column_view_get_model (
+      GTK_COLUMN_VIEW (gk_ui_test_find_type (audit, GTK_TYPE_COLUMN_VIEW))));
+    item = g_list_model_get_item (items, 0);
+    g_object_get (item, "action", &action, "target", &target, "actor", &actor, NULL);
+    g_assert_cmpstr (action, ==, "Key copied");
+    g_assert_cmpstr (target, ==, "Copied");
+    g_assert_cmpstr (actor, ==, g_get_user_name ());
+  }
 
   /* Closing the window clears it at once rather than after 30 s. */
   gk_ui_test_close_window (g_steal_pointer (&f->window));
