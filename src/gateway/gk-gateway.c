@@ -15,11 +15,15 @@
  *     failed attempt and try the next key.
  *
  * The upstream client is gk-upstream.c (libcurl on this thread's main
- * context). Usage rows are written by a writer thread
- * over a second database connection, in order; the client is answered once
- * its row is written, and a lone request writes its row itself. When the
- * disk is full the writer keeps the rows in memory and writes them once
- * there is room, and no new request is forwarded meanwhile.
+ * context). Usage rows are written in this thread too, over the
+ * gateway's database connection, in order: the rows of requests that end
+ * together share one transaction, and the client is answered once its row
+ * is written. A second thread or connection would cost more than it saves:
+ * a hop to it and back adds wakeups and latency to every request, and the
+ * commits of a second connection move the data_version this one sees, so
+ * that the pool reloaded its snapshot for every request. When the disk is
+ * full the rows are kept in memory and written once there is room, and no
+ * new request is forwarded meanwhile.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -90,17 +94,12 @@ struct _GkGateway
   GMainLoop    *loop;
   SoupServer   *server;
   GkUpstream   *upstream_client;
-  /* Usage rows are written by one thread of their own, in order, over a
-   * connection of their own: NULL when the database allows no second
-   * connection, and then they are written in the gateway's thread. */
-  GThread      *writer;
-  GAsyncQueue  *to_write;       /* TrackJob *, then writer_stop_mark */
-  GkDatabase   *writer_db;
-  GkPool       *writer_pool;
-  gint          writer_pending; /* rows pushed and not written yet */
-  GAsyncQueue  *written;        /* TrackJob *, for the gateway's thread */
-  gint          disk_full;      /* the writer holds rows it could not write */
-  gint          written_wakeup; /* an idle is on its way to take them */
+  /* Usage rows (TrackJob *) of requests that ended since the last write,
+   * in order, and rows the disk had no room for (see write_rows_cb). */
+  GPtrArray    *to_write;
+  GPtrArray    *held;
+  GSource      *write_source;
+  gboolean      disk_full;      /* rows are held: no request is forwarded */
   GQueue        requests;     /* Request *, cancelled at stop */
   GHashTable   *connections;  /* GSocket * -> ClientConn *, see below */
   guint         in_flight;
@@ -1244,8 +1243,8 @@ elapsed_ms (Request *request)
 
 typedef void (*RequestNext) (Request *request);
 
-/* One usage row on its way to the writer thread, and what the request does
- * once it is written. */
+/* One usage row waiting to be written, and what the request does once it
+ * is written. */
 typedef struct
 {
   Request       *request;
@@ -1256,7 +1255,7 @@ typedef struct
   char          *error_message;
   GkTrackResult  result;
   GError        *error;
-  gboolean       held;     /* not written yet (disk full): kept by the writer */
+  gboolean       held;     /* not written yet (disk full): a copy is in held */
 } TrackJob;
 
 static void
@@ -1298,27 +1297,6 @@ track_done (TrackJob *job)
   next (request);
 }
 
-static gboolean
-written_cb (gpointer data)
-{
-  GkGateway *self = data;
-  TrackJob *job;
-
-  /* The writer stopped and this wakeup came late: all was taken then. */
-  if (self->written == NULL)
-    return G_SOURCE_REMOVE;
-  /* Cleared before the queue is emptied: a row written from here on
-   * brings another wakeup. */
-  g_atomic_int_set (&self->written_wakeup, 0);
-  while ((job = g_async_queue_try_pop (self->written)) != NULL)
-    track_done (job);
-  return G_SOURCE_REMOVE;
-}
-
-/* Pushed after the last job: the writer leaves once it has written all. */
-static TrackJob writer_stop_mark;
-
-#define WRITER_BATCH_MAX 64
 /* Rows the disk had no room for, kept in memory and tried again every
  * HELD_RETRY_US. New requests are refused meanwhile, so only those
  * already in flight add to them; past HELD_MAX rows are dropped. */
@@ -1340,19 +1318,19 @@ write_batch (GkGateway *self,
              GPtrArray *jobs)
 {
   g_autoptr(GError) error = NULL;
-  gboolean in_batch = jobs->len > 1 && gk_pool_batch_begin (self->writer_pool, &error);
+  gboolean in_batch = jobs->len > 1 && gk_pool_batch_begin (self->pool, &error);
   gboolean full = FALSE;
 
   for (guint i = 0; i < jobs->len && !full; i++)
     {
       TrackJob *job = g_ptr_array_index (jobs, i);
 
-      gk_pool_track (self->writer_pool, &job->record, &job->result, &job->error);
+      gk_pool_track (self->pool, &job->record, &job->result, &job->error);
       full = is_disk_full (job->error);
     }
   if (full && in_batch)
-    gk_pool_batch_cancel (self->writer_pool);
-  else if (in_batch && !gk_pool_batch_end (self->writer_pool, &error))
+    gk_pool_batch_cancel (self->pool);
+  else if (in_batch && !gk_pool_batch_end (self->pool, &error))
     {
       full = is_disk_full (error);
       /* Nothing of the batch was written: every row says so. */
@@ -1370,7 +1348,7 @@ write_batch (GkGateway *self,
   return !full;
 }
 
-/* A copy of @job's row for the writer to keep; @job itself goes on. */
+/* A copy of @job's row to keep in held; @job itself goes on. */
 static TrackJob *
 track_job_hold (TrackJob *job)
 {
@@ -1406,83 +1384,68 @@ write_held (GkGateway *self,
   g_message ("The disk has room again: %u usage rows kept in memory were written",
              held->len);
   g_ptr_array_set_size (held, 0);
-  g_atomic_int_set (&self->disk_full, 0);
+  self->disk_full = FALSE;
   return TRUE;
 }
 
-static gpointer
-writer_thread (gpointer data)
+/* Keeps copies of @jobs' rows to write once the disk has room; the
+ * requests themselves go on. */
+static void
+hold_rows (GkGateway *self,
+           GPtrArray *jobs)
 {
-  GkGateway *self = data;
-  g_autoptr(GPtrArray) jobs = g_ptr_array_new ();
-  g_autoptr(GPtrArray) held = g_ptr_array_new_with_free_func ((GDestroyNotify) track_job_free);
-  gboolean stopping = FALSE;
-
-  while (!stopping)
+  self->disk_full = TRUE;
+  for (guint i = 0; i < jobs->len; i++)
     {
-      TrackJob *job = held->len > 0 ? g_async_queue_timeout_pop (self->to_write, HELD_RETRY_US)
-                                    : g_async_queue_pop (self->to_write);
+      TrackJob *copy = track_job_hold (g_ptr_array_index (jobs, i));
 
-      /* What queued up while the last batch was written goes in the next. */
-      g_ptr_array_set_size (jobs, 0);
-      while (job != NULL && job != &writer_stop_mark)
+      if (self->held->len < HELD_MAX)
+        g_ptr_array_add (self->held, copy);
+      else
         {
-          g_ptr_array_add (jobs, job);
-          job = jobs->len < WRITER_BATCH_MAX ? g_async_queue_try_pop (self->to_write) : NULL;
-        }
-      stopping = job == &writer_stop_mark;
-
-      /* Held rows first, so that rows stay in order. */
-      if (held->len > 0)
-        write_held (self, held);
-      if (jobs->len == 0)
-        continue;
-
-      if (held->len > 0 || !write_batch (self, jobs))
-        {
-          /* The requests are answered; their rows wait here for room. */
-          g_atomic_int_set (&self->disk_full, 1);
-          for (guint i = 0; i < jobs->len; i++)
-            {
-              TrackJob *copy = track_job_hold (g_ptr_array_index (jobs, i));
-
-              if (held->len < HELD_MAX)
-                g_ptr_array_add (held, copy);
-              else
-                {
-                  g_warning ("The disk is full and %u usage rows are waiting: one more is lost",
-                             held->len);
-                  track_job_free (copy);
-                }
-            }
-        }
-      for (guint i = 0; i < jobs->len; i++)
-        {
-          g_async_queue_push (self->written, g_ptr_array_index (jobs, i));
-          g_atomic_int_add (&self->writer_pending, -1);
-        }
-      /* Rows written while the gateway's thread is busy share one wakeup. */
-      if (g_atomic_int_compare_and_exchange (&self->written_wakeup, 0, 1))
-        {
-          GSource *source = g_idle_source_new ();
-
-          g_source_set_priority (source, G_PRIORITY_DEFAULT);
-          g_source_set_callback (source, written_cb, self, NULL);
-          g_source_attach (source, self->context);
-          g_source_unref (source);
+          g_warning ("The disk is full and %u usage rows are waiting: one more is lost",
+                     self->held->len);
+          track_job_free (copy);
         }
     }
-  /* A last try at stop; what still finds no room is lost with the
-   * process, and said so. */
-  if (held->len > 0 && !write_held (self, held))
-    g_warning ("The disk is still full: %u usage rows kept in memory are lost", held->len);
-  return NULL;
+}
+
+/* Writes the rows of the requests that ended since the last write, in one
+ * transaction (held rows first, so that rows stay in order), then lets
+ * those requests go on. Dispatched once per main loop iteration at most:
+ * requests that end together share one commit. */
+static gboolean
+write_rows_cb (gpointer data)
+{
+  GkGateway *self = data;
+  g_autoptr(GPtrArray) jobs = g_steal_pointer (&self->to_write);
+
+  self->to_write = g_ptr_array_new ();
+  g_source_set_ready_time (self->write_source, -1);
+  if (self->held->len > 0)
+    write_held (self, self->held);
+  if (jobs->len > 0 && (self->held->len > 0 || !write_batch (self, jobs)))
+    hold_rows (self, jobs);
+  if (self->held->len > 0)
+    g_source_set_ready_time (self->write_source, g_get_monotonic_time () + HELD_RETRY_US);
+  /* The requests are answered, their rows written or held. */
+  for (guint i = 0; i < jobs->len; i++)
+    track_done (g_ptr_array_index (jobs, i));
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+queue_row (GkGateway *self,
+           TrackJob  *job)
+{
+  g_ptr_array_add (self->to_write, job);
+  if (self->to_write->len == 1)
+    g_source_set_ready_time (self->write_source, 0);
 }
 
 /* Writes the usage row of the current attempt, then calls @next. The
  * client is answered only after the row is written, so whoever reads the
- * database after an answer finds its row; the writer thread keeps the
- * SQLite work off the thread that serves clients. */
+ * database after an answer finds its row. */
 static void
 request_track (Request            *request,
                GkUsageStatus       status,
@@ -1518,26 +1481,19 @@ request_track (Request            *request,
       record->per_project = outcome->per_project;
     }
 
-  /* A lone request would only wait for two thread wakeups: its row is
-   * written here, over the writer's connection, when the writer has
-   * nothing queued (so rows stay in order). */
-  if (self->writer != NULL &&
-      (self->in_flight > 1 || g_atomic_int_get (&self->writer_pending) > 0
-       || g_atomic_int_get (&self->disk_full)))
+  /* A lone request writes its row at once; the rows of requests that end
+   * together wait for one write (and so keep their order). */
+  if (self->in_flight > 1 || self->to_write->len > 0 || self->disk_full)
     {
-      g_atomic_int_inc (&self->writer_pending);
-      g_async_queue_push (self->to_write, job);
+      queue_row (self, job);
       return;
     }
-  gk_pool_track (self->writer_pool ? self->writer_pool : self->pool, record, &job->result,
-                 &job->error);
-  if (self->writer != NULL && is_disk_full (job->error))
+  gk_pool_track (self->pool, record, &job->result, &job->error);
+  if (is_disk_full (job->error))
     {
-      /* The writer keeps it until the disk has room. */
+      /* Held until the disk has room. */
       g_clear_error (&job->error);
-      g_atomic_int_set (&self->disk_full, 1);
-      g_atomic_int_inc (&self->writer_pending);
-      g_async_queue_push (self->to_write, job);
+      queue_row (self, job);
       return;
     }
   track_done (job);
@@ -2375,7 +2331,7 @@ proxy (GkGateway         *self,
     }
 
   /* A request whose usage cannot be recorded would not be charged. */
-  if (g_atomic_int_get (&self->disk_full))
+  if (self->disk_full)
     {
       gateway_log (self, "%s %s -> 503 disk full", soup_server_message_get_method (msg), path);
       soup_message_headers_replace (soup_server_message_get_response_headers (msg),
@@ -2575,50 +2531,31 @@ listen_loopback (GkGateway  *self,
   return TRUE;
 }
 
-/* A second connection for the usage rows, so that writing them never waits
- * for, nor holds up, the selections and token checks of the gateway's own
- * thread (WAL lets one connection read while another writes). */
 static void
-writer_start (GkGateway *self)
+usage_rows_start (GkGateway *self)
 {
-  const char *path = gk_database_get_path (self->db);
-  g_autoptr(GError) error = NULL;
-
-  if (path == NULL || *path == '\0' || g_str_equal (path, ":memory:") ||
-      g_str_has_prefix (path, "file:"))
-    return;
-  self->writer_db = gk_database_new (path, gk_database_get_clock (self->db), &error);
-  if (self->writer_db == NULL)
-    {
-      gateway_log (self, "usage rows are written in the gateway thread: %s", error->message);
-      return;
-    }
-  self->writer_pool = gk_pool_new (self->writer_db, gk_pool_get_pricing (self->pool));
-  self->written = g_async_queue_new ();
-  self->to_write = g_async_queue_new ();
-  self->written_wakeup = 0;
-  self->writer_pending = 0;
-  self->disk_full = 0;
-  /* One thread: rows are written in the order the requests ended. */
-  self->writer = g_thread_new ("gk-usage-writer", writer_thread, self);
+  self->to_write = g_ptr_array_new ();
+  self->held = g_ptr_array_new_with_free_func ((GDestroyNotify) track_job_free);
+  self->disk_full = FALSE;
+  self->write_source = gk_ready_source_new (write_rows_cb, self);
+  g_source_attach (self->write_source, self->context);
 }
 
 static void
-writer_stop (GkGateway *self)
+usage_rows_stop (GkGateway *self)
 {
-  if (self->writer != NULL)
-    {
-      /* Rows still queued are written first. */
-      g_async_queue_push (self->to_write, &writer_stop_mark);
-      g_thread_join (g_steal_pointer (&self->writer));
-    }
-  g_clear_pointer (&self->to_write, g_async_queue_unref);
-  /* What the writer finished last goes on as usual. */
-  if (self->written != NULL)
-    written_cb (self);
-  g_clear_pointer (&self->written, g_async_queue_unref);
-  g_clear_object (&self->writer_pool);
-  g_clear_object (&self->writer_db);
+  if (self->write_source == NULL)
+    return;
+  /* Rows still queued are written; what still finds no room is lost with
+   * the process, and said so. */
+  if (self->to_write->len > 0)
+    write_rows_cb (self);
+  if (self->held->len > 0 && !write_held (self, self->held))
+    g_warning ("The disk is still full: %u usage rows kept in memory are lost", self->held->len);
+  g_source_destroy (self->write_source);
+  g_clear_pointer (&self->write_source, g_source_unref);
+  g_clear_pointer (&self->to_write, g_ptr_array_unref);
+  g_clear_pointer (&self->held, g_ptr_array_unref);
 }
 
 static gpointer
@@ -2656,7 +2593,7 @@ gateway_thread (gpointer data)
       self->allowed_hosts[2] = g_strdup_printf ("[::1]:%u", self->port);
 
       self->loop = g_main_loop_new (self->context, FALSE);
-      writer_start (self);
+      usage_rows_start (self);
     }
 
   g_mutex_lock (&self->start_mutex);
@@ -2685,8 +2622,8 @@ gateway_thread (gpointer data)
       deadline = g_get_monotonic_time () + STOP_DRAIN_TIMEOUT_US;
       while (self->in_flight > 0 && g_get_monotonic_time () < deadline)
         g_main_context_iteration (self->context, FALSE);
-      /* Rows still queued are written before the writer goes. */
-      writer_stop (self);
+      /* Rows still queued are written before the database is let go. */
+      usage_rows_stop (self);
       while (g_main_context_iteration (self->context, FALSE))
         ;
     }

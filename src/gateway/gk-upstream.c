@@ -322,6 +322,16 @@ static GSourceFuncs timer_source_funcs = {
   .dispatch = timer_source_dispatch,
 };
 
+GSource *
+gk_ready_source_new (GSourceFunc func,
+                     gpointer    data)
+{
+  GSource *source = g_source_new (&timer_source_funcs, sizeof (GSource));
+
+  g_source_set_callback (source, func, data, NULL);
+  return source;
+}
+
 static int
 socket_cb (CURL          *easy,
            curl_socket_t  fd,
@@ -856,8 +866,7 @@ gk_upstream_new (const char  *base_url,
   g_source_set_name (self->source, "gk-upstream");
   g_source_attach (self->source, g_main_context_get_thread_default ());
 
-  self->sweep = g_source_new (&timer_source_funcs, sizeof (GSource));
-  g_source_set_callback (self->sweep, sweep_cb, self, NULL);
+  self->sweep = gk_ready_source_new (sweep_cb, self);
   g_source_set_name (self->sweep, "gk-upstream-sweep");
   g_source_attach (self->sweep, g_main_context_get_thread_default ());
 

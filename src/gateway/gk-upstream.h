@@ -69,6 +69,11 @@ typedef void (*GkUpstreamReadFunc) (GkUpstreamCall *call,
 
 GQuark              gk_upstream_error_quark         (void);
 
+/* A source that runs @func at its ready time, and only then (a timeout
+ * source would set its own ready time again after each dispatch). */
+GSource            *gk_ready_source_new             (GSourceFunc          func,
+                                                     gpointer             data);
+
 /* @base_url: http:// or https:// with a host and an optional port; its path
  * is prefixed to every call's path. @timeout_s: first-byte timeout and idle
  * timeout between two pieces of a body (0 = none); connecting is bounded by

@@ -1942,8 +1942,8 @@ concurrent_done_cb (GObject      *source,
   c->pending--;
 }
 
-/* Many requests at once: their rows go through the writer thread, all of
- * them written by the time each client has its answer. */
+/* Many requests at once: their rows are written in batches, all of them
+ * written by the time each client has its answer. */
 static void
 test_concurrent_rows (Fixture       *f,
                       gconstpointer  data)
