@@ -519,8 +519,9 @@ got_headers_after_cb (SoupServerMessage *msg,
  *    idle one the idle timeout.
  *  - reading the head: the header deadline alone.
  *  - reading the body: the idle timeout, restarted by every piece.
- *  - handling the request and answering: nothing (upstream timeouts
- *    apply).
+ *  - handling the request and answering: no deadline (upstream timeouts
+ *    apply); until the answer starts, the socket is watched for the
+ *    client leaving, which cancels the upstream call at once.
  *
  * A connection past its deadline is closed through
  * soup_server_message_steal_connection(), the way libsoup lets go of a
@@ -541,16 +542,42 @@ typedef struct
   GSocket           *socket;   /* the key in gateway->connections */
   SoupServerMessage *msg;      /* the request being read or waited for */
   gpointer           fd_tag;
+  GIOCondition       events;   /* watched on the socket */
+  gint64             deadline; /* monotonic µs, -1 for none */
   ConnState          state;
   gboolean           fresh;    /* no request read on it yet */
 } ClientConn;
 
+static void request_client_left (SoupServerMessage *msg);
+
+/* Each g_source_set_ready_time() and g_source_modify_unix_fd() writes to
+ * the context's wakeup fd (a system call, and another main loop iteration
+ * to read it), and a request moves a connection through four states: the
+ * source's ready time is only ever brought forward, so a deadline that
+ * moved later or went is found when the source fires (conn_dispatch), and
+ * the socket's events are changed only when they differ. */
 static void
 conn_set_deadline (ClientConn *conn,
                    guint       timeout_ms)
 {
-  g_source_set_ready_time ((GSource *) conn,
-                           timeout_ms ? g_get_monotonic_time () + (gint64) timeout_ms * 1000 : -1);
+  gint64 ready = g_source_get_ready_time ((GSource *) conn);
+
+  conn->deadline = timeout_ms ? g_get_monotonic_time () + (gint64) timeout_ms * 1000 : -1;
+  if (conn->deadline >= 0 && (ready < 0 || conn->deadline < ready))
+    g_source_set_ready_time ((GSource *) conn, conn->deadline);
+}
+
+static void
+conn_watch (ClientConn *conn,
+            gboolean    readable)
+{
+  GIOCondition events = readable ? G_IO_IN | G_IO_HUP | G_IO_ERR : 0;
+
+  if (events != conn->events)
+    {
+      conn->events = events;
+      g_source_modify_unix_fd ((GSource *) conn, conn->fd_tag, events);
+    }
 }
 
 static void
@@ -559,8 +586,7 @@ conn_set_state (ClientConn *conn,
                 guint       timeout_ms)
 {
   conn->state = state;
-  g_source_modify_unix_fd ((GSource *) conn, conn->fd_tag,
-                           state == CONN_WAITING ? G_IO_IN | G_IO_HUP | G_IO_ERR : 0);
+  conn_watch (conn, state == CONN_WAITING || state == CONN_BUSY);
   conn_set_deadline (conn, timeout_ms);
 }
 
@@ -585,17 +611,29 @@ conn_dispatch (GSource     *source,
                gpointer     user_data)
 {
   ClientConn *conn = (ClientConn *) source;
-  GIOCondition revents = conn->state == CONN_WAITING
-    ? g_source_query_unix_fd (source, conn->fd_tag) : 0;
-  gint64 ready = g_source_get_ready_time (source);
-
+  GIOCondition revents = conn->events != 0 ? g_source_query_unix_fd (source, conn->fd_tag) : 0;
+  gint64 deadline = conn->deadline;
 
   if (revents != 0)
     {
       char byte;
       gssize n = recv (g_socket_get_fd (conn->socket), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      gboolean again = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
 
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+      if (conn->state == CONN_BUSY)
+        {
+          /* The request waits for its answer: a close (the client left)
+           * cancels its upstream call at once, since libsoup reads nothing
+           * from a paused message and would not notice. Bytes of a next
+           * request are not a close. Either way, nothing more to watch. */
+          if (again)
+            return G_SOURCE_CONTINUE;
+          conn_watch (conn, FALSE);
+          if (n <= 0)
+            request_client_left (conn->msg);
+          return G_SOURCE_CONTINUE;
+        }
+      if (n == 0 || (n < 0 && !again))
         {
           /* The client closed (or reset) the connection while it was idle. */
           conn_close (conn);
@@ -606,11 +644,16 @@ conn_dispatch (GSource     *source,
        * deadline runs from its accept. */
       conn_set_state (conn, CONN_HEAD, conn->gateway->header_timeout_ms);
       if (conn->fresh)
-        g_source_set_ready_time (source, ready);
+        conn->deadline = deadline;
       return G_SOURCE_CONTINUE;
     }
-  if (ready >= 0 && g_get_monotonic_time () >= ready)
-    conn_close (conn);
+  if (deadline >= 0 && g_get_monotonic_time () >= deadline)
+    {
+      conn_close (conn);
+      return G_SOURCE_CONTINUE;
+    }
+  /* Woken for a deadline that moved since: wait for the current one. */
+  g_source_set_ready_time (source, deadline);
   return G_SOURCE_CONTINUE;
 }
 
@@ -713,6 +756,7 @@ request_started_cb (SoupServer        *server,
       conn->gateway = self;
       conn->socket = g_object_ref (socket);
       conn->fd_tag = g_source_add_unix_fd ((GSource *) conn, g_socket_get_fd (socket), 0);
+      conn->deadline = -1;
       g_source_set_priority ((GSource *) conn, G_PRIORITY_DEFAULT);
       g_source_attach ((GSource *) conn, self->context);
       g_hash_table_insert (self->connections, socket, conn);
@@ -1174,7 +1218,6 @@ typedef struct
   GCancellable      *cancellable;
   GList             *link;          /* in the gateway's requests */
   gint64             deadline;      /* of all attempts; 0 = none */
-  GSource           *client_watch;  /* notices a client leaving before the answer */
   gboolean           client_gone;
   gboolean           answered;
 
@@ -1218,7 +1261,6 @@ request_free (Request *request)
   g_clear_pointer (&request->body, g_bytes_unref);
   g_clear_pointer (&request->exclude, g_array_unref);
   g_clear_object (&request->cancellable);
-  request_unwatch_client (request);
   g_clear_pointer (&request->call, gk_upstream_call_free);
   g_clear_pointer (&request->buffer, g_byte_array_unref);
   gk_usage_scanner_clear (&request->scanner);
@@ -1502,7 +1544,6 @@ request_track (Request            *request,
 static void
 request_finish (Request *request)
 {
-  request_unwatch_client (request);
   if (!request->answered)
     {
       request->answered = TRUE;
@@ -2055,50 +2096,24 @@ copy_request_headers (const GkUpstreamRequest *from,
                                  g_ptr_array_index (from->values, i));
 }
 
+/* The answer is under way: libsoup writes from now on and sees a client
+ * leaving itself. */
 static void
 request_unwatch_client (Request *request)
 {
-  if (request->client_watch != NULL)
-    {
-      g_source_destroy (request->client_watch);
-      g_clear_pointer (&request->client_watch, g_source_unref);
-    }
-}
+  ClientConn *conn = conn_of (request->gateway, request->msg);
 
-/* The client's connection became readable while its request waits for the
- * upstream: a close (the client left) cancels the upstream call at once;
- * libsoup reads nothing from a paused message and would not notice. */
-static gboolean
-client_readable_cb (GSocket      *socket,
-                    GIOCondition  condition,
-                    gpointer      user_data)
-{
-  Request *request = user_data;
-  char byte;
-  gssize n = recv (g_socket_get_fd (socket), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-    return G_SOURCE_CONTINUE;
-  request_unwatch_client (request);
-  /* Bytes of a next request are not a close: nothing more to watch. */
-  if (n <= 0)
-    g_cancellable_cancel (request->cancellable);
-  return G_SOURCE_REMOVE;
+  if (conn != NULL && conn->state == CONN_BUSY)
+    conn_watch (conn, FALSE);
 }
 
 static void
-request_watch_client (Request *request)
+request_client_left (SoupServerMessage *msg)
 {
-  GSocket *socket;
+  Request *request = g_object_get_data (G_OBJECT (msg), "gk-gateway-request");
 
-  if (request->client_watch != NULL || request->client_gone)
-    return;
-  socket = soup_server_message_get_socket (request->msg);
-  if (socket == NULL)
-    return;
-  request->client_watch = g_socket_create_source (socket, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
-  g_source_set_callback (request->client_watch, G_SOURCE_FUNC (client_readable_cb), request, NULL);
-  g_source_attach (request->client_watch, g_main_context_get_thread_default ());
+  if (request != NULL)
+    g_cancellable_cancel (request->cancellable);
 }
 
 static void
@@ -2186,7 +2201,6 @@ request_attempt (Request *request)
                                request->body);
 
   gk_upstream_call_set_deadline (request->call, request->deadline);
-  request_watch_client (request);
   gk_upstream_call_send (request->call, request->cancellable, send_cb, request);
 }
 

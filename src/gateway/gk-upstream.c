@@ -48,6 +48,7 @@ struct _GkUpstream
 {
   CURLM        *multi;
   GSource      *source;        /* sockets and libcurl's timer */
+  gint64        timer_due;     /* libcurl's timer (monotonic µs), -1 when unset */
   GSource      *sweep;         /* the calls' own timeouts */
   GPtrArray    *sockets;       /* Sock *, watched by @source */
   char         *base_url;      /* scheme://host[:port][/path], no trailing '/' */
@@ -255,6 +256,41 @@ error_from_curl (CURL       *easy,
 
 /* ---- The GSource of the multi handle ------------------------------------ */
 
+/* libcurl's timer is a field that prepare() and check() read, not the
+ * source's ready time: libcurl moves it several times per request, and
+ * each g_source_set_ready_time() writes to the context's wakeup fd, which
+ * costs a system call and another main loop iteration. libcurl only sets it
+ * from this thread, inside the calls this thread makes. The ready time is
+ * left to the wakeups that may come from other threads (a cancellable) and
+ * to a dispatch asked for at once. */
+static gboolean
+multi_source_timer_due (GSource *source)
+{
+  GkUpstream *self = ((MultiSource *) source)->upstream;
+
+  return self->timer_due >= 0 && self->timer_due <= g_source_get_time (source);
+}
+
+static gboolean
+multi_source_prepare (GSource *source,
+                      gint    *timeout)
+{
+  GkUpstream *self = ((MultiSource *) source)->upstream;
+
+  *timeout = -1;
+  if (self->timer_due < 0)
+    return FALSE;
+  if (multi_source_timer_due (source))
+    {
+      *timeout = 0;
+      return TRUE;
+    }
+  /* Rounded up: woken before the timer is due, libcurl would be asked
+   * again for nothing. */
+  *timeout = (gint) MIN ((self->timer_due - g_source_get_time (source) + 999) / 1000, G_MAXINT);
+  return FALSE;
+}
+
 static gboolean
 multi_source_dispatch (GSource     *source,
                        GSourceFunc  callback,
@@ -262,14 +298,19 @@ multi_source_dispatch (GSource     *source,
 {
   GkUpstream *self = ((MultiSource *) source)->upstream;
   gint64 ready_time = g_source_get_ready_time (source);
-  gboolean timer = ready_time >= 0 && ready_time <= g_source_get_time (source);
+  gboolean timer = multi_source_timer_due (source) ||
+                   (ready_time >= 0 && ready_time <= g_source_get_time (source));
   curl_socket_t fds[64];
   int events[64];
   guint n = 0;
   int running;
 
   if (timer)
-    g_source_set_ready_time (source, -1);
+    {
+      self->timer_due = -1;
+      if (ready_time >= 0)
+        g_source_set_ready_time (source, -1);
+    }
 
   /* Collected first: an action may add or remove sockets. */
   for (guint i = 0; i < self->sockets->len; i++)
@@ -305,6 +346,8 @@ multi_source_dispatch (GSource     *source,
 }
 
 static GSourceFuncs multi_source_funcs = {
+  .prepare = multi_source_prepare,
+  .check = multi_source_timer_due,
   .dispatch = multi_source_dispatch,
 };
 
@@ -379,10 +422,7 @@ timer_cb (CURLM    *multi,
 {
   GkUpstream *self = user_data;
 
-  if (timeout_ms < 0)
-    g_source_set_ready_time (self->source, -1);
-  else
-    g_source_set_ready_time (self->source, g_get_monotonic_time () + (gint64) timeout_ms * 1000);
+  self->timer_due = timeout_ms < 0 ? -1 : g_get_monotonic_time () + (gint64) timeout_ms * 1000;
   return 0;
 }
 
@@ -860,6 +900,7 @@ gk_upstream_new (const char  *base_url,
   self->ca_file = g_strdup (ca_file_from_env ());
   self->sockets = g_ptr_array_new_with_free_func (g_free);
   self->spare = g_ptr_array_new ();
+  self->timer_due = -1;
 
   self->source = g_source_new (&multi_source_funcs, sizeof (MultiSource));
   ((MultiSource *) self->source)->upstream = self;
