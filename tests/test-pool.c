@@ -131,6 +131,27 @@ test_selection_order (void)
       { { "inactive", 10, .status = "INACTIVE", .budget = -1 },
         { "cooling", 10, .status = "RATE_LIMITED", .cooldown = 30, .budget = -1 } },
       NULL },
+    { "with no eligible key, a key only near its quota serves, highest priority first",
+      { { "near-low", 3, FALSE, 1000, 960, .budget = -1 },
+        { "near-high", 9, FALSE, 1000, 970, .status = "QUOTA_EXCEEDED", .budget = -1 },
+        { "used-up", 10, FALSE, 1000, 1000, .status = "QUOTA_EXCEEDED", .budget = -1 } },
+      "near-high" },
+    { "among near-quota keys of one priority, more remaining quota wins",
+      { { "less", 5, FALSE, 1000, 990, .status = "QUOTA_EXCEEDED", .budget = -1 },
+        { "more", 5, FALSE, 1000, 960, .status = "QUOTA_EXCEEDED", .budget = -1 } },
+      "more" },
+    { "the near-quota fallback skips cooling, over-budget, rejected and turned-off keys",
+      { { "cooling", 9, FALSE, 1000, 960, .status = "QUOTA_EXCEEDED", .cooldown = 30,
+          .budget = -1 },
+        { "spent", 9, FALSE, 1000, 960, .status = "QUOTA_EXCEEDED", .budget = 1.0,
+          .month_cost = 1.0 },
+        { "invalid", 9, FALSE, 1000, 960, .status = "INVALID", .budget = -1 },
+        { "inactive", 9, FALSE, 1000, 960, .status = "INACTIVE", .budget = -1 } },
+      NULL },
+    { "a key with a window used up is not near quota but over it",
+      { { "used-up", 9, FALSE, 1000, 1000, .budget = -1 },
+        { "over", 9, FALSE, 1000, 1200, .status = "QUOTA_EXCEEDED", .budget = -1 } },
+      NULL },
   };
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
@@ -479,6 +500,84 @@ test_errors_do_not_penalise (Fixture       *f,
   }
 }
 
+static GkKeyState
+key_state (Fixture *f,
+           gint64   id)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) keys = gk_key_store_list (f->store, &error);
+
+  g_assert_no_error (error);
+  for (guint i = 0; i < keys->len; i++)
+    {
+      GkKey *key = g_ptr_array_index (keys, i);
+
+      if (key->id == id)
+        return key->state;
+    }
+  g_assert_not_reached ();
+}
+
+/* Keys below the rotation threshold still have quota: when nothing else is
+ * left they serve, without a rotation for each use, and keep showing
+ * "Near quota" until a window is used up. */
+static void
+test_near_quota_fallback (Fixture       *f,
+                          gconstpointer  data)
+{
+  const KeyRow a = { "a", 9, FALSE, 1000, 0, .budget = -1 };
+  const KeyRow b = { "b", 1, FALSE, 1000, 0, .budget = -1 };
+  gint64 ida = add_row (f, &a, 1), idb = add_row (f, &b, 2);
+  g_autofree char *chosen = NULL;
+  GkTrackResult result;
+  RotationLog log;
+
+  /* a leaves for b, then b leaves too: the next key is a, near its quota. */
+  result = track (f, ida, GK_USAGE_SUCCESS, 960, 0, FALSE);
+  g_assert_true (result.rotated);
+  g_assert_cmpint (result.to_key_id, ==, idb);
+  result = track (f, idb, GK_USAGE_SUCCESS, 960, 0, FALSE);
+  g_assert_true (result.rotated);
+  g_assert_cmpint (result.reason, ==, GK_ROTATION_QUOTA_LOW);
+  g_assert_cmpint (result.to_key_id, ==, ida);
+  read_rotations (f, &log);
+  g_assert_cmpint (log.count, ==, 2);
+  g_assert_cmpint (log.to_key_id, ==, ida);
+  rotation_log_clear (&log);
+
+  chosen = select_name (f);
+  g_assert_cmpstr (chosen, ==, "a");
+  g_clear_pointer (&chosen, g_free);
+
+  /* Using it logs no rotation; it stays "Near quota". */
+  for (guint i = 0; i < 3; i++)
+    {
+      result = track (f, ida, GK_USAGE_SUCCESS, 10, 0, FALSE);
+      g_assert_false (result.rotated);
+    }
+  read_rotations (f, &log);
+  g_assert_cmpint (log.count, ==, 2);
+  rotation_log_clear (&log);
+  g_assert_cmpint (key_state (f, ida), ==, GK_KEY_STATE_NEAR_QUOTA);
+  g_assert_cmpint (key_state (f, idb), ==, GK_KEY_STATE_NEAR_QUOTA);
+
+  /* Used up (990 + 10 of 1000): over quota, so b takes over, still
+   * without a rotation. */
+  track (f, ida, GK_USAGE_SUCCESS, 10, 0, FALSE);
+  g_assert_cmpint (key_state (f, ida), ==, GK_KEY_STATE_OVER_QUOTA);
+  chosen = select_name (f);
+  g_assert_cmpstr (chosen, ==, "b");
+  g_clear_pointer (&chosen, g_free);
+
+  /* A 429 on the last near-quota key cools it down: nothing is left. */
+  track (f, idb, GK_USAGE_RATE_LIMITED, 0, 30, FALSE);
+  chosen = select_name (f);
+  g_assert_null (chosen);
+  read_rotations (f, &log);
+  g_assert_cmpint (log.count, ==, 2);
+  rotation_log_clear (&log);
+}
+
 static void
 test_manual_rotation (Fixture       *f,
                       gconstpointer  data)
@@ -721,6 +820,7 @@ main (int argc, char *argv[])
   ADD ("/pool/trigger/invalid", test_trigger_invalid);
   ADD ("/pool/trigger/budget", test_trigger_budget);
   ADD ("/pool/errors-do-not-penalise", test_errors_do_not_penalise);
+  ADD ("/pool/near-quota-fallback", test_near_quota_fallback);
   ADD ("/pool/manual-rotation", test_manual_rotation);
   ADD ("/pool/usage-row", test_usage_row);
   ADD ("/pool/track-deleted-key", test_track_deleted_key);

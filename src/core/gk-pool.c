@@ -332,17 +332,22 @@ entry_remaining_share (const PoolEntry *e)
   return MAX (share, 0.0);
 }
 
+/* Whether @e may serve a request. In the normal pass (@near_quota FALSE)
+ * the key must be eligible: in service and every quota at or above the
+ * rotation threshold. The fallback pass, used only when no key is eligible,
+ * also takes keys that are only "Near quota": below the threshold (whether
+ * or not they were already rotated away for it) but with no window used up,
+ * and neither cooling down, skipped, rejected, turned off nor over budget. */
 static gboolean
-entry_eligible (const PoolEntry *e,
-                gint64           now,
-                double           threshold)
+entry_usable (const PoolEntry *e,
+              gint64           now,
+              double           threshold,
+              gboolean         near_quota)
 {
-  if (e->status == GK_KEY_STATUS_RATE_LIMITED)
-    {
-      if (e->cooldown_until > now)
-        return FALSE;
-    }
-  else if (e->status != GK_KEY_STATUS_ACTIVE || e->cooldown_until > now)
+  if (e->cooldown_until > now)
+    return FALSE;
+  if (e->status != GK_KEY_STATUS_ACTIVE && e->status != GK_KEY_STATUS_RATE_LIMITED
+      && !(near_quota && e->status == GK_KEY_STATUS_QUOTA_EXCEEDED))
     return FALSE;
 
   if (e->budget >= 0 && e->month_cost >= e->budget)
@@ -350,7 +355,10 @@ entry_eligible (const PoolEntry *e,
 
   for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
     {
-      if (e->limit[i] > 0 && (double) (e->limit[i] - e->used[i]) * 100.0 < threshold * e->limit[i])
+      if (e->limit[i] <= 0)
+        continue;
+      if (near_quota ? e->used[i] >= e->limit[i]
+                     : (double) (e->limit[i] - e->used[i]) * 100.0 < threshold * e->limit[i])
         return FALSE;
     }
   return TRUE;
@@ -390,34 +398,42 @@ entry_better (const PoolEntry *a,
 }
 
 /* Called with the snapshot held. The entries are ordered by (default,
- * priority), the first two criteria, so the scan stops at the end of the
- * first group that has an eligible key. */
+ * priority), the first two criteria, so a pass stops at the end of the
+ * first group that has a usable key. Keys that are only near their quota
+ * serve, in the same order, when no key is eligible. */
 static PoolEntry *
 choose (GkPool *self,
         gint64  now,
         GArray *exclude,
         gint64  also_exclude)
 {
-  PoolEntry *best = NULL;
-  double best_share = 0;
-
-  for (guint i = 0; i < self->entries->len; i++)
+  for (guint pass = 0; pass < 2; pass++)
     {
-      PoolEntry *e = &g_array_index (self->entries, PoolEntry, i);
-      double share;
+      gboolean near_quota = pass == 1;
+      PoolEntry *best = NULL;
+      double best_share = 0;
 
-      if (best != NULL && (e->is_default != best->is_default || e->priority != best->priority))
-        break;
-      if (e->id == also_exclude || id_in (exclude, e->id) || !entry_eligible (e, now, self->threshold))
-        continue;
-      share = entry_remaining_share (e);
-      if (best == NULL || entry_better (e, share, best, best_share))
+      for (guint i = 0; i < self->entries->len; i++)
         {
-          best = e;
-          best_share = share;
+          PoolEntry *e = &g_array_index (self->entries, PoolEntry, i);
+          double share;
+
+          if (best != NULL && (e->is_default != best->is_default || e->priority != best->priority))
+            break;
+          if (e->id == also_exclude || id_in (exclude, e->id)
+              || !entry_usable (e, now, self->threshold, near_quota))
+            continue;
+          share = entry_remaining_share (e);
+          if (best == NULL || entry_better (e, share, best, best_share))
+            {
+              best = e;
+              best_share = share;
+            }
         }
+      if (best != NULL)
+        return best;
     }
-  return best;
+  return NULL;
 }
 
 static void

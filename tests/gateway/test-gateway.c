@@ -21,6 +21,7 @@
 #include <libsoup/soup.h>
 #include <sqlite3.h>
 
+#include "gk-database-private.h"
 #include "gk-gateway.h"
 #include "gk-test-util.h"
 #include "gk-upstream.h"
@@ -537,6 +538,78 @@ test_no_keys_left (Fixture       *f,
   /* The last rotation found no key to go to. */
   g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_rotation_log WHERE to_key_id IS NULL"),
                    >=, 1);
+}
+
+/* Gives key @id a limit of @limit requests a day, @used of them used. */
+static void
+set_daily_requests (Fixture *f,
+                    gint64   id,
+                    gint64   limit,
+                    gint64   used)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkKey) key = get_key (f, id);
+  g_autofree char *sql = NULL;
+  GkKeySpec spec;
+
+  gk_key_spec_from_key (&spec, key);
+  spec.limits[GK_QUOTA_SLOT_DAILY_REQUESTS] = limit;
+  g_assert_true (gk_key_store_update (f->store, id, &spec, NULL, &error));
+  g_assert_no_error (error);
+  sql = g_strdup_printf ("UPDATE gemini_key_quotas SET used_value = %" G_GINT64_FORMAT
+                         " WHERE key_id = %" G_GINT64_FORMAT " AND quota_type = 'DAILY'"
+                         " AND unit = 'REQUESTS'", used, id);
+  gk_database_exec (f->db, sql, &error);
+  g_assert_no_error (error);
+  gk_database_touch (f->db);
+}
+
+/* Keys below the rotation threshold still have quota: once every key is
+ * there, requests keep going to them (in the selector's order) until their
+ * quota is used up, and only then does the gateway answer 503. */
+static void
+test_near_quota_keys_serve (Fixture       *f,
+                            gconstpointer  data)
+{
+  gint64 a_id = add_key (f, "OK", 9, NULL);
+  gint64 b_id = add_key (f, "OK", 5, NULL);
+  g_autoptr(GkKey) a = NULL;
+  g_autoptr(GBytes) body = NULL;
+  guint status;
+
+  /* 95 of 100 requests used: exactly at the 5% threshold, still eligible. */
+  set_daily_requests (f, a_id, 100, 95);
+  set_daily_requests (f, b_id, 100, 95);
+
+  /* a drops below the threshold and leaves for b; b leaves for a; then
+   * both serve until each has used its 100 requests. */
+  for (guint i = 0; i < 10; i++)
+    {
+      g_clear_pointer (&body, g_bytes_unref);
+      body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY,
+                   &status);
+      g_assert_cmpuint (status, ==, 200);
+    }
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log WHERE status = 'SUCCESS'"),
+                   ==, 10);
+  /* Two rotations (a → b, b → a), none for the uses near the quota. */
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_rotation_log"), ==, 2);
+  {
+    g_autofree char *sql = g_strdup_printf ("SELECT count(*) FROM gemini_key_rotation_log"
+                                            " WHERE from_key_id = %" G_GINT64_FORMAT
+                                            " AND to_key_id = %" G_GINT64_FORMAT,
+                                            b_id, a_id);
+    g_assert_cmpint (sql_int (f, sql), ==, 1);
+  }
+
+  /* a, used first, is over quota now; nothing is left. */
+  a = get_key (f, a_id);
+  g_assert_cmpint (a->state, ==, GK_KEY_STATE_OVER_QUOTA);
+  g_clear_pointer (&body, g_bytes_unref);
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY,
+               &status);
+  g_assert_cmpuint (status, ==, 503);
+  assert_google_error (body, 503, "UNAVAILABLE", "No active keys available");
 }
 
 static void
@@ -2043,6 +2116,7 @@ main (int   argc,
   ADD ("invalid-key", test_invalid_key);
   ADD ("transient-no-penalty", test_transient_no_penalty);
   ADD ("no-keys-left", test_no_keys_left);
+  ADD ("near-quota-keys-serve", test_near_quota_keys_serve);
   ADD ("stream-usage", test_stream_usage);
   ADD ("stream-dropped", test_stream_dropped);
   ADD ("dropped-before-answer", test_dropped_before_answer_retries);
