@@ -106,7 +106,7 @@ usage_row_csv (GString          *out,
                const GkUsageRow *row)
 {
   g_autofree char *id = format_int (row->id);
-  g_autofree char *key_id = format_int (row->key_id);
+  g_autofree char *key_id = row->key_id > 0 ? format_int (row->key_id) : NULL;
   g_autofree char *tokens = format_int (row->tokens_used);
   g_autofree char *prompt = format_int (row->prompt_tokens);
   g_autofree char *output = format_int (row->output_tokens);

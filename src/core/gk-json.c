@@ -143,7 +143,8 @@ gk_json_add_usage_row (JsonBuilder      *builder,
 {
   json_builder_begin_object (builder);
   gk_json_add_int (builder, "id", row->id);
-  gk_json_add_int (builder, "key_id", row->key_id);
+  /* A request no key could serve (answered 503) has none: null. */
+  gk_json_add_optional_id (builder, "key_id", row->key_id);
   gk_json_add_string (builder, "key_name", row->key_name);
   gk_json_add_string (builder, "model", row->model);
   gk_json_add_int (builder, "tokens_used", row->tokens_used);

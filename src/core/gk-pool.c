@@ -709,8 +709,8 @@ gk_pool_track (GkPool               *self,
   /* A key deleted while its request was in flight is not in the
    * snapshot, but the request was made and answered: its row is written
    * and its counters charged all the same (history of deleted keys stays). */
-  e = entry_for (self, record->key_id);
-  if (e == NULL && !key_row_exists (self, record->key_id))
+  e = record->key_id != 0 ? entry_for (self, record->key_id) : NULL;
+  if (e == NULL && record->key_id != 0 && !key_row_exists (self, record->key_id))
     {
       snapshot_release (self);
       g_set_error (error, GK_POOL_ERROR, GK_POOL_ERROR_NOT_FOUND,
@@ -726,7 +726,8 @@ gk_pool_track (GkPool               *self,
   local_result.cost_usd = gk_pricing_cost (self->pricing, record->model ? record->model : "",
                                            record->prompt_tokens, record->output_tokens,
                                            &local_result.priced);
-  charge = record->status == GK_USAGE_SUCCESS;
+  /* A request answered without a key (none was available) charges nothing. */
+  charge = record->status == GK_USAGE_SUCCESS && record->key_id != 0;
   if (record->error_message != NULL)
     {
       g_autofree char *valid = g_utf8_make_valid (record->error_message, -1);
@@ -751,7 +752,10 @@ gk_pool_track (GkPool               *self,
                               error);
   if (stmt == NULL)
     goto fail;
-  sqlite3_bind_int64 (stmt, 1, record->key_id);
+  if (record->key_id != 0)
+    sqlite3_bind_int64 (stmt, 1, record->key_id);
+  else
+    sqlite3_bind_null (stmt, 1);
   sqlite3_bind_text (stmt, 2, record->model ? record->model : "", -1, SQLITE_STATIC);
   sqlite3_bind_int64 (stmt, 3, tokens);
   sqlite3_bind_int64 (stmt, 4, record->prompt_tokens);

@@ -24,7 +24,7 @@ typedef enum
 /* One use of a key, as reported by the gateway or `gemini-keysctl track`. */
 typedef struct
 {
-  gint64         key_id;
+  gint64         key_id;           /* 0: answered without a key (NULL in the log) */
   const char    *model;            /* as sent; normalised for pricing */
   gint64         prompt_tokens;
   gint64         output_tokens;    /* candidates + thoughts */

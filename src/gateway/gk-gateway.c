@@ -87,6 +87,10 @@ struct _GkGateway
   /* The master key in use was rotated away and the new one is out of reach
    * (gateway thread only): said once, not per request or per key. */
   gboolean      master_key_down;
+  /* Requests answered 503 "No active keys available" since a key last
+   * served one (gateway thread only): the first is logged, the rest are
+   * only counted. */
+  guint64       no_key_answers;
 
   /* Owned by the gateway thread while it runs. */
   GThread      *thread;
@@ -1220,6 +1224,9 @@ typedef struct
   gint64             deadline;      /* of all attempts; 0 = none */
   gboolean           client_gone;
   gboolean           answered;
+  gint64             received;      /* monotonic µs */
+  char              *unavailable;   /* the 503's message when no key could serve */
+  const char        *retry_after;   /* with it; NULL = no Retry-After */
 
   /* The attempt in progress. */
   GkUpstreamCall    *call;
@@ -1268,6 +1275,7 @@ request_free (Request *request)
   g_clear_pointer (&request->last_body, g_bytes_unref);
   g_free (request->last_error);
   g_clear_error (&request->last_failure);
+  g_free (request->unavailable);
 #ifdef __GLIBC__
   /* glibc keeps freed memory of the gateway thread's arena: a big answer
    * would stay in the process's size for good. */
@@ -1327,14 +1335,17 @@ track_done (TrackJob *job)
     gateway_log (self, "the disk is full: usage of key %" G_GINT64_FORMAT
                  " is kept in memory until it can be written", record->key_id);
 
-  gateway_log (self, "%s %s -> %u key=%" G_GINT64_FORMAT " user=%s status=%s tokens=%" G_GINT64_FORMAT
-               "+%" G_GINT64_FORMAT " %" G_GINT64_FORMAT " ms%s%s%s",
-               request->http_method, request->path, (guint) record->http_status, record->key_id,
-               record->user_id, gk_usage_status_to_string (record->status), record->prompt_tokens,
-               record->output_tokens, record->latency_ms,
-               result->rotated ? " (rotated: " : "",
-               result->rotated ? gk_rotation_reason_to_string (result->reason) : "",
-               result->rotated ? ")" : "");
+  /* A request no key could serve has its cause logged once (see
+   * request_unavailable()), not a line each. */
+  if (record->key_id != 0)
+    gateway_log (self, "%s %s -> %u key=%" G_GINT64_FORMAT " user=%s status=%s tokens=%"
+                 G_GINT64_FORMAT "+%" G_GINT64_FORMAT " %" G_GINT64_FORMAT " ms%s%s%s",
+                 request->http_method, request->path, (guint) record->http_status,
+                 record->key_id, record->user_id, gk_usage_status_to_string (record->status),
+                 record->prompt_tokens, record->output_tokens, record->latency_ms,
+                 result->rotated ? " (rotated: " : "",
+                 result->rotated ? gk_rotation_reason_to_string (result->reason) : "",
+                 result->rotated ? ")" : "");
   track_job_free (job);
   next (request);
 }
@@ -1554,6 +1565,37 @@ request_finish (Request *request)
 }
 
 static void
+request_answer_unavailable (Request *request)
+{
+  if (!request->client_gone)
+    {
+      if (request->retry_after != NULL)
+        soup_message_headers_replace (soup_server_message_get_response_headers (request->msg),
+                                      "Retry-After", request->retry_after);
+      gk_gateway_respond_error (request->msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
+                                request->unavailable);
+    }
+  request_finish (request);
+}
+
+/* No key can serve the request: it is answered 503 with @message once its
+ * row (ERROR, HTTP 503, no key, its user and model) is in the usage log,
+ * like any failed request. The caller logs the cause once, not per
+ * request. */
+static void
+request_unavailable (Request    *request,
+                     const char *message,
+                     const char *retry_after)
+{
+  request->key_id = 0;
+  request->status = SOUP_STATUS_SERVICE_UNAVAILABLE;
+  request->attempt_start = request->received;
+  request->unavailable = g_strdup (message);
+  request->retry_after = retry_after;
+  request_track (request, GK_USAGE_ERROR, NULL, NULL, message, request_answer_unavailable);
+}
+
+static void
 copy_response_headers (GkUpstreamCall    *from,
                        SoupServerMessage *to)
 {
@@ -1721,15 +1763,10 @@ request_give_up (Request *request)
       request_finish (request);
       return;
     }
-  gateway_log (self, "%s %s -> 503 no active keys", request->http_method, request->path);
-  if (!request->client_gone)
-    {
-      soup_message_headers_replace (soup_server_message_get_response_headers (request->msg),
-                                    "Retry-After", "60");
-      gk_gateway_respond_error (request->msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
-                                "No active keys available");
-    }
-  request_finish (request);
+  if (self->no_key_answers++ == 0)
+    gateway_log (self, "%s %s -> 503 no active keys (logged once until a key serves again)",
+                 request->http_method, request->path);
+  request_unavailable (request, "No active keys available", "60");
 }
 
 /* Records @error as the failure the client gets if nothing else answers. */
@@ -2166,11 +2203,14 @@ request_attempt (Request *request)
           gateway_log (self, "%s", error->message);
           g_signal_emit (self, signals[SIGNAL_MASTER_KEY_STATE], 0, FALSE, error->message);
         }
-      if (!request->client_gone)
-        gk_gateway_respond_error (request->msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
-                                  error->message);
-      request_finish (request);
+      request_unavailable (request, error->message, NULL);
       return;
+    }
+  if (secret != NULL && self->no_key_answers > 0)
+    {
+      gateway_log (self, "a key serves again, after %" G_GUINT64_FORMAT " requests answered"
+                   " 503 no active keys", self->no_key_answers);
+      self->no_key_answers = 0;
     }
   if (secret != NULL && self->master_key_down)
     {
@@ -2370,6 +2410,7 @@ proxy (GkGateway         *self,
   request = g_new0 (Request, 1);
   self->in_flight++;
   request->gateway = self;
+  request->received = g_get_monotonic_time ();
   request->msg = g_object_ref (msg);
   request->user_id = g_strdup (state->user_id);
   request->http_method = g_strdup (soup_server_message_get_method (msg));

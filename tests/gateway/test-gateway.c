@@ -513,19 +513,47 @@ test_transient_no_penalty (Fixture       *f,
 }
 
 static void
+count_no_key_lines_cb (GkGateway  *gateway,
+                       const char *line,
+                       gpointer    user_data)
+{
+  if (strstr (line, "-> 503 no active keys") != NULL)
+    g_atomic_int_inc ((int *) user_data);
+}
+
+/* The 503s of requests no key could serve, as the usage log holds them. */
+#define NO_KEY_ROWS_SQL \
+  "SELECT count(*) FROM gemini_key_usage_log WHERE key_id IS NULL AND status = 'ERROR'" \
+  " AND http_status = 503 AND error_message = 'No active keys available'" \
+  " AND user_id = 'tester' AND model = 'gemini-2.5-flash'"
+
+static void
 test_no_keys_left (Fixture       *f,
                    gconstpointer  data)
 {
   g_autoptr(GBytes) body = NULL;
   g_autofree char *text = NULL;
   guint status;
+  int no_key_lines = 0;
 
-  /* No key at all. */
-  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY, &status);
-  g_assert_cmpuint (status, ==, 503);
-  assert_google_error (body, 503, "UNAVAILABLE", "No active keys available");
+  g_signal_connect (f->gateway, "log", G_CALLBACK (count_no_key_lines_cb), &no_key_lines);
 
-  /* Every key dies on this request. */
+  /* No key at all: each request is in the usage log, without a key, and
+   * the gateway's log says so once, not per request. */
+  for (guint i = 0; i < 5; i++)
+    {
+      g_clear_pointer (&body, g_bytes_unref);
+      body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY,
+                   &status);
+      g_assert_cmpuint (status, ==, 503);
+      assert_google_error (body, 503, "UNAVAILABLE", "No active keys available");
+    }
+  g_assert_cmpint (sql_int (f, NO_KEY_ROWS_SQL), ==, 5);
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log"), ==, 5);
+  g_assert_cmpint (g_atomic_int_get (&no_key_lines), ==, 1);
+
+  /* Every key dies on this request: one row per failed attempt, and one
+   * for the 503 the client got. */
   add_key (f, "INVALID", 9, NULL);
   add_key (f, "RATEMIN", 5, NULL);
   g_clear_pointer (&body, g_bytes_unref);
@@ -534,7 +562,11 @@ test_no_keys_left (Fixture       *f,
   assert_google_error (body, 503, "UNAVAILABLE", "No active keys available");
   text = bytes_to_string (body);
   g_assert_null (strstr (text, "AIza"));
-  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log"), ==, 2);
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log"), ==, 8);
+  g_assert_cmpint (sql_int (f, NO_KEY_ROWS_SQL), ==, 6);
+  g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_usage_log"
+                               " WHERE key_id IS NOT NULL"), ==, 2);
+  g_signal_handlers_disconnect_by_data (f->gateway, &no_key_lines);
   /* The last rotation found no key to go to. */
   g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_rotation_log WHERE to_key_id IS NULL"),
                    >=, 1);
