@@ -1427,7 +1427,7 @@ test_rollup_upgrade (Fixture       *fixture,
   g_assert_true (gk_database_migrate (upgraded, &created, &error));
   g_assert_no_error (error);
   g_assert_cmpstrv (created, rollup_tables);
-  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 6);
+  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 7);
   assert_rollup_exact (upgraded);
   assert_filters_match_rows (upgraded, key, GK_TEST_EPOCH);
   assert_dashboard_matches_log (upgraded, 30);
@@ -1486,9 +1486,161 @@ test_usage_pages (Fixture       *fixture,
   g_array_unref (c.ids);
 }
 
+/* The usage tab's summary: over the period and filters, from the rollup,
+ * equal to the sums over every row of the period whatever a list shows. */
+static void
+assert_filter_summary_matches_rows (GkDatabase          *db,
+                                    const GkUsageFilter *filter)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) rows = NULL;
+  g_autoptr(GPtrArray) shown = NULL;
+  GkUsageSummary summary;
+  gint64 successes = 0;
+  double cost = 0;
+
+  rows = gk_stats_usage_query (db, filter, 0, 0, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < rows->len; i++)
+    {
+      const GkUsageRow *row = rows->pdata[i];
+
+      g_assert_cmpint (row->created_at, >=, filter->since);
+      if (filter->until > 0)
+        g_assert_cmpint (row->created_at, <, filter->until);
+      if (filter->key_id != 0)
+        g_assert_cmpint (row->key_id, ==, filter->key_id);
+      if (filter->status >= 0)
+        g_assert_cmpint (row->status, ==, filter->status);
+      if (filter->model != NULL)
+        g_assert_cmpstr (row->model, ==, filter->model);
+      if (filter->user_id != NULL)
+        g_assert_cmpstr (row->user_id != NULL ? row->user_id : "", ==, filter->user_id);
+      successes += row->status == GK_USAGE_SUCCESS;
+      cost += row->cost_usd;
+    }
+  g_assert_cmpint (gk_stats_usage_query_count (db, filter, &error), ==, rows->len);
+  g_assert_no_error (error);
+
+  /* "Show 10" lists ten rows; the summary does not change. */
+  shown = gk_stats_usage_query (db, filter, 10, 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (shown->len, ==, MIN (10, rows->len));
+
+  g_assert_true (gk_stats_usage_filter_summary (db, filter, &summary, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (summary.requests, ==, rows->len);
+  g_assert_cmpint (summary.successes, ==, successes);
+  g_assert_cmpint (summary.failures, ==, (gint64) rows->len - successes);
+  g_assert_cmpfloat_with_epsilon (summary.cost_usd, cost, 1e-6);
+}
+
+static void
+assert_filters_match_rows (GkDatabase *db,
+                           gint64      key_a,
+                           gint64      now)
+{
+  static const int periods[] = { 0, 6, 29, 40, 60 };
+  gint64 midnight = gk_stats_local_midnight (NULL, now, 0);
+  gint64 tomorrow = gk_stats_local_midnight (NULL, now + 86400, 0);
+
+  for (guint p = 0; p < G_N_ELEMENTS (periods); p++)
+    {
+      GkUsageFilter filter = GK_USAGE_FILTER_INIT;
+
+      filter.since = gk_stats_local_midnight (NULL, now, periods[p]);
+      filter.until = tomorrow;
+      g_assert_cmpint (filter.since % 900, ==, 0);
+      g_assert_cmpint (filter.since, <=, midnight);
+      assert_filter_summary_matches_rows (db, &filter);
+      filter.key_id = key_a;
+      assert_filter_summary_matches_rows (db, &filter);
+      filter.status = GK_USAGE_RATE_LIMITED;
+      assert_filter_summary_matches_rows (db, &filter);
+      filter.key_id = 0;
+      filter.status = GK_USAGE_SUCCESS;
+      filter.model = "gemini-2.5-pro";
+      assert_filter_summary_matches_rows (db, &filter);
+      filter.status = -1;
+      filter.user_id = "u3";
+      assert_filter_summary_matches_rows (db, &filter);
+      filter.model = NULL;
+      assert_filter_summary_matches_rows (db, &filter);
+    }
+
+  /* Custom ranges: two days ending yesterday; 15 days ending 45 days ago;
+   * one day 41 days ago. */
+  {
+    static const int ranges[][2] = { { 3, 0 }, { 60, 45 }, { 41, 40 } };
+
+    for (guint r = 0; r < G_N_ELEMENTS (ranges); r++)
+      {
+        GkUsageFilter filter = GK_USAGE_FILTER_INIT;
+
+        filter.since = gk_stats_local_midnight (NULL, now, ranges[r][0]);
+        filter.until = gk_stats_local_midnight (NULL, now, ranges[r][1]);
+        assert_filter_summary_matches_rows (db, &filter);
+        filter.user_id = "u3";
+        assert_filter_summary_matches_rows (db, &filter);
+      }
+  }
+}
+
+/* Zones whose local midnights are not UTC ones, or not whole hours. */
+static const char *const summary_zones[] = {
+  "UTC", "Asia/Ho_Chi_Minh", "America/Los_Angeles", "Asia/Kathmandu", "Pacific/Chatham",
+};
+
+/* The usage tab's summaries, as text: periods from local midnights (some
+ * 40+ days back, where the facet sums are per UTC day, so the period starts
+ * or ends inside one) to now or to an earlier midnight, with each kind of
+ * filter, in each of summary_zones[]. */
+static void
+append_filter_summaries (GString      *out,
+                         GkDatabase   *db,
+                         gint64        key)
+{
+  static const struct { int since, until; } periods[] = {
+    { 0, -1 }, { 6, -1 }, { 29, -1 }, { 40, -1 }, { 60, -1 }, { 60, 45 }, { 41, 40 },
+    { 120, -1 }, { 366, -1 },
+  };
+  gint64 now = gk_database_now (db);
+
+  for (guint z = 0; z < G_N_ELEMENTS (summary_zones); z++)
+    {
+      g_setenv ("TZ", summary_zones[z], TRUE);
+      for (guint p = 0; p < G_N_ELEMENTS (periods); p++)
+        for (guint f = 0; f < 6; f++)
+          {
+            g_autoptr(GError) error = NULL;
+            GkUsageFilter filter = GK_USAGE_FILTER_INIT;
+            GkUsageSummary summary;
+
+            /* Past the retention period only where days are UTC days:
+             * elsewhere a part of a day there has no rows left to read. */
+            if (periods[p].since > 89 && z > 0)
+              continue;
+            filter.since = gk_stats_local_midnight (NULL, now, periods[p].since);
+            if (periods[p].until >= 0)
+              filter.until = gk_stats_local_midnight (NULL, now, periods[p].until);
+            filter.key_id = f == 1 || f == 5 ? key : 0;
+            filter.status = f == 2 ? GK_USAGE_SUCCESS : f == 5 ? GK_USAGE_RATE_LIMITED : -1;
+            filter.model = f == 3 ? "gemini-2.5-pro" : NULL;
+            filter.user_id = f == 4 ? "u3" : NULL;
+            g_assert_true (gk_stats_usage_filter_summary (db, &filter, &summary, &error));
+            g_assert_no_error (error);
+            g_string_append_printf (out, "%s filter %d-%d/%u: %" G_GINT64_FORMAT " %"
+                                    G_GINT64_FORMAT " %.9f\n", summary_zones[z],
+                                    periods[p].since, periods[p].until, f, summary.requests,
+                                    summary.successes, summary.cost_usd);
+          }
+    }
+  g_setenv ("TZ", "UTC", TRUE);
+}
+
 /* Every figure the dashboard (7 and 30 days, in every zone of zones[])
- * and the usage summaries (all keys and each key, over the newest rows)
- * show, as text. */
+ * and the usage summaries (all keys and each key, over the newest rows;
+ * the usage tab's, see append_filter_summaries()) show, as text. */
 static char *
 shown_figures (GkDatabase   *db,
                const gint64 *keys,
@@ -1555,6 +1707,7 @@ shown_figures (GkDatabase   *db,
                                 summary.requests, summary.successes, summary.failures,
                                 summary.cost_usd);
       }
+  append_filter_summaries (out, db, keys[0]);
   return g_string_free (out, FALSE);
 }
 
@@ -1621,7 +1774,25 @@ test_compact_keeps_figures (Fixture       *fixture,
                                       " AND start < %" G_GINT64_FORMAT, cutoff), ==, 0);
       g_assert_cmpint (query_intf (db, "SELECT count(*) FROM usage_rollup_model WHERE span = 900"
                                       " AND start < %" G_GINT64_FORMAT, cutoff), ==, 0);
+      /* Facet sums before the cutoff are one per UTC day, and say so. */
+      g_assert_cmpint (query_intf (db, "SELECT count(*) FROM usage_rollup_facet"
+                                      " WHERE start < %" G_GINT64_FORMAT " AND start %% 86400 <> 0",
+                                   cutoff), ==, 0);
+      g_assert_cmpint (query_intf (db, "SELECT count(*) FROM usage_rollup_facet"
+                                      " WHERE start < %" G_GINT64_FORMAT, cutoff), >, 0);
+      g_assert_cmpint (query_int (db, "SELECT CAST (value AS INTEGER) FROM meta WHERE key = '"
+                                      GK_ROLLUP_META_FACET_DAYS "'"), ==, cutoff);
       g_assert_null (gk_database_get_meta (db, GK_ROLLUP_META_PRUNING));
+
+      /* Exact against the rows themselves, from periods that start (or
+       * end) inside a coarsened day, in zones whose midnights are not
+       * UTC's. */
+      for (guint z = 0; z < G_N_ELEMENTS (summary_zones); z++)
+        {
+          g_setenv ("TZ", summary_zones[z], TRUE);
+          assert_filters_match_rows (db, keys[0], later[t]);
+        }
+      g_setenv ("TZ", "UTC", TRUE);
     }
 
   /* A row deleted by hand after compaction still leaves the sums. */
@@ -1643,104 +1814,49 @@ test_compact_keeps_figures (Fixture       *fixture,
     g_assert_cmpint (d->cards.requests, ==, requests - 1);
   }
 
+  /* In a day whose facet sums are coarsened, a row recorded late goes to
+   * the day's sum, and a row deleted by hand leaves it: the usage tab's
+   * summaries stay exact. */
+  {
+    gint64 now = GK_TEST_EPOCH + 45 * DAY;
+    gint64 day = GK_TEST_EPOCH - 10 * DAY - (GK_TEST_EPOCH - 10 * DAY) % DAY;
+    GkUsageFilter filter = GK_USAGE_FILTER_INIT;
+    GkUsageSummary summary;
+
+    g_assert_cmpint (day + DAY, <=, query_int (db, "SELECT CAST (value AS INTEGER) FROM meta"
+                                                   " WHERE key = '" GK_ROLLUP_META_FACET_DAYS "'"));
+    add_usage (db, keys[1], "late", 0.25, "SUCCESS", "u3", day + 5 * HOUR + 7);
+    filter.since = day;
+    filter.until = day + DAY;
+    g_assert_true (gk_stats_usage_filter_summary (db, &filter, &summary, &error));
+    g_assert_no_error (error);
+    g_assert_cmpint (query_int (db, "SELECT start FROM usage_rollup_facet WHERE model = 'late'"),
+                     ==, day);
+    {
+      g_autofree char *sql = g_strdup_printf ("DELETE FROM gemini_key_usage_log WHERE id IN"
+                                              " (SELECT id FROM gemini_key_usage_log"
+                                              "  WHERE created_at >= %" G_GINT64_FORMAT
+                                              "  AND created_at < %" G_GINT64_FORMAT
+                                              "  ORDER BY id LIMIT 5)",
+                                              day - 2 * DAY, day + DAY);
+
+      g_assert_true (gk_database_exec (db, sql, NULL));
+    }
+    for (guint z = 0; z < G_N_ELEMENTS (summary_zones); z++)
+      {
+        g_setenv ("TZ", summary_zones[z], TRUE);
+        assert_filters_match_rows (db, keys[1], now);
+        assert_filter_summary_matches_rows (db, &filter);
+      }
+    g_setenv ("TZ", "UTC", TRUE);
+  }
+
   /* Keep all: nothing more is deleted. */
   g_assert_true (gk_rollup_set_retention_days (db, 0, &error));
   gk_clock_set (clock, GK_TEST_EPOCH + 400 * DAY);
   g_assert_true (gk_rollup_prune (db, &report, &error));
   g_assert_no_error (error);
   g_assert_cmpint (report.rows_deleted, ==, 0);
-}
-
-/* The usage tab's summary: over the period and filters, from the rollup,
- * equal to the sums over every row of the period whatever a list shows. */
-static void
-assert_filter_summary_matches_rows (GkDatabase          *db,
-                                    const GkUsageFilter *filter)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) rows = NULL;
-  g_autoptr(GPtrArray) shown = NULL;
-  GkUsageSummary summary;
-  gint64 successes = 0;
-  double cost = 0;
-
-  rows = gk_stats_usage_query (db, filter, 0, 0, &error);
-  g_assert_no_error (error);
-  for (guint i = 0; i < rows->len; i++)
-    {
-      const GkUsageRow *row = rows->pdata[i];
-
-      g_assert_cmpint (row->created_at, >=, filter->since);
-      if (filter->until > 0)
-        g_assert_cmpint (row->created_at, <, filter->until);
-      if (filter->key_id != 0)
-        g_assert_cmpint (row->key_id, ==, filter->key_id);
-      if (filter->status >= 0)
-        g_assert_cmpint (row->status, ==, filter->status);
-      if (filter->model != NULL)
-        g_assert_cmpstr (row->model, ==, filter->model);
-      if (filter->user_id != NULL)
-        g_assert_cmpstr (row->user_id != NULL ? row->user_id : "", ==, filter->user_id);
-      successes += row->status == GK_USAGE_SUCCESS;
-      cost += row->cost_usd;
-    }
-  g_assert_cmpint (gk_stats_usage_query_count (db, filter, &error), ==, rows->len);
-  g_assert_no_error (error);
-
-  /* "Show 10" lists ten rows; the summary does not change. */
-  shown = gk_stats_usage_query (db, filter, 10, 0, &error);
-  g_assert_no_error (error);
-  g_assert_cmpuint (shown->len, ==, MIN (10, rows->len));
-
-  g_assert_true (gk_stats_usage_filter_summary (db, filter, &summary, &error));
-  g_assert_no_error (error);
-  g_assert_cmpint (summary.requests, ==, rows->len);
-  g_assert_cmpint (summary.successes, ==, successes);
-  g_assert_cmpint (summary.failures, ==, (gint64) rows->len - successes);
-  g_assert_cmpfloat_with_epsilon (summary.cost_usd, cost, 1e-6);
-}
-
-static void
-assert_filters_match_rows (GkDatabase *db,
-                           gint64      key_a,
-                           gint64      now)
-{
-  static const int periods[] = { 0, 6, 29, 40 };
-  gint64 midnight = gk_stats_local_midnight (NULL, now, 0);
-  gint64 tomorrow = gk_stats_local_midnight (NULL, now + 86400, 0);
-
-  for (guint p = 0; p < G_N_ELEMENTS (periods); p++)
-    {
-      GkUsageFilter filter = GK_USAGE_FILTER_INIT;
-
-      filter.since = gk_stats_local_midnight (NULL, now, periods[p]);
-      filter.until = tomorrow;
-      g_assert_cmpint (filter.since % 900, ==, 0);
-      g_assert_cmpint (filter.since, <=, midnight);
-      assert_filter_summary_matches_rows (db, &filter);
-      filter.key_id = key_a;
-      assert_filter_summary_matches_rows (db, &filter);
-      filter.status = GK_USAGE_RATE_LIMITED;
-      assert_filter_summary_matches_rows (db, &filter);
-      filter.key_id = 0;
-      filter.status = GK_USAGE_SUCCESS;
-      filter.model = "gemini-2.5-pro";
-      assert_filter_summary_matches_rows (db, &filter);
-      filter.status = -1;
-      filter.user_id = "u3";
-      assert_filter_summary_matches_rows (db, &filter);
-      filter.model = NULL;
-      assert_filter_summary_matches_rows (db, &filter);
-    }
-
-  /* A custom range: two days ending yesterday. */
-  {
-    GkUsageFilter filter = GK_USAGE_FILTER_INIT;
-
-    filter.since = gk_stats_local_midnight (NULL, now, 3);
-    filter.until = midnight;
-    assert_filter_summary_matches_rows (db, &filter);
-  }
 }
 
 static void

@@ -13,6 +13,7 @@
 #include "gk-audit.h"
 #include "gk-clock.h"
 #include "gk-database-private.h"
+#include "gk-rollup.h"
 
 #define BUSY_TIMEOUT_MS 10000
 
@@ -248,7 +249,30 @@ static const MigrationStep migration_4[] = {
  * user, so the usage tab totals any period and filter without reading the
  * log (kept at that grain for ever: the combinations in use are few). The
  * trigger also takes deleted rows out of these sums. */
-#define ROLLUP_FACET_START "created_at - created_at % 900"
+#define ROLLUP_FACET_START "OLD.created_at - OLD.created_at % 900"
+
+/* The trigger of version 5 on: takes a row deleted by hand (not by
+ * retention) out of every sum; @facet_start is the start of its facet sum. */
+#define ROLLUP_FORGET_TRIGGER(facet_start) \
+  "CREATE TRIGGER usage_rollup_forget AFTER DELETE ON gemini_key_usage_log" \
+  " WHEN OLD.id <= (SELECT CAST (value AS INTEGER) FROM meta WHERE key = 'rollup_max_id')" \
+  " AND NOT EXISTS (SELECT 1 FROM meta WHERE key = 'usage_pruning')" \
+  " BEGIN" \
+  " UPDATE usage_rollup_total SET requests = requests - 1," \
+  " successes = successes - (OLD.status = 'SUCCESS'), cost_usd = cost_usd - OLD.cost_usd" \
+  " WHERE start = OLD.created_at - OLD.created_at % 900;" \
+  ROLLUP_RANK_FORGET ("usage_rollup_model", "model", "900") \
+  ROLLUP_RANK_FORGET ("usage_rollup_model", "model", "86400") \
+  ROLLUP_RANK_FORGET ("usage_rollup_user", "user_id", "900") \
+  ROLLUP_RANK_FORGET ("usage_rollup_user", "user_id", "86400") \
+  " UPDATE usage_rollup_facet SET requests = requests - 1," \
+  " successes = successes - (OLD.status = 'SUCCESS'), tokens = tokens - OLD.tokens_used," \
+  " cost_usd = cost_usd - OLD.cost_usd" \
+  " WHERE start = " facet_start \
+  " AND key_id = coalesce (OLD.key_id, 0) AND status = OLD.status" \
+  " AND model = coalesce (OLD.model, '') AND user_id = coalesce (OLD.user_id, '');" \
+  " END"
+
 static const MigrationStep migration_5[] = {
   { "usage_rollup_facet",
     "CREATE TABLE usage_rollup_facet ("
@@ -265,31 +289,13 @@ static const MigrationStep migration_5[] = {
   { NULL,
     "INSERT INTO usage_rollup_facet (start, key_id, status, model, user_id, requests,"
     " successes, tokens, cost_usd)"
-    " SELECT " ROLLUP_FACET_START ", coalesce (key_id, 0), status, coalesce (model, ''),"
+    " SELECT created_at - created_at % 900, coalesce (key_id, 0), status, coalesce (model, ''),"
     " coalesce (user_id, ''), count(*), sum(status = 'SUCCESS'), sum(tokens_used),"
     " total(cost_usd) FROM gemini_key_usage_log"
     " WHERE id <= (SELECT CAST (value AS INTEGER) FROM meta WHERE key = 'rollup_max_id')"
     " GROUP BY 1, 2, 3, 4, 5" },
   { NULL, "DROP TRIGGER IF EXISTS usage_rollup_forget" },
-  { NULL,
-    "CREATE TRIGGER usage_rollup_forget AFTER DELETE ON gemini_key_usage_log"
-    " WHEN OLD.id <= (SELECT CAST (value AS INTEGER) FROM meta WHERE key = 'rollup_max_id')"
-    " AND NOT EXISTS (SELECT 1 FROM meta WHERE key = 'usage_pruning')"
-    " BEGIN"
-    " UPDATE usage_rollup_total SET requests = requests - 1,"
-    " successes = successes - (OLD.status = 'SUCCESS'), cost_usd = cost_usd - OLD.cost_usd"
-    " WHERE start = OLD.created_at - OLD.created_at % 900;"
-    ROLLUP_RANK_FORGET ("usage_rollup_model", "model", "900")
-    ROLLUP_RANK_FORGET ("usage_rollup_model", "model", "86400")
-    ROLLUP_RANK_FORGET ("usage_rollup_user", "user_id", "900")
-    ROLLUP_RANK_FORGET ("usage_rollup_user", "user_id", "86400")
-    " UPDATE usage_rollup_facet SET requests = requests - 1,"
-    " successes = successes - (OLD.status = 'SUCCESS'), tokens = tokens - OLD.tokens_used,"
-    " cost_usd = cost_usd - OLD.cost_usd"
-    " WHERE start = OLD.created_at - OLD.created_at % 900"
-    " AND key_id = coalesce (OLD.key_id, 0) AND status = OLD.status"
-    " AND model = coalesce (OLD.model, '') AND user_id = coalesce (OLD.user_id, '');"
-    " END" },
+  { NULL, ROLLUP_FORGET_TRIGGER (ROLLUP_FACET_START) },
 };
 
 /* Version 6: the audit log (gk-audit.h), append-only: triggers refuse
@@ -312,6 +318,17 @@ static const MigrationStep migration_6[] = {
     " BEGIN SELECT RAISE (ABORT, 'the audit log is append-only'); END" },
 };
 
+/* Version 7: compaction coarsens the facet sums older than
+ * GK_ROLLUP_FINE_DAYS to one per UTC day (meta GK_ROLLUP_META_FACET_DAYS
+ * says up to where); a row deleted by hand leaves the sum that holds it. */
+static const MigrationStep migration_7[] = {
+  { NULL, "DROP TRIGGER IF EXISTS usage_rollup_forget" },
+  { NULL,
+    ROLLUP_FORGET_TRIGGER ("CASE WHEN OLD.created_at < " GK_ROLLUP_FACET_DAYS_SQL
+                           " THEN OLD.created_at - OLD.created_at % 86400"
+                           " ELSE " ROLLUP_FACET_START " END") },
+};
+
 static const Migration migrations[] = {
   { migration_1, G_N_ELEMENTS (migration_1) },
   { migration_2, G_N_ELEMENTS (migration_2) },
@@ -319,6 +336,7 @@ static const Migration migrations[] = {
   { migration_4, G_N_ELEMENTS (migration_4) },
   { migration_5, G_N_ELEMENTS (migration_5) },
   { migration_6, G_N_ELEMENTS (migration_6) },
+  { migration_7, G_N_ELEMENTS (migration_7) },
 };
 
 #define SCHEMA_VERSION ((int) G_N_ELEMENTS (migrations))

@@ -21,7 +21,7 @@
 
 static const char progress_sql[] =
   "SELECT (SELECT CAST (value AS INTEGER) FROM meta WHERE key = '" GK_ROLLUP_META_MAX_ID "'),"
-  " (SELECT max (id) FROM gemini_key_usage_log)";
+  " (SELECT max (id) FROM gemini_key_usage_log), " GK_ROLLUP_FACET_DAYS_SQL;
 
 static const char new_rows_sql[] =
   "SELECT created_at, status = 'SUCCESS', tokens_used, cost_usd, model, user_id,"
@@ -54,11 +54,13 @@ static const char set_progress_sql[] =
   "INSERT INTO meta (key, value) VALUES ('" GK_ROLLUP_META_MAX_ID "', ?1)"
   " ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 
-/* The highest id folded in and the log's highest id (0 when empty). */
+/* The highest id folded in, the log's highest id (0 when empty) and where
+ * the facet sums are per day (GK_ROLLUP_META_FACET_DAYS). */
 static gboolean
 read_progress (GkDatabase  *db,
                gint64      *folded,
                gint64      *last,
+               gint64      *facet_days_before,
                GError     **error)
 {
   sqlite3_stmt *stmt = gk_database_prepare (db, progress_sql, error);
@@ -73,6 +75,7 @@ read_progress (GkDatabase  *db,
     }
   *folded = sqlite3_column_int64 (stmt, 0);
   *last = sqlite3_column_int64 (stmt, 1);
+  *facet_days_before = sqlite3_column_int64 (stmt, 2);
   sqlite3_reset (stmt);
   return TRUE;
 }
@@ -171,10 +174,13 @@ group_add (GHashTable *groups,
   group_add_full (groups, kind, span, created_at, name, 0, success, tokens, cost_usd);
 }
 
+/* Rows older than @facet_days_before (see GK_ROLLUP_META_FACET_DAYS) go
+ * to their day's facet sum. */
 static gboolean
 read_new_rows (GkDatabase  *db,
                gint64       after,
                gint64       upto,
+               gint64       facet_days_before,
                GHashTable  *groups,
                GError     **error)
 {
@@ -198,8 +204,11 @@ read_new_rows (GkDatabase  *db,
                                           model != NULL ? model : "",
                                           user != NULL ? user : "", NULL);
 
-      group_add_full (groups, GROUP_FACET, GK_ROLLUP_BUCKET_SECONDS, created_at, facet,
-                      sqlite3_column_int64 (stmt, 6), success, tokens, cost_usd);
+      group_add_full (groups, GROUP_FACET,
+                      created_at < facet_days_before ? GK_ROLLUP_DAY_SECONDS
+                                                     : GK_ROLLUP_BUCKET_SECONDS,
+                      created_at, facet, sqlite3_column_int64 (stmt, 6), success, tokens,
+                      cost_usd);
       group_add (groups, GROUP_TOTAL, GK_ROLLUP_BUCKET_SECONDS, created_at, NULL, success,
                  tokens, cost_usd);
 
@@ -284,6 +293,7 @@ static gboolean
 fold (GkDatabase  *db,
       gint64       after,
       gint64       upto,
+      gint64       facet_days_before,
       GError     **error)
 {
   g_autoptr(GHashTable) groups = g_hash_table_new_full (group_hash, group_equal,
@@ -293,7 +303,7 @@ fold (GkDatabase  *db,
   sqlite3_stmt *stmt;
   int rc;
 
-  if (!read_new_rows (db, after, upto, groups, error))
+  if (!read_new_rows (db, after, upto, facet_days_before, groups, error))
     return FALSE;
 
   g_hash_table_iter_init (&iter, groups);
@@ -332,7 +342,7 @@ gk_rollup_catch_up (GkDatabase  *db,
                     GError     **error)
 {
   gboolean nested, ok;
-  gint64 folded = 0, last = 0;
+  gint64 folded = 0, last = 0, facet_days_before = 0;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
@@ -344,7 +354,7 @@ gk_rollup_catch_up (GkDatabase  *db,
    * would wait behind every other process's write. */
   if (!nested)
     {
-      if (!read_progress (db, &folded, &last, error))
+      if (!read_progress (db, &folded, &last, &facet_days_before, error))
         {
           gk_database_unlock (db);
           return FALSE;
@@ -365,8 +375,8 @@ gk_rollup_catch_up (GkDatabase  *db,
 
   /* Read again under the write lock: another connection may have folded
    * these rows in the meantime. */
-  ok = read_progress (db, &folded, &last, error)
-       && (last <= folded || fold (db, folded, last, error));
+  ok = read_progress (db, &folded, &last, &facet_days_before, error)
+       && (last <= folded || fold (db, folded, last, facet_days_before, error));
 
   if (nested)
     {
@@ -462,18 +472,19 @@ database_bytes (GkDatabase *db)
  * wait longer than a batch. */
 #define PRUNE_BATCH_IDS   10000
 
-/* Runs @sql (a write with parameters ?1, ?2) in a transaction of its own
- * and adds the rows it changed to @count. */
+/* Runs @sqls (writes with parameters ?1, ?2; NULL-terminated) in a
+ * transaction of their own and adds the rows the last one changed to
+ * @count. */
 static gboolean
-run_batch (GkDatabase  *db,
-           const char  *sql,
-           gboolean     keep_sums,
-           gint64       a,
-           gint64       b,
-           gint64      *count,
-           GError     **error)
+run_batch (GkDatabase         *db,
+           const char * const *sqls,
+           gboolean            keep_sums,
+           gint64              a,
+           gint64              b,
+           gint64             *count,
+           GError            **error)
 {
-  gint64 n;
+  gint64 n = 0;
 
   if (!gk_database_begin (db, error))
     return FALSE;
@@ -482,7 +493,8 @@ run_batch (GkDatabase  *db,
       && run_change (db, "INSERT OR REPLACE INTO meta (key, value)"
                          " VALUES ('" GK_ROLLUP_META_PRUNING "', '1')", 0, 0, error) < 0)
     goto failed;
-  n = run_change (db, sql, a, b, error);
+  for (guint i = 0; sqls[i] != NULL && n >= 0; i++)
+    n = run_change (db, sqls[i], a, b, error);
   if (n < 0)
     goto failed;
   if (keep_sums
@@ -553,11 +565,14 @@ prune_rows (GkDatabase      *db,
 
   for (gint64 lo = first; lo > 0 && lo <= last; lo += PRUNE_BATCH_IDS)
     {
-      if (!run_batch (db,
-                      "DELETE FROM gemini_key_usage_log WHERE id >= ?1 AND id < ?1 + "
-                      G_STRINGIFY (PRUNE_BATCH_IDS) " AND id <= (SELECT CAST (value AS INTEGER)"
-                      " FROM meta WHERE key = '" GK_ROLLUP_META_MAX_ID "') AND created_at < ?2",
-                      TRUE, lo, retention_cutoff, &report->rows_deleted, error))
+      static const char *const delete_sql[] = {
+        "DELETE FROM gemini_key_usage_log WHERE id >= ?1 AND id < ?1 + "
+        G_STRINGIFY (PRUNE_BATCH_IDS) " AND id <= (SELECT CAST (value AS INTEGER)"
+        " FROM meta WHERE key = '" GK_ROLLUP_META_MAX_ID "') AND created_at < ?2",
+        NULL
+      };
+
+      if (!run_batch (db, delete_sql, TRUE, lo, retention_cutoff, &report->rows_deleted, error))
         return FALSE;
     }
   return TRUE;
@@ -579,6 +594,7 @@ coarsen (GkDatabase      *db,
   g_autofree char *delete_sql = g_strdup_printf ("DELETE FROM %s WHERE span = "
                                                  G_STRINGIFY (GK_ROLLUP_BUCKET_SECONDS)
                                                  " AND start >= ?1 AND start < ?2", table);
+  const char *const sqls[] = { delete_sql, NULL };
   gint64 first = 0, n = 0;
 
   if (!read_pair (db, range_sql, fine_cutoff, &first, &n, error))
@@ -588,11 +604,63 @@ coarsen (GkDatabase      *db,
 
   for (gint64 lo = first; lo < fine_cutoff; lo += GK_ROLLUP_DAY_SECONDS)
     {
-      if (!run_batch (db, delete_sql, FALSE, lo, MIN (lo + GK_ROLLUP_DAY_SECONDS, fine_cutoff),
+      if (!run_batch (db, sqls, FALSE, lo, MIN (lo + GK_ROLLUP_DAY_SECONDS, fine_cutoff),
                       &report->buckets_coarsened, error))
         return FALSE;
     }
   return TRUE;
+}
+
+/* The facet sums (per key, status, model and user) have no per-day twin:
+ * a UTC day's quarter hours are added into its midnight's sum, which then
+ * stands for the whole day, and the mark GK_ROLLUP_META_FACET_DAYS moves
+ * past it, all in one transaction. One day per batch: each batch covers
+ * from the mark to the end of the next day that has quarter hours left
+ * (days between hold only day sums). */
+static const char *const coarsen_facets_sql[] = {
+  "INSERT INTO usage_rollup_facet (start, key_id, status, model, user_id, requests, successes,"
+  " tokens, cost_usd)"
+  " SELECT start - start % " G_STRINGIFY (GK_ROLLUP_DAY_SECONDS) ", key_id, status, model,"
+  " user_id, sum(requests), sum(successes), sum(tokens), total(cost_usd)"
+  " FROM usage_rollup_facet WHERE start >= ?1 AND start < ?2"
+  " AND start % " G_STRINGIFY (GK_ROLLUP_DAY_SECONDS) " <> 0 GROUP BY 1, 2, 3, 4, 5"
+  " ON CONFLICT (start, key_id, status, model, user_id) DO UPDATE SET"
+  " requests = requests + excluded.requests, successes = successes + excluded.successes,"
+  " tokens = tokens + excluded.tokens, cost_usd = cost_usd + excluded.cost_usd",
+  /* Never back: another compaction may have gone further meanwhile. */
+  "INSERT INTO meta (key, value) VALUES ('" GK_ROLLUP_META_FACET_DAYS "', ?2)"
+  " ON CONFLICT (key) DO UPDATE SET value ="
+  " max (CAST (value AS INTEGER), CAST (excluded.value AS INTEGER))",
+  "DELETE FROM usage_rollup_facet WHERE start >= ?1 AND start < ?2"
+  " AND start % " G_STRINGIFY (GK_ROLLUP_DAY_SECONDS) " <> 0",
+  NULL
+};
+
+static gboolean
+coarsen_facets (GkDatabase      *db,
+                gint64           fine_cutoff,
+                GkCompactReport *report,
+                GError         **error)
+{
+  gint64 mark = 0, next = 0;
+
+  for (;;)
+    {
+      gint64 end;
+
+      if (!read_pair (db,
+                      "SELECT " GK_ROLLUP_FACET_DAYS_SQL ", (SELECT coalesce (min (start), ?1)"
+                      " FROM usage_rollup_facet WHERE start >= " GK_ROLLUP_FACET_DAYS_SQL
+                      " AND start < ?1 AND start % " G_STRINGIFY (GK_ROLLUP_DAY_SECONDS) " <> 0)",
+                      fine_cutoff, &mark, &next, error))
+        return FALSE;
+      if (mark >= fine_cutoff)
+        return TRUE;
+      end = MIN (next - next % GK_ROLLUP_DAY_SECONDS + GK_ROLLUP_DAY_SECONDS, fine_cutoff);
+      if (!run_batch (db, coarsen_facets_sql, FALSE, mark, end, &report->buckets_coarsened,
+                      error))
+        return FALSE;
+    }
 }
 
 /**
@@ -602,8 +670,9 @@ coarsen (GkDatabase      *db,
  * @error: a #GK_DATABASE_ERROR
  *
  * Folds every usage row into the rollup first, then deletes the raw rows
- * older than the retention period and the 15-minute model and user sums
- * older than %GK_ROLLUP_FINE_DAYS days, in short transactions (other
+ * older than the retention period, and coarsens the 15-minute model, user
+ * and facet sums older than %GK_ROLLUP_FINE_DAYS days to days, in short
+ * transactions (other
  * processes keep writing in between): every figure the dashboard reads
  * stays the same at every step.
  *
@@ -635,7 +704,8 @@ gk_rollup_prune (GkDatabase      *db,
 
   if ((retention_cutoff > 0 && !prune_rows (db, retention_cutoff, report, error))
       || !coarsen (db, "usage_rollup_model", fine_cutoff, report, error)
-      || !coarsen (db, "usage_rollup_user", fine_cutoff, report, error))
+      || !coarsen (db, "usage_rollup_user", fine_cutoff, report, error)
+      || !coarsen_facets (db, fine_cutoff, report, error))
     return FALSE;
   gk_database_touch (db);
   return TRUE;

@@ -32,6 +32,18 @@ G_BEGIN_DECLS
  * kept for ever. */
 #define GK_ROLLUP_FINE_DAYS      35
 
+/* The meta key holding a UTC midnight before which the per-facet sums
+ * (usage_rollup_facet: key, status, model, user) are per UTC day, each
+ * with its day's midnight as start, rather than per 15 minutes. Compaction
+ * moves it forward to the %GK_ROLLUP_FINE_DAYS cutoff, never back; a row
+ * folded in late for an older time goes to its day's sum. */
+#define GK_ROLLUP_META_FACET_DAYS "rollup_facet_days_before"
+
+/* That mark in SQL, 0 while no facet sum was coarsened. */
+#define GK_ROLLUP_FACET_DAYS_SQL \
+  "coalesce ((SELECT CAST (value AS INTEGER) FROM meta" \
+  " WHERE key = '" GK_ROLLUP_META_FACET_DAYS "'), 0)"
+
 /* The meta key that, while set (inside compaction's own transaction only),
  * keeps deleted usage rows in the rollup (migration 4). */
 #define GK_ROLLUP_META_PRUNING   "usage_pruning"
@@ -39,7 +51,7 @@ G_BEGIN_DECLS
 typedef struct
 {
   gint64   rows_deleted;       /* raw usage rows past the retention period */
-  gint64   buckets_coarsened;  /* 15-minute model/user sums folded into days */
+  gint64   buckets_coarsened;  /* 15-minute model/user/facet sums folded into days */
   gint64   bytes_before;       /* the database's size (pages in use and free) */
   gint64   bytes_after;
   gboolean space_reclaimed;    /* VACUUM ran */

@@ -1115,19 +1115,27 @@ typedef struct
   GkUsageSummary      *summary;
 } FilterSummaryData;
 
+/* Adds the sums of @sql over [@since, @until). */
 static gboolean
 add_filter_sums (GkDatabase     *db,
                  const char     *sql,
                  const FilterSummaryData *data,
+                 gint64          since,
+                 gint64          until,
                  gint64          folded,
                  GError        **error)
 {
-  sqlite3_stmt *stmt = gk_database_prepare (db, sql, error);
+  sqlite3_stmt *stmt;
   int rc;
 
+  if (since >= until)
+    return TRUE;
+  stmt = gk_database_prepare (db, sql, error);
   if (stmt == NULL)
     return FALSE;
   bind_filter (stmt, data->filter);
+  sqlite3_bind_int64 (stmt, 1, since);
+  sqlite3_bind_int64 (stmt, 2, until);
   sqlite3_bind_int64 (stmt, 7, folded);
   rc = sqlite3_step (stmt);
   if (rc == SQLITE_ROW)
@@ -1141,31 +1149,64 @@ add_filter_sums (GkDatabase     *db,
   return rc == SQLITE_ROW || !step_failed (db, rc, error);
 }
 
+/* The facet sums before the mark GK_ROLLUP_META_FACET_DAYS are per UTC
+ * day: the period's whole days there read them, and a part of such a day
+ * at either end of the period (a local midnight is rarely a UTC one) is
+ * read from the log's rows, as long as retention keeps them. */
 static gboolean
 read_filter_summary (GkDatabase  *db,
                      gpointer     user_data,
                      GError     **error)
 {
   const FilterSummaryData *data = user_data;
+  const gint64 day = GK_ROLLUP_DAY_SECONDS;
   g_autoptr(GString) rollup_sql =
     g_string_new ("SELECT total(requests), total(successes), total(cost_usd)"
                   " FROM usage_rollup_facet");
   g_autoptr(GString) log_sql =
     g_string_new ("SELECT count(*), total(u.status = 'SUCCESS'), total(u.cost_usd)"
                   " FROM gemini_key_usage_log AS u");
-  gint64 folded = 0;
+  g_autoptr(GString) folded_log_sql = NULL;
+  gint64 since = data->filter->since > 0 ? data->filter->since : G_MININT64;
+  gint64 until = data->filter->until > 0 ? data->filter->until : G_MAXINT64;
+  gint64 folded = 0, days_before = 0, coarse_end, first_day, last_day;
+  sqlite3_stmt *stmt;
 
   append_filter_sql (rollup_sql, data->filter, TRUE);
   /* "?7 > 0": keeps the parameter in the statement. */
   g_string_append (rollup_sql, " AND ?7 >= 0");
   append_filter_sql (log_sql, data->filter, FALSE);
+  folded_log_sql = g_string_new (log_sql->str);
+  g_string_append (folded_log_sql, " AND u.id <= ?7");
   /* "+created_at": walk the few ids past the mark. */
   g_string_replace (log_sql, "u.created_at", "+u.created_at", 0);
   g_string_append (log_sql, " AND u.id > ?7");
 
-  return read_folded_id (db, &folded, error)
-         && add_filter_sums (db, rollup_sql->str, data, folded, error)
-         && add_filter_sums (db, log_sql->str, data, folded, error);
+  if (!read_folded_id (db, &folded, error))
+    return FALSE;
+  stmt = step_one (db, "SELECT " GK_ROLLUP_FACET_DAYS_SQL, 0, 0, error);
+  if (stmt == NULL)
+    return FALSE;
+  days_before = sqlite3_column_int64 (stmt, 0);
+  sqlite3_reset (stmt);
+
+  /* [since, coarse_end) lies where the sums are per day: whole days in
+   * [first_day, last_day), parts of days around them. A period without a
+   * start has no part of a day there. */
+  coarse_end = MIN (until, days_before);
+  if (since >= coarse_end)
+    first_day = last_day = coarse_end = since;
+  else
+    {
+      first_day = since > 0 ? MIN ((since + day - 1) / day * day, coarse_end) : since;
+      last_day = MAX (coarse_end - coarse_end % day, first_day);
+    }
+
+  return add_filter_sums (db, folded_log_sql->str, data, since, first_day, folded, error)
+         && add_filter_sums (db, rollup_sql->str, data, first_day, last_day, folded, error)
+         && add_filter_sums (db, folded_log_sql->str, data, last_day, coarse_end, folded, error)
+         && add_filter_sums (db, rollup_sql->str, data, coarse_end, until, folded, error)
+         && add_filter_sums (db, log_sql->str, data, since, until, folded, error);
 }
 
 /**
@@ -1175,10 +1216,13 @@ read_filter_summary (GkDatabase  *db,
  * @summary: (out caller-allocates): the totals
  * @error: a #GK_DATABASE_ERROR
  *
- * Sums every row of @filter from the 15-minute rollup per key, status,
- * model and user, plus the rows not folded in yet, in one snapshot: the
- * cost does not grow with the log. @filter's bounds must be 15-minute
- * edges.
+ * Sums every row of @filter from the rollup per key, status, model and
+ * user, plus the rows not folded in yet, in one snapshot: the cost does
+ * not grow with the log. @filter's bounds must be 15-minute edges. Past
+ * %GK_ROLLUP_FINE_DAYS days the rollup may hold whole UTC days only: a
+ * bound inside such a day reads that part of the day from the log (a scan
+ * of the log), and counts nothing there once retention removed its rows,
+ * as the usage list shows none.
  */
 gboolean
 gk_stats_usage_filter_summary (GkDatabase          *db,

@@ -93,7 +93,8 @@ report (GkDatabase *db,
         const char *stage)
 {
   static const char *const tables[] = { "gemini_key_usage_log", "usage_rollup_total",
-                                        "usage_rollup_model", "usage_rollup_user" };
+                                        "usage_rollup_model", "usage_rollup_user",
+                                        "usage_rollup_facet" };
   sqlite3_stmt *stmt;
   gint64 total = 0;
 
@@ -127,6 +128,29 @@ report (GkDatabase *db,
       sqlite3_reset (stmt);
       printf ("  %-22s %9" G_GINT64_FORMAT " rows %8.1f MB %6.1f bytes/row\n", tables[i], rows,
               bytes / 1e6, rows > 0 ? (double) bytes / rows : 0.0);
+    }
+}
+
+/* The usage tab's summary over the last 60 days, starting at a UTC
+ * midnight and at a local one 7 hours off (whose first part of a day, once
+ * coarsened, is read from the log). */
+static void
+time_summaries (GkDatabase *db)
+{
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      GkUsageFilter filter = GK_USAGE_FILTER_INIT;
+      GkUsageSummary summary;
+      gint64 now = gk_database_now (db), t0;
+
+      filter.since = now - now % 86400 - 60 * 86400 - (i == 0 ? 0 : 7 * 3600);
+      t0 = g_get_monotonic_time ();
+      g_assert_true (gk_stats_usage_filter_summary (db, &filter, &summary, &error));
+      g_assert_no_error (error);
+      printf ("  usage summary, 60 days from a %s midnight: %" G_GINT64_FORMAT " requests,"
+              " %.1f ms\n", i == 0 ? "UTC" : "UTC+7", summary.requests,
+              (g_get_monotonic_time () - t0) / 1e3);
     }
 }
 
@@ -177,6 +201,7 @@ main (int argc, char *argv[])
   gk_rollup_catch_up (db, &error);
   g_assert_no_error (error);
   report (db, "folded into the rollup");
+  time_summaries (db);
 
   t0 = g_get_monotonic_time ();
   g_assert_true (gk_rollup_compact (db, &compacted, &error));
@@ -184,6 +209,7 @@ main (int argc, char *argv[])
   report (db, "db compact, every row kept");
   printf ("  (%" G_GINT64_FORMAT " quarter-hour sums merged into days in %.1f s)\n",
           compacted.buckets_coarsened, (g_get_monotonic_time () - t0) / 1e6);
+  time_summaries (db);
 
   g_assert_true (gk_rollup_set_retention_days (db, 90, &error));
   t0 = g_get_monotonic_time ();
@@ -192,6 +218,7 @@ main (int argc, char *argv[])
   report (db, "db compact, 90 days kept");
   printf ("  (%" G_GINT64_FORMAT " rows removed in %.1f s)\n", compacted.rows_deleted,
           (g_get_monotonic_time () - t0) / 1e6);
+  time_summaries (db);
 
   g_clear_object (&store);
   g_clear_object (&db);
