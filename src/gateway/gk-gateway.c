@@ -2601,9 +2601,10 @@ usage_rows_stop (GkGateway *self)
 {
   if (self->write_source == NULL)
     return;
-  /* Rows still queued are written; what still finds no room is lost with
-   * the process, and said so. */
-  if (self->to_write->len > 0)
+  /* Rows still queued are written (the requests they let go on may queue
+   * more); what still finds no room is lost with the process, and said
+   * so. */
+  while (self->to_write->len > 0)
     write_rows_cb (self);
   if (self->held->len > 0 && !write_held (self, self->held))
     g_warning ("The disk is still full: %u usage rows kept in memory are lost", self->held->len);
