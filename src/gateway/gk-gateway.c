@@ -104,6 +104,7 @@ struct _GkGateway
   GPtrArray    *held;
   GSource      *write_source;
   gboolean      disk_full;      /* rows are held: no request is forwarded */
+  gint          usage_count;    /* atomic, see gk_gateway_get_usage_count() */
   GQueue        requests;     /* Request *, cancelled at stop */
   GHashTable   *connections;  /* GSocket * -> ClientConn *, see below */
   guint         in_flight;
@@ -1334,6 +1335,8 @@ track_done (TrackJob *job)
   else if (job->held)
     gateway_log (self, "the disk is full: usage of key %" G_GINT64_FORMAT
                  " is kept in memory until it can be written", record->key_id);
+  if (job->error == NULL)
+    g_atomic_int_inc (&self->usage_count);
 
   /* A request no key could serve has its cause logged once (see
    * request_unavailable()), not a line each. */
@@ -2953,6 +2956,13 @@ gk_gateway_get_port (GkGateway *self)
 {
   g_return_val_if_fail (GK_IS_GATEWAY (self), 0);
   return self->port;
+}
+
+guint
+gk_gateway_get_usage_count (GkGateway *self)
+{
+  g_return_val_if_fail (GK_IS_GATEWAY (self), 0);
+  return (guint) g_atomic_int_get (&self->usage_count);
 }
 
 /* ---- Key test ----------------------------------------------------------- */

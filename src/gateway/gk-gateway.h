@@ -89,6 +89,11 @@ void       gk_gateway_set_max_attempts      (GkGateway  *self,
                                              guint       attempts);
 gboolean   gk_gateway_is_running  (GkGateway    *self);
 guint      gk_gateway_get_port    (GkGateway    *self);
+/* The usage rows this gateway has recorded (written, or kept while the
+ * disk is full), from any thread. They are written over the connection of
+ * the pool it was made with, where they do not move data_version: a
+ * watcher on that connection compares this count too. */
+guint      gk_gateway_get_usage_count (GkGateway *self);
 
 /* Tests one key against the upstream's models endpoint ("Test key" in the
  * GUI, `gemini-keysctl key test`). On success an INVALID key becomes ACTIVE;

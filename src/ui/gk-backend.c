@@ -41,6 +41,7 @@ struct _GkBackend
   guint          poll_source;
   gboolean       poll_in_flight;
   gint64         data_version;
+  guint          gateway_usage;      /* gk_gateway_get_usage_count() as last polled */
   guint          poll_count;
   gboolean       master_key_stored;  /* as last checked */
 
@@ -141,6 +142,7 @@ poll_done_cb (GObject      *object,
 {
   GkBackend *self = GK_BACKEND (object);
   g_autofree PollResult *polled = NULL;
+  guint usage;
 
   self->poll_in_flight = FALSE;
   polled = g_task_propagate_pointer (G_TASK (result), NULL);
@@ -149,10 +151,18 @@ poll_done_cb (GObject      *object,
   self->poll_count++;
   if (polled->stored >= 0)
     set_master_key_stored (self, polled->stored);
-  if (polled->version == self->data_version)
+  usage = self->gateway_usage;
+#ifdef GK_HAVE_GATEWAY
+  /* The gateway in this process writes its usage rows over this
+   * connection, where they do not move data_version. */
+  if (self->gateway != NULL)
+    usage = gk_gateway_get_usage_count (self->gateway);
+#endif
+  if (polled->version == self->data_version && usage == self->gateway_usage)
     return;
 
   self->data_version = polled->version;
+  self->gateway_usage = usage;
   g_signal_emit (self, signals[CHANGED], 0);
   /* Another process may have started a cooldown or changed a quota. */
   rearm_reset_timer (self);

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <locale.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gk-database-private.h"
@@ -295,4 +296,68 @@ gk_ui_test_find_type (GtkWidget *root,
         return found;
     }
   return NULL;
+}
+
+typedef struct
+{
+  guint       port;
+  const char *method;
+  const char *path;
+  const char *token;
+  const char *body;
+  int         status;   /* 0 until answered */
+} GatewayRequest;
+
+static gpointer
+gateway_request_thread (gpointer data)
+{
+  GatewayRequest *request = data;
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *body_headers = NULL;
+  g_autofree char *head = NULL;
+  char answer[64] = { 0 };
+  gsize n = 0;
+
+  connection = g_socket_client_connect_to_host (client, "127.0.0.1", request->port, NULL, &error);
+  g_assert_no_error (error);
+  body_headers = request->body != NULL
+    ? g_strdup_printf ("Content-Type: application/json\r\nContent-Length: %zu\r\n",
+                       strlen (request->body))
+    : g_strdup ("");
+  head = g_strdup_printf ("%s %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nx-goog-api-key: %s\r\n"
+                          "Connection: close\r\n%s\r\n%s",
+                          request->method, request->path, request->port, request->token,
+                          body_headers, request->body != NULL ? request->body : "");
+  g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (connection)),
+                             head, strlen (head), NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_input_stream_read_all (g_io_stream_get_input_stream (G_IO_STREAM (connection)),
+                           answer, sizeof answer - 1, &n, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_str_has_prefix (answer, "HTTP/1.1 "));
+  g_atomic_int_set (&request->status, atoi (answer + 9));
+  return NULL;
+}
+
+static gboolean
+gateway_request_answered (gpointer data)
+{
+  return g_atomic_int_get (&((GatewayRequest *) data)->status) != 0;
+}
+
+int
+gk_ui_test_gateway_request (guint       port,
+                            const char *method,
+                            const char *path,
+                            const char *token,
+                            const char *body)
+{
+  GatewayRequest request = { port, method, path, token, body, 0 };
+  GThread *thread = g_thread_new ("gateway-request", gateway_request_thread, &request);
+
+  gk_ui_test_wait (gateway_request_answered, &request, "the gateway's answer");
+  g_thread_join (thread);
+  return request.status;
 }

@@ -69,6 +69,15 @@ GkUiTestHolder *gk_ui_test_hold_database (GkDatabase     *db);
 /* Lets the lock go and frees @holder. */
 void       gk_ui_test_holder_release (GkUiTestHolder   *holder);
 
+/* One request (@body: a JSON body, or NULL) to the gateway listening on
+ * @port, with @token as its key, sent from another thread while the main
+ * loop runs; returns the answer's HTTP status. */
+int        gk_ui_test_gateway_request (guint        port,
+                                       const char  *method,
+                                       const char  *path,
+                                       const char  *token,
+                                       const char  *body);
+
 /* The first GtkLabel below @root (or @root) whose label is @text, or NULL. */
 GtkWidget *gk_ui_test_find_label  (GtkWidget       *root,
                                    const char      *text);

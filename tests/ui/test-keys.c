@@ -1338,6 +1338,64 @@ test_key_test_result (Fixture       *f,
   g_subprocess_force_exit (mock);
 }
 
+static void
+count_changed_cb (GkBackend *backend,
+                  guint     *count)
+{
+  (*count)++;
+}
+
+static gboolean
+count_positive (gpointer data)
+{
+  return *(guint *) data > 0;
+}
+
+/* The app's own gateway writes its usage rows over the app's connection,
+ * where they do not move data_version: the backend still says "changed",
+ * so that the pages show the keys' use as it grows. */
+static void
+test_gateway_use_refreshes (Fixture       *f,
+                            gconstpointer  data)
+{
+  g_autoptr(GSubprocess) mock = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *base = NULL;
+  g_autofree char *token = NULL;
+  guint changed = 0;
+  gulong handler;
+
+  if (!gk_backend_has_gateway ())
+    {
+      g_test_skip ("built without the gateway");
+      return;
+    }
+  mock = start_mock (&base);
+  g_setenv ("GEMINI_KEYS_UPSTREAM", base, TRUE);
+  add_key_text (f, "Staging", "AIzaSyGOODGOODGOODGOODGOODGOODGOOD00000");
+  gk_backend_notify_changed (f->backend);
+  wait_listed (f, 1);
+  token = gk_token_create (gk_backend_get_database (f->backend), "ci", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (gk_backend_start_gateway (f->backend, 0, &error));
+  g_assert_no_error (error);
+  /* Past a poll or two: what the setup changed has been told. */
+  gk_ui_test_spin (2500);
+
+  handler = g_signal_connect (f->backend, "changed", G_CALLBACK (count_changed_cb), &changed);
+  g_assert_cmpint (gk_ui_test_gateway_request (gk_backend_get_gateway_port (f->backend), "POST",
+                                               "/v1beta/models/gemini-2.5-flash:generateContent",
+                                               token,
+                                               "{\"contents\":[{\"parts\":[{\"text\":\"Hi\"}]}]}"),
+                   ==, 200);
+  gk_ui_test_wait (count_positive, &changed, "\"changed\" after a request through the app's gateway");
+  g_signal_handler_disconnect (f->backend, handler);
+
+  gk_backend_stop_gateway (f->backend);
+  g_unsetenv ("GEMINI_KEYS_UPSTREAM");
+  g_subprocess_force_exit (mock);
+}
+
 static gboolean
 import_idle (gpointer data)
 {
@@ -1480,6 +1538,7 @@ main (int   argc,
   ADD ("/ui/keys/add-duplicate", test_add_duplicate);
   ADD ("/ui/keys/dialog-behaviour", test_dialog_behaviour);
   ADD ("/ui/keys/test-result", test_key_test_result);
+  ADD ("/ui/keys/gateway-use-refreshes", test_gateway_use_refreshes);
   ADD ("/ui/keys/edit", test_edit);
   ADD ("/ui/keys/copy", test_copy);
   ADD ("/ui/keys/rotate", test_rotate);

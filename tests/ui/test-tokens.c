@@ -165,56 +165,11 @@ token_refused (gpointer data)
 }
 
 /* One request to the gateway on @port with @token; returns the HTTP status. */
-typedef struct
-{
-  guint       port;
-  const char *token;
-  int         status;   /* 0 until answered */
-} Request;
-
-static gpointer
-request_thread (gpointer data)
-{
-  Request *request = data;
-  g_autoptr(GSocketClient) client = g_socket_client_new ();
-  g_autoptr(GSocketConnection) connection = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autofree char *head = NULL;
-  char answer[64] = { 0 };
-  gsize n = 0;
-
-  connection = g_socket_client_connect_to_host (client, "127.0.0.1", request->port, NULL, &error);
-  g_assert_no_error (error);
-  head = g_strdup_printf ("GET /v1beta/models HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
-                          "x-goog-api-key: %s\r\nConnection: close\r\n\r\n",
-                          request->port, request->token);
-  g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (connection)),
-                             head, strlen (head), NULL, NULL, &error);
-  g_assert_no_error (error);
-  g_input_stream_read_all (g_io_stream_get_input_stream (G_IO_STREAM (connection)),
-                           answer, sizeof answer - 1, &n, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_true (g_str_has_prefix (answer, "HTTP/1.1 "));
-  g_atomic_int_set (&request->status, atoi (answer + 9));
-  return NULL;
-}
-
-static gboolean
-request_answered (gpointer data)
-{
-  return g_atomic_int_get (&((Request *) data)->status) != 0;
-}
-
 static int
 gateway_status (guint       port,
                 const char *token)
 {
-  Request request = { port, token, 0 };
-  GThread *thread = g_thread_new ("request", request_thread, &request);
-
-  gk_ui_test_wait (request_answered, &request, "the gateway's answer");
-  g_thread_join (thread);
-  return request.status;
+  return gk_ui_test_gateway_request (port, "GET", "/v1beta/models", token, NULL);
 }
 
 /* A port nobody listens on right now. */
