@@ -332,7 +332,8 @@ test_append_only (Fixture       *f,
   g_assert_cmpint (gk_audit_count (f->db, NULL), ==, 2);
 }
 
-/* A database of schema 5 gains the table and keeps its keys. */
+/* A database of schema 5 gains the table (and the later ones) and keeps
+ * its keys. */
 static void
 test_upgrade (Fixture       *f,
               gconstpointer  data)
@@ -341,11 +342,11 @@ test_upgrade (Fixture       *f,
   g_autoptr(GkDatabase) upgraded = NULL;
   g_autoptr(GPtrArray) keys = NULL;
   g_auto(GStrv) created = NULL;
-  const char *const expected[] = { "audit_log", NULL };
+  const char *const expected[] = { "audit_log", "usage_rollup_latency", NULL };
 
   gk_test_add_key (f->store, "kept", 5);
-  g_assert_true (gk_database_exec (f->db, "DROP TABLE audit_log; PRAGMA user_version = 5",
-                                   &error));
+  g_assert_true (gk_database_exec (f->db, "DROP TABLE audit_log; DROP TABLE usage_rollup_latency;"
+                                   " PRAGMA user_version = 5", &error));
   g_assert_no_error (error);
 
   upgraded = gk_database_new (gk_database_get_path (f->db), f->clock, &error);
@@ -353,7 +354,7 @@ test_upgrade (Fixture       *f,
   g_assert_true (gk_database_migrate (upgraded, &created, &error));
   g_assert_no_error (error);
   g_assert_cmpstrv (created, expected);
-  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 7);
+  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 8);
   g_assert_cmpint (gk_audit_count (upgraded, NULL), ==, 0);
   keys = gk_key_list_from_database (upgraded, &error);
   g_assert_no_error (error);

@@ -147,7 +147,7 @@ add_usage_on (GkDatabase      *db,
                               " prompt_tokens, output_tokens, cost_usd, priced, status,"
                               " http_status, error_message, user_id, latency_ms, created_at)"
                               " VALUES (?1, ?2, ?3, ?3 / 2, ?3 - ?3 / 2, ?4, ?5, ?6, ?7, ?8,"
-                              " ?9, 42, ?10)",
+                              " ?9, nullif (?3 * 37 % 150001, 0), ?10)",
                               &error);
   g_assert_no_error (error);
   sqlite3_bind_int64 (stmt, 1, u->key_id);
@@ -636,7 +636,7 @@ test_usage_logs (Fixture       *fixture,
   g_assert_cmpint (row->tokens_used, ==, 100);
   g_assert_cmpint (row->prompt_tokens, ==, 50);
   g_assert_cmpint (row->output_tokens, ==, 50);
-  g_assert_cmpint (row->latency_ms, ==, 42);
+  g_assert_cmpint (row->latency_ms, ==, 3700);
   g_assert_cmpint (row->created_at, ==, GK_TEST_EPOCH - 20);
   g_assert_true (row->priced);
 
@@ -928,6 +928,26 @@ assert_rollup_exact (GkDatabase *db)
           g_assert_cmpint (query_int (db, missing), ==, 0);
           g_assert_cmpint (query_int (db, extra), ==, 0);
         }
+    }
+  /* The latency histograms of successful requests, both spans. */
+  for (guint j = 0; j < 2; j++)
+    {
+      const int spans[] = { 900, 86400 };
+      g_autofree char *log_side =
+        g_strdup_printf ("SELECT created_at - created_at %% %d, coalesce (key_id, 0), "
+                         GK_ROLLUP_LATENCY_BUCKET_SQL ("latency_ms") ", count(*)"
+                         " FROM gemini_key_usage_log WHERE status = 'SUCCESS'"
+                         " AND latency_ms IS NOT NULL GROUP BY 1, 2, 3", spans[j]);
+      g_autofree char *rollup_side =
+        g_strdup_printf ("SELECT start, key_id, bucket, requests FROM usage_rollup_latency"
+                         " WHERE span = %d AND requests > 0", spans[j]);
+      g_autofree char *missing = g_strdup_printf ("SELECT count(*) FROM (%s EXCEPT %s)",
+                                                  log_side, rollup_side);
+      g_autofree char *extra = g_strdup_printf ("SELECT count(*) FROM (%s EXCEPT %s)",
+                                                rollup_side, log_side);
+
+      g_assert_cmpint (query_int (db, missing), ==, 0);
+      g_assert_cmpint (query_int (db, extra), ==, 0);
     }
 }
 
@@ -1401,7 +1421,7 @@ test_rollup_upgrade (Fixture       *fixture,
   g_auto(GStrv) created = NULL;
   const char *const rollup_tables[] = { "usage_rollup_total", "usage_rollup_model",
                                         "usage_rollup_user", "usage_rollup_facet", "audit_log",
-                                        NULL };
+                                        "usage_rollup_latency", NULL };
 
   /* Back to schema version 1, history and all. */
   g_assert_true (gk_database_exec (db,
@@ -1411,6 +1431,7 @@ test_rollup_upgrade (Fixture       *fixture,
                                    " DROP TABLE usage_rollup_user;"
                                    " DROP TABLE usage_rollup_facet;"
                                    " DROP TABLE audit_log;"
+                                   " DROP TABLE usage_rollup_latency;"
                                    " DELETE FROM meta WHERE key = 'rollup_max_id';"
                                    " DROP INDEX gemini_key_usage_log_key;"
                                    " CREATE INDEX gemini_key_usage_log_created"
@@ -1427,7 +1448,7 @@ test_rollup_upgrade (Fixture       *fixture,
   g_assert_true (gk_database_migrate (upgraded, &created, &error));
   g_assert_no_error (error);
   g_assert_cmpstrv (created, rollup_tables);
-  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 7);
+  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 8);
   assert_rollup_exact (upgraded);
   assert_filters_match_rows (upgraded, key, GK_TEST_EPOCH);
   assert_dashboard_matches_log (upgraded, 30);

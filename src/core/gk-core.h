@@ -13,6 +13,7 @@
 #include "gk-export.h"
 #include "gk-hardening.h"
 #include "gk-i18n.h"
+#include "gk-insights.h"
 #include "gk-json.h"
 #include "gk-key-import.h"
 #include "gk-key-state.h"

@@ -252,8 +252,9 @@ static const MigrationStep migration_4[] = {
 #define ROLLUP_FACET_START "OLD.created_at - OLD.created_at % 900"
 
 /* The trigger of version 5 on: takes a row deleted by hand (not by
- * retention) out of every sum; @facet_start is the start of its facet sum. */
-#define ROLLUP_FORGET_TRIGGER(facet_start) \
+ * retention) out of every sum; @facet_start is the start of its facet sum,
+ * @more the statements for the tables of later versions. */
+#define ROLLUP_FORGET_TRIGGER(facet_start, more) \
   "CREATE TRIGGER usage_rollup_forget AFTER DELETE ON gemini_key_usage_log" \
   " WHEN OLD.id <= (SELECT CAST (value AS INTEGER) FROM meta WHERE key = 'rollup_max_id')" \
   " AND NOT EXISTS (SELECT 1 FROM meta WHERE key = 'usage_pruning')" \
@@ -271,6 +272,7 @@ static const MigrationStep migration_4[] = {
   " WHERE start = " facet_start \
   " AND key_id = coalesce (OLD.key_id, 0) AND status = OLD.status" \
   " AND model = coalesce (OLD.model, '') AND user_id = coalesce (OLD.user_id, '');" \
+  more \
   " END"
 
 static const MigrationStep migration_5[] = {
@@ -295,7 +297,7 @@ static const MigrationStep migration_5[] = {
     " WHERE id <= (SELECT CAST (value AS INTEGER) FROM meta WHERE key = 'rollup_max_id')"
     " GROUP BY 1, 2, 3, 4, 5" },
   { NULL, "DROP TRIGGER IF EXISTS usage_rollup_forget" },
-  { NULL, ROLLUP_FORGET_TRIGGER (ROLLUP_FACET_START) },
+  { NULL, ROLLUP_FORGET_TRIGGER (ROLLUP_FACET_START, "") },
 };
 
 /* Version 6: the audit log (gk-audit.h), append-only: triggers refuse
@@ -321,12 +323,44 @@ static const MigrationStep migration_6[] = {
 /* Version 7: compaction coarsens the facet sums older than
  * GK_ROLLUP_FINE_DAYS to one per UTC day (meta GK_ROLLUP_META_FACET_DAYS
  * says up to where); a row deleted by hand leaves the sum that holds it. */
+#define ROLLUP_FACET_DAY_OR_QUARTER \
+  "CASE WHEN OLD.created_at < " GK_ROLLUP_FACET_DAYS_SQL \
+  " THEN OLD.created_at - OLD.created_at % 86400 ELSE " ROLLUP_FACET_START " END"
 static const MigrationStep migration_7[] = {
   { NULL, "DROP TRIGGER IF EXISTS usage_rollup_forget" },
   { NULL,
-    ROLLUP_FORGET_TRIGGER ("CASE WHEN OLD.created_at < " GK_ROLLUP_FACET_DAYS_SQL
-                           " THEN OLD.created_at - OLD.created_at % 86400"
-                           " ELSE " ROLLUP_FACET_START " END") },
+    ROLLUP_FORGET_TRIGGER (ROLLUP_FACET_DAY_OR_QUARTER, "") },
+};
+
+/* Version 8: a latency histogram of successful requests per key, per
+ * 15-minute bucket and per UTC day (as the sums per model and user), for
+ * the key comparison's percentiles (gk-insights.c). History is folded
+ * here; the trigger also takes deleted rows out of it. */
+#define ROLLUP_LATENCY_FOLD(span) \
+  "INSERT INTO usage_rollup_latency (span, start, key_id, bucket, requests)" \
+  " SELECT " span ", created_at - created_at % " span ", coalesce (key_id, 0), " \
+  GK_ROLLUP_LATENCY_BUCKET_SQL ("latency_ms") ", count(*) FROM gemini_key_usage_log" \
+  " WHERE status = 'SUCCESS' AND latency_ms IS NOT NULL" \
+  " AND id <= (SELECT CAST (value AS INTEGER) FROM meta WHERE key = 'rollup_max_id')" \
+  " GROUP BY 2, 3, 4"
+#define ROLLUP_LATENCY_FORGET \
+  " UPDATE usage_rollup_latency SET requests = requests - 1" \
+  " WHERE OLD.status = 'SUCCESS' AND OLD.latency_ms IS NOT NULL AND span IN (900, 86400)" \
+  " AND start = OLD.created_at - OLD.created_at % span AND key_id = coalesce (OLD.key_id, 0)" \
+  " AND bucket = " GK_ROLLUP_LATENCY_BUCKET_SQL ("OLD.latency_ms") ";"
+static const MigrationStep migration_8[] = {
+  { "usage_rollup_latency",
+    "CREATE TABLE usage_rollup_latency ("
+    " span INTEGER NOT NULL,"
+    " start INTEGER NOT NULL,"
+    " key_id INTEGER NOT NULL,"
+    " bucket INTEGER NOT NULL,"
+    " requests INTEGER NOT NULL,"
+    " PRIMARY KEY (span, start, key_id, bucket)) WITHOUT ROWID" },
+  { NULL, ROLLUP_LATENCY_FOLD ("900") },
+  { NULL, ROLLUP_LATENCY_FOLD ("86400") },
+  { NULL, "DROP TRIGGER IF EXISTS usage_rollup_forget" },
+  { NULL, ROLLUP_FORGET_TRIGGER (ROLLUP_FACET_DAY_OR_QUARTER, ROLLUP_LATENCY_FORGET) },
 };
 
 static const Migration migrations[] = {
@@ -337,6 +371,7 @@ static const Migration migrations[] = {
   { migration_5, G_N_ELEMENTS (migration_5) },
   { migration_6, G_N_ELEMENTS (migration_6) },
   { migration_7, G_N_ELEMENTS (migration_7) },
+  { migration_8, G_N_ELEMENTS (migration_8) },
 };
 
 #define SCHEMA_VERSION ((int) G_N_ELEMENTS (migrations))

@@ -25,8 +25,15 @@ static const char progress_sql[] =
 
 static const char new_rows_sql[] =
   "SELECT created_at, status = 'SUCCESS', tokens_used, cost_usd, model, user_id,"
-  " coalesce (key_id, 0), status"
+  " coalesce (key_id, 0), status,"
+  " CASE WHEN status = 'SUCCESS' AND latency_ms IS NOT NULL THEN "
+  GK_ROLLUP_LATENCY_BUCKET_SQL ("latency_ms") " ELSE -1 END"
   " FROM gemini_key_usage_log WHERE id > ?1 AND id <= ?2";
+
+const gint64 gk_rollup_latency_bounds[GK_ROLLUP_LATENCY_BUCKETS - 1] = {
+  100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 7500, 10000, 15000, 20000, 30000,
+  60000, 120000,
+};
 
 static const char add_total_sql[] =
   "INSERT INTO usage_rollup_total (start, requests, successes, cost_usd) VALUES (?1, ?2, ?3, ?4)"
@@ -49,6 +56,12 @@ static const char add_facet_sql[] =
   " ON CONFLICT (start, key_id, status, model, user_id) DO UPDATE SET"
   " requests = requests + excluded.requests, successes = successes + excluded.successes,"
   " tokens = tokens + excluded.tokens, cost_usd = cost_usd + excluded.cost_usd";
+
+static const char add_latency_sql[] =
+  "INSERT INTO usage_rollup_latency (span, start, key_id, bucket, requests)"
+  " VALUES (?1, ?2, ?3, ?4, ?5)"
+  " ON CONFLICT (span, start, key_id, bucket) DO UPDATE SET"
+  " requests = requests + excluded.requests";
 
 static const char set_progress_sql[] =
   "INSERT INTO meta (key, value) VALUES ('" GK_ROLLUP_META_MAX_ID "', ?1)"
@@ -90,6 +103,7 @@ typedef enum
   GROUP_MODEL,
   GROUP_USER,
   GROUP_FACET,
+  GROUP_LATENCY,
 } GroupKind;
 
 typedef struct
@@ -98,7 +112,8 @@ typedef struct
   gint64     span;
   gint64     start;
   char      *name;        /* NULL in the totals; in facets, "status\x1fmodel\x1fuser" */
-  gint64     key_id;      /* facets only */
+  gint64     key_id;      /* facets and latencies only */
+  gint64     bucket;      /* latencies only */
   gint64     requests;
   gint64     successes;
   gint64     tokens;
@@ -110,7 +125,7 @@ group_hash (gconstpointer data)
 {
   const Group *g = data;
   guint hash = g_int64_hash (&g->start) * 31 + (guint) g->span + (guint) g->kind
-               + (guint) g->key_id * 17;
+               + (guint) g->key_id * 17 + (guint) g->bucket * 7;
 
   return g->name != NULL ? hash * 31 + g_str_hash (g->name) : hash;
 }
@@ -122,7 +137,7 @@ group_equal (gconstpointer a,
   const Group *ga = a, *gb = b;
 
   return ga->kind == gb->kind && ga->span == gb->span && ga->start == gb->start
-         && ga->key_id == gb->key_id
+         && ga->key_id == gb->key_id && ga->bucket == gb->bucket
          && g_strcmp0 (ga->name, gb->name) == 0;
 }
 
@@ -140,13 +155,15 @@ group_add_full (GHashTable *groups,
                 gint64      created_at,
                 const char *name,
                 gint64      key_id,
+                gint64      bucket,
                 gboolean    success,
                 gint64      tokens,
                 double      cost_usd)
 {
   /* The same start as "created_at - created_at % span" in SQL (the
    * migration, the trigger): both truncate toward zero. */
-  Group key = { kind, span, created_at - created_at % span, (char *) name, key_id, 0, 0, 0, 0 };
+  Group key = { kind, span, created_at - created_at % span, (char *) name, key_id, bucket,
+                0, 0, 0, 0 };
   Group *g = g_hash_table_lookup (groups, &key);
 
   if (g == NULL)
@@ -171,7 +188,7 @@ group_add (GHashTable *groups,
            gint64      tokens,
            double      cost_usd)
 {
-  group_add_full (groups, kind, span, created_at, name, 0, success, tokens, cost_usd);
+  group_add_full (groups, kind, span, created_at, name, 0, 0, success, tokens, cost_usd);
 }
 
 /* Rows older than @facet_days_before (see GK_ROLLUP_META_FACET_DAYS) go
@@ -200,6 +217,7 @@ read_new_rows (GkDatabase  *db,
       const char *model = (const char *) sqlite3_column_text (stmt, 4);
       const char *user = (const char *) sqlite3_column_text (stmt, 5);
       const char *status = (const char *) sqlite3_column_text (stmt, 7);
+      gint64 latency_bucket = sqlite3_column_int64 (stmt, 8);
       g_autofree char *facet = g_strjoin ("\x1f", status != NULL ? status : "",
                                           model != NULL ? model : "",
                                           user != NULL ? user : "", NULL);
@@ -207,7 +225,7 @@ read_new_rows (GkDatabase  *db,
       group_add_full (groups, GROUP_FACET,
                       created_at < facet_days_before ? GK_ROLLUP_DAY_SECONDS
                                                      : GK_ROLLUP_BUCKET_SECONDS,
-                      created_at, facet, sqlite3_column_int64 (stmt, 6), success, tokens,
+                      created_at, facet, sqlite3_column_int64 (stmt, 6), 0, success, tokens,
                       cost_usd);
       group_add (groups, GROUP_TOTAL, GK_ROLLUP_BUCKET_SECONDS, created_at, NULL, success,
                  tokens, cost_usd);
@@ -218,6 +236,9 @@ read_new_rows (GkDatabase  *db,
         {
           gint64 span = i == 0 ? GK_ROLLUP_BUCKET_SECONDS : GK_ROLLUP_DAY_SECONDS;
 
+          if (latency_bucket >= 0)
+            group_add_full (groups, GROUP_LATENCY, span, created_at, NULL,
+                            sqlite3_column_int64 (stmt, 6), latency_bucket, TRUE, 0, 0);
           if (model != NULL && *model != '\0')
             group_add (groups, GROUP_MODEL, span, created_at, model, success, tokens, cost_usd);
           if (user != NULL && *user != '\0')
@@ -268,6 +289,17 @@ write_group (GkDatabase   *db,
       sqlite3_bind_int64 (stmt, 7, g->successes);
       sqlite3_bind_int64 (stmt, 8, g->tokens);
       sqlite3_bind_double (stmt, 9, g->cost_usd);
+    }
+  else if (g->kind == GROUP_LATENCY)
+    {
+      stmt = gk_database_prepare (db, add_latency_sql, error);
+      if (stmt == NULL)
+        return FALSE;
+      sqlite3_bind_int64 (stmt, 1, g->span);
+      sqlite3_bind_int64 (stmt, 2, g->start);
+      sqlite3_bind_int64 (stmt, 3, g->key_id);
+      sqlite3_bind_int64 (stmt, 4, g->bucket);
+      sqlite3_bind_int64 (stmt, 5, g->requests);
     }
   else
     {
@@ -670,9 +702,9 @@ coarsen_facets (GkDatabase      *db,
  * @error: a #GK_DATABASE_ERROR
  *
  * Folds every usage row into the rollup first, then deletes the raw rows
- * older than the retention period, and coarsens the 15-minute model, user
- * and facet sums older than %GK_ROLLUP_FINE_DAYS days to days, in short
- * transactions (other
+ * older than the retention period, and coarsens the 15-minute model, user,
+ * facet and latency sums older than %GK_ROLLUP_FINE_DAYS days to days, in
+ * short transactions (other
  * processes keep writing in between): every figure the dashboard reads
  * stays the same at every step.
  *
@@ -705,7 +737,8 @@ gk_rollup_prune (GkDatabase      *db,
   if ((retention_cutoff > 0 && !prune_rows (db, retention_cutoff, report, error))
       || !coarsen (db, "usage_rollup_model", fine_cutoff, report, error)
       || !coarsen (db, "usage_rollup_user", fine_cutoff, report, error)
-      || !coarsen_facets (db, fine_cutoff, report, error))
+      || !coarsen_facets (db, fine_cutoff, report, error)
+      || !coarsen (db, "usage_rollup_latency", fine_cutoff, report, error))
     return FALSE;
   gk_database_touch (db);
   return TRUE;

@@ -22,6 +22,25 @@ G_BEGIN_DECLS
 #define GK_ROLLUP_BUCKET_SECONDS 900
 #define GK_ROLLUP_DAY_SECONDS    86400
 
+/* Latency histogram (usage_rollup_latency, migration 6): the bucket of a
+ * successful request's latency_ms. Bucket i holds latencies from
+ * gk_rollup_latency_bounds[i - 1] (0 for the first) up to, not including,
+ * gk_rollup_latency_bounds[i]; the last bucket is open-ended. The SQL
+ * below is the one definition the fold, the migration and the trigger
+ * share; the C table must list the same bounds (a test checks it). */
+#define GK_ROLLUP_LATENCY_BUCKET_SQL(x) \
+  "CASE WHEN " x " < 100 THEN 0 WHEN " x " < 200 THEN 1 WHEN " x " < 300 THEN 2" \
+  " WHEN " x " < 500 THEN 3 WHEN " x " < 750 THEN 4 WHEN " x " < 1000 THEN 5" \
+  " WHEN " x " < 1500 THEN 6 WHEN " x " < 2000 THEN 7 WHEN " x " < 3000 THEN 8" \
+  " WHEN " x " < 5000 THEN 9 WHEN " x " < 7500 THEN 10 WHEN " x " < 10000 THEN 11" \
+  " WHEN " x " < 15000 THEN 12 WHEN " x " < 20000 THEN 13 WHEN " x " < 30000 THEN 14" \
+  " WHEN " x " < 60000 THEN 15 WHEN " x " < 120000 THEN 16 ELSE 17 END"
+#define GK_ROLLUP_LATENCY_BUCKETS 18
+
+/* The upper bounds in milliseconds (exclusive) of every bucket but the
+ * last. */
+extern const gint64 gk_rollup_latency_bounds[GK_ROLLUP_LATENCY_BUCKETS - 1];
+
 /* The meta key holding the highest usage-log id folded in. */
 #define GK_ROLLUP_META_MAX_ID    "rollup_max_id"
 
@@ -51,7 +70,7 @@ G_BEGIN_DECLS
 typedef struct
 {
   gint64   rows_deleted;       /* raw usage rows past the retention period */
-  gint64   buckets_coarsened;  /* 15-minute model/user/facet sums folded into days */
+  gint64   buckets_coarsened;  /* 15-minute model/user/facet/latency sums folded into days */
   gint64   bytes_before;       /* the database's size (pages in use and free) */
   gint64   bytes_after;
   gboolean space_reclaimed;    /* VACUUM ran */

@@ -24,6 +24,7 @@
 #include "gk-key-store.h"
 #include "gk-rollup.h"
 #include "gk-stats.h"
+#include "gk-stats-private.h"
 
 #define TOP_MODELS        5
 #define TOP_USERS         10
@@ -95,15 +96,11 @@ column_dup (sqlite3_stmt *stmt,
 /* Runs @func inside one read transaction while holding the connection, so
  * a multi-query answer is one consistent snapshot. A caller already inside
  * a transaction keeps its own. */
-typedef gboolean (*ReadFunc) (GkDatabase *db,
-                              gpointer    data,
-                              GError    **error);
-
-static gboolean
-with_read_snapshot (GkDatabase  *db,
-                    ReadFunc     func,
-                    gpointer     data,
-                    GError     **error)
+gboolean
+gk_stats_with_read_snapshot (GkDatabase      *db,
+                             GkStatsReadFunc  func,
+                             gpointer         data,
+                             GError         **error)
 {
   gboolean own_transaction;
   gboolean ok;
@@ -292,10 +289,10 @@ read_key_cards (GkDatabase       *db,
 }
 
 /* The highest usage id the rollup tables hold, in this snapshot. */
-static gboolean
-read_folded_id (GkDatabase  *db,
-                gint64      *folded,
-                GError     **error)
+gboolean
+gk_stats_read_folded_id (GkDatabase  *db,
+                         gint64      *folded,
+                         GError     **error)
 {
   sqlite3_stmt *stmt;
   int rc;
@@ -514,7 +511,7 @@ read_dashboard (GkDatabase *db,
     g_array_index (dashboard->daily, GkDailyPoint, i).day_start = bounds[i];
 
   if (!read_key_cards (db, cards, error)
-      || !read_folded_id (db, &folded, error)
+      || !gk_stats_read_folded_id (db, &folded, error)
       || !read_buckets (db, bounds, dashboard->daily, error)
       || !read_ranks (db, rank_models_sql, bounds[0], bounds[n_days], models, error)
       || !read_ranks (db, rank_users_sql, bounds[0], bounds[n_days], users, error)
@@ -584,7 +581,7 @@ gk_stats_dashboard (GkDatabase  *db,
     }
   gk_database_unlock (db);
 
-  if (!with_read_snapshot (db, read_dashboard, dashboard, error))
+  if (!gk_stats_with_read_snapshot (db, read_dashboard, dashboard, error))
     return NULL;
 
   /* The keys' derived states, outside the snapshot: reading keys resets
@@ -1182,7 +1179,7 @@ read_filter_summary (GkDatabase  *db,
   g_string_replace (log_sql, "u.created_at", "+u.created_at", 0);
   g_string_append (log_sql, " AND u.id > ?7");
 
-  if (!read_folded_id (db, &folded, error))
+  if (!gk_stats_read_folded_id (db, &folded, error))
     return FALSE;
   stmt = step_one (db, "SELECT " GK_ROLLUP_FACET_DAYS_SQL, 0, 0, error);
   if (stmt == NULL)
@@ -1248,7 +1245,7 @@ gk_stats_usage_filter_summary (GkDatabase          *db,
     }
   gk_database_unlock (db);
 
-  if (!with_read_snapshot (db, read_filter_summary, &data, error))
+  if (!gk_stats_with_read_snapshot (db, read_filter_summary, &data, error))
     {
       memset (summary, 0, sizeof *summary);
       return FALSE;

@@ -50,6 +50,7 @@ typedef struct
   GkRotationReason  reason;
   char             *triggered_by;
   gint64            created_at;
+  gboolean          in_spike;        /* set by gk_insights_mark_spikes() */
 } GkRotationRow;
 
 typedef struct
