@@ -321,7 +321,7 @@ compare_from_log (GkDatabase *db,
                                   "SELECT " GK_ROLLUP_LATENCY_BUCKET_SQL ("latency_ms")
                                   ", count(*) FROM gemini_key_usage_log WHERE key_id = ?1"
                                   " AND created_at >= ?2 AND status = 'SUCCESS'"
-                                  " AND latency_ms IS NOT NULL GROUP BY 1",
+                                  " AND latency_ms > 0 GROUP BY 1",
                                   &error);
       g_assert_no_error (error);
       sqlite3_bind_int (stmt, 1, key);

@@ -341,7 +341,7 @@ gk_cli_cmd_rotations (GkCli  *cli,
   else
     {
       g_autoptr(GkCliTable) table = gk_cli_table_new (_("ID"), _("TIME"), _("FROM"), _("TO"),
-                                                      _("REASON"), _("BY"), NULL);
+                                                      _("REASON"), _("BY"), _("SPIKE"), NULL);
 
       for (guint i = 0; i < rows->len; i++)
         {
@@ -359,7 +359,10 @@ gk_cli_cmd_rotations (GkCli  *cli,
 
           gk_cli_table_add_row (table, id, time, from, to,
                                 gk_key_state_get_label (gk_rotation_reason_get_state (row->reason)),
-                                row->triggered_by);
+                                row->triggered_by,
+                                /* TRANSLATORS: marks a rotation in an hour with unusually
+                                 * many (see `keys spikes`). */
+                                row->in_spike ? _("spike") : "");
         }
       gk_cli_table_print (table);
 

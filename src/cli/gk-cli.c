@@ -44,6 +44,7 @@ static int cmd_serve_or_missing (GkCli *cli, int argc, char **argv);
 static const GkCliCommand commands[] = {
   { "db",         gk_cli_cmd_db,         N_("Create or upgrade the database") },
   { "key",        gk_cli_cmd_key,        N_("Add, list, edit, skip and delete keys") },
+  { "keys",       gk_cli_cmd_keys,       N_("Compare keys, forecast quotas, list rotation spikes") },
   { "select",     gk_cli_cmd_select,     N_("Show the key a request would get now") },
   { "track",      gk_cli_cmd_track,      N_("Record one use of a key") },
   { "usage",      gk_cli_cmd_usage,      N_("Show the usage log") },
@@ -690,6 +691,24 @@ gk_cli_table_add_row (GkCliTable *table,
       const char *cell = va_arg (args, const char *);
 
       row[i] = g_strdup (cell != NULL ? cell : "");
+    }
+  va_end (args);
+  g_ptr_array_add (table->rows, row);
+}
+
+void
+gk_cli_table_take_row (GkCliTable *table,
+                       ...)
+{
+  char **row = g_new0 (char *, table->n_columns + 1);
+  va_list args;
+
+  va_start (args, table);
+  for (guint i = 0; i < table->n_columns; i++)
+    {
+      char *cell = va_arg (args, char *);
+
+      row[i] = cell != NULL ? cell : g_strdup ("");
     }
   va_end (args);
   g_ptr_array_add (table->rows, row);

@@ -117,6 +117,9 @@ GkCliTable *gk_cli_table_new     (const char *first_header,
 /* Takes the strings (g_strdup'ed) of one row; as many as headers. */
 void        gk_cli_table_add_row (GkCliTable *table,
                                   ...);
+/* The same, taking ownership of the strings. */
+void        gk_cli_table_take_row (GkCliTable *table,
+                                   ...);
 void        gk_cli_table_print   (GkCliTable *table);
 void        gk_cli_table_free    (GkCliTable *table);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GkCliTable, gk_cli_table_free)
@@ -129,6 +132,7 @@ void        gk_cli_csv_append    (GString    *out,
 /* The command groups (one file each). */
 int         gk_cli_cmd_db        (GkCli *cli, int argc, char **argv);
 int         gk_cli_cmd_key       (GkCli *cli, int argc, char **argv);
+int         gk_cli_cmd_keys      (GkCli *cli, int argc, char **argv);
 int         gk_cli_cmd_select    (GkCli *cli, int argc, char **argv);
 int         gk_cli_cmd_track     (GkCli *cli, int argc, char **argv);
 int         gk_cli_cmd_usage     (GkCli *cli, int argc, char **argv);

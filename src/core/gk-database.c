@@ -340,12 +340,12 @@ static const MigrationStep migration_7[] = {
   "INSERT INTO usage_rollup_latency (span, start, key_id, bucket, requests)" \
   " SELECT " span ", created_at - created_at % " span ", coalesce (key_id, 0), " \
   GK_ROLLUP_LATENCY_BUCKET_SQL ("latency_ms") ", count(*) FROM gemini_key_usage_log" \
-  " WHERE status = 'SUCCESS' AND latency_ms IS NOT NULL" \
+  " WHERE status = 'SUCCESS' AND latency_ms > 0" \
   " AND id <= (SELECT CAST (value AS INTEGER) FROM meta WHERE key = 'rollup_max_id')" \
   " GROUP BY 2, 3, 4"
 #define ROLLUP_LATENCY_FORGET \
   " UPDATE usage_rollup_latency SET requests = requests - 1" \
-  " WHERE OLD.status = 'SUCCESS' AND OLD.latency_ms IS NOT NULL AND span IN (900, 86400)" \
+  " WHERE OLD.status = 'SUCCESS' AND OLD.latency_ms > 0 AND span IN (900, 86400)" \
   " AND start = OLD.created_at - OLD.created_at % span AND key_id = coalesce (OLD.key_id, 0)" \
   " AND bucket = " GK_ROLLUP_LATENCY_BUCKET_SQL ("OLD.latency_ms") ";"
 static const MigrationStep migration_8[] = {

@@ -187,7 +187,7 @@ static const char latency_sums_sql[] =
 static const char log_latency_sql[] =
   "SELECT key_id, " GK_ROLLUP_LATENCY_BUCKET_SQL ("latency_ms") ", count(*)"
   " FROM gemini_key_usage_log WHERE id > ?3 AND key_id IS NOT NULL AND status = 'SUCCESS'"
-  " AND latency_ms IS NOT NULL AND +created_at >= ?1 AND +created_at < ?2 GROUP BY 1, 2";
+  " AND latency_ms > 0 AND +created_at >= ?1 AND +created_at < ?2 GROUP BY 1, 2";
 
 static const char compare_keys_sql[] =
   "SELECT id, name, key_hint, deleted_at IS NOT NULL FROM gemini_api_keys";

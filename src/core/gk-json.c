@@ -190,6 +190,95 @@ gk_json_add_rotation_row (JsonBuilder         *builder,
   gk_json_add_string (builder, "reason", gk_rotation_reason_to_string (row->reason));
   gk_json_add_string (builder, "triggered_by", row->triggered_by);
   gk_json_add_time (builder, "created_at", row->created_at);
+  gk_json_add_boolean (builder, "in_spike", row->in_spike);
+  json_builder_end_object (builder);
+}
+
+/* -1 ("none") is written as null. */
+static void
+add_optional_double (JsonBuilder *builder,
+                     const char  *member,
+                     double       value)
+{
+  if (value < 0)
+    {
+      json_builder_set_member_name (builder, member);
+      json_builder_add_null_value (builder);
+    }
+  else
+    gk_json_add_double (builder, member, value);
+}
+
+void
+gk_json_add_key_comparison (JsonBuilder           *builder,
+                            const GkKeyComparison *row)
+{
+  json_builder_begin_object (builder);
+  gk_json_add_int (builder, "key_id", row->key_id);
+  gk_json_add_string (builder, "name", row->name);
+  gk_json_add_string (builder, "key_hint", row->key_hint);
+  gk_json_add_boolean (builder, "deleted", row->deleted);
+  gk_json_add_int (builder, "requests", row->requests);
+  gk_json_add_int (builder, "successes", row->successes);
+  gk_json_add_int (builder, "rate_limited", row->rate_limited);
+  gk_json_add_int (builder, "rejected", row->rejected);
+  gk_json_add_int (builder, "errors", row->errors);
+  gk_json_add_double (builder, "success_rate", row->success_rate);
+  gk_json_add_double (builder, "rate_limited_rate", row->rate_limited_rate);
+  gk_json_add_double (builder, "rejected_rate", row->rejected_rate);
+  add_optional_double (builder, "p50_latency_ms", row->p50_ms);
+  add_optional_double (builder, "p95_latency_ms", row->p95_ms);
+  gk_json_add_int (builder, "tokens_used", row->tokens);
+  gk_json_add_double (builder, "cost_usd", row->cost_usd);
+  add_optional_double (builder, "cost_per_1k_tokens", row->cost_per_1k_tokens);
+  gk_json_add_double (builder, "share", row->share);
+  json_builder_end_object (builder);
+}
+
+void
+gk_json_add_forecast (JsonBuilder      *builder,
+                      const GkForecast *forecast)
+{
+  json_builder_begin_object (builder);
+  gk_json_add_time (builder, "now", forecast->now);
+  gk_json_add_int (builder, "keys_out_today", forecast->keys_out_today);
+  gk_json_add_time (builder, "pool_runs_out_at", forecast->pool_runs_out_at);
+  gk_json_add_time (builder, "pool_reset_at", forecast->pool_reset_at);
+  json_builder_set_member_name (builder, "windows");
+  json_builder_begin_array (builder);
+  for (guint i = 0; i < forecast->windows->len; i++)
+    {
+      const GkDepletion *d = forecast->windows->pdata[i];
+
+      json_builder_begin_object (builder);
+      gk_json_add_int (builder, "key_id", d->key_id);
+      gk_json_add_string (builder, "name", d->name);
+      gk_json_add_string (builder, "quota_type", gk_quota_type_to_string (d->quota_type));
+      gk_json_add_string (builder, "unit", gk_quota_unit_to_string (d->unit));
+      gk_json_add_int (builder, "limit_value", d->limit_value);
+      gk_json_add_int (builder, "used_value", d->used_value);
+      gk_json_add_time (builder, "reset_at", d->reset_at);
+      gk_json_add_double (builder, "rate_per_hour", d->rate_per_hour);
+      gk_json_add_time (builder, "runs_out_at", d->runs_out_at);
+      json_builder_end_object (builder);
+    }
+  json_builder_end_array (builder);
+  json_builder_end_object (builder);
+}
+
+void
+gk_json_add_rotation_spike (JsonBuilder           *builder,
+                            const GkRotationSpike *spike)
+{
+  json_builder_begin_object (builder);
+  gk_json_add_time (builder, "hour_start", spike->hour_start);
+  gk_json_add_optional_id (builder, "key_id", spike->key_id);
+  gk_json_add_string (builder, "key_name", spike->key_name);
+  gk_json_add_int (builder, "rotations", spike->rotations);
+  gk_json_add_double (builder, "baseline_per_hour", spike->baseline);
+  gk_json_add_string (builder, "dominant_reason",
+                      gk_rotation_reason_to_string (spike->dominant_reason));
+  gk_json_add_int (builder, "dominant_count", spike->dominant_count);
   json_builder_end_object (builder);
 }
 

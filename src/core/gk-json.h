@@ -13,6 +13,7 @@
 #include "gk-types.h"
 #include "gk-audit.h"
 #include "gk-key-store.h"
+#include "gk-insights.h"
 #include "gk-stats.h"
 #include "gk-token-store.h"
 
@@ -61,6 +62,12 @@ void gk_json_add_audit_row    (JsonBuilder         *builder,
                                const GkAuditRow    *row);
 void gk_json_add_rotation_row (JsonBuilder         *builder,
                                const GkRotationRow *row);
+void gk_json_add_key_comparison (JsonBuilder         *builder,
+                                 const GkKeyComparison *row);
+void gk_json_add_forecast     (JsonBuilder         *builder,
+                               const GkForecast    *forecast);
+void gk_json_add_rotation_spike (JsonBuilder         *builder,
+                                 const GkRotationSpike *spike);
 void gk_json_add_dashboard    (JsonBuilder         *builder,
                                const GkDashboard   *dashboard);
 /* A client token's metadata; the token itself is never stored. */

@@ -26,7 +26,7 @@ static const char progress_sql[] =
 static const char new_rows_sql[] =
   "SELECT created_at, status = 'SUCCESS', tokens_used, cost_usd, model, user_id,"
   " coalesce (key_id, 0), status,"
-  " CASE WHEN status = 'SUCCESS' AND latency_ms IS NOT NULL THEN "
+  " CASE WHEN status = 'SUCCESS' AND latency_ms > 0 THEN "
   GK_ROLLUP_LATENCY_BUCKET_SQL ("latency_ms") " ELSE -1 END"
   " FROM gemini_key_usage_log WHERE id > ?1 AND id <= ?2";
 

@@ -23,9 +23,10 @@ G_BEGIN_DECLS
 #define GK_ROLLUP_DAY_SECONDS    86400
 
 /* Latency histogram (usage_rollup_latency, migration 6): the bucket of a
- * successful request's latency_ms. Bucket i holds latencies from
- * gk_rollup_latency_bounds[i - 1] (0 for the first) up to, not including,
- * gk_rollup_latency_bounds[i]; the last bucket is open-ended. The SQL
+ * successful request's latency_ms (0, "not measured", is left out).
+ * Bucket i holds latencies from gk_rollup_latency_bounds[i - 1] (0 for the
+ * first) up to, not including, gk_rollup_latency_bounds[i]; the last
+ * bucket is open-ended. The SQL
  * below is the one definition the fold, the migration and the trigger
  * share; the C table must list the same bounds (a test checks it). */
 #define GK_ROLLUP_LATENCY_BUCKET_SQL(x) \

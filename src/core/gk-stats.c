@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "gk-database-private.h"
+#include "gk-insights.h"
 #include "gk-key-store.h"
 #include "gk-rollup.h"
 #include "gk-stats.h"
@@ -516,7 +517,8 @@ read_dashboard (GkDatabase *db,
       || !read_ranks (db, rank_models_sql, bounds[0], bounds[n_days], models, error)
       || !read_ranks (db, rank_users_sql, bounds[0], bounds[n_days], users, error)
       || !read_unfolded (db, folded, bounds, dashboard->daily, models, users, error)
-      || !read_rotations (db, LATEST_ROTATIONS, dashboard->rotations, error))
+      || !read_rotations (db, LATEST_ROTATIONS, dashboard->rotations, error)
+      || !gk_insights_mark_spikes (db, dashboard->rotations, error))
     return FALSE;
 
   /* The cards cover the same calendar days as the chart, so they agree. */
@@ -1277,7 +1279,7 @@ gk_stats_rotation_logs (GkDatabase  *db,
 
   rows = g_ptr_array_new_with_free_func ((GDestroyNotify) gk_rotation_row_free);
   gk_database_lock (db);
-  ok = read_rotations (db, limit, rows, error);
+  ok = read_rotations (db, limit, rows, error) && gk_insights_mark_spikes (db, rows, error);
   gk_database_unlock (db);
   return ok ? g_steal_pointer (&rows) : NULL;
 }

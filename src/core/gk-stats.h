@@ -50,7 +50,7 @@ typedef struct
   GkRotationReason  reason;
   char             *triggered_by;
   gint64            created_at;
-  gboolean          in_spike;        /* set by gk_insights_mark_spikes() */
+  gboolean          in_spike;        /* in a spike hour of its key or the pool */
 } GkRotationRow;
 
 typedef struct
@@ -182,7 +182,8 @@ gboolean       gk_stats_usage_filter_summary (GkDatabase          *db,
                                               const GkUsageFilter *filter,
                                               GkUsageSummary      *summary,
                                               GError             **error);
-/* Newest first. Element type GkRotationRow. */
+/* Newest first, spike hours marked (gk_insights_mark_spikes()). Element
+ * type GkRotationRow. */
 GPtrArray     *gk_stats_rotation_logs (GkDatabase    *db,
                                        guint          limit,
                                        GError       **error);

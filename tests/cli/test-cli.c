@@ -2029,6 +2029,99 @@ test_master_key_rotate_copy (Fixture       *f,
 #define ADD(path, func) \
   g_test_add ((path), Fixture, NULL, fixture_set_up, (func), fixture_tear_down)
 
+/* `keys compare`, `keys forecast` and `keys spikes`, and the spike mark of
+ * the rotation log. */
+static void
+test_keys_insights (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autofree char *key_a = make_key (41);
+  g_autofree char *key_b = make_key (42);
+  g_autoptr(JsonNode) compare = NULL;
+  g_autoptr(JsonNode) sorted = NULL;
+  g_autoptr(JsonNode) forecast = NULL;
+  g_autoptr(JsonNode) spikes = NULL;
+  g_autoptr(JsonNode) rotations = NULL;
+  const char *const latencies[] = { "150", "250", "350" };
+  JsonArray *keys;
+  JsonObject *row;
+  gint64 a, b;
+
+  a = add_key (f, "Alpha", key_a, "5");
+  b = add_key (f, "Beta", key_b, "5");
+  for (guint i = 0; i < G_N_ELEMENTS (latencies); i++)
+    {
+      g_auto(Run) run = RUN (f, NULL, "track", "--key", "1", "--model", "gemini-2.5-flash",
+                             "--prompt-tokens", "1000", "--status", "success",
+                             "--latency-ms", latencies[i]);
+      g_assert_cmpint (run.status, ==, 0);
+    }
+  {
+    g_auto(Run) run = RUN (f, NULL, "track", "--key", "1", "--model", "gemini-2.5-flash",
+                           "--status", "rate_limited", "--http-status", "429");
+    g_auto(Run) other = RUN (f, NULL, "track", "--key", "2", "--model", "gemini-2.5-flash",
+                             "--prompt-tokens", "10", "--status", "success");
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_cmpint (other.status, ==, 0);
+  }
+
+  compare = JSON (f, "keys", "compare", "--days", "1");
+  g_assert_cmpint (json_object_get_int_member (json_node_get_object (compare), "days"), ==, 1);
+  keys = json_object_get_array_member (json_node_get_object (compare), "keys");
+  g_assert_cmpuint (json_array_get_length (keys), ==, 2);
+  row = json_array_get_object_element (keys, 0);
+  g_assert_cmpint (json_object_get_int_member (row, "key_id"), ==, a);
+  g_assert_cmpstr (json_object_get_string_member (row, "name"), ==, "Alpha");
+  g_assert_cmpint (json_object_get_int_member (row, "requests"), ==, 4);
+  g_assert_cmpfloat_with_epsilon (json_object_get_double_member (row, "success_rate"), 75, 1e-9);
+  g_assert_cmpfloat_with_epsilon (json_object_get_double_member (row, "rate_limited_rate"), 25,
+                                  1e-9);
+  g_assert_cmpfloat_with_epsilon (json_object_get_double_member (row, "p50_latency_ms"), 250,
+                                  1e-9);
+  g_assert_cmpint (json_object_get_int_member (row, "tokens_used"), ==, 3000);
+  g_assert_cmpfloat_with_epsilon (json_object_get_double_member (row, "share"), 80, 1e-9);
+  row = json_array_get_object_element (keys, 1);
+  g_assert_cmpint (json_object_get_int_member (row, "key_id"), ==, b);
+  g_assert_true (json_object_get_null_member (row, "p50_latency_ms"));
+
+  sorted = JSON (f, "keys", "compare", "--sort", "p50_latency_ms");
+  keys = json_object_get_array_member (json_node_get_object (sorted), "keys");
+  g_assert_cmpint (json_object_get_int_member (json_array_get_object_element (keys, 0),
+                                               "key_id"), ==, a);
+  {
+    g_auto(Run) run = RUN (f, NULL, "keys", "compare", "--days", "7");
+    g_auto(Run) bad = RUN (f, NULL, "keys", "compare", "--days", "0");
+    g_auto(Run) unknown = RUN (f, NULL, "keys", "compare", "--sort", "colour");
+
+    g_assert_cmpint (run.status, ==, 0);
+    g_assert_nonnull (strstr (run.out, "P95"));
+    g_assert_nonnull (strstr (run.out, "Alpha"));
+    g_assert_cmpint (bad.status, ==, 2);
+    g_assert_cmpint (unknown.status, ==, 2);
+  }
+
+  {
+    g_auto(Run) run = RUN (f, NULL, "key", "update", "2", "--daily-quota", "1000000");
+    g_assert_cmpint (run.status, ==, 0);
+  }
+  forecast = JSON (f, "keys", "forecast");
+  row = json_node_get_object (forecast);
+  g_assert_cmpint (json_object_get_int_member (row, "keys_out_today"), ==, 0);
+  keys = json_object_get_array_member (row, "windows");
+  g_assert_cmpuint (json_array_get_length (keys), >=, 1);
+  row = json_array_get_object_element (keys, 0);
+  g_assert_cmpint (json_object_get_int_member (row, "key_id"), ==, b);
+  g_assert_cmpstr (json_object_get_string_member (row, "quota_type"), ==, "DAILY");
+  g_assert_true (json_object_get_null_member (row, "runs_out_at"));
+
+  spikes = JSON (f, "keys", "spikes");
+  g_assert_cmpuint (json_array_get_length (get_array (spikes)), ==, 0);
+  rotations = JSON (f, "rotations");
+  g_assert_cmpuint (json_array_get_length (get_array (rotations)), ==, 1);
+  g_assert_false (json_object_get_boolean_member (
+                    json_array_get_object_element (get_array (rotations), 0), "in_spike"));
+}
+
 int
 main (int    argc,
       char **argv)
@@ -2057,6 +2150,7 @@ main (int    argc,
   ADD ("/cli/master-key/file-rotate", test_master_key_file_rotate);
   ADD ("/cli/master-key/keyring-round-trip", test_master_key_keyring_round_trip);
   ADD ("/cli/translated", test_translated);
+  ADD ("/cli/keys/insights", test_keys_insights);
   ADD ("/cli/master-key/headless", test_master_key_headless);
   g_test_add ("/cli/master-key/rotate-copy/keyring", Fixture, GINT_TO_POINTER (MASTER_KEYRING),
               fixture_set_up, test_master_key_rotate_copy, fixture_tear_down);
