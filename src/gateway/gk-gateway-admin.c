@@ -5,8 +5,11 @@
  *   /{id}/rotate      POST: take the key out of service by hand
  *   /dashboard        GET ?days=7|30
  *   /usage-logs       GET ?key_id=&limit=&offset=
- *   /rotation-logs    GET ?limit=
+ *   /rotation-logs    GET ?limit= (rows in a spike hour have "in_spike": true)
  *   /audit-logs       GET ?limit=&offset=: who did what, newest first
+ *   /compare          GET ?days=1…366 (default 7): the key comparison
+ *   /forecast         GET: when each key's quotas run out at the current rate
+ *   /rotation-spikes  GET ?days=1…366 (default 7)
  *   /quotas/reset     POST {"type": "all"|"monthly"|"daily"|"minute"} (none = all)
  *
  * Bodies are checked strictly: integers must be JSON integers in range,
@@ -512,6 +515,101 @@ dashboard (GkDatabase        *db,
   respond_node (msg, SOUP_STATUS_OK, b);
 }
 
+/* ?days=1…366, default 7; out of range or not a number: a 400. */
+static gboolean
+query_days (SoupServerMessage *msg,
+            GHashTable        *query,
+            guint             *days)
+{
+  const char *value = query ? g_hash_table_lookup (query, "days") : NULL;
+  guint64 n = 7;
+
+  if (value != NULL && !g_ascii_string_to_unsigned (value, 10, 1, 366, &n, NULL))
+    {
+      gk_gateway_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT",
+                                "days must be a whole number from 1 to 366.");
+      return FALSE;
+    }
+  *days = (guint) n;
+  return TRUE;
+}
+
+static void
+compare_keys (GkDatabase        *db,
+              SoupServerMessage *msg,
+              GHashTable        *query)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) rows = NULL;
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  guint days;
+
+  if (!query_days (msg, query, &days))
+    return;
+  rows = gk_insights_compare_days (db, days, &error);
+  if (rows == NULL)
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  json_builder_begin_object (b);
+  gk_json_add_int (b, "days", days);
+  json_builder_set_member_name (b, "keys");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < rows->len; i++)
+    gk_json_add_key_comparison (b, rows->pdata[i]);
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  respond_node (msg, SOUP_STATUS_OK, b);
+}
+
+static void
+forecast (GkDatabase        *db,
+          SoupServerMessage *msg)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkForecast) f = gk_insights_forecast (db, &error);
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+
+  if (f == NULL)
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  gk_json_add_forecast (b, f);
+  respond_node (msg, SOUP_STATUS_OK, b);
+}
+
+static void
+rotation_spikes (GkDatabase        *db,
+                 SoupServerMessage *msg,
+                 GHashTable        *query)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) spikes = NULL;
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  guint days;
+
+  if (!query_days (msg, query, &days))
+    return;
+  spikes = gk_insights_rotation_spikes (db, gk_database_now (db) - (gint64) days * 86400, 0,
+                                        &error);
+  if (spikes == NULL)
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  json_builder_begin_object (b);
+  gk_json_add_int (b, "days", days);
+  json_builder_set_member_name (b, "spikes");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < spikes->len; i++)
+    gk_json_add_rotation_spike (b, spikes->pdata[i]);
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  respond_node (msg, SOUP_STATUS_OK, b);
+}
+
 static void
 usage_logs (GkDatabase        *db,
             SoupServerMessage *msg,
@@ -712,6 +810,12 @@ gk_gateway_admin_handle (GkKeyStore        *key_store,
     is_get ? rotation_logs (db, msg, query) : method_not_allowed (msg);
   else if (n_parts == 1 && g_str_equal (parts[0], "audit-logs"))
     is_get ? audit_logs (db, msg, query) : method_not_allowed (msg);
+  else if (n_parts == 1 && g_str_equal (parts[0], "compare"))
+    is_get ? compare_keys (db, msg, query) : method_not_allowed (msg);
+  else if (n_parts == 1 && g_str_equal (parts[0], "forecast"))
+    is_get ? forecast (db, msg) : method_not_allowed (msg);
+  else if (n_parts == 1 && g_str_equal (parts[0], "rotation-spikes"))
+    is_get ? rotation_spikes (db, msg, query) : method_not_allowed (msg);
   else if (n_parts == 2 && g_str_equal (parts[0], "quotas") && g_str_equal (parts[1], "reset"))
     is_post ? reset_quotas (db, msg, body) : method_not_allowed (msg);
   else if (g_ascii_string_to_unsigned (parts[0], 10, 1, G_MAXINT64, &id, NULL))

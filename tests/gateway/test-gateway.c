@@ -1135,6 +1135,39 @@ test_admin_api (Fixture       *f,
   obj = admin_call (f, "GET", "/rotation-logs", NULL, 200, &n6);
   g_assert_cmpint (json_array_get_length (json_object_get_array_member (obj, "rotations")), ==, 1);
 
+  g_assert_false (json_object_get_boolean_member (
+                    json_array_get_object_element (
+                      json_object_get_array_member (obj, "rotations"), 0), "in_spike"));
+
+  /* Insights: the comparison, the forecast and the rotation spikes. */
+  g_clear_pointer (&n7, json_node_unref);
+  obj = admin_call (f, "GET", "/compare?days=1", NULL, 200, &n7);
+  g_assert_cmpint (json_object_get_int_member (obj, "days"), ==, 1);
+  keys = json_object_get_array_member (obj, "keys");
+  g_assert_cmpuint (json_array_get_length (keys), ==, 1);
+  g_assert_cmpint (json_object_get_int_member (json_array_get_object_element (keys, 0),
+                                               "requests"), ==, 1);
+  g_assert_cmpfloat (json_object_get_double_member (json_array_get_object_element (keys, 0),
+                                                    "success_rate"), ==, 100);
+  g_assert_cmpfloat (json_object_get_double_member (json_array_get_object_element (keys, 0),
+                                                    "share"), ==, 100);
+  {
+    g_autofree char *text = json_to_string (n7, FALSE);
+
+    g_assert_null (strstr (text, secret));
+  }
+  g_clear_pointer (&n7, json_node_unref);
+  admin_call (f, "GET", "/compare?days=0", NULL, 400, &n7);
+  g_clear_pointer (&n7, json_node_unref);
+  admin_call (f, "POST", "/compare", NULL, 405, &n7);
+  g_clear_pointer (&n7, json_node_unref);
+  obj = admin_call (f, "GET", "/forecast", NULL, 200, &n7);
+  g_assert_true (json_object_has_member (obj, "windows"));
+  g_assert_cmpint (json_object_get_int_member (obj, "keys_out_today"), ==, 0);
+  g_clear_pointer (&n7, json_node_unref);
+  obj = admin_call (f, "GET", "/rotation-spikes?days=2", NULL, 200, &n7);
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (obj, "spikes")), ==, 0);
+
   g_clear_pointer (&n7, json_node_unref);
   admin_call (f, "GET", "/dashboard?days=7", NULL, 200, &n7);
   g_clear_pointer (&n7, json_node_unref);
