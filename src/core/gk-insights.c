@@ -345,7 +345,7 @@ gk_insights_compare (GkDatabase  *db,
       /* A deleted key's rows whose key is gone from the table altogether
        * are still named by their id. */
       if (row->name == NULL)
-        row->name = g_strdup_printf (_("Key %" G_GINT64_FORMAT), row->key_id);
+        row->name = g_strdup_printf (_("Key %lld"), (long long) row->key_id);
       if (row->key_hint == NULL)
         row->key_hint = g_strdup ("");
       if (row->requests > 0)
