@@ -1662,6 +1662,29 @@ append_filter_summaries (GString      *out,
 /* Every figure the dashboard (7 and 30 days, in every zone of zones[])
  * and the usage summaries (all keys and each key, over the newest rows;
  * the usage tab's, see append_filter_summaries()) show, as text. */
+/* The key comparison over the same days (gk-insights.h): its sums and
+ * latency percentiles per key. */
+static void
+append_comparison (GString    *out,
+                   GkDatabase *db,
+                   guint       days)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) rows = gk_insights_compare_days (db, days, &error);
+
+  g_assert_no_error (error);
+  for (guint i = 0; i < rows->len; i++)
+    {
+      const GkKeyComparison *r = rows->pdata[i];
+
+      g_string_append_printf (out, " compare %" G_GINT64_FORMAT ": %" G_GINT64_FORMAT " %"
+                              G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %"
+                              G_GINT64_FORMAT " %.9f %.3f %.3f\n",
+                              r->key_id, r->requests, r->successes, r->rate_limited,
+                              r->rejected, r->tokens, r->cost_usd, r->p50_ms, r->p95_ms);
+    }
+}
+
 static char *
 shown_figures (GkDatabase   *db,
                const gint64 *keys,
@@ -1710,6 +1733,7 @@ shown_figures (GkDatabase   *db,
           for (guint i = 0; i < d->rotations->len; i++)
             g_string_append_printf (out, " rotation %" G_GINT64_FORMAT "\n",
                                     ((GkRotationRow *) d->rotations->pdata[i])->id);
+          append_comparison (out, db, periods[p]);
         }
     }
   g_setenv ("TZ", "UTC", TRUE);

@@ -1,7 +1,7 @@
 /* gk-insights.c: key comparison, depletion forecast and rotation spikes.
  *
  * The comparison sums the per-key facet rollup (requests by status,
- * tokens, cost) and the per-key latency histogram (migration 6), plus the
+ * tokens, cost) and the per-key latency histogram (migration 8), plus the
  * few log rows not folded in yet, in one read snapshot, as the usage tab's
  * totals do. Percentiles are read from the histogram: exact to the bucket,
  * interpolated linearly inside it.

@@ -22,7 +22,7 @@ G_BEGIN_DECLS
 #define GK_ROLLUP_BUCKET_SECONDS 900
 #define GK_ROLLUP_DAY_SECONDS    86400
 
-/* Latency histogram (usage_rollup_latency, migration 6): the bucket of a
+/* Latency histogram (usage_rollup_latency, migration 8): the bucket of a
  * successful request's latency_ms (0, "not measured", is left out).
  * Bucket i holds latencies from gk_rollup_latency_bounds[i - 1] (0 for the
  * first) up to, not including, gk_rollup_latency_bounds[i]; the last
