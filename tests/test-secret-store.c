@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -1272,10 +1273,300 @@ test_export_import_force (Fixture       *fixture,
   g_assert_no_error (error);
 }
 
+/* Prompts: a keyring service without a default keyring (started without
+ * --login), in a private D-Bus session, whose prompts are shown by a fake
+ * system prompter that opens them and never answers, as a user looking at
+ * the prompt would. The test ends the wait by killing the prompter (the
+ * prompt is dismissed) or the keyring service (it went away). */
+
+#define PROMPTER_NAME        "org.gnome.keyring.SystemPrompter"
+#define PROMPTER_PATH        "/org/gnome/keyring/Prompter"
+#define PRIVATE_PROMPT_ENV   "GK_TEST_PRIVATE_PROMPT"
+/* Generous: the machine running the suite may be loaded. */
+#define PROMPT_WAIT_S        60
+
+static const char prompter_xml[] =
+  "<node><interface name='org.gnome.keyring.internal.Prompter'>"
+  "<method name='BeginPrompting'><arg type='o' direction='in'/></method>"
+  "<method name='PerformPrompt'><arg type='o' direction='in'/><arg type='s' direction='in'/>"
+  "<arg type='a{sv}' direction='in'/><arg type='s' direction='in'/></method>"
+  "<method name='StopPrompting'><arg type='o' direction='in'/></method>"
+  "</interface></node>";
+
+static void
+fake_prompter_method_call (GDBusConnection       *connection,
+                           const char            *sender,
+                           const char            *path,
+                           const char            *interface,
+                           const char            *method,
+                           GVariant              *parameters,
+                           GDBusMethodInvocation *invocation,
+                           gpointer               user_data)
+{
+  if (g_str_equal (method, "BeginPrompting"))
+    g_file_set_contents (user_data, "", 0, NULL);
+  g_dbus_method_invocation_return_value (invocation, NULL);
+}
+
+/* The fake prompter's process: writes @flag when a prompt begins. */
+static int
+run_fake_prompter (const char *flag)
+{
+  static const GDBusInterfaceVTable vtable = { fake_prompter_method_call, NULL, NULL, { 0 } };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDBusConnection) bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, &error);
+  g_autoptr(GDBusNodeInfo) node = NULL;
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+
+  if (bus == NULL)
+    return 1;
+  node = g_dbus_node_info_new_for_xml (prompter_xml, &error);
+  g_assert_no_error (error);
+  g_dbus_connection_register_object (bus, PROMPTER_PATH, node->interfaces[0], &vtable,
+                                     (gpointer) flag, NULL, &error);
+  g_assert_no_error (error);
+  g_bus_own_name_on_connection (bus, PROMPTER_NAME, G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE, NULL,
+                                NULL, NULL, NULL);
+  g_main_loop_run (loop);
+  return 0;
+}
+
+/* The process owning @name on the session bus, 0 when none does. */
+static GPid
+bus_name_pid (const char *name)
+{
+  g_autoptr(GDBusConnection) bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, NULL);
+  g_autoptr(GVariant) reply = NULL;
+  guint32 pid = 0;
+
+  g_assert_nonnull (bus);
+  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", "GetConnectionUnixProcessID",
+                                       g_variant_new ("(s)", name), G_VARIANT_TYPE ("(u)"),
+                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
+  if (reply != NULL)
+    g_variant_get (reply, "(u)", &pid);
+  return (GPid) pid;
+}
+
+typedef struct
+{
+  GkSecretStore *store;
+  GkDatabase    *db;
+  GMutex         mutex;
+  GCond          cond;
+  gboolean       done;
+  GBytes        *key;
+  GError        *error;
+} PromptJob;
+
+static gpointer
+prompt_job_run (gpointer data)
+{
+  PromptJob *job = data;
+  GError *error = NULL;
+  GBytes *key = gk_secret_store_unlock (job->store, job->db, NULL, &error);
+
+  g_mutex_lock (&job->mutex);
+  job->key = key;
+  job->error = error;
+  job->done = TRUE;
+  g_cond_signal (&job->cond);
+  g_mutex_unlock (&job->mutex);
+  return NULL;
+}
+
+/* Waits until @job is done or @seconds passed; TRUE when done. */
+static gboolean
+prompt_job_wait (PromptJob *job,
+                 int        seconds)
+{
+  gint64 deadline = g_get_monotonic_time () + seconds * G_TIME_SPAN_SECOND;
+  gboolean done;
+
+  g_mutex_lock (&job->mutex);
+  while (!job->done && g_cond_wait_until (&job->cond, &job->mutex, deadline))
+    ;
+  done = job->done;
+  g_mutex_unlock (&job->mutex);
+  return done;
+}
+
+static void
+prompt_scenario (gboolean kill_service)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("gk-prompt-XXXXXX", &error);
+  g_autofree char *flag = g_build_filename (dir, "prompting", NULL);
+  g_autofree char *path = g_build_filename (dir, "keys.db", NULL);
+  g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
+  g_autoptr(GSubprocess) prompter = NULL;
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (NULL);
+  g_autoptr(GkDatabase) db = NULL;
+  g_autoptr(GkDatabase) other = NULL;
+  g_autofree char *check = NULL;
+  PromptJob job = { 0 };
+  GThread *thread;
+  gint64 deadline;
+  int status = 0;
+
+  g_assert_no_error (error);
+  prompter = g_subprocess_new (G_SUBPROCESS_FLAGS_NONE, &error, self, "--fake-prompter", flag,
+                               NULL);
+  g_assert_no_error (error);
+  deadline = g_get_monotonic_time () + PROMPT_WAIT_S * G_TIME_SPAN_SECOND;
+  while (bus_name_pid (PROMPTER_NAME) == 0 && g_get_monotonic_time () < deadline)
+    g_usleep (50 * 1000);
+  g_assert_cmpint (bus_name_pid (PROMPTER_NAME), !=, 0);
+
+  /* A keyring service with no keyring at all: storing needs a prompt. */
+  {
+    const char *argv[] = { "gnome-keyring-daemon", "--start", "--components=secrets", NULL };
+
+    g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
+                  NULL, NULL, NULL, NULL, &status, &error);
+    g_assert_no_error (error);
+  }
+
+  db = gk_database_open (path, NULL, &error);
+  g_assert_no_error (error);
+  job.store = store;
+  job.db = db;
+  g_mutex_init (&job.mutex);
+  g_cond_init (&job.cond);
+  thread = g_thread_new ("unlock", prompt_job_run, &job);
+
+  /* The first run asks the keyring to create its default keyring. */
+  deadline = g_get_monotonic_time () + PROMPT_WAIT_S * G_TIME_SPAN_SECOND;
+  while (!g_file_test (flag, G_FILE_TEST_EXISTS) && !job.done
+         && g_get_monotonic_time () < deadline)
+    g_usleep (50 * 1000);
+  if (job.done)
+    g_error ("unlock ended before any prompt: %s", job.error ? job.error->message : "a key");
+  g_assert_true (g_file_test (flag, G_FILE_TEST_EXISTS));
+
+  /* While the prompt is open, another process can write the database. */
+  other = gk_database_open (path, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (gk_database_begin (other, &error));
+  g_assert_no_error (error);
+  gk_database_rollback (other);
+
+  if (kill_service)
+    {
+      GPid pid = bus_name_pid ("org.freedesktop.secrets");
+
+      g_assert_cmpint (pid, >, 0);
+      g_assert_cmpint (kill (pid, SIGTERM), ==, 0);
+    }
+  else
+    g_subprocess_force_exit (prompter);
+
+  g_assert_true (prompt_job_wait (&job, PROMPT_WAIT_S));
+  g_thread_join (thread);
+  g_assert_null (job.key);
+  g_assert_nonnull (job.error);
+  g_test_message ("unlock: %s", job.error->message);
+  if (kill_service)
+    {
+      g_assert_error (job.error, GK_SECRET_ERROR, GK_SECRET_ERROR_NO_SERVICE);
+      g_assert_nonnull (strstr (job.error->message, "went away"));
+    }
+  else
+    {
+      g_assert_error (job.error, GK_SECRET_ERROR, GK_SECRET_ERROR_DISMISSED);
+      g_assert_nonnull (strstr (job.error->message, "dismissed"));
+    }
+
+  /* Nothing changed: no check value, so the next start begins afresh. */
+  check = gk_database_get_meta (db, META_CHECK_VALUE);
+  g_assert_null (check);
+
+  g_clear_error (&job.error);
+  g_mutex_clear (&job.mutex);
+  g_cond_clear (&job.cond);
+  g_subprocess_force_exit (prompter);
+  g_clear_object (&other);
+  g_clear_object (&db);
+  remove_tree (dir);
+}
+
+static void
+test_prompt (gconstpointer data)
+{
+  const char *test_path = data;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *self = NULL;
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_autofree char *dbus_run_session = g_find_program_in_path ("dbus-run-session");
+  g_autofree char *keyring_daemon = g_find_program_in_path ("gnome-keyring-daemon");
+  g_autofree char *expected = NULL;
+  g_auto(GStrv) envp = NULL;
+  g_autofree char *home = NULL;
+  static const struct
+  {
+    const char *variable;
+    const char *name;
+  } user_dirs[] = {
+    { "XDG_RUNTIME_DIR", "runtime" },
+    { "XDG_DATA_HOME", "data" },
+    { "XDG_CONFIG_HOME", "config" },
+    { "XDG_CACHE_HOME", "cache" },
+  };
+  int status = 0;
+
+  if (g_getenv (PRIVATE_PROMPT_ENV) != NULL)
+    {
+      prompt_scenario (strstr (test_path, "service-gone") != NULL);
+      return;
+    }
+
+  if (dbus_run_session == NULL || keyring_daemon == NULL)
+    {
+      g_test_skip ("needs dbus-run-session and gnome-keyring-daemon");
+      return;
+    }
+  /* The shared test session's keyring has a default keyring: run in a
+   * private session with a keyring service of its own. */
+  self = g_file_read_link ("/proc/self/exe", &error);
+  g_assert_no_error (error);
+  envp = g_get_environ ();
+  envp = g_environ_setenv (envp, PRIVATE_PROMPT_ENV, "1", TRUE);
+  /* Or gnome-keyring-daemon would join the shared session's daemon. */
+  envp = g_environ_unsetenv (envp, "GNOME_KEYRING_CONTROL");
+  /* The bus and the keyring service need real folders of their own. */
+  home = g_dir_make_tmp ("gk-prompt-home-XXXXXX", &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < G_N_ELEMENTS (user_dirs); i++)
+    {
+      g_autofree char *dir = g_build_filename (home, user_dirs[i].name, NULL);
+
+      g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
+      envp = g_environ_setenv (envp, user_dirs[i].variable, dir, TRUE);
+    }
+  envp = g_environ_setenv (envp, "HOME", home, TRUE);
+  {
+    const char *argv[] = { dbus_run_session, "--", self, "--tap", "-p", test_path, NULL };
+
+    g_spawn_sync (NULL, (char **) argv, envp, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status,
+                  &error);
+  }
+  g_assert_no_error (error);
+  remove_tree (home);
+  g_test_message ("%s%s", out, err);
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  expected = g_strdup_printf ("\nok 1 %s", test_path);
+  g_assert_nonnull (strstr (out, expected));
+}
+
 int
 main (int   argc,
       char *argv[])
 {
+  if (argc == 3 && g_str_equal (argv[1], "--fake-prompter"))
+    return run_fake_prompter (argv[2]);
+
   g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 
 #define ADD(path, func) \
@@ -1311,6 +1602,10 @@ main (int   argc,
               fixture_set_up, test_rotate_copy, fixture_tear_down);
   ADD ("/secret-store/unlock/new-key-without-ciphertext", test_unlock_new_key_without_ciphertext);
   ADD ("/secret-store/export-import-force", test_export_import_force);
+  g_test_add_data_func ("/secret-store/prompt/dismissed", "/secret-store/prompt/dismissed",
+                        test_prompt);
+  g_test_add_data_func ("/secret-store/prompt/service-gone", "/secret-store/prompt/service-gone",
+                        test_prompt);
 
 #undef ADD
 

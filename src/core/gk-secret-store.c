@@ -59,9 +59,17 @@
 /* A key file is a few dozen bytes; anything larger is not one. */
 #define KEY_FILE_MAX_LEN   4096
 #define CONTENT_TYPE       "application/octet-stream"
+/* The Secret Service on the session bus, spoken to directly for prompts. */
+#define SECRET_BUS_NAME    "org.freedesktop.secrets"
+#define SECRET_PATH        "/org/freedesktop/secrets"
+#define SECRET_SERVICE_IFACE "org.freedesktop.Secret.Service"
+#define SECRET_PROMPT_IFACE  "org.freedesktop.Secret.Prompt"
+#define SECRET_NO_PROMPT   "/"
 /* First runs of two processes race for creating the key; one retry lets
  * the loser pick up the winner's key. */
 #define UNLOCK_ATTEMPTS    2
+/* Searches run again when an item vanished under them. */
+#define SEARCH_ATTEMPTS    3
 
 struct _GkSecretStore
 {
@@ -107,16 +115,92 @@ set_locked_error (GError **error)
                  "or by logging in again) and try again."));
 }
 
+/* Whether @error says an item no longer exists (GDBus answers a call to an
+ * object that is gone with UnknownMethod). */
+static gboolean
+is_item_gone (const GError *error)
+{
+  return g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD)
+         || g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_OBJECT)
+         || g_error_matches (error, SECRET_ERROR, SECRET_ERROR_NO_SUCH_OBJECT);
+}
+
+static void
+set_dismissed_error (GError **error)
+{
+  g_set_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_DISMISSED,
+               _("The keyring prompt was dismissed, so the master key could not be stored or "
+                 "read. Nothing was changed. Try again and answer the keyring's prompt, or set "
+                 "%s to the path of a master key file."),
+               GK_MASTER_KEY_FILE_ENV);
+}
+
+static void
+set_service_gone_error (GError **error)
+{
+  g_set_error (error, GK_SECRET_ERROR, GK_SECRET_ERROR_NO_SERVICE,
+               _("The keyring service went away while Gemini Keys was waiting for it (it "
+                 "stopped, or the session ended). Nothing was changed. Start GNOME Keyring "
+                 "again and retry, or set %s to the path of a master key file."),
+               GK_MASTER_KEY_FILE_ENV);
+}
+
+/* Whether the Secret Service still owns its name on the session bus. */
+static gboolean
+service_present (void)
+{
+  g_autoptr(GDBusConnection) bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, NULL);
+  g_autoptr(GVariant) reply = NULL;
+  gboolean present = FALSE;
+
+  if (bus == NULL || g_dbus_connection_is_closed (bus))
+    return FALSE;
+  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", "NameHasOwner",
+                                       g_variant_new ("(s)", SECRET_BUS_NAME),
+                                       G_VARIANT_TYPE ("(b)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL,
+                                       NULL);
+  if (reply != NULL)
+    g_variant_get (reply, "(b)", &present);
+  return present;
+}
+
+/* libsecret reports a dismissed prompt, and some calls to a service that
+ * went away, as a failure without an error: the bus tells which it was. */
+static void
+set_unanswered_error (GError **error)
+{
+  if (service_present ())
+    set_dismissed_error (error);
+  else
+    set_service_gone_error (error);
+}
+
 /* Turns what libsecret or GDBus said into one of the states the UI and the
- * CLI explain: no service, locked, or a plain failure. */
+ * CLI explain: no service, locked, dismissed, or a plain failure. @cause
+ * may be NULL: libsecret failed without saying why. */
 static void
 propagate_keyring_error (GError       **error,
                          GError        *cause,
                          GCancellable  *cancellable)
 {
+  if (cause == NULL)
+    {
+      set_unanswered_error (error);
+      return;
+    }
+
   if (is_user_cancel (cause, cancellable))
     {
       g_propagate_error (error, g_error_copy (cause));
+      return;
+    }
+
+  if (g_error_matches (cause, G_IO_ERROR, G_IO_ERROR_CLOSED)
+      || g_error_matches (cause, G_DBUS_ERROR, G_DBUS_ERROR_NO_REPLY)
+      || g_error_matches (cause, G_DBUS_ERROR, G_DBUS_ERROR_DISCONNECTED))
+    {
+      set_service_gone_error (error);
       return;
     }
 
@@ -488,6 +572,247 @@ default_collection_locked (SecretService *service,
   return collection != NULL && secret_collection_get_locked (collection);
 }
 
+/* Helpers: keyring prompts
+ *
+ * Creating the default keyring and unlocking it open a prompt in the
+ * keyring service. libsecret's own prompt handling warns and then waits
+ * forever when the service goes away while its prompt is open, so those two
+ * prompts are run here over GDBus: the wait ends when the prompt completes,
+ * when it is dismissed, when the service leaves the bus, or on @cancellable. */
+
+typedef struct
+{
+  GMainLoop *loop;
+  gboolean   done;
+  gboolean   dismissed;
+  gboolean   vanished;
+  GVariant  *result;
+} PromptWait;
+
+static void
+prompt_completed_cb (GDBusConnection *connection,
+                     const char      *sender,
+                     const char      *path,
+                     const char      *interface,
+                     const char      *signal,
+                     GVariant        *parameters,
+                     gpointer         user_data)
+{
+  PromptWait *wait = user_data;
+
+  if (wait->done)
+    return;
+  if (g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(bv)")))
+    g_variant_get (parameters, "(bv)", &wait->dismissed, &wait->result);
+  else
+    wait->dismissed = TRUE;
+  wait->done = TRUE;
+  g_main_loop_quit (wait->loop);
+}
+
+static void
+prompt_vanished_cb (GDBusConnection *connection,
+                    const char      *name,
+                    gpointer         user_data)
+{
+  PromptWait *wait = user_data;
+
+  if (wait->done)
+    return;
+  wait->vanished = TRUE;
+  wait->done = TRUE;
+  g_main_loop_quit (wait->loop);
+}
+
+static void
+prompt_cancelled_cb (GCancellable *cancellable,
+                     gpointer      user_data)
+{
+  PromptWait *wait = user_data;
+
+  /* May run in another thread; quitting a loop is thread-safe. */
+  g_main_loop_quit (wait->loop);
+}
+
+/* Runs the prompt at @prompt_path of the service @owner (a unique name) and
+ * returns its result; NULL with DISMISSED, NO_SERVICE (it went away) or a
+ * cancellation error otherwise. */
+static GVariant *
+run_prompt (GDBusConnection  *connection,
+            const char       *owner,
+            const char       *prompt_path,
+            GCancellable     *cancellable,
+            GError          **error)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GError) local = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  PromptWait wait = { 0 };
+  gulong cancelled_id = 0;
+  guint signal_id, watch_id;
+
+  g_main_context_push_thread_default (context);
+  wait.loop = g_main_loop_new (context, FALSE);
+  signal_id = g_dbus_connection_signal_subscribe (connection, owner, SECRET_PROMPT_IFACE,
+                                                  "Completed", prompt_path, NULL,
+                                                  G_DBUS_SIGNAL_FLAGS_NONE,
+                                                  prompt_completed_cb, &wait, NULL);
+  /* Also called when the connection to the bus closes. */
+  watch_id = g_bus_watch_name_on_connection (connection, owner, G_BUS_NAME_WATCHER_FLAGS_NONE,
+                                             NULL, prompt_vanished_cb, &wait, NULL);
+  if (cancellable != NULL)
+    cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (prompt_cancelled_cb), &wait,
+                                          NULL);
+
+  reply = g_dbus_connection_call_sync (connection, owner, prompt_path, SECRET_PROMPT_IFACE,
+                                       "Prompt", g_variant_new ("(s)", ""), NULL,
+                                       G_DBUS_CALL_FLAGS_NO_AUTO_START, -1, cancellable, &local);
+  if (reply != NULL && !g_cancellable_is_cancelled (cancellable))
+    g_main_loop_run (wait.loop);
+
+  if (cancellable != NULL)
+    g_cancellable_disconnect (cancellable, cancelled_id);
+  g_bus_unwatch_name (watch_id);
+  g_dbus_connection_signal_unsubscribe (connection, signal_id);
+  /* Let the unsubscriptions' notifications run in this context. */
+  while (g_main_context_iteration (context, FALSE))
+    ;
+  g_main_context_pop_thread_default (context);
+  g_main_loop_unref (wait.loop);
+
+  if (!wait.done && g_cancellable_is_cancelled (cancellable))
+    {
+      /* Take the prompt off the screen; the answer no longer matters. */
+      g_dbus_connection_call (connection, owner, prompt_path, SECRET_PROMPT_IFACE, "Dismiss",
+                              NULL, NULL, G_DBUS_CALL_FLAGS_NO_AUTO_START, -1, NULL, NULL,
+                              NULL);
+      g_clear_error (&local);
+      g_cancellable_set_error_if_cancelled (cancellable, error);
+      g_clear_pointer (&wait.result, g_variant_unref);
+      return NULL;
+    }
+  if (wait.vanished || (local != NULL && !wait.done))
+    {
+      if (local != NULL && !wait.vanished)
+        propagate_keyring_error (error, local, cancellable);
+      else
+        set_service_gone_error (error);
+      g_clear_pointer (&wait.result, g_variant_unref);
+      return NULL;
+    }
+  if (wait.dismissed || wait.result == NULL)
+    {
+      set_dismissed_error (error);
+      g_clear_pointer (&wait.result, g_variant_unref);
+      return NULL;
+    }
+  return wait.result;
+}
+
+/* Calls @method of the Secret Service, which answers with a result and a
+ * prompt path (at index @prompt_index of the reply), and runs that prompt
+ * when there is one. Returns the result of whichever answered. */
+static GVariant *
+call_with_prompt (SecretService  *service,
+                  const char     *method,
+                  GVariant       *parameters,
+                  const char     *reply_type,
+                  GCancellable   *cancellable,
+                  GError        **error)
+{
+  GDBusProxy *proxy = G_DBUS_PROXY (service);
+  GDBusConnection *connection = g_dbus_proxy_get_connection (proxy);
+  g_autofree char *owner = g_dbus_proxy_get_name_owner (proxy);
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) result = NULL;
+  g_autoptr(GError) local = NULL;
+  const char *prompt_path;
+
+  if (owner == NULL)
+    {
+      g_variant_unref (g_variant_ref_sink (parameters));
+      set_service_gone_error (error);
+      return NULL;
+    }
+  reply = g_dbus_connection_call_sync (connection, owner, SECRET_PATH, SECRET_SERVICE_IFACE,
+                                       method, parameters, G_VARIANT_TYPE (reply_type),
+                                       G_DBUS_CALL_FLAGS_NO_AUTO_START, -1, cancellable, &local);
+  if (reply == NULL)
+    {
+      propagate_keyring_error (error, local, cancellable);
+      return NULL;
+    }
+  result = g_variant_get_child_value (reply, 0);
+  g_variant_get_child (reply, 1, "&o", &prompt_path);
+  if (g_str_equal (prompt_path, SECRET_NO_PROMPT))
+    return g_steal_pointer (&result);
+  return run_prompt (connection, owner, prompt_path, cancellable, error);
+}
+
+/* Unlocks @paths (collections or items), prompting when the service asks
+ * for it. A dismissed prompt leaves them locked: LOCKED. */
+static gboolean
+unlock_objects (SecretService       *service,
+                const char * const  *paths,
+                GCancellable        *cancellable,
+                GError             **error)
+{
+  g_autoptr(GVariant) result = NULL;
+  g_autoptr(GError) local = NULL;
+
+  result = call_with_prompt (service, "Unlock", g_variant_new ("(^ao)", paths), "(aoo)",
+                             cancellable, &local);
+  if (result != NULL)
+    return TRUE;
+  if (g_error_matches (local, GK_SECRET_ERROR, GK_SECRET_ERROR_DISMISSED))
+    set_locked_error (error);
+  else
+    g_propagate_error (error, g_steal_pointer (&local));
+  return FALSE;
+}
+
+/* Makes sure the default keyring exists and is unlocked, prompting the user
+ * to create or unlock it when needed, so that storing an item never opens a
+ * prompt of libsecret's. */
+static gboolean
+ensure_default_collection (SecretService  *service,
+                           GCancellable   *cancellable,
+                           GError        **error)
+{
+  g_autoptr(SecretCollection) collection = NULL;
+  g_autoptr(GVariant) result = NULL;
+  g_autoptr(GError) local = NULL;
+
+  collection = secret_collection_for_alias_sync (service, SECRET_COLLECTION_DEFAULT,
+                                                 SECRET_COLLECTION_NONE, cancellable, &local);
+  if (local != NULL)
+    {
+      propagate_keyring_error (error, local, cancellable);
+      return FALSE;
+    }
+
+  if (collection == NULL)
+    {
+      GVariantBuilder properties;
+
+      g_variant_builder_init (&properties, G_VARIANT_TYPE ("a{sv}"));
+      g_variant_builder_add (&properties, "{sv}", "org.freedesktop.Secret.Collection.Label",
+                             g_variant_new_string (_("Default keyring")));
+      result = call_with_prompt (service, "CreateCollection",
+                                 g_variant_new ("(a{sv}s)", &properties, SECRET_COLLECTION_DEFAULT),
+                                 "(oo)", cancellable, error);
+      return result != NULL;
+    }
+
+  if (secret_collection_get_locked (collection))
+    {
+      const char *paths[] = { g_dbus_proxy_get_object_path (G_DBUS_PROXY (collection)), NULL };
+
+      return unlock_objects (service, paths, cancellable, error);
+    }
+  return TRUE;
+}
+
 static char *
 dup_attribute (GHashTable *attributes,
                const char *name)
@@ -495,8 +820,35 @@ dup_attribute (GHashTable *attributes,
   return g_strdup (g_hash_table_lookup (attributes, name));
 }
 
-/* Every item stored for @db_uuid, whatever its key. Sets @locked when some
- * could not be read because their keyring is locked. */
+/* The items of @attributes with their secrets (locked ones without). An
+ * item another process removes between the search and the reading of the
+ * secrets fails the whole search: it is run again. */
+static GList *
+search_items (SecretService  *service,
+              GHashTable     *attributes,
+              GCancellable   *cancellable,
+              GError        **error)
+{
+  for (guint attempt = 0; ; attempt++)
+    {
+      g_autoptr(GError) local = NULL;
+      GList *items = secret_service_search_sync (service, get_schema (), attributes,
+                                                 SECRET_SEARCH_ALL | SECRET_SEARCH_LOAD_SECRETS,
+                                                 cancellable, &local);
+
+      if (local == NULL)
+        return items;
+      g_list_free_full (items, g_object_unref);
+      if (!is_item_gone (local) || attempt >= SEARCH_ATTEMPTS)
+        {
+          propagate_keyring_error (error, local, cancellable);
+          return NULL;
+        }
+    }
+}
+
+/* Every item stored for @db_uuid, whatever its key. Locked items are
+ * unlocked (the user may be prompted); sets @locked when some stay locked. */
 static GPtrArray *
 keyring_find (const char     *db_uuid,
               gboolean       *locked,
@@ -507,7 +859,7 @@ keyring_find (const char     *db_uuid,
   g_autoptr(SecretService) service = NULL;
   g_autoptr(GHashTable) attributes = NULL;
   g_autoptr(GError) local = NULL;
-  GList *items;
+  GList *items = NULL;
 
   *locked = FALSE;
   service = secret_service_get_sync (SECRET_SERVICE_OPEN_SESSION, cancellable, &local);
@@ -518,14 +870,48 @@ keyring_find (const char     *db_uuid,
     }
 
   attributes = secret_attributes_build (get_schema (), ATTR_UUID, db_uuid, NULL);
-  items = secret_service_search_sync (service, get_schema (), attributes,
-                                      SECRET_SEARCH_ALL | SECRET_SEARCH_UNLOCK
-                                      | SECRET_SEARCH_LOAD_SECRETS,
-                                      cancellable, &local);
-  if (local != NULL)
+  for (guint attempt = 0; attempt < 2; attempt++)
     {
-      propagate_keyring_error (error, local, cancellable);
-      return NULL;
+      g_autoptr(GPtrArray) locked_paths = g_ptr_array_new ();
+
+      items = search_items (service, attributes, cancellable, &local);
+      if (local != NULL)
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          return NULL;
+        }
+      for (GList *l = items; l != NULL; l = l->next)
+        {
+          if (secret_item_get_locked (l->data))
+            g_ptr_array_add (locked_paths,
+                             (gpointer) g_dbus_proxy_get_object_path (G_DBUS_PROXY (l->data)));
+        }
+      if (locked_paths->len == 0 || attempt > 0)
+        break;
+
+      g_ptr_array_add (locked_paths, NULL);
+      if (!unlock_objects (service, (const char * const *) locked_paths->pdata, cancellable,
+                           &local))
+        {
+          g_list_free_full (items, g_object_unref);
+          if (g_error_matches (local, GK_SECRET_ERROR, GK_SECRET_ERROR_LOCKED))
+            {
+              /* Left locked: report what can be read, and that some cannot. */
+              *locked = TRUE;
+              g_clear_error (&local);
+              items = search_items (service, attributes, cancellable, &local);
+              if (local != NULL)
+                {
+                  g_propagate_error (error, g_steal_pointer (&local));
+                  return NULL;
+                }
+              break;
+            }
+          g_propagate_error (error, g_steal_pointer (&local));
+          return NULL;
+        }
+      g_list_free_full (items, g_object_unref);
+      items = NULL;
     }
 
   for (GList *l = items; l != NULL; l = l->next)
@@ -538,7 +924,10 @@ keyring_find (const char     *db_uuid,
 
       if (value == NULL)
         {
-          *locked = TRUE;
+          /* Without a secret: locked, or removed by another process since
+           * the search (a "next" item moved into place). */
+          if (secret_item_get_locked (item))
+            *locked = TRUE;
           continue;
         }
       {
@@ -592,6 +981,7 @@ keyring_store (const char    *db_uuid,
                GError       **error)
 {
   g_autoptr(GError) local = NULL;
+  g_autoptr(SecretService) service = NULL;
   g_autoptr(GHashTable) attributes = NULL;
   g_autofree char *check = gk_crypto_check_value (master_key);
   const char *label;
@@ -611,10 +1001,19 @@ keyring_store (const char    *db_uuid,
   else
     label = _("Gemini Keys master key (rotation in progress)");
 
+  service = secret_service_get_sync (SECRET_SERVICE_OPEN_SESSION, cancellable, &local);
+  if (service == NULL)
+    {
+      propagate_keyring_error (error, local, cancellable);
+      return FALSE;
+    }
+  if (!ensure_default_collection (service, cancellable, error))
+    return FALSE;
+
   value = secret_value_new (g_bytes_get_data (master_key, NULL), g_bytes_get_size (master_key),
                             CONTENT_TYPE);
-  ok = secret_password_storev_binary_sync (get_schema (), attributes, SECRET_COLLECTION_DEFAULT,
-                                           label, value, cancellable, &local);
+  ok = secret_service_store_sync (service, get_schema (), attributes, SECRET_COLLECTION_DEFAULT,
+                                  label, value, cancellable, &local);
   secret_value_unref (value);
 
   if (!ok)
@@ -710,6 +1109,9 @@ stored_key_remove (StoredKey     *stored,
     return unlink_key_file (stored->path, error);
   if (!secret_item_delete_sync (stored->item, cancellable, &local))
     {
+      /* Another process tidying the same items removed it first. */
+      if (is_item_gone (local))
+        return TRUE;
       propagate_keyring_error (error, local, cancellable);
       return FALSE;
     }
@@ -960,11 +1362,74 @@ tidy_leftovers (GkSecretStore *self,
   gk_database_rollback (db);
 }
 
+/* Stores @key as the "next" key of @db: a key the database is about to be
+ * encrypted with, which unlock finishes moving into place if the database
+ * committed to it, or removes if it did not. */
+static gboolean
+next_store (GkSecretStore  *self,
+            GkDatabase     *db,
+            GBytes         *key,
+            GCancellable   *cancellable,
+            GError        **error)
+{
+  g_autofree char *path = NULL;
+
+  if (self->file != NULL)
+    {
+      path = next_file (self);
+      return write_key_file (path, key, error);
+    }
+  path = database_file (db);
+  return keyring_store (gk_database_get_uuid (db), ROLE_NEXT, path, key, cancellable, error);
+}
+
+static gboolean
+next_drop (GkSecretStore  *self,
+           GkDatabase     *db,
+           GBytes         *key,
+           GCancellable   *cancellable,
+           GError        **error)
+{
+  g_autofree char *path = NULL;
+  g_autofree char *check = NULL;
+
+  if (self->file != NULL)
+    {
+      path = next_file (self);
+      return unlink_key_file (path, error);
+    }
+  check = gk_crypto_check_value (key);
+  return keyring_clear (gk_database_get_uuid (db), ROLE_NEXT, check, cancellable, error);
+}
+
+/* Once the database committed to @key: stores it as a "current" key and
+ * drops the "next" one. Best effort: until it succeeds, unlock finds the
+ * "next" key and finishes the move. */
+static void
+next_promote (GkSecretStore *self,
+              GkDatabase    *db,
+              GBytes        *key,
+              GCancellable  *cancellable)
+{
+  g_autoptr(GError) local = NULL;
+
+  if (!backend_store (self, gk_database_get_uuid (db), key, cancellable, &local)
+      || !next_drop (self, db, key, cancellable, &local))
+    g_warning ("The new master key is in use but could not be moved into place yet (%s); "
+               "it will be at the next start", local->message);
+}
+
 /* The first run, or a database whose every key was deleted: a new key, its
- * check value and the stored key appear together. The transaction
- * serialises several processes; returns NULL with no error when another
- * process got there first (@expected_check is no longer the check value)
- * or a key was added meanwhile. */
+ * check value and the stored key appear together. The key is stored as
+ * "next" before the database's write lock is taken, since the keyring may
+ * prompt (to create or unlock a keyring) for as long as the user takes, and
+ * other processes must not wait on the database meanwhile. Then, with the
+ * lock held, the check value is committed, and the key becomes "current".
+ * Stopped before the commit, the "next" key matches nothing and unlock
+ * removes it; after, unlock finds it and moves it into place. The
+ * transaction serialises several processes; returns NULL with no error
+ * when another process got there first (@expected_check is no longer the
+ * check value) or a key was added meanwhile. */
 static GBytes *
 create_master_key (GkSecretStore  *self,
                    GkDatabase     *db,
@@ -972,15 +1437,17 @@ create_master_key (GkSecretStore  *self,
                    GCancellable   *cancellable,
                    GError        **error)
 {
-  const char *db_uuid = gk_database_get_uuid (db);
   g_autofree char *check_value = NULL;
   g_autofree char *new_check = NULL;
-  g_autoptr(GBytes) key = NULL;
+  g_autoptr(GBytes) key = gk_crypto_new_master_key ();
   g_autoptr(GError) local = NULL;
   gboolean has_ciphertext;
 
-  if (!gk_database_begin (db, error))
+  if (!next_store (self, db, key, cancellable, error))
     return NULL;
+
+  if (!gk_database_begin (db, error))
+    goto drop;
 
   check_value = gk_database_get_meta (db, META_CHECK_VALUE);
   has_ciphertext = gk_database_has_ciphertext (db, &local);
@@ -988,40 +1455,32 @@ create_master_key (GkSecretStore  *self,
     {
       gk_database_rollback (db);
       g_propagate_error (error, g_steal_pointer (&local));
-      return NULL;
+      goto drop;
     }
   if (g_strcmp0 (check_value, expected_check) != 0 || has_ciphertext)
     {
       gk_database_rollback (db);
-      return NULL;
+      goto drop;
     }
 
-  key = gk_crypto_new_master_key ();
   new_check = gk_crypto_check_value (key);
-
   if (!gk_database_set_meta (db, META_CHECK_VALUE, new_check, error))
     {
       gk_database_rollback (db);
-      return NULL;
-    }
-  if (!backend_store (self, db_uuid, key, cancellable, error))
-    {
-      gk_database_rollback (db);
-      return NULL;
+      goto drop;
     }
   if (!gk_database_commit (db, error))
-    {
-      /* Take the stored key back so that nothing changed. */
-      if (self->file != NULL)
-        unlink_key_file (self->file, NULL);
-      else
-        keyring_clear (db_uuid, ROLE_CURRENT, new_check, NULL, NULL);
-      return NULL;
-    }
+    goto drop;
+
+  next_promote (self, db, key, cancellable);
   if (check_value != NULL)
     g_message ("The database holds no encrypted key: made a new master key for it");
-
   return g_steal_pointer (&key);
+
+drop:
+  /* Nothing was encrypted with the key: take it back. */
+  next_drop (self, db, key, NULL, NULL);
+  return NULL;
 }
 
 static GBytes *
@@ -1629,13 +2088,8 @@ gk_secret_store_rotate_master_key (GkSecretStore  *self,
                                    GCancellable   *cancellable,
                                    GError        **error)
 {
-  const char *db_uuid;
   g_autofree char *check_value = NULL;
-  g_autofree char *new_check = NULL;
-  g_autofree char *next_path = NULL;
   g_autoptr(GBytes) new_key = NULL;
-  g_autoptr(GError) local = NULL;
-  gboolean stored;
   gboolean committed = FALSE;
 
   g_return_val_if_fail (GK_IS_SECRET_STORE (self), NULL);
@@ -1643,9 +2097,7 @@ gk_secret_store_rotate_master_key (GkSecretStore  *self,
   g_return_val_if_fail (old_master_key != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  db_uuid = gk_database_get_uuid (db);
   new_key = gk_crypto_new_master_key ();
-  new_check = gk_crypto_check_value (new_key);
 
   if (!gk_database_begin (db, error))
     return NULL;
@@ -1659,18 +2111,7 @@ gk_secret_store_rotate_master_key (GkSecretStore  *self,
       return NULL;
     }
 
-  if (self->file != NULL)
-    {
-      next_path = next_file (self);
-      stored = write_key_file (next_path, new_key, error);
-    }
-  else
-    {
-      g_autofree char *db_file = database_file (db);
-
-      stored = keyring_store (db_uuid, ROLE_NEXT, db_file, new_key, cancellable, error);
-    }
-  if (!stored)
+  if (!next_store (self, db, new_key, cancellable, error))
     {
       gk_database_rollback (db);
       return NULL;
@@ -1684,21 +2125,12 @@ gk_secret_store_rotate_master_key (GkSecretStore  *self,
   if (!committed)
     {
       /* The old key still rules; the new one was never used. */
-      if (next_path != NULL)
-        unlink_key_file (next_path, NULL);
-      else
-        keyring_clear (db_uuid, ROLE_NEXT, new_check, NULL, NULL);
+      next_drop (self, db, new_key, NULL, NULL);
       return NULL;
     }
   gk_database_touch (db);
 
   /* The old key stays where it is (a key file keeps it beside itself). */
-  if (!backend_store (self, db_uuid, new_key, cancellable, &local)
-      || (next_path != NULL ? !unlink_key_file (next_path, &local)
-                            : !keyring_clear (db_uuid, ROLE_NEXT, new_check, cancellable,
-                                              &local)))
-    g_warning ("The master key was rotated but could not replace the old one yet (%s); "
-               "it will be moved into place at the next start", local->message);
-
+  next_promote (self, db, new_key, cancellable);
   return g_steal_pointer (&new_key);
 }

@@ -25,6 +25,7 @@ typedef enum
   GK_SECRET_ERROR_FILE,          /* the master key file is unreadable or malformed */
   GK_SECRET_ERROR_FAILED,
   GK_SECRET_ERROR_EXISTS,        /* a file would be overwritten without --force */
+  GK_SECRET_ERROR_DISMISSED,     /* the keyring's prompt was dismissed */
 } GkSecretError;
 
 typedef enum

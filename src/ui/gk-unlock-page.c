@@ -197,6 +197,13 @@ gk_unlock_page_set_error (GkUnlockPage *self,
                           "key, then press Retry.");
           break;
 
+        case GK_SECRET_ERROR_DISMISSED:
+          title = _("Keyring Prompt Dismissed");
+          description = _("The keyring asked for a password to keep the master key in, and the "
+                          "prompt was closed. Press Retry and answer it, or import the master "
+                          "key file made with “gemini-keysctl master-key export”.");
+          break;
+
         case GK_SECRET_ERROR_FAILED:
         default:
           description = _("The master key could not be read. Press Retry, or import the master "
