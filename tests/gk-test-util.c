@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -209,4 +210,170 @@ gk_test_file_contains (const char *path,
   g_assert_true (WIFEXITED (status));
   g_assert_cmpint (WEXITSTATUS (status), !=, 2);
   return WEXITSTATUS (status) == 0;
+}
+
+/* Keyring prompts */
+
+#define PROMPTER_PATH       "/org/gnome/keyring/Prompter"
+#define PRIVATE_SESSION_ENV "GK_TEST_PRIVATE_SESSION"
+/* Generous: the machine running the suite may be loaded. */
+#define PROMPTER_WAIT_S     60
+
+static const char prompter_xml[] =
+  "<node><interface name='org.gnome.keyring.internal.Prompter'>"
+  "<method name='BeginPrompting'><arg type='o' direction='in'/></method>"
+  "<method name='PerformPrompt'><arg type='o' direction='in'/><arg type='s' direction='in'/>"
+  "<arg type='a{sv}' direction='in'/><arg type='s' direction='in'/></method>"
+  "<method name='StopPrompting'><arg type='o' direction='in'/></method>"
+  "</interface></node>";
+
+static void
+fake_prompter_method_call (GDBusConnection       *connection,
+                           const char            *sender,
+                           const char            *path,
+                           const char            *interface,
+                           const char            *method,
+                           GVariant              *parameters,
+                           GDBusMethodInvocation *invocation,
+                           gpointer               user_data)
+{
+  if (g_str_equal (method, "BeginPrompting"))
+    g_file_set_contents (user_data, "", 0, NULL);
+  g_dbus_method_invocation_return_value (invocation, NULL);
+}
+
+int
+gk_test_fake_prompter_main (const char *flag)
+{
+  static const GDBusInterfaceVTable vtable = { fake_prompter_method_call, NULL, NULL, { 0 } };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDBusConnection) bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, &error);
+  g_autoptr(GDBusNodeInfo) node = NULL;
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+
+  if (bus == NULL)
+    return 1;
+  node = g_dbus_node_info_new_for_xml (prompter_xml, &error);
+  g_assert_no_error (error);
+  g_dbus_connection_register_object (bus, PROMPTER_PATH, node->interfaces[0], &vtable,
+                                     (gpointer) flag, NULL, &error);
+  g_assert_no_error (error);
+  g_bus_own_name_on_connection (bus, GK_TEST_PROMPTER_NAME, G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE,
+                                NULL, NULL, NULL, NULL);
+  g_main_loop_run (loop);
+  return 0;
+}
+
+GPid
+gk_test_bus_name_pid (const char *name)
+{
+  g_autoptr(GDBusConnection) bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, NULL);
+  g_autoptr(GVariant) reply = NULL;
+  guint32 pid = 0;
+
+  g_assert_nonnull (bus);
+  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", "GetConnectionUnixProcessID",
+                                       g_variant_new ("(s)", name), G_VARIANT_TYPE ("(u)"),
+                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
+  if (reply != NULL)
+    g_variant_get (reply, "(u)", &pid);
+  return (GPid) pid;
+}
+
+GSubprocess *
+gk_test_start_fake_prompter (const char *flag)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *self = g_file_read_link ("/proc/self/exe", &error);
+  GSubprocess *prompter;
+  gint64 deadline;
+
+  g_assert_no_error (error);
+  prompter = g_subprocess_new (G_SUBPROCESS_FLAGS_NONE, &error, self, GK_TEST_FAKE_PROMPTER_ARG,
+                               flag, NULL);
+  g_assert_no_error (error);
+  deadline = g_get_monotonic_time () + PROMPTER_WAIT_S * G_TIME_SPAN_SECOND;
+  while (gk_test_bus_name_pid (GK_TEST_PROMPTER_NAME) == 0 && g_get_monotonic_time () < deadline)
+    g_usleep (50 * 1000);
+  g_assert_cmpint (gk_test_bus_name_pid (GK_TEST_PROMPTER_NAME), !=, 0);
+  return prompter;
+}
+
+void
+gk_test_start_bare_keyring (void)
+{
+  const char *argv[] = { "gnome-keyring-daemon", "--start", "--components=secrets", NULL };
+  g_autoptr(GError) error = NULL;
+  int status = 0;
+
+  g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
+                NULL, NULL, NULL, NULL, &status, &error);
+  g_assert_no_error (error);
+}
+
+gboolean
+gk_test_in_private_session (void)
+{
+  return g_getenv (PRIVATE_SESSION_ENV) != NULL;
+}
+
+void
+gk_test_run_in_private_session (const char *test_path)
+{
+  static const struct
+  {
+    const char *variable;
+    const char *name;
+  } user_dirs[] = {
+    { "XDG_RUNTIME_DIR", "runtime" },
+    { "XDG_DATA_HOME", "data" },
+    { "XDG_CONFIG_HOME", "config" },
+    { "XDG_CACHE_HOME", "cache" },
+  };
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dbus_run_session = g_find_program_in_path ("dbus-run-session");
+  g_autofree char *keyring_daemon = g_find_program_in_path ("gnome-keyring-daemon");
+  g_autofree char *self = NULL;
+  g_autofree char *home = NULL;
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_autofree char *expected = NULL;
+  g_auto(GStrv) envp = NULL;
+  int status = 0;
+
+  if (dbus_run_session == NULL || keyring_daemon == NULL)
+    {
+      g_test_skip ("needs dbus-run-session and gnome-keyring-daemon");
+      return;
+    }
+  self = g_file_read_link ("/proc/self/exe", &error);
+  g_assert_no_error (error);
+  envp = g_get_environ ();
+  envp = g_environ_setenv (envp, PRIVATE_SESSION_ENV, "1", TRUE);
+  /* Or gnome-keyring-daemon would join the shared session's daemon. */
+  envp = g_environ_unsetenv (envp, "GNOME_KEYRING_CONTROL");
+  /* The bus and the keyring service need real folders of their own. */
+  home = g_dir_make_tmp ("gk-session-home-XXXXXX", &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < G_N_ELEMENTS (user_dirs); i++)
+    {
+      g_autofree char *dir = g_build_filename (home, user_dirs[i].name, NULL);
+
+      g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
+      envp = g_environ_setenv (envp, user_dirs[i].variable, dir, TRUE);
+    }
+  envp = g_environ_setenv (envp, "HOME", home, TRUE);
+  {
+    const char *argv[] = { dbus_run_session, "--", self, "--tap", "-p", test_path, NULL };
+
+    g_spawn_sync (NULL, (char **) argv, envp, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status,
+                  &error);
+  }
+  g_assert_no_error (error);
+  gk_test_rm_rf (home);
+  g_test_message ("%s%s", out, err);
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  expected = g_strdup_printf ("\nok 1 %s", test_path);
+  g_assert_nonnull (strstr (out, expected));
 }

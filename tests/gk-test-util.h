@@ -60,6 +60,29 @@ guint       gk_test_count_locks    (GPid        pid,
 gboolean    gk_test_file_contains  (const char *path,
                                     const char *needle);
 
+/* Keyring prompts, tested in a private D-Bus session whose keyring service
+ * has no keyring yet (started without --login), so that storing a key asks
+ * to create one. Its prompts go to a fake system prompter that opens them
+ * and never answers, as a user looking at the prompt would; killing it
+ * dismisses the prompt. A test program's main() runs the fake prompter when
+ * its first argument is GK_TEST_FAKE_PROMPTER_ARG. */
+#define GK_TEST_FAKE_PROMPTER_ARG "--fake-prompter"
+#define GK_TEST_PROMPTER_NAME     "org.gnome.keyring.SystemPrompter"
+
+/* The fake prompter's process: writes the file @flag when a prompt opens. */
+int          gk_test_fake_prompter_main     (const char *flag);
+/* Starts this program as the fake prompter; returns once it owns its name. */
+GSubprocess *gk_test_start_fake_prompter    (const char *flag);
+/* Starts gnome-keyring-daemon's Secret Service without a login keyring. */
+void         gk_test_start_bare_keyring     (void);
+/* The process owning @name on the session bus, 0 when none does. */
+GPid         gk_test_bus_name_pid           (const char *name);
+/* Whether this process is the copy gk_test_run_in_private_session() runs. */
+gboolean     gk_test_in_private_session     (void);
+/* Runs the test @test_path of this program again in a private D-Bus session
+ * with folders of its own, and asserts that it passed. */
+void         gk_test_run_in_private_session (const char *test_path);
+
 /* Removes a directory tree (test clean-up). */
 void        gk_test_rm_rf          (const char *path);
 

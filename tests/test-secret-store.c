@@ -14,6 +14,7 @@
 
 #include "gk-core.h"
 #include "gk-database-private.h"
+#include "gk-test-util.h"
 
 #define META_CHECK_VALUE "key_check_value"
 
@@ -1279,75 +1280,8 @@ test_export_import_force (Fixture       *fixture,
  * the prompt would. The test ends the wait by killing the prompter (the
  * prompt is dismissed) or the keyring service (it went away). */
 
-#define PROMPTER_NAME        "org.gnome.keyring.SystemPrompter"
-#define PROMPTER_PATH        "/org/gnome/keyring/Prompter"
-#define PRIVATE_PROMPT_ENV   "GK_TEST_PRIVATE_PROMPT"
 /* Generous: the machine running the suite may be loaded. */
 #define PROMPT_WAIT_S        60
-
-static const char prompter_xml[] =
-  "<node><interface name='org.gnome.keyring.internal.Prompter'>"
-  "<method name='BeginPrompting'><arg type='o' direction='in'/></method>"
-  "<method name='PerformPrompt'><arg type='o' direction='in'/><arg type='s' direction='in'/>"
-  "<arg type='a{sv}' direction='in'/><arg type='s' direction='in'/></method>"
-  "<method name='StopPrompting'><arg type='o' direction='in'/></method>"
-  "</interface></node>";
-
-static void
-fake_prompter_method_call (GDBusConnection       *connection,
-                           const char            *sender,
-                           const char            *path,
-                           const char            *interface,
-                           const char            *method,
-                           GVariant              *parameters,
-                           GDBusMethodInvocation *invocation,
-                           gpointer               user_data)
-{
-  if (g_str_equal (method, "BeginPrompting"))
-    g_file_set_contents (user_data, "", 0, NULL);
-  g_dbus_method_invocation_return_value (invocation, NULL);
-}
-
-/* The fake prompter's process: writes @flag when a prompt begins. */
-static int
-run_fake_prompter (const char *flag)
-{
-  static const GDBusInterfaceVTable vtable = { fake_prompter_method_call, NULL, NULL, { 0 } };
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GDBusConnection) bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, &error);
-  g_autoptr(GDBusNodeInfo) node = NULL;
-  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
-
-  if (bus == NULL)
-    return 1;
-  node = g_dbus_node_info_new_for_xml (prompter_xml, &error);
-  g_assert_no_error (error);
-  g_dbus_connection_register_object (bus, PROMPTER_PATH, node->interfaces[0], &vtable,
-                                     (gpointer) flag, NULL, &error);
-  g_assert_no_error (error);
-  g_bus_own_name_on_connection (bus, PROMPTER_NAME, G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE, NULL,
-                                NULL, NULL, NULL);
-  g_main_loop_run (loop);
-  return 0;
-}
-
-/* The process owning @name on the session bus, 0 when none does. */
-static GPid
-bus_name_pid (const char *name)
-{
-  g_autoptr(GDBusConnection) bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, NULL);
-  g_autoptr(GVariant) reply = NULL;
-  guint32 pid = 0;
-
-  g_assert_nonnull (bus);
-  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                       "org.freedesktop.DBus", "GetConnectionUnixProcessID",
-                                       g_variant_new ("(s)", name), G_VARIANT_TYPE ("(u)"),
-                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
-  if (reply != NULL)
-    g_variant_get (reply, "(u)", &pid);
-  return (GPid) pid;
-}
 
 typedef struct
 {
@@ -1399,7 +1333,6 @@ prompt_scenario (gboolean kill_service)
   g_autofree char *dir = g_dir_make_tmp ("gk-prompt-XXXXXX", &error);
   g_autofree char *flag = g_build_filename (dir, "prompting", NULL);
   g_autofree char *path = g_build_filename (dir, "keys.db", NULL);
-  g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
   g_autoptr(GSubprocess) prompter = NULL;
   g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (NULL);
   g_autoptr(GkDatabase) db = NULL;
@@ -1408,25 +1341,10 @@ prompt_scenario (gboolean kill_service)
   PromptJob job = { 0 };
   GThread *thread;
   gint64 deadline;
-  int status = 0;
 
   g_assert_no_error (error);
-  prompter = g_subprocess_new (G_SUBPROCESS_FLAGS_NONE, &error, self, "--fake-prompter", flag,
-                               NULL);
-  g_assert_no_error (error);
-  deadline = g_get_monotonic_time () + PROMPT_WAIT_S * G_TIME_SPAN_SECOND;
-  while (bus_name_pid (PROMPTER_NAME) == 0 && g_get_monotonic_time () < deadline)
-    g_usleep (50 * 1000);
-  g_assert_cmpint (bus_name_pid (PROMPTER_NAME), !=, 0);
-
-  /* A keyring service with no keyring at all: storing needs a prompt. */
-  {
-    const char *argv[] = { "gnome-keyring-daemon", "--start", "--components=secrets", NULL };
-
-    g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
-                  NULL, NULL, NULL, NULL, &status, &error);
-    g_assert_no_error (error);
-  }
+  prompter = gk_test_start_fake_prompter (flag);
+  gk_test_start_bare_keyring ();
 
   db = gk_database_open (path, NULL, &error);
   g_assert_no_error (error);
@@ -1454,7 +1372,7 @@ prompt_scenario (gboolean kill_service)
 
   if (kill_service)
     {
-      GPid pid = bus_name_pid ("org.freedesktop.secrets");
+      GPid pid = gk_test_bus_name_pid ("org.freedesktop.secrets");
 
       g_assert_cmpint (pid, >, 0);
       g_assert_cmpint (kill (pid, SIGTERM), ==, 0);
@@ -1495,77 +1413,21 @@ static void
 test_prompt (gconstpointer data)
 {
   const char *test_path = data;
-  g_autoptr(GError) error = NULL;
-  g_autofree char *self = NULL;
-  g_autofree char *out = NULL;
-  g_autofree char *err = NULL;
-  g_autofree char *dbus_run_session = g_find_program_in_path ("dbus-run-session");
-  g_autofree char *keyring_daemon = g_find_program_in_path ("gnome-keyring-daemon");
-  g_autofree char *expected = NULL;
-  g_auto(GStrv) envp = NULL;
-  g_autofree char *home = NULL;
-  static const struct
-  {
-    const char *variable;
-    const char *name;
-  } user_dirs[] = {
-    { "XDG_RUNTIME_DIR", "runtime" },
-    { "XDG_DATA_HOME", "data" },
-    { "XDG_CONFIG_HOME", "config" },
-    { "XDG_CACHE_HOME", "cache" },
-  };
-  int status = 0;
 
-  if (g_getenv (PRIVATE_PROMPT_ENV) != NULL)
+  if (gk_test_in_private_session ())
     {
       prompt_scenario (strstr (test_path, "service-gone") != NULL);
       return;
     }
-
-  if (dbus_run_session == NULL || keyring_daemon == NULL)
-    {
-      g_test_skip ("needs dbus-run-session and gnome-keyring-daemon");
-      return;
-    }
-  /* The shared test session's keyring has a default keyring: run in a
-   * private session with a keyring service of its own. */
-  self = g_file_read_link ("/proc/self/exe", &error);
-  g_assert_no_error (error);
-  envp = g_get_environ ();
-  envp = g_environ_setenv (envp, PRIVATE_PROMPT_ENV, "1", TRUE);
-  /* Or gnome-keyring-daemon would join the shared session's daemon. */
-  envp = g_environ_unsetenv (envp, "GNOME_KEYRING_CONTROL");
-  /* The bus and the keyring service need real folders of their own. */
-  home = g_dir_make_tmp ("gk-prompt-home-XXXXXX", &error);
-  g_assert_no_error (error);
-  for (guint i = 0; i < G_N_ELEMENTS (user_dirs); i++)
-    {
-      g_autofree char *dir = g_build_filename (home, user_dirs[i].name, NULL);
-
-      g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
-      envp = g_environ_setenv (envp, user_dirs[i].variable, dir, TRUE);
-    }
-  envp = g_environ_setenv (envp, "HOME", home, TRUE);
-  {
-    const char *argv[] = { dbus_run_session, "--", self, "--tap", "-p", test_path, NULL };
-
-    g_spawn_sync (NULL, (char **) argv, envp, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status,
-                  &error);
-  }
-  g_assert_no_error (error);
-  remove_tree (home);
-  g_test_message ("%s%s", out, err);
-  g_assert_true (g_spawn_check_wait_status (status, NULL));
-  expected = g_strdup_printf ("\nok 1 %s", test_path);
-  g_assert_nonnull (strstr (out, expected));
+  gk_test_run_in_private_session (test_path);
 }
 
 int
 main (int   argc,
       char *argv[])
 {
-  if (argc == 3 && g_str_equal (argv[1], "--fake-prompter"))
-    return run_fake_prompter (argv[2]);
+  if (argc == 3 && g_str_equal (argv[1], GK_TEST_FAKE_PROMPTER_ARG))
+    return gk_test_fake_prompter_main (argv[2]);
 
   g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 

@@ -80,6 +80,13 @@ struct _GkSecretStore
 G_DEFINE_FINAL_TYPE (GkSecretStore, gk_secret_store, G_TYPE_OBJECT)
 G_DEFINE_QUARK (gk-secret-error-quark, gk_secret_error)
 
+enum {
+  PROMPTING,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
 static const SecretSchema *
 get_schema (void)
 {
@@ -638,7 +645,8 @@ prompt_cancelled_cb (GCancellable *cancellable,
  * returns its result; NULL with DISMISSED, NO_SERVICE (it went away) or a
  * cancellation error otherwise. */
 static GVariant *
-run_prompt (GDBusConnection  *connection,
+run_prompt (GkSecretStore    *self,
+            GDBusConnection  *connection,
             const char       *owner,
             const char       *prompt_path,
             GCancellable     *cancellable,
@@ -664,11 +672,13 @@ run_prompt (GDBusConnection  *connection,
     cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (prompt_cancelled_cb), &wait,
                                           NULL);
 
+  g_signal_emit (self, signals[PROMPTING], 0, TRUE);
   reply = g_dbus_connection_call_sync (connection, owner, prompt_path, SECRET_PROMPT_IFACE,
                                        "Prompt", g_variant_new ("(s)", ""), NULL,
                                        G_DBUS_CALL_FLAGS_NO_AUTO_START, -1, cancellable, &local);
   if (reply != NULL && !g_cancellable_is_cancelled (cancellable))
     g_main_loop_run (wait.loop);
+  g_signal_emit (self, signals[PROMPTING], 0, FALSE);
 
   if (cancellable != NULL)
     g_cancellable_disconnect (cancellable, cancelled_id);
@@ -713,7 +723,8 @@ run_prompt (GDBusConnection  *connection,
  * prompt path (at index @prompt_index of the reply), and runs that prompt
  * when there is one. Returns the result of whichever answered. */
 static GVariant *
-call_with_prompt (SecretService  *service,
+call_with_prompt (GkSecretStore  *self,
+                  SecretService  *service,
                   const char     *method,
                   GVariant       *parameters,
                   const char     *reply_type,
@@ -746,13 +757,14 @@ call_with_prompt (SecretService  *service,
   g_variant_get_child (reply, 1, "&o", &prompt_path);
   if (g_str_equal (prompt_path, SECRET_NO_PROMPT))
     return g_steal_pointer (&result);
-  return run_prompt (connection, owner, prompt_path, cancellable, error);
+  return run_prompt (self, connection, owner, prompt_path, cancellable, error);
 }
 
 /* Unlocks @paths (collections or items), prompting when the service asks
  * for it. A dismissed prompt leaves them locked: LOCKED. */
 static gboolean
-unlock_objects (SecretService       *service,
+unlock_objects (GkSecretStore       *self,
+                SecretService       *service,
                 const char * const  *paths,
                 GCancellable        *cancellable,
                 GError             **error)
@@ -760,7 +772,7 @@ unlock_objects (SecretService       *service,
   g_autoptr(GVariant) result = NULL;
   g_autoptr(GError) local = NULL;
 
-  result = call_with_prompt (service, "Unlock", g_variant_new ("(^ao)", paths), "(aoo)",
+  result = call_with_prompt (self, service, "Unlock", g_variant_new ("(^ao)", paths), "(aoo)",
                              cancellable, &local);
   if (result != NULL)
     return TRUE;
@@ -775,7 +787,8 @@ unlock_objects (SecretService       *service,
  * to create or unlock it when needed, so that storing an item never opens a
  * prompt of libsecret's. */
 static gboolean
-ensure_default_collection (SecretService  *service,
+ensure_default_collection (GkSecretStore  *self,
+                           SecretService  *service,
                            GCancellable   *cancellable,
                            GError        **error)
 {
@@ -798,7 +811,7 @@ ensure_default_collection (SecretService  *service,
       g_variant_builder_init (&properties, G_VARIANT_TYPE ("a{sv}"));
       g_variant_builder_add (&properties, "{sv}", "org.freedesktop.Secret.Collection.Label",
                              g_variant_new_string (_("Default keyring")));
-      result = call_with_prompt (service, "CreateCollection",
+      result = call_with_prompt (self, service, "CreateCollection",
                                  g_variant_new ("(a{sv}s)", &properties, SECRET_COLLECTION_DEFAULT),
                                  "(oo)", cancellable, error);
       return result != NULL;
@@ -808,7 +821,7 @@ ensure_default_collection (SecretService  *service,
     {
       const char *paths[] = { g_dbus_proxy_get_object_path (G_DBUS_PROXY (collection)), NULL };
 
-      return unlock_objects (service, paths, cancellable, error);
+      return unlock_objects (self, service, paths, cancellable, error);
     }
   return TRUE;
 }
@@ -850,7 +863,8 @@ search_items (SecretService  *service,
 /* Every item stored for @db_uuid, whatever its key. Locked items are
  * unlocked (the user may be prompted); sets @locked when some stay locked. */
 static GPtrArray *
-keyring_find (const char     *db_uuid,
+keyring_find (GkSecretStore  *self,
+              const char     *db_uuid,
               gboolean       *locked,
               GCancellable   *cancellable,
               GError        **error)
@@ -890,7 +904,7 @@ keyring_find (const char     *db_uuid,
         break;
 
       g_ptr_array_add (locked_paths, NULL);
-      if (!unlock_objects (service, (const char * const *) locked_paths->pdata, cancellable,
+      if (!unlock_objects (self, service, (const char * const *) locked_paths->pdata, cancellable,
                            &local))
         {
           g_list_free_full (items, g_object_unref);
@@ -966,14 +980,15 @@ backend_find (GkSecretStore  *self,
   *locked = FALSE;
   if (self->file != NULL)
     return file_find (self, check_value, error);
-  return keyring_find (db_uuid, locked, cancellable, error);
+  return keyring_find (self, db_uuid, locked, cancellable, error);
 }
 
 /* Stores @master_key as the key with its check value for @db_uuid. Items
  * are told apart by their check value: storing never replaces the key of
  * another check value, which a copy of the database may still use. */
 static gboolean
-keyring_store (const char    *db_uuid,
+keyring_store (GkSecretStore *self,
+               const char    *db_uuid,
                const char    *role,
                const char    *db_file,
                GBytes        *master_key,
@@ -1007,7 +1022,7 @@ keyring_store (const char    *db_uuid,
       propagate_keyring_error (error, local, cancellable);
       return FALSE;
     }
-  if (!ensure_default_collection (service, cancellable, error))
+  if (!ensure_default_collection (self, service, cancellable, error))
     return FALSE;
 
   value = secret_value_new (g_bytes_get_data (master_key, NULL), g_bytes_get_size (master_key),
@@ -1094,7 +1109,7 @@ backend_store (GkSecretStore  *self,
 {
   if (self->file != NULL)
     return file_install (self, master_key, error);
-  return keyring_store (db_uuid, ROLE_CURRENT, NULL, master_key, cancellable, error);
+  return keyring_store (self, db_uuid, ROLE_CURRENT, NULL, master_key, cancellable, error);
 }
 
 /* Removes one stored key. */
@@ -1277,7 +1292,7 @@ tidy_matching (GkSecretStore *self,
 
   if (recovered || match->check_attr == NULL)
     {
-      if (!keyring_store (gk_database_get_uuid (db), ROLE_CURRENT, NULL, match->key,
+      if (!keyring_store (self, gk_database_get_uuid (db), ROLE_CURRENT, NULL, match->key,
                           cancellable, &local))
         {
           g_warning ("Cannot update the master key in the keyring: %s", local->message);
@@ -1380,7 +1395,8 @@ next_store (GkSecretStore  *self,
       return write_key_file (path, key, error);
     }
   path = database_file (db);
-  return keyring_store (gk_database_get_uuid (db), ROLE_NEXT, path, key, cancellable, error);
+  return keyring_store (self, gk_database_get_uuid (db), ROLE_NEXT, path, key, cancellable,
+                        error);
 }
 
 static gboolean
@@ -1722,6 +1738,21 @@ static void
 gk_secret_store_class_init (GkSecretStoreClass *klass)
 {
   G_OBJECT_CLASS (klass)->finalize = gk_secret_store_finalize;
+
+  /**
+   * GkSecretStore::prompting:
+   * @open: TRUE when a keyring prompt opens, FALSE when it closes
+   *
+   * The keyring shows the user a prompt (to create or unlock a keyring)
+   * and the call waits for the answer. Emitted in the thread making the
+   * call, usually a worker thread.
+   */
+  signals[PROMPTING] =
+    g_signal_new ("prompting",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 1, G_TYPE_BOOLEAN);
 }
 
 static void

@@ -44,6 +44,7 @@ struct _GkBackend
   guint          gateway_usage;      /* gk_gateway_get_usage_count() as last polled */
   guint          poll_count;
   gboolean       master_key_stored;  /* as last checked */
+  gboolean       keyring_prompting;
 
   guint          reset_source;
   gint64         reset_target;     /* the boundary the timer waits for; 0 = none */
@@ -57,6 +58,7 @@ enum {
   CHANGED,
   SETTING_CHANGED,
   MASTER_KEY_STORED,
+  KEYRING_PROMPTING,
   N_SIGNALS
 };
 
@@ -541,6 +543,8 @@ gk_backend_dispose (GObject *object)
 #endif
   g_clear_object (&self->pool);
   g_clear_object (&self->key_store);
+  if (self->secret_store != NULL)
+    g_signal_handlers_disconnect_by_data (self->secret_store, self);
   g_clear_object (&self->secret_store);
   g_clear_object (&self->db);
 
@@ -602,6 +606,63 @@ gk_backend_class_init (GkBackendClass *klass)
                   G_SIGNAL_RUN_LAST,
                   0, NULL, NULL, NULL,
                   G_TYPE_NONE, 1, G_TYPE_BOOLEAN);
+
+  /**
+   * GkBackend::keyring-prompting:
+   * @open: whether a keyring prompt is open
+   *
+   * The keyring asks the user something (to create or unlock a keyring)
+   * and unlocking waits for the answer.
+   */
+  signals[KEYRING_PROMPTING] =
+    g_signal_new ("keyring-prompting",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 1, G_TYPE_BOOLEAN);
+}
+
+typedef struct
+{
+  GkBackend *backend;
+  gboolean   open;
+} PromptingData;
+
+static gboolean
+keyring_prompting_idle (gpointer user_data)
+{
+  PromptingData *data = user_data;
+  GkBackend *self = data->backend;
+
+  if (self->keyring_prompting != data->open)
+    {
+      self->keyring_prompting = data->open;
+      g_signal_emit (self, signals[KEYRING_PROMPTING], 0, data->open);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+prompting_data_free (gpointer user_data)
+{
+  PromptingData *data = user_data;
+
+  g_object_unref (data->backend);
+  g_free (data);
+}
+
+/* Runs in the worker thread waiting on the keyring. */
+static void
+secret_store_prompting_cb (GkSecretStore *secret_store,
+                           gboolean       open,
+                           GkBackend     *self)
+{
+  PromptingData *data = g_new0 (PromptingData, 1);
+
+  data->backend = g_object_ref (self);
+  data->open = open;
+  g_main_context_invoke_full (NULL, G_PRIORITY_DEFAULT, keyring_prompting_idle, data,
+                              prompting_data_free);
 }
 
 static void
@@ -609,6 +670,7 @@ gk_backend_init (GkBackend *self)
 {
   self->cancellable = g_cancellable_new ();
   self->secret_store = gk_secret_store_new ();
+  g_signal_connect (self->secret_store, "prompting", G_CALLBACK (secret_store_prompting_cb), self);
   self->data_version = -1;
   self->master_key_stored = TRUE;
 }

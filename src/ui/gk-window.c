@@ -31,6 +31,7 @@ struct _GkWindow
   GtkWidget            *master_key_banner_button;
   GtkStack             *main_stack;
   GkUnlockPage         *unlock_page;
+  AdwStatusPage        *loading_page;
   AdwViewStack         *view_stack;
   GkDashboardPage      *dashboard_page;
   GkKeysPage           *keys_page;
@@ -170,6 +171,21 @@ show_not_main (GkWindow   *self,
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.import-keys", FALSE);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.find", FALSE);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.show-tab", FALSE);
+}
+
+/* While the keyring prompts, unlocking waits on the user: say so, on the
+ * loading page, instead of a spinner alone. */
+static void
+keyring_prompting_cb (GkWindow *self,
+                      gboolean  open)
+{
+  adw_status_page_set_title (self->loading_page, open ? _("Waiting for the Keyring…") : "");
+  adw_status_page_set_description (self->loading_page,
+                                   open ? _("Answer the keyring’s password prompt") : NULL);
+  /* Unlocking (at the start, or Retry on the unlock page) switches to the
+   * loading page; a prompt while the keys are shown leaves them there. */
+  if (open && g_strcmp0 (gtk_stack_get_visible_child_name (self->main_stack), "main") != 0)
+    show_not_main (self, "loading");
 }
 
 /* The master key in use vanished from the keyring (or its file): a banner
@@ -363,6 +379,8 @@ gk_window_constructed (GObject *object)
   G_OBJECT_CLASS (gk_window_parent_class)->constructed (object);
 
   g_assert (GK_IS_BACKEND (self->backend));
+  g_signal_connect_object (self->backend, "keyring-prompting", G_CALLBACK (keyring_prompting_cb),
+                           self, G_CONNECT_SWAPPED);
   load (self);
 }
 
@@ -493,6 +511,7 @@ gk_window_class_init (GkWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GkWindow, master_key_banner_button);
   gtk_widget_class_bind_template_child (widget_class, GkWindow, main_stack);
   gtk_widget_class_bind_template_child (widget_class, GkWindow, unlock_page);
+  gtk_widget_class_bind_template_child (widget_class, GkWindow, loading_page);
   gtk_widget_class_bind_template_child (widget_class, GkWindow, view_stack);
   gtk_widget_class_bind_template_child (widget_class, GkWindow, dashboard_page);
   gtk_widget_class_bind_template_child (widget_class, GkWindow, keys_page);

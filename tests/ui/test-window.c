@@ -607,6 +607,74 @@ test_window_state (Fixture       *f,
   gk_ui_test_close_window (window);
 }
 
+static gboolean
+loading_title_is_waiting (gpointer data)
+{
+  return g_strcmp0 (adw_status_page_get_title (data), "Waiting for the Keyring…") == 0;
+}
+
+static gboolean
+file_exists (gpointer data)
+{
+  return g_file_test (data, G_FILE_TEST_EXISTS);
+}
+
+static gboolean
+window_loaded (gpointer data)
+{
+  return gk_window_get_loaded (data);
+}
+
+/* The first start with a keyring that must first create its keyring: the
+ * window says it waits for the keyring's prompt, and says what happened
+ * when the prompt is dismissed. Runs in a private D-Bus session with a
+ * fake prompter (see gk-test-util.h). */
+static void
+test_keyring_prompt (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autofree char *flag = NULL;
+  g_autoptr(GSubprocess) prompter = NULL;
+  g_autoptr(GkBackend) backend = NULL;
+  AdwStatusPage *loading_page;
+  GkUnlockPage *unlock_page;
+  GkWindow *window;
+
+  if (!gk_test_in_private_session ())
+    {
+      gk_test_run_in_private_session ("/ui/window/keyring-prompt");
+      return;
+    }
+
+  flag = g_build_filename (f->dir, "prompting", NULL);
+  prompter = gk_test_start_fake_prompter (flag);
+  gk_test_start_bare_keyring ();
+
+  backend = gk_backend_new (f->db_path);
+  window = gk_window_new (NULL, backend);
+  /* The window holds it; closing the window must finalize it. */
+  g_clear_object (&backend);
+  gtk_window_present (GTK_WINDOW (window));
+  loading_page = gk_ui_test_window_child (window, "loading_page");
+  gk_ui_test_wait (loading_title_is_waiting, loading_page, "the keyring prompt to be shown");
+  g_assert_cmpstr (gtk_stack_get_visible_child_name (main_stack (window)), ==, "loading");
+  g_assert_cmpstr (adw_status_page_get_description (loading_page), ==,
+                   "Answer the keyring’s password prompt");
+  g_assert_false (gk_window_get_loaded (window));
+  /* The keyring hands the prompt to the prompter a moment later. */
+  gk_ui_test_wait (file_exists, flag, "the prompter to show the prompt");
+
+  /* The user closes the prompt. */
+  g_subprocess_force_exit (prompter);
+  gk_ui_test_wait (window_loaded, window, "the window to give up on the keyring");
+  g_assert_cmpstr (gtk_stack_get_visible_child_name (main_stack (window)), ==, "unlock");
+  unlock_page = gk_ui_test_window_child (window, "unlock_page");
+  g_assert_cmpstr (gk_unlock_page_get_title (unlock_page), ==, "Keyring Prompt Dismissed");
+  g_assert_cmpstr (adw_status_page_get_title (loading_page), ==, "");
+
+  gk_ui_test_close_window (window);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -624,6 +692,9 @@ main (int   argc,
         g_setenv ("GSETTINGS_SCHEMA_DIR", schema_dir, TRUE);
     }
 
+  if (argc == 3 && g_str_equal (argv[1], GK_TEST_FAKE_PROMPTER_ARG))
+    return gk_test_fake_prompter_main (argv[2]);
+
   gtk_test_init (&argc, &argv, NULL);
   gk_ui_test_fixed_locale ();
   adw_init ();
@@ -633,6 +704,7 @@ main (int   argc,
   ADD ("/ui/window/tabs-render", test_tabs_render);
   ADD ("/ui/window/actions", test_actions);
   ADD ("/ui/window/unlock-missing-then-import", test_unlock_missing_then_import);
+  ADD ("/ui/window/keyring-prompt", test_keyring_prompt);
   ADD ("/ui/window/wrong-key-file", test_wrong_key_file);
   ADD ("/ui/window/master-key-vanished", test_master_key_vanished);
   ADD ("/ui/window/live-refresh", test_live_refresh);
