@@ -665,23 +665,6 @@ read_import_text (const char  *path,
   return text;
 }
 
-static const char *
-import_result_label (GkImportResult result)
-{
-  switch (result)
-    {
-    case GK_IMPORT_ADDED:
-      return C_("import result", "added");
-    case GK_IMPORT_WOULD_ADD:
-      return C_("import result", "would be added");
-    case GK_IMPORT_DUPLICATE:
-      return C_("import result", "skipped");
-    case GK_IMPORT_INVALID:
-    default:
-      return C_("import result", "invalid");
-    }
-}
-
 static int
 key_import (GkCli  *cli,
             int     argc,
@@ -771,9 +754,9 @@ key_import (GkCli  *cli,
           g_autofree char *number = g_strdup_printf ("%u", line->line);
           g_autofree char *result = line->message != NULL
                                       ? g_strdup_printf ("%s: %s",
-                                                         import_result_label (line->result),
+                                                         gk_import_result_get_label (line->result),
                                                          line->message)
-                                      : g_strdup (import_result_label (line->result));
+                                      : g_strdup (gk_import_result_get_label (line->result));
 
           gk_cli_table_add_row (table, number, line->name, line->key_hint, result);
         }

@@ -88,6 +88,28 @@ gk_import_result_to_string (GkImportResult result)
     }
 }
 
+/**
+ * gk_import_result_get_label:
+ *
+ * What a report line's result reads as, translated ("added", "skipped").
+ */
+const char *
+gk_import_result_get_label (GkImportResult result)
+{
+  switch (result)
+    {
+    case GK_IMPORT_ADDED:
+      return C_("import result", "added");
+    case GK_IMPORT_WOULD_ADD:
+      return C_("import result", "would be added");
+    case GK_IMPORT_DUPLICATE:
+      return C_("import result", "skipped");
+    case GK_IMPORT_INVALID:
+    default:
+      return C_("import result", "invalid");
+    }
+}
+
 static void
 import_line_free (GkImportLine *line)
 {

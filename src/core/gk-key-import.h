@@ -62,6 +62,8 @@ GQuark          gk_key_import_error_quark  (void);
 
 /* "added", "would_add", "duplicate", "invalid" (for JSON). */
 const char     *gk_import_result_to_string (GkImportResult  result);
+/* Translated, for people ("added", "would be added", "skipped", "invalid"). */
+const char     *gk_import_result_get_label (GkImportResult  result);
 
 void            gk_import_report_free      (GkImportReport *report);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GkImportReport, gk_import_report_free)

@@ -115,23 +115,6 @@ import_job (GkBackend  *backend,
   return gk_key_import (store, job->text, (gssize) job->len, job->dry_run, error);
 }
 
-static const char *
-result_label (GkImportResult result)
-{
-  switch (result)
-    {
-    case GK_IMPORT_ADDED:
-      return C_("import result", "added");
-    case GK_IMPORT_WOULD_ADD:
-      return C_("import result", "would be added");
-    case GK_IMPORT_DUPLICATE:
-      return C_("import result", "skipped");
-    case GK_IMPORT_INVALID:
-    default:
-      return C_("import result", "invalid");
-    }
-}
-
 static void
 show_report (GkImportDialog       *self,
              const GkImportReport *report)
@@ -146,7 +129,7 @@ show_report (GkImportDialog       *self,
     {
       const GkImportLine *line = report->lines->pdata[i];
       GtkWidget *row = adw_action_row_new ();
-      GtkWidget *badge = gtk_label_new (result_label (line->result));
+      GtkWidget *badge = gtk_label_new (gk_import_result_get_label (line->result));
       g_autofree char *subtitle = NULL;
 
       /* Translators: the line of the imported text, the key's last
