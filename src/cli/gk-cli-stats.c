@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gi18n.h>
+#include <math.h>
 #include <glib/gstdio.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -477,6 +478,105 @@ print_rank_table (const char *title,
   gk_cli_table_print (table);
 }
 
+/* "$12.0000 (of $100.00, 12%)", or the amount alone without a budget. */
+static char *
+format_against_budget (double spent,
+                       double budget)
+{
+  g_autofree char *amount = format_cost (spent);
+
+  if (budget < 0)
+    return g_steal_pointer (&amount);
+  /* Translators: spend against a budget: "$12.0000 (of $100.00, 12%)". */
+  return g_strdup_printf (_("%s (of $%.2f, %.0f%%)"), amount, budget,
+                          gk_spend_percent (spent, budget));
+}
+
+static void
+print_spend (const GkSpend *spend)
+{
+  g_autoptr(GkCliTable) table = NULL;
+  g_autofree char *today = format_cost (spend->today_usd);
+  g_autofree char *month = format_against_budget (spend->month_usd, spend->pool_budget_usd);
+
+  printf (_("Spent today:   %s\n"), today);
+  printf (_("This month:    %s\n"), month);
+  if (spend->pool_budget_usd < 0)
+    printf ("%s\n", _("No budget for the whole pool (gemini-keysctl budget --set USD)."));
+  if (spend->keys->len == 0)
+    return;
+  table = gk_cli_table_new (_("KEY"), _("TODAY"), _("THIS MONTH"), NULL);
+  for (guint i = 0; i < spend->keys->len; i++)
+    {
+      const GkKeySpend *key = g_ptr_array_index (spend->keys, i);
+      g_autofree char *key_today = format_cost (key->today_usd);
+      g_autofree char *key_month = format_against_budget (key->month_usd, key->budget_usd);
+
+      gk_cli_table_add_row (table, key->key_name, key_today, key_month);
+    }
+  printf ("\n");
+  gk_cli_table_print (table);
+}
+
+int
+gk_cli_cmd_budget (GkCli  *cli,
+                   int     argc,
+                   char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkSpend) spend = NULL;
+  g_autofree char *set = NULL;
+  gboolean clear = FALSE;
+  const GOptionEntry entries[] = {
+    { "set", 0, 0, G_OPTION_ARG_STRING, &set,
+      N_("Set the pool’s monthly budget to USD dollars"), N_("USD") },
+    { "clear", 0, 0, G_OPTION_ARG_NONE, &clear, N_("Remove the pool’s budget"), NULL },
+    G_OPTION_ENTRY_NULL
+  };
+  GkDatabase *db;
+  double usd = -1;
+  int status;
+
+  status = gk_cli_parse_options (cli, "",
+                                 _("Shows today’s and this month’s spend, in total and per "
+                                   "key, and sets the monthly budget of the whole pool: when "
+                                   "the keys together have spent it, no key is used until the "
+                                   "month resets."),
+                                 entries, 0, 0, &argc, &argv);
+  if (status == GK_CLI_OK && set != NULL && clear)
+    status = gk_cli_usage_error (cli, _("Use either --set or --clear"));
+  if (status == GK_CLI_OK && set != NULL)
+    {
+      char *end = NULL;
+
+      usd = g_ascii_strtod (set, &end);
+      if (end == set || *end != '\0' || !isfinite (usd) || usd < 0)
+        status = gk_cli_usage_error (cli, _("--set needs a number of US dollars, 0 or more"));
+    }
+  if (status != GK_CLI_OK)
+    return status;
+
+  db = gk_cli_get_database (cli);
+  if (db == NULL)
+    return GK_CLI_ERROR;
+  if ((set != NULL || clear) && !gk_spend_set_pool_budget (db, clear ? -1 : usd, &error))
+    return gk_cli_gerror (cli, error);
+
+  spend = gk_spend_read (db, &error);
+  if (spend == NULL)
+    return gk_cli_gerror (cli, error);
+  if (gk_cli_json (cli))
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+      gk_json_add_spend (builder, spend);
+      gk_cli_print_json (cli, builder);
+    }
+  else
+    print_spend (spend);
+  return GK_CLI_OK;
+}
+
 static void
 print_dashboard (const GkDashboard *d)
 {
@@ -488,6 +588,8 @@ print_dashboard (const GkDashboard *d)
   printf (_("Requests:      %" PRId64 " in %u days\n"), d->cards.requests, d->days);
   printf (_("Success rate:  %.1f%%\n"), d->cards.success_rate);
   printf (_("Cost:          %s\n"), total_cost);
+  if (d->spend != NULL)
+    print_spend (d->spend);
 
   printf ("\n%s\n", _("Daily requests"));
   daily = gk_cli_table_new (_("DAY"), _("REQUESTS"), _("SUCCESSES"), _("COST"), NULL);

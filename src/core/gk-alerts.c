@@ -10,6 +10,7 @@
 #include "gk-database-private.h"
 #include "gk-quotas.h"
 #include "gk-rollup.h"
+#include "gk-spend.h"
 
 struct _GkAlertTracker
 {
@@ -17,6 +18,7 @@ struct _GkAlertTracker
   GkDatabase *db;
   GMutex      mutex;
   GHashTable *active;          /* "kind:key_id" of conditions already reported */
+  GHashTable *this_month;      /* "kind:key_id:month_start" of budget levels reported */
   gint64      last_rate_alert; /* 0 = never */
   gboolean    primed;
 };
@@ -39,6 +41,7 @@ gk_alert_tracker_finalize (GObject *object)
 
   g_clear_object (&self->db);
   g_clear_pointer (&self->active, g_hash_table_unref);
+  g_clear_pointer (&self->this_month, g_hash_table_unref);
   g_mutex_clear (&self->mutex);
 
   G_OBJECT_CLASS (gk_alert_tracker_parent_class)->finalize (object);
@@ -55,6 +58,7 @@ gk_alert_tracker_init (GkAlertTracker *self)
 {
   g_mutex_init (&self->mutex);
   self->active = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->this_month = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 }
 
 GkAlertTracker *
@@ -69,29 +73,74 @@ gk_alert_tracker_new (GkDatabase *db)
   return self;
 }
 
-/* One query per per-key condition; each row is (id, name, value). */
+/* One query per per-key condition, with its parameter as ?1; each row is
+ * (id, name, value). Budget levels are reported once a month, the others
+ * each time they begin. */
 static const struct
 {
   GkAlertKind kind;
+  double      param;
+  gboolean    monthly;
   const char *sql;
 } key_conditions[] = {
-  { GK_ALERT_QUOTA_LOW,
+  { GK_ALERT_QUOTA_LOW, GK_ALERT_QUOTA_LOW_PERCENT, FALSE,
     "SELECT k.id, k.name, MIN((q.limit_value - q.used_value) * 100.0 / q.limit_value) AS left"
     " FROM gemini_api_keys k JOIN gemini_key_quotas q ON q.key_id = k.id"
     " WHERE k.deleted_at IS NULL AND k.status != 'INACTIVE' AND q.limit_value > 0"
     " GROUP BY k.id HAVING left < ?1" },
-  { GK_ALERT_KEY_INVALID,
+  { GK_ALERT_KEY_INVALID, 0, FALSE,
     "SELECT id, name, 0 FROM gemini_api_keys"
     " WHERE deleted_at IS NULL AND status = 'INVALID' AND ?1 = ?1" },
-  { GK_ALERT_BUDGET,
+  { GK_ALERT_BUDGET, 0, TRUE,
     "SELECT id, name, monthly_budget_usd FROM gemini_api_keys"
     " WHERE deleted_at IS NULL AND monthly_budget_usd IS NOT NULL"
     " AND month_cost_usd >= monthly_budget_usd AND ?1 = ?1" },
+  { GK_ALERT_BUDGET_WARNING, GK_BUDGET_WARNING_PERCENT, TRUE,
+    "SELECT id, name, monthly_budget_usd FROM gemini_api_keys"
+    " WHERE deleted_at IS NULL AND monthly_budget_usd IS NOT NULL"
+    " AND month_cost_usd * 100.0 >= monthly_budget_usd * ?1"
+    " AND month_cost_usd < monthly_budget_usd" },
 };
+
+/* Adds an alert for a condition that holds now, unless it was reported:
+ * @tag in @now_active (conditions that end and begin again are news
+ * again) or, for a monthly one, in this month's set. */
+static void
+note_condition (GkAlertTracker *self,
+                GHashTable     *now_active,
+                gboolean        monthly,
+                gint64          month_start,
+                GkAlertKind     kind,
+                gint64          key_id,
+                const char     *key_name,
+                double          value,
+                GPtrArray      *alerts)
+{
+  char *tag = monthly ? g_strdup_printf ("%d:%" G_GINT64_FORMAT ":%" G_GINT64_FORMAT, kind,
+                                         key_id, month_start)
+                      : g_strdup_printf ("%d:%" G_GINT64_FORMAT, kind, key_id);
+  gboolean reported = g_hash_table_contains (monthly ? self->this_month : self->active, tag);
+
+  if (!reported)
+    {
+      GkAlert *alert = g_new0 (GkAlert, 1);
+
+      alert->kind = kind;
+      alert->key_id = key_id;
+      alert->key_name = g_strdup (key_name);
+      alert->value = value;
+      g_ptr_array_add (alerts, alert);
+    }
+  if (monthly)
+    g_hash_table_add (self->this_month, tag);
+  else
+    g_hash_table_add (now_active, tag);
+}
 
 static gboolean
 collect_key_condition (GkAlertTracker *self,
                        guint           index,
+                       gint64          month_start,
                        GHashTable     *now_active,
                        GPtrArray      *alerts,
                        GError        **error)
@@ -101,30 +150,44 @@ collect_key_condition (GkAlertTracker *self,
 
   if (stmt == NULL)
     return FALSE;
-  sqlite3_bind_double (stmt, 1, GK_ALERT_QUOTA_LOW_PERCENT);
+  sqlite3_bind_double (stmt, 1, key_conditions[index].param);
   while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
-    {
-      gint64 id = sqlite3_column_int64 (stmt, 0);
-      char *tag = g_strdup_printf ("%d:%" G_GINT64_FORMAT, key_conditions[index].kind, id);
-
-      if (!g_hash_table_contains (self->active, tag))
-        {
-          GkAlert *alert = g_new0 (GkAlert, 1);
-
-          alert->kind = key_conditions[index].kind;
-          alert->key_id = id;
-          alert->key_name = g_strdup ((const char *) sqlite3_column_text (stmt, 1));
-          alert->value = sqlite3_column_double (stmt, 2);
-          g_ptr_array_add (alerts, alert);
-        }
-      g_hash_table_add (now_active, tag);
-    }
+    note_condition (self, now_active, key_conditions[index].monthly, month_start,
+                    key_conditions[index].kind, sqlite3_column_int64 (stmt, 0),
+                    (const char *) sqlite3_column_text (stmt, 1),
+                    sqlite3_column_double (stmt, 2), alerts);
   sqlite3_reset (stmt);
   if (rc != SQLITE_DONE)
     {
       gk_database_set_error (self->db, error, _("Cannot read the keys"));
       return FALSE;
     }
+  return TRUE;
+}
+
+/* The pool's budget: 80%, then 100%, once a month each. */
+static gboolean
+check_pool_budget (GkAlertTracker *self,
+                   gint64          month_start,
+                   GHashTable     *now_active,
+                   GPtrArray      *alerts,
+                   GError        **error)
+{
+  double budget = gk_spend_get_pool_budget (self->db);
+  double spent = 0;
+  double percent;
+
+  if (budget < 0)
+    return TRUE;
+  if (!gk_spend_month_total (self->db, &spent, error))
+    return FALSE;
+  percent = gk_spend_percent (spent, budget);
+  if (percent >= 100.0)
+    note_condition (self, now_active, TRUE, month_start, GK_ALERT_POOL_BUDGET, 0, NULL, budget,
+                    alerts);
+  else if (percent >= GK_BUDGET_WARNING_PERCENT)
+    note_condition (self, now_active, TRUE, month_start, GK_ALERT_POOL_BUDGET_WARNING, 0, NULL,
+                    budget, alerts);
   return TRUE;
 }
 
@@ -188,19 +251,27 @@ gk_alert_tracker_check (GkAlertTracker  *self,
 {
   g_autoptr(GPtrArray) alerts = g_ptr_array_new_with_free_func ((GDestroyNotify) gk_alert_free);
   g_autoptr(GHashTable) now_active = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GTimeZone) tz = NULL;
   gboolean ok = TRUE;
+  gint64 now, month_start;
 
   g_return_val_if_fail (GK_IS_ALERT_TRACKER (self), NULL);
 
   if (!gk_quotas_reset_expired (self->db, error))
     return NULL;
 
+  tz = gk_database_get_reset_timezone (self->db);
+  now = gk_database_now (self->db);
+  month_start = gk_quota_window_start (GK_QUOTA_MONTHLY, now, tz);
+
   g_mutex_lock (&self->mutex);
   gk_database_lock (self->db);
   for (guint i = 0; ok && i < G_N_ELEMENTS (key_conditions); i++)
-    ok = collect_key_condition (self, i, now_active, alerts, error);
+    ok = collect_key_condition (self, i, month_start, now_active, alerts, error);
   if (ok)
-    ok = check_success_rate (self, gk_database_now (self->db), alerts, error);
+    ok = check_pool_budget (self, month_start, now_active, alerts, error);
+  if (ok)
+    ok = check_success_rate (self, now, alerts, error);
   gk_database_unlock (self->db);
 
   if (ok)

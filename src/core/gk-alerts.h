@@ -1,9 +1,10 @@
 /* gk-alerts.h: conditions worth a desktop notification.
  *
  * A tracker remembers what it has reported, so each condition is reported
- * once when it begins (and the success rate at most once an hour). The
- * first check only learns the current state: what was already true when
- * the app started is on screen, not news.
+ * once when it begins (the success rate at most once an hour, each budget
+ * level of a key or of the pool once a month). The first check only learns
+ * the current state: what was already true when the app started is on
+ * screen, not news.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -22,6 +23,9 @@ typedef enum
                             * starts at the 15-minute mark before it) */
   GK_ALERT_KEY_INVALID,    /* Google rejected a key */
   GK_ALERT_BUDGET,         /* a key reached its monthly budget */
+  GK_ALERT_BUDGET_WARNING, /* a key spent 80% of its monthly budget */
+  GK_ALERT_POOL_BUDGET,    /* the pool reached its monthly budget: no key is used */
+  GK_ALERT_POOL_BUDGET_WARNING, /* the pool spent 80% of its monthly budget */
 } GkAlertKind;
 
 #define GK_ALERT_QUOTA_LOW_PERCENT     10.0
@@ -33,8 +37,8 @@ typedef enum
 typedef struct
 {
   GkAlertKind kind;
-  gint64      key_id;     /* 0 for GK_ALERT_SUCCESS_RATE */
-  char       *key_name;   /* NULL for GK_ALERT_SUCCESS_RATE */
+  gint64      key_id;     /* 0 for GK_ALERT_SUCCESS_RATE and the pool's */
+  char       *key_name;   /* NULL for GK_ALERT_SUCCESS_RATE and the pool's */
   double      value;      /* remaining %, success %, or the budget in USD */
 } GkAlert;
 

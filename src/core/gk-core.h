@@ -24,5 +24,6 @@
 #include "gk-quotas.h"
 #include "gk-rollup.h"
 #include "gk-secret-store.h"
+#include "gk-spend.h"
 #include "gk-stats.h"
 #include "gk-token-store.h"

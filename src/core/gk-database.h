@@ -35,6 +35,7 @@ typedef enum
 #define GK_SETTING_GATEWAY_ENABLED    "gateway_enabled"            /* default "0" */
 #define GK_SETTING_GATEWAY_PORT       "gateway_port"               /* default "8765" */
 #define GK_SETTING_USAGE_RETENTION_DAYS "usage_retention_days"     /* default "0": keep all */
+#define GK_SETTING_POOL_BUDGET        "pool_monthly_budget_usd"    /* unset or "": none */
 
 #define GK_DEFAULT_RESET_TIMEZONE "America/Los_Angeles"
 #define GK_DEFAULT_GATEWAY_PORT   8765

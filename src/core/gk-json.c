@@ -304,6 +304,50 @@ add_rank_rows (JsonBuilder *builder,
   json_builder_end_array (builder);
 }
 
+/* A budget in USD, or null when none is set. */
+static void
+add_budget (JsonBuilder *builder,
+            const char  *name,
+            double       budget)
+{
+  json_builder_set_member_name (builder, name);
+  if (budget >= 0)
+    json_builder_add_double_value (builder, budget);
+  else
+    json_builder_add_null_value (builder);
+}
+
+void
+gk_json_add_spend (JsonBuilder   *builder,
+                   const GkSpend *spend)
+{
+  json_builder_begin_object (builder);
+  gk_json_add_time (builder, "day_start", spend->day_start);
+  gk_json_add_time (builder, "month_start", spend->month_start);
+  gk_json_add_double (builder, "today_usd", spend->today_usd);
+  gk_json_add_double (builder, "month_usd", spend->month_usd);
+  add_budget (builder, "pool_budget_usd", spend->pool_budget_usd);
+  if (spend->pool_budget_usd >= 0)
+    gk_json_add_double (builder, "pool_budget_percent",
+                        gk_spend_percent (spend->month_usd, spend->pool_budget_usd));
+  json_builder_set_member_name (builder, "keys");
+  json_builder_begin_array (builder);
+  for (guint i = 0; i < spend->keys->len; i++)
+    {
+      const GkKeySpend *key = g_ptr_array_index (spend->keys, i);
+
+      json_builder_begin_object (builder);
+      gk_json_add_int (builder, "id", key->key_id);
+      gk_json_add_string (builder, "name", key->key_name);
+      gk_json_add_double (builder, "today_usd", key->today_usd);
+      gk_json_add_double (builder, "month_usd", key->month_usd);
+      add_budget (builder, "monthly_budget_usd", key->budget_usd);
+      json_builder_end_object (builder);
+    }
+  json_builder_end_array (builder);
+  json_builder_end_object (builder);
+}
+
 void
 gk_json_add_dashboard (JsonBuilder       *builder,
                        const GkDashboard *dashboard)
@@ -341,6 +385,12 @@ gk_json_add_dashboard (JsonBuilder       *builder,
   /* The ranked name is the column it comes from. */
   add_rank_rows (builder, "top_models", "model", dashboard->top_models);
   add_rank_rows (builder, "top_users", "user_id", dashboard->top_users);
+
+  if (dashboard->spend != NULL)
+    {
+      json_builder_set_member_name (builder, "spend");
+      gk_json_add_spend (builder, dashboard->spend);
+    }
 
   json_builder_set_member_name (builder, "rotations");
   json_builder_begin_array (builder);

@@ -68,6 +68,8 @@ void gk_json_add_forecast     (JsonBuilder         *builder,
                                const GkForecast    *forecast);
 void gk_json_add_rotation_spike (JsonBuilder         *builder,
                                  const GkRotationSpike *spike);
+void gk_json_add_spend        (JsonBuilder         *builder,
+                               const GkSpend       *spend);
 void gk_json_add_dashboard    (JsonBuilder         *builder,
                                const GkDashboard   *dashboard);
 /* A client token's metadata; the token itself is never stored. */

@@ -20,6 +20,7 @@
 #include "gk-pricing.h"
 #include "gk-quotas.h"
 #include "gk-rollup.h"
+#include "gk-spend.h"
 
 /* A 429 without RetryInfo cools a key down this long; repeated 429s double
  * it, up to the next daily reset. */
@@ -61,6 +62,8 @@ struct _GkPool
   guint64     stamp;        /* the change stamp the snapshot reflects */
   gint64      next_due;     /* earliest reset_at or cooldown end in the snapshot */
   double      threshold;    /* percent */
+  double      pool_budget;  /* USD a month for all keys together; < 0: none */
+  double      deleted_cost; /* this month's cost of deleted keys */
   gint64      last_now;     /* to notice the clock going backwards */
   gboolean    loaded;
 };
@@ -247,7 +250,18 @@ load_snapshot (GkPool  *self,
     }
   sqlite3_reset (stmt);
 
+  /* Deleted keys spent part of the month too. */
+  stmt = gk_database_prepare (self->db,
+                              "SELECT total (month_cost_usd) FROM gemini_api_keys"
+                              " WHERE deleted_at IS NOT NULL",
+                              error);
+  if (stmt == NULL)
+    return FALSE;
+  self->deleted_cost = sqlite3_step (stmt) == SQLITE_ROW ? sqlite3_column_double (stmt, 0) : 0;
+  sqlite3_reset (stmt);
+
   self->next_due = next_due;
+  self->pool_budget = gk_spend_get_pool_budget (self->db);
   self->threshold = gk_database_get_rotation_threshold (self->db);
   self->stamp = gk_database_change_stamp (self->db);
   self->loaded = TRUE;
@@ -436,6 +450,24 @@ choose (GkPool *self,
   return NULL;
 }
 
+/* This month's cost of every key, deleted ones included (the month the
+ * per-key budgets count). Called with the snapshot held. */
+static double
+pool_month_cost (GkPool *self)
+{
+  double total = self->deleted_cost;
+
+  for (guint i = 0; i < self->entries->len; i++)
+    total += g_array_index (self->entries, PoolEntry, i).month_cost;
+  return total;
+}
+
+static gboolean
+pool_budget_spent (GkPool *self)
+{
+  return self->pool_budget >= 0 && pool_month_cost (self) >= self->pool_budget;
+}
+
 static void
 set_no_keys_error (GError **error)
 {
@@ -456,6 +488,17 @@ gk_pool_select (GkPool      *self,
 
   if (!snapshot_acquire (self, error))
     return NULL;
+
+  /* The whole pool is out of service while its budget is spent. */
+  if (pool_budget_spent (self))
+    {
+      g_set_error (error, GK_POOL_ERROR, GK_POOL_ERROR_BUDGET_SPENT,
+                   _("The pool’s monthly budget of $%.2f is spent: no key is used until the "
+                     "month resets or the budget is raised."),
+                   self->pool_budget);
+      snapshot_release (self);
+      return NULL;
+    }
 
   best = choose (self, gk_database_now (self->db), exclude, 0);
   if (best != NULL)
@@ -691,7 +734,7 @@ gk_pool_track (GkPool               *self,
   GkKeyStatus new_status = GK_KEY_STATUS_ACTIVE;
   const char *status_reason = NULL;
   gint64 cooldown_until = 0;
-  gboolean out;
+  gboolean out, pool_was_spent;
 
   g_return_val_if_fail (GK_IS_POOL (self), FALSE);
   g_return_val_if_fail (record != NULL, FALSE);
@@ -781,6 +824,7 @@ gk_pool_track (GkPool               *self,
     goto fail;
   local_result.usage_id = sqlite3_last_insert_rowid (gk_database_get_handle (self->db));
 
+  pool_was_spent = pool_budget_spent (self);
   if (charge)
     {
       /* Increment in SQL: another process may be charging the same key. */
@@ -865,6 +909,17 @@ gk_pool_track (GkPool               *self,
           local_result.reason = reason;
           local_result.to_key_id = next ? next->id : 0;
         }
+    }
+  else if (was_in_service && !pool_was_spent && pool_budget_spent (self))
+    {
+      /* This use spent the pool's budget: every key leaves service with
+       * it, logged once as a budget rotation to no key. */
+      if (!insert_rotation (self, record->key_id, 0, GK_ROTATION_BUDGET, record->triggered_by,
+                            now, error))
+        goto fail;
+      local_result.rotated = TRUE;
+      local_result.reason = GK_ROTATION_BUDGET;
+      local_result.to_key_id = 0;
     }
 
   if (!gk_database_commit (self->db, error))

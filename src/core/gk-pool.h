@@ -19,6 +19,7 @@ typedef enum
   GK_POOL_ERROR_NO_ACTIVE_KEYS,   /* "No active keys available" */
   GK_POOL_ERROR_NOT_FOUND,
   GK_POOL_ERROR_INVALID,
+  GK_POOL_ERROR_BUDGET_SPENT,     /* the pool's monthly budget is spent */
 } GkPoolError;
 
 /* One use of a key, as reported by the gateway or `gemini-keysctl track`. */

@@ -82,6 +82,7 @@ gk_dashboard_free (GkDashboard *dashboard)
   g_clear_pointer (&dashboard->top_models, g_ptr_array_unref);
   g_clear_pointer (&dashboard->top_users, g_ptr_array_unref);
   g_clear_pointer (&dashboard->rotations, g_ptr_array_unref);
+  g_clear_pointer (&dashboard->spend, gk_spend_free);
   g_free (dashboard);
 }
 
@@ -596,6 +597,9 @@ gk_stats_dashboard (GkDatabase  *db,
     for (guint i = 0; i < keys->len; i++)
       dashboard->cards.keys_by_state[((GkKey *) keys->pdata[i])->state]++;
   }
+  dashboard->spend = gk_spend_read (db, error);
+  if (dashboard->spend == NULL)
+    return NULL;
   return g_steal_pointer (&dashboard);
 }
 

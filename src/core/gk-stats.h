@@ -9,6 +9,7 @@
 #include <gio/gio.h>
 
 #include "gk-types.h"
+#include "gk-spend.h"
 
 G_BEGIN_DECLS
 
@@ -88,6 +89,7 @@ typedef struct
   GPtrArray        *top_models;   /* GkRankRow, at most 5 */
   GPtrArray        *top_users;    /* GkRankRow, at most 10 */
   GPtrArray        *rotations;    /* GkRotationRow, the 10 latest */
+  GkSpend          *spend;        /* today and this month, whatever @days */
 } GkDashboard;
 
 void           gk_rank_row_free       (GkRankRow     *row);

@@ -10,6 +10,8 @@
  *   /compare          GET ?days=1…366 (default 7): the key comparison
  *   /forecast         GET: when each key's quotas run out at the current rate
  *   /rotation-spikes  GET ?days=1…366 (default 7)
+ *   /budget           GET today's and this month's spend; PUT {"monthly_budget_usd":
+ *                     USD or null}: the whole pool's monthly budget
  *   /quotas/reset     POST {"type": "all"|"monthly"|"daily"|"minute"} (none = all)
  *
  * Bodies are checked strictly: integers must be JSON integers in range,
@@ -706,6 +708,60 @@ audit_logs (GkDatabase        *db,
 }
 
 static void
+budget (GkDatabase        *db,
+        SoupServerMessage *msg,
+        GByteArray        *body)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(GkSpend) spend = NULL;
+  static const char * const budget_fields[] = { "monthly_budget_usd" };
+
+  if (g_str_equal (soup_server_message_get_method (msg), "PUT"))
+    {
+      JsonObject *obj = parse_body (body, parser, &error);
+      JsonNode *node;
+      double usd;
+
+      if (obj == NULL || !only_fields (obj, budget_fields, G_N_ELEMENTS (budget_fields), &error) ||
+          !json_object_has_member (obj, "monthly_budget_usd"))
+        {
+          gk_gateway_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT",
+                                    error ? error->message
+                                          : "The field monthly_budget_usd is required.");
+          return;
+        }
+      node = json_object_get_member (obj, "monthly_budget_usd");
+      if (JSON_NODE_HOLDS_NULL (node))
+        usd = -1;
+      else if ((node_is (node, G_TYPE_INT64) || node_is (node, G_TYPE_DOUBLE)) &&
+               isfinite (json_node_get_double (node)) && json_node_get_double (node) >= 0)
+        usd = json_node_get_double (node);
+      else
+        {
+          gk_gateway_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT",
+                                    "monthly_budget_usd must be a number of US dollars, 0 or "
+                                    "more, or null.");
+          return;
+        }
+      if (!gk_spend_set_pool_budget (db, usd, &error))
+        {
+          respond_gerror (msg, error);
+          return;
+        }
+    }
+  spend = gk_spend_read (db, &error);
+  if (spend == NULL)
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  gk_json_add_spend (b, spend);
+  respond_node (msg, SOUP_STATUS_OK, b);
+}
+
+static void
 reset_quotas (GkDatabase        *db,
               SoupServerMessage *msg,
               GByteArray        *body)
@@ -816,6 +872,8 @@ gk_gateway_admin_handle (GkKeyStore        *key_store,
     is_get ? forecast (db, msg) : method_not_allowed (msg);
   else if (n_parts == 1 && g_str_equal (parts[0], "rotation-spikes"))
     is_get ? rotation_spikes (db, msg, query) : method_not_allowed (msg);
+  else if (n_parts == 1 && g_str_equal (parts[0], "budget"))
+    is_get || g_str_equal (method, "PUT") ? budget (db, msg, body) : method_not_allowed (msg);
   else if (n_parts == 2 && g_str_equal (parts[0], "quotas") && g_str_equal (parts[1], "reset"))
     is_post ? reset_quotas (db, msg, body) : method_not_allowed (msg);
   else if (g_ascii_string_to_unsigned (parts[0], 10, 1, G_MAXINT64, &id, NULL))

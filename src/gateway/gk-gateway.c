@@ -2182,6 +2182,16 @@ request_attempt (Request *request)
     }
 
   key = gk_pool_select (self->pool, request->model, request->exclude, &error);
+  if (key == NULL && g_error_matches (error, GK_POOL_ERROR, GK_POOL_ERROR_BUDGET_SPENT))
+    {
+      /* Not a passing state: the client is told why, without a retry hint. */
+      gateway_log (self, "%s %s -> 503 pool budget spent", request->http_method, request->path);
+      if (!request->client_gone)
+        gk_gateway_respond_error (request->msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
+                                  error->message);
+      request_finish (request);
+      return;
+    }
   if (key == NULL)
     {
       if (!g_error_matches (error, GK_POOL_ERROR, GK_POOL_ERROR_NO_ACTIVE_KEYS))

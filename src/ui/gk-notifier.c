@@ -49,6 +49,9 @@ gk_notifier_settings_key (GkAlertKind kind)
     case GK_ALERT_KEY_INVALID:
       return "notify-key-invalid";
     case GK_ALERT_BUDGET:
+    case GK_ALERT_BUDGET_WARNING:
+    case GK_ALERT_POOL_BUDGET:
+    case GK_ALERT_POOL_BUDGET_WARNING:
     default:
       return "notify-budget";
     }
@@ -86,6 +89,27 @@ gk_notifier_build_notification (const GkAlert  *alert,
                               alert->key_name);
       tab = "keys";
       break;
+    case GK_ALERT_BUDGET_WARNING:
+      title = _("Key Near Its Budget");
+      /* Translators: "<key name> has spent 80% of its monthly budget of $10.00." */
+      body = g_strdup_printf (_("“%s” has spent %.0f%% of its monthly budget of $%.2f."),
+                              alert->key_name, GK_BUDGET_WARNING_PERCENT, alert->value);
+      tab = "keys";
+      break;
+    case GK_ALERT_POOL_BUDGET_WARNING:
+      title = _("Pool Near Its Budget");
+      body = g_strdup_printf (_("The keys have spent %.0f%% of the pool’s monthly budget of "
+                                "$%.2f."),
+                              GK_BUDGET_WARNING_PERCENT, alert->value);
+      tab = "dashboard";
+      break;
+    case GK_ALERT_POOL_BUDGET:
+      title = _("Pool Budget Spent");
+      body = g_strdup_printf (_("The pool’s monthly budget of $%.2f is spent: no key is used "
+                                "until the month resets or the budget is raised."),
+                              alert->value);
+      tab = "dashboard";
+      break;
     case GK_ALERT_BUDGET:
     default:
       title = _("Key Over Budget");
@@ -99,7 +123,8 @@ gk_notifier_build_notification (const GkAlert  *alert,
   g_notification_set_body (notification, body);
   g_notification_set_default_action_and_target (notification, "app.show-tab", "s", tab);
   if (id_out != NULL)
-    *id_out = g_strdup_printf ("%s-%" G_GINT64_FORMAT, gk_notifier_settings_key (alert->kind),
+    *id_out = g_strdup_printf ("%s-%d-%" G_GINT64_FORMAT,
+                               gk_notifier_settings_key (alert->kind), (int) alert->kind,
                                alert->key_id);
   return g_steal_pointer (&notification);
 }

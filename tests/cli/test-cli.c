@@ -1167,6 +1167,51 @@ test_audit (Fixture       *f,
   check_xlsx (xlsx, "id,time_utc,actor,action,target_id,target,summary", "9", "n,d,s,s,-,s,s");
 }
 
+/* The spend and the pool's budget. 2.5 Flash input: $0.30 per 1M tokens. */
+static void
+test_budget (Fixture       *f,
+             gconstpointer  data)
+{
+  g_autofree char *key = make_key (32);
+  g_autoptr(JsonNode) set = NULL;
+  g_autoptr(JsonNode) dashboard = NULL;
+  JsonObject *spend;
+
+  add_key (f, "Spender", key, "5");
+  RUN_OK (f, NULL, "track", "--key", "1", "--model", "gemini-2.5-flash", "--status", "success",
+          "--prompt-tokens", "2000000");
+  set = JSON (f, "budget", "--set", "1.5");
+  spend = json_node_get_object (set);
+  g_assert_cmpfloat (json_object_get_double_member (spend, "pool_budget_usd"), ==, 1.5);
+  g_assert_cmpfloat_with_epsilon (json_object_get_double_member (spend, "month_usd"), 0.6, 1e-9);
+  g_assert_cmpfloat_with_epsilon (json_object_get_double_member (spend, "pool_budget_percent"),
+                                  40, 1e-9);
+
+  dashboard = JSON (f, "dashboard");
+  spend = json_object_get_object_member (json_node_get_object (dashboard), "spend");
+  g_assert_cmpfloat_with_epsilon (json_object_get_double_member (spend, "today_usd"), 0.6, 1e-9);
+  g_assert_cmpstr (json_object_get_string_member (
+                     json_array_get_object_element (json_object_get_array_member (spend, "keys"), 0),
+                     "name"), ==, "Spender");
+
+  {
+    g_auto(Run) human = RUN (f, NULL, "budget");
+    g_auto(Run) bad = RUN (f, NULL, "budget", "--set", "lots");
+    g_auto(Run) both = RUN (f, NULL, "budget", "--set", "1", "--clear");
+
+    g_assert_cmpint (human.status, ==, 0);
+    g_assert_nonnull (strstr (human.out, "$0.6000 (of $1.50, 40%)"));
+    g_assert_cmpint (bad.status, ==, 2);
+    g_assert_cmpint (both.status, ==, 2);
+  }
+  RUN_OK (f, NULL, "budget", "--clear");
+  {
+    g_auto(Run) human = RUN (f, NULL, "budget");
+
+    g_assert_nonnull (strstr (human.out, "No budget for the whole pool"));
+  }
+}
+
 static void
 test_export_csv (Fixture       *f,
                  gconstpointer  data)
@@ -2140,6 +2185,7 @@ main (int    argc,
   ADD ("/cli/quotas-reset-without-master-key", test_quotas_reset_without_master_key);
   ADD ("/cli/tokens", test_tokens);
   ADD ("/cli/audit", test_audit);
+  ADD ("/cli/budget", test_budget);
   ADD ("/cli/export-csv", test_export_csv);
   ADD ("/cli/export-xlsx", test_export_xlsx);
   ADD ("/cli/db-compact", test_db_compact);

@@ -512,6 +512,63 @@ test_transient_no_penalty (Fixture       *f,
   g_assert_cmpint (a->status, ==, GK_KEY_STATUS_ACTIVE);
 }
 
+static JsonObject *admin_call (Fixture    *f,
+                               const char *method,
+                               const char *path,
+                               const char *body_text,
+                               guint       expect,
+                               JsonNode  **keep);
+
+/* The pool's budget, set through the admin API: once spent, every request
+ * gets a 503 saying so, until it is raised or removed. */
+static void
+test_pool_budget (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autoptr(GBytes) body = NULL;
+  g_autoptr(JsonNode) n1 = NULL, n2 = NULL, n3 = NULL, n4 = NULL;
+  JsonObject *obj;
+  guint status;
+
+  add_key (f, "OK", 5, NULL);
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY, &status);
+  g_assert_cmpuint (status, ==, 200);
+
+  obj = admin_call (f, "GET", "/budget", NULL, 200, &n1);
+  g_assert_true (json_node_is_null (json_object_get_member (obj, "pool_budget_usd")));
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (obj, "keys")), ==, 1);
+
+  obj = admin_call (f, "PUT", "/budget", "{\"monthly_budget_usd\":0}", 200, &n2);
+  g_assert_cmpfloat (json_object_get_double_member (obj, "pool_budget_usd"), ==, 0);
+  g_assert_cmpfloat (json_object_get_double_member (obj, "pool_budget_percent"), >=, 100);
+
+  g_clear_pointer (&body, g_bytes_unref);
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY, &status);
+  g_assert_cmpuint (status, ==, 503);
+  assert_google_error (body, 503, "UNAVAILABLE",
+                       "The pool’s monthly budget of $0.00 is spent: no key is used until the "
+                       "month resets or the budget is raised.");
+
+  admin_call (f, "PUT", "/budget", "{\"monthly_budget_usd\":\"lots\"}", 400, &n3);
+  g_clear_pointer (&n3, json_node_unref);
+  admin_call (f, "PUT", "/budget", "{\"monthly_budget_usd\":null}", 200, &n3);
+  g_clear_pointer (&body, g_bytes_unref);
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY, &status);
+  g_assert_cmpuint (status, ==, 200);
+
+  /* Each change is in the audit log, by the admin token. */
+  obj = admin_call (f, "GET", "/audit-logs?limit=2", NULL, 200, &n4);
+  {
+    JsonObject *row = json_array_get_object_element (json_object_get_array_member (obj,
+                                                                                   "audit_logs"), 0);
+
+    g_assert_cmpstr (json_object_get_string_member (row, "action"), ==, "setting_change");
+    g_assert_cmpstr (json_object_get_string_member (row, "target"), ==, "pool_monthly_budget_usd");
+    g_assert_cmpstr (json_object_get_string_member (row, "summary"), ==, "“0.00” → “”");
+    g_assert_cmpstr (json_object_get_string_member (row, "actor"), ==, "admin");
+  }
+}
+
 static void
 count_no_key_lines_cb (GkGateway  *gateway,
                        const char *line,
@@ -2182,6 +2239,7 @@ main (int   argc,
   ADD ("transient-no-penalty", test_transient_no_penalty);
   ADD ("no-keys-left", test_no_keys_left);
   ADD ("near-quota-keys-serve", test_near_quota_keys_serve);
+  ADD ("pool-budget", test_pool_budget);
   ADD ("stream-usage", test_stream_usage);
   ADD ("stream-dropped", test_stream_dropped);
   ADD ("dropped-before-answer", test_dropped_before_answer_retries);
