@@ -44,6 +44,15 @@ gk_spend_get_pool_budget (GkDatabase *db)
   return usd;
 }
 
+void
+gk_spend_format_budget (double usd,
+                        char   text[G_ASCII_DTOSTR_BUF_SIZE])
+{
+  text[0] = '\0';
+  if (usd >= 0)
+    g_ascii_formatd (text, G_ASCII_DTOSTR_BUF_SIZE, "%.2f", usd);
+}
+
 gboolean
 gk_spend_set_pool_budget (GkDatabase  *db,
                           double       usd,
@@ -54,10 +63,7 @@ gk_spend_set_pool_budget (GkDatabase  *db,
   g_return_val_if_fail (GK_IS_DATABASE (db), FALSE);
   g_return_val_if_fail (isfinite (usd), FALSE);
 
-  if (usd < 0)
-    return gk_database_set_setting (db, GK_SETTING_POOL_BUDGET, "", error);
-  /* Whole cents, written the same in every locale. */
-  g_ascii_formatd (text, sizeof text, "%.2f", usd);
+  gk_spend_format_budget (usd, text);
   return gk_database_set_setting (db, GK_SETTING_POOL_BUDGET, text, error);
 }
 

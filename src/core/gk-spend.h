@@ -53,6 +53,10 @@ gboolean  gk_spend_month_total      (GkDatabase  *db,
                                      GError     **error);
 /* The pool's monthly budget in USD; < 0 when none is set. */
 double    gk_spend_get_pool_budget  (GkDatabase  *db);
+/* The setting's text for @usd: whole cents, the same in every locale, or
+ * "" (no budget) when @usd < 0. */
+void      gk_spend_format_budget    (double       usd,
+                                     char         text[G_ASCII_DTOSTR_BUF_SIZE]);
 /* @usd < 0 removes the budget; 0 or more sets it. */
 gboolean  gk_spend_set_pool_budget  (GkDatabase  *db,
                                      double       usd,

@@ -1,9 +1,10 @@
 /* gk-audit-page.c: the audit log, who changed what, newest first.
  *
  * Like the rotation log, the newest HISTORY_LIMIT rows are read in one
- * query, in a worker thread, into a GListStore of small row objects. Some
- * actions change nothing else (a key copied, an export), so the page also
- * reads the log again each time it is shown.
+ * query, in a worker thread, into a GListStore of small row objects, when
+ * the page is shown and, while it is, when the data changes. Some actions
+ * change nothing else (a key copied, an export): showing the page reads
+ * them.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -214,10 +215,12 @@ reload (GkAuditPage *self)
   g_task_run_in_thread (task, load_thread);
 }
 
+/* Hidden, the page waits until it is shown (map reads it then). */
 static void
 backend_changed_cb (GkAuditPage *self)
 {
-  reload (self);
+  if (gtk_widget_get_mapped (GTK_WIDGET (self)))
+    reload (self);
 }
 
 static void
@@ -316,7 +319,7 @@ gk_audit_page_set_backend (GkAuditPage *self,
   g_return_if_fail (backend == NULL || GK_IS_BACKEND (backend));
 
   if (gk_backend_set_watched (&self->backend, backend, G_CALLBACK (backend_changed_cb), self))
-    reload (self);
+    backend_changed_cb (self);
 }
 
 gboolean

@@ -14,7 +14,8 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (GkAuditPage, gk_audit_page, GK, AUDIT_PAGE, AdwBin)
 
 GtkWidget  *gk_audit_page_new         (void);
-/* Reloads now and whenever @backend emits "changed". */
+/* Reads the log when the page is shown, and whenever @backend emits
+ * "changed" while it is. */
 void        gk_audit_page_set_backend (GkAuditPage  *self,
                                        GkBackend    *backend);
 /* TRUE while a reload runs ("notify::loading" tells when it ends). */

@@ -41,6 +41,9 @@ struct _GkDashboardPage
   GkBarChart    *models_chart;
   GtkGrid       *users_grid;
   GtkGrid       *rotations_grid;
+  GtkLabel      *spend_summary_label;
+  GtkLabel      *spend_warning_label;
+  GtkGrid       *spend_grid;
 
   GkBackend     *backend;
   GCancellable  *cancellable;
@@ -368,6 +371,61 @@ show_rotations (GkDashboardPage *self,
              (char **) cells->pdata, rotations->len);
 }
 
+static void set_label_take (GtkLabel *label,
+                            char     *text);
+
+/* "$2.10 of $3.00 (70%)", or the amount alone without a budget. */
+static char *
+format_against_budget (double spent,
+                       double budget)
+{
+  g_autofree char *amount = gk_format_money (spent);
+  g_autofree char *limit = NULL;
+
+  if (budget < 0)
+    return g_steal_pointer (&amount);
+  limit = gk_format_money (budget);
+  /* Translators: spend against a budget: "$2.10 of $3.00 (70%)". */
+  return g_strdup_printf (_("%s of %s (%.0f%%)"), amount, limit, gk_spend_percent (spent, budget));
+}
+
+/* Today's and this month's spend, the pool's budget, and each key's. */
+static void
+show_spend (GkDashboardPage *self,
+            const GkSpend   *spend)
+{
+  const Column columns[] = {
+    { _("Key"), COLUMN_EXPAND },
+    { _("Today"), COLUMN_NUMBER },
+    { _("This Month"), COLUMN_NUMBER },
+  };
+  g_autoptr(GPtrArray) cells = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *today = gk_format_money (spend->today_usd);
+  g_autofree char *month = format_against_budget (spend->month_usd, spend->pool_budget_usd);
+  gboolean spent = spend->pool_budget_usd >= 0 &&
+                   gk_spend_percent (spend->month_usd, spend->pool_budget_usd) >= 100.0;
+
+  set_label_take (self->spend_summary_label,
+                  /* Translators: "Today $0.60 · this month $2.10 of $3.00 (70%)". */
+                  g_strdup_printf (_("Today %s · this month %s"), today, month));
+  gtk_widget_set_visible (GTK_WIDGET (self->spend_warning_label), spent);
+  if (spent)
+    gtk_label_set_label (self->spend_warning_label,
+                         _("The pool’s monthly budget is spent: no key is used until the month "
+                           "resets or the budget is raised in Preferences."));
+
+  for (guint i = 0; i < spend->keys->len; i++)
+    {
+      const GkKeySpend *key = g_ptr_array_index (spend->keys, i);
+
+      g_ptr_array_add (cells, g_strdup (key->key_name));
+      g_ptr_array_add (cells, gk_format_money (key->today_usd));
+      g_ptr_array_add (cells, format_against_budget (key->month_usd, key->budget_usd));
+    }
+  grid_fill (self->spend_grid, columns, G_N_ELEMENTS (columns),
+             (char **) cells->pdata, spend->keys->len);
+}
+
 /* Cards and charts */
 
 static void
@@ -459,6 +517,7 @@ show_dashboard (GkDashboardPage *self,
 
   show_users (self, dashboard->top_users);
   show_rotations (self, dashboard->rotations);
+  show_spend (self, dashboard->spend);
 
   /* With no keys and no history there is nothing to chart: say what to do. */
   if (cards->total_keys == 0 && cards->requests == 0 && dashboard->rotations->len == 0)
@@ -668,6 +727,9 @@ gk_dashboard_page_class_init (GkDashboardPageClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, models_chart);
   gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, users_grid);
   gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, rotations_grid);
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, spend_summary_label);
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, spend_warning_label);
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, spend_grid);
   gtk_widget_class_bind_template_callback (widget_class, period_toggled_cb);
 }
 

@@ -64,6 +64,8 @@ gk_notifier_build_notification (const GkAlert  *alert,
   g_autoptr(GNotification) notification = NULL;
   g_autofree char *body = NULL;
   const char *title, *tab;
+  /* Tells the notifications of one settings key apart. */
+  const char *tag = "";
 
   g_return_val_if_fail (alert != NULL, NULL);
 
@@ -91,6 +93,7 @@ gk_notifier_build_notification (const GkAlert  *alert,
       break;
     case GK_ALERT_BUDGET_WARNING:
       title = _("Key Near Its Budget");
+      tag = "-80";
       /* Translators: "<key name> has spent 80% of its monthly budget of $10.00." */
       body = g_strdup_printf (_("“%s” has spent %.0f%% of its monthly budget of $%.2f."),
                               alert->key_name, GK_BUDGET_WARNING_PERCENT, alert->value);
@@ -98,6 +101,7 @@ gk_notifier_build_notification (const GkAlert  *alert,
       break;
     case GK_ALERT_POOL_BUDGET_WARNING:
       title = _("Pool Near Its Budget");
+      tag = "-pool-80";
       body = g_strdup_printf (_("The keys have spent %.0f%% of the pool’s monthly budget of "
                                 "$%.2f."),
                               GK_BUDGET_WARNING_PERCENT, alert->value);
@@ -105,6 +109,7 @@ gk_notifier_build_notification (const GkAlert  *alert,
       break;
     case GK_ALERT_POOL_BUDGET:
       title = _("Pool Budget Spent");
+      tag = "-pool";
       body = g_strdup_printf (_("The pool’s monthly budget of $%.2f is spent: no key is used "
                                 "until the month resets or the budget is raised."),
                               alert->value);
@@ -123,9 +128,8 @@ gk_notifier_build_notification (const GkAlert  *alert,
   g_notification_set_body (notification, body);
   g_notification_set_default_action_and_target (notification, "app.show-tab", "s", tab);
   if (id_out != NULL)
-    *id_out = g_strdup_printf ("%s-%d-%" G_GINT64_FORMAT,
-                               gk_notifier_settings_key (alert->kind), (int) alert->kind,
-                               alert->key_id);
+    *id_out = g_strdup_printf ("%s%s-%" G_GINT64_FORMAT, gk_notifier_settings_key (alert->kind),
+                               tag, alert->key_id);
   return g_steal_pointer (&notification);
 }
 

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <glib/gi18n.h>
+#include <math.h>
 #include <inttypes.h>
 
 #include "gk-notifier.h"
@@ -22,6 +23,7 @@ struct _GkPreferencesWindow
   gboolean              loaded;
 
   GtkWidget            *threshold_spin;
+  GtkWidget            *pool_budget_row;
   GtkWidget            *timezone_row;
   GtkWidget            *timezone_dropdown;
   GtkWidget            *notifications_switch;
@@ -50,6 +52,7 @@ G_DEFINE_FINAL_TYPE (GkPreferencesWindow, gk_preferences_window, ADW_TYPE_PREFER
 typedef struct
 {
   double    threshold;
+  double    pool_budget;  /* < 0: none */
   char     *timezone;
   GStrv     zones;        /* every time zone identifier, sorted */
   gboolean  notifications;
@@ -128,6 +131,30 @@ threshold_changed_cb (GkPreferencesWindow *self)
                                             gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (self->threshold_spin)));
 
   write_setting (self, GK_SETTING_ROTATION_THRESHOLD, value);
+}
+
+/* Empty for none, else dollars (a comma works as the decimal point). */
+static void
+pool_budget_apply_cb (GkPreferencesWindow *self)
+{
+  g_autofree char *text = g_strstrip (g_strdup (gtk_editable_get_text (GTK_EDITABLE (self->pool_budget_row))));
+  char value[G_ASCII_DTOSTR_BUF_SIZE];
+  char *end = NULL;
+  double usd = -1;
+
+  g_strdelimit (text, ",", '.');
+  if (*text != '\0')
+    {
+      usd = g_ascii_strtod (text, &end);
+      if (end == text || *end != '\0' || !isfinite (usd) || usd < 0)
+        {
+          toast (self, _("The budget must be a number of US dollars, 0 or more, or empty for "
+                         "none."));
+          return;
+        }
+    }
+  gk_spend_format_budget (usd, value);
+  write_setting (self, GK_SETTING_POOL_BUDGET, value);
 }
 
 static void
@@ -360,6 +387,7 @@ load_job (GkBackend  *backend,
   Settings *settings = g_new0 (Settings, 1);
 
   settings->threshold = gk_database_get_rotation_threshold (db);
+  settings->pool_budget = gk_spend_get_pool_budget (db);
   settings->timezone = g_strdup (tz != NULL ? g_time_zone_get_identifier (tz) : GK_DEFAULT_RESET_TIMEZONE);
   settings->zones = read_zones (settings->timezone);
   settings->notifications = gk_database_get_setting_int (db, GK_SETTING_NOTIFICATIONS, 1) != 0;
@@ -390,6 +418,12 @@ load_done_cb (GObject      *object,
 
   self->updating = TRUE;
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->threshold_spin), settings->threshold);
+  {
+    char budget[G_ASCII_DTOSTR_BUF_SIZE];
+
+    gk_spend_format_budget (settings->pool_budget, budget);
+    gtk_editable_set_text (GTK_EDITABLE (self->pool_budget_row), budget);
+  }
   {
     g_autoptr(GtkStringList) zones = gtk_string_list_new ((const char * const *) settings->zones);
 
@@ -459,6 +493,7 @@ gk_preferences_window_class_init (GkPreferencesWindowClass *klass)
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/io/github/geminikeys/GeminiKeys/ui/gk-preferences-window.ui");
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, threshold_spin);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, pool_budget_row);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, timezone_row);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, timezone_dropdown);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, notifications_switch);
@@ -484,6 +519,7 @@ gk_preferences_window_class_init (GkPreferencesWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, port_spin);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, tokens_group);
   gtk_widget_class_bind_template_callback (widget_class, threshold_changed_cb);
+  gtk_widget_class_bind_template_callback (widget_class, pool_budget_apply_cb);
   gtk_widget_class_bind_template_callback (widget_class, timezone_selected_cb);
   gtk_widget_class_bind_template_callback (widget_class, notifications_changed_cb);
   gtk_widget_class_bind_template_callback (widget_class, gateway_changed_cb);

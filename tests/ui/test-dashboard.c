@@ -189,6 +189,54 @@ test_cards (void)
   gk_ui_test_finalize_object (page);
 }
 
+/* Today's and this month's spend against the pool's budget, per key. */
+static void
+test_spend (void)
+{
+  g_autofree char *path = gk_test_db_path ();
+  g_autoptr(GkBackend) backend = NULL;
+  g_autoptr(GError) error = NULL;
+  GtkWidget *page;
+  GtkGrid *grid;
+  GtkWidget *summary;
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+
+  {
+    g_autoptr(GkDatabase) db = gk_database_open (path, NULL, &error);
+    g_autofree char *sql = g_strdup_printf (
+      "INSERT INTO gemini_api_keys (uuid, name, status, monthly_budget_usd, month_cost_usd,"
+      " created_at, updated_at) VALUES"
+      " ('u1', 'alpha', 'ACTIVE', 3, 2.10, %1$" G_GINT64_FORMAT ", %1$" G_GINT64_FORMAT "),"
+      " ('u2', 'beta', 'ACTIVE', NULL, 0.90, %1$" G_GINT64_FORMAT ", %1$" G_GINT64_FORMAT ");"
+      "INSERT INTO gemini_key_usage_log (key_id, model, tokens_used, cost_usd, status,"
+      " created_at) VALUES (1, 'gemini-2.5-flash', 100, 0.60, 'SUCCESS', %1$" G_GINT64_FORMAT ");",
+      now);
+
+    g_assert_no_error (error);
+    gk_ui_test_exec_sql (db, sql);
+    g_assert_true (gk_spend_set_pool_budget (db, 3, &error));
+  }
+  backend = gk_ui_test_backend_new (path);
+  page = g_object_ref_sink (gk_dashboard_page_new ());
+  gk_dashboard_page_set_backend (GK_DASHBOARD_PAGE (page), backend);
+  wait_loaded (GK_DASHBOARD_PAGE (page));
+
+  summary = after_title (page, "Spend");
+  g_assert_cmpstr (gtk_label_get_label (GTK_LABEL (summary)), ==,
+                   "Today $0.60 · this month $3.00 of $3.00 (100%)");
+  g_assert_true (gtk_widget_get_visible (gtk_widget_get_next_sibling (summary)));
+  grid = GTK_GRID (gtk_widget_get_next_sibling (gtk_widget_get_next_sibling (summary)));
+  g_assert_cmpint (table_rows (grid), ==, 2);
+  g_assert_cmpstr (cell (grid, 0, 1), ==, "alpha");
+  g_assert_cmpstr (cell (grid, 1, 1), ==, "$0.60");
+  g_assert_cmpstr (cell (grid, 2, 1), ==, "$2.10 of $3.00 (70%)");
+  g_assert_cmpstr (cell (grid, 0, 2), ==, "beta");
+  g_assert_cmpstr (cell (grid, 2, 2), ==, "$0.90");
+
+  gk_dashboard_page_set_backend (GK_DASHBOARD_PAGE (page), NULL);
+  gk_ui_test_finalize_object (page);
+}
+
 /* The period buttons choose the days, as a person would. */
 static void
 test_period_buttons (void)
@@ -293,6 +341,7 @@ main (int   argc,
   adw_init ();
 
   g_test_add_func ("/ui/dashboard/cards", test_cards);
+  g_test_add_func ("/ui/dashboard/spend", test_spend);
   g_test_add_func ("/ui/dashboard/period-buttons", test_period_buttons);
   g_test_add_func ("/ui/dashboard/empty", test_empty);
   g_test_add_func ("/ui/dashboard/never-blocks", test_never_blocks);

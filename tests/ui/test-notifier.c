@@ -235,6 +235,22 @@ test_notifications (void)
   gk_ui_test_spin (1500);
   g_assert_null (find ("notify-key-invalid"));
 
+  /* The pool: $0.60 of $0.70 (86%), then $0.90: spent, opening the dashboard. */
+  g_assert_true (gk_spend_set_pool_budget (other, 0.7, &error));
+  gk_backend_notify_changed (backend);
+  gk_ui_test_wait (has_notification, (gpointer) "notify-budget-pool-80", "the pool's 80%");
+  r = find ("notify-budget-pool-80");
+  g_variant_lookup (r->notification, "title", "&s", &title);
+  g_assert_cmpstr (title, ==, "Pool Near Its Budget");
+  track (pool, small, GK_USAGE_SUCCESS, 1000000);
+  gk_ui_test_wait (has_notification, (gpointer) "notify-budget-pool-0", "the pool's budget spent");
+  r = find ("notify-budget-pool-0");
+  g_variant_lookup (r->notification, "title", "&s", &title);
+  g_assert_cmpstr (title, ==, "Pool Budget Spent");
+  g_clear_pointer (&target, g_variant_unref);
+  target = g_variant_lookup_value (r->notification, "default-action-target", G_VARIANT_TYPE_STRING);
+  g_assert_cmpstr (g_variant_get_string (target, NULL), ==, "dashboard");
+
   g_object_run_dispose (G_OBJECT (notifier));
   g_object_run_dispose (G_OBJECT (backend));
   g_clear_pointer (&received, g_ptr_array_unref);

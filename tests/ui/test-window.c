@@ -396,6 +396,28 @@ test_preferences (Fixture       *f,
   check.value = "0";
   gk_ui_test_wait (setting_is, &check, "the notifications setting");
 
+  /* The pool's budget: dollars with a comma or a point, empty for none;
+   * nonsense changes nothing. */
+  {
+    GtkWidget *budget = GTK_WIDGET (gtk_widget_get_template_child (prefs, GK_TYPE_PREFERENCES_WINDOW,
+                                                                   "pool_budget_row"));
+
+    g_assert_cmpstr (gtk_editable_get_text (GTK_EDITABLE (budget)), ==, "");
+    gtk_editable_set_text (GTK_EDITABLE (budget), "12,5");
+    g_signal_emit_by_name (budget, "apply");
+    check.key = GK_SETTING_POOL_BUDGET;
+    check.value = "12.50";
+    gk_ui_test_wait (setting_is, &check, "the pool budget setting");
+    gtk_editable_set_text (GTK_EDITABLE (budget), "lots");
+    g_signal_emit_by_name (budget, "apply");
+    gk_ui_test_spin (300);
+    g_assert_true (setting_is (&check));
+    gtk_editable_set_text (GTK_EDITABLE (budget), "");
+    g_signal_emit_by_name (budget, "apply");
+    check.value = "";
+    gk_ui_test_wait (setting_is, &check, "no pool budget");
+  }
+
   /* The zone is chosen from a searchable list of identifiers GTimeZone
    * knows, not typed: no unknown zone can be set. */
   {
