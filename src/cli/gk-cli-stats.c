@@ -577,6 +577,85 @@ gk_cli_cmd_budget (GkCli  *cli,
   return GK_CLI_OK;
 }
 
+int
+gk_cli_cmd_hygiene (GkCli  *cli,
+                    int     argc,
+                    char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) stale = NULL;
+  int unused_days = 0;
+  const GOptionEntry entries[] = {
+    { "unused-days", 0, 0, G_OPTION_ARG_INT, &unused_days,
+      N_("List keys not used for N days (default 30; kept as a setting)"), N_("N") },
+    G_OPTION_ENTRY_NULL
+  };
+  GkMasterKeyAge age;
+  GkDatabase *db;
+  int status;
+
+  status = gk_cli_parse_options (cli, "",
+                                 _("Lists the keys worth deleting (unused for a while, or "
+                                   "rejected by Google) and how old the master key is."),
+                                 entries, 0, 0, &argc, &argv);
+  if (status != GK_CLI_OK)
+    return status;
+  db = gk_cli_get_database (cli);
+  if (db == NULL)
+    return GK_CLI_ERROR;
+  if (unused_days != 0 && !gk_hygiene_set_unused_days (db, (guint) MAX (unused_days, 0), &error))
+    return gk_cli_usage_error (cli, "%s", error->message);
+
+  if (gk_cli_json (cli))
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+      if (!gk_json_add_hygiene (builder, db, &error))
+        return gk_cli_gerror (cli, error);
+      gk_cli_print_json (cli, builder);
+      return GK_CLI_OK;
+    }
+
+  stale = gk_hygiene_stale_keys (db, &error);
+  if (stale == NULL || !gk_hygiene_master_key_age (db, &age, &error))
+    return gk_cli_gerror (cli, error);
+  if (stale->len == 0)
+    printf (_("No key to delete: every key was used in the last %u days.\n"),
+            gk_hygiene_get_unused_days (db));
+  else
+    {
+      g_autoptr(GkCliTable) table = gk_cli_table_new (_("ID"), _("NAME"), _("WHY"), NULL);
+
+      printf ("%s\n", _("Consider deleting (gemini-keysctl key delete ID):"));
+      for (guint i = 0; i < stale->len; i++)
+        {
+          const GkStaleKey *key = g_ptr_array_index (stale, i);
+          g_autofree char *id = format_int (key->key_id);
+          g_autofree char *why = gk_stale_key_describe (key);
+
+          gk_cli_table_add_row (table, id, key->name, why);
+        }
+      gk_cli_table_print (table);
+    }
+  printf ("\n");
+  if (age.created_at == 0)
+    printf ("%s\n", _("Master key: no key stored yet."));
+  else
+    {
+      g_autofree char *created = gk_cli_format_time (age.created_at);
+
+      if (age.estimated)
+        printf (_("Master key: at most %d days old (the oldest key was added %s).\n"),
+                (int) age.age_days, created);
+      else
+        printf (_("Master key: %d days old (made %s).\n"), (int) age.age_days, created);
+      if (age.rotate_due)
+        printf (_("Rotate it (gemini-keysctl master-key rotate): it is older than %d days.\n"),
+                GK_MASTER_KEY_MAX_AGE_DAYS);
+    }
+  return GK_CLI_OK;
+}
+
 static void
 print_dashboard (const GkDashboard *d)
 {

@@ -51,6 +51,7 @@ static const GkCliCommand commands[] = {
   { "rotations",  gk_cli_cmd_rotations,  N_("Show the rotation log") },
   { "audit",      gk_cli_cmd_audit,      N_("Show the audit log of administrative actions") },
   { "dashboard",  gk_cli_cmd_dashboard,  N_("Show the dashboard’s figures") },
+  { "hygiene",    gk_cli_cmd_hygiene,    N_("Keys worth deleting, the master key’s age") },
   { "budget",     gk_cli_cmd_budget,     N_("Show the spend, set the pool’s monthly budget") },
   { "quotas",     gk_cli_cmd_quotas,     N_("Reset quotas") },
   { "token",      gk_cli_cmd_token,      N_("Manage the gateway’s client tokens") },

@@ -139,6 +139,7 @@ int         gk_cli_cmd_usage     (GkCli *cli, int argc, char **argv);
 int         gk_cli_cmd_rotations (GkCli *cli, int argc, char **argv);
 int         gk_cli_cmd_audit     (GkCli *cli, int argc, char **argv);
 int         gk_cli_cmd_budget    (GkCli *cli, int argc, char **argv);
+int         gk_cli_cmd_hygiene   (GkCli *cli, int argc, char **argv);
 int         gk_cli_cmd_dashboard (GkCli *cli, int argc, char **argv);
 int         gk_cli_cmd_quotas    (GkCli *cli, int argc, char **argv);
 int         gk_cli_cmd_token     (GkCli *cli, int argc, char **argv);

@@ -12,6 +12,7 @@
 #include "gk-database.h"
 #include "gk-export.h"
 #include "gk-hardening.h"
+#include "gk-hygiene.h"
 #include "gk-i18n.h"
 #include "gk-insights.h"
 #include "gk-json.h"

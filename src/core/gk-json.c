@@ -304,6 +304,46 @@ add_rank_rows (JsonBuilder *builder,
   json_builder_end_array (builder);
 }
 
+gboolean
+gk_json_add_hygiene (JsonBuilder  *builder,
+                     GkDatabase   *db,
+                     GError      **error)
+{
+  g_autoptr(GPtrArray) stale = gk_hygiene_stale_keys (db, error);
+  GkMasterKeyAge age;
+
+  if (stale == NULL || !gk_hygiene_master_key_age (db, &age, error))
+    return FALSE;
+  json_builder_begin_object (builder);
+  gk_json_add_int (builder, "unused_days", gk_hygiene_get_unused_days (db));
+  json_builder_set_member_name (builder, "consider_deleting");
+  json_builder_begin_array (builder);
+  for (guint i = 0; i < stale->len; i++)
+    {
+      const GkStaleKey *key = g_ptr_array_index (stale, i);
+
+      json_builder_begin_object (builder);
+      gk_json_add_int (builder, "id", key->key_id);
+      gk_json_add_string (builder, "name", key->name);
+      gk_json_add_string (builder, "reason", key->reason == GK_STALE_REJECTED ? "REJECTED"
+                                                                              : "UNUSED");
+      gk_json_add_time (builder, "last_used_at", key->last_used_at);
+      gk_json_add_int (builder, "idle_days", key->idle_days);
+      json_builder_end_object (builder);
+    }
+  json_builder_end_array (builder);
+  json_builder_set_member_name (builder, "master_key");
+  json_builder_begin_object (builder);
+  gk_json_add_time (builder, "created_at", age.created_at);
+  gk_json_add_boolean (builder, "estimated", age.estimated);
+  gk_json_add_int (builder, "age_days", age.age_days);
+  gk_json_add_boolean (builder, "rotate_due", age.rotate_due);
+  gk_json_add_int (builder, "max_age_days", GK_MASTER_KEY_MAX_AGE_DAYS);
+  json_builder_end_object (builder);
+  json_builder_end_object (builder);
+  return TRUE;
+}
+
 /* A budget in USD, or null when none is set. */
 static void
 add_budget (JsonBuilder *builder,

@@ -12,6 +12,7 @@
 
 #include "gk-types.h"
 #include "gk-audit.h"
+#include "gk-hygiene.h"
 #include "gk-key-store.h"
 #include "gk-insights.h"
 #include "gk-stats.h"
@@ -68,6 +69,10 @@ void gk_json_add_forecast     (JsonBuilder         *builder,
                                const GkForecast    *forecast);
 void gk_json_add_rotation_spike (JsonBuilder         *builder,
                                  const GkRotationSpike *spike);
+/* Keys worth deleting and the master key's age (gk-hygiene.h). */
+gboolean gk_json_add_hygiene  (JsonBuilder         *builder,
+                               GkDatabase          *db,
+                               GError             **error);
 void gk_json_add_spend        (JsonBuilder         *builder,
                                const GkSpend       *spend);
 void gk_json_add_dashboard    (JsonBuilder         *builder,

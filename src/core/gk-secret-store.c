@@ -40,6 +40,7 @@
 #include "gk-audit.h"
 #include "gk-crypto.h"
 #include "gk-database-private.h"
+#include "gk-hygiene.h"
 #include "gk-secret-store.h"
 
 #define ROLE_CURRENT       "current"
@@ -1480,7 +1481,8 @@ create_master_key (GkSecretStore  *self,
     }
 
   new_check = gk_crypto_check_value (key);
-  if (!gk_database_set_meta (db, META_CHECK_VALUE, new_check, error))
+  if (!gk_database_set_meta (db, META_CHECK_VALUE, new_check, error) ||
+      !gk_hygiene_mark_master_key_created (db, error))
     {
       gk_database_rollback (db);
       goto drop;
@@ -2149,6 +2151,7 @@ gk_secret_store_rotate_master_key (GkSecretStore  *self,
     }
 
   if (!reencrypt_rows (db, old_master_key, new_key, error) ||
+      !gk_hygiene_mark_master_key_created (db, error) ||
       !gk_audit_record (db, GK_AUDIT_MASTER_KEY_ROTATE, 0, NULL, NULL, error))
     gk_database_rollback (db);
   else if (gk_database_commit (db, error))

@@ -10,6 +10,7 @@
  *   /compare          GET ?days=1…366 (default 7): the key comparison
  *   /forecast         GET: when each key's quotas run out at the current rate
  *   /rotation-spikes  GET ?days=1…366 (default 7)
+ *   /hygiene          GET keys worth deleting and the master key's age
  *   /budget           GET today's and this month's spend; PUT {"monthly_budget_usd":
  *                     USD or null}: the whole pool's monthly budget
  *   /quotas/reset     POST {"type": "all"|"monthly"|"daily"|"minute"} (none = all)
@@ -708,6 +709,21 @@ audit_logs (GkDatabase        *db,
 }
 
 static void
+hygiene (GkDatabase        *db,
+         SoupServerMessage *msg)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+
+  if (!gk_json_add_hygiene (b, db, &error))
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  respond_node (msg, SOUP_STATUS_OK, b);
+}
+
+static void
 budget (GkDatabase        *db,
         SoupServerMessage *msg,
         GByteArray        *body)
@@ -872,6 +888,8 @@ gk_gateway_admin_handle (GkKeyStore        *key_store,
     is_get ? forecast (db, msg) : method_not_allowed (msg);
   else if (n_parts == 1 && g_str_equal (parts[0], "rotation-spikes"))
     is_get ? rotation_spikes (db, msg, query) : method_not_allowed (msg);
+  else if (n_parts == 1 && g_str_equal (parts[0], "hygiene"))
+    is_get ? hygiene (db, msg) : method_not_allowed (msg);
   else if (n_parts == 1 && g_str_equal (parts[0], "budget"))
     is_get || g_str_equal (method, "PUT") ? budget (db, msg, body) : method_not_allowed (msg);
   else if (n_parts == 2 && g_str_equal (parts[0], "quotas") && g_str_equal (parts[1], "reset"))

@@ -1212,6 +1212,49 @@ test_budget (Fixture       *f,
   }
 }
 
+/* Keys worth deleting and the master key's age. */
+static void
+test_hygiene (Fixture       *f,
+              gconstpointer  data)
+{
+  g_autofree char *key = make_key (33);
+  g_autoptr(JsonNode) root = NULL;
+  JsonObject *obj, *master;
+  JsonArray *stale;
+
+  add_key (f, "Idle", key, "5");
+  /* Added just now: not stale at 30 days; at 1 day neither. */
+  root = JSON (f, "hygiene");
+  obj = json_node_get_object (root);
+  g_assert_cmpint (json_object_get_int_member (obj, "unused_days"), ==, 30);
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (obj, "consider_deleting")),
+                    ==, 0);
+  master = json_object_get_object_member (obj, "master_key");
+  g_assert_false (json_object_get_boolean_member (master, "rotate_due"));
+  g_assert_cmpint (json_object_get_int_member (master, "max_age_days"), ==, 180);
+
+  /* Rejected by Google: listed at once. */
+  RUN_OK (f, NULL, "track", "--key", "1", "--model", "gemini-2.5-flash", "--status",
+          "invalid_key", "--http-status", "400");
+  g_clear_pointer (&root, json_node_unref);
+  root = JSON (f, "hygiene", "--unused-days", "7");
+  obj = json_node_get_object (root);
+  g_assert_cmpint (json_object_get_int_member (obj, "unused_days"), ==, 7);
+  stale = json_object_get_array_member (obj, "consider_deleting");
+  g_assert_cmpuint (json_array_get_length (stale), ==, 1);
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (stale, 0),
+                                                  "reason"), ==, "REJECTED");
+  {
+    g_auto(Run) human = RUN (f, NULL, "hygiene");
+    g_auto(Run) bad = RUN (f, NULL, "hygiene", "--unused-days", "-1");
+
+    g_assert_nonnull (strstr (human.out, "Rejected by Google"));
+    /* Its key file was written by the test: dated by the oldest key. */
+    g_assert_nonnull (strstr (human.out, "Master key: at most 0 days old"));
+    g_assert_cmpint (bad.status, ==, 2);
+  }
+}
+
 static void
 test_export_csv (Fixture       *f,
                  gconstpointer  data)
@@ -2186,6 +2229,7 @@ main (int    argc,
   ADD ("/cli/tokens", test_tokens);
   ADD ("/cli/audit", test_audit);
   ADD ("/cli/budget", test_budget);
+  ADD ("/cli/hygiene", test_hygiene);
   ADD ("/cli/export-csv", test_export_csv);
   ADD ("/cli/export-xlsx", test_export_xlsx);
   ADD ("/cli/db-compact", test_db_compact);

@@ -1263,6 +1263,16 @@ test_admin_api (Fixture       *f,
     g_clear_pointer (&n7, json_node_unref);
     admin_call (f, "DELETE", "/audit-logs", NULL, 405, &n7);
   }
+
+  /* Hygiene: the deleted key is not listed; the master key's age is. */
+  {
+    g_clear_pointer (&n7, json_node_unref);
+    obj = admin_call (f, "GET", "/hygiene", NULL, 200, &n7);
+    g_assert_cmpuint (json_array_get_length (json_object_get_array_member (obj,
+                                                                           "consider_deleting")),
+                      ==, 0);
+    g_assert_true (json_object_has_member (obj, "master_key"));
+  }
 }
 
 typedef struct
