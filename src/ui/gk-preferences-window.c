@@ -24,6 +24,8 @@ struct _GkPreferencesWindow
 
   GtkWidget            *threshold_spin;
   GtkWidget            *pool_budget_row;
+  GtkWidget            *unused_days_spin;
+  GtkWidget            *master_key_age_row;
   GtkWidget            *timezone_row;
   GtkWidget            *timezone_dropdown;
   GtkWidget            *notifications_switch;
@@ -53,6 +55,8 @@ typedef struct
 {
   double    threshold;
   double    pool_budget;  /* < 0: none */
+  guint     unused_days;
+  GkMasterKeyAge master_key_age;
   char     *timezone;
   GStrv     zones;        /* every time zone identifier, sorted */
   gboolean  notifications;
@@ -155,6 +159,49 @@ pool_budget_apply_cb (GkPreferencesWindow *self)
     }
   gk_spend_format_budget (usd, value);
   write_setting (self, GK_SETTING_POOL_BUDGET, value);
+}
+
+static void
+unused_days_changed_cb (GkPreferencesWindow *self)
+{
+  g_autofree char *value = g_strdup_printf ("%d",
+                                            gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (self->unused_days_spin)));
+
+  write_setting (self, GK_SETTING_UNUSED_KEY_DAYS, value);
+}
+
+/* How old the master key is, and a reminder once it is due for rotation. */
+static void
+show_master_key_age (GkPreferencesWindow  *self,
+                     const GkMasterKeyAge *age)
+{
+  g_autofree char *subtitle = NULL;
+
+  if (age->created_at == 0)
+    subtitle = g_strdup (_("No key has been stored yet."));
+  else if (age->estimated)
+    subtitle = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "At most %d day old (dated by the oldest key)",
+                                             "At most %d days old (dated by the oldest key)",
+                                             (gulong) age->age_days),
+                                (int) age->age_days);
+  else
+    subtitle = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%d day old", "%d days old",
+                                             (gulong) age->age_days),
+                                (int) age->age_days);
+  if (age->rotate_due)
+    {
+      g_autofree char *reminder =
+        g_strdup_printf (_("Older than %d days: rotate it with “gemini-keysctl master-key rotate”."),
+                         GK_MASTER_KEY_MAX_AGE_DAYS);
+      g_autofree char *both = g_strconcat (subtitle, " — ", reminder, NULL);
+
+      g_free (subtitle);
+      subtitle = g_steal_pointer (&both);
+      gtk_widget_add_css_class (self->master_key_age_row, "warning");
+    }
+  else
+    gtk_widget_remove_css_class (self->master_key_age_row, "warning");
+  adw_action_row_set_subtitle (ADW_ACTION_ROW (self->master_key_age_row), subtitle);
 }
 
 static void
@@ -388,6 +435,12 @@ load_job (GkBackend  *backend,
 
   settings->threshold = gk_database_get_rotation_threshold (db);
   settings->pool_budget = gk_spend_get_pool_budget (db);
+  settings->unused_days = gk_hygiene_get_unused_days (db);
+  if (!gk_hygiene_master_key_age (db, &settings->master_key_age, error))
+    {
+      settings_free (settings);
+      return NULL;
+    }
   settings->timezone = g_strdup (tz != NULL ? g_time_zone_get_identifier (tz) : GK_DEFAULT_RESET_TIMEZONE);
   settings->zones = read_zones (settings->timezone);
   settings->notifications = gk_database_get_setting_int (db, GK_SETTING_NOTIFICATIONS, 1) != 0;
@@ -418,6 +471,8 @@ load_done_cb (GObject      *object,
 
   self->updating = TRUE;
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->threshold_spin), settings->threshold);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->unused_days_spin), settings->unused_days);
+  show_master_key_age (self, &settings->master_key_age);
   {
     char budget[G_ASCII_DTOSTR_BUF_SIZE];
 
@@ -494,6 +549,8 @@ gk_preferences_window_class_init (GkPreferencesWindowClass *klass)
                                                "/io/github/geminikeys/GeminiKeys/ui/gk-preferences-window.ui");
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, threshold_spin);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, pool_budget_row);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, unused_days_spin);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, master_key_age_row);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, timezone_row);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, timezone_dropdown);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, notifications_switch);
@@ -520,6 +577,7 @@ gk_preferences_window_class_init (GkPreferencesWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, tokens_group);
   gtk_widget_class_bind_template_callback (widget_class, threshold_changed_cb);
   gtk_widget_class_bind_template_callback (widget_class, pool_budget_apply_cb);
+  gtk_widget_class_bind_template_callback (widget_class, unused_days_changed_cb);
   gtk_widget_class_bind_template_callback (widget_class, timezone_selected_cb);
   gtk_widget_class_bind_template_callback (widget_class, notifications_changed_cb);
   gtk_widget_class_bind_template_callback (widget_class, gateway_changed_cb);

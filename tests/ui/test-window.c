@@ -418,6 +418,23 @@ test_preferences (Fixture       *f,
     gk_ui_test_wait (setting_is, &check, "no pool budget");
   }
 
+  /* Housekeeping: the unused-key days, and the master key's age (made by
+   * this first run: 0 days, no reminder). */
+  {
+    GtkWidget *days = GTK_WIDGET (gtk_widget_get_template_child (prefs, GK_TYPE_PREFERENCES_WINDOW,
+                                                                 "unused_days_spin"));
+    GtkWidget *age = GTK_WIDGET (gtk_widget_get_template_child (prefs, GK_TYPE_PREFERENCES_WINDOW,
+                                                                "master_key_age_row"));
+
+    g_assert_cmpint (gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (days)), ==, 30);
+    gtk_spin_button_set_value (GTK_SPIN_BUTTON (days), 60);
+    check.key = GK_SETTING_UNUSED_KEY_DAYS;
+    check.value = "60";
+    gk_ui_test_wait (setting_is, &check, "the unused-key days");
+    g_assert_cmpstr (adw_action_row_get_subtitle (ADW_ACTION_ROW (age)), ==, "0 days old");
+    g_assert_false (gtk_widget_has_css_class (age, "warning"));
+  }
+
   /* The zone is chosen from a searchable list of identifiers GTimeZone
    * knows, not typed: no unknown zone can be set. */
   {
