@@ -41,6 +41,8 @@ struct _GkKeysPage
   GtkColumnView      *column_view;
   GtkDropDown        *state_dropdown;
   GtkActionBar       *bulk_bar;
+  GtkWidget          *stale_box;
+  GtkListBox         *stale_list;
   GtkLabel           *bulk_label;
 };
 
@@ -139,6 +141,7 @@ typedef struct
   GPtrArray *keys;
   gint64     next_id;  /* 0 = none */
   GTimeZone *reset_tz;
+  GPtrArray *stale;    /* GkStaleKey: worth deleting */
 } KeyList;
 
 static void
@@ -146,6 +149,7 @@ key_list_free (KeyList *list)
 {
   g_clear_pointer (&list->keys, g_ptr_array_unref);
   g_clear_pointer (&list->reset_tz, g_time_zone_unref);
+  g_clear_pointer (&list->stale, g_ptr_array_unref);
   g_free (list);
 }
 
@@ -171,6 +175,8 @@ list_job (GkBackend  *backend,
   next = gk_pool_select (gk_backend_get_pool (backend), NULL, NULL, NULL);
   list->next_id = next != NULL ? next->id : 0;
   list->reset_tz = gk_database_get_reset_timezone (gk_backend_get_database (backend));
+  /* A hint only: without it the list is still right. */
+  list->stale = gk_hygiene_stale_keys (gk_backend_get_database (backend), NULL);
   return list;
 }
 
@@ -183,6 +189,36 @@ set_loading (GkKeysPage *self,
 
   self->loading = loading;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LOADING]);
+}
+
+/* Keys worth deleting, each with a Delete button that asks first (the
+ * row menu's Delete…). */
+static void
+show_stale (GkKeysPage *self,
+            GPtrArray  *stale)
+{
+  GtkWidget *child;
+
+  while ((child = gtk_widget_get_first_child (GTK_WIDGET (self->stale_list))) != NULL)
+    gtk_list_box_remove (self->stale_list, child);
+  for (guint i = 0; stale != NULL && i < stale->len; i++)
+    {
+      const GkStaleKey *key = g_ptr_array_index (stale, i);
+      g_autofree char *why = gk_stale_key_describe (key);
+      GtkWidget *row = adw_action_row_new ();
+      GtkWidget *button = gtk_button_new_with_mnemonic (_("_Delete…"));
+
+      adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), key->name);
+      adw_preferences_row_set_use_markup (ADW_PREFERENCES_ROW (row), FALSE);
+      adw_action_row_set_subtitle (ADW_ACTION_ROW (row), why);
+      gtk_widget_set_valign (button, GTK_ALIGN_CENTER);
+      gtk_widget_add_css_class (button, "destructive-action");
+      gtk_actionable_set_action_name (GTK_ACTIONABLE (button), "keys.delete");
+      gtk_actionable_set_action_target (GTK_ACTIONABLE (button), "x", key->key_id);
+      adw_action_row_add_suffix (ADW_ACTION_ROW (row), button);
+      gtk_list_box_append (self->stale_list, row);
+    }
+  gtk_widget_set_visible (self->stale_box, stale != NULL && stale->len > 0);
 }
 
 static void
@@ -221,6 +257,7 @@ list_done_cb (GObject      *object,
 
       g_list_store_splice (self->store, 0, g_list_model_get_n_items (G_LIST_MODEL (self->store)),
                            rows->pdata, rows->len);
+      show_stale (self, list->stale);
       gtk_stack_set_visible_child_name (self->stack, rows->len > 0 ? "list" : "empty");
     }
 
@@ -1404,6 +1441,8 @@ gk_keys_page_class_init (GkKeysPageClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GkKeysPage, column_view);
   gtk_widget_class_bind_template_child (widget_class, GkKeysPage, state_dropdown);
   gtk_widget_class_bind_template_child (widget_class, GkKeysPage, bulk_bar);
+  gtk_widget_class_bind_template_child (widget_class, GkKeysPage, stale_box);
+  gtk_widget_class_bind_template_child (widget_class, GkKeysPage, stale_list);
   gtk_widget_class_bind_template_child (widget_class, GkKeysPage, bulk_label);
   gtk_widget_class_bind_template_callback (widget_class, search_changed_cb);
   gtk_widget_class_bind_template_callback (widget_class, state_selected_cb);

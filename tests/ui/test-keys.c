@@ -536,6 +536,52 @@ read_done (gpointer data)
 
 static gboolean page_loaded (gpointer data);
 
+static gboolean
+stale_shown (gpointer data)
+{
+  Fixture *f = data;
+
+  return gtk_widget_get_visible (GTK_WIDGET (gtk_widget_get_template_child (GTK_WIDGET (f->page),
+                                                                             GK_TYPE_KEYS_PAGE,
+                                                                             "stale_box")));
+}
+
+/* A key Google rejected is listed as worth deleting, with a Delete button
+ * that goes through the row menu's confirmation. */
+static void
+test_consider_deleting (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  GtkListBox *list;
+  GtkWidget *row, *button;
+  gint64 id;
+
+  id = add_stored_key (f, "Fresh", 1);
+  add_stored_key (f, "Also fresh", 2);
+  wait_listed (f, 2);
+  g_assert_false (stale_shown (f));
+
+  g_assert_true (gk_key_store_set_status (gk_backend_get_key_store (f->backend), id,
+                                          GK_KEY_STATUS_INVALID, "API_KEY_INVALID", &error));
+  g_assert_no_error (error);
+  gk_backend_notify_changed (f->backend);
+  gk_ui_test_wait (stale_shown, f, "the key worth deleting");
+
+  list = GTK_LIST_BOX (gtk_widget_get_template_child (GTK_WIDGET (f->page), GK_TYPE_KEYS_PAGE,
+                                                      "stale_list"));
+  row = GTK_WIDGET (gtk_list_box_get_row_at_index (list, 0));
+  g_assert_nonnull (row);
+  g_assert_null (gtk_list_box_get_row_at_index (list, 1));
+  g_assert_cmpstr (adw_preferences_row_get_title (ADW_PREFERENCES_ROW (row)), ==, "Fresh");
+  g_assert_cmpstr (adw_action_row_get_subtitle (ADW_ACTION_ROW (row)), ==, "Rejected by Google");
+  button = gk_ui_test_find_type (row, GTK_TYPE_BUTTON);
+  g_assert_cmpstr (gtk_actionable_get_action_name (GTK_ACTIONABLE (button)), ==, "keys.delete");
+  g_assert_cmpint (g_variant_get_int64 (gtk_actionable_get_action_target_value (GTK_ACTIONABLE (button))),
+                   ==, id);
+}
+
+
 static void
 test_copy (Fixture       *f,
            gconstpointer  data)
@@ -1541,6 +1587,7 @@ main (int   argc,
   ADD ("/ui/keys/gateway-use-refreshes", test_gateway_use_refreshes);
   ADD ("/ui/keys/edit", test_edit);
   ADD ("/ui/keys/copy", test_copy);
+  ADD ("/ui/keys/consider-deleting", test_consider_deleting);
   ADD ("/ui/keys/rotate", test_rotate);
   ADD ("/ui/keys/delete", test_delete);
   ADD ("/ui/keys/cooldown-ends", test_cooldown_ends);
