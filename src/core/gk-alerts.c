@@ -8,6 +8,7 @@
 
 #include "gk-alerts.h"
 #include "gk-database-private.h"
+#include "gk-insights.h"
 #include "gk-quotas.h"
 #include "gk-rollup.h"
 #include "gk-spend.h"
@@ -20,6 +21,7 @@ struct _GkAlertTracker
   GHashTable *active;          /* "kind:key_id" of conditions already reported */
   GHashTable *this_month;      /* "kind:key_id:month_start" of budget levels reported */
   gint64      last_rate_alert; /* 0 = never */
+  gint64      last_forecast;   /* 0 = never */
   gboolean    primed;
 };
 
@@ -245,6 +247,105 @@ check_success_rate (GkAlertTracker *self,
   return TRUE;
 }
 
+/* Reports @tag once: adds an alert when the condition is new. */
+static void
+add_once (GkAlertTracker *self,
+          GHashTable     *now_active,
+          GPtrArray      *alerts,
+          char           *tag,
+          GkAlert        *alert)
+{
+  if (g_hash_table_contains (self->active, tag))
+    gk_alert_free (alert);
+  else
+    g_ptr_array_add (alerts, alert);
+  g_hash_table_add (now_active, tag);
+}
+
+#define FORECAST_INTERVAL 60
+
+static gboolean
+check_depletion (GkAlertTracker *self,
+                 gint64          now,
+                 GHashTable     *now_active,
+                 GPtrArray      *alerts,
+                 GError        **error)
+{
+  g_autoptr(GkForecast) forecast = NULL;
+  g_autofree char *prefix = g_strdup_printf ("%d:", GK_ALERT_DEPLETION);
+
+  /* Between two forecasts the conditions stay as they were. */
+  if (self->last_forecast != 0 && now >= self->last_forecast
+      && now - self->last_forecast < FORECAST_INTERVAL)
+    {
+      GHashTableIter iter;
+      gpointer tag;
+
+      g_hash_table_iter_init (&iter, self->active);
+      while (g_hash_table_iter_next (&iter, &tag, NULL))
+        if (g_str_has_prefix (tag, prefix))
+          g_hash_table_add (now_active, g_strdup (tag));
+      return TRUE;
+    }
+
+  forecast = gk_insights_forecast (self->db, error);
+  if (forecast == NULL)
+    return FALSE;
+  self->last_forecast = now;
+  for (guint i = 0; i < forecast->windows->len; i++)
+    {
+      const GkDepletion *d = forecast->windows->pdata[i];
+      GkAlert *alert;
+
+      if (d->quota_type != GK_QUOTA_DAILY || d->runs_out_at == 0
+          || d->runs_out_at > now + GK_FORECAST_ALERT_SECONDS)
+        continue;
+      alert = g_new0 (GkAlert, 1);
+      alert->kind = GK_ALERT_DEPLETION;
+      alert->key_id = d->key_id;
+      alert->key_name = g_strdup (d->name);
+      alert->at = d->runs_out_at;
+      /* Once per key and daily window, whichever unit runs out. */
+      add_once (self, now_active, alerts,
+                g_strdup_printf ("%s%" G_GINT64_FORMAT ":%" G_GINT64_FORMAT, prefix, d->key_id,
+                                 d->reset_at),
+                alert);
+    }
+  return TRUE;
+}
+
+static gboolean
+check_spikes (GkAlertTracker *self,
+              gint64          now,
+              GHashTable     *now_active,
+              GPtrArray      *alerts,
+              GError        **error)
+{
+  g_autoptr(GPtrArray) spikes = NULL;
+
+  /* This hour's, and the last one's while it is still the news. */
+  spikes = gk_insights_rotation_spikes (self->db, now - now % 3600 - 3600, 0, error);
+  if (spikes == NULL)
+    return FALSE;
+  for (guint i = 0; i < spikes->len; i++)
+    {
+      const GkRotationSpike *spike = spikes->pdata[i];
+      GkAlert *alert = g_new0 (GkAlert, 1);
+
+      alert->kind = GK_ALERT_ROTATION_SPIKE;
+      alert->key_id = spike->key_id;
+      alert->key_name = g_strdup (spike->key_name);
+      alert->value = (double) spike->rotations;
+      alert->at = spike->hour_start;
+      alert->reason = spike->dominant_reason;
+      add_once (self, now_active, alerts,
+                g_strdup_printf ("%d:%" G_GINT64_FORMAT ":%" G_GINT64_FORMAT,
+                                 GK_ALERT_ROTATION_SPIKE, spike->key_id, spike->hour_start),
+                alert);
+    }
+  return TRUE;
+}
+
 GPtrArray *
 gk_alert_tracker_check (GkAlertTracker  *self,
                         GError         **error)
@@ -272,6 +373,9 @@ gk_alert_tracker_check (GkAlertTracker  *self,
     ok = check_pool_budget (self, month_start, now_active, alerts, error);
   if (ok)
     ok = check_success_rate (self, now, alerts, error);
+  if (ok)
+    ok = check_depletion (self, now, now_active, alerts, error)
+         && check_spikes (self, now, now_active, alerts, error);
   gk_database_unlock (self->db);
 
   if (ok)

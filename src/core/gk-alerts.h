@@ -26,6 +26,11 @@ typedef enum
   GK_ALERT_BUDGET_WARNING, /* a key spent 80% of its monthly budget */
   GK_ALERT_POOL_BUDGET,    /* the pool reached its monthly budget: no key is used */
   GK_ALERT_POOL_BUDGET_WARNING, /* the pool spent 80% of its monthly budget */
+  GK_ALERT_DEPLETION,      /* a key's daily quota is forecast to run out within the hour
+                            * (GK_FORECAST_ALERT_SECONDS; once per daily window) */
+  GK_ALERT_ROTATION_SPIKE, /* a key, or the pool (key_id 0), is rotated unusually often
+                            * this hour (gk_insights_is_spike(); once per hour) */
+  GK_ALERT_N_KINDS,
 } GkAlertKind;
 
 #define GK_ALERT_QUOTA_LOW_PERCENT     10.0
@@ -39,7 +44,9 @@ typedef struct
   GkAlertKind kind;
   gint64      key_id;     /* 0 for GK_ALERT_SUCCESS_RATE and the pool's */
   char       *key_name;   /* NULL for GK_ALERT_SUCCESS_RATE and the pool's */
-  double      value;      /* remaining %, success %, or the budget in USD */
+  double      value;      /* remaining %, success %, the budget in USD, or the rotations */
+  gint64      at;         /* GK_ALERT_DEPLETION: when it runs out */
+  GkRotationReason reason; /* GK_ALERT_ROTATION_SPIKE: the dominant reason */
 } GkAlert;
 
 void gk_alert_free (GkAlert *alert);
@@ -50,6 +57,7 @@ G_DECLARE_FINAL_TYPE (GkAlertTracker, gk_alert_tracker, GK, ALERT_TRACKER, GObje
 
 GkAlertTracker *gk_alert_tracker_new   (GkDatabase     *db);
 /* The conditions that began since the last check (element type GkAlert).
+ * The depletion forecast is computed at most once a minute.
  * Thread-safe; meant for a worker thread. */
 GPtrArray      *gk_alert_tracker_check (GkAlertTracker *self,
                                         GError        **error);

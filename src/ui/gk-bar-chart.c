@@ -29,6 +29,7 @@ struct _GkBarChart
 
   GPtrArray     *labels;
   GArray        *values;      /* double, raw */
+  GPtrArray     *texts;       /* how each value reads; NULL: a count */
   GArray        *fractions;   /* double, 0–1 of the largest */
   GkChartColors  colors;
 };
@@ -111,7 +112,9 @@ gk_bar_chart_snapshot (GtkWidget   *widget,
 
   for (guint i = 0; i < self->values->len; i++)
     {
-      g_autofree char *value = gk_chart_format_count (g_array_index (self->values, double, i));
+      g_autofree char *value = g_ptr_array_index (self->texts, i) != NULL
+                               ? g_strdup (g_ptr_array_index (self->texts, i))
+                               : gk_chart_format_count (g_array_index (self->values, double, i));
       g_autoptr(PangoLayout) value_layout = create_layout (widget, value);
       g_autoptr(PangoLayout) label_layout = create_layout (widget, g_ptr_array_index (self->labels, i));
       double fraction = g_array_index (self->fractions, double, i);
@@ -190,6 +193,7 @@ gk_bar_chart_finalize (GObject *object)
   GkBarChart *self = GK_BAR_CHART (object);
 
   g_clear_pointer (&self->labels, g_ptr_array_unref);
+  g_clear_pointer (&self->texts, g_ptr_array_unref);
   g_clear_pointer (&self->values, g_array_unref);
   g_clear_pointer (&self->fractions, g_array_unref);
 
@@ -216,6 +220,7 @@ static void
 gk_bar_chart_init (GkBarChart *self)
 {
   self->labels = g_ptr_array_new_with_free_func (g_free);
+  self->texts = g_ptr_array_new_with_free_func (g_free);
   self->values = g_array_new (FALSE, FALSE, sizeof (double));
   self->fractions = g_array_new (FALSE, FALSE, sizeof (double));
   gk_chart_colors_lookup (GTK_WIDGET (self), &self->colors);
@@ -233,19 +238,44 @@ gk_bar_chart_set_data (GkBarChart         *self,
                        const double       *values,
                        guint               n_bars)
 {
+  gk_bar_chart_set_data_full (self, labels, values, NULL, n_bars);
+}
+
+/**
+ * gk_bar_chart_set_data_full:
+ * @texts: (nullable): how each value reads ("250 ms"); NULL, or a NULL
+ *   element, for a count
+ *
+ * gk_bar_chart_set_data() for values that are not counts.
+ */
+void
+gk_bar_chart_set_data_full (GkBarChart         *self,
+                            const char * const *labels,
+                            const double       *values,
+                            const char * const *texts,
+                            guint               n_bars)
+{
   GString *description;
 
   g_return_if_fail (GK_IS_BAR_CHART (self));
   g_return_if_fail (n_bars == 0 || (labels != NULL && values != NULL));
 
   g_ptr_array_set_size (self->labels, 0);
+  g_ptr_array_set_size (self->texts, 0);
   g_array_set_size (self->values, 0);
   description = g_string_new (NULL);
   for (guint i = 0; i < n_bars; i++)
     {
+      const char *text = texts != NULL ? texts[i] : NULL;
+
       g_ptr_array_add (self->labels, g_strdup (labels[i] != NULL ? labels[i] : ""));
-      g_string_append_printf (description, "%s%s: %'.0f", i > 0 ? ", " : "",
-                              labels[i] != NULL ? labels[i] : "", values[i]);
+      g_ptr_array_add (self->texts, g_strdup (text));
+      if (text != NULL)
+        g_string_append_printf (description, "%s%s: %s", i > 0 ? ", " : "",
+                                labels[i] != NULL ? labels[i] : "", text);
+      else
+        g_string_append_printf (description, "%s%s: %'.0f", i > 0 ? ", " : "",
+                                labels[i] != NULL ? labels[i] : "", values[i]);
     }
   if (n_bars > 0)
     g_array_append_vals (self->values, values, n_bars);

@@ -16,6 +16,11 @@ void       gk_bar_chart_set_data (GkBarChart         *self,
                                   const char * const *labels,
                                   const double       *values,
                                   guint               n_bars);
+void       gk_bar_chart_set_data_full (GkBarChart         *self,
+                                       const char * const *labels,
+                                       const double       *values,
+                                       const char * const *texts,
+                                       guint               n_bars);
 guint      gk_bar_chart_get_n_bars (GkBarChart *self);
 
 G_END_DECLS

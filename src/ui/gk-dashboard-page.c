@@ -11,6 +11,7 @@
 #include <math.h>
 
 #include "gk-bar-chart.h"
+#include "gk-compare-view.h"
 #include "gk-dashboard-page.h"
 #include "gk-line-chart.h"
 #include "gk-rotations-page.h"
@@ -44,6 +45,9 @@ struct _GkDashboardPage
   GtkLabel      *spend_summary_label;
   GtkLabel      *spend_warning_label;
   GtkGrid       *spend_grid;
+  GtkWidget     *forecast_box;
+  GtkLabel      *forecast_label;
+  GkCompareView *compare_view;
 
   GkBackend     *backend;
   GCancellable  *cancellable;
@@ -364,7 +368,7 @@ show_rotations (GkDashboardPage *self,
       /* Translators: no key was left to rotate to. */
       g_ptr_array_add (cells, g_strdup (row->to_key_name != NULL ? row->to_key_name
                                                                  : C_("rotation target", "None")));
-      g_ptr_array_add (cells, g_strdup (gk_rotation_reason_label (row->reason)));
+      g_ptr_array_add (cells, gk_rotation_reason_label_full (row));
       g_ptr_array_add (cells, gk_rotation_trigger_label (row->triggered_by));
     }
   grid_fill (self->rotations_grid, columns, G_N_ELEMENTS (columns),
@@ -534,6 +538,25 @@ typedef struct
   guint       days;
 } LoadData;
 
+/* What one load reads, in a worker thread. */
+typedef struct
+{
+  GkDashboard *dashboard;
+  GPtrArray   *compare;     /* GkKeyComparison */
+  GkForecast  *forecast;
+} Loaded;
+
+static void
+loaded_free (Loaded *loaded)
+{
+  g_clear_pointer (&loaded->dashboard, gk_dashboard_free);
+  g_clear_pointer (&loaded->compare, g_ptr_array_unref);
+  g_clear_pointer (&loaded->forecast, gk_forecast_free);
+  g_free (loaded);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Loaded, loaded_free)
+
 static void
 load_data_free (LoadData *data)
 {
@@ -549,13 +572,43 @@ load_thread (GTask        *task,
 {
   LoadData *data = task_data;
   GError *error = NULL;
-  GkDashboard *dashboard;
+  g_autoptr(Loaded) loaded = g_new0 (Loaded, 1);
 
-  dashboard = gk_stats_dashboard (data->db, data->days, &error);
-  if (dashboard == NULL)
+  loaded->dashboard = gk_stats_dashboard (data->db, data->days, &error);
+  if (loaded->dashboard != NULL)
+    loaded->compare = gk_insights_compare_days (data->db, data->days, &error);
+  if (loaded->compare != NULL)
+    loaded->forecast = gk_insights_forecast (data->db, &error);
+  if (loaded->forecast == NULL)
     g_task_return_error (task, error);
   else
-    g_task_return_pointer (task, dashboard, (GDestroyNotify) gk_dashboard_free);
+    g_task_return_pointer (task, g_steal_pointer (&loaded), (GDestroyNotify) loaded_free);
+}
+
+static void
+show_forecast (GkDashboardPage  *self,
+               const GkForecast *forecast)
+{
+  g_autofree char *keys = NULL;
+  g_autofree char *pool = NULL;
+
+  gtk_widget_set_visible (self->forecast_box, forecast->windows->len > 0);
+  if (forecast->keys_out_today > 0)
+    keys = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u key will run out today",
+                                         "%u keys will run out today",
+                                         forecast->keys_out_today),
+                            forecast->keys_out_today);
+  else
+    keys = g_strdup (_("No key will run out today"));
+  if (forecast->pool_runs_out_at != 0)
+    {
+      g_autofree char *at = gk_format_moment_at (forecast->pool_runs_out_at, forecast->now);
+
+      /* Translators: %s is a time ("18:40") or a day and time. */
+      pool = g_strdup_printf (_("At this rate the pool lasts until %s"), at);
+    }
+  set_label_take (self->forecast_label,
+                  pool != NULL ? g_strdup_printf ("%s · %s", keys, pool) : g_steal_pointer (&keys));
 }
 
 static void
@@ -564,21 +617,23 @@ load_cb (GObject      *object,
          gpointer      user_data)
 {
   GkDashboardPage *self = GK_DASHBOARD_PAGE (object);
-  g_autoptr(GkDashboard) dashboard = NULL;
+  g_autoptr(Loaded) loaded = NULL;
   g_autoptr(GError) error = NULL;
 
-  dashboard = g_task_propagate_pointer (G_TASK (result), &error);
+  loaded = g_task_propagate_pointer (G_TASK (result), &error);
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     return;
 
-  if (dashboard == NULL)
+  if (loaded == NULL)
     {
       adw_status_page_set_description (self->error_status, error->message);
       gtk_stack_set_visible_child_name (self->stack, "error");
     }
-  else if (dashboard->days == self->days)
+  else if (loaded->dashboard->days == self->days)
     {
-      show_dashboard (self, dashboard);
+      show_dashboard (self, loaded->dashboard);
+      show_forecast (self, loaded->forecast);
+      gk_compare_view_set_rows (self->compare_view, loaded->compare);
     }
   set_loading (self, FALSE);
 }
@@ -706,11 +761,15 @@ gk_dashboard_page_class_init (GkDashboardPageClass *klass)
 
   g_type_ensure (GK_TYPE_LINE_CHART);
   g_type_ensure (GK_TYPE_BAR_CHART);
+  g_type_ensure (GK_TYPE_COMPARE_VIEW);
   g_type_ensure (GK_TYPE_DASHBOARD_PAIR);
 
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/io/github/geminikeys/GeminiKeys/ui/gk-dashboard-page.ui");
   gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, stack);
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, forecast_box);
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, forecast_label);
+  gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, compare_view);
   gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, error_status);
   gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, week_button);
   gtk_widget_class_bind_template_child (widget_class, GkDashboardPage, month_button);

@@ -165,3 +165,27 @@ gk_format_date_full (gint64 unix_time)
   /* Translators: a full date and a time, e.g. "Tuesday 1 December 2026, 14:05:09". */
   return g_strdup_printf (C_("full date and time", "%s, %s"), day, clock);
 }
+
+/**
+ * gk_format_moment_at:
+ *
+ * A moment ahead or behind, for a sentence: the time alone on @now's
+ * local day ("16:40"), else as gk_format_date_at() ("Fri 4 Dec 09:00").
+ */
+char *
+gk_format_moment_at (gint64 unix_time,
+                     gint64 now)
+{
+  g_autoptr(GDateTime) then = NULL;
+  g_autoptr(GDateTime) today = NULL;
+
+  if (unix_time <= 0)
+    return g_strdup ("");
+  then = g_date_time_new_from_unix_local (unix_time);
+  today = g_date_time_new_from_unix_local (now);
+  if (then != NULL && today != NULL
+      && g_date_time_get_year (then) == g_date_time_get_year (today)
+      && g_date_time_get_day_of_year (then) == g_date_time_get_day_of_year (today))
+    return format_clock (then);
+  return gk_format_date_at (unix_time, now);
+}

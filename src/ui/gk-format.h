@@ -27,6 +27,10 @@ char     *gk_format_date             (gint64   unix_time);
 /* The same relative to @now (UTC seconds), for tests. */
 char     *gk_format_date_at          (gint64   unix_time,
                                       gint64   now);
+/* A moment in a sentence: "16:40" on @now's local day, else as
+ * gk_format_date_at(). */
+char     *gk_format_moment_at        (gint64   unix_time,
+                                      gint64   now);
 /* The absolute time for a tooltip: "Tuesday 1 December 2026, 14:05:09". */
 char     *gk_format_date_full        (gint64   unix_time);
 /* TRUE when the desktop shows 24-hour times. */

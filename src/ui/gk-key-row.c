@@ -17,6 +17,7 @@ struct _GkKeyRow
   char      *search_text;
   guint      use_order;
   gboolean   is_next;
+  char      *forecast;   /* "Runs out around 16:40", or NULL */
 };
 
 G_DEFINE_FINAL_TYPE (GkKeyRow, gk_key_row, G_TYPE_OBJECT)
@@ -39,6 +40,7 @@ gk_key_row_finalize (GObject *object)
   g_clear_pointer (&self->key, gk_key_free);
   g_clear_pointer (&self->reset_tz, g_time_zone_unref);
   g_clear_pointer (&self->search_text, g_free);
+  g_clear_pointer (&self->forecast, g_free);
 
   G_OBJECT_CLASS (gk_key_row_parent_class)->finalize (object);
 }
@@ -202,6 +204,37 @@ gk_key_row_set_is_next (GkKeyRow *self,
     return;
   self->is_next = is_next;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_IS_NEXT]);
+}
+
+/**
+ * gk_key_row_set_forecast:
+ * @depletion: (nullable): the key's first window forecast to run out
+ *   (gk_forecast_key_first()), or %NULL
+ * @now: the forecast's now, for the date
+ */
+void
+gk_key_row_set_forecast (GkKeyRow          *self,
+                         const GkDepletion *depletion,
+                         gint64             now)
+{
+  g_autofree char *at = NULL;
+
+  g_return_if_fail (GK_IS_KEY_ROW (self));
+
+  g_clear_pointer (&self->forecast, g_free);
+  if (depletion == NULL)
+    return;
+  at = gk_format_moment_at (depletion->runs_out_at, now);
+  /* Translators: %s is a time ("16:40") or a day and time ("Fri 4 Dec 09:00"). */
+  self->forecast = g_strdup_printf (_("Runs out around %s"), at);
+}
+
+const char *
+gk_key_row_get_forecast (GkKeyRow *self)
+{
+  g_return_val_if_fail (GK_IS_KEY_ROW (self), NULL);
+
+  return self->forecast;
 }
 
 char *

@@ -37,6 +37,12 @@ void         gk_key_row_set_is_next   (GkKeyRow *self,
                                        gboolean  is_next);
 /* The state's reason and "until …", as shown under the badge; NULL when
  * there is nothing to say. */
+/* "Runs out around 16:40" when the key's quota is forecast to run out
+ * before it resets (gk-insights.h), else NULL. */
+void         gk_key_row_set_forecast  (GkKeyRow          *self,
+                                       const GkDepletion *depletion,
+                                       gint64             now);
+const char  *gk_key_row_get_forecast  (GkKeyRow          *self);
 char        *gk_key_row_dup_state_detail (GkKeyRow *self);
 
 /* The style class of a state's colour ("gk-state-cooling-down", …);

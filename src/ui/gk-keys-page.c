@@ -142,6 +142,7 @@ typedef struct
   gint64     next_id;  /* 0 = none */
   GTimeZone *reset_tz;
   GPtrArray *stale;    /* GkStaleKey: worth deleting */
+  GkForecast *forecast; /* NULL when it could not be computed */
 } KeyList;
 
 static void
@@ -150,6 +151,7 @@ key_list_free (KeyList *list)
   g_clear_pointer (&list->keys, g_ptr_array_unref);
   g_clear_pointer (&list->reset_tz, g_time_zone_unref);
   g_clear_pointer (&list->stale, g_ptr_array_unref);
+  g_clear_pointer (&list->forecast, gk_forecast_free);
   g_free (list);
 }
 
@@ -177,6 +179,8 @@ list_job (GkBackend  *backend,
   list->reset_tz = gk_database_get_reset_timezone (gk_backend_get_database (backend));
   /* A hint only: without it the list is still right. */
   list->stale = gk_hygiene_stale_keys (gk_backend_get_database (backend), NULL);
+  /* A forecast that cannot be read leaves the rows without one. */
+  list->forecast = gk_insights_forecast (gk_backend_get_database (backend), NULL);
   return list;
 }
 
@@ -252,6 +256,9 @@ list_done_cb (GObject      *object,
 
           gk_key_row_set_use_order (row, i);
           gk_key_row_set_is_next (row, key->id == list->next_id);
+          if (list->forecast != NULL)
+            gk_key_row_set_forecast (row, gk_forecast_key_first (list->forecast, key->id),
+                                     list->forecast->now);
           g_ptr_array_add (rows, row);
         }
 
@@ -377,16 +384,33 @@ setup_cell_cb (GtkSignalListItemFactory *factory,
       break;
 
     case COLUMN_QUOTAS:
-      widget = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 12);
-      gtk_box_set_homogeneous (GTK_BOX (widget), TRUE);
-      gtk_widget_set_valign (widget, GTK_ALIGN_CENTER);
-      for (guint i = 0; i < N_QUOTA_BARS; i++)
-        {
-          GtkWidget *bar = gk_quota_bar_new ();
+      {
+        GtkWidget *bars = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 12);
+        GtkWidget *forecast = g_object_new (GTK_TYPE_LABEL,
+                                            "xalign", 0.0f,
+                                            "visible", FALSE,
+                                            "tooltip-text",
+                                            _("Forecast at the current rate: the last day’s use, "
+                                              "shaped by how busy each hour of the week has "
+                                              "been. The key leaves service at the rotation "
+                                              "threshold."),
+                                            NULL);
 
-          gtk_widget_set_size_request (bar, QUOTA_BAR_WIDTH, -1);
-          gtk_box_append (GTK_BOX (widget), bar);
-        }
+        gtk_box_set_homogeneous (GTK_BOX (bars), TRUE);
+        for (guint i = 0; i < N_QUOTA_BARS; i++)
+          {
+            GtkWidget *bar = gk_quota_bar_new ();
+
+            gtk_widget_set_size_request (bar, QUOTA_BAR_WIDTH, -1);
+            gtk_box_append (GTK_BOX (bars), bar);
+          }
+        gtk_widget_add_css_class (forecast, "caption");
+        gtk_widget_add_css_class (forecast, "warning");
+        widget = gtk_box_new (GTK_ORIENTATION_VERTICAL, 2);
+        gtk_widget_set_valign (widget, GTK_ALIGN_CENTER);
+        gtk_box_append (GTK_BOX (widget), bars);
+        gtk_box_append (GTK_BOX (widget), forecast);
+      }
       break;
 
     case COLUMN_LAST_USED:
@@ -535,7 +559,13 @@ bind_cell_cb (GtkSignalListItemFactory *factory,
 
     case COLUMN_QUOTAS:
       {
-        GtkWidget *bar = gtk_widget_get_first_child (widget);
+        GtkWidget *bars = gtk_widget_get_first_child (widget);
+        GtkWidget *forecast = gtk_widget_get_next_sibling (bars);
+        GtkWidget *bar = gtk_widget_get_first_child (bars);
+        const char *runs_out = gk_key_row_get_forecast (row);
+
+        gtk_label_set_text (GTK_LABEL (forecast), runs_out != NULL ? runs_out : "");
+        gtk_widget_set_visible (forecast, runs_out != NULL);
 
         bind_quota_bar (GK_QUOTA_BAR (bar), row, GK_QUOTA_SLOT_MONTHLY_TOKENS,
                         GK_QUOTA_SLOT_MONTHLY_TOKENS, C_("quota", "Month"), NULL);

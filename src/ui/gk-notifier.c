@@ -48,6 +48,10 @@ gk_notifier_settings_key (GkAlertKind kind)
       return "notify-success-rate";
     case GK_ALERT_KEY_INVALID:
       return "notify-key-invalid";
+    case GK_ALERT_DEPLETION:
+      return "notify-depletion";
+    case GK_ALERT_ROTATION_SPIKE:
+      return "notify-rotation-spike";
     case GK_ALERT_BUDGET:
     case GK_ALERT_BUDGET_WARNING:
     case GK_ALERT_POOL_BUDGET:
@@ -114,6 +118,33 @@ gk_notifier_build_notification (const GkAlert  *alert,
                                 "until the month resets or the budget is raised."),
                               alert->value);
       tab = "dashboard";
+      break;
+    case GK_ALERT_DEPLETION:
+      {
+        g_autoptr(GDateTime) at = g_date_time_new_from_unix_local (alert->at);
+        g_autofree char *clock = at != NULL ? g_date_time_format (at, "%H:%M") : g_strdup ("");
+
+        title = _("Key Running Out Today");
+        /* Translators: "<key name> will run out of its daily quota around 16:40 at the current
+         * rate." */
+        body = g_strdup_printf (_("“%s” will run out of its daily quota around %s at the "
+                                  "current rate."),
+                                alert->key_name, clock);
+        tab = "keys";
+      }
+      break;
+    case GK_ALERT_ROTATION_SPIKE:
+      title = _("Unusually Many Rotations");
+      if (alert->key_id != 0)
+        /* Translators: "<key name> was rotated 12 times this hour, mostly: Cooling down." */
+        body = g_strdup_printf (_("“%s” was rotated %.0f times this hour, mostly: %s."),
+                                alert->key_name, alert->value,
+                                gk_key_state_get_label (gk_rotation_reason_get_state (alert->reason)));
+      else
+        body = g_strdup_printf (_("Keys were rotated %.0f times this hour, mostly: %s."),
+                                alert->value,
+                                gk_key_state_get_label (gk_rotation_reason_get_state (alert->reason)));
+      tab = "rotations";
       break;
     case GK_ALERT_BUDGET:
     default:

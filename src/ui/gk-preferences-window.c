@@ -29,8 +29,8 @@ struct _GkPreferencesWindow
   GtkWidget            *timezone_row;
   GtkWidget            *timezone_dropdown;
   GtkWidget            *notifications_switch;
-  GtkWidget            *alert_rows[4];
-  GtkWidget            *alert_switches[4];
+  GtkWidget            *alert_rows[GK_ALERT_N_KINDS];
+  GtkWidget            *alert_switches[GK_ALERT_N_KINDS];
   GtkWidget            *gateway_group;
   GtkWidget            *gateway_row;
   GtkWidget            *gateway_switch;
@@ -570,6 +570,14 @@ gk_preferences_window_class_init (GkPreferencesWindowClass *klass)
                                              G_STRUCT_OFFSET (GkPreferencesWindow, alert_switches[GK_ALERT_KEY_INVALID]));
   gtk_widget_class_bind_template_child_full (widget_class, "budget_switch", FALSE,
                                              G_STRUCT_OFFSET (GkPreferencesWindow, alert_switches[GK_ALERT_BUDGET]));
+  gtk_widget_class_bind_template_child_full (widget_class, "depletion_row", FALSE,
+                                             G_STRUCT_OFFSET (GkPreferencesWindow, alert_rows[GK_ALERT_DEPLETION]));
+  gtk_widget_class_bind_template_child_full (widget_class, "depletion_switch", FALSE,
+                                             G_STRUCT_OFFSET (GkPreferencesWindow, alert_switches[GK_ALERT_DEPLETION]));
+  gtk_widget_class_bind_template_child_full (widget_class, "rotation_spike_row", FALSE,
+                                             G_STRUCT_OFFSET (GkPreferencesWindow, alert_rows[GK_ALERT_ROTATION_SPIKE]));
+  gtk_widget_class_bind_template_child_full (widget_class, "rotation_spike_switch", FALSE,
+                                             G_STRUCT_OFFSET (GkPreferencesWindow, alert_switches[GK_ALERT_ROTATION_SPIKE]));
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, gateway_group);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, gateway_row);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, gateway_switch);
@@ -611,6 +619,9 @@ bind_alert_switches (GkPreferencesWindow *self)
 
   for (guint kind = 0; kind < G_N_ELEMENTS (self->alert_switches); kind++)
     {
+      /* The budget warnings share the budget's switch. */
+      if (self->alert_rows[kind] == NULL)
+        continue;
       if (settings == NULL)
         gtk_widget_set_visible (self->alert_rows[kind], FALSE);
       else

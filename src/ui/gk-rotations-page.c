@@ -14,6 +14,8 @@
 #include "gk-usage-model.h"
 
 #define HISTORY_LIMIT 1000
+/* The days the page looks back for rotation spikes. */
+#define SPIKE_DAYS    7
 
 /* Row objects: the cell texts, formatted once. */
 
@@ -95,7 +97,7 @@ gk_rotation_item_new (const GkRotationRow *row)
   self->texts[ITEM_PROP_FROM] = g_strdup (row->from_key_name != NULL ? row->from_key_name : "");
   self->texts[ITEM_PROP_TO] = g_strdup (row->to_key_name != NULL ? row->to_key_name
                                                                  : C_("rotation target", "None"));
-  self->texts[ITEM_PROP_REASON] = g_strdup (gk_rotation_reason_label (row->reason));
+  self->texts[ITEM_PROP_REASON] = gk_rotation_reason_label_full (row);
   self->texts[ITEM_PROP_TRIGGER] = gk_rotation_trigger_label (row->triggered_by);
   return self;
 }
@@ -112,6 +114,7 @@ struct _GkRotationsPage
   GtkStack       *stack;
   AdwStatusPage  *empty_status;
   GtkColumnView  *column_view;
+  GtkLabel       *spikes_label;
 
   GListStore     *store;
   GkBackend      *backend;
@@ -142,6 +145,7 @@ set_loading (GkRotationsPage *self,
 typedef struct
 {
   GPtrArray *rows;       /* GkRotationRow */
+  GPtrArray *spikes;     /* GkRotationSpike of the last days */
   gint64     all;
   gint64     manual;
   gint64     automatic;
@@ -151,6 +155,7 @@ static void
 load_result_free (LoadResult *result)
 {
   g_clear_pointer (&result->rows, g_ptr_array_unref);
+  g_clear_pointer (&result->spikes, g_ptr_array_unref);
   g_free (result);
 }
 
@@ -165,7 +170,10 @@ load_thread (GTask        *task,
   GError *error = NULL;
 
   result->rows = gk_stats_rotation_logs (db, HISTORY_LIMIT, &error);
-  if (result->rows == NULL
+  if (result->rows != NULL)
+    result->spikes = gk_insights_rotation_spikes (db, gk_database_now (db) - SPIKE_DAYS * 86400,
+                                                  0, &error);
+  if (result->spikes == NULL
       || !gk_stats_rotation_totals (db, &result->all, &result->manual, &result->automatic,
                                     &error))
     {
@@ -183,6 +191,36 @@ set_count (GtkLabel *label,
   g_autofree char *text = gk_format_count (count);
 
   gtk_label_set_label (label, text);
+}
+
+/* The latest spike, said in a sentence, with how many there were. */
+static void
+show_spikes (GkRotationsPage *self,
+             GPtrArray       *spikes)
+{
+  const GkRotationSpike *spike;
+  g_autofree char *when = NULL;
+  g_autofree char *count = NULL;
+  g_autofree char *text = NULL;
+
+  gtk_widget_set_visible (GTK_WIDGET (self->spikes_label), spikes->len > 0);
+  if (spikes->len == 0)
+    return;
+  spike = g_ptr_array_index (spikes, spikes->len - 1);
+  when = gk_format_date (spike->hour_start);
+  count = gk_format_count (spike->rotations);
+  text = spike->key_id != 0
+         /* Translators: "Rotation spike: alpha was rotated 12 times in the hour from Today
+          * 14:00, mostly Cooling down." */
+         ? g_strdup_printf (_("Rotation spike: %s was rotated %s times in the hour from %s, "
+                              "mostly %s."),
+                            spike->key_name, count, when,
+                            gk_rotation_reason_label (spike->dominant_reason))
+         : g_strdup_printf (_("Rotation spike: keys were rotated %s times in the hour from %s, "
+                              "mostly %s."),
+                            count, when,
+                            gk_rotation_reason_label (spike->dominant_reason));
+  gtk_label_set_label (self->spikes_label, text);
 }
 
 static void
@@ -208,6 +246,7 @@ load_cb (GObject      *object,
       return;
     }
 
+  show_spikes (self, result->spikes);
   set_count (self->all_label, result->all);
   set_count (self->manual_label, result->manual);
   set_count (self->automatic_label, result->automatic);
@@ -317,6 +356,7 @@ gk_rotations_page_class_init (GkRotationsPageClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GkRotationsPage, stack);
   gtk_widget_class_bind_template_child (widget_class, GkRotationsPage, empty_status);
   gtk_widget_class_bind_template_child (widget_class, GkRotationsPage, column_view);
+  gtk_widget_class_bind_template_child (widget_class, GkRotationsPage, spikes_label);
 }
 
 static void
@@ -357,6 +397,20 @@ gk_rotations_page_get_loading (GkRotationsPage *self)
   g_return_val_if_fail (GK_IS_ROTATIONS_PAGE (self), FALSE);
 
   return self->loading;
+}
+
+/**
+ * gk_rotation_reason_label_full:
+ *
+ * The reason of @row, marked when it lies in a rotation spike.
+ */
+char *
+gk_rotation_reason_label_full (const GkRotationRow *row)
+{
+  if (row->in_spike)
+    /* Translators: the reason of a rotation in an hour with unusually many. */
+    return g_strdup_printf (_("%s (spike)"), gk_rotation_reason_label (row->reason));
+  return g_strdup (gk_rotation_reason_label (row->reason));
 }
 
 const char *

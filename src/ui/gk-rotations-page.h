@@ -22,6 +22,8 @@ gboolean    gk_rotations_page_get_loading (GkRotationsPage  *self);
 
 /* Translated labels, shared with the dashboard's rotation table. */
 const char *gk_rotation_reason_label      (GkRotationReason  reason);
+/* The reason, with "(spike)" when @row lies in a rotation spike. */
+char       *gk_rotation_reason_label_full (const GkRotationRow *row);
 /* "auto" → "Automatic", "manual:NAME" → "Manual (NAME)". */
 char       *gk_rotation_trigger_label     (const char       *triggered_by);
 

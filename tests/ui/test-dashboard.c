@@ -9,6 +9,7 @@
 
 #include "gk-backend.h"
 #include "gk-bar-chart.h"
+#include "gk-compare-view.h"
 #include "gk-dashboard-page.h"
 #include "gk-line-chart.h"
 #include "gk-database-private.h"
@@ -332,6 +333,107 @@ test_never_blocks (void)
   gk_ui_test_finalize_object (page);
 }
 
+
+/* The key comparison (table sortable by each column, a chart), the
+ * forecast line and the spike mark of the latest rotations. */
+static void
+test_insights (void)
+{
+  g_autofree char *path = gk_test_db_path ();
+  g_autoptr(GkBackend) backend = NULL;
+  g_autoptr(GTimeZone) la = g_time_zone_new_identifier ("America/Los_Angeles");
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  GtkWidget *page;
+  GkCompareView *view;
+  GListModel *model;
+  GtkColumnView *columns;
+  GtkGrid *rotations;
+  GtkWidget *forecast;
+
+  fill_fixture (path);
+  {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GkDatabase) db = gk_database_open (path, NULL, &error);
+    g_autofree char *sql = NULL;
+
+    g_assert_no_error (error);
+    /* alpha: 2 successes at 150 and 450 ms; beta: 1 at 2,500 ms. alpha has
+     * 1 token of its daily quota left before the rotation threshold. Five
+     * rotations of beta in this hour make a spike. */
+    sql = g_strdup_printf ("UPDATE gemini_key_usage_log SET latency_ms = 150 WHERE id = 1;"
+                           " UPDATE gemini_key_usage_log SET latency_ms = 450 WHERE id = 2;"
+                           " UPDATE gemini_key_usage_log SET latency_ms = 2500 WHERE id = 3;"
+                           " INSERT INTO gemini_key_quotas (key_id, quota_type, unit, limit_value,"
+                           " used_value, reset_at) VALUES (1, 'DAILY', 'TOKENS', 200, 189, %"
+                           G_GINT64_FORMAT ");"
+                           " INSERT INTO gemini_key_rotation_log (from_key_id, reason,"
+                           " triggered_by, created_at) SELECT 2, 'RATE_LIMITED', 'auto', %"
+                           G_GINT64_FORMAT " FROM (SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3"
+                           " UNION ALL SELECT 4 UNION ALL SELECT 5)",
+                           gk_quota_next_reset (GK_QUOTA_DAILY, now, la), now - 60);
+    gk_ui_test_exec_sql (db, sql);
+  }
+  backend = gk_ui_test_backend_new (path);
+
+  page = g_object_ref_sink (gk_dashboard_page_new ());
+  gk_dashboard_page_set_backend (GK_DASHBOARD_PAGE (page), backend);
+  wait_loaded (GK_DASHBOARD_PAGE (page));
+
+  forecast = gk_ui_test_find_label (page, "1 key will run out today");
+  g_assert_nonnull (forecast);
+  g_assert_true (gtk_widget_is_visible (forecast));
+  g_assert_nonnull (gtk_widget_get_tooltip_text (forecast));
+
+  view = GK_COMPARE_VIEW (gk_ui_test_find_type (page, GK_TYPE_COMPARE_VIEW));
+  model = gk_compare_view_get_model (view);
+  g_assert_cmpuint (g_list_model_get_n_items (model), ==, 3);
+  g_assert_cmpuint (gk_bar_chart_get_n_bars (GK_BAR_CHART (gk_ui_test_find_type (GTK_WIDGET (view),
+                                                                                 GK_TYPE_BAR_CHART))),
+                    ==, 2);
+
+  /* Sorted by p95 latency, highest first: beta (2,950 ms), alpha (480 ms),
+   * gamma (none). */
+  columns = GTK_COLUMN_VIEW (gk_ui_test_find_type (GTK_WIDGET (view), GTK_TYPE_COLUMN_VIEW));
+  {
+    g_autoptr(GtkColumnViewColumn) p95 = g_list_model_get_item (gtk_column_view_get_columns (columns),
+                                                                6);
+
+    g_assert_cmpstr (gtk_column_view_column_get_title (p95), ==, "p95");
+    gtk_column_view_sort_by_column (columns, p95, GTK_SORT_DESCENDING);
+  }
+  g_assert_cmpstr (gk_compare_view_get_row (view, 0)->name, ==, "beta");
+  g_assert_cmpfloat_with_epsilon (gk_compare_view_get_row (view, 0)->p95_ms, 2950, 1e-9);
+  g_assert_cmpstr (gk_compare_view_get_row (view, 1)->name, ==, "alpha");
+  g_assert_cmpfloat_with_epsilon (gk_compare_view_get_row (view, 1)->p95_ms, 480, 1e-9);
+  g_assert_cmpstr (gk_compare_view_get_row (view, 2)->name, ==, "gamma");
+  /* By name, A to Z. */
+  {
+    g_autoptr(GtkColumnViewColumn) name = g_list_model_get_item (gtk_column_view_get_columns (columns),
+                                                                 0);
+
+    gtk_column_view_sort_by_column (columns, name, GTK_SORT_ASCENDING);
+  }
+  g_assert_cmpstr (gk_compare_view_get_row (view, 0)->name, ==, "alpha");
+  g_assert_cmpstr (gk_compare_view_get_row (view, 2)->name, ==, "gamma");
+
+  /* beta's rotations of this hour are a spike. */
+  rotations = GTK_GRID (gk_ui_test_find_type (after_title (page, "Latest Rotations"), GTK_TYPE_GRID));
+  {
+    guint cooling = 0;
+
+    for (int row = 1; row <= table_rows (rotations); row++)
+      if (g_str_has_prefix (cell (rotations, 3, row), "Cooling down"))
+        {
+          g_assert_cmpstr (cell (rotations, 3, row), ==, "Cooling down (spike)");
+          cooling++;
+        }
+    g_assert_cmpuint (cooling, ==, 5);
+  }
+
+  gk_dashboard_page_set_backend (GK_DASHBOARD_PAGE (page), NULL);
+  gk_ui_test_finalize_object (page);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -345,6 +447,7 @@ main (int   argc,
   g_test_add_func ("/ui/dashboard/period-buttons", test_period_buttons);
   g_test_add_func ("/ui/dashboard/empty", test_empty);
   g_test_add_func ("/ui/dashboard/never-blocks", test_never_blocks);
+  g_test_add_func ("/ui/dashboard/insights", test_insights);
 
   return g_test_run ();
 }
