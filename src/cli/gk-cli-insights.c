@@ -163,8 +163,8 @@ keys_compare (GkCli  *cli,
   else
     {
       g_autoptr(GkCliTable) table =
-        gk_cli_table_new (_("ID"), _("NAME"), _("REQUESTS"), _("SUCCESS"), _("429"),
-                          _("REJECTED"), _("P50"), _("P95"), _("TOKENS"), _("COST"),
+        gk_cli_table_new (_("ID"), _("NAME"), _("REQUESTS"), _("SUCCESS"), "429",
+                          _("REJECTED"), "P50", "P95", _("TOKENS"), _("COST"),
                           _("PER 1K"), _("SHARE"), NULL);
 
       for (guint i = 0; i < rows->len; i++)

@@ -81,8 +81,9 @@ typedef enum
   N_COLUMNS,
 } Column;
 
+/* "429", "p50" and "p95" read the same in every language. */
 static const char *const column_titles[N_COLUMNS] = {
-  N_("Key"), N_("Requests"), N_("Success"), N_("429"), N_("Rejected"), N_("p50"), N_("p95"),
+  N_("Key"), N_("Requests"), N_("Success"), "429", N_("Rejected"), "p50", "p95",
   N_("Tokens"), N_("Cost"), N_("Per 1K Tokens"), N_("Share"),
 };
 

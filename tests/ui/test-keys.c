@@ -1085,11 +1085,17 @@ test_states_everywhere (Fixture       *f,
 
       g_object_get (item, "from", &from, "reason", &reason, NULL);
       /* A key used up in one request left at the threshold: the log says
-       * what happened then, the badge what is true now. */
-      if (g_str_equal (from, "Drained"))
-        g_assert_cmpstr (reason, ==, "Near quota");
-      else
-        g_assert_cmpstr (reason, ==, g_hash_table_lookup (badges, from));
+       * what happened then, the badge what is true now. Six rotations in
+       * one hour, with none before, are a spike of the pool and marked so
+       * (unless the test ran across the turn of an hour). */
+      {
+        const char *want = g_str_equal (from, "Drained") ? "Near quota"
+                                                             : g_hash_table_lookup (badges, from);
+        g_autofree char *spike = g_strdup_printf ("%s (spike)", want);
+
+        if (!g_str_equal (reason, spike))
+          g_assert_cmpstr (reason, ==, want);
+      }
     }
 
   /* The CLI lists every key with the same words. */
