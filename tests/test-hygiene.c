@@ -141,6 +141,45 @@ test_master_key_age (Fixture       *f,
   g_unlink (gk_secret_store_get_file (secrets));
 }
 
+/* The key store rotates its own master key and goes on with the new one. */
+static void
+test_key_store_rotates (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) plain = NULL;
+  g_autofree char *dir = g_path_get_dirname (gk_database_get_path (f->db));
+  g_autofree char *key_file = g_build_filename (dir, "store.key", NULL);
+  g_autoptr(GkSecretStore) secrets = gk_secret_store_new_for_file (key_file);
+  g_autofree char *api_key = gk_test_api_key (77);
+  g_autofree char *before = NULL;
+  g_autofree char *after = NULL;
+  GkKeySpec spec;
+  GkMasterKeyAge age;
+  gint64 id;
+
+  g_assert_true (gk_secret_store_store (secrets, gk_database_get_uuid (f->db), f->master, NULL,
+                                        &error));
+  gk_key_store_set_secret_store (f->store, secrets);
+  gk_key_spec_init (&spec);
+  spec.name = "kept";
+  id = gk_key_store_add (f->store, &spec, api_key, &error);
+  g_assert_no_error (error);
+  before = gk_database_get_meta (f->db, "key_check_value");
+
+  gk_clock_advance (f->clock, 3 * DAY);
+  g_assert_true (gk_key_store_rotate_master_key (f->store, NULL, &error));
+  g_assert_no_error (error);
+  after = gk_database_get_meta (f->db, "key_check_value");
+  g_assert_cmpstr (before, !=, after);
+  plain = gk_key_store_reveal (f->store, id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_bytes_get_data (plain, NULL), ==, api_key);
+  g_assert_true (gk_hygiene_master_key_age (f->db, &age, &error));
+  g_assert_cmpint (age.created_at, ==, GK_TEST_EPOCH + 3 * DAY);
+  gk_key_store_set_secret_store (f->store, NULL);
+}
+
 /* The first run records the master key's creation. */
 static void
 test_master_key_created_on_first_run (void)
@@ -173,6 +212,7 @@ main (int    argc,
 
   GK_TEST_ADD ("/hygiene/stale-keys", test_stale_keys);
   GK_TEST_ADD ("/hygiene/master-key-age", test_master_key_age);
+  GK_TEST_ADD ("/hygiene/key-store-rotates", test_key_store_rotates);
   g_test_add_func ("/hygiene/master-key-created-on-first-run",
                    test_master_key_created_on_first_run);
   return g_test_run ();

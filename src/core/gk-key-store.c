@@ -853,6 +853,34 @@ gk_key_store_get_database (GkKeyStore *self)
   return self->db;
 }
 
+gboolean
+gk_key_store_rotate_master_key (GkKeyStore    *self,
+                                GCancellable  *cancellable,
+                                GError       **error)
+{
+  g_autoptr(GBytes) old_key = NULL;
+  g_autoptr(GBytes) new_key = NULL;
+
+  g_return_val_if_fail (GK_IS_KEY_STORE (self), FALSE);
+  g_return_val_if_fail (self->secrets != NULL, FALSE);
+
+  if (!gk_key_store_refresh_master_key (self, error))
+    return FALSE;
+  old_key = get_master_key (self, NULL);
+  new_key = gk_secret_store_rotate_master_key (self->secrets, self->db, old_key, cancellable,
+                                               error);
+  if (new_key == NULL)
+    return FALSE;
+
+  g_mutex_lock (&self->mutex);
+  g_clear_pointer (&self->master_key, g_bytes_unref);
+  self->master_key = g_steal_pointer (&new_key);
+  g_free (self->check_value);
+  self->check_value = gk_crypto_check_value (self->master_key);
+  g_mutex_unlock (&self->mutex);
+  return TRUE;
+}
+
 gint64
 gk_key_store_add (GkKeyStore       *self,
                   const GkKeySpec  *spec,

@@ -137,6 +137,12 @@ gboolean    gk_key_store_check_master_key_stored (GkKeyStore  *self,
 gboolean    gk_key_store_store_master_key (GkKeyStore  *self,
                                            GError     **error);
 
+/* Moves every key to a new master key (gk_secret_store_rotate_master_key()
+ * with this store's key and secret store, which it needs) and goes on with
+ * the new one. Blocks on the keyring: call from a worker thread. */
+gboolean    gk_key_store_rotate_master_key (GkKeyStore   *self,
+                                            GCancellable *cancellable,
+                                            GError      **error);
 /* Returns the new key's id, or 0 with @error set. */
 gint64      gk_key_store_add         (GkKeyStore      *self,
                                       const GkKeySpec *spec,

@@ -26,6 +26,7 @@ struct _GkPreferencesWindow
   GtkWidget            *pool_budget_row;
   GtkWidget            *unused_days_spin;
   GtkWidget            *master_key_age_row;
+  GtkWidget            *rotate_master_key_button;
   GtkWidget            *timezone_row;
   GtkWidget            *timezone_dropdown;
   GtkWidget            *notifications_switch;
@@ -202,6 +203,76 @@ show_master_key_age (GkPreferencesWindow  *self,
   else
     gtk_widget_remove_css_class (self->master_key_age_row, "warning");
   adw_action_row_set_subtitle (ADW_ACTION_ROW (self->master_key_age_row), subtitle);
+}
+
+static gpointer
+master_key_age_job (GkBackend  *backend,
+                    gpointer    data,
+                    GError    **error)
+{
+  GkMasterKeyAge *age = g_new0 (GkMasterKeyAge, 1);
+
+  if (!gk_key_store_rotate_master_key (gk_backend_get_key_store (backend), NULL, error) ||
+      !gk_hygiene_master_key_age (gk_backend_get_database (backend), age, error))
+    {
+      g_free (age);
+      return NULL;
+    }
+  return age;
+}
+
+static void
+rotate_done_cb (GObject      *object,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  g_autoptr(GkPreferencesWindow) self = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autofree GkMasterKeyAge *age = gk_backend_run_finish (GK_BACKEND (object), result, &error);
+
+  gtk_widget_set_sensitive (self->rotate_master_key_button, TRUE);
+  if (age == NULL)
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        toast (self, error->message);
+      return;
+    }
+  show_master_key_age (self, age);
+  toast (self, _("Master key rotated"));
+}
+
+static void
+rotate_response_cb (AdwMessageDialog    *dialog,
+                    const char          *response,
+                    GkPreferencesWindow *self)
+{
+  if (g_strcmp0 (response, "rotate") != 0)
+    return;
+  gtk_widget_set_sensitive (self->rotate_master_key_button, FALSE);
+  gk_backend_run_async (self->backend, master_key_age_job, NULL, NULL, g_free, self->cancellable,
+                        rotate_done_cb, g_object_ref (self));
+}
+
+/* Rotating re-encrypts every key under a new master key; the old one stays
+ * stored for copies and backups of the database. */
+static void
+rotate_master_key_clicked_cb (GkPreferencesWindow *self)
+{
+  GtkWidget *dialog = adw_message_dialog_new (GTK_WINDOW (self), _("Rotate the Master Key?"),
+                                              _("Every key is encrypted again under a new "
+                                                "master key. Export the new master key "
+                                                "afterwards if you keep a copy of it."));
+
+  adw_message_dialog_add_responses (ADW_MESSAGE_DIALOG (dialog),
+                                    "cancel", _("_Cancel"),
+                                    "rotate", _("_Rotate"),
+                                    NULL);
+  adw_message_dialog_set_response_appearance (ADW_MESSAGE_DIALOG (dialog), "rotate",
+                                              ADW_RESPONSE_SUGGESTED);
+  adw_message_dialog_set_default_response (ADW_MESSAGE_DIALOG (dialog), "cancel");
+  adw_message_dialog_set_close_response (ADW_MESSAGE_DIALOG (dialog), "cancel");
+  g_signal_connect_object (dialog, "response", G_CALLBACK (rotate_response_cb), self, 0);
+  gtk_window_present (GTK_WINDOW (dialog));
 }
 
 static void
@@ -551,6 +622,7 @@ gk_preferences_window_class_init (GkPreferencesWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, pool_budget_row);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, unused_days_spin);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, master_key_age_row);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, rotate_master_key_button);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, timezone_row);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, timezone_dropdown);
   gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, notifications_switch);
@@ -586,6 +658,7 @@ gk_preferences_window_class_init (GkPreferencesWindowClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, threshold_changed_cb);
   gtk_widget_class_bind_template_callback (widget_class, pool_budget_apply_cb);
   gtk_widget_class_bind_template_callback (widget_class, unused_days_changed_cb);
+  gtk_widget_class_bind_template_callback (widget_class, rotate_master_key_clicked_cb);
   gtk_widget_class_bind_template_callback (widget_class, timezone_selected_cb);
   gtk_widget_class_bind_template_callback (widget_class, notifications_changed_cb);
   gtk_widget_class_bind_template_callback (widget_class, gateway_changed_cb);

@@ -361,6 +361,33 @@ setting_is (gpointer data)
   return g_strcmp0 (value, check->value) == 0;
 }
 
+typedef struct
+{
+  GkDatabase *db;
+  const char *before;
+} MetaCheck;
+
+static gboolean
+check_value_changed (gpointer data)
+{
+  MetaCheck *check = data;
+  g_autofree char *now = gk_database_get_meta (check->db, "key_check_value");
+
+  return g_strcmp0 (now, check->before) != 0;
+}
+
+static gboolean
+message_dialog_shown (gpointer data)
+{
+  return gk_ui_test_find_toplevel (ADW_TYPE_MESSAGE_DIALOG) != NULL;
+}
+
+static gboolean
+rotate_sensitive (gpointer data)
+{
+  return gtk_widget_get_sensitive (data);
+}
+
 static void
 test_preferences (Fixture       *f,
                   gconstpointer  data)
@@ -433,6 +460,31 @@ test_preferences (Fixture       *f,
     gk_ui_test_wait (setting_is, &check, "the unused-key days");
     g_assert_cmpstr (adw_action_row_get_subtitle (ADW_ACTION_ROW (age)), ==, "0 days old");
     g_assert_false (gtk_widget_has_css_class (age, "warning"));
+
+    /* One click (and a confirmation) rotates the master key. */
+    {
+      GtkWidget *rotate = GTK_WIDGET (gtk_widget_get_template_child (prefs, GK_TYPE_PREFERENCES_WINDOW,
+                                                                      "rotate_master_key_button"));
+      g_autofree char *before = gk_database_get_meta (db, "key_check_value");
+      GtkWidget *dialog;
+      MetaCheck changed = { db, before };
+
+      g_signal_emit_by_name (rotate, "clicked");
+      gk_ui_test_wait (message_dialog_shown, NULL, "the confirmation");
+      dialog = g_object_ref (gk_ui_test_find_toplevel (ADW_TYPE_MESSAGE_DIALOG));
+      adw_message_dialog_response (ADW_MESSAGE_DIALOG (dialog), "rotate");
+      gtk_window_destroy (GTK_WINDOW (dialog));
+      g_object_unref (dialog);
+      gk_ui_test_wait (check_value_changed, &changed, "the master key rotated");
+      gk_ui_test_wait (rotate_sensitive, rotate, "the rotation to end");
+      g_assert_cmpint (gk_audit_count (db, NULL), >, 0);
+      {
+        g_autoptr(GPtrArray) rows = gk_audit_list (db, 1, 0, NULL);
+
+        g_assert_cmpint (((GkAuditRow *) g_ptr_array_index (rows, 0))->action, ==,
+                         GK_AUDIT_MASTER_KEY_ROTATE);
+      }
+    }
   }
 
   /* The zone is chosen from a searchable list of identifiers GTimeZone
