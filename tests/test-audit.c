@@ -138,10 +138,11 @@ test_every_action (Fixture       *f,
   g_assert_true (gk_token_revoke (f->db, token_id, &error));
   g_assert_no_error (error);
 
-  g_assert_true (gk_export_usage_xlsx (f->db, NULL, xlsx, NULL, NULL, NULL, NULL, &error));
-  g_assert_true (gk_export_rotations_xlsx (f->db, xlsx, NULL, &error));
-  g_assert_true (gk_export_keys_xlsx (f->store, xlsx, NULL, &error));
-  g_assert_true (gk_export_audit_xlsx (f->db, xlsx, NULL, &error));
+  g_assert_true (gk_export_usage (f->db, NULL, GK_EXPORT_XLSX, xlsx, NULL, NULL, NULL, NULL,
+                                  &error));
+  g_assert_true (gk_export_rotations (f->db, GK_EXPORT_XLSX, xlsx, NULL, NULL, &error));
+  g_assert_true (gk_export_keys (f->store, GK_EXPORT_XLSX, xlsx, NULL, NULL, &error));
+  g_assert_true (gk_export_audit (f->db, GK_EXPORT_XLSX, xlsx, NULL, NULL, &error));
   g_assert_no_error (error);
 
   secrets = gk_secret_store_new_for_file (key_file);

@@ -5,47 +5,16 @@
  */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <glib/gi18n.h>
 #include <math.h>
-#include <glib/gstdio.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "gk-cli.h"
 
 #define DEFAULT_LIMIT 50
 #define MAX_LIMIT     100000
-/* Rows read per query when exporting the whole log. */
-#define EXPORT_PAGE   5000
-
-/* The usage log's columns, in CSV and JSON alike. */
-static const char *const usage_columns[] = {
-  "id", "key_id", "key_name", "model", "tokens_used", "prompt_tokens", "output_tokens",
-  "cost_usd", "priced", "status", "http_status", "error_message", "user_id", "latency_ms",
-  "created_at",
-};
-
-static const char *const rotation_columns[] = {
-  "id", "from_key_id", "from_key_name", "to_key_id", "to_key_name", "reason", "triggered_by",
-  "created_at",
-};
-
-static const char *const audit_columns[] = {
-  "id", "created_at", "actor", "action", "target_id", "target", "summary",
-};
-
-static const char *const key_columns[] = {
-  "id", "name", "key_hint", "project", "status", "priority", "is_default",
-  "monthly_budget_usd", "month_cost_usd", "created_at", "last_used_at",
-  "monthly_tokens_limit", "monthly_tokens_used", "daily_tokens_limit", "daily_tokens_used",
-  "minute_tokens_limit", "minute_tokens_used", "daily_requests_limit", "daily_requests_used",
-  "minute_requests_limit", "minute_requests_used",
-};
 
 static int
 check_limit (GkCli *cli,
@@ -54,18 +23,6 @@ check_limit (GkCli *cli,
   if (limit < 1 || limit > MAX_LIMIT)
     return gk_cli_usage_error (cli, _("--limit must be between 1 and %d"), MAX_LIMIT);
   return GK_CLI_OK;
-}
-
-/* ISO 8601 in UTC for files other programs read; empty for "never". */
-static char *
-csv_time (gint64 unix_time)
-{
-  g_autoptr(GDateTime) utc = NULL;
-
-  if (unix_time <= 0)
-    return g_strdup ("");
-  utc = g_date_time_new_from_unix_utc (unix_time);
-  return utc ? g_date_time_format (utc, "%Y-%m-%dT%H:%M:%SZ") : g_strdup ("");
 }
 
 /* Dollars for people: four decimals, more for the fractions of a cent a
@@ -82,125 +39,6 @@ static char *
 format_int (gint64 value)
 {
   return g_strdup_printf ("%" PRId64, value);
-}
-
-static char *
-format_double (double value)
-{
-  char buffer[G_ASCII_DTOSTR_BUF_SIZE];
-
-  /* Locale-independent: a CSV must not get decimal commas. */
-  return g_strdup (g_ascii_formatd (buffer, sizeof buffer, "%.6f", value));
-}
-
-static void
-csv_header (GString           *out,
-            const char *const *columns,
-            gsize              n_columns)
-{
-  for (gsize i = 0; i < n_columns; i++)
-    gk_cli_csv_append (out, columns[i], i + 1 == n_columns);
-}
-
-static void
-usage_row_csv (GString          *out,
-               const GkUsageRow *row)
-{
-  g_autofree char *id = format_int (row->id);
-  g_autofree char *key_id = row->key_id > 0 ? format_int (row->key_id) : NULL;
-  g_autofree char *tokens = format_int (row->tokens_used);
-  g_autofree char *prompt = format_int (row->prompt_tokens);
-  g_autofree char *output = format_int (row->output_tokens);
-  g_autofree char *cost = format_double (row->cost_usd);
-  g_autofree char *http = row->http_status > 0 ? format_int (row->http_status) : NULL;
-  g_autofree char *latency = format_int (row->latency_ms);
-  g_autofree char *created = csv_time (row->created_at);
-
-  gk_cli_csv_append (out, id, FALSE);
-  gk_cli_csv_append (out, key_id, FALSE);
-  gk_cli_csv_append (out, row->key_name, FALSE);
-  gk_cli_csv_append (out, row->model, FALSE);
-  gk_cli_csv_append (out, tokens, FALSE);
-  gk_cli_csv_append (out, prompt, FALSE);
-  gk_cli_csv_append (out, output, FALSE);
-  gk_cli_csv_append (out, cost, FALSE);
-  gk_cli_csv_append (out, row->priced ? "1" : "0", FALSE);
-  gk_cli_csv_append (out, gk_usage_status_to_string (row->status), FALSE);
-  gk_cli_csv_append (out, http, FALSE);
-  gk_cli_csv_append (out, row->error_message, FALSE);
-  gk_cli_csv_append (out, row->user_id, FALSE);
-  gk_cli_csv_append (out, latency, FALSE);
-  gk_cli_csv_append (out, created, TRUE);
-}
-
-static void
-rotation_row_csv (GString             *out,
-                  const GkRotationRow *row)
-{
-  g_autofree char *id = format_int (row->id);
-  g_autofree char *from = format_int (row->from_key_id);
-  g_autofree char *to = row->to_key_id > 0 ? format_int (row->to_key_id) : NULL;
-  g_autofree char *created = csv_time (row->created_at);
-
-  gk_cli_csv_append (out, id, FALSE);
-  gk_cli_csv_append (out, from, FALSE);
-  gk_cli_csv_append (out, row->from_key_name, FALSE);
-  gk_cli_csv_append (out, to, FALSE);
-  gk_cli_csv_append (out, row->to_key_name, FALSE);
-  gk_cli_csv_append (out, gk_rotation_reason_to_string (row->reason), FALSE);
-  gk_cli_csv_append (out, row->triggered_by, FALSE);
-  gk_cli_csv_append (out, created, TRUE);
-}
-
-static void
-audit_row_csv (GString          *out,
-               const GkAuditRow *row)
-{
-  g_autofree char *id = format_int (row->id);
-  g_autofree char *created = csv_time (row->created_at);
-  g_autofree char *target_id = row->target_id > 0 ? format_int (row->target_id) : NULL;
-
-  gk_cli_csv_append (out, id, FALSE);
-  gk_cli_csv_append (out, created, FALSE);
-  gk_cli_csv_append (out, row->actor, FALSE);
-  gk_cli_csv_append (out, gk_audit_action_to_string (row->action), FALSE);
-  gk_cli_csv_append (out, target_id, FALSE);
-  gk_cli_csv_append (out, row->target, FALSE);
-  gk_cli_csv_append (out, row->summary, TRUE);
-}
-
-static void
-key_row_csv (GString     *out,
-             const GkKey *key)
-{
-  g_autofree char *id = format_int (key->id);
-  g_autofree char *priority = format_int (key->priority);
-  g_autofree char *budget = key->monthly_budget_usd >= 0
-                              ? format_double (key->monthly_budget_usd)
-                              : NULL;
-  g_autofree char *cost = format_double (key->month_cost_usd);
-  g_autofree char *created = csv_time (key->created_at);
-  g_autofree char *last_used = csv_time (key->last_used_at);
-
-  gk_cli_csv_append (out, id, FALSE);
-  gk_cli_csv_append (out, key->name, FALSE);
-  gk_cli_csv_append (out, key->key_hint, FALSE);
-  gk_cli_csv_append (out, key->project, FALSE);
-  gk_cli_csv_append (out, gk_key_status_to_string (key->status), FALSE);
-  gk_cli_csv_append (out, priority, FALSE);
-  gk_cli_csv_append (out, key->is_default ? "1" : "0", FALSE);
-  gk_cli_csv_append (out, budget, FALSE);
-  gk_cli_csv_append (out, cost, FALSE);
-  gk_cli_csv_append (out, created, FALSE);
-  gk_cli_csv_append (out, last_used, FALSE);
-  for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
-    {
-      g_autofree char *limit = format_int (key->quotas[i].limit_value);
-      g_autofree char *used = format_int (key->quotas[i].used_value);
-
-      gk_cli_csv_append (out, limit, FALSE);
-      gk_cli_csv_append (out, used, i + 1 == GK_QUOTA_N_SLOTS);
-    }
 }
 
 int
@@ -246,9 +84,9 @@ gk_cli_cmd_usage (GkCli  *cli,
     {
       g_autoptr(GString) out = g_string_new (NULL);
 
-      csv_header (out, usage_columns, G_N_ELEMENTS (usage_columns));
+      gk_export_csv_usage_header (out);
       for (guint i = 0; i < rows->len; i++)
-        usage_row_csv (out, rows->pdata[i]);
+        gk_export_csv_usage_row (out, rows->pdata[i]);
       fwrite (out->str, 1, out->len, stdout);
     }
   else if (gk_cli_json (cli))
@@ -748,243 +586,6 @@ gk_cli_cmd_dashboard (GkCli  *cli,
   return GK_CLI_OK;
 }
 
-/* Where an export goes: a temporary file next to the target (0600),
- * renamed over it once complete, or standard output. Output is written as
- * it is produced, in blocks, so memory stays constant. */
-typedef struct
-{
-  FILE    *file;
-  char    *path;        /* the target, or NULL for standard output */
-  char    *tmp_path;
-  GString *buffer;
-  int      write_errno;
-} ExportSink;
-
-#define EXPORT_FLUSH_BYTES (256 * 1024)
-
-static gboolean
-export_sink_open (ExportSink  *sink,
-                  const char  *path,
-                  GError     **error)
-{
-  memset (sink, 0, sizeof *sink);
-  sink->buffer = g_string_sized_new (EXPORT_FLUSH_BYTES + 4096);
-  if (g_str_equal (path, "-"))
-    {
-      sink->file = stdout;
-      return TRUE;
-    }
-
-  {
-    int fd;
-
-    sink->path = g_strdup (path);
-    sink->tmp_path = g_strdup_printf ("%s.XXXXXX", path);
-    fd = g_mkstemp_full (sink->tmp_path, O_WRONLY | O_CLOEXEC, 0600);
-    if (fd < 0)
-      {
-        int errsv = errno;
-        g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errsv),
-                     _("Cannot write “%s”: %s"), path, g_strerror (errsv));
-        g_clear_pointer (&sink->tmp_path, g_free);
-        return FALSE;
-      }
-    sink->file = fdopen (fd, "w");
-    g_assert (sink->file != NULL);
-  }
-  return TRUE;
-}
-
-static void
-export_sink_flush (ExportSink *sink)
-{
-  if (sink->buffer->len > 0 && sink->write_errno == 0
-      && fwrite (sink->buffer->str, 1, sink->buffer->len, sink->file) != sink->buffer->len)
-    sink->write_errno = errno != 0 ? errno : EIO;
-  g_string_truncate (sink->buffer, 0);
-}
-
-static void
-export_sink_maybe_flush (ExportSink *sink)
-{
-  if (sink->buffer->len >= EXPORT_FLUSH_BYTES)
-    export_sink_flush (sink);
-}
-
-/* Finishes the export: on success the file takes its final name. */
-static gboolean
-export_sink_close (ExportSink  *sink,
-                   gboolean     ok,
-                   GError     **error)
-{
-  export_sink_flush (sink);
-  g_string_free (sink->buffer, TRUE);
-  if (ok && sink->write_errno == 0 && fflush (sink->file) != 0)
-    sink->write_errno = errno;
-  if (sink->path == NULL)
-    return ok;
-
-  if (ok && sink->write_errno == 0 && fsync (fileno (sink->file)) != 0)
-    sink->write_errno = errno;
-  fclose (sink->file);
-  if (ok && sink->write_errno == 0 && g_rename (sink->tmp_path, sink->path) != 0)
-    sink->write_errno = errno;
-  if (ok && sink->write_errno != 0)
-    {
-      g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (sink->write_errno),
-                   _("Cannot write “%s”: %s"), sink->path, g_strerror (sink->write_errno));
-      ok = FALSE;
-    }
-  if (!ok)
-    g_unlink (sink->tmp_path);
-  g_free (sink->tmp_path);
-  g_free (sink->path);
-  return ok;
-}
-
-/* A UTC time as ISO 8601 ("2026-03-15T12:00:00Z"), formatted without
- * GDateTime: the export writes a million of them. */
-static void
-append_csv_time (GString *out,
-                 gint64   unix_time)
-{
-  struct tm tm;
-  time_t t = (time_t) unix_time;
-  char buffer[32];
-
-  if (unix_time <= 0 || gmtime_r (&t, &tm) == NULL)
-    return;
-  g_string_append_len (out, buffer,
-                       (gssize) strftime (buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm));
-}
-
-static void
-append_int_field (GString *out,
-                  gint64   value)
-{
-  g_string_append_printf (out, "%" PRId64 ",", value);
-}
-
-/* One usage row, the same text as usage_row_csv() writes, appended
- * directly (no string per field). */
-static void
-export_usage_row (const GkUsageRow *row,
-                  gpointer          user_data)
-{
-  ExportSink *sink = user_data;
-  GString *out = sink->buffer;
-  char cost[G_ASCII_DTOSTR_BUF_SIZE];
-
-  append_int_field (out, row->id);
-  append_int_field (out, row->key_id);
-  gk_cli_csv_append (out, row->key_name, FALSE);
-  gk_cli_csv_append (out, row->model, FALSE);
-  append_int_field (out, row->tokens_used);
-  append_int_field (out, row->prompt_tokens);
-  append_int_field (out, row->output_tokens);
-  g_string_append (out, g_ascii_formatd (cost, sizeof cost, "%.6f", row->cost_usd));
-  g_string_append (out, row->priced ? ",1," : ",0,");
-  g_string_append (out, gk_usage_status_to_string (row->status));
-  g_string_append_c (out, ',');
-  if (row->http_status > 0)
-    g_string_append_printf (out, "%d", row->http_status);
-  g_string_append_c (out, ',');
-  gk_cli_csv_append (out, row->error_message, FALSE);
-  gk_cli_csv_append (out, row->user_id, FALSE);
-  append_int_field (out, row->latency_ms);
-  append_csv_time (out, row->created_at);
-  g_string_append (out, "\r\n");
-  export_sink_maybe_flush (sink);
-}
-
-/* The whole usage log, newest first, a page at a time by id (never by
- * OFFSET, which would re-read every row skipped). Rows recorded while the
- * export runs have higher ids than its first page and are left out. */
-static gboolean
-export_usage (GkDatabase  *db,
-              ExportSink  *sink,
-              guint       *n_rows,
-              GError     **error)
-{
-  gint64 before = G_MAXINT64;
-
-  gk_database_stop_mmap (db);
-  csv_header (sink->buffer, usage_columns, G_N_ELEMENTS (usage_columns));
-  for (;;)
-    {
-      gint64 n = gk_stats_usage_page (db, before, EXPORT_PAGE, export_usage_row, sink, &before,
-                                      error);
-
-      if (n < 0)
-        return FALSE;
-      *n_rows += (guint) n;
-      if (sink->write_errno != 0 || n < EXPORT_PAGE)
-        return TRUE;
-    }
-}
-
-static gboolean
-export_rotations (GkDatabase  *db,
-                  GString     *out,
-                  guint       *n_rows,
-                  GError     **error)
-{
-  g_autoptr(GPtrArray) rows = NULL;
-  gint64 all = 0, manual = 0, automatic = 0;
-
-  if (!gk_stats_rotation_totals (db, &all, &manual, &automatic, error))
-    return FALSE;
-  rows = gk_stats_rotation_logs (db, (guint) MAX (all, 1), error);
-  if (rows == NULL)
-    return FALSE;
-
-  csv_header (out, rotation_columns, G_N_ELEMENTS (rotation_columns));
-  for (guint i = 0; i < rows->len; i++)
-    rotation_row_csv (out, rows->pdata[i]);
-  *n_rows = rows->len;
-  return TRUE;
-}
-
-static gboolean
-export_audit (GkDatabase  *db,
-              GString     *out,
-              guint       *n_rows,
-              GError     **error)
-{
-  g_autoptr(GPtrArray) rows = NULL;
-  gint64 count = gk_audit_count (db, error);
-
-  if (count < 0)
-    return FALSE;
-  rows = gk_audit_list (db, (guint) MIN (count, G_MAXUINT), 0, error);
-  if (rows == NULL)
-    return FALSE;
-
-  csv_header (out, audit_columns, G_N_ELEMENTS (audit_columns));
-  for (guint i = 0; i < rows->len; i++)
-    audit_row_csv (out, rows->pdata[i]);
-  *n_rows = rows->len;
-  return TRUE;
-}
-
-static gboolean
-export_keys (GkKeyStore  *store,
-             GString     *out,
-             guint       *n_rows,
-             GError     **error)
-{
-  g_autoptr(GPtrArray) keys = gk_key_store_list (store, error);
-
-  if (keys == NULL)
-    return FALSE;
-
-  csv_header (out, key_columns, G_N_ELEMENTS (key_columns));
-  for (guint i = 0; i < keys->len; i++)
-    key_row_csv (out, keys->pdata[i]);
-  *n_rows = keys->len;
-  return TRUE;
-}
-
 int
 gk_cli_cmd_export (GkCli  *cli,
                    int     argc,
@@ -1005,8 +606,8 @@ gk_cli_cmd_export (GkCli  *cli,
   };
   GkDatabase *db;
   GkKeyStore *store = NULL;
-  ExportSink sink;
-  guint n_rows = 0;
+  GkExportFormat format = GK_EXPORT_CSV;
+  guint64 n_rows = 0;
   gboolean ok;
   int status;
 
@@ -1047,40 +648,23 @@ gk_cli_cmd_export (GkCli  *cli,
 
   if (xlsx_path != NULL)
     {
-      guint64 n = 0;
-
-      if (what == NULL || g_str_equal (what, "usage"))
-        {
-          gk_database_stop_mmap (db);
-          ok = gk_export_usage_xlsx (db, NULL, xlsx_path, NULL, NULL, NULL, &n, &error);
-        }
-      else if (g_str_equal (what, "rotations"))
-        ok = gk_export_rotations_xlsx (db, xlsx_path, &n, &error);
-      else if (g_str_equal (what, "audit"))
-        ok = gk_export_audit_xlsx (db, xlsx_path, &n, &error);
-      else
-        ok = gk_export_keys_xlsx (store, xlsx_path, &n, &error);
-      if (!ok)
-        return gk_cli_gerror (cli, error);
-      n_rows = (guint) MIN (n, G_MAXUINT);
+      format = GK_EXPORT_XLSX;
+      g_free (path);
       path = g_steal_pointer (&xlsx_path);
     }
-  else
+  if (what == NULL || g_str_equal (what, "usage"))
     {
-      if (!export_sink_open (&sink, path, &error))
-        return gk_cli_gerror (cli, error);
-      if (what == NULL || g_str_equal (what, "usage"))
-        ok = export_usage (db, &sink, &n_rows, &error);
-      else if (g_str_equal (what, "rotations"))
-        ok = export_rotations (db, sink.buffer, &n_rows, &error);
-      else if (g_str_equal (what, "audit"))
-        ok = export_audit (db, sink.buffer, &n_rows, &error);
-      else
-        ok = export_keys (store, sink.buffer, &n_rows, &error);
-      if (!export_sink_close (&sink, ok, ok ? &error : NULL) ||
-          !gk_audit_record_export (db, what != NULL ? what : "usage", path, n_rows, &error))
-        return gk_cli_gerror (cli, error);
+      gk_database_stop_mmap (db);
+      ok = gk_export_usage (db, NULL, format, path, NULL, NULL, NULL, &n_rows, &error);
     }
+  else if (g_str_equal (what, "rotations"))
+    ok = gk_export_rotations (db, format, path, NULL, &n_rows, &error);
+  else if (g_str_equal (what, "audit"))
+    ok = gk_export_audit (db, format, path, NULL, &n_rows, &error);
+  else
+    ok = gk_export_keys (store, format, path, NULL, &n_rows, &error);
+  if (!ok)
+    return gk_cli_gerror (cli, error);
 
   if (g_str_equal (path, "-"))
     return GK_CLI_OK;
@@ -1096,7 +680,11 @@ gk_cli_cmd_export (GkCli  *cli,
       gk_cli_print_json (cli, builder);
     }
   else
-    printf (ngettext ("Exported %u row to %s\n", "Exported %u rows to %s\n", n_rows),
-            n_rows, path);
+    {
+      guint shown = (guint) MIN (n_rows, G_MAXUINT);
+
+      printf (ngettext ("Exported %u row to %s\n", "Exported %u rows to %s\n", shown),
+              shown, path);
+    }
   return GK_CLI_OK;
 }

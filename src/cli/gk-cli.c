@@ -758,28 +758,3 @@ gk_cli_table_free (GkCliTable *table)
   g_ptr_array_unref (table->rows);
   g_free (table);
 }
-
-void
-gk_cli_csv_append (GString    *out,
-                   const char *field,
-                   gboolean    last)
-{
-  if (field == NULL)
-    field = "";
-
-  if (strpbrk (field, ",\"\r\n") != NULL)
-    {
-      g_string_append_c (out, '"');
-      for (const char *p = field; *p != '\0'; p++)
-        {
-          if (*p == '"')
-            g_string_append_c (out, '"');
-          g_string_append_c (out, *p);
-        }
-      g_string_append_c (out, '"');
-    }
-  else
-    g_string_append (out, field);
-
-  g_string_append (out, last ? "\r\n" : ",");
-}

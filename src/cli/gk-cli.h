@@ -124,11 +124,6 @@ void        gk_cli_table_print   (GkCliTable *table);
 void        gk_cli_table_free    (GkCliTable *table);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GkCliTable, gk_cli_table_free)
 
-/* CSV (RFC 4180) quoting of one field, appended to @out. */
-void        gk_cli_csv_append    (GString    *out,
-                                  const char *field,
-                                  gboolean    last);
-
 /* The command groups (one file each). */
 int         gk_cli_cmd_db        (GkCli *cli, int argc, char **argv);
 int         gk_cli_cmd_key       (GkCli *cli, int argc, char **argv);

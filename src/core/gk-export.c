@@ -1,9 +1,9 @@
-/* gk-export.c: .xlsx spreadsheets through libxlsxwriter.
+/* gk-export.c: CSV files and .xlsx workbooks (through libxlsxwriter).
  *
- * The workbook is written in libxlsxwriter's constant-memory mode (rows
- * go to disk as they come, in order) to a file next to the target, which
- * replaces the target only when complete: a failed or cancelled export
- * leaves no half file.
+ * Both are written to a file next to the target, which replaces the
+ * target only when complete: a failed or cancelled export leaves no half
+ * file. A workbook is written in libxlsxwriter's constant-memory mode
+ * (rows go to disk as they come, in order); a CSV in blocks of text.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -11,8 +11,13 @@
 
 #include <glib/gi18n.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <xlsxwriter.h>
 
 #include "gk-audit.h"
@@ -21,6 +26,8 @@
 #include "gk-key-state.h"
 
 #define EXPORT_PAGE      1000
+/* A CSV goes to disk in blocks of this size. */
+#define CSV_FLUSH_BYTES  (256 * 1024)
 /* A worksheet holds 1,048,576 rows; a longer log goes on to more sheets. */
 #define MAX_SHEET_ROWS   1048576
 /* Days from Excel's epoch (1899-12-30) to the Unix epoch. */
@@ -185,12 +192,192 @@ book_close (Book     *book,
   return ok;
 }
 
+/* --- CSV --------------------------------------------------------------- */
+
+/* Where a CSV goes: a temporary file next to the target (0600), renamed
+ * over it once complete, or standard output. */
+typedef struct
+{
+  FILE    *file;
+  char    *path;        /* the target, or NULL for standard output */
+  char    *tmp_path;
+  GString *buffer;
+  int      write_errno;
+} Csv;
+
+static gboolean
+csv_open (Csv         *csv,
+          const char  *path,
+          GError     **error)
+{
+  int fd;
+
+  memset (csv, 0, sizeof *csv);
+  if (g_str_equal (path, "-"))
+    {
+      csv->file = stdout;
+      csv->buffer = g_string_sized_new (CSV_FLUSH_BYTES + 4096);
+      return TRUE;
+    }
+
+  csv->tmp_path = g_strdup_printf ("%s.XXXXXX", path);
+  fd = g_mkstemp_full (csv->tmp_path, O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0)
+    {
+      int saved = errno;
+
+      g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (saved),
+                   _("Cannot write “%s”: %s"), path, g_strerror (saved));
+      g_clear_pointer (&csv->tmp_path, g_free);
+      return FALSE;
+    }
+  csv->file = fdopen (fd, "w");
+  g_assert (csv->file != NULL);
+  csv->path = g_strdup (path);
+  csv->buffer = g_string_sized_new (CSV_FLUSH_BYTES + 4096);
+  return TRUE;
+}
+
+static void
+csv_flush (Csv *csv)
+{
+  if (csv->buffer->len > 0 && csv->write_errno == 0
+      && fwrite (csv->buffer->str, 1, csv->buffer->len, csv->file) != csv->buffer->len)
+    csv->write_errno = errno != 0 ? errno : EIO;
+  g_string_truncate (csv->buffer, 0);
+}
+
+static void
+csv_maybe_flush (Csv *csv)
+{
+  if (csv->buffer->len >= CSV_FLUSH_BYTES)
+    csv_flush (csv);
+}
+
+/* Finishes the file: on success it takes its final name. */
+static gboolean
+csv_close (Csv       *csv,
+           gboolean   ok,
+           GError   **error)
+{
+  csv_flush (csv);
+  g_string_free (csv->buffer, TRUE);
+  if (ok && csv->write_errno == 0 && fflush (csv->file) != 0)
+    csv->write_errno = errno;
+  if (csv->path == NULL)
+    return ok;
+
+  if (ok && csv->write_errno == 0 && fsync (fileno (csv->file)) != 0)
+    csv->write_errno = errno;
+  fclose (csv->file);
+  if (ok && csv->write_errno == 0 && g_rename (csv->tmp_path, csv->path) != 0)
+    csv->write_errno = errno;
+  if (ok && csv->write_errno != 0)
+    {
+      g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (csv->write_errno),
+                   _("Cannot write “%s”: %s"), csv->path, g_strerror (csv->write_errno));
+      ok = FALSE;
+    }
+  if (!ok)
+    g_unlink (csv->tmp_path);
+  g_free (csv->tmp_path);
+  g_free (csv->path);
+  return ok;
+}
+
+/* RFC 4180 quoting of one field. */
+static void
+csv_field (GString    *out,
+           const char *field,
+           gboolean    last)
+{
+  if (field == NULL)
+    field = "";
+
+  if (strpbrk (field, ",\"\r\n") != NULL)
+    {
+      g_string_append_c (out, '"');
+      for (const char *p = field; *p != '\0'; p++)
+        {
+          if (*p == '"')
+            g_string_append_c (out, '"');
+          g_string_append_c (out, *p);
+        }
+      g_string_append_c (out, '"');
+    }
+  else
+    g_string_append (out, field);
+
+  g_string_append (out, last ? "\r\n" : ",");
+}
+
+static void
+csv_header (GString           *out,
+            const char *const *columns,
+            gsize              n_columns)
+{
+  for (gsize i = 0; i < n_columns; i++)
+    csv_field (out, columns[i], i + 1 == n_columns);
+}
+
+static void
+csv_int (GString  *out,
+         gint64    value,
+         gboolean  last)
+{
+  g_string_append_printf (out, "%" PRId64 "%s", value, last ? "\r\n" : ",");
+}
+
+/* An id, or an empty field for none. */
+static void
+csv_id (GString *out,
+        gint64   value)
+{
+  if (value > 0)
+    g_string_append_printf (out, "%" PRId64, value);
+  g_string_append_c (out, ',');
+}
+
+/* Locale-independent: a CSV must not get decimal commas. */
+static void
+csv_double (GString *out,
+            double   value)
+{
+  char buffer[G_ASCII_DTOSTR_BUF_SIZE];
+
+  g_string_append (out, g_ascii_formatd (buffer, sizeof buffer, "%.6f", value));
+  g_string_append_c (out, ',');
+}
+
+/* A UTC time as ISO 8601 ("2026-03-15T12:00:00Z"), empty for "never";
+ * formatted without GDateTime: an export writes a million of them. */
+static void
+csv_time (GString  *out,
+          gint64    unix_time,
+          gboolean  last)
+{
+  struct tm tm;
+  time_t t = (time_t) unix_time;
+  char buffer[32];
+
+  if (unix_time > 0 && gmtime_r (&t, &tm) != NULL)
+    g_string_append_len (out, buffer,
+                         (gssize) strftime (buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm));
+  g_string_append (out, last ? "\r\n" : ",");
+}
+
 /* --- Usage -------------------------------------------------------------- */
 
 static const char *const usage_columns[] = {
   "id", "time_utc", "key_id", "key_name", "model", "status", "http_status", "tokens_used",
   "prompt_tokens", "output_tokens", "cost_usd", "priced", "user_id", "latency_ms",
   "error_message",
+};
+
+static const char *const usage_csv_columns[] = {
+  "id", "key_id", "key_name", "model", "tokens_used", "prompt_tokens", "output_tokens",
+  "cost_usd", "priced", "status", "http_status", "error_message", "user_id", "latency_ms",
+  "created_at",
 };
 
 static void
@@ -221,34 +408,121 @@ usage_row (const GkUsageRow *r,
   cell_string (book, row, 14, r->error_message);
 }
 
+void
+gk_export_csv_usage_header (GString *out)
+{
+  csv_header (out, usage_csv_columns, G_N_ELEMENTS (usage_csv_columns));
+}
+
+void
+gk_export_csv_usage_row (GString          *out,
+                         const GkUsageRow *row)
+{
+  csv_int (out, row->id, FALSE);
+  /* No key: a request refused before one was chosen. */
+  csv_id (out, row->key_id);
+  csv_field (out, row->key_name, FALSE);
+  csv_field (out, row->model, FALSE);
+  csv_int (out, row->tokens_used, FALSE);
+  csv_int (out, row->prompt_tokens, FALSE);
+  csv_int (out, row->output_tokens, FALSE);
+  csv_double (out, row->cost_usd);
+  g_string_append (out, row->priced ? "1," : "0,");
+  g_string_append (out, gk_usage_status_to_string (row->status));
+  g_string_append_c (out, ',');
+  csv_id (out, row->http_status);
+  csv_field (out, row->error_message, FALSE);
+  csv_field (out, row->user_id, FALSE);
+  csv_int (out, row->latency_ms, FALSE);
+  csv_time (out, row->created_at, TRUE);
+}
+
+static void
+usage_row_csv (const GkUsageRow *row,
+               gpointer          user_data)
+{
+  Csv *csv = user_data;
+
+  gk_export_csv_usage_row (csv->buffer, row);
+  csv_maybe_flush (csv);
+}
+
+/* Where the rows go, whichever the format. */
+typedef struct
+{
+  GkExportFormat format;
+  Book           book;
+  Csv            csv;
+} Sink;
+
+static gboolean
+sink_open (Sink              *sink,
+           GkExportFormat     format,
+           const char        *path,
+           const char        *sheet_name,
+           const char *const *columns,
+           guint              n_columns,
+           const char *const *csv_columns,
+           guint              n_csv_columns,
+           GError           **error)
+{
+  sink->format = format;
+  if (format == GK_EXPORT_XLSX)
+    return book_open (&sink->book, path, sheet_name, columns, n_columns, error);
+  if (!csv_open (&sink->csv, path, error))
+    return FALSE;
+  csv_header (sink->csv.buffer, csv_columns, n_csv_columns);
+  return TRUE;
+}
+
+static gboolean
+sink_failed (Sink *sink)
+{
+  return sink->format == GK_EXPORT_XLSX ? sink->book.failed != LXW_NO_ERROR
+                                        : sink->csv.write_errno != 0;
+}
+
+static gboolean
+sink_close (Sink      *sink,
+            gboolean   ok,
+            GError   **error)
+{
+  return sink->format == GK_EXPORT_XLSX ? book_close (&sink->book, ok, error)
+                                        : csv_close (&sink->csv, ok, error);
+}
+
 /**
- * gk_export_usage_xlsx:
+ * gk_export_usage:
  *
  * Writes the rows of @filter, newest first, a keyset page at a time. Rows
  * recorded while it runs (higher ids than its first page) are left out.
  */
 gboolean
-gk_export_usage_xlsx (GkDatabase          *db,
-                      const GkUsageFilter *filter,
-                      const char          *path,
-                      GkExportProgress     progress,
-                      gpointer             user_data,
-                      GCancellable        *cancellable,
-                      guint64             *n_rows,
-                      GError             **error)
+gk_export_usage (GkDatabase          *db,
+                 const GkUsageFilter *filter,
+                 GkExportFormat       format,
+                 const char          *path,
+                 GkExportProgress     progress,
+                 gpointer             user_data,
+                 GCancellable        *cancellable,
+                 guint64             *n_rows,
+                 GError             **error)
 {
-  GkUsageFilter all = GK_USAGE_FILTER_INIT;
+  GkUsageRowFunc func = format == GK_EXPORT_XLSX ? usage_row : usage_row_csv;
   gint64 before = G_MAXINT64;
   guint64 total = 0;
   gboolean ok = TRUE;
-  Book book;
+  gpointer target;
+  Sink sink;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), FALSE);
   g_return_val_if_fail (path != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (!book_open (&book, path, "Usage", usage_columns, G_N_ELEMENTS (usage_columns), error))
+  if (!sink_open (&sink, format, path, "Usage", usage_columns, G_N_ELEMENTS (usage_columns),
+                  usage_csv_columns, G_N_ELEMENTS (usage_csv_columns), error))
     return FALSE;
+  target = format == GK_EXPORT_XLSX ? (gpointer) &sink.book : (gpointer) &sink.csv;
   for (;;)
     {
       gint64 n;
@@ -258,8 +532,12 @@ gk_export_usage_xlsx (GkDatabase          *db,
           ok = FALSE;
           break;
         }
-      n = gk_stats_usage_query_page (db, filter != NULL ? filter : &all, before, EXPORT_PAGE,
-                                     usage_row, &book, &before, error);
+      /* The whole log streams row by row; a filtered page is read first. */
+      if (filter == NULL)
+        n = gk_stats_usage_page (db, before, EXPORT_PAGE, func, target, &before, error);
+      else
+        n = gk_stats_usage_query_page (db, filter, before, EXPORT_PAGE, func, target, &before,
+                                       error);
       if (n < 0)
         {
           ok = FALSE;
@@ -268,10 +546,10 @@ gk_export_usage_xlsx (GkDatabase          *db,
       total += (guint64) n;
       if (progress != NULL)
         progress (total, user_data);
-      if (n < EXPORT_PAGE || book.failed != LXW_NO_ERROR)
+      if (n < EXPORT_PAGE || sink_failed (&sink))
         break;
     }
-  if (!book_close (&book, ok, ok ? error : NULL))
+  if (!sink_close (&sink, ok, ok ? error : NULL))
     return FALSE;
   if (n_rows != NULL)
     *n_rows = total;
@@ -285,42 +563,81 @@ static const char *const rotation_columns[] = {
   "triggered_by",
 };
 
+static const char *const rotation_csv_columns[] = {
+  "id", "from_key_id", "from_key_name", "to_key_id", "to_key_name", "reason", "triggered_by",
+  "created_at",
+};
+
+static void
+rotation_row (Book                *book,
+              const GkRotationRow *r)
+{
+  lxw_row_t row = book_next_row (book);
+
+  if (book->sheet == NULL)
+    return;
+  cell_int (book, row, 0, r->id);
+  cell_time (book, row, 1, r->created_at);
+  cell_int (book, row, 2, r->from_key_id);
+  cell_string (book, row, 3, r->from_key_name);
+  if (r->to_key_id > 0)
+    cell_int (book, row, 4, r->to_key_id);
+  cell_string (book, row, 5, r->to_key_name);
+  cell_string (book, row, 6, gk_rotation_reason_to_string (r->reason));
+  cell_string (book, row, 7, r->triggered_by);
+}
+
+static void
+rotation_row_csv (GString             *out,
+                  const GkRotationRow *r)
+{
+  csv_int (out, r->id, FALSE);
+  csv_int (out, r->from_key_id, FALSE);
+  csv_field (out, r->from_key_name, FALSE);
+  csv_id (out, r->to_key_id);
+  csv_field (out, r->to_key_name, FALSE);
+  csv_field (out, gk_rotation_reason_to_string (r->reason), FALSE);
+  csv_field (out, r->triggered_by, FALSE);
+  csv_time (out, r->created_at, TRUE);
+}
+
 gboolean
-gk_export_rotations_xlsx (GkDatabase  *db,
-                          const char  *path,
-                          guint64     *n_rows,
-                          GError     **error)
+gk_export_rotations (GkDatabase      *db,
+                     GkExportFormat   format,
+                     const char      *path,
+                     GCancellable    *cancellable,
+                     guint64         *n_rows,
+                     GError         **error)
 {
   g_autoptr(GPtrArray) rows = NULL;
   gint64 all = 0, manual = 0, automatic = 0;
-  Book book;
+  gboolean ok = TRUE;
+  Sink sink;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), FALSE);
+  g_return_val_if_fail (path != NULL, FALSE);
 
   if (!gk_stats_rotation_totals (db, &all, &manual, &automatic, error))
     return FALSE;
   rows = gk_stats_rotation_logs (db, (guint) MAX (all, 1), error);
   if (rows == NULL)
     return FALSE;
-  if (!book_open (&book, path, "Rotations", rotation_columns, G_N_ELEMENTS (rotation_columns),
-                  error))
+  if (!sink_open (&sink, format, path, "Rotations", rotation_columns,
+                  G_N_ELEMENTS (rotation_columns), rotation_csv_columns,
+                  G_N_ELEMENTS (rotation_csv_columns), error))
     return FALSE;
-  for (guint i = 0; i < rows->len; i++)
+  for (guint i = 0; i < rows->len && ok; i++)
     {
-      const GkRotationRow *r = rows->pdata[i];
-      lxw_row_t row = book_next_row (&book);
-
-      cell_int (&book, row, 0, r->id);
-      cell_time (&book, row, 1, r->created_at);
-      cell_int (&book, row, 2, r->from_key_id);
-      cell_string (&book, row, 3, r->from_key_name);
-      if (r->to_key_id > 0)
-        cell_int (&book, row, 4, r->to_key_id);
-      cell_string (&book, row, 5, r->to_key_name);
-      cell_string (&book, row, 6, gk_rotation_reason_to_string (r->reason));
-      cell_string (&book, row, 7, r->triggered_by);
+      if (format == GK_EXPORT_XLSX)
+        rotation_row (&sink.book, rows->pdata[i]);
+      else
+        {
+          rotation_row_csv (sink.csv.buffer, rows->pdata[i]);
+          csv_maybe_flush (&sink.csv);
+        }
+      ok = !g_cancellable_set_error_if_cancelled (cancellable, error);
     }
-  if (!book_close (&book, TRUE, error))
+  if (!sink_close (&sink, ok, ok ? error : NULL))
     return FALSE;
   if (n_rows != NULL)
     *n_rows = rows->len;
@@ -334,41 +651,91 @@ static const char *const key_columns[] = {
   "monthly_budget_usd", "month_cost_usd", "created_utc", "last_used_utc",
 };
 
+static const char *const key_csv_columns[] = {
+  "id", "name", "key_hint", "project", "status", "priority", "is_default",
+  "monthly_budget_usd", "month_cost_usd", "created_at", "last_used_at",
+  "monthly_tokens_limit", "monthly_tokens_used", "daily_tokens_limit", "daily_tokens_used",
+  "minute_tokens_limit", "minute_tokens_used", "daily_requests_limit", "daily_requests_used",
+  "minute_requests_limit", "minute_requests_used",
+};
+
+static void
+key_row (Book        *book,
+         const GkKey *k)
+{
+  lxw_row_t row = book_next_row (book);
+
+  if (book->sheet == NULL)
+    return;
+  cell_int (book, row, 0, k->id);
+  cell_string (book, row, 1, k->name);
+  cell_string (book, row, 2, k->key_hint);
+  cell_string (book, row, 3, k->project);
+  cell_string (book, row, 4, gk_key_status_to_string (k->status));
+  cell_int (book, row, 5, k->priority);
+  worksheet_write_boolean (book->sheet, row, 6, k->is_default, NULL);
+  if (k->monthly_budget_usd >= 0)
+    cell_money (book, row, 7, k->monthly_budget_usd);
+  cell_money (book, row, 8, k->month_cost_usd);
+  cell_time (book, row, 9, k->created_at);
+  cell_time (book, row, 10, k->last_used_at);
+}
+
+static void
+key_row_csv (GString     *out,
+             const GkKey *k)
+{
+  csv_int (out, k->id, FALSE);
+  csv_field (out, k->name, FALSE);
+  csv_field (out, k->key_hint, FALSE);
+  csv_field (out, k->project, FALSE);
+  csv_field (out, gk_key_status_to_string (k->status), FALSE);
+  csv_int (out, k->priority, FALSE);
+  g_string_append (out, k->is_default ? "1," : "0,");
+  if (k->monthly_budget_usd >= 0)
+    csv_double (out, k->monthly_budget_usd);
+  else
+    g_string_append_c (out, ',');
+  csv_double (out, k->month_cost_usd);
+  csv_time (out, k->created_at, FALSE);
+  csv_time (out, k->last_used_at, FALSE);
+  for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
+    {
+      csv_int (out, k->quotas[i].limit_value, FALSE);
+      csv_int (out, k->quotas[i].used_value, i + 1 == GK_QUOTA_N_SLOTS);
+    }
+}
+
 gboolean
-gk_export_keys_xlsx (GkKeyStore  *store,
-                     const char  *path,
-                     guint64     *n_rows,
-                     GError     **error)
+gk_export_keys (GkKeyStore      *store,
+                GkExportFormat   format,
+                const char      *path,
+                GCancellable    *cancellable,
+                guint64         *n_rows,
+                GError         **error)
 {
   g_autoptr(GPtrArray) keys = NULL;
-  Book book;
+  gboolean ok = TRUE;
+  Sink sink;
 
   g_return_val_if_fail (GK_IS_KEY_STORE (store), FALSE);
+  g_return_val_if_fail (path != NULL, FALSE);
 
   keys = gk_key_store_list (store, error);
   if (keys == NULL)
     return FALSE;
-  if (!book_open (&book, path, "Keys", key_columns, G_N_ELEMENTS (key_columns), error))
+  if (!sink_open (&sink, format, path, "Keys", key_columns, G_N_ELEMENTS (key_columns),
+                  key_csv_columns, G_N_ELEMENTS (key_csv_columns), error))
     return FALSE;
-  for (guint i = 0; i < keys->len; i++)
+  for (guint i = 0; i < keys->len && ok; i++)
     {
-      const GkKey *k = keys->pdata[i];
-      lxw_row_t row = book_next_row (&book);
-
-      cell_int (&book, row, 0, k->id);
-      cell_string (&book, row, 1, k->name);
-      cell_string (&book, row, 2, k->key_hint);
-      cell_string (&book, row, 3, k->project);
-      cell_string (&book, row, 4, gk_key_status_to_string (k->status));
-      cell_int (&book, row, 5, k->priority);
-      worksheet_write_boolean (book.sheet, row, 6, k->is_default, NULL);
-      if (k->monthly_budget_usd >= 0)
-        cell_money (&book, row, 7, k->monthly_budget_usd);
-      cell_money (&book, row, 8, k->month_cost_usd);
-      cell_time (&book, row, 9, k->created_at);
-      cell_time (&book, row, 10, k->last_used_at);
+      if (format == GK_EXPORT_XLSX)
+        key_row (&sink.book, keys->pdata[i]);
+      else
+        key_row_csv (sink.csv.buffer, keys->pdata[i]);
+      ok = !g_cancellable_set_error_if_cancelled (cancellable, error);
     }
-  if (!book_close (&book, TRUE, error))
+  if (!sink_close (&sink, ok, ok ? error : NULL))
     return FALSE;
   if (n_rows != NULL)
     *n_rows = keys->len;
@@ -382,17 +749,57 @@ static const char *const audit_columns[] = {
   "id", "time_utc", "actor", "action", "target_id", "target", "summary",
 };
 
+static const char *const audit_csv_columns[] = {
+  "id", "created_at", "actor", "action", "target_id", "target", "summary",
+};
+
+static void
+audit_row (Book             *book,
+           const GkAuditRow *r)
+{
+  lxw_row_t row = book_next_row (book);
+
+  if (book->sheet == NULL)
+    return;
+  cell_int (book, row, 0, r->id);
+  cell_time (book, row, 1, r->created_at);
+  cell_string (book, row, 2, r->actor);
+  cell_string (book, row, 3, gk_audit_action_to_string (r->action));
+  if (r->target_id > 0)
+    cell_int (book, row, 4, r->target_id);
+  cell_string (book, row, 5, r->target);
+  cell_string (book, row, 6, r->summary);
+}
+
+static void
+audit_row_csv (GString          *out,
+               const GkAuditRow *r)
+{
+  csv_int (out, r->id, FALSE);
+  csv_time (out, r->created_at, FALSE);
+  csv_field (out, r->actor, FALSE);
+  csv_field (out, gk_audit_action_to_string (r->action), FALSE);
+  csv_id (out, r->target_id);
+  csv_field (out, r->target, FALSE);
+  csv_field (out, r->summary, TRUE);
+}
+
+/* The audit log, newest first. */
 gboolean
-gk_export_audit_xlsx (GkDatabase  *db,
-                      const char  *path,
-                      guint64     *n_rows,
-                      GError     **error)
+gk_export_audit (GkDatabase      *db,
+                 GkExportFormat   format,
+                 const char      *path,
+                 GCancellable    *cancellable,
+                 guint64         *n_rows,
+                 GError         **error)
 {
   g_autoptr(GPtrArray) rows = NULL;
+  gboolean ok = TRUE;
   gint64 count;
-  Book book;
+  Sink sink;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), FALSE);
+  g_return_val_if_fail (path != NULL, FALSE);
 
   count = gk_audit_count (db, error);
   if (count < 0)
@@ -400,23 +807,21 @@ gk_export_audit_xlsx (GkDatabase  *db,
   rows = gk_audit_list (db, (guint) MIN (count, G_MAXUINT), 0, error);
   if (rows == NULL)
     return FALSE;
-  if (!book_open (&book, path, "Audit", audit_columns, G_N_ELEMENTS (audit_columns), error))
+  if (!sink_open (&sink, format, path, "Audit", audit_columns, G_N_ELEMENTS (audit_columns),
+                  audit_csv_columns, G_N_ELEMENTS (audit_csv_columns), error))
     return FALSE;
-  for (guint i = 0; i < rows->len; i++)
+  for (guint i = 0; i < rows->len && ok; i++)
     {
-      const GkAuditRow *r = rows->pdata[i];
-      lxw_row_t row = book_next_row (&book);
-
-      cell_int (&book, row, 0, r->id);
-      cell_time (&book, row, 1, r->created_at);
-      cell_string (&book, row, 2, r->actor);
-      cell_string (&book, row, 3, gk_audit_action_to_string (r->action));
-      if (r->target_id > 0)
-        cell_int (&book, row, 4, r->target_id);
-      cell_string (&book, row, 5, r->target);
-      cell_string (&book, row, 6, r->summary);
+      if (format == GK_EXPORT_XLSX)
+        audit_row (&sink.book, rows->pdata[i]);
+      else
+        {
+          audit_row_csv (sink.csv.buffer, rows->pdata[i]);
+          csv_maybe_flush (&sink.csv);
+        }
+      ok = !g_cancellable_set_error_if_cancelled (cancellable, error);
     }
-  if (!book_close (&book, TRUE, error))
+  if (!sink_close (&sink, ok, ok ? error : NULL))
     return FALSE;
   if (n_rows != NULL)
     *n_rows = rows->len;

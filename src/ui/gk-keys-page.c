@@ -7,6 +7,7 @@
 #include <glib/gi18n.h>
 #include <string.h>
 
+#include "gk-export-button.h"
 #include "gk-format.h"
 #include "gk-import-dialog.h"
 #include "gk-key-dialog.h"
@@ -1147,6 +1148,34 @@ search_changed_cb (GkKeysPage *self)
   gtk_string_filter_set_search (self->filter, gtk_editable_get_text (GTK_EDITABLE (self->search_entry)));
 }
 
+/* Export: every key, masked (the key store never reveals a secret in a
+ * listing). */
+static gboolean
+export_job_run (gpointer           store,
+                GkExportFormat     format,
+                const char        *path,
+                GkExportProgress   progress,
+                gpointer           progress_data,
+                GCancellable      *cancellable,
+                guint64           *n_rows,
+                GError           **error)
+{
+  return gk_export_keys (store, format, path, cancellable, n_rows, error);
+}
+
+static void
+export_cb (GkKeysPage     *self,
+           int             format,
+           const char     *path,
+           GkExportButton *button)
+{
+  GkKeyStore *store = self->backend != NULL ? gk_backend_get_key_store (self->backend) : NULL;
+
+  if (store != NULL)
+    gk_export_button_run (button, format, path, export_job_run, g_object_ref (store),
+                          g_object_unref);
+}
+
 static void
 stop_search_cb (GkKeysPage *self)
 {
@@ -1462,6 +1491,7 @@ gk_keys_page_class_init (GkKeysPageClass *klass)
                   0, NULL, NULL, NULL,
                   G_TYPE_NONE, 1, ADW_TYPE_TOAST);
 
+  g_type_ensure (GK_TYPE_EXPORT_BUTTON);
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/io/github/geminikeys/GeminiKeys/ui/gk-keys-page.ui");
   gtk_widget_class_bind_template_child (widget_class, GkKeysPage, stack);
@@ -1477,6 +1507,7 @@ gk_keys_page_class_init (GkKeysPageClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, search_changed_cb);
   gtk_widget_class_bind_template_callback (widget_class, state_selected_cb);
   gtk_widget_class_bind_template_callback (widget_class, stop_search_cb);
+  gtk_widget_class_bind_template_callback (widget_class, export_cb);
 
   gtk_widget_class_install_action (widget_class, "keys.add", NULL, add_action_cb);
   gtk_widget_class_install_action (widget_class, "keys.search", NULL, search_action_cb);

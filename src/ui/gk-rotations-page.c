@@ -10,6 +10,7 @@
 
 #include <glib/gi18n.h>
 
+#include "gk-export-button.h"
 #include "gk-rotations-page.h"
 #include "gk-usage-model.h"
 
@@ -131,6 +132,32 @@ enum {
 };
 
 static GParamSpec *properties[N_PROPS];
+
+static gboolean
+export_job_run (gpointer           db,
+                GkExportFormat     format,
+                const char        *path,
+                GkExportProgress   progress,
+                gpointer           progress_data,
+                GCancellable      *cancellable,
+                guint64           *n_rows,
+                GError           **error)
+{
+  return gk_export_rotations (db, format, path, cancellable, n_rows, error);
+}
+
+static void
+export_cb (GkRotationsPage *self,
+           int              format,
+           const char      *path,
+           GkExportButton  *button)
+{
+  GkDatabase *db = self->backend != NULL ? gk_backend_get_database (self->backend) : NULL;
+
+  if (db != NULL)
+    gk_export_button_run (button, format, path, export_job_run, g_object_ref (db),
+                          g_object_unref);
+}
 
 static void
 set_loading (GkRotationsPage *self,
@@ -347,6 +374,7 @@ gk_rotations_page_class_init (GkRotationsPageClass *klass)
 
   /* The column factories look the item type up by name. */
   g_type_ensure (GK_TYPE_ROTATION_ITEM);
+  g_type_ensure (GK_TYPE_EXPORT_BUTTON);
 
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/io/github/geminikeys/GeminiKeys/ui/gk-rotations-page.ui");
@@ -357,6 +385,7 @@ gk_rotations_page_class_init (GkRotationsPageClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GkRotationsPage, empty_status);
   gtk_widget_class_bind_template_child (widget_class, GkRotationsPage, column_view);
   gtk_widget_class_bind_template_child (widget_class, GkRotationsPage, spikes_label);
+  gtk_widget_class_bind_template_callback (widget_class, export_cb);
 }
 
 static void

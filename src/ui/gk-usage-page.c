@@ -13,6 +13,7 @@
 
 #include <glib/gi18n.h>
 
+#include "gk-export-button.h"
 #include "gk-usage-model.h"
 #include "gk-usage-page.h"
 
@@ -42,14 +43,6 @@ struct _GkUsagePage
   GtkDropDown    *status_dropdown;
   GtkEditable    *model_entry;
   GtkEditable    *user_entry;
-  GtkWidget      *export_button;
-  GtkWidget      *export_box;
-  GtkProgressBar *export_progress;
-
-  GCancellable   *export_cancellable;  /* non-NULL while exporting */
-  guint           export_timer;
-  gpointer        export_rows;         /* atomic: rows written so far, a gsize */
-  char           *export_message;      /* the last export's outcome */
   GtkLabel       *requests_label;
   GtkLabel       *success_label;
   GtkLabel       *failed_label;
@@ -550,146 +543,53 @@ backend_changed_cb (GkUsagePage *self)
   reload_all (self);
 }
 
-/* Export (off the main thread, with progress and Cancel) */
+/* Export: the period and filters shown, from the database. */
 
 typedef struct
 {
   GkDatabase    *db;
   GkUsageFilter *filter;
-  char          *path;
-  GkUsagePage   *page;       /* for the row counter only; kept alive by the task */
-  guint64        rows;
-} ExportData;
+} ExportJob;
 
 static void
-export_data_free (ExportData *data)
+export_job_free (ExportJob *job)
 {
-  g_clear_object (&data->db);
-  g_clear_pointer (&data->filter, gk_usage_filter_free);
-  g_free (data->path);
-  g_free (data);
-}
-
-static void
-export_progress_cb (guint64  rows,
-                    gpointer user_data)
-{
-  ExportData *data = user_data;
-
-  g_atomic_pointer_set (&data->page->export_rows, GSIZE_TO_POINTER ((gsize) rows));
-}
-
-static void
-export_thread (GTask        *task,
-               gpointer      source_object,
-               gpointer      task_data,
-               GCancellable *cancellable)
-{
-  ExportData *data = task_data;
-  GError *error = NULL;
-
-  if (gk_export_usage_xlsx (data->db, data->filter, data->path, export_progress_cb, data,
-                            cancellable, &data->rows, &error))
-    g_task_return_boolean (task, TRUE);
-  else
-    g_task_return_error (task, error);
+  g_clear_object (&job->db);
+  g_clear_pointer (&job->filter, gk_usage_filter_free);
+  g_free (job);
 }
 
 static gboolean
-export_tick_cb (gpointer user_data)
+export_job_run (gpointer           data,
+                GkExportFormat     format,
+                const char        *path,
+                GkExportProgress   progress,
+                gpointer           progress_data,
+                GCancellable      *cancellable,
+                guint64           *n_rows,
+                GError           **error)
 {
-  GkUsagePage *self = user_data;
-  gsize rows = GPOINTER_TO_SIZE (g_atomic_pointer_get (&self->export_rows));
-  g_autofree char *count = gk_format_count ((gint64) rows);
-  /* Translators: the progress of an export, "12,345 rows". */
-  g_autofree char *text = g_strdup_printf (_("%s rows"), count);
+  ExportJob *job = data;
 
-  gtk_progress_bar_pulse (self->export_progress);
-  gtk_progress_bar_set_text (self->export_progress, text);
-  return G_SOURCE_CONTINUE;
+  return gk_export_usage (job->db, job->filter, format, path, progress, progress_data,
+                          cancellable, n_rows, error);
 }
 
 static void
-export_done_cb (GObject      *object,
-                GAsyncResult *result,
-                gpointer      user_data)
+export_cb (GkUsagePage    *self,
+           int             format,
+           const char     *path,
+           GkExportButton *button)
 {
-  GkUsagePage *self = GK_USAGE_PAGE (object);
-  ExportData *data = g_task_get_task_data (G_TASK (result));
-  g_autoptr(GError) error = NULL;
+  ExportJob *job;
 
-  g_clear_handle_id (&self->export_timer, g_source_remove);
-  g_clear_object (&self->export_cancellable);
-  /* The page was disposed while the export ran. */
-  if (self->export_box == NULL)
-    {
-      g_task_propagate_boolean (G_TASK (result), NULL);
-      g_object_unref (self);
-      return;
-    }
-  gtk_widget_set_visible (self->export_box, FALSE);
-  gtk_widget_set_sensitive (self->export_button, TRUE);
-  g_free (self->export_message);
-  if (g_task_propagate_boolean (G_TASK (result), &error))
-    {
-      g_autofree char *count = gk_format_count ((gint64) data->rows);
-
-      self->export_message = g_strdup_printf (_("Exported %s rows"), count);
-    }
-  else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    self->export_message = g_strdup (_("Export cancelled"));
-  else
-    self->export_message = g_strdup (error->message);
-  gtk_widget_set_tooltip_text (self->export_button, self->export_message);
-  g_object_unref (self);
-}
-
-static void
-export_cancel_cb (GkUsagePage *self)
-{
-  g_cancellable_cancel (self->export_cancellable);
-}
-
-static void
-export_response_cb (GtkNativeDialog *dialog,
-                    int              response,
-                    gpointer         user_data)
-{
-  GkUsagePage *self = user_data;
-
-  if (response == GTK_RESPONSE_ACCEPT)
-    {
-      g_autoptr(GFile) file = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
-      g_autofree char *path = file != NULL ? g_file_get_path (file) : NULL;
-
-      if (path != NULL)
-        gk_usage_page_export (self, path);
-    }
-  g_object_unref (dialog);
-  g_object_unref (self);
-}
-
-/* Through the file chooser portal inside the Flatpak. */
-static void
-export_clicked_cb (GkUsagePage *self)
-{
-  GtkRoot *root = gtk_widget_get_root (GTK_WIDGET (self));
-  GtkFileChooserNative *native;
-  g_autoptr(GtkFileFilter) filter = gtk_file_filter_new ();
-
-  native = gtk_file_chooser_native_new (_("Export Usage"),
-                                        GTK_IS_WINDOW (root) ? GTK_WINDOW (root) : NULL,
-                                        GTK_FILE_CHOOSER_ACTION_SAVE, _("_Export"),
-                                        _("_Cancel"));
-  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (native), TRUE);
-  gtk_file_filter_set_name (filter, _("Excel workbook"));
-  gtk_file_filter_add_pattern (filter, "*.xlsx");
-  gtk_file_filter_add_mime_type (filter,
-                                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
-  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (native), filter);
-  gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (native), "usage.xlsx");
-  g_signal_connect (native, "response", G_CALLBACK (export_response_cb), g_object_ref (self));
-  gtk_native_dialog_show (GTK_NATIVE_DIALOG (native));
+  if (self->backend == NULL || gk_backend_get_database (self->backend) == NULL)
+    return;
+  job = g_new0 (ExportJob, 1);
+  job->db = g_object_ref (gk_backend_get_database (self->backend));
+  job->filter = current_filter (self);
+  gk_export_button_run (button, format, path, export_job_run, job,
+                        (GDestroyNotify) export_job_free);
 }
 
 /* Overrides */
@@ -701,8 +601,6 @@ gk_usage_page_dispose (GObject *object)
 
   g_cancellable_cancel (self->cancellable);
   g_clear_object (&self->cancellable);
-  g_cancellable_cancel (self->export_cancellable);
-  g_clear_handle_id (&self->export_timer, g_source_remove);
   gk_backend_set_watched (&self->backend, NULL, NULL, self);
   drop_model (self);
   /* AdwBin unparents its child in its own dispose; let it go first, or
@@ -719,7 +617,6 @@ gk_usage_page_finalize (GObject *object)
   GkUsagePage *self = GK_USAGE_PAGE (object);
 
   g_clear_pointer (&self->key_ids, g_array_unref);
-  g_free (self->export_message);
 
   G_OBJECT_CLASS (gk_usage_page_parent_class)->finalize (object);
 }
@@ -759,6 +656,7 @@ gk_usage_page_class_init (GkUsagePageClass *klass)
 
   /* The column factories look the item type up by name. */
   g_type_ensure (GK_TYPE_USAGE_ITEM);
+  g_type_ensure (GK_TYPE_EXPORT_BUTTON);
 
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/io/github/geminikeys/GeminiKeys/ui/gk-usage-page.ui");
@@ -779,12 +677,8 @@ gk_usage_page_class_init (GkUsagePageClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GkUsagePage, stack);
   gtk_widget_class_bind_template_child (widget_class, GkUsagePage, empty_status);
   gtk_widget_class_bind_template_child (widget_class, GkUsagePage, column_view);
-  gtk_widget_class_bind_template_child (widget_class, GkUsagePage, export_button);
-  gtk_widget_class_bind_template_child (widget_class, GkUsagePage, export_box);
-  gtk_widget_class_bind_template_child (widget_class, GkUsagePage, export_progress);
   gtk_widget_class_bind_template_callback (widget_class, filter_changed_cb);
-  gtk_widget_class_bind_template_callback (widget_class, export_clicked_cb);
-  gtk_widget_class_bind_template_callback (widget_class, export_cancel_cb);
+  gtk_widget_class_bind_template_callback (widget_class, export_cb);
 }
 
 static void
@@ -859,54 +753,6 @@ gk_usage_page_get_model (GkUsagePage *self)
   g_return_val_if_fail (GK_IS_USAGE_PAGE (self), NULL);
 
   return self->model != NULL ? G_LIST_MODEL (self->model) : NULL;
-}
-
-void
-gk_usage_page_export (GkUsagePage *self,
-                      const char  *path)
-{
-  g_autoptr(GTask) task = NULL;
-  ExportData *data;
-
-  g_return_if_fail (GK_IS_USAGE_PAGE (self));
-  g_return_if_fail (path != NULL);
-
-  if (self->export_cancellable != NULL || self->backend == NULL
-      || gk_backend_get_database (self->backend) == NULL)
-    return;
-
-  data = g_new0 (ExportData, 1);
-  data->db = g_object_ref (gk_backend_get_database (self->backend));
-  data->filter = current_filter (self);
-  data->path = g_strdup (path);
-  data->page = self;
-  g_atomic_pointer_set (&self->export_rows, NULL);
-  self->export_cancellable = g_cancellable_new ();
-  gtk_widget_set_sensitive (self->export_button, FALSE);
-  gtk_widget_set_visible (self->export_box, TRUE);
-  gtk_progress_bar_set_text (self->export_progress, NULL);
-  self->export_timer = g_timeout_add (100, export_tick_cb, self);
-
-  task = g_task_new (g_object_ref (self), self->export_cancellable, export_done_cb, NULL);
-  g_task_set_source_tag (task, gk_usage_page_export);
-  g_task_set_task_data (task, data, (GDestroyNotify) export_data_free);
-  g_task_run_in_thread (task, export_thread);
-}
-
-gboolean
-gk_usage_page_get_exporting (GkUsagePage *self)
-{
-  g_return_val_if_fail (GK_IS_USAGE_PAGE (self), FALSE);
-
-  return self->export_cancellable != NULL;
-}
-
-const char *
-gk_usage_page_get_export_message (GkUsagePage *self)
-{
-  g_return_val_if_fail (GK_IS_USAGE_PAGE (self), NULL);
-
-  return self->export_message;
 }
 
 gboolean

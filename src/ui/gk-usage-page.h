@@ -26,14 +26,6 @@ GkUsageFilter *gk_usage_page_get_filter (GkUsagePage *self);
 void        gk_usage_page_set_filter   (GkUsagePage *self,
                                         gint64       key_id,
                                         guint        limit);
-/* Writes the requests of the period and filters to @path as an .xlsx in
- * a worker thread, with a progress bar and Cancel (the Export… button
- * asks for @path through GtkFileChooserNative). */
-void        gk_usage_page_export       (GkUsagePage *self,
-                                        const char  *path);
-gboolean    gk_usage_page_get_exporting (GkUsagePage *self);
-/* The last export's outcome ("Exported 12 rows", the error), or NULL. */
-const char *gk_usage_page_get_export_message (GkUsagePage *self);
 /* The table's model (a GkUsageModel), or NULL before a backend is set. */
 GListModel *gk_usage_page_get_model    (GkUsagePage *self);
 /* TRUE while anything on the page is loading ("notify::loading"). */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "gk-database-private.h"
+#include "gk-export-button.h"
 #include "gk-ui-test-util.h"
 
 void
@@ -360,4 +361,77 @@ gk_ui_test_gateway_request (guint       port,
   gk_ui_test_wait (gateway_request_answered, &request, "the gateway's answer");
   g_thread_join (thread);
   return request.status;
+}
+
+static gboolean
+file_chooser_shown (gpointer data)
+{
+  return gk_ui_test_find_toplevel (GTK_TYPE_FILE_CHOOSER_DIALOG) != NULL;
+}
+
+static gboolean
+export_ended (gpointer data)
+{
+  return !gk_export_button_get_exporting (data)
+         && gk_ui_test_find_toplevel (GTK_TYPE_FILE_CHOOSER_DIALOG) == NULL;
+}
+
+const char *
+gk_ui_test_export (GtkWidget  *root,
+                   const char *format,
+                   const char *path)
+{
+  GtkWidget *button = gk_ui_test_find_type (root, GK_TYPE_EXPORT_BUTTON);
+  g_autofree char *extension = g_strconcat (".", format, NULL);
+  GtkFileChooser *chooser;
+  GtkFileFilter *filter;
+  g_autofree char *name = NULL;
+
+  g_assert_nonnull (button);
+  g_assert_false (gk_export_button_get_exporting (GK_EXPORT_BUTTON (button)));
+  /* The menu's item: outside a sandbox GtkFileChooserNative shows a
+   * GtkFileChooserDialog, offering a name with the format's extension and
+   * only files of that format. */
+  g_assert_true (gtk_widget_activate_action (button, "export.as", "s", format));
+  gk_ui_test_wait (file_chooser_shown, NULL, "the file chooser");
+  chooser = GTK_FILE_CHOOSER (gk_ui_test_find_toplevel (GTK_TYPE_FILE_CHOOSER_DIALOG));
+  g_assert_cmpint (gtk_file_chooser_get_action (chooser), ==, GTK_FILE_CHOOSER_ACTION_SAVE);
+  name = gtk_file_chooser_get_current_name (chooser);
+  g_assert_true (g_str_has_suffix (name, extension));
+  filter = gtk_file_chooser_get_filter (chooser);
+  g_assert_nonnull (filter);
+  g_assert_nonnull (gtk_file_filter_get_name (filter));
+  /* Accepting a file goes through the chooser's asynchronous checks of the
+   * folder, which Xvfb's bare session does not finish: cancel it, and
+   * choose @path as accepting it does. */
+  gtk_dialog_response (GTK_DIALOG (chooser), GTK_RESPONSE_CANCEL);
+  gk_export_button_export (GK_EXPORT_BUTTON (button),
+                           g_str_equal (format, "xlsx") ? GK_EXPORT_XLSX : GK_EXPORT_CSV, path);
+  g_assert_true (gk_export_button_get_exporting (GK_EXPORT_BUTTON (button)));
+  gk_ui_test_wait (export_ended, button, "the export to end");
+  g_assert_nonnull (gk_export_button_get_message (GK_EXPORT_BUTTON (button)));
+  return gk_export_button_get_message (GK_EXPORT_BUTTON (button));
+}
+
+void
+gk_ui_test_check_xlsx (const char *path,
+                       const char *header,
+                       guint       rows,
+                       const char *types)
+{
+  g_autofree char *script = g_build_filename (g_getenv ("GEMINI_KEYS_SOURCE_ROOT"), "tests",
+                                              "cli", "check-xlsx.py", NULL);
+  g_autofree char *n_rows = g_strdup_printf ("%u", rows);
+  const char *argv[] = { "python3", script, path, header, n_rows, types, NULL };
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_autoptr(GError) error = NULL;
+  int status = 0;
+
+  g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &err,
+                &status, &error);
+  g_assert_no_error (error);
+  if (!g_spawn_check_wait_status (status, NULL))
+    g_error ("%s: %s", path, err);
+  g_assert_cmpstr (out, ==, "ok\n");
 }

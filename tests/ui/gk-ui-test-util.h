@@ -85,4 +85,18 @@ GtkWidget *gk_ui_test_find_label  (GtkWidget       *root,
 GtkWidget *gk_ui_test_find_type   (GtkWidget       *root,
                                    GType            type);
 
+/* Exports through @root's Export menu as the user does: chooses "csv" or
+ * "xlsx" in the menu, @path in the file chooser, waits until the file is
+ * written; returns the outcome shown ("Exported 3 rows"). */
+const char *gk_ui_test_export     (GtkWidget       *root,
+                                   const char      *format,
+                                   const char      *path);
+/* Opens the workbook at @path (a zip of XML, with tests/cli/check-xlsx.py)
+ * and checks its first sheet: the header (comma-separated), the frozen
+ * header row, @rows data rows and the types of the first row's cells. */
+void       gk_ui_test_check_xlsx  (const char      *path,
+                                   const char      *header,
+                                   guint            rows,
+                                   const char      *types);
+
 G_END_DECLS

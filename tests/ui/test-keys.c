@@ -1572,6 +1572,66 @@ test_import_dialog (Fixture       *f,
   gk_ui_test_wait (no_import_dialog, NULL, "the import dialog to close");
 }
 
+/* Every entry of the zip at @path, uncompressed and concatenated. */
+static char *
+unzip_all (const char *path)
+{
+  const char *argv[] = { "unzip", "-p", path, NULL };
+  g_autoptr(GError) error = NULL;
+  char *out = NULL;
+  int status = 0;
+
+  g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL,
+                NULL, NULL, &out, NULL, &status, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  return out;
+}
+
+/* Export from the tab, both formats: every key, masked, never a secret. */
+static void
+test_export (Fixture       *f,
+             gconstpointer  data)
+{
+  g_autofree char *secret = gk_test_api_key (77);
+  g_autofree char *xlsx = g_build_filename (f->dir, "keys.xlsx", NULL);
+  g_autofree char *csv = g_build_filename (f->dir, "keys.csv", NULL);
+  g_autofree char *sheet = NULL;
+  g_autofree char *contents = NULL;
+  g_autoptr(GError) error = NULL;
+  GkKeySpec spec;
+
+  gk_key_spec_init (&spec);
+  spec.name = "Export, \"quoted\"";
+  spec.priority = 3;
+  gk_key_store_add (gk_backend_get_key_store (f->backend), &spec, secret, &error);
+  g_assert_no_error (error);
+  add_stored_key (f, "second", 0);
+  wait_listed (f, 2);
+
+  g_assert_cmpstr (gk_ui_test_export (GTK_WIDGET (f->page), "xlsx", xlsx), ==,
+                   "Exported 2 rows");
+  gk_ui_test_check_xlsx (xlsx, "id,name,key_hint,project,status,priority,is_default,"
+                               "monthly_budget_usd,month_cost_usd,created_utc,last_used_utc",
+                         2, "n,s,s,-,s,n,b,-,m,d,-");
+  sheet = unzip_all (xlsx);
+  g_assert_null (strstr (sheet, secret));
+  g_assert_nonnull (strstr (sheet, secret + strlen (secret) - 4));
+  g_assert_nonnull (strstr (sheet, "Export, \"quoted\""));
+
+  g_assert_cmpstr (gk_ui_test_export (GTK_WIDGET (f->page), "csv", csv), ==,
+                   "Exported 2 rows");
+  g_assert_true (g_file_get_contents (csv, &contents, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_str_has_prefix (contents, "id,name,key_hint,project,status,priority,"
+                                             "is_default,monthly_budget_usd,month_cost_usd,"
+                                             "created_at,last_used_at,"));
+  g_assert_null (strstr (contents, secret));
+  g_assert_nonnull (strstr (contents, secret + strlen (secret) - 4));
+  g_assert_nonnull (strstr (contents, "\"Export, \"\"quoted\"\"\""));
+  g_assert_nonnull (strstr (contents, ",second,"));
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1601,6 +1661,7 @@ main (int   argc,
   ADD ("/ui/keys/import-dialog", test_import_dialog);
   ADD ("/ui/keys/states-everywhere", test_states_everywhere);
   ADD ("/ui/keys/find-and-sort", test_find_and_sort);
+  ADD ("/ui/keys/export", test_export);
 #undef ADD
 
   return g_test_run ();

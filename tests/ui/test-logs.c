@@ -11,6 +11,7 @@
 
 #include "gk-backend.h"
 #include "gk-database-private.h"
+#include "gk-export-button.h"
 #include "gk-rotations-page.h"
 #include "gk-test-util.h"
 #include "gk-ui-test-util.h"
@@ -430,35 +431,46 @@ test_usage_period (void)
   }
 
   /* Export the period and filters shown (the two rows of the range) as a
-   * workbook, off the main thread; then open it and check its cells. */
+   * workbook and as CSV, through the Export menu and the file chooser, off
+   * the main thread; then open the files and check their cells. */
   {
     g_autofree char *dir = g_path_get_dirname (path);
     g_autofree char *xlsx = g_build_filename (dir, "usage-export.xlsx", NULL);
-    g_autofree char *script = g_build_filename (g_getenv ("GEMINI_KEYS_SOURCE_ROOT"), "tests",
-                                                "cli", "check-xlsx.py", NULL);
-    const char *argv[] = { "python3", script, xlsx,
-                           "id,time_utc,key_id,key_name,model,status,http_status,tokens_used,"
-                           "prompt_tokens,output_tokens,cost_usd,priced,user_id,latency_ms,"
-                           "error_message", "2", "n,d,n,s,s,s,-,n,n,n,m,b,s,n,-", NULL };
-    g_autofree char *out = NULL;
-    g_autofree char *err = NULL;
-    g_autoptr(GError) error = NULL;
-    int status = 0;
+    g_autofree char *csv = g_build_filename (dir, "usage-export.csv", NULL);
+    g_autofree char *contents = NULL;
+    g_auto(GStrv) lines = NULL;
 
     g_assert_true (gtk_widget_get_sensitive (named (page, "export")));
-    gk_usage_page_export (usage, xlsx);
-    g_assert_true (gk_usage_page_get_exporting (usage));
-    g_assert_false (gtk_widget_get_sensitive (named (page, "export")));
-    while (gk_usage_page_get_exporting (usage))
-      g_main_context_iteration (NULL, TRUE);
-    g_assert_cmpstr (gk_usage_page_get_export_message (usage), ==, "Exported 2 rows");
+    g_assert_cmpstr (gk_ui_test_export (page, "xlsx", xlsx), ==, "Exported 2 rows");
     g_assert_true (gtk_widget_get_sensitive (named (page, "export")));
-    g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &err,
-                  &status, &error);
-    g_assert_no_error (error);
-    if (!g_spawn_check_wait_status (status, NULL))
-      g_error ("%s", err);
-    g_assert_cmpstr (out, ==, "ok\n");
+    gk_ui_test_check_xlsx (xlsx, "id,time_utc,key_id,key_name,model,status,http_status,"
+                                 "tokens_used,prompt_tokens,output_tokens,cost_usd,priced,"
+                                 "user_id,latency_ms,error_message",
+                           2, "n,d,n,s,s,s,-,n,n,n,m,b,s,n,-");
+
+    g_assert_cmpstr (gk_ui_test_export (page, "csv", csv), ==, "Exported 2 rows");
+    g_assert_true (g_file_get_contents (csv, &contents, NULL, NULL));
+    lines = g_strsplit (contents, "\r\n", -1);
+    g_assert_cmpuint (g_strv_length (lines), ==, 4);
+    g_assert_cmpstr (lines[0], ==, "id,key_id,key_name,model,tokens_used,prompt_tokens,"
+                                   "output_tokens,cost_usd,priced,status,http_status,"
+                                   "error_message,user_id,latency_ms,created_at");
+    g_assert_cmpstr (lines[3], ==, "");
+    /* In the range, times in ISO 8601 UTC. */
+    {
+      for (guint i = 1; i <= 2; i++)
+        {
+          g_auto(GStrv) cells = g_strsplit (lines[i], ",", -1);
+          g_autoptr(GDateTime) time = NULL;
+
+          g_assert_cmpuint (g_strv_length (cells), ==, 15);
+          g_assert_true (g_str_has_suffix (cells[14], "Z"));
+          time = g_date_time_new_from_iso8601 (cells[14], NULL);
+          g_assert_nonnull (time);
+          g_assert_cmpint (g_date_time_to_unix (time), >=, midnight (3));
+          g_assert_cmpint (g_date_time_to_unix (time), <, midnight (0));
+        }
+    }
   }
 
   /* Cancel: 50,000 more rows, cancelled at once; no file is left. */
@@ -466,6 +478,8 @@ test_usage_period (void)
     g_autofree char *dir = g_path_get_dirname (path);
     g_autofree char *xlsx = g_build_filename (dir, "cancelled.xlsx", NULL);
     g_autofree char *part = g_strconcat (xlsx, ".part", NULL);
+    GkExportButton *button = GK_EXPORT_BUTTON (gk_ui_test_find_type (page,
+                                                                     GK_TYPE_EXPORT_BUTTON));
     g_autoptr(GError) error = NULL;
     g_autoptr(GkDatabase) db = gk_database_open (path, NULL, &error);
 
@@ -475,12 +489,15 @@ test_usage_period (void)
               " INSERT INTO gemini_key_usage_log (key_id, model, status, created_at)"
               " SELECT 1, 'gemini-2.5-flash', 'SUCCESS', 1773500000 + i FROM n;");
     select_item (page, "period", 3);
-    gk_usage_page_export (usage, xlsx);
+    /* What choosing the file does. */
+    gk_export_button_export (button, GK_EXPORT_XLSX, xlsx);
+    g_assert_true (gk_export_button_get_exporting (button));
+    g_assert_false (gtk_widget_get_sensitive (named (page, "export")));
     g_assert_true (gtk_widget_get_visible (gtk_widget_get_parent (named (page, "export-cancel"))));
     g_signal_emit_by_name (named (page, "export-cancel"), "clicked");
-    while (gk_usage_page_get_exporting (usage))
+    while (gk_export_button_get_exporting (button))
       g_main_context_iteration (NULL, TRUE);
-    g_assert_cmpstr (gk_usage_page_get_export_message (usage), ==, "Export cancelled");
+    g_assert_cmpstr (gk_export_button_get_message (button), ==, "Export cancelled");
     g_assert_false (g_file_test (xlsx, G_FILE_TEST_EXISTS));
     g_assert_false (g_file_test (part, G_FILE_TEST_EXISTS));
     g_assert_false (gtk_widget_get_visible (gtk_widget_get_parent (named (page, "export-cancel"))));
@@ -551,6 +568,26 @@ test_rotations_page (void)
     g_assert_cmpstr (to_none, ==, "None");
     g_assert_cmpstr (reason_rate, ==, "Cooling down");
     g_assert_cmpstr (trigger_auto, ==, "Automatic");
+  }
+
+  /* The whole log exported from the tab, as a workbook and as CSV. */
+  {
+    g_autofree char *dir = g_path_get_dirname (path);
+    g_autofree char *xlsx = g_build_filename (dir, "rotations.xlsx", NULL);
+    g_autofree char *csv = g_build_filename (dir, "rotations.csv", NULL);
+    g_autofree char *contents = NULL;
+
+    g_assert_cmpstr (gk_ui_test_export (page, "xlsx", xlsx), ==, "Exported 3 rows");
+    gk_ui_test_check_xlsx (xlsx, "id,time_utc,from_key_id,from_key_name,to_key_id,to_key_name,"
+                                 "reason,triggered_by", 3, "n,d,n,s,n,s,s,s");
+    g_assert_cmpstr (gk_ui_test_export (page, "csv", csv), ==, "Exported 3 rows");
+    g_assert_true (g_file_get_contents (csv, &contents, NULL, NULL));
+    g_assert_cmpstr (contents, ==,
+                     "id,from_key_id,from_key_name,to_key_id,to_key_name,reason,triggered_by,"
+                     "created_at\r\n"
+                     "3,1,alpha,2,beta,MANUAL,manual:ann,2026-03-14T14:56:40Z\r\n"
+                     "2,2,beta,,,RATE_LIMITED,auto,2026-03-14T14:55:00Z\r\n"
+                     "1,1,alpha,2,beta,QUOTA_LOW,auto,2026-03-14T14:53:20Z\r\n");
   }
 
   gk_rotations_page_set_backend (GK_ROTATIONS_PAGE (page), NULL);
