@@ -7,6 +7,7 @@
 #include <glib/gi18n.h>
 #include <string.h>
 
+#include "gk-adaptive.h"
 #include "gk-export-button.h"
 #include "gk-format.h"
 #include "gk-import-dialog.h"
@@ -40,6 +41,8 @@ struct _GkKeysPage
   GtkSearchBar       *search_bar;
   GtkSearchEntry     *search_entry;
   GtkColumnView      *column_view;
+  GtkListView        *narrow_list;
+  GtkLabel           *order_label;
   GtkDropDown        *state_dropdown;
   GtkActionBar       *bulk_bar;
   GtkWidget          *stale_box;
@@ -312,12 +315,9 @@ backend_changed_cb (GkKeysPage *self)
 
 /* Cells */
 
-static void
-setup_cell_cb (GtkSignalListItemFactory *factory,
-               GtkListItem              *item,
-               gpointer                  user_data)
+static GtkWidget *
+create_cell (Column column)
 {
-  Column column = GPOINTER_TO_INT (user_data);
   GtkWidget *widget = NULL;
 
   switch (column)
@@ -386,7 +386,7 @@ setup_cell_cb (GtkSignalListItemFactory *factory,
 
     case COLUMN_QUOTAS:
       {
-        GtkWidget *bars = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 12);
+        GtkWidget *bars = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
         GtkWidget *forecast = g_object_new (GTK_TYPE_LABEL,
                                             "xalign", 0.0f,
                                             "visible", FALSE,
@@ -431,7 +431,15 @@ setup_cell_cb (GtkSignalListItemFactory *factory,
       g_assert_not_reached ();
     }
 
-  gtk_list_item_set_child (item, widget);
+  return widget;
+}
+
+static void
+setup_cell_cb (GtkSignalListItemFactory *factory,
+               GtkListItem              *item,
+               gpointer                  user_data)
+{
+  gtk_list_item_set_child (item, create_cell (GPOINTER_TO_INT (user_data)));
 }
 
 /* One quota bar: the token window, or the request window when only that
@@ -491,13 +499,10 @@ build_row_menu (gint64 id)
 }
 
 static void
-bind_cell_cb (GtkSignalListItemFactory *factory,
-              GtkListItem              *item,
-              gpointer                  user_data)
+bind_cell (Column     column,
+           GtkWidget *widget,
+           GkKeyRow  *row)
 {
-  Column column = GPOINTER_TO_INT (user_data);
-  GkKeyRow *row = gtk_list_item_get_item (item);
-  GtkWidget *widget = gtk_list_item_get_child (item);
   const GkKey *key = gk_key_row_get_key (row);
 
   switch (column)
@@ -604,6 +609,76 @@ bind_cell_cb (GtkSignalListItemFactory *factory,
       g_assert_not_reached ();
     }
 }
+
+static void
+bind_cell_cb (GtkSignalListItemFactory *factory,
+              GtkListItem              *item,
+              gpointer                  user_data)
+{
+  bind_cell (GPOINTER_TO_INT (user_data), gtk_list_item_get_child (item),
+             gtk_list_item_get_item (item));
+}
+
+/* Narrow windows: one row per key, the same cells stacked (all but the
+ * priority: the list is in the order of use), the menu at the top. */
+
+static const Column narrow_cells[] = {
+  COLUMN_NAME, COLUMN_MENU, COLUMN_STATUS, COLUMN_KEY, COLUMN_LAST_USED, COLUMN_QUOTAS,
+};
+
+static void
+setup_narrow_row_cb (GtkSignalListItemFactory *factory,
+                     GtkListItem              *item,
+                     gpointer                  user_data)
+{
+  GtkWidget *cells[G_N_ELEMENTS (narrow_cells)];
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 6);
+  GtkWidget *top = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  GtkWidget *line = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  GtkWidget *last_used = gtk_label_new (_("Last Used"));
+  GtkWidget *bars;
+
+  for (guint i = 0; i < G_N_ELEMENTS (narrow_cells); i++)
+    cells[i] = create_cell (narrow_cells[i]);
+  gtk_widget_set_hexpand (cells[0], TRUE);
+  gtk_widget_set_valign (cells[1], GTK_ALIGN_START);
+  gtk_box_append (GTK_BOX (top), cells[0]);
+  gtk_box_append (GTK_BOX (top), cells[1]);
+  gtk_widget_set_hexpand (cells[3], TRUE);
+  gtk_widget_add_css_class (last_used, "caption");
+  gtk_widget_add_css_class (last_used, "dim-label");
+  gtk_box_append (GTK_BOX (line), cells[3]);
+  gtk_box_append (GTK_BOX (line), last_used);
+  gtk_box_append (GTK_BOX (line), cells[4]);
+  gtk_box_append (GTK_BOX (box), top);
+  gtk_box_append (GTK_BOX (box), cells[2]);
+  gtk_box_append (GTK_BOX (box), line);
+  /* The bars (above the forecast) one above the other, as wide as the row. */
+  bars = gtk_widget_get_first_child (cells[5]);
+  gtk_orientable_set_orientation (GTK_ORIENTABLE (bars), GTK_ORIENTATION_VERTICAL);
+  gtk_box_set_spacing (GTK_BOX (bars), 6);
+  for (GtkWidget *bar = gtk_widget_get_first_child (bars); bar != NULL;
+       bar = gtk_widget_get_next_sibling (bar))
+    gtk_widget_set_size_request (bar, -1, -1);
+  gtk_box_append (GTK_BOX (box), cells[5]);
+  g_object_set_data_full (G_OBJECT (box), "cells",
+                          g_memdup2 (cells, sizeof cells), g_free);
+  gtk_widget_set_margin_top (box, 6);
+  gtk_widget_set_margin_bottom (box, 6);
+  gtk_list_item_set_child (item, box);
+}
+
+static void
+bind_narrow_row_cb (GtkSignalListItemFactory *factory,
+                    GtkListItem              *item,
+                    gpointer                  user_data)
+{
+  GtkWidget **cells = g_object_get_data (G_OBJECT (gtk_list_item_get_child (item)), "cells");
+
+  for (guint i = 0; i < G_N_ELEMENTS (narrow_cells); i++)
+    bind_cell (narrow_cells[i], cells[i], gtk_list_item_get_item (item));
+}
+
 
 /* Sorting: the column view's sorters compare rows; ties keep the order of
  * use, which is also the order when no column is sorted. */
@@ -1148,6 +1223,19 @@ search_changed_cb (GkKeysPage *self)
   gtk_string_filter_set_search (self->filter, gtk_editable_get_text (GTK_EDITABLE (self->search_entry)));
 }
 
+/* Rows have no column headers to sort by. */
+static void
+narrow_changed_cb (GkKeysPage *self,
+                   GParamSpec *pspec,
+                   GkAdaptive *adaptive)
+{
+  gtk_label_set_label (self->order_label,
+                       gk_adaptive_get_narrow (adaptive)
+                         ? _("Keys are listed in the order they will be used.")
+                         : _("Keys are listed in the order they will be used. Click a column "
+                             "header to sort."));
+}
+
 /* Export: every key, masked (the key store never reveals a secret in a
  * listing). */
 static gboolean
@@ -1392,13 +1480,12 @@ selection_changed_cb (GkKeysPage *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "keys.delete-selected", n > 0);
 }
 
+/* "activate" of the table or of the narrow list (same model). */
 static void
-row_activated_cb (GkKeysPage    *self,
-                  guint          position,
-                  GtkColumnView *view)
+row_activated_cb (GkKeysPage *self,
+                  guint       position)
 {
-  GListModel *model = G_LIST_MODEL (gtk_column_view_get_model (view));
-  g_autoptr(GkKeyRow) row = g_list_model_get_item (model, position);
+  g_autoptr(GkKeyRow) row = g_list_model_get_item (G_LIST_MODEL (self->selection), position);
 
   if (row != NULL)
     open_dialog (self, row);
@@ -1492,6 +1579,7 @@ gk_keys_page_class_init (GkKeysPageClass *klass)
                   G_TYPE_NONE, 1, ADW_TYPE_TOAST);
 
   g_type_ensure (GK_TYPE_EXPORT_BUTTON);
+  g_type_ensure (GK_TYPE_ADAPTIVE);
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/io/github/geminikeys/GeminiKeys/ui/gk-keys-page.ui");
   gtk_widget_class_bind_template_child (widget_class, GkKeysPage, stack);
@@ -1499,6 +1587,8 @@ gk_keys_page_class_init (GkKeysPageClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GkKeysPage, search_bar);
   gtk_widget_class_bind_template_child (widget_class, GkKeysPage, search_entry);
   gtk_widget_class_bind_template_child (widget_class, GkKeysPage, column_view);
+  gtk_widget_class_bind_template_child (widget_class, GkKeysPage, narrow_list);
+  gtk_widget_class_bind_template_child (widget_class, GkKeysPage, order_label);
   gtk_widget_class_bind_template_child (widget_class, GkKeysPage, state_dropdown);
   gtk_widget_class_bind_template_child (widget_class, GkKeysPage, bulk_bar);
   gtk_widget_class_bind_template_child (widget_class, GkKeysPage, stale_box);
@@ -1508,6 +1598,7 @@ gk_keys_page_class_init (GkKeysPageClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, state_selected_cb);
   gtk_widget_class_bind_template_callback (widget_class, stop_search_cb);
   gtk_widget_class_bind_template_callback (widget_class, export_cb);
+  gtk_widget_class_bind_template_callback (widget_class, narrow_changed_cb);
 
   gtk_widget_class_install_action (widget_class, "keys.add", NULL, add_action_cb);
   gtk_widget_class_install_action (widget_class, "keys.search", NULL, search_action_cb);
@@ -1550,6 +1641,16 @@ gk_keys_page_init (GkKeysPage *self)
   gtk_column_view_set_model (self->column_view, GTK_SELECTION_MODEL (self->selection));
   g_signal_connect_object (self->column_view, "activate", G_CALLBACK (row_activated_cb), self,
                            G_CONNECT_SWAPPED);
+  {
+    g_autoptr(GtkListItemFactory) factory = gtk_signal_list_item_factory_new ();
+
+    g_signal_connect (factory, "setup", G_CALLBACK (setup_narrow_row_cb), NULL);
+    g_signal_connect (factory, "bind", G_CALLBACK (bind_narrow_row_cb), NULL);
+    gtk_list_view_set_factory (self->narrow_list, factory);
+    gtk_list_view_set_model (self->narrow_list, GTK_SELECTION_MODEL (self->selection));
+    g_signal_connect_object (self->narrow_list, "activate", G_CALLBACK (row_activated_cb), self,
+                             G_CONNECT_SWAPPED);
+  }
   g_signal_connect_object (self->selection, "selection-changed", G_CALLBACK (selection_changed_cb),
                            self, G_CONNECT_SWAPPED);
   g_signal_connect_object (self->selection, "items-changed", G_CALLBACK (selection_changed_cb),

@@ -67,19 +67,26 @@ gk_quota_bar_init (GkQuotaBar *self)
 
   gtk_grid_layout_set_column_spacing (GTK_GRID_LAYOUT (layout), 6);
 
-  self->title_label = g_object_new (GTK_TYPE_LABEL, "xalign", 0.0f, NULL);
-  gtk_widget_add_css_class (self->title_label, "caption");
-  gtk_widget_add_css_class (self->title_label, "dim-label");
-  gtk_widget_set_parent (self->title_label, GTK_WIDGET (self));
-
+  /* The use above, right-aligned; the window's name beside its bar: a
+   * narrow column even with long numbers and words ("Tháng", "146,5 N /
+   * 20,0 Tr"). */
   self->value_label = g_object_new (GTK_TYPE_LABEL, "xalign", 1.0f, "hexpand", TRUE, NULL);
   gtk_widget_add_css_class (self->value_label, "caption");
   gtk_widget_add_css_class (self->value_label, "numeric");
   gtk_widget_set_parent (self->value_label, GTK_WIDGET (self));
   child = gtk_layout_manager_get_layout_child (layout, self->value_label);
-  gtk_grid_layout_child_set_column (GTK_GRID_LAYOUT_CHILD (child), 1);
+  gtk_grid_layout_child_set_column_span (GTK_GRID_LAYOUT_CHILD (child), 2);
+
+  self->title_label = g_object_new (GTK_TYPE_LABEL, "xalign", 0.0f, NULL);
+  gtk_widget_add_css_class (self->title_label, "caption");
+  gtk_widget_add_css_class (self->title_label, "dim-label");
+  gtk_widget_set_parent (self->title_label, GTK_WIDGET (self));
+  child = gtk_layout_manager_get_layout_child (layout, self->title_label);
+  gtk_grid_layout_child_set_row (GTK_GRID_LAYOUT_CHILD (child), 1);
 
   self->level_bar = gtk_level_bar_new_for_interval (0.0, 1.0);
+  gtk_widget_set_hexpand (self->level_bar, TRUE);
+  gtk_widget_set_valign (self->level_bar, GTK_ALIGN_CENTER);
   /* The bar shows the share used, while the default offsets colour a full
    * bar as good; quotas use their own offsets (styled in style.css). */
   gtk_level_bar_remove_offset_value (GTK_LEVEL_BAR (self->level_bar), GTK_LEVEL_BAR_OFFSET_LOW);
@@ -91,7 +98,7 @@ gk_quota_bar_init (GkQuotaBar *self)
   gtk_widget_set_parent (self->level_bar, GTK_WIDGET (self));
   child = gtk_layout_manager_get_layout_child (layout, self->level_bar);
   gtk_grid_layout_child_set_row (GTK_GRID_LAYOUT_CHILD (child), 1);
-  gtk_grid_layout_child_set_column_span (GTK_GRID_LAYOUT_CHILD (child), 2);
+  gtk_grid_layout_child_set_column (GTK_GRID_LAYOUT_CHILD (child), 1);
 }
 
 GtkWidget *

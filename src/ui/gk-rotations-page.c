@@ -10,6 +10,7 @@
 
 #include <glib/gi18n.h>
 
+#include "gk-adaptive.h"
 #include "gk-export-button.h"
 #include "gk-rotations-page.h"
 #include "gk-usage-model.h"
@@ -116,6 +117,7 @@ struct _GkRotationsPage
   AdwStatusPage  *empty_status;
   GtkColumnView  *column_view;
   GtkLabel       *spikes_label;
+  GtkListView    *narrow_list;   /* the same rows in narrow windows */
 
   GListStore     *store;
   GkBackend      *backend;
@@ -375,6 +377,7 @@ gk_rotations_page_class_init (GkRotationsPageClass *klass)
   /* The column factories look the item type up by name. */
   g_type_ensure (GK_TYPE_ROTATION_ITEM);
   g_type_ensure (GK_TYPE_EXPORT_BUTTON);
+  g_type_ensure (GK_TYPE_ADAPTIVE);
 
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/io/github/geminikeys/GeminiKeys/ui/gk-rotations-page.ui");
@@ -385,6 +388,7 @@ gk_rotations_page_class_init (GkRotationsPageClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GkRotationsPage, empty_status);
   gtk_widget_class_bind_template_child (widget_class, GkRotationsPage, column_view);
   gtk_widget_class_bind_template_child (widget_class, GkRotationsPage, spikes_label);
+  gtk_widget_class_bind_template_child (widget_class, GkRotationsPage, narrow_list);
   gtk_widget_class_bind_template_callback (widget_class, export_cb);
 }
 
@@ -398,6 +402,7 @@ gk_rotations_page_init (GkRotationsPage *self)
   self->store = g_list_store_new (GK_TYPE_ROTATION_ITEM);
   selection = gtk_no_selection_new (g_object_ref (G_LIST_MODEL (self->store)));
   gtk_column_view_set_model (self->column_view, GTK_SELECTION_MODEL (selection));
+  gtk_list_view_set_model (self->narrow_list, GTK_SELECTION_MODEL (selection));
   gtk_stack_set_visible_child_name (self->stack, "empty");
 }
 

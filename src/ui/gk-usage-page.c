@@ -13,6 +13,7 @@
 
 #include <glib/gi18n.h>
 
+#include "gk-adaptive.h"
 #include "gk-export-button.h"
 #include "gk-usage-model.h"
 #include "gk-usage-page.h"
@@ -50,6 +51,7 @@ struct _GkUsagePage
   GtkStack       *stack;
   AdwStatusPage  *empty_status;
   GtkColumnView  *column_view;
+  GtkListView    *narrow_list;   /* the same rows in narrow windows */
 
   GkBackend      *backend;
   GkUsageModel   *model;
@@ -474,12 +476,14 @@ ensure_model (GkUsagePage *self)
                             G_CALLBACK (model_loading_cb), self);
   selection = gtk_no_selection_new (g_object_ref (G_LIST_MODEL (self->model)));
   gtk_column_view_set_model (self->column_view, GTK_SELECTION_MODEL (selection));
+  gtk_list_view_set_model (self->narrow_list, GTK_SELECTION_MODEL (selection));
 }
 
 static void
 drop_model (GkUsagePage *self)
 {
   gtk_column_view_set_model (self->column_view, NULL);
+  gtk_list_view_set_model (self->narrow_list, NULL);
   if (self->model != NULL)
     g_signal_handlers_disconnect_by_data (self->model, self);
   g_clear_object (&self->model);
@@ -657,6 +661,7 @@ gk_usage_page_class_init (GkUsagePageClass *klass)
   /* The column factories look the item type up by name. */
   g_type_ensure (GK_TYPE_USAGE_ITEM);
   g_type_ensure (GK_TYPE_EXPORT_BUTTON);
+  g_type_ensure (GK_TYPE_ADAPTIVE);
 
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/io/github/geminikeys/GeminiKeys/ui/gk-usage-page.ui");
@@ -677,6 +682,7 @@ gk_usage_page_class_init (GkUsagePageClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GkUsagePage, stack);
   gtk_widget_class_bind_template_child (widget_class, GkUsagePage, empty_status);
   gtk_widget_class_bind_template_child (widget_class, GkUsagePage, column_view);
+  gtk_widget_class_bind_template_child (widget_class, GkUsagePage, narrow_list);
   gtk_widget_class_bind_template_callback (widget_class, filter_changed_cb);
   gtk_widget_class_bind_template_callback (widget_class, export_cb);
 }

@@ -86,11 +86,21 @@ is_true (gpointer data)
 GkWindow *
 gk_ui_test_open_window (const char *db_path)
 {
+  return gk_ui_test_open_window_sized (db_path, -1, -1);
+}
+
+GkWindow *
+gk_ui_test_open_window_sized (const char *db_path,
+                              int         width,
+                              int         height)
+{
   g_autoptr(GkBackend) backend = gk_backend_new (db_path);
   GkWindow *window;
   gboolean loaded = FALSE;
 
   window = gk_window_new (NULL, backend);
+  if (width > 0 && height > 0)
+    gtk_window_set_default_size (GTK_WINDOW (window), width, height);
   g_signal_connect (window, "loaded", G_CALLBACK (loaded_cb), &loaded);
   gtk_window_present (GTK_WINDOW (window));
   gk_ui_test_wait (is_true, &loaded, "the window to load");

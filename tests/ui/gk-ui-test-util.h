@@ -38,6 +38,10 @@ GtkWidget *gk_ui_test_find_toplevel (GType          type);
 /* A window over a backend for the database at @db_path, presented and
  * loaded (the "loaded" signal ran). */
 GkWindow  *gk_ui_test_open_window (const char      *db_path);
+/* The same, @width × @height from the start. */
+GkWindow  *gk_ui_test_open_window_sized (const char *db_path,
+                                         int         width,
+                                         int         height);
 /* A template child of the window ("keys_page", "unlock_page", …). */
 gpointer   gk_ui_test_window_child (GkWindow       *window,
                                     const char     *name);
