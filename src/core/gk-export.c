@@ -366,6 +366,92 @@ csv_time (GString  *out,
   g_string_append (out, last ? "\r\n" : ",");
 }
 
+/* --- Either format ------------------------------------------------------ */
+
+/* What a table is called and has in each format; the usage log streams
+ * its rows itself (no row functions). */
+typedef struct
+{
+  const char        *sheet_name;
+  const char *const *columns;
+  guint              n_columns;
+  const char *const *csv_columns;
+  guint              n_csv_columns;
+  void             (*book_row) (Book          *book,
+                                gconstpointer  row);
+  void             (*csv_row)  (GString       *out,
+                                gconstpointer  row);
+} Table;
+
+/* Where the rows go, whichever the format. */
+typedef struct
+{
+  GkExportFormat format;
+  Book           book;
+  Csv            csv;
+} Sink;
+
+static gboolean
+sink_open (Sink            *sink,
+           GkExportFormat   format,
+           const char      *path,
+           const Table     *table,
+           GError         **error)
+{
+  sink->format = format;
+  if (format == GK_EXPORT_XLSX)
+    return book_open (&sink->book, path, table->sheet_name, table->columns, table->n_columns,
+                      error);
+  if (!csv_open (&sink->csv, path, error))
+    return FALSE;
+  csv_header (sink->csv.buffer, table->csv_columns, table->n_csv_columns);
+  return TRUE;
+}
+
+static gboolean
+sink_failed (Sink *sink)
+{
+  return sink->format == GK_EXPORT_XLSX ? sink->book.failed != LXW_NO_ERROR
+                                        : sink->csv.write_errno != 0;
+}
+
+static gboolean
+sink_close (Sink      *sink,
+            gboolean   ok,
+            GError   **error)
+{
+  return sink->format == GK_EXPORT_XLSX ? book_close (&sink->book, ok, error)
+                                        : csv_close (&sink->csv, ok, error);
+}
+
+/* Writes @rows whole, with @table's row functions. */
+static gboolean
+export_table (const Table     *table,
+              GPtrArray       *rows,
+              GkExportFormat   format,
+              const char      *path,
+              GCancellable    *cancellable,
+              GError         **error)
+{
+  gboolean ok = TRUE;
+  Sink sink;
+
+  if (!sink_open (&sink, format, path, table, error))
+    return FALSE;
+  for (guint i = 0; i < rows->len && ok; i++)
+    {
+      if (format == GK_EXPORT_XLSX)
+        table->book_row (&sink.book, rows->pdata[i]);
+      else
+        {
+          table->csv_row (sink.csv.buffer, rows->pdata[i]);
+          csv_maybe_flush (&sink.csv);
+        }
+      ok = !g_cancellable_set_error_if_cancelled (cancellable, error);
+    }
+  return sink_close (&sink, ok, ok ? error : NULL);
+}
+
 /* --- Usage -------------------------------------------------------------- */
 
 static const char *const usage_columns[] = {
@@ -447,49 +533,12 @@ usage_row_csv (const GkUsageRow *row,
   csv_maybe_flush (csv);
 }
 
-/* Where the rows go, whichever the format. */
-typedef struct
-{
-  GkExportFormat format;
-  Book           book;
-  Csv            csv;
-} Sink;
-
-static gboolean
-sink_open (Sink              *sink,
-           GkExportFormat     format,
-           const char        *path,
-           const char        *sheet_name,
-           const char *const *columns,
-           guint              n_columns,
-           const char *const *csv_columns,
-           guint              n_csv_columns,
-           GError           **error)
-{
-  sink->format = format;
-  if (format == GK_EXPORT_XLSX)
-    return book_open (&sink->book, path, sheet_name, columns, n_columns, error);
-  if (!csv_open (&sink->csv, path, error))
-    return FALSE;
-  csv_header (sink->csv.buffer, csv_columns, n_csv_columns);
-  return TRUE;
-}
-
-static gboolean
-sink_failed (Sink *sink)
-{
-  return sink->format == GK_EXPORT_XLSX ? sink->book.failed != LXW_NO_ERROR
-                                        : sink->csv.write_errno != 0;
-}
-
-static gboolean
-sink_close (Sink      *sink,
-            gboolean   ok,
-            GError   **error)
-{
-  return sink->format == GK_EXPORT_XLSX ? book_close (&sink->book, ok, error)
-                                        : csv_close (&sink->csv, ok, error);
-}
+static const Table usage_table = {
+  "Usage",
+  usage_columns, G_N_ELEMENTS (usage_columns),
+  usage_csv_columns, G_N_ELEMENTS (usage_csv_columns),
+  NULL, NULL,
+};
 
 /**
  * gk_export_usage:
@@ -519,8 +568,7 @@ gk_export_usage (GkDatabase          *db,
   g_return_val_if_fail (path != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (!sink_open (&sink, format, path, "Usage", usage_columns, G_N_ELEMENTS (usage_columns),
-                  usage_csv_columns, G_N_ELEMENTS (usage_csv_columns), error))
+  if (!sink_open (&sink, format, path, &usage_table, error))
     return FALSE;
   target = format == GK_EXPORT_XLSX ? (gpointer) &sink.book : (gpointer) &sink.csv;
   for (;;)
@@ -569,9 +617,10 @@ static const char *const rotation_csv_columns[] = {
 };
 
 static void
-rotation_row (Book                *book,
-              const GkRotationRow *r)
+rotation_row (Book          *book,
+              gconstpointer  data)
 {
+  const GkRotationRow *r = data;
   lxw_row_t row = book_next_row (book);
 
   if (book->sheet == NULL)
@@ -588,9 +637,11 @@ rotation_row (Book                *book,
 }
 
 static void
-rotation_row_csv (GString             *out,
-                  const GkRotationRow *r)
+rotation_row_csv (GString       *out,
+                  gconstpointer  data)
 {
+  const GkRotationRow *r = data;
+
   csv_int (out, r->id, FALSE);
   csv_int (out, r->from_key_id, FALSE);
   csv_field (out, r->from_key_name, FALSE);
@@ -600,6 +651,13 @@ rotation_row_csv (GString             *out,
   csv_field (out, r->triggered_by, FALSE);
   csv_time (out, r->created_at, TRUE);
 }
+
+static const Table rotation_table = {
+  "Rotations",
+  rotation_columns, G_N_ELEMENTS (rotation_columns),
+  rotation_csv_columns, G_N_ELEMENTS (rotation_csv_columns),
+  rotation_row, rotation_row_csv,
+};
 
 gboolean
 gk_export_rotations (GkDatabase      *db,
@@ -611,8 +669,6 @@ gk_export_rotations (GkDatabase      *db,
 {
   g_autoptr(GPtrArray) rows = NULL;
   gint64 all = 0, manual = 0, automatic = 0;
-  gboolean ok = TRUE;
-  Sink sink;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), FALSE);
   g_return_val_if_fail (path != NULL, FALSE);
@@ -622,22 +678,7 @@ gk_export_rotations (GkDatabase      *db,
   rows = gk_stats_rotation_logs (db, (guint) MAX (all, 1), error);
   if (rows == NULL)
     return FALSE;
-  if (!sink_open (&sink, format, path, "Rotations", rotation_columns,
-                  G_N_ELEMENTS (rotation_columns), rotation_csv_columns,
-                  G_N_ELEMENTS (rotation_csv_columns), error))
-    return FALSE;
-  for (guint i = 0; i < rows->len && ok; i++)
-    {
-      if (format == GK_EXPORT_XLSX)
-        rotation_row (&sink.book, rows->pdata[i]);
-      else
-        {
-          rotation_row_csv (sink.csv.buffer, rows->pdata[i]);
-          csv_maybe_flush (&sink.csv);
-        }
-      ok = !g_cancellable_set_error_if_cancelled (cancellable, error);
-    }
-  if (!sink_close (&sink, ok, ok ? error : NULL))
+  if (!export_table (&rotation_table, rows, format, path, cancellable, error))
     return FALSE;
   if (n_rows != NULL)
     *n_rows = rows->len;
@@ -660,9 +701,10 @@ static const char *const key_csv_columns[] = {
 };
 
 static void
-key_row (Book        *book,
-         const GkKey *k)
+key_row (Book          *book,
+         gconstpointer  data)
 {
+  const GkKey *k = data;
   lxw_row_t row = book_next_row (book);
 
   if (book->sheet == NULL)
@@ -682,9 +724,11 @@ key_row (Book        *book,
 }
 
 static void
-key_row_csv (GString     *out,
-             const GkKey *k)
+key_row_csv (GString       *out,
+             gconstpointer  data)
 {
+  const GkKey *k = data;
+
   csv_int (out, k->id, FALSE);
   csv_field (out, k->name, FALSE);
   csv_field (out, k->key_hint, FALSE);
@@ -706,6 +750,13 @@ key_row_csv (GString     *out,
     }
 }
 
+static const Table key_table = {
+  "Keys",
+  key_columns, G_N_ELEMENTS (key_columns),
+  key_csv_columns, G_N_ELEMENTS (key_csv_columns),
+  key_row, key_row_csv,
+};
+
 gboolean
 gk_export_keys (GkKeyStore      *store,
                 GkExportFormat   format,
@@ -715,8 +766,6 @@ gk_export_keys (GkKeyStore      *store,
                 GError         **error)
 {
   g_autoptr(GPtrArray) keys = NULL;
-  gboolean ok = TRUE;
-  Sink sink;
 
   g_return_val_if_fail (GK_IS_KEY_STORE (store), FALSE);
   g_return_val_if_fail (path != NULL, FALSE);
@@ -724,18 +773,7 @@ gk_export_keys (GkKeyStore      *store,
   keys = gk_key_store_list (store, error);
   if (keys == NULL)
     return FALSE;
-  if (!sink_open (&sink, format, path, "Keys", key_columns, G_N_ELEMENTS (key_columns),
-                  key_csv_columns, G_N_ELEMENTS (key_csv_columns), error))
-    return FALSE;
-  for (guint i = 0; i < keys->len && ok; i++)
-    {
-      if (format == GK_EXPORT_XLSX)
-        key_row (&sink.book, keys->pdata[i]);
-      else
-        key_row_csv (sink.csv.buffer, keys->pdata[i]);
-      ok = !g_cancellable_set_error_if_cancelled (cancellable, error);
-    }
-  if (!sink_close (&sink, ok, ok ? error : NULL))
+  if (!export_table (&key_table, keys, format, path, cancellable, error))
     return FALSE;
   if (n_rows != NULL)
     *n_rows = keys->len;
@@ -754,9 +792,10 @@ static const char *const audit_csv_columns[] = {
 };
 
 static void
-audit_row (Book             *book,
-           const GkAuditRow *r)
+audit_row (Book          *book,
+           gconstpointer  data)
 {
+  const GkAuditRow *r = data;
   lxw_row_t row = book_next_row (book);
 
   if (book->sheet == NULL)
@@ -772,9 +811,11 @@ audit_row (Book             *book,
 }
 
 static void
-audit_row_csv (GString          *out,
-               const GkAuditRow *r)
+audit_row_csv (GString       *out,
+               gconstpointer  data)
 {
+  const GkAuditRow *r = data;
+
   csv_int (out, r->id, FALSE);
   csv_time (out, r->created_at, FALSE);
   csv_field (out, r->actor, FALSE);
@@ -783,6 +824,13 @@ audit_row_csv (GString          *out,
   csv_field (out, r->target, FALSE);
   csv_field (out, r->summary, TRUE);
 }
+
+static const Table audit_table = {
+  "Audit",
+  audit_columns, G_N_ELEMENTS (audit_columns),
+  audit_csv_columns, G_N_ELEMENTS (audit_csv_columns),
+  audit_row, audit_row_csv,
+};
 
 /* The audit log, newest first. */
 gboolean
@@ -794,9 +842,7 @@ gk_export_audit (GkDatabase      *db,
                  GError         **error)
 {
   g_autoptr(GPtrArray) rows = NULL;
-  gboolean ok = TRUE;
   gint64 count;
-  Sink sink;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), FALSE);
   g_return_val_if_fail (path != NULL, FALSE);
@@ -807,21 +853,7 @@ gk_export_audit (GkDatabase      *db,
   rows = gk_audit_list (db, (guint) MIN (count, G_MAXUINT), 0, error);
   if (rows == NULL)
     return FALSE;
-  if (!sink_open (&sink, format, path, "Audit", audit_columns, G_N_ELEMENTS (audit_columns),
-                  audit_csv_columns, G_N_ELEMENTS (audit_csv_columns), error))
-    return FALSE;
-  for (guint i = 0; i < rows->len && ok; i++)
-    {
-      if (format == GK_EXPORT_XLSX)
-        audit_row (&sink.book, rows->pdata[i]);
-      else
-        {
-          audit_row_csv (sink.csv.buffer, rows->pdata[i]);
-          csv_maybe_flush (&sink.csv);
-        }
-      ok = !g_cancellable_set_error_if_cancelled (cancellable, error);
-    }
-  if (!sink_close (&sink, ok, ok ? error : NULL))
+  if (!export_table (&audit_table, rows, format, path, cancellable, error))
     return FALSE;
   if (n_rows != NULL)
     *n_rows = rows->len;
