@@ -21,7 +21,6 @@
 
 #define NARROW_WIDTH  400
 #define NARROW_HEIGHT 800
-#define DEFAULT_WIDTH 1100
 
 typedef struct
 {
@@ -54,7 +53,8 @@ open_window (Fixture *f,
     g_assert_true (g_spawn_check_wait_status (status, NULL));
   }
   g_setenv (GK_MASTER_KEY_FILE_ENV, master, TRUE);
-  f->window = gk_ui_test_open_window_sized (f->db_path, width, NARROW_HEIGHT);
+  /* -1: the window's own default size. */
+  f->window = gk_ui_test_open_window_sized (f->db_path, width, width > 0 ? NARROW_HEIGHT : -1);
 }
 
 static void
@@ -324,6 +324,33 @@ test_logs_narrow (void)
   close_window (&f);
 }
 
+/* Every mapped label below @root that neither wraps nor ellipsizes has
+ * room for its text, and every menu button is wholly in the window. */
+static void
+assert_nothing_clipped (Fixture   *f,
+                        GtkWidget *root)
+{
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      if (!gtk_widget_get_mapped (child))
+        continue;
+      if (GTK_IS_LABEL (child) && !gtk_label_get_wrap (GTK_LABEL (child)) &&
+          gtk_label_get_ellipsize (GTK_LABEL (child)) == PANGO_ELLIPSIZE_NONE)
+        {
+          int natural = 0;
+
+          gtk_widget_measure (child, GTK_ORIENTATION_HORIZONTAL, -1, NULL, &natural, NULL, NULL);
+          if (gtk_widget_get_width (child) < natural)
+            g_error ("“%s” is cut: %d px for %d", gtk_label_get_text (GTK_LABEL (child)),
+                     gtk_widget_get_width (child), natural);
+        }
+      if (GTK_IS_MENU_BUTTON (child))
+        assert_on_screen (f, child);
+      assert_nothing_clipped (f, child);
+    }
+}
+
 /* At the default width: the tables, whole (every column's cells as wide
  * as their text), nothing scrolling sideways. */
 static void
@@ -332,13 +359,14 @@ test_default_width (void)
   Fixture f = { 0 };
   const char *tabs[] = { "keys", "usage", "rotations" };
 
-  open_window (&f, DEFAULT_WIDTH);
+  open_window (&f, -1);
   for (guint i = 0; i < G_N_ELEMENTS (tabs); i++)
     {
       GtkWidget *page = show_tab (&f, tabs[i], FALSE);
 
       g_assert_true (gtk_widget_get_mapped (gk_ui_test_find_type (page, GTK_TYPE_COLUMN_VIEW)));
       assert_no_sideways_scroll (GTK_WIDGET (f.window));
+      assert_nothing_clipped (&f, gk_ui_test_find_type (page, GTK_TYPE_COLUMN_VIEW));
     }
   close_window (&f);
 }
