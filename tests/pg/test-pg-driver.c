@@ -489,6 +489,55 @@ test_connect_errors (Fixture       *f,
   assert_no_secret (message, wrong);
 }
 
+static char *
+query_text (GkSql      *sql,
+            const char *text)
+{
+  g_autoptr(Stmt) stmt = prepare (sql, text);
+
+  g_assert_cmpint (pg->step (stmt), ==, GK_SQL_ROW);
+  return g_strdup (pg->column_text (stmt, 0));
+}
+
+/* Both forms of connection string connect; the driver's defaults apply
+ * unless the string sets its own. */
+static void
+test_connect (Fixture       *f,
+              gconstpointer  data)
+{
+  g_autoptr(GUri) parsed = NULL;
+  g_autofree char *keywords = NULL;
+  g_autofree char *named = NULL;
+  g_autofree char *name = NULL;
+  g_autofree char *encoding = NULL;
+  GkSql *sql;
+
+  if (f->sql == NULL)
+    return;
+  name = query_text (f->sql, "SELECT current_setting ('application_name')");
+  g_assert_cmpstr (name, ==, "gemini-keys");
+  encoding = query_text (f->sql, "SELECT current_setting ('client_encoding')");
+  g_assert_cmpstr (encoding, ==, "UTF8");
+
+  parsed = g_uri_parse (test_uri (), G_URI_FLAGS_HAS_PASSWORD, NULL);
+  g_assert_nonnull (parsed);
+  keywords = g_strdup_printf ("host=%s port=%d dbname=gk_test user=gk_test password='%s'"
+                              " application_name=other", g_uri_get_host (parsed),
+                              g_uri_get_port (parsed), f->password);
+  sql = open_uri (keywords);
+  g_clear_pointer (&name, g_free);
+  name = query_text (sql, "SELECT current_setting ('application_name')");
+  g_assert_cmpstr (name, ==, "other");
+  pg->close (sql);
+
+  named = g_strdup_printf ("%s?application_name=third", test_uri ());
+  sql = open_uri (named);
+  g_clear_pointer (&name, g_free);
+  name = query_text (sql, "SELECT current_setting ('application_name')");
+  g_assert_cmpstr (name, ==, "third");
+  pg->close (sql);
+}
+
 /* Runs @command_line (from pg-cluster.sh), its output kept off the TAP
  * stream. */
 static void
@@ -571,6 +620,7 @@ main (int   argc,
   ADD ("/pg/placeholders", test_placeholders);
   ADD ("/pg/exec-changes-transactions", test_exec_changes_transactions);
   ADD ("/pg/errors", test_errors);
+  ADD ("/pg/connect", test_connect);
   ADD ("/pg/connect-errors", test_connect_errors);
   /* Last: it stops the server (and starts it again). */
   ADD ("/pg/server-stopped", test_server_stopped);
