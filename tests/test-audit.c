@@ -343,10 +343,12 @@ test_upgrade (Fixture       *f,
   g_autoptr(GkDatabase) upgraded = NULL;
   g_autoptr(GPtrArray) keys = NULL;
   g_auto(GStrv) created = NULL;
-  const char *const expected[] = { "audit_log", "usage_rollup_latency", NULL };
+  const char *const expected[] = { "audit_log", "usage_rollup_latency", "usage_rollup_key",
+                                   NULL };
 
   gk_test_add_key (f->store, "kept", 5);
   g_assert_true (gk_database_exec (f->db, "DROP TABLE audit_log; DROP TABLE usage_rollup_latency;"
+                                   " DROP TABLE usage_rollup_key;"
                                    " PRAGMA user_version = 5", &error));
   g_assert_no_error (error);
 
@@ -355,7 +357,7 @@ test_upgrade (Fixture       *f,
   g_assert_true (gk_database_migrate (upgraded, &created, &error));
   g_assert_no_error (error);
   g_assert_cmpstrv (created, expected);
-  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 8);
+  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 9);
   g_assert_cmpint (gk_audit_count (upgraded, NULL), ==, 0);
   keys = gk_key_list_from_database (upgraded, &error);
   g_assert_no_error (error);

@@ -15,7 +15,7 @@ static const char *const seed_tables[] = {
   "meta", "settings", "gemini_api_keys", "gemini_key_quotas", "gemini_key_usage_log",
   "gemini_key_rotation_log", "gateway_tokens", "quota_reset_log", "usage_rollup_total",
   "usage_rollup_model", "usage_rollup_user", "usage_rollup_facet", "audit_log",
-  "usage_rollup_latency", NULL,
+  "usage_rollup_latency", "usage_rollup_key", NULL,
 };
 
 static void
@@ -37,7 +37,7 @@ test_migrate_from_empty (void)
     gk_database_migrate (db, &created, &error);
     g_assert_no_error (error);
     g_assert_cmpstrv (created, seed_tables);
-    g_assert_cmpint (gk_database_get_schema_version (db), ==, 8);
+    g_assert_cmpint (gk_database_get_schema_version (db), ==, 9);
     uuid = g_strdup (gk_database_get_uuid (db));
     g_assert_true (g_uuid_string_is_valid (uuid));
     g_assert_true (gk_database_check_integrity (db, &error));

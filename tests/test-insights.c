@@ -358,10 +358,12 @@ compare_text (GkDatabase *db,
   return g_string_free (out, FALSE);
 }
 
-/* Random traffic over six weeks: the comparison over 1, 7 and 30 local
- * days equals the one computed from the log, in zones whose midnights are
- * not UTC's, and stays the same after compaction drops the 15-minute
- * histograms of old days. */
+/* Random traffic over six weeks: the comparison over 1, 7, 30, 40 and 60
+ * local days equals the one computed from the log, in zones whose
+ * midnights are not UTC's; it stays the same after compaction drops the
+ * 15-minute sums of old days (a period that starts inside such a day reads
+ * that part of it from the log), and without the usage tab's facet sums,
+ * which it does not read. */
 static void
 test_compare_matches_log (Fixture       *fixture,
                           gconstpointer  data)
@@ -369,7 +371,7 @@ test_compare_matches_log (Fixture       *fixture,
   static const char *const zones[] = { "UTC", "Asia/Kolkata", "America/Los_Angeles" };
   static const char *const statuses[] = { "SUCCESS", "SUCCESS", "SUCCESS", "RATE_LIMITED",
                                           "INVALID_KEY", "ERROR" };
-  static const guint periods[] = { 1, 7, 30 };
+  static const guint periods[] = { 1, 7, 30, 40, 60 };
   GkDatabase *db = fixture->db;
   GkClock *clock = gk_database_get_clock (db);
   gint64 keys[3];
@@ -389,7 +391,7 @@ test_compare_matches_log (Fixture       *fixture,
                GK_TEST_EPOCH + g_test_rand_int_range (-42 * (int) DAY, (int) HOUR));
   run_sql (db, "RELEASE rows");
 
-  for (guint pass = 0; pass < 2; pass++)
+  for (guint pass = 0; pass < 3; pass++)
     {
       for (guint z = 0; z < G_N_ELEMENTS (zones); z++)
         for (guint p = 0; p < G_N_ELEMENTS (periods); p++)
@@ -412,10 +414,19 @@ test_compare_matches_log (Fixture       *fixture,
       else
         g_unsetenv ("TZ");
 
-      g_assert_true (gk_rollup_compact (db, &report, &error));
-      g_assert_no_error (error);
-      g_assert_cmpint (query_int (db, "SELECT count(*) FROM usage_rollup_latency WHERE span = 900"
-                                      " AND start < 1773576000 - 36 * 86400"), ==, 0);
+      if (pass == 0)
+        {
+          g_assert_true (gk_rollup_compact (db, &report, &error));
+          g_assert_no_error (error);
+          g_assert_cmpint (query_int (db, "SELECT count(*) FROM usage_rollup_latency"
+                                          " WHERE span = 900 AND start < 1773576000 - 36 * 86400"),
+                           ==, 0);
+          g_assert_cmpint (query_int (db, "SELECT count(*) FROM usage_rollup_key"
+                                          " WHERE span = 900 AND start < 1773576000 - 36 * 86400"),
+                           ==, 0);
+        }
+      else
+        run_sql (db, "DELETE FROM usage_rollup_facet");
     }
 }
 
@@ -429,7 +440,7 @@ test_latency_upgrade (Fixture       *fixture,
   g_autoptr(GError) error = NULL;
   g_autoptr(GkDatabase) upgraded = NULL;
   g_auto(GStrv) created = NULL;
-  const char *const tables[] = { "usage_rollup_latency", NULL };
+  const char *const tables[] = { "usage_rollup_latency", "usage_rollup_key", NULL };
   g_autofree char *before = NULL;
   g_autofree char *after = NULL;
 
@@ -439,14 +450,14 @@ test_latency_upgrade (Fixture       *fixture,
   before = compare_from_log (db, GK_TEST_EPOCH - 7 * DAY);
   g_assert_true (gk_rollup_catch_up (db, &error));
   run_sql (db, "DROP TRIGGER usage_rollup_forget; DROP TABLE usage_rollup_latency;"
-               " PRAGMA user_version = 7");
+               " DROP TABLE usage_rollup_key; PRAGMA user_version = 7");
 
   upgraded = gk_database_new (gk_database_get_path (db), gk_database_get_clock (db), &error);
   g_assert_no_error (error);
   g_assert_true (gk_database_migrate (upgraded, &created, &error));
   g_assert_no_error (error);
   g_assert_cmpstrv (created, tables);
-  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 8);
+  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 9);
   g_assert_cmpint (query_int (upgraded, "SELECT total(requests) FROM usage_rollup_latency"
                                         " WHERE span = 86400"), ==, 160);
   after = compare_text (upgraded, GK_TEST_EPOCH - 7 * DAY);
@@ -458,6 +469,101 @@ test_latency_upgrade (Fixture       *fixture,
   g_clear_pointer (&after, g_free);
   before = compare_from_log (upgraded, GK_TEST_EPOCH - 7 * DAY);
   after = compare_text (upgraded, GK_TEST_EPOCH - 7 * DAY);
+  g_assert_cmpstr (after, ==, before);
+  g_assert_finalize_object (g_steal_pointer (&upgraded));
+}
+
+/* The comparisons of test_key_sums_upgrade(), as text: 60 UTC days, and 1,
+ * 7, 30 and 40 local days in zones whose midnights are not all UTC's. */
+static char *
+comparisons_text (GkDatabase *db)
+{
+  static const char *const zones[] = { "UTC", "Asia/Kolkata", "America/Los_Angeles" };
+  static const int periods[] = { 1, 7, 30, 40 };
+  g_autofree char *tz = g_strdup (g_getenv ("TZ"));
+  GString *out = g_string_new (NULL);
+  gint64 now = gk_database_now (db);
+
+  for (guint z = 0; z < G_N_ELEMENTS (zones); z++)
+    for (guint p = 0; p < G_N_ELEMENTS (periods); p++)
+      {
+        g_autofree char *text = NULL;
+
+        g_setenv ("TZ", zones[z], TRUE);
+        text = compare_text (db, gk_stats_local_midnight (NULL, now, periods[p] - 1));
+        g_string_append_printf (out, "%s %d:\n%s", zones[z], periods[p], text);
+      }
+  if (tz != NULL)
+    g_setenv ("TZ", tz, TRUE);
+  else
+    g_unsetenv ("TZ");
+  return g_string_free (out, FALSE);
+}
+
+/* A database of schema version 8, compacted and past its retention period,
+ * gets the sums per key and status from its facet sums: every comparison
+ * reads as before the upgrade, including days whose rows are gone. */
+static void
+test_key_sums_upgrade (Fixture       *fixture,
+                       gconstpointer  data)
+{
+  static const char *const statuses[] = { "SUCCESS", "SUCCESS", "RATE_LIMITED", "INVALID_KEY",
+                                          "ERROR" };
+  GkDatabase *db = fixture->db;
+  gint64 keys[] = { add_key (db, "a", FALSE), add_key (db, "b", FALSE), add_key (db, "c", TRUE) };
+  gint64 since = (GK_TEST_EPOCH - 59 * DAY) / DAY * DAY;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) upgraded = NULL;
+  g_auto(GStrv) created = NULL;
+  const char *const tables[] = { "usage_rollup_key", NULL };
+  g_autofree char *all_rows = NULL;
+  g_autofree char *before = NULL;
+  g_autofree char *after = NULL;
+  GkCompactReport report;
+
+  run_sql (db, "SAVEPOINT rows");
+  for (guint i = 0; i < 2000; i++)
+    add_usage (db, keys[i % 3], statuses[i % G_N_ELEMENTS (statuses)], (gint64) i % 700,
+               (double) (i % 4) / 4, (gint64) (i * 7919 % 9000) - 1,
+               GK_TEST_EPOCH - (gint64) i * 2551);
+  run_sql (db, "RELEASE rows");
+  all_rows = compare_from_log (db, since);
+
+  /* As version 8 left it: rows older than 45 days deleted, the facet sums
+   * before 35 days ago per UTC day. */
+  g_assert_true (gk_rollup_set_retention_days (db, 45, &error));
+  g_assert_true (gk_rollup_compact (db, &report, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (report.rows_deleted, >, 0);
+  before = comparisons_text (db);
+  run_sql (db, "DROP TRIGGER usage_rollup_forget; DROP TABLE usage_rollup_key;"
+               " PRAGMA user_version = 8");
+
+  upgraded = gk_database_new (gk_database_get_path (db), gk_database_get_clock (db), &error);
+  g_assert_no_error (error);
+  g_assert_true (gk_database_migrate (upgraded, &created, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstrv (created, tables);
+  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 9);
+  /* No quarter hours where the facet sums hold days only. */
+  g_assert_cmpint (query_int (upgraded, "SELECT count(*) FROM usage_rollup_key WHERE span = 900"
+                                        " AND start < " GK_ROLLUP_FACET_DAYS_SQL), ==, 0);
+  g_assert_cmpint (query_int (upgraded, "SELECT count(*) FROM usage_rollup_key"
+                                        " WHERE span = 900"), >, 0);
+  after = comparisons_text (upgraded);
+  g_assert_cmpstr (after, ==, before);
+  g_clear_pointer (&after, g_free);
+  after = compare_text (upgraded, since);
+  g_assert_cmpstr (after, ==, all_rows);
+
+  /* The new trigger takes deleted rows out of the sums, and the fold adds
+   * new ones. */
+  run_sql (upgraded, "DELETE FROM gemini_key_usage_log WHERE id %% 3 = 0");
+  add_usage (upgraded, keys[1], "RATE_LIMITED", 5, 0.5, 100, GK_TEST_EPOCH - HOUR);
+  g_clear_pointer (&before, g_free);
+  g_clear_pointer (&after, g_free);
+  before = compare_from_log (upgraded, GK_TEST_EPOCH - 30 * DAY);
+  after = compare_text (upgraded, GK_TEST_EPOCH - 30 * DAY);
   g_assert_cmpstr (after, ==, before);
   g_assert_finalize_object (g_steal_pointer (&upgraded));
 }
@@ -784,6 +890,7 @@ main (int   argc,
   ADD ("compare/figures", test_compare_figures);
   ADD ("compare/matches-log", test_compare_matches_log);
   ADD ("compare/upgrade", test_latency_upgrade);
+  ADD ("compare/upgrade-key-sums", test_key_sums_upgrade);
   g_test_add_func ("/insights/forecast/series", test_forecast_series);
   g_test_add_func ("/insights/forecast/edges", test_forecast_edges);
   ADD ("forecast/keys", test_forecast_keys);

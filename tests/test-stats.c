@@ -884,33 +884,46 @@ folded_id (GkDatabase *db)
   return query_int (db, "SELECT CAST (value AS INTEGER) FROM meta WHERE key = 'rollup_max_id'");
 }
 
+/* The two queries give the same rows. */
+static void
+assert_same_rows (GkDatabase *db,
+                  const char *log_side,
+                  const char *rollup_side)
+{
+  g_autofree char *missing = g_strdup_printf ("SELECT count(*) FROM (%s EXCEPT %s)",
+                                              log_side, rollup_side);
+  g_autofree char *extra = g_strdup_printf ("SELECT count(*) FROM (%s EXCEPT %s)",
+                                            rollup_side, log_side);
+
+  g_assert_cmpint (query_int (db, missing), ==, 0);
+  g_assert_cmpint (query_int (db, extra), ==, 0);
+}
+
 /* Every sum the rollup tables hold equals the same sum over the log, and
  * the mark is the log's highest id: nothing missed, nothing counted twice. */
 static void
 assert_rollup_exact (GkDatabase *db)
 {
+  const int spans[] = { 900, 86400 };
+
   g_assert_cmpint (folded_id (db), ==,
                    query_int (db, "SELECT coalesce (max (id), 0) FROM gemini_key_usage_log"));
-  g_assert_cmpint (query_int (db, "SELECT count(*) FROM ("
-                                  " SELECT start, requests, successes, cost_usd"
-                                  "  FROM usage_rollup_total WHERE requests > 0"
-                                  " EXCEPT SELECT created_at - created_at % 900, count(*),"
-                                  "  sum(status = 'SUCCESS'), total(cost_usd)"
-                                  "  FROM gemini_key_usage_log GROUP BY 1)"), ==, 0);
-  g_assert_cmpint (query_int (db, "SELECT count(*) FROM ("
-                                  " SELECT created_at - created_at % 900, count(*),"
-                                  "  sum(status = 'SUCCESS'), total(cost_usd)"
-                                  "  FROM gemini_key_usage_log GROUP BY 1"
-                                  " EXCEPT SELECT start, requests, successes, cost_usd"
-                                  "  FROM usage_rollup_total)"), ==, 0);
-  for (guint i = 0; i < 2; i++)
+  assert_same_rows (db,
+                    "SELECT created_at - created_at % 900, count(*), sum(status = 'SUCCESS'),"
+                    " total(cost_usd) FROM gemini_key_usage_log GROUP BY 1",
+                    "SELECT start, requests, successes, cost_usd FROM usage_rollup_total"
+                    " WHERE requests > 0");
+  for (guint j = 0; j < G_N_ELEMENTS (spans); j++)
     {
-      const char *const tables[] = { "usage_rollup_model", "usage_rollup_user" };
-      const char *const columns[] = { "model", "user_id" };
-      const int spans[] = { 900, 86400 };
+      g_autofree char *key_log = NULL;
+      g_autofree char *key_rollup = NULL;
+      g_autofree char *latency_log = NULL;
+      g_autofree char *latency_rollup = NULL;
 
-      for (guint j = 0; j < G_N_ELEMENTS (spans); j++)
+      for (guint i = 0; i < 2; i++)
         {
+          const char *const tables[] = { "usage_rollup_model", "usage_rollup_user" };
+          const char *const columns[] = { "model", "user_id" };
           g_autofree char *log_side =
             g_strdup_printf ("SELECT created_at - created_at %% %d, %s, count(*),"
                              " sum(tokens_used), total(cost_usd) FROM gemini_key_usage_log"
@@ -920,34 +933,27 @@ assert_rollup_exact (GkDatabase *db)
             g_strdup_printf ("SELECT start, %s, requests, tokens, cost_usd FROM %s"
                              " WHERE span = %d AND requests > 0",
                              columns[i], tables[i], spans[j]);
-          g_autofree char *missing = g_strdup_printf ("SELECT count(*) FROM (%s EXCEPT %s)",
-                                                      log_side, rollup_side);
-          g_autofree char *extra = g_strdup_printf ("SELECT count(*) FROM (%s EXCEPT %s)",
-                                                    rollup_side, log_side);
 
-          g_assert_cmpint (query_int (db, missing), ==, 0);
-          g_assert_cmpint (query_int (db, extra), ==, 0);
+          assert_same_rows (db, log_side, rollup_side);
         }
-    }
-  /* The latency histograms of successful requests, both spans. */
-  for (guint j = 0; j < 2; j++)
-    {
-      const int spans[] = { 900, 86400 };
-      g_autofree char *log_side =
-        g_strdup_printf ("SELECT created_at - created_at %% %d, coalesce (key_id, 0), "
-                         GK_ROLLUP_LATENCY_BUCKET_SQL ("latency_ms") ", count(*)"
-                         " FROM gemini_key_usage_log WHERE status = 'SUCCESS'"
-                         " AND latency_ms > 0 GROUP BY 1, 2, 3", spans[j]);
-      g_autofree char *rollup_side =
-        g_strdup_printf ("SELECT start, key_id, bucket, requests FROM usage_rollup_latency"
-                         " WHERE span = %d AND requests > 0", spans[j]);
-      g_autofree char *missing = g_strdup_printf ("SELECT count(*) FROM (%s EXCEPT %s)",
-                                                  log_side, rollup_side);
-      g_autofree char *extra = g_strdup_printf ("SELECT count(*) FROM (%s EXCEPT %s)",
-                                                rollup_side, log_side);
 
-      g_assert_cmpint (query_int (db, missing), ==, 0);
-      g_assert_cmpint (query_int (db, extra), ==, 0);
+      /* The sums per key and status, and the latency histograms of
+       * successful requests. */
+      key_log = g_strdup_printf ("SELECT created_at - created_at %% %d, coalesce (key_id, 0),"
+                                 " status, count(*), sum(tokens_used), total(cost_usd)"
+                                 " FROM gemini_key_usage_log GROUP BY 1, 2, 3", spans[j]);
+      key_rollup = g_strdup_printf ("SELECT start, key_id, status, requests, tokens, cost_usd"
+                                    " FROM usage_rollup_key WHERE span = %d AND requests > 0",
+                                    spans[j]);
+      assert_same_rows (db, key_log, key_rollup);
+      latency_log = g_strdup_printf ("SELECT created_at - created_at %% %d, coalesce (key_id, 0), "
+                                     GK_ROLLUP_LATENCY_BUCKET_SQL ("latency_ms") ", count(*)"
+                                     " FROM gemini_key_usage_log WHERE status = 'SUCCESS'"
+                                     " AND latency_ms > 0 GROUP BY 1, 2, 3", spans[j]);
+      latency_rollup = g_strdup_printf ("SELECT start, key_id, bucket, requests"
+                                        " FROM usage_rollup_latency"
+                                        " WHERE span = %d AND requests > 0", spans[j]);
+      assert_same_rows (db, latency_log, latency_rollup);
     }
 }
 
@@ -1421,7 +1427,7 @@ test_rollup_upgrade (Fixture       *fixture,
   g_auto(GStrv) created = NULL;
   const char *const rollup_tables[] = { "usage_rollup_total", "usage_rollup_model",
                                         "usage_rollup_user", "usage_rollup_facet", "audit_log",
-                                        "usage_rollup_latency", NULL };
+                                        "usage_rollup_latency", "usage_rollup_key", NULL };
 
   /* Back to schema version 1, history and all. */
   g_assert_true (gk_database_exec (db,
@@ -1432,6 +1438,7 @@ test_rollup_upgrade (Fixture       *fixture,
                                    " DROP TABLE usage_rollup_facet;"
                                    " DROP TABLE audit_log;"
                                    " DROP TABLE usage_rollup_latency;"
+                                   " DROP TABLE usage_rollup_key;"
                                    " DELETE FROM meta WHERE key = 'rollup_max_id';"
                                    " DROP INDEX gemini_key_usage_log_key;"
                                    " CREATE INDEX gemini_key_usage_log_created"
@@ -1448,7 +1455,7 @@ test_rollup_upgrade (Fixture       *fixture,
   g_assert_true (gk_database_migrate (upgraded, &created, &error));
   g_assert_no_error (error);
   g_assert_cmpstrv (created, rollup_tables);
-  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 8);
+  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 9);
   assert_rollup_exact (upgraded);
   assert_filters_match_rows (upgraded, key, GK_TEST_EPOCH);
   assert_dashboard_matches_log (upgraded, 30);
@@ -1607,15 +1614,46 @@ assert_filters_match_rows (GkDatabase *db,
   }
 }
 
+/* The key comparison (gk-insights.h), as text: its sums and latency
+ * percentiles per key. */
+static void
+append_comparison_rows (GString   *out,
+                        GPtrArray *rows)
+{
+  for (guint i = 0; i < rows->len; i++)
+    {
+      const GkKeyComparison *r = rows->pdata[i];
+
+      g_string_append_printf (out, " compare %" G_GINT64_FORMAT ": %" G_GINT64_FORMAT " %"
+                              G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %"
+                              G_GINT64_FORMAT " %.9f %.3f %.3f\n",
+                              r->key_id, r->requests, r->successes, r->rate_limited,
+                              r->rejected, r->tokens, r->cost_usd, r->p50_ms, r->p95_ms);
+    }
+}
+
+/* The comparison over the dashboard's last @days days. */
+static void
+append_comparison (GString    *out,
+                   GkDatabase *db,
+                   guint       days)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) rows = gk_insights_compare_days (db, days, &error);
+
+  g_assert_no_error (error);
+  append_comparison_rows (out, rows);
+}
+
 /* Zones whose local midnights are not UTC ones, or not whole hours. */
 static const char *const summary_zones[] = {
   "UTC", "Asia/Ho_Chi_Minh", "America/Los_Angeles", "Asia/Kathmandu", "Pacific/Chatham",
 };
 
-/* The usage tab's summaries, as text: periods from local midnights (some
- * 40+ days back, where the facet sums are per UTC day, so the period starts
- * or ends inside one) to now or to an earlier midnight, with each kind of
- * filter, in each of summary_zones[]. */
+/* The usage tab's summaries and the key comparison, as text: periods from
+ * local midnights (some 40+ days back, where the facet sums are per UTC
+ * day, so the period starts or ends inside one) to now or to an earlier
+ * midnight, with each kind of filter, in each of summary_zones[]. */
 static void
 append_filter_summaries (GString      *out,
                          GkDatabase   *db,
@@ -1654,6 +1692,16 @@ append_filter_summaries (GString      *out,
                                     G_GINT64_FORMAT " %.9f\n", summary_zones[z],
                                     periods[p].since, periods[p].until, f, summary.requests,
                                     summary.successes, summary.cost_usd);
+
+            /* The key comparison over the same period. */
+            if (f == 0)
+              {
+                g_autoptr(GPtrArray) rows = gk_insights_compare (db, filter.since, filter.until,
+                                                                 &error);
+
+                g_assert_no_error (error);
+                append_comparison_rows (out, rows);
+              }
           }
     }
   g_setenv ("TZ", "UTC", TRUE);
@@ -1662,29 +1710,6 @@ append_filter_summaries (GString      *out,
 /* Every figure the dashboard (7 and 30 days, in every zone of zones[])
  * and the usage summaries (all keys and each key, over the newest rows;
  * the usage tab's, see append_filter_summaries()) show, as text. */
-/* The key comparison over the same days (gk-insights.h): its sums and
- * latency percentiles per key. */
-static void
-append_comparison (GString    *out,
-                   GkDatabase *db,
-                   guint       days)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) rows = gk_insights_compare_days (db, days, &error);
-
-  g_assert_no_error (error);
-  for (guint i = 0; i < rows->len; i++)
-    {
-      const GkKeyComparison *r = rows->pdata[i];
-
-      g_string_append_printf (out, " compare %" G_GINT64_FORMAT ": %" G_GINT64_FORMAT " %"
-                              G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %"
-                              G_GINT64_FORMAT " %.9f %.3f %.3f\n",
-                              r->key_id, r->requests, r->successes, r->rate_limited,
-                              r->rejected, r->tokens, r->cost_usd, r->p50_ms, r->p95_ms);
-    }
-}
-
 static char *
 shown_figures (GkDatabase   *db,
                const gint64 *keys,

@@ -363,6 +363,41 @@ static const MigrationStep migration_8[] = {
   { NULL, ROLLUP_FORGET_TRIGGER (ROLLUP_FACET_DAY_OR_QUARTER, ROLLUP_LATENCY_FORGET) },
 };
 
+/* Version 9: sums per key and status (requests, tokens, cost), per
+ * 15-minute bucket and per UTC day, coarsened as the latency histogram is,
+ * so the key comparison reads one row per key, status and day rather than
+ * the facet sums (a row per key, status, model and user). History is
+ * summed from the facet sums, which hold every folded row, even those
+ * retention has removed since: the quarter hours where the facet sums have
+ * them (from the mark GK_ROLLUP_META_FACET_DAYS on), the days everywhere.
+ * The trigger also takes deleted rows out of it. */
+#define ROLLUP_KEY_FROM_FACETS(span, where) \
+  "INSERT INTO usage_rollup_key (span, start, key_id, status, requests, tokens, cost_usd)" \
+  " SELECT " span ", start - start % " span ", key_id, status, sum(requests), sum(tokens)," \
+  " total(cost_usd) FROM usage_rollup_facet" where " GROUP BY 2, 3, 4"
+#define ROLLUP_KEY_FORGET \
+  " UPDATE usage_rollup_key SET requests = requests - 1, tokens = tokens - OLD.tokens_used," \
+  " cost_usd = cost_usd - OLD.cost_usd WHERE span IN (900, 86400)" \
+  " AND start = OLD.created_at - OLD.created_at % span AND key_id = coalesce (OLD.key_id, 0)" \
+  " AND status = OLD.status;"
+static const MigrationStep migration_9[] = {
+  { "usage_rollup_key",
+    "CREATE TABLE usage_rollup_key ("
+    " span INTEGER NOT NULL,"
+    " start INTEGER NOT NULL,"
+    " key_id INTEGER NOT NULL,"
+    " status TEXT NOT NULL,"
+    " requests INTEGER NOT NULL,"
+    " tokens INTEGER NOT NULL,"
+    " cost_usd REAL NOT NULL,"
+    " PRIMARY KEY (span, start, key_id, status)) WITHOUT ROWID" },
+  { NULL, ROLLUP_KEY_FROM_FACETS ("900", " WHERE start >= " GK_ROLLUP_FACET_DAYS_SQL) },
+  { NULL, ROLLUP_KEY_FROM_FACETS ("86400", "") },
+  { NULL, "DROP TRIGGER IF EXISTS usage_rollup_forget" },
+  { NULL,
+    ROLLUP_FORGET_TRIGGER (ROLLUP_FACET_DAY_OR_QUARTER, ROLLUP_LATENCY_FORGET ROLLUP_KEY_FORGET) },
+};
+
 static const Migration migrations[] = {
   { migration_1, G_N_ELEMENTS (migration_1) },
   { migration_2, G_N_ELEMENTS (migration_2) },
@@ -372,6 +407,7 @@ static const Migration migrations[] = {
   { migration_6, G_N_ELEMENTS (migration_6) },
   { migration_7, G_N_ELEMENTS (migration_7) },
   { migration_8, G_N_ELEMENTS (migration_8) },
+  { migration_9, G_N_ELEMENTS (migration_9) },
 };
 
 #define SCHEMA_VERSION ((int) G_N_ELEMENTS (migrations))

@@ -1,9 +1,11 @@
 /* gk-insights.c: key comparison, depletion forecast and rotation spikes.
  *
- * The comparison sums the per-key facet rollup (requests by status,
- * tokens, cost) and the per-key latency histogram (migration 8), plus the
- * few log rows not folded in yet, in one read snapshot, as the usage tab's
- * totals do. Percentiles are read from the histogram: exact to the bucket,
+ * The comparison sums the rollup per key and status (requests, tokens,
+ * cost; migration 9) and the per-key latency histogram (migration 8), plus
+ * the few log rows not folded in yet, in one read snapshot, as the usage
+ * tab's totals do; where compaction left only day sums, the parts of days
+ * at the period's ends are read from the log, as the usage tab does.
+ * Percentiles are read from the histogram: exact to the bucket,
  * interpolated linearly inside it.
  *
  * The forecast is deliberately simple, so it can be explained in one
@@ -102,8 +104,10 @@ compare_histogram (CompareData *data,
 }
 
 /* Runs @sql, a statement of rows (key_id, status, requests, tokens, cost)
- * or (key_id, bucket, requests) when @latency, with up to five integer
- * parameters, and adds its rows. */
+ * or (key_id, bucket, requests) when @latency, with the integer parameters
+ * @params, and adds its rows. The statements sum nothing themselves: a
+ * GROUP BY would sort the rows first, which costs more than adding them
+ * here. */
 static gboolean
 add_compare_rows (GkDatabase   *db,
                   CompareData  *data,
@@ -133,10 +137,14 @@ add_compare_rows (GkDatabase   *db,
         }
       else
         {
-          GkKeyComparison *row = compare_row (data, key_id);
-          GkUsageStatus status = GK_USAGE_ERROR;
           gint64 requests = sqlite3_column_int64 (stmt, 2);
+          GkUsageStatus status = GK_USAGE_ERROR;
+          GkKeyComparison *row;
 
+          /* A sum whose rows were all deleted by hand: nothing done. */
+          if (requests == 0)
+            continue;
+          row = compare_row (data, key_id);
           gk_usage_status_from_string ((const char *) sqlite3_column_text (stmt, 1), &status);
           row->requests += requests;
           row->tokens += sqlite3_column_int64 (stmt, 3);
@@ -169,28 +177,79 @@ add_compare_rows (GkDatabase   *db,
   return TRUE;
 }
 
-static const char facet_sums_sql[] =
-  "SELECT key_id, status, total(requests), total(tokens), total(cost_usd)"
-  " FROM usage_rollup_facet WHERE start >= ?1 AND start < ?2 AND key_id <> 0"
-  " GROUP BY key_id, status";
-
-/* "+created_at": walk the few ids past the mark rather than a time index. */
-static const char log_sums_sql[] =
-  "SELECT key_id, status, count(*), total(tokens_used), total(cost_usd)"
-  " FROM gemini_key_usage_log WHERE id > ?3 AND key_id IS NOT NULL"
-  " AND +created_at >= ?1 AND +created_at < ?2 GROUP BY key_id, status";
+/* The rollup's sums per key and status, and its latency histograms, of
+ * span ?3 in [?1, ?2). */
+static const char key_sums_sql[] =
+  "SELECT key_id, status, requests, tokens, cost_usd FROM usage_rollup_key"
+  " WHERE span = ?3 AND start >= ?1 AND start < ?2 AND key_id <> 0";
 
 static const char latency_sums_sql[] =
-  "SELECT key_id, bucket, total(requests) FROM usage_rollup_latency"
-  " WHERE span = ?3 AND start >= ?1 AND start < ?2 AND key_id <> 0 GROUP BY key_id, bucket";
+  "SELECT key_id, bucket, requests FROM usage_rollup_latency"
+  " WHERE span = ?3 AND start >= ?1 AND start < ?2 AND key_id <> 0";
+
+/* The same from the log's rows with ids in (?3, ?4] and times in [?1, ?2).
+ * "+created_at": walk the ids, not an index on the key. */
+static const char log_sums_sql[] =
+  "SELECT key_id, status, count(*), total(tokens_used), total(cost_usd)"
+  " FROM gemini_key_usage_log WHERE id > ?3 AND id <= ?4 AND key_id IS NOT NULL"
+  " AND +created_at >= ?1 AND +created_at < ?2 GROUP BY key_id, status";
 
 static const char log_latency_sql[] =
   "SELECT key_id, " GK_ROLLUP_LATENCY_BUCKET_SQL ("latency_ms") ", count(*)"
-  " FROM gemini_key_usage_log WHERE id > ?3 AND key_id IS NOT NULL AND status = 'SUCCESS'"
-  " AND latency_ms > 0 AND +created_at >= ?1 AND +created_at < ?2 GROUP BY 1, 2";
+  " FROM gemini_key_usage_log WHERE id > ?3 AND id <= ?4 AND key_id IS NOT NULL"
+  " AND status = 'SUCCESS' AND latency_ms > 0 AND +created_at >= ?1 AND +created_at < ?2"
+  " GROUP BY 1, 2";
 
 static const char compare_keys_sql[] =
   "SELECT id, name, key_hint, deleted_at IS NOT NULL FROM gemini_api_keys";
+
+/* Adds the part [@since, @until) of a day (or the whole of it) from the
+ * rollup's quarter hours (@span BUCKET) or days (DAY), or, with @span 0,
+ * from the log's rows up to @folded. */
+static gboolean
+add_compare_span (GkDatabase   *db,
+                  CompareData  *data,
+                  gint64        since,
+                  gint64        until,
+                  gint64        span,
+                  gint64        folded,
+                  GError      **error)
+{
+  const gint64 rollup[] = { since, until, span };
+  const gint64 log[] = { since, until, 0, folded };
+
+  if (since >= until)
+    return TRUE;
+  if (span == 0)
+    return add_compare_rows (db, data, log_sums_sql, FALSE, log, 4, error)
+           && add_compare_rows (db, data, log_latency_sql, TRUE, log, 4, error);
+  return add_compare_rows (db, data, key_sums_sql, FALSE, rollup, 3, error)
+         && add_compare_rows (db, data, latency_sums_sql, TRUE, rollup, 3, error);
+}
+
+/* Adds [@since, @until): its whole UTC days from the per-day sums (a
+ * month is then thirty rows per key), the parts of days at its ends from
+ * the quarter hours, or from the log's folded rows when @coarse (before
+ * the facets' mark, where compaction removed the quarter hours). */
+static gboolean
+add_compare_range (GkDatabase   *db,
+                   CompareData  *data,
+                   gint64        since,
+                   gint64        until,
+                   gboolean      coarse,
+                   gint64        folded,
+                   GError      **error)
+{
+  gint64 first_day, last_day, edge = coarse ? 0 : BUCKET;
+
+  if (since >= until)
+    return TRUE;
+  first_day = MIN ((since + DAY - 1) / DAY * DAY, until);
+  last_day = MAX (until / DAY * DAY, first_day);
+  return add_compare_span (db, data, since, first_day, edge, folded, error)
+         && add_compare_span (db, data, first_day, last_day, DAY, folded, error)
+         && add_compare_span (db, data, last_day, until, edge, folded, error);
+}
 
 static gboolean
 read_compare (GkDatabase  *db,
@@ -198,29 +257,33 @@ read_compare (GkDatabase  *db,
               GError     **error)
 {
   CompareData *data = user_data;
-  gint64 folded = 0;
-  /* Whole UTC days of the period read the per-day histograms (a month is
-   * then thirty rows per key and bucket); the ends read quarter hours. */
-  gint64 first_day = MIN ((data->since + DAY - 1) / DAY * DAY, data->until);
-  gint64 last_day = MAX (data->until / DAY * DAY, first_day);
+  gint64 folded = 0, coarse_end = 0;
   sqlite3_stmt *stmt;
   int rc;
 
   if (!gk_stats_read_folded_id (db, &folded, error))
     return FALSE;
+  stmt = gk_database_prepare (db, "SELECT " GK_ROLLUP_FACET_DAYS_SQL, error);
+  if (stmt == NULL)
+    return FALSE;
+  rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    coarse_end = CLAMP (sqlite3_column_int64 (stmt, 0), data->since, data->until);
+  sqlite3_reset (stmt);
+  if (rc != SQLITE_ROW)
+    {
+      gk_database_set_error (db, error, _("Cannot read the statistics"));
+      return FALSE;
+    }
 
   {
-    const gint64 sums[] = { data->since, data->until, folded };
-    const gint64 fine_head[] = { data->since, first_day, BUCKET };
-    const gint64 days[] = { first_day, last_day, DAY };
-    const gint64 fine_tail[] = { last_day, data->until, BUCKET };
+    /* The rows past the fold's mark, over the whole period. */
+    const gint64 unfolded[] = { data->since, data->until, folded, G_MAXINT64 };
 
-    if (!add_compare_rows (db, data, facet_sums_sql, FALSE, sums, 2, error)
-        || !add_compare_rows (db, data, log_sums_sql, FALSE, sums, 3, error)
-        || !add_compare_rows (db, data, latency_sums_sql, TRUE, fine_head, 3, error)
-        || !add_compare_rows (db, data, latency_sums_sql, TRUE, days, 3, error)
-        || !add_compare_rows (db, data, latency_sums_sql, TRUE, fine_tail, 3, error)
-        || !add_compare_rows (db, data, log_latency_sql, TRUE, sums, 3, error))
+    if (!add_compare_range (db, data, data->since, coarse_end, TRUE, folded, error)
+        || !add_compare_range (db, data, coarse_end, data->until, FALSE, folded, error)
+        || !add_compare_rows (db, data, log_sums_sql, FALSE, unfolded, 4, error)
+        || !add_compare_rows (db, data, log_latency_sql, TRUE, unfolded, 4, error))
       return FALSE;
   }
 

@@ -57,6 +57,13 @@ static const char add_facet_sql[] =
   " requests = requests + excluded.requests, successes = successes + excluded.successes,"
   " tokens = tokens + excluded.tokens, cost_usd = cost_usd + excluded.cost_usd";
 
+static const char add_key_sql[] =
+  "INSERT INTO usage_rollup_key (span, start, key_id, status, requests, tokens, cost_usd)"
+  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+  " ON CONFLICT (span, start, key_id, status) DO UPDATE SET"
+  " requests = requests + excluded.requests, tokens = tokens + excluded.tokens,"
+  " cost_usd = cost_usd + excluded.cost_usd";
+
 static const char add_latency_sql[] =
   "INSERT INTO usage_rollup_latency (span, start, key_id, bucket, requests)"
   " VALUES (?1, ?2, ?3, ?4, ?5)"
@@ -103,6 +110,7 @@ typedef enum
   GROUP_MODEL,
   GROUP_USER,
   GROUP_FACET,
+  GROUP_KEY,
   GROUP_LATENCY,
 } GroupKind;
 
@@ -111,8 +119,9 @@ typedef struct
   GroupKind  kind;
   gint64     span;
   gint64     start;
-  char      *name;        /* NULL in the totals; in facets, "status\x1fmodel\x1fuser" */
-  gint64     key_id;      /* facets and latencies only */
+  char      *name;        /* NULL in the totals; in facets, "status\x1fmodel\x1fuser";
+                           * in key sums, the status */
+  gint64     key_id;      /* facets, key sums and latencies only */
   gint64     bucket;      /* latencies only */
   gint64     requests;
   gint64     successes;
@@ -236,6 +245,8 @@ read_new_rows (GkDatabase  *db,
         {
           gint64 span = i == 0 ? GK_ROLLUP_BUCKET_SECONDS : GK_ROLLUP_DAY_SECONDS;
 
+          group_add_full (groups, GROUP_KEY, span, created_at, status,
+                          sqlite3_column_int64 (stmt, 6), 0, success, tokens, cost_usd);
           if (latency_bucket >= 0)
             group_add_full (groups, GROUP_LATENCY, span, created_at, NULL,
                             sqlite3_column_int64 (stmt, 6), latency_bucket, TRUE, 0, 0);
@@ -289,6 +300,19 @@ write_group (GkDatabase   *db,
       sqlite3_bind_int64 (stmt, 7, g->successes);
       sqlite3_bind_int64 (stmt, 8, g->tokens);
       sqlite3_bind_double (stmt, 9, g->cost_usd);
+    }
+  else if (g->kind == GROUP_KEY)
+    {
+      stmt = gk_database_prepare (db, add_key_sql, error);
+      if (stmt == NULL)
+        return FALSE;
+      sqlite3_bind_int64 (stmt, 1, g->span);
+      sqlite3_bind_int64 (stmt, 2, g->start);
+      sqlite3_bind_int64 (stmt, 3, g->key_id);
+      sqlite3_bind_text (stmt, 4, g->name, -1, SQLITE_STATIC);
+      sqlite3_bind_int64 (stmt, 5, g->requests);
+      sqlite3_bind_int64 (stmt, 6, g->tokens);
+      sqlite3_bind_double (stmt, 7, g->cost_usd);
     }
   else if (g->kind == GROUP_LATENCY)
     {
@@ -703,7 +727,7 @@ coarsen_facets (GkDatabase      *db,
  *
  * Folds every usage row into the rollup first, then deletes the raw rows
  * older than the retention period, and coarsens the 15-minute model, user,
- * facet and latency sums older than %GK_ROLLUP_FINE_DAYS days to days, in
+ * facet, key and latency sums older than %GK_ROLLUP_FINE_DAYS days to days, in
  * short transactions (other
  * processes keep writing in between): every figure the dashboard reads
  * stays the same at every step.
@@ -738,6 +762,10 @@ gk_rollup_prune (GkDatabase      *db,
       || !coarsen (db, "usage_rollup_model", fine_cutoff, report, error)
       || !coarsen (db, "usage_rollup_user", fine_cutoff, report, error)
       || !coarsen_facets (db, fine_cutoff, report, error)
+      /* After the facets: the key comparison reads the quarter hours of
+       * these two only from the facets' mark on, which must have moved
+       * past them first. */
+      || !coarsen (db, "usage_rollup_key", fine_cutoff, report, error)
       || !coarsen (db, "usage_rollup_latency", fine_cutoff, report, error))
     return FALSE;
   gk_database_touch (db);

@@ -42,6 +42,14 @@ G_BEGIN_DECLS
  * last. */
 extern const gint64 gk_rollup_latency_bounds[GK_ROLLUP_LATENCY_BUCKETS - 1];
 
+/* The sums per key and status (usage_rollup_key, migration 9) are kept
+ * per 15-minute bucket and per UTC day, as the latency histogram is: the
+ * key comparison reads a period's whole UTC days from the day sums and the
+ * parts of days at its ends from the quarter hours, which compaction
+ * removes where the facet sums are per day (before the mark
+ * GK_ROLLUP_META_FACET_DAYS below); there the parts of days are read from
+ * the log's rows. */
+
 /* The meta key holding the highest usage-log id folded in. */
 #define GK_ROLLUP_META_MAX_ID    "rollup_max_id"
 
@@ -71,7 +79,7 @@ extern const gint64 gk_rollup_latency_bounds[GK_ROLLUP_LATENCY_BUCKETS - 1];
 typedef struct
 {
   gint64   rows_deleted;       /* raw usage rows past the retention period */
-  gint64   buckets_coarsened;  /* 15-minute model/user/facet/latency sums folded into days */
+  gint64   buckets_coarsened;  /* 15-minute model/user/facet/key/latency sums folded into days */
   gint64   bytes_before;       /* the database's size (pages in use and free) */
   gint64   bytes_after;
   gboolean space_reclaimed;    /* VACUUM ran */
