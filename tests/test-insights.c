@@ -430,6 +430,27 @@ test_compare_matches_log (Fixture       *fixture,
     }
 }
 
+/* Takes @db back to an older schema with @downgrade_sql, opens it again
+ * and migrates it, which creates @tables. */
+static GkDatabase *
+reopen_upgraded (GkDatabase         *db,
+                 const char         *downgrade_sql,
+                 const char * const *tables)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) upgraded = NULL;
+  g_auto(GStrv) created = NULL;
+
+  run_sql (db, "%s", downgrade_sql);
+  upgraded = gk_database_new (gk_database_get_path (db), gk_database_get_clock (db), &error);
+  g_assert_no_error (error);
+  g_assert_true (gk_database_migrate (upgraded, &created, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstrv (created, tables);
+  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 9);
+  return g_steal_pointer (&upgraded);
+}
+
 /* A database of schema version 7 gets its history's latencies folded. */
 static void
 test_latency_upgrade (Fixture       *fixture,
@@ -439,7 +460,6 @@ test_latency_upgrade (Fixture       *fixture,
   gint64 key = add_key (db, "k", FALSE);
   g_autoptr(GError) error = NULL;
   g_autoptr(GkDatabase) upgraded = NULL;
-  g_auto(GStrv) created = NULL;
   const char *const tables[] = { "usage_rollup_latency", "usage_rollup_key", NULL };
   g_autofree char *before = NULL;
   g_autofree char *after = NULL;
@@ -449,15 +469,9 @@ test_latency_upgrade (Fixture       *fixture,
                GK_TEST_EPOCH - (gint64) i * 1000);
   before = compare_from_log (db, GK_TEST_EPOCH - 7 * DAY);
   g_assert_true (gk_rollup_catch_up (db, &error));
-  run_sql (db, "DROP TRIGGER usage_rollup_forget; DROP TABLE usage_rollup_latency;"
-               " DROP TABLE usage_rollup_key; PRAGMA user_version = 7");
-
-  upgraded = gk_database_new (gk_database_get_path (db), gk_database_get_clock (db), &error);
-  g_assert_no_error (error);
-  g_assert_true (gk_database_migrate (upgraded, &created, &error));
-  g_assert_no_error (error);
-  g_assert_cmpstrv (created, tables);
-  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 9);
+  upgraded = reopen_upgraded (db, "DROP TRIGGER usage_rollup_forget;"
+                                  " DROP TABLE usage_rollup_latency; DROP TABLE usage_rollup_key;"
+                                  " PRAGMA user_version = 7", tables);
   g_assert_cmpint (query_int (upgraded, "SELECT total(requests) FROM usage_rollup_latency"
                                         " WHERE span = 86400"), ==, 160);
   after = compare_text (upgraded, GK_TEST_EPOCH - 7 * DAY);
@@ -514,7 +528,6 @@ test_key_sums_upgrade (Fixture       *fixture,
   gint64 since = (GK_TEST_EPOCH - 59 * DAY) / DAY * DAY;
   g_autoptr(GError) error = NULL;
   g_autoptr(GkDatabase) upgraded = NULL;
-  g_auto(GStrv) created = NULL;
   const char *const tables[] = { "usage_rollup_key", NULL };
   g_autofree char *all_rows = NULL;
   g_autofree char *before = NULL;
@@ -536,15 +549,9 @@ test_key_sums_upgrade (Fixture       *fixture,
   g_assert_no_error (error);
   g_assert_cmpint (report.rows_deleted, >, 0);
   before = comparisons_text (db);
-  run_sql (db, "DROP TRIGGER usage_rollup_forget; DROP TABLE usage_rollup_key;"
-               " PRAGMA user_version = 8");
-
-  upgraded = gk_database_new (gk_database_get_path (db), gk_database_get_clock (db), &error);
-  g_assert_no_error (error);
-  g_assert_true (gk_database_migrate (upgraded, &created, &error));
-  g_assert_no_error (error);
-  g_assert_cmpstrv (created, tables);
-  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 9);
+  upgraded = reopen_upgraded (db, "DROP TRIGGER usage_rollup_forget;"
+                                  " DROP TABLE usage_rollup_key; PRAGMA user_version = 8",
+                              tables);
   /* No quarter hours where the facet sums hold days only. */
   g_assert_cmpint (query_int (upgraded, "SELECT count(*) FROM usage_rollup_key WHERE span = 900"
                                         " AND start < " GK_ROLLUP_FACET_DAYS_SQL), ==, 0);
