@@ -305,6 +305,38 @@ static const GkMigrationStep migration_8[] = {
                             ROLLUP_LATENCY_FORGET) },
 };
 
+/* Version 9: sums per key and status, per 15 minutes and per UTC day,
+ * from the facet sums. */
+#define ROLLUP_KEY_FROM_FACETS(span, where) \
+  "INSERT INTO usage_rollup_key (span, start, key_id, status, requests, tokens, cost_usd)" \
+  " SELECT " span ", start - start % " span ", key_id, status, sum(requests), sum(tokens)," \
+  " coalesce (sum (cost_usd), 0) FROM usage_rollup_facet" where " GROUP BY 2, 3, 4"
+#define ROLLUP_KEY_FORGET \
+  " UPDATE usage_rollup_key SET requests = requests - 1, tokens = tokens - OLD.tokens_used," \
+  " cost_usd = cost_usd - OLD.cost_usd WHERE span IN (900, 86400)" \
+  " AND start = OLD.created_at - OLD.created_at % span AND key_id = coalesce (OLD.key_id, 0)" \
+  " AND status = OLD.status;"
+static const GkMigrationStep migration_9[] = {
+  { "usage_rollup_key",
+    "CREATE TABLE usage_rollup_key ("
+    " span BIGINT NOT NULL,"
+    " start BIGINT NOT NULL,"
+    " key_id BIGINT NOT NULL,"
+    " status TEXT NOT NULL,"
+    " requests BIGINT NOT NULL,"
+    " tokens BIGINT NOT NULL,"
+    " cost_usd DOUBLE PRECISION NOT NULL,"
+    " PRIMARY KEY (span, start, key_id, status))" },
+  { NULL,
+    ROLLUP_KEY_FROM_FACETS ("900", " WHERE start >= coalesce ("
+                            META_NUMBER (GK_ROLLUP_META_FACET_DAYS) ", 0)") },
+  { NULL, ROLLUP_KEY_FROM_FACETS ("86400", "") },
+  { NULL,
+    ROLLUP_FORGET_FUNCTION (ROLLUP_FOLDED_NOT_PRUNING,
+                            ROLLUP_FACET_FORGET (ROLLUP_FACET_DAY_OR_QUARTER)
+                            ROLLUP_LATENCY_FORGET ROLLUP_KEY_FORGET) },
+};
+
 static const GkMigration migrations[] = {
   { migration_1, G_N_ELEMENTS (migration_1) },
   { migration_2, G_N_ELEMENTS (migration_2) },
@@ -314,6 +346,7 @@ static const GkMigration migrations[] = {
   { migration_6, G_N_ELEMENTS (migration_6) },
   { migration_7, G_N_ELEMENTS (migration_7) },
   { migration_8, G_N_ELEMENTS (migration_8) },
+  { migration_9, G_N_ELEMENTS (migration_9) },
 };
 
 const GkMigration *

@@ -532,6 +532,9 @@ test_same_triggers (Fixture       *f,
     " (1773576000, 1, 'ERROR', 'n', 'bob', 1, 0, 5, 0.125)",
     "INSERT INTO usage_rollup_latency VALUES (900, 1773576000, 1, 0, 1),"
     " (900, 1773576000, 1, 1, 2), (86400, 1773532800, 1, 0, 1), (86400, 1773532800, 1, 1, 2)",
+    "INSERT INTO usage_rollup_key VALUES (900, 1773576000, 1, 'SUCCESS', 3, 37, 1.75),"
+    " (900, 1773576000, 1, 'ERROR', 1, 5, 0.125), (86400, 1773532800, 1, 'SUCCESS', 3, 37, 1.75),"
+    " (86400, 1773532800, 1, 'ERROR', 1, 5, 0.125)",
     "UPDATE meta SET value = '3' WHERE key = '" GK_ROLLUP_META_MAX_ID "'",
     /* Row 4 was not folded (id above the mark): deleting it changes nothing. */
     "DELETE FROM gemini_key_usage_log WHERE id IN (2, 3, 4)",
@@ -550,6 +553,8 @@ test_same_triggers (Fixture       *f,
     "SELECT start, key_id, status, model, user_id, requests, successes, tokens, cost_usd"
     " FROM usage_rollup_facet ORDER BY 1, 2, 3",
     "SELECT span, start, key_id, bucket, requests FROM usage_rollup_latency ORDER BY 1, 2, 3, 4",
+    "SELECT span, start, key_id, status, requests, tokens, cost_usd FROM usage_rollup_key"
+    " ORDER BY 1, 2, 3, 4",
     "SELECT count(*) FROM gemini_key_usage_log",
     "SELECT actor, action FROM audit_log",
   };
