@@ -13,6 +13,9 @@
  * context, as a literal would: "coalesce (?, 0)" is an integer (32 bits),
  * so a caller that needs 64 bits there casts (CAST (? AS BIGINT)).
  *
+ * A connection that breaks is made again by the next call, outside a
+ * transaction (see ensure_connection()).
+ *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
 #include "config.h"
@@ -49,6 +52,9 @@ typedef struct
   PGconn     *conn;
   GHashTable *prepared;     /* rewritten SQL → PreparedInfo */
   guint       next_name;
+  guint       generation;   /* bumped at each reconnection */
+  gboolean    was_in_transaction;    /* when the current call began */
+  gboolean    lost_in_transaction;   /* the connection broke inside one */
   char       *password;     /* to scrub from messages; wiped on close */
   GkSqlErr    errcode;
   char       *errmsg;
@@ -57,14 +63,16 @@ typedef struct
 
 typedef struct
 {
-  char *name;
-  int   n_params;
+  char  *name;
+  char  *text;         /* rewritten */
+  int    n_params;
+  guint  generation;   /* of the connection it was prepared on */
 } PreparedInfo;
 
 typedef struct
 {
   struct _GkSqlStmtBase base;
-  const PreparedInfo *info;   /* owned by the connection's cache */
+  PreparedInfo *info;         /* owned by the connection's cache */
   char      **values;         /* bindings, n_params each */
   int        *lengths;
   int        *formats;
@@ -287,7 +295,10 @@ check_result (PgSql          *self,
   primary = result != NULL ? PQresultErrorField (result, PG_DIAG_MESSAGE_PRIMARY) : NULL;
   code = errcode_for_sqlstate (state);
   if (PQstatus (self->conn) == CONNECTION_BAD)
-    code = GK_SQL_ERR_CONNECTION;
+    {
+      code = GK_SQL_ERR_CONNECTION;
+      self->lost_in_transaction = self->was_in_transaction;
+    }
   if (primary == NULL)
     primary = PQerrorMessage (self->conn);
   if (*primary == '\0')
@@ -434,6 +445,7 @@ prepared_info_free (gpointer data)
   PreparedInfo *info = data;
 
   g_free (info->name);
+  g_free (info->text);
   g_free (info);
 }
 
@@ -534,6 +546,80 @@ pg_open (const char  *target,
   return (GkSql *) self;
 }
 
+/* Reconnection ----------------------------------------------------------- */
+
+static gboolean
+is_rollback (const char *text)
+{
+  while (g_ascii_isspace (*text))
+    text++;
+  if (g_ascii_strncasecmp (text, "ROLLBACK", 8) != 0)
+    return FALSE;
+  for (text += 8; *text != '\0'; text++)
+    if (!g_ascii_isspace (*text) && *text != ';')
+      return FALSE;
+  return TRUE;
+}
+
+/* Called before each round trip for @text. A connection found broken
+ * (the server restarted, the network dropped it) is made again, and
+ * statements are prepared again on it as they are used; session settings
+ * made with SET are gone. Not while the caller is inside a transaction
+ * that the break lost, though: every call but its ROLLBACK fails, so a
+ * COMMIT can never pass on a new connection for writes the old one
+ * dropped. A call that fails on a broken connection is not retried: the
+ * server may have run it. */
+static gboolean
+ensure_connection (PgSql      *self,
+                   const char *text)
+{
+  PGTransactionStatusType status;
+
+  if (PQstatus (self->conn) == CONNECTION_OK)
+    {
+      status = PQtransactionStatus (self->conn);
+      self->was_in_transaction = status == PQTRANS_INTRANS || status == PQTRANS_INERROR;
+      return TRUE;
+    }
+  if (self->lost_in_transaction && !is_rollback (text))
+    {
+      set_error (self, GK_SQL_ERR_CONNECTION,
+                 "The connection to the server was lost inside a transaction, which must be "
+                 "rolled back");
+      return FALSE;
+    }
+  PQreset (self->conn);
+  if (PQstatus (self->conn) != CONNECTION_OK)
+    {
+      set_error (self, GK_SQL_ERR_CONNECTION, PQerrorMessage (self->conn));
+      return FALSE;
+    }
+  self->generation++;
+  self->lost_in_transaction = FALSE;
+  self->was_in_transaction = FALSE;
+  return TRUE;
+}
+
+/* Prepares @info on the server unless this connection already has it. */
+static gboolean
+ensure_prepared (PgSql        *self,
+                 PreparedInfo *info)
+{
+  PGresult *result;
+  gboolean ok;
+
+  if (!ensure_connection (self, info->text))
+    return FALSE;
+  if (info->generation == self->generation)
+    return TRUE;
+  result = PQprepare (self->conn, info->name, info->text, 0, NULL);
+  ok = check_result (self, result);
+  PQclear (result);
+  if (ok)
+    info->generation = self->generation;
+  return ok;
+}
+
 /* Statements ------------------------------------------------------------- */
 
 static void
@@ -573,16 +659,17 @@ pg_prepare (GkSql      *sql,
   info = g_hash_table_lookup (self->prepared, rewritten);
   if (info == NULL)
     {
-      g_autofree char *name = g_strdup_printf ("gk_%u", self->next_name++);
-      PGresult *result = PQprepare (self->conn, name, rewritten, 0, NULL);
-      gboolean ok = check_result (self, result);
-
-      PQclear (result);
-      if (!ok)
-        return NULL;
       info = g_new0 (PreparedInfo, 1);
-      info->name = g_steal_pointer (&name);
+      info->name = g_strdup_printf ("gk_%u", self->next_name++);
+      info->text = g_strdup (rewritten);
       info->n_params = n_params;
+      /* Not prepared on any connection yet. */
+      info->generation = self->generation - 1;
+      if (!ensure_prepared (self, info))
+        {
+          prepared_info_free (info);
+          return NULL;
+        }
       g_hash_table_insert (self->prepared, g_steal_pointer (&rewritten), info);
     }
   clear_error (self);
@@ -707,7 +794,11 @@ pg_step (GkSqlStmt *stmt)
 
   if (self->result == NULL)
     {
-      PGresult *result = PQexecPrepared (sql->conn, self->info->name, self->info->n_params,
+      PGresult *result;
+
+      if (!ensure_prepared (sql, self->info))
+        return GK_SQL_ERROR;
+      result = PQexecPrepared (sql->conn, self->info->name, self->info->n_params,
                                          (const char *const *) self->values, self->lengths,
                                          self->formats, 0);
 
@@ -742,9 +833,13 @@ pg_column_count (GkSqlStmt *stmt)
   if (self->result == NULL)
     {
       PgSql *sql = PG_SQL (self->base.sql);
-      PGresult *desc = PQdescribePrepared (sql->conn, self->info->name);
-      int n = check_result (sql, desc) ? PQnfields (desc) : 0;
+      PGresult *desc;
+      int n;
 
+      if (!ensure_prepared (sql, self->info))
+        return 0;
+      desc = PQdescribePrepared (sql->conn, self->info->name);
+      n = check_result (sql, desc) ? PQnfields (desc) : 0;
       PQclear (desc);
       return n;
     }
@@ -956,6 +1051,8 @@ pg_exec (GkSql      *sql,
   PGresult *result;
   gboolean ok;
 
+  if (!ensure_connection (self, text))
+    return FALSE;
   /* The simple protocol runs several statements in one round trip (and
    * no placeholders: there are no parameters here). */
   result = PQexec (self->conn, text);
@@ -975,8 +1072,12 @@ pg_changes (GkSql *sql)
 static gboolean
 pg_in_transaction (GkSql *sql)
 {
-  PGTransactionStatusType status = PQtransactionStatus (PG_SQL (sql)->conn);
+  PgSql *self = PG_SQL (sql);
+  PGTransactionStatusType status = PQtransactionStatus (self->conn);
 
+  /* A transaction lost with the connection still waits for its ROLLBACK. */
+  if (PQstatus (self->conn) != CONNECTION_OK)
+    return self->lost_in_transaction;
   return status == PQTRANS_INTRANS || status == PQTRANS_INERROR || status == PQTRANS_ACTIVE;
 }
 

@@ -6,13 +6,10 @@
 #include <math.h>
 #include <string.h>
 
-#include "gk-sql.h"
 #include "gk-sql-postgresql.h"
+#include "pg-test-util.h"
 
-/* The driver's own calls, not the dispatching wrappers: this tests the
- * driver alone. */
-static const GkSqlDriver *const pg = &gk_sql_postgresql_driver;
-
+/* g_autoptr over the driver's own finalize. */
 typedef GkSqlStmt Stmt;
 
 static void
@@ -55,19 +52,6 @@ assert_no_secret (const char *text,
     g_error ("the password shows in “%s”", text);
 }
 
-static GkSql *
-open_uri (const char *uri)
-{
-  GkSqlErr code = GK_SQL_ERR_OTHER;
-  g_autofree char *message = NULL;
-  GkSql *sql = pg->open (uri, &code, &message);
-
-  if (sql == NULL)
-    g_error ("cannot connect: %s", message);
-  g_assert_cmpint (code, ==, GK_SQL_OK);
-  return sql;
-}
-
 /* Each test works in a schema of its own, so none sees another's tables. */
 static void
 fixture_setup (Fixture       *f,
@@ -82,7 +66,7 @@ fixture_setup (Fixture       *f,
       return;
     }
   f->password = uri_password (test_uri ());
-  f->sql = open_uri (test_uri ());
+  f->sql = pg_test_open (test_uri ());
   sql = g_strdup_printf ("DROP SCHEMA IF EXISTS t%u CASCADE; CREATE SCHEMA t%u;"
                          " SET search_path = t%u", serial, serial, serial);
   serial++;
@@ -101,32 +85,13 @@ fixture_teardown (Fixture       *f,
   g_free (f->password);
 }
 
-static GkSqlStmt *
-prepare (GkSql      *sql,
-         const char *text)
-{
-  GkSqlStmt *stmt = pg->prepare (sql, text);
-
-  if (stmt == NULL)
-    g_error ("cannot prepare “%s”: %s", text, pg->errmsg (sql));
-  return stmt;
-}
-
-static void
-exec_ok (GkSql      *sql,
-         const char *text)
-{
-  if (!pg->exec (sql, text))
-    g_error ("“%s” failed: %s", text, pg->errmsg (sql));
-}
-
 /* Writes @blob and reads it back. */
 static void
 assert_blob_round_trip (Fixture *f,
                         GBytes  *blob)
 {
-  GkSqlStmt *insert = prepare (f->sql, "INSERT INTO b (id, data) VALUES (?, ?)");
-  GkSqlStmt *select = prepare (f->sql, "SELECT data FROM b WHERE id = ?");
+  GkSqlStmt *insert = pg_test_prepare (f->sql, "INSERT INTO b (id, data) VALUES (?, ?)");
+  GkSqlStmt *select = pg_test_prepare (f->sql, "SELECT data FROM b WHERE id = ?");
   static gint64 id;
   gsize len;
   gconstpointer data = g_bytes_get_data (blob, &len);
@@ -167,7 +132,7 @@ test_blobs (Fixture       *f,
     big[i] = (guint8) g_test_rand_int ();
   large = g_bytes_new_take (big, 4 * 1024 * 1024 + 3);
 
-  exec_ok (f->sql, "CREATE TABLE b (id BIGINT PRIMARY KEY, data BYTEA)");
+  pg_test_exec (f->sql, "CREATE TABLE b (id BIGINT PRIMARY KEY, data BYTEA)");
   assert_blob_round_trip (f, odd);
   assert_blob_round_trip (f, empty);
   assert_blob_round_trip (f, large);
@@ -189,8 +154,8 @@ test_values (Fixture       *f,
 
   if (f->sql == NULL)
     return;
-  exec_ok (f->sql, "CREATE TABLE v (id BIGINT, i BIGINT, d DOUBLE PRECISION, t TEXT)");
-  insert = prepare (f->sql, "INSERT INTO v (id, i, d, t) VALUES (?, ?, ?, ?)");
+  pg_test_exec (f->sql, "CREATE TABLE v (id BIGINT, i BIGINT, d DOUBLE PRECISION, t TEXT)");
+  insert = pg_test_prepare (f->sql, "INSERT INTO v (id, i, d, t) VALUES (?, ?, ?, ?)");
   g_assert_cmpint (pg->bind_parameter_count (insert), ==, 4);
 
   for (guint i = 0; i < n; i++)
@@ -213,7 +178,7 @@ test_values (Fixture       *f,
   pg->bind_int64 (insert, 1, n + 1);
   g_assert_cmpint (pg->step (insert), ==, GK_SQL_DONE);   /* reset cleared every binding */
 
-  select = prepare (f->sql, "SELECT id, i, d, t FROM v ORDER BY id");
+  select = pg_test_prepare (f->sql, "SELECT id, i, d, t FROM v ORDER BY id");
   g_assert_cmpint (pg->column_count (select), ==, 4);
   for (; pg->step (select) == GK_SQL_ROW; row++)
     {
@@ -263,7 +228,7 @@ test_result_types (Fixture       *f,
 
   if (f->sql == NULL)
     return;
-  stmt = prepare (f->sql,
+  stmt = pg_test_prepare (f->sql,
                   "SELECT sum (x), avg (x), count (*), true, false, CAST (2.5 AS NUMERIC),"
                   " CAST (7 AS SMALLINT), CAST (1.5 AS REAL), '42abc', 'NaN'::float8,"
                   " CAST ('-9223372036854775808' AS NUMERIC) * 10"
@@ -308,8 +273,8 @@ test_placeholders (Fixture       *f,
 
   if (f->sql == NULL)
     return;
-  exec_ok (f->sql, "CREATE TABLE p (\"what?\" TEXT, note TEXT)");
-  stmt = prepare (f->sql,
+  pg_test_exec (f->sql, "CREATE TABLE p (\"what?\" TEXT, note TEXT)");
+  stmt = pg_test_prepare (f->sql,
                   "SELECT '?' AS a, ? AS b, 'it''s ?' AS c, E'\\'?' AS d, $$ ? $$ AS e,"
                   " $tag$ ?$$? $tag$ AS f, /* ? /* ? */ ? */ ? AS g -- ? \n"
                   " , (SELECT count (*) FROM p WHERE \"what?\" = ?) AS h");
@@ -328,7 +293,7 @@ test_placeholders (Fixture       *f,
   g_assert_cmpint (pg->column_int64 (stmt, 7), ==, 0);
 
   /* "?N" numbers a parameter; a bare "?" after it takes the next number. */
-  numbered = prepare (f->sql, "SELECT CAST (?2 AS TEXT) || CAST (?1 AS TEXT) || ? || ?2");
+  numbered = pg_test_prepare (f->sql, "SELECT CAST (?2 AS TEXT) || CAST (?1 AS TEXT) || ? || ?2");
   g_assert_cmpint (pg->bind_parameter_count (numbered), ==, 3);
   pg->bind_text (numbered, 1, "a", -1);
   pg->bind_text (numbered, 2, "b", -1);
@@ -350,24 +315,24 @@ test_exec_changes_transactions (Fixture       *f,
   if (f->sql == NULL)
     return;
   /* Several statements in one exec. */
-  exec_ok (f->sql,
+  pg_test_exec (f->sql,
            "CREATE TABLE c (id BIGINT PRIMARY KEY, n BIGINT NOT NULL);"
            "INSERT INTO c VALUES (1, 0), (2, 0), (3, 0), (4, 5);");
   g_assert_cmpint (pg->changes (f->sql), ==, 4);
 
-  update = prepare (f->sql, "UPDATE c SET n = n + ? WHERE n = 0");
+  update = pg_test_prepare (f->sql, "UPDATE c SET n = n + ? WHERE n = 0");
   pg->bind_int64 (update, 1, 2);
   g_assert_false (pg->in_transaction (f->sql));
-  exec_ok (f->sql, "BEGIN");
+  pg_test_exec (f->sql, "BEGIN");
   g_assert_true (pg->in_transaction (f->sql));
   g_assert_cmpint (pg->step (update), ==, GK_SQL_DONE);
   g_assert_cmpint (pg->changes (f->sql), ==, 3);
   /* A query leaves the count of the last change alone, as in SQLite. */
-  select = prepare (f->sql, "SELECT sum (n) FROM c");
+  select = pg_test_prepare (f->sql, "SELECT sum (n) FROM c");
   g_assert_cmpint (pg->step (select), ==, GK_SQL_ROW);
   g_assert_cmpint (pg->column_int64 (select, 0), ==, 11);
   g_assert_cmpint (pg->changes (f->sql), ==, 3);
-  exec_ok (f->sql, "ROLLBACK");
+  pg_test_exec (f->sql, "ROLLBACK");
   g_assert_false (pg->in_transaction (f->sql));
 
   pg->reset (select);
@@ -376,7 +341,7 @@ test_exec_changes_transactions (Fixture       *f,
 
   /* The same text prepared twice shares the server's statement. */
   {
-    g_autoptr(Stmt) again = prepare (f->sql, "SELECT sum (n) FROM c");
+    g_autoptr(Stmt) again = pg_test_prepare (f->sql, "SELECT sum (n) FROM c");
 
     g_assert_cmpint (pg->step (again), ==, GK_SQL_ROW);
     g_assert_cmpint (pg->column_int64 (again, 0), ==, 5);
@@ -391,8 +356,8 @@ test_errors (Fixture       *f,
 
   if (f->sql == NULL)
     return;
-  exec_ok (f->sql, "CREATE TABLE u (name TEXT UNIQUE, n BIGINT CHECK (n >= 0))");
-  insert = prepare (f->sql, "INSERT INTO u (name, n) VALUES (?, ?)");
+  pg_test_exec (f->sql, "CREATE TABLE u (name TEXT UNIQUE, n BIGINT CHECK (n >= 0))");
+  insert = pg_test_prepare (f->sql, "INSERT INTO u (name, n) VALUES (?, ?)");
   pg->bind_text (insert, 1, "one", -1);
   pg->bind_int64 (insert, 2, 1);
   g_assert_cmpint (pg->step (insert), ==, GK_SQL_DONE);
@@ -418,25 +383,25 @@ test_errors (Fixture       *f,
   g_assert_false (pg->exec (f->sql, "SELECT * FROM no_such_table"));
   g_assert_cmpint (pg->errcode (f->sql), ==, GK_SQL_ERR_OTHER);
   g_assert_nonnull (strstr (pg->errmsg (f->sql), "no_such_table"));
-  exec_ok (f->sql, "SELECT 1");
+  pg_test_exec (f->sql, "SELECT 1");
   g_assert_cmpint (pg->errcode (f->sql), ==, GK_SQL_OK);
 
   /* A row lock held by another connection: NOWAIT gives up at once. */
   {
-    GkSql *other = open_uri (test_uri ());
-    g_autoptr(Stmt) schema = prepare (f->sql, "SELECT current_schema ()");
+    GkSql *other = pg_test_open (test_uri ());
+    g_autoptr(Stmt) schema = pg_test_prepare (f->sql, "SELECT current_schema ()");
     g_autofree char *set = NULL;
 
     g_assert_cmpint (pg->step (schema), ==, GK_SQL_ROW);
     set = g_strdup_printf ("SET search_path = %s", pg->column_text (schema, 0));
-    exec_ok (other, set);
-    exec_ok (f->sql, "BEGIN; SELECT * FROM u FOR UPDATE");
-    exec_ok (other, "BEGIN");
+    pg_test_exec (other, set);
+    pg_test_exec (f->sql, "BEGIN; SELECT * FROM u FOR UPDATE");
+    pg_test_exec (other, "BEGIN");
     g_assert_false (pg->exec (other, "SELECT * FROM u FOR UPDATE NOWAIT"));
     g_assert_cmpint (pg->errcode (other), ==, GK_SQL_ERR_BUSY);
     g_assert_true (pg->in_transaction (other));   /* failed, still to roll back */
-    exec_ok (other, "ROLLBACK");
-    exec_ok (f->sql, "ROLLBACK");
+    pg_test_exec (other, "ROLLBACK");
+    pg_test_exec (f->sql, "ROLLBACK");
     pg->close (other);
   }
 }
@@ -493,7 +458,7 @@ static char *
 query_text (GkSql      *sql,
             const char *text)
 {
-  g_autoptr(Stmt) stmt = prepare (sql, text);
+  g_autoptr(Stmt) stmt = pg_test_prepare (sql, text);
 
   g_assert_cmpint (pg->step (stmt), ==, GK_SQL_ROW);
   return g_strdup (pg->column_text (stmt, 0));
@@ -524,14 +489,14 @@ test_connect (Fixture       *f,
   keywords = g_strdup_printf ("host=%s port=%d dbname=gk_test user=gk_test password='%s'"
                               " application_name=other", g_uri_get_host (parsed),
                               g_uri_get_port (parsed), f->password);
-  sql = open_uri (keywords);
+  sql = pg_test_open (keywords);
   g_clear_pointer (&name, g_free);
   name = query_text (sql, "SELECT current_setting ('application_name')");
   g_assert_cmpstr (name, ==, "other");
   pg->close (sql);
 
   named = g_strdup_printf ("%s?application_name=third", test_uri ());
-  sql = open_uri (named);
+  sql = pg_test_open (named);
   g_clear_pointer (&name, g_free);
   name = query_text (sql, "SELECT current_setting ('application_name')");
   g_assert_cmpstr (name, ==, "third");
@@ -555,27 +520,87 @@ run_command (const char *command_line)
     g_error ("“%s” failed: %s%s", command_line, out, err);
 }
 
-/* The server stops under an open connection, then comes back. */
+/* Stops the server and starts it again. */
 static void
-test_server_stopped (Fixture       *f,
-                     gconstpointer  data)
+restart_server (void)
 {
-  g_autoptr(Stmt) stmt = NULL;
+  run_command (g_getenv ("GK_TEST_PG_STOP"));
+  run_command (g_getenv ("GK_TEST_PG_START"));
+}
+
+/* The server goes away under an open connection: the next call fails as
+ * a lost connection, the one after reconnects; inside a transaction, only
+ * its ROLLBACK does, so nothing can commit on the new connection what the
+ * old one lost. */
+static void
+test_server_restarted (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(Stmt) select = NULL;
+  g_autoptr(Stmt) insert = NULL;
+  g_autoptr(Stmt) schema = NULL;
+  g_autofree char *create = NULL;
+  g_autofree char *insert_sql = NULL;
+  g_autofree char *count_sql = NULL;
 
   if (f->sql == NULL)
     return;
-  stmt = prepare (f->sql, "SELECT ?");
-  run_command (g_getenv ("GK_TEST_PG_STOP"));
+  /* Settings made with SET do not survive a reconnection: name the
+   * fixture's schema. */
+  schema = pg_test_prepare (f->sql, "SELECT current_schema ()");
+  g_assert_cmpint (pg->step (schema), ==, GK_SQL_ROW);
+  create = g_strdup_printf ("CREATE TABLE %s.r (n BIGINT)", pg->column_text (schema, 0));
+  insert_sql = g_strdup_printf ("INSERT INTO %s.r VALUES (?)", pg->column_text (schema, 0));
+  count_sql = g_strdup_printf ("SELECT count (*) FROM %s.r", pg->column_text (schema, 0));
+  pg_test_exec (f->sql, create);
+  select = pg_test_prepare (f->sql, "SELECT CAST (? AS BIGINT) + 1");
+  insert = pg_test_prepare (f->sql, insert_sql);
 
-  pg->bind_int64 (stmt, 1, 1);
-  g_assert_cmpint (pg->step (stmt), ==, GK_SQL_ERROR);
+  /* Outside a transaction. */
+  run_command (g_getenv ("GK_TEST_PG_STOP"));
+  pg->bind_int64 (select, 1, 1);
+  g_assert_cmpint (pg->step (select), ==, GK_SQL_ERROR);
   g_assert_cmpint (pg->errcode (f->sql), ==, GK_SQL_ERR_CONNECTION);
   g_test_message ("server stopped: %s", pg->errmsg (f->sql));
   assert_no_secret (pg->errmsg (f->sql), f->password);
-  g_assert_false (pg->exec (f->sql, "SELECT 1"));
+  g_assert_false (pg->exec (f->sql, "SELECT 1"));   /* nothing to reconnect to */
   g_assert_cmpint (pg->errcode (f->sql), ==, GK_SQL_ERR_CONNECTION);
-
+  assert_no_secret (pg->errmsg (f->sql), f->password);
+  g_assert_false (pg->in_transaction (f->sql));
   run_command (g_getenv ("GK_TEST_PG_START"));
+  /* Reconnected, the statement prepared again on the new connection. */
+  g_assert_cmpint (pg->step (select), ==, GK_SQL_ROW);
+  g_assert_cmpint (pg->column_int64 (select, 0), ==, 2);
+  pg->reset (select);
+
+  /* Inside a transaction. */
+  pg_test_exec (f->sql, "BEGIN");
+  pg->bind_int64 (insert, 1, 1);
+  g_assert_cmpint (pg->step (insert), ==, GK_SQL_DONE);
+  pg->reset (insert);
+  restart_server ();
+  pg->bind_int64 (insert, 1, 2);
+  g_assert_cmpint (pg->step (insert), ==, GK_SQL_ERROR);
+  g_assert_cmpint (pg->errcode (f->sql), ==, GK_SQL_ERR_CONNECTION);
+  pg->reset (insert);
+  g_assert_true (pg->in_transaction (f->sql));
+  pg->bind_int64 (insert, 1, 3);
+  g_assert_cmpint (pg->step (insert), ==, GK_SQL_ERROR);
+  g_assert_cmpint (pg->errcode (f->sql), ==, GK_SQL_ERR_CONNECTION);
+  pg->reset (insert);
+  g_assert_false (pg->exec (f->sql, "COMMIT"));
+  g_assert_cmpint (pg->errcode (f->sql), ==, GK_SQL_ERR_CONNECTION);
+  g_assert_true (pg->in_transaction (f->sql));
+  pg_test_exec (f->sql, "ROLLBACK");
+  g_assert_false (pg->in_transaction (f->sql));
+  {
+    g_autoptr(Stmt) count = pg_test_prepare (f->sql, count_sql);
+
+    g_assert_cmpint (pg->step (count), ==, GK_SQL_ROW);
+    g_assert_cmpint (pg->column_int64 (count, 0), ==, 0);
+  }
+  pg->bind_int64 (insert, 1, 4);
+  g_assert_cmpint (pg->step (insert), ==, GK_SQL_DONE);
 }
 
 static void
@@ -623,7 +648,7 @@ main (int   argc,
   ADD ("/pg/connect", test_connect);
   ADD ("/pg/connect-errors", test_connect_errors);
   /* Last: it stops the server (and starts it again). */
-  ADD ("/pg/server-stopped", test_server_stopped);
+  ADD ("/pg/server-restarted", test_server_restarted);
 #undef ADD
   return g_test_run ();
 }

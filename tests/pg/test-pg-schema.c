@@ -10,10 +10,8 @@
 
 #include "gk-database-postgresql.h"
 #include "gk-rollup.h"
-#include "gk-sql.h"
 #include "gk-test-util.h"
-
-static const GkSqlDriver *const pg = &gk_sql_postgresql_driver;
+#include "pg-test-util.h"
 
 typedef struct
 {
@@ -196,25 +194,6 @@ describe_sqlite (const char *path)
 
 /* PostgreSQL -------------------------------------------------------------- */
 
-static GkSqlStmt *
-prepare (GkSql      *sql,
-         const char *text)
-{
-  GkSqlStmt *stmt = pg->prepare (sql, text);
-
-  if (stmt == NULL)
-    g_error ("cannot prepare “%s”: %s", text, pg->errmsg (sql));
-  return stmt;
-}
-
-static void
-exec_ok (GkSql      *sql,
-         const char *text)
-{
-  if (!pg->exec (sql, text))
-    g_error ("“%s” failed: %s", text, pg->errmsg (sql));
-}
-
 /* The columns of a key, in order, of one of @table's constraints. */
 #define CONSTRAINT_COLUMNS(keys, rel) \
   "array_to_string (ARRAY (SELECT a.attname FROM unnest (" keys ") WITH ORDINALITY AS k (n, o)" \
@@ -229,7 +208,7 @@ add_pg_lines (GkSql      *sql,
               const char *table,
               const char *prefix)
 {
-  GkSqlStmt *stmt = prepare (sql, text);
+  GkSqlStmt *stmt = pg_test_prepare (sql, text);
 
   if (table != NULL)
     pg->bind_text (stmt, 1, table, -1);
@@ -255,7 +234,7 @@ describe_pg (GkSql *sql)
       const char *table = tables->pdata[t];
       g_autoptr(GString) columns = g_string_new (NULL);
 
-      stmt = prepare (sql, "SELECT column_name, data_type, is_nullable"
+      stmt = pg_test_prepare (sql, "SELECT column_name, data_type, is_nullable"
                            " FROM information_schema.columns"
                            " WHERE table_schema = current_schema () AND table_name = ?"
                            " ORDER BY ordinal_position");
@@ -319,18 +298,18 @@ migrate_pg (GkSql *sql)
   GkSqlStmt *stmt;
   int from;
 
-  exec_ok (sql, "BEGIN");
-  exec_ok (sql, GK_DATABASE_POSTGRESQL_MIGRATION_LOCK);
+  pg_test_exec (sql, "BEGIN");
+  pg_test_exec (sql, GK_DATABASE_POSTGRESQL_MIGRATION_LOCK);
   from = gk_database_postgresql_read_version (sql);
   g_assert_cmpint (from, >=, 0);
   for (gsize v = from; v < n; v++)
     for (gsize i = 0; i < migrations[v].n_steps; i++)
-      exec_ok (sql, migrations[v].steps[i].sql);
-  stmt = prepare (sql, GK_DATABASE_POSTGRESQL_WRITE_VERSION);
+      pg_test_exec (sql, migrations[v].steps[i].sql);
+  stmt = pg_test_prepare (sql, GK_DATABASE_POSTGRESQL_WRITE_VERSION);
   pg->bind_int64 (stmt, 1, n);
   g_assert_cmpint (pg->step (stmt), ==, GK_SQL_DONE);
   pg->finalize (stmt);
-  exec_ok (sql, "COMMIT");
+  pg_test_exec (sql, "COMMIT");
   return from;
 }
 
@@ -375,7 +354,7 @@ fixture_setup (Fixture       *f,
   if (f->sql == NULL)
     g_error ("cannot connect: %s", message);
   /* A fresh schema, as an empty database would be. */
-  exec_ok (f->sql, "DROP SCHEMA IF EXISTS gk CASCADE; CREATE SCHEMA gk; SET search_path = gk");
+  pg_test_exec (f->sql, "DROP SCHEMA IF EXISTS gk CASCADE; CREATE SCHEMA gk; SET search_path = gk");
 }
 
 static void
@@ -442,13 +421,13 @@ test_comparison_sees_differences (Fixture       *f,
       g_autoptr(GPtrArray) post = NULL;
       g_autofree char *diff = NULL;
 
-      exec_ok (f->sql, "BEGIN");
-      exec_ok (f->sql, changes[i]);
+      pg_test_exec (f->sql, "BEGIN");
+      pg_test_exec (f->sql, changes[i]);
       post = describe_pg (f->sql);
       diff = difference (lite, post);
       g_test_message ("%s:%s", changes[i], diff);
       g_assert_nonnull (diff);
-      exec_ok (f->sql, "ROLLBACK");
+      pg_test_exec (f->sql, "ROLLBACK");
     }
 }
 
@@ -479,7 +458,7 @@ pg_query (GkSql      *sql,
           const char *query)
 {
   g_autoptr(GString) out = g_string_new (NULL);
-  GkSqlStmt *stmt = prepare (sql, query);
+  GkSqlStmt *stmt = pg_test_prepare (sql, query);
 
   while (pg->step (stmt) == GK_SQL_ROW)
     {
@@ -572,7 +551,7 @@ test_same_triggers (Fixture       *f,
 
       if (sqlite3_exec (db, setup[i], NULL, NULL, &err) != SQLITE_OK)
         g_error ("SQLite: “%s” failed: %s", setup[i], err);
-      exec_ok (f->sql, setup[i]);
+      pg_test_exec (f->sql, setup[i]);
     }
   for (guint i = 0; i < G_N_ELEMENTS (refused); i++)
     {
