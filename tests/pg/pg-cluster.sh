@@ -11,6 +11,7 @@
 #   GK_TEST_PG_URI    postgresql://gk_test:PASSWORD@127.0.0.1:PORT/gk_test
 #   GK_TEST_PG_STOP   a command line that stops the server (fast shutdown)
 #   GK_TEST_PG_START  a command line that starts it again, same port
+#   GK_TEST_PG_DIR    the temporary folder (the cluster is in data/)
 #
 # Everything is removed when the script ends, whether COMMAND passed,
 # failed or the script was interrupted or terminated. Its exit status is
@@ -98,6 +99,7 @@ CREATE DATABASE gk_test OWNER gk_test;
 EOF
 
 export GK_TEST_PG_URI="postgresql://gk_test:$password@127.0.0.1:$port/gk_test"
+export GK_TEST_PG_DIR="$dir"
 pg_ctl_line="$bindir/pg_ctl -D $data"
 if [ "$owner" != "$(id -un)" ]; then
   pg_ctl_line="runuser -u $owner -- $pg_ctl_line"
