@@ -45,6 +45,9 @@
 #define KEEPALIVES_IDLE_S  "30"
 #define KEEPALIVES_INTERVAL_S "10"
 #define KEEPALIVES_COUNT   "3"
+/* How long a statement waits for a lock before it fails as busy: SQLite's
+ * busy timeout in GkDatabase. */
+#define LOCK_TIMEOUT       "10s"
 
 typedef struct
 {
@@ -468,6 +471,21 @@ notice_processor (void       *data,
   g_debug ("PostgreSQL: %s", message);
 }
 
+/* Session settings, made at each connection: the lock wait ends, as
+ * SQLite's busy timeout does, unless the connection string set its own
+ * (options=-c lock_timeout=…). */
+static gboolean
+configure_session (PgSql *self)
+{
+  PGresult *result = PQexec (self->conn,
+                             "SELECT set_config ('lock_timeout', '" LOCK_TIMEOUT "', false)"
+                             " WHERE current_setting ('lock_timeout') = '0'");
+  gboolean ok = check_result (self, result);
+
+  PQclear (result);
+  return ok;
+}
+
 static void
 pg_close (GkSql *sql)
 {
@@ -541,6 +559,13 @@ pg_open (const char  *target,
       return NULL;
     }
   PQsetNoticeProcessor (self->conn, notice_processor, NULL);
+  if (!configure_session (self))
+    {
+      *errcode = self->errcode;
+      *errmsg = g_strdup_printf ("Cannot connect to %s: %s", redacted, self->errmsg);
+      pg_close ((GkSql *) self);
+      return NULL;
+    }
   *errcode = GK_SQL_OK;
   *errmsg = NULL;
   return (GkSql *) self;
@@ -588,15 +613,15 @@ ensure_connection (PgSql      *self,
                  "rolled back");
       return FALSE;
     }
+  self->was_in_transaction = FALSE;
   PQreset (self->conn);
-  if (PQstatus (self->conn) != CONNECTION_OK)
+  if (PQstatus (self->conn) != CONNECTION_OK || !configure_session (self))
     {
       set_error (self, GK_SQL_ERR_CONNECTION, PQerrorMessage (self->conn));
       return FALSE;
     }
   self->generation++;
   self->lost_in_transaction = FALSE;
-  self->was_in_transaction = FALSE;
   return TRUE;
 }
 

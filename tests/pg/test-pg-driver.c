@@ -346,6 +346,18 @@ test_exec_changes_transactions (Fixture       *f,
     g_assert_cmpint (pg->step (again), ==, GK_SQL_ROW);
     g_assert_cmpint (pg->column_int64 (again, 0), ==, 5);
   }
+
+  /* An INSERT … RETURNING gives its row and counts as a change. */
+  {
+    g_autoptr(Stmt) returning = pg_test_prepare (f->sql, "INSERT INTO c (id, n) VALUES (?, 0)"
+                                                         " RETURNING id");
+
+    pg->bind_int64 (returning, 1, 9);
+    g_assert_cmpint (pg->step (returning), ==, GK_SQL_ROW);
+    g_assert_cmpint (pg->column_int64 (returning, 0), ==, 9);
+    g_assert_cmpint (pg->changes (f->sql), ==, 1);
+    g_assert_cmpint (pg->step (returning), ==, GK_SQL_DONE);
+  }
 }
 
 static void
@@ -389,6 +401,8 @@ test_errors (Fixture       *f,
   /* A row lock held by another connection: NOWAIT gives up at once. */
   {
     GkSql *other = pg_test_open (test_uri ());
+    g_autofree char *short_wait = g_strdup_printf ("%s?options=-c%%20lock_timeout%%3D1s",
+                                                   test_uri ());
     g_autoptr(Stmt) schema = pg_test_prepare (f->sql, "SELECT current_schema ()");
     g_autofree char *set = NULL;
 
@@ -401,8 +415,16 @@ test_errors (Fixture       *f,
     g_assert_cmpint (pg->errcode (other), ==, GK_SQL_ERR_BUSY);
     g_assert_true (pg->in_transaction (other));   /* failed, still to roll back */
     pg_test_exec (other, "ROLLBACK");
-    pg_test_exec (f->sql, "ROLLBACK");
     pg->close (other);
+
+    /* A write that waits for the lock longer than the lock timeout (here
+     * the connection string's, 1 s) fails as busy. */
+    other = pg_test_open (short_wait);
+    pg_test_exec (other, set);
+    g_assert_false (pg->exec (other, "UPDATE u SET n = n + 1"));
+    g_assert_cmpint (pg->errcode (other), ==, GK_SQL_ERR_BUSY);
+    pg->close (other);
+    pg_test_exec (f->sql, "ROLLBACK");
   }
 }
 
@@ -475,6 +497,7 @@ test_connect (Fixture       *f,
   g_autofree char *named = NULL;
   g_autofree char *name = NULL;
   g_autofree char *encoding = NULL;
+  g_autofree char *timeout = NULL;
   GkSql *sql;
 
   if (f->sql == NULL)
@@ -483,6 +506,8 @@ test_connect (Fixture       *f,
   g_assert_cmpstr (name, ==, "gemini-keys");
   encoding = query_text (f->sql, "SELECT current_setting ('client_encoding')");
   g_assert_cmpstr (encoding, ==, "UTF8");
+  timeout = query_text (f->sql, "SELECT current_setting ('lock_timeout')");
+  g_assert_cmpstr (timeout, ==, "10s");
 
   parsed = g_uri_parse (test_uri (), G_URI_FLAGS_HAS_PASSWORD, NULL);
   g_assert_nonnull (parsed);
