@@ -395,6 +395,40 @@ test_same_schema (Fixture       *f,
     g_error ("the schemas differ:%s", diff);
 }
 
+static gpointer
+migrate_thread (gpointer data)
+{
+  GkSql *sql = pg_test_open (g_getenv ("GK_TEST_PG_URI"));
+  int from;
+
+  pg_test_exec (sql, data);
+  from = migrate_pg (sql);
+  pg->close (sql);
+  return GINT_TO_POINTER (from);
+}
+
+/* Two processes starting at once on an empty database: one migrates, the
+ * other waits for it and finds nothing left to do. */
+static void
+test_concurrent_migrations (Fixture       *f,
+                            gconstpointer  data)
+{
+  GThread *threads[2];
+  int from[2];
+  gsize n = 0;
+
+  if (f->sql == NULL)
+    return;
+  gk_database_postgresql_migrations (&n);
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    threads[i] = g_thread_new ("migrate", migrate_thread, (gpointer) "SET search_path = gk");
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    from[i] = GPOINTER_TO_INT (g_thread_join (threads[i]));
+  g_assert_cmpint (MIN (from[0], from[1]), ==, 0);
+  g_assert_cmpint (MAX (from[0], from[1]), ==, (int) n);
+  g_assert_cmpint (gk_database_postgresql_read_version (f->sql), ==, (int) n);
+}
+
 /* The comparison sees a column that differs, in name, type or
  * nullability, and an index that is missing. */
 static void
@@ -580,6 +614,7 @@ main (int   argc,
 
 #define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
   ADD ("/pg-schema/same-schema", test_same_schema);
+  ADD ("/pg-schema/concurrent-migrations", test_concurrent_migrations);
   ADD ("/pg-schema/comparison-sees-differences", test_comparison_sees_differences);
   ADD ("/pg-schema/same-triggers", test_same_triggers);
 #undef ADD
