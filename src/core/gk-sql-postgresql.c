@@ -69,6 +69,7 @@ typedef struct
   char  *name;
   char  *text;         /* rewritten */
   int    n_params;
+  int    n_columns;    /* of its rows, -1 until known */
   guint  generation;   /* of the connection it was prepared on */
 } PreparedInfo;
 
@@ -688,6 +689,7 @@ pg_prepare (GkSql      *sql,
       info->name = g_strdup_printf ("gk_%u", self->next_name++);
       info->text = g_strdup (rewritten);
       info->n_params = n_params;
+      info->n_columns = -1;
       /* Not prepared on any connection yet. */
       info->generation = self->generation - 1;
       if (!ensure_prepared (self, info))
@@ -854,21 +856,24 @@ pg_column_count (GkSqlStmt *stmt)
 {
   PgStmt *self = PG_STMT (stmt);
 
-  /* SQLite knows the columns before the first step; so does the server. */
-  if (self->result == NULL)
+  if (self->result != NULL)
+    return PQnfields (self->result);
+
+  /* SQLite knows the columns before the first step; so does the server,
+   * asked once per statement. */
+  if (self->info->n_columns < 0)
     {
       PgSql *sql = PG_SQL (self->base.sql);
       PGresult *desc;
-      int n;
 
       if (!ensure_prepared (sql, self->info))
         return 0;
       desc = PQdescribePrepared (sql->conn, self->info->name);
-      n = check_result (sql, desc) ? PQnfields (desc) : 0;
+      if (check_result (sql, desc))
+        self->info->n_columns = PQnfields (desc);
       PQclear (desc);
-      return n;
     }
-  return PQnfields (self->result);
+  return MAX (self->info->n_columns, 0);
 }
 
 /* Whether the current row has a value at @col (FALSE past the end, as
