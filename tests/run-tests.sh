@@ -12,7 +12,7 @@
 #   tz-hochiminh   the core and ui suites (the CLI tests are in core) again
 #                  under TZ=Asia/Ho_Chi_Minh (UTC+7)
 #   tz-losangeles  and under TZ=America/Los_Angeles (DST)
-#   asan           the core and gateway suites built with AddressSanitizer
+#   asan           the core, gateway and postgresql suites built with AddressSanitizer
 #                  and UndefinedBehaviorSanitizer
 #   valgrind       the core suite under valgrind memcheck
 #   fuzz           each libFuzzer target, a fixed seed and number of inputs
@@ -47,7 +47,7 @@ asan() {
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
   UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 \
     in_session meson test -C "$asan_build" --print-errorlogs --num-processes 2 \
-      --suite core --suite gateway
+      --suite core --suite gateway --suite postgresql
 }
 
 valgrind_core() {
