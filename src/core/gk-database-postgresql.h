@@ -35,10 +35,12 @@ const GkMigration *gk_database_postgresql_migrations (gsize *n_migrations);
  * "schema_version" (absent, with meta itself, in an empty database). */
 #define GK_DATABASE_POSTGRESQL_VERSION_KEY "schema_version"
 
-/* Run first inside the migration's transaction: one process migrates at a
- * time, the others wait and then find the database up to date. */
+/* Run first (with gk_sql_exec: two statements) inside the migration's
+ * transaction: one process migrates at a time, the others wait for it,
+ * longer than the driver's usual lock timeout, and then find the database
+ * up to date. */
 #define GK_DATABASE_POSTGRESQL_MIGRATION_LOCK \
-  "SELECT pg_advisory_xact_lock (7310677453398390015)"
+  "SET LOCAL lock_timeout = '120s'; SELECT pg_advisory_xact_lock (7310677453398390015)"
 
 /* Sets the version; bind it (an integer) as the one parameter. */
 #define GK_DATABASE_POSTGRESQL_WRITE_VERSION \

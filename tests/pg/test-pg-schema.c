@@ -408,7 +408,8 @@ migrate_thread (gpointer data)
 }
 
 /* Two processes starting at once on an empty database: one migrates, the
- * other waits for it and finds nothing left to do. */
+ * other waits for it and finds nothing left to do. They wait longer than
+ * the driver's lock timeout (10 s) for a third that holds the lock. */
 static void
 test_concurrent_migrations (Fixture       *f,
                             gconstpointer  data)
@@ -420,8 +421,12 @@ test_concurrent_migrations (Fixture       *f,
   if (f->sql == NULL)
     return;
   gk_database_postgresql_migrations (&n);
+  pg_test_exec (f->sql, "BEGIN");
+  pg_test_exec (f->sql, GK_DATABASE_POSTGRESQL_MIGRATION_LOCK);
   for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
     threads[i] = g_thread_new ("migrate", migrate_thread, (gpointer) "SET search_path = gk");
+  g_usleep (11 * G_USEC_PER_SEC);
+  pg_test_exec (f->sql, "ROLLBACK");
   for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
     from[i] = GPOINTER_TO_INT (g_thread_join (threads[i]));
   g_assert_cmpint (MIN (from[0], from[1]), ==, 0);
