@@ -20,14 +20,20 @@ struct _GkApplication
   GkNotifier     *notifier;
   gint64          started_at;        /* monotonic µs */
   gboolean        failed;            /* a screenshot could not be written */
+  gboolean        scrolled;          /* GK_SCREENSHOT_SHOW was scrolled to */
 };
 
 G_DEFINE_FINAL_TYPE (GkApplication, gk_application, ADW_TYPE_APPLICATION)
 
 /* Screenshot and benchmark modes, for tests/screenshots and tests/bench:
  * GK_SCREENSHOT=file.png renders the window (GK_SCREENSHOT_TAB selects the
- * tab) once loaded and quits; GK_BENCH=1 prints start-up figures and quits. */
+ * tab, GK_SCREENSHOT_SHOW=ID scrolls the widget with that id in the UI
+ * files to the top of its page) once loaded and quits; GK_BENCH=1 prints
+ * start-up figures and quits. */
 #define SCREENSHOT_SETTLE_MS 1500
+#define SCROLL_SETTLE_MS     500
+/* Space left above the widget scrolled to: the pages' spacing. */
+#define SHOW_MARGIN          12
 #define BENCH_SETTLE_MS      3000
 
 /* Screenshots and benchmarks */
@@ -94,17 +100,77 @@ screenshot_target (GkWindow *window)
   return GTK_WIDGET (window);
 }
 
+/* The widget under @root whose id in a UI file is @id. */
+static GtkWidget *
+find_by_id (GtkWidget  *root,
+            const char *id)
+{
+  if (g_strcmp0 (gtk_buildable_get_buildable_id (GTK_BUILDABLE (root)), id) == 0)
+    return root;
+
+  for (GtkWidget *child = gtk_widget_get_first_child (root);
+       child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      GtkWidget *found = find_by_id (child, id);
+
+      if (found != NULL)
+        return found;
+    }
+
+  return NULL;
+}
+
+/* Scrolls the page that holds @widget so that @widget is at its top. */
+static gboolean
+scroll_to (GtkWidget *widget)
+{
+  GtkWidget *scrolled = gtk_widget_get_ancestor (widget, GTK_TYPE_SCROLLED_WINDOW);
+  GtkWidget *viewport;
+  GtkWidget *content;
+  double x, y;
+
+  if (scrolled == NULL)
+    return FALSE;
+  viewport = gtk_scrolled_window_get_child (GTK_SCROLLED_WINDOW (scrolled));
+  content = GTK_IS_VIEWPORT (viewport) ? gtk_viewport_get_child (GTK_VIEWPORT (viewport)) : NULL;
+  if (content == NULL || !gtk_widget_translate_coordinates (widget, content, 0, 0, &x, &y))
+    return FALSE;
+  gtk_adjustment_set_value (gtk_scrolled_window_get_vadjustment (GTK_SCROLLED_WINDOW (scrolled)),
+                            y - SHOW_MARGIN);
+
+  return TRUE;
+}
+
 static gboolean
 screenshot_cb (gpointer user_data)
 {
   GkWindow *window = user_data;
   GApplication *app = G_APPLICATION (gtk_window_get_application (GTK_WINDOW (window)));
+  GkApplication *self = GK_APPLICATION (app);
+  const char *show = g_getenv ("GK_SCREENSHOT_SHOW");
   g_autoptr(GError) error = NULL;
 
-  if (!gk_widget_save_png (screenshot_target (window), g_getenv ("GK_SCREENSHOT"), &error))
+  /* Scrolled once the page has its data, then shot once it is redrawn. */
+  if (show != NULL && !self->scrolled)
+    {
+      GtkWidget *widget = find_by_id (screenshot_target (window), show);
+
+      self->scrolled = TRUE;
+      if (widget != NULL && scroll_to (widget))
+        {
+          g_timeout_add (SCROLL_SETTLE_MS, screenshot_cb, window);
+          return G_SOURCE_REMOVE;
+        }
+      g_set_error (&error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "No page scrolls to “%s”", show);
+    }
+  else
+    gk_widget_save_png (screenshot_target (window), g_getenv ("GK_SCREENSHOT"), &error);
+
+  if (error != NULL)
     {
       g_printerr ("Screenshot failed: %s\n", error->message);
-      GK_APPLICATION (app)->failed = TRUE;
+      self->failed = TRUE;
     }
 
   gtk_window_destroy (GTK_WINDOW (window));

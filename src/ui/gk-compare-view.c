@@ -279,6 +279,34 @@ add_columns (GkCompareView *self)
     }
 }
 
+/* GTK 4.8 has no factory for column titles, and its titles start at the
+ * left: the numbers' titles are moved to the right by hand, their sort
+ * arrow before them, so each ends where its right-aligned figures do. A
+ * header built otherwise (another GTK) is left as it is. */
+static void
+align_titles (GkCompareView *self)
+{
+  GtkWidget *header = gtk_widget_get_first_child (GTK_WIDGET (self->column_view));
+  Column column = COLUMN_NAME;
+
+  if (header == NULL || g_strcmp0 (gtk_widget_get_css_name (header), "header") != 0)
+    return;
+
+  for (GtkWidget *title = gtk_widget_get_first_child (header);
+       title != NULL && column < N_COLUMNS;
+       title = gtk_widget_get_next_sibling (title), column++)
+    {
+      GtkWidget *box = gtk_widget_get_first_child (title);
+      GtkWidget *label = box != NULL ? gtk_widget_get_first_child (box) : NULL;
+
+      if (column == COLUMN_NAME || !GTK_IS_BOX (box) || !GTK_IS_LABEL (label))
+        continue;
+      gtk_widget_set_hexpand (label, TRUE);
+      gtk_label_set_xalign (GTK_LABEL (label), 1.0f);
+      gtk_box_reorder_child_after (GTK_BOX (box), label, gtk_widget_get_last_child (box));
+    }
+}
+
 /* Overrides */
 
 static void
@@ -323,6 +351,7 @@ gk_compare_view_init (GkCompareView *self)
   self->store = g_list_store_new (GK_TYPE_COMPARE_ITEM);
   self->sorted = gtk_sort_list_model_new (G_LIST_MODEL (g_object_ref (self->store)), NULL);
   add_columns (self);
+  align_titles (self);
   gtk_sort_list_model_set_sorter (self->sorted, gtk_column_view_get_sorter (self->column_view));
   selection = gtk_no_selection_new (G_LIST_MODEL (g_object_ref (self->sorted)));
   gtk_column_view_set_model (self->column_view, GTK_SELECTION_MODEL (selection));
