@@ -192,16 +192,19 @@ show_master_key_age (GkPreferencesWindow  *self,
   if (age->rotate_due)
     {
       g_autofree char *reminder =
-        g_strdup_printf (_("Older than %d days: rotate it with “gemini-keysctl master-key rotate”."),
-                         GK_MASTER_KEY_MAX_AGE_DAYS);
+        g_strdup_printf (_("Older than %d days: time to rotate it"), GK_MASTER_KEY_MAX_AGE_DAYS);
       g_autofree char *both = g_strconcat (subtitle, " — ", reminder, NULL);
 
       g_free (subtitle);
       subtitle = g_steal_pointer (&both);
       gtk_widget_add_css_class (self->master_key_age_row, "warning");
+      gtk_widget_add_css_class (self->rotate_master_key_button, "suggested-action");
     }
   else
-    gtk_widget_remove_css_class (self->master_key_age_row, "warning");
+    {
+      gtk_widget_remove_css_class (self->master_key_age_row, "warning");
+      gtk_widget_remove_css_class (self->rotate_master_key_button, "suggested-action");
+    }
   adw_action_row_set_subtitle (ADW_ACTION_ROW (self->master_key_age_row), subtitle);
 }
 

@@ -18,6 +18,13 @@
 
 #define MASTER_KEY_BYTES 32
 #define HISTORY_DAYS     7
+/* Past the 180 days after which Preferences asks to rotate it. */
+#define MASTER_KEY_DAYS  200
+/* The last use of the key that stopped being used: past the 30 days after
+ * which a key is worth deleting. */
+#define NIGHTLY_LAST_USE_DAYS 40
+#define POOL_BUDGET_USD  2.0
+#define BOT_EXTRA_LATENCY_MS 1500
 
 typedef struct
 {
@@ -31,23 +38,26 @@ typedef struct
   gint64      rpd;
   gint64      rpm;
   double      budget;      /* < 0: none */
+  int         added_days;  /* added this many days ago; 0: when the history starts */
 } FixtureKey;
 
 static const FixtureKey fixture_keys[] = {
-  { "Production",    9, "prod-app",  TRUE,  60000000, 250000,  120000, 0,    0,  -1 },
-  { "Staging",       6, "staging",   FALSE, 20000000, 1000000, 120000, 0,    0,  -1 },
-  { "Batch jobs",    4, NULL,        FALSE, 0,        1500000, 0,      1500, 15, -1 },
-  { "Research",      3, "lab",       FALSE, 8000000,  400000,  60000,  0,    0,  -1 },
-  { "Personal",      1, NULL,        FALSE, 0,        0,       0,      0,    0,  -1 },
+  { "Production",    9, "prod-app",  TRUE,  60000000, 250000,  120000, 0,    0,  -1,   0 },
+  { "Staging",       6, "staging",   FALSE, 20000000, 1000000, 120000, 0,    0,  -1,   0 },
+  { "Batch jobs",    4, NULL,        FALSE, 0,        1500000, 0,      1500, 15, -1,   0 },
+  { "Research",      3, "lab",       FALSE, 8000000,  400000,  60000,  0,    0,  -1,   0 },
+  { "Personal",      1, NULL,        FALSE, 0,        0,       0,      0,    0,  -1,   0 },
   /* Put in the remaining states at the end, so every state shows. */
-  { "Nightly",       1, NULL,        FALSE, 0,        0,       0,      0,    0,  -1 },
-  { "Free tier",     1, NULL,        FALSE, 0,        100000,  0,      0,    0,  -1 },
-  { "Spare",         1, NULL,        FALSE, 0,        200000,  0,      0,    0,  -1 },
-  { "Team budget",   1, "team",      FALSE, 0,        0,       0,      0,    0,  0.05 },
-  { "Old free tier", 1, NULL,        FALSE, 0,        0,       0,      0,    0,  -1 },
+  { "Nightly",       1, NULL,        FALSE, 0,        0,       0,      0,    0,  -1,   50 },
+  { "Free tier",     1, NULL,        FALSE, 0,        100000,  0,      0,    0,  -1,   0 },
+  { "Spare",         1, NULL,        FALSE, 0,        200000,  0,      0,    0,  -1,   0 },
+  { "Team budget",   1, "team",      FALSE, 0,        0,       0,      0,    0,  0.05, 0 },
+  /* Never used: worth deleting, as is Nightly. */
+  { "Old free tier", 1, NULL,        FALSE, 0,        0,       0,      0,    0,  -1,   60 },
 };
 
-enum { KEY_NIGHTLY = 5, KEY_FREE_TIER, KEY_SPARE, KEY_TEAM_BUDGET, KEY_OLD_FREE_TIER };
+enum { KEY_BATCH_JOBS = 2, KEY_NIGHTLY = 5, KEY_FREE_TIER, KEY_SPARE, KEY_TEAM_BUDGET,
+       KEY_OLD_FREE_TIER };
 
 static const char * const models[] = {
   "gemini-2.5-flash", "gemini-2.5-flash", "gemini-2.5-flash",
@@ -181,15 +191,17 @@ main (int   argc,
   if (!ensure_master_key_file (key_file, &error))
     goto fail;
 
-  /* History is written on a clock that walks from a week ago to now. */
-  clock = gk_clock_new_fixed (now - HISTORY_DAYS * 86400);
+  /* History is written on a clock that walks from the master key's
+   * creation, through the keys added, to a week of traffic up to now. */
+  clock = gk_clock_new_fixed (now - MASTER_KEY_DAYS * 86400);
   db = gk_database_open (db_path, clock, &error);
   if (db == NULL)
     goto fail;
 
   secrets = gk_secret_store_new_for_file (key_file);
   master_key = gk_secret_store_unlock (secrets, db, NULL, &error);
-  if (master_key == NULL)
+  if (master_key == NULL || !gk_hygiene_mark_master_key_created (db, &error) ||
+      !gk_spend_set_pool_budget (db, POOL_BUDGET_USD, &error))
     goto fail;
 
   store = gk_key_store_new (db, master_key);
@@ -212,12 +224,33 @@ main (int   argc,
       spec.limits[GK_QUOTA_SLOT_DAILY_REQUESTS] = fk->rpd;
       spec.limits[GK_QUOTA_SLOT_MINUTE_REQUESTS] = fk->rpm;
       spec.monthly_budget_usd = fk->budget;
+      gk_clock_set (clock, now - (fk->added_days > 0 ? fk->added_days : HISTORY_DAYS) * 86400);
       /* Kept out of the week's traffic; used once at the end. */
       spec.active = i < KEY_NIGHTLY;
       ids[i] = gk_key_store_add (store, &spec, api_key, &error);
       if (ids[i] == 0)
         goto fail;
     }
+
+  /* Nightly's last use, long ago. */
+  gk_clock_set (clock, now - NIGHTLY_LAST_USE_DAYS * 86400);
+  {
+    GkUsageRecord record;
+    GkTrackResult result;
+
+    gk_usage_record_init (&record);
+    record.key_id = ids[KEY_NIGHTLY];
+    record.model = "gemini-2.5-flash-lite";
+    record.prompt_tokens = 12000;
+    record.output_tokens = 900;
+    record.user_id = "build-bot";
+    record.latency_ms = 900;
+    record.status = GK_USAGE_SUCCESS;
+    record.http_status = 200;
+    if (!gk_pool_track (pool, &record, &result, &error))
+      goto fail;
+  }
+  gk_clock_set (clock, now - HISTORY_DAYS * 86400);
 
   /* A week of traffic: busier on later days, a few failures, two
    * rotations by hand and the automatic ones the 429s cause. */
@@ -232,6 +265,7 @@ main (int   argc,
           g_autoptr(GError) local_error = NULL;
           GkUsageRecord record;
           GkTrackResult result;
+          gboolean bot;
 
           gk_clock_advance (clock, step);
           key = gk_pool_select (pool, models[request % G_N_ELEMENTS (models)], NULL, &local_error);
@@ -239,12 +273,14 @@ main (int   argc,
             continue;
 
           gk_usage_record_init (&record);
-          record.key_id = key->id;
+          /* The build bot has a key of its own and slower, longer jobs. */
+          bot = request % G_N_ELEMENTS (users) == 1;
+          record.key_id = bot ? ids[KEY_BATCH_JOBS] : key->id;
           record.model = models[request % G_N_ELEMENTS (models)];
           record.prompt_tokens = 400 + (request * 131) % 6000;
           record.output_tokens = 80 + (request * 47) % 1500;
           record.user_id = users[request % G_N_ELEMENTS (users)];
-          record.latency_ms = 350 + (request * 53) % 2400;
+          record.latency_ms = 350 + (request * 53) % 2400 + (bot ? BOT_EXTRA_LATENCY_MS : 0);
           record.status = GK_USAGE_SUCCESS;
           record.http_status = 200;
           if (request % 41 == 17)
@@ -273,7 +309,7 @@ main (int   argc,
         {
           g_autoptr(GError) local_error = NULL;
 
-          gk_pool_rotate (pool, ids[day == 2 ? 1 : 3], "manual:fixture", &local_error);
+          gk_pool_rotate (pool, ids[day == 2 ? 1 : 3], "manual:alice", &local_error);
           if (local_error != NULL)
             g_printerr ("rotate: %s\n", local_error->message);
         }
@@ -317,7 +353,7 @@ main (int   argc,
           g_printerr ("status: %s\n", local_error->message);
           g_clear_error (&local_error);
         }
-    gk_pool_rotate (pool, ids[KEY_NIGHTLY], "manual:fixture", &local_error);
+    gk_pool_rotate (pool, ids[KEY_NIGHTLY], "manual:alice", &local_error);
     g_clear_error (&local_error);
     record.status = GK_USAGE_SUCCESS;
     record.http_status = 200;

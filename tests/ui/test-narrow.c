@@ -11,6 +11,7 @@
 #include <locale.h>
 
 #include "gk-adaptive.h"
+#include "gk-compare-view.h"
 #include "gk-export-button.h"
 #include "gk-key-dialog.h"
 #include "gk-keys-page.h"
@@ -21,6 +22,8 @@
 
 #define NARROW_WIDTH  400
 #define NARROW_HEIGHT 800
+/* How long new rows may take to be laid out, on a loaded machine. */
+#define LAYOUT_TIMEOUT_S 10
 
 typedef struct
 {
@@ -371,6 +374,82 @@ test_default_width (void)
   close_window (&f);
 }
 
+static gboolean
+compare_loaded (gpointer data)
+{
+  GkCompareView *view = data;
+
+  return gtk_widget_get_mapped (GTK_WIDGET (view)) &&
+         g_list_model_get_n_items (gk_compare_view_get_model (view)) > 0;
+}
+
+/* The first mapped label below @root, ellipsizing ones too, with less
+ * room than its text needs, or NULL. */
+static GtkWidget *
+find_cut_label (GtkWidget *root)
+{
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      GtkWidget *cut;
+
+      if (!gtk_widget_get_mapped (child))
+        continue;
+      if (GTK_IS_LABEL (child))
+        {
+          int natural = 0;
+
+          gtk_widget_measure (child, GTK_ORIENTATION_HORIZONTAL, -1, NULL, &natural, NULL, NULL);
+          if (gtk_widget_get_width (child) < natural)
+            return child;
+        }
+      if ((cut = find_cut_label (child)) != NULL)
+        return cut;
+    }
+  return NULL;
+}
+
+/* The dashboard's Compare Keys table at the default width: its eleven
+ * columns leave every key's name whole, and nothing scrolls sideways. */
+static void
+test_compare_default_width (void)
+{
+  Fixture f = { 0 };
+  g_autoptr(GtkCssProvider) style = gtk_css_provider_new ();
+  GtkWidget *page, *view, *table, *cut;
+  gint64 deadline;
+
+  /* The app's own style, which AdwApplication loads from its resources:
+   * the table's paddings come from it. */
+  gtk_css_provider_load_from_resource (style, "/io/github/geminikeys/GeminiKeys/style.css");
+  gtk_style_context_add_provider_for_display (gdk_display_get_default (), GTK_STYLE_PROVIDER (style),
+                                              GTK_STYLE_PROVIDER_PRIORITY_APPLICATION);
+  open_window (&f, -1);
+  page = gk_ui_test_window_child (f.window, "dashboard_page");
+  gk_window_set_visible_tab (f.window, "dashboard");
+  view = gk_ui_test_find_type (page, GK_TYPE_COMPARE_VIEW);
+  gk_ui_test_wait (compare_loaded, view, "the comparison");
+
+  /* The rows are laid out on a later frame: a label cut until then is
+   * not cut. */
+  table = gk_ui_test_find_type (view, GTK_TYPE_COLUMN_VIEW);
+  deadline = g_get_monotonic_time () + LAYOUT_TIMEOUT_S * G_USEC_PER_SEC;
+  while ((cut = find_cut_label (table)) != NULL && g_get_monotonic_time () < deadline)
+    gk_ui_test_spin (50);
+  if (cut != NULL)
+    {
+      int natural = 0;
+
+      gtk_widget_measure (cut, GTK_ORIENTATION_HORIZONTAL, -1, NULL, &natural, NULL, NULL);
+      g_error ("“%s” is cut: %d px for %d", gtk_label_get_text (GTK_LABEL (cut)),
+               gtk_widget_get_width (cut), natural);
+    }
+  assert_no_sideways_scroll (view);
+  close_window (&f);
+  gtk_style_context_remove_provider_for_display (gdk_display_get_default (),
+                                                 GTK_STYLE_PROVIDER (style));
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -407,6 +486,7 @@ main (int   argc,
   g_test_add_func ("/ui/narrow/keys", test_keys_narrow);
   g_test_add_func ("/ui/narrow/logs", test_logs_narrow);
   g_test_add_func ("/ui/narrow/default-width", test_default_width);
+  g_test_add_func ("/ui/narrow/compare-default-width", test_compare_default_width);
 
   return g_test_run ();
 }

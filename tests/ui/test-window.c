@@ -524,6 +524,40 @@ test_preferences (Fixture       *f,
   gk_ui_test_close_window (window);
 }
 
+/* Preferences → Housekeeping once the master key is due for rotation:
+ * the reminder points at the Rotate button beside it, which stands out. */
+static void
+test_preferences_master_key_due (Fixture       *f,
+                                 gconstpointer  data)
+{
+  GkWindow *window = gk_ui_test_open_window (f->db_path);
+  GkBackend *backend = gk_window_get_backend (window);
+  GkDatabase *db = gk_backend_get_database (backend);
+  g_autofree char *created = NULL;
+  g_autoptr(GError) error = NULL;
+  GtkWidget *prefs, *age, *rotate;
+
+  created = g_strdup_printf ("%" G_GINT64_FORMAT, gk_database_now (db) - 200 * 86400);
+  g_assert_true (gk_database_set_meta (db, GK_META_MASTER_KEY_CREATED, created, &error));
+  g_assert_no_error (error);
+
+  prefs = gk_preferences_window_new (GTK_WINDOW (window), backend);
+  gtk_window_present (GTK_WINDOW (prefs));
+  gk_ui_test_wait (preferences_loaded, prefs, "the preferences to load");
+  age = GTK_WIDGET (gtk_widget_get_template_child (prefs, GK_TYPE_PREFERENCES_WINDOW,
+                                                   "master_key_age_row"));
+  rotate = GTK_WIDGET (gtk_widget_get_template_child (prefs, GK_TYPE_PREFERENCES_WINDOW,
+                                                      "rotate_master_key_button"));
+
+  g_assert_cmpstr (adw_action_row_get_subtitle (ADW_ACTION_ROW (age)), ==,
+                   "200 days old — Older than 180 days: time to rotate it");
+  g_assert_true (gtk_widget_has_css_class (age, "warning"));
+  g_assert_true (gtk_widget_has_css_class (rotate, "suggested-action"));
+
+  gtk_window_destroy (GTK_WINDOW (prefs));
+  gk_ui_test_close_window (window);
+}
+
 static gboolean
 compact_done (gpointer data)
 {
@@ -800,6 +834,7 @@ main (int   argc,
   ADD ("/ui/window/master-key-vanished", test_master_key_vanished);
   ADD ("/ui/window/live-refresh", test_live_refresh);
   ADD ("/ui/window/preferences", test_preferences);
+  ADD ("/ui/window/preferences-master-key-due", test_preferences_master_key_due);
   ADD ("/ui/window/preferences-compact", test_preferences_compact);
   ADD ("/ui/window/gateway-toggle", test_gateway_toggle);
   ADD ("/ui/window/state", test_window_state);
