@@ -21,6 +21,7 @@ struct _GkApplication
   gint64          started_at;        /* monotonic µs */
   gboolean        failed;            /* a screenshot could not be written */
   gboolean        scrolled;          /* GK_SCREENSHOT_SHOW was scrolled to */
+  gboolean        waited;            /* the screenshot waited for a page to load */
 };
 
 G_DEFINE_FINAL_TYPE (GkApplication, gk_application, ADW_TYPE_APPLICATION)
@@ -32,6 +33,8 @@ G_DEFINE_FINAL_TYPE (GkApplication, gk_application, ADW_TYPE_APPLICATION)
  * start-up figures and quits. */
 #define SCREENSHOT_SETTLE_MS 1500
 #define SCROLL_SETTLE_MS     500
+/* A page that never stops loading is shot as it is after this long. */
+#define SCREENSHOT_MAX_WAIT_S 60
 /* Space left above the widget scrolled to: the pages' spacing. */
 #define SHOW_MARGIN          12
 #define BENCH_SETTLE_MS      3000
@@ -121,6 +124,31 @@ find_by_id (GtkWidget  *root,
   return NULL;
 }
 
+/* TRUE while a page shown under @root reads its data: a page whose
+ * "loading" property says so, a spinner turning, or Preferences before
+ * its settings are read. */
+static gboolean
+is_loading (GtkWidget *root)
+{
+  gboolean loading = FALSE;
+
+  if (!gtk_widget_get_mapped (root))
+    return FALSE;
+  if (GK_IS_PREFERENCES_WINDOW (root))
+    return !gk_preferences_window_get_loaded (GK_PREFERENCES_WINDOW (root));
+  if (GTK_IS_SPINNER (root))
+    return gtk_spinner_get_spinning (GTK_SPINNER (root));
+  if (g_object_class_find_property (G_OBJECT_GET_CLASS (root), "loading") != NULL)
+    g_object_get (root, "loading", &loading, NULL);
+
+  for (GtkWidget *child = gtk_widget_get_first_child (root);
+       child != NULL && !loading;
+       child = gtk_widget_get_next_sibling (child))
+    loading = is_loading (child);
+
+  return loading;
+}
+
 /* Scrolls the page that holds @widget so that @widget is at its top. */
 static gboolean
 scroll_to (GtkWidget *widget)
@@ -149,12 +177,28 @@ screenshot_cb (gpointer user_data)
   GApplication *app = G_APPLICATION (gtk_window_get_application (GTK_WINDOW (window)));
   GkApplication *self = GK_APPLICATION (app);
   const char *show = g_getenv ("GK_SCREENSHOT_SHOW");
+  GtkWidget *target = screenshot_target (window);
   g_autoptr(GError) error = NULL;
+
+  /* The pages load after the window has, and reload when the data
+   * changes: wait until none is loading, then for one more pause so that
+   * what they read is laid out. */
+  {
+    gboolean loading = is_loading (target) &&
+                       g_get_monotonic_time () - self->started_at < SCREENSHOT_MAX_WAIT_S * G_USEC_PER_SEC;
+
+    if (loading || self->waited)
+      {
+        self->waited = loading;
+        g_timeout_add (SCROLL_SETTLE_MS, screenshot_cb, window);
+        return G_SOURCE_REMOVE;
+      }
+  }
 
   /* Scrolled once the page has its data, then shot once it is redrawn. */
   if (show != NULL && !self->scrolled)
     {
-      GtkWidget *widget = find_by_id (screenshot_target (window), show);
+      GtkWidget *widget = find_by_id (target, show);
 
       self->scrolled = TRUE;
       if (widget != NULL && scroll_to (widget))
@@ -165,7 +209,7 @@ screenshot_cb (gpointer user_data)
       g_set_error (&error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "No page scrolls to “%s”", show);
     }
   else
-    gk_widget_save_png (screenshot_target (window), g_getenv ("GK_SCREENSHOT"), &error);
+    gk_widget_save_png (target, g_getenv ("GK_SCREENSHOT"), &error);
 
   if (error != NULL)
     {
