@@ -164,6 +164,8 @@ scroll_to (GtkWidget *widget)
   content = GTK_IS_VIEWPORT (viewport) ? gtk_viewport_get_child (GTK_VIEWPORT (viewport)) : NULL;
   if (content == NULL || !gtk_widget_translate_coordinates (widget, content, 0, 0, &x, &y))
     return FALSE;
+  /* Or the focus, given to the window's first widget, scrolls it back. */
+  gtk_viewport_set_scroll_to_focus (GTK_VIEWPORT (viewport), FALSE);
   gtk_adjustment_set_value (gtk_scrolled_window_get_vadjustment (GTK_SCROLLED_WINDOW (scrolled)),
                             y - SHOW_MARGIN);
 
