@@ -327,6 +327,15 @@ test_logs_narrow (void)
   close_window (&f);
 }
 
+/* @label has less room than its text needs; @natural tells how much. */
+static gboolean
+label_is_cut (GtkWidget *label,
+              int       *natural)
+{
+  gtk_widget_measure (label, GTK_ORIENTATION_HORIZONTAL, -1, NULL, natural, NULL, NULL);
+  return gtk_widget_get_width (label) < *natural;
+}
+
 /* Every mapped label below @root that neither wraps nor ellipsizes has
  * room for its text, and every menu button is wholly in the window. */
 static void
@@ -343,8 +352,7 @@ assert_nothing_clipped (Fixture   *f,
         {
           int natural = 0;
 
-          gtk_widget_measure (child, GTK_ORIENTATION_HORIZONTAL, -1, NULL, &natural, NULL, NULL);
-          if (gtk_widget_get_width (child) < natural)
+          if (label_is_cut (child, &natural))
             g_error ("“%s” is cut: %d px for %d", gtk_label_get_text (GTK_LABEL (child)),
                      gtk_widget_get_width (child), natural);
         }
@@ -392,17 +400,12 @@ find_cut_label (GtkWidget *root)
        child = gtk_widget_get_next_sibling (child))
     {
       GtkWidget *cut;
+      int natural = 0;
 
       if (!gtk_widget_get_mapped (child))
         continue;
-      if (GTK_IS_LABEL (child))
-        {
-          int natural = 0;
-
-          gtk_widget_measure (child, GTK_ORIENTATION_HORIZONTAL, -1, NULL, &natural, NULL, NULL);
-          if (gtk_widget_get_width (child) < natural)
-            return child;
-        }
+      if (GTK_IS_LABEL (child) && label_is_cut (child, &natural))
+        return child;
       if ((cut = find_cut_label (child)) != NULL)
         return cut;
     }
@@ -440,7 +443,7 @@ test_compare_default_width (void)
     {
       int natural = 0;
 
-      gtk_widget_measure (cut, GTK_ORIENTATION_HORIZONTAL, -1, NULL, &natural, NULL, NULL);
+      label_is_cut (cut, &natural);
       g_error ("“%s” is cut: %d px for %d", gtk_label_get_text (GTK_LABEL (cut)),
                gtk_widget_get_width (cut), natural);
     }

@@ -345,6 +345,17 @@ preferences_loaded (gpointer data)
   return gk_preferences_window_get_loaded (data);
 }
 
+/* Opens Preferences over @window and waits until it shows the settings. */
+static GtkWidget *
+show_preferences (GkWindow *window)
+{
+  GtkWidget *prefs = gk_preferences_window_new (GTK_WINDOW (window), gk_window_get_backend (window));
+
+  gtk_window_present (GTK_WINDOW (prefs));
+  gk_ui_test_wait (preferences_loaded, prefs, "the preferences to load");
+  return prefs;
+}
+
 typedef struct
 {
   GkDatabase *db;
@@ -399,9 +410,7 @@ test_preferences (Fixture       *f,
   GtkWidget *spin, *zone, *notify;
   SettingCheck check = { db, NULL, NULL };
 
-  prefs = gk_preferences_window_new (GTK_WINDOW (window), backend);
-  gtk_window_present (GTK_WINDOW (prefs));
-  gk_ui_test_wait (preferences_loaded, prefs, "the preferences to load");
+  prefs = show_preferences (window);
 
   spin = GTK_WIDGET (gtk_widget_get_template_child (prefs, GK_TYPE_PREFERENCES_WINDOW, "threshold_spin"));
   zone = GTK_WIDGET (gtk_widget_get_template_child (prefs, GK_TYPE_PREFERENCES_WINDOW, "timezone_dropdown"));
@@ -541,9 +550,7 @@ test_preferences_master_key_due (Fixture       *f,
   g_assert_true (gk_database_set_meta (db, GK_META_MASTER_KEY_CREATED, created, &error));
   g_assert_no_error (error);
 
-  prefs = gk_preferences_window_new (GTK_WINDOW (window), backend);
-  gtk_window_present (GTK_WINDOW (prefs));
-  gk_ui_test_wait (preferences_loaded, prefs, "the preferences to load");
+  prefs = show_preferences (window);
   age = GTK_WIDGET (gtk_widget_get_template_child (prefs, GK_TYPE_PREFERENCES_WINDOW,
                                                    "master_key_age_row"));
   rotate = GTK_WIDGET (gtk_widget_get_template_child (prefs, GK_TYPE_PREFERENCES_WINDOW,
@@ -595,9 +602,7 @@ test_preferences_compact (Fixture       *f,
                           now - 200 * 86400);
   gk_ui_test_exec_sql (db, fill);
 
-  prefs = gk_preferences_window_new (GTK_WINDOW (window), backend);
-  gtk_window_present (GTK_WINDOW (prefs));
-  gk_ui_test_wait (preferences_loaded, prefs, "the preferences to load");
+  prefs = show_preferences (window);
 
   retention = GTK_WIDGET (gtk_widget_get_template_child (prefs, GK_TYPE_PREFERENCES_WINDOW,
                                                          "retention_row"));
@@ -660,9 +665,7 @@ test_gateway_toggle (Fixture       *f,
   window = gk_ui_test_open_window (f->db_path);
   backend = gk_window_get_backend (window);
   check.db = gk_backend_get_database (backend);
-  prefs = gk_preferences_window_new (GTK_WINDOW (window), backend);
-  gtk_window_present (GTK_WINDOW (prefs));
-  gk_ui_test_wait (preferences_loaded, prefs, "the preferences to load");
+  prefs = show_preferences (window);
 
   gateway_switch = GTK_WIDGET (gtk_widget_get_template_child (prefs, GK_TYPE_PREFERENCES_WINDOW,
                                                               "gateway_switch"));
