@@ -188,7 +188,7 @@ static const char latency_sums_sql[] =
   " WHERE span = ?3 AND start >= ?1 AND start < ?2 AND key_id <> 0";
 
 /* The same from the log's rows with ids in (?3, ?4] and times in [?1, ?2).
- * "+created_at": walk the ids, not an index on the key. */
+ * "+created_at": walk that range of ids rather than a time index. */
 static const char log_sums_sql[] =
   "SELECT key_id, status, count(*), total(tokens_used), total(cost_usd)"
   " FROM gemini_key_usage_log WHERE id > ?3 AND id <= ?4 AND key_id IS NOT NULL"

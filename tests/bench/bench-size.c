@@ -94,7 +94,8 @@ report (GkDatabase *db,
 {
   static const char *const tables[] = { "gemini_key_usage_log", "usage_rollup_total",
                                         "usage_rollup_model", "usage_rollup_user",
-                                        "usage_rollup_facet" };
+                                        "usage_rollup_facet", "usage_rollup_key",
+                                        "usage_rollup_latency" };
   sqlite3_stmt *stmt;
   gint64 total = 0;
 
