@@ -56,7 +56,7 @@ static const struct
 G_DEFINE_QUARK (gk-gateway-admin-error-quark, admin_error)
 
 static void
-respond_node (SoupServerMessage *msg,
+respond_node (GkExchange        *msg,
               guint              status,
               JsonBuilder       *builder)
 {
@@ -67,7 +67,7 @@ respond_node (SoupServerMessage *msg,
 
 /* Maps a core error to an HTTP answer in Google's shape. */
 static void
-respond_gerror (SoupServerMessage *msg,
+respond_gerror (GkExchange        *msg,
                 const GError      *error)
 {
   guint code = SOUP_STATUS_BAD_REQUEST;
@@ -326,7 +326,7 @@ query_uint (GHashTable *query,
 
 static void
 list_keys (GkKeyStore        *store,
-           SoupServerMessage *msg)
+           GkExchange        *msg)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) keys = gk_key_store_list (store, &error);
@@ -350,7 +350,7 @@ list_keys (GkKeyStore        *store,
 
 static void
 respond_key (GkKeyStore        *store,
-             SoupServerMessage *msg,
+             GkExchange        *msg,
              guint              status,
              gint64             id)
 {
@@ -370,7 +370,7 @@ respond_key (GkKeyStore        *store,
 
 static void
 create_key (GkKeyStore        *store,
-            SoupServerMessage *msg,
+            GkExchange        *msg,
             GByteArray        *body)
 {
   g_autoptr(GError) error = NULL;
@@ -414,7 +414,7 @@ create_key (GkKeyStore        *store,
 
 static void
 update_key (GkKeyStore        *store,
-            SoupServerMessage *msg,
+            GkExchange        *msg,
             gint64             id,
             GByteArray        *body)
 {
@@ -449,7 +449,7 @@ update_key (GkKeyStore        *store,
 
 static void
 delete_key (GkKeyStore        *store,
-            SoupServerMessage *msg,
+            GkExchange        *msg,
             gint64             id)
 {
   g_autoptr(GError) error = NULL;
@@ -470,7 +470,7 @@ delete_key (GkKeyStore        *store,
 static void
 rotate_key (GkKeyStore        *store,
             GkPool            *pool,
-            SoupServerMessage *msg,
+            GkExchange        *msg,
             gint64             id)
 {
   g_autoptr(GError) error = NULL;
@@ -501,7 +501,7 @@ rotate_key (GkKeyStore        *store,
 
 static void
 dashboard (GkDatabase        *db,
-           SoupServerMessage *msg,
+           GkExchange        *msg,
            GHashTable        *query)
 {
   g_autoptr(GError) error = NULL;
@@ -520,7 +520,7 @@ dashboard (GkDatabase        *db,
 
 /* ?days=1…366, default 7; out of range or not a number: a 400. */
 static gboolean
-query_days (SoupServerMessage *msg,
+query_days (GkExchange        *msg,
             GHashTable        *query,
             guint             *days)
 {
@@ -539,7 +539,7 @@ query_days (SoupServerMessage *msg,
 
 static void
 compare_keys (GkDatabase        *db,
-              SoupServerMessage *msg,
+              GkExchange        *msg,
               GHashTable        *query)
 {
   g_autoptr(GError) error = NULL;
@@ -568,7 +568,7 @@ compare_keys (GkDatabase        *db,
 
 static void
 forecast (GkDatabase        *db,
-          SoupServerMessage *msg)
+          GkExchange        *msg)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GkForecast) f = gk_insights_forecast (db, &error);
@@ -585,7 +585,7 @@ forecast (GkDatabase        *db,
 
 static void
 rotation_spikes (GkDatabase        *db,
-                 SoupServerMessage *msg,
+                 GkExchange        *msg,
                  GHashTable        *query)
 {
   g_autoptr(GError) error = NULL;
@@ -615,7 +615,7 @@ rotation_spikes (GkDatabase        *db,
 
 static void
 usage_logs (GkDatabase        *db,
-            SoupServerMessage *msg,
+            GkExchange        *msg,
             GHashTable        *query)
 {
   g_autoptr(GError) error = NULL;
@@ -650,7 +650,7 @@ usage_logs (GkDatabase        *db,
 
 static void
 rotation_logs (GkDatabase        *db,
-               SoupServerMessage *msg,
+               GkExchange        *msg,
                GHashTable        *query)
 {
   g_autoptr(GError) error = NULL;
@@ -682,7 +682,7 @@ rotation_logs (GkDatabase        *db,
 
 static void
 audit_logs (GkDatabase        *db,
-            SoupServerMessage *msg,
+            GkExchange        *msg,
             GHashTable        *query)
 {
   g_autoptr(GError) error = NULL;
@@ -710,7 +710,7 @@ audit_logs (GkDatabase        *db,
 
 static void
 hygiene (GkDatabase        *db,
-         SoupServerMessage *msg)
+         GkExchange        *msg)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonBuilder) b = json_builder_new ();
@@ -725,7 +725,7 @@ hygiene (GkDatabase        *db,
 
 static void
 budget (GkDatabase        *db,
-        SoupServerMessage *msg,
+        GkExchange        *msg,
         GByteArray        *body)
 {
   g_autoptr(GError) error = NULL;
@@ -734,7 +734,7 @@ budget (GkDatabase        *db,
   g_autoptr(GkSpend) spend = NULL;
   static const char * const budget_fields[] = { "monthly_budget_usd" };
 
-  if (g_str_equal (soup_server_message_get_method (msg), "PUT"))
+  if (g_str_equal (gk_exchange_get_method (msg), "PUT"))
     {
       JsonObject *obj = parse_body (body, parser, &error);
       JsonNode *node;
@@ -779,7 +779,7 @@ budget (GkDatabase        *db,
 
 static void
 reset_quotas (GkDatabase        *db,
-              SoupServerMessage *msg,
+              GkExchange        *msg,
               GByteArray        *body)
 {
   g_autoptr(GError) error = NULL;
@@ -829,7 +829,7 @@ reset_quotas (GkDatabase        *db,
 }
 
 static void
-method_not_allowed (SoupServerMessage *msg)
+method_not_allowed (GkExchange        *msg)
 {
   gk_gateway_respond_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "INVALID_ARGUMENT",
                             "Method not allowed on this path.");
@@ -838,13 +838,13 @@ method_not_allowed (SoupServerMessage *msg)
 void
 gk_gateway_admin_handle (GkKeyStore        *key_store,
                          GkPool            *pool,
-                         SoupServerMessage *msg,
+                         GkExchange        *msg,
                          const char        *subpath,
                          GHashTable        *query,
                          GByteArray        *body)
 {
   GkDatabase *db = gk_pool_get_database (pool);
-  const char *method = soup_server_message_get_method (msg);
+  const char *method = gk_exchange_get_method (msg);
   gboolean is_get = g_str_equal (method, "GET");
   gboolean is_post = g_str_equal (method, "POST");
   g_auto(GStrv) parts = NULL;
@@ -852,7 +852,7 @@ gk_gateway_admin_handle (GkKeyStore        *key_store,
   guint64 id;
 
   /* No cache may keep admin answers. */
-  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+  soup_message_headers_replace (gk_exchange_get_response_headers (msg),
                                 "Cache-Control", "no-store");
 
   while (*subpath == '/')

@@ -10,15 +10,23 @@
 
 G_BEGIN_DECLS
 
+/* A client request being served and the answer made to it
+ * (libmicrohttpd's request, gk-gateway.c). */
+typedef struct _GkExchange GkExchange;
+
+const char         *gk_exchange_get_method           (GkExchange *exchange);
+/* Headers added to the answer. */
+SoupMessageHeaders *gk_exchange_get_response_headers (GkExchange *exchange);
+
 /* {"error":{"code","message","status"}}, Google's error shape. */
 char *gk_gateway_error_json    (guint              code,
                                 const char        *status,
                                 const char        *message);
 /* Sets the status and a JSON body (taken). */
-void  gk_gateway_respond_json  (SoupServerMessage *msg,
+void  gk_gateway_respond_json  (GkExchange        *msg,
                                 guint              status,
                                 char              *body);
-void  gk_gateway_respond_error (SoupServerMessage *msg,
+void  gk_gateway_respond_error (GkExchange        *msg,
                                 guint              code,
                                 const char        *status,
                                 const char        *message);
@@ -27,7 +35,7 @@ void  gk_gateway_respond_error (SoupServerMessage *msg,
  * @body is the request body, NULL when empty. */
 void  gk_gateway_admin_handle  (GkKeyStore        *key_store,
                                 GkPool            *pool,
-                                SoupServerMessage *msg,
+                                GkExchange        *msg,
                                 const char        *subpath,
                                 GHashTable        *query,
                                 GByteArray        *body);

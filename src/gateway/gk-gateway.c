@@ -1,18 +1,21 @@
-/* gk-gateway.c: the local gateway (libsoup-3 server + upstream client).
+/* gk-gateway.c: the local gateway (libmicrohttpd server + upstream client).
  *
  * A client request goes through these steps, all in the gateway's own
- * thread and main context:
+ * thread and main context, which drives libmicrohttpd (no thread of its
+ * own: its epoll descriptor and timeout are one GSource):
  *
- *  1. early_handler_cb (after the headers, before the body): Host
- *     allow-list, client token, Content-Length limit. Refused requests are
- *     answered without reading their body.
- *  2. got_chunk_cb: the body is accumulated by us, not by libsoup, so that a
- *     chunked body larger than the limit is counted and dropped, never held.
- *  3. server_handler_cb: routes to the admin API or the proxy.
- *  4. The proxy (Request): pick a key, send upstream with that key in
+ *  1. request_line_cb: the request target, read as libsoup's server did.
+ *  2. exchange_check_head (the head is complete, before the body): strict
+ *     framing, Host allow-list, client token, Content-Length limit.
+ *     Refused requests are answered without reading their body.
+ *  3. exchange_take_body: the body, counted against the limit as it comes
+ *     (a chunked body larger than the limit is dropped, never held).
+ *  4. exchange_route: the admin API, the proxy or 404.
+ *  5. The proxy (Request): pick a key, send upstream with that key in
  *     x-goog-api-key only, and either relay the answer (streams chunk by
  *     chunk) or, on 429 / invalid key / 5xx / network errors, record the
- *     failed attempt and try the next key.
+ *     failed attempt and try the next key. The client's connection is
+ *     suspended meanwhile and watched for the client leaving.
  *
  * The upstream client is gk-upstream.c (libcurl on this thread's main
  * context). Usage rows are written in this thread too, over the
@@ -34,10 +37,16 @@
 #include <errno.h>
 #include <malloc.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <glib-unix.h>
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
+#include <microhttpd.h>
 
 #include "gk-gateway.h"
 #include "gk-gateway-private.h"
@@ -58,11 +67,17 @@
 /* An answer buffered whole above this size gives its memory back to the
  * system when its request ends. */
 #define BIG_ANSWER             (1024 * 1024)
-/* A stream's bytes handed to libsoup and not yet written to its client
- * above which the upstream is not read (back-pressure: the upstream
- * transfer pauses rather than the gateway buffering a slow client's
- * answer). */
+/* A stream's bytes not yet written to its client above which the
+ * upstream is not read (back-pressure: the upstream transfer pauses rather
+ * than the gateway buffering a slow client's answer). */
 #define RELAY_BACKLOG          (512 * 1024)
+/* The most libmicrohttpd asks for at once for a streamed answer. */
+#define STREAM_BLOCK_SIZE      (32 * 1024)
+#define SERVER_NAME            "gemini-keys-gateway"
+/* How often connections are checked for a late head. */
+#define HEAD_SWEEP_MS          250
+/* Client connections open at once; more wait in the listen backlog. */
+#define MAX_CONNECTIONS        16384
 /* 18 digits always fit in a goffset. */
 #define MAX_CONTENT_LENGTH_DIGITS 18
 
@@ -96,7 +111,10 @@ struct _GkGateway
   GThread      *thread;
   GMainContext *context;
   GMainLoop    *loop;
-  SoupServer   *server;
+  struct _DaemonSource *daemons[2]; /* IPv4 and IPv6 loopback, or one address */
+  int           hangup_epoll;       /* clients watched for leaving */
+  GSource      *hangup_source;
+  GSource      *sweep_source;       /* late heads */
   GkUpstream   *upstream_client;
   /* Usage rows (TrackJob *) of requests that ended since the last write,
    * in order, and rows the disk had no room for (see write_rows_cb). */
@@ -106,7 +124,7 @@ struct _GkGateway
   gboolean      disk_full;      /* rows are held: no request is forwarded */
   gint          usage_count;    /* atomic, see gk_gateway_get_usage_count() */
   GQueue        requests;     /* Request *, cancelled at stop */
-  GHashTable   *connections;  /* GSocket * -> ClientConn *, see below */
+  GQueue        connections;  /* ClientConn * */
   guint         in_flight;
   char        **allowed_hosts;
 
@@ -133,26 +151,70 @@ enum
 
 static guint signals[N_SIGNALS];
 
-/* Per client message: what the early handler learnt and the body as read. */
+typedef struct _Request Request;
+typedef struct _DaemonSource DaemonSource;
+
+/* A client connection (libmicrohttpd's socket context): the deadline of
+ * the head it is reading, which libmicrohttpd does not have (its timeout
+ * restarts with every byte, so a head trickled a byte at a time would
+ * never end). */
 typedef struct
 {
-  char       *user_id;      /* the client token's name */
-  GByteArray *body;
-  gboolean    too_large;
-  gboolean    refused;      /* answered by the early handler */
-} ClientState;
+  GList   link;          /* in gateway->connections */
+  int     fd;
+  gint64  head_deadline; /* monotonic µs; -1 while a request is served */
+} ClientConn;
 
-static const char *client_state_key = "gk-gateway-client-state";
-
-static void
-client_state_free (gpointer data)
+/* One client request and the answer made to it (libmicrohttpd's request
+ * context), from its request line to the end of its answer. */
+struct _GkExchange
 {
-  ClientState *state = data;
+  GkGateway             *gateway;
+  DaemonSource          *source;
+  struct MHD_Connection *connection;
+  ClientConn            *conn;
+  int                    fd;
+  GUri                  *uri;         /* the request target; NULL when not a path */
+  const char            *method;
+  char                  *path;        /* decoded; NULL when it does not decode */
+  const char            *query;       /* encoded, of @uri; NULL when none */
+  SoupMessageHeaders    *request_headers;
+  char                  *user_id;     /* the client token's name */
+  GByteArray            *body;
+  gboolean               head_checked;
+  gboolean               suspended;
+  gboolean               watched;     /* in gateway->hangup_epoll */
+  gboolean               abandoned;   /* no answer: close the connection */
+  gboolean               queued;
+  Request               *request;     /* the proxy at work for it */
 
-  g_free (state->user_id);
-  g_clear_pointer (&state->body, g_byte_array_unref);
-  g_free (state);
-}
+  /* The answer: a status, headers and a whole body, or a stream. */
+  guint                  status;
+  SoupMessageHeaders    *response_headers;
+  GBytes                *response_body;
+  gboolean               close;       /* the connection is not reused */
+  gboolean               streaming;
+  GQueue                 out;         /* GBytes * not yet handed to libmicrohttpd */
+  gsize                  out_len;
+  gsize                  out_offset;  /* into the head of @out */
+  gboolean               out_end;
+  gboolean               out_abort;
+  gboolean               reader_waiting;
+};
+
+/* libmicrohttpd (one daemon per listening address) as one GSource: its
+ * epoll descriptor, and its timeout as the source's poll timeout (asked
+ * for in each prepare, so moving it costs no wakeup). Without threads of
+ * its own, libmicrohttpd serves a resumed connection in its next
+ * MHD_run(): a resume (always from this thread) makes the source ready. */
+struct _DaemonSource
+{
+  GSource            source;
+  GkGateway         *gateway;
+  struct MHD_Daemon *daemon;
+  gpointer           tag;
+  gboolean           resumed;
+};
 
 static const char *response_headers_dropped[] = {
   /* The gateway's server sends its own Date: not two of them. */
@@ -232,23 +294,49 @@ gk_gateway_error_json (guint       code,
   return json_to_string (root, FALSE);
 }
 
-void
-gk_gateway_respond_json (SoupServerMessage *msg,
-                         guint              status,
-                         char              *body)
+const char *
+gk_exchange_get_method (GkExchange *exchange)
 {
-  soup_server_message_set_status (msg, status, NULL);
-  soup_server_message_set_response (msg, "application/json; charset=UTF-8", SOUP_MEMORY_TAKE,
-                                    body, strlen (body));
+  return exchange->method;
+}
+
+SoupMessageHeaders *
+gk_exchange_get_response_headers (GkExchange *exchange)
+{
+  if (exchange->response_headers == NULL)
+    exchange->response_headers = soup_message_headers_new (SOUP_MESSAGE_HEADERS_RESPONSE);
+  return exchange->response_headers;
+}
+
+/* The answer's status and body (taken), of @type. */
+static void
+exchange_set_answer (GkExchange *exchange,
+                     guint       status,
+                     const char *type,
+                     GBytes     *body)
+{
+  exchange->status = status;
+  soup_message_headers_replace (gk_exchange_get_response_headers (exchange), "Content-Type", type);
+  g_clear_pointer (&exchange->response_body, g_bytes_unref);
+  exchange->response_body = body;
 }
 
 void
-gk_gateway_respond_error (SoupServerMessage *msg,
-                          guint              code,
-                          const char        *status,
-                          const char        *message)
+gk_gateway_respond_json (GkExchange *exchange,
+                         guint       status,
+                         char       *body)
 {
-  gk_gateway_respond_json (msg, code, gk_gateway_error_json (code, status, message));
+  exchange_set_answer (exchange, status, "application/json; charset=UTF-8",
+                       g_bytes_new_take (body, strlen (body)));
+}
+
+void
+gk_gateway_respond_error (GkExchange *exchange,
+                          guint       code,
+                          const char *status,
+                          const char *message)
+{
+  gk_gateway_respond_json (exchange, code, gk_gateway_error_json (code, status, message));
 }
 
 /* The credential a client sent the way SDKs send a key: x-goog-api-key,
@@ -296,515 +384,571 @@ gk_gateway_host_allowed (const char         *host,
   return FALSE;
 }
 
-/* TRUE when a body follows the headers and the client did not wait for
- * "100 Continue": libsoup would read all of it before answering. */
-static gboolean
-body_on_its_way (SoupServerMessage *msg)
-{
-  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+/* ---- Client requests ----------------------------------------------------- */
 
-  if (soup_message_headers_get_expectations (headers) & SOUP_EXPECTATION_CONTINUE)
-    return FALSE;
-  switch (soup_message_headers_get_encoding (headers))
+/* The request head as read: every header in order (duplicates too) and
+ * what framing takes from them. */
+typedef struct
+{
+  SoupMessageHeaders *headers;
+  guint               hosts;
+  guint               lengths;
+  guint               encodings;
+  gboolean            bad_length;
+  gboolean            bad_encoding;
+} HeadReader;
+
+static enum MHD_Result
+read_header_cb (void               *cls,
+                enum MHD_ValueKind  kind,
+                const char         *name,
+                const char         *value)
+{
+  HeadReader *head = cls;
+
+  value = value != NULL ? value : "";
+  soup_message_headers_append (head->headers, name, value);
+  if (g_ascii_strcasecmp (name, "Host") == 0)
+    head->hosts++;
+  else if (g_ascii_strcasecmp (name, "Content-Length") == 0)
     {
-    case SOUP_ENCODING_CONTENT_LENGTH:
-      return soup_message_headers_get_content_length (headers) > 0;
-    case SOUP_ENCODING_CHUNKED:
-    case SOUP_ENCODING_EOF:
-      return TRUE;
-    default:
-      return FALSE;
+      gsize len = strlen (value);
+
+      head->lengths++;
+      if (len == 0 || len > MAX_CONTENT_LENGTH_DIGITS || strspn (value, "0123456789") != len)
+        head->bad_length = TRUE;
     }
-}
-
-/* Answers from the headers alone and closes the connection, so a refused
- * body (100 MB, or a lie) is neither read nor buffered. */
-static void
-refuse_and_close (SoupServerMessage *msg,
-                  guint              code,
-                  const char        *status,
-                  const char        *message)
-{
-  g_autofree char *body = gk_gateway_error_json (code, status, message);
-  g_autofree char *response = NULL;
-  g_autoptr(GIOStream) stream = soup_server_message_steal_connection (msg);
-
-  if (stream == NULL)
-    return;
-  response = g_strdup_printf ("HTTP/1.1 %u %s\r\n"
-                              "Content-Type: application/json; charset=UTF-8\r\n"
-                              "Content-Length: %zu\r\n"
-                              "Connection: close\r\n\r\n%s",
-                              code, soup_status_get_phrase (code), strlen (body), body);
-  g_output_stream_write_all (g_io_stream_get_output_stream (stream), response, strlen (response),
-                             NULL, NULL, NULL);
-  g_io_stream_close (stream, NULL, NULL);
-}
-
-static void
-refuse (SoupServerMessage *msg,
-        ClientState       *state,
-        guint              code,
-        const char        *status,
-        const char        *message)
-{
-  state->refused = TRUE;
-  if (body_on_its_way (msg))
+  else if (g_ascii_strcasecmp (name, "Transfer-Encoding") == 0)
     {
-      refuse_and_close (msg, code, status, message);
-      return;
+      head->encodings++;
+      if (g_ascii_strcasecmp (value, "chunked") != 0)
+        head->bad_encoding = TRUE;
     }
-  /* libsoup still reads the body of a refused request before it answers:
-   * not kept, and the connection is not reused after this. */
-  soup_message_body_set_accumulate (soup_server_message_get_request_body (msg), FALSE);
-  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
-                                "Connection", "close");
-  gk_gateway_respond_error (msg, code, status, message);
+  return MHD_YES;
 }
 
-static void
-got_chunk_cb (SoupServerMessage *msg,
-              GBytes            *chunk,
-              GkGateway         *self)
-{
-  ClientState *state = g_object_get_data (G_OBJECT (msg), client_state_key);
-  gsize len = g_bytes_get_size (chunk);
-
-  if (state == NULL || state->too_large)
-    return;
-  if (state->body->len + len > self->body_limit)
-    {
-      /* Answered now and the connection closed: the rest of a body with
-       * no length to judge by is never read. */
-      state->too_large = TRUE;
-      state->refused = TRUE;
-      g_byte_array_set_size (state->body, 0);
-      refuse_and_close (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "INVALID_ARGUMENT",
-                        "The request body is larger than the gateway accepts.");
-      return;
-    }
-  g_byte_array_append (state->body, g_bytes_get_data (chunk, NULL), len);
-}
-
-/* Strict framing: libsoup reads the first of two Content-Length headers,
- * takes "-1", "+2" or "2, 3" as it can, and knows nothing of a second
- * Host. What a proxy in front of the gateway might read differently is
- * refused: exactly one Host, at most one Content-Length of plain digits,
- * Transfer-Encoding only as a lone "chunked" and never with a length.
- * Returns the reason to refuse, NULL when the framing is sound. */
+/* Strict framing: what a proxy in front of the gateway might read
+ * differently is refused: exactly one Host, at most one Content-Length of
+ * plain digits, Transfer-Encoding only as a lone "chunked" and never with
+ * a length. Returns the reason to refuse (and its status), NULL when the
+ * framing is sound. */
 static const char *
-framing_error (SoupMessageHeaders *headers)
+framing_error (const HeadReader *head,
+               guint            *code)
 {
-  SoupMessageHeadersIter iter;
-  const char *name, *value;
-  guint hosts = 0, lengths = 0, encodings = 0;
-
-  soup_message_headers_iter_init (&iter, headers);
-  while (soup_message_headers_iter_next (&iter, &name, &value))
+  *code = MHD_HTTP_BAD_REQUEST;
+  if (head->bad_encoding)
     {
-      if (g_ascii_strcasecmp (name, "Host") == 0)
-        hosts++;
-      else if (g_ascii_strcasecmp (name, "Content-Length") == 0)
-        {
-          gsize len = strlen (value);
-
-          lengths++;
-          if (len == 0 || len > MAX_CONTENT_LENGTH_DIGITS || strspn (value, "0123456789") != len)
-            return "The Content-Length header is not a plain number.";
-        }
-      else if (g_ascii_strcasecmp (name, "Transfer-Encoding") == 0)
-        {
-          encodings++;
-          if (g_ascii_strcasecmp (value, "chunked") != 0)
-            return "Only the chunked Transfer-Encoding is accepted.";
-        }
+      /* An unknown transfer coding: 501, as RFC 9112 asks. */
+      *code = MHD_HTTP_NOT_IMPLEMENTED;
+      return "Only the chunked Transfer-Encoding is accepted.";
     }
-  if (hosts != 1)
+  if (head->bad_length)
+    return "The Content-Length header is not a plain number.";
+  if (head->hosts != 1)
     return "A request needs exactly one Host header.";
-  if (lengths > 1)
+  if (head->lengths > 1)
     return "A request may carry only one Content-Length header.";
-  if (encodings > 1 || (encodings == 1 && lengths == 1))
+  if (head->encodings > 1 || (head->encodings == 1 && head->lengths == 1))
     return "A request may carry either one Transfer-Encoding: chunked or one Content-Length.";
   return NULL;
 }
 
+/* Answers from the head alone; when a body follows, the connection is
+ * closed after the answer, so the body (100 MB, or a lie) is never read. */
 static void
-early_handler_cb (SoupServer        *server,
-                  SoupServerMessage *msg,
-                  const char        *path,
-                  GHashTable        *query,
-                  gpointer           user_data)
+refuse (GkExchange *exchange,
+        guint       code,
+        const char *status,
+        const char *message)
 {
-  GkGateway *self = user_data;
-  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
-  ClientState *state = g_new0 (ClientState, 1);
+  SoupMessageHeaders *headers = exchange->request_headers;
+  const char *length = soup_message_headers_get_one (headers, "Content-Length");
+
+  exchange->close = soup_message_headers_get_one (headers, "Transfer-Encoding") != NULL ||
+                    (length != NULL && strcmp (length, "0") != 0);
+  gk_gateway_respond_error (exchange, code, status, message);
+}
+
+/* The head is complete: framing, Host, client token and length are
+ * checked before any of the body is read. */
+static void
+exchange_check_head (GkExchange *exchange)
+{
+  GkGateway *self = exchange->gateway;
+  HeadReader head = { 0 };
   g_autofree char *credential = NULL;
-  const char *framing;
-  goffset length;
+  const char *framing, *length;
+  guint code;
 
-  g_object_set_data_full (G_OBJECT (msg), client_state_key, state, client_state_free);
+  exchange->conn->head_deadline = -1;
+  head.headers = exchange->request_headers = soup_message_headers_new (SOUP_MESSAGE_HEADERS_REQUEST);
+  MHD_get_connection_values (exchange->connection, MHD_HEADER_KIND, read_header_cb, &head);
 
-  framing = framing_error (headers);
+  framing = framing_error (&head, &code);
   if (framing != NULL)
     {
-      /* Answered at once and closed: where such a body ends is unknown. */
-      state->refused = TRUE;
-      refuse_and_close (msg, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT", framing);
+      /* Where such a body ends is unknown. */
+      exchange->close = TRUE;
+      gk_gateway_respond_error (exchange, code,
+                                code == MHD_HTTP_BAD_REQUEST ? "INVALID_ARGUMENT" : "UNIMPLEMENTED",
+                                framing);
       return;
     }
-
-  if (!gk_gateway_host_allowed (soup_message_headers_get_one (headers, "Host"),
+  if (exchange->path == NULL)
+    {
+      refuse (exchange, MHD_HTTP_BAD_REQUEST, "INVALID_ARGUMENT", "The request target is not valid.");
+      return;
+    }
+  if (!gk_gateway_host_allowed (soup_message_headers_get_one (head.headers, "Host"),
                                 (const char * const *) self->allowed_hosts))
     {
-      refuse (msg, state, SOUP_STATUS_FORBIDDEN, "PERMISSION_DENIED",
+      refuse (exchange, MHD_HTTP_FORBIDDEN, "PERMISSION_DENIED",
               "The Host header is not allowed; use 127.0.0.1, localhost or [::1] with the gateway's port.");
       return;
     }
 
-  credential = gk_gateway_credential_from (headers,
-                                          g_uri_get_query (soup_server_message_get_uri (msg)));
+  credential = gk_gateway_credential_from (head.headers, exchange->query);
   if (credential != NULL)
-    state->user_id = gk_token_verify (self->db, credential);
-  if (credential != NULL)
-    memset (credential, 0, strlen (credential));
-  if (state->user_id == NULL)
     {
-      refuse (msg, state, SOUP_STATUS_UNAUTHORIZED, "UNAUTHENTICATED",
+      exchange->user_id = gk_token_verify (self->db, credential);
+      memset (credential, 0, strlen (credential));
+    }
+  if (exchange->user_id == NULL)
+    {
+      refuse (exchange, MHD_HTTP_UNAUTHORIZED, "UNAUTHENTICATED",
               credential == NULL
                 ? "Missing gateway token: send it as the API key (x-goog-api-key, ?key= or Authorization: Bearer)."
                 : "The gateway token is not valid or was revoked.");
       return;
     }
 
-  if (soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CONTENT_LENGTH)
+  length = soup_message_headers_get_one (head.headers, "Content-Length");
+  if (length != NULL)
     {
-      length = soup_message_headers_get_content_length (headers);
-      if (length < 0 || (guint64) length > self->body_limit)
+      guint64 size = g_ascii_strtoull (length, NULL, 10);
+
+      if (size > self->body_limit)
         {
-          refuse (msg, state, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "INVALID_ARGUMENT",
+          refuse (exchange, MHD_HTTP_CONTENT_TOO_LARGE, "INVALID_ARGUMENT",
                   "The request body is larger than the gateway accepts.");
           return;
         }
-      state->body = g_byte_array_sized_new ((guint) length);
+      exchange->body = g_byte_array_sized_new ((guint) size);
     }
   else
-    state->body = g_byte_array_new ();
-
-  soup_message_body_set_accumulate (soup_server_message_get_request_body (msg), FALSE);
-  g_signal_connect (msg, "got-chunk", G_CALLBACK (got_chunk_cb), self);
+    exchange->body = g_byte_array_new ();
 }
 
-/* libsoup answers a request whose target it cannot decode (a %00 in the
- * path…) with an empty 400 before any handler runs: give it Google's error
- * shape too. */
+/* A piece of the body: kept up to the limit; past it, answered at once
+ * and the connection closed, so the rest of a body with no length to judge
+ * by is never read. libmicrohttpd takes no answer while a body comes in:
+ * this one is written on the socket itself, which libmicrohttpd then
+ * closes (access_cb). */
 static void
-got_headers_after_cb (SoupServerMessage *msg,
-                      GkGateway         *self)
+exchange_take_body (GkExchange *exchange,
+                    const char *data,
+                    gsize       len)
 {
-  SoupMessageBody *body = soup_server_message_get_response_body (msg);
+  g_autofree char *body = NULL;
+  g_autofree char *answer = NULL;
+  G_GNUC_UNUSED gssize sent;
 
-  if (soup_server_message_get_status (msg) == SOUP_STATUS_BAD_REQUEST && body->length == 0)
-    gk_gateway_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT",
-                              "The request target is not valid.");
-}
-
-/* ---- Client connections ------------------------------------------------ */
-
-/* libsoup 3.2's server neither closes a keep-alive connection that its
- * client closed while idle (it stays in CLOSE-WAIT for good, one
- * descriptor each, until the gateway runs out of them: libsoup commit
- * d20c6601, in 3.3, fixed it; Debian 12 has 3.2.3) nor has any client
- * timeout. Each connection therefore gets a watch of ours, one GSource
- * that lives as long as the connection:
- *
- *  - waiting for a request (from the accept, or once an answer went out on
- *    a keep-alive connection): the socket is watched for input. End of
- *    file closes the connection; the first byte starts the header
- *    deadline. A new connection has the header timeout from its accept, an
- *    idle one the idle timeout.
- *  - reading the head: the header deadline alone.
- *  - reading the body: the idle timeout, restarted by every piece.
- *  - handling the request and answering: no deadline (upstream timeouts
- *    apply); until the answer starts, the socket is watched for the
- *    client leaving, which cancels the upstream call at once.
- *
- * A connection past its deadline is closed through
- * soup_server_message_steal_connection(), the way libsoup lets go of a
- * connection it no longer serves. */
-
-typedef enum
-{
-  CONN_WAITING,
-  CONN_HEAD,
-  CONN_BODY,
-  CONN_BUSY,
-} ConnState;
-
-typedef struct
-{
-  GSource            source;
-  GkGateway         *gateway;
-  GSocket           *socket;   /* the key in gateway->connections */
-  SoupServerMessage *msg;      /* the request being read or waited for */
-  gpointer           fd_tag;
-  GIOCondition       events;   /* watched on the socket */
-  gint64             deadline; /* monotonic µs, -1 for none */
-  ConnState          state;
-  gboolean           fresh;    /* no request read on it yet */
-} ClientConn;
-
-static void request_client_left (SoupServerMessage *msg);
-
-/* Each g_source_set_ready_time() and g_source_modify_unix_fd() writes to
- * the context's wakeup fd (a system call, and another main loop iteration
- * to read it), and a request moves a connection through four states: the
- * source's ready time is only ever brought forward, so a deadline that
- * moved later or went is found when the source fires (conn_dispatch), and
- * the socket's events are changed only when they differ. */
-static void
-conn_set_deadline (ClientConn *conn,
-                   guint       timeout_ms)
-{
-  gint64 ready = g_source_get_ready_time ((GSource *) conn);
-
-  conn->deadline = timeout_ms ? g_get_monotonic_time () + (gint64) timeout_ms * 1000 : -1;
-  if (conn->deadline >= 0 && (ready < 0 || conn->deadline < ready))
-    g_source_set_ready_time ((GSource *) conn, conn->deadline);
-}
-
-static void
-conn_watch (ClientConn *conn,
-            gboolean    readable)
-{
-  GIOCondition events = readable ? G_IO_IN | G_IO_HUP | G_IO_ERR : 0;
-
-  if (events != conn->events)
+  if (exchange->body->len + len <= exchange->gateway->body_limit)
     {
-      conn->events = events;
-      g_source_modify_unix_fd ((GSource *) conn, conn->fd_tag, events);
+      g_byte_array_append (exchange->body, (const guint8 *) data, len);
+      return;
     }
+  g_byte_array_set_size (exchange->body, 0);
+  exchange->abandoned = TRUE;
+  body = gk_gateway_error_json (MHD_HTTP_CONTENT_TOO_LARGE, "INVALID_ARGUMENT",
+                                "The request body is larger than the gateway accepts.");
+  answer = g_strdup_printf ("HTTP/1.1 413 Content Too Large\r\n"
+                            "Content-Type: application/json; charset=UTF-8\r\n"
+                            "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                            strlen (body), body);
+  sent = send (exchange->fd, answer, strlen (answer), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-static void
-conn_set_state (ClientConn *conn,
-                ConnState   state,
-                guint       timeout_ms)
+/* ---- Answers ------------------------------------------------------------- */
+
+static void request_sent_some (Request *request);
+
+/* libmicrohttpd asks for the next piece of a streamed answer. With none
+ * at hand the connection is suspended until there is one (a reader that
+ * answered 0 would be asked again at once, in a loop). */
+static ssize_t
+stream_reader_cb (void     *cls,
+                  uint64_t  pos,
+                  char     *buf,
+                  size_t    max)
 {
-  conn->state = state;
-  conn_watch (conn, state == CONN_WAITING || state == CONN_BUSY);
-  conn_set_deadline (conn, timeout_ms);
+  GkExchange *exchange = cls;
+  gsize n = 0;
+
+  while (n < max && exchange->out.length > 0)
+    {
+      GBytes *piece = g_queue_peek_head (&exchange->out);
+      gsize len;
+      const char *data = g_bytes_get_data (piece, &len);
+      gsize take = MIN (len - exchange->out_offset, max - n);
+
+      memcpy (buf + n, data + exchange->out_offset, take);
+      n += take;
+      exchange->out_offset += take;
+      if (exchange->out_offset == len)
+        {
+          g_bytes_unref (g_queue_pop_head (&exchange->out));
+          exchange->out_offset = 0;
+        }
+    }
+  if (n > 0)
+    {
+      exchange->out_len -= n;
+      if (exchange->request != NULL)
+        request_sent_some (exchange->request);
+      return (ssize_t) n;
+    }
+  if (exchange->out_abort)
+    {
+      /* A chunk-size line cut short, then the close: even lenient HTTP
+       * readers, which take a close between two chunks for the end, see an
+       * error. */
+      G_GNUC_UNUSED gssize sent = send (exchange->fd, "1", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+      return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+  if (exchange->out_end)
+    return MHD_CONTENT_READER_END_OF_STREAM;
+  exchange->reader_waiting = TRUE;
+  exchange->suspended = TRUE;
+  MHD_suspend_connection (exchange->connection);
+  return 0;
 }
 
-/* Lets libsoup go of the connection and closes it. Frees @conn (through
- * the message's "disconnected"). */
-static void
-conn_close (ClientConn *conn)
+static enum MHD_Result
+exchange_queue_answer (GkExchange *exchange)
 {
-  g_autoptr(SoupServerMessage) msg = g_object_ref (conn->msg);
-  g_autoptr(GIOStream) stream = NULL;
+  struct MHD_Response *response;
+  SoupMessageHeadersIter iter;
+  const char *name, *value;
+  enum MHD_Result result;
 
-  stream = soup_server_message_steal_connection (msg);
-  if (stream != NULL)
-    g_io_stream_close (stream, NULL, NULL);
-  /* Stealing normally said "disconnected"; this covers the rest. */
-  g_hash_table_remove (conn->gateway->connections, conn->socket);
+  if (exchange->queued)
+    return MHD_YES;
+  exchange->queued = TRUE;
+  if (exchange->streaming)
+    response = MHD_create_response_from_callback (MHD_SIZE_UNKNOWN, STREAM_BLOCK_SIZE,
+                                                  stream_reader_cb, exchange, NULL);
+  else
+    {
+      gsize len = 0;
+      const char *data = exchange->response_body != NULL
+        ? g_bytes_get_data (exchange->response_body, &len) : NULL;
+
+      response = exchange->response_body != NULL
+        ? MHD_create_response_from_buffer_with_free_callback_cls (
+            len, (void *) data, (MHD_ContentReaderFreeCallback) g_bytes_unref,
+            g_bytes_ref (exchange->response_body))
+        : MHD_create_response_from_buffer (0, NULL, MHD_RESPMEM_PERSISTENT);
+    }
+  if (response == NULL)
+    return MHD_NO;
+  if (exchange->response_headers != NULL)
+    {
+      soup_message_headers_iter_init (&iter, exchange->response_headers);
+      while (soup_message_headers_iter_next (&iter, &name, &value))
+        MHD_add_response_header (response, name, value);
+    }
+  MHD_add_response_header (response, MHD_HTTP_HEADER_SERVER, SERVER_NAME);
+  if (exchange->close)
+    MHD_add_response_header (response, MHD_HTTP_HEADER_CONNECTION, "close");
+  result = MHD_queue_response (exchange->connection, exchange->status, response);
+  MHD_destroy_response (response);
+  return result;
 }
+
+/* The answer (or the end of a stream, or the want of any answer) is
+ * ready: a suspended connection is handed back to libmicrohttpd. */
+static void
+exchange_wake (GkExchange *exchange)
+{
+  if (!exchange->suspended)
+    return;
+  exchange->suspended = FALSE;
+  exchange->reader_waiting = FALSE;
+  MHD_resume_connection (exchange->connection);
+  exchange->source->resumed = TRUE;
+}
+
+/* ---- Clients that leave -------------------------------------------------- */
+
+/* While the proxy works for it, a client connection is watched for its
+ * client closing it (libmicrohttpd watches no suspended connection), in an
+ * epoll set of the gateway's own: one system call to add it and one to
+ * remove it, and no wakeup of the main loop. EPOLLRDHUP is the client's
+ * end of stream, not the bytes of a next request. */
+static void
+exchange_watch (GkExchange *exchange,
+                gboolean    watch)
+{
+  GkGateway *self = exchange->gateway;
+  struct epoll_event event = { .events = EPOLLRDHUP, .data.ptr = exchange };
+
+  if (watch == exchange->watched)
+    return;
+  exchange->watched = watch;
+  epoll_ctl (self->hangup_epoll, watch ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, exchange->fd, &event);
+}
+
+static void request_client_left (Request *request);
 
 static gboolean
-conn_dispatch (GSource     *source,
-               GSourceFunc  callback,
-               gpointer     user_data)
+hangup_cb (int          fd,
+           GIOCondition condition,
+           gpointer     data)
 {
-  ClientConn *conn = (ClientConn *) source;
-  GIOCondition revents = conn->events != 0 ? g_source_query_unix_fd (source, conn->fd_tag) : 0;
-  gint64 deadline = conn->deadline;
+  struct epoll_event event;
 
-  if (revents != 0)
+  /* One at a time: the request that ends may stop watching others. */
+  while (epoll_wait (fd, &event, 1, 0) == 1)
     {
+      GkExchange *exchange = event.data.ptr;
       char byte;
-      gssize n = recv (g_socket_get_fd (conn->socket), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-      gboolean again = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+      gssize n = recv (exchange->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
 
-      if (conn->state == CONN_BUSY)
-        {
-          /* The request waits for its answer: a close (the client left)
-           * cancels its upstream call at once, since libsoup reads nothing
-           * from a paused message and would not notice. Bytes of a next
-           * request are not a close. Either way, nothing more to watch. */
-          if (again)
-            return G_SOURCE_CONTINUE;
-          conn_watch (conn, FALSE);
-          if (n <= 0)
-            request_client_left (conn->msg);
-          return G_SOURCE_CONTINUE;
-        }
-      if (n == 0 || (n < 0 && !again))
-        {
-          /* The client closed (or reset) the connection while it was idle. */
-          conn_close (conn);
-          return G_SOURCE_CONTINUE;
-        }
-      /* A request is on its way (libsoup may have read its first bytes
-       * already): the head must be complete in time. A new connection's
-       * deadline runs from its accept. */
-      conn_set_state (conn, CONN_HEAD, conn->gateway->header_timeout_ms);
-      if (conn->fresh)
-        conn->deadline = deadline;
-      return G_SOURCE_CONTINUE;
+      /* Bytes sent before the end (a pipelined request, or more than the
+       * Content-Length said) are read by libmicrohttpd once the answer is
+       * out: the client still waits for it. Either way, nothing more to
+       * watch. */
+      exchange_watch (exchange, FALSE);
+      if (n <= 0 && exchange->request != NULL)
+        request_client_left (exchange->request);
     }
-  if (deadline >= 0 && g_get_monotonic_time () >= deadline)
-    {
-      conn_close (conn);
-      return G_SOURCE_CONTINUE;
-    }
-  /* Woken for a deadline that moved since: wait for the current one. */
-  g_source_set_ready_time (source, deadline);
   return G_SOURCE_CONTINUE;
 }
 
-static void
-conn_finalize (GSource *source)
-{
-  ClientConn *conn = (ClientConn *) source;
-
-  g_clear_object (&conn->msg);
-  g_clear_object (&conn->socket);
-}
-
-static GSourceFuncs conn_source_funcs = {
-  .dispatch = conn_dispatch,
-  .finalize = conn_finalize,
-};
+/* ---- Client connections -------------------------------------------------- */
 
 static void
-conn_destroy (gpointer data)
+connection_cb (void                           *cls,
+               struct MHD_Connection          *connection,
+               void                          **socket_context,
+               enum MHD_ConnectionNotificationCode code)
 {
-  GSource *source = data;
+  DaemonSource *source = cls;
+  GkGateway *self = source->gateway;
+  ClientConn *conn = *socket_context;
 
-  g_source_destroy (source);
-  g_source_unref (source);
-}
-
-static void
-conn_msg_disconnected_cb (SoupServerMessage *msg,
-                          GkGateway         *self)
-{
-  GSocket *socket = g_object_get_data (G_OBJECT (msg), "gk-conn-socket");
-  ClientConn *conn = socket && self->connections
-    ? g_hash_table_lookup (self->connections, socket) : NULL;
-
-  if (conn != NULL && conn->msg == msg)
-    g_hash_table_remove (self->connections, socket);
-}
-
-static ClientConn *
-conn_of (GkGateway         *self,
-         SoupServerMessage *msg)
-{
-  GSocket *socket = g_object_get_data (G_OBJECT (msg), "gk-conn-socket");
-  ClientConn *conn = socket ? g_hash_table_lookup (self->connections, socket) : NULL;
-
-  return conn != NULL && conn->msg == msg ? conn : NULL;
-}
-
-static void
-conn_got_headers_cb (SoupServerMessage *msg,
-                     GkGateway         *self)
-{
-  ClientConn *conn = conn_of (self, msg);
-
-  if (conn != NULL)
+  if (code == MHD_CONNECTION_NOTIFY_STARTED)
     {
-      conn->fresh = FALSE;
-      conn_set_state (conn, CONN_BODY, self->idle_timeout_ms);
-    }
-}
-
-static void
-conn_got_chunk_cb (SoupServerMessage *msg,
-                   GBytes            *chunk,
-                   GkGateway         *self)
-{
-  ClientConn *conn = conn_of (self, msg);
-
-  if (conn != NULL && conn->state == CONN_BODY)
-    conn_set_deadline (conn, self->idle_timeout_ms);
-}
-
-static void
-conn_got_body_cb (SoupServerMessage *msg,
-                  GkGateway         *self)
-{
-  ClientConn *conn = conn_of (self, msg);
-
-  if (conn != NULL)
-    conn_set_state (conn, CONN_BUSY, 0);
-}
-
-static void
-request_started_cb (SoupServer        *server,
-                    SoupServerMessage *msg,
-                    GkGateway         *self)
-{
-  GSocket *socket = soup_server_message_get_socket (msg);
-  ClientConn *conn;
-
-  /* libsoup's own handler was connected before this signal. */
-  g_signal_connect_after (msg, "got-headers", G_CALLBACK (got_headers_after_cb), self);
-
-  if (socket == NULL)
-    return;
-  conn = g_hash_table_lookup (self->connections, socket);
-  if (conn == NULL)
-    {
-      conn = (ClientConn *) g_source_new (&conn_source_funcs, sizeof (ClientConn));
-      conn->gateway = self;
-      conn->socket = g_object_ref (socket);
-      conn->fd_tag = g_source_add_unix_fd ((GSource *) conn, g_socket_get_fd (socket), 0);
-      conn->deadline = -1;
-      g_source_set_priority ((GSource *) conn, G_PRIORITY_DEFAULT);
-      g_source_attach ((GSource *) conn, self->context);
-      g_hash_table_insert (self->connections, socket, conn);
-      conn->fresh = TRUE;
-      /* Looked up now, while the client is surely there: libsoup looks
-       * them up when a connection is stolen, and warns if that fails. */
-      soup_server_message_get_local_address (msg);
-      soup_server_message_get_remote_address (msg);
-    }
-  g_set_object (&conn->msg, msg);
-  g_object_set_data (G_OBJECT (msg), "gk-conn-socket", socket);
-  g_signal_connect (msg, "got-headers", G_CALLBACK (conn_got_headers_cb), self);
-  g_signal_connect (msg, "got-chunk", G_CALLBACK (conn_got_chunk_cb), self);
-  g_signal_connect (msg, "got-body", G_CALLBACK (conn_got_body_cb), self);
-  g_signal_connect (msg, "disconnected", G_CALLBACK (conn_msg_disconnected_cb), self);
-  if (conn->fresh)
-    {
-      /* Accepted just now: the head is due within the header timeout. */
-      conn_set_state (conn, CONN_WAITING, self->header_timeout_ms);
+      conn = g_new0 (ClientConn, 1);
+      conn->link.data = conn;
+      conn->fd = MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CONNECTION_FD)->connect_fd;
+      /* The head is due within the header timeout of the accept. */
+      conn->head_deadline = g_get_monotonic_time () + (gint64) self->header_timeout_ms * 1000;
+      g_queue_push_tail_link (&self->connections, &conn->link);
+      *socket_context = conn;
       return;
     }
-  /* On a keep-alive connection, libsoup starts the next request once its
-   * first bytes came: the head is due within the header timeout (from the
-   * first byte, when the watch saw it first). */
-  if (conn->state != CONN_HEAD)
-    conn_set_state (conn, CONN_HEAD, self->header_timeout_ms);
-}
-
-/* An answer went out: a connection that stays open waits for the next
- * request, watched for its client closing it. */
-static void
-request_finished_cb (SoupServer        *server,
-                     SoupServerMessage *msg,
-                     GkGateway         *self)
-{
-  ClientConn *conn = conn_of (self, msg);
-
   if (conn != NULL)
     {
-      conn->fresh = FALSE;
-      conn_set_state (conn, CONN_WAITING, self->idle_timeout_ms);
+      g_queue_unlink (&self->connections, &conn->link);
+      g_free (conn);
+      *socket_context = NULL;
     }
 }
+
+/* Closes the connections whose head is late: shut down, libmicrohttpd
+ * sees the end of the stream and closes them itself. */
+static gboolean
+head_sweep_cb (gpointer data)
+{
+  GkGateway *self = data;
+  gint64 now = g_get_monotonic_time ();
+
+  for (GList *l = self->connections.head; l != NULL; l = l->next)
+    {
+      ClientConn *conn = l->data;
+
+      if (conn->head_deadline >= 0 && now >= conn->head_deadline)
+        {
+          conn->head_deadline = -1;
+          shutdown (conn->fd, SHUT_RDWR);
+        }
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+/* The request line came: the exchange starts (libmicrohttpd's URI log
+ * callback sees the target as sent, before any decoding). */
+static void *
+request_line_cb (void                  *cls,
+                 const char            *uri,
+                 struct MHD_Connection *connection)
+{
+  DaemonSource *source = cls;
+  GkExchange *exchange = g_new0 (GkExchange, 1);
+  const union MHD_ConnectionInfo *info;
+
+  exchange->gateway = source->gateway;
+  exchange->source = source;
+  exchange->connection = connection;
+  info = MHD_get_connection_info (connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  exchange->conn = info->socket_context;
+  exchange->fd = exchange->conn->fd;
+  /* Read as libsoup's server did: percent-encoding normalised and dot
+   * segments removed, then the path decoded (NULL for an escaped NUL or a
+   * bad escape: answered 400), the query kept encoded. */
+  if (uri[0] == '/')
+    {
+      g_autofree char *absolute = g_strconcat ("http://localhost", uri, NULL);
+
+      exchange->uri = g_uri_parse (absolute, SOUP_HTTP_URI_FLAGS, NULL);
+    }
+  if (exchange->uri != NULL)
+    {
+      exchange->path = g_uri_unescape_string (g_uri_get_path (exchange->uri), NULL);
+      exchange->query = g_uri_get_query (exchange->uri);
+    }
+  return exchange;
+}
+
+static void
+exchange_free (GkExchange *exchange)
+{
+  g_clear_pointer (&exchange->uri, g_uri_unref);
+  g_free (exchange->path);
+  g_clear_pointer (&exchange->request_headers, soup_message_headers_unref);
+  g_clear_pointer (&exchange->response_headers, soup_message_headers_unref);
+  g_clear_pointer (&exchange->response_body, g_bytes_unref);
+  g_clear_pointer (&exchange->body, g_byte_array_unref);
+  g_queue_clear_full (&exchange->out, (GDestroyNotify) g_bytes_unref);
+  g_free (exchange->user_id);
+  g_free (exchange);
+}
+
+static void request_detach (Request *request);
+
+/* The request ended, answered or not (the client left, a timeout, the
+ * gateway stopping). */
+static void
+request_completed_cb (void                            *cls,
+                      struct MHD_Connection           *connection,
+                      void                           **con_cls,
+                      enum MHD_RequestTerminationCode  code)
+{
+  DaemonSource *source = cls;
+  GkGateway *self = source->gateway;
+  GkExchange *exchange = *con_cls;
+
+  if (exchange == NULL)
+    return;
+  *con_cls = NULL;
+  exchange_watch (exchange, FALSE);
+  if (exchange->request != NULL)
+    request_detach (exchange->request);
+  /* On a keep-alive connection the next head is due within the idle
+   * and header timeouts. */
+  exchange->conn->head_deadline =
+    g_get_monotonic_time () + (gint64) (self->idle_timeout_ms + self->header_timeout_ms) * 1000;
+  exchange_free (exchange);
+}
+
+static void exchange_route (GkExchange *exchange);
+
+static enum MHD_Result
+access_cb (void                  *cls,
+           struct MHD_Connection *connection,
+           const char            *url,
+           const char            *method,
+           const char            *version,
+           const char            *upload_data,
+           size_t                *upload_data_size,
+           void                 **con_cls)
+{
+  GkExchange *exchange = *con_cls;
+
+  if (exchange == NULL)
+    return MHD_NO;
+  if (!exchange->head_checked)
+    {
+      exchange->head_checked = TRUE;
+      exchange->method = method;
+      exchange_check_head (exchange);
+      return exchange->status != 0 ? exchange_queue_answer (exchange) : MHD_YES;
+    }
+  if (*upload_data_size > 0)
+    {
+      if (!exchange->abandoned)
+        exchange_take_body (exchange, upload_data, *upload_data_size);
+      *upload_data_size = 0;
+      return exchange->abandoned ? MHD_NO : MHD_YES;
+    }
+  if (exchange->abandoned)
+    return MHD_NO;
+  if (exchange->status == 0 && exchange->request == NULL)
+    exchange_route (exchange);
+  if (exchange->status != 0)
+    return exchange_queue_answer (exchange);
+  if (exchange->request != NULL && !exchange->suspended)
+    {
+      /* The upstream answers later. */
+      exchange->suspended = TRUE;
+      MHD_suspend_connection (connection);
+      exchange_watch (exchange, TRUE);
+    }
+  return MHD_YES;
+}
+
+static gboolean
+daemon_source_prepare (GSource *source,
+                       gint    *timeout)
+{
+  DaemonSource *self = (DaemonSource *) source;
+  MHD_UNSIGNED_LONG_LONG timeout_ms;
+
+  if (self->resumed)
+    {
+      *timeout = 0;
+      return TRUE;
+    }
+  if (MHD_get_timeout (self->daemon, &timeout_ms) != MHD_YES)
+    {
+      *timeout = -1;
+      return FALSE;
+    }
+  *timeout = (gint) MIN (timeout_ms, G_MAXINT);
+  return timeout_ms == 0;
+}
+
+static gboolean
+daemon_source_check (GSource *source)
+{
+  DaemonSource *self = (DaemonSource *) source;
+  MHD_UNSIGNED_LONG_LONG timeout_ms;
+
+  return self->resumed || g_source_query_unix_fd (source, self->tag) != 0 ||
+         (MHD_get_timeout (self->daemon, &timeout_ms) == MHD_YES && timeout_ms == 0);
+}
+
+static gboolean
+daemon_source_dispatch (GSource     *source,
+                        GSourceFunc  callback,
+                        gpointer     user_data)
+{
+  DaemonSource *self = (DaemonSource *) source;
+
+  self->resumed = FALSE;
+  MHD_run (self->daemon);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs daemon_source_funcs = {
+  .prepare = daemon_source_prepare,
+  .check = daemon_source_check,
+  .dispatch = daemon_source_dispatch,
+};
 
 /* ---- Usage scanning over a relayed stream ------------------------------ */
 
@@ -1206,10 +1350,10 @@ gk_gateway_usage_parse_answer (const char   *data,
 
 /* ---- The proxy ---------------------------------------------------------- */
 
-typedef struct
+struct _Request
 {
   GkGateway         *gateway;
-  SoupServerMessage *msg;
+  GkExchange        *exchange;      /* NULL once the client is gone */
   char              *user_id;
   char              *http_method;
   char              *path;          /* for logs: never holds the query */
@@ -1224,7 +1368,6 @@ typedef struct
   GList             *link;          /* in the gateway's requests */
   gint64             deadline;      /* of all attempts; 0 = none */
   gboolean           client_gone;
-  gboolean           answered;
   gint64             received;      /* monotonic µs */
   char              *unavailable;   /* the 503's message when no key could serve */
   const char        *retry_after;   /* with it; NULL = no Retry-After */
@@ -1237,30 +1380,25 @@ typedef struct
   GByteArray        *buffer;
   gsize              buffer_limit;
   gboolean           big_answer;    /* a buffer grew past BIG_ANSWER */
-  gsize              unsent;        /* relayed to libsoup, not yet written */
-  gulong             wrote_id;      /* "wrote-body-data" handler */
   GkUsageScanner     scanner;
   GkRedactor         redactor;      /* over a relayed stream */
-  gboolean           relaying;
 
   /* The last transient failure, relayed when no key is left. */
   guint              last_status;
   GBytes            *last_body;
   char              *last_error;
   GError            *last_failure;  /* GK_UPSTREAM_ERROR's class of @last_error */
-} Request;
+};
 
 static void request_attempt        (Request *request);
-static void request_unwatch_client (Request *request);
 
 static void
 request_free (Request *request)
 {
   request->gateway->in_flight--;
   g_queue_delete_link (&request->gateway->requests, request->link);
-  g_object_set_data (G_OBJECT (request->msg), "gk-gateway-request", NULL);
-  g_clear_signal_handler (&request->wrote_id, request->msg);
-  g_object_unref (request->msg);
+  if (request->exchange != NULL)
+    request->exchange->request = NULL;
   g_free (request->user_id);
   g_free (request->http_method);
   g_free (request->path);
@@ -1555,14 +1693,22 @@ request_track (Request            *request,
   track_done (job);
 }
 
+/* The answer is ready, or there is none to give (the client left) or a
+ * stream was cut short: the connection is then closed. The client's
+ * connection goes back to libmicrohttpd. */
 static void
 request_finish (Request *request)
 {
-  if (!request->answered)
+  GkExchange *exchange = request->exchange;
+
+  if (exchange != NULL)
     {
-      request->answered = TRUE;
-      if (!request->client_gone)
-        soup_server_message_unpause (request->msg);
+      exchange_watch (exchange, FALSE);
+      if (exchange->streaming && !exchange->out_end)
+        exchange->out_abort = TRUE;
+      else if (exchange->status == 0)
+        exchange->abandoned = TRUE;
+      exchange_wake (exchange);
     }
   request_free (request);
 }
@@ -1573,9 +1719,9 @@ request_answer_unavailable (Request *request)
   if (!request->client_gone)
     {
       if (request->retry_after != NULL)
-        soup_message_headers_replace (soup_server_message_get_response_headers (request->msg),
+        soup_message_headers_replace (gk_exchange_get_response_headers (request->exchange),
                                       "Retry-After", request->retry_after);
-      gk_gateway_respond_error (request->msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
+      gk_gateway_respond_error (request->exchange, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
                                 request->unavailable);
     }
   request_finish (request);
@@ -1599,10 +1745,10 @@ request_unavailable (Request    *request,
 }
 
 static void
-copy_response_headers (GkUpstreamCall    *from,
-                       SoupServerMessage *to)
+copy_response_headers (GkUpstreamCall *from,
+                       GkExchange     *to)
 {
-  SoupMessageHeaders *dest = soup_server_message_get_response_headers (to);
+  SoupMessageHeaders *dest = gk_exchange_get_response_headers (to);
   SoupMessageHeadersIter iter;
   const char *name, *value;
 
@@ -1624,7 +1770,7 @@ request_relay_body (Request    *request,
                     const char *data,
                     gsize       len)
 {
-  SoupServerMessage *msg = request->msg;
+  GkExchange *exchange = request->exchange;
 
   if (!request->client_gone)
     {
@@ -1639,24 +1785,17 @@ request_relay_body (Request    *request,
       if (type == NULL)
         type = "application/json; charset=UTF-8";
       if (request->call != NULL)
-        copy_response_headers (request->call, msg);
-      soup_server_message_set_status (msg, status, NULL);
+        copy_response_headers (request->call, exchange);
       if (redacted != NULL)
-        soup_server_message_set_response (msg, type, SOUP_MEMORY_TAKE, redacted, redacted_len);
+        exchange_set_answer (exchange, status, type, g_bytes_new_take (redacted, redacted_len));
       else if (len > 0 && request->buffer != NULL && data == (const char *) request->buffer->data &&
                len == request->buffer->len)
-        {
-          /* The upstream's body itself when it is the buffer read whole:
-           * no copy. */
-          g_autoptr(GBytes) bytes = g_byte_array_free_to_bytes (g_steal_pointer (&request->buffer));
-
-          /* What soup_server_message_set_response() does, with bytes. */
-          soup_message_headers_replace (soup_server_message_get_response_headers (msg),
-                                        "Content-Type", type);
-          soup_message_body_append_bytes (soup_server_message_get_response_body (msg), bytes);
-        }
+        /* The upstream's body itself when it is the buffer read whole:
+         * no copy. */
+        exchange_set_answer (exchange, status, type,
+                             g_byte_array_free_to_bytes (g_steal_pointer (&request->buffer)));
       else
-        soup_server_message_set_response (msg, type, SOUP_MEMORY_COPY, data, len);
+        exchange_set_answer (exchange, status, type, g_bytes_new (data, len));
     }
   request_finish (request);
 }
@@ -1761,7 +1900,7 @@ request_give_up (Request *request)
       gateway_log (self, "%s %s -> %u upstream failure: %s", request->http_method,
                    request->path, failure->status, request->last_error);
       if (!request->client_gone)
-        gk_gateway_respond_error (request->msg, failure->status, failure->google_status,
+        gk_gateway_respond_error (request->exchange, failure->status, failure->google_status,
                                   failure->message);
       request_finish (request);
       return;
@@ -1882,7 +2021,7 @@ static void
 request_stopped (Request *request)
 {
   if (!request->client_gone)
-    gk_gateway_respond_error (request->msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
+    gk_gateway_respond_error (request->exchange, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
                               "The gateway is stopping.");
   request_finish (request);
 }
@@ -1948,6 +2087,7 @@ static void
 relay_to_client (Request *request,
                  GBytes  *bytes)
 {
+  GkExchange *exchange = request->exchange;
   GString *out = g_string_new (NULL);
   gsize len;
 
@@ -1957,12 +2097,24 @@ relay_to_client (Request *request,
   else
     gk_redactor_finish (&request->redactor, out);
   len = out->len;
-  request->unsent += len;
-  if (len > 0)
-    soup_message_body_append (soup_server_message_get_response_body (request->msg),
-                              SOUP_MEMORY_TAKE, g_string_free (out, FALSE), len);
-  else
-    g_string_free (out, TRUE);
+  if (len == 0)
+    {
+      g_string_free (out, TRUE);
+      return;
+    }
+  g_queue_push_tail (&exchange->out, g_string_free_to_bytes (out));
+  exchange->out_len += len;
+  if (exchange->reader_waiting)
+    exchange_wake (exchange);
+}
+
+/* libmicrohttpd took some of a stream: the upstream goes on once the
+ * client caught up. */
+static void
+request_sent_some (Request *request)
+{
+  if (request->call != NULL && request->exchange->out_len <= RELAY_BACKLOG / 2)
+    gk_upstream_call_set_held (request->call, FALSE);
 }
 
 static void
@@ -1971,41 +2123,7 @@ relay_complete (Request *request)
   if (!request->client_gone)
     {
       relay_to_client (request, NULL);
-      soup_message_body_complete (soup_server_message_get_response_body (request->msg));
-    }
-  request_finish (request);
-}
-
-/* The answer was already under way: it cannot move to another key. The
- * connection is closed so that the client sees a truncated answer rather
- * than a complete one. */
-static void
-relay_abort (Request *request)
-{
-  if (!request->client_gone)
-    {
-      GSocket *socket = soup_server_message_get_socket (request->msg);
-      g_autoptr(GIOStream) stream = NULL;
-
-      request->answered = TRUE;
-      /* libsoup looks both addresses up when the connection is stolen,
-       * and warns if the client is gone by then: looked up (and kept)
-       * while it still waits for the answer. */
-      soup_server_message_get_local_address (request->msg);
-      soup_server_message_get_remote_address (request->msg);
-      if (socket != NULL)
-        {
-          /* A chunk-size line cut short: even lenient HTTP readers, which
-           * take a close between two chunks for the end, see an error.
-           * Written on the socket itself, which is then shut for writing:
-           * libsoup ends a chunked body it lets go of with a last chunk,
-           * and that must not reach the client. */
-          g_socket_send (socket, "1", 1, NULL, NULL);
-          g_socket_shutdown (socket, FALSE, TRUE, NULL);
-        }
-      stream = soup_server_message_steal_connection (request->msg);
-      if (stream != NULL)
-        g_io_stream_close (stream, NULL, NULL);
+      request->exchange->out_end = TRUE;
     }
   request_finish (request);
 }
@@ -2023,8 +2141,11 @@ relay_end (Request    *request,
                      relay_complete);
       return;
     }
+  /* The answer was already under way: it cannot move to another key. The
+   * connection is closed (request_finish) so that the client sees a
+   * truncated answer rather than a complete one. */
   message = g_strdup_printf ("Upstream stream broke: %s", error->message);
-  request_track (request, GK_USAGE_ERROR, &request->scanner.usage, NULL, message, relay_abort);
+  request_track (request, GK_USAGE_ERROR, &request->scanner.usage, NULL, message, request_finish);
 }
 
 static void
@@ -2054,49 +2175,30 @@ relay_read_cb (GkUpstreamCall *call,
   if (!request->client_gone)
     {
       relay_to_client (request, bytes);
-      soup_server_message_unpause (request->msg);
-      /* relay_wrote_cb lets the upstream go on once the client caught up. */
-      if (request->unsent > RELAY_BACKLOG)
+      /* request_sent_some lets the upstream go on once the client caught up. */
+      if (request->exchange->out_len > RELAY_BACKLOG)
         gk_upstream_call_set_held (request->call, TRUE);
     }
   gk_upstream_call_read (request->call, relay_read_cb, request);
-}
-
-static void
-relay_wrote_cb (SoupServerMessage *msg,
-                guint              chunk_size,
-                gpointer           user_data)
-{
-  Request *request = user_data;
-
-  request->unsent -= MIN (request->unsent, chunk_size);
-  if (request->call != NULL && request->unsent <= RELAY_BACKLOG / 2)
-    gk_upstream_call_set_held (request->call, FALSE);
 }
 
 /* Starts relaying a successful streamed answer chunk by chunk. */
 static void
 request_start_relay (Request *request)
 {
-  SoupServerMessage *msg = request->msg;
-  SoupMessageHeaders *headers = soup_server_message_get_response_headers (msg);
+  GkExchange *exchange = request->exchange;
   const char *type = soup_message_headers_get_content_type (
     gk_upstream_call_get_response_headers (request->call), NULL);
 
-  request->relaying = TRUE;
-  /* libsoup writes from now on and sees a client leaving itself. */
-  request_unwatch_client (request);
-  copy_response_headers (request->call, msg);
-  soup_server_message_set_status (msg, request->status, NULL);
-  soup_message_headers_set_encoding (headers, SOUP_ENCODING_CHUNKED);
+  copy_response_headers (request->call, exchange);
+  exchange->status = request->status;
+  exchange->streaming = TRUE;
   if (type != NULL)
-    soup_message_headers_replace (headers, "Content-Type", type);
+    soup_message_headers_replace (gk_exchange_get_response_headers (exchange), "Content-Type", type);
   gk_usage_scanner_init (&request->scanner,
                          request->sse || (type != NULL && g_str_has_prefix (type, "text/event-stream")));
   gk_redactor_init (&request->redactor);
-  request->wrote_id = g_signal_connect (msg, "wrote-body-data", G_CALLBACK (relay_wrote_cb),
-                                        request);
-  soup_server_message_unpause (msg);
+  exchange_wake (exchange);
   gk_upstream_call_read (request->call, relay_read_cb, request);
 }
 
@@ -2136,24 +2238,22 @@ copy_request_headers (const GkUpstreamRequest *from,
                                  g_ptr_array_index (from->values, i));
 }
 
-/* The answer is under way: libsoup writes from now on and sees a client
- * leaving itself. */
+/* The client closed its connection: nothing more is sent for it. */
 static void
-request_unwatch_client (Request *request)
+request_client_left (Request *request)
 {
-  ClientConn *conn = conn_of (request->gateway, request->msg);
-
-  if (conn != NULL && conn->state == CONN_BUSY)
-    conn_watch (conn, FALSE);
+  request->client_gone = TRUE;
+  g_cancellable_cancel (request->cancellable);
 }
 
+/* The client's exchange ends before its answer (the connection closed):
+ * the request unwinds on its own. */
 static void
-request_client_left (SoupServerMessage *msg)
+request_detach (Request *request)
 {
-  Request *request = g_object_get_data (G_OBJECT (msg), "gk-gateway-request");
-
-  if (request != NULL)
-    g_cancellable_cancel (request->cancellable);
+  request->exchange->request = NULL;
+  request->exchange = NULL;
+  request_client_left (request);
 }
 
 static void
@@ -2187,7 +2287,7 @@ request_attempt (Request *request)
       /* Not a passing state: the client is told why, without a retry hint. */
       gateway_log (self, "%s %s -> 503 pool budget spent", request->http_method, request->path);
       if (!request->client_gone)
-        gk_gateway_respond_error (request->msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
+        gk_gateway_respond_error (request->exchange, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
                                   error->message);
       request_finish (request);
       return;
@@ -2306,59 +2406,29 @@ gk_gateway_model_from_request (const char *path,
   return NULL;
 }
 
-static void
-request_aborted_cb (SoupServer        *server,
-                    SoupServerMessage *msg,
-                    GkGateway         *self)
-{
-  Request *request = g_object_get_data (G_OBJECT (msg), "gk-gateway-request");
-
-  if (request != NULL)
-    {
-      request->client_gone = TRUE;
-      g_cancellable_cancel (request->cancellable);
-    }
-}
-
-static void
-client_disconnected_cb (SoupServerMessage *msg,
-                        GkGateway         *self)
-{
-  request_aborted_cb (NULL, msg, self);
-}
-
-static void
-request_detach_cb (gpointer data)
-{
-  /* The Request frees itself; this only marks the message as unowned. */
-}
-
 /* Refuses a request the upstream must not see, in Google's error shape. */
 static void
-respond_request_error (GkGateway         *self,
-                       SoupServerMessage *msg,
-                       const char        *path,
-                       const GError      *error)
+respond_request_error (GkExchange   *exchange,
+                       const GError *error)
 {
-  const char *method = soup_server_message_get_method (msg);
   guint code = SOUP_STATUS_BAD_REQUEST;
 
   if (g_error_matches (error, GK_REQUEST_ERROR, GK_REQUEST_ERROR_METHOD))
     {
       code = SOUP_STATUS_METHOD_NOT_ALLOWED;
-      soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+      soup_message_headers_replace (gk_exchange_get_response_headers (exchange),
                                     "Allow", GK_REQUEST_ALLOWED_METHODS);
     }
   else if (g_error_matches (error, GK_REQUEST_ERROR, GK_REQUEST_ERROR_ENCODING))
     code = SOUP_STATUS_UNSUPPORTED_MEDIA_TYPE;
-  gateway_log (self, "%s %s -> %u refused: %s", method, path, code, error->message);
-  gk_gateway_respond_error (msg, code, "INVALID_ARGUMENT", error->message);
+  gateway_log (exchange->gateway, "%s %s -> %u refused: %s", exchange->method, exchange->path,
+               code, error->message);
+  gk_gateway_respond_error (exchange, code, "INVALID_ARGUMENT", error->message);
 }
 
 /* Builds what goes upstream from the client's request (gk-request.c). */
 static gboolean
-build_upstream_request (SoupServerMessage  *msg,
-                        const char         *path,
+build_upstream_request (GkExchange         *exchange,
                         GkUpstreamRequest  *out,
                         GError            **error)
 {
@@ -2367,43 +2437,39 @@ build_upstream_request (SoupServerMessage  *msg,
   g_autoptr(GPtrArray) names = g_ptr_array_new ();
   g_autoptr(GPtrArray) values = g_ptr_array_new ();
 
-  soup_message_headers_iter_init (&iter, soup_server_message_get_request_headers (msg));
+  soup_message_headers_iter_init (&iter, exchange->request_headers);
   while (soup_message_headers_iter_next (&iter, &name, &value))
     {
       g_ptr_array_add (names, (gpointer) name);
       g_ptr_array_add (values, (gpointer) value);
     }
-  return gk_upstream_request_build (out, soup_server_message_get_method (msg), path,
-                                    g_uri_get_query (soup_server_message_get_uri (msg)),
+  return gk_upstream_request_build (out, exchange->method, exchange->path, exchange->query,
                                     names->len, (const char * const *) names->pdata,
                                     (const char * const *) values->pdata, error);
 }
 
 static void
-proxy (GkGateway         *self,
-       SoupServerMessage *msg,
-       const char        *path,
-       ClientState       *state)
+proxy (GkExchange *exchange)
 {
-  GUri *client_uri = soup_server_message_get_uri (msg);
-  const char *client_query = g_uri_get_query (client_uri);
+  GkGateway *self = exchange->gateway;
+  const char *path = exchange->path;
   g_autoptr(GError) error = NULL;
   GkUpstreamRequest upstream;
   Request *request;
 
-  if (!build_upstream_request (msg, path, &upstream, &error))
+  if (!build_upstream_request (exchange, &upstream, &error))
     {
-      respond_request_error (self, msg, path, error);
+      respond_request_error (exchange, error);
       return;
     }
 
   /* A request whose usage cannot be recorded would not be charged. */
   if (self->disk_full)
     {
-      gateway_log (self, "%s %s -> 503 disk full", soup_server_message_get_method (msg), path);
-      soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+      gateway_log (self, "%s %s -> 503 disk full", exchange->method, path);
+      soup_message_headers_replace (gk_exchange_get_response_headers (exchange),
                                     "Retry-After", RETRY_AFTER_DISK_FULL);
-      gk_gateway_respond_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
+      gk_gateway_respond_error (exchange, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
                                 "The disk is full: the gateway cannot record usage, so it "
                                 "forwards no request until space is freed.");
       gk_upstream_request_clear (&upstream);
@@ -2412,9 +2478,9 @@ proxy (GkGateway         *self,
 
   if (self->in_flight >= self->max_in_flight)
     {
-      soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+      soup_message_headers_replace (gk_exchange_get_response_headers (exchange),
                                     "Retry-After", RETRY_AFTER_BUSY);
-      gk_gateway_respond_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
+      gk_gateway_respond_error (exchange, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
                                 "The gateway is busy; try again shortly.");
       gk_upstream_request_clear (&upstream);
       return;
@@ -2423,93 +2489,69 @@ proxy (GkGateway         *self,
   request = g_new0 (Request, 1);
   self->in_flight++;
   request->gateway = self;
+  request->exchange = exchange;
+  exchange->request = request;
   request->received = g_get_monotonic_time ();
-  request->msg = g_object_ref (msg);
-  request->user_id = g_strdup (state->user_id);
-  request->http_method = g_strdup (soup_server_message_get_method (msg));
+  request->user_id = g_strdup (exchange->user_id);
+  request->http_method = g_strdup (exchange->method);
   request->path = g_strdup (path);
   request->upstream = upstream;
-  if (state->body != NULL && state->body->len > 0)
-    request->body = g_byte_array_free_to_bytes (g_steal_pointer (&state->body));
+  if (exchange->body != NULL && exchange->body->len > 0)
+    request->body = g_byte_array_free_to_bytes (g_steal_pointer (&exchange->body));
   request->model = gk_gateway_model_from_request (path, request->body,
                                                   strstr (path, "/openai/") != NULL,
                                                   &request->stream);
   if (request->model == NULL)
     request->model = g_strdup ("");
   request->sse = request->stream && (strstr (path, "/openai/") != NULL ||
-                                     (client_query != NULL &&
-                                      strstr (client_query, "alt=sse") != NULL));
+                                     (exchange->query != NULL &&
+                                      strstr (exchange->query, "alt=sse") != NULL));
   request->exclude = g_array_new (FALSE, FALSE, sizeof (gint64));
   request->cancellable = g_cancellable_new ();
   g_queue_push_tail (&self->requests, request);
   request->link = self->requests.tail;
-  g_object_set_data_full (G_OBJECT (msg), "gk-gateway-request", request, request_detach_cb);
-  /* A paused message whose client leaves is not always reported through
-   * SoupServer::request-aborted. */
-  g_signal_connect (msg, "disconnected", G_CALLBACK (client_disconnected_cb), self);
 
-  soup_server_message_pause (msg);
+  /* Answered now (no key…) or later: access_cb suspends the connection
+   * meanwhile. */
   request_attempt (request);
 }
 
+/* The whole request is here: the admin API, the proxy or 404. */
 static void
-server_handler_cb (SoupServer        *server,
-                   SoupServerMessage *msg,
-                   const char        *path,
-                   GHashTable        *query,
-                   gpointer           user_data)
+exchange_route (GkExchange *exchange)
 {
-  GkGateway *self = user_data;
-  ClientState *state = g_object_get_data (G_OBJECT (msg), client_state_key);
+  GkGateway *self = exchange->gateway;
+  const char *path = exchange->path;
+  GByteArray *body = exchange->body;
   gboolean is_admin;
-
-  if (state == NULL || state->refused)
-    return;
-  if (state->too_large)
-    {
-      soup_message_headers_replace (soup_server_message_get_response_headers (msg),
-                                    "Connection", "close");
-      gk_gateway_respond_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "INVALID_ARGUMENT",
-                                "The request body is larger than the gateway accepts.");
-      return;
-    }
-  /* libsoup reads a chunk size that is not a number ("zz") as 0, the end
-   * of the body, and what follows as trailers: a chunked body that ends
-   * before its first chunk is such a one (no client sends it otherwise). */
-  if (soup_message_headers_get_encoding (soup_server_message_get_request_headers (msg)) ==
-        SOUP_ENCODING_CHUNKED && (state->body == NULL || state->body->len == 0))
-    {
-      soup_message_headers_replace (soup_server_message_get_response_headers (msg),
-                                    "Connection", "close");
-      gk_gateway_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT",
-                                "The chunked request body is not valid.");
-      return;
-    }
 
   is_admin = g_str_equal (path, ADMIN_PREFIX) || g_str_has_prefix (path, ADMIN_PREFIX "/");
   /* The bodies the gateway parses itself: json-glib recurses once per
    * level, so a deep one would overflow the stack. */
-  if ((is_admin || strstr (path, "/openai/") != NULL) && state->body != NULL &&
-      !gk_json_depth_ok ((const char *) state->body->data, state->body->len,
-                         GK_REQUEST_MAX_JSON_DEPTH))
+  if ((is_admin || strstr (path, "/openai/") != NULL) && body != NULL &&
+      !gk_json_depth_ok ((const char *) body->data, body->len, GK_REQUEST_MAX_JSON_DEPTH))
     {
-      gk_gateway_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT",
+      gk_gateway_respond_error (exchange, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT",
                                 "The JSON body nests too deeply.");
       return;
     }
 
   if (is_admin)
     {
-      if (g_strcmp0 (state->user_id, ADMIN_TOKEN_NAME) != 0)
+      g_autoptr(GHashTable) query = NULL;
+
+      if (g_strcmp0 (exchange->user_id, ADMIN_TOKEN_NAME) != 0)
         {
-          gk_gateway_respond_error (msg, SOUP_STATUS_FORBIDDEN, "PERMISSION_DENIED",
+          gk_gateway_respond_error (exchange, SOUP_STATUS_FORBIDDEN, "PERMISSION_DENIED",
                                     "The admin API needs the token named \"admin\".");
           return;
         }
+      if (exchange->query != NULL)
+        query = g_uri_parse_params (exchange->query, -1, "&", G_URI_PARAMS_WWW_FORM, NULL);
       /* The admin API acts for its token, in the audit log. */
-      gk_audit_push_actor (state->user_id);
-      gk_gateway_admin_handle (self->key_store, self->pool, msg, path + strlen (ADMIN_PREFIX),
-                               query, state->body);
+      gk_audit_push_actor (exchange->user_id);
+      gk_gateway_admin_handle (self->key_store, self->pool, exchange, path + strlen (ADMIN_PREFIX),
+                               query, body != NULL && body->len > 0 ? body : NULL);
       gk_audit_pop_actor ();
       return;
     }
@@ -2517,65 +2559,91 @@ server_handler_cb (SoupServer        *server,
   if (g_str_has_prefix (path, "/v1beta/") || g_str_has_prefix (path, "/v1/") ||
       g_str_has_prefix (path, "/upload/v1beta/"))
     {
-      proxy (self, msg, path, state);
+      proxy (exchange);
       return;
     }
 
-  gk_gateway_respond_error (msg, SOUP_STATUS_NOT_FOUND, "NOT_FOUND",
+  gk_gateway_respond_error (exchange, SOUP_STATUS_NOT_FOUND, "NOT_FOUND",
                             "Not found: the gateway serves /v1beta/, /v1/ and /admin/gemini-keys/.");
 }
 
 /* ---- The gateway thread ------------------------------------------------- */
 
-/* Listens on @address:@port with a backlog of LISTEN_BACKLOG: libsoup's
- * own listeners keep GSocket's default of 10, and a burst of clients
- * beyond that waits for SYN retries instead of being served (or refused
- * with 503 past the in-flight cap). */
-static gboolean
-listen_socket (SoupServer    *server,
-               GInetAddress  *address,
-               guint          port,
-               guint         *bound_port,
-               GError       **error)
+static DaemonSource *
+daemon_source_new (GkGateway                *self,
+                   const struct sockaddr    *address,
+                   GError                  **error)
 {
-  g_autoptr(GSocket) socket = NULL;
-  g_autoptr(GSocketAddress) socket_address = NULL;
-  g_autoptr(GSocketAddress) local = NULL;
+  DaemonSource *source = (DaemonSource *) g_source_new (&daemon_source_funcs, sizeof (DaemonSource));
+  const union MHD_DaemonInfo *info;
 
-  socket = g_socket_new (g_inet_address_get_family (address), G_SOCKET_TYPE_STREAM,
-                         G_SOCKET_PROTOCOL_TCP, error);
-  if (socket == NULL)
-    return FALSE;
-  socket_address = g_inet_socket_address_new (address, (guint16) port);
-  if (!g_socket_bind (socket, socket_address, TRUE, error))
-    return FALSE;
-  g_socket_set_listen_backlog (socket, LISTEN_BACKLOG);
-  if (!g_socket_listen (socket, error))
-    return FALSE;
-  local = g_socket_get_local_address (socket, error);
-  if (local == NULL)
-    return FALSE;
-  if (bound_port != NULL)
-    *bound_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
-  return soup_server_listen_socket (server, socket, 0, error);
+  source->gateway = self;
+  /* No thread of its own: the gateway's main loop drives it. Strict with
+   * clients; a backlog of LISTEN_BACKLOG, so that a burst of clients is
+   * served (or refused with 503 past the in-flight cap) rather than left
+   * to SYN retries. */
+  source->daemon = MHD_start_daemon (MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
+                                     access_cb, source,
+                                     MHD_OPTION_SOCK_ADDR, address,
+                                     MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int) LISTEN_BACKLOG,
+                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned int) MAX_CONNECTIONS,
+                                     MHD_OPTION_CONNECTION_TIMEOUT,
+                                     (unsigned int) ((self->idle_timeout_ms + 999) / 1000),
+                                     MHD_OPTION_STRICT_FOR_CLIENT, (int) 1,
+                                     MHD_OPTION_URI_LOG_CALLBACK, request_line_cb, source,
+                                     MHD_OPTION_NOTIFY_COMPLETED, request_completed_cb, source,
+                                     MHD_OPTION_NOTIFY_CONNECTION, connection_cb, source,
+                                     MHD_OPTION_END);
+  if (source->daemon == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno), "%s", g_strerror (errno));
+      g_source_unref ((GSource *) source);
+      return NULL;
+    }
+  info = MHD_get_daemon_info (source->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+  source->tag = g_source_add_unix_fd ((GSource *) source, info->epoll_fd, G_IO_IN);
+  /* GLib takes the descriptors of a source that cannot recurse out of the
+   * poll for each dispatch and puts them back after, each time with a
+   * wakeup write and another main loop iteration; nothing here iterates
+   * the context from within a dispatch. */
+  g_source_set_can_recurse ((GSource *) source, TRUE);
+  g_source_set_name ((GSource *) source, "gk-gateway-http");
+  g_source_attach ((GSource *) source, self->context);
+  return source;
+}
+
+static void
+daemon_source_free (DaemonSource *source)
+{
+  MHD_stop_daemon (source->daemon);
+  g_source_destroy ((GSource *) source);
+  g_source_unref ((GSource *) source);
+}
+
+static guint
+daemon_port (DaemonSource *source)
+{
+  return MHD_get_daemon_info (source->daemon, MHD_DAEMON_INFO_BIND_PORT)->port;
 }
 
 static gboolean
 listen_loopback (GkGateway  *self,
-                 SoupServer *server,
                  GError    **error)
 {
   const char *address = self->start_address;
   g_autoptr(GError) local_error = NULL;
   g_autoptr(GInetAddress) inet = NULL;
-  guint port = 0;
+  g_autoptr(GSocketAddress) socket_address = NULL;
+  struct sockaddr_storage native;
 
   if (address == NULL || g_ascii_strcasecmp (address, "localhost") == 0)
     {
-      g_autoptr(GInetAddress) ipv4 = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-      g_autoptr(GInetAddress) ipv6 = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV6);
+      struct sockaddr_in ipv4 = { .sin_family = AF_INET, .sin_port = htons (self->start_port) };
+      struct sockaddr_in6 ipv6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
 
-      if (!listen_socket (server, ipv4, self->start_port, &port, &local_error))
+      ipv4.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+      self->daemons[0] = daemon_source_new (self, (struct sockaddr *) &ipv4, &local_error);
+      if (self->daemons[0] == NULL)
         {
           g_set_error (error, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_ADDRESS,
                        "Cannot listen on port %u: %s", self->start_port, local_error->message);
@@ -2583,13 +2651,22 @@ listen_loopback (GkGateway  *self,
         }
       /* ::1 too when the machine has IPv6, on the same port; without it,
        * IPv4 alone. */
-      if (!listen_socket (server, ipv6, port, NULL, &local_error))
-        g_debug ("Not listening on [::1]:%u: %s", port, local_error->message);
+      ipv6.sin6_port = htons (daemon_port (self->daemons[0]));
+      self->daemons[1] = daemon_source_new (self, (struct sockaddr *) &ipv6, &local_error);
+      if (self->daemons[1] == NULL)
+        g_debug ("Not listening on [::1]:%u: %s", daemon_port (self->daemons[0]),
+                 local_error->message);
       return TRUE;
     }
 
   inet = g_inet_address_new_from_string (address);
-  if (inet == NULL || !listen_socket (server, inet, self->start_port, NULL, &local_error))
+  if (inet != NULL)
+    {
+      socket_address = g_inet_socket_address_new (inet, (guint16) self->start_port);
+      if (g_socket_address_to_native (socket_address, &native, sizeof native, &local_error))
+        self->daemons[0] = daemon_source_new (self, (struct sockaddr *) &native, &local_error);
+    }
+  if (self->daemons[0] == NULL)
     {
       g_set_error (error, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_ADDRESS,
                    "Cannot listen on %s port %u: %s", address, self->start_port,
@@ -2633,29 +2710,25 @@ gateway_thread (gpointer data)
   GkGateway *self = data;
   g_autoptr(GError) error = NULL;
   g_autoptr(GError) upstream_error = NULL;
-  GSList *uris;
 
   g_main_context_push_thread_default (self->context);
 
-  self->connections = g_hash_table_new_full (NULL, NULL, NULL, conn_destroy);
-  self->server = soup_server_new ("server-header", "gemini-keys-gateway", NULL);
-  soup_server_add_early_handler (self->server, NULL, early_handler_cb, self, NULL);
-  soup_server_add_handler (self->server, NULL, server_handler_cb, self, NULL);
-  g_signal_connect (self->server, "request-aborted", G_CALLBACK (request_aborted_cb), self);
-  g_signal_connect (self->server, "request-started", G_CALLBACK (request_started_cb), self);
-  g_signal_connect (self->server, "request-finished", G_CALLBACK (request_finished_cb), self);
+  self->hangup_epoll = epoll_create1 (EPOLL_CLOEXEC);
+  self->hangup_source = g_unix_fd_source_new (self->hangup_epoll, G_IO_IN);
+  g_source_set_callback (self->hangup_source, G_SOURCE_FUNC (hangup_cb), self, NULL);
+  g_source_attach (self->hangup_source, self->context);
+  self->sweep_source = g_timeout_source_new (HEAD_SWEEP_MS);
+  g_source_set_callback (self->sweep_source, head_sweep_cb, self, NULL);
+  g_source_attach (self->sweep_source, self->context);
 
   self->upstream_client = gk_upstream_new (self->upstream, self->timeout_s,
                                            "gemini-keys-gateway/" PACKAGE_VERSION, &upstream_error);
   if (self->upstream_client == NULL)
     g_set_error (&error, GK_GATEWAY_ERROR, GK_GATEWAY_ERROR_UPSTREAM, "Invalid upstream “%s”: %s",
                  self->upstream, upstream_error->message);
-  else if (listen_loopback (self, self->server, &error))
+  else if (listen_loopback (self, &error))
     {
-      uris = soup_server_get_uris (self->server);
-      self->port = uris ? g_uri_get_port (uris->data) : 0;
-      g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
-
+      self->port = daemon_port (self->daemons[0]);
       self->allowed_hosts = g_new0 (char *, 4);
       self->allowed_hosts[0] = g_strdup_printf ("127.0.0.1:%u", self->port);
       self->allowed_hosts[1] = g_strdup_printf ("localhost:%u", self->port);
@@ -2679,7 +2752,14 @@ gateway_thread (gpointer data)
 
       /* Stop: refuse new clients, cancel what is in flight and let the
        * requests unwind (they write their usage rows) before freeing. */
-      soup_server_disconnect (self->server);
+      for (guint i = 0; i < G_N_ELEMENTS (self->daemons); i++)
+        if (self->daemons[i] != NULL)
+          {
+            MHD_socket listener = MHD_quiesce_daemon (self->daemons[i]->daemon);
+
+            if (listener != MHD_INVALID_SOCKET)
+              close (listener);
+          }
       {
         g_autoptr(GPtrArray) cancellables = g_ptr_array_new_with_free_func (g_object_unref);
 
@@ -2697,11 +2777,30 @@ gateway_thread (gpointer data)
         ;
     }
 
+  /* Requests still waiting lose their client. */
+  for (GList *l = self->requests.head; l != NULL; l = l->next)
+    {
+      Request *request = l->data;
+
+      if (request->exchange != NULL)
+        {
+          GkExchange *exchange = request->exchange;
+
+          request_detach (request);
+          exchange->abandoned = TRUE;
+          exchange_wake (exchange);
+        }
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (self->daemons); i++)
+    g_clear_pointer (&self->daemons[i], daemon_source_free);
   g_clear_pointer (&self->upstream_client, gk_upstream_free);
-  g_clear_pointer (&self->connections, g_hash_table_unref);
-  g_clear_object (&self->server);
   g_clear_pointer (&self->loop, g_main_loop_unref);
   g_clear_pointer (&self->allowed_hosts, g_strfreev);
+  g_source_destroy (self->sweep_source);
+  g_clear_pointer (&self->sweep_source, g_source_unref);
+  g_source_destroy (self->hangup_source);
+  g_clear_pointer (&self->hangup_source, g_source_unref);
+  close (self->hangup_epoll);
   while (g_main_context_iteration (self->context, FALSE))
     ;
   g_main_context_pop_thread_default (self->context);

@@ -1,4 +1,4 @@
-/* gk-gateway.h: the local gateway (libsoup-3 server + upstream client).
+/* gk-gateway.h: the local gateway (libmicrohttpd server + upstream client).
  *
  * Runs in the GUI process (toggle in Preferences) or headless
  * (`gemini-keysctl serve`). Listens on loopback only.

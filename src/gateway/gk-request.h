@@ -39,7 +39,7 @@ typedef struct
 } GkUpstreamRequest;
 
 /* Builds the upstream request from the client's @method, @path (decoded,
- * as SoupServer hands it to handlers), @query (raw, as on the request line,
+ * with dot segments removed), @query (encoded, as on the request line,
  * may be NULL) and its @n_headers headers (@names, @values).
  *
  * Only the headers of the allow-list are kept (see gk-request.c); the

@@ -904,6 +904,11 @@ gk_upstream_new (const char  *base_url,
 
   self->source = g_source_new (&multi_source_funcs, sizeof (MultiSource));
   ((MultiSource *) self->source)->upstream = self;
+  /* A source that cannot recurse has its descriptors taken out of the
+   * poll for each dispatch and put back after, each time with a wakeup
+   * write and another main loop iteration: this one is never dispatched
+   * from within itself (no nested main loop). */
+  g_source_set_can_recurse (self->source, TRUE);
   g_source_set_name (self->source, "gk-upstream");
   g_source_attach (self->source, g_main_context_get_thread_default ());
 

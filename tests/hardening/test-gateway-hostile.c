@@ -757,10 +757,12 @@ test_framing (Fixture       *f,
       guint status = exchange (f, raw, strlen (raw), &response, NULL);
 
       g_test_message ("%s -> %u", cases[i].name, status);
-      /* libsoup itself answers an unknown transfer coding with 501, as
-       * RFC 9112 asks. */
+      /* An unknown transfer coding is answered 501, as RFC 9112 asks; a
+       * length past what the server can count, 413 (by libmicrohttpd). */
       if (strstr (cases[i].headers, "gzip") != NULL)
         g_assert_cmpuint (status, ==, 501);
+      else if (strstr (cases[i].name, "huge") != NULL)
+        g_assert_cmpuint (status, ==, 413);
       else
         g_assert_cmpuint (status, ==, 400);
     }
