@@ -353,6 +353,13 @@ gk_compare_view_init (GkCompareView *self)
   add_columns (self);
   align_titles (self);
   gtk_sort_list_model_set_sorter (self->sorted, gtk_column_view_get_sorter (self->column_view));
+  /* Busiest first, as in the chart. */
+  {
+    g_autoptr(GtkColumnViewColumn) requests =
+      g_list_model_get_item (gtk_column_view_get_columns (self->column_view), COLUMN_REQUESTS);
+
+    gtk_column_view_sort_by_column (self->column_view, requests, GTK_SORT_DESCENDING);
+  }
   selection = gtk_no_selection_new (G_LIST_MODEL (g_object_ref (self->sorted)));
   gtk_column_view_set_model (self->column_view, GTK_SELECTION_MODEL (selection));
 

@@ -66,6 +66,21 @@ static const char * const models[] = {
 
 static const char * const users[] = { "alice", "build-bot", "notebook", "support-app" };
 
+/* How many days ago the key at @i was added. */
+static int
+added_days (guint i)
+{
+  return fixture_keys[i].added_days > 0 ? fixture_keys[i].added_days : HISTORY_DAYS;
+}
+
+static int
+oldest_first_cb (gconstpointer a,
+                 gconstpointer b,
+                 gpointer      user_data)
+{
+  return added_days (*(const guint *) b) - added_days (*(const guint *) a);
+}
+
 /* A well-formed but never issued key: "AIza" + 35 characters. */
 static char *
 fake_api_key (guint n)
@@ -178,6 +193,7 @@ main (int   argc,
   g_autoptr(GkKeyStore) store = NULL;
   g_autoptr(GkPool) pool = NULL;
   gint64 ids[G_N_ELEMENTS (fixture_keys)];
+  guint order[G_N_ELEMENTS (fixture_keys)];
   gint64 now = g_get_real_time () / G_USEC_PER_SEC;
   guint request = 0;
 
@@ -200,15 +216,19 @@ main (int   argc,
 
   secrets = gk_secret_store_new_for_file (key_file);
   master_key = gk_secret_store_unlock (secrets, db, NULL, &error);
-  if (master_key == NULL || !gk_hygiene_mark_master_key_created (db, &error) ||
-      !gk_spend_set_pool_budget (db, POOL_BUDGET_USD, &error))
+  if (master_key == NULL || !gk_hygiene_mark_master_key_created (db, &error))
     goto fail;
 
   store = gk_key_store_new (db, master_key);
   pool = gk_pool_new (db, NULL);
 
+  /* Added oldest first, as the audit log then tells. */
   for (guint i = 0; i < G_N_ELEMENTS (fixture_keys); i++)
+    order[i] = i;
+  g_qsort_with_data (order, G_N_ELEMENTS (order), sizeof order[0], oldest_first_cb, NULL);
+  for (guint n = 0; n < G_N_ELEMENTS (order); n++)
     {
+      guint i = order[n];
       const FixtureKey *fk = &fixture_keys[i];
       g_autofree char *api_key = fake_api_key (i + 1);
       GkKeySpec spec;
@@ -224,7 +244,7 @@ main (int   argc,
       spec.limits[GK_QUOTA_SLOT_DAILY_REQUESTS] = fk->rpd;
       spec.limits[GK_QUOTA_SLOT_MINUTE_REQUESTS] = fk->rpm;
       spec.monthly_budget_usd = fk->budget;
-      gk_clock_set (clock, now - (fk->added_days > 0 ? fk->added_days : HISTORY_DAYS) * 86400);
+      gk_clock_set (clock, now - added_days (i) * 86400);
       /* Kept out of the week's traffic; used once at the end. */
       spec.active = i < KEY_NIGHTLY;
       ids[i] = gk_key_store_add (store, &spec, api_key, &error);
@@ -251,6 +271,8 @@ main (int   argc,
       goto fail;
   }
   gk_clock_set (clock, now - HISTORY_DAYS * 86400);
+  if (!gk_spend_set_pool_budget (db, POOL_BUDGET_USD, &error))
+    goto fail;
 
   /* A week of traffic: busier on later days, a few failures, two
    * rotations by hand and the automatic ones the 429s cause. */
