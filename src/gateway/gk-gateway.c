@@ -78,6 +78,9 @@
 #define HEAD_SWEEP_MS          250
 /* Client connections open at once; more wait in the listen backlog. */
 #define MAX_CONNECTIONS        16384
+/* Memory of a client connection (libmicrohttpd's pool, for a request head
+ * and then the answer's): room for the largest upstream head relayed. */
+#define CONNECTION_MEMORY      (GK_UPSTREAM_HEAD_LIMIT + 32 * 1024)
 /* 18 digits always fit in a goffset. */
 #define MAX_CONTENT_LENGTH_DIGITS 18
 
@@ -2587,6 +2590,7 @@ daemon_source_new (GkGateway                *self,
                                      MHD_OPTION_SOCK_ADDR, address,
                                      MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int) LISTEN_BACKLOG,
                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned int) MAX_CONNECTIONS,
+                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY,
                                      MHD_OPTION_CONNECTION_TIMEOUT,
                                      (unsigned int) ((self->idle_timeout_ms + 999) / 1000),
                                      MHD_OPTION_STRICT_FOR_CLIENT, (int) 1,

@@ -28,6 +28,7 @@
 #include <json-glib/json-glib.h>
 
 #include "gk-gateway.h"
+#include "gk-upstream.h"
 #include "hardening-util.h"
 
 #define GENERATE_PATH "/v1beta/models/gemini-2.5-flash:generateContent"
@@ -1207,6 +1208,40 @@ test_redaction_stream (Fixture       *f,
   g_assert_nonnull (strstr (body->str, "data: {\"text\":\"[REDACTED] [REDACTED]\"}\r\n\r\n"));
 }
 
+/* An upstream head near the limit the gateway takes (GK_UPSTREAM_HEAD_LIMIT,
+ * GK_UPSTREAM_HEADER_COUNT_LIMIT) is relayed whole: the gateway's server
+ * has room for an answer head that large. */
+static void
+test_big_upstream_head (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(GString) head = g_string_new ("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                          "Connection: close\r\n");
+  g_autofree char *pad = g_strnfill (550, 'p');
+  g_autofree char *answer = NULL;
+  g_autofree char *raw = NULL;
+  g_autoptr(GString) response = NULL;
+  const char *pieces[2] = { NULL, NULL };
+  guint status;
+
+  for (guint i = 0; i < 90; i++)
+    g_string_append_printf (head, "X-Pad-%02u: %s\r\n", i, pad);
+  g_assert_cmpuint (head->len, >, 48 * 1024);
+  g_assert_cmpuint (head->len, <, GK_UPSTREAM_HEAD_LIMIT);
+  answer = g_strdup_printf ("%sContent-Length: %zu\r\n\r\n%s", head->str, strlen (OK_ANSWER),
+                            OK_ANSWER);
+  pieces[0] = answer;
+  add_pool_key (f, POOL_KEY);
+  start_gateway (f, pieces, 0);
+
+  raw = request_text (f, "POST", GENERATE_PATH, f->token, NULL, SMALL_BODY);
+  status = exchange (f, raw, strlen (raw), &response, NULL);
+  g_assert_cmpuint (status, ==, 200);
+  g_assert_nonnull (strstr (response->str, "X-Pad-00: "));
+  g_assert_nonnull (strstr (response->str, "X-Pad-89: "));
+  g_assert_nonnull (strstr (response->str, OK_ANSWER));
+}
+
 /* An upstream error with no body at all. */
 static void
 test_empty_error (Fixture       *f,
@@ -1483,6 +1518,7 @@ main (int   argc,
   ADD ("/hardening/hostile/redaction-whole", test_redaction_whole);
   ADD ("/hardening/hostile/redaction-stream", test_redaction_stream);
   ADD ("/hardening/hostile/empty-error", test_empty_error);
+  ADD ("/hardening/hostile/big-upstream-head", test_big_upstream_head);
   ADD ("/hardening/hostile/admin-input", test_admin_input);
 #undef ADD
   return g_test_run ();
