@@ -70,15 +70,15 @@ query_int (GkDatabase *db,
            const char *sql)
 {
   g_autoptr(GError) error = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 value;
 
   gk_database_lock (db);
   stmt = gk_database_prepare (db, sql, &error);
   g_assert_no_error (error);
-  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
-  value = sqlite3_column_int64 (stmt, 0);
-  sqlite3_reset (stmt);
+  g_assert_cmpint (gk_sql_step (stmt), ==, GK_SQL_ROW);
+  value = gk_sql_column_int64 (stmt, 0);
+  gk_sql_reset (stmt);
   gk_database_unlock (db);
   return value;
 }
@@ -89,11 +89,12 @@ add_key (GkDatabase *db,
          gboolean    deleted)
 {
   g_autofree char *uuid = g_uuid_string_random ();
+  g_autofree char *sql = g_strdup_printf ("INSERT INTO gemini_api_keys (uuid, name, key_hint,"
+                                          " created_at, updated_at, deleted_at)"
+                                          " VALUES ('%s', '%s', 'wxyz', 0, 0, %s) RETURNING id",
+                                          uuid, name, deleted ? "1" : "NULL");
 
-  run_sql (db, "INSERT INTO gemini_api_keys (uuid, name, key_hint, created_at, updated_at,"
-               " deleted_at) VALUES ('%s', '%s', 'wxyz', 0, 0, %s)",
-           uuid, name, deleted ? "1" : "NULL");
-  return sqlite3_last_insert_rowid (gk_database_get_handle (db));
+  return query_int (db, sql);
 }
 
 /* One usage row; @latency_ms < 0 for none. */
@@ -271,18 +272,18 @@ compare_from_log (GkDatabase *db,
   GString *out = g_string_new (NULL);
   g_autoptr(GPtrArray) keys = g_ptr_array_new ();
   g_autoptr(GPtrArray) deleted = g_ptr_array_new ();
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
 
   gk_database_lock (db);
   stmt = gk_database_prepare (db, "SELECT id, deleted_at IS NOT NULL FROM gemini_api_keys"
                                   " ORDER BY id", &error);
   g_assert_no_error (error);
-  while (sqlite3_step (stmt) == SQLITE_ROW)
+  while (gk_sql_step (stmt) == GK_SQL_ROW)
     {
-      g_ptr_array_add (keys, GINT_TO_POINTER (sqlite3_column_int (stmt, 0)));
-      g_ptr_array_add (deleted, GINT_TO_POINTER (sqlite3_column_int (stmt, 1)));
+      g_ptr_array_add (keys, GINT_TO_POINTER (gk_sql_column_int64 (stmt, 0)));
+      g_ptr_array_add (deleted, GINT_TO_POINTER (gk_sql_column_int64 (stmt, 1)));
     }
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
   gk_database_unlock (db);
 
   for (guint k = 0; k < keys->len; k++)
@@ -298,25 +299,25 @@ compare_from_log (GkDatabase *db,
                                   " WHERE key_id = ?1 AND created_at >= ?2",
                                   &error);
       g_assert_no_error (error);
-      sqlite3_bind_int (stmt, 1, key);
-      sqlite3_bind_int64 (stmt, 2, since);
-      g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+      gk_sql_bind_int64 (stmt, 1, key);
+      gk_sql_bind_int64 (stmt, 2, since);
+      g_assert_cmpint (gk_sql_step (stmt), ==, GK_SQL_ROW);
       /* A deleted key is listed for its requests only. */
-      if (GPOINTER_TO_INT (deleted->pdata[k]) && sqlite3_column_int64 (stmt, 0) == 0)
+      if (GPOINTER_TO_INT (deleted->pdata[k]) && gk_sql_column_int64 (stmt, 0) == 0)
         {
-          sqlite3_reset (stmt);
+          gk_sql_reset (stmt);
           gk_database_unlock (db);
           continue;
         }
       g_string_append_printf (out, "%d: %" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %"
                               G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT
-                              " %.6f", key, (gint64) sqlite3_column_int64 (stmt, 0),
-                              (gint64) sqlite3_column_int64 (stmt, 1),
-                              (gint64) sqlite3_column_int64 (stmt, 2),
-                              (gint64) sqlite3_column_int64 (stmt, 3),
-                              (gint64) sqlite3_column_int64 (stmt, 4),
-                              sqlite3_column_double (stmt, 5));
-      sqlite3_reset (stmt);
+                              " %.6f", key, (gint64) gk_sql_column_int64 (stmt, 0),
+                              (gint64) gk_sql_column_int64 (stmt, 1),
+                              (gint64) gk_sql_column_int64 (stmt, 2),
+                              (gint64) gk_sql_column_int64 (stmt, 3),
+                              (gint64) gk_sql_column_int64 (stmt, 4),
+                              gk_sql_column_double (stmt, 5));
+      gk_sql_reset (stmt);
       stmt = gk_database_prepare (db,
                                   "SELECT " GK_ROLLUP_LATENCY_BUCKET_SQL ("latency_ms")
                                   ", count(*) FROM gemini_key_usage_log WHERE key_id = ?1"
@@ -324,11 +325,11 @@ compare_from_log (GkDatabase *db,
                                   " AND latency_ms > 0 GROUP BY 1",
                                   &error);
       g_assert_no_error (error);
-      sqlite3_bind_int (stmt, 1, key);
-      sqlite3_bind_int64 (stmt, 2, since);
-      while (sqlite3_step (stmt) == SQLITE_ROW)
-        hist[sqlite3_column_int (stmt, 0)] = sqlite3_column_int64 (stmt, 1);
-      sqlite3_reset (stmt);
+      gk_sql_bind_int64 (stmt, 1, key);
+      gk_sql_bind_int64 (stmt, 2, since);
+      while (gk_sql_step (stmt) == GK_SQL_ROW)
+        hist[gk_sql_column_int64 (stmt, 0)] = gk_sql_column_int64 (stmt, 1);
+      gk_sql_reset (stmt);
       gk_database_unlock (db);
       g_string_append_printf (out, " %.3f %.3f\n", gk_insights_latency_percentile (hist, 0.5),
                               gk_insights_latency_percentile (hist, 0.95));

@@ -747,16 +747,16 @@ query_for_key (GkDatabase *db,
                gint64      id)
 {
   g_autoptr(GError) error = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 value = -1;
 
   gk_database_lock (db);
   stmt = gk_database_prepare (db, sql, &error);
   g_assert_no_error (error);
-  sqlite3_bind_int64 (stmt, 1, id);
-  if (sqlite3_step (stmt) == SQLITE_ROW)
-    value = sqlite3_column_int64 (stmt, 0);
-  sqlite3_reset (stmt);
+  gk_sql_bind_int64 (stmt, 1, id);
+  if (gk_sql_step (stmt) == GK_SQL_ROW)
+    value = gk_sql_column_int64 (stmt, 0);
+  gk_sql_reset (stmt);
   gk_database_unlock (db);
   return value;
 }

@@ -116,7 +116,7 @@ insert_row (GkDatabase *db,
   g_autofree char *name = g_strdup_printf ("key %u", n);
   g_autofree char *fingerprint = gk_crypto_fingerprint (master_key, api_key);
   g_autoptr(GBytes) blob = gk_crypto_encrypt (master_key, uuid, api_key, strlen (api_key), &error);
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 id;
 
   g_assert_no_error (error);
@@ -124,18 +124,16 @@ insert_row (GkDatabase *db,
   stmt = gk_database_prepare (db,
                               "INSERT INTO gemini_api_keys (uuid, name, api_key_encrypted,"
                               " key_fingerprint, key_hint, created_at, updated_at)"
-                              " VALUES (?1, ?2, ?3, ?4, ?5, 0, 0)",
+                              " VALUES (?1, ?2, ?3, ?4, ?5, 0, 0) RETURNING id",
                               &error);
   g_assert_no_error (error);
-  sqlite3_bind_text (stmt, 1, uuid, -1, SQLITE_STATIC);
-  sqlite3_bind_text (stmt, 2, name, -1, SQLITE_STATIC);
-  sqlite3_bind_blob (stmt, 3, g_bytes_get_data (blob, NULL), (int) g_bytes_get_size (blob),
-                     SQLITE_STATIC);
-  sqlite3_bind_text (stmt, 4, fingerprint, -1, SQLITE_STATIC);
-  sqlite3_bind_text (stmt, 5, api_key + strlen (api_key) - 4, -1, SQLITE_STATIC);
-  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_DONE);
-  sqlite3_reset (stmt);
-  id = sqlite3_last_insert_rowid (gk_database_get_handle (db));
+  gk_sql_bind_text (stmt, 1, uuid, -1);
+  gk_sql_bind_text (stmt, 2, name, -1);
+  gk_sql_bind_blob (stmt, 3, g_bytes_get_data (blob, NULL), (int) g_bytes_get_size (blob));
+  gk_sql_bind_text (stmt, 4, fingerprint, -1);
+  gk_sql_bind_text (stmt, 5, api_key + strlen (api_key) - 4, -1);
+  id = gk_database_step_insert (db, stmt, "insert", &error);
+  g_assert_no_error (error);
   gk_database_unlock (db);
   return id;
 }
@@ -148,7 +146,7 @@ decrypt_row (GkDatabase *db,
              char      **fingerprint_out)
 {
   g_autoptr(GBytes) plain = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   char *result = NULL;
 
   gk_database_lock (db);
@@ -157,14 +155,14 @@ decrypt_row (GkDatabase *db,
                               " FROM gemini_api_keys WHERE id = ?1",
                               NULL);
   g_assert_nonnull (stmt);
-  sqlite3_bind_int64 (stmt, 1, id);
-  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
-  plain = gk_crypto_decrypt (master_key, (const char *) sqlite3_column_text (stmt, 0),
-                             sqlite3_column_blob (stmt, 1),
-                             (gsize) sqlite3_column_bytes (stmt, 1), NULL);
+  gk_sql_bind_int64 (stmt, 1, id);
+  g_assert_cmpint (gk_sql_step (stmt), ==, GK_SQL_ROW);
+  plain = gk_crypto_decrypt (master_key, gk_sql_column_text (stmt, 0),
+                             gk_sql_column_blob (stmt, 1),
+                             (gsize) gk_sql_column_bytes (stmt, 1), NULL);
   if (fingerprint_out != NULL)
-    *fingerprint_out = g_strdup ((const char *) sqlite3_column_text (stmt, 2));
-  sqlite3_reset (stmt);
+    *fingerprint_out = g_strdup (gk_sql_column_text (stmt, 2));
+  gk_sql_reset (stmt);
   gk_database_unlock (db);
 
   if (plain != NULL)
@@ -176,16 +174,16 @@ static GBytes *
 row_blob (GkDatabase *db,
           gint64      id)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   GBytes *blob;
 
   gk_database_lock (db);
   stmt = gk_database_prepare (db, "SELECT api_key_encrypted FROM gemini_api_keys WHERE id = ?1",
                               NULL);
-  sqlite3_bind_int64 (stmt, 1, id);
-  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
-  blob = g_bytes_new (sqlite3_column_blob (stmt, 0), (gsize) sqlite3_column_bytes (stmt, 0));
-  sqlite3_reset (stmt);
+  gk_sql_bind_int64 (stmt, 1, id);
+  g_assert_cmpint (gk_sql_step (stmt), ==, GK_SQL_ROW);
+  blob = g_bytes_new (gk_sql_column_blob (stmt, 0), (gsize) gk_sql_column_bytes (stmt, 0));
+  gk_sql_reset (stmt);
   gk_database_unlock (db);
   return blob;
 }
@@ -1207,14 +1205,14 @@ test_unlock_new_key_without_ciphertext (Fixture       *fixture,
   g_assert_true (g_bytes_equal (again, fresh));
 
   {
-    sqlite3_stmt *stmt;
+    GkSqlStmt *stmt;
 
     gk_database_lock (fixture->db);
     stmt = gk_database_prepare (fixture->db,
                                 "SELECT COUNT(*) FROM gemini_key_usage_log", NULL);
-    g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
-    g_assert_cmpint (sqlite3_column_int (stmt, 0), ==, 1);
-    sqlite3_reset (stmt);
+    g_assert_cmpint (gk_sql_step (stmt), ==, GK_SQL_ROW);
+    g_assert_cmpint (gk_sql_column_int64 (stmt, 0), ==, 1);
+    gk_sql_reset (stmt);
     gk_database_unlock (fixture->db);
   }
 }

@@ -84,15 +84,6 @@ fixture_tear_down (Fixture       *fixture,
   g_free (fixture->dir);
 }
 
-static void
-exec_stmt (GkDatabase   *db,
-           sqlite3_stmt *stmt)
-{
-  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_DONE);
-  sqlite3_reset (stmt);
-  (void) db;
-}
-
 static gint64
 add_key (GkDatabase *db,
          const char *name,
@@ -101,23 +92,24 @@ add_key (GkDatabase *db,
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *uuid = g_uuid_string_random ();
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 id;
 
   gk_database_lock (db);
   stmt = gk_database_prepare (db,
                               "INSERT INTO gemini_api_keys (uuid, name, status, created_at,"
-                              " updated_at, deleted_at) VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+                              " updated_at, deleted_at) VALUES (?1, ?2, ?3, ?4, ?4, ?5)"
+                              " RETURNING id",
                               &error);
   g_assert_no_error (error);
-  sqlite3_bind_text (stmt, 1, uuid, -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text (stmt, 2, name, -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text (stmt, 3, status, -1, SQLITE_STATIC);
-  sqlite3_bind_int64 (stmt, 4, GK_TEST_EPOCH - 100 * DAY);
+  gk_sql_bind_text (stmt, 1, uuid, -1);
+  gk_sql_bind_text (stmt, 2, name, -1);
+  gk_sql_bind_text (stmt, 3, status, -1);
+  gk_sql_bind_int64 (stmt, 4, GK_TEST_EPOCH - 100 * DAY);
   if (deleted)
-    sqlite3_bind_int64 (stmt, 5, GK_TEST_EPOCH - DAY);
-  exec_stmt (db, stmt);
-  id = sqlite3_last_insert_rowid (gk_database_get_handle (db));
+    gk_sql_bind_int64 (stmt, 5, GK_TEST_EPOCH - DAY);
+  id = gk_database_step_insert (db, stmt, "insert", &error);
+  g_assert_no_error (error);
   gk_database_unlock (db);
   return id;
 }
@@ -138,7 +130,7 @@ add_usage_on (GkDatabase      *db,
               const UsageSpec *u)
 {
   g_autoptr(GError) error = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 id;
 
   gk_database_lock (db);
@@ -147,23 +139,23 @@ add_usage_on (GkDatabase      *db,
                               " prompt_tokens, output_tokens, cost_usd, priced, status,"
                               " http_status, error_message, user_id, latency_ms, created_at)"
                               " VALUES (?1, ?2, ?3, ?3 / 2, ?3 - ?3 / 2, ?4, ?5, ?6, ?7, ?8,"
-                              " ?9, nullif (?3 * 37 % 150001, 0), ?10)",
+                              " ?9, nullif (?3 * 37 % 150001, 0), ?10) RETURNING id",
                               &error);
   g_assert_no_error (error);
-  sqlite3_bind_int64 (stmt, 1, u->key_id);
-  sqlite3_bind_text (stmt, 2, u->model ? u->model : "", -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int64 (stmt, 3, u->tokens);
-  sqlite3_bind_double (stmt, 4, u->cost);
-  sqlite3_bind_int (stmt, 5, u->cost > 0);
-  sqlite3_bind_text (stmt, 6, u->status ? u->status : "SUCCESS", -1, SQLITE_STATIC);
-  sqlite3_bind_int (stmt, 7, g_strcmp0 (u->status, "RATE_LIMITED") == 0 ? 429 : 200);
+  gk_sql_bind_int64 (stmt, 1, u->key_id);
+  gk_sql_bind_text (stmt, 2, u->model ? u->model : "", -1);
+  gk_sql_bind_int64 (stmt, 3, u->tokens);
+  gk_sql_bind_double (stmt, 4, u->cost);
+  gk_sql_bind_int64 (stmt, 5, u->cost > 0);
+  gk_sql_bind_text (stmt, 6, u->status ? u->status : "SUCCESS", -1);
+  gk_sql_bind_int64 (stmt, 7, g_strcmp0 (u->status, "RATE_LIMITED") == 0 ? 429 : 200);
   if (g_strcmp0 (u->status, "ERROR") == 0)
-    sqlite3_bind_text (stmt, 8, "boom", -1, SQLITE_STATIC);
+    gk_sql_bind_text (stmt, 8, "boom", -1);
   if (u->user != NULL)
-    sqlite3_bind_text (stmt, 9, u->user, -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int64 (stmt, 10, u->created_at);
-  exec_stmt (db, stmt);
-  id = sqlite3_last_insert_rowid (gk_database_get_handle (db));
+    gk_sql_bind_text (stmt, 9, u->user, -1);
+  gk_sql_bind_int64 (stmt, 10, u->created_at);
+  id = gk_database_step_insert (db, stmt, "insert", &error);
+  g_assert_no_error (error);
   gk_database_unlock (db);
   return id;
 }
@@ -191,23 +183,24 @@ add_rotation (GkDatabase *db,
               gint64      created_at)
 {
   g_autoptr(GError) error = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 id;
 
   gk_database_lock (db);
   stmt = gk_database_prepare (db,
                               "INSERT INTO gemini_key_rotation_log (from_key_id, to_key_id,"
-                              " reason, triggered_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                              " reason, triggered_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5)"
+                              " RETURNING id",
                               &error);
   g_assert_no_error (error);
-  sqlite3_bind_int64 (stmt, 1, from_key);
+  gk_sql_bind_int64 (stmt, 1, from_key);
   if (to_key != 0)
-    sqlite3_bind_int64 (stmt, 2, to_key);
-  sqlite3_bind_text (stmt, 3, reason, -1, SQLITE_STATIC);
-  sqlite3_bind_text (stmt, 4, triggered_by, -1, SQLITE_STATIC);
-  sqlite3_bind_int64 (stmt, 5, created_at);
-  exec_stmt (db, stmt);
-  id = sqlite3_last_insert_rowid (gk_database_get_handle (db));
+    gk_sql_bind_int64 (stmt, 2, to_key);
+  gk_sql_bind_text (stmt, 3, reason, -1);
+  gk_sql_bind_text (stmt, 4, triggered_by, -1);
+  gk_sql_bind_int64 (stmt, 5, created_at);
+  id = gk_database_step_insert (db, stmt, "insert", &error);
+  g_assert_no_error (error);
   gk_database_unlock (db);
   return id;
 }
@@ -851,15 +844,15 @@ query_int (GkDatabase *db,
            const char *sql)
 {
   g_autoptr(GError) error = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 value;
 
   gk_database_lock (db);
   stmt = gk_database_prepare (db, sql, &error);
   g_assert_no_error (error);
-  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
-  value = sqlite3_column_int64 (stmt, 0);
-  sqlite3_reset (stmt);
+  g_assert_cmpint (gk_sql_step (stmt), ==, GK_SQL_ROW);
+  value = gk_sql_column_int64 (stmt, 0);
+  gk_sql_reset (stmt);
   gk_database_unlock (db);
   return value;
 }
@@ -985,27 +978,27 @@ assert_ranks_match_log (GkDatabase *db,
                                           " AND created_at >= ?1 AND created_at < ?2"
                                           " GROUP BY 1 ORDER BY 2 DESC, 4 DESC, 1 LIMIT ?3",
                                           column, column);
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   guint n = 0;
 
   gk_database_lock (db);
   stmt = gk_database_prepare (db, sql, &error);
   g_assert_no_error (error);
-  sqlite3_bind_int64 (stmt, 1, start);
-  sqlite3_bind_int64 (stmt, 2, end);
-  sqlite3_bind_int64 (stmt, 3, limit);
-  while (sqlite3_step (stmt) == SQLITE_ROW)
+  gk_sql_bind_int64 (stmt, 1, start);
+  gk_sql_bind_int64 (stmt, 2, end);
+  gk_sql_bind_int64 (stmt, 3, limit);
+  while (gk_sql_step (stmt) == GK_SQL_ROW)
     {
       const GkRankRow *row;
 
       g_assert_cmpuint (n, <, rows->len);
       row = g_ptr_array_index (rows, n++);
-      g_assert_cmpstr (row->name, ==, (const char *) sqlite3_column_text (stmt, 0));
-      g_assert_cmpint (row->requests, ==, sqlite3_column_int64 (stmt, 1));
-      g_assert_cmpint (row->tokens, ==, sqlite3_column_int64 (stmt, 2));
-      g_assert_cmpfloat_with_epsilon (row->cost_usd, sqlite3_column_double (stmt, 3), 1e-9);
+      g_assert_cmpstr (row->name, ==, gk_sql_column_text (stmt, 0));
+      g_assert_cmpint (row->requests, ==, gk_sql_column_int64 (stmt, 1));
+      g_assert_cmpint (row->tokens, ==, gk_sql_column_int64 (stmt, 2));
+      g_assert_cmpfloat_with_epsilon (row->cost_usd, gk_sql_column_double (stmt, 3), 1e-9);
     }
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
   gk_database_unlock (db);
   g_assert_cmpuint (n, ==, rows->len);
 }
@@ -1024,7 +1017,7 @@ assert_dashboard_matches_log (GkDatabase *db,
       gint64 day_end = i + 1 < days ? point (d, i + 1)->day_start
                                     : end;
       g_autoptr(GError) error = NULL;
-      sqlite3_stmt *stmt;
+      GkSqlStmt *stmt;
 
       /* Consecutive local midnights. */
       g_assert_cmpint (next_local_midnight (point (d, i)->day_start), ==, day_end);
@@ -1036,12 +1029,12 @@ assert_dashboard_matches_log (GkDatabase *db,
                                   " WHERE created_at >= ?1 AND created_at < ?2",
                                   &error);
       g_assert_no_error (error);
-      sqlite3_bind_int64 (stmt, 1, point (d, i)->day_start);
-      sqlite3_bind_int64 (stmt, 2, day_end);
-      g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
-      assert_point (d, i, sqlite3_column_int64 (stmt, 0),
-                    (gint64) sqlite3_column_double (stmt, 1), sqlite3_column_double (stmt, 2));
-      sqlite3_reset (stmt);
+      gk_sql_bind_int64 (stmt, 1, point (d, i)->day_start);
+      gk_sql_bind_int64 (stmt, 2, day_end);
+      g_assert_cmpint (gk_sql_step (stmt), ==, GK_SQL_ROW);
+      assert_point (d, i, gk_sql_column_int64 (stmt, 0),
+                    (gint64) gk_sql_column_double (stmt, 1), gk_sql_column_double (stmt, 2));
+      gk_sql_reset (stmt);
       gk_database_unlock (db);
     }
   assert_cards_match_series (d);

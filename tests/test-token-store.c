@@ -10,6 +10,7 @@
 
 #include "gk-core.h"
 #include "gk-database-private.h"
+#include "gk-sql-sqlite.h"
 
 #define EPOCH G_GINT64_CONSTANT (1773576000)
 
@@ -141,24 +142,24 @@ test_hash_stored (Fixture       *fixture,
   g_autofree char *expected = gk_crypto_sha256_hex (token);
   g_autofree char *stored = NULL;
   g_autofree char *dump = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
 
   gk_database_lock (fixture->db);
   stmt = gk_database_prepare (fixture->db,
                               "SELECT token_hash FROM gateway_tokens WHERE id = ?1", NULL);
-  sqlite3_bind_int64 (stmt, 1, id);
-  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
-  stored = g_strdup ((const char *) sqlite3_column_text (stmt, 0));
-  sqlite3_reset (stmt);
+  gk_sql_bind_int64 (stmt, 1, id);
+  g_assert_cmpint (gk_sql_step (stmt), ==, GK_SQL_ROW);
+  stored = g_strdup (gk_sql_column_text (stmt, 0));
+  gk_sql_reset (stmt);
 
   /* No column of any row holds the token text. */
   stmt = gk_database_prepare (fixture->db,
                               "SELECT group_concat (id || name || token_hash || created_at)"
                               " FROM gateway_tokens",
                               NULL);
-  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
-  dump = g_strdup ((const char *) sqlite3_column_text (stmt, 0));
-  sqlite3_reset (stmt);
+  g_assert_cmpint (gk_sql_step (stmt), ==, GK_SQL_ROW);
+  dump = g_strdup (gk_sql_column_text (stmt, 0));
+  gk_sql_reset (stmt);
   gk_database_unlock (fixture->db);
 
   g_assert_cmpstr (stored, ==, expected);
@@ -326,7 +327,7 @@ test_last_used (Fixture       *fixture,
 static gboolean
 has_active_statement (GkDatabase *db)
 {
-  sqlite3 *handle = gk_database_get_handle (db);
+  sqlite3 *handle = gk_sql_sqlite_get_handle (gk_database_get_handle (db));
   gboolean active = FALSE;
 
   gk_database_lock (db);

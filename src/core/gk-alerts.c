@@ -147,19 +147,19 @@ collect_key_condition (GkAlertTracker *self,
                        GPtrArray      *alerts,
                        GError        **error)
 {
-  sqlite3_stmt *stmt = gk_database_prepare (self->db, key_conditions[index].sql, error);
+  GkSqlStmt *stmt = gk_database_prepare (self->db, key_conditions[index].sql, error);
   int rc;
 
   if (stmt == NULL)
     return FALSE;
-  sqlite3_bind_double (stmt, 1, key_conditions[index].param);
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+  gk_sql_bind_double (stmt, 1, key_conditions[index].param);
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     note_condition (self, now_active, key_conditions[index].monthly, month_start,
-                    key_conditions[index].kind, sqlite3_column_int64 (stmt, 0),
-                    (const char *) sqlite3_column_text (stmt, 1),
-                    sqlite3_column_double (stmt, 2), alerts);
-  sqlite3_reset (stmt);
-  if (rc != SQLITE_DONE)
+                    key_conditions[index].kind, gk_sql_column_int64 (stmt, 0),
+                    gk_sql_column_text (stmt, 1),
+                    gk_sql_column_double (stmt, 2), alerts);
+  gk_sql_reset (stmt);
+  if (rc != GK_SQL_DONE)
     {
       gk_database_set_error (self->db, error, _("Cannot read the keys"));
       return FALSE;
@@ -201,7 +201,7 @@ check_success_rate (GkAlertTracker *self,
 {
   g_autofree char *folded = gk_database_get_meta (self->db, GK_ROLLUP_META_MAX_ID);
   gint64 since = now - GK_ALERT_SUCCESS_RATE_INTERVAL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 requests = 0, successes = 0;
 
   /* The dashboard's 15-minute totals, plus the rows not folded into them
@@ -219,14 +219,14 @@ check_success_rate (GkAlertTracker *self,
                               error);
   if (stmt == NULL)
     return FALSE;
-  sqlite3_bind_int64 (stmt, 1, since);
-  sqlite3_bind_int64 (stmt, 2, folded ? g_ascii_strtoll (folded, NULL, 10) : 0);
-  if (sqlite3_step (stmt) == SQLITE_ROW)
+  gk_sql_bind_int64 (stmt, 1, since);
+  gk_sql_bind_int64 (stmt, 2, folded ? g_ascii_strtoll (folded, NULL, 10) : 0);
+  if (gk_sql_step (stmt) == GK_SQL_ROW)
     {
-      requests = sqlite3_column_int64 (stmt, 0);
-      successes = sqlite3_column_int64 (stmt, 1);
+      requests = gk_sql_column_int64 (stmt, 0);
+      successes = gk_sql_column_int64 (stmt, 1);
     }
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
 
   if (requests >= GK_ALERT_SUCCESS_RATE_MIN_REQUESTS
       && successes * 100.0 < GK_ALERT_SUCCESS_RATE_PERCENT * requests

@@ -131,7 +131,7 @@ gk_audit_record (GkDatabase     *db,
                  const char     *summary,
                  GError        **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int rc;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), FALSE);
@@ -149,25 +149,24 @@ gk_audit_record (GkDatabase     *db,
       gk_database_unlock (db);
       return FALSE;
     }
-  sqlite3_bind_int64 (stmt, 1, gk_database_now (db));
-  sqlite3_bind_text (stmt, 2, gk_audit_get_actor (), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text (stmt, 3, actions[action].name, -1, SQLITE_STATIC);
+  gk_sql_bind_int64 (stmt, 1, gk_database_now (db));
+  gk_sql_bind_text (stmt, 2, gk_audit_get_actor (), -1);
+  gk_sql_bind_text (stmt, 3, actions[action].name, -1);
   if (target_id > 0)
-    sqlite3_bind_int64 (stmt, 4, target_id);
+    gk_sql_bind_int64 (stmt, 4, target_id);
   else
-    sqlite3_bind_null (stmt, 4);
+    gk_sql_bind_null (stmt, 4);
   if (target != NULL)
-    sqlite3_bind_text (stmt, 5, target, -1, SQLITE_TRANSIENT);
+    gk_sql_bind_text (stmt, 5, target, -1);
   if (summary != NULL && *summary != '\0')
-    sqlite3_bind_text (stmt, 6, summary, -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int (stmt, 7, is_key_action (action));
-  rc = sqlite3_step (stmt);
-  if (rc != SQLITE_DONE)
+    gk_sql_bind_text (stmt, 6, summary, -1);
+  gk_sql_bind_int64 (stmt, 7, is_key_action (action));
+  rc = gk_sql_step (stmt);
+  if (rc != GK_SQL_DONE)
     gk_database_set_error (db, error, _("Cannot write the audit log"));
-  sqlite3_reset (stmt);
-  sqlite3_clear_bindings (stmt);
+  gk_sql_reset (stmt);
   gk_database_unlock (db);
-  return rc == SQLITE_DONE;
+  return rc == GK_SQL_DONE;
 }
 
 gboolean
@@ -187,10 +186,10 @@ gk_audit_record_export (GkDatabase  *db,
 }
 
 static char *
-dup_text (sqlite3_stmt *stmt,
+dup_text (GkSqlStmt    *stmt,
           int           column)
 {
-  return g_strdup ((const char *) sqlite3_column_text (stmt, column));
+  return g_strdup (gk_sql_column_text (stmt, column));
 }
 
 GPtrArray *
@@ -200,7 +199,7 @@ gk_audit_list (GkDatabase  *db,
                GError     **error)
 {
   g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func ((GDestroyNotify) gk_audit_row_free);
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int rc;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), NULL);
@@ -216,31 +215,31 @@ gk_audit_list (GkDatabase  *db,
       gk_database_unlock (db);
       return NULL;
     }
-  sqlite3_bind_int64 (stmt, 1, limit);
-  sqlite3_bind_int64 (stmt, 2, offset);
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+  gk_sql_bind_int64 (stmt, 1, limit);
+  gk_sql_bind_int64 (stmt, 2, offset);
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     {
-      int action = gk_audit_action_from_string ((const char *) sqlite3_column_text (stmt, 3));
+      int action = gk_audit_action_from_string (gk_sql_column_text (stmt, 3));
       GkAuditRow *row;
 
       /* A row written by a newer version: skip what we cannot name. */
       if (action < 0)
         continue;
       row = g_new0 (GkAuditRow, 1);
-      row->id = sqlite3_column_int64 (stmt, 0);
-      row->created_at = sqlite3_column_int64 (stmt, 1);
+      row->id = gk_sql_column_int64 (stmt, 0);
+      row->created_at = gk_sql_column_int64 (stmt, 1);
       row->actor = dup_text (stmt, 2);
       row->action = action;
-      row->target_id = sqlite3_column_int64 (stmt, 4);
+      row->target_id = gk_sql_column_int64 (stmt, 4);
       row->target = dup_text (stmt, 5);
       row->summary = dup_text (stmt, 6);
       g_ptr_array_add (rows, row);
     }
-  if (rc != SQLITE_DONE)
+  if (rc != GK_SQL_DONE)
     gk_database_set_error (db, error, _("Cannot read the audit log"));
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
   gk_database_unlock (db);
-  if (rc != SQLITE_DONE)
+  if (rc != GK_SQL_DONE)
     return NULL;
   return g_steal_pointer (&rows);
 }
@@ -249,7 +248,7 @@ gint64
 gk_audit_count (GkDatabase  *db,
                 GError     **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 n = -1;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), -1);
@@ -258,11 +257,11 @@ gk_audit_count (GkDatabase  *db,
   stmt = gk_database_prepare (db, "SELECT count(*) FROM audit_log", error);
   if (stmt != NULL)
     {
-      if (sqlite3_step (stmt) == SQLITE_ROW)
-        n = sqlite3_column_int64 (stmt, 0);
+      if (gk_sql_step (stmt) == GK_SQL_ROW)
+        n = gk_sql_column_int64 (stmt, 0);
       else
         gk_database_set_error (db, error, _("Cannot read the audit log"));
-      sqlite3_reset (stmt);
+      gk_sql_reset (stmt);
     }
   gk_database_unlock (db);
   return n;

@@ -1,30 +1,33 @@
-/* gk-database-private.h: SQLite access for the core modules only.
+/* gk-database-private.h: SQL access for the core modules only.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
 #pragma once
 
-#include <sqlite3.h>
-
 #include "gk-database.h"
+#include "gk-sql.h"
 
 G_BEGIN_DECLS
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (sqlite3_stmt, sqlite3_finalize)
-
 /* The connection. Hold the lock (gk_database_lock) while using it. */
-sqlite3      *gk_database_get_handle  (GkDatabase   *self);
+GkSql        *gk_database_get_handle  (GkDatabase   *self);
 void          gk_database_lock        (GkDatabase   *self);
 void          gk_database_unlock      (GkDatabase   *self);
 
 /* A cached prepared statement, reset and with bindings cleared. Owned by the
  * database: do not finalize. Returns NULL and sets @error on failure. */
-sqlite3_stmt *gk_database_prepare     (GkDatabase   *self,
+GkSqlStmt    *gk_database_prepare     (GkDatabase   *self,
                                        const char   *sql,
                                        GError      **error);
 /* Runs one or more statements without results. */
 gboolean      gk_database_exec        (GkDatabase   *self,
                                        const char   *sql,
+                                       GError      **error);
+/* Runs @stmt, an INSERT … RETURNING id, and resets it. Returns the new
+ * row's id, or 0 with @error set (@what giving the context). */
+gint64        gk_database_step_insert (GkDatabase   *self,
+                                       GkSqlStmt    *stmt,
+                                       const char   *what,
                                        GError      **error);
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK, taking and releasing the lock.
  * They nest: inside a transaction they make and release a savepoint, so a
@@ -39,6 +42,9 @@ void          gk_database_rollback    (GkDatabase   *self);
 void          gk_database_set_error   (GkDatabase   *self,
                                        GError      **error,
                                        const char   *what);
+/* Copies the WAL back into an SQLite file and truncates it (after a
+ * deletion, so the deleted rows leave the disk); nothing on a server. */
+void          gk_database_checkpoint  (GkDatabase   *self);
 /* Bumped by core modules whenever they change keys or quotas, so caches
  * over those tables know to reload (data_version only sees other
  * connections' commits). Returns the new change stamp. */

@@ -1,4 +1,5 @@
-/* gk-database.c: a GObject over one SQLite connection, with migrations.
+/* gk-database.c: a GObject over one SQL connection (gk-sql.h: an SQLite
+ * file by default), with migrations.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -15,16 +16,14 @@
 #include "gk-database-private.h"
 #include "gk-rollup.h"
 
-#define BUSY_TIMEOUT_MS 10000
-
 struct _GkDatabase
 {
   GObject     parent_instance;
   char       *path;
-  sqlite3    *handle;
+  GkSql      *handle;
   GkClock    *clock;
   GRecMutex   mutex;
-  GHashTable *statements;   /* sql (borrowed from callers' literals) → sqlite3_stmt */
+  GHashTable *statements;   /* sql → GkSqlStmt */
   char       *uuid;
   guint64     local_changes;
   gint64      last_data_version;
@@ -418,8 +417,7 @@ gk_database_finalize (GObject *object)
   GkDatabase *self = (GkDatabase *) object;
 
   g_clear_pointer (&self->statements, g_hash_table_unref);
-  if (self->handle != NULL)
-    sqlite3_close_v2 (self->handle);
+  g_clear_pointer (&self->handle, gk_sql_close);
   g_clear_object (&self->clock);
   g_clear_pointer (&self->path, g_free);
   g_clear_pointer (&self->uuid, g_free);
@@ -435,40 +433,38 @@ gk_database_class_init (GkDatabaseClass *klass)
 }
 
 static void
-finalize_statement (gpointer stmt)
-{
-  sqlite3_finalize (stmt);
-}
-
-static void
 gk_database_init (GkDatabase *self)
 {
   g_rec_mutex_init (&self->mutex);
-  self->statements = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, finalize_statement);
+  self->statements = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                            (GDestroyNotify) gk_sql_finalize);
 }
 
-static int
-error_code_for_sqlite (int rc)
+/* The SQLite file's own knobs (PRAGMAs, mmap, data_version) apply. */
+static gboolean
+is_sqlite (GkDatabase *self)
 {
-  switch (rc & 0xff)
+  return gk_sql_get_dialect (self->handle) == GK_SQL_DIALECT_SQLITE;
+}
+
+static GkDatabaseError
+error_code_for (GkSqlErr err)
+{
+  switch (err)
     {
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
+    case GK_SQL_ERR_CORRUPT:
       return GK_DATABASE_ERROR_CORRUPT;
-    case SQLITE_READONLY:
-    case SQLITE_PERM:
+    case GK_SQL_ERR_READ_ONLY:
       return GK_DATABASE_ERROR_READ_ONLY;
-    case SQLITE_FULL:
+    case GK_SQL_ERR_FULL:
       return GK_DATABASE_ERROR_FULL;
-    case SQLITE_IOERR:
-      /* A write past RLIMIT_FSIZE or a full disk surfaces as an I/O error. */
-      return (rc == SQLITE_IOERR_WRITE || rc == SQLITE_IOERR_FSYNC) ? GK_DATABASE_ERROR_FULL
-                                                                    : GK_DATABASE_ERROR_FAILED;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
+    case GK_SQL_ERR_BUSY:
       return GK_DATABASE_ERROR_BUSY;
-    case SQLITE_CANTOPEN:
+    case GK_SQL_ERR_CONNECTION:
       return GK_DATABASE_ERROR_OPEN;
+    case GK_SQL_OK:
+    case GK_SQL_ERR_CONSTRAINT:
+    case GK_SQL_ERR_OTHER:
     default:
       return GK_DATABASE_ERROR_FAILED;
     }
@@ -476,11 +472,11 @@ error_code_for_sqlite (int rc)
 
 static void
 set_error_rc (GError    **error,
-              int         rc,
+              GkSqlErr    err,
               const char *what,
               const char *detail)
 {
-  int code = error_code_for_sqlite (rc);
+  GkDatabaseError code = error_code_for (err);
   const char *hint;
 
   switch (code)
@@ -513,8 +509,7 @@ gk_database_set_error (GkDatabase  *self,
                        GError     **error,
                        const char  *what)
 {
-  set_error_rc (error, sqlite3_extended_errcode (self->handle), what,
-                sqlite3_errmsg (self->handle));
+  set_error_rc (error, gk_sql_errcode (self->handle), what, gk_sql_errmsg (self->handle));
 }
 
 char *
@@ -578,7 +573,8 @@ gk_database_new (const char  *path,
                  GError     **error)
 {
   g_autoptr(GkDatabase) self = NULL;
-  int rc;
+  g_autofree char *detail = NULL;
+  GkSqlErr err;
 
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (clock == NULL || GK_IS_CLOCK (clock), NULL);
@@ -588,35 +584,31 @@ gk_database_new (const char  *path,
   self->clock = clock != NULL ? g_object_ref (clock) : gk_clock_new ();
 
   g_mutex_lock (&open_mutex);
-  if (!ensure_file (path, error))
+  if (!gk_sql_target_is_remote (path) && !ensure_file (path, error))
     {
       g_mutex_unlock (&open_mutex);
       return NULL;
     }
-  rc = sqlite3_open_v2 (path, &self->handle,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                        NULL);
+  self->handle = gk_sql_open (path, &err, &detail);
   g_mutex_unlock (&open_mutex);
-  if (rc != SQLITE_OK)
+  if (self->handle == NULL)
     {
-      set_error_rc (error, rc, _("Cannot open the database"),
-                    self->handle ? sqlite3_errmsg (self->handle) : sqlite3_errstr (rc));
+      set_error_rc (error, err, _("Cannot open the database"), detail);
       return NULL;
     }
-  sqlite3_extended_result_codes (self->handle, 1);
-  sqlite3_busy_timeout (self->handle, BUSY_TIMEOUT_MS);
 
   /* journal_mode=WAL also reads the header: a file that is not a database
    * fails here with a clear error rather than later. Reads through mmap
    * save a system call per page on the per-request path (writes still go
    * through the WAL). */
-  if (!gk_database_exec (self,
-                         "PRAGMA journal_mode = WAL;"
-                         "PRAGMA synchronous = NORMAL;"
-                         "PRAGMA foreign_keys = ON;"
-                         "PRAGMA secure_delete = ON;"
-                         "PRAGMA mmap_size = 268435456;",
-                         error))
+  if (is_sqlite (self)
+      && !gk_database_exec (self,
+                            "PRAGMA journal_mode = WAL;"
+                            "PRAGMA synchronous = NORMAL;"
+                            "PRAGMA foreign_keys = ON;"
+                            "PRAGMA secure_delete = ON;"
+                            "PRAGMA mmap_size = 268435456;",
+                            error))
     return NULL;
 
   return g_steal_pointer (&self);
@@ -625,15 +617,15 @@ gk_database_new (const char  *path,
 static int
 read_user_version (GkDatabase *self)
 {
-  sqlite3_stmt *stmt = gk_database_prepare (self, "PRAGMA user_version", NULL);
+  GkSqlStmt *stmt = gk_database_prepare (self, "PRAGMA user_version", NULL);
   int version = -1;
 
   /* Every statement is reset after use: one left active would pin an old
    * read snapshot of the WAL. */
-  if (stmt != NULL && sqlite3_step (stmt) == SQLITE_ROW)
-    version = sqlite3_column_int (stmt, 0);
+  if (stmt != NULL && gk_sql_step (stmt) == GK_SQL_ROW)
+    version = gk_sql_column_int64 (stmt, 0);
   if (stmt != NULL)
-    sqlite3_reset (stmt);
+    gk_sql_reset (stmt);
   return version;
 }
 
@@ -826,7 +818,7 @@ gk_database_get_schema_version (GkDatabase *self)
   return version;
 }
 
-sqlite3 *
+GkSql *
 gk_database_get_handle (GkDatabase *self)
 {
   return self->handle;
@@ -844,30 +836,21 @@ gk_database_unlock (GkDatabase *self)
   g_rec_mutex_unlock (&self->mutex);
 }
 
-sqlite3_stmt *
+GkSqlStmt *
 gk_database_prepare (GkDatabase  *self,
                      const char  *sql,
                      GError     **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
 
   gk_database_lock (self);
   stmt = g_hash_table_lookup (self->statements, sql);
   if (stmt != NULL)
-    {
-      sqlite3_reset (stmt);
-      sqlite3_clear_bindings (stmt);
-    }
-  else if (sqlite3_prepare_v3 (self->handle, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL)
-           != SQLITE_OK)
-    {
-      gk_database_set_error (self, error, _("Database query failed"));
-      stmt = NULL;
-    }
+    gk_sql_reset (stmt);
+  else if ((stmt = gk_sql_prepare (self->handle, sql)) == NULL)
+    gk_database_set_error (self, error, _("Database query failed"));
   else
-    {
-      g_hash_table_insert (self->statements, g_strdup (sql), stmt);
-    }
+    g_hash_table_insert (self->statements, g_strdup (sql), stmt);
   gk_database_unlock (self);
   return stmt;
 }
@@ -877,19 +860,14 @@ gk_database_exec (GkDatabase  *self,
                   const char  *sql,
                   GError     **error)
 {
-  char *msg = NULL;
-  int rc;
+  gboolean ok;
 
   gk_database_lock (self);
-  rc = sqlite3_exec (self->handle, sql, NULL, NULL, &msg);
-  if (rc != SQLITE_OK)
-    {
-      set_error_rc (error, sqlite3_extended_errcode (self->handle), _("Database update failed"),
-                    msg ? msg : sqlite3_errstr (rc));
-      sqlite3_free (msg);
-    }
+  ok = gk_sql_exec (self->handle, sql);
+  if (!ok)
+    gk_database_set_error (self, error, _("Database update failed"));
   gk_database_unlock (self);
-  return rc == SQLITE_OK;
+  return ok;
 }
 
 /* Runs a cached statement without results (BEGIN and COMMIT run on every
@@ -899,20 +877,36 @@ step_cached (GkDatabase  *self,
              const char  *sql,
              GError     **error)
 {
-  sqlite3_stmt *stmt = gk_database_prepare (self, sql, error);
-  int rc;
+  GkSqlStmt *stmt = gk_database_prepare (self, sql, error);
+  GkSqlStep rc;
 
   if (stmt == NULL)
     return FALSE;
-  rc = sqlite3_step (stmt);
-  sqlite3_reset (stmt);
-  if (rc != SQLITE_DONE)
+  rc = gk_sql_step (stmt);
+  gk_sql_reset (stmt);
+  if (rc != GK_SQL_DONE)
     {
-      set_error_rc (error, sqlite3_extended_errcode (self->handle), _("Database update failed"),
-                    sqlite3_errmsg (self->handle));
+      gk_database_set_error (self, error, _("Database update failed"));
       return FALSE;
     }
   return TRUE;
+}
+
+gint64
+gk_database_step_insert (GkDatabase  *self,
+                         GkSqlStmt   *stmt,
+                         const char  *what,
+                         GError     **error)
+{
+  gint64 id = 0;
+
+  /* The row is written by the first step, which returns its id. */
+  if (gk_sql_step (stmt) == GK_SQL_ROW)
+    id = gk_sql_column_int64 (stmt, 0);
+  else
+    gk_database_set_error (self, error, what);
+  gk_sql_reset (stmt);
+  return id;
 }
 
 #define MAX_DEPTH 64
@@ -927,7 +921,7 @@ gk_database_begin (GkDatabase  *self,
   /* Inside a transaction (ours or one a caller opened with exec), a
    * savepoint: the inner work can fail alone, and one COMMIT makes a whole
    * batch durable. */
-  nested = !sqlite3_get_autocommit (self->handle);
+  nested = gk_sql_in_transaction (self->handle);
   g_assert (self->depth < MAX_DEPTH);
   if (!step_cached (self, nested ? "SAVEPOINT gk_nested" : "BEGIN IMMEDIATE", error))
     {
@@ -957,8 +951,8 @@ gk_database_commit (GkDatabase  *self,
   gboolean savepoint = level_is_savepoint (self);
   gboolean ok = step_cached (self, savepoint ? "RELEASE gk_nested" : "COMMIT", error);
 
-  if (!ok && !savepoint && !sqlite3_get_autocommit (self->handle))
-    sqlite3_exec (self->handle, "ROLLBACK", NULL, NULL, NULL);
+  if (!ok && !savepoint && gk_sql_in_transaction (self->handle))
+    gk_sql_exec (self->handle, "ROLLBACK");
   if (!ok)
     /* Caches over what was not written must reload. */
     self->local_changes++;
@@ -974,8 +968,8 @@ gk_database_rollback (GkDatabase *self)
       step_cached (self, "ROLLBACK TO gk_nested", NULL);
       step_cached (self, "RELEASE gk_nested", NULL);
     }
-  else if (!sqlite3_get_autocommit (self->handle))
-    sqlite3_exec (self->handle, "ROLLBACK", NULL, NULL, NULL);
+  else if (gk_sql_in_transaction (self->handle))
+    gk_sql_exec (self->handle, "ROLLBACK");
   self->local_changes++;
   gk_database_unlock (self);
 }
@@ -996,17 +990,21 @@ gk_database_touch (GkDatabase *self)
 gint64
 gk_database_get_data_version (GkDatabase *self)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 version = -1;
 
   g_return_val_if_fail (GK_IS_DATABASE (self), -1);
 
+  /* A server has no data_version: its driver's change notices stand in. */
+  if (!is_sqlite (self))
+    return 0;
+
   gk_database_lock (self);
   stmt = gk_database_prepare (self, "PRAGMA data_version", NULL);
-  if (stmt != NULL && sqlite3_step (stmt) == SQLITE_ROW)
-    version = sqlite3_column_int64 (stmt, 0);
+  if (stmt != NULL && gk_sql_step (stmt) == GK_SQL_ROW)
+    version = gk_sql_column_int64 (stmt, 0);
   if (stmt != NULL)
-    sqlite3_reset (stmt);
+    gk_sql_reset (stmt);
   self->last_data_version = version;
   gk_database_unlock (self);
   return version;
@@ -1028,17 +1026,17 @@ get_text (GkDatabase *self,
           const char *sql,
           const char *key)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   char *value = NULL;
 
   gk_database_lock (self);
   stmt = gk_database_prepare (self, sql, NULL);
   if (stmt != NULL)
     {
-      sqlite3_bind_text (stmt, 1, key, -1, SQLITE_STATIC);
-      if (sqlite3_step (stmt) == SQLITE_ROW)
-        value = g_strdup ((const char *) sqlite3_column_text (stmt, 0));
-      sqlite3_reset (stmt);
+      gk_sql_bind_text (stmt, 1, key, -1);
+      if (gk_sql_step (stmt) == GK_SQL_ROW)
+        value = g_strdup (gk_sql_column_text (stmt, 0));
+      gk_sql_reset (stmt);
     }
   gk_database_unlock (self);
   return value;
@@ -1051,19 +1049,19 @@ set_text (GkDatabase  *self,
           const char  *value,
           GError     **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gboolean ok = FALSE;
 
   gk_database_lock (self);
   stmt = gk_database_prepare (self, sql, error);
   if (stmt != NULL)
     {
-      sqlite3_bind_text (stmt, 1, key, -1, SQLITE_STATIC);
-      sqlite3_bind_text (stmt, 2, value, -1, SQLITE_STATIC);
-      ok = sqlite3_step (stmt) == SQLITE_DONE;
+      gk_sql_bind_text (stmt, 1, key, -1);
+      gk_sql_bind_text (stmt, 2, value, -1);
+      ok = gk_sql_step (stmt) == GK_SQL_DONE;
       if (!ok)
         gk_database_set_error (self, error, _("Cannot save the setting"));
-      sqlite3_reset (stmt);
+      gk_sql_reset (stmt);
     }
   gk_database_unlock (self);
   return ok;
@@ -1183,7 +1181,7 @@ gboolean
 gk_database_has_ciphertext (GkDatabase  *self,
                             GError     **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gboolean result = FALSE;
 
   g_return_val_if_fail (GK_IS_DATABASE (self), FALSE);
@@ -1195,39 +1193,51 @@ gk_database_has_ciphertext (GkDatabase  *self,
                               error);
   if (stmt != NULL)
     {
-      if (sqlite3_step (stmt) == SQLITE_ROW)
-        result = sqlite3_column_int (stmt, 0) != 0;
+      if (gk_sql_step (stmt) == GK_SQL_ROW)
+        result = gk_sql_column_int64 (stmt, 0) != 0;
       else
         gk_database_set_error (self, error, _("Cannot read the keys"));
-      sqlite3_reset (stmt);
+      gk_sql_reset (stmt);
     }
   gk_database_unlock (self);
   return result;
 }
 
 void
+gk_database_checkpoint (GkDatabase *self)
+{
+  if (is_sqlite (self))
+    gk_database_exec (self, "PRAGMA wal_checkpoint(TRUNCATE)", NULL);
+}
+
+void
 gk_database_stop_mmap (GkDatabase *self)
 {
   g_return_if_fail (GK_IS_DATABASE (self));
-  gk_database_exec (self, "PRAGMA mmap_size = 0", NULL);
+  if (is_sqlite (self))
+    gk_database_exec (self, "PRAGMA mmap_size = 0", NULL);
 }
 
 gboolean
 gk_database_check_integrity (GkDatabase  *self,
                              GError     **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gboolean ok = FALSE;
 
   g_return_val_if_fail (GK_IS_DATABASE (self), FALSE);
+
+  /* A server checks its own pages. */
+  if (!is_sqlite (self))
+    return TRUE;
 
   gk_database_lock (self);
   stmt = gk_database_prepare (self, "PRAGMA integrity_check", error);
   if (stmt != NULL)
     {
-      if (sqlite3_step (stmt) == SQLITE_ROW)
+      if (gk_sql_step (stmt) == GK_SQL_ROW)
         {
-          const char *result = (const char *) sqlite3_column_text (stmt, 0);
+          const char *result = gk_sql_column_text (stmt, 0);
 
           ok = g_strcmp0 (result, "ok") == 0;
           if (!ok)
@@ -1236,7 +1246,7 @@ gk_database_check_integrity (GkDatabase  *self,
         }
       else
         gk_database_set_error (self, error, _("The database failed its integrity check"));
-      sqlite3_reset (stmt);
+      gk_sql_reset (stmt);
     }
   gk_database_unlock (self);
   return ok;

@@ -57,7 +57,7 @@ gk_hygiene_stale_keys (GkDatabase  *db,
 {
   g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func ((GDestroyNotify) gk_stale_key_free);
   gint64 now, cutoff;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int rc;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), NULL);
@@ -79,23 +79,23 @@ gk_hygiene_stale_keys (GkDatabase  *db,
       gk_database_unlock (db);
       return NULL;
     }
-  sqlite3_bind_int64 (stmt, 1, cutoff);
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+  gk_sql_bind_int64 (stmt, 1, cutoff);
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     {
       GkStaleKey *key = g_new0 (GkStaleKey, 1);
 
-      key->key_id = sqlite3_column_int64 (stmt, 0);
-      key->name = g_strdup ((const char *) sqlite3_column_text (stmt, 1));
-      key->reason = sqlite3_column_int (stmt, 2) ? GK_STALE_REJECTED : GK_STALE_UNUSED;
-      key->last_used_at = sqlite3_column_int64 (stmt, 3);
-      key->idle_days = MAX (0, now - sqlite3_column_int64 (stmt, 4)) / DAY_SECONDS;
+      key->key_id = gk_sql_column_int64 (stmt, 0);
+      key->name = g_strdup (gk_sql_column_text (stmt, 1));
+      key->reason = gk_sql_column_int64 (stmt, 2) ? GK_STALE_REJECTED : GK_STALE_UNUSED;
+      key->last_used_at = gk_sql_column_int64 (stmt, 3);
+      key->idle_days = MAX (0, now - gk_sql_column_int64 (stmt, 4)) / DAY_SECONDS;
       g_ptr_array_add (keys, key);
     }
-  if (rc != SQLITE_DONE)
+  if (rc != GK_SQL_DONE)
     gk_database_set_error (db, error, _("Cannot read the keys"));
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
   gk_database_unlock (db);
-  if (rc != SQLITE_DONE)
+  if (rc != GK_SQL_DONE)
     return NULL;
   return g_steal_pointer (&keys);
 }
@@ -136,7 +136,7 @@ gk_hygiene_master_key_age (GkDatabase      *db,
     age->created_at = g_ascii_strtoll (recorded, NULL, 10);
   else
     {
-      sqlite3_stmt *stmt;
+      GkSqlStmt *stmt;
       int rc;
 
       gk_database_lock (db);
@@ -147,14 +147,14 @@ gk_hygiene_master_key_age (GkDatabase      *db,
           gk_database_unlock (db);
           return FALSE;
         }
-      rc = sqlite3_step (stmt);
-      if (rc == SQLITE_ROW)
-        age->created_at = sqlite3_column_int64 (stmt, 0);
+      rc = gk_sql_step (stmt);
+      if (rc == GK_SQL_ROW)
+        age->created_at = gk_sql_column_int64 (stmt, 0);
       else
         gk_database_set_error (db, error, _("Cannot read the keys"));
-      sqlite3_reset (stmt);
+      gk_sql_reset (stmt);
       gk_database_unlock (db);
-      if (rc != SQLITE_ROW)
+      if (rc != GK_SQL_ROW)
         return FALSE;
       age->estimated = age->created_at > 0;
     }

@@ -117,27 +117,27 @@ add_compare_rows (GkDatabase   *db,
                   guint         n_params,
                   GError      **error)
 {
-  sqlite3_stmt *stmt = gk_database_prepare (db, sql, error);
+  GkSqlStmt *stmt = gk_database_prepare (db, sql, error);
   int rc;
 
   if (stmt == NULL)
     return FALSE;
   for (guint i = 0; i < n_params; i++)
-    sqlite3_bind_int64 (stmt, (int) i + 1, params[i]);
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    gk_sql_bind_int64 (stmt, (int) i + 1, params[i]);
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     {
-      gint64 key_id = sqlite3_column_int64 (stmt, 0);
+      gint64 key_id = gk_sql_column_int64 (stmt, 0);
 
       if (latency)
         {
-          gint64 bucket = sqlite3_column_int64 (stmt, 1);
+          gint64 bucket = gk_sql_column_int64 (stmt, 1);
 
           if (bucket >= 0 && bucket < GK_ROLLUP_LATENCY_BUCKETS)
-            compare_histogram (data, key_id)->counts[bucket] += sqlite3_column_int64 (stmt, 2);
+            compare_histogram (data, key_id)->counts[bucket] += gk_sql_column_int64 (stmt, 2);
         }
       else
         {
-          gint64 requests = sqlite3_column_int64 (stmt, 2);
+          gint64 requests = gk_sql_column_int64 (stmt, 2);
           GkUsageStatus status = GK_USAGE_ERROR;
           GkKeyComparison *row;
 
@@ -145,10 +145,10 @@ add_compare_rows (GkDatabase   *db,
           if (requests == 0)
             continue;
           row = compare_row (data, key_id);
-          gk_usage_status_from_string ((const char *) sqlite3_column_text (stmt, 1), &status);
+          gk_usage_status_from_string (gk_sql_column_text (stmt, 1), &status);
           row->requests += requests;
-          row->tokens += sqlite3_column_int64 (stmt, 3);
-          row->cost_usd += sqlite3_column_double (stmt, 4);
+          row->tokens += gk_sql_column_int64 (stmt, 3);
+          row->cost_usd += gk_sql_column_double (stmt, 4);
           switch (status)
             {
             case GK_USAGE_SUCCESS:
@@ -167,9 +167,8 @@ add_compare_rows (GkDatabase   *db,
             }
         }
     }
-  sqlite3_reset (stmt);
-  sqlite3_clear_bindings (stmt);
-  if (rc != SQLITE_DONE)
+  gk_sql_reset (stmt);
+  if (rc != GK_SQL_DONE)
     {
       gk_database_set_error (db, error, _("Cannot read the statistics"));
       return FALSE;
@@ -258,7 +257,7 @@ read_compare (GkDatabase  *db,
 {
   CompareData *data = user_data;
   gint64 folded = 0, coarse_end = 0;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int rc;
 
   if (!gk_stats_read_folded_id (db, &folded, error))
@@ -266,11 +265,11 @@ read_compare (GkDatabase  *db,
   stmt = gk_database_prepare (db, "SELECT " GK_ROLLUP_FACET_DAYS_SQL, error);
   if (stmt == NULL)
     return FALSE;
-  rc = sqlite3_step (stmt);
-  if (rc == SQLITE_ROW)
-    coarse_end = CLAMP (sqlite3_column_int64 (stmt, 0), data->since, data->until);
-  sqlite3_reset (stmt);
-  if (rc != SQLITE_ROW)
+  rc = gk_sql_step (stmt);
+  if (rc == GK_SQL_ROW)
+    coarse_end = CLAMP (gk_sql_column_int64 (stmt, 0), data->since, data->until);
+  gk_sql_reset (stmt);
+  if (rc != GK_SQL_ROW)
     {
       gk_database_set_error (db, error, _("Cannot read the statistics"));
       return FALSE;
@@ -290,22 +289,22 @@ read_compare (GkDatabase  *db,
   stmt = gk_database_prepare (db, compare_keys_sql, error);
   if (stmt == NULL)
     return FALSE;
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     {
-      gint64 id = sqlite3_column_int64 (stmt, 0);
-      gboolean deleted = sqlite3_column_int (stmt, 3) != 0;
+      gint64 id = gk_sql_column_int64 (stmt, 0);
+      gboolean deleted = gk_sql_column_int64 (stmt, 3) != 0;
       GkKeyComparison *row;
 
       /* Deleted keys are listed only for what they did in the period. */
       if (deleted && !g_hash_table_contains (data->rows, &id))
         continue;
       row = compare_row (data, id);
-      row->name = g_strdup ((const char *) sqlite3_column_text (stmt, 1));
-      row->key_hint = g_strdup ((const char *) sqlite3_column_text (stmt, 2));
+      row->name = g_strdup (gk_sql_column_text (stmt, 1));
+      row->key_hint = g_strdup (gk_sql_column_text (stmt, 2));
       row->deleted = deleted;
     }
-  sqlite3_reset (stmt);
-  if (rc != SQLITE_DONE)
+  gk_sql_reset (stmt);
+  if (rc != GK_SQL_DONE)
     {
       gk_database_set_error (db, error, _("Cannot read the statistics"));
       return FALSE;
@@ -664,19 +663,19 @@ read_series (GkDatabase   *db,
              gint64        folded,
              GError      **error)
 {
-  sqlite3_stmt *stmt = gk_database_prepare (db, sql, error);
+  GkSqlStmt *stmt = gk_database_prepare (db, sql, error);
   int rc;
 
   if (stmt == NULL)
     return FALSE;
-  sqlite3_bind_int64 (stmt, 1, data->first_start);
-  if (sqlite3_bind_parameter_count (stmt) >= 2)
-    sqlite3_bind_int64 (stmt, 2, folded);
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
-    series_add (data, sqlite3_column_int64 (stmt, 0), sqlite3_column_int64 (stmt, 1),
-                sqlite3_column_double (stmt, 2), sqlite3_column_double (stmt, 3));
-  sqlite3_reset (stmt);
-  if (rc != SQLITE_DONE)
+  gk_sql_bind_int64 (stmt, 1, data->first_start);
+  if (gk_sql_bind_parameter_count (stmt) >= 2)
+    gk_sql_bind_int64 (stmt, 2, folded);
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
+    series_add (data, gk_sql_column_int64 (stmt, 0), gk_sql_column_int64 (stmt, 1),
+                gk_sql_column_double (stmt, 2), gk_sql_column_double (stmt, 3));
+  gk_sql_reset (stmt);
+  if (rc != GK_SQL_DONE)
     {
       gk_database_set_error (db, error, _("Cannot read the statistics"));
       return FALSE;
@@ -691,7 +690,7 @@ read_forecast (GkDatabase  *db,
 {
   ForecastData *data = user_data;
   gint64 folded = 0;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int rc;
 
   if (!gk_stats_read_folded_id (db, &folded, error)
@@ -702,14 +701,14 @@ read_forecast (GkDatabase  *db,
   stmt = gk_database_prepare (db, forecast_keys_sql, error);
   if (stmt == NULL)
     return FALSE;
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     {
-      gint64 id = sqlite3_column_int64 (stmt, 0);
+      gint64 id = gk_sql_column_int64 (stmt, 0);
 
       g_hash_table_add (data->usable, g_memdup2 (&id, sizeof id));
     }
-  sqlite3_reset (stmt);
-  if (rc != SQLITE_DONE)
+  gk_sql_reset (stmt);
+  if (rc != GK_SQL_DONE)
     {
       gk_database_set_error (db, error, _("Cannot read the keys"));
       return FALSE;
@@ -718,22 +717,22 @@ read_forecast (GkDatabase  *db,
   stmt = gk_database_prepare (db, forecast_quotas_sql, error);
   if (stmt == NULL)
     return FALSE;
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     {
       GkDepletion *d = g_new0 (GkDepletion, 1);
 
-      d->key_id = sqlite3_column_int64 (stmt, 0);
-      d->name = g_strdup ((const char *) sqlite3_column_text (stmt, 1));
-      gk_quota_type_from_string ((const char *) sqlite3_column_text (stmt, 2), &d->quota_type);
-      d->unit = g_strcmp0 ((const char *) sqlite3_column_text (stmt, 3), "REQUESTS") == 0
+      d->key_id = gk_sql_column_int64 (stmt, 0);
+      d->name = g_strdup (gk_sql_column_text (stmt, 1));
+      gk_quota_type_from_string (gk_sql_column_text (stmt, 2), &d->quota_type);
+      d->unit = g_strcmp0 (gk_sql_column_text (stmt, 3), "REQUESTS") == 0
                 ? GK_QUOTA_UNIT_REQUESTS : GK_QUOTA_UNIT_TOKENS;
-      d->limit_value = sqlite3_column_int64 (stmt, 4);
-      d->used_value = sqlite3_column_int64 (stmt, 5);
-      d->reset_at = sqlite3_column_int64 (stmt, 6);
+      d->limit_value = gk_sql_column_int64 (stmt, 4);
+      d->used_value = gk_sql_column_int64 (stmt, 5);
+      d->reset_at = gk_sql_column_int64 (stmt, 6);
       g_ptr_array_add (data->windows, d);
     }
-  sqlite3_reset (stmt);
-  if (rc != SQLITE_DONE)
+  gk_sql_reset (stmt);
+  if (rc != GK_SQL_DONE)
     {
       gk_database_set_error (db, error, _("Cannot read the keys"));
       return FALSE;
@@ -951,15 +950,15 @@ query_two (GkDatabase   *db,
            const char   *sql,
            gint64        a,
            gint64        b,
-           sqlite3_stmt **out,
+           GkSqlStmt    **out,
            GError      **error)
 {
-  sqlite3_stmt *stmt = gk_database_prepare (db, sql, error);
+  GkSqlStmt *stmt = gk_database_prepare (db, sql, error);
 
   if (stmt == NULL)
     return FALSE;
-  sqlite3_bind_int64 (stmt, 1, a);
-  sqlite3_bind_int64 (stmt, 2, b);
+  gk_sql_bind_int64 (stmt, 1, a);
+  gk_sql_bind_int64 (stmt, 2, b);
   *out = stmt;
   return TRUE;
 }
@@ -971,21 +970,21 @@ read_spikes (GkDatabase  *db,
 {
   SpikeData *data = user_data;
   g_autoptr(GArray) candidates = g_array_new (FALSE, FALSE, sizeof (gint64) * 3);
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int rc;
 
   if (!query_two (db, spike_candidates_sql, data->since, data->until, &stmt, error))
     return FALSE;
-  sqlite3_bind_int64 (stmt, 3, GK_SPIKE_MIN_ROTATIONS);
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+  gk_sql_bind_int64 (stmt, 3, GK_SPIKE_MIN_ROTATIONS);
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     {
-      gint64 c[3] = { sqlite3_column_int64 (stmt, 0), sqlite3_column_int64 (stmt, 1),
-                      sqlite3_column_int64 (stmt, 2) };
+      gint64 c[3] = { gk_sql_column_int64 (stmt, 0), gk_sql_column_int64 (stmt, 1),
+                      gk_sql_column_int64 (stmt, 2) };
 
       g_array_append_vals (candidates, c, 1);
     }
-  sqlite3_reset (stmt);
-  if (rc != SQLITE_DONE)
+  gk_sql_reset (stmt);
+  if (rc != GK_SQL_DONE)
     goto failed;
 
   for (guint i = 0; i < candidates->len; i++)
@@ -996,21 +995,21 @@ read_spikes (GkDatabase  *db,
 
       if (!query_two (db, spike_baseline_sql, c[0], c[1], &stmt, error))
         return FALSE;
-      rc = sqlite3_step (stmt);
-      baseline = rc == SQLITE_ROW ? sqlite3_column_double (stmt, 0) / GK_SPIKE_BASELINE_HOURS
+      rc = gk_sql_step (stmt);
+      baseline = rc == GK_SQL_ROW ? gk_sql_column_double (stmt, 0) / GK_SPIKE_BASELINE_HOURS
                                   : 0;
-      sqlite3_reset (stmt);
-      if (rc != SQLITE_ROW)
+      gk_sql_reset (stmt);
+      if (rc != GK_SQL_ROW)
         goto failed;
       if (!gk_insights_is_spike (c[2], baseline))
         continue;
 
       if (!query_two (db, spike_reason_sql, c[0], c[1], &stmt, error))
         return FALSE;
-      rc = sqlite3_step (stmt);
-      if (rc != SQLITE_ROW)
+      rc = gk_sql_step (stmt);
+      if (rc != GK_SQL_ROW)
         {
-          sqlite3_reset (stmt);
+          gk_sql_reset (stmt);
           goto failed;
         }
       spike = g_new0 (GkRotationSpike, 1);
@@ -1018,12 +1017,12 @@ read_spikes (GkDatabase  *db,
       spike->key_id = c[1];
       spike->rotations = c[2];
       spike->baseline = baseline;
-      gk_rotation_reason_from_string ((const char *) sqlite3_column_text (stmt, 0),
+      gk_rotation_reason_from_string (gk_sql_column_text (stmt, 0),
                                       &spike->dominant_reason);
-      spike->dominant_count = sqlite3_column_int64 (stmt, 1);
+      spike->dominant_count = gk_sql_column_int64 (stmt, 1);
       if (c[1] != 0)
-        spike->key_name = g_strdup ((const char *) sqlite3_column_text (stmt, 2));
-      sqlite3_reset (stmt);
+        spike->key_name = g_strdup (gk_sql_column_text (stmt, 2));
+      gk_sql_reset (stmt);
       g_ptr_array_add (data->spikes, spike);
     }
   return TRUE;

@@ -410,21 +410,21 @@ gk_key_validate_spec (const GkKeySpec  *spec,
 /* Reading */
 
 static char *
-dup_column_text (sqlite3_stmt *stmt,
+dup_column_text (GkSqlStmt    *stmt,
                  int           col)
 {
-  const char *text = (const char *) sqlite3_column_text (stmt, col);
+  const char *text = gk_sql_column_text (stmt, col);
 
   return text ? g_strdup (text) : NULL;
 }
 
 static GkKey *
-read_key (sqlite3_stmt *stmt)
+read_key (GkSqlStmt *stmt)
 {
   GkKey *key = g_new0 (GkKey, 1);
-  const char *status = (const char *) sqlite3_column_text (stmt, 5);
+  const char *status = gk_sql_column_text (stmt, 5);
 
-  key->id = sqlite3_column_int64 (stmt, 0);
+  key->id = gk_sql_column_int64 (stmt, 0);
   key->uuid = dup_column_text (stmt, 1);
   key->name = dup_column_text (stmt, 2);
   key->key_hint = dup_column_text (stmt, 3);
@@ -432,23 +432,23 @@ read_key (sqlite3_stmt *stmt)
   if (!gk_key_status_from_string (status, &key->status))
     key->status = GK_KEY_STATUS_INVALID;
   key->status_reason = dup_column_text (stmt, 6);
-  key->cooldown_until = sqlite3_column_int64 (stmt, 7);
-  key->priority = sqlite3_column_int (stmt, 8);
-  key->is_default = sqlite3_column_int (stmt, 9) != 0;
-  key->monthly_budget_usd = sqlite3_column_type (stmt, 10) == SQLITE_NULL
+  key->cooldown_until = gk_sql_column_int64 (stmt, 7);
+  key->priority = gk_sql_column_int64 (stmt, 8);
+  key->is_default = gk_sql_column_int64 (stmt, 9) != 0;
+  key->monthly_budget_usd = gk_sql_column_type (stmt, 10) == GK_SQL_NULL
                               ? -1.0
-                              : sqlite3_column_double (stmt, 10);
-  key->month_cost_usd = sqlite3_column_double (stmt, 11);
-  key->created_at = sqlite3_column_int64 (stmt, 12);
-  key->updated_at = sqlite3_column_int64 (stmt, 13);
-  key->last_used_at = sqlite3_column_int64 (stmt, 14);
-  key->last_rotation_at = sqlite3_column_int64 (stmt, 15);
-  key->deleted_at = sqlite3_column_int64 (stmt, 16);
-  key->has_ciphertext = sqlite3_column_int (stmt, 17) != 0;
+                              : gk_sql_column_double (stmt, 10);
+  key->month_cost_usd = gk_sql_column_double (stmt, 11);
+  key->created_at = gk_sql_column_int64 (stmt, 12);
+  key->updated_at = gk_sql_column_int64 (stmt, 13);
+  key->last_used_at = gk_sql_column_int64 (stmt, 14);
+  key->last_rotation_at = gk_sql_column_int64 (stmt, 15);
+  key->deleted_at = gk_sql_column_int64 (stmt, 16);
+  key->has_ciphertext = gk_sql_column_int64 (stmt, 17) != 0;
   {
     GkRotationReason reason;
 
-    key->last_rotation_reason = gk_rotation_reason_from_string ((const char *) sqlite3_column_text (stmt, 18), &reason)
+    key->last_rotation_reason = gk_rotation_reason_from_string (gk_sql_column_text (stmt, 18), &reason)
                                   ? (int) reason
                                   : -1;
   }
@@ -492,21 +492,21 @@ slot_for (const char *type_str,
 
 /* Fills the quotas of the keys in @by_id (id → GkKey*) from @stmt's rows. */
 static void
-read_quotas (sqlite3_stmt *stmt,
+read_quotas (GkSqlStmt    *stmt,
              GHashTable   *by_id)
 {
-  while (sqlite3_step (stmt) == SQLITE_ROW)
+  while (gk_sql_step (stmt) == GK_SQL_ROW)
     {
-      gint64 key_id = sqlite3_column_int64 (stmt, 0);
+      gint64 key_id = gk_sql_column_int64 (stmt, 0);
       GkKey *key = g_hash_table_lookup (by_id, &key_id);
-      int slot = slot_for ((const char *) sqlite3_column_text (stmt, 1),
-                           (const char *) sqlite3_column_text (stmt, 2));
+      int slot = slot_for (gk_sql_column_text (stmt, 1),
+                           gk_sql_column_text (stmt, 2));
 
       if (key == NULL || slot < 0)
         continue;
-      key->quotas[slot].limit_value = sqlite3_column_int64 (stmt, 3);
-      key->quotas[slot].used_value = sqlite3_column_int64 (stmt, 4);
-      key->quotas[slot].reset_at = sqlite3_column_int64 (stmt, 5);
+      key->quotas[slot].limit_value = gk_sql_column_int64 (stmt, 3);
+      key->quotas[slot].used_value = gk_sql_column_int64 (stmt, 4);
+      key->quotas[slot].reset_at = gk_sql_column_int64 (stmt, 5);
     }
 }
 
@@ -519,7 +519,7 @@ query_keys (GkDatabase  *db,
   gint64 now;
   g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func ((GDestroyNotify) gk_key_free);
   g_autoptr(GHashTable) by_id = g_hash_table_new (g_int64_hash, g_int64_equal);
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int rc;
 
   /* Quotas past their window are reset first, so what is shown is current. */
@@ -537,20 +537,20 @@ query_keys (GkDatabase  *db,
   if (stmt == NULL)
     goto fail;
   if (id > 0)
-    sqlite3_bind_int64 (stmt, 1, id);
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    gk_sql_bind_int64 (stmt, 1, id);
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     {
       GkKey *key = read_key (stmt);
 
       g_ptr_array_add (keys, key);
       g_hash_table_insert (by_id, &key->id, key);
     }
-  if (rc != SQLITE_DONE)
+  if (rc != GK_SQL_DONE)
     {
       gk_database_set_error (db, error, _("Cannot read the keys"));
       goto fail;
     }
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
 
   stmt = gk_database_prepare (db,
                               id > 0 ? "SELECT " QUOTA_COLUMNS " FROM gemini_key_quotas"
@@ -560,9 +560,9 @@ query_keys (GkDatabase  *db,
   if (stmt == NULL)
     goto fail;
   if (id > 0)
-    sqlite3_bind_int64 (stmt, 1, id);
+    gk_sql_bind_int64 (stmt, 1, id);
   read_quotas (stmt, by_id);
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
 
   threshold = gk_database_get_rotation_threshold (db);
   now = gk_database_now (db);
@@ -581,19 +581,19 @@ fail:
 
 static gboolean
 step_done (GkDatabase    *db,
-           sqlite3_stmt  *stmt,
+           GkSqlStmt     *stmt,
            const char    *what,
            GError       **error)
 {
-  int rc = sqlite3_step (stmt);
+  int rc = gk_sql_step (stmt);
 
-  if (rc == SQLITE_DONE)
+  if (rc == GK_SQL_DONE)
     {
-      sqlite3_reset (stmt);
+      gk_sql_reset (stmt);
       return TRUE;
     }
   gk_database_set_error (db, error, what);
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
   return FALSE;
 }
 
@@ -602,13 +602,13 @@ clear_other_defaults (GkKeyStore  *self,
                       gint64       keep_id,
                       GError     **error)
 {
-  sqlite3_stmt *stmt = gk_database_prepare (self->db,
+  GkSqlStmt *stmt = gk_database_prepare (self->db,
                                             "UPDATE gemini_api_keys SET is_default = 0"
                                             " WHERE is_default = 1 AND id != ?1",
                                             error);
   if (stmt == NULL)
     return FALSE;
-  sqlite3_bind_int64 (stmt, 1, keep_id);
+  gk_sql_bind_int64 (stmt, 1, keep_id);
   return step_done (self->db, stmt, _("Cannot change the default key"), error);
 }
 
@@ -619,30 +619,30 @@ fingerprint_taken (GkKeyStore  *self,
                    gboolean    *taken,
                    GError     **error)
 {
-  sqlite3_stmt *stmt = gk_database_prepare (self->db,
+  GkSqlStmt *stmt = gk_database_prepare (self->db,
                                             "SELECT name FROM gemini_api_keys"
                                             " WHERE key_fingerprint = ?1 AND id != ?2",
                                             error);
   if (stmt == NULL)
     return FALSE;
-  sqlite3_bind_text (stmt, 1, fingerprint, -1, SQLITE_STATIC);
-  sqlite3_bind_int64 (stmt, 2, except_id);
-  switch (sqlite3_step (stmt))
+  gk_sql_bind_text (stmt, 1, fingerprint, -1);
+  gk_sql_bind_int64 (stmt, 2, except_id);
+  switch (gk_sql_step (stmt))
     {
-    case SQLITE_ROW:
+    case GK_SQL_ROW:
       g_set_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_DUPLICATE,
                    _("This API key is already stored as “%s”."),
-                   (const char *) sqlite3_column_text (stmt, 0));
+                   gk_sql_column_text (stmt, 0));
       *taken = TRUE;
-      sqlite3_reset (stmt);
+      gk_sql_reset (stmt);
       return FALSE;
-    case SQLITE_DONE:
+    case GK_SQL_DONE:
       *taken = FALSE;
-      sqlite3_reset (stmt);
+      gk_sql_reset (stmt);
       return TRUE;
     default:
       gk_database_set_error (self->db, error, _("Cannot check for duplicate keys"));
-      sqlite3_reset (stmt);
+      gk_sql_reset (stmt);
       return FALSE;
     }
 }
@@ -666,7 +666,7 @@ get_master_key (GkKeyStore  *self,
  * to @stmt at @first, @first+1, @first+2. */
 static gboolean
 bind_secret (GkKeyStore    *self,
-             sqlite3_stmt  *stmt,
+             GkSqlStmt     *stmt,
              int            first,
              const char    *uuid,
              const char    *api_key,
@@ -682,33 +682,32 @@ bind_secret (GkKeyStore    *self,
     return FALSE;
 
   *fingerprint_out = gk_crypto_fingerprint (master_key, api_key);
-  sqlite3_bind_blob (stmt, first, g_bytes_get_data (blob, NULL), (int) g_bytes_get_size (blob),
-                     SQLITE_TRANSIENT);
-  sqlite3_bind_text (stmt, first + 1, *fingerprint_out, -1, SQLITE_STATIC);
-  sqlite3_bind_text (stmt, first + 2, api_key + len - KEY_HINT_LEN, -1, SQLITE_TRANSIENT);
+  gk_sql_bind_blob (stmt, first, g_bytes_get_data (blob, NULL), (int) g_bytes_get_size (blob));
+  gk_sql_bind_text (stmt, first + 1, *fingerprint_out, -1);
+  gk_sql_bind_text (stmt, first + 2, api_key + len - KEY_HINT_LEN, -1);
   return TRUE;
 }
 
 static void
-bind_nullable_text (sqlite3_stmt *stmt,
+bind_nullable_text (GkSqlStmt    *stmt,
                     int           col,
                     const char   *text)
 {
   if (text != NULL && *text != '\0')
-    sqlite3_bind_text (stmt, col, text, -1, SQLITE_STATIC);
+    gk_sql_bind_text (stmt, col, text, -1);
   else
-    sqlite3_bind_null (stmt, col);
+    gk_sql_bind_null (stmt, col);
 }
 
 static void
-bind_budget (sqlite3_stmt *stmt,
+bind_budget (GkSqlStmt    *stmt,
              int           col,
              double        budget)
 {
   if (budget >= 0)
-    sqlite3_bind_double (stmt, col, budget);
+    gk_sql_bind_double (stmt, col, budget);
   else
-    sqlite3_bind_null (stmt, col);
+    gk_sql_bind_null (stmt, col);
 }
 
 static gboolean
@@ -723,7 +722,7 @@ write_quota_limits (GkKeyStore      *self,
   for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
     {
       GkQuotaType type = gk_quota_slot_type (i);
-      sqlite3_stmt *stmt = gk_database_prepare (
+      GkSqlStmt *stmt = gk_database_prepare (
         self->db,
         "INSERT INTO gemini_key_quotas (key_id, quota_type, unit, limit_value, used_value, reset_at)"
         " VALUES (?1, ?2, ?3, ?4, 0, ?5)"
@@ -732,12 +731,11 @@ write_quota_limits (GkKeyStore      *self,
 
       if (stmt == NULL)
         return FALSE;
-      sqlite3_bind_int64 (stmt, 1, key_id);
-      sqlite3_bind_text (stmt, 2, gk_quota_type_to_string (type), -1, SQLITE_STATIC);
-      sqlite3_bind_text (stmt, 3, gk_quota_unit_to_string (gk_quota_slot_unit (i)), -1,
-                         SQLITE_STATIC);
-      sqlite3_bind_int64 (stmt, 4, spec->limits[i]);
-      sqlite3_bind_int64 (stmt, 5, gk_quota_next_reset (type, now, tz));
+      gk_sql_bind_int64 (stmt, 1, key_id);
+      gk_sql_bind_text (stmt, 2, gk_quota_type_to_string (type), -1);
+      gk_sql_bind_text (stmt, 3, gk_quota_unit_to_string (gk_quota_slot_unit (i)), -1);
+      gk_sql_bind_int64 (stmt, 4, spec->limits[i]);
+      gk_sql_bind_int64 (stmt, 5, gk_quota_next_reset (type, now, tz));
       if (!step_done (self->db, stmt, _("Cannot save the quotas"), error))
         return FALSE;
     }
@@ -889,7 +887,7 @@ gk_key_store_add (GkKeyStore       *self,
 {
   g_autofree char *uuid = g_uuid_string_random ();
   g_autofree char *fingerprint = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gboolean taken;
   gint64 now, id;
 
@@ -914,32 +912,32 @@ gk_key_store_add (GkKeyStore       *self,
     self->db,
     "INSERT INTO gemini_api_keys (uuid, name, api_key_encrypted, key_fingerprint, key_hint,"
     " project, status, priority, is_default, monthly_budget_usd, created_at, updated_at)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11) RETURNING id",
     error);
   if (stmt == NULL)
     goto fail;
 
-  sqlite3_bind_text (stmt, 1, uuid, -1, SQLITE_STATIC);
-  sqlite3_bind_text (stmt, 2, spec->name, -1, SQLITE_STATIC);
+  gk_sql_bind_text (stmt, 1, uuid, -1);
+  gk_sql_bind_text (stmt, 2, spec->name, -1);
   if (!bind_secret (self, stmt, 3, uuid, api_key, &fingerprint, error))
     goto fail;
   if (!fingerprint_taken (self, fingerprint, 0, &taken, error))
     goto fail;
   bind_nullable_text (stmt, 6, spec->project);
-  sqlite3_bind_text (stmt, 7,
-                     gk_key_status_to_string (spec->active ? GK_KEY_STATUS_ACTIVE
-                                                           : GK_KEY_STATUS_INACTIVE),
-                     -1, SQLITE_STATIC);
-  sqlite3_bind_int (stmt, 8, spec->priority);
-  sqlite3_bind_int (stmt, 9, spec->is_default ? 1 : 0);
+  gk_sql_bind_text (stmt, 7,
+                    gk_key_status_to_string (spec->active ? GK_KEY_STATUS_ACTIVE
+                                                          : GK_KEY_STATUS_INACTIVE),
+                    -1);
+  gk_sql_bind_int64 (stmt, 8, spec->priority);
+  gk_sql_bind_int64 (stmt, 9, spec->is_default ? 1 : 0);
   bind_budget (stmt, 10, spec->monthly_budget_usd);
-  sqlite3_bind_int64 (stmt, 11, now);
+  gk_sql_bind_int64 (stmt, 11, now);
 
   if (spec->is_default && !clear_other_defaults (self, 0, error))
     goto fail;
-  if (!step_done (self->db, stmt, _("Cannot save the key"), error))
+  id = gk_database_step_insert (self->db, stmt, _("Cannot save the key"), error);
+  if (id == 0)
     goto fail;
-  id = sqlite3_last_insert_rowid (gk_database_get_handle (self->db));
   if (!write_quota_limits (self, id, spec, error))
     goto fail;
   {
@@ -968,7 +966,7 @@ gk_key_store_add (GkKeyStore       *self,
 
 fail:
   if (stmt != NULL)
-    sqlite3_clear_bindings (stmt);
+    gk_sql_reset (stmt);
   gk_database_rollback (self->db);
   return 0;
 }
@@ -1017,7 +1015,7 @@ exists (GkKeyStore  *self,
         gint64       id,
         GError     **error)
 {
-  sqlite3_stmt *stmt = gk_database_prepare (self->db,
+  GkSqlStmt *stmt = gk_database_prepare (self->db,
                                             "SELECT 1 FROM gemini_api_keys"
                                             " WHERE id = ?1 AND deleted_at IS NULL",
                                             error);
@@ -1025,9 +1023,9 @@ exists (GkKeyStore  *self,
 
   if (stmt == NULL)
     return FALSE;
-  sqlite3_bind_int64 (stmt, 1, id);
-  found = sqlite3_step (stmt) == SQLITE_ROW;
-  sqlite3_reset (stmt);
+  gk_sql_bind_int64 (stmt, 1, id);
+  found = gk_sql_step (stmt) == GK_SQL_ROW;
+  gk_sql_reset (stmt);
   if (!found)
     g_set_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_NOT_FOUND,
                  _("There is no key with id %" PRId64 "."), id);
@@ -1077,7 +1075,7 @@ gk_key_store_update (GkKeyStore       *self,
   g_autofree char *uuid = NULL;
   g_autofree char *fingerprint = NULL;
   g_autoptr(GPtrArray) before = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gboolean taken;
 
   g_return_val_if_fail (GK_IS_KEY_STORE (self), FALSE);
@@ -1117,14 +1115,14 @@ gk_key_store_update (GkKeyStore       *self,
     error);
   if (stmt == NULL)
     goto fail;
-  sqlite3_bind_int64 (stmt, 1, id);
-  sqlite3_bind_text (stmt, 2, spec->name, -1, SQLITE_STATIC);
+  gk_sql_bind_int64 (stmt, 1, id);
+  gk_sql_bind_text (stmt, 2, spec->name, -1);
   bind_nullable_text (stmt, 3, spec->project);
-  sqlite3_bind_int (stmt, 4, spec->priority);
-  sqlite3_bind_int (stmt, 5, spec->is_default ? 1 : 0);
+  gk_sql_bind_int64 (stmt, 4, spec->priority);
+  gk_sql_bind_int64 (stmt, 5, spec->is_default ? 1 : 0);
   bind_budget (stmt, 6, spec->monthly_budget_usd);
-  sqlite3_bind_int64 (stmt, 7, gk_database_now (self->db));
-  sqlite3_bind_int (stmt, 8, spec->active ? 1 : 0);
+  gk_sql_bind_int64 (stmt, 7, gk_database_now (self->db));
+  gk_sql_bind_int64 (stmt, 8, spec->active ? 1 : 0);
   if (spec->is_default && !clear_other_defaults (self, id, error))
     goto fail;
   if (!step_done (self->db, stmt, _("Cannot save the key"), error))
@@ -1136,10 +1134,10 @@ gk_key_store_update (GkKeyStore       *self,
                                   error);
       if (stmt == NULL)
         goto fail;
-      sqlite3_bind_int64 (stmt, 1, id);
-      if (sqlite3_step (stmt) == SQLITE_ROW)
+      gk_sql_bind_int64 (stmt, 1, id);
+      if (gk_sql_step (stmt) == GK_SQL_ROW)
         uuid = dup_column_text (stmt, 0);
-      sqlite3_reset (stmt);
+      gk_sql_reset (stmt);
 
       stmt = gk_database_prepare (self->db,
                                   "UPDATE gemini_api_keys SET api_key_encrypted = ?1,"
@@ -1151,7 +1149,7 @@ gk_key_store_update (GkKeyStore       *self,
         goto fail;
       if (!fingerprint_taken (self, fingerprint, id, &taken, error))
         goto fail;
-      sqlite3_bind_int64 (stmt, 4, id);
+      gk_sql_bind_int64 (stmt, 4, id);
       if (!step_done (self->db, stmt, _("Cannot save the key"), error))
         goto fail;
     }
@@ -1175,7 +1173,7 @@ gk_key_store_delete (GkKeyStore  *self,
                      gint64       id,
                      GError     **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
 
   g_return_val_if_fail (GK_IS_KEY_STORE (self), FALSE);
 
@@ -1194,8 +1192,8 @@ gk_key_store_delete (GkKeyStore  *self,
                               error);
   if (stmt == NULL)
     goto fail;
-  sqlite3_bind_int64 (stmt, 1, id);
-  sqlite3_bind_int64 (stmt, 2, gk_database_now (self->db));
+  gk_sql_bind_int64 (stmt, 1, id);
+  gk_sql_bind_int64 (stmt, 2, gk_database_now (self->db));
   if (!step_done (self->db, stmt, _("Cannot delete the key"), error))
     goto fail;
   if (!gk_audit_record (self->db, GK_AUDIT_KEY_DELETE, id, NULL, NULL, error))
@@ -1203,7 +1201,7 @@ gk_key_store_delete (GkKeyStore  *self,
   if (!gk_database_commit (self->db, error))
     return FALSE;
 
-  gk_database_exec (self->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL);
+  gk_database_checkpoint (self->db);
   gk_database_touch (self->db);
   return TRUE;
 
@@ -1222,7 +1220,7 @@ gk_key_store_reveal (GkKeyStore  *self,
   g_autofree char *name = NULL;
   g_autoptr(GBytes) blob = NULL;
   GBytes *plain = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
 
   g_return_val_if_fail (GK_IS_KEY_STORE (self), NULL);
 
@@ -1236,15 +1234,15 @@ gk_key_store_reveal (GkKeyStore  *self,
       gk_database_unlock (self->db);
       return NULL;
     }
-  sqlite3_bind_int64 (stmt, 1, id);
-  if (sqlite3_step (stmt) == SQLITE_ROW)
+  gk_sql_bind_int64 (stmt, 1, id);
+  if (gk_sql_step (stmt) == GK_SQL_ROW)
     {
       uuid = dup_column_text (stmt, 0);
       name = dup_column_text (stmt, 1);
-      if (sqlite3_column_type (stmt, 2) == SQLITE_BLOB)
-        blob = g_bytes_new (sqlite3_column_blob (stmt, 2), sqlite3_column_bytes (stmt, 2));
+      if (gk_sql_column_type (stmt, 2) == GK_SQL_BLOB)
+        blob = g_bytes_new (gk_sql_column_blob (stmt, 2), gk_sql_column_bytes (stmt, 2));
     }
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
   gk_database_unlock (self->db);
 
   if (uuid == NULL)
@@ -1318,7 +1316,7 @@ gk_key_store_set_status (GkKeyStore   *self,
                          const char   *reason,
                          GError      **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gboolean was_inactive;
 
   g_return_val_if_fail (GK_IS_KEY_STORE (self), FALSE);
@@ -1331,11 +1329,11 @@ gk_key_store_set_status (GkKeyStore   *self,
                               error);
   if (stmt == NULL)
     goto fail;
-  sqlite3_bind_int64 (stmt, 1, id);
-  was_inactive = sqlite3_step (stmt) == SQLITE_ROW &&
-                 g_strcmp0 ((const char *) sqlite3_column_text (stmt, 0),
+  gk_sql_bind_int64 (stmt, 1, id);
+  was_inactive = gk_sql_step (stmt) == GK_SQL_ROW &&
+                 g_strcmp0 (gk_sql_column_text (stmt, 0),
                             gk_key_status_to_string (GK_KEY_STATUS_INACTIVE)) == 0;
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
   stmt = gk_database_prepare (self->db,
                               "UPDATE gemini_api_keys SET status = ?2, status_reason = ?3,"
                               " updated_at = ?4,"
@@ -1345,10 +1343,10 @@ gk_key_store_set_status (GkKeyStore   *self,
                               error);
   if (stmt == NULL)
     goto fail;
-  sqlite3_bind_int64 (stmt, 1, id);
-  sqlite3_bind_text (stmt, 2, gk_key_status_to_string (status), -1, SQLITE_STATIC);
+  gk_sql_bind_int64 (stmt, 1, id);
+  gk_sql_bind_text (stmt, 2, gk_key_status_to_string (status), -1);
   bind_nullable_text (stmt, 3, reason);
-  sqlite3_bind_int64 (stmt, 4, gk_database_now (self->db));
+  gk_sql_bind_int64 (stmt, 4, gk_database_now (self->db));
   if (!step_done (self->db, stmt, _("Cannot change the key's status"), error))
     goto fail;
   /* Turning a key off or back on is a person's act; other changes (a
@@ -1508,7 +1506,7 @@ gk_key_store_contains (GkKeyStore  *self,
 {
   g_autofree char *fingerprint = NULL;
   g_autoptr(GBytes) master_key = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int rc;
 
   g_return_val_if_fail (GK_IS_KEY_STORE (self), FALSE);
@@ -1525,14 +1523,14 @@ gk_key_store_contains (GkKeyStore  *self,
       gk_database_unlock (self->db);
       return FALSE;
     }
-  sqlite3_bind_text (stmt, 1, fingerprint, -1, SQLITE_STATIC);
-  rc = sqlite3_step (stmt);
-  *found = rc == SQLITE_ROW;
+  gk_sql_bind_text (stmt, 1, fingerprint, -1);
+  rc = gk_sql_step (stmt);
+  *found = rc == GK_SQL_ROW;
   if (*found && name_out != NULL)
-    *name_out = g_strdup ((const char *) sqlite3_column_text (stmt, 0));
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    *name_out = g_strdup (gk_sql_column_text (stmt, 0));
+  if (rc != GK_SQL_ROW && rc != GK_SQL_DONE)
     gk_database_set_error (self->db, error, _("Cannot check for duplicate keys"));
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
   gk_database_unlock (self->db);
-  return rc == SQLITE_ROW || rc == SQLITE_DONE;
+  return rc == GK_SQL_ROW || rc == GK_SQL_DONE;
 }

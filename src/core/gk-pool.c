@@ -181,7 +181,7 @@ static gboolean
 load_snapshot (GkPool  *self,
                GError **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 next_due = G_MAXINT64;
 
   g_hash_table_remove_all (self->by_id);
@@ -197,32 +197,32 @@ load_snapshot (GkPool  *self,
                               error);
   if (stmt == NULL)
     return FALSE;
-  while (sqlite3_step (stmt) == SQLITE_ROW)
+  while (gk_sql_step (stmt) == GK_SQL_ROW)
     {
       PoolEntry e = { 0 };
       const char *text;
 
-      e.id = sqlite3_column_int64 (stmt, 0);
-      e.name = g_strdup ((const char *) sqlite3_column_text (stmt, 1));
-      text = (const char *) sqlite3_column_text (stmt, 2);
+      e.id = gk_sql_column_int64 (stmt, 0);
+      e.name = g_strdup (gk_sql_column_text (stmt, 1));
+      text = gk_sql_column_text (stmt, 2);
       e.project = text && *text ? g_strdup (text) : NULL;
-      if (!gk_key_status_from_string ((const char *) sqlite3_column_text (stmt, 3), &e.status))
+      if (!gk_key_status_from_string (gk_sql_column_text (stmt, 3), &e.status))
         e.status = GK_KEY_STATUS_INVALID;
-      e.cooldown_until = sqlite3_column_int64 (stmt, 4);
-      e.priority = sqlite3_column_int (stmt, 5);
-      e.is_default = sqlite3_column_int (stmt, 6) != 0;
-      e.last_used_at = sqlite3_column_int64 (stmt, 7);
-      e.budget = sqlite3_column_type (stmt, 8) == SQLITE_NULL ? -1.0
-                                                               : sqlite3_column_double (stmt, 8);
-      e.month_cost = sqlite3_column_double (stmt, 9);
-      e.strikes = sqlite3_column_int (stmt, 10);
-      e.uuid = g_strdup ((const char *) sqlite3_column_text (stmt, 11));
-      e.key_hint = g_strdup ((const char *) sqlite3_column_text (stmt, 12));
+      e.cooldown_until = gk_sql_column_int64 (stmt, 4);
+      e.priority = gk_sql_column_int64 (stmt, 5);
+      e.is_default = gk_sql_column_int64 (stmt, 6) != 0;
+      e.last_used_at = gk_sql_column_int64 (stmt, 7);
+      e.budget = gk_sql_column_type (stmt, 8) == GK_SQL_NULL ? -1.0
+                                                               : gk_sql_column_double (stmt, 8);
+      e.month_cost = gk_sql_column_double (stmt, 9);
+      e.strikes = gk_sql_column_int64 (stmt, 10);
+      e.uuid = g_strdup (gk_sql_column_text (stmt, 11));
+      e.key_hint = g_strdup (gk_sql_column_text (stmt, 12));
       if (e.cooldown_until != 0)
         next_due = MIN (next_due, e.cooldown_until);
       g_array_append_val (self->entries, e);
     }
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
 
   for (guint i = 0; i < self->entries->len; i++)
     {
@@ -236,19 +236,19 @@ load_snapshot (GkPool  *self,
                               error);
   if (stmt == NULL)
     return FALSE;
-  while (sqlite3_step (stmt) == SQLITE_ROW)
+  while (gk_sql_step (stmt) == GK_SQL_ROW)
     {
-      PoolEntry *e = entry_for (self, sqlite3_column_int64 (stmt, 0));
-      int slot = slot_index ((const char *) sqlite3_column_text (stmt, 1),
-                             (const char *) sqlite3_column_text (stmt, 2));
+      PoolEntry *e = entry_for (self, gk_sql_column_int64 (stmt, 0));
+      int slot = slot_index (gk_sql_column_text (stmt, 1),
+                             gk_sql_column_text (stmt, 2));
 
       if (e == NULL || slot < 0)
         continue;
-      e->limit[slot] = sqlite3_column_int64 (stmt, 3);
-      e->used[slot] = sqlite3_column_int64 (stmt, 4);
-      next_due = MIN (next_due, sqlite3_column_int64 (stmt, 5));
+      e->limit[slot] = gk_sql_column_int64 (stmt, 3);
+      e->used[slot] = gk_sql_column_int64 (stmt, 4);
+      next_due = MIN (next_due, gk_sql_column_int64 (stmt, 5));
     }
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
 
   /* Deleted keys spent part of the month too. */
   stmt = gk_database_prepare (self->db,
@@ -257,8 +257,8 @@ load_snapshot (GkPool  *self,
                               error);
   if (stmt == NULL)
     return FALSE;
-  self->deleted_cost = sqlite3_step (stmt) == SQLITE_ROW ? sqlite3_column_double (stmt, 0) : 0;
-  sqlite3_reset (stmt);
+  self->deleted_cost = gk_sql_step (stmt) == GK_SQL_ROW ? gk_sql_column_double (stmt, 0) : 0;
+  gk_sql_reset (stmt);
 
   self->next_due = next_due;
   self->pool_budget = gk_spend_get_pool_budget (self->db);
@@ -535,13 +535,13 @@ gk_pool_select (GkPool      *self,
 
 static gboolean
 step (GkDatabase    *db,
-      sqlite3_stmt  *stmt,
+      GkSqlStmt     *stmt,
       GError       **error)
 {
-  int rc = sqlite3_step (stmt);
+  int rc = gk_sql_step (stmt);
 
-  sqlite3_reset (stmt);
-  if (rc != SQLITE_DONE)
+  gk_sql_reset (stmt);
+  if (rc != GK_SQL_DONE)
     {
       gk_database_set_error (db, error, _("Cannot record the request"));
       return FALSE;
@@ -558,7 +558,7 @@ insert_rotation (GkPool            *self,
                  gint64             now,
                  GError           **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
 
   stmt = gk_database_prepare (self->db,
                               "INSERT INTO gemini_key_rotation_log"
@@ -567,14 +567,14 @@ insert_rotation (GkPool            *self,
                               error);
   if (stmt == NULL)
     return FALSE;
-  sqlite3_bind_int64 (stmt, 1, from_id);
+  gk_sql_bind_int64 (stmt, 1, from_id);
   if (to_id > 0)
-    sqlite3_bind_int64 (stmt, 2, to_id);
+    gk_sql_bind_int64 (stmt, 2, to_id);
   else
-    sqlite3_bind_null (stmt, 2);
-  sqlite3_bind_text (stmt, 3, gk_rotation_reason_to_string (reason), -1, SQLITE_STATIC);
-  sqlite3_bind_text (stmt, 4, triggered_by ? triggered_by : "auto", -1, SQLITE_STATIC);
-  sqlite3_bind_int64 (stmt, 5, now);
+    gk_sql_bind_null (stmt, 2);
+  gk_sql_bind_text (stmt, 3, gk_rotation_reason_to_string (reason), -1);
+  gk_sql_bind_text (stmt, 4, triggered_by ? triggered_by : "auto", -1);
+  gk_sql_bind_int64 (stmt, 5, now);
   if (!step (self->db, stmt, error))
     return FALSE;
 
@@ -583,8 +583,8 @@ insert_rotation (GkPool            *self,
                               error);
   if (stmt == NULL)
     return FALSE;
-  sqlite3_bind_int64 (stmt, 1, from_id);
-  sqlite3_bind_int64 (stmt, 2, now);
+  gk_sql_bind_int64 (stmt, 1, from_id);
+  gk_sql_bind_int64 (stmt, 2, now);
   return step (self->db, stmt, error);
 }
 
@@ -600,7 +600,7 @@ set_key_state (GkPool       *self,
                GError      **error)
 {
   g_autofree char *sql = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
 
   sql = g_strconcat ("UPDATE gemini_api_keys SET status = ?3, status_reason = ?4,"
                      " cooldown_until = MAX(cooldown_until, ?5),"
@@ -609,15 +609,15 @@ set_key_state (GkPool       *self,
   stmt = gk_database_prepare (self->db, sql, error);
   if (stmt == NULL)
     return FALSE;
-  sqlite3_bind_int64 (stmt, 1, id);
+  gk_sql_bind_int64 (stmt, 1, id);
   if (project != NULL)
-    sqlite3_bind_text (stmt, 2, project, -1, SQLITE_STATIC);
+    gk_sql_bind_text (stmt, 2, project, -1);
   else
-    sqlite3_bind_null (stmt, 2);
-  sqlite3_bind_text (stmt, 3, gk_key_status_to_string (status), -1, SQLITE_STATIC);
-  sqlite3_bind_text (stmt, 4, reason, -1, SQLITE_STATIC);
-  sqlite3_bind_int64 (stmt, 5, cooldown_until);
-  sqlite3_bind_int (stmt, 6, strike ? 1 : 0);
+    gk_sql_bind_null (stmt, 2);
+  gk_sql_bind_text (stmt, 3, gk_key_status_to_string (status), -1);
+  gk_sql_bind_text (stmt, 4, reason, -1);
+  gk_sql_bind_int64 (stmt, 5, cooldown_until);
+  gk_sql_bind_int64 (stmt, 6, strike ? 1 : 0);
   return step (self->db, stmt, error);
 }
 
@@ -706,15 +706,15 @@ static gboolean
 key_row_exists (GkPool *self,
                 gint64  key_id)
 {
-  sqlite3_stmt *stmt = gk_database_prepare (self->db,
+  GkSqlStmt *stmt = gk_database_prepare (self->db,
                                             "SELECT 1 FROM gemini_api_keys WHERE id = ?1", NULL);
   gboolean found;
 
   if (stmt == NULL)
     return FALSE;
-  sqlite3_bind_int64 (stmt, 1, key_id);
-  found = sqlite3_step (stmt) == SQLITE_ROW;
-  sqlite3_reset (stmt);
+  gk_sql_bind_int64 (stmt, 1, key_id);
+  found = gk_sql_step (stmt) == GK_SQL_ROW;
+  gk_sql_reset (stmt);
   return found;
 }
 
@@ -727,7 +727,7 @@ gk_pool_track (GkPool               *self,
   GkTrackResult local_result = { 0 };
   g_autofree char *redacted = NULL;
   PoolEntry *e;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 now, tokens;
   gboolean charge, was_in_service;
   GkRotationReason reason = GK_ROTATION_MANUAL;
@@ -791,38 +791,40 @@ gk_pool_track (GkPool               *self,
                               "INSERT INTO gemini_key_usage_log (key_id, model, tokens_used,"
                               " prompt_tokens, output_tokens, cost_usd, priced, status,"
                               " http_status, error_message, user_id, latency_ms, created_at)"
-                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                              " RETURNING id",
                               error);
   if (stmt == NULL)
     goto fail;
   if (record->key_id != 0)
-    sqlite3_bind_int64 (stmt, 1, record->key_id);
+    gk_sql_bind_int64 (stmt, 1, record->key_id);
   else
-    sqlite3_bind_null (stmt, 1);
-  sqlite3_bind_text (stmt, 2, record->model ? record->model : "", -1, SQLITE_STATIC);
-  sqlite3_bind_int64 (stmt, 3, tokens);
-  sqlite3_bind_int64 (stmt, 4, record->prompt_tokens);
-  sqlite3_bind_int64 (stmt, 5, record->output_tokens);
-  sqlite3_bind_double (stmt, 6, local_result.cost_usd);
-  sqlite3_bind_int (stmt, 7, local_result.priced ? 1 : 0);
-  sqlite3_bind_text (stmt, 8, gk_usage_status_to_string (record->status), -1, SQLITE_STATIC);
+    gk_sql_bind_null (stmt, 1);
+  gk_sql_bind_text (stmt, 2, record->model ? record->model : "", -1);
+  gk_sql_bind_int64 (stmt, 3, tokens);
+  gk_sql_bind_int64 (stmt, 4, record->prompt_tokens);
+  gk_sql_bind_int64 (stmt, 5, record->output_tokens);
+  gk_sql_bind_double (stmt, 6, local_result.cost_usd);
+  gk_sql_bind_int64 (stmt, 7, local_result.priced ? 1 : 0);
+  gk_sql_bind_text (stmt, 8, gk_usage_status_to_string (record->status), -1);
   if (record->http_status > 0)
-    sqlite3_bind_int (stmt, 9, record->http_status);
+    gk_sql_bind_int64 (stmt, 9, record->http_status);
   else
-    sqlite3_bind_null (stmt, 9);
+    gk_sql_bind_null (stmt, 9);
   if (redacted != NULL)
-    sqlite3_bind_text (stmt, 10, redacted, -1, SQLITE_STATIC);
+    gk_sql_bind_text (stmt, 10, redacted, -1);
   else
-    sqlite3_bind_null (stmt, 10);
+    gk_sql_bind_null (stmt, 10);
   if (record->user_id != NULL)
-    sqlite3_bind_text (stmt, 11, record->user_id, -1, SQLITE_STATIC);
+    gk_sql_bind_text (stmt, 11, record->user_id, -1);
   else
-    sqlite3_bind_null (stmt, 11);
-  sqlite3_bind_int64 (stmt, 12, record->latency_ms);
-  sqlite3_bind_int64 (stmt, 13, now);
-  if (!step (self->db, stmt, error))
+    gk_sql_bind_null (stmt, 11);
+  gk_sql_bind_int64 (stmt, 12, record->latency_ms);
+  gk_sql_bind_int64 (stmt, 13, now);
+  local_result.usage_id = gk_database_step_insert (self->db, stmt,
+                                                   _("Cannot record the request"), error);
+  if (local_result.usage_id == 0)
     goto fail;
-  local_result.usage_id = sqlite3_last_insert_rowid (gk_database_get_handle (self->db));
 
   pool_was_spent = pool_budget_spent (self);
   if (charge)
@@ -835,8 +837,8 @@ gk_pool_track (GkPool               *self,
                                   error);
       if (stmt == NULL)
         goto fail;
-      sqlite3_bind_int64 (stmt, 1, record->key_id);
-      sqlite3_bind_int64 (stmt, 2, tokens);
+      gk_sql_bind_int64 (stmt, 1, record->key_id);
+      gk_sql_bind_int64 (stmt, 2, tokens);
       if (!step (self->db, stmt, error))
         goto fail;
 
@@ -847,9 +849,9 @@ gk_pool_track (GkPool               *self,
                                   error);
       if (stmt == NULL)
         goto fail;
-      sqlite3_bind_int64 (stmt, 1, record->key_id);
-      sqlite3_bind_int64 (stmt, 2, now);
-      sqlite3_bind_double (stmt, 3, local_result.cost_usd);
+      gk_sql_bind_int64 (stmt, 1, record->key_id);
+      gk_sql_bind_int64 (stmt, 2, now);
+      gk_sql_bind_double (stmt, 3, local_result.cost_usd);
       if (!step (self->db, stmt, error))
         goto fail;
 
@@ -1001,7 +1003,7 @@ gk_pool_rotate (GkPool      *self,
 {
   g_autoptr(GTimeZone) tz = NULL;
   PoolEntry *e, *next;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 now, until, next_id;
 
   g_return_val_if_fail (GK_IS_POOL (self), 0);
@@ -1037,10 +1039,9 @@ gk_pool_rotate (GkPool      *self,
                               error);
   if (stmt == NULL)
     goto fail;
-  sqlite3_bind_int64 (stmt, 1, key_id);
-  sqlite3_bind_int64 (stmt, 2, until);
-  sqlite3_bind_text (stmt, 3, N_("Skipped by hand until the daily reset"), -1,
-                     SQLITE_STATIC);
+  gk_sql_bind_int64 (stmt, 1, key_id);
+  gk_sql_bind_int64 (stmt, 2, until);
+  gk_sql_bind_text (stmt, 3, N_("Skipped by hand until the daily reset"), -1);
   if (!step (self->db, stmt, error))
     goto fail;
 

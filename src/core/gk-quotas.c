@@ -200,18 +200,18 @@ run (GkDatabase   *db,
      gint64        b,
      GError      **error)
 {
-  sqlite3_stmt *stmt = gk_database_prepare (db, sql, error);
+  GkSqlStmt *stmt = gk_database_prepare (db, sql, error);
   int rc;
 
   if (stmt == NULL)
     return FALSE;
   if (type != NULL)
-    sqlite3_bind_text (stmt, 1, type, -1, SQLITE_STATIC);
-  sqlite3_bind_int64 (stmt, 2, a);
-  sqlite3_bind_int64 (stmt, 3, b);
-  rc = sqlite3_step (stmt);
-  sqlite3_reset (stmt);
-  if (rc != SQLITE_DONE)
+    gk_sql_bind_text (stmt, 1, type, -1);
+  gk_sql_bind_int64 (stmt, 2, a);
+  gk_sql_bind_int64 (stmt, 3, b);
+  rc = gk_sql_step (stmt);
+  gk_sql_reset (stmt);
+  if (rc != GK_SQL_DONE)
     {
       gk_database_set_error (db, error, _("Cannot reset the quotas"));
       return FALSE;
@@ -227,7 +227,7 @@ reactivate_keys (GkDatabase  *db,
                  gint64       now,
                  GError     **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int rc;
 
   if (!run (db,
@@ -253,10 +253,10 @@ reactivate_keys (GkDatabase  *db,
     error);
   if (stmt == NULL)
     return FALSE;
-  sqlite3_bind_double (stmt, 1, gk_database_get_rotation_threshold (db));
-  rc = sqlite3_step (stmt);
-  sqlite3_reset (stmt);
-  if (rc != SQLITE_DONE)
+  gk_sql_bind_double (stmt, 1, gk_database_get_rotation_threshold (db));
+  rc = gk_sql_step (stmt);
+  gk_sql_reset (stmt);
+  if (rc != GK_SQL_DONE)
     {
       gk_database_set_error (db, error, _("Cannot reset the quotas"));
       return FALSE;
@@ -300,7 +300,7 @@ something_due (GkDatabase *db,
                gint64      now,
                GTimeZone  *tz)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gboolean due = TRUE;
 
   /* Due: a window ended, a cooldown ended, or a reset_at lies beyond the
@@ -316,13 +316,13 @@ something_due (GkDatabase *db,
     NULL);
   if (stmt == NULL)
     return TRUE;
-  sqlite3_bind_int64 (stmt, 1, now);
-  sqlite3_bind_int64 (stmt, 2, gk_quota_next_reset (GK_QUOTA_PER_MINUTE, now, tz));
-  sqlite3_bind_int64 (stmt, 3, gk_quota_next_reset (GK_QUOTA_DAILY, now, tz));
-  sqlite3_bind_int64 (stmt, 4, gk_quota_next_reset (GK_QUOTA_MONTHLY, now, tz));
-  if (sqlite3_step (stmt) == SQLITE_ROW)
-    due = sqlite3_column_int (stmt, 0) != 0;
-  sqlite3_reset (stmt);
+  gk_sql_bind_int64 (stmt, 1, now);
+  gk_sql_bind_int64 (stmt, 2, gk_quota_next_reset (GK_QUOTA_PER_MINUTE, now, tz));
+  gk_sql_bind_int64 (stmt, 3, gk_quota_next_reset (GK_QUOTA_DAILY, now, tz));
+  gk_sql_bind_int64 (stmt, 4, gk_quota_next_reset (GK_QUOTA_MONTHLY, now, tz));
+  if (gk_sql_step (stmt) == GK_SQL_ROW)
+    due = gk_sql_column_int64 (stmt, 0) != 0;
+  gk_sql_reset (stmt);
   return due;
 }
 
@@ -373,7 +373,7 @@ gk_quotas_reset (GkDatabase   *db,
                  GError      **error)
 {
   g_autoptr(GTimeZone) tz = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 now;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), FALSE);
@@ -404,18 +404,18 @@ gk_quotas_reset (GkDatabase   *db,
   if (stmt == NULL)
     goto fail;
   if (all)
-    sqlite3_bind_null (stmt, 1);
+    gk_sql_bind_null (stmt, 1);
   else
-    sqlite3_bind_text (stmt, 1, gk_quota_type_to_string (type), -1, SQLITE_STATIC);
-  sqlite3_bind_text (stmt, 2, triggered_by, -1, SQLITE_STATIC);
-  sqlite3_bind_int64 (stmt, 3, now);
-  if (sqlite3_step (stmt) != SQLITE_DONE)
+    gk_sql_bind_text (stmt, 1, gk_quota_type_to_string (type), -1);
+  gk_sql_bind_text (stmt, 2, triggered_by, -1);
+  gk_sql_bind_int64 (stmt, 3, now);
+  if (gk_sql_step (stmt) != GK_SQL_DONE)
     {
       gk_database_set_error (db, error, _("Cannot reset the quotas"));
-      sqlite3_reset (stmt);
+      gk_sql_reset (stmt);
       goto fail;
     }
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
   if (!gk_audit_record (db, GK_AUDIT_QUOTA_RESET, 0,
                         all ? "all quotas" : gk_quota_type_to_string (type), NULL, error))
     goto fail;
@@ -433,7 +433,7 @@ gint64
 gk_quotas_next_boundary (GkDatabase  *db,
                          GError     **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 next = 0;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), 0);
@@ -451,11 +451,11 @@ gk_quotas_next_boundary (GkDatabase  *db,
     error);
   if (stmt != NULL)
     {
-      if (sqlite3_step (stmt) == SQLITE_ROW)
-        next = sqlite3_column_int64 (stmt, 0);
+      if (gk_sql_step (stmt) == GK_SQL_ROW)
+        next = gk_sql_column_int64 (stmt, 0);
       else
         gk_database_set_error (db, error, _("Cannot read the quotas"));
-      sqlite3_reset (stmt);
+      gk_sql_reset (stmt);
     }
   gk_database_unlock (db);
   return next;

@@ -83,20 +83,20 @@ read_progress (GkDatabase  *db,
                gint64      *facet_days_before,
                GError     **error)
 {
-  sqlite3_stmt *stmt = gk_database_prepare (db, progress_sql, error);
+  GkSqlStmt *stmt = gk_database_prepare (db, progress_sql, error);
 
   if (stmt == NULL)
     return FALSE;
-  if (sqlite3_step (stmt) != SQLITE_ROW)
+  if (gk_sql_step (stmt) != GK_SQL_ROW)
     {
       gk_database_set_error (db, error, _("Cannot read the statistics"));
-      sqlite3_reset (stmt);
+      gk_sql_reset (stmt);
       return FALSE;
     }
-  *folded = sqlite3_column_int64 (stmt, 0);
-  *last = sqlite3_column_int64 (stmt, 1);
-  *facet_days_before = sqlite3_column_int64 (stmt, 2);
-  sqlite3_reset (stmt);
+  *folded = gk_sql_column_int64 (stmt, 0);
+  *last = gk_sql_column_int64 (stmt, 1);
+  *facet_days_before = gk_sql_column_int64 (stmt, 2);
+  gk_sql_reset (stmt);
   return TRUE;
 }
 
@@ -210,23 +210,23 @@ read_new_rows (GkDatabase  *db,
                GHashTable  *groups,
                GError     **error)
 {
-  sqlite3_stmt *stmt = gk_database_prepare (db, new_rows_sql, error);
+  GkSqlStmt *stmt = gk_database_prepare (db, new_rows_sql, error);
   int rc;
 
   if (stmt == NULL)
     return FALSE;
-  sqlite3_bind_int64 (stmt, 1, after);
-  sqlite3_bind_int64 (stmt, 2, upto);
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+  gk_sql_bind_int64 (stmt, 1, after);
+  gk_sql_bind_int64 (stmt, 2, upto);
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     {
-      gint64 created_at = sqlite3_column_int64 (stmt, 0);
-      gboolean success = sqlite3_column_int (stmt, 1) != 0;
-      gint64 tokens = sqlite3_column_int64 (stmt, 2);
-      double cost_usd = sqlite3_column_double (stmt, 3);
-      const char *model = (const char *) sqlite3_column_text (stmt, 4);
-      const char *user = (const char *) sqlite3_column_text (stmt, 5);
-      const char *status = (const char *) sqlite3_column_text (stmt, 7);
-      gint64 latency_bucket = sqlite3_column_int64 (stmt, 8);
+      gint64 created_at = gk_sql_column_int64 (stmt, 0);
+      gboolean success = gk_sql_column_int64 (stmt, 1) != 0;
+      gint64 tokens = gk_sql_column_int64 (stmt, 2);
+      double cost_usd = gk_sql_column_double (stmt, 3);
+      const char *model = gk_sql_column_text (stmt, 4);
+      const char *user = gk_sql_column_text (stmt, 5);
+      const char *status = gk_sql_column_text (stmt, 7);
+      gint64 latency_bucket = gk_sql_column_int64 (stmt, 8);
       g_autofree char *facet = g_strjoin ("\x1f", status != NULL ? status : "",
                                           model != NULL ? model : "",
                                           user != NULL ? user : "", NULL);
@@ -234,7 +234,7 @@ read_new_rows (GkDatabase  *db,
       group_add_full (groups, GROUP_FACET,
                       created_at < facet_days_before ? GK_ROLLUP_DAY_SECONDS
                                                      : GK_ROLLUP_BUCKET_SECONDS,
-                      created_at, facet, sqlite3_column_int64 (stmt, 6), 0, success, tokens,
+                      created_at, facet, gk_sql_column_int64 (stmt, 6), 0, success, tokens,
                       cost_usd);
       group_add (groups, GROUP_TOTAL, GK_ROLLUP_BUCKET_SECONDS, created_at, NULL, success,
                  tokens, cost_usd);
@@ -246,18 +246,18 @@ read_new_rows (GkDatabase  *db,
           gint64 span = i == 0 ? GK_ROLLUP_BUCKET_SECONDS : GK_ROLLUP_DAY_SECONDS;
 
           group_add_full (groups, GROUP_KEY, span, created_at, status,
-                          sqlite3_column_int64 (stmt, 6), 0, success, tokens, cost_usd);
+                          gk_sql_column_int64 (stmt, 6), 0, success, tokens, cost_usd);
           if (latency_bucket >= 0)
             group_add_full (groups, GROUP_LATENCY, span, created_at, NULL,
-                            sqlite3_column_int64 (stmt, 6), latency_bucket, TRUE, 0, 0);
+                            gk_sql_column_int64 (stmt, 6), latency_bucket, TRUE, 0, 0);
           if (model != NULL && *model != '\0')
             group_add (groups, GROUP_MODEL, span, created_at, model, success, tokens, cost_usd);
           if (user != NULL && *user != '\0')
             group_add (groups, GROUP_USER, span, created_at, user, success, tokens, cost_usd);
         }
     }
-  sqlite3_reset (stmt);
-  if (rc != SQLITE_DONE)
+  gk_sql_reset (stmt);
+  if (rc != GK_SQL_DONE)
     {
       gk_database_set_error (db, error, _("Cannot read the statistics"));
       return FALSE;
@@ -270,7 +270,7 @@ write_group (GkDatabase   *db,
              const Group  *g,
              GError      **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int rc;
 
   if (g->kind == GROUP_TOTAL)
@@ -278,10 +278,10 @@ write_group (GkDatabase   *db,
       stmt = gk_database_prepare (db, add_total_sql, error);
       if (stmt == NULL)
         return FALSE;
-      sqlite3_bind_int64 (stmt, 1, g->start);
-      sqlite3_bind_int64 (stmt, 2, g->requests);
-      sqlite3_bind_int64 (stmt, 3, g->successes);
-      sqlite3_bind_double (stmt, 4, g->cost_usd);
+      gk_sql_bind_int64 (stmt, 1, g->start);
+      gk_sql_bind_int64 (stmt, 2, g->requests);
+      gk_sql_bind_int64 (stmt, 3, g->successes);
+      gk_sql_bind_double (stmt, 4, g->cost_usd);
     }
   else if (g->kind == GROUP_FACET)
     {
@@ -290,40 +290,39 @@ write_group (GkDatabase   *db,
       stmt = gk_database_prepare (db, add_facet_sql, error);
       if (stmt == NULL)
         return FALSE;
-      sqlite3_bind_int64 (stmt, 1, g->start);
-      sqlite3_bind_int64 (stmt, 2, g->key_id);
-      sqlite3_bind_text (stmt, 3, parts[0], -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text (stmt, 4, parts[1] != NULL ? parts[1] : "", -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text (stmt, 5, parts[1] != NULL && parts[2] != NULL ? parts[2] : "", -1,
-                         SQLITE_TRANSIENT);
-      sqlite3_bind_int64 (stmt, 6, g->requests);
-      sqlite3_bind_int64 (stmt, 7, g->successes);
-      sqlite3_bind_int64 (stmt, 8, g->tokens);
-      sqlite3_bind_double (stmt, 9, g->cost_usd);
+      gk_sql_bind_int64 (stmt, 1, g->start);
+      gk_sql_bind_int64 (stmt, 2, g->key_id);
+      gk_sql_bind_text (stmt, 3, parts[0], -1);
+      gk_sql_bind_text (stmt, 4, parts[1] != NULL ? parts[1] : "", -1);
+      gk_sql_bind_text (stmt, 5, parts[1] != NULL && parts[2] != NULL ? parts[2] : "", -1);
+      gk_sql_bind_int64 (stmt, 6, g->requests);
+      gk_sql_bind_int64 (stmt, 7, g->successes);
+      gk_sql_bind_int64 (stmt, 8, g->tokens);
+      gk_sql_bind_double (stmt, 9, g->cost_usd);
     }
   else if (g->kind == GROUP_KEY)
     {
       stmt = gk_database_prepare (db, add_key_sql, error);
       if (stmt == NULL)
         return FALSE;
-      sqlite3_bind_int64 (stmt, 1, g->span);
-      sqlite3_bind_int64 (stmt, 2, g->start);
-      sqlite3_bind_int64 (stmt, 3, g->key_id);
-      sqlite3_bind_text (stmt, 4, g->name, -1, SQLITE_STATIC);
-      sqlite3_bind_int64 (stmt, 5, g->requests);
-      sqlite3_bind_int64 (stmt, 6, g->tokens);
-      sqlite3_bind_double (stmt, 7, g->cost_usd);
+      gk_sql_bind_int64 (stmt, 1, g->span);
+      gk_sql_bind_int64 (stmt, 2, g->start);
+      gk_sql_bind_int64 (stmt, 3, g->key_id);
+      gk_sql_bind_text (stmt, 4, g->name, -1);
+      gk_sql_bind_int64 (stmt, 5, g->requests);
+      gk_sql_bind_int64 (stmt, 6, g->tokens);
+      gk_sql_bind_double (stmt, 7, g->cost_usd);
     }
   else if (g->kind == GROUP_LATENCY)
     {
       stmt = gk_database_prepare (db, add_latency_sql, error);
       if (stmt == NULL)
         return FALSE;
-      sqlite3_bind_int64 (stmt, 1, g->span);
-      sqlite3_bind_int64 (stmt, 2, g->start);
-      sqlite3_bind_int64 (stmt, 3, g->key_id);
-      sqlite3_bind_int64 (stmt, 4, g->bucket);
-      sqlite3_bind_int64 (stmt, 5, g->requests);
+      gk_sql_bind_int64 (stmt, 1, g->span);
+      gk_sql_bind_int64 (stmt, 2, g->start);
+      gk_sql_bind_int64 (stmt, 3, g->key_id);
+      gk_sql_bind_int64 (stmt, 4, g->bucket);
+      gk_sql_bind_int64 (stmt, 5, g->requests);
     }
   else
     {
@@ -331,18 +330,18 @@ write_group (GkDatabase   *db,
                                   error);
       if (stmt == NULL)
         return FALSE;
-      sqlite3_bind_int64 (stmt, 1, g->span);
-      sqlite3_bind_int64 (stmt, 2, g->start);
-      sqlite3_bind_text (stmt, 3, g->name, -1, SQLITE_STATIC);
-      sqlite3_bind_int64 (stmt, 4, g->requests);
-      sqlite3_bind_int64 (stmt, 5, g->tokens);
-      sqlite3_bind_double (stmt, 6, g->cost_usd);
+      gk_sql_bind_int64 (stmt, 1, g->span);
+      gk_sql_bind_int64 (stmt, 2, g->start);
+      gk_sql_bind_text (stmt, 3, g->name, -1);
+      gk_sql_bind_int64 (stmt, 4, g->requests);
+      gk_sql_bind_int64 (stmt, 5, g->tokens);
+      gk_sql_bind_double (stmt, 6, g->cost_usd);
     }
-  rc = sqlite3_step (stmt);
-  if (rc != SQLITE_DONE)
+  rc = gk_sql_step (stmt);
+  if (rc != GK_SQL_DONE)
     gk_database_set_error (db, error, _("Database update failed"));
-  sqlite3_reset (stmt);
-  return rc == SQLITE_DONE;
+  gk_sql_reset (stmt);
+  return rc == GK_SQL_DONE;
 }
 
 static gboolean
@@ -356,7 +355,7 @@ fold (GkDatabase  *db,
                                                         (GDestroyNotify) group_free, NULL);
   GHashTableIter iter;
   gpointer group;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int rc;
 
   if (!read_new_rows (db, after, upto, facet_days_before, groups, error))
@@ -372,12 +371,12 @@ fold (GkDatabase  *db,
   stmt = gk_database_prepare (db, set_progress_sql, error);
   if (stmt == NULL)
     return FALSE;
-  sqlite3_bind_int64 (stmt, 1, upto);
-  rc = sqlite3_step (stmt);
-  if (rc != SQLITE_DONE)
+  gk_sql_bind_int64 (stmt, 1, upto);
+  rc = gk_sql_step (stmt);
+  if (rc != GK_SQL_DONE)
     gk_database_set_error (db, error, _("Database update failed"));
-  sqlite3_reset (stmt);
-  return rc == SQLITE_DONE;
+  gk_sql_reset (stmt);
+  return rc == GK_SQL_DONE;
 }
 
 /**
@@ -404,7 +403,7 @@ gk_rollup_catch_up (GkDatabase  *db,
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   gk_database_lock (db);
-  nested = sqlite3_get_autocommit (gk_database_get_handle (db)) == 0;
+  nested = gk_sql_in_transaction (gk_database_get_handle (db));
 
   /* Most calls find nothing new; taking the write lock to learn that
    * would wait behind every other process's write. */
@@ -487,38 +486,38 @@ run_change (GkDatabase  *db,
             gint64       b,
             GError     **error)
 {
-  sqlite3_stmt *stmt = gk_database_prepare (db, sql, error);
+  GkSqlStmt *stmt = gk_database_prepare (db, sql, error);
   int rc;
 
   if (stmt == NULL)
     return -1;
-  if (sqlite3_bind_parameter_count (stmt) >= 1)
-    sqlite3_bind_int64 (stmt, 1, a);
-  if (sqlite3_bind_parameter_count (stmt) >= 2)
-    sqlite3_bind_int64 (stmt, 2, b);
-  rc = sqlite3_step (stmt);
-  sqlite3_reset (stmt);
-  if (rc != SQLITE_DONE)
+  if (gk_sql_bind_parameter_count (stmt) >= 1)
+    gk_sql_bind_int64 (stmt, 1, a);
+  if (gk_sql_bind_parameter_count (stmt) >= 2)
+    gk_sql_bind_int64 (stmt, 2, b);
+  rc = gk_sql_step (stmt);
+  gk_sql_reset (stmt);
+  if (rc != GK_SQL_DONE)
     {
       gk_database_set_error (db, error, _("Cannot compact the database"));
       return -1;
     }
-  return sqlite3_changes64 (gk_database_get_handle (db));
+  return gk_sql_changes (gk_database_get_handle (db));
 }
 
 static gint64
 database_bytes (GkDatabase *db)
 {
-  sqlite3_stmt *stmt = gk_database_prepare (db,
+  GkSqlStmt *stmt = gk_database_prepare (db,
                                             "SELECT page_count * page_size"
                                             " FROM pragma_page_count (), pragma_page_size ()",
                                             NULL);
   gint64 bytes = 0;
 
-  if (stmt != NULL && sqlite3_step (stmt) == SQLITE_ROW)
-    bytes = sqlite3_column_int64 (stmt, 0);
+  if (stmt != NULL && gk_sql_step (stmt) == GK_SQL_ROW)
+    bytes = gk_sql_column_int64 (stmt, 0);
   if (stmt != NULL)
-    sqlite3_reset (stmt);
+    gk_sql_reset (stmt);
   return bytes;
 }
 
@@ -576,7 +575,7 @@ read_pair (GkDatabase  *db,
            gint64      *b,
            GError     **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gboolean ok;
 
   gk_database_lock (db);
@@ -586,17 +585,17 @@ read_pair (GkDatabase  *db,
       gk_database_unlock (db);
       return FALSE;
     }
-  if (sqlite3_bind_parameter_count (stmt) >= 1)
-    sqlite3_bind_int64 (stmt, 1, param);
-  ok = sqlite3_step (stmt) == SQLITE_ROW;
+  if (gk_sql_bind_parameter_count (stmt) >= 1)
+    gk_sql_bind_int64 (stmt, 1, param);
+  ok = gk_sql_step (stmt) == GK_SQL_ROW;
   if (ok)
     {
-      *a = sqlite3_column_int64 (stmt, 0);
-      *b = sqlite3_column_int64 (stmt, 1);
+      *a = gk_sql_column_int64 (stmt, 0);
+      *b = gk_sql_column_int64 (stmt, 1);
     }
   else
     gk_database_set_error (db, error, _("Cannot compact the database"));
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
   gk_database_unlock (db);
   return ok;
 }
@@ -814,7 +813,7 @@ gk_rollup_compact (GkDatabase      *db,
     }
   /* The rewritten pages went to the WAL: copy them back and truncate it.
    * A reader still holding an old snapshot only delays this. */
-  gk_database_exec (db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL);
+  gk_database_checkpoint (db);
   gk_database_unlock (db);
 
   report->space_reclaimed = TRUE;

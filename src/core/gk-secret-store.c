@@ -1155,7 +1155,7 @@ key_decrypts_a_row (GkDatabase  *db,
 {
   g_autoptr(GBytes) plain = NULL;
   g_autoptr(GError) local = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int rc;
 
   *matches = TRUE;
@@ -1171,25 +1171,25 @@ key_decrypts_a_row (GkDatabase  *db,
       return FALSE;
     }
 
-  rc = sqlite3_step (stmt);
-  if (rc == SQLITE_ROW)
+  rc = gk_sql_step (stmt);
+  if (rc == GK_SQL_ROW)
     {
       plain = gk_crypto_decrypt (master_key,
-                                 (const char *) sqlite3_column_text (stmt, 0),
-                                 sqlite3_column_blob (stmt, 1),
-                                 (gsize) sqlite3_column_bytes (stmt, 1),
+                                 gk_sql_column_text (stmt, 0),
+                                 gk_sql_column_blob (stmt, 1),
+                                 (gsize) gk_sql_column_bytes (stmt, 1),
                                  &local);
       *matches = !g_error_matches (local, GK_CRYPTO_ERROR, GK_CRYPTO_ERROR_AUTH);
     }
-  else if (rc != SQLITE_DONE)
+  else if (rc != GK_SQL_DONE)
     {
       gk_database_set_error (db, error, _("Cannot read the keys"));
-      sqlite3_reset (stmt);
+      gk_sql_reset (stmt);
       gk_database_unlock (db);
       return FALSE;
     }
 
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
   gk_database_unlock (db);
   return TRUE;
 }
@@ -1219,7 +1219,7 @@ verify_key (GkSecretStore  *self,
 static int
 count_ciphertext (GkDatabase *db)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int count = -1;
 
   gk_database_lock (db);
@@ -1229,9 +1229,9 @@ count_ciphertext (GkDatabase *db)
                               NULL);
   if (stmt != NULL)
     {
-      if (sqlite3_step (stmt) == SQLITE_ROW)
-        count = sqlite3_column_int (stmt, 0);
-      sqlite3_reset (stmt);
+      if (gk_sql_step (stmt) == GK_SQL_ROW)
+        count = gk_sql_column_int64 (stmt, 0);
+      gk_sql_reset (stmt);
     }
   gk_database_unlock (db);
   return count;
@@ -1626,7 +1626,7 @@ reencrypt_rows (GkDatabase  *db,
   } Row;
   g_autoptr(GArray) rows = g_array_new (FALSE, TRUE, sizeof (Row));
   g_autofree char *new_check = gk_crypto_check_value (new_key);
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gboolean ok = FALSE;
   int rc;
 
@@ -1639,18 +1639,18 @@ reencrypt_rows (GkDatabase  *db,
                               error);
   if (stmt == NULL)
     goto out;
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     {
       Row row;
 
-      row.id = sqlite3_column_int64 (stmt, 0);
-      row.uuid = g_strdup ((const char *) sqlite3_column_text (stmt, 1));
-      row.blob = g_bytes_new (sqlite3_column_blob (stmt, 2),
-                              (gsize) sqlite3_column_bytes (stmt, 2));
+      row.id = gk_sql_column_int64 (stmt, 0);
+      row.uuid = g_strdup (gk_sql_column_text (stmt, 1));
+      row.blob = g_bytes_new (gk_sql_column_blob (stmt, 2),
+                              (gsize) gk_sql_column_bytes (stmt, 2));
       g_array_append_val (rows, row);
     }
-  sqlite3_reset (stmt);
-  if (rc != SQLITE_DONE)
+  gk_sql_reset (stmt);
+  if (rc != GK_SQL_DONE)
     {
       gk_database_set_error (db, error, _("Cannot read the keys"));
       goto out;
@@ -1686,15 +1686,14 @@ reencrypt_rows (GkDatabase  *db,
                                   error);
       if (stmt == NULL)
         goto out;
-      sqlite3_bind_blob (stmt, 1, g_bytes_get_data (blob, NULL), (int) g_bytes_get_size (blob),
-                         SQLITE_STATIC);
-      sqlite3_bind_text (stmt, 2, fingerprint, -1, SQLITE_STATIC);
-      sqlite3_bind_int64 (stmt, 3, row->id);
-      rc = sqlite3_step (stmt);
-      if (rc != SQLITE_DONE)
+      gk_sql_bind_blob (stmt, 1, g_bytes_get_data (blob, NULL), (int) g_bytes_get_size (blob));
+      gk_sql_bind_text (stmt, 2, fingerprint, -1);
+      gk_sql_bind_int64 (stmt, 3, row->id);
+      rc = gk_sql_step (stmt);
+      if (rc != GK_SQL_DONE)
         gk_database_set_error (db, error, _("Cannot save the re-encrypted keys"));
-      sqlite3_reset (stmt);
-      if (rc != SQLITE_DONE)
+      gk_sql_reset (stmt);
+      if (rc != GK_SQL_DONE)
         goto out;
     }
 

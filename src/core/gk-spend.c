@@ -83,7 +83,7 @@ gk_spend_month_total (GkDatabase  *db,
                       double      *total,
                       GError     **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gboolean ok = FALSE;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), FALSE);
@@ -94,12 +94,12 @@ gk_spend_month_total (GkDatabase  *db,
   stmt = gk_database_prepare (db, "SELECT total (month_cost_usd) FROM gemini_api_keys", error);
   if (stmt != NULL)
     {
-      ok = sqlite3_step (stmt) == SQLITE_ROW;
+      ok = gk_sql_step (stmt) == GK_SQL_ROW;
       if (ok)
-        *total = sqlite3_column_double (stmt, 0);
+        *total = gk_sql_column_double (stmt, 0);
       else
         gk_database_set_error (db, error, _("Cannot read the keys"));
-      sqlite3_reset (stmt);
+      gk_sql_reset (stmt);
     }
   gk_database_unlock (db);
   return ok;
@@ -125,7 +125,7 @@ gk_spend_read (GkDatabase  *db,
   g_autoptr(GTimeZone) tz = NULL;
   g_autoptr(GHashTable) by_id = g_hash_table_new (g_int64_hash, g_int64_equal);
   g_autofree char *folded = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 now;
   int rc;
 
@@ -150,25 +150,25 @@ gk_spend_read (GkDatabase  *db,
                               error);
   if (stmt == NULL)
     goto fail;
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     {
-      double month = sqlite3_column_double (stmt, 2);
+      double month = gk_sql_column_double (stmt, 2);
       GkKeySpend *key;
 
       spend->month_usd += month;
-      if (sqlite3_column_int (stmt, 4))
+      if (gk_sql_column_int64 (stmt, 4))
         continue;
       key = g_new0 (GkKeySpend, 1);
-      key->key_id = sqlite3_column_int64 (stmt, 0);
-      key->key_name = g_strdup ((const char *) sqlite3_column_text (stmt, 1));
+      key->key_id = gk_sql_column_int64 (stmt, 0);
+      key->key_name = g_strdup (gk_sql_column_text (stmt, 1));
       key->month_usd = month;
-      key->budget_usd = sqlite3_column_type (stmt, 3) == SQLITE_NULL
-                          ? -1.0 : sqlite3_column_double (stmt, 3);
+      key->budget_usd = gk_sql_column_type (stmt, 3) == GK_SQL_NULL
+                          ? -1.0 : gk_sql_column_double (stmt, 3);
       g_ptr_array_add (spend->keys, key);
       g_hash_table_insert (by_id, &key->key_id, key);
     }
-  sqlite3_reset (stmt);
-  if (rc != SQLITE_DONE)
+  gk_sql_reset (stmt);
+  if (rc != GK_SQL_DONE)
     goto sql_error;
 
   /* Today: the 15-minute sums, plus the rows not folded into them yet. */
@@ -183,20 +183,20 @@ gk_spend_read (GkDatabase  *db,
                               error);
   if (stmt == NULL)
     goto fail;
-  sqlite3_bind_int64 (stmt, 1, spend->day_start);
-  sqlite3_bind_int64 (stmt, 2, folded != NULL ? g_ascii_strtoll (folded, NULL, 10) : 0);
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+  gk_sql_bind_int64 (stmt, 1, spend->day_start);
+  gk_sql_bind_int64 (stmt, 2, folded != NULL ? g_ascii_strtoll (folded, NULL, 10) : 0);
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     {
-      gint64 id = sqlite3_column_int64 (stmt, 0);
-      double cost = sqlite3_column_double (stmt, 1);
+      gint64 id = gk_sql_column_int64 (stmt, 0);
+      double cost = gk_sql_column_double (stmt, 1);
       GkKeySpend *key = g_hash_table_lookup (by_id, &id);
 
       spend->today_usd += cost;
       if (key != NULL)
         key->today_usd = cost;
     }
-  sqlite3_reset (stmt);
-  if (rc != SQLITE_DONE)
+  gk_sql_reset (stmt);
+  if (rc != GK_SQL_DONE)
     goto sql_error;
   gk_database_unlock (db);
 

@@ -89,10 +89,10 @@ gk_dashboard_free (GkDashboard *dashboard)
 /* --- Helpers ------------------------------------------------------------ */
 
 static char *
-column_dup (sqlite3_stmt *stmt,
+column_dup (GkSqlStmt    *stmt,
             int           column)
 {
-  return g_strdup ((const char *) sqlite3_column_text (stmt, column));
+  return g_strdup (gk_sql_column_text (stmt, column));
 }
 
 /* Runs @func inside one read transaction while holding the connection, so
@@ -108,7 +108,7 @@ gk_stats_with_read_snapshot (GkDatabase      *db,
   gboolean ok;
 
   gk_database_lock (db);
-  own_transaction = sqlite3_get_autocommit (gk_database_get_handle (db)) != 0;
+  own_transaction = !gk_sql_in_transaction (gk_database_get_handle (db));
   if (own_transaction && !gk_database_exec (db, "BEGIN DEFERRED", error))
     {
       gk_database_unlock (db);
@@ -130,7 +130,7 @@ step_failed (GkDatabase  *db,
              int          rc,
              GError     **error)
 {
-  if (rc == SQLITE_DONE)
+  if (rc == GK_SQL_DONE)
     return FALSE;
   gk_database_set_error (db, error, _("Cannot read the statistics"));
   return TRUE;
@@ -270,7 +270,7 @@ read_key_cards (GkDatabase       *db,
                 GkDashboardCards *cards,
                 GError          **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int rc;
 
   stmt = gk_database_prepare (db,
@@ -279,15 +279,15 @@ read_key_cards (GkDatabase       *db,
                               error);
   if (stmt == NULL)
     return FALSE;
-  rc = sqlite3_step (stmt);
-  if (rc == SQLITE_ROW)
+  rc = gk_sql_step (stmt);
+  if (rc == GK_SQL_ROW)
     {
-      cards->total_keys = sqlite3_column_int64 (stmt, 0);
-      cards->active_keys = (gint64) sqlite3_column_double (stmt, 1);
+      cards->total_keys = gk_sql_column_int64 (stmt, 0);
+      cards->active_keys = (gint64) gk_sql_column_double (stmt, 1);
       cards->inactive_keys = cards->total_keys - cards->active_keys;
     }
-  sqlite3_reset (stmt);
-  return rc == SQLITE_ROW || !step_failed (db, rc, error);
+  gk_sql_reset (stmt);
+  return rc == GK_SQL_ROW || !step_failed (db, rc, error);
 }
 
 /* The highest usage id the rollup tables hold, in this snapshot. */
@@ -296,7 +296,7 @@ gk_stats_read_folded_id (GkDatabase  *db,
                          gint64      *folded,
                          GError     **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int rc;
 
   stmt = gk_database_prepare (db,
@@ -305,10 +305,10 @@ gk_stats_read_folded_id (GkDatabase  *db,
                               error);
   if (stmt == NULL)
     return FALSE;
-  rc = sqlite3_step (stmt);
-  *folded = rc == SQLITE_ROW ? sqlite3_column_int64 (stmt, 0) : 0;
-  sqlite3_reset (stmt);
-  return rc == SQLITE_ROW || !step_failed (db, rc, error);
+  rc = gk_sql_step (stmt);
+  *folded = rc == GK_SQL_ROW ? gk_sql_column_int64 (stmt, 0) : 0;
+  gk_sql_reset (stmt);
+  return rc == GK_SQL_ROW || !step_failed (db, rc, error);
 }
 
 /* Adds the quarter-hour buckets to the days that hold them. Local
@@ -320,7 +320,7 @@ read_buckets (GkDatabase    *db,
               GArray        *daily,
               GError       **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   guint day = 0;
   int rc;
 
@@ -330,23 +330,23 @@ read_buckets (GkDatabase    *db,
                               error);
   if (stmt == NULL)
     return FALSE;
-  sqlite3_bind_int64 (stmt, 1, bounds[0]);
-  sqlite3_bind_int64 (stmt, 2, bounds[daily->len]);
+  gk_sql_bind_int64 (stmt, 1, bounds[0]);
+  gk_sql_bind_int64 (stmt, 2, bounds[daily->len]);
 
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     {
-      gint64 start = sqlite3_column_int64 (stmt, 0);
+      gint64 start = gk_sql_column_int64 (stmt, 0);
       GkDailyPoint *point;
 
       /* Buckets come in time order: days only move forward. */
       while (day + 1 < daily->len && start >= bounds[day + 1])
         day++;
       point = &g_array_index (daily, GkDailyPoint, day);
-      point->requests += sqlite3_column_int64 (stmt, 1);
-      point->successes += sqlite3_column_int64 (stmt, 2);
-      point->cost_usd += sqlite3_column_double (stmt, 3);
+      point->requests += gk_sql_column_int64 (stmt, 1);
+      point->successes += gk_sql_column_int64 (stmt, 2);
+      point->cost_usd += gk_sql_column_double (stmt, 3);
     }
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
   return !step_failed (db, rc, error);
 }
 
@@ -376,7 +376,7 @@ read_ranks (GkDatabase   *db,
   const gint64 day = GK_ROLLUP_DAY_SECONDS;
   gint64 first_day = (start + day - 1) / day * day;
   gint64 last_day = end / day * day;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int rc;
 
   /* A period inside one UTC day, or across one midnight, has no whole day. */
@@ -386,20 +386,20 @@ read_ranks (GkDatabase   *db,
   stmt = gk_database_prepare (db, sql, error);
   if (stmt == NULL)
     return FALSE;
-  sqlite3_bind_int64 (stmt, 1, day);
-  sqlite3_bind_int64 (stmt, 2, first_day);
-  sqlite3_bind_int64 (stmt, 3, last_day);
-  sqlite3_bind_int64 (stmt, 4, GK_ROLLUP_BUCKET_SECONDS);
-  sqlite3_bind_int64 (stmt, 5, start);
-  sqlite3_bind_int64 (stmt, 6, first_day);
-  sqlite3_bind_int64 (stmt, 7, last_day);
-  sqlite3_bind_int64 (stmt, 8, end);
+  gk_sql_bind_int64 (stmt, 1, day);
+  gk_sql_bind_int64 (stmt, 2, first_day);
+  gk_sql_bind_int64 (stmt, 3, last_day);
+  gk_sql_bind_int64 (stmt, 4, GK_ROLLUP_BUCKET_SECONDS);
+  gk_sql_bind_int64 (stmt, 5, start);
+  gk_sql_bind_int64 (stmt, 6, first_day);
+  gk_sql_bind_int64 (stmt, 7, last_day);
+  gk_sql_bind_int64 (stmt, 8, end);
 
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
-    rank_add (table, (const char *) sqlite3_column_text (stmt, 0),
-              sqlite3_column_int64 (stmt, 1), sqlite3_column_int64 (stmt, 2),
-              sqlite3_column_double (stmt, 3));
-  sqlite3_reset (stmt);
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
+    rank_add (table, gk_sql_column_text (stmt, 0),
+              gk_sql_column_int64 (stmt, 1), gk_sql_column_int64 (stmt, 2),
+              gk_sql_column_double (stmt, 3));
+  gk_sql_reset (stmt);
   return !step_failed (db, rc, error);
 }
 
@@ -413,7 +413,7 @@ read_unfolded (GkDatabase    *db,
                GHashTable    *users,
                GError       **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int rc;
 
   /* "+created_at": walk the few ids past the mark, not the created_at
@@ -425,22 +425,22 @@ read_unfolded (GkDatabase    *db,
                               error);
   if (stmt == NULL)
     return FALSE;
-  sqlite3_bind_int64 (stmt, 1, folded);
-  sqlite3_bind_int64 (stmt, 2, bounds[0]);
-  sqlite3_bind_int64 (stmt, 3, bounds[daily->len]);
+  gk_sql_bind_int64 (stmt, 1, folded);
+  gk_sql_bind_int64 (stmt, 2, bounds[0]);
+  gk_sql_bind_int64 (stmt, 3, bounds[daily->len]);
 
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     {
-      int day = day_index (bounds, daily->len, sqlite3_column_int64 (stmt, 0));
-      double cost_usd = sqlite3_column_double (stmt, 2);
-      gint64 tokens = sqlite3_column_int64 (stmt, 3);
-      const char *model = (const char *) sqlite3_column_text (stmt, 4);
-      const char *user = (const char *) sqlite3_column_text (stmt, 5);
+      int day = day_index (bounds, daily->len, gk_sql_column_int64 (stmt, 0));
+      double cost_usd = gk_sql_column_double (stmt, 2);
+      gint64 tokens = gk_sql_column_int64 (stmt, 3);
+      const char *model = gk_sql_column_text (stmt, 4);
+      const char *user = gk_sql_column_text (stmt, 5);
       GkDailyPoint *point = &g_array_index (daily, GkDailyPoint, day);
 
       g_assert (day >= 0);
       point->requests++;
-      point->successes += sqlite3_column_int (stmt, 1) != 0;
+      point->successes += gk_sql_column_int64 (stmt, 1) != 0;
       point->cost_usd += cost_usd;
 
       /* As in the rollup: counted without a model or a user, not ranked. */
@@ -449,7 +449,7 @@ read_unfolded (GkDatabase    *db,
       if (user != NULL && *user != '\0')
         rank_add (users, user, 1, tokens, cost_usd);
     }
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
   return !step_failed (db, rc, error);
 }
 
@@ -459,7 +459,7 @@ read_rotations (GkDatabase *db,
                 GPtrArray  *rows,
                 GError    **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int rc;
 
   /* Deleted keys keep their rows (only hidden), so their names still show. */
@@ -473,25 +473,25 @@ read_rotations (GkDatabase *db,
                               error);
   if (stmt == NULL)
     return FALSE;
-  sqlite3_bind_int64 (stmt, 1, limit > 0 ? (gint64) limit : -1);
+  gk_sql_bind_int64 (stmt, 1, limit > 0 ? (gint64) limit : -1);
 
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     {
       GkRotationRow *row = g_new0 (GkRotationRow, 1);
 
-      row->id = sqlite3_column_int64 (stmt, 0);
-      row->from_key_id = sqlite3_column_int64 (stmt, 1);
+      row->id = gk_sql_column_int64 (stmt, 0);
+      row->from_key_id = gk_sql_column_int64 (stmt, 1);
       row->from_key_name = column_dup (stmt, 2);
-      row->to_key_id = sqlite3_column_int64 (stmt, 3);
+      row->to_key_id = gk_sql_column_int64 (stmt, 3);
       row->to_key_name = column_dup (stmt, 4);
-      if (!gk_rotation_reason_from_string ((const char *) sqlite3_column_text (stmt, 5),
+      if (!gk_rotation_reason_from_string (gk_sql_column_text (stmt, 5),
                                            &row->reason))
         row->reason = GK_ROTATION_MANUAL;
       row->triggered_by = column_dup (stmt, 6);
-      row->created_at = sqlite3_column_int64 (stmt, 7);
+      row->created_at = gk_sql_column_int64 (stmt, 7);
       g_ptr_array_add (rows, row);
     }
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
   return !step_failed (db, rc, error);
 }
 
@@ -575,7 +575,7 @@ gk_stats_dashboard (GkDatabase  *db,
    * (a read-only file, a writer holding the lock past the timeout) only
    * leaves more for the read to add. */
   gk_database_lock (db);
-  if (sqlite3_get_autocommit (gk_database_get_handle (db)) != 0)
+  if (!gk_sql_in_transaction (gk_database_get_handle (db)))
     {
       g_autoptr(GError) fold_error = NULL;
 
@@ -619,26 +619,26 @@ static const char usage_logs_key_sql[] =
   USAGE_COLUMNS " WHERE u.key_id = ?1 ORDER BY u.id DESC LIMIT ?2 OFFSET ?3";
 
 static GkUsageRow *
-usage_row_from_statement (sqlite3_stmt *stmt)
+usage_row_from_statement (GkSqlStmt *stmt)
 {
   GkUsageRow *row = g_new0 (GkUsageRow, 1);
 
-  row->id = sqlite3_column_int64 (stmt, 0);
-  row->key_id = sqlite3_column_int64 (stmt, 1);
+  row->id = gk_sql_column_int64 (stmt, 0);
+  row->key_id = gk_sql_column_int64 (stmt, 1);
   row->key_name = column_dup (stmt, 2);
   row->model = column_dup (stmt, 3);
-  row->tokens_used = sqlite3_column_int64 (stmt, 4);
-  row->prompt_tokens = sqlite3_column_int64 (stmt, 5);
-  row->output_tokens = sqlite3_column_int64 (stmt, 6);
-  row->cost_usd = sqlite3_column_double (stmt, 7);
-  row->priced = sqlite3_column_int (stmt, 8) != 0;
-  if (!gk_usage_status_from_string ((const char *) sqlite3_column_text (stmt, 9), &row->status))
+  row->tokens_used = gk_sql_column_int64 (stmt, 4);
+  row->prompt_tokens = gk_sql_column_int64 (stmt, 5);
+  row->output_tokens = gk_sql_column_int64 (stmt, 6);
+  row->cost_usd = gk_sql_column_double (stmt, 7);
+  row->priced = gk_sql_column_int64 (stmt, 8) != 0;
+  if (!gk_usage_status_from_string (gk_sql_column_text (stmt, 9), &row->status))
     row->status = GK_USAGE_ERROR;
-  row->http_status = sqlite3_column_int (stmt, 10);
+  row->http_status = gk_sql_column_int64 (stmt, 10);
   row->error_message = column_dup (stmt, 11);
   row->user_id = column_dup (stmt, 12);
-  row->latency_ms = sqlite3_column_int64 (stmt, 13);
-  row->created_at = sqlite3_column_int64 (stmt, 14);
+  row->latency_ms = gk_sql_column_int64 (stmt, 13);
+  row->created_at = gk_sql_column_int64 (stmt, 14);
   return row;
 }
 
@@ -660,7 +660,7 @@ gk_stats_usage_logs (GkDatabase  *db,
                      GError     **error)
 {
   g_autoptr(GPtrArray) rows = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int rc;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), NULL);
@@ -676,13 +676,13 @@ gk_stats_usage_logs (GkDatabase  *db,
       return NULL;
     }
   if (key_id != 0)
-    sqlite3_bind_int64 (stmt, 1, key_id);
-  sqlite3_bind_int64 (stmt, 2, limit > 0 ? (gint64) limit : -1);
-  sqlite3_bind_int64 (stmt, 3, offset);
+    gk_sql_bind_int64 (stmt, 1, key_id);
+  gk_sql_bind_int64 (stmt, 2, limit > 0 ? (gint64) limit : -1);
+  gk_sql_bind_int64 (stmt, 3, offset);
 
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     g_ptr_array_add (rows, usage_row_from_statement (stmt));
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
   if (step_failed (db, rc, error))
     g_clear_pointer (&rows, g_ptr_array_unref);
   gk_database_unlock (db);
@@ -702,7 +702,7 @@ gk_stats_usage_page (GkDatabase      *db,
                      gint64          *last_id,
                      GError         **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 n = 0;
   int rc;
 
@@ -718,36 +718,36 @@ gk_stats_usage_page (GkDatabase      *db,
       gk_database_unlock (db);
       return -1;
     }
-  sqlite3_bind_int64 (stmt, 1, before_id);
-  sqlite3_bind_int64 (stmt, 2, limit > 0 ? (gint64) limit : -1);
+  gk_sql_bind_int64 (stmt, 1, before_id);
+  gk_sql_bind_int64 (stmt, 2, limit > 0 ? (gint64) limit : -1);
 
   /* Rows point into SQLite's own text: nothing is copied per row. */
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     {
       GkUsageRow row = { 0 };
 
-      row.id = sqlite3_column_int64 (stmt, 0);
-      row.key_id = sqlite3_column_int64 (stmt, 1);
-      row.key_name = (char *) sqlite3_column_text (stmt, 2);
-      row.model = (char *) sqlite3_column_text (stmt, 3);
-      row.tokens_used = sqlite3_column_int64 (stmt, 4);
-      row.prompt_tokens = sqlite3_column_int64 (stmt, 5);
-      row.output_tokens = sqlite3_column_int64 (stmt, 6);
-      row.cost_usd = sqlite3_column_double (stmt, 7);
-      row.priced = sqlite3_column_int (stmt, 8) != 0;
-      if (!gk_usage_status_from_string ((const char *) sqlite3_column_text (stmt, 9),
+      row.id = gk_sql_column_int64 (stmt, 0);
+      row.key_id = gk_sql_column_int64 (stmt, 1);
+      row.key_name = (char *) gk_sql_column_text (stmt, 2);
+      row.model = (char *) gk_sql_column_text (stmt, 3);
+      row.tokens_used = gk_sql_column_int64 (stmt, 4);
+      row.prompt_tokens = gk_sql_column_int64 (stmt, 5);
+      row.output_tokens = gk_sql_column_int64 (stmt, 6);
+      row.cost_usd = gk_sql_column_double (stmt, 7);
+      row.priced = gk_sql_column_int64 (stmt, 8) != 0;
+      if (!gk_usage_status_from_string (gk_sql_column_text (stmt, 9),
                                         &row.status))
         row.status = GK_USAGE_ERROR;
-      row.http_status = sqlite3_column_int (stmt, 10);
-      row.error_message = (char *) sqlite3_column_text (stmt, 11);
-      row.user_id = (char *) sqlite3_column_text (stmt, 12);
-      row.latency_ms = sqlite3_column_int64 (stmt, 13);
-      row.created_at = sqlite3_column_int64 (stmt, 14);
+      row.http_status = gk_sql_column_int64 (stmt, 10);
+      row.error_message = (char *) gk_sql_column_text (stmt, 11);
+      row.user_id = (char *) gk_sql_column_text (stmt, 12);
+      row.latency_ms = gk_sql_column_int64 (stmt, 13);
+      row.created_at = gk_sql_column_int64 (stmt, 14);
       func (&row, user_data);
       *last_id = row.id;
       n++;
     }
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
   if (step_failed (db, rc, error))
     n = -1;
   gk_database_unlock (db);
@@ -756,27 +756,27 @@ gk_stats_usage_page (GkDatabase      *db,
 
 /* Runs a one-row query with an optional key binding; the row is left for
  * the caller to read and reset. */
-static sqlite3_stmt *
+static GkSqlStmt *
 step_one (GkDatabase  *db,
           const char  *sql,
           gint64       key_id,
           gint64       limit,
           GError     **error)
 {
-  sqlite3_stmt *stmt = gk_database_prepare (db, sql, error);
+  GkSqlStmt *stmt = gk_database_prepare (db, sql, error);
   int rc;
 
   if (stmt == NULL)
     return NULL;
   if (key_id != 0)
-    sqlite3_bind_int64 (stmt, 1, key_id);
-  sqlite3_bind_int64 (stmt, 2, limit);
+    gk_sql_bind_int64 (stmt, 1, key_id);
+  gk_sql_bind_int64 (stmt, 2, limit);
 
-  rc = sqlite3_step (stmt);
-  if (rc != SQLITE_ROW)
+  rc = gk_sql_step (stmt);
+  if (rc != GK_SQL_ROW)
     {
-      step_failed (db, rc == SQLITE_DONE ? SQLITE_ERROR : rc, error);
-      sqlite3_reset (stmt);
+      step_failed (db, rc == GK_SQL_DONE ? GK_SQL_ERROR : rc, error);
+      gk_sql_reset (stmt);
       return NULL;
     }
   return stmt;
@@ -795,7 +795,7 @@ gk_stats_usage_count (GkDatabase  *db,
                       gint64       key_id,
                       GError     **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 count = -1;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), -1);
@@ -809,8 +809,8 @@ gk_stats_usage_count (GkDatabase  *db,
                    key_id, 0, error);
   if (stmt != NULL)
     {
-      count = sqlite3_column_int64 (stmt, 0);
-      sqlite3_reset (stmt);
+      count = gk_sql_column_int64 (stmt, 0);
+      gk_sql_reset (stmt);
     }
   gk_database_unlock (db);
   return count;
@@ -834,7 +834,7 @@ gk_stats_usage_summary (GkDatabase      *db,
                         GkUsageSummary  *summary,
                         GError         **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), FALSE);
   g_return_val_if_fail (summary != NULL, FALSE);
@@ -854,11 +854,11 @@ gk_stats_usage_summary (GkDatabase      *db,
                    key_id, limit > 0 ? (gint64) limit : -1, error);
   if (stmt != NULL)
     {
-      summary->requests = sqlite3_column_int64 (stmt, 0);
-      summary->successes = (gint64) sqlite3_column_double (stmt, 1);
+      summary->requests = gk_sql_column_int64 (stmt, 0);
+      summary->successes = (gint64) gk_sql_column_double (stmt, 1);
       summary->failures = summary->requests - summary->successes;
-      summary->cost_usd = sqlite3_column_double (stmt, 2);
-      sqlite3_reset (stmt);
+      summary->cost_usd = gk_sql_column_double (stmt, 2);
+      gk_sql_reset (stmt);
     }
   gk_database_unlock (db);
   return stmt != NULL;
@@ -944,22 +944,21 @@ append_filter_sql (GString             *sql,
 }
 
 static void
-bind_filter (sqlite3_stmt        *stmt,
+bind_filter (GkSqlStmt           *stmt,
              const GkUsageFilter *filter)
 {
   /* Parameters a clause left out are past the statement's count or unused:
    * binding them is harmless. */
-  sqlite3_bind_int64 (stmt, 1, filter->since > 0 ? filter->since : G_MININT64);
-  sqlite3_bind_int64 (stmt, 2, filter->until > 0 ? filter->until : G_MAXINT64);
+  gk_sql_bind_int64 (stmt, 1, filter->since > 0 ? filter->since : G_MININT64);
+  gk_sql_bind_int64 (stmt, 2, filter->until > 0 ? filter->until : G_MAXINT64);
   if (filter->key_id != 0)
-    sqlite3_bind_int64 (stmt, 3, filter->key_id);
+    gk_sql_bind_int64 (stmt, 3, filter->key_id);
   if (filter->status >= 0)
-    sqlite3_bind_text (stmt, 4, gk_usage_status_to_string ((GkUsageStatus) filter->status), -1,
-                       SQLITE_STATIC);
+    gk_sql_bind_text (stmt, 4, gk_usage_status_to_string ((GkUsageStatus) filter->status), -1);
   if (filter->model != NULL)
-    sqlite3_bind_text (stmt, 5, filter->model, -1, SQLITE_TRANSIENT);
+    gk_sql_bind_text (stmt, 5, filter->model, -1);
   if (filter->user_id != NULL)
-    sqlite3_bind_text (stmt, 6, filter->user_id, -1, SQLITE_TRANSIENT);
+    gk_sql_bind_text (stmt, 6, filter->user_id, -1);
 }
 
 /**
@@ -981,7 +980,7 @@ gk_stats_usage_query (GkDatabase          *db,
 {
   g_autoptr(GPtrArray) rows = NULL;
   g_autoptr(GString) sql = g_string_new (USAGE_COLUMNS);
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int rc;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), NULL);
@@ -1000,12 +999,11 @@ gk_stats_usage_query (GkDatabase          *db,
       return NULL;
     }
   bind_filter (stmt, filter);
-  sqlite3_bind_int64 (stmt, 7, limit > 0 ? (gint64) limit : -1);
-  sqlite3_bind_int64 (stmt, 8, offset);
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+  gk_sql_bind_int64 (stmt, 7, limit > 0 ? (gint64) limit : -1);
+  gk_sql_bind_int64 (stmt, 8, offset);
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     g_ptr_array_add (rows, usage_row_from_statement (stmt));
-  sqlite3_reset (stmt);
-  sqlite3_clear_bindings (stmt);
+  gk_sql_reset (stmt);
   if (step_failed (db, rc, error))
     g_clear_pointer (&rows, g_ptr_array_unref);
   gk_database_unlock (db);
@@ -1031,7 +1029,7 @@ gk_stats_usage_query_page (GkDatabase          *db,
 {
   g_autoptr(GString) sql = g_string_new (USAGE_COLUMNS);
   g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func ((GDestroyNotify) gk_usage_row_free);
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int rc;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), -1);
@@ -1051,12 +1049,11 @@ gk_stats_usage_query_page (GkDatabase          *db,
       return -1;
     }
   bind_filter (stmt, filter);
-  sqlite3_bind_int64 (stmt, 7, before_id);
-  sqlite3_bind_int64 (stmt, 8, limit > 0 ? (gint64) limit : -1);
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+  gk_sql_bind_int64 (stmt, 7, before_id);
+  gk_sql_bind_int64 (stmt, 8, limit > 0 ? (gint64) limit : -1);
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     g_ptr_array_add (rows, usage_row_from_statement (stmt));
-  sqlite3_reset (stmt);
-  sqlite3_clear_bindings (stmt);
+  gk_sql_reset (stmt);
   if (step_failed (db, rc, error))
     {
       gk_database_unlock (db);
@@ -1086,7 +1083,7 @@ gk_stats_usage_query_count (GkDatabase          *db,
                             GError             **error)
 {
   g_autoptr(GString) sql = g_string_new ("SELECT count(*) FROM gemini_key_usage_log AS u");
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 count = -1;
   int rc;
 
@@ -1100,13 +1097,12 @@ gk_stats_usage_query_count (GkDatabase          *db,
   if (stmt != NULL)
     {
       bind_filter (stmt, filter);
-      rc = sqlite3_step (stmt);
-      if (rc == SQLITE_ROW)
-        count = sqlite3_column_int64 (stmt, 0);
+      rc = gk_sql_step (stmt);
+      if (rc == GK_SQL_ROW)
+        count = gk_sql_column_int64 (stmt, 0);
       else
         step_failed (db, rc, error);
-      sqlite3_reset (stmt);
-      sqlite3_clear_bindings (stmt);
+      gk_sql_reset (stmt);
     }
   gk_database_unlock (db);
   return count;
@@ -1128,7 +1124,7 @@ add_filter_sums (GkDatabase     *db,
                  gint64          folded,
                  GError        **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int rc;
 
   if (since >= until)
@@ -1137,19 +1133,18 @@ add_filter_sums (GkDatabase     *db,
   if (stmt == NULL)
     return FALSE;
   bind_filter (stmt, data->filter);
-  sqlite3_bind_int64 (stmt, 1, since);
-  sqlite3_bind_int64 (stmt, 2, until);
-  sqlite3_bind_int64 (stmt, 7, folded);
-  rc = sqlite3_step (stmt);
-  if (rc == SQLITE_ROW)
+  gk_sql_bind_int64 (stmt, 1, since);
+  gk_sql_bind_int64 (stmt, 2, until);
+  gk_sql_bind_int64 (stmt, 7, folded);
+  rc = gk_sql_step (stmt);
+  if (rc == GK_SQL_ROW)
     {
-      data->summary->requests += (gint64) sqlite3_column_double (stmt, 0);
-      data->summary->successes += (gint64) sqlite3_column_double (stmt, 1);
-      data->summary->cost_usd += sqlite3_column_double (stmt, 2);
+      data->summary->requests += (gint64) gk_sql_column_double (stmt, 0);
+      data->summary->successes += (gint64) gk_sql_column_double (stmt, 1);
+      data->summary->cost_usd += gk_sql_column_double (stmt, 2);
     }
-  sqlite3_reset (stmt);
-  sqlite3_clear_bindings (stmt);
-  return rc == SQLITE_ROW || !step_failed (db, rc, error);
+  gk_sql_reset (stmt);
+  return rc == GK_SQL_ROW || !step_failed (db, rc, error);
 }
 
 /* The facet sums before the mark GK_ROLLUP_META_FACET_DAYS are per UTC
@@ -1173,7 +1168,7 @@ read_filter_summary (GkDatabase  *db,
   gint64 since = data->filter->since > 0 ? data->filter->since : G_MININT64;
   gint64 until = data->filter->until > 0 ? data->filter->until : G_MAXINT64;
   gint64 folded = 0, days_before = 0, coarse_end, first_day, last_day;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
 
   append_filter_sql (rollup_sql, data->filter, TRUE);
   /* "?7 > 0": keeps the parameter in the statement. */
@@ -1190,8 +1185,8 @@ read_filter_summary (GkDatabase  *db,
   stmt = step_one (db, "SELECT " GK_ROLLUP_FACET_DAYS_SQL, 0, 0, error);
   if (stmt == NULL)
     return FALSE;
-  days_before = sqlite3_column_int64 (stmt, 0);
-  sqlite3_reset (stmt);
+  days_before = gk_sql_column_int64 (stmt, 0);
+  gk_sql_reset (stmt);
 
   /* [since, coarse_end) lies where the sums are per day: whole days in
    * [first_day, last_day), parts of days around them. A period without a
@@ -1242,7 +1237,7 @@ gk_stats_usage_filter_summary (GkDatabase          *db,
   memset (summary, 0, sizeof *summary);
 
   gk_database_lock (db);
-  if (sqlite3_get_autocommit (gk_database_get_handle (db)) != 0)
+  if (!gk_sql_in_transaction (gk_database_get_handle (db)))
     {
       g_autoptr(GError) fold_error = NULL;
 
@@ -1303,7 +1298,7 @@ gk_stats_rotation_totals (GkDatabase  *db,
                           gint64      *automatic,
                           GError     **error)
 {
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 n_all = 0, n_manual = 0;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), FALSE);
@@ -1316,9 +1311,9 @@ gk_stats_rotation_totals (GkDatabase  *db,
                    0, 0, error);
   if (stmt != NULL)
     {
-      n_all = sqlite3_column_int64 (stmt, 0);
-      n_manual = (gint64) sqlite3_column_double (stmt, 1);
-      sqlite3_reset (stmt);
+      n_all = gk_sql_column_int64 (stmt, 0);
+      n_manual = (gint64) gk_sql_column_double (stmt, 1);
+      gk_sql_reset (stmt);
     }
   gk_database_unlock (db);
 

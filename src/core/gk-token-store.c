@@ -131,8 +131,9 @@ gk_token_create (GkDatabase  *db,
 {
   g_autofree char *hash = NULL;
   char *token;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gboolean duplicate = FALSE;
+  gint64 id;
   int rc;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), NULL);
@@ -156,14 +157,14 @@ gk_token_create (GkDatabase  *db,
                               error);
   if (stmt == NULL)
     goto fail;
-  sqlite3_bind_text (stmt, 1, name, -1, SQLITE_STATIC);
-  rc = sqlite3_step (stmt);
-  if (rc == SQLITE_ROW)
-    duplicate = sqlite3_column_int (stmt, 0) != 0;
+  gk_sql_bind_text (stmt, 1, name, -1);
+  rc = gk_sql_step (stmt);
+  if (rc == GK_SQL_ROW)
+    duplicate = gk_sql_column_int64 (stmt, 0) != 0;
   else
     gk_database_set_error (db, error, _("Cannot read the gateway tokens"));
-  sqlite3_reset (stmt);
-  if (rc != SQLITE_ROW)
+  gk_sql_reset (stmt);
+  if (rc != GK_SQL_ROW)
     goto fail;
   if (duplicate)
     {
@@ -176,25 +177,20 @@ gk_token_create (GkDatabase  *db,
 
   stmt = gk_database_prepare (db,
                               "INSERT INTO gateway_tokens (name, token_hash, created_at)"
-                              " VALUES (?1, ?2, ?3)",
+                              " VALUES (?1, ?2, ?3) RETURNING id",
                               error);
   if (stmt == NULL)
     goto fail;
-  sqlite3_bind_text (stmt, 1, name, -1, SQLITE_STATIC);
-  sqlite3_bind_text (stmt, 2, hash, -1, SQLITE_STATIC);
-  sqlite3_bind_int64 (stmt, 3, gk_database_now (db));
-  rc = sqlite3_step (stmt);
-  if (rc != SQLITE_DONE)
-    gk_database_set_error (db, error, _("Cannot save the gateway token"));
-  sqlite3_reset (stmt);
-  if (rc != SQLITE_DONE)
+  gk_sql_bind_text (stmt, 1, name, -1);
+  gk_sql_bind_text (stmt, 2, hash, -1);
+  gk_sql_bind_int64 (stmt, 3, gk_database_now (db));
+  id = gk_database_step_insert (db, stmt, _("Cannot save the gateway token"), error);
+  if (id == 0)
     goto fail;
 
   if (id_out != NULL)
-    *id_out = sqlite3_last_insert_rowid (gk_database_get_handle (db));
-  if (!gk_audit_record (db, GK_AUDIT_TOKEN_CREATE,
-                        sqlite3_last_insert_rowid (gk_database_get_handle (db)), name, NULL,
-                        error))
+    *id_out = id;
+  if (!gk_audit_record (db, GK_AUDIT_TOKEN_CREATE, id, name, NULL, error))
     goto fail;
 
   if (!gk_database_commit (db, error))
@@ -220,7 +216,7 @@ gk_token_list (GkDatabase  *db,
                GError     **error)
 {
   g_autoptr(GPtrArray) tokens = g_ptr_array_new_with_free_func ((GDestroyNotify) gk_token_free);
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   int rc;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), NULL);
@@ -236,23 +232,23 @@ gk_token_list (GkDatabase  *db,
       return NULL;
     }
 
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     {
       GkToken *token = g_new0 (GkToken, 1);
 
-      token->id = sqlite3_column_int64 (stmt, 0);
-      token->name = g_strdup ((const char *) sqlite3_column_text (stmt, 1));
-      token->created_at = sqlite3_column_int64 (stmt, 2);
-      token->last_used_at = sqlite3_column_int64 (stmt, 3);
-      token->revoked_at = sqlite3_column_int64 (stmt, 4);
+      token->id = gk_sql_column_int64 (stmt, 0);
+      token->name = g_strdup (gk_sql_column_text (stmt, 1));
+      token->created_at = gk_sql_column_int64 (stmt, 2);
+      token->last_used_at = gk_sql_column_int64 (stmt, 3);
+      token->revoked_at = gk_sql_column_int64 (stmt, 4);
       g_ptr_array_add (tokens, token);
     }
-  if (rc != SQLITE_DONE)
+  if (rc != GK_SQL_DONE)
     gk_database_set_error (db, error, _("Cannot read the gateway tokens"));
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
   gk_database_unlock (db);
 
-  if (rc != SQLITE_DONE)
+  if (rc != GK_SQL_DONE)
     return NULL;
   return g_steal_pointer (&tokens);
 }
@@ -268,7 +264,7 @@ gk_token_revoke (GkDatabase  *db,
                  GError     **error)
 {
   g_autofree char *name = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gboolean was_valid = FALSE;
   int rc;
 
@@ -281,17 +277,17 @@ gk_token_revoke (GkDatabase  *db,
                               error);
   if (stmt == NULL)
     goto fail;
-  sqlite3_bind_int64 (stmt, 1, id);
-  rc = sqlite3_step (stmt);
-  if (rc == SQLITE_ROW)
+  gk_sql_bind_int64 (stmt, 1, id);
+  rc = gk_sql_step (stmt);
+  if (rc == GK_SQL_ROW)
     {
-      name = g_strdup ((const char *) sqlite3_column_text (stmt, 0));
-      was_valid = sqlite3_column_int (stmt, 1) != 0;
+      name = g_strdup (gk_sql_column_text (stmt, 0));
+      was_valid = gk_sql_column_int64 (stmt, 1) != 0;
     }
-  else if (rc != SQLITE_DONE)
+  else if (rc != GK_SQL_DONE)
     gk_database_set_error (db, error, _("Cannot read the gateway tokens"));
-  sqlite3_reset (stmt);
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+  gk_sql_reset (stmt);
+  if (rc != GK_SQL_ROW && rc != GK_SQL_DONE)
     goto fail;
   if (name == NULL)
     {
@@ -312,13 +308,13 @@ gk_token_revoke (GkDatabase  *db,
                               error);
   if (stmt == NULL)
     goto fail;
-  sqlite3_bind_int64 (stmt, 1, id);
-  sqlite3_bind_int64 (stmt, 2, gk_database_now (db));
-  rc = sqlite3_step (stmt);
-  if (rc != SQLITE_DONE)
+  gk_sql_bind_int64 (stmt, 1, id);
+  gk_sql_bind_int64 (stmt, 2, gk_database_now (db));
+  rc = gk_sql_step (stmt);
+  if (rc != GK_SQL_DONE)
     gk_database_set_error (db, error, _("Cannot revoke the gateway token"));
-  sqlite3_reset (stmt);
-  if (rc != SQLITE_DONE ||
+  gk_sql_reset (stmt);
+  if (rc != GK_SQL_DONE ||
       !gk_audit_record (db, GK_AUDIT_TOKEN_REVOKE, id, name, NULL, error))
     goto fail;
   return gk_database_commit (db, error);
@@ -338,7 +334,7 @@ gk_token_verify (GkDatabase *db,
                  const char *token)
 {
   g_autofree char *hash = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   char *name = NULL;
   gint64 id = 0;
   gint64 last_used = 0;
@@ -360,15 +356,15 @@ gk_token_verify (GkDatabase *db,
                               NULL);
   if (stmt != NULL)
     {
-      sqlite3_bind_text (stmt, 1, hash, -1, SQLITE_STATIC);
-      if (sqlite3_step (stmt) == SQLITE_ROW
-          && gk_crypto_equal_const_time ((const char *) sqlite3_column_text (stmt, 2), hash))
+      gk_sql_bind_text (stmt, 1, hash, -1);
+      if (gk_sql_step (stmt) == GK_SQL_ROW
+          && gk_crypto_equal_const_time (gk_sql_column_text (stmt, 2), hash))
         {
-          id = sqlite3_column_int64 (stmt, 0);
-          name = g_strdup ((const char *) sqlite3_column_text (stmt, 1));
-          last_used = sqlite3_column_int64 (stmt, 3);
+          id = gk_sql_column_int64 (stmt, 0);
+          name = g_strdup (gk_sql_column_text (stmt, 1));
+          last_used = gk_sql_column_int64 (stmt, 3);
         }
-      sqlite3_reset (stmt);
+      gk_sql_reset (stmt);
     }
 
   now = gk_database_now (db);
@@ -378,13 +374,13 @@ gk_token_verify (GkDatabase *db,
                                   NULL);
       if (stmt != NULL)
         {
-          sqlite3_bind_int64 (stmt, 1, id);
-          sqlite3_bind_int64 (stmt, 2, now);
+          gk_sql_bind_int64 (stmt, 1, id);
+          gk_sql_bind_int64 (stmt, 2, now);
           /* Failing to record the time (a busy database) must not refuse a
            * valid token. */
-          if (sqlite3_step (stmt) != SQLITE_DONE)
+          if (gk_sql_step (stmt) != GK_SQL_DONE)
             g_debug ("Cannot record the use of gateway token %" G_GINT64_FORMAT, id);
-          sqlite3_reset (stmt);
+          gk_sql_reset (stmt);
         }
     }
   gk_database_unlock (db);

@@ -34,7 +34,7 @@ fill_usage (GkDatabase *db,
                                           "SUCCESS", "SUCCESS", "SUCCESS", "RATE_LIMITED", "ERROR" };
   g_autoptr(GError) error = NULL;
   gint64 now = gk_database_now (db);
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
 
   gk_database_begin (db, &error);
   g_assert_no_error (error);
@@ -50,19 +50,19 @@ fill_usage (GkDatabase *db,
       char user[16];
 
       g_snprintf (user, sizeof user, "user-%d", i % 37);
-      sqlite3_bind_int64 (stmt, 1, first_key + i % n_keys);
-      sqlite3_bind_text (stmt, 2, models[i % G_N_ELEMENTS (models)], -1, SQLITE_STATIC);
-      sqlite3_bind_int64 (stmt, 3, 1500);
-      sqlite3_bind_int64 (stmt, 4, 1000);
-      sqlite3_bind_int64 (stmt, 5, 500);
-      sqlite3_bind_double (stmt, 6, 0.0015);
-      sqlite3_bind_text (stmt, 7, statuses[i % G_N_ELEMENTS (statuses)], -1, SQLITE_STATIC);
-      sqlite3_bind_text (stmt, 8, user, -1, SQLITE_TRANSIENT);
-      sqlite3_bind_int64 (stmt, 9, now - (gint64) i * span / n_rows);
+      gk_sql_bind_int64 (stmt, 1, first_key + i % n_keys);
+      gk_sql_bind_text (stmt, 2, models[i % G_N_ELEMENTS (models)], -1);
+      gk_sql_bind_int64 (stmt, 3, 1500);
+      gk_sql_bind_int64 (stmt, 4, 1000);
+      gk_sql_bind_int64 (stmt, 5, 500);
+      gk_sql_bind_double (stmt, 6, 0.0015);
+      gk_sql_bind_text (stmt, 7, statuses[i % G_N_ELEMENTS (statuses)], -1);
+      gk_sql_bind_text (stmt, 8, user, -1);
+      gk_sql_bind_int64 (stmt, 9, now - (gint64) i * span / n_rows);
       /* Latencies spread over 50 ms – 5 s, for the comparison's histograms. */
-      sqlite3_bind_int64 (stmt, 10, 50 + (gint64) i * 7919 % 4950);
-      g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_DONE);
-      sqlite3_reset (stmt);
+      gk_sql_bind_int64 (stmt, 10, 50 + (gint64) i * 7919 % 4950);
+      g_assert_cmpint (gk_sql_step (stmt), ==, GK_SQL_DONE);
+      gk_sql_reset (stmt);
     }
   gk_database_commit (db, &error);
   g_assert_no_error (error);

@@ -40,7 +40,7 @@ fill_usage (GkDatabase *db,
                                         "gemini-2.5-flash-lite", "gemini-2.0-flash" };
   g_autoptr(GError) error = NULL;
   gint64 now = gk_database_now (db);
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
 
   gk_database_begin (db, &error);
   g_assert_no_error (error);
@@ -57,18 +57,18 @@ fill_usage (GkDatabase *db,
       gboolean failed = i % 10 == 9;
 
       g_snprintf (user, sizeof user, "user-%d", i % 37);
-      sqlite3_bind_int64 (stmt, 1, first_key + i % N_KEYS);
-      sqlite3_bind_text (stmt, 2, models[i % G_N_ELEMENTS (models)], -1, SQLITE_STATIC);
-      sqlite3_bind_text (stmt, 3, failed ? "RATE_LIMITED" : "SUCCESS", -1, SQLITE_STATIC);
-      sqlite3_bind_int (stmt, 4, failed ? 429 : 200);
+      gk_sql_bind_int64 (stmt, 1, first_key + i % N_KEYS);
+      gk_sql_bind_text (stmt, 2, models[i % G_N_ELEMENTS (models)], -1);
+      gk_sql_bind_text (stmt, 3, failed ? "RATE_LIMITED" : "SUCCESS", -1);
+      gk_sql_bind_int64 (stmt, 4, failed ? 429 : 200);
       if (failed)
-        sqlite3_bind_text (stmt, 5, "Resource exhausted, \"retry\" later", -1, SQLITE_STATIC);
+        gk_sql_bind_text (stmt, 5, "Resource exhausted, \"retry\" later", -1);
       else
-        sqlite3_bind_null (stmt, 5);
-      sqlite3_bind_text (stmt, 6, user, -1, SQLITE_TRANSIENT);
-      sqlite3_bind_int64 (stmt, 7, now - (gint64) (n_rows - i) * 8);
-      g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_DONE);
-      sqlite3_reset (stmt);
+        gk_sql_bind_null (stmt, 5);
+      gk_sql_bind_text (stmt, 6, user, -1);
+      gk_sql_bind_int64 (stmt, 7, now - (gint64) (n_rows - i) * 8);
+      g_assert_cmpint (gk_sql_step (stmt), ==, GK_SQL_DONE);
+      gk_sql_reset (stmt);
     }
   gk_database_commit (db, &error);
   g_assert_no_error (error);

@@ -31,7 +31,7 @@ fill_usage (GkDatabase *db,
   g_autoptr(GError) error = NULL;
   gint64 now = gk_database_now (db);
   gint64 n_rows = (gint64) per_day * days;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
 
   gk_database_begin (db, &error);
   g_assert_no_error (error);
@@ -49,25 +49,24 @@ fill_usage (GkDatabase *db,
       gint64 prompt = 200 + (i * 7919) % 4000, output = failed ? 0 : 50 + (i * 104729) % 900;
 
       g_snprintf (user, sizeof user, "user-%d", (int) (i % users));
-      sqlite3_bind_int64 (stmt, 1, first_key + i % N_KEYS);
-      sqlite3_bind_text (stmt, 2, models[i % G_N_ELEMENTS (models)], -1, SQLITE_STATIC);
-      sqlite3_bind_int64 (stmt, 3, prompt + output);
-      sqlite3_bind_int64 (stmt, 4, prompt);
-      sqlite3_bind_int64 (stmt, 5, output);
-      sqlite3_bind_double (stmt, 6, prompt * 0.3e-6 + output * 2.5e-6);
-      sqlite3_bind_text (stmt, 7, failed ? "RATE_LIMITED" : "SUCCESS", -1, SQLITE_STATIC);
-      sqlite3_bind_int (stmt, 8, failed ? 429 : 200);
+      gk_sql_bind_int64 (stmt, 1, first_key + i % N_KEYS);
+      gk_sql_bind_text (stmt, 2, models[i % G_N_ELEMENTS (models)], -1);
+      gk_sql_bind_int64 (stmt, 3, prompt + output);
+      gk_sql_bind_int64 (stmt, 4, prompt);
+      gk_sql_bind_int64 (stmt, 5, output);
+      gk_sql_bind_double (stmt, 6, prompt * 0.3e-6 + output * 2.5e-6);
+      gk_sql_bind_text (stmt, 7, failed ? "RATE_LIMITED" : "SUCCESS", -1);
+      gk_sql_bind_int64 (stmt, 8, failed ? 429 : 200);
       if (failed)
-        sqlite3_bind_text (stmt, 9, "Resource has been exhausted (e.g. check quota).", -1,
-                           SQLITE_STATIC);
+        gk_sql_bind_text (stmt, 9, "Resource has been exhausted (e.g. check quota).", -1);
       else
-        sqlite3_bind_null (stmt, 9);
-      sqlite3_bind_text (stmt, 10, user, -1, SQLITE_TRANSIENT);
-      sqlite3_bind_int64 (stmt, 11, 300 + i % 1500);
+        gk_sql_bind_null (stmt, 9);
+      gk_sql_bind_text (stmt, 10, user, -1);
+      gk_sql_bind_int64 (stmt, 11, 300 + i % 1500);
       /* Oldest first, evenly spread, as they would have been recorded. */
-      sqlite3_bind_int64 (stmt, 12, now - (n_rows - i) * 86400 / per_day);
-      g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_DONE);
-      sqlite3_reset (stmt);
+      gk_sql_bind_int64 (stmt, 12, now - (n_rows - i) * 86400 / per_day);
+      g_assert_cmpint (gk_sql_step (stmt), ==, GK_SQL_DONE);
+      gk_sql_reset (stmt);
     }
   gk_database_commit (db, &error);
   g_assert_no_error (error);
@@ -78,13 +77,13 @@ count (GkDatabase *db,
        const char *table)
 {
   g_autofree char *sql = g_strdup_printf ("SELECT count(*) FROM %s", table);
-  sqlite3_stmt *stmt = gk_database_prepare (db, sql, NULL);
+  GkSqlStmt *stmt = gk_database_prepare (db, sql, NULL);
   gint64 n = 0;
 
-  if (stmt != NULL && sqlite3_step (stmt) == SQLITE_ROW)
-    n = sqlite3_column_int64 (stmt, 0);
+  if (stmt != NULL && gk_sql_step (stmt) == GK_SQL_ROW)
+    n = gk_sql_column_int64 (stmt, 0);
   if (stmt != NULL)
-    sqlite3_reset (stmt);
+    gk_sql_reset (stmt);
   return n;
 }
 
@@ -96,15 +95,15 @@ report (GkDatabase *db,
                                         "usage_rollup_model", "usage_rollup_user",
                                         "usage_rollup_facet", "usage_rollup_key",
                                         "usage_rollup_latency" };
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 total = 0;
 
   gk_database_exec (db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL);
   stmt = gk_database_prepare (db, "SELECT page_count * page_size FROM pragma_page_count (),"
                                   " pragma_page_size ()", NULL);
-  if (sqlite3_step (stmt) == SQLITE_ROW)
-    total = sqlite3_column_int64 (stmt, 0);
-  sqlite3_reset (stmt);
+  if (gk_sql_step (stmt) == GK_SQL_ROW)
+    total = gk_sql_column_int64 (stmt, 0);
+  gk_sql_reset (stmt);
   printf ("\n%s: database %.1f MB\n", stage, total / 1e6);
 
   for (guint i = 0; i < G_N_ELEMENTS (tables); i++)
@@ -123,10 +122,10 @@ report (GkDatabase *db,
           printf ("  (dbstat is not available)\n");
           return;
         }
-      sqlite3_bind_text (stmt, 1, tables[i], -1, SQLITE_STATIC);
-      if (sqlite3_step (stmt) == SQLITE_ROW)
-        bytes = (gint64) sqlite3_column_double (stmt, 0);
-      sqlite3_reset (stmt);
+      gk_sql_bind_text (stmt, 1, tables[i], -1);
+      if (gk_sql_step (stmt) == GK_SQL_ROW)
+        bytes = (gint64) gk_sql_column_double (stmt, 0);
+      gk_sql_reset (stmt);
       printf ("  %-22s %9" G_GINT64_FORMAT " rows %8.1f MB %6.1f bytes/row\n", tables[i], rows,
               bytes / 1e6, rows > 0 ? (double) bytes / rows : 0.0);
     }

@@ -47,15 +47,15 @@ hardening_usage_exists (GkDatabase *db,
                         gint64      usage_id)
 {
   g_autoptr(GError) error = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gboolean found;
 
   gk_database_lock (db);
   stmt = gk_database_prepare (db, "SELECT 1 FROM gemini_key_usage_log WHERE id = ?1", &error);
   g_assert_no_error (error);
-  sqlite3_bind_int64 (stmt, 1, usage_id);
-  found = sqlite3_step (stmt) == SQLITE_ROW;
-  sqlite3_reset (stmt);
+  gk_sql_bind_int64 (stmt, 1, usage_id);
+  found = gk_sql_step (stmt) == GK_SQL_ROW;
+  gk_sql_reset (stmt);
   gk_database_unlock (db);
   return found;
 }
@@ -65,15 +65,15 @@ hardening_query_int (GkDatabase *db,
                      const char *sql)
 {
   g_autoptr(GError) error = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 value = -1;
 
   gk_database_lock (db);
   stmt = gk_database_prepare (db, sql, &error);
   g_assert_no_error (error);
-  if (sqlite3_step (stmt) == SQLITE_ROW)
-    value = sqlite3_column_int64 (stmt, 0);
-  sqlite3_reset (stmt);
+  if (gk_sql_step (stmt) == GK_SQL_ROW)
+    value = gk_sql_column_int64 (stmt, 0);
+  gk_sql_reset (stmt);
   gk_database_unlock (db);
   return value;
 }

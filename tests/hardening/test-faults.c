@@ -577,17 +577,17 @@ read_blob (Fixture *f,
            gint64   id)
 {
   g_autoptr(GError) error = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   GBytes *blob = NULL;
 
   gk_database_lock (f->db);
   stmt = gk_database_prepare (f->db, "SELECT api_key_encrypted FROM gemini_api_keys WHERE id = ?1",
                               &error);
   g_assert_no_error (error);
-  sqlite3_bind_int64 (stmt, 1, id);
-  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
-  blob = g_bytes_new (sqlite3_column_blob (stmt, 0), sqlite3_column_bytes (stmt, 0));
-  sqlite3_reset (stmt);
+  gk_sql_bind_int64 (stmt, 1, id);
+  g_assert_cmpint (gk_sql_step (stmt), ==, GK_SQL_ROW);
+  blob = g_bytes_new (gk_sql_column_blob (stmt, 0), gk_sql_column_bytes (stmt, 0));
+  gk_sql_reset (stmt);
   gk_database_unlock (f->db);
   return blob;
 }
@@ -598,17 +598,16 @@ write_blob (Fixture *f,
             GBytes  *blob)
 {
   g_autoptr(GError) error = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
 
   gk_database_lock (f->db);
   stmt = gk_database_prepare (f->db, "UPDATE gemini_api_keys SET api_key_encrypted = ?2"
                                      " WHERE id = ?1", &error);
   g_assert_no_error (error);
-  sqlite3_bind_int64 (stmt, 1, id);
-  sqlite3_bind_blob (stmt, 2, g_bytes_get_data (blob, NULL), g_bytes_get_size (blob),
-                     SQLITE_TRANSIENT);
-  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_DONE);
-  sqlite3_reset (stmt);
+  gk_sql_bind_int64 (stmt, 1, id);
+  gk_sql_bind_blob (stmt, 2, g_bytes_get_data (blob, NULL), g_bytes_get_size (blob));
+  g_assert_cmpint (gk_sql_step (stmt), ==, GK_SQL_DONE);
+  gk_sql_reset (stmt);
   gk_database_unlock (f->db);
 }
 
@@ -832,16 +831,16 @@ key_rows_digest (GkDatabase *db)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
 
   gk_database_lock (db);
   stmt = gk_database_prepare (db, "SELECT id, uuid, api_key_encrypted, status, updated_at"
                                   " FROM gemini_api_keys ORDER BY id", &error);
   g_assert_no_error (error);
-  while (sqlite3_step (stmt) == SQLITE_ROW)
+  while (gk_sql_step (stmt) == GK_SQL_ROW)
     for (int c = 0; c < 5; c++)
-      g_checksum_update (sum, sqlite3_column_blob (stmt, c), sqlite3_column_bytes (stmt, c));
-  sqlite3_reset (stmt);
+      g_checksum_update (sum, gk_sql_column_blob (stmt, c), gk_sql_column_bytes (stmt, c));
+  gk_sql_reset (stmt);
   gk_database_unlock (db);
   return g_strdup (g_checksum_get_string (sum));
 }

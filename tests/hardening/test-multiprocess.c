@@ -699,19 +699,19 @@ query_int (GkDatabase *db,
            gint64      number)
 {
   g_autoptr(GError) error = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   gint64 value = -1;
 
   gk_database_lock (db);
   stmt = gk_database_prepare (db, sql, &error);
   g_assert_no_error (error);
   if (text != NULL)
-    sqlite3_bind_text (stmt, 1, text, -1, SQLITE_TRANSIENT);
+    gk_sql_bind_text (stmt, 1, text, -1);
   else
-    sqlite3_bind_int64 (stmt, 1, number);
-  if (sqlite3_step (stmt) == SQLITE_ROW)
-    value = sqlite3_column_int64 (stmt, 0);
-  sqlite3_reset (stmt);
+    gk_sql_bind_int64 (stmt, 1, number);
+  if (gk_sql_step (stmt) == GK_SQL_ROW)
+    value = gk_sql_column_int64 (stmt, 0);
+  gk_sql_reset (stmt);
   gk_database_unlock (db);
   return value;
 }
@@ -725,16 +725,16 @@ check_answers (Fixture    *f,
   g_autoptr(GHashTable) rows = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_autoptr(GError) error = NULL;
   guint ok[N_GATEWAYS] = { 0 }, other[N_GATEWAYS] = { 0 };
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
 
   gk_database_lock (db);
   stmt = gk_database_prepare (db, "SELECT model, count(*) FROM gemini_key_usage_log"
                                   " WHERE status = 'SUCCESS' GROUP BY model", &error);
   g_assert_no_error (error);
-  while (sqlite3_step (stmt) == SQLITE_ROW)
-    g_hash_table_insert (rows, g_strdup ((const char *) sqlite3_column_text (stmt, 0)),
-                         GINT_TO_POINTER (sqlite3_column_int (stmt, 1)));
-  sqlite3_reset (stmt);
+  while (gk_sql_step (stmt) == GK_SQL_ROW)
+    g_hash_table_insert (rows, g_strdup (gk_sql_column_text (stmt, 0)),
+                         GINT_TO_POINTER (gk_sql_column_int64 (stmt, 1)));
+  gk_sql_reset (stmt);
   gk_database_unlock (db);
 
   for (guint i = 0; i < f->answers->len; i++)
@@ -785,7 +785,7 @@ check_quotas (GkDatabase *db,
               gint64      after_id)
 {
   g_autoptr(GError) error = NULL;
-  sqlite3_stmt *stmt;
+  GkSqlStmt *stmt;
   guint checked = 0;
 
   gk_database_lock (db);
@@ -798,19 +798,19 @@ check_quotas (GkDatabase *db,
                               " FROM gemini_key_quotas q WHERE q.quota_type <> 'PER_MINUTE'",
                               &error);
   g_assert_no_error (error);
-  sqlite3_bind_int64 (stmt, 1, after_id);
-  while (sqlite3_step (stmt) == SQLITE_ROW)
+  gk_sql_bind_int64 (stmt, 1, after_id);
+  while (gk_sql_step (stmt) == GK_SQL_ROW)
     {
-      gint64 used = sqlite3_column_int64 (stmt, 3);
-      gint64 sum = sqlite3_column_int64 (stmt, 4);
+      gint64 used = gk_sql_column_int64 (stmt, 3);
+      gint64 sum = gk_sql_column_int64 (stmt, 4);
 
       if (used != sum)
         g_error ("key %" G_GINT64_FORMAT " %s %s: the counter says %" G_GINT64_FORMAT
-                 ", its usage rows %" G_GINT64_FORMAT, (gint64) sqlite3_column_int64 (stmt, 0),
-                 sqlite3_column_text (stmt, 1), sqlite3_column_text (stmt, 2), used, sum);
+                 ", its usage rows %" G_GINT64_FORMAT, (gint64) gk_sql_column_int64 (stmt, 0),
+                 gk_sql_column_text (stmt, 1), gk_sql_column_text (stmt, 2), used, sum);
       checked++;
     }
-  sqlite3_reset (stmt);
+  gk_sql_reset (stmt);
   gk_database_unlock (db);
   g_assert_cmpuint (checked, >, 0);
 }

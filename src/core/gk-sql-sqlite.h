@@ -1,0 +1,17 @@
+/* gk-sql-sqlite.h: the SQLite driver's own connection, for tests that look
+ * at what only SQLite has (its list of prepared statements, for instance).
+ *
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#pragma once
+
+#include <sqlite3.h>
+
+#include "gk-sql.h"
+
+G_BEGIN_DECLS
+
+/* The sqlite3 connection under @sql, a connection of gk_sql_sqlite_driver. */
+sqlite3 *gk_sql_sqlite_get_handle (GkSql *sql);
+
+G_END_DECLS
