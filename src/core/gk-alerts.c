@@ -210,12 +210,14 @@ check_success_rate (GkAlertTracker *self,
   since -= since % GK_ROLLUP_BUCKET_SECONDS;
   stmt = gk_database_prepare (self->db,
                               "SELECT"
-                              " (SELECT total(requests) FROM usage_rollup_total WHERE start >= ?1)"
+                              " (SELECT coalesce (sum(requests), 0) FROM usage_rollup_total"
+                              "    WHERE start >= ?1)"
                               " + (SELECT count(*) FROM gemini_key_usage_log"
                               "    WHERE id > ?2 AND created_at >= ?1),"
-                              " (SELECT total(successes) FROM usage_rollup_total WHERE start >= ?1)"
-                              " + (SELECT total(status = 'SUCCESS') FROM gemini_key_usage_log"
-                              "    WHERE id > ?2 AND created_at >= ?1)",
+                              " (SELECT coalesce (sum(successes), 0) FROM usage_rollup_total"
+                              "    WHERE start >= ?1)"
+                              " + (SELECT count(*) FROM gemini_key_usage_log"
+                              "    WHERE id > ?2 AND created_at >= ?1 AND status = 'SUCCESS')",
                               error);
   if (stmt == NULL)
     return FALSE;

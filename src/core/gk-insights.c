@@ -189,7 +189,8 @@ static const char latency_sums_sql[] =
 /* The same from the log's rows with ids in (?3, ?4] and times in [?1, ?2).
  * "+created_at": walk that range of ids rather than a time index. */
 static const char log_sums_sql[] =
-  "SELECT key_id, status, count(*), total(tokens_used), total(cost_usd)"
+  "SELECT key_id, status, count(*), coalesce (sum(tokens_used), 0),"
+  " coalesce (sum(cost_usd), 0.0)"
   " FROM gemini_key_usage_log WHERE id > ?3 AND id <= ?4 AND key_id IS NOT NULL"
   " AND +created_at >= ?1 AND +created_at < ?2 GROUP BY key_id, status";
 
@@ -638,11 +639,12 @@ series_add (ForecastData *data,
 }
 
 static const char forecast_facet_sql[] =
-  "SELECT key_id, start, total(tokens), total(requests) FROM usage_rollup_facet"
+  "SELECT key_id, start, coalesce (sum(tokens), 0), coalesce (sum(requests), 0)"
+  " FROM usage_rollup_facet"
   " WHERE start >= ?1 AND key_id <> 0 GROUP BY key_id, start";
 
 static const char forecast_log_sql[] =
-  "SELECT key_id, created_at - created_at % 900, total(tokens_used), count(*)"
+  "SELECT key_id, created_at - created_at % 900, coalesce (sum(tokens_used), 0), count(*)"
   " FROM gemini_key_usage_log WHERE id > ?2 AND key_id IS NOT NULL AND +created_at >= ?1"
   " GROUP BY 1, 2";
 

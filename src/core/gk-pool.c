@@ -252,7 +252,7 @@ load_snapshot (GkPool  *self,
 
   /* Deleted keys spent part of the month too. */
   stmt = gk_database_prepare (self->db,
-                              "SELECT total (month_cost_usd) FROM gemini_api_keys"
+                              "SELECT coalesce (sum(month_cost_usd), 0.0) FROM gemini_api_keys"
                               " WHERE deleted_at IS NOT NULL",
                               error);
   if (stmt == NULL)
@@ -603,7 +603,8 @@ set_key_state (GkPool       *self,
   GkSqlStmt *stmt;
 
   sql = g_strconcat ("UPDATE gemini_api_keys SET status = ?3, status_reason = ?4,"
-                     " cooldown_until = MAX(cooldown_until, ?5),"
+                     " cooldown_until = CASE WHEN cooldown_until > ?5 THEN cooldown_until"
+                     " ELSE ?5 END,"
                      " rate_limit_strikes = rate_limit_strikes + ?6 WHERE ",
                      where, NULL);
   stmt = gk_database_prepare (self->db, sql, error);
@@ -881,7 +882,7 @@ gk_pool_track (GkPool               *self,
       if (!set_key_state (self, project_wide
                                   ? "(id = ?1 OR project = ?2) AND deleted_at IS NULL"
                                     " AND status IN ('ACTIVE', 'RATE_LIMITED')"
-                                  : "id = ?1 AND ?2 IS ?2",
+                                  : "id = ?1 AND (?2 IS NULL OR project = ?2)",
                           record->key_id, project_wide ? e->project : NULL, new_status,
                           status_reason, cooldown_until,
                           record->status == GK_USAGE_RATE_LIMITED, error))
@@ -1034,7 +1035,8 @@ gk_pool_rotate (GkPool      *self,
   /* The key keeps its status (it is not broken); the cooldown takes it out
    * of selection until the next daily reset. */
   stmt = gk_database_prepare (self->db,
-                              "UPDATE gemini_api_keys SET cooldown_until = MAX(cooldown_until, ?2),"
+                              "UPDATE gemini_api_keys SET cooldown_until = CASE"
+                              " WHEN cooldown_until > ?2 THEN cooldown_until ELSE ?2 END,"
                               " status_reason = ?3 WHERE id = ?1",
                               error);
   if (stmt == NULL)

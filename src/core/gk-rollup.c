@@ -24,8 +24,8 @@ static const char progress_sql[] =
   " (SELECT max (id) FROM gemini_key_usage_log), " GK_ROLLUP_FACET_DAYS_SQL;
 
 static const char new_rows_sql[] =
-  "SELECT created_at, status = 'SUCCESS', tokens_used, cost_usd, model, user_id,"
-  " coalesce (key_id, 0), status,"
+  "SELECT created_at, CASE WHEN status = 'SUCCESS' THEN 1 ELSE 0 END, tokens_used, cost_usd,"
+  " model, user_id, coalesce (key_id, 0), status,"
   " CASE WHEN status = 'SUCCESS' AND latency_ms > 0 THEN "
   GK_ROLLUP_LATENCY_BUCKET_SQL ("latency_ms") " ELSE -1 END"
   " FROM gemini_key_usage_log WHERE id > ?1 AND id <= ?2";
@@ -545,8 +545,10 @@ run_batch (GkDatabase         *db,
     return FALSE;
   /* While the mark is set, the trigger leaves the rollup alone. */
   if (keep_sums
-      && run_change (db, "INSERT OR REPLACE INTO meta (key, value)"
-                         " VALUES ('" GK_ROLLUP_META_PRUNING "', '1')", 0, 0, error) < 0)
+      && run_change (db,
+                     "INSERT INTO meta (key, value) VALUES ('" GK_ROLLUP_META_PRUNING "', '1')"
+                     " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                     0, 0, error) < 0)
     goto failed;
   for (guint i = 0; sqls[i] != NULL && n >= 0; i++)
     n = run_change (db, sqls[i], a, b, error);
@@ -676,7 +678,7 @@ static const char *const coarsen_facets_sql[] = {
   "INSERT INTO usage_rollup_facet (start, key_id, status, model, user_id, requests, successes,"
   " tokens, cost_usd)"
   " SELECT start - start % " G_STRINGIFY (GK_ROLLUP_DAY_SECONDS) ", key_id, status, model,"
-  " user_id, sum(requests), sum(successes), sum(tokens), total(cost_usd)"
+  " user_id, sum(requests), sum(successes), sum(tokens), coalesce (sum(cost_usd), 0.0)"
   " FROM usage_rollup_facet WHERE start >= ?1 AND start < ?2"
   " AND start % " G_STRINGIFY (GK_ROLLUP_DAY_SECONDS) " <> 0 GROUP BY 1, 2, 3, 4, 5"
   " ON CONFLICT (start, key_id, status, model, user_id) DO UPDATE SET"
@@ -684,8 +686,9 @@ static const char *const coarsen_facets_sql[] = {
   " tokens = tokens + excluded.tokens, cost_usd = cost_usd + excluded.cost_usd",
   /* Never back: another compaction may have gone further meanwhile. */
   "INSERT INTO meta (key, value) VALUES ('" GK_ROLLUP_META_FACET_DAYS "', ?2)"
-  " ON CONFLICT (key) DO UPDATE SET value ="
-  " max (CAST (value AS INTEGER), CAST (excluded.value AS INTEGER))",
+  " ON CONFLICT (key) DO UPDATE SET value = CASE"
+  " WHEN CAST (value AS INTEGER) > CAST (excluded.value AS INTEGER) THEN value"
+  " ELSE excluded.value END",
   "DELETE FROM usage_rollup_facet WHERE start >= ?1 AND start < ?2"
   " AND start % " G_STRINGIFY (GK_ROLLUP_DAY_SECONDS) " <> 0",
   NULL

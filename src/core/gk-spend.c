@@ -91,7 +91,8 @@ gk_spend_month_total (GkDatabase  *db,
   if (!gk_quotas_reset_expired (db, error))
     return FALSE;
   gk_database_lock (db);
-  stmt = gk_database_prepare (db, "SELECT total (month_cost_usd) FROM gemini_api_keys", error);
+  stmt = gk_database_prepare (db, "SELECT coalesce (sum(month_cost_usd), 0.0) FROM gemini_api_keys",
+                              error);
   if (stmt != NULL)
     {
       ok = gk_sql_step (stmt) == GK_SQL_ROW;
@@ -173,7 +174,7 @@ gk_spend_read (GkDatabase  *db,
 
   /* Today: the 15-minute sums, plus the rows not folded into them yet. */
   stmt = gk_database_prepare (db,
-                              "SELECT key_id, total (cost) FROM ("
+                              "SELECT key_id, coalesce (sum(cost), 0.0) FROM ("
                               " SELECT key_id, cost_usd AS cost FROM usage_rollup_facet"
                               "  WHERE start >= ?1"
                               " UNION ALL"

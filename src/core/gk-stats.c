@@ -274,7 +274,8 @@ read_key_cards (GkDatabase       *db,
   int rc;
 
   stmt = gk_database_prepare (db,
-                              "SELECT count(*), total(status = 'ACTIVE')"
+                              "SELECT count(*),"
+                              " coalesce (sum(CASE WHEN status = 'ACTIVE' THEN 1 ELSE 0 END), 0)"
                               " FROM gemini_api_keys WHERE deleted_at IS NULL",
                               error);
   if (stmt == NULL)
@@ -353,7 +354,7 @@ read_buckets (GkDatabase    *db,
 /* Whole UTC days from the day table, the parts of a day at either end of
  * the period from the bucket table. */
 #define RANK_SQL(table, col) \
-  "SELECT name, sum(requests), sum(tokens), total(cost_usd) FROM" \
+  "SELECT name, sum(requests), sum(tokens), coalesce (sum(cost_usd), 0.0) FROM" \
   " (SELECT " col " AS name, requests, tokens, cost_usd FROM " table \
   "   WHERE span = ?1 AND start >= ?2 AND start < ?3" \
   "  UNION ALL SELECT " col ", requests, tokens, cost_usd FROM " table \
@@ -845,10 +846,14 @@ gk_stats_usage_summary (GkDatabase      *db,
   gk_database_lock (db);
   stmt = step_one (db,
                    key_id != 0
-                     ? "SELECT count(*), total(status = 'SUCCESS'), total(cost_usd) FROM"
+                     ? "SELECT count(*),"
+                       " coalesce (sum(CASE WHEN status = 'SUCCESS' THEN 1 ELSE 0 END), 0),"
+                       " coalesce (sum(cost_usd), 0.0) FROM"
                        " (SELECT status, cost_usd FROM gemini_key_usage_log WHERE key_id = ?1"
                        "  ORDER BY id DESC LIMIT ?2)"
-                     : "SELECT count(*), total(status = 'SUCCESS'), total(cost_usd) FROM"
+                     : "SELECT count(*),"
+                       " coalesce (sum(CASE WHEN status = 'SUCCESS' THEN 1 ELSE 0 END), 0),"
+                       " coalesce (sum(cost_usd), 0.0) FROM"
                        " (SELECT status, cost_usd FROM gemini_key_usage_log"
                        "  ORDER BY id DESC LIMIT ?2)",
                    key_id, limit > 0 ? (gint64) limit : -1, error);
@@ -1159,10 +1164,13 @@ read_filter_summary (GkDatabase  *db,
   const FilterSummaryData *data = user_data;
   const gint64 day = GK_ROLLUP_DAY_SECONDS;
   g_autoptr(GString) rollup_sql =
-    g_string_new ("SELECT total(requests), total(successes), total(cost_usd)"
+    g_string_new ("SELECT coalesce (sum(requests), 0), coalesce (sum(successes), 0),"
+                  " coalesce (sum(cost_usd), 0.0)"
                   " FROM usage_rollup_facet");
   g_autoptr(GString) log_sql =
-    g_string_new ("SELECT count(*), total(u.status = 'SUCCESS'), total(u.cost_usd)"
+    g_string_new ("SELECT count(*),"
+                  " coalesce (sum(CASE WHEN u.status = 'SUCCESS' THEN 1 ELSE 0 END), 0),"
+                  " coalesce (sum(u.cost_usd), 0.0)"
                   " FROM gemini_key_usage_log AS u");
   g_autoptr(GString) folded_log_sql = NULL;
   gint64 since = data->filter->since > 0 ? data->filter->since : G_MININT64;
@@ -1306,7 +1314,8 @@ gk_stats_rotation_totals (GkDatabase  *db,
 
   gk_database_lock (db);
   stmt = step_one (db,
-                   "SELECT count(*), total(triggered_by LIKE 'manual%')"
+                   "SELECT count(*),"
+                   " coalesce (sum(CASE WHEN triggered_by LIKE 'manual%' THEN 1 ELSE 0 END), 0)"
                    " FROM gemini_key_rotation_log",
                    0, 0, error);
   if (stmt != NULL)
