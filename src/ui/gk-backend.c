@@ -96,32 +96,30 @@ typedef struct
   int      stored;   /* -1: not checked this time */
 } PollResult;
 
-static void
-poll_thread (GTask        *task,
-             gpointer      source_object,
-             gpointer      task_data,
-             GCancellable *cancellable)
+/* @data: whether to check that the master key is still stored. */
+static gpointer
+poll_job (const GkBackendRefs  *refs,
+          gpointer              data,
+          GError              **error)
 {
-  GkBackend *self = source_object;
-  GkKeyStore *key_store = task_data;
   PollResult *result = g_new (PollResult, 1);
 
-  result->version = gk_database_get_data_version (self->db);
+  result->version = gk_database_get_data_version (refs->db);
   result->stored = -1;
-  if (key_store != NULL)
+  if (refs->key_store != NULL)
     {
       /* A rotation by another process: one read of the check value, and
        * the new key fetched when it changed. */
-      gk_key_store_refresh_master_key (key_store, NULL);
-      if (self->poll_count % STORED_CHECK_EVERY == 0)
+      gk_key_store_refresh_master_key (refs->key_store, NULL);
+      if (GPOINTER_TO_INT (data))
         {
           gboolean stored = TRUE;
 
-          if (gk_key_store_check_master_key_stored (key_store, &stored, NULL))
+          if (gk_key_store_check_master_key_stored (refs->key_store, &stored, NULL))
             result->stored = stored;
         }
     }
-  g_task_return_pointer (task, result, g_free);
+  return result;
 }
 
 static void
@@ -147,7 +145,7 @@ poll_done_cb (GObject      *object,
   guint usage;
 
   self->poll_in_flight = FALSE;
-  polled = g_task_propagate_pointer (G_TASK (result), NULL);
+  polled = gk_backend_run_finish (self, result, NULL);
   if (polled == NULL)
     return;
   self->poll_count++;
@@ -174,44 +172,39 @@ static gboolean
 poll_cb (gpointer user_data)
 {
   GkBackend *self = user_data;
-  g_autoptr(GTask) task = NULL;
 
   if (self->poll_in_flight)
     return G_SOURCE_CONTINUE;
 
   self->poll_in_flight = TRUE;
-  task = g_task_new (self, self->cancellable, poll_done_cb, NULL);
-  g_task_set_source_tag (task, poll_cb);
-  if (self->key_store != NULL)
-    g_task_set_task_data (task, g_object_ref (self->key_store), g_object_unref);
-  g_task_run_in_thread (task, poll_thread);
+  gk_backend_run_async (self, poll_job,
+                        GINT_TO_POINTER (self->poll_count % STORED_CHECK_EVERY == 0), NULL,
+                        g_free, self->cancellable, poll_done_cb, NULL);
 
   return G_SOURCE_CONTINUE;
 }
 
 /* The quota reset timer */
 
-static void
-reset_thread (GTask        *task,
-              gpointer      source_object,
-              gpointer      task_data,
-              GCancellable *cancellable)
+static gpointer
+reset_job (const GkBackendRefs  *refs,
+           gpointer              data,
+           GError              **job_error)
 {
-  GkBackend *self = source_object;
   g_autoptr(GError) error = NULL;
   gint64 *boundary = g_new0 (gint64, 1);
 
   /* Cheap when nothing is due; after a backwards clock jump it also pulls
    * the windows back, so it runs on every wake-up, not only at boundaries. */
-  if (!gk_quotas_reset_expired (self->db, &error))
+  if (!gk_quotas_reset_expired (refs->db, &error))
     g_warning ("Could not reset expired quotas: %s", error->message);
   g_clear_error (&error);
 
-  *boundary = gk_quotas_next_boundary (self->db, &error);
+  *boundary = gk_quotas_next_boundary (refs->db, &error);
   if (error != NULL)
     g_warning ("Could not compute the next quota reset: %s", error->message);
 
-  g_task_return_pointer (task, boundary, g_free);
+  return boundary;
 }
 
 static gboolean
@@ -235,7 +228,7 @@ reset_done_cb (GObject      *object,
   gint64 now;
   gint64 delay;
 
-  boundary = g_task_propagate_pointer (G_TASK (result), NULL);
+  boundary = gk_backend_run_finish (self, result, NULL);
   if (boundary == NULL)
     return;   /* cancelled: the backend is going away */
 
@@ -270,13 +263,10 @@ reset_done_cb (GObject      *object,
 static void
 reset_tick (GkBackend *self)
 {
-  g_autoptr(GTask) task = NULL;
-
   g_clear_handle_id (&self->reset_source, g_source_remove);
   self->reset_in_flight = TRUE;
-  task = g_task_new (self, self->cancellable, reset_done_cb, NULL);
-  g_task_set_source_tag (task, reset_tick);
-  g_task_run_in_thread (task, reset_thread);
+  gk_backend_run_async (self, reset_job, NULL, NULL, g_free, self->cancellable, reset_done_cb,
+                        NULL);
 }
 
 /* A write can bring the next boundary closer (a new cooldown, a new
@@ -295,44 +285,33 @@ rearm_reset_timer (GkBackend *self)
 
 /* Loading */
 
-static void
-open_thread (GTask        *task,
-             gpointer      source_object,
-             gpointer      task_data,
-             GCancellable *cancellable)
+/* @data: the database's path. */
+static gpointer
+open_job (const GkBackendRefs  *refs,
+          gpointer              data,
+          GError              **error)
 {
-  GkBackend *self = source_object;
-  g_autoptr(GkDatabase) db = NULL;
-  GError *error = NULL;
-
-  db = gk_database_open (self->db_path, NULL, &error);
-  if (db == NULL)
-    g_task_return_error (task, error);
-  else
-    g_task_return_pointer (task, g_steal_pointer (&db), g_object_unref);
+  return gk_database_open (data, NULL, error);
 }
 
-static void
-finish_load_thread (GTask        *task,
-                    gpointer      source_object,
-                    gpointer      task_data,
-                    GCancellable *cancellable)
+/* @data: the master key. */
+static gpointer
+finish_load_job (const GkBackendRefs  *refs,
+                 gpointer              data,
+                 GError              **error)
 {
-  GkBackend *self = source_object;
-  GBytes *master_key = task_data;
   LoadResult *result = g_new0 (LoadResult, 1);
 
-  result->key_store = gk_key_store_new (self->db, master_key);
+  result->key_store = gk_key_store_new (refs->db, data);
   /* Rotations by the CLI or a headless gateway are followed. */
-  gk_key_store_set_secret_store (result->key_store, self->secret_store);
-  result->pool = gk_pool_new (self->db, NULL);
-  result->data_version = gk_database_get_data_version (self->db);
-  result->gateway_enabled = gk_database_get_setting_int (self->db, GK_SETTING_GATEWAY_ENABLED, 0) != 0;
-  result->gateway_port = (guint) gk_database_get_setting_int (self->db,
+  gk_key_store_set_secret_store (result->key_store, refs->secret_store);
+  result->pool = gk_pool_new (refs->db, NULL);
+  result->data_version = gk_database_get_data_version (refs->db);
+  result->gateway_enabled = gk_database_get_setting_int (refs->db, GK_SETTING_GATEWAY_ENABLED, 0) != 0;
+  result->gateway_port = (guint) gk_database_get_setting_int (refs->db,
                                                               GK_SETTING_GATEWAY_PORT,
                                                               GK_DEFAULT_GATEWAY_PORT);
-
-  g_task_return_pointer (task, result, (GDestroyNotify) load_result_free);
+  return result;
 }
 
 static void
@@ -345,9 +324,16 @@ finish_load_cb (GObject      *object,
   LoadResult *result;
   GError *error = NULL;
 
-  result = g_task_propagate_pointer (G_TASK (res), &error);
+  result = gk_backend_run_finish (self, res, &error);
   if (result == NULL)
     {
+      g_task_return_error (task, error);
+      return;
+    }
+  /* Disposed while unlocking: nothing may start again. */
+  if (g_cancellable_set_error_if_cancelled (self->cancellable, &error))
+    {
+      load_result_free (result);
       g_task_return_error (task, error);
       return;
     }
@@ -382,9 +368,7 @@ unlock_cb (GObject      *object,
 {
   g_autoptr(GTask) task = user_data;
   GkBackend *self = g_task_get_source_object (task);
-  g_autoptr(GTask) inner = NULL;
   g_autoptr(GBytes) master_key = NULL;
-  GCancellable *cancellable;
   GError *error = NULL;
 
   master_key = gk_secret_store_unlock_finish (GK_SECRET_STORE (object), res, &error);
@@ -397,11 +381,10 @@ unlock_cb (GObject      *object,
       return;
     }
 
-  cancellable = g_task_get_cancellable (task);
-  inner = g_task_new (self, cancellable, finish_load_cb, g_steal_pointer (&task));
-  g_task_set_source_tag (inner, finish_load_thread);
-  g_task_set_task_data (inner, g_steal_pointer (&master_key), (GDestroyNotify) g_bytes_unref);
-  g_task_run_in_thread (inner, finish_load_thread);
+  gk_backend_run_async (self, finish_load_job, g_steal_pointer (&master_key),
+                        (GDestroyNotify) g_bytes_unref, (GDestroyNotify) load_result_free,
+                        g_task_get_cancellable (task), finish_load_cb, task);
+  g_steal_pointer (&task);
 }
 
 static void
@@ -426,7 +409,7 @@ open_cb (GObject      *object,
   g_autoptr(GkDatabase) db = NULL;
   GError *error = NULL;
 
-  db = g_task_propagate_pointer (G_TASK (res), &error);
+  db = gk_backend_run_finish (self, res, &error);
   if (db == NULL)
     {
       g_task_return_error (task, error);
@@ -441,6 +424,7 @@ open_cb (GObject      *object,
 
 typedef struct
 {
+  GkBackendRefs  refs;
   GkBackendJob   job;
   gpointer       data;
   GDestroyNotify data_free;
@@ -452,6 +436,10 @@ job_data_free (JobData *job)
 {
   if (job->data_free != NULL && job->data != NULL)
     job->data_free (job->data);
+  g_clear_object (&job->refs.db);
+  g_clear_object (&job->refs.secret_store);
+  g_clear_object (&job->refs.key_store);
+  g_clear_object (&job->refs.pool);
   g_free (job);
 }
 
@@ -465,7 +453,7 @@ job_thread (GTask        *task,
   GError *error = NULL;
   gpointer result;
 
-  result = job->job (GK_BACKEND (source_object), job->data, &error);
+  result = job->job (&job->refs, job->data, &error);
   if (result == NULL)
     {
       if (error == NULL)
@@ -478,13 +466,15 @@ job_thread (GTask        *task,
 
 typedef struct
 {
-  char *key;
-  char *value;
+  GkDatabase *db;
+  char       *key;
+  char       *value;
 } SettingData;
 
 static void
 setting_data_free (SettingData *data)
 {
+  g_clear_object (&data->db);
   g_free (data->key);
   g_free (data->value);
   g_free (data);
@@ -496,34 +486,38 @@ set_setting_thread (GTask        *task,
                     gpointer      task_data,
                     GCancellable *cancellable)
 {
-  GkBackend *self = source_object;
   SettingData *data = task_data;
   GError *error = NULL;
 
-  if (gk_database_set_setting (self->db, data->key, data->value, &error))
+  if (gk_database_set_setting (data->db, data->key, data->value, &error))
     g_task_return_boolean (task, TRUE);
   else
     g_task_return_error (task, error);
 }
 
-static void
-import_thread (GTask        *task,
-               gpointer      source_object,
-               gpointer      task_data,
-               GCancellable *cancellable)
+/* @data: the GFile. */
+static gpointer
+import_job (const GkBackendRefs  *refs,
+            gpointer              data,
+            GError              **error)
 {
-  GkBackend *self = source_object;
-  GFile *file = task_data;
-  g_autofree char *path = g_file_get_path (file);
-  GError *error = NULL;
+  g_autofree char *path = g_file_get_path (data);
 
+  if (refs->db == NULL)
+    {
+      g_set_error_literal (error, GK_DATABASE_ERROR, GK_DATABASE_ERROR_OPEN,
+                           _("The database is not open"));
+      return NULL;
+    }
   if (path == NULL)
-    g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                             _("Choose a file on this computer"));
-  else if (gk_secret_store_import_file (self->secret_store, self->db, path, &error))
-    g_task_return_boolean (task, TRUE);
-  else
-    g_task_return_error (task, error);
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                           _("Choose a file on this computer"));
+      return NULL;
+    }
+  if (!gk_secret_store_import_file (refs->secret_store, refs->db, path, error))
+    return NULL;
+  return GINT_TO_POINTER (TRUE);
 }
 
 /* GObject */
@@ -742,7 +736,7 @@ gk_backend_load_async (GkBackend           *self,
                        GAsyncReadyCallback  callback,
                        gpointer             user_data)
 {
-  g_autoptr(GTask) task = NULL;
+  GTask *task;
 
   g_return_if_fail (GK_IS_BACKEND (self));
 
@@ -752,21 +746,13 @@ gk_backend_load_async (GkBackend           *self,
   if (self->key_store != NULL)
     {
       g_task_return_boolean (task, TRUE);
-      return;
+      g_object_unref (task);
     }
-
-  if (self->db != NULL)
-    {
-      start_unlock (g_steal_pointer (&task));
-      return;
-    }
-
-  {
-    g_autoptr(GTask) open_task = g_task_new (self, cancellable, open_cb, g_steal_pointer (&task));
-
-    g_task_set_source_tag (open_task, open_thread);
-    g_task_run_in_thread (open_task, open_thread);
-  }
+  else if (self->db != NULL)
+    start_unlock (task);
+  else
+    gk_backend_run_async (self, open_job, g_strdup (self->db_path), g_free, g_object_unref,
+                          cancellable, open_cb, task);
 }
 
 gboolean
@@ -786,23 +772,11 @@ gk_backend_import_key_file_async (GkBackend           *self,
                                   GAsyncReadyCallback  callback,
                                   gpointer             user_data)
 {
-  g_autoptr(GTask) task = NULL;
-
   g_return_if_fail (GK_IS_BACKEND (self));
   g_return_if_fail (G_IS_FILE (file));
 
-  task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (task, gk_backend_import_key_file_async);
-
-  if (self->db == NULL)
-    {
-      g_task_return_new_error (task, GK_DATABASE_ERROR, GK_DATABASE_ERROR_OPEN,
-                               _("The database is not open"));
-      return;
-    }
-
-  g_task_set_task_data (task, g_object_ref (file), g_object_unref);
-  g_task_run_in_thread (task, import_thread);
+  gk_backend_run_async (self, import_job, g_object_ref (file), g_object_unref, NULL,
+                        cancellable, callback, user_data);
 }
 
 gboolean
@@ -810,9 +784,7 @@ gk_backend_import_key_file_finish (GkBackend     *self,
                                    GAsyncResult  *result,
                                    GError       **error)
 {
-  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
-
-  return g_task_propagate_boolean (G_TASK (result), error);
+  return gk_backend_run_finish (self, result, error) != NULL;
 }
 
 void
@@ -832,6 +804,11 @@ gk_backend_run_async (GkBackend           *self,
   g_return_if_fail (job != NULL);
 
   job_data = g_new0 (JobData, 1);
+  /* Taken here, on the main thread: dispose drops the backend's own. */
+  g_set_object (&job_data->refs.db, self->db);
+  g_set_object (&job_data->refs.secret_store, self->secret_store);
+  g_set_object (&job_data->refs.key_store, self->key_store);
+  g_set_object (&job_data->refs.pool, self->pool);
   job_data->job = job;
   job_data->data = data;
   job_data->data_free = data_free;
@@ -856,11 +833,11 @@ gk_backend_run_finish (GkBackend     *self,
 /* Client tokens */
 
 static gpointer
-list_tokens_job (GkBackend  *backend,
-                 gpointer    data,
-                 GError    **error)
+list_tokens_job (const GkBackendRefs  *refs,
+                 gpointer              data,
+                 GError              **error)
 {
-  GPtrArray *tokens = gk_token_list (backend->db, error);
+  GPtrArray *tokens = gk_token_list (refs->db, error);
 
   if (tokens == NULL)
     return NULL;
@@ -895,11 +872,11 @@ gk_backend_list_tokens_finish (GkBackend     *self,
 }
 
 static gpointer
-create_token_job (GkBackend  *backend,
-                  gpointer    data,
-                  GError    **error)
+create_token_job (const GkBackendRefs  *refs,
+                  gpointer              data,
+                  GError              **error)
 {
-  return gk_token_create (backend->db, data, NULL, error);
+  return gk_token_create (refs->db, data, NULL, error);
 }
 
 static void
@@ -955,11 +932,11 @@ gk_backend_create_token_finish (GkBackend     *self,
 }
 
 static gpointer
-revoke_token_job (GkBackend  *backend,
-                  gpointer    data,
-                  GError    **error)
+revoke_token_job (const GkBackendRefs  *refs,
+                  gpointer              data,
+                  GError              **error)
 {
-  if (!gk_token_revoke (backend->db, *(gint64 *) data, error))
+  if (!gk_token_revoke (refs->db, *(gint64 *) data, error))
     return NULL;
   return GINT_TO_POINTER (TRUE);
 }
@@ -1006,6 +983,7 @@ gk_backend_set_setting_async (GkBackend           *self,
   g_return_if_fail (key != NULL);
 
   data = g_new0 (SettingData, 1);
+  g_set_object (&data->db, self->db);
   data->key = g_strdup (key);
   data->value = g_strdup (value);
 
@@ -1214,11 +1192,11 @@ gk_backend_set_watched (GkBackend **backend_ptr,
 }
 
 static gpointer
-store_master_key_job (GkBackend  *self,
-                      gpointer    data,
-                      GError    **error)
+store_master_key_job (const GkBackendRefs  *refs,
+                      gpointer              data,
+                      GError              **error)
 {
-  if (!gk_key_store_store_master_key (self->key_store, error))
+  if (!gk_key_store_store_master_key (refs->key_store, error))
     return NULL;
   return GINT_TO_POINTER (TRUE);
 }

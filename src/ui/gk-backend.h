@@ -19,12 +19,24 @@ G_BEGIN_DECLS
 #define GK_TYPE_BACKEND (gk_backend_get_type ())
 G_DECLARE_FINAL_TYPE (GkBackend, gk_backend, GK, BACKEND, GObject)
 
+/* What a job works on: references taken on the main thread when the job
+ * starts. A job never reads the backend itself, which may be disposed
+ * (quitting) while the job runs. Each is NULL when the backend has none
+ * yet: db until the database is open, key_store and pool until unlocked. */
+typedef struct
+{
+  GkDatabase    *db;
+  GkSecretStore *secret_store;
+  GkKeyStore    *key_store;
+  GkPool        *pool;
+} GkBackendRefs;
+
 /* A piece of work run in a worker thread by gk_backend_run_async(). It
  * returns its result (freed with the result_free given there), or NULL
  * with @error set. Jobs with no result return GINT_TO_POINTER (TRUE). */
-typedef gpointer (*GkBackendJob) (GkBackend  *backend,
-                                  gpointer    data,
-                                  GError    **error);
+typedef gpointer (*GkBackendJob) (const GkBackendRefs  *refs,
+                                  gpointer              data,
+                                  GError              **error);
 
 GkDatabase *gk_backend_get_database  (GkBackend *self);
 /* NULL until unlocked. */

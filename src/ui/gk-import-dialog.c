@@ -99,12 +99,12 @@ update_buttons (GkImportDialog *self)
 }
 
 static gpointer
-import_job (GkBackend  *backend,
-            gpointer    data,
-            GError    **error)
+import_job (const GkBackendRefs  *refs,
+            gpointer              data,
+            GError              **error)
 {
   ImportJob *job = data;
-  GkKeyStore *store = gk_backend_get_key_store (backend);
+  GkKeyStore *store = refs->key_store;
 
   if (store == NULL)
     {
@@ -268,9 +268,9 @@ gk_import_dialog_set_file_text (GkImportDialog *self,
 }
 
 static gpointer
-read_file_job (GkBackend  *backend,
-               gpointer    data,
-               GError    **error)
+read_file_job (const GkBackendRefs  *refs,
+               gpointer              data,
+               GError              **error)
 {
   GFile *file = data;
   char *contents = NULL;

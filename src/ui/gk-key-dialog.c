@@ -212,12 +212,12 @@ watch_focus_leave (GtkWidget *row,
 }
 
 static gpointer
-save_job (GkBackend  *backend,
-          gpointer    user_data,
-          GError    **error)
+save_job (const GkBackendRefs  *refs,
+          gpointer              user_data,
+          GError              **error)
 {
   SaveData *data = user_data;
-  GkKeyStore *store = gk_backend_get_key_store (backend);
+  GkKeyStore *store = refs->key_store;
   gint64 *id;
 
   if (data->id == 0)

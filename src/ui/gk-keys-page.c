@@ -162,15 +162,15 @@ key_list_free (KeyList *list)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (KeyList, key_list_free)
 
 static gpointer
-list_job (GkBackend  *backend,
-          gpointer    data,
-          GError    **error)
+list_job (const GkBackendRefs  *refs,
+          gpointer              data,
+          GError              **error)
 {
   g_autoptr(GkKey) next = NULL;
   KeyList *list;
   GPtrArray *keys;
 
-  keys = gk_key_store_list (gk_backend_get_key_store (backend), error);
+  keys = gk_key_store_list (refs->key_store, error);
   if (keys == NULL)
     return NULL;
   g_ptr_array_sort (keys, compare_use_order_cb);
@@ -178,13 +178,13 @@ list_job (GkBackend  *backend,
   list = g_new0 (KeyList, 1);
   list->keys = keys;
   /* No key to pick is a state of the pool, not an error of the list. */
-  next = gk_pool_select (gk_backend_get_pool (backend), NULL, NULL, NULL);
+  next = gk_pool_select (refs->pool, NULL, NULL, NULL);
   list->next_id = next != NULL ? next->id : 0;
-  list->reset_tz = gk_database_get_reset_timezone (gk_backend_get_database (backend));
+  list->reset_tz = gk_database_get_reset_timezone (refs->db);
   /* A hint only: without it the list is still right. */
-  list->stale = gk_hygiene_stale_keys (gk_backend_get_database (backend), NULL);
+  list->stale = gk_hygiene_stale_keys (refs->db, NULL);
   /* A forecast that cannot be read leaves the rows without one. */
-  list->forecast = gk_insights_forecast (gk_backend_get_database (backend), NULL);
+  list->forecast = gk_insights_forecast (refs->db, NULL);
   return list;
 }
 
@@ -852,13 +852,13 @@ clear_clipboard_cb (gpointer user_data)
 }
 
 static gpointer
-reveal_job (GkBackend  *backend,
-            gpointer    data,
-            GError    **error)
+reveal_job (const GkBackendRefs  *refs,
+            gpointer              data,
+            GError              **error)
 {
   KeyRef *ref = data;
 
-  return gk_key_store_disclose (gk_backend_get_key_store (backend), ref->id, GK_AUDIT_KEY_COPY,
+  return gk_key_store_disclose (refs->key_store, ref->id, GK_AUDIT_KEY_COPY,
                                 error);
 }
 
@@ -1035,16 +1035,16 @@ test_action_cb (GtkWidget  *widget,
 }
 
 static gpointer
-rotate_job (GkBackend  *backend,
-            gpointer    data,
-            GError    **error)
+rotate_job (const GkBackendRefs  *refs,
+            gpointer              data,
+            GError              **error)
 {
   KeyRef *ref = data;
   g_autofree char *trigger = gk_backend_manual_trigger ();
   g_autoptr(GError) local_error = NULL;
   gint64 *next = g_new (gint64, 1);
 
-  *next = gk_pool_rotate (gk_backend_get_pool (backend), ref->id, trigger, &local_error);
+  *next = gk_pool_rotate (refs->pool, ref->id, trigger, &local_error);
   if (local_error != NULL)
     {
       g_free (next);
@@ -1086,13 +1086,13 @@ rotate_done_cb (GObject      *object,
 }
 
 static gpointer
-delete_job (GkBackend  *backend,
-            gpointer    data,
-            GError    **error)
+delete_job (const GkBackendRefs  *refs,
+            gpointer              data,
+            GError              **error)
 {
   KeyRef *ref = data;
 
-  if (!gk_key_store_delete (gk_backend_get_key_store (backend), ref->id, error))
+  if (!gk_key_store_delete (refs->key_store, ref->id, error))
     return NULL;
 
   return GINT_TO_POINTER (TRUE);
@@ -1308,12 +1308,12 @@ bulk_job_free (BulkJob *job)
 }
 
 static gpointer
-bulk_job (GkBackend  *backend,
-          gpointer    data,
-          GError    **error)
+bulk_job (const GkBackendRefs  *refs,
+          gpointer              data,
+          GError              **error)
 {
   BulkJob *job = data;
-  GkKeyStore *store = gk_backend_get_key_store (backend);
+  GkKeyStore *store = refs->key_store;
 
   for (guint i = 0; i < job->ids->len; i++)
     {

@@ -173,12 +173,12 @@ kind_enabled (GkNotifier  *self,
 }
 
 static gpointer
-check_job (GkBackend  *backend,
-           gpointer    data,
-           GError    **error)
+check_job (const GkBackendRefs  *refs,
+           gpointer              data,
+           GError              **error)
 {
   GkAlertTracker *tracker = data;
-  GkDatabase *db = gk_backend_get_database (backend);
+  GkDatabase *db = refs->db;
   Check *check = g_new0 (Check, 1);
   g_autoptr(GPtrArray) rows = NULL;
 

@@ -209,14 +209,14 @@ show_master_key_age (GkPreferencesWindow  *self,
 }
 
 static gpointer
-master_key_age_job (GkBackend  *backend,
-                    gpointer    data,
-                    GError    **error)
+master_key_age_job (const GkBackendRefs  *refs,
+                    gpointer              data,
+                    GError              **error)
 {
   GkMasterKeyAge *age = g_new0 (GkMasterKeyAge, 1);
 
-  if (!gk_key_store_rotate_master_key (gk_backend_get_key_store (backend), NULL, error) ||
-      !gk_hygiene_master_key_age (gk_backend_get_database (backend), age, error))
+  if (!gk_key_store_rotate_master_key (refs->key_store, NULL, error) ||
+      !gk_hygiene_master_key_age (refs->db, age, error))
     {
       g_free (age);
       return NULL;
@@ -433,13 +433,13 @@ select_retention (GkPreferencesWindow *self,
 }
 
 static gpointer
-compact_job (GkBackend  *backend,
-             gpointer    data,
-             GError    **error)
+compact_job (const GkBackendRefs  *refs,
+             gpointer              data,
+             GError              **error)
 {
   GkCompactReport *report = g_new0 (GkCompactReport, 1);
 
-  if (!gk_rollup_compact (gk_backend_get_database (backend), report, error))
+  if (!gk_rollup_compact (refs->db, report, error))
     {
       g_free (report);
       return NULL;
@@ -499,11 +499,11 @@ compact_clicked_cb (GkPreferencesWindow *self)
 }
 
 static gpointer
-load_job (GkBackend  *backend,
-          gpointer    data,
-          GError    **error)
+load_job (const GkBackendRefs  *refs,
+          gpointer              data,
+          GError              **error)
 {
-  GkDatabase *db = gk_backend_get_database (backend);
+  GkDatabase *db = refs->db;
   g_autoptr(GTimeZone) tz = gk_database_get_reset_timezone (db);
   Settings *settings = g_new0 (Settings, 1);
 

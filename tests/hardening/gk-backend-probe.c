@@ -31,16 +31,16 @@ typedef struct
 } Probe;
 
 static gpointer
-read_job (GkBackend  *backend,
-          gpointer    data,
-          GError    **error)
+read_job (const GkBackendRefs  *refs,
+          gpointer              data,
+          GError              **error)
 {
-  g_autoptr(GPtrArray) keys = gk_key_store_list (gk_backend_get_key_store (backend), error);
+  g_autoptr(GPtrArray) keys = gk_key_store_list (refs->key_store, error);
   g_autoptr(GkKey) key = NULL;
 
   if (keys == NULL)
     return NULL;
-  key = gk_pool_select (gk_backend_get_pool (backend), NULL, NULL, error);
+  key = gk_pool_select (refs->pool, NULL, NULL, error);
   if (key == NULL && error != NULL && *error != NULL)
     return NULL;
   return GINT_TO_POINTER (TRUE);

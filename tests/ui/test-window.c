@@ -12,10 +12,14 @@
 #include "gk-key-dialog.h"
 #include "gk-key-row.h"
 #include "gk-keys-page.h"
+#include "gk-notifier.h"
 #include "gk-preferences-window.h"
 #include "gk-test-util.h"
 #include "gk-ui-test-util.h"
 #include "gk-unlock-page.h"
+
+/* Quitting while the pages load, this many times over. */
+#define QUIT_ROUNDS 3
 
 /* Another process's commit must show within this time (spec: 2 s). */
 #define LIVE_REFRESH_LIMIT_US (2 * G_USEC_PER_SEC)
@@ -803,6 +807,63 @@ test_keyring_prompt (Fixture       *f,
   gk_ui_test_close_window (window);
 }
 
+static void
+weak_notify_cb (gpointer  data,
+                GObject  *where_the_object_was)
+{
+  *(gboolean *) data = TRUE;
+}
+
+static gboolean
+flag_is_set (gpointer data)
+{
+  return *(gboolean *) data;
+}
+
+/* Quitting while every page, the notifier and the reset timer read the
+ * database: the application disposes the backend (dropping its database,
+ * key store and pool) while their jobs still run in worker threads. The
+ * jobs must work on their own references, not read the backend's fields
+ * (a CRITICAL, fatal here, or a freed key store). Another thread holds the
+ * database's lock meanwhile, so every job is still running at the quit. */
+static void
+test_quit_while_loading (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(GkKeyStore) store = create_database_with_key_file (f);
+  g_autoptr(GApplication) app = g_application_new (APP_ID ".QuitTest",
+                                                   G_APPLICATION_NON_UNIQUE);
+
+  g_setenv (GK_MASTER_KEY_FILE_ENV, f->key_file, TRUE);
+  for (guint round = 0; round < QUIT_ROUNDS; round++)
+    {
+      GkWindow *window = gk_ui_test_open_window (f->db_path);
+      GkBackend *backend = gk_window_get_backend (window);
+      g_autoptr(GkNotifier) notifier = gk_notifier_new (app, backend);
+      GkUiTestHolder *holder;
+      gboolean finalized = FALSE;
+      CountCheck check = { gk_ui_test_window_child (window, "keys_page"), 2 };
+
+      gk_ui_test_wait (listed_count_is, &check, "two keys listed");
+      g_object_weak_ref (G_OBJECT (backend), weak_notify_cb, &finalized);
+
+      holder = gk_ui_test_hold_database (gk_backend_get_database (backend));
+      /* Every page reloads, the notifier checks, the reset timer rearms. */
+      gk_backend_notify_changed (backend);
+      gk_ui_test_spin (100);
+
+      /* As GkApplication's shutdown and the closing window do. */
+      g_object_run_dispose (G_OBJECT (notifier));
+      g_object_run_dispose (G_OBJECT (backend));
+      gtk_window_destroy (GTK_WINDOW (window));
+      gk_ui_test_holder_release (holder);
+
+      /* The jobs hold the backend; they finish, then it goes. */
+      gk_ui_test_wait (flag_is_set, &finalized, "the backend to be finalized");
+      gk_ui_test_spin (100);
+    }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -841,6 +902,7 @@ main (int   argc,
   ADD ("/ui/window/preferences-compact", test_preferences_compact);
   ADD ("/ui/window/gateway-toggle", test_gateway_toggle);
   ADD ("/ui/window/state", test_window_state);
+  ADD ("/ui/window/quit-while-loading", test_quit_while_loading);
 #undef ADD
 
   return g_test_run ();
