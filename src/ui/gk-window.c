@@ -6,6 +6,7 @@
 
 #include <glib/gi18n.h>
 
+#include "gk-adaptive.h"
 #include "gk-dashboard-page.h"
 #include "gk-keys-page.h"
 #include "gk-rotations-page.h"
@@ -28,6 +29,7 @@ struct _GkWindow
   GtkWidget            *add_button;
   AdwToastOverlay      *toast_overlay;
   GtkRevealer          *master_key_banner;
+  GtkOrientable        *master_key_banner_box;
   GtkWidget            *master_key_banner_button;
   GtkStack             *main_stack;
   GkUnlockPage         *unlock_page;
@@ -224,6 +226,20 @@ store_master_key_clicked_cb (GkWindow *self)
   gtk_widget_set_sensitive (self->master_key_banner_button, FALSE);
   gk_backend_store_master_key_async (self->backend, self->cancellable, store_master_key_cb,
                                      g_object_ref (self));
+}
+
+/* Where the tabs list rows, the banner's button goes under its text: side
+ * by side they would keep the window wider than a narrow one. */
+static void
+default_width_changed_cb (GkWindow *self)
+{
+  int width = 0, height = 0;
+
+  /* GTK 4.8 takes no NULL for either. */
+  gtk_window_get_default_size (GTK_WINDOW (self), &width, &height);
+  gtk_orientable_set_orientation (self->master_key_banner_box,
+                                  width > 0 && width < GK_ADAPTIVE_DEFAULT_THRESHOLD
+                                  ? GTK_ORIENTATION_VERTICAL : GTK_ORIENTATION_HORIZONTAL);
 }
 
 static void
@@ -508,6 +524,7 @@ gk_window_class_init (GkWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, GkWindow, add_button);
   gtk_widget_class_bind_template_child (widget_class, GkWindow, toast_overlay);
   gtk_widget_class_bind_template_child (widget_class, GkWindow, master_key_banner);
+  gtk_widget_class_bind_template_child (widget_class, GkWindow, master_key_banner_box);
   gtk_widget_class_bind_template_child (widget_class, GkWindow, master_key_banner_button);
   gtk_widget_class_bind_template_child (widget_class, GkWindow, main_stack);
   gtk_widget_class_bind_template_child (widget_class, GkWindow, unlock_page);
@@ -549,8 +566,11 @@ gk_window_init (GkWindow *self)
                           self->switcher_bar, "reveal",
                           G_BINDING_SYNC_CREATE);
 
+  g_signal_connect (self, "notify::default-width", G_CALLBACK (default_width_changed_cb), NULL);
+
   show_not_main (self, "loading");
   restore_state (self);
+  default_width_changed_cb (self);
 }
 
 /* Public API */

@@ -23,6 +23,51 @@ gk_ui_test_fixed_locale (void)
     setlocale (LC_ALL, "C");
 }
 
+#define STYLE_RESOURCE_PATH "/io/github/geminikeys/GeminiKeys/"
+
+static GtkCssProvider *
+style_provider_new (const char *name)
+{
+  g_autofree char *path = g_strconcat (STYLE_RESOURCE_PATH, name, NULL);
+  GtkCssProvider *provider = gtk_css_provider_new ();
+
+  gtk_css_provider_load_from_resource (provider, path);
+  return provider;
+}
+
+static void
+dark_changed_cb (AdwStyleManager *manager,
+                 GParamSpec      *pspec,
+                 GtkCssProvider  *dark)
+{
+  GdkDisplay *display = gdk_display_get_default ();
+
+  if (adw_style_manager_get_dark (manager))
+    gtk_style_context_add_provider_for_display (display, GTK_STYLE_PROVIDER (dark),
+                                                GTK_STYLE_PROVIDER_PRIORITY_APPLICATION);
+  else
+    gtk_style_context_remove_provider_for_display (display, GTK_STYLE_PROVIDER (dark));
+}
+
+void
+gk_ui_test_adw_init (void)
+{
+  /* The providers stay for the test program's life, as the app's do. */
+  GtkCssProvider *style;
+  GtkCssProvider *dark;
+  AdwStyleManager *manager;
+
+  adw_init ();
+  style = style_provider_new ("style.css");
+  dark = style_provider_new ("style-dark.css");
+  gtk_style_context_add_provider_for_display (gdk_display_get_default (),
+                                              GTK_STYLE_PROVIDER (style),
+                                              GTK_STYLE_PROVIDER_PRIORITY_APPLICATION);
+  manager = adw_style_manager_get_default ();
+  g_signal_connect (manager, "notify::dark", G_CALLBACK (dark_changed_cb), dark);
+  dark_changed_cb (manager, NULL, dark);
+}
+
 void
 gk_ui_test_wait (GkUiTestCondition  condition,
                  gpointer           data,

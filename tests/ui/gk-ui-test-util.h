@@ -24,6 +24,11 @@ typedef gboolean (*GkUiTestCondition) (gpointer data);
  * that locale itself. */
 void       gk_ui_test_fixed_locale (void);
 
+/* adw_init () and the app's stylesheets, as AdwApplication loads them for
+ * the app (style.css, and style-dark.css while the style is dark): the
+ * tests measure the widths the app has. Call instead of adw_init (). */
+void       gk_ui_test_adw_init     (void);
+
 /* Iterates the default main context until @condition holds; fails the test
  * with @what after GK_UI_TEST_TIMEOUT_S. */
 void       gk_ui_test_wait      (GkUiTestCondition  condition,

@@ -470,7 +470,7 @@ main (int   argc,
   g_setenv ("GSK_RENDERER", "cairo", TRUE);
   gtk_test_init (&argc, &argv, NULL);
   gk_ui_test_fixed_locale ();
-  adw_init ();
+  gk_ui_test_adw_init ();
 
   g_test_add_data_func ("/ui/charts/line/light", GINT_TO_POINTER (FALSE), test_line_chart);
   g_test_add_data_func ("/ui/charts/line/dark", GINT_TO_POINTER (TRUE), test_line_chart);

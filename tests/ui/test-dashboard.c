@@ -440,7 +440,7 @@ main (int   argc,
 {
   gtk_test_init (&argc, &argv, NULL);
   gk_ui_test_fixed_locale ();
-  adw_init ();
+  gk_ui_test_adw_init ();
 
   g_test_add_func ("/ui/dashboard/cards", test_cards);
   g_test_add_func ("/ui/dashboard/spend", test_spend);

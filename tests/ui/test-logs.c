@@ -940,7 +940,7 @@ main (int   argc,
 {
   gtk_test_init (&argc, &argv, NULL);
   gk_ui_test_fixed_locale ();
-  adw_init ();
+  gk_ui_test_adw_init ();
 
   g_test_add_func ("/ui/logs/usage", test_usage_page);
   g_test_add_func ("/ui/logs/usage-period", test_usage_period);

@@ -266,7 +266,7 @@ main (int argc, char *argv[])
   g_setenv ("GSETTINGS_SCHEMA_DIR", schema_dir, TRUE);
   gtk_init ();
   gk_ui_test_fixed_locale ();
-  adw_init ();
+  gk_ui_test_adw_init ();
 
   g_test_add_func ("/notifier/notifications", test_notifications);
 

@@ -402,7 +402,7 @@ main (int   argc,
 {
   gtk_test_init (&argc, &argv, NULL);
   gk_ui_test_fixed_locale ();
-  adw_init ();
+  gk_ui_test_adw_init ();
 
   g_test_add ("/ui/tokens/create-list-revoke", Fixture, NULL, fixture_setup, test_tokens,
               fixture_teardown);

@@ -298,7 +298,7 @@ main (int argc, char *argv[])
   schema_dir = g_build_filename (g_getenv ("GEMINI_KEYS_BUILD_ROOT"), "data", NULL);
   g_setenv ("GSETTINGS_SCHEMA_DIR", schema_dir, TRUE);
   gtk_init ();
-  adw_init ();
+  gk_ui_test_adw_init ();
 
   g_test_add_func ("/i18n/vietnamese-window", test_no_english);
 

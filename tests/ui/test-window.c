@@ -886,7 +886,7 @@ main (int   argc,
 
   gtk_test_init (&argc, &argv, NULL);
   gk_ui_test_fixed_locale ();
-  adw_init ();
+  gk_ui_test_adw_init ();
 
 #define ADD(path, func) \
   g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
