@@ -13,6 +13,7 @@
 
 #include "gk-audit.h"
 #include "gk-clock.h"
+#include "gk-database-postgresql.h"
 #include "gk-database-private.h"
 #include "gk-rollup.h"
 
@@ -36,11 +37,9 @@ struct _GkDatabase
 G_DEFINE_FINAL_TYPE (GkDatabase, gk_database, G_TYPE_OBJECT)
 G_DEFINE_QUARK (gk-database-error-quark, gk_database_error)
 
-typedef struct
-{
-  const char *table;   /* the table the step creates, or NULL */
-  const char *sql;
-} MigrationStep;
+/* A statement and the table it creates, or NULL (gk-database-postgresql.h
+ * has the same migrations in PostgreSQL's dialect). */
+typedef GkMigrationStep MigrationStep;
 
 /* Version 1: the seed's four tables (their names and columns kept) plus the
  * spec's extra columns, settings, meta, gateway tokens and the log of manual
@@ -207,11 +206,7 @@ static const MigrationStep migration_2[] = {
     " END" },
 };
 
-typedef struct
-{
-  const MigrationStep *steps;
-  gsize                n_steps;
-} Migration;
+typedef GkMigration Migration;
 
 /* Version 3: the log is listed newest first by id (the order rows were
  * recorded in, which a clock jump cannot scramble), and the dashboard reads
@@ -617,8 +612,13 @@ gk_database_new (const char  *path,
 static int
 read_user_version (GkDatabase *self)
 {
-  GkSqlStmt *stmt = gk_database_prepare (self, "PRAGMA user_version", NULL);
+  GkSqlStmt *stmt;
   int version = -1;
+
+  if (!is_sqlite (self))
+    return gk_database_postgresql_read_version (self->handle);
+
+  stmt = gk_database_prepare (self, "PRAGMA user_version", NULL);
 
   /* Every statement is reset after use: one left active would pin an old
    * read snapshot of the WAL. */
@@ -627,6 +627,30 @@ read_user_version (GkDatabase *self)
   if (stmt != NULL)
     gk_sql_reset (stmt);
   return version;
+}
+
+static gboolean
+write_version (GkDatabase  *self,
+               GError     **error)
+{
+  g_autofree char *pragma = NULL;
+  GkSqlStmt *stmt;
+  GkSqlStep rc;
+
+  if (is_sqlite (self))
+    {
+      pragma = g_strdup_printf ("PRAGMA user_version = %d", SCHEMA_VERSION);
+      return gk_database_exec (self, pragma, error);
+    }
+  stmt = gk_database_prepare (self, GK_DATABASE_POSTGRESQL_WRITE_VERSION, error);
+  if (stmt == NULL)
+    return FALSE;
+  gk_sql_bind_int64 (stmt, 1, SCHEMA_VERSION);
+  rc = gk_sql_step (stmt);
+  gk_sql_reset (stmt);
+  if (rc != GK_SQL_DONE)
+    gk_database_set_error (self, error, _("Database update failed"));
+  return rc == GK_SQL_DONE;
 }
 
 static gboolean
@@ -652,6 +676,7 @@ gk_database_migrate (GkDatabase   *self,
                      GError      **error)
 {
   g_autoptr(GPtrArray) created = g_ptr_array_new_with_free_func (g_free);
+  const Migration *steps = migrations;
   int version;
 
   g_return_val_if_fail (GK_IS_DATABASE (self), FALSE);
@@ -659,8 +684,24 @@ gk_database_migrate (GkDatabase   *self,
   if (created_tables != NULL)
     *created_tables = NULL;
 
+  if (!is_sqlite (self))
+    {
+      gsize n = 0;
+
+      steps = gk_database_postgresql_migrations (&n);
+      g_assert (n == SCHEMA_VERSION);
+    }
+
   if (!gk_database_begin (self, error))
     return FALSE;
+  /* On a server, BEGIN takes no lock: an advisory lock serialises
+   * migrations. */
+  if (!is_sqlite (self)
+      && !gk_database_exec (self, GK_DATABASE_POSTGRESQL_MIGRATION_LOCK, error))
+    {
+      gk_database_rollback (self);
+      return FALSE;
+    }
 
   /* Read the version inside the write transaction: two processes starting
    * at once must not both migrate. */
@@ -683,7 +724,7 @@ gk_database_migrate (GkDatabase   *self,
 
   for (int v = version; v < SCHEMA_VERSION; v++)
     {
-      const Migration *m = &migrations[v];
+      const Migration *m = &steps[v];
 
       for (gsize i = 0; i < m->n_steps; i++)
         {
@@ -708,15 +749,10 @@ gk_database_migrate (GkDatabase   *self,
         }
     }
 
-  if (version != SCHEMA_VERSION)
+  if (version != SCHEMA_VERSION && !write_version (self, error))
     {
-      g_autofree char *sql = g_strdup_printf ("PRAGMA user_version = %d", SCHEMA_VERSION);
-
-      if (!gk_database_exec (self, sql, error))
-        {
-          gk_database_rollback (self);
-          return FALSE;
-        }
+      gk_database_rollback (self);
+      return FALSE;
     }
 
   if (!gk_database_commit (self, error))
@@ -923,7 +959,8 @@ gk_database_begin (GkDatabase  *self,
    * batch durable. */
   nested = gk_sql_in_transaction (self->handle);
   g_assert (self->depth < MAX_DEPTH);
-  if (!step_cached (self, nested ? "SAVEPOINT gk_nested" : "BEGIN IMMEDIATE", error))
+  if (!step_cached (self, nested ? "SAVEPOINT gk_nested"
+                                  : is_sqlite (self) ? "BEGIN IMMEDIATE" : "BEGIN", error))
     {
       gk_database_unlock (self);
       return FALSE;

@@ -434,6 +434,46 @@ test_concurrent_migrations (Fixture       *f,
   g_assert_cmpint (gk_database_postgresql_read_version (f->sql), ==, (int) n);
 }
 
+/* GkDatabase opens a PostgreSQL target and migrates it with these
+ * migrations, once. */
+static void
+test_database_open (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autofree char *uri = NULL;
+  g_autofree char *uuid = NULL;
+  g_autoptr(GkDatabase) db = NULL;
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) created = NULL;
+  gsize n = 0;
+
+  if (f->sql == NULL)
+    return;
+  gk_database_postgresql_migrations (&n);
+  /* The fixture's fresh schema, for the database's own connection. */
+  uri = g_strdup_printf ("%s?options=-c%%20search_path%%3Dgk", g_getenv ("GK_TEST_PG_URI"));
+  db = gk_database_new (uri, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (gk_database_migrate (db, &created, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_strv_contains ((const char *const *) created, "gemini_api_keys"));
+  g_assert_true (g_strv_contains ((const char *const *) created, "audit_log"));
+  g_assert_cmpint (gk_database_get_schema_version (db), ==, (int) n);
+  g_assert_cmpint (gk_database_postgresql_read_version (f->sql), ==, (int) n);
+  uuid = g_strdup (gk_database_get_uuid (db));
+  g_assert_nonnull (uuid);
+  g_clear_object (&db);
+
+  /* Opened again: nothing left to do, the same database. */
+  db = gk_database_new (uri, NULL, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&created, g_strfreev);
+  g_assert_true (gk_database_migrate (db, &created, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_strv_length (created), ==, 0);
+  g_assert_cmpstr (gk_database_get_uuid (db), ==, uuid);
+}
+
 /* The comparison sees a column that differs, in name, type or
  * nullability, and an index that is missing. */
 static void
@@ -620,6 +660,7 @@ main (int   argc,
 #define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
   ADD ("/pg-schema/same-schema", test_same_schema);
   ADD ("/pg-schema/concurrent-migrations", test_concurrent_migrations);
+  ADD ("/pg-schema/database-open", test_database_open);
   ADD ("/pg-schema/comparison-sees-differences", test_comparison_sees_differences);
   ADD ("/pg-schema/same-triggers", test_same_triggers);
 #undef ADD
