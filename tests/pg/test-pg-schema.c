@@ -1,7 +1,8 @@
 /* test-pg-schema.c: an empty SQLite file and an empty PostgreSQL database,
  * each migrated to the latest version, have the same schema: the same
  * tables, columns (names, order, nullability, types), keys, indexes and
- * triggers; and the triggers do the same.
+ * triggers; and the triggers do the same. GkDatabase migrates a
+ * PostgreSQL database, and the core adds, chooses and charges keys there.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -474,6 +475,57 @@ test_database_open (Fixture       *f,
   g_assert_cmpstr (gk_database_get_uuid (db), ==, uuid);
 }
 
+static char *pg_query (GkSql      *sql,
+                       const char *query);
+
+/* The core's own work on a PostgreSQL database: a key added (encrypted),
+ * chosen, and its uses recorded and charged. */
+static void
+test_core_on_postgresql (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autofree char *uri = NULL;
+  g_autoptr(GkClock) clock = NULL;
+  g_autoptr(GkDatabase) db = NULL;
+  g_autoptr(GBytes) master = NULL;
+  g_autoptr(GkKeyStore) store = NULL;
+  g_autoptr(GkPool) pool = NULL;
+  g_autoptr(GkKey) key = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *counts = NULL;
+  g_autofree char *expected = NULL;
+  gint64 low, high;
+
+  if (f->sql == NULL)
+    return;
+  uri = g_strdup_printf ("%s?options=-c%%20search_path%%3Dgk", g_getenv ("GK_TEST_PG_URI"));
+  clock = gk_clock_new_fixed (GK_TEST_EPOCH);
+  db = gk_database_open (uri, clock, &error);
+  g_assert_no_error (error);
+  master = gk_test_master_key ();
+  store = gk_key_store_new (db, master);
+  pool = gk_pool_new (db, NULL);
+
+  low = gk_test_add_key (store, "low", 3);
+  high = gk_test_add_key (store, "high", 8);
+  key = gk_pool_select (pool, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (key->id, ==, high);
+  for (int i = 0; i < 5; i++)
+    gk_test_track (pool, high, GK_USAGE_SUCCESS, 100);
+  gk_test_track (pool, low, GK_USAGE_ERROR, 0);
+
+  counts = pg_query (f->sql, "SELECT key_id, count(*), sum(prompt_tokens), max(status)"
+                             " FROM gemini_key_usage_log GROUP BY key_id ORDER BY key_id");
+  expected = g_strdup_printf ("%" G_GINT64_FORMAT "|1|0|ERROR\n"
+                              "%" G_GINT64_FORMAT "|5|500|SUCCESS\n", low, high);
+  g_assert_cmpstr (counts, ==, expected);
+  g_clear_pointer (&counts, g_free);
+  counts = pg_query (f->sql, "SELECT count(*) FROM gemini_api_keys"
+                             " WHERE api_key_encrypted IS NOT NULL");
+  g_assert_cmpstr (counts, ==, "2\n");
+}
+
 /* The comparison sees a column that differs, in name, type or
  * nullability, and an index that is missing. */
 static void
@@ -661,6 +713,7 @@ main (int   argc,
   ADD ("/pg-schema/same-schema", test_same_schema);
   ADD ("/pg-schema/concurrent-migrations", test_concurrent_migrations);
   ADD ("/pg-schema/database-open", test_database_open);
+  ADD ("/pg-schema/core-on-postgresql", test_core_on_postgresql);
   ADD ("/pg-schema/comparison-sees-differences", test_comparison_sees_differences);
   ADD ("/pg-schema/same-triggers", test_same_triggers);
 #undef ADD
