@@ -393,13 +393,17 @@ test_master_key_changed_elsewhere (Fixture       *f,
   /* Simulate the rotation's re-encryption of the row under the new key. */
   {
     g_autoptr(GBytes) blob = gk_crypto_encrypt (other_master, "not-this-row", "x", 1, NULL);
-    GkSqlStmt *stmt = gk_database_prepare (f->db, "UPDATE gemini_api_keys SET api_key_encrypted = ?1"
-                                                     " WHERE id = ?2", &error);
+    GkSqlStmt *stmt;
+
+    gk_database_lock (f->db);
+    stmt = gk_database_prepare (f->db, "UPDATE gemini_api_keys SET api_key_encrypted = ?1"
+                                       " WHERE id = ?2", &error);
     g_assert_no_error (error);
     gk_sql_bind_blob (stmt, 1, g_bytes_get_data (blob, NULL), g_bytes_get_size (blob));
     gk_sql_bind_int64 (stmt, 2, id);
     g_assert_cmpint (gk_sql_step (stmt), ==, GK_SQL_DONE);
     gk_sql_reset (stmt);
+    gk_database_unlock (f->db);
   }
   g_assert_null (gk_key_store_reveal (f->store, id, &error));
   g_assert_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_MASTER_KEY_CHANGED);

@@ -24,6 +24,10 @@ struct _GkDatabase
   GkSql      *handle;
   GkClock    *clock;
   GRecMutex   mutex;
+  /* The thread holding the mutex and how many times: the connection is
+   * opened without SQLite's own mutex, so every use must hold ours. */
+  GThread    *owner;
+  guint       lock_count;
   GHashTable *statements;   /* sql → GkSqlStmt */
   char       *uuid;
   guint64     local_changes;
@@ -864,11 +868,16 @@ void
 gk_database_lock (GkDatabase *self)
 {
   g_rec_mutex_lock (&self->mutex);
+  if (self->lock_count++ == 0)
+    g_atomic_pointer_set (&self->owner, g_thread_self ());
 }
 
 void
 gk_database_unlock (GkDatabase *self)
 {
+  g_assert (self->lock_count > 0);
+  if (--self->lock_count == 0)
+    g_atomic_pointer_set (&self->owner, NULL);
   g_rec_mutex_unlock (&self->mutex);
 }
 
@@ -879,6 +888,9 @@ gk_database_prepare (GkDatabase  *self,
 {
   GkSqlStmt *stmt;
 
+  /* The statement is used after this returns: the caller must already
+   * hold the lock, or another thread could run it at the same time. */
+  g_assert (g_atomic_pointer_get (&self->owner) == g_thread_self ());
   gk_database_lock (self);
   stmt = g_hash_table_lookup (self->statements, sql);
   if (stmt != NULL)

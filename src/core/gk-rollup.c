@@ -508,16 +508,19 @@ run_change (GkDatabase  *db,
 static gint64
 database_bytes (GkDatabase *db)
 {
-  GkSqlStmt *stmt = gk_database_prepare (db,
-                                            "SELECT page_count * page_size"
-                                            " FROM pragma_page_count (), pragma_page_size ()",
-                                            NULL);
+  GkSqlStmt *stmt;
   gint64 bytes = 0;
 
+  gk_database_lock (db);
+  stmt = gk_database_prepare (db,
+                              "SELECT page_count * page_size"
+                              " FROM pragma_page_count (), pragma_page_size ()",
+                              NULL);
   if (stmt != NULL && gk_sql_step (stmt) == GK_SQL_ROW)
     bytes = gk_sql_column_int64 (stmt, 0);
   if (stmt != NULL)
     gk_sql_reset (stmt);
+  gk_database_unlock (db);
   return bytes;
 }
 

@@ -68,8 +68,10 @@ sqlite_open (const char  *target,
   sqlite3 *db = NULL;
   int rc;
 
+  /* GkDatabase serialises every use of a connection with its own lock, so
+   * SQLite's per-call mutex would only be taken and released again. */
   rc = sqlite3_open_v2 (target, &db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc != SQLITE_OK)
     {
       *errcode = err_for_rc (db != NULL ? sqlite3_extended_errcode (db) : rc);

@@ -99,6 +99,7 @@ report (GkDatabase *db,
   gint64 total = 0;
 
   gk_database_exec (db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL);
+  gk_database_lock (db);
   stmt = gk_database_prepare (db, "SELECT page_count * page_size FROM pragma_page_count (),"
                                   " pragma_page_size ()", NULL);
   if (gk_sql_step (stmt) == GK_SQL_ROW)
@@ -120,7 +121,7 @@ report (GkDatabase *db,
       if (stmt == NULL)
         {
           printf ("  (dbstat is not available)\n");
-          return;
+          break;
         }
       gk_sql_bind_text (stmt, 1, tables[i], -1);
       if (gk_sql_step (stmt) == GK_SQL_ROW)
@@ -129,6 +130,7 @@ report (GkDatabase *db,
       printf ("  %-22s %9" G_GINT64_FORMAT " rows %8.1f MB %6.1f bytes/row\n", tables[i], rows,
               bytes / 1e6, rows > 0 ? (double) bytes / rows : 0.0);
     }
+  gk_database_unlock (db);
 }
 
 /* The usage tab's summary over the last 60 days, starting at a UTC
