@@ -740,6 +740,61 @@ test_other_connection (Fixture       *f,
   g_assert_cmpstr (second, ==, "from-elsewhere");
 }
 
+/* The key's plaintext for a request, from the ciphertext the snapshot holds. */
+static char *
+reveal_selected (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkKey) key = gk_pool_select (f->pool, NULL, NULL, &error);
+  g_autoptr(GBytes) plain = NULL;
+
+  g_assert_no_error (error);
+  g_assert_nonnull (key->ciphertext);
+  plain = gk_key_store_reveal_key (f->store, key, &error);
+  g_assert_no_error (error);
+  return g_strdup (g_bytes_get_data (plain, NULL));
+}
+
+/* A selected key carries its ciphertext, and a new
+ * secret reaches the next request whether this connection or another
+ * one (another process) wrote it. */
+static void
+test_key_secret (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) other = gk_database_open (gk_database_get_path (f->db), f->clock, &error);
+  g_autoptr(GkKeyStore) other_store = NULL;
+  g_autofree char *first = gk_test_api_key (1);
+  g_autofree char *second = gk_test_api_key (2);
+  g_autofree char *third = gk_test_api_key (3);
+  g_autofree char *revealed = NULL;
+  GkKeySpec spec;
+  gint64 id;
+
+  g_assert_no_error (error);
+  other_store = gk_key_store_new (other, f->master);
+  gk_key_spec_init (&spec);
+  spec.name = "secret";
+  id = gk_key_store_add (f->store, &spec, first, &error);
+  g_assert_no_error (error);
+
+  revealed = reveal_selected (f);
+  g_assert_cmpstr (revealed, ==, first);
+
+  g_assert_true (gk_key_store_update (other_store, id, &spec, second, &error));
+  g_assert_no_error (error);
+  g_clear_pointer (&revealed, g_free);
+  revealed = reveal_selected (f);
+  g_assert_cmpstr (revealed, ==, second);
+
+  g_assert_true (gk_key_store_update (f->store, id, &spec, third, &error));
+  g_assert_no_error (error);
+  g_clear_pointer (&revealed, g_free);
+  revealed = reveal_selected (f);
+  g_assert_cmpstr (revealed, ==, third);
+}
+
 /* The integer @sql gives for key @id (its ?1). */
 static gint64
 query_for_key (GkDatabase *db,
@@ -826,6 +881,7 @@ main (int argc, char *argv[])
   ADD ("/pool/track-deleted-key", test_track_deleted_key);
   ADD ("/pool/concurrent-processes", test_concurrent_processes);
   ADD ("/pool/other-connection", test_other_connection);
+  ADD ("/pool/key-secret", test_key_secret);
 
   return g_test_run ();
 }

@@ -72,6 +72,8 @@ gk_key_copy (const GkKey *key)
   copy->project = g_strdup (key->project);
   copy->status_reason = g_strdup (key->status_reason);
   copy->state_reason = g_strdup (key->state_reason);
+  if (key->ciphertext != NULL)
+    g_bytes_ref (key->ciphertext);
   return copy;
 }
 
@@ -86,6 +88,7 @@ gk_key_free (GkKey *key)
   g_free (key->project);
   g_free (key->status_reason);
   g_free (key->state_reason);
+  g_clear_pointer (&key->ciphertext, g_bytes_unref);
   g_free (key);
 }
 
@@ -1210,47 +1213,16 @@ fail:
   return FALSE;
 }
 
-GBytes *
-gk_key_store_reveal (GkKeyStore  *self,
-                     gint64       id,
-                     GError     **error)
+/* Decrypts @blob, the ciphertext of the key row @uuid (named @name). */
+static GBytes *
+decrypt_secret (GkKeyStore  *self,
+                const char  *uuid,
+                const char  *name,
+                GBytes      *blob,
+                GError     **error)
 {
   g_autoptr(GError) local_error = NULL;
-  g_autofree char *uuid = NULL;
-  g_autofree char *name = NULL;
-  g_autoptr(GBytes) blob = NULL;
   GBytes *plain = NULL;
-  GkSqlStmt *stmt;
-
-  g_return_val_if_fail (GK_IS_KEY_STORE (self), NULL);
-
-  gk_database_lock (self->db);
-  stmt = gk_database_prepare (self->db,
-                              "SELECT uuid, name, api_key_encrypted FROM gemini_api_keys"
-                              " WHERE id = ?1 AND deleted_at IS NULL",
-                              error);
-  if (stmt == NULL)
-    {
-      gk_database_unlock (self->db);
-      return NULL;
-    }
-  gk_sql_bind_int64 (stmt, 1, id);
-  if (gk_sql_step (stmt) == GK_SQL_ROW)
-    {
-      uuid = dup_column_text (stmt, 0);
-      name = dup_column_text (stmt, 1);
-      if (gk_sql_column_type (stmt, 2) == GK_SQL_BLOB)
-        blob = g_bytes_new (gk_sql_column_blob (stmt, 2), gk_sql_column_bytes (stmt, 2));
-    }
-  gk_sql_reset (stmt);
-  gk_database_unlock (self->db);
-
-  if (uuid == NULL)
-    {
-      g_set_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_NOT_FOUND,
-                   _("There is no key with id %" PRId64 "."), id);
-      return NULL;
-    }
 
   if (blob != NULL)
     {
@@ -1284,6 +1256,61 @@ gk_key_store_reveal (GkKeyStore  *self,
       return NULL;
     }
   return plain;
+}
+
+GBytes *
+gk_key_store_reveal (GkKeyStore  *self,
+                     gint64       id,
+                     GError     **error)
+{
+  g_autofree char *uuid = NULL;
+  g_autofree char *name = NULL;
+  g_autoptr(GBytes) blob = NULL;
+  GkSqlStmt *stmt;
+
+  g_return_val_if_fail (GK_IS_KEY_STORE (self), NULL);
+
+  gk_database_lock (self->db);
+  stmt = gk_database_prepare (self->db,
+                              "SELECT uuid, name, api_key_encrypted FROM gemini_api_keys"
+                              " WHERE id = ?1 AND deleted_at IS NULL",
+                              error);
+  if (stmt == NULL)
+    {
+      gk_database_unlock (self->db);
+      return NULL;
+    }
+  gk_sql_bind_int64 (stmt, 1, id);
+  if (gk_sql_step (stmt) == GK_SQL_ROW)
+    {
+      uuid = dup_column_text (stmt, 0);
+      name = dup_column_text (stmt, 1);
+      if (gk_sql_column_type (stmt, 2) == GK_SQL_BLOB)
+        blob = g_bytes_new (gk_sql_column_blob (stmt, 2), gk_sql_column_bytes (stmt, 2));
+    }
+  gk_sql_reset (stmt);
+  gk_database_unlock (self->db);
+
+  if (uuid == NULL)
+    {
+      g_set_error (error, GK_KEY_STORE_ERROR, GK_KEY_STORE_ERROR_NOT_FOUND,
+                   _("There is no key with id %" PRId64 "."), id);
+      return NULL;
+    }
+  return decrypt_secret (self, uuid, name, blob, error);
+}
+
+GBytes *
+gk_key_store_reveal_key (GkKeyStore   *self,
+                         const GkKey  *key,
+                         GError      **error)
+{
+  g_return_val_if_fail (GK_IS_KEY_STORE (self), NULL);
+  g_return_val_if_fail (key != NULL, NULL);
+
+  if (key->ciphertext == NULL)
+    return gk_key_store_reveal (self, key->id, error);
+  return decrypt_secret (self, key->uuid, key->name, key->ciphertext, error);
 }
 
 /**

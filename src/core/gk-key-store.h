@@ -71,6 +71,9 @@ typedef struct
   GkKeyState   state;
   char        *state_reason;      /* translated; NULL when nothing to say */
   gint64       state_until;       /* UTC seconds it is back by itself; 0 = not by itself */
+  /* The encrypted key as the pool's snapshot holds it (gk_pool_select), so
+   * that a request decrypts it without reading the row; NULL elsewhere. */
+  GBytes      *ciphertext;
 } GkKey;
 
 /* What the user sets when adding or editing a key. */
@@ -174,6 +177,11 @@ gboolean    gk_key_store_delete      (GkKeyStore      *self,
  * this row fails to decrypt. */
 GBytes     *gk_key_store_reveal      (GkKeyStore      *self,
                                       gint64           id,
+                                      GError         **error);
+/* gk_key_store_reveal() of @key, from the ciphertext it carries when it has
+ * one (a key from gk_pool_select), else from its row. */
+GBytes     *gk_key_store_reveal_key  (GkKeyStore      *self,
+                                      const GkKey     *key,
                                       GError         **error);
 /* gk_key_store_reveal() for a person, who sees (@action
  * GK_AUDIT_KEY_REVEAL) or copies (GK_AUDIT_KEY_COPY) the key: recorded in

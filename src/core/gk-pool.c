@@ -48,6 +48,7 @@ typedef struct
   int         strikes;
   gint64      limit[GK_QUOTA_N_SLOTS];
   gint64      used[GK_QUOTA_N_SLOTS];
+  GBytes     *ciphertext;   /* the encrypted key, or NULL; never the plaintext */
 } PoolEntry;
 
 struct _GkPool
@@ -80,6 +81,7 @@ pool_entry_clear (gpointer data)
   g_free (e->name);
   g_free (e->key_hint);
   g_free (e->project);
+  g_clear_pointer (&e->ciphertext, g_bytes_unref);
 }
 
 void
@@ -191,7 +193,7 @@ load_snapshot (GkPool  *self,
   stmt = gk_database_prepare (self->db,
                               "SELECT id, name, project, status, cooldown_until, priority,"
                               " is_default, last_used_at, monthly_budget_usd, month_cost_usd,"
-                              " rate_limit_strikes, uuid, key_hint"
+                              " rate_limit_strikes, uuid, key_hint, api_key_encrypted"
                               " FROM gemini_api_keys WHERE deleted_at IS NULL"
                               " ORDER BY is_default DESC, priority DESC, id",
                               error);
@@ -218,6 +220,9 @@ load_snapshot (GkPool  *self,
       e.strikes = gk_sql_column_int64 (stmt, 10);
       e.uuid = g_strdup (gk_sql_column_text (stmt, 11));
       e.key_hint = g_strdup (gk_sql_column_text (stmt, 12));
+      /* Kept so that a request decrypts its key without reading the row. */
+      if (gk_sql_column_type (stmt, 13) == GK_SQL_BLOB)
+        e.ciphertext = g_bytes_new (gk_sql_column_blob (stmt, 13), gk_sql_column_bytes (stmt, 13));
       if (e.cooldown_until != 0)
         next_due = MIN (next_due, e.cooldown_until);
       g_array_append_val (self->entries, e);
@@ -516,6 +521,7 @@ gk_pool_select (GkPool      *self,
       key->month_cost_usd = best->month_cost;
       key->last_used_at = best->last_used_at;
       key->has_ciphertext = TRUE;
+      key->ciphertext = best->ciphertext != NULL ? g_bytes_ref (best->ciphertext) : NULL;
       for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
         {
           key->quotas[i].type = gk_quota_slot_type (i);
