@@ -844,6 +844,9 @@ test_track_deleted_key (Fixture       *f,
   record.status = GK_USAGE_SUCCESS;
   g_assert_true (gk_pool_track (f->pool, &record, &result, &error));
   g_assert_no_error (error);
+  g_assert_cmpint (result.usage_id, ==,
+                   query_for_key (f->db, "SELECT max (id) FROM gemini_key_usage_log"
+                                         " WHERE key_id = ?1", ida));
   g_assert_cmpint (result.usage_id, >, 0);
   g_assert_false (result.rotated);
   g_assert_cmpint (query_for_key (f->db, "SELECT count(*) FROM gemini_key_usage_log"

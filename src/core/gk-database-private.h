@@ -23,8 +23,14 @@ GkSqlStmt    *gk_database_prepare     (GkDatabase   *self,
 gboolean      gk_database_exec        (GkDatabase   *self,
                                        const char   *sql,
                                        GError      **error);
-/* Runs @stmt, an INSERT … RETURNING id, and resets it. Returns the new
- * row's id, or 0 with @error set (@what giving the context). */
+/* An INSERT of one row, to run with gk_database_step_insert(): @sql
+ * without RETURNING, which is added where it is the cheaper way. */
+GkSqlStmt    *gk_database_prepare_insert (GkDatabase   *self,
+                                          const char   *sql,
+                                          GError      **error);
+/* Runs @stmt, an INSERT … RETURNING id or one from
+ * gk_database_prepare_insert(), and resets it. Returns the new row's id,
+ * or 0 with @error set (@what giving the context). */
 gint64        gk_database_step_insert (GkDatabase   *self,
                                        GkSqlStmt    *stmt,
                                        const char   *what,

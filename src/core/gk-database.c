@@ -940,20 +940,47 @@ step_cached (GkDatabase  *self,
   return TRUE;
 }
 
+GkSqlStmt *
+gk_database_prepare_insert (GkDatabase  *self,
+                            const char  *sql,
+                            GError     **error)
+{
+  g_autofree char *returning = NULL;
+
+  /* SQLite makes a temporary table for RETURNING's rows: on the request
+   * path that costs more than asking for the last rowid. */
+  if (is_sqlite (self))
+    return gk_database_prepare (self, sql, error);
+  returning = g_strconcat (sql, " RETURNING id", NULL);
+  return gk_database_prepare (self, returning, error);
+}
+
 gint64
 gk_database_step_insert (GkDatabase  *self,
                          GkSqlStmt   *stmt,
                          const char  *what,
                          GError     **error)
 {
+  GkSqlStep rc = gk_sql_step (stmt);
   gint64 id = 0;
 
-  /* The row is written by the first step, which returns its id. */
-  if (gk_sql_step (stmt) == GK_SQL_ROW)
+  /* With RETURNING, the row is written by the first step, which returns
+   * its id. */
+  if (rc == GK_SQL_ROW)
     id = gk_sql_column_int64 (stmt, 0);
-  else
-    gk_database_set_error (self, error, what);
   gk_sql_reset (stmt);
+  if (rc == GK_SQL_DONE && is_sqlite (self))
+    {
+      GkSqlStmt *last = gk_database_prepare (self, "SELECT last_insert_rowid ()", error);
+
+      if (last == NULL)
+        return 0;
+      if (gk_sql_step (last) == GK_SQL_ROW)
+        id = gk_sql_column_int64 (last, 0);
+      gk_sql_reset (last);
+    }
+  if (id == 0)
+    gk_database_set_error (self, error, what);
   return id;
 }
 

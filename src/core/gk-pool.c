@@ -794,13 +794,13 @@ gk_pool_track (GkPool               *self,
       return FALSE;
     }
 
-  stmt = gk_database_prepare (self->db,
-                              "INSERT INTO gemini_key_usage_log (key_id, model, tokens_used,"
-                              " prompt_tokens, output_tokens, cost_usd, priced, status,"
-                              " http_status, error_message, user_id, latency_ms, created_at)"
-                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-                              " RETURNING id",
-                              error);
+  stmt = gk_database_prepare_insert (self->db,
+                                     "INSERT INTO gemini_key_usage_log (key_id, model,"
+                                     " tokens_used, prompt_tokens, output_tokens, cost_usd,"
+                                     " priced, status, http_status, error_message, user_id,"
+                                     " latency_ms, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+                                     " ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                                     error);
   if (stmt == NULL)
     goto fail;
   if (record->key_id != 0)
