@@ -89,7 +89,8 @@ for kind in source header; do
     --sourcedir resources --target "$build/gk-core-resources.$ext" resources/core.gresource.xml
 done
 
-pkgs="glib-2.0 gobject-2.0 gio-2.0 sqlite3 libsecret-1 libcrypto json-glib-1.0 libsoup-3.0 libcurl xlsxwriter"
+pkgs="glib-2.0 gobject-2.0 gio-2.0 sqlite3 libsecret-1 libcrypto json-glib-1.0 libsoup-3.0 libcurl
+      libmicrohttpd libpq xlsxwriter"
 # shellcheck disable=SC2207
 cflags=($(pkg-config --cflags $pkgs))
 # shellcheck disable=SC2207
