@@ -5,6 +5,8 @@
 #include "config.h"
 
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <glib/gstdio.h>
 
@@ -364,6 +366,44 @@ test_other_connection (Fixture       *fixture,
   g_assert_false (has_active_statement (other));
 }
 
+/* The gateway remembers the tokens it verified; a revocation by another
+ * process (the CLI) must still refuse the token on its very next use. */
+static void
+test_other_process (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  gint64 id = 0;
+  g_autofree char *token = create (fixture, "shared", &id);
+  int status;
+  pid_t child;
+
+  for (int i = 0; i < 3; i++)
+    {
+      g_autofree char *name = gk_token_verify (fixture->db, token);
+
+      g_assert_cmpstr (name, ==, "shared");
+    }
+
+  child = fork ();
+  g_assert_cmpint (child, >=, 0);
+  if (child == 0)
+    {
+      g_autoptr(GError) error = NULL;
+      GkDatabase *db = gk_database_open (fixture->path, NULL, &error);
+      gboolean revoked = db != NULL && gk_token_revoke (db, id, &error);
+
+      /* _exit skips the autoptr clean-up; leak checkers watch children too. */
+      g_clear_object (&db);
+      g_clear_error (&error);
+      _exit (revoked ? 0 : 2);
+    }
+  g_assert_cmpint (waitpid (child, &status, 0), ==, child);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+
+  g_assert_null (gk_token_verify (fixture->db, token));
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -377,6 +417,7 @@ main (int   argc,
   ADD ("/token-store/tokens-differ", test_tokens_differ);
   ADD ("/token-store/hash-stored", test_hash_stored);
   ADD ("/token-store/revoke", test_revoke);
+  ADD ("/token-store/other-process", test_other_process);
   ADD ("/token-store/duplicate", test_duplicate);
   ADD ("/token-store/invalid-names", test_invalid_names);
   ADD ("/token-store/list", test_list);

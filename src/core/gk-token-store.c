@@ -253,6 +253,82 @@ gk_token_list (GkDatabase  *db,
   return g_steal_pointer (&tokens);
 }
 
+/* Live tokens already verified, by hash, so that a request from a known
+ * client reads no row. The cache is valid for one SQLite data_version: any
+ * other connection's or process's commit (a revocation by the CLI) empties
+ * it before the next lookup, and gk_token_revoke() empties it for this
+ * connection's own commits, which do not move data_version. Unknown tokens
+ * are never cached. Guarded by the database lock. */
+typedef struct
+{
+  gint64      version;
+  GHashTable *entries;    /* token_hash -> TokenEntry */
+} TokenCache;
+
+typedef struct
+{
+  gint64  id;
+  char   *name;
+  gint64  last_used;
+} TokenEntry;
+
+static void
+token_entry_free (gpointer data)
+{
+  TokenEntry *entry = data;
+
+  g_free (entry->name);
+  g_free (entry);
+}
+
+static void
+token_cache_free (gpointer data)
+{
+  TokenCache *cache = data;
+
+  g_hash_table_unref (cache->entries);
+  g_free (cache);
+}
+
+/* The database's token cache, current for its data_version; NULL on a
+ * server (which has no data_version). Call with the database lock held. */
+static TokenCache *
+token_cache_get (GkDatabase *db)
+{
+  TokenCache *cache;
+  gint64 version;
+
+  if (gk_sql_get_dialect (gk_database_get_handle (db)) != GK_SQL_DIALECT_SQLITE)
+    return NULL;
+  version = gk_database_get_data_version (db);
+  if (version < 0)
+    return NULL;
+
+  cache = g_object_get_data (G_OBJECT (db), "gk-token-cache");
+  if (cache == NULL)
+    {
+      cache = g_new0 (TokenCache, 1);
+      cache->entries = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, token_entry_free);
+      g_object_set_data_full (G_OBJECT (db), "gk-token-cache", cache, token_cache_free);
+    }
+  if (cache->version != version)
+    {
+      g_hash_table_remove_all (cache->entries);
+      cache->version = version;
+    }
+  return cache;
+}
+
+/* Forgets every cached token. Call with the database lock held. */
+static void
+token_cache_clear (GkDatabase *db)
+{
+  TokenCache *cache = g_object_get_data (G_OBJECT (db), "gk-token-cache");
+
+  if (cache != NULL)
+    g_hash_table_remove_all (cache->entries);
+}
+
 /**
  * gk_token_revoke:
  *
@@ -317,11 +393,41 @@ gk_token_revoke (GkDatabase  *db,
   if (rc != GK_SQL_DONE ||
       !gk_audit_record (db, GK_AUDIT_TOKEN_REVOKE, id, name, NULL, error))
     goto fail;
+  /* Our own commit does not move data_version: the next verification must
+   * not find the token in the cache. */
+  token_cache_clear (db);
   return gk_database_commit (db, error);
 
 fail:
   gk_database_rollback (db);
   return FALSE;
+}
+
+/* Looks @hash up among the live tokens; a new TokenEntry or NULL. */
+static TokenEntry *
+token_lookup (GkDatabase *db,
+              const char *hash)
+{
+  GkSqlStmt *stmt;
+  TokenEntry *entry = NULL;
+
+  stmt = gk_database_prepare (db,
+                              "SELECT id, name, token_hash, COALESCE (last_used_at, 0)"
+                              " FROM gateway_tokens WHERE token_hash = ?1 AND revoked_at IS NULL",
+                              NULL);
+  if (stmt == NULL)
+    return NULL;
+  gk_sql_bind_text (stmt, 1, hash, -1);
+  if (gk_sql_step (stmt) == GK_SQL_ROW
+      && gk_crypto_equal_const_time (gk_sql_column_text (stmt, 2), hash))
+    {
+      entry = g_new0 (TokenEntry, 1);
+      entry->id = gk_sql_column_int64 (stmt, 0);
+      entry->name = g_strdup (gk_sql_column_text (stmt, 1));
+      entry->last_used = gk_sql_column_int64 (stmt, 3);
+    }
+  gk_sql_reset (stmt);
+  return entry;
 }
 
 /**
@@ -334,10 +440,11 @@ gk_token_verify (GkDatabase *db,
                  const char *token)
 {
   g_autofree char *hash = NULL;
+  TokenEntry *uncached = NULL;    /* looked up without a cache (a server) */
   GkSqlStmt *stmt;
+  TokenCache *cache;
+  TokenEntry *entry = NULL;
   char *name = NULL;
-  gint64 id = 0;
-  gint64 last_used = 0;
   gint64 now;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), NULL);
@@ -350,40 +457,40 @@ gk_token_verify (GkDatabase *db,
   hash = gk_crypto_sha256_hex (token);
 
   gk_database_lock (db);
-  stmt = gk_database_prepare (db,
-                              "SELECT id, name, token_hash, COALESCE (last_used_at, 0)"
-                              " FROM gateway_tokens WHERE token_hash = ?1 AND revoked_at IS NULL",
-                              NULL);
-  if (stmt != NULL)
+  cache = token_cache_get (db);
+  if (cache != NULL)
+    entry = g_hash_table_lookup (cache->entries, hash);
+  if (entry == NULL)
     {
-      gk_sql_bind_text (stmt, 1, hash, -1);
-      if (gk_sql_step (stmt) == GK_SQL_ROW
-          && gk_crypto_equal_const_time (gk_sql_column_text (stmt, 2), hash))
-        {
-          id = gk_sql_column_int64 (stmt, 0);
-          name = g_strdup (gk_sql_column_text (stmt, 1));
-          last_used = gk_sql_column_int64 (stmt, 3);
-        }
-      gk_sql_reset (stmt);
+      entry = token_lookup (db, hash);
+      if (entry != NULL && cache != NULL)
+        g_hash_table_replace (cache->entries, g_strdup (hash), entry);
+      else
+        uncached = entry;
     }
 
   now = gk_database_now (db);
-  if (name != NULL && (now - last_used >= LAST_USED_RESOLUTION_S || now < last_used))
+  if (entry != NULL && (now - entry->last_used >= LAST_USED_RESOLUTION_S || now < entry->last_used))
     {
       stmt = gk_database_prepare (db, "UPDATE gateway_tokens SET last_used_at = ?2 WHERE id = ?1",
                                   NULL);
       if (stmt != NULL)
         {
-          gk_sql_bind_int64 (stmt, 1, id);
+          gk_sql_bind_int64 (stmt, 1, entry->id);
           gk_sql_bind_int64 (stmt, 2, now);
           /* Failing to record the time (a busy database) must not refuse a
            * valid token. */
-          if (gk_sql_step (stmt) != GK_SQL_DONE)
-            g_debug ("Cannot record the use of gateway token %" G_GINT64_FORMAT, id);
+          if (gk_sql_step (stmt) == GK_SQL_DONE)
+            entry->last_used = now;
+          else
+            g_debug ("Cannot record the use of gateway token %" G_GINT64_FORMAT, entry->id);
           gk_sql_reset (stmt);
         }
     }
+  if (entry != NULL)
+    name = g_strdup (entry->name);
   gk_database_unlock (db);
+  g_clear_pointer (&uncached, token_entry_free);
 
   return name;
 }
