@@ -395,6 +395,7 @@ test_other_process (Fixture       *fixture,
       /* _exit skips the autoptr clean-up; leak checkers watch children too. */
       g_clear_object (&db);
       g_clear_error (&error);
+      g_clear_pointer (&token, g_free);
       _exit (revoked ? 0 : 2);
     }
   g_assert_cmpint (waitpid (child, &status, 0), ==, child);
