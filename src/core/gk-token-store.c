@@ -452,8 +452,9 @@ gk_token_verify (GkDatabase *db,
   if (token == NULL || *token == '\0')
     return NULL;
 
-  /* The lookup is by hash, so its timing says nothing about the token;
-   * the final comparison is constant-time all the same. */
+  /* Both lookups (the cache's and the table's) are by hash, so their timing
+   * says nothing about the token; the table's final comparison is
+   * constant-time all the same. */
   hash = gk_crypto_sha256_hex (token);
 
   gk_database_lock (db);
