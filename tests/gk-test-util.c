@@ -16,6 +16,7 @@
 
 #include <glib/gstdio.h>
 
+#include "gk-sql.h"
 #include "gk-test-util.h"
 
 static guint db_counter;
@@ -126,6 +127,61 @@ gk_test_track (GkPool        *pool,
   gk_pool_track (pool, &record, &result, &error);
   g_assert_no_error (error);
   return result;
+}
+
+/* Runs @text on the cluster's own test database. */
+static void
+pg_admin_exec (const char *text)
+{
+  const char *uri = g_getenv ("GK_TEST_PG_URI");
+  g_autofree char *message = NULL;
+  GkSqlErr code;
+  GkSql *sql;
+
+  g_assert_nonnull (uri);
+  sql = gk_sql_open (uri, &code, &message);
+  if (sql == NULL)
+    g_error ("cannot connect to the test cluster: %s", message);
+  if (!gk_sql_exec (sql, text))
+    g_error ("“%s” failed: %s", text, gk_sql_errmsg (sql));
+  gk_sql_close (sql);
+}
+
+/* The database name at the end of a URI made by gk_test_pg_database_new(). */
+static const char *
+pg_database_name (const char *uri)
+{
+  const char *slash = strrchr (uri, '/');
+
+  g_assert_nonnull (slash);
+  return slash + 1;
+}
+
+char *
+gk_test_pg_database_new (void)
+{
+  static guint counter;
+  const char *base = g_getenv ("GK_TEST_PG_URI");
+  g_autofree char *name = NULL;
+  g_autofree char *create = NULL;
+  const char *slash;
+
+  g_assert_nonnull (base);
+  slash = strrchr (base, '/');
+  g_assert_nonnull (slash);
+  name = g_strdup_printf ("gk_test_%d_%u", (int) getpid (), g_atomic_int_add (&counter, 1));
+  create = g_strdup_printf ("CREATE DATABASE %s", name);
+  pg_admin_exec (create);
+  return g_strdup_printf ("%.*s/%s", (int) (slash - base), base, name);
+}
+
+void
+gk_test_pg_database_drop (const char *uri)
+{
+  g_autofree char *drop = g_strdup_printf ("DROP DATABASE IF EXISTS %s WITH (FORCE)",
+                                           pg_database_name (uri));
+
+  pg_admin_exec (drop);
 }
 
 void

@@ -83,6 +83,14 @@ gboolean     gk_test_in_private_session     (void);
  * with folders of its own, and asserts that it passed. */
 void         gk_test_run_in_private_session (const char *test_path);
 
+/* PostgreSQL (tests run by tests/pg/pg-cluster.sh, which sets
+ * GK_TEST_PG_URI): a new, empty database on the test cluster, named after
+ * this process and a counter; returns its connection URI, password
+ * included. */
+char        *gk_test_pg_database_new        (void);
+/* Drops a database gk_test_pg_database_new() made, ending its sessions. */
+void         gk_test_pg_database_drop       (const char *uri);
+
 /* Removes a directory tree (test clean-up). */
 void        gk_test_rm_rf          (const char *path);
 

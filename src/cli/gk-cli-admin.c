@@ -18,31 +18,34 @@ db_migrate (GkCli  *cli,
   g_autoptr(GError) error = NULL;
   g_autoptr(GkDatabase) db = NULL;
   g_auto(GStrv) created = NULL;
-  g_autofree char *path = NULL;
+  g_autofree char *target = NULL;
+  g_autofree char *shown = NULL;
   int status;
 
   status = gk_cli_parse_options (cli, "",
                                  _("Creates the database, or upgrades it to this version’s "
-                                   "schema. Prints one line per table created."),
+                                   "schema. Prints one line per table created, then the "
+                                   "schema version."),
                                  NULL, 0, 0, &argc, &argv);
   if (status != GK_CLI_OK)
     return status;
 
   /* Not gk_cli_get_database(): opening migrates, and this command reports
    * what the migration did. */
-  path = gk_database_default_path ();
-  db = gk_database_new (path, NULL, &error);
+  target = gk_cli_get_target (cli);
+  shown = gk_database_redact_target (target);
+  db = gk_database_new (target, NULL, &error);
   if (db == NULL)
-    return gk_cli_error (cli, _("Cannot open the database “%s”: %s"), path, error->message);
+    return gk_cli_error (cli, _("Cannot open the database “%s”: %s"), shown, error->message);
   if (!gk_database_migrate (db, &created, &error))
-    return gk_cli_error (cli, _("Cannot upgrade the database “%s”: %s"), path, error->message);
+    return gk_cli_error (cli, _("Cannot upgrade the database “%s”: %s"), shown, error->message);
 
   if (gk_cli_json (cli))
     {
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       json_builder_begin_object (builder);
-      gk_json_add_string (builder, "path", path);
+      gk_json_add_string (builder, "path", shown);
       gk_json_add_int (builder, "schema_version", gk_database_get_schema_version (db));
       json_builder_set_member_name (builder, "created_tables");
       json_builder_begin_array (builder);
@@ -56,6 +59,8 @@ db_migrate (GkCli  *cli,
     {
       for (guint i = 0; created != NULL && created[i] != NULL; i++)
         printf (_("Created table %s\n"), created[i]);
+      printf (_("Database “%s” at schema version %d\n"), shown,
+              gk_database_get_schema_version (db));
     }
   return GK_CLI_OK;
 }

@@ -23,6 +23,7 @@
 struct _GkCli
 {
   gboolean       json;
+  char          *target;       /* --database, NULL for the default */
   GkDatabase    *db;
   gboolean       db_created;   /* this command made the database file */
   gboolean       db_removed;   /* …and removed it again: do not make it anew */
@@ -82,6 +83,7 @@ gk_cli_clear (GkCli *cli)
   g_clear_object (&cli->secrets);
   g_clear_object (&cli->db);
   g_clear_pointer (&cli->actor, g_free);
+  g_clear_pointer (&cli->target, g_free);
 }
 
 static void
@@ -103,16 +105,47 @@ print_commands (FILE               *stream,
 static void
 print_help (FILE *stream)
 {
-  fprintf (stream, _("Usage: %s [--json] COMMAND [OPTION…]\n"), g_get_prgname ());
+  fprintf (stream, _("Usage: %s [--json] [--database URI|PATH] COMMAND [OPTION…]\n"),
+           g_get_prgname ());
   fprintf (stream, "\n%s\n\n", _("Manages the Gemini API keys of Gemini Keys."));
   fprintf (stream, "%s\n", _("Commands:"));
   print_commands (stream, NULL, commands);
   fprintf (stream, "\n%s\n", _("Global options:"));
-  fprintf (stream, "  --json     %s\n", _("Print one JSON document instead of text"));
-  fprintf (stream, "  --version  %s\n", _("Print the version"));
+  fprintf (stream, "  --json                    %s\n",
+           _("Print one JSON document instead of text"));
+  fprintf (stream, "  --database URI|PATH       %s\n",
+           _("Use this database: a postgresql:// URI (no password) or an SQLite file "
+             "(default: $GEMINI_KEYS_DATABASE, else the local file)"));
+  fprintf (stream, "  --version                 %s\n", _("Print the version"));
   fprintf (stream, "\n%s\n",
            _("Run “gemini-keysctl COMMAND --help” for a command’s options. API keys are "
              "read from standard input, never from the command line."));
+}
+
+/* Takes the --database option's value. A password on the command line
+ * would be seen by every user of the machine (ps, /proc) and kept in shell
+ * histories: refused, without repeating it. */
+static int
+set_target (GkCli      *cli,
+            const char *target)
+{
+  if (*target == '\0')
+    return gk_cli_usage_error (cli, _("--database needs a PostgreSQL URI or a file path"));
+  if (gk_database_target_has_password (target))
+    {
+      g_autofree char *shown = gk_database_redact_target (target);
+
+      return gk_cli_usage_error (cli,
+                                 _("Refusing the password given with --database %s: the "
+                                   "command line is visible to other users. Set "
+                                   "GEMINI_KEYS_DATABASE instead, or give the password in "
+                                   "~/.pgpass (or the file PGPASSFILE names) or in "
+                                   "PGPASSWORD."),
+                                 shown);
+    }
+  g_free (cli->target);
+  cli->target = g_strdup (target);
+  return GK_CLI_OK;
 }
 
 int
@@ -138,6 +171,23 @@ main (int    argc,
         {
           print_help (stdout);
           return GK_CLI_OK;
+        }
+      else if (g_str_equal (argv[i], "--database") || g_str_has_prefix (argv[i], "--database="))
+        {
+          const char *value = strchr (argv[i], '=');
+
+          if (value != NULL)
+            value++;
+          else if (++i < argc)
+            value = argv[i];
+          else
+            return gk_cli_usage_error (&cli, _("--database needs a PostgreSQL URI or a file path"));
+          status = set_target (&cli, value);
+          if (status != GK_CLI_OK)
+            {
+              gk_cli_clear (&cli);
+              return status;
+            }
         }
       else if (g_str_equal (argv[i], "--version"))
         {
@@ -236,11 +286,17 @@ gk_cli_gerror (GkCli        *cli,
   return gk_cli_error (cli, "%s", error->message);
 }
 
+char *
+gk_cli_get_target (GkCli *cli)
+{
+  return cli->target != NULL ? g_strdup (cli->target) : gk_database_default_target ();
+}
+
 GkDatabase *
 gk_cli_get_database (GkCli *cli)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *path = NULL;
+  g_autofree char *target = NULL;
 
   if (cli->db != NULL)
     return cli->db;
@@ -248,12 +304,16 @@ gk_cli_get_database (GkCli *cli)
   if (cli->db_removed)
     return NULL;
 
-  path = gk_database_default_path ();
-  cli->db_created = !g_file_test (path, G_FILE_TEST_EXISTS);
-  cli->db = gk_database_open (path, NULL, &error);
+  target = gk_cli_get_target (cli);
+  /* Only a file is ours to remove again (remove_created_database()). */
+  cli->db_created = !gk_database_target_is_remote (target)
+                    && !g_file_test (target, G_FILE_TEST_EXISTS);
+  cli->db = gk_database_open (target, NULL, &error);
   if (cli->db == NULL)
     {
-      gk_cli_error (cli, _("Cannot open the database “%s”: %s"), path, error->message);
+      g_autofree char *shown = gk_database_redact_target (target);
+
+      gk_cli_error (cli, _("Cannot open the database “%s”: %s"), shown, error->message);
       if (g_error_matches (error, GK_DATABASE_ERROR, GK_DATABASE_ERROR_TOO_NEW))
         fprintf (stderr, "%s\n", _("Update Gemini Keys to use this database."));
     }

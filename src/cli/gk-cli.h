@@ -29,6 +29,10 @@ typedef struct
   const char       *summary;   /* N_() */
 } GkCliCommand;
 
+/* The database to open: --database, else gk_database_default_target().
+ * A connection string is a secret: show it through
+ * gk_database_redact_target(). */
+char       *gk_cli_get_target    (GkCli      *cli);
 /* Opened lazily; errors are printed and NULL returned. */
 GkDatabase *gk_cli_get_database  (GkCli      *cli);
 /* Unlocks the master key (keyring or GEMINI_KEYS_MASTER_KEY_FILE). */

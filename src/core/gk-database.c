@@ -15,6 +15,7 @@
 #include "gk-clock.h"
 #include "gk-database-postgresql.h"
 #include "gk-database-private.h"
+#include "gk-sql-postgresql.h"
 #include "gk-rollup.h"
 
 struct _GkDatabase
@@ -521,6 +522,35 @@ gk_database_default_path (void)
   return g_build_filename (g_get_user_data_dir (), "gemini-keys", "keys.db", NULL);
 }
 
+char *
+gk_database_default_target (void)
+{
+  const char *target = g_getenv ("GEMINI_KEYS_DATABASE");
+
+  if (target != NULL && *target != '\0')
+    return g_strdup (target);
+  return gk_database_default_path ();
+}
+
+gboolean
+gk_database_target_is_remote (const char *target)
+{
+  g_return_val_if_fail (target != NULL, FALSE);
+  return gk_sql_target_is_remote (target);
+}
+
+char *
+gk_database_redact_target (const char *target)
+{
+  return gk_sql_redact_target (target);
+}
+
+gboolean
+gk_database_target_has_password (const char *target)
+{
+  return gk_sql_target_has_password (target);
+}
+
 /* Held while a file is created and while any connection of this process is
  * opened: see ensure_file(). */
 static GMutex open_mutex;
@@ -792,6 +822,20 @@ gk_database_get_path (GkDatabase *self)
   return self->path;
 }
 
+gboolean
+gk_database_is_remote (GkDatabase *self)
+{
+  g_return_val_if_fail (GK_IS_DATABASE (self), FALSE);
+  return !is_sqlite (self);
+}
+
+char *
+gk_database_get_display_name (GkDatabase *self)
+{
+  g_return_val_if_fail (GK_IS_DATABASE (self), NULL);
+  return gk_sql_redact_target (self->path);
+}
+
 /* Same file: the same device and inode, or, for one that does not exist
  * yet, the same name. */
 static gboolean
@@ -814,6 +858,9 @@ gk_database_is_own_file (GkDatabase *self,
   g_return_val_if_fail (GK_IS_DATABASE (self), FALSE);
   g_return_val_if_fail (path != NULL, FALSE);
 
+  /* A server's data is no file of ours, whatever name it has. */
+  if (!is_sqlite (self))
+    return FALSE;
   for (guint i = 0; i < G_N_ELEMENTS (suffixes); i++)
     {
       g_autofree char *own = g_strconcat (self->path, suffixes[i], NULL);

@@ -48,6 +48,20 @@ GQuark      gk_database_error_quark        (void);
 
 /* $GEMINI_KEYS_DATA_DIR/keys.db, else $XDG_DATA_HOME/gemini-keys/keys.db. */
 char       *gk_database_default_path       (void);
+/* The database every program opens unless told otherwise:
+ * $GEMINI_KEYS_DATABASE when set and not empty (a postgresql:// or
+ * postgres:// connection URI, or a file path), else
+ * gk_database_default_path(). A connection string is a secret: show it
+ * only through gk_database_redact_target(). */
+char       *gk_database_default_target     (void);
+/* TRUE when @target names a PostgreSQL server rather than a file. */
+gboolean    gk_database_target_is_remote   (const char   *target);
+/* @target fit to show or log: a connection string reduced to
+ * scheme://user@host:port/database, a file path unchanged. */
+char       *gk_database_redact_target      (const char   *target);
+/* TRUE when the connection string @target holds a password (in any of
+ * libpq's spellings). FALSE for a file path. */
+gboolean    gk_database_target_has_password (const char  *target);
 
 /* Opens (creating the file 0600 and its directory 0700) without migrating. */
 GkDatabase *gk_database_new                (const char   *path,
@@ -63,10 +77,16 @@ GkDatabase *gk_database_open               (const char   *path,
                                             GkClock      *clock,
                                             GError      **error);
 
+/* The target the database was opened with: a file path, or a connection
+ * string (a secret: use gk_database_get_display_name() to show it). */
 const char *gk_database_get_path           (GkDatabase   *self);
+/* TRUE on a PostgreSQL server, FALSE on an SQLite file. */
+gboolean    gk_database_is_remote          (GkDatabase   *self);
+/* The file path, or the connection string redacted. */
+char       *gk_database_get_display_name   (GkDatabase   *self);
 /* TRUE when @path names the database file or its -wal, -shm or -journal
  * file (even through another name): writing there outside SQLite would
- * destroy the database. */
+ * destroy the database. Always FALSE on a PostgreSQL server. */
 gboolean    gk_database_is_own_file        (GkDatabase   *self,
                                             const char   *path);
 GkClock    *gk_database_get_clock          (GkDatabase   *self);

@@ -1323,10 +1323,14 @@ tidy_matching (GkSecretStore *self,
 }
 
 /* The database file's absolute path, the same from every working folder:
- * "next" items name the file whose rotation stored them. */
+ * "next" items name the file whose rotation stored them. For a PostgreSQL
+ * database, its connection string redacted (scheme://user@host:port/db):
+ * the keyring never holds a password of the server's. */
 static char *
 database_file (GkDatabase *db)
 {
+  if (gk_database_is_remote (db))
+    return gk_database_get_display_name (db);
   return g_canonicalize_filename (gk_database_get_path (db), NULL);
 }
 

@@ -441,6 +441,35 @@ gk_sql_redact_target (const char *target)
   return g_strdup (target);
 }
 
+gboolean
+gk_sql_target_has_password (const char *target)
+{
+  PQconninfoOption *options;
+  char *parse_error = NULL;
+  gboolean found = FALSE;
+
+  g_return_val_if_fail (target != NULL, FALSE);
+
+  if (!gk_sql_target_is_remote (target))
+    return FALSE;
+  options = PQconninfoParse (target, &parse_error);
+  if (options == NULL)
+    {
+      /* Unparsable: whatever it holds may be a password. */
+      PQfreemem (parse_error);
+      return TRUE;
+    }
+  for (PQconninfoOption *o = options; o->keyword != NULL; o++)
+    {
+      if (g_str_equal (o->keyword, "password") && o->val != NULL && *o->val != '\0')
+        found = TRUE;
+      if (o->val != NULL)
+        explicit_bzero (o->val, strlen (o->val));
+    }
+  PQconninfoFree (options);
+  return found;
+}
+
 /* Connection ------------------------------------------------------------- */
 
 static void

@@ -14,5 +14,8 @@ G_BEGIN_DECLS
  * other parameters, whatever the input's syntax); a file path unchanged.
  * Connection strings are secrets: show only this. */
 char *gk_sql_redact_target (const char *target);
+/* TRUE when the connection string @target sets a password, as a URI's
+ * "user:password@", a "?password=" parameter or a "password=" keyword. */
+gboolean gk_sql_target_has_password (const char *target);
 
 G_END_DECLS

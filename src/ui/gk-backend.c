@@ -676,7 +676,7 @@ gk_backend_new (const char *db_path)
 {
   GkBackend *self = g_object_new (GK_TYPE_BACKEND, NULL);
 
-  self->db_path = db_path != NULL ? g_strdup (db_path) : gk_database_default_path ();
+  self->db_path = db_path != NULL ? g_strdup (db_path) : gk_database_default_target ();
 
   return self;
 }

@@ -45,7 +45,8 @@ GkPool     *gk_backend_get_pool      (GkBackend *self);
 /* Emits "changed" (after a write the caller made). */
 void        gk_backend_notify_changed (GkBackend *self);
 
-/* @db_path: NULL for gk_database_default_path(). */
+/* @db_path: NULL for gk_database_default_target() ($GEMINI_KEYS_DATABASE, else
+ * the local file). */
 GkBackend  *gk_backend_new           (const char          *db_path);
 GkSecretStore *gk_backend_get_secret_store (GkBackend     *self);
 gboolean    gk_backend_is_ready      (GkBackend           *self);

@@ -373,15 +373,23 @@ test_migrate (Fixture       *f,
   g_auto(GStrv) lines = NULL;
   g_autoptr(JsonNode) root = NULL;
   g_autofree char *db_path = g_build_filename (f->data_dir, "keys.db", NULL);
+  g_autofree char *version_line = NULL;
+  g_autofree char *version_line_nl = NULL;
 
+  g_assert_cmpint (json.status, ==, 0);
+  root = parse_json (json.out);
   g_assert_cmpint (first.status, ==, 0);
   g_assert_cmpstr (first.err, ==, "");
   lines = g_strsplit (first.out, "\n", -1);
-  /* One line per table, and a final newline. */
-  g_assert_cmpuint (g_strv_length (lines), >=, G_N_ELEMENTS (seed_tables) + 1);
+  /* One line per table, the schema version, and a final newline. */
+  g_assert_cmpuint (g_strv_length (lines), >=, G_N_ELEMENTS (seed_tables) + 2);
   g_assert_cmpstr (lines[g_strv_length (lines) - 1], ==, "");
-  for (guint i = 0; lines[i + 1] != NULL; i++)
+  for (guint i = 0; lines[i + 2] != NULL; i++)
     g_assert_true (g_str_has_prefix (lines[i], "Created table "));
+  version_line = g_strdup_printf ("Database “%s” at schema version %" G_GINT64_FORMAT, db_path,
+                                  json_object_get_int_member (json_node_get_object (root),
+                                                              "schema_version"));
+  g_assert_cmpstr (lines[g_strv_length (lines) - 2], ==, version_line);
   for (guint i = 0; i < G_N_ELEMENTS (seed_tables); i++)
     {
       g_autofree char *line = g_strdup_printf ("Created table %s", seed_tables[i]);
@@ -391,10 +399,9 @@ test_migrate (Fixture       *f,
 
   /* Nothing left to create the second time. */
   g_assert_cmpint (second.status, ==, 0);
-  g_assert_cmpstr (second.out, ==, "");
+  version_line_nl = g_strconcat (version_line, "\n", NULL);
+  g_assert_cmpstr (second.out, ==, version_line_nl);
 
-  g_assert_cmpint (json.status, ==, 0);
-  root = parse_json (json.out);
   g_assert_cmpuint (json_array_get_length (json_object_get_array_member (
                       json_node_get_object (root), "created_tables")), ==, 0);
 }

@@ -6,7 +6,8 @@
 # The cluster lives in a new temporary folder, runs as an unprivileged user
 # (the "postgres" system user when started as root, else the caller),
 # listens on 127.0.0.1 only (no Unix socket), on a free port, and has a test
-# role with a random password and its own database. COMMAND runs with:
+# role with a random password and its own database (the role may create
+# more: a test may make one per case). COMMAND runs with:
 #
 #   GK_TEST_PG_URI    postgresql://gk_test:PASSWORD@127.0.0.1:PORT/gk_test
 #   GK_TEST_PG_STOP   a command line that stops the server (fast shutdown)
@@ -94,7 +95,7 @@ fi
 
 PGPASSWORD=$superpass "$bindir/psql" -q -v ON_ERROR_STOP=1 -X \
   "postgresql://postgres@127.0.0.1:$port/postgres" <<EOF
-CREATE ROLE gk_test LOGIN PASSWORD '$password';
+CREATE ROLE gk_test LOGIN CREATEDB PASSWORD '$password';
 CREATE DATABASE gk_test OWNER gk_test;
 EOF
 
