@@ -42,6 +42,16 @@ const GkMigration *gk_database_postgresql_migrations (gsize *n_migrations);
 #define GK_DATABASE_POSTGRESQL_MIGRATION_LOCK \
   "SET LOCAL lock_timeout = '120s'; SELECT pg_advisory_xact_lock (7310677453398390015)"
 
+/* What BEGIN IMMEDIATE is on an SQLite file: a write transaction waits
+ * for the one in progress in any process (up to the lock timeout, as the
+ * busy timeout does) and holds the lock until it ends. The core relies on
+ * one writer at a time (a rollup reads what is folded and folds the rest,
+ * a rotation is logged by the one that takes the key out of service); with
+ * it, two gateways folding or rotating at once cannot both act. */
+#define GK_DATABASE_POSTGRESQL_WRITE_LOCK_KEY "7310677453398390016"
+#define GK_DATABASE_POSTGRESQL_BEGIN_WRITE \
+  "BEGIN; SELECT pg_advisory_xact_lock (" GK_DATABASE_POSTGRESQL_WRITE_LOCK_KEY ")"
+
 /* Sets the version; bind it (an integer) as the one parameter. */
 #define GK_DATABASE_POSTGRESQL_WRITE_VERSION \
   "INSERT INTO meta (key, value) VALUES ('" GK_DATABASE_POSTGRESQL_VERSION_KEY "'," \

@@ -411,6 +411,10 @@ static const Migration migrations[] = {
 
 #define SCHEMA_VERSION ((int) G_N_ELEMENTS (migrations))
 
+static gboolean begin_transaction (GkDatabase  *self,
+                                   const char  *server_begin,
+                                   GError     **error);
+
 static void
 gk_database_finalize (GObject *object)
 {
@@ -447,8 +451,11 @@ is_sqlite (GkDatabase *self)
   return gk_sql_get_dialect (self->handle) == GK_SQL_DIALECT_SQLITE;
 }
 
+/* @remote: the connection is to a server (a lost connection is then an
+ * outage the next call may get over, not a file that cannot be opened). */
 static GkDatabaseError
-error_code_for (GkSqlErr err)
+error_code_for (GkSqlErr err,
+                gboolean remote)
 {
   switch (err)
     {
@@ -461,7 +468,7 @@ error_code_for (GkSqlErr err)
     case GK_SQL_ERR_BUSY:
       return GK_DATABASE_ERROR_BUSY;
     case GK_SQL_ERR_CONNECTION:
-      return GK_DATABASE_ERROR_OPEN;
+      return remote ? GK_DATABASE_ERROR_UNREACHABLE : GK_DATABASE_ERROR_OPEN;
     case GK_SQL_OK:
     case GK_SQL_ERR_CONSTRAINT:
     case GK_SQL_ERR_OTHER:
@@ -471,12 +478,11 @@ error_code_for (GkSqlErr err)
 }
 
 static void
-set_error_rc (GError    **error,
-              GkSqlErr    err,
-              const char *what,
-              const char *detail)
+set_error_rc (GError          **error,
+              GkDatabaseError   code,
+              const char       *what,
+              const char       *detail)
 {
-  GkDatabaseError code = error_code_for (err);
   const char *hint;
 
   switch (code)
@@ -509,7 +515,8 @@ gk_database_set_error (GkDatabase  *self,
                        GError     **error,
                        const char  *what)
 {
-  set_error_rc (error, gk_sql_errcode (self->handle), what, gk_sql_errmsg (self->handle));
+  set_error_rc (error, error_code_for (gk_sql_errcode (self->handle), !is_sqlite (self)), what,
+                gk_sql_errmsg (self->handle));
 }
 
 char *
@@ -622,7 +629,8 @@ gk_database_new (const char  *path,
   g_mutex_unlock (&open_mutex);
   if (self->handle == NULL)
     {
-      set_error_rc (error, err, _("Cannot open the database"), detail);
+      /* A server that cannot be reached at all is an open failure. */
+      set_error_rc (error, error_code_for (err, FALSE), _("Cannot open the database"), detail);
       return NULL;
     }
 
@@ -726,16 +734,13 @@ gk_database_migrate (GkDatabase   *self,
       g_assert (n == SCHEMA_VERSION);
     }
 
-  if (!gk_database_begin (self, error))
+  /* On a server, the migration lock first: a second process waits for the
+   * first one's migration, longer than for an ordinary write. */
+  if (!begin_transaction (self,
+                          "BEGIN; " GK_DATABASE_POSTGRESQL_MIGRATION_LOCK "; "
+                          "SELECT pg_advisory_xact_lock (" GK_DATABASE_POSTGRESQL_WRITE_LOCK_KEY ")",
+                          error))
     return FALSE;
-  /* On a server, BEGIN takes no lock: an advisory lock serialises
-   * migrations. */
-  if (!is_sqlite (self)
-      && !gk_database_exec (self, GK_DATABASE_POSTGRESQL_MIGRATION_LOCK, error))
-    {
-      gk_database_rollback (self);
-      return FALSE;
-    }
 
   /* Read the version inside the write transaction: two processes starting
    * at once must not both migrate. */
@@ -1033,11 +1038,14 @@ gk_database_step_insert (GkDatabase  *self,
 
 #define MAX_DEPTH 64
 
-gboolean
-gk_database_begin (GkDatabase  *self,
+/* gk_database_begin(), with @server_begin as the outermost BEGIN on a
+ * server (statements for gk_sql_exec). */
+static gboolean
+begin_transaction (GkDatabase  *self,
+                   const char  *server_begin,
                    GError     **error)
 {
-  gboolean nested;
+  gboolean nested, ok;
 
   gk_database_lock (self);
   /* Inside a transaction (ours or one a caller opened with exec), a
@@ -1045,8 +1053,14 @@ gk_database_begin (GkDatabase  *self,
    * batch durable. */
   nested = gk_sql_in_transaction (self->handle);
   g_assert (self->depth < MAX_DEPTH);
-  if (!step_cached (self, nested ? "SAVEPOINT gk_nested"
-                                  : is_sqlite (self) ? "BEGIN IMMEDIATE" : "BEGIN", error))
+  if (nested)
+    ok = step_cached (self, "SAVEPOINT gk_nested", error);
+  else if (is_sqlite (self))
+    ok = step_cached (self, "BEGIN IMMEDIATE", error);
+  else if (!(ok = gk_database_exec (self, server_begin, error)) && gk_sql_in_transaction (self->handle))
+    /* The lock wait ran out (or the connection broke) after BEGIN. */
+    gk_sql_exec (self->handle, "ROLLBACK");
+  if (!ok)
     {
       gk_database_unlock (self);
       return FALSE;
@@ -1057,6 +1071,13 @@ gk_database_begin (GkDatabase  *self,
     self->savepoints &= ~(G_GUINT64_CONSTANT (1) << self->depth);
   self->depth++;
   return TRUE;
+}
+
+gboolean
+gk_database_begin (GkDatabase  *self,
+                   GError     **error)
+{
+  return begin_transaction (self, GK_DATABASE_POSTGRESQL_BEGIN_WRITE, error);
 }
 
 static gboolean

@@ -26,6 +26,7 @@ typedef enum
   GK_DATABASE_ERROR_BUSY,       /* another process held a lock too long */
   GK_DATABASE_ERROR_TOO_NEW,    /* written by a newer Gemini Keys */
   GK_DATABASE_ERROR_FAILED,     /* any other SQLite error */
+  GK_DATABASE_ERROR_UNREACHABLE, /* the database server went away; the next call reconnects */
 } GkDatabaseError;
 
 /* Setting names (the `settings` table). */

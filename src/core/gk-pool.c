@@ -67,6 +67,9 @@ struct _GkPool
   double      deleted_cost; /* this month's cost of deleted keys */
   gint64      last_now;     /* to notice the clock going backwards */
   gboolean    loaded;
+  /* On a server shared with other gateways, whose charges this snapshot
+   * does not see until it reloads. */
+  gboolean    shared;
 };
 
 G_DEFINE_FINAL_TYPE (GkPool, gk_pool, G_TYPE_OBJECT)
@@ -132,6 +135,7 @@ gk_pool_new (GkDatabase *db,
 
   self = g_object_new (GK_TYPE_POOL, NULL);
   self->db = g_object_ref (db);
+  self->shared = gk_sql_get_dialect (gk_database_get_handle (db)) != GK_SQL_DIALECT_SQLITE;
   self->pricing = pricing ? g_object_ref (pricing) : gk_pricing_new_default ();
   return self;
 }
@@ -628,6 +632,16 @@ set_key_state (GkPool       *self,
   return step (self->db, stmt, error);
 }
 
+/* Whether @e serves requests now (a cooldown that ended counts as in
+ * service: the key is back by itself). */
+static gboolean
+entry_in_service (const PoolEntry *e,
+                  gint64           now)
+{
+  return e->cooldown_until <= now
+         && (e->status == GK_KEY_STATUS_ACTIVE || e->status == GK_KEY_STATUS_RATE_LIMITED);
+}
+
 /* Decides whether the tracked use takes the key out of service, and how.
  * Returns TRUE when it does, filling the new state. Called with the
  * snapshot held; @e reflects the charge already. */
@@ -641,9 +655,7 @@ leaves_service (GkPool              *self,
                 const char         **status_reason,
                 gint64              *cooldown_until)
 {
-  gboolean in_service = (e->status == GK_KEY_STATUS_ACTIVE
-                         || (e->status == GK_KEY_STATUS_RATE_LIMITED && e->cooldown_until <= now))
-                        && e->cooldown_until <= now;
+  gboolean in_service = entry_in_service (e, now);
 
   *cooldown_until = 0;
 
@@ -723,6 +735,133 @@ key_row_exists (GkPool *self,
   found = gk_sql_step (stmt) == GK_SQL_ROW;
   gk_sql_reset (stmt);
   return found;
+}
+
+/* Charges one use to the key: incremented in SQL, as another process may
+ * be charging it too. On a server, where other gateways charge it without
+ * this snapshot knowing, the new totals come back (RETURNING) and replace
+ * the snapshot's, so the quota decisions that follow see every charge; on
+ * an SQLite file another process's commit reloads the snapshot anyway, and
+ * RETURNING would cost a temporary table per request. */
+static gboolean
+charge_key (GkPool     *self,
+            PoolEntry  *e,
+            gint64      key_id,
+            gint64      tokens,
+            double      cost,
+            gint64      now,
+            GError    **error)
+{
+  const char *returning = self->shared ? " RETURNING quota_type, unit, used_value, limit_value"
+                                       : "";
+  g_autofree char *quotas_sql = g_strconcat ("UPDATE gemini_key_quotas SET used_value = used_value +"
+                                             " CASE unit WHEN 'REQUESTS' THEN 1 ELSE ?2 END"
+                                             " WHERE key_id = ?1", returning, NULL);
+  g_autofree char *key_sql = g_strconcat ("UPDATE gemini_api_keys SET last_used_at = ?2,"
+                                          " month_cost_usd = month_cost_usd + ?3,"
+                                          " rate_limit_strikes = 0 WHERE id = ?1",
+                                          self->shared ? " RETURNING month_cost_usd" : "", NULL);
+  GkSqlStmt *stmt;
+  GkSqlStep rc;
+
+  stmt = gk_database_prepare (self->db, quotas_sql, error);
+  if (stmt == NULL)
+    return FALSE;
+  gk_sql_bind_int64 (stmt, 1, key_id);
+  gk_sql_bind_int64 (stmt, 2, tokens);
+  if (!self->shared || e == NULL)
+    {
+      if (!step (self->db, stmt, error))
+        return FALSE;
+    }
+  else
+    {
+      while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
+        {
+          int slot = slot_index (gk_sql_column_text (stmt, 0), gk_sql_column_text (stmt, 1));
+
+          if (slot < 0)
+            continue;
+          e->used[slot] = gk_sql_column_int64 (stmt, 2);
+          e->limit[slot] = gk_sql_column_int64 (stmt, 3);
+        }
+      gk_sql_reset (stmt);
+      if (rc != GK_SQL_DONE)
+        {
+          gk_database_set_error (self->db, error, _("Cannot record the request"));
+          return FALSE;
+        }
+    }
+
+  stmt = gk_database_prepare (self->db, key_sql, error);
+  if (stmt == NULL)
+    return FALSE;
+  gk_sql_bind_int64 (stmt, 1, key_id);
+  gk_sql_bind_int64 (stmt, 2, now);
+  gk_sql_bind_double (stmt, 3, cost);
+  if (!self->shared || e == NULL)
+    {
+      if (!step (self->db, stmt, error))
+        return FALSE;
+    }
+  else
+    {
+      rc = gk_sql_step (stmt);
+      if (rc == GK_SQL_ROW)
+        e->month_cost = gk_sql_column_double (stmt, 0);
+      gk_sql_reset (stmt);
+      if (rc == GK_SQL_ERROR)
+        {
+          gk_database_set_error (self->db, error, _("Cannot record the request"));
+          return FALSE;
+        }
+    }
+
+  if (e != NULL)
+    {
+      if (!self->shared)
+        {
+          for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
+            e->used[i] += gk_quota_slot_unit (i) == GK_QUOTA_UNIT_REQUESTS ? 1 : tokens;
+          e->month_cost += cost;
+        }
+      e->last_used_at = now;
+      e->strikes = 0;
+    }
+  return TRUE;
+}
+
+/* Reads the key's state (status, cooldown, strikes) from its row into @e.
+ * Called in a write transaction. */
+static gboolean
+read_key_state (GkPool     *self,
+                PoolEntry  *e,
+                GError    **error)
+{
+  GkSqlStmt *stmt = gk_database_prepare (self->db,
+                                         "SELECT status, cooldown_until, rate_limit_strikes"
+                                         " FROM gemini_api_keys WHERE id = ?1",
+                                         error);
+  GkSqlStep rc;
+
+  if (stmt == NULL)
+    return FALSE;
+  gk_sql_bind_int64 (stmt, 1, e->id);
+  rc = gk_sql_step (stmt);
+  if (rc == GK_SQL_ROW)
+    {
+      if (!gk_key_status_from_string (gk_sql_column_text (stmt, 0), &e->status))
+        e->status = GK_KEY_STATUS_INVALID;
+      e->cooldown_until = gk_sql_column_int64 (stmt, 1);
+      e->strikes = gk_sql_column_int64 (stmt, 2);
+    }
+  gk_sql_reset (stmt);
+  if (rc == GK_SQL_ERROR)
+    {
+      gk_database_set_error (self->db, error, _("Cannot record the request"));
+      return FALSE;
+    }
+  return TRUE;
 }
 
 gboolean
@@ -836,49 +975,26 @@ gk_pool_track (GkPool               *self,
   pool_was_spent = pool_budget_spent (self);
   if (charge)
     {
-      /* Increment in SQL: another process may be charging the same key. */
-      stmt = gk_database_prepare (self->db,
-                                  "UPDATE gemini_key_quotas SET used_value = used_value +"
-                                  " CASE unit WHEN 'REQUESTS' THEN 1 ELSE ?2 END"
-                                  " WHERE key_id = ?1",
-                                  error);
-      if (stmt == NULL)
+      if (!charge_key (self, e, record->key_id, tokens, local_result.cost_usd, now, error))
         goto fail;
-      gk_sql_bind_int64 (stmt, 1, record->key_id);
-      gk_sql_bind_int64 (stmt, 2, tokens);
-      if (!step (self->db, stmt, error))
-        goto fail;
-
-      stmt = gk_database_prepare (self->db,
-                                  "UPDATE gemini_api_keys SET last_used_at = ?2,"
-                                  " month_cost_usd = month_cost_usd + ?3, rate_limit_strikes = 0"
-                                  " WHERE id = ?1",
-                                  error);
-      if (stmt == NULL)
-        goto fail;
-      gk_sql_bind_int64 (stmt, 1, record->key_id);
-      gk_sql_bind_int64 (stmt, 2, now);
-      gk_sql_bind_double (stmt, 3, local_result.cost_usd);
-      if (!step (self->db, stmt, error))
-        goto fail;
-
-      if (e != NULL)
-        {
-          for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
-            e->used[i] += gk_quota_slot_unit (i) == GK_QUOTA_UNIT_REQUESTS ? 1 : tokens;
-          e->last_used_at = now;
-          e->month_cost += local_result.cost_usd;
-          e->strikes = 0;
-        }
     }
 
   /* A deleted key has no service to leave. */
-  was_in_service = e != NULL && e->status == GK_KEY_STATUS_ACTIVE && e->cooldown_until <= now;
-  if (e != NULL && e->status == GK_KEY_STATUS_RATE_LIMITED && e->cooldown_until <= now)
-    was_in_service = TRUE;
+  was_in_service = e != NULL && entry_in_service (e, now);
 
   out = e != NULL && leaves_service (self, e, record, now, &reason, &new_status, &status_reason,
                                      &cooldown_until);
+  /* The snapshot may not have seen another gateway take the key out of
+   * service already: decide again on the row, read under the write lock,
+   * so that the rotation is logged once. */
+  if (out && self->shared)
+    {
+      if (!read_key_state (self, e, error))
+        goto fail;
+      was_in_service = entry_in_service (e, now);
+      out = leaves_service (self, e, record, now, &reason, &new_status, &status_reason,
+                            &cooldown_until);
+    }
   if (out)
     {
       gboolean project_wide = record->status == GK_USAGE_RATE_LIMITED && record->per_project
@@ -888,7 +1004,7 @@ gk_pool_track (GkPool               *self,
       if (!set_key_state (self, project_wide
                                   ? "(id = ?1 OR project = ?2) AND deleted_at IS NULL"
                                     " AND status IN ('ACTIVE', 'RATE_LIMITED')"
-                                  : "id = ?1 AND (?2 IS NULL OR project = ?2)",
+                                  : "id = ?1 AND (CAST (?2 AS TEXT) IS NULL OR project = ?2)",
                           record->key_id, project_wide ? e->project : NULL, new_status,
                           status_reason, cooldown_until,
                           record->status == GK_USAGE_RATE_LIMITED, error))
