@@ -337,6 +337,42 @@ static const GkMigrationStep migration_9[] = {
                             ROLLUP_LATENCY_FORGET ROLLUP_KEY_FORGET) },
 };
 
+/* Version 10: change notices (gk-database.h, gk_database_watch_source_new).
+ * What a gateway's snapshot of the keys holds, changed by another process,
+ * notifies GK_DATABASE_POSTGRESQL_CHANNEL once per transaction (the server
+ * folds equal notices): a key added, edited, deleted or taken out of
+ * service, a quota window set or reset, a setting. A charge (the counters,
+ * last use, month's cost) is not notified: every request makes one, and
+ * the snapshot catches up with them by its periodic reload and a charge's
+ * own RETURNING. The triggers are named notify_…: an SQLite file has none
+ * (its data_version serves), and the schema comparison leaves them out. */
+#define NOTIFY_STATEMENT(name, events, table) \
+  "CREATE TRIGGER " name " AFTER " events " ON " table \
+  " FOR EACH STATEMENT EXECUTE FUNCTION gk_notify_change ()"
+#define KEY_STATE_COLUMNS(row) \
+  "(" row ".name, " row ".api_key_encrypted, " row ".project, " row ".status, " \
+  row ".status_reason, " row ".cooldown_until, " row ".priority, " row ".is_default, " \
+  row ".monthly_budget_usd, " row ".deleted_at)"
+#define QUOTA_WINDOW_COLUMNS(row) \
+  "(" row ".quota_type, " row ".unit, " row ".limit_value, " row ".reset_at)"
+static const GkMigrationStep migration_10[] = {
+  { NULL,
+    "CREATE FUNCTION gk_notify_change () RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN PERFORM pg_notify ('" GK_DATABASE_POSTGRESQL_CHANNEL "', ''); RETURN NULL; END $$" },
+  { NULL, NOTIFY_STATEMENT ("notify_keys_rows", "INSERT OR DELETE", "gemini_api_keys") },
+  { NULL,
+    "CREATE TRIGGER notify_keys_state AFTER UPDATE ON gemini_api_keys FOR EACH ROW"
+    " WHEN (" KEY_STATE_COLUMNS ("OLD") " IS DISTINCT FROM " KEY_STATE_COLUMNS ("NEW") ")"
+    " EXECUTE FUNCTION gk_notify_change ()" },
+  { NULL, NOTIFY_STATEMENT ("notify_quotas_rows", "INSERT OR DELETE", "gemini_key_quotas") },
+  { NULL,
+    "CREATE TRIGGER notify_quotas_window AFTER UPDATE ON gemini_key_quotas FOR EACH ROW"
+    " WHEN (" QUOTA_WINDOW_COLUMNS ("OLD") " IS DISTINCT FROM " QUOTA_WINDOW_COLUMNS ("NEW")
+    " OR NEW.used_value < OLD.used_value)"
+    " EXECUTE FUNCTION gk_notify_change ()" },
+  { NULL, NOTIFY_STATEMENT ("notify_settings", "INSERT OR UPDATE OR DELETE", "settings") },
+};
+
 static const GkMigration migrations[] = {
   { migration_1, G_N_ELEMENTS (migration_1) },
   { migration_2, G_N_ELEMENTS (migration_2) },
@@ -347,6 +383,7 @@ static const GkMigration migrations[] = {
   { migration_7, G_N_ELEMENTS (migration_7) },
   { migration_8, G_N_ELEMENTS (migration_8) },
   { migration_9, G_N_ELEMENTS (migration_9) },
+  { migration_10, G_N_ELEMENTS (migration_10) },
 };
 
 const GkMigration *

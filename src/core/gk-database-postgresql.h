@@ -52,6 +52,10 @@ const GkMigration *gk_database_postgresql_migrations (gsize *n_migrations);
 #define GK_DATABASE_POSTGRESQL_BEGIN_WRITE \
   "BEGIN; SELECT pg_advisory_xact_lock (" GK_DATABASE_POSTGRESQL_WRITE_LOCK_KEY ")"
 
+/* The channel on which the schema's triggers notify changes of keys,
+ * quotas and settings (migration 10). */
+#define GK_DATABASE_POSTGRESQL_CHANNEL "gemini_keys_changes"
+
 /* Sets the version; bind it (an integer) as the one parameter. */
 #define GK_DATABASE_POSTGRESQL_WRITE_VERSION \
   "INSERT INTO meta (key, value) VALUES ('" GK_DATABASE_POSTGRESQL_VERSION_KEY "'," \

@@ -33,6 +33,9 @@ struct _GkDatabase
   char       *uuid;
   guint64     local_changes;
   gint64      last_data_version;
+  /* On a server: changes other processes notified (atomic; see
+   * gk_database_watch_source_new). */
+  gint        remote_changes;
   /* Write transactions nest: the outermost is BEGIN IMMEDIATE … COMMIT,
    * inner ones are savepoints. Bit n of savepoints: level n+1 is one. */
   guint       depth;
@@ -407,6 +410,10 @@ static const Migration migrations[] = {
   { migration_7, G_N_ELEMENTS (migration_7) },
   { migration_8, G_N_ELEMENTS (migration_8) },
   { migration_9, G_N_ELEMENTS (migration_9) },
+  /* Version 10: on a server, triggers that notify other processes of
+   * changes to keys, quotas and settings (gk-database-postgresql.c); an
+   * SQLite file has data_version for that, and nothing to add. */
+  { NULL, 0 },
 };
 
 #define SCHEMA_VERSION ((int) G_N_ELEMENTS (migrations))
@@ -1139,9 +1146,9 @@ gk_database_get_data_version (GkDatabase *self)
 
   g_return_val_if_fail (GK_IS_DATABASE (self), -1);
 
-  /* A server has no data_version: its driver's change notices stand in. */
+  /* A server has no data_version: its change notices stand in. */
   if (!is_sqlite (self))
-    return 0;
+    return g_atomic_int_get (&self->remote_changes);
 
   gk_database_lock (self);
   stmt = gk_database_prepare (self, "PRAGMA data_version", NULL);
@@ -1152,6 +1159,115 @@ gk_database_get_data_version (GkDatabase *self)
   self->last_data_version = version;
   gk_database_unlock (self);
   return version;
+}
+
+/* The watch of a server's change notices: its listener's socket, and a
+ * timer for the periodic refresh or the next attempt to connect. */
+typedef struct
+{
+  GSource        source;
+  GkDatabase    *db;
+  GkSqlListener *listener;
+  gpointer       fd_tag;
+} WatchSource;
+
+#define WATCH_RECONNECT_S 1
+
+static void
+watch_changed (WatchSource *watch)
+{
+  g_atomic_int_inc (&watch->db->remote_changes);
+}
+
+static void
+watch_schedule (WatchSource *watch,
+                guint        seconds)
+{
+  g_source_set_ready_time ((GSource *) watch,
+                           g_get_monotonic_time () + seconds * G_USEC_PER_SEC);
+}
+
+/* Connects the listener; TRUE when it listens. */
+static gboolean
+watch_connect (WatchSource *watch)
+{
+  if (!gk_sql_listener_connect (watch->listener))
+    return FALSE;
+  watch->fd_tag = g_source_add_unix_fd ((GSource *) watch,
+                                        gk_sql_listener_get_fd (watch->listener),
+                                        G_IO_IN | G_IO_HUP | G_IO_ERR);
+  return TRUE;
+}
+
+static gboolean
+watch_dispatch (GSource     *source,
+                GSourceFunc  callback,
+                gpointer     data)
+{
+  WatchSource *watch = (WatchSource *) source;
+  gint64 now = g_source_get_time (source);
+
+  if (watch->fd_tag != NULL && g_source_query_unix_fd (source, watch->fd_tag) != 0)
+    {
+      int n = gk_sql_listener_read (watch->listener);
+
+      if (n != 0)
+        watch_changed (watch);
+      if (n < 0)
+        {
+          g_debug ("The change notices' connection broke: connecting again");
+          g_source_remove_unix_fd (source, watch->fd_tag);
+          watch->fd_tag = NULL;
+          watch_schedule (watch, WATCH_RECONNECT_S);
+        }
+    }
+  if (g_source_get_ready_time (source) >= 0 && now >= g_source_get_ready_time (source))
+    {
+      /* Notices sent while there was no connection are lost: after a
+       * reconnection, as at every refresh, count a change. */
+      if (watch->fd_tag == NULL && !watch_connect (watch))
+        watch_schedule (watch, WATCH_RECONNECT_S);
+      else
+        {
+          watch_changed (watch);
+          watch_schedule (watch, GK_DATABASE_REFRESH_S);
+        }
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+watch_finalize (GSource *source)
+{
+  WatchSource *watch = (WatchSource *) source;
+
+  g_clear_pointer (&watch->listener, gk_sql_listener_free);
+  g_clear_object (&watch->db);
+}
+
+static GSourceFuncs watch_funcs = {
+  .dispatch = watch_dispatch,
+  .finalize = watch_finalize,
+};
+
+GSource *
+gk_database_watch_source_new (GkDatabase *self)
+{
+  WatchSource *watch;
+
+  g_return_val_if_fail (GK_IS_DATABASE (self), NULL);
+
+  if (is_sqlite (self))
+    return NULL;
+  watch = (WatchSource *) g_source_new (&watch_funcs, sizeof (WatchSource));
+  g_source_set_static_name ((GSource *) watch, "gk-database-watch");
+  watch->db = g_object_ref (self);
+  watch->listener = gk_sql_listener_new (self->path, GK_DATABASE_POSTGRESQL_CHANNEL);
+  if (!watch_connect (watch))
+    watch_schedule (watch, WATCH_RECONNECT_S);
+  else
+    watch_schedule (watch, GK_DATABASE_REFRESH_S);
+  return (GSource *) watch;
 }
 
 guint64

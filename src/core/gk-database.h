@@ -99,6 +99,17 @@ int         gk_database_get_schema_version (GkDatabase   *self);
 /* Changes when another connection (process) commits; cheap, for polling. */
 gint64      gk_database_get_data_version   (GkDatabase   *self);
 
+/* On a server database, where there is no data_version, other processes'
+ * changes to keys, quotas and settings are watched through a connection of
+ * their own (LISTEN): a source to attach to a main context, which makes
+ * gk_database_get_data_version() move when a change is notified, when the
+ * watch connects again after a break (notices may have been lost), and at
+ * the latest every GK_DATABASE_REFRESH_S seconds (charges are not
+ * notified). Without it, a server's data_version never moves. NULL for an
+ * SQLite file, whose data_version needs no watching. */
+#define GK_DATABASE_REFRESH_S 5
+GSource    *gk_database_watch_source_new   (GkDatabase   *self);
+
 /* Returns a newly allocated value or NULL when unset. */
 char       *gk_database_get_setting        (GkDatabase   *self,
                                             const char   *key);

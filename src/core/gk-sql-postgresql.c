@@ -1154,6 +1154,103 @@ pg_errmsg (GkSql *sql)
   return self->errmsg != NULL ? self->errmsg : "not an error";
 }
 
+/* Change notices ------------------------------------------------------------ */
+
+struct _GkSqlListener
+{
+  char  *target;
+  char  *channel;
+  PgSql *sql;        /* NULL while not connected */
+};
+
+GkSqlListener *
+gk_sql_listener_new (const char *target,
+                     const char *channel)
+{
+  GkSqlListener *self;
+
+  g_return_val_if_fail (target != NULL, NULL);
+  g_return_val_if_fail (channel != NULL, NULL);
+
+  self = g_new0 (GkSqlListener, 1);
+  self->target = g_strdup (target);
+  self->channel = g_strdup (channel);
+  return self;
+}
+
+static void
+listener_disconnect (GkSqlListener *self)
+{
+  g_clear_pointer ((GkSql **) &self->sql, pg_close);
+}
+
+gboolean
+gk_sql_listener_connect (GkSqlListener *self)
+{
+  g_autofree char *detail = NULL;
+  g_autofree char *listen = NULL;
+  GkSqlErr code;
+
+  g_return_val_if_fail (self != NULL, FALSE);
+
+  listener_disconnect (self);
+  self->sql = PG_SQL (pg_open (self->target, &code, &detail));
+  if (self->sql == NULL)
+    {
+      g_debug ("Change notices: %s", detail);
+      return FALSE;
+    }
+  listen = g_strdup_printf ("LISTEN %s", self->channel);
+  if (!pg_exec ((GkSql *) self->sql, listen) || PQsetnonblocking (self->sql->conn, 1) != 0)
+    {
+      g_debug ("Change notices: %s", self->sql->errmsg);
+      listener_disconnect (self);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+int
+gk_sql_listener_get_fd (GkSqlListener *self)
+{
+  g_return_val_if_fail (self != NULL, -1);
+  return self->sql != NULL ? PQsocket (self->sql->conn) : -1;
+}
+
+int
+gk_sql_listener_read (GkSqlListener *self)
+{
+  PGnotify *notify;
+  int n = 0;
+
+  g_return_val_if_fail (self != NULL, -1);
+
+  if (self->sql == NULL)
+    return -1;
+  if (!PQconsumeInput (self->sql->conn) || PQstatus (self->sql->conn) != CONNECTION_OK)
+    {
+      listener_disconnect (self);
+      return -1;
+    }
+  while ((notify = PQnotifies (self->sql->conn)) != NULL)
+    {
+      n++;
+      PQfreemem (notify);
+    }
+  return n;
+}
+
+void
+gk_sql_listener_free (GkSqlListener *self)
+{
+  if (self == NULL)
+    return;
+  listener_disconnect (self);
+  wipe_string (self->target);
+  g_free (self->channel);
+  g_free (self);
+}
+
 const GkSqlDriver gk_sql_postgresql_driver = {
   .name = "postgresql",
   .dialect = GK_SQL_DIALECT_POSTGRESQL,

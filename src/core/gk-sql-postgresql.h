@@ -18,4 +18,23 @@ char *gk_sql_redact_target (const char *target);
  * "user:password@", a "?password=" parameter or a "password=" keyword. */
 gboolean gk_sql_target_has_password (const char *target);
 
+/* Change notices: a connection of its own that LISTENs on a channel, for a
+ * main loop to watch (its socket is readable when a notice comes). */
+typedef struct _GkSqlListener GkSqlListener;
+
+GkSqlListener *gk_sql_listener_new     (const char    *target,
+                                        const char    *channel);
+/* Connects (blocking, up to the connect timeout) and listens; FALSE when
+ * the server cannot be reached. */
+gboolean       gk_sql_listener_connect (GkSqlListener *self);
+/* The connection's socket, or -1 while not connected. */
+int            gk_sql_listener_get_fd  (GkSqlListener *self);
+/* Takes in what the socket has, without blocking: the number of notices
+ * received, or -1 when the connection broke (it is then closed: connect
+ * again). */
+int            gk_sql_listener_read    (GkSqlListener *self);
+void           gk_sql_listener_free    (GkSqlListener *self);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GkSqlListener, gk_sql_listener_free)
+
 G_END_DECLS

@@ -123,6 +123,7 @@ struct _GkGateway
   int           hangup_epoll;       /* clients watched for leaving */
   GSource      *hangup_source;
   GSource      *sweep_source;       /* late heads */
+  GSource      *watch_source;       /* other gateways' changes, on a server */
   GkUpstream   *upstream_client;
   /* Usage rows (TrackJob *) of requests that ended since the last write,
    * in order, and rows the disk had no room for (see write_rows_cb). */
@@ -2729,6 +2730,12 @@ gateway_thread (gpointer data)
   self->sweep_source = g_timeout_source_new (HEAD_SWEEP_MS);
   g_source_set_callback (self->sweep_source, head_sweep_cb, self, NULL);
   g_source_attach (self->sweep_source, self->context);
+  /* On a shared server, what other gateways change (a key cooling down,
+   * rejected, added) reloads the pool's snapshot as soon as it is
+   * notified. */
+  self->watch_source = gk_database_watch_source_new (self->db);
+  if (self->watch_source != NULL)
+    g_source_attach (self->watch_source, self->context);
 
   self->upstream_client = gk_upstream_new (self->upstream, self->timeout_s,
                                            "gemini-keys-gateway/" PACKAGE_VERSION, &upstream_error);
@@ -2807,6 +2814,9 @@ gateway_thread (gpointer data)
   g_clear_pointer (&self->allowed_hosts, g_strfreev);
   g_source_destroy (self->sweep_source);
   g_clear_pointer (&self->sweep_source, g_source_unref);
+  if (self->watch_source != NULL)
+    g_source_destroy (self->watch_source);
+  g_clear_pointer (&self->watch_source, g_source_unref);
   g_source_destroy (self->hangup_source);
   g_clear_pointer (&self->hangup_source, g_source_unref);
   close (self->hangup_epoll);

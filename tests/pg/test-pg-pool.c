@@ -271,6 +271,100 @@ test_rotation_logged_once (Fixture       *f,
   g_assert_cmpint (query_int (f, "SELECT count(*) FROM gemini_key_usage_log"), ==, N_CHILDREN);
 }
 
+/* Iterates @context until @db's data_version is no longer @version;
+ * returns how long that took (µs). The test fails past a generous bound,
+ * still below the periodic refresh: a notice, not the refresh, moved it. */
+static gint64
+wait_for_change (GMainContext *context,
+                 GkDatabase   *db,
+                 gint64        version)
+{
+  gint64 start = g_get_monotonic_time ();
+
+  while (gk_database_get_data_version (db) == version)
+    {
+      g_main_context_iteration (context, FALSE);
+      g_usleep (1000);
+      g_assert_cmpint (g_get_monotonic_time () - start, <,
+                       (GK_DATABASE_REFRESH_S - 1) * G_USEC_PER_SEC);
+    }
+  return g_get_monotonic_time () - start;
+}
+
+/* A key cooling down, added or deleted through another connection is
+ * notified: the watching pool's next choice knows it. */
+static void
+test_changes_notified (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GSource) watch = NULL;
+  g_autoptr(GkDatabase) other_db = NULL;
+  g_autoptr(GkKeyStore) other_store = NULL;
+  g_autoptr(GkPool) other_pool = NULL;
+  g_autoptr(GkPool) pool = NULL;
+  g_autoptr(GkKey) key = NULL;
+  g_autoptr(GError) error = NULL;
+  GkUsageRecord record;
+  gint64 first, second, third, version, waited;
+
+  if (f->sql == NULL)
+    return;
+  first = gk_test_add_key (f->store, "first", 9);
+  second = gk_test_add_key (f->store, "second", 5);
+  pool = gk_pool_new (f->db, NULL);
+  watch = gk_database_watch_source_new (f->db);
+  g_assert_nonnull (watch);
+  g_source_attach (watch, context);
+
+  other_db = gk_database_open (f->uri, NULL, &error);
+  g_assert_no_error (error);
+  other_store = gk_key_store_new (other_db, f->master);
+  other_pool = gk_pool_new (other_db, NULL);
+
+  key = gk_pool_select (pool, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (key->id, ==, first);
+  g_clear_pointer (&key, gk_key_free);
+
+  /* Rate-limited elsewhere. */
+  version = gk_database_get_data_version (f->db);
+  gk_usage_record_init (&record);
+  record.key_id = first;
+  record.status = GK_USAGE_RATE_LIMITED;
+  record.http_status = 429;
+  record.retry_delay_s = 60;
+  g_assert_true (gk_pool_track (other_pool, &record, NULL, &error));
+  g_assert_no_error (error);
+  waited = wait_for_change (context, f->db, version);
+  g_test_message ("a cooldown was seen after %" G_GINT64_FORMAT " us", waited);
+  key = gk_pool_select (pool, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (key->id, ==, second);
+  g_clear_pointer (&key, gk_key_free);
+
+  /* A key added elsewhere, higher than the others. */
+  version = gk_database_get_data_version (f->db);
+  third = gk_test_add_key (other_store, "third", 10);
+  waited = wait_for_change (context, f->db, version);
+  g_test_message ("a new key was seen after %" G_GINT64_FORMAT " us", waited);
+  key = gk_pool_select (pool, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (key->id, ==, third);
+  g_clear_pointer (&key, gk_key_free);
+
+  /* And deleted there. */
+  version = gk_database_get_data_version (f->db);
+  g_assert_true (gk_key_store_delete (other_store, third, &error));
+  g_assert_no_error (error);
+  wait_for_change (context, f->db, version);
+  key = gk_pool_select (pool, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (key->id, ==, second);
+
+  g_source_destroy (watch);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -283,6 +377,8 @@ main (int   argc,
               test_charges, fixture_teardown);
   g_test_add ("/pg-pool/quota-across-processes", Fixture, NULL, fixture_setup,
               test_quota_across_processes, fixture_teardown);
+  g_test_add ("/pg-pool/changes-notified", Fixture, NULL, fixture_setup,
+              test_changes_notified, fixture_teardown);
   g_test_add ("/pg-pool/rotation-logged-once", Fixture, NULL, fixture_setup,
               test_rotation_logged_once, fixture_teardown);
   return g_test_run ();

@@ -282,7 +282,10 @@ describe_pg (GkSql *sql)
                 " || CASE WHEN t.tgtype & 4 <> 0 THEN 'INSERT' WHEN t.tgtype & 8 <> 0 THEN 'DELETE'"
                 " ELSE 'UPDATE' END"
                 " FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
-                " WHERE NOT t.tgisinternal AND c.relnamespace = CAST (current_schema () AS regnamespace)",
+                " WHERE NOT t.tgisinternal AND c.relnamespace = CAST (current_schema () AS regnamespace)"
+                /* The change notices are the server's alone (an SQLite file
+                 * has data_version). */
+                " AND t.tgname NOT LIKE 'notify\\_%'",
                 NULL, "");
 
   g_ptr_array_sort (lines, (GCompareFunc) g_strcmp0);
