@@ -27,4 +27,5 @@
 #include "gk-secret-store.h"
 #include "gk-spend.h"
 #include "gk-stats.h"
+#include "gk-team-database.h"
 #include "gk-token-store.h"

@@ -42,6 +42,7 @@
 #include "gk-database-private.h"
 #include "gk-hygiene.h"
 #include "gk-secret-store.h"
+#include "gk-secret-store-private.h"
 
 #define ROLE_CURRENT       "current"
 #define ROLE_NEXT          "next"
@@ -838,15 +839,16 @@ dup_attribute (GHashTable *attributes,
  * item another process removes between the search and the reading of the
  * secrets fails the whole search: it is run again. */
 static GList *
-search_items (SecretService  *service,
-              GHashTable     *attributes,
-              GCancellable   *cancellable,
-              GError        **error)
+search_items (SecretService       *service,
+              const SecretSchema  *schema,
+              GHashTable          *attributes,
+              GCancellable        *cancellable,
+              GError             **error)
 {
   for (guint attempt = 0; ; attempt++)
     {
       g_autoptr(GError) local = NULL;
-      GList *items = secret_service_search_sync (service, get_schema (), attributes,
+      GList *items = secret_service_search_sync (service, schema, attributes,
                                                  SECRET_SEARCH_ALL | SECRET_SEARCH_LOAD_SECRETS,
                                                  cancellable, &local);
 
@@ -859,6 +861,64 @@ search_items (SecretService  *service,
           return NULL;
         }
     }
+}
+
+/* The items of @schema with @attributes, with their secrets: locked ones
+ * are unlocked first (the user may be prompted). Sets @locked when some
+ * stay locked; those come without their secrets. */
+static gboolean
+search_unlocking (GkSecretStore       *self,
+                  SecretService       *service,
+                  const SecretSchema  *schema,
+                  GHashTable          *attributes,
+                  GList              **items,
+                  gboolean            *locked,
+                  GCancellable        *cancellable,
+                  GError             **error)
+{
+  g_autoptr(GError) local = NULL;
+
+  *items = NULL;
+  *locked = FALSE;
+  for (guint attempt = 0; attempt < 2; attempt++)
+    {
+      g_autoptr(GPtrArray) locked_paths = g_ptr_array_new ();
+
+      *items = search_items (service, schema, attributes, cancellable, &local);
+      if (local != NULL)
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          return FALSE;
+        }
+      for (GList *l = *items; l != NULL; l = l->next)
+        {
+          if (secret_item_get_locked (l->data))
+            g_ptr_array_add (locked_paths,
+                             (gpointer) g_dbus_proxy_get_object_path (G_DBUS_PROXY (l->data)));
+        }
+      if (locked_paths->len == 0 || attempt > 0)
+        return TRUE;
+
+      g_ptr_array_add (locked_paths, NULL);
+      if (!unlock_objects (self, service, (const char * const *) locked_paths->pdata, cancellable,
+                           &local))
+        {
+          g_list_free_full (g_steal_pointer (items), g_object_unref);
+          if (g_error_matches (local, GK_SECRET_ERROR, GK_SECRET_ERROR_LOCKED))
+            {
+              /* Left locked: report what can be read, and that some cannot. */
+              *locked = TRUE;
+              g_clear_error (&local);
+              *items = search_items (service, schema, attributes, cancellable, &local);
+              if (local == NULL)
+                return TRUE;
+            }
+          g_propagate_error (error, g_steal_pointer (&local));
+          return FALSE;
+        }
+      g_list_free_full (g_steal_pointer (items), g_object_unref);
+    }
+  return TRUE;
 }
 
 /* Every item stored for @db_uuid, whatever its key. Locked items are
@@ -877,57 +937,14 @@ keyring_find (GkSecretStore  *self,
   GList *items = NULL;
 
   *locked = FALSE;
-  service = secret_service_get_sync (SECRET_SERVICE_OPEN_SESSION, cancellable, &local);
+  service = gk_secret_store_get_service (cancellable, error);
   if (service == NULL)
-    {
-      propagate_keyring_error (error, local, cancellable);
-      return NULL;
-    }
+    return NULL;
 
   attributes = secret_attributes_build (get_schema (), ATTR_UUID, db_uuid, NULL);
-  for (guint attempt = 0; attempt < 2; attempt++)
-    {
-      g_autoptr(GPtrArray) locked_paths = g_ptr_array_new ();
-
-      items = search_items (service, attributes, cancellable, &local);
-      if (local != NULL)
-        {
-          g_propagate_error (error, g_steal_pointer (&local));
-          return NULL;
-        }
-      for (GList *l = items; l != NULL; l = l->next)
-        {
-          if (secret_item_get_locked (l->data))
-            g_ptr_array_add (locked_paths,
-                             (gpointer) g_dbus_proxy_get_object_path (G_DBUS_PROXY (l->data)));
-        }
-      if (locked_paths->len == 0 || attempt > 0)
-        break;
-
-      g_ptr_array_add (locked_paths, NULL);
-      if (!unlock_objects (self, service, (const char * const *) locked_paths->pdata, cancellable,
-                           &local))
-        {
-          g_list_free_full (items, g_object_unref);
-          if (g_error_matches (local, GK_SECRET_ERROR, GK_SECRET_ERROR_LOCKED))
-            {
-              /* Left locked: report what can be read, and that some cannot. */
-              *locked = TRUE;
-              g_clear_error (&local);
-              items = search_items (service, attributes, cancellable, &local);
-              if (local != NULL)
-                {
-                  g_propagate_error (error, g_steal_pointer (&local));
-                  return NULL;
-                }
-              break;
-            }
-          g_propagate_error (error, g_steal_pointer (&local));
-          return NULL;
-        }
-      g_list_free_full (items, g_object_unref);
-      items = NULL;
-    }
+  if (!search_unlocking (self, service, get_schema (), attributes, &items, locked, cancellable,
+                         error))
+    return NULL;
 
   for (GList *l = items; l != NULL; l = l->next)
     {
@@ -1017,13 +1034,8 @@ keyring_store (GkSecretStore *self,
   else
     label = _("Gemini Keys master key (rotation in progress)");
 
-  service = secret_service_get_sync (SECRET_SERVICE_OPEN_SESSION, cancellable, &local);
-  if (service == NULL)
-    {
-      propagate_keyring_error (error, local, cancellable);
-      return FALSE;
-    }
-  if (!ensure_default_collection (self, service, cancellable, error))
+  service = gk_secret_store_get_service (cancellable, error);
+  if (service == NULL || !ensure_default_collection (self, service, cancellable, error))
     return FALSE;
 
   value = secret_value_new (g_bytes_get_data (master_key, NULL), g_bytes_get_size (master_key),
@@ -2170,4 +2182,67 @@ gk_secret_store_rotate_master_key (GkSecretStore  *self,
   /* The old key stays where it is (a key file keeps it beside itself). */
   next_promote (self, db, new_key, cancellable);
   return g_steal_pointer (&new_key);
+}
+
+/* Private API (gk-secret-store-private.h) */
+
+SecretService *
+gk_secret_store_get_service (GCancellable  *cancellable,
+                             GError       **error)
+{
+  g_autoptr(GError) local = NULL;
+  SecretService *service = secret_service_get_sync (SECRET_SERVICE_OPEN_SESSION, cancellable,
+                                                    &local);
+
+  if (service == NULL)
+    propagate_keyring_error (error, local, cancellable);
+  return service;
+}
+
+void
+gk_secret_store_propagate_error (GError       **error,
+                                 GError        *cause,
+                                 GCancellable  *cancellable)
+{
+  propagate_keyring_error (error, cause, cancellable);
+}
+
+void
+gk_secret_store_set_locked_error (GError **error)
+{
+  set_locked_error (error);
+}
+
+gboolean
+gk_secret_store_prepare_collection (GkSecretStore  *self,
+                                    SecretService  *service,
+                                    GCancellable   *cancellable,
+                                    GError        **error)
+{
+  g_return_val_if_fail (GK_IS_SECRET_STORE (self), FALSE);
+
+  return ensure_default_collection (self, service, cancellable, error);
+}
+
+gboolean
+gk_secret_store_search (GkSecretStore       *self,
+                        SecretService       *service,
+                        const SecretSchema  *schema,
+                        GHashTable          *attributes,
+                        GList              **items,
+                        GCancellable        *cancellable,
+                        GError             **error)
+{
+  gboolean locked;
+
+  g_return_val_if_fail (GK_IS_SECRET_STORE (self), FALSE);
+
+  return search_unlocking (self, service, schema, attributes, items, &locked, cancellable, error);
+}
+
+gboolean
+gk_secret_store_default_collection_locked (SecretService *service,
+                                           GCancellable  *cancellable)
+{
+  return default_collection_locked (service, cancellable);
 }
