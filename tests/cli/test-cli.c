@@ -1380,6 +1380,118 @@ run_out (Fixture            *f,
 
 #define OUT(f, ...) run_out ((f), (const char *[]) { __VA_ARGS__, NULL })
 
+/* A database with every kind of value an export writes: set times, empty
+ * and missing fields, text that CSV quotes and XML escapes, fractions of
+ * a cent, a refused request with no key. Written with SQL so that every
+ * time is fixed. */
+static const char golden_rows[] =
+  "INSERT INTO gemini_api_keys (id, uuid, name, key_hint, project, status, priority,"
+  "  is_default, monthly_budget_usd, month_cost_usd, created_at, updated_at, last_used_at)"
+  " VALUES (1, 'u1', 'Main, \"team\" <&>', 'wxyz', 'proj-a', 'ACTIVE', 7, 1, 25.5, 3.1415926,"
+  "   1773576000, 1773576000, 1773662400),"
+  "  (2, 'u2', 'Spare key', 'abcd', NULL, 'RATE_LIMITED', 5, 0, NULL, 0, 1773579600,"
+  "   1773579600, NULL);"
+  "INSERT INTO gemini_key_quotas (key_id, quota_type, unit, limit_value, used_value, reset_at)"
+  " VALUES (1, 'MONTHLY', 'TOKENS', 1000000, 12345, 4102444800),"
+  "  (1, 'DAILY', 'REQUESTS', 500, 17, 4102444800),"
+  "  (1, 'PER_MINUTE', 'TOKENS', 60000, 250, 4102444800);"
+  "INSERT INTO gemini_key_usage_log (key_id, model, tokens_used, prompt_tokens, output_tokens,"
+  "  cost_usd, priced, status, http_status, error_message, user_id, latency_ms, created_at)"
+  " VALUES (1, 'gemini-2.5-pro', 1010, 1000, 10, 0.0001234, 1, 'SUCCESS', 200, NULL, 'bob',"
+  "   850, 1773580000),"
+  "  (NULL, 'gemini-2.5-flash', 0, 0, 0, 0, 0, 'ERROR', NULL, 'No key, \"none\" left\nat all',"
+  "   NULL, 3, 1773580100),"
+  "  (2, 'gemini-2.5-pro', 0, 0, 0, 0, 1, 'RATE_LIMITED', 429, 'Quota <exceeded>', 'ann & co',"
+  "   120, 1773580200);"
+  "INSERT INTO gemini_key_rotation_log (from_key_id, to_key_id, reason, triggered_by,"
+  "  created_at)"
+  " VALUES (2, 1, 'RATE_LIMITED', 'auto', 1773580201),"
+  "  (1, NULL, 'MANUAL', 'cli, \"bob\"', 1773580300);"
+  "INSERT INTO audit_log (created_at, actor, action, target_id, target, summary)"
+  " VALUES (1773576000, 'alice', 'key_add', 1, 'Main, \"team\" <&>', 'priority 7'),"
+  "  (1773576100, 'ci token', 'setting_change', NULL, NULL, NULL),"
+  "  (1773576200, 'alice', 'quota_reset', NULL, 'daily', 'Reset \"daily\"\nquotas');";
+
+/* A fresh database holding golden_rows only. */
+static void
+golden_database (Fixture *f)
+{
+  rm_rf (f->data_dir);
+  RUN_OK (f, NULL, "db", "migrate");
+  run_sqlite (f, golden_rows);
+}
+
+static char *
+dump_xlsx (const char *path)
+{
+  g_autofree char *script = g_test_build_filename (G_TEST_DIST, "dump-xlsx.py", NULL);
+  const char *argv[] = { "python3", script, path, NULL };
+  g_autofree char *err = NULL;
+  g_autoptr(GError) error = NULL;
+  char *out = NULL;
+  int status = 0;
+
+  g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &err,
+                &status, &error);
+  g_assert_no_error (error);
+  if (!g_spawn_check_wait_status (status, NULL))
+    g_error ("%s: %s", path, err);
+  return out;
+}
+
+/* @got is byte for byte tests/cli/export/@name. */
+static void
+assert_golden (const char *got,
+               const char *name)
+{
+  g_autofree char *path = g_test_build_filename (G_TEST_DIST, "export", name, NULL);
+  g_autofree char *expected = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_file_get_contents (path, &expected, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (got, ==, expected);
+}
+
+/* Each table in each format is what `export` has always written (the
+ * files under tests/cli/export): scripts read the CSV columns. */
+static void
+test_export_golden (Fixture       *f,
+                    gconstpointer  data)
+{
+  const char *tables[] = { "usage", "rotations", "keys", "audit" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (tables); i++)
+    {
+      g_autofree char *csv = g_strdup_printf ("%s.csv", tables[i]);
+      g_autofree char *xlsx = g_strdup_printf ("%s.xlsx", tables[i]);
+      g_autofree char *dump = g_strdup_printf ("%s.xlsx.txt", tables[i]);
+      g_autofree char *csv_path = g_build_filename (f->dir, csv, NULL);
+      g_autofree char *xlsx_path = g_build_filename (f->dir, xlsx, NULL);
+      g_autofree char *contents = NULL;
+      g_autofree char *sheets = NULL;
+
+      /* Each export adds an audit row: each export starts from the same
+       * rows. */
+      golden_database (f);
+      RUN_OK (f, NULL, "export", "--table", tables[i], "--csv", csv_path);
+      g_assert_true (g_file_get_contents (csv_path, &contents, NULL, NULL));
+      assert_golden (contents, csv);
+      golden_database (f);
+      {
+        g_auto(Run) run = RUN (f, NULL, "export", "--table", tables[i], "--csv", "-");
+
+        g_assert_cmpint (run.status, ==, 0);
+        assert_golden (run.out, csv);
+      }
+
+      golden_database (f);
+      RUN_OK (f, NULL, "export", "--table", tables[i], "--xlsx", xlsx_path);
+      sheets = dump_xlsx (xlsx_path);
+      assert_golden (sheets, dump);
+    }
+}
+
 /* `key import`: 1,000 keys from a file in one go, then the same file again
  * (all skipped by fingerprint), a dry run that adds nothing, CSV with
  * every column, bad lines reported by number; no key in any output or in
@@ -2264,6 +2376,7 @@ main (int    argc,
   ADD ("/cli/hygiene", test_hygiene);
   ADD ("/cli/export-csv", test_export_csv);
   ADD ("/cli/export-xlsx", test_export_xlsx);
+  ADD ("/cli/export-golden", test_export_golden);
   ADD ("/cli/db-compact", test_db_compact);
   ADD ("/cli/key-import", test_key_import);
   ADD ("/cli/key-show-reset-local", test_key_show_reset_local);
