@@ -33,6 +33,84 @@
 /* Days from Excel's epoch (1899-12-30) to the Unix epoch. */
 #define EXCEL_UNIX_DAYS  25569.0
 
+/* --- Columns ------------------------------------------------------------ */
+
+/* How a column's value is written. */
+typedef enum
+{
+  COL_INT,     /* an integer, always written */
+  COL_ID,      /* an id (or an HTTP status): empty when 0, for none */
+  COL_TEXT,    /* a string: empty when NULL */
+  COL_NAME,    /* an enum, written as the name @name gives it */
+  COL_BOOL,    /* 1 or 0; a boolean cell */
+  COL_MONEY,   /* dollars (a double); a currency cell */
+  COL_BUDGET,  /* dollars, empty when negative (no budget) */
+  COL_TIME,    /* UTC seconds: ISO 8601, a date cell; empty when 0 (never) */
+} ColumnType;
+
+/* One column of a table, in both formats: a field of the row's struct,
+ * found by its offset. A table lists its columns in the CSV's order (the
+ * order scripts read); @book_col is where the workbook puts the column
+ * (its own order, the time second), -1 where the CSV alone has it. */
+typedef struct
+{
+  const char  *csv_title;
+  const char  *book_title;
+  int          book_col;
+  ColumnType   type;
+  gsize        offset;
+  gsize        size;
+  const char *(*name) (gint64 value);
+} Column;
+
+/* @book_title NULL: the workbook calls the column as the CSV does. */
+#define COLUMN(csv_title, book_title, book_col, type, Type, field)                     \
+  { (csv_title), (book_title), (book_col), (type), G_STRUCT_OFFSET (Type, field),      \
+    sizeof (((Type *) NULL)->field), NULL }
+/* An enum, written as @name names it. */
+#define NAME_COLUMN(title, book_col, Type, field, name)                                \
+  { (title), NULL, (book_col), COL_NAME, G_STRUCT_OFFSET (Type, field),                \
+    sizeof (((Type *) NULL)->field), (name) }
+
+/* What a table is called and has. */
+typedef struct
+{
+  const char   *sheet_name;
+  const Column *columns;
+  guint         n_columns;
+} Table;
+
+/* A numeric field of any width (an int, an enum, a gboolean or a gint64). */
+static gint64
+column_int (const Column  *col,
+            gconstpointer  row)
+{
+  if (col->size == sizeof (gint64))
+    return G_STRUCT_MEMBER (gint64, row, col->offset);
+  g_assert (col->size == sizeof (gint32));
+  return G_STRUCT_MEMBER (gint32, row, col->offset);
+}
+
+static double
+column_double (const Column  *col,
+               gconstpointer  row)
+{
+  g_assert (col->size == sizeof (double));
+  return G_STRUCT_MEMBER (double, row, col->offset);
+}
+
+static const char *
+column_text (const Column  *col,
+             gconstpointer  row)
+{
+  if (col->type == COL_NAME)
+    return col->name (column_int (col, row));
+  g_assert (col->size == sizeof (char *));
+  return G_STRUCT_MEMBER (const char *, row, col->offset);
+}
+
+/* --- Workbook ----------------------------------------------------------- */
+
 typedef struct
 {
   lxw_workbook  *workbook;
@@ -40,9 +118,7 @@ typedef struct
   lxw_format    *header;
   lxw_format    *date;
   lxw_format    *money;
-  const char    *sheet_name;
-  const char *const *columns;
-  guint          n_columns;
+  const Table   *table;
   guint          n_sheets;
   lxw_row_t      row;
   char          *path;
@@ -53,9 +129,10 @@ typedef struct
 static void
 book_add_sheet (Book *book)
 {
+  const Table *table = book->table;
   g_autofree char *name = book->n_sheets == 0
-                            ? g_strdup (book->sheet_name)
-                            : g_strdup_printf ("%s %u", book->sheet_name, book->n_sheets + 1);
+                            ? g_strdup (table->sheet_name)
+                            : g_strdup_printf ("%s %u", table->sheet_name, book->n_sheets + 1);
 
   book->sheet = workbook_add_worksheet (book->workbook, name);
   book->n_sheets++;
@@ -68,32 +145,32 @@ book_add_sheet (Book *book)
   /* Frozen panes must be set before rows are written in constant-memory
    * mode. */
   worksheet_freeze_panes (book->sheet, 1, 0);
-  for (guint i = 0; i < book->n_columns; i++)
+  for (guint i = 0; i < table->n_columns; i++)
     {
-      worksheet_write_string (book->sheet, 0, (lxw_col_t) i, book->columns[i], book->header);
-      worksheet_set_column (book->sheet, (lxw_col_t) i, (lxw_col_t) i,
-                            MAX (10, strlen (book->columns[i]) + 2), NULL);
+      const Column *col = &table->columns[i];
+      const char *title = col->book_title != NULL ? col->book_title : col->csv_title;
+      lxw_col_t c = (lxw_col_t) col->book_col;
+
+      if (col->book_col < 0)
+        continue;
+      worksheet_write_string (book->sheet, 0, c, title, book->header);
+      worksheet_set_column (book->sheet, c, c, MAX (10, strlen (title) + 2), NULL);
     }
   book->row = 1;
 }
 
 static gboolean
-book_open (Book              *book,
-           const char        *path,
-           const char        *sheet_name,
-           const char *const *columns,
-           guint              n_columns,
-           GError           **error)
+book_open (Book         *book,
+           const char   *path,
+           const Table  *table,
+           GError      **error)
 {
   lxw_workbook_options options = { .constant_memory = LXW_TRUE, .tmpdir = NULL };
 
   memset (book, 0, sizeof *book);
   book->path = g_strdup (path);
   book->tmp_path = g_strdup_printf ("%s.part", path);
-  book->sheet_name = sheet_name;
-  book->columns = columns;
-  book->n_columns = n_columns;
-  options.tmpdir = NULL;
+  book->table = table;
   book->workbook = workbook_new_opt (book->tmp_path, &options);
   if (book->workbook == NULL)
     {
@@ -114,54 +191,63 @@ book_open (Book              *book,
   return TRUE;
 }
 
-/* The next data row, on a new sheet when this one is full. */
-static lxw_row_t
-book_next_row (Book *book)
+/* Writes @data's cells on the next row, on a new sheet when this one is
+ * full: numbers as numbers, times as dates (a number with a date format),
+ * money with a currency format; an empty value leaves its cell empty. */
+static void
+book_row (Book          *book,
+          gconstpointer  data)
 {
+  lxw_row_t row;
+
   if (book->row >= MAX_SHEET_ROWS)
     book_add_sheet (book);
-  return book->row++;
-}
+  if (book->sheet == NULL)
+    return;
+  row = book->row++;
+  for (guint i = 0; i < book->table->n_columns; i++)
+    {
+      const Column *col = &book->table->columns[i];
+      lxw_col_t c = (lxw_col_t) col->book_col;
+      const char *text;
+      gint64 value;
+      double money;
 
-static void
-cell_string (Book       *book,
-             lxw_row_t   row,
-             lxw_col_t   col,
-             const char *value)
-{
-  if (value != NULL && *value != '\0')
-    worksheet_write_string (book->sheet, row, col, value, NULL);
-}
-
-static void
-cell_int (Book      *book,
-          lxw_row_t  row,
-          lxw_col_t  col,
-          gint64     value)
-{
-  worksheet_write_number (book->sheet, row, col, (double) value, NULL);
-}
-
-static void
-cell_money (Book      *book,
-            lxw_row_t  row,
-            lxw_col_t  col,
-            double     value)
-{
-  worksheet_write_number (book->sheet, row, col, value, book->money);
-}
-
-/* A UTC time as an Excel date (a number with a date format); empty when
- * unset. */
-static void
-cell_time (Book      *book,
-           lxw_row_t  row,
-           lxw_col_t  col,
-           gint64     unix_time)
-{
-  if (unix_time > 0)
-    worksheet_write_number (book->sheet, row, col,
-                            EXCEL_UNIX_DAYS + (double) unix_time / 86400.0, book->date);
+      if (col->book_col < 0)
+        continue;
+      switch (col->type)
+        {
+        case COL_INT:
+        case COL_ID:
+          value = column_int (col, data);
+          if (col->type == COL_INT || value > 0)
+            worksheet_write_number (book->sheet, row, c, (double) value, NULL);
+          break;
+        case COL_TEXT:
+        case COL_NAME:
+          text = column_text (col, data);
+          if (text != NULL && *text != '\0')
+            worksheet_write_string (book->sheet, row, c, text, NULL);
+          break;
+        case COL_BOOL:
+          worksheet_write_boolean (book->sheet, row, c, column_int (col, data) != 0, NULL);
+          break;
+        case COL_MONEY:
+        case COL_BUDGET:
+          money = column_double (col, data);
+          if (col->type == COL_MONEY || money >= 0)
+            worksheet_write_number (book->sheet, row, c, money, book->money);
+          break;
+        case COL_TIME:
+          value = column_int (col, data);
+          if (value > 0)
+            worksheet_write_number (book->sheet, row, c,
+                                    EXCEL_UNIX_DAYS + (double) value / 86400.0, book->date);
+          break;
+        default:
+          g_assert_not_reached ();
+        }
+    }
 }
 
 static gboolean
@@ -285,19 +371,19 @@ csv_close (Csv       *csv,
   return ok;
 }
 
+
 /* RFC 4180 quoting of one field. */
 static void
-csv_field (GString    *out,
-           const char *field,
-           gboolean    last)
+csv_text (GString    *out,
+          const char *text)
 {
-  if (field == NULL)
-    field = "";
+  if (text == NULL)
+    return;
 
-  if (strpbrk (field, ",\"\r\n") != NULL)
+  if (strpbrk (text, ",\"\r\n") != NULL)
     {
       g_string_append_c (out, '"');
-      for (const char *p = field; *p != '\0'; p++)
+      for (const char *p = text; *p != '\0'; p++)
         {
           if (*p == '"')
             g_string_append_c (out, '"');
@@ -306,36 +392,7 @@ csv_field (GString    *out,
       g_string_append_c (out, '"');
     }
   else
-    g_string_append (out, field);
-
-  g_string_append (out, last ? "\r\n" : ",");
-}
-
-static void
-csv_header (GString           *out,
-            const char *const *columns,
-            gsize              n_columns)
-{
-  for (gsize i = 0; i < n_columns; i++)
-    csv_field (out, columns[i], i + 1 == n_columns);
-}
-
-static void
-csv_int (GString  *out,
-         gint64    value,
-         gboolean  last)
-{
-  g_string_append_printf (out, "%" PRId64 "%s", value, last ? "\r\n" : ",");
-}
-
-/* An id, or an empty field for none. */
-static void
-csv_id (GString *out,
-        gint64   value)
-{
-  if (value > 0)
-    g_string_append_printf (out, "%" PRId64, value);
-  g_string_append_c (out, ',');
+    g_string_append (out, text);
 }
 
 /* Locale-independent: a CSV must not get decimal commas. */
@@ -346,15 +403,13 @@ csv_double (GString *out,
   char buffer[G_ASCII_DTOSTR_BUF_SIZE];
 
   g_string_append (out, g_ascii_formatd (buffer, sizeof buffer, "%.6f", value));
-  g_string_append_c (out, ',');
 }
 
 /* A UTC time as ISO 8601 ("2026-03-15T12:00:00Z"), empty for "never";
  * formatted without GDateTime: an export writes a million of them. */
 static void
-csv_time (GString  *out,
-          gint64    unix_time,
-          gboolean  last)
+csv_time (GString *out,
+          gint64   unix_time)
 {
   struct tm tm;
   time_t t = (time_t) unix_time;
@@ -363,32 +418,72 @@ csv_time (GString  *out,
   if (unix_time > 0 && gmtime_r (&t, &tm) != NULL)
     g_string_append_len (out, buffer,
                          (gssize) strftime (buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm));
-  g_string_append (out, last ? "\r\n" : ",");
+}
+
+static void
+csv_header (GString     *out,
+            const Table *table)
+{
+  for (guint i = 0; i < table->n_columns; i++)
+    {
+      csv_text (out, table->columns[i].csv_title);
+      g_string_append (out, i + 1 == table->n_columns ? "\r\n" : ",");
+    }
+}
+
+/* Appends @data as a line of @table's columns; an empty value is an empty
+ * field. */
+static void
+csv_row (GString       *out,
+         const Table   *table,
+         gconstpointer  data)
+{
+  for (guint i = 0; i < table->n_columns; i++)
+    {
+      const Column *col = &table->columns[i];
+      gint64 value;
+      double money;
+
+      switch (col->type)
+        {
+        case COL_INT:
+        case COL_ID:
+          value = column_int (col, data);
+          if (col->type == COL_INT || value > 0)
+            g_string_append_printf (out, "%" PRId64, value);
+          break;
+        case COL_TEXT:
+        case COL_NAME:
+          csv_text (out, column_text (col, data));
+          break;
+        case COL_BOOL:
+          g_string_append_c (out, column_int (col, data) != 0 ? '1' : '0');
+          break;
+        case COL_MONEY:
+        case COL_BUDGET:
+          money = column_double (col, data);
+          if (col->type == COL_MONEY || money >= 0)
+            csv_double (out, money);
+          break;
+        case COL_TIME:
+          csv_time (out, column_int (col, data));
+          break;
+        default:
+          g_assert_not_reached ();
+        }
+      g_string_append (out, i + 1 == table->n_columns ? "\r\n" : ",");
+    }
 }
 
 /* --- Either format ------------------------------------------------------ */
 
-/* What a table is called and has in each format; the usage log streams
- * its rows itself (no row functions). */
-typedef struct
-{
-  const char        *sheet_name;
-  const char *const *columns;
-  guint              n_columns;
-  const char *const *csv_columns;
-  guint              n_csv_columns;
-  void             (*book_row) (Book          *book,
-                                gconstpointer  row);
-  void             (*csv_row)  (GString       *out,
-                                gconstpointer  row);
-} Table;
-
 /* Where the rows go, whichever the format. */
 typedef struct
 {
-  GkExportFormat format;
-  Book           book;
-  Csv            csv;
+  GkExportFormat  format;
+  const Table    *table;
+  Book            book;
+  Csv             csv;
 } Sink;
 
 static gboolean
@@ -399,13 +494,26 @@ sink_open (Sink            *sink,
            GError         **error)
 {
   sink->format = format;
+  sink->table = table;
   if (format == GK_EXPORT_XLSX)
-    return book_open (&sink->book, path, table->sheet_name, table->columns, table->n_columns,
-                      error);
+    return book_open (&sink->book, path, table, error);
   if (!csv_open (&sink->csv, path, error))
     return FALSE;
-  csv_header (sink->csv.buffer, table->csv_columns, table->n_csv_columns);
+  csv_header (sink->csv.buffer, table);
   return TRUE;
+}
+
+static void
+sink_row (Sink          *sink,
+          gconstpointer  row)
+{
+  if (sink->format == GK_EXPORT_XLSX)
+    book_row (&sink->book, row);
+  else
+    {
+      csv_row (sink->csv.buffer, sink->table, row);
+      csv_maybe_flush (&sink->csv);
+    }
 }
 
 static gboolean
@@ -424,7 +532,7 @@ sink_close (Sink      *sink,
                                         : csv_close (&sink->csv, ok, error);
 }
 
-/* Writes @rows whole, with @table's row functions. */
+/* Writes @rows whole. */
 static gboolean
 export_table (const Table     *table,
               GPtrArray       *rows,
@@ -440,13 +548,7 @@ export_table (const Table     *table,
     return FALSE;
   for (guint i = 0; i < rows->len && ok; i++)
     {
-      if (format == GK_EXPORT_XLSX)
-        table->book_row (&sink.book, rows->pdata[i]);
-      else
-        {
-          table->csv_row (sink.csv.buffer, rows->pdata[i]);
-          csv_maybe_flush (&sink.csv);
-        }
+      sink_row (&sink, rows->pdata[i]);
       ok = !g_cancellable_set_error_if_cancelled (cancellable, error);
     }
   return sink_close (&sink, ok, ok ? error : NULL);
@@ -454,91 +556,52 @@ export_table (const Table     *table,
 
 /* --- Usage -------------------------------------------------------------- */
 
-static const char *const usage_columns[] = {
-  "id", "time_utc", "key_id", "key_name", "model", "status", "http_status", "tokens_used",
-  "prompt_tokens", "output_tokens", "cost_usd", "priced", "user_id", "latency_ms",
-  "error_message",
-};
-
-static const char *const usage_csv_columns[] = {
-  "id", "key_id", "key_name", "model", "tokens_used", "prompt_tokens", "output_tokens",
-  "cost_usd", "priced", "status", "http_status", "error_message", "user_id", "latency_ms",
-  "created_at",
-};
-
-static void
-usage_row (const GkUsageRow *r,
-           gpointer          user_data)
+static const char *
+usage_status_name (gint64 value)
 {
-  Book *book = user_data;
-  lxw_row_t row = book_next_row (book);
-
-  if (book->sheet == NULL)
-    return;
-  cell_int (book, row, 0, r->id);
-  cell_time (book, row, 1, r->created_at);
-  if (r->key_id > 0)
-    cell_int (book, row, 2, r->key_id);
-  cell_string (book, row, 3, r->key_name);
-  cell_string (book, row, 4, r->model);
-  cell_string (book, row, 5, gk_usage_status_to_string (r->status));
-  if (r->http_status > 0)
-    cell_int (book, row, 6, r->http_status);
-  cell_int (book, row, 7, r->tokens_used);
-  cell_int (book, row, 8, r->prompt_tokens);
-  cell_int (book, row, 9, r->output_tokens);
-  cell_money (book, row, 10, r->cost_usd);
-  worksheet_write_boolean (book->sheet, row, 11, r->priced, NULL);
-  cell_string (book, row, 12, r->user_id);
-  cell_int (book, row, 13, r->latency_ms);
-  cell_string (book, row, 14, r->error_message);
+  return gk_usage_status_to_string ((GkUsageStatus) value);
 }
+
+static const Column usage_columns[] = {
+  COLUMN ("id", NULL, 0, COL_INT, GkUsageRow, id),
+  /* No key: a request refused before one was chosen. */
+  COLUMN ("key_id", NULL, 2, COL_ID, GkUsageRow, key_id),
+  COLUMN ("key_name", NULL, 3, COL_TEXT, GkUsageRow, key_name),
+  COLUMN ("model", NULL, 4, COL_TEXT, GkUsageRow, model),
+  COLUMN ("tokens_used", NULL, 7, COL_INT, GkUsageRow, tokens_used),
+  COLUMN ("prompt_tokens", NULL, 8, COL_INT, GkUsageRow, prompt_tokens),
+  COLUMN ("output_tokens", NULL, 9, COL_INT, GkUsageRow, output_tokens),
+  COLUMN ("cost_usd", NULL, 10, COL_MONEY, GkUsageRow, cost_usd),
+  COLUMN ("priced", NULL, 11, COL_BOOL, GkUsageRow, priced),
+  NAME_COLUMN ("status", 5, GkUsageRow, status, usage_status_name),
+  COLUMN ("http_status", NULL, 6, COL_ID, GkUsageRow, http_status),
+  COLUMN ("error_message", NULL, 14, COL_TEXT, GkUsageRow, error_message),
+  COLUMN ("user_id", NULL, 12, COL_TEXT, GkUsageRow, user_id),
+  COLUMN ("latency_ms", NULL, 13, COL_INT, GkUsageRow, latency_ms),
+  COLUMN ("created_at", "time_utc", 1, COL_TIME, GkUsageRow, created_at),
+};
+
+static const Table usage_table = { "Usage", usage_columns, G_N_ELEMENTS (usage_columns) };
 
 void
 gk_export_csv_usage_header (GString *out)
 {
-  csv_header (out, usage_csv_columns, G_N_ELEMENTS (usage_csv_columns));
+  csv_header (out, &usage_table);
 }
 
 void
 gk_export_csv_usage_row (GString          *out,
                          const GkUsageRow *row)
 {
-  csv_int (out, row->id, FALSE);
-  /* No key: a request refused before one was chosen. */
-  csv_id (out, row->key_id);
-  csv_field (out, row->key_name, FALSE);
-  csv_field (out, row->model, FALSE);
-  csv_int (out, row->tokens_used, FALSE);
-  csv_int (out, row->prompt_tokens, FALSE);
-  csv_int (out, row->output_tokens, FALSE);
-  csv_double (out, row->cost_usd);
-  g_string_append (out, row->priced ? "1," : "0,");
-  g_string_append (out, gk_usage_status_to_string (row->status));
-  g_string_append_c (out, ',');
-  csv_id (out, row->http_status);
-  csv_field (out, row->error_message, FALSE);
-  csv_field (out, row->user_id, FALSE);
-  csv_int (out, row->latency_ms, FALSE);
-  csv_time (out, row->created_at, TRUE);
+  csv_row (out, &usage_table, row);
 }
 
 static void
-usage_row_csv (const GkUsageRow *row,
-               gpointer          user_data)
+usage_row (const GkUsageRow *row,
+           gpointer          sink)
 {
-  Csv *csv = user_data;
-
-  gk_export_csv_usage_row (csv->buffer, row);
-  csv_maybe_flush (csv);
+  sink_row (sink, row);
 }
-
-static const Table usage_table = {
-  "Usage",
-  usage_columns, G_N_ELEMENTS (usage_columns),
-  usage_csv_columns, G_N_ELEMENTS (usage_csv_columns),
-  NULL, NULL,
-};
 
 /**
  * gk_export_usage:
@@ -557,11 +620,9 @@ gk_export_usage (GkDatabase          *db,
                  guint64             *n_rows,
                  GError             **error)
 {
-  GkUsageRowFunc func = format == GK_EXPORT_XLSX ? usage_row : usage_row_csv;
   gint64 before = G_MAXINT64;
   guint64 total = 0;
   gboolean ok = TRUE;
-  gpointer target;
   Sink sink;
 
   g_return_val_if_fail (GK_IS_DATABASE (db), FALSE);
@@ -570,7 +631,6 @@ gk_export_usage (GkDatabase          *db,
 
   if (!sink_open (&sink, format, path, &usage_table, error))
     return FALSE;
-  target = format == GK_EXPORT_XLSX ? (gpointer) &sink.book : (gpointer) &sink.csv;
   for (;;)
     {
       gint64 n;
@@ -582,10 +642,10 @@ gk_export_usage (GkDatabase          *db,
         }
       /* The whole log streams row by row; a filtered page is read first. */
       if (filter == NULL)
-        n = gk_stats_usage_page (db, before, EXPORT_PAGE, func, target, &before, error);
+        n = gk_stats_usage_page (db, before, EXPORT_PAGE, usage_row, &sink, &before, error);
       else
-        n = gk_stats_usage_query_page (db, filter, before, EXPORT_PAGE, func, target, &before,
-                                       error);
+        n = gk_stats_usage_query_page (db, filter, before, EXPORT_PAGE, usage_row, &sink,
+                                       &before, error);
       if (n < 0)
         {
           ok = FALSE;
@@ -606,57 +666,25 @@ gk_export_usage (GkDatabase          *db,
 
 /* --- Rotations ---------------------------------------------------------- */
 
-static const char *const rotation_columns[] = {
-  "id", "time_utc", "from_key_id", "from_key_name", "to_key_id", "to_key_name", "reason",
-  "triggered_by",
-};
-
-static const char *const rotation_csv_columns[] = {
-  "id", "from_key_id", "from_key_name", "to_key_id", "to_key_name", "reason", "triggered_by",
-  "created_at",
-};
-
-static void
-rotation_row (Book          *book,
-              gconstpointer  data)
+static const char *
+rotation_reason_name (gint64 value)
 {
-  const GkRotationRow *r = data;
-  lxw_row_t row = book_next_row (book);
-
-  if (book->sheet == NULL)
-    return;
-  cell_int (book, row, 0, r->id);
-  cell_time (book, row, 1, r->created_at);
-  cell_int (book, row, 2, r->from_key_id);
-  cell_string (book, row, 3, r->from_key_name);
-  if (r->to_key_id > 0)
-    cell_int (book, row, 4, r->to_key_id);
-  cell_string (book, row, 5, r->to_key_name);
-  cell_string (book, row, 6, gk_rotation_reason_to_string (r->reason));
-  cell_string (book, row, 7, r->triggered_by);
+  return gk_rotation_reason_to_string ((GkRotationReason) value);
 }
 
-static void
-rotation_row_csv (GString       *out,
-                  gconstpointer  data)
-{
-  const GkRotationRow *r = data;
-
-  csv_int (out, r->id, FALSE);
-  csv_int (out, r->from_key_id, FALSE);
-  csv_field (out, r->from_key_name, FALSE);
-  csv_id (out, r->to_key_id);
-  csv_field (out, r->to_key_name, FALSE);
-  csv_field (out, gk_rotation_reason_to_string (r->reason), FALSE);
-  csv_field (out, r->triggered_by, FALSE);
-  csv_time (out, r->created_at, TRUE);
-}
+static const Column rotation_columns[] = {
+  COLUMN ("id", NULL, 0, COL_INT, GkRotationRow, id),
+  COLUMN ("from_key_id", NULL, 2, COL_INT, GkRotationRow, from_key_id),
+  COLUMN ("from_key_name", NULL, 3, COL_TEXT, GkRotationRow, from_key_name),
+  COLUMN ("to_key_id", NULL, 4, COL_ID, GkRotationRow, to_key_id),
+  COLUMN ("to_key_name", NULL, 5, COL_TEXT, GkRotationRow, to_key_name),
+  NAME_COLUMN ("reason", 6, GkRotationRow, reason, rotation_reason_name),
+  COLUMN ("triggered_by", NULL, 7, COL_TEXT, GkRotationRow, triggered_by),
+  COLUMN ("created_at", "time_utc", 1, COL_TIME, GkRotationRow, created_at),
+};
 
 static const Table rotation_table = {
-  "Rotations",
-  rotation_columns, G_N_ELEMENTS (rotation_columns),
-  rotation_csv_columns, G_N_ELEMENTS (rotation_csv_columns),
-  rotation_row, rotation_row_csv,
+  "Rotations", rotation_columns, G_N_ELEMENTS (rotation_columns)
 };
 
 gboolean
@@ -687,75 +715,39 @@ gk_export_rotations (GkDatabase      *db,
 
 /* --- Keys --------------------------------------------------------------- */
 
-static const char *const key_columns[] = {
-  "id", "name", "key_hint", "project", "status", "priority", "is_default",
-  "monthly_budget_usd", "month_cost_usd", "created_utc", "last_used_utc",
-};
-
-static const char *const key_csv_columns[] = {
-  "id", "name", "key_hint", "project", "status", "priority", "is_default",
-  "monthly_budget_usd", "month_cost_usd", "created_at", "last_used_at",
-  "monthly_tokens_limit", "monthly_tokens_used", "daily_tokens_limit", "daily_tokens_used",
-  "minute_tokens_limit", "minute_tokens_used", "daily_requests_limit", "daily_requests_used",
-  "minute_requests_limit", "minute_requests_used",
-};
-
-static void
-key_row (Book          *book,
-         gconstpointer  data)
+static const char *
+key_status_name (gint64 value)
 {
-  const GkKey *k = data;
-  lxw_row_t row = book_next_row (book);
-
-  if (book->sheet == NULL)
-    return;
-  cell_int (book, row, 0, k->id);
-  cell_string (book, row, 1, k->name);
-  cell_string (book, row, 2, k->key_hint);
-  cell_string (book, row, 3, k->project);
-  cell_string (book, row, 4, gk_key_status_to_string (k->status));
-  cell_int (book, row, 5, k->priority);
-  worksheet_write_boolean (book->sheet, row, 6, k->is_default, NULL);
-  if (k->monthly_budget_usd >= 0)
-    cell_money (book, row, 7, k->monthly_budget_usd);
-  cell_money (book, row, 8, k->month_cost_usd);
-  cell_time (book, row, 9, k->created_at);
-  cell_time (book, row, 10, k->last_used_at);
+  return gk_key_status_to_string ((GkKeyStatus) value);
 }
 
-static void
-key_row_csv (GString       *out,
-             gconstpointer  data)
-{
-  const GkKey *k = data;
+/* A quota's limit and use: in the CSV only. */
+#define QUOTA_COLUMNS(title, slot)                                        \
+  COLUMN (title "_limit", NULL, -1, COL_INT, GkKey, quotas[slot].limit_value), \
+  COLUMN (title "_used", NULL, -1, COL_INT, GkKey, quotas[slot].used_value)
 
-  csv_int (out, k->id, FALSE);
-  csv_field (out, k->name, FALSE);
-  csv_field (out, k->key_hint, FALSE);
-  csv_field (out, k->project, FALSE);
-  csv_field (out, gk_key_status_to_string (k->status), FALSE);
-  csv_int (out, k->priority, FALSE);
-  g_string_append (out, k->is_default ? "1," : "0,");
-  if (k->monthly_budget_usd >= 0)
-    csv_double (out, k->monthly_budget_usd);
-  else
-    g_string_append_c (out, ',');
-  csv_double (out, k->month_cost_usd);
-  csv_time (out, k->created_at, FALSE);
-  csv_time (out, k->last_used_at, FALSE);
-  for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
-    {
-      csv_int (out, k->quotas[i].limit_value, FALSE);
-      csv_int (out, k->quotas[i].used_value, i + 1 == GK_QUOTA_N_SLOTS);
-    }
-}
-
-static const Table key_table = {
-  "Keys",
-  key_columns, G_N_ELEMENTS (key_columns),
-  key_csv_columns, G_N_ELEMENTS (key_csv_columns),
-  key_row, key_row_csv,
+static const Column key_columns[] = {
+  COLUMN ("id", NULL, 0, COL_INT, GkKey, id),
+  COLUMN ("name", NULL, 1, COL_TEXT, GkKey, name),
+  COLUMN ("key_hint", NULL, 2, COL_TEXT, GkKey, key_hint),
+  COLUMN ("project", NULL, 3, COL_TEXT, GkKey, project),
+  NAME_COLUMN ("status", 4, GkKey, status, key_status_name),
+  COLUMN ("priority", NULL, 5, COL_INT, GkKey, priority),
+  COLUMN ("is_default", NULL, 6, COL_BOOL, GkKey, is_default),
+  COLUMN ("monthly_budget_usd", NULL, 7, COL_BUDGET, GkKey, monthly_budget_usd),
+  COLUMN ("month_cost_usd", NULL, 8, COL_MONEY, GkKey, month_cost_usd),
+  COLUMN ("created_at", "created_utc", 9, COL_TIME, GkKey, created_at),
+  COLUMN ("last_used_at", "last_used_utc", 10, COL_TIME, GkKey, last_used_at),
+  QUOTA_COLUMNS ("monthly_tokens", GK_QUOTA_SLOT_MONTHLY_TOKENS),
+  QUOTA_COLUMNS ("daily_tokens", GK_QUOTA_SLOT_DAILY_TOKENS),
+  QUOTA_COLUMNS ("minute_tokens", GK_QUOTA_SLOT_MINUTE_TOKENS),
+  QUOTA_COLUMNS ("daily_requests", GK_QUOTA_SLOT_DAILY_REQUESTS),
+  QUOTA_COLUMNS ("minute_requests", GK_QUOTA_SLOT_MINUTE_REQUESTS),
 };
+
+G_STATIC_ASSERT (GK_QUOTA_N_SLOTS == 5);
+
+static const Table key_table = { "Keys", key_columns, G_N_ELEMENTS (key_columns) };
 
 gboolean
 gk_export_keys (GkKeyStore      *store,
@@ -783,54 +775,23 @@ gk_export_keys (GkKeyStore      *store,
 
 /* --- Audit log ---------------------------------------------------------- */
 
-static const char *const audit_columns[] = {
-  "id", "time_utc", "actor", "action", "target_id", "target", "summary",
-};
-
-static const char *const audit_csv_columns[] = {
-  "id", "created_at", "actor", "action", "target_id", "target", "summary",
-};
-
-static void
-audit_row (Book          *book,
-           gconstpointer  data)
+static const char *
+audit_action_name (gint64 value)
 {
-  const GkAuditRow *r = data;
-  lxw_row_t row = book_next_row (book);
-
-  if (book->sheet == NULL)
-    return;
-  cell_int (book, row, 0, r->id);
-  cell_time (book, row, 1, r->created_at);
-  cell_string (book, row, 2, r->actor);
-  cell_string (book, row, 3, gk_audit_action_to_string (r->action));
-  if (r->target_id > 0)
-    cell_int (book, row, 4, r->target_id);
-  cell_string (book, row, 5, r->target);
-  cell_string (book, row, 6, r->summary);
+  return gk_audit_action_to_string ((GkAuditAction) value);
 }
 
-static void
-audit_row_csv (GString       *out,
-               gconstpointer  data)
-{
-  const GkAuditRow *r = data;
-
-  csv_int (out, r->id, FALSE);
-  csv_time (out, r->created_at, FALSE);
-  csv_field (out, r->actor, FALSE);
-  csv_field (out, gk_audit_action_to_string (r->action), FALSE);
-  csv_id (out, r->target_id);
-  csv_field (out, r->target, FALSE);
-  csv_field (out, r->summary, TRUE);
-}
-
-static const Table audit_table = {
-  "Audit",
-  audit_columns, G_N_ELEMENTS (audit_columns),
-  audit_csv_columns, G_N_ELEMENTS (audit_csv_columns),
-  audit_row, audit_row_csv,
+static const Column audit_columns[] = {
+  COLUMN ("id", NULL, 0, COL_INT, GkAuditRow, id),
+  COLUMN ("created_at", "time_utc", 1, COL_TIME, GkAuditRow, created_at),
+  COLUMN ("actor", NULL, 2, COL_TEXT, GkAuditRow, actor),
+  NAME_COLUMN ("action", 3, GkAuditRow, action, audit_action_name),
+  COLUMN ("target_id", NULL, 4, COL_ID, GkAuditRow, target_id),
+  COLUMN ("target", NULL, 5, COL_TEXT, GkAuditRow, target),
+  COLUMN ("summary", NULL, 6, COL_TEXT, GkAuditRow, summary),
 };
+
+static const Table audit_table = { "Audit", audit_columns, G_N_ELEMENTS (audit_columns) };
 
 /* The audit log, newest first. */
 gboolean

@@ -71,10 +71,4 @@ void     gk_export_csv_usage_header (GString          *out);
 void     gk_export_csv_usage_row    (GString          *out,
                                      const GkUsageRow *row);
 
-/* The audit log, newest first. */
-gboolean gk_export_audit_xlsx     (GkDatabase          *db,
-                                   const char          *path,
-                                   guint64             *n_rows,
-                                   GError             **error);
-
 G_END_DECLS
