@@ -14,6 +14,7 @@
 
 #include "gk-audit-page.h"
 #include "gk-format.h"
+#include "gk-page-load.h"
 
 #define HISTORY_LIMIT 1000
 
@@ -114,9 +115,7 @@ struct _GkAuditPage
   GtkColumnView  *column_view;
 
   GListStore     *store;
-  GkBackend      *backend;
-  GCancellable   *cancellable;
-  gboolean        loading;
+  GkPageLoad      load;
 };
 
 G_DEFINE_FINAL_TYPE (GkAuditPage, gk_audit_page, ADW_TYPE_BIN)
@@ -128,16 +127,6 @@ enum {
 };
 
 static GParamSpec *properties[N_PROPS];
-
-static void
-set_loading (GkAuditPage *self,
-             gboolean     loading)
-{
-  if (self->loading == loading)
-    return;
-  self->loading = loading;
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LOADING]);
-}
 
 static void
 load_thread (GTask        *task,
@@ -168,7 +157,7 @@ load_cb (GObject      *object,
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     return;
 
-  set_loading (self, FALSE);
+  gk_page_load_set_loading (&self->load, FALSE);
   if (rows == NULL)
     {
       adw_status_page_set_title (self->empty_status, _("Could Not Read the Audit Log"));
@@ -187,47 +176,25 @@ load_cb (GObject      *object,
 }
 
 static void
-reload (GkAuditPage *self)
+reload (gpointer page)
 {
+  GkAuditPage *self = page;
   GkDatabase *db;
-  g_autoptr(GTask) task = NULL;
+  g_autoptr(GTask) task = gk_page_load_start (&self->load, load_cb, reload, &db);
+  gboolean shown = g_list_model_get_n_items (G_LIST_MODEL (self->store)) > 0;
 
-  g_cancellable_cancel (self->cancellable);
-  g_clear_object (&self->cancellable);
-
-  db = self->backend != NULL ? gk_backend_get_database (self->backend) : NULL;
-  if (db == NULL)
+  if (task == NULL)
     {
-      set_loading (self, FALSE);
-      if (g_list_model_get_n_items (G_LIST_MODEL (self->store)) == 0)
+      if (!shown)
         gtk_stack_set_visible_child_name (self->stack, "empty");
       return;
     }
 
-  self->cancellable = g_cancellable_new ();
-  set_loading (self, TRUE);
   /* A list already shown stays while it is read again. */
-  if (g_list_model_get_n_items (G_LIST_MODEL (self->store)) == 0)
+  if (!shown)
     gtk_stack_set_visible_child_name (self->stack, "loading");
-  task = g_task_new (self, self->cancellable, load_cb, NULL);
-  g_task_set_source_tag (task, reload);
   g_task_set_task_data (task, g_object_ref (db), g_object_unref);
   g_task_run_in_thread (task, load_thread);
-}
-
-/* Hidden, the page waits until it is shown (map reads it then). */
-static void
-backend_changed_cb (GkAuditPage *self)
-{
-  if (gtk_widget_get_mapped (GTK_WIDGET (self)))
-    reload (self);
-}
-
-static void
-gk_audit_page_map (GtkWidget *widget)
-{
-  GTK_WIDGET_CLASS (gk_audit_page_parent_class)->map (widget);
-  reload (GK_AUDIT_PAGE (widget));
 }
 
 static void
@@ -235,13 +202,8 @@ gk_audit_page_dispose (GObject *object)
 {
   GkAuditPage *self = GK_AUDIT_PAGE (object);
 
-  g_cancellable_cancel (self->cancellable);
-  g_clear_object (&self->cancellable);
-  gk_backend_set_watched (&self->backend, NULL, NULL, self);
-  /* AdwBin unparents its child in its own dispose; let it go first, or
-   * dispose_template unparents it too and AdwBin is left with a stale child. */
-  adw_bin_set_child (ADW_BIN (self), NULL);
-  gtk_widget_dispose_template (GTK_WIDGET (self), GK_TYPE_AUDIT_PAGE);
+  gk_page_load_dispose (&self->load);
+  gk_page_dispose_template (ADW_BIN (self), GK_TYPE_AUDIT_PAGE);
   g_clear_object (&self->store);
 
   G_OBJECT_CLASS (gk_audit_page_parent_class)->dispose (object);
@@ -258,7 +220,7 @@ gk_audit_page_get_property (GObject    *object,
   switch (prop_id)
     {
     case PROP_LOADING:
-      g_value_set_boolean (value, self->loading);
+      g_value_set_boolean (value, self->load.loading);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -273,7 +235,6 @@ gk_audit_page_class_init (GkAuditPageClass *klass)
 
   object_class->dispose = gk_audit_page_dispose;
   object_class->get_property = gk_audit_page_get_property;
-  widget_class->map = gk_audit_page_map;
 
   properties[PROP_LOADING] =
     g_param_spec_boolean ("loading", NULL, NULL, FALSE,
@@ -295,6 +256,7 @@ gk_audit_page_init (GkAuditPage *self)
 {
   g_autoptr(GtkNoSelection) selection = NULL;
 
+  gk_page_load_init (&self->load, GTK_WIDGET (self), properties[PROP_LOADING], reload, TRUE);
   gtk_widget_init_template (GTK_WIDGET (self));
 
   self->store = g_list_store_new (GK_TYPE_AUDIT_ITEM);
@@ -318,8 +280,7 @@ gk_audit_page_set_backend (GkAuditPage *self,
   g_return_if_fail (GK_IS_AUDIT_PAGE (self));
   g_return_if_fail (backend == NULL || GK_IS_BACKEND (backend));
 
-  if (gk_backend_set_watched (&self->backend, backend, G_CALLBACK (backend_changed_cb), self))
-    backend_changed_cb (self);
+  gk_page_load_set_backend (&self->load, backend);
 }
 
 gboolean
@@ -327,5 +288,5 @@ gk_audit_page_get_loading (GkAuditPage *self)
 {
   g_return_val_if_fail (GK_IS_AUDIT_PAGE (self), FALSE);
 
-  return self->loading;
+  return self->load.loading;
 }

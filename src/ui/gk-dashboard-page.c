@@ -14,6 +14,7 @@
 #include "gk-compare-view.h"
 #include "gk-dashboard-page.h"
 #include "gk-line-chart.h"
+#include "gk-page-load.h"
 #include "gk-rotations-page.h"
 #include "gk-usage-model.h"
 
@@ -49,10 +50,8 @@ struct _GkDashboardPage
   GtkLabel      *forecast_label;
   GkCompareView *compare_view;
 
-  GkBackend     *backend;
-  GCancellable  *cancellable;
+  GkPageLoad     load;
   guint          days;
-  gboolean       loading;
 };
 
 G_DEFINE_FINAL_TYPE (GkDashboardPage, gk_dashboard_page, ADW_TYPE_BIN)
@@ -223,16 +222,6 @@ enum {
 };
 
 static GParamSpec *properties[N_PROPS];
-
-static void
-set_loading (GkDashboardPage *self,
-             gboolean         loading)
-{
-  if (self->loading == loading)
-    return;
-  self->loading = loading;
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LOADING]);
-}
 
 /* Tables */
 
@@ -635,30 +624,20 @@ load_cb (GObject      *object,
       show_forecast (self, loaded->forecast);
       gk_compare_view_set_rows (self->compare_view, loaded->compare);
     }
-  set_loading (self, FALSE);
+  gk_page_load_set_loading (&self->load, FALSE);
 }
 
 static void
-reload (GkDashboardPage *self)
+reload (gpointer page)
 {
+  GkDashboardPage *self = page;
   GkDatabase *db;
-  g_autoptr(GTask) task = NULL;
+  g_autoptr(GTask) task = gk_page_load_start (&self->load, load_cb, reload, &db);
   LoadData *data;
 
-  g_cancellable_cancel (self->cancellable);
-  g_clear_object (&self->cancellable);
+  if (task == NULL)
+    return;
 
-  db = self->backend != NULL ? gk_backend_get_database (self->backend) : NULL;
-  if (db == NULL)
-    {
-      set_loading (self, FALSE);
-      return;
-    }
-
-  self->cancellable = g_cancellable_new ();
-  set_loading (self, TRUE);
-  task = g_task_new (self, self->cancellable, load_cb, NULL);
-  g_task_set_source_tag (task, reload);
   data = g_new0 (LoadData, 1);
   data->db = g_object_ref (db);
   data->days = self->days;
@@ -667,12 +646,6 @@ reload (GkDashboardPage *self)
 }
 
 /* Signal callbacks */
-
-static void
-backend_changed_cb (GkDashboardPage *self)
-{
-  reload (self);
-}
 
 static void
 period_toggled_cb (GtkToggleButton *button,
@@ -691,13 +664,8 @@ gk_dashboard_page_dispose (GObject *object)
 {
   GkDashboardPage *self = GK_DASHBOARD_PAGE (object);
 
-  g_cancellable_cancel (self->cancellable);
-  g_clear_object (&self->cancellable);
-  gk_backend_set_watched (&self->backend, NULL, NULL, self);
-  /* AdwBin unparents its child in its own dispose; let it go first, or
-   * dispose_template unparents it too and AdwBin is left with a stale child. */
-  adw_bin_set_child (ADW_BIN (self), NULL);
-  gtk_widget_dispose_template (GTK_WIDGET (self), GK_TYPE_DASHBOARD_PAGE);
+  gk_page_load_dispose (&self->load);
+  gk_page_dispose_template (ADW_BIN (self), GK_TYPE_DASHBOARD_PAGE);
 
   G_OBJECT_CLASS (gk_dashboard_page_parent_class)->dispose (object);
 }
@@ -716,7 +684,7 @@ gk_dashboard_page_get_property (GObject    *object,
       g_value_set_uint (value, self->days);
       break;
     case PROP_LOADING:
-      g_value_set_boolean (value, self->loading);
+      g_value_set_boolean (value, self->load.loading);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -796,6 +764,7 @@ static void
 gk_dashboard_page_init (GkDashboardPage *self)
 {
   self->days = DEFAULT_DAYS;
+  gk_page_load_init (&self->load, GTK_WIDGET (self), properties[PROP_LOADING], reload, FALSE);
   gtk_widget_init_template (GTK_WIDGET (self));
   show_titles (self);
 }
@@ -815,8 +784,7 @@ gk_dashboard_page_set_backend (GkDashboardPage *self,
   g_return_if_fail (GK_IS_DASHBOARD_PAGE (self));
   g_return_if_fail (backend == NULL || GK_IS_BACKEND (backend));
 
-  if (gk_backend_set_watched (&self->backend, backend, G_CALLBACK (backend_changed_cb), self))
-    reload (self);
+  gk_page_load_set_backend (&self->load, backend);
 }
 
 void
@@ -850,5 +818,5 @@ gk_dashboard_page_get_loading (GkDashboardPage *self)
 {
   g_return_val_if_fail (GK_IS_DASHBOARD_PAGE (self), FALSE);
 
-  return self->loading;
+  return self->load.loading;
 }

@@ -14,6 +14,7 @@
 #include "gk-key-dialog.h"
 #include "gk-key-row.h"
 #include "gk-keys-page.h"
+#include "gk-page-load.h"
 #include "gk-quota-bar.h"
 
 struct _GkKeysPage
@@ -1510,10 +1511,7 @@ gk_keys_page_dispose (GObject *object)
 
   gk_backend_set_watched (&self->backend, NULL, NULL, self);
 
-  /* The template's top widget is the bin's child: let the bin drop it
-   * first, or it would unparent it a second time. */
-  adw_bin_set_child (ADW_BIN (self), NULL);
-  gtk_widget_dispose_template (GTK_WIDGET (self), GK_TYPE_KEYS_PAGE);
+  gk_page_dispose_template (ADW_BIN (self), GK_TYPE_KEYS_PAGE);
 
   G_OBJECT_CLASS (gk_keys_page_parent_class)->dispose (object);
 }

@@ -12,6 +12,7 @@
 
 #include "gk-adaptive.h"
 #include "gk-export-button.h"
+#include "gk-page-load.h"
 #include "gk-rotations-page.h"
 #include "gk-usage-model.h"
 
@@ -120,9 +121,7 @@ struct _GkRotationsPage
   GtkListView    *narrow_list;   /* the same rows in narrow windows */
 
   GListStore     *store;
-  GkBackend      *backend;
-  GCancellable   *cancellable;
-  gboolean        loading;
+  GkPageLoad      load;
 };
 
 G_DEFINE_FINAL_TYPE (GkRotationsPage, gk_rotations_page, ADW_TYPE_BIN)
@@ -154,21 +153,12 @@ export_cb (GkRotationsPage *self,
            const char      *path,
            GkExportButton  *button)
 {
-  GkDatabase *db = self->backend != NULL ? gk_backend_get_database (self->backend) : NULL;
+  GkDatabase *db = self->load.backend != NULL ? gk_backend_get_database (self->load.backend)
+                                              : NULL;
 
   if (db != NULL)
     gk_export_button_run (button, format, path, export_job_run, g_object_ref (db),
                           g_object_unref);
-}
-
-static void
-set_loading (GkRotationsPage *self,
-             gboolean         loading)
-{
-  if (self->loading == loading)
-    return;
-  self->loading = loading;
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LOADING]);
 }
 
 typedef struct
@@ -266,7 +256,7 @@ load_cb (GObject      *object,
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     return;
 
-  set_loading (self, FALSE);
+  gk_page_load_set_loading (&self->load, FALSE);
   if (result == NULL)
     {
       adw_status_page_set_title (self->empty_status, _("Could Not Read the Rotations"));
@@ -291,38 +281,25 @@ load_cb (GObject      *object,
 }
 
 static void
-reload (GkRotationsPage *self)
+reload (gpointer page)
 {
+  GkRotationsPage *self = page;
   GkDatabase *db;
-  g_autoptr(GTask) task = NULL;
+  g_autoptr(GTask) task = gk_page_load_start (&self->load, load_cb, reload, &db);
+  gboolean shown = g_list_model_get_n_items (G_LIST_MODEL (self->store)) > 0;
 
-  g_cancellable_cancel (self->cancellable);
-  g_clear_object (&self->cancellable);
-
-  db = self->backend != NULL ? gk_backend_get_database (self->backend) : NULL;
-  if (db == NULL)
+  if (task == NULL)
     {
-      set_loading (self, FALSE);
-      if (g_list_model_get_n_items (G_LIST_MODEL (self->store)) == 0)
+      if (!shown)
         gtk_stack_set_visible_child_name (self->stack, "empty");
       return;
     }
 
-  self->cancellable = g_cancellable_new ();
-  set_loading (self, TRUE);
   /* A list already shown stays while it is read again. */
-  if (g_list_model_get_n_items (G_LIST_MODEL (self->store)) == 0)
+  if (!shown)
     gtk_stack_set_visible_child_name (self->stack, "loading");
-  task = g_task_new (self, self->cancellable, load_cb, NULL);
-  g_task_set_source_tag (task, reload);
   g_task_set_task_data (task, g_object_ref (db), g_object_unref);
   g_task_run_in_thread (task, load_thread);
-}
-
-static void
-backend_changed_cb (GkRotationsPage *self)
-{
-  reload (self);
 }
 
 static void
@@ -330,13 +307,8 @@ gk_rotations_page_dispose (GObject *object)
 {
   GkRotationsPage *self = GK_ROTATIONS_PAGE (object);
 
-  g_cancellable_cancel (self->cancellable);
-  g_clear_object (&self->cancellable);
-  gk_backend_set_watched (&self->backend, NULL, NULL, self);
-  /* AdwBin unparents its child in its own dispose; let it go first, or
-   * dispose_template unparents it too and AdwBin is left with a stale child. */
-  adw_bin_set_child (ADW_BIN (self), NULL);
-  gtk_widget_dispose_template (GTK_WIDGET (self), GK_TYPE_ROTATIONS_PAGE);
+  gk_page_load_dispose (&self->load);
+  gk_page_dispose_template (ADW_BIN (self), GK_TYPE_ROTATIONS_PAGE);
   g_clear_object (&self->store);
 
   G_OBJECT_CLASS (gk_rotations_page_parent_class)->dispose (object);
@@ -353,7 +325,7 @@ gk_rotations_page_get_property (GObject    *object,
   switch (prop_id)
     {
     case PROP_LOADING:
-      g_value_set_boolean (value, self->loading);
+      g_value_set_boolean (value, self->load.loading);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -397,6 +369,7 @@ gk_rotations_page_init (GkRotationsPage *self)
 {
   g_autoptr(GtkNoSelection) selection = NULL;
 
+  gk_page_load_init (&self->load, GTK_WIDGET (self), properties[PROP_LOADING], reload, FALSE);
   gtk_widget_init_template (GTK_WIDGET (self));
 
   self->store = g_list_store_new (GK_TYPE_ROTATION_ITEM);
@@ -421,8 +394,7 @@ gk_rotations_page_set_backend (GkRotationsPage *self,
   g_return_if_fail (GK_IS_ROTATIONS_PAGE (self));
   g_return_if_fail (backend == NULL || GK_IS_BACKEND (backend));
 
-  if (gk_backend_set_watched (&self->backend, backend, G_CALLBACK (backend_changed_cb), self))
-    reload (self);
+  gk_page_load_set_backend (&self->load, backend);
 }
 
 gboolean
@@ -430,7 +402,7 @@ gk_rotations_page_get_loading (GkRotationsPage *self)
 {
   g_return_val_if_fail (GK_IS_ROTATIONS_PAGE (self), FALSE);
 
-  return self->loading;
+  return self->load.loading;
 }
 
 /**

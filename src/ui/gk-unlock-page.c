@@ -7,6 +7,7 @@
 #include <glib/gi18n.h>
 
 #include "gk-core.h"
+#include "gk-page-load.h"
 #include "gk-unlock-page.h"
 
 struct _GkUnlockPage
@@ -85,10 +86,7 @@ gk_unlock_page_dispose (GObject *object)
   if (self->chooser != NULL)
     gtk_native_dialog_destroy (GTK_NATIVE_DIALOG (self->chooser));
   g_clear_object (&self->chooser);
-  /* The template's top widget is the bin's child: let the bin drop it
-   * first, or it would unparent it a second time. */
-  adw_bin_set_child (ADW_BIN (self), NULL);
-  gtk_widget_dispose_template (GTK_WIDGET (self), GK_TYPE_UNLOCK_PAGE);
+  gk_page_dispose_template (ADW_BIN (self), GK_TYPE_UNLOCK_PAGE);
 
   G_OBJECT_CLASS (gk_unlock_page_parent_class)->dispose (object);
 }

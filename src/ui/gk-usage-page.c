@@ -15,6 +15,7 @@
 
 #include "gk-adaptive.h"
 #include "gk-export-button.h"
+#include "gk-page-load.h"
 #include "gk-usage-model.h"
 #include "gk-usage-page.h"
 
@@ -607,10 +608,7 @@ gk_usage_page_dispose (GObject *object)
   g_clear_object (&self->cancellable);
   gk_backend_set_watched (&self->backend, NULL, NULL, self);
   drop_model (self);
-  /* AdwBin unparents its child in its own dispose; let it go first, or
-   * dispose_template unparents it too and AdwBin is left with a stale child. */
-  adw_bin_set_child (ADW_BIN (self), NULL);
-  gtk_widget_dispose_template (GTK_WIDGET (self), GK_TYPE_USAGE_PAGE);
+  gk_page_dispose_template (ADW_BIN (self), GK_TYPE_USAGE_PAGE);
 
   G_OBJECT_CLASS (gk_usage_page_parent_class)->dispose (object);
 }

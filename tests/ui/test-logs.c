@@ -1,5 +1,6 @@
 /* test-logs.c: the usage page's filter, limit and summary; the rotation
- * page's totals; the lazy model over a large log.
+ * page's totals; the audit page, read only while shown; the lazy model
+ * over a large log.
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
@@ -9,6 +10,7 @@
 #include <locale.h>
 #include <time.h>
 
+#include "gk-audit-page.h"
 #include "gk-backend.h"
 #include "gk-database-private.h"
 #include "gk-export-button.h"
@@ -614,6 +616,91 @@ test_rotations_empty (void)
   gk_ui_test_finalize_object (page);
 }
 
+static guint
+audit_rows (GtkWidget *page)
+{
+  return g_list_model_get_n_items (G_LIST_MODEL (gtk_column_view_get_model (
+    GTK_COLUMN_VIEW (gk_ui_test_find_type (page, GTK_TYPE_COLUMN_VIEW)))));
+}
+
+static void
+add_audit_row (GkBackend *backend)
+{
+  gk_ui_test_exec_sql (gk_backend_get_database (backend),
+                       "INSERT INTO audit_log (created_at, actor, action, target)"
+                       " VALUES (1773500000, 'ann', 'key_copy', 'alpha')");
+}
+
+static void
+wait_audit (GtkWidget *page)
+{
+  while (gk_audit_page_get_loading (GK_AUDIT_PAGE (page)))
+    g_main_context_iteration (NULL, TRUE);
+}
+
+/* The audit page reads the log when it is shown and when the data changes
+ * while it is; hidden, it reads nothing (a change waits until it is shown
+ * again). The rotation page reads whether shown or not. */
+static void
+test_audit_when_shown (void)
+{
+  g_autofree char *path = fixture ();
+  g_autoptr(GkBackend) backend = gk_ui_test_backend_new (path);
+  GtkWidget *page = g_object_ref_sink (gk_audit_page_new ());
+  GtkWidget *rotations = g_object_ref_sink (gk_rotations_page_new ());
+  GtkWidget *window = gtk_window_new ();
+
+  add_audit_row (backend);
+  gk_audit_page_set_backend (GK_AUDIT_PAGE (page), backend);
+  gk_rotations_page_set_backend (GK_ROTATIONS_PAGE (rotations), backend);
+  g_assert_false (gk_audit_page_get_loading (GK_AUDIT_PAGE (page)));
+  g_assert_true (gk_rotations_page_get_loading (GK_ROTATIONS_PAGE (rotations)));
+  while (gk_rotations_page_get_loading (GK_ROTATIONS_PAGE (rotations)))
+    g_main_context_iteration (NULL, TRUE);
+  gk_backend_notify_changed (backend);
+  g_assert_false (gk_audit_page_get_loading (GK_AUDIT_PAGE (page)));
+  g_assert_true (gk_rotations_page_get_loading (GK_ROTATIONS_PAGE (rotations)));
+  g_assert_cmpuint (audit_rows (page), ==, 0);
+  g_assert_cmpstr (visible_page (page), ==, "empty");
+
+  gtk_window_set_child (GTK_WINDOW (window), page);
+  gtk_window_present (GTK_WINDOW (window));
+  while (!gtk_widget_get_mapped (page))
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_true (gk_audit_page_get_loading (GK_AUDIT_PAGE (page)));
+  wait_audit (page);
+  g_assert_cmpuint (audit_rows (page), ==, 1);
+  g_assert_cmpstr (visible_page (page), ==, "list");
+
+  /* Shown, a change reads the log again. */
+  add_audit_row (backend);
+  gk_backend_notify_changed (backend);
+  g_assert_true (gk_audit_page_get_loading (GK_AUDIT_PAGE (page)));
+  wait_audit (page);
+  g_assert_cmpuint (audit_rows (page), ==, 2);
+
+  /* Hidden again, a change waits until the page is shown. */
+  gtk_widget_set_visible (window, FALSE);
+  g_assert_false (gtk_widget_get_mapped (page));
+  add_audit_row (backend);
+  gk_backend_notify_changed (backend);
+  g_assert_false (gk_audit_page_get_loading (GK_AUDIT_PAGE (page)));
+  g_assert_cmpuint (audit_rows (page), ==, 2);
+  gtk_widget_set_visible (window, TRUE);
+  while (!gtk_widget_get_mapped (page))
+    g_main_context_iteration (NULL, TRUE);
+  wait_audit (page);
+  g_assert_cmpuint (audit_rows (page), ==, 3);
+
+  while (gk_rotations_page_get_loading (GK_ROTATIONS_PAGE (rotations)))
+    g_main_context_iteration (NULL, TRUE);
+  gk_rotations_page_set_backend (GK_ROTATIONS_PAGE (rotations), NULL);
+  gk_ui_test_finalize_object (rotations);
+  gk_audit_page_set_backend (GK_AUDIT_PAGE (page), NULL);
+  gtk_window_destroy (GTK_WINDOW (window));
+  gk_ui_test_finalize_object (page);
+}
+
 static void
 test_model_large (void)
 {
@@ -948,6 +1035,7 @@ main (int   argc,
   g_test_add_func ("/ui/logs/usage-empty", test_usage_empty);
   g_test_add_func ("/ui/logs/rotations", test_rotations_page);
   g_test_add_func ("/ui/logs/rotations-empty", test_rotations_empty);
+  g_test_add_func ("/ui/logs/audit-when-shown", test_audit_when_shown);
   g_test_add_func ("/ui/logs/model-large", test_model_large);
   g_test_add_func ("/ui/logs/model-rows-added", test_model_rows_added);
   g_test_add_func ("/ui/logs/usage-never-blocks", test_usage_never_blocks);
