@@ -263,6 +263,18 @@ token_add (GkCli  *cli,
   return GK_CLI_OK;
 }
 
+static void
+token_cells (GkCliTable    *table,
+             gconstpointer  data)
+{
+  const GkToken *token = data;
+
+  gk_cli_table_take_row (table, g_strdup_printf ("%" PRId64, token->id), g_strdup (token->name),
+                         gk_cli_format_time (token->created_at),
+                         gk_cli_format_time (token->last_used_at),
+                         g_strdup (token->revoked_at > 0 ? _("revoked") : _("valid")));
+}
+
 static int
 token_list (GkCli  *cli,
             int     argc,
@@ -286,36 +298,12 @@ token_list (GkCli  *cli,
   if (tokens == NULL)
     return gk_cli_gerror (cli, error);
 
-  if (gk_cli_json (cli))
-    {
-      g_autoptr(JsonBuilder) builder = json_builder_new ();
-
-      json_builder_begin_array (builder);
-      for (guint i = 0; i < tokens->len; i++)
-        gk_json_add_token (builder, tokens->pdata[i]);
-      json_builder_end_array (builder);
-      gk_cli_print_json (cli, builder);
-    }
-  else if (tokens->len == 0)
-    printf ("%s\n", _("No tokens yet. Create one with “gemini-keysctl token add --name NAME”."));
-  else
-    {
-      g_autoptr(GkCliTable) table = gk_cli_table_new (_("ID"), _("NAME"), _("CREATED"),
-                                                      _("LAST USED"), _("STATUS"), NULL);
-
-      for (guint i = 0; i < tokens->len; i++)
-        {
-          const GkToken *token = tokens->pdata[i];
-          g_autofree char *id = g_strdup_printf ("%" PRId64, token->id);
-          g_autofree char *created = gk_cli_format_time (token->created_at);
-          g_autofree char *last_used = gk_cli_format_time (token->last_used_at);
-
-          gk_cli_table_add_row (table, id, token->name, created, last_used,
-                                token->revoked_at > 0 ? _("revoked") : _("valid"));
-        }
-      gk_cli_table_print (table);
-    }
-  return GK_CLI_OK;
+  return gk_cli_print_rows (cli, tokens, (GkCliJsonRow) gk_json_add_token,
+                            gk_cli_table_new (_("ID"), _("NAME"), _("CREATED"), _("LAST USED"),
+                                              _("STATUS"), NULL),
+                            token_cells,
+                            _("No tokens yet. Create one with “gemini-keysctl token add "
+                              "--name NAME”."));
 }
 
 static int

@@ -98,6 +98,52 @@ format_money (double value)
   return value < 0 ? g_strdup ("—") : g_strdup_printf ("$%.4f", value);
 }
 
+static void
+comparison_cells (GkCliTable    *table,
+                  gconstpointer  data)
+{
+  const GkKeyComparison *r = data;
+
+  gk_cli_table_take_row (table,
+                         g_strdup_printf ("%" PRId64, r->key_id),
+                         r->deleted ? g_strdup_printf (_("%s (deleted)"), r->name)
+                                    : g_strdup (r->name),
+                         g_strdup_printf ("%" PRId64, r->requests),
+                         format_rate (r->success_rate),
+                         format_rate (r->rate_limited_rate),
+                         format_rate (r->rejected_rate),
+                         format_ms (r->p50_ms), format_ms (r->p95_ms),
+                         g_strdup_printf ("%" PRId64, r->tokens),
+                         format_money (r->cost_usd),
+                         format_money (r->cost_per_1k_tokens),
+                         format_rate (r->share));
+}
+
+/* The options parsed, --days checked (when @days is given) and the
+ * database opened: NULL with @status set to what the command returns. */
+static GkDatabase *
+parse_and_open (GkCli               *cli,
+                const char          *summary,
+                const GOptionEntry  *entries,
+                const int           *days,
+                int                 *argc,
+                char              ***argv,
+                int                 *status)
+{
+  GkDatabase *db;
+
+  *status = gk_cli_parse_options (cli, "", summary, entries, 0, 0, argc, argv);
+  if (*status == GK_CLI_OK && days != NULL && (*days < 1 || *days > MAX_DAYS))
+    *status = gk_cli_usage_error (cli, _("--days must be between 1 and %d"), MAX_DAYS);
+  if (*status != GK_CLI_OK)
+    return NULL;
+
+  db = gk_cli_get_database (cli);
+  if (db == NULL)
+    *status = GK_CLI_ERROR;
+  return db;
+}
+
 static int
 keys_compare (GkCli  *cli,
               int     argc,
@@ -151,42 +197,15 @@ keys_compare (GkCli  *cli,
       json_builder_set_member_name (builder, "days");
       json_builder_add_int_value (builder, days);
       json_builder_set_member_name (builder, "keys");
-      json_builder_begin_array (builder);
-      for (guint i = 0; i < rows->len; i++)
-        gk_json_add_key_comparison (builder, rows->pdata[i]);
-      json_builder_end_array (builder);
+      gk_cli_json_add_rows (builder, rows, (GkCliJsonRow) gk_json_add_key_comparison);
       json_builder_end_object (builder);
       gk_cli_print_json (cli, builder);
     }
-  else if (rows->len == 0)
-    printf ("%s\n", _("No keys yet."));
   else
-    {
-      g_autoptr(GkCliTable) table =
-        gk_cli_table_new (_("ID"), _("NAME"), _("REQUESTS"), _("SUCCESS"), "429",
-                          _("REJECTED"), "P50", "P95", _("TOKENS"), _("COST"),
-                          _("PER 1K"), _("SHARE"), NULL);
-
-      for (guint i = 0; i < rows->len; i++)
-        {
-          const GkKeyComparison *r = rows->pdata[i];
-
-          gk_cli_table_take_row (table,
-                                g_strdup_printf ("%" PRId64, r->key_id),
-                                r->deleted ? g_strdup_printf (_("%s (deleted)"), r->name)
-                                           : g_strdup (r->name),
-                                g_strdup_printf ("%" PRId64, r->requests),
-                                format_rate (r->success_rate),
-                                format_rate (r->rate_limited_rate),
-                                format_rate (r->rejected_rate),
-                                format_ms (r->p50_ms), format_ms (r->p95_ms),
-                                g_strdup_printf ("%" PRId64, r->tokens),
-                                format_money (r->cost_usd),
-                                format_money (r->cost_per_1k_tokens),
-                                format_rate (r->share));
-        }
-      gk_cli_table_print (table);
-    }
+    gk_cli_table_print_rows (gk_cli_table_new (_("ID"), _("NAME"), _("REQUESTS"), _("SUCCESS"),
+                                               "429", _("REJECTED"), "P50", "P95", _("TOKENS"),
+                                               _("COST"), _("PER 1K"), _("SHARE"), NULL),
+                             rows, comparison_cells, _("No keys yet."));
   return GK_CLI_OK;
 }
 
@@ -202,6 +221,24 @@ window_label (const GkDepletion *d)
   return _(labels[d->quota_type][d->unit]);
 }
 
+static void
+depletion_cells (GkCliTable    *table,
+                 gconstpointer  data)
+{
+  const GkDepletion *d = data;
+
+  gk_cli_table_take_row (table,
+                         g_strdup_printf ("%" PRId64, d->key_id),
+                         g_strdup (d->name),
+                         g_strdup (window_label (d)),
+                         g_strdup_printf ("%" PRId64 " / %" PRId64, d->used_value,
+                                          d->limit_value),
+                         g_strdup_printf ("%.0f", d->rate_per_hour),
+                         d->runs_out_at != 0 ? gk_cli_format_time (d->runs_out_at)
+                                             : g_strdup (_("not before reset")),
+                         gk_cli_format_time (d->reset_at));
+}
+
 static int
 keys_forecast (GkCli  *cli,
                int     argc,
@@ -212,18 +249,14 @@ keys_forecast (GkCli  *cli,
   GkDatabase *db;
   int status;
 
-  status = gk_cli_parse_options (cli, "",
-                                 _("Forecasts when each key’s quotas run out at the current "
-                                   "rate: an average of the last day’s use, 15 minutes at a "
-                                   "time with the latest weighted most, shaped by how busy "
-                                   "each hour of the week was in the last four weeks."),
-                                 NULL, 0, 0, &argc, &argv);
-  if (status != GK_CLI_OK)
-    return status;
-
-  db = gk_cli_get_database (cli);
+  db = parse_and_open (cli,
+                       _("Forecasts when each key’s quotas run out at the current "
+                         "rate: an average of the last day’s use, 15 minutes at a "
+                         "time with the latest weighted most, shaped by how busy "
+                         "each hour of the week was in the last four weeks."),
+                       NULL, NULL, &argc, &argv, &status);
   if (db == NULL)
-    return GK_CLI_ERROR;
+    return status;
   forecast = gk_insights_forecast (db, &error);
   if (forecast == NULL)
     return gk_cli_gerror (cli, error);
@@ -236,33 +269,12 @@ keys_forecast (GkCli  *cli,
       gk_cli_print_json (cli, builder);
       return GK_CLI_OK;
     }
-  if (forecast->windows->len == 0)
-    {
-      printf ("%s\n", _("No key in use has a quota limit."));
-      return GK_CLI_OK;
-    }
-  {
-    g_autoptr(GkCliTable) table = gk_cli_table_new (_("ID"), _("NAME"), _("QUOTA"), _("USED"),
-                                                    _("RATE/HOUR"), _("RUNS OUT"), _("RESETS"),
-                                                    NULL);
-
-    for (guint i = 0; i < forecast->windows->len; i++)
-      {
-        const GkDepletion *d = forecast->windows->pdata[i];
-
-        gk_cli_table_take_row (table,
-                              g_strdup_printf ("%" PRId64, d->key_id),
-                              g_strdup (d->name),
-                              g_strdup (window_label (d)),
-                              g_strdup_printf ("%" PRId64 " / %" PRId64, d->used_value,
-                                               d->limit_value),
-                              g_strdup_printf ("%.0f", d->rate_per_hour),
-                              d->runs_out_at != 0 ? gk_cli_format_time (d->runs_out_at)
-                                                  : g_strdup (_("not before reset")),
-                              gk_cli_format_time (d->reset_at));
-      }
-    gk_cli_table_print (table);
-  }
+  if (!gk_cli_table_print_rows (gk_cli_table_new (_("ID"), _("NAME"), _("QUOTA"), _("USED"),
+                                                  _("RATE/HOUR"), _("RUNS OUT"), _("RESETS"),
+                                                  NULL),
+                                forecast->windows, depletion_cells,
+                                _("No key in use has a quota limit.")))
+    return GK_CLI_OK;
   printf ("\n");
   printf (g_dngettext (GETTEXT_PACKAGE, "%u key will run out today.\n",
                        "%u keys will run out today.\n", forecast->keys_out_today),
@@ -276,6 +288,24 @@ keys_forecast (GkCli  *cli,
   else if (forecast->pool_reset_at != 0)
     printf ("%s\n", _("At this rate the pool lasts until the daily reset."));
   return GK_CLI_OK;
+}
+
+static void
+spike_cells (GkCliTable    *table,
+             gconstpointer  data)
+{
+  const GkRotationSpike *s = data;
+
+  gk_cli_table_take_row (table, gk_cli_format_time (s->hour_start),
+                         s->key_id != 0
+                           ? g_strdup_printf ("%s (%" PRId64 ")", s->key_name, s->key_id)
+                           : g_strdup (_("all keys")),
+                         g_strdup_printf ("%" PRId64, s->rotations),
+                         g_strdup_printf ("%.2f", s->baseline),
+                         g_strdup_printf ("%s (%" PRId64 ")",
+                                          gk_key_state_get_label (
+                                            gk_rotation_reason_get_state (s->dominant_reason)),
+                                          s->dominant_count));
 }
 
 static int
@@ -293,59 +323,22 @@ keys_spikes (GkCli  *cli,
   GkDatabase *db;
   int status;
 
-  status = gk_cli_parse_options (cli, "",
-                                 _("Lists the hours in which a key, or the whole pool, was "
-                                   "rotated at least 5 times and at least 3 times as often as "
-                                   "in an average hour of the week before."),
-                                 entries, 0, 0, &argc, &argv);
-  if (status != GK_CLI_OK)
-    return status;
-  if (days < 1 || days > MAX_DAYS)
-    return gk_cli_usage_error (cli, _("--days must be between 1 and %d"), MAX_DAYS);
-
-  db = gk_cli_get_database (cli);
+  db = parse_and_open (cli,
+                       _("Lists the hours in which a key, or the whole pool, was "
+                         "rotated at least 5 times and at least 3 times as often as "
+                         "in an average hour of the week before."),
+                       entries, &days, &argc, &argv, &status);
   if (db == NULL)
-    return GK_CLI_ERROR;
+    return status;
   spikes = gk_insights_rotation_spikes (db, gk_database_now (db) - (gint64) days * 86400, 0,
                                         &error);
   if (spikes == NULL)
     return gk_cli_gerror (cli, error);
 
-  if (gk_cli_json (cli))
-    {
-      g_autoptr(JsonBuilder) builder = json_builder_new ();
-
-      json_builder_begin_array (builder);
-      for (guint i = 0; i < spikes->len; i++)
-        gk_json_add_rotation_spike (builder, spikes->pdata[i]);
-      json_builder_end_array (builder);
-      gk_cli_print_json (cli, builder);
-    }
-  else if (spikes->len == 0)
-    printf ("%s\n", _("No rotation spikes."));
-  else
-    {
-      g_autoptr(GkCliTable) table = gk_cli_table_new (_("HOUR"), _("KEY"), _("ROTATIONS"),
-                                                      _("BASELINE/HOUR"), _("MOSTLY"), NULL);
-
-      for (guint i = 0; i < spikes->len; i++)
-        {
-          const GkRotationSpike *s = spikes->pdata[i];
-
-          gk_cli_table_take_row (table, gk_cli_format_time (s->hour_start),
-                                s->key_id != 0
-                                  ? g_strdup_printf ("%s (%" PRId64 ")", s->key_name, s->key_id)
-                                  : g_strdup (_("all keys")),
-                                g_strdup_printf ("%" PRId64, s->rotations),
-                                g_strdup_printf ("%.2f", s->baseline),
-                                g_strdup_printf ("%s (%" PRId64 ")",
-                                                 gk_key_state_get_label (
-                                                   gk_rotation_reason_get_state (s->dominant_reason)),
-                                                 s->dominant_count));
-        }
-      gk_cli_table_print (table);
-    }
-  return GK_CLI_OK;
+  return gk_cli_print_rows (cli, spikes, (GkCliJsonRow) gk_json_add_rotation_spike,
+                            gk_cli_table_new (_("HOUR"), _("KEY"), _("ROTATIONS"),
+                                              _("BASELINE/HOUR"), _("MOSTLY"), NULL),
+                            spike_cells, _("No rotation spikes."));
 }
 
 int

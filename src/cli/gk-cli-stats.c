@@ -134,6 +134,41 @@ gk_cli_cmd_usage (GkCli  *cli,
   return GK_CLI_OK;
 }
 
+static void
+rotation_cells (GkCliTable    *table,
+                gconstpointer  data)
+{
+  const GkRotationRow *row = data;
+  g_autofree char *from = g_strdup_printf ("%s (%" PRId64 ")",
+                                           row->from_key_name ? row->from_key_name : "",
+                                           row->from_key_id);
+  g_autofree char *to = row->to_key_id > 0
+                          ? g_strdup_printf ("%s (%" PRId64 ")",
+                                             row->to_key_name ? row->to_key_name : "",
+                                             row->to_key_id)
+                          : g_strdup (_("none"));
+
+  gk_cli_table_take_row (table, format_int (row->id), gk_cli_format_time (row->created_at),
+                         g_steal_pointer (&from), g_steal_pointer (&to),
+                         g_strdup (gk_key_state_get_label (
+                                     gk_rotation_reason_get_state (row->reason))),
+                         g_strdup (row->triggered_by),
+                         /* TRANSLATORS: marks a rotation in an hour with unusually
+                          * many (see `keys spikes`). */
+                         g_strdup (row->in_spike ? _("spike") : ""));
+}
+
+static void
+audit_cells (GkCliTable    *table,
+             gconstpointer  data)
+{
+  const GkAuditRow *row = data;
+
+  gk_cli_table_take_row (table, format_int (row->id), gk_cli_format_time (row->created_at),
+                         g_strdup (row->actor), g_strdup (gk_audit_action_get_label (row->action)),
+                         g_strdup (row->target), g_strdup (row->summary));
+}
+
 int
 gk_cli_cmd_rotations (GkCli  *cli,
                       int     argc,
@@ -165,52 +200,16 @@ gk_cli_cmd_rotations (GkCli  *cli,
   if (rows == NULL)
     return gk_cli_gerror (cli, error);
 
-  if (gk_cli_json (cli))
+  gk_cli_print_rows (cli, rows, (GkCliJsonRow) gk_json_add_rotation_row,
+                     gk_cli_table_new (_("ID"), _("TIME"), _("FROM"), _("TO"), _("REASON"),
+                                       _("BY"), _("SPIKE"), NULL),
+                     rotation_cells, _("No rotations yet."));
+  if (!gk_cli_json (cli) && rows->len > 0 &&
+      gk_stats_rotation_totals (db, &all, &manual, &automatic, NULL))
     {
-      g_autoptr(JsonBuilder) builder = json_builder_new ();
-
-      json_builder_begin_array (builder);
-      for (guint i = 0; i < rows->len; i++)
-        gk_json_add_rotation_row (builder, rows->pdata[i]);
-      json_builder_end_array (builder);
-      gk_cli_print_json (cli, builder);
-    }
-  else if (rows->len == 0)
-    printf ("%s\n", _("No rotations yet."));
-  else
-    {
-      g_autoptr(GkCliTable) table = gk_cli_table_new (_("ID"), _("TIME"), _("FROM"), _("TO"),
-                                                      _("REASON"), _("BY"), _("SPIKE"), NULL);
-
-      for (guint i = 0; i < rows->len; i++)
-        {
-          const GkRotationRow *row = rows->pdata[i];
-          g_autofree char *id = format_int (row->id);
-          g_autofree char *time = gk_cli_format_time (row->created_at);
-          g_autofree char *from = g_strdup_printf ("%s (%" PRId64 ")",
-                                                   row->from_key_name ? row->from_key_name : "",
-                                                   row->from_key_id);
-          g_autofree char *to = row->to_key_id > 0
-                                  ? g_strdup_printf ("%s (%" PRId64 ")",
-                                                     row->to_key_name ? row->to_key_name : "",
-                                                     row->to_key_id)
-                                  : g_strdup (_("none"));
-
-          gk_cli_table_add_row (table, id, time, from, to,
-                                gk_key_state_get_label (gk_rotation_reason_get_state (row->reason)),
-                                row->triggered_by,
-                                /* TRANSLATORS: marks a rotation in an hour with unusually
-                                 * many (see `keys spikes`). */
-                                row->in_spike ? _("spike") : "");
-        }
-      gk_cli_table_print (table);
-
-      if (gk_stats_rotation_totals (db, &all, &manual, &automatic, NULL))
-        {
-          printf ("\n");
-          printf (_("Rotations: %" PRId64 " (%" PRId64 " manual, %" PRId64 " automatic)\n"),
-                  all, manual, automatic);
-        }
+      printf ("\n");
+      printf (_("Rotations: %" PRId64 " (%" PRId64 " manual, %" PRId64 " automatic)\n"),
+              all, manual, automatic);
     }
   return GK_CLI_OK;
 }
@@ -246,37 +245,10 @@ gk_cli_cmd_audit (GkCli  *cli,
   if (rows == NULL)
     return gk_cli_gerror (cli, error);
 
-  if (gk_cli_json (cli))
-    {
-      g_autoptr(JsonBuilder) builder = json_builder_new ();
-
-      json_builder_begin_array (builder);
-      for (guint i = 0; i < rows->len; i++)
-        gk_json_add_audit_row (builder, rows->pdata[i]);
-      json_builder_end_array (builder);
-      gk_cli_print_json (cli, builder);
-    }
-  else if (rows->len == 0)
-    printf ("%s\n", _("No actions recorded yet."));
-  else
-    {
-      g_autoptr(GkCliTable) table = gk_cli_table_new (_("ID"), _("TIME"), _("BY"), _("ACTION"),
-                                                      _("TARGET"), _("DETAILS"), NULL);
-
-      for (guint i = 0; i < rows->len; i++)
-        {
-          const GkAuditRow *row = rows->pdata[i];
-          g_autofree char *id = format_int (row->id);
-          g_autofree char *time = gk_cli_format_time (row->created_at);
-
-          gk_cli_table_add_row (table, id, time, row->actor,
-                                gk_audit_action_get_label (row->action),
-                                row->target ? row->target : "",
-                                row->summary ? row->summary : "");
-        }
-      gk_cli_table_print (table);
-    }
-  return GK_CLI_OK;
+  return gk_cli_print_rows (cli, rows, (GkCliJsonRow) gk_json_add_audit_row,
+                            gk_cli_table_new (_("ID"), _("TIME"), _("BY"), _("ACTION"),
+                                              _("TARGET"), _("DETAILS"), NULL),
+                            audit_cells, _("No actions recorded yet."));
 }
 
 static void

@@ -740,40 +740,43 @@ gk_cli_table_new (const char *first_header,
   return table;
 }
 
+/* A row of @args, one string per column: copied, or taken when @take. */
+static void
+table_add_row_va (GkCliTable *table,
+                  gboolean    take,
+                  va_list     args)
+{
+  char **row = g_new0 (char *, table->n_columns + 1);
+
+  for (guint i = 0; i < table->n_columns; i++)
+    {
+      char *cell = va_arg (args, char *);
+
+      row[i] = cell == NULL ? g_strdup ("") : take ? cell : g_strdup (cell);
+    }
+  g_ptr_array_add (table->rows, row);
+}
+
 void
 gk_cli_table_add_row (GkCliTable *table,
                       ...)
 {
-  char **row = g_new0 (char *, table->n_columns + 1);
   va_list args;
 
   va_start (args, table);
-  for (guint i = 0; i < table->n_columns; i++)
-    {
-      const char *cell = va_arg (args, const char *);
-
-      row[i] = g_strdup (cell != NULL ? cell : "");
-    }
+  table_add_row_va (table, FALSE, args);
   va_end (args);
-  g_ptr_array_add (table->rows, row);
 }
 
 void
 gk_cli_table_take_row (GkCliTable *table,
                        ...)
 {
-  char **row = g_new0 (char *, table->n_columns + 1);
   va_list args;
 
   va_start (args, table);
-  for (guint i = 0; i < table->n_columns; i++)
-    {
-      char *cell = va_arg (args, char *);
-
-      row[i] = cell != NULL ? cell : g_strdup ("");
-    }
+  table_add_row_va (table, TRUE, args);
   va_end (args);
-  g_ptr_array_add (table->rows, row);
 }
 
 void
@@ -817,4 +820,55 @@ gk_cli_table_free (GkCliTable *table)
     return;
   g_ptr_array_unref (table->rows);
   g_free (table);
+}
+
+void
+gk_cli_json_add_rows (JsonBuilder  *builder,
+                      GPtrArray    *rows,
+                      GkCliJsonRow  json_row)
+{
+  json_builder_begin_array (builder);
+  for (guint i = 0; i < rows->len; i++)
+    json_row (builder, rows->pdata[i]);
+  json_builder_end_array (builder);
+}
+
+gboolean
+gk_cli_table_print_rows (GkCliTable    *table,
+                         GPtrArray     *rows,
+                         GkCliTableRow  table_row,
+                         const char    *empty)
+{
+  g_autoptr(GkCliTable) owned = table;
+
+  if (rows->len == 0)
+    {
+      printf ("%s\n", empty);
+      return FALSE;
+    }
+  for (guint i = 0; i < rows->len; i++)
+    table_row (table, rows->pdata[i]);
+  gk_cli_table_print (table);
+  return TRUE;
+}
+
+int
+gk_cli_print_rows (GkCli         *cli,
+                   GPtrArray     *rows,
+                   GkCliJsonRow   json_row,
+                   GkCliTable    *table,
+                   GkCliTableRow  table_row,
+                   const char    *empty)
+{
+  if (gk_cli_json (cli))
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+      gk_cli_table_free (table);
+      gk_cli_json_add_rows (builder, rows, json_row);
+      gk_cli_print_json (cli, builder);
+    }
+  else
+    gk_cli_table_print_rows (table, rows, table_row, empty);
+  return GK_CLI_OK;
 }

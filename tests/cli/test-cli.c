@@ -1492,6 +1492,67 @@ test_export_golden (Fixture       *f,
     }
 }
 
+/* The text a listing prints for the golden rows, its times (local, so
+ * each zone's own) as "<time>". */
+static char *
+golden_listing (Fixture            *f,
+                const char * const *args)
+{
+  g_autofree char *out = run_out (f, args);
+  g_autoptr(GRegex) time = g_regex_new ("[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}", 0, 0,
+                                        NULL);
+
+  return g_regex_replace_literal (time, out, -1, 0, "<time>", 0, NULL);
+}
+
+#define LISTING(f, ...) golden_listing ((f), (const char *[]) { __VA_ARGS__, NULL })
+
+/* The listings' tables, and what they say when there is nothing to list. */
+static void
+test_listings (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autofree char *rotations = NULL;
+  g_autofree char *audit = NULL;
+  g_autofree char *tokens = NULL;
+  g_autofree char *spikes = NULL;
+  g_autofree char *compare = NULL;
+
+  golden_database (f);
+  /* Within the last week, whenever the test runs. */
+  run_sqlite (f, "UPDATE gemini_key_usage_log SET created_at = unixepoch () - 3600 - id");
+  rotations = LISTING (f, "rotations");
+  g_assert_cmpstr (rotations, ==,
+                   "ID  TIME              FROM                  TO                    REASON          BY"
+                   "          SPIKE\n"
+                   "2   <time>  Main, \"team\" <&> (1)  none                  Skipped by you"
+                   "  cli, \"bob\"\n"
+                   "1   <time>  Spare key (2)         Main, \"team\" <&> (1)  Cooling down"
+                   "    auto\n"
+                   "\n"
+                   "Rotations: 2 (0 manual, 2 automatic)\n");
+  audit = LISTING (f, "audit");
+  g_assert_cmpstr (audit, ==,
+                   "ID  TIME              BY        ACTION           TARGET            DETAILS\n"
+                   "3   <time>  alice     Quotas reset     daily             Reset \"daily\"\n"
+                   "quotas\n"
+                   "2   <time>  ci token  Setting changed\n"
+                   "1   <time>  alice     Key added        Main, \"team\" <&>  priority 7\n");
+  compare = LISTING (f, "keys", "compare", "--sort", "name");
+  g_assert_cmpstr (compare, ==,
+                   "ID  NAME              REQUESTS  SUCCESS  429     REJECTED  P50     P95     "
+                   "TOKENS  COST     PER 1K   SHARE\n"
+                   "1   Main, \"team\" <&>  1         100.0%   0.0%    0.0%      875 ms  988 ms  "
+                   "1010    $0.0001  $0.0001  50.0%\n"
+                   "2   Spare key         1         0.0%     100.0%  0.0%      —       —       "
+                   "0       $0.0000  —        50.0%\n");
+  tokens = LISTING (f, "token", "list");
+  g_assert_cmpstr (tokens, ==,
+                   "No tokens yet. Create one with “gemini-keysctl token add --name NAME”.\n");
+  spikes = LISTING (f, "keys", "spikes");
+  g_assert_cmpstr (spikes, ==, "No rotation spikes.\n");
+}
+
 /* `key import`: 1,000 keys from a file in one go, then the same file again
  * (all skipped by fingerprint), a dry run that adds nothing, CSV with
  * every column, bad lines reported by number; no key in any output or in
@@ -2377,6 +2438,7 @@ main (int    argc,
   ADD ("/cli/export-csv", test_export_csv);
   ADD ("/cli/export-xlsx", test_export_xlsx);
   ADD ("/cli/export-golden", test_export_golden);
+  ADD ("/cli/listings", test_listings);
   ADD ("/cli/db-compact", test_db_compact);
   ADD ("/cli/key-import", test_key_import);
   ADD ("/cli/key-show-reset-local", test_key_show_reset_local);
