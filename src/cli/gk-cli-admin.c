@@ -298,7 +298,7 @@ token_list (GkCli  *cli,
   if (tokens == NULL)
     return gk_cli_gerror (cli, error);
 
-  return gk_cli_print_rows (cli, tokens, (GkCliJsonRow) gk_json_add_token,
+  return gk_cli_print_rows (cli, tokens, (GkJsonAddRow) gk_json_add_token,
                             gk_cli_table_new (_("ID"), _("NAME"), _("CREATED"), _("LAST USED"),
                                               _("STATUS"), NULL),
                             token_cells,

@@ -196,8 +196,7 @@ keys_compare (GkCli  *cli,
       json_builder_begin_object (builder);
       json_builder_set_member_name (builder, "days");
       json_builder_add_int_value (builder, days);
-      json_builder_set_member_name (builder, "keys");
-      gk_cli_json_add_rows (builder, rows, (GkCliJsonRow) gk_json_add_key_comparison);
+      gk_json_add_rows (builder, "keys", rows, (GkJsonAddRow) gk_json_add_key_comparison);
       json_builder_end_object (builder);
       gk_cli_print_json (cli, builder);
     }
@@ -335,7 +334,7 @@ keys_spikes (GkCli  *cli,
   if (spikes == NULL)
     return gk_cli_gerror (cli, error);
 
-  return gk_cli_print_rows (cli, spikes, (GkCliJsonRow) gk_json_add_rotation_spike,
+  return gk_cli_print_rows (cli, spikes, (GkJsonAddRow) gk_json_add_rotation_spike,
                             gk_cli_table_new (_("HOUR"), _("KEY"), _("ROTATIONS"),
                                               _("BASELINE/HOUR"), _("MOSTLY"), NULL),
                             spike_cells, _("No rotation spikes."));

@@ -200,7 +200,7 @@ gk_cli_cmd_rotations (GkCli  *cli,
   if (rows == NULL)
     return gk_cli_gerror (cli, error);
 
-  gk_cli_print_rows (cli, rows, (GkCliJsonRow) gk_json_add_rotation_row,
+  gk_cli_print_rows (cli, rows, (GkJsonAddRow) gk_json_add_rotation_row,
                      gk_cli_table_new (_("ID"), _("TIME"), _("FROM"), _("TO"), _("REASON"),
                                        _("BY"), _("SPIKE"), NULL),
                      rotation_cells, _("No rotations yet."));
@@ -245,7 +245,7 @@ gk_cli_cmd_audit (GkCli  *cli,
   if (rows == NULL)
     return gk_cli_gerror (cli, error);
 
-  return gk_cli_print_rows (cli, rows, (GkCliJsonRow) gk_json_add_audit_row,
+  return gk_cli_print_rows (cli, rows, (GkJsonAddRow) gk_json_add_audit_row,
                             gk_cli_table_new (_("ID"), _("TIME"), _("BY"), _("ACTION"),
                                               _("TARGET"), _("DETAILS"), NULL),
                             audit_cells, _("No actions recorded yet."));

@@ -822,17 +822,6 @@ gk_cli_table_free (GkCliTable *table)
   g_free (table);
 }
 
-void
-gk_cli_json_add_rows (JsonBuilder  *builder,
-                      GPtrArray    *rows,
-                      GkCliJsonRow  json_row)
-{
-  json_builder_begin_array (builder);
-  for (guint i = 0; i < rows->len; i++)
-    json_row (builder, rows->pdata[i]);
-  json_builder_end_array (builder);
-}
-
 gboolean
 gk_cli_table_print_rows (GkCliTable    *table,
                          GPtrArray     *rows,
@@ -855,7 +844,7 @@ gk_cli_table_print_rows (GkCliTable    *table,
 int
 gk_cli_print_rows (GkCli         *cli,
                    GPtrArray     *rows,
-                   GkCliJsonRow   json_row,
+                   GkJsonAddRow   json_row,
                    GkCliTable    *table,
                    GkCliTableRow  table_row,
                    const char    *empty)
@@ -865,7 +854,7 @@ gk_cli_print_rows (GkCli         *cli,
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
       gk_cli_table_free (table);
-      gk_cli_json_add_rows (builder, rows, json_row);
+      gk_json_add_rows (builder, NULL, rows, json_row);
       gk_cli_print_json (cli, builder);
     }
   else

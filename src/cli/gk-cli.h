@@ -128,28 +128,21 @@ void        gk_cli_table_print   (GkCliTable *table);
 void        gk_cli_table_free    (GkCliTable *table);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GkCliTable, gk_cli_table_free)
 
-/* How a list of rows is shown: one row as a JSON object added to
- * @builder, and as a line of @table (gk_cli_table_take_row()). */
-typedef void (*GkCliJsonRow)  (JsonBuilder   *builder,
-                               gconstpointer  row);
+/* Adds one row to @table (gk_cli_table_take_row()). */
 typedef void (*GkCliTableRow) (GkCliTable    *table,
                                gconstpointer  row);
 
-/* @rows as a JSON array of @json_row's objects. */
-void        gk_cli_json_add_rows    (JsonBuilder   *builder,
-                                     GPtrArray     *rows,
-                                     GkCliJsonRow   json_row);
 /* Prints @table (made with its headers; taken) with a line per row, or
  * @empty when there are no rows; TRUE when it printed the table. */
 gboolean    gk_cli_table_print_rows (GkCliTable    *table,
                                      GPtrArray     *rows,
                                      GkCliTableRow  table_row,
                                      const char    *empty);
-/* Prints @rows as a JSON array with --json, else as
+/* Prints @rows with --json as an array of @json_row's objects, else as
  * gk_cli_table_print_rows() does; returns GK_CLI_OK. */
 int         gk_cli_print_rows       (GkCli         *cli,
                                      GPtrArray     *rows,
-                                     GkCliJsonRow   json_row,
+                                     GkJsonAddRow   json_row,
                                      GkCliTable    *table,
                                      GkCliTableRow  table_row,
                                      const char    *empty);

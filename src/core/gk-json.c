@@ -70,6 +70,20 @@ gk_json_add_time (JsonBuilder *builder,
 }
 
 void
+gk_json_add_rows (JsonBuilder  *builder,
+                  const char   *member,
+                  GPtrArray    *rows,
+                  GkJsonAddRow  add_row)
+{
+  if (member != NULL)
+    json_builder_set_member_name (builder, member);
+  json_builder_begin_array (builder);
+  for (guint i = 0; i < rows->len; i++)
+    add_row (builder, rows->pdata[i]);
+  json_builder_end_array (builder);
+}
+
+void
 gk_json_add_key_members (JsonBuilder *builder,
                          const GkKey *key,
                          GTimeZone   *reset_tz)

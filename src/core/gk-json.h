@@ -43,6 +43,17 @@ void gk_json_add_time         (JsonBuilder *builder,
                                const char  *member,
                                gint64       unix_time);
 
+/* Adds one record (below) as the next value. */
+typedef void (*GkJsonAddRow) (JsonBuilder   *builder,
+                              gconstpointer  row);
+
+/* An array of @rows, each added by @add_row: the value of @member of the
+ * open object, or the next value when @member is NULL. */
+void gk_json_add_rows         (JsonBuilder  *builder,
+                               const char   *member,
+                               GPtrArray    *rows,
+                               GkJsonAddRow  add_row);
+
 /* The members of a key (masked, with its quotas) into the open object, for
  * callers that add members of their own. Each quota also gets its reset in
  * the process's local time zone: "reset_at_local" (ISO 8601 with the
