@@ -310,18 +310,60 @@ api_key_from_json (JsonObject  *obj,
          get_string (obj, "api_key", FALSE, api_key, error);
 }
 
-static guint
-query_uint (GHashTable *query,
-            const char *name,
-            guint       fallback,
-            guint       max)
+/* A query parameter of the read-only handlers: a whole number from @min
+ * to @max, @fallback when absent. Not one, it is @fallback too, or, where
+ * @invalid is given, a 400 saying so. */
+typedef struct
 {
-  const char *value = query ? g_hash_table_lookup (query, name) : NULL;
-  guint64 n;
+  const char *name;
+  guint       min;
+  guint       max;
+  guint       fallback;
+  const char *invalid;
+} QueryParam;
 
-  if (value == NULL || !g_ascii_string_to_unsigned (value, 10, 0, max, &n, NULL))
-    return fallback;
-  return (guint) n;
+static const QueryParam days_param = {
+  "days", 1, 366, 7, "days must be a whole number from 1 to 366."
+};
+/* The dashboard shows 7 or 30 days: 30 from ?days=30 up, else 7. */
+static const QueryParam dashboard_days_param = { "days", 0, 366, 7, NULL };
+static const QueryParam limit_param = { "limit", 0, MAX_LOG_LIMIT, DEFAULT_LOG_LIMIT, NULL };
+static const QueryParam offset_param = { "offset", 0, G_MAXUINT, 0, NULL };
+static const QueryParam key_id_param = { "key_id", 0, G_MAXUINT, 0, NULL };
+
+/* Reads the parameters given as pairs of a QueryParam and where its value
+ * goes, up to a NULL; FALSE after answering 400 for an invalid one. */
+static gboolean
+query_params (GkExchange *msg,
+              GHashTable *query,
+              ...)
+{
+  const QueryParam *param;
+  gboolean ok = TRUE;
+  va_list args;
+
+  va_start (args, query);
+  while (ok && (param = va_arg (args, const QueryParam *)) != NULL)
+    {
+      guint *value = va_arg (args, guint *);
+      const char *text = query != NULL ? g_hash_table_lookup (query, param->name) : NULL;
+      guint64 n = param->fallback;
+
+      if (text != NULL &&
+          !g_ascii_string_to_unsigned (text, 10, param->min, param->max, &n, NULL))
+        {
+          n = param->fallback;
+          if (param->invalid != NULL)
+            {
+              gk_gateway_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT",
+                                        param->invalid);
+              ok = FALSE;
+            }
+        }
+      *value = (guint) n;
+    }
+  va_end (args);
+  return ok;
 }
 
 static void
@@ -505,10 +547,12 @@ dashboard (GkDatabase        *db,
            GHashTable        *query)
 {
   g_autoptr(GError) error = NULL;
-  guint days = query_uint (query, "days", 7, 366) >= 30 ? 30 : 7;
-  g_autoptr(GkDashboard) dash = gk_stats_dashboard (db, days, &error);
+  g_autoptr(GkDashboard) dash = NULL;
   g_autoptr(JsonBuilder) b = json_builder_new ();
+  guint days;
 
+  query_params (msg, query, &dashboard_days_param, &days, NULL);
+  dash = gk_stats_dashboard (db, days >= 30 ? 30 : 7, &error);
   if (dash == NULL)
     {
       respond_gerror (msg, error);
@@ -518,23 +562,27 @@ dashboard (GkDatabase        *db,
   respond_node (msg, SOUP_STATUS_OK, b);
 }
 
-/* ?days=1…366, default 7; out of range or not a number: a 400. */
-static gboolean
-query_days (GkExchange        *msg,
-            GHashTable        *query,
-            guint             *days)
+/* { "days": @days, @member: [@rows] }, or the error when @rows is NULL. */
+static void
+respond_days_rows (GkExchange   *msg,
+                   guint         days,
+                   const char   *member,
+                   GPtrArray    *rows,
+                   GkJsonAddRow  add_row,
+                   const GError *error)
 {
-  const char *value = query ? g_hash_table_lookup (query, "days") : NULL;
-  guint64 n = 7;
+  g_autoptr(JsonBuilder) b = json_builder_new ();
 
-  if (value != NULL && !g_ascii_string_to_unsigned (value, 10, 1, 366, &n, NULL))
+  if (rows == NULL)
     {
-      gk_gateway_respond_error (msg, SOUP_STATUS_BAD_REQUEST, "INVALID_ARGUMENT",
-                                "days must be a whole number from 1 to 366.");
-      return FALSE;
+      respond_gerror (msg, error);
+      return;
     }
-  *days = (guint) n;
-  return TRUE;
+  json_builder_begin_object (b);
+  gk_json_add_int (b, "days", days);
+  gk_json_add_rows (b, member, rows, add_row);
+  json_builder_end_object (b);
+  respond_node (msg, SOUP_STATUS_OK, b);
 }
 
 static void
@@ -544,26 +592,12 @@ compare_keys (GkDatabase        *db,
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) rows = NULL;
-  g_autoptr(JsonBuilder) b = json_builder_new ();
   guint days;
 
-  if (!query_days (msg, query, &days))
+  if (!query_params (msg, query, &days_param, &days, NULL))
     return;
   rows = gk_insights_compare_days (db, days, &error);
-  if (rows == NULL)
-    {
-      respond_gerror (msg, error);
-      return;
-    }
-  json_builder_begin_object (b);
-  gk_json_add_int (b, "days", days);
-  json_builder_set_member_name (b, "keys");
-  json_builder_begin_array (b);
-  for (guint i = 0; i < rows->len; i++)
-    gk_json_add_key_comparison (b, rows->pdata[i]);
-  json_builder_end_array (b);
-  json_builder_end_object (b);
-  respond_node (msg, SOUP_STATUS_OK, b);
+  respond_days_rows (msg, days, "keys", rows, (GkJsonAddRow) gk_json_add_key_comparison, error);
 }
 
 static void
@@ -590,27 +624,14 @@ rotation_spikes (GkDatabase        *db,
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) spikes = NULL;
-  g_autoptr(JsonBuilder) b = json_builder_new ();
   guint days;
 
-  if (!query_days (msg, query, &days))
+  if (!query_params (msg, query, &days_param, &days, NULL))
     return;
   spikes = gk_insights_rotation_spikes (db, gk_database_now (db) - (gint64) days * 86400, 0,
                                         &error);
-  if (spikes == NULL)
-    {
-      respond_gerror (msg, error);
-      return;
-    }
-  json_builder_begin_object (b);
-  gk_json_add_int (b, "days", days);
-  json_builder_set_member_name (b, "spikes");
-  json_builder_begin_array (b);
-  for (guint i = 0; i < spikes->len; i++)
-    gk_json_add_rotation_spike (b, spikes->pdata[i]);
-  json_builder_end_array (b);
-  json_builder_end_object (b);
-  respond_node (msg, SOUP_STATUS_OK, b);
+  respond_days_rows (msg, days, "spikes", spikes, (GkJsonAddRow) gk_json_add_rotation_spike,
+                     error);
 }
 
 static void
@@ -619,24 +640,21 @@ usage_logs (GkDatabase        *db,
             GHashTable        *query)
 {
   g_autoptr(GError) error = NULL;
-  guint key_id = query_uint (query, "key_id", 0, G_MAXUINT);
-  guint limit = query_uint (query, "limit", DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT);
-  guint offset = query_uint (query, "offset", 0, G_MAXUINT);
-  g_autoptr(GPtrArray) rows = gk_stats_usage_logs (db, key_id, limit, offset, &error);
+  g_autoptr(GPtrArray) rows = NULL;
   g_autoptr(JsonBuilder) b = json_builder_new ();
   GkUsageSummary summary = { 0 };
+  guint key_id, limit, offset;
 
+  query_params (msg, query, &key_id_param, &key_id, &limit_param, &limit, &offset_param,
+                &offset, NULL);
+  rows = gk_stats_usage_logs (db, key_id, limit, offset, &error);
   if (rows == NULL || !gk_stats_usage_summary (db, key_id, limit, &summary, &error))
     {
       respond_gerror (msg, error);
       return;
     }
   json_builder_begin_object (b);
-  json_builder_set_member_name (b, "logs");
-  json_builder_begin_array (b);
-  for (guint i = 0; i < rows->len; i++)
-    gk_json_add_usage_row (b, g_ptr_array_index (rows, i));
-  json_builder_end_array (b);
+  gk_json_add_rows (b, "logs", rows, (GkJsonAddRow) gk_json_add_usage_row);
   json_builder_set_member_name (b, "summary");
   json_builder_begin_object (b);
   gk_json_add_int (b, "requests", summary.requests);
@@ -654,22 +672,20 @@ rotation_logs (GkDatabase        *db,
                GHashTable        *query)
 {
   g_autoptr(GError) error = NULL;
-  guint limit = query_uint (query, "limit", DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT);
-  g_autoptr(GPtrArray) rows = gk_stats_rotation_logs (db, limit, &error);
+  g_autoptr(GPtrArray) rows = NULL;
   g_autoptr(JsonBuilder) b = json_builder_new ();
   gint64 all = 0, manual = 0, automatic = 0;
+  guint limit;
 
+  query_params (msg, query, &limit_param, &limit, NULL);
+  rows = gk_stats_rotation_logs (db, limit, &error);
   if (rows == NULL || !gk_stats_rotation_totals (db, &all, &manual, &automatic, &error))
     {
       respond_gerror (msg, error);
       return;
     }
   json_builder_begin_object (b);
-  json_builder_set_member_name (b, "rotations");
-  json_builder_begin_array (b);
-  for (guint i = 0; i < rows->len; i++)
-    gk_json_add_rotation_row (b, g_ptr_array_index (rows, i));
-  json_builder_end_array (b);
+  gk_json_add_rows (b, "rotations", rows, (GkJsonAddRow) gk_json_add_rotation_row);
   json_builder_set_member_name (b, "totals");
   json_builder_begin_object (b);
   gk_json_add_int (b, "all", all);
@@ -686,23 +702,21 @@ audit_logs (GkDatabase        *db,
             GHashTable        *query)
 {
   g_autoptr(GError) error = NULL;
-  guint limit = query_uint (query, "limit", DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT);
-  guint offset = query_uint (query, "offset", 0, G_MAXUINT);
-  g_autoptr(GPtrArray) rows = gk_audit_list (db, limit, offset, &error);
+  g_autoptr(GPtrArray) rows = NULL;
   g_autoptr(JsonBuilder) b = json_builder_new ();
-  gint64 total = rows != NULL ? gk_audit_count (db, &error) : -1;
+  gint64 total;
+  guint limit, offset;
 
+  query_params (msg, query, &limit_param, &limit, &offset_param, &offset, NULL);
+  rows = gk_audit_list (db, limit, offset, &error);
+  total = rows != NULL ? gk_audit_count (db, &error) : -1;
   if (rows == NULL || total < 0)
     {
       respond_gerror (msg, error);
       return;
     }
   json_builder_begin_object (b);
-  json_builder_set_member_name (b, "audit_logs");
-  json_builder_begin_array (b);
-  for (guint i = 0; i < rows->len; i++)
-    gk_json_add_audit_row (b, g_ptr_array_index (rows, i));
-  json_builder_end_array (b);
+  gk_json_add_rows (b, "audit_logs", rows, (GkJsonAddRow) gk_json_add_audit_row);
   gk_json_add_int (b, "total", total);
   json_builder_end_object (b);
   respond_node (msg, SOUP_STATUS_OK, b);
