@@ -179,22 +179,8 @@ static void
 reload (gpointer page)
 {
   GkAuditPage *self = page;
-  GkDatabase *db;
-  g_autoptr(GTask) task = gk_page_load_start (&self->load, load_cb, reload, &db);
-  gboolean shown = g_list_model_get_n_items (G_LIST_MODEL (self->store)) > 0;
 
-  if (task == NULL)
-    {
-      if (!shown)
-        gtk_stack_set_visible_child_name (self->stack, "empty");
-      return;
-    }
-
-  /* A list already shown stays while it is read again. */
-  if (!shown)
-    gtk_stack_set_visible_child_name (self->stack, "loading");
-  g_task_set_task_data (task, g_object_ref (db), g_object_unref);
-  g_task_run_in_thread (task, load_thread);
+  gk_page_load_list (&self->load, G_LIST_MODEL (self->store), self->stack, load_cb, load_thread);
 }
 
 static void

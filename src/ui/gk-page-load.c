@@ -81,6 +81,30 @@ gk_page_load_start (GkPageLoad           *load,
 }
 
 void
+gk_page_load_list (GkPageLoad          *load,
+                   GListModel          *shown,
+                   GtkStack            *stack,
+                   GAsyncReadyCallback  done,
+                   GTaskThreadFunc      thread)
+{
+  GkDatabase *db;
+  g_autoptr(GTask) task = gk_page_load_start (load, done, gk_page_load_list, &db);
+  gboolean empty = g_list_model_get_n_items (shown) == 0;
+
+  if (task == NULL)
+    {
+      if (empty)
+        gtk_stack_set_visible_child_name (stack, "empty");
+      return;
+    }
+
+  if (empty)
+    gtk_stack_set_visible_child_name (stack, "loading");
+  g_task_set_task_data (task, g_object_ref (db), g_object_unref);
+  g_task_run_in_thread (task, thread);
+}
+
+void
 gk_page_load_dispose (GkPageLoad *load)
 {
   g_cancellable_cancel (load->cancellable);

@@ -48,6 +48,14 @@ GTask      *gk_page_load_start       (GkPageLoad          *load,
                                       GAsyncReadyCallback  done,
                                       gpointer             source_tag,
                                       GkDatabase         **db);
+/* The read of a page that lists rows in @stack ("loading", "empty" and
+ * the list): runs @thread with the database as its task data. A list
+ * already shown (@shown has items) stays while it is read again. */
+void        gk_page_load_list        (GkPageLoad          *load,
+                                      GListModel          *shown,
+                                      GtkStack            *stack,
+                                      GAsyncReadyCallback  done,
+                                      GTaskThreadFunc      thread);
 void        gk_page_load_set_loading (GkPageLoad          *load,
                                       gboolean             loading);
 /* From the page's dispose: cancels the read and lets the backend go. */
