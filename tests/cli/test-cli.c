@@ -1009,6 +1009,37 @@ test_tokens (Fixture       *f,
   }
 }
 
+/* Runs the Python script tests/cli/@name on @path and @args (up to a
+ * NULL); returns its output, after failing the test if it failed. */
+static char *
+run_script (const char *name,
+            const char *path,
+            ...)
+{
+  g_autofree char *script = g_test_build_filename (G_TEST_DIST, name, NULL);
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autofree char *err = NULL;
+  g_autoptr(GError) error = NULL;
+  char *out = NULL;
+  int status = 0;
+  va_list args;
+
+  g_ptr_array_add (argv, (gpointer) "python3");
+  g_ptr_array_add (argv, script);
+  va_start (args, path);
+  for (const char *arg = path; arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, (gpointer) arg);
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+
+  g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &err,
+                &status, &error);
+  g_assert_no_error (error);
+  if (!g_spawn_check_wait_status (status, NULL))
+    g_error ("%s: %s", path, err);
+  return out;
+}
+
 /* Runs tests/cli/check-xlsx.py on @path: header, frozen row, row count
  * and the cell types of the first data row. */
 static void
@@ -1017,18 +1048,8 @@ check_xlsx (const char *path,
             const char *rows,
             const char *types)
 {
-  g_autofree char *script = g_test_build_filename (G_TEST_DIST, "check-xlsx.py", NULL);
-  const char *argv[] = { "python3", script, path, header, rows, types, NULL };
-  g_autofree char *out = NULL;
-  g_autofree char *err = NULL;
-  g_autoptr(GError) error = NULL;
-  int status = 0;
+  g_autofree char *out = run_script ("check-xlsx.py", path, header, rows, types, NULL);
 
-  g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &err,
-                &status, &error);
-  g_assert_no_error (error);
-  if (!g_spawn_check_wait_status (status, NULL))
-    g_error ("%s: %s", path, err);
   g_assert_cmpstr (out, ==, "ok\n");
 }
 
@@ -1421,24 +1442,6 @@ golden_database (Fixture *f)
   run_sqlite (f, golden_rows);
 }
 
-static char *
-dump_xlsx (const char *path)
-{
-  g_autofree char *script = g_test_build_filename (G_TEST_DIST, "dump-xlsx.py", NULL);
-  const char *argv[] = { "python3", script, path, NULL };
-  g_autofree char *err = NULL;
-  g_autoptr(GError) error = NULL;
-  char *out = NULL;
-  int status = 0;
-
-  g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &err,
-                &status, &error);
-  g_assert_no_error (error);
-  if (!g_spawn_check_wait_status (status, NULL))
-    g_error ("%s: %s", path, err);
-  return out;
-}
-
 /* @got is byte for byte tests/cli/export/@name. */
 static void
 assert_golden (const char *got,
@@ -1487,7 +1490,7 @@ test_export_golden (Fixture       *f,
 
       golden_database (f);
       RUN_OK (f, NULL, "export", "--table", tables[i], "--xlsx", xlsx_path);
-      sheets = dump_xlsx (xlsx_path);
+      sheets = run_script ("dump-xlsx.py", xlsx_path, NULL);
       assert_golden (sheets, dump);
     }
 }
