@@ -541,6 +541,25 @@ rotate_key (GkKeyStore        *store,
   respond_node (msg, SOUP_STATUS_OK, b);
 }
 
+/* @record as a 200 (added by @add_record), or the error when it is NULL. */
+static void
+respond_record (GkExchange    *msg,
+                gconstpointer  record,
+                GkJsonAddRow   add_record,
+                const GError  *error)
+{
+  g_autoptr(JsonBuilder) b = NULL;
+
+  if (record == NULL)
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  b = json_builder_new ();
+  add_record (b, record);
+  respond_node (msg, SOUP_STATUS_OK, b);
+}
+
 static void
 dashboard (GkDatabase        *db,
            GkExchange        *msg,
@@ -548,18 +567,11 @@ dashboard (GkDatabase        *db,
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GkDashboard) dash = NULL;
-  g_autoptr(JsonBuilder) b = json_builder_new ();
   guint days;
 
   query_params (msg, query, &dashboard_days_param, &days, NULL);
   dash = gk_stats_dashboard (db, days >= 30 ? 30 : 7, &error);
-  if (dash == NULL)
-    {
-      respond_gerror (msg, error);
-      return;
-    }
-  gk_json_add_dashboard (b, dash);
-  respond_node (msg, SOUP_STATUS_OK, b);
+  respond_record (msg, dash, (GkJsonAddRow) gk_json_add_dashboard, error);
 }
 
 /* { "days": @days, @member: [@rows] }, or the error when @rows is NULL. */
@@ -606,15 +618,8 @@ forecast (GkDatabase        *db,
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GkForecast) f = gk_insights_forecast (db, &error);
-  g_autoptr(JsonBuilder) b = json_builder_new ();
 
-  if (f == NULL)
-    {
-      respond_gerror (msg, error);
-      return;
-    }
-  gk_json_add_forecast (b, f);
-  respond_node (msg, SOUP_STATUS_OK, b);
+  respond_record (msg, f, (GkJsonAddRow) gk_json_add_forecast, error);
 }
 
 static void
@@ -744,7 +749,6 @@ budget (GkDatabase        *db,
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonParser) parser = json_parser_new ();
-  g_autoptr(JsonBuilder) b = json_builder_new ();
   g_autoptr(GkSpend) spend = NULL;
   static const char * const budget_fields[] = { "monthly_budget_usd" };
 
@@ -782,13 +786,7 @@ budget (GkDatabase        *db,
         }
     }
   spend = gk_spend_read (db, &error);
-  if (spend == NULL)
-    {
-      respond_gerror (msg, error);
-      return;
-    }
-  gk_json_add_spend (b, spend);
-  respond_node (msg, SOUP_STATUS_OK, b);
+  respond_record (msg, spend, (GkJsonAddRow) gk_json_add_spend, error);
 }
 
 static void
