@@ -574,42 +574,49 @@ dashboard (GkDatabase        *db,
   respond_record (msg, dash, (GkJsonAddRow) gk_json_add_dashboard, error);
 }
 
-/* { "days": @days, @member: [@rows] }, or the error when @rows is NULL. */
-static void
-respond_days_rows (GkExchange   *msg,
-                   guint         days,
-                   const char   *member,
-                   GPtrArray    *rows,
-                   GkJsonAddRow  add_row,
-                   const GError *error)
-{
-  g_autoptr(JsonBuilder) b = json_builder_new ();
+/* Reads the rows of the last ?days (1…366, default 7) of a database. */
+typedef GPtrArray *(*DaysRows) (GkDatabase  *db,
+                                guint        days,
+                                GError     **error);
 
+static GPtrArray *
+spikes_of_days (GkDatabase  *db,
+                guint        days,
+                GError     **error)
+{
+  return gk_insights_rotation_spikes (db, gk_database_now (db) - (gint64) days * 86400, 0,
+                                      error);
+}
+
+/* Answers { "days": N, @member: [rows] } with the rows @read gives for the
+ * ?days of @query. */
+static void
+respond_days_rows (GkDatabase   *db,
+                   GkExchange   *msg,
+                   GHashTable   *query,
+                   DaysRows      read,
+                   const char   *member,
+                   GkJsonAddRow  add_row)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) rows = NULL;
+  g_autoptr(JsonBuilder) b = NULL;
+  guint days;
+
+  if (!query_params (msg, query, &days_param, &days, NULL))
+    return;
+  rows = read (db, days, &error);
   if (rows == NULL)
     {
       respond_gerror (msg, error);
       return;
     }
+  b = json_builder_new ();
   json_builder_begin_object (b);
   gk_json_add_int (b, "days", days);
   gk_json_add_rows (b, member, rows, add_row);
   json_builder_end_object (b);
   respond_node (msg, SOUP_STATUS_OK, b);
-}
-
-static void
-compare_keys (GkDatabase        *db,
-              GkExchange        *msg,
-              GHashTable        *query)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) rows = NULL;
-  guint days;
-
-  if (!query_params (msg, query, &days_param, &days, NULL))
-    return;
-  rows = gk_insights_compare_days (db, days, &error);
-  respond_days_rows (msg, days, "keys", rows, (GkJsonAddRow) gk_json_add_key_comparison, error);
 }
 
 static void
@@ -620,23 +627,6 @@ forecast (GkDatabase        *db,
   g_autoptr(GkForecast) f = gk_insights_forecast (db, &error);
 
   respond_record (msg, f, (GkJsonAddRow) gk_json_add_forecast, error);
-}
-
-static void
-rotation_spikes (GkDatabase        *db,
-                 GkExchange        *msg,
-                 GHashTable        *query)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) spikes = NULL;
-  guint days;
-
-  if (!query_params (msg, query, &days_param, &days, NULL))
-    return;
-  spikes = gk_insights_rotation_spikes (db, gk_database_now (db) - (gint64) days * 86400, 0,
-                                        &error);
-  respond_days_rows (msg, days, "spikes", spikes, (GkJsonAddRow) gk_json_add_rotation_spike,
-                     error);
 }
 
 static void
@@ -895,11 +885,15 @@ gk_gateway_admin_handle (GkKeyStore        *key_store,
   else if (n_parts == 1 && g_str_equal (parts[0], "audit-logs"))
     is_get ? audit_logs (db, msg, query) : method_not_allowed (msg);
   else if (n_parts == 1 && g_str_equal (parts[0], "compare"))
-    is_get ? compare_keys (db, msg, query) : method_not_allowed (msg);
+    is_get ? respond_days_rows (db, msg, query, gk_insights_compare_days, "keys",
+                                (GkJsonAddRow) gk_json_add_key_comparison)
+           : method_not_allowed (msg);
   else if (n_parts == 1 && g_str_equal (parts[0], "forecast"))
     is_get ? forecast (db, msg) : method_not_allowed (msg);
   else if (n_parts == 1 && g_str_equal (parts[0], "rotation-spikes"))
-    is_get ? rotation_spikes (db, msg, query) : method_not_allowed (msg);
+    is_get ? respond_days_rows (db, msg, query, spikes_of_days, "spikes",
+                                (GkJsonAddRow) gk_json_add_rotation_spike)
+           : method_not_allowed (msg);
   else if (n_parts == 1 && g_str_equal (parts[0], "hygiene"))
     is_get ? hygiene (db, msg) : method_not_allowed (msg);
   else if (n_parts == 1 && g_str_equal (parts[0], "budget"))
