@@ -740,6 +740,42 @@ test_other_connection (Fixture       *f,
   g_assert_cmpstr (second, ==, "from-elsewhere");
 }
 
+/* With a change check age, the pool takes the data_version last read on
+ * its connection (by a token check, say) while that read is recent, and
+ * reads no other: a key another connection added shows once someone on
+ * this connection read data_version again. */
+static void
+test_change_check_age (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) other = gk_database_open (gk_database_get_path (f->db), f->clock, &error);
+  g_autoptr(GkKeyStore) other_store = NULL;
+  g_autofree char *first = NULL;
+  g_autofree char *second = NULL;
+  g_autofree char *third = NULL;
+
+  g_assert_no_error (error);
+  other_store = gk_key_store_new (other, f->master);
+  /* An hour: no read of this test gets old enough to be taken again. */
+  gk_pool_set_change_check_age (f->pool, (gint64) 3600 * G_USEC_PER_SEC);
+  first = select_name (f);
+  g_assert_null (first);
+  gk_test_add_key (other_store, "from-elsewhere", 5);
+  second = select_name (f);
+  g_assert_null (second);
+  g_assert_cmpint (gk_database_get_data_version (f->db), >=, 0);
+  third = select_name (f);
+  g_assert_cmpstr (third, ==, "from-elsewhere");
+
+  /* Back to a read on every use. */
+  gk_pool_set_change_check_age (f->pool, 0);
+  gk_test_add_key (other_store, "later", 9);
+  g_clear_pointer (&third, g_free);
+  third = select_name (f);
+  g_assert_cmpstr (third, ==, "later");
+}
+
 /* The key's plaintext for a request, from the ciphertext the snapshot holds. */
 static char *
 reveal_selected (Fixture *f)
@@ -884,6 +920,7 @@ main (int argc, char *argv[])
   ADD ("/pool/track-deleted-key", test_track_deleted_key);
   ADD ("/pool/concurrent-processes", test_concurrent_processes);
   ADD ("/pool/other-connection", test_other_connection);
+  ADD ("/pool/change-check-age", test_change_check_age);
   ADD ("/pool/key-secret", test_key_secret);
 
   return g_test_run ();

@@ -57,5 +57,10 @@ void          gk_database_checkpoint  (GkDatabase   *self);
 guint64       gk_database_touch       (GkDatabase   *self);
 /* data_version combined with the local touch counter. */
 guint64       gk_database_change_stamp (GkDatabase  *self);
+/* The same, from the data_version last read on this connection when that
+ * read is at most @max_age_us old (any caller's: one read can serve
+ * several checks), read again otherwise; 0 always reads. */
+guint64       gk_database_change_stamp_recent (GkDatabase *self,
+                                               gint64      max_age_us);
 
 G_END_DECLS

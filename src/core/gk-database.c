@@ -33,6 +33,7 @@ struct _GkDatabase
   char       *uuid;
   guint64     local_changes;
   gint64      last_data_version;
+  gint64      last_data_version_at; /* monotonic µs of that read; 0 = none yet */
   /* On a server: changes other processes notified (atomic; see
    * gk_database_watch_source_new). */
   gint        remote_changes;
@@ -1157,6 +1158,7 @@ gk_database_get_data_version (GkDatabase *self)
   if (stmt != NULL)
     gk_sql_reset (stmt);
   self->last_data_version = version;
+  self->last_data_version_at = version >= 0 ? g_get_monotonic_time () : 0;
   gk_database_unlock (self);
   return version;
 }
@@ -1273,10 +1275,23 @@ gk_database_watch_source_new (GkDatabase *self)
 guint64
 gk_database_change_stamp (GkDatabase *self)
 {
+  return gk_database_change_stamp_recent (self, 0);
+}
+
+guint64
+gk_database_change_stamp_recent (GkDatabase *self,
+                                 gint64      max_age_us)
+{
   guint64 stamp;
+  gint64 version;
 
   gk_database_lock (self);
-  stamp = ((guint64) gk_database_get_data_version (self) << 32) + self->local_changes;
+  if (max_age_us > 0 && self->last_data_version_at > 0 &&
+      g_get_monotonic_time () - self->last_data_version_at <= max_age_us)
+    version = self->last_data_version;
+  else
+    version = gk_database_get_data_version (self);
+  stamp = ((guint64) version << 32) + self->local_changes;
   gk_database_unlock (self);
   return stamp;
 }

@@ -66,6 +66,7 @@ struct _GkPool
   double      pool_budget;  /* USD a month for all keys together; < 0: none */
   double      deleted_cost; /* this month's cost of deleted keys */
   gint64      last_now;     /* to notice the clock going backwards */
+  gint64      change_check_age; /* µs, see gk_pool_set_change_check_age() */
   gboolean    loaded;
   /* On a server shared with other gateways, whose charges this snapshot
    * does not see until it reloads. */
@@ -152,6 +153,18 @@ gk_pool_get_pricing (GkPool *self)
 {
   g_return_val_if_fail (GK_IS_POOL (self), NULL);
   return self->pricing;
+}
+
+void
+gk_pool_set_change_check_age (GkPool *self,
+                              gint64  max_age_us)
+{
+  g_return_if_fail (GK_IS_POOL (self));
+  g_return_if_fail (max_age_us >= 0);
+
+  g_mutex_lock (&self->mutex);
+  self->change_check_age = max_age_us;
+  g_mutex_unlock (&self->mutex);
 }
 
 /* Snapshot */
@@ -272,7 +285,7 @@ load_snapshot (GkPool  *self,
   self->next_due = next_due;
   self->pool_budget = gk_spend_get_pool_budget (self->db);
   self->threshold = gk_database_get_rotation_threshold (self->db);
-  self->stamp = gk_database_change_stamp (self->db);
+  self->stamp = gk_database_change_stamp_recent (self->db, self->change_check_age);
   self->loaded = TRUE;
   return TRUE;
 }
@@ -302,7 +315,8 @@ snapshot_acquire (GkPool  *self,
   gk_database_lock (self->db);
   g_mutex_lock (&self->mutex);
   self->last_now = now;
-  if (!self->loaded || self->stamp != gk_database_change_stamp (self->db))
+  if (!self->loaded ||
+      self->stamp != gk_database_change_stamp_recent (self->db, self->change_check_age))
     {
       if (!load_snapshot (self, error))
         {

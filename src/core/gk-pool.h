@@ -63,6 +63,13 @@ GkPool     *gk_pool_new         (GkDatabase      *db,
                                  GkPricing       *pricing);
 GkDatabase *gk_pool_get_database (GkPool         *self);
 GkPricing  *gk_pool_get_pricing (GkPool          *self);
+/* How old a check of other connections' changes (SQLite's data_version,
+ * read by anyone on the pool's connection) the snapshot may rely on
+ * instead of reading it again; 0 (the default) reads it on every use. The
+ * gateway, which reads it for each request's client token, sets a few
+ * milliseconds: one read serves the token and the key selection. */
+void        gk_pool_set_change_check_age (GkPool  *self,
+                                          gint64   max_age_us);
 
 /* The key a request for @model would get now; @exclude (nullable, array of
  * gint64 ids) lists keys already tried for this request. */

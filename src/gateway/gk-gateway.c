@@ -86,6 +86,11 @@
 /* Memory of a client connection (libmicrohttpd's pool, for a request head
  * and then the answer's): room for the largest upstream head relayed. */
 #define CONNECTION_MEMORY      (GK_UPSTREAM_HEAD_LIMIT + 32 * 1024)
+/* How old a data_version read the pool may rely on while the gateway
+ * runs: each request's token check reads it, and the key selection and
+ * usage row of that request (and of those in flight beside it) take that
+ * read rather than another read transaction of their own. */
+#define POOL_CHANGE_CHECK_AGE_US (10 * 1000)
 /* 18 digits always fit in a goffset. */
 #define MAX_CONTENT_LENGTH_DIGITS 18
 
@@ -2752,6 +2757,7 @@ gateway_thread (gpointer data)
 
       self->loop = g_main_loop_new (self->context, FALSE);
       usage_rows_start (self);
+      gk_pool_set_change_check_age (self->pool, POOL_CHANGE_CHECK_AGE_US);
     }
 
   g_mutex_lock (&self->start_mutex);
@@ -2789,6 +2795,7 @@ gateway_thread (gpointer data)
         g_main_context_iteration (self->context, FALSE);
       /* Rows still queued are written before the database is let go. */
       usage_rows_stop (self);
+      gk_pool_set_change_check_age (self->pool, 0);
       while (g_main_context_iteration (self->context, FALSE))
         ;
     }
