@@ -174,9 +174,11 @@ typedef struct _DaemonSource DaemonSource;
  * never end). */
 typedef struct
 {
-  GList   link;          /* in gateway->connections */
-  int     fd;
-  gint64  head_deadline; /* monotonic µs; -1 while a request is served */
+  GList               link;          /* in gateway->connections */
+  int                 fd;
+  gint64              head_deadline; /* monotonic µs; -1 while a request is served */
+  struct _GkExchange *exchange;      /* the request being read or served, or NULL */
+  gboolean            peer_closed;   /* the client shut its side down (EPOLLRDHUP) */
 } ClientConn;
 
 /* One client request and the answer made to it (libmicrohttpd's request
@@ -698,24 +700,37 @@ exchange_wake (GkExchange *exchange)
 /* ---- Clients that leave -------------------------------------------------- */
 
 /* While the proxy works for it, a client connection is watched for its
- * client closing it (libmicrohttpd watches no suspended connection), in an
- * epoll set of the gateway's own: one system call to add it and one to
- * remove it, and no wakeup of the main loop. EPOLLRDHUP is the client's
- * end of stream, not the bytes of a next request. */
-static void
-exchange_watch (GkExchange *exchange,
-                gboolean    watch)
-{
-  GkGateway *self = exchange->gateway;
-  struct epoll_event event = { .events = EPOLLRDHUP, .data.ptr = exchange };
+ * client closing it (libmicrohttpd watches no suspended connection). Every
+ * client connection is in an epoll set of the gateway's own from its
+ * accept to its close, edge-triggered on EPOLLRDHUP (the client's end of
+ * stream, not the bytes of a next request): no system call per request,
+ * and no wakeup of the main loop until a client shuts its side down. */
+static void request_client_left (Request *request);
 
-  if (watch == exchange->watched)
-    return;
-  exchange->watched = watch;
-  epoll_ctl (self->hangup_epoll, watch ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, exchange->fd, &event);
+/* The client of a watched exchange shut its side down: it left, unless
+ * bytes it sent before the end wait to be read (a pipelined request, or
+ * more than the Content-Length said), which libmicrohttpd reads once the
+ * answer is out: that client still waits for it. Either way, nothing more
+ * to watch. */
+static void
+exchange_peer_closed (GkExchange *exchange)
+{
+  char byte;
+  gssize n = recv (exchange->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+
+  exchange->watched = FALSE;
+  if (n <= 0 && exchange->request != NULL)
+    request_client_left (exchange->request);
 }
 
-static void request_client_left (Request *request);
+static void
+exchange_watch (GkExchange *exchange)
+{
+  exchange->watched = TRUE;
+  /* The end came before the watch began: its edge is gone. */
+  if (exchange->conn->peer_closed)
+    exchange_peer_closed (exchange);
+}
 
 static gboolean
 hangup_cb (int          fd,
@@ -724,20 +739,13 @@ hangup_cb (int          fd,
 {
   struct epoll_event event;
 
-  /* One at a time: the request that ends may stop watching others. */
   while (epoll_wait (fd, &event, 1, 0) == 1)
     {
-      GkExchange *exchange = event.data.ptr;
-      char byte;
-      gssize n = recv (exchange->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      ClientConn *conn = event.data.ptr;
 
-      /* Bytes sent before the end (a pipelined request, or more than the
-       * Content-Length said) are read by libmicrohttpd once the answer is
-       * out: the client still waits for it. Either way, nothing more to
-       * watch. */
-      exchange_watch (exchange, FALSE);
-      if (n <= 0 && exchange->request != NULL)
-        request_client_left (exchange->request);
+      conn->peer_closed = TRUE;
+      if (conn->exchange != NULL && conn->exchange->watched)
+        exchange_peer_closed (conn->exchange);
     }
   return G_SOURCE_CONTINUE;
 }
@@ -756,17 +764,23 @@ connection_cb (void                           *cls,
 
   if (code == MHD_CONNECTION_NOTIFY_STARTED)
     {
+      struct epoll_event event = { .events = EPOLLRDHUP | EPOLLET };
+
       conn = g_new0 (ClientConn, 1);
       conn->link.data = conn;
       conn->fd = MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CONNECTION_FD)->connect_fd;
       /* The head is due within the header timeout of the accept. */
       conn->head_deadline = g_get_monotonic_time () + (gint64) self->header_timeout_ms * 1000;
       g_queue_push_tail_link (&self->connections, &conn->link);
+      event.data.ptr = conn;
+      epoll_ctl (self->hangup_epoll, EPOLL_CTL_ADD, conn->fd, &event);
       *socket_context = conn;
       return;
     }
   if (conn != NULL)
     {
+      /* Its pending event (if any) goes with it. */
+      epoll_ctl (self->hangup_epoll, EPOLL_CTL_DEL, conn->fd, NULL);
       g_queue_unlink (&self->connections, &conn->link);
       g_free (conn);
       *socket_context = NULL;
@@ -810,6 +824,7 @@ request_line_cb (void                  *cls,
   exchange->connection = connection;
   info = MHD_get_connection_info (connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   exchange->conn = info->socket_context;
+  exchange->conn->exchange = exchange;
   exchange->fd = exchange->conn->fd;
   /* Read as libsoup's server did: percent-encoding normalised and dot
    * segments removed, then the path decoded (NULL for an escaped NUL or a
@@ -859,7 +874,8 @@ request_completed_cb (void                            *cls,
   if (exchange == NULL)
     return;
   *con_cls = NULL;
-  exchange_watch (exchange, FALSE);
+  exchange->watched = FALSE;
+  exchange->conn->exchange = NULL;
   if (exchange->request != NULL)
     request_detach (exchange->request);
   /* On a keep-alive connection the next head is due within the idle
@@ -910,7 +926,7 @@ access_cb (void                  *cls,
       /* The upstream answers later. */
       exchange->suspended = TRUE;
       MHD_suspend_connection (connection);
-      exchange_watch (exchange, TRUE);
+      exchange_watch (exchange);
     }
   return MHD_YES;
 }
@@ -1717,7 +1733,7 @@ request_finish (Request *request)
 
   if (exchange != NULL)
     {
-      exchange_watch (exchange, FALSE);
+      exchange->watched = FALSE;
       if (exchange->streaming && !exchange->out_end)
         exchange->out_abort = TRUE;
       else if (exchange->status == 0)

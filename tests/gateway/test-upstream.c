@@ -199,6 +199,7 @@ typedef struct
   gint         events_sent;  /* with @stream: events the gateway took */
   gboolean     silent;       /* never answers */
   gint         requests;
+  gint         accepted;     /* connections the gateway opened */
   gint         closed;       /* connections the gateway closed */
   char        *base;
 } Raw;
@@ -295,6 +296,7 @@ raw_accept_thread (gpointer data)
           g_free (rc);
           continue;
         }
+      g_atomic_int_inc (&raw->accepted);
       g_thread_unref (g_thread_new ("raw-conn", raw_conn_thread, rc));
     }
   return NULL;
@@ -899,6 +901,68 @@ test_client_gone_cancels (Fixture       *f,
   raw_free (raw);
 }
 
+/* A client that shuts its side down right after its request, before the
+ * gateway has forwarded it, and one that leaves during the second request
+ * of a kept-alive connection: each upstream call ends at once too. */
+static void
+test_client_gone_early (Fixture       *f,
+                        gconstpointer  data)
+{
+  Raw *raw = raw_new (NULL);
+  g_autofree char *request = NULL;
+  g_autofree char *models = NULL;
+  char buf[4096];
+  gssize n;
+  int fd;
+
+  raw->silent = TRUE;
+  add_key (f, "OK");
+  gk_gateway_set_upstream_timeout (f->gateway, 120);
+  start (f, raw->base);
+
+  request = g_strdup_printf ("POST %s:generateContent HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                             "x-goog-api-key: %s\r\nContent-Type: application/json\r\n"
+                             "Content-Length: %zu\r\n\r\n%s", MODEL_PATH,
+                             gk_gateway_get_port (f->gateway), f->token, strlen (GENERATE_BODY),
+                             GENERATE_BODY);
+  fd = connect_loopback (gk_gateway_get_port (f->gateway));
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_true (send_all (fd, request, strlen (request)));
+  shutdown (fd, SHUT_WR);
+  /* Either the call never starts or it ends at once: no upstream
+   * connection stays open (the silent upstream would hold it for 120 s). */
+  g_usleep (100000);
+  for (guint i = 0; i < 1000 && g_atomic_int_get (&raw->closed) < g_atomic_int_get (&raw->accepted); i++)
+    g_usleep (10000);
+  g_assert_cmpint (g_atomic_int_get (&raw->closed), ==, g_atomic_int_get (&raw->accepted));
+  close (fd);
+
+  /* A first request answered (the 404 of an unknown path, not forwarded),
+   * then a second one on the same connection whose client leaves. */
+  fd = connect_loopback (gk_gateway_get_port (f->gateway));
+  g_assert_cmpint (fd, >=, 0);
+  models = g_strdup_printf ("GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                            "x-goog-api-key: %s\r\n\r\n",
+                            gk_gateway_get_port (f->gateway), f->token);
+  g_assert_true (send_all (fd, models, strlen (models)));
+  n = recv (fd, buf, sizeof buf - 1, 0);
+  g_assert_cmpint (n, >, 0);
+  buf[n] = '\0';
+  g_assert_true (g_str_has_prefix (buf, "HTTP/1.1 404"));
+  g_atomic_int_set (&raw->requests, 0);
+  g_atomic_int_set (&raw->closed, 0);
+  g_assert_true (send_all (fd, request, strlen (request)));
+  for (guint i = 0; i < 1000 && g_atomic_int_get (&raw->requests) == 0; i++)
+    g_usleep (10000);
+  g_assert_cmpint (g_atomic_int_get (&raw->requests), ==, 1);
+  close (fd);
+  for (guint i = 0; i < 1000 && g_atomic_int_get (&raw->closed) == 0; i++)
+    g_usleep (10000);
+  g_assert_cmpint (g_atomic_int_get (&raw->closed), ==, 1);
+  gk_gateway_stop (f->gateway);
+  raw_free (raw);
+}
+
 
 /* A client that reads a stream slowly holds the upstream back: the gateway
  * neither reads the whole answer nor holds it. */
@@ -1277,6 +1341,7 @@ main (int   argc,
   ADD ("timeout/first-byte", test_first_byte_timeout);
   ADD ("timeout/deadline", test_request_deadline);
   ADD ("timeout/client-gone", test_client_gone_cancels);
+  ADD ("timeout/client-gone-early", test_client_gone_early);
   ADD ("stream/slow-client", test_slow_client);
   ADD ("answer/empty-bodies", test_empty_bodies);
   ADD ("answer/conflicting-length", test_conflicting_length);
