@@ -30,7 +30,8 @@ GkSqlStmt    *gk_database_prepare_insert (GkDatabase   *self,
                                           GError      **error);
 /* Runs @stmt, an INSERT … RETURNING id or one from
  * gk_database_prepare_insert(), and resets it. Returns the new row's id,
- * or 0 with @error set (@what giving the context). */
+ * or 0 with @error set (@what, marked with N_() and translated only then,
+ * giving the context: the usage row's insert is on every request). */
 gint64        gk_database_step_insert (GkDatabase   *self,
                                        GkSqlStmt    *stmt,
                                        const char   *what,

@@ -1040,7 +1040,7 @@ gk_database_step_insert (GkDatabase  *self,
       gk_sql_reset (last);
     }
   if (id == 0)
-    gk_database_set_error (self, error, what);
+    gk_database_set_error (self, error, _(what));
   return id;
 }
 

@@ -938,7 +938,7 @@ gk_key_store_add (GkKeyStore       *self,
 
   if (spec->is_default && !clear_other_defaults (self, 0, error))
     goto fail;
-  id = gk_database_step_insert (self->db, stmt, _("Cannot save the key"), error);
+  id = gk_database_step_insert (self->db, stmt, N_("Cannot save the key"), error);
   if (id == 0)
     goto fail;
   if (!write_quota_limits (self, id, spec, error))

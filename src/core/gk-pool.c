@@ -982,7 +982,7 @@ gk_pool_track (GkPool               *self,
   gk_sql_bind_int64 (stmt, 12, record->latency_ms);
   gk_sql_bind_int64 (stmt, 13, now);
   local_result.usage_id = gk_database_step_insert (self->db, stmt,
-                                                   _("Cannot record the request"), error);
+                                                   N_("Cannot record the request"), error);
   if (local_result.usage_id == 0)
     goto fail;
 

@@ -184,7 +184,7 @@ gk_token_create (GkDatabase  *db,
   gk_sql_bind_text (stmt, 1, name, -1);
   gk_sql_bind_text (stmt, 2, hash, -1);
   gk_sql_bind_int64 (stmt, 3, gk_database_now (db));
-  id = gk_database_step_insert (db, stmt, _("Cannot save the gateway token"), error);
+  id = gk_database_step_insert (db, stmt, N_("Cannot save the gateway token"), error);
   if (id == 0)
     goto fail;
 
