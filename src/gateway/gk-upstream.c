@@ -963,6 +963,34 @@ gk_upstream_get_connect_count (GkUpstream *self)
   return self->connects;
 }
 
+/* An easy handle with the options every call of @self has; the calls set
+ * their own (gk_upstream_call_send) and leave the handle to the next call
+ * without a curl_easy_reset(), which would cost each request a reset and
+ * these options again. */
+static CURL *
+upstream_easy_new (GkUpstream *self)
+{
+  CURL *easy = curl_easy_init ();
+  long connect_ms = GK_UPSTREAM_CONNECT_TIMEOUT_S * 1000L;
+
+  /* The error buffer is the call's, set by each call. */
+  easy_set_common (easy, self->ca_file, NULL);
+  curl_easy_setopt (easy, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
+  curl_easy_setopt (easy, CURLOPT_OPENSOCKETDATA, self);
+  curl_easy_setopt (easy, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
+  curl_easy_setopt (easy, CURLOPT_CLOSESOCKETDATA, self);
+  curl_easy_setopt (easy, CURLOPT_HEADERFUNCTION, header_cb);
+  curl_easy_setopt (easy, CURLOPT_WRITEFUNCTION, write_cb);
+  if (self->tls)
+    curl_easy_setopt (easy, CURLOPT_PIPEWAIT, 1L);
+  if (self->user_agent != NULL)
+    curl_easy_setopt (easy, CURLOPT_USERAGENT, self->user_agent);
+  if (self->timeout_s > 0 && self->timeout_s < GK_UPSTREAM_CONNECT_TIMEOUT_S)
+    connect_ms = self->timeout_s * 1000L;
+  curl_easy_setopt (easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+  return easy;
+}
+
 GkUpstreamCall *
 gk_upstream_call_new (GkUpstream *upstream,
                       const char *method,
@@ -1050,7 +1078,6 @@ gk_upstream_call_send (GkUpstreamCall     *call,
 {
   GkUpstream *self;
   CURL *easy;
-  long connect_ms;
 
   g_return_if_fail (call != NULL && call->easy == NULL);
 
@@ -1069,35 +1096,23 @@ gk_upstream_call_send (GkUpstreamCall     *call,
     }
 
   easy = self->spare->len > 0 ? g_ptr_array_steal_index_fast (self->spare, self->spare->len - 1)
-                              : curl_easy_init ();
+                              : upstream_easy_new (self);
   call->easy = easy;
-  easy_set_common (easy, self->ca_file, call->errbuf);
+  /* What differs from one call to the next; a spare handle keeps the
+   * previous call's, all of which are set again here. */
+  curl_easy_setopt (easy, CURLOPT_ERRORBUFFER, call->errbuf);
   curl_easy_setopt (easy, CURLOPT_PRIVATE, call);
   curl_easy_setopt (easy, CURLOPT_URL, call->url);
-  curl_easy_setopt (easy, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
-  curl_easy_setopt (easy, CURLOPT_OPENSOCKETDATA, self);
-  curl_easy_setopt (easy, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
-  curl_easy_setopt (easy, CURLOPT_CLOSESOCKETDATA, self);
-  curl_easy_setopt (easy, CURLOPT_HEADERFUNCTION, header_cb);
   curl_easy_setopt (easy, CURLOPT_HEADERDATA, call);
-  curl_easy_setopt (easy, CURLOPT_WRITEFUNCTION, write_cb);
   curl_easy_setopt (easy, CURLOPT_WRITEDATA, call);
-  if (self->tls)
-    curl_easy_setopt (easy, CURLOPT_PIPEWAIT, 1L);
-  if (self->user_agent != NULL)
-    curl_easy_setopt (easy, CURLOPT_USERAGENT, self->user_agent);
-
-  connect_ms = GK_UPSTREAM_CONNECT_TIMEOUT_S * 1000L;
-  if (self->timeout_s > 0 && self->timeout_s < GK_UPSTREAM_CONNECT_TIMEOUT_S)
-    connect_ms = self->timeout_s * 1000L;
-  curl_easy_setopt (easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-  if (call->deadline > 0)
-    {
-      /* libcurl's own bound too, so that no state of its escapes it. */
-      gint64 left_ms = (call->deadline - g_get_monotonic_time ()) / 1000;
-
-      curl_easy_setopt (easy, CURLOPT_TIMEOUT_MS, (long) MAX (left_ms, 1));
-    }
+  /* libcurl's own bound too, so that no state of its escapes it. */
+  curl_easy_setopt (easy, CURLOPT_TIMEOUT_MS,
+                    call->deadline > 0
+                      ? (long) MAX ((call->deadline - g_get_monotonic_time ()) / 1000, 1) : 0L);
+  /* A GET without a body, the method's options below change it: resets a
+   * previous call's HEAD (NOBODY), POST and custom method. */
+  curl_easy_setopt (easy, CURLOPT_HTTPGET, 1L);
+  curl_easy_setopt (easy, CURLOPT_CUSTOMREQUEST, NULL);
 
   /* libcurl's own defaults that the upstream should not see. */
   call->headers = curl_slist_append (call->headers, "Expect:");
@@ -1261,7 +1276,11 @@ gk_upstream_call_free (GkUpstreamCall *call)
     }
   if (call->easy != NULL)
     {
-      curl_easy_reset (call->easy);
+      /* The next call sets every option of its own (no reset): none points
+       * into this call once it is freed. */
+      curl_easy_setopt (call->easy, CURLOPT_ERRORBUFFER, NULL);
+      curl_easy_setopt (call->easy, CURLOPT_HTTPHEADER, NULL);
+      curl_easy_setopt (call->easy, CURLOPT_POSTFIELDS, NULL);
       if (self->spare->len < POOL_MAX)
         g_ptr_array_add (self->spare, call->easy);
       else

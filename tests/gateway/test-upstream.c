@@ -202,6 +202,8 @@ typedef struct
   gint         accepted;     /* connections the gateway opened */
   gint         closed;       /* connections the gateway closed */
   char        *base;
+  GMutex       lock;
+  char        *last;         /* the last request's bytes, as first read (under @lock) */
 } Raw;
 
 typedef struct
@@ -229,6 +231,10 @@ raw_conn_thread (gpointer data)
         goto done;
       g_string_append_len (in, buf, n);
     }
+  g_mutex_lock (&raw->lock);
+  g_free (raw->last);
+  raw->last = g_strdup (in->str);
+  g_mutex_unlock (&raw->lock);
   g_atomic_int_inc (&raw->requests);
 
   if (raw->silent)
@@ -327,6 +333,7 @@ raw_free (Raw *raw)
   close (raw->stop[0]);
   close (raw->stop[1]);
   g_free (raw->base);
+  g_free (raw->last);
   g_free (raw);
 }
 
@@ -1113,6 +1120,79 @@ test_head (void)
   raw_free (raw);
 }
 
+/* Calls of every kind in turn over one upstream, whose libcurl handle the
+ * next call takes over with the previous call's options: each request is
+ * sent as its own method and body say (a HEAD leaves no NOBODY to a POST,
+ * a POST no body to a DELETE). */
+static void
+test_handle_reuse (void)
+{
+  static const struct
+  {
+    const char *method;
+    const char *body;     /* NULL: none */
+    const char *expect;   /* the start of what the upstream reads */
+    const char *absent;   /* what it must not read, or NULL */
+  } calls[] = {
+    { "HEAD", NULL, "HEAD /a HTTP/1.1\r\n", "Content-Length" },
+    { "POST", "abc", "POST /a HTTP/1.1\r\n", NULL },
+    { "DELETE", NULL, "DELETE /a HTTP/1.1\r\n", "abc" },
+    { "GET", NULL, "GET /a HTTP/1.1\r\n", "Content-Length" },
+    { "PUT", "defg", "PUT /a HTTP/1.1\r\n", NULL },
+    { "POST", NULL, "POST /a HTTP/1.1\r\n", "defg" },
+    { "HEAD", NULL, "HEAD /a HTTP/1.1\r\n", "Content-Length" },
+    { "GET", NULL, "GET /a HTTP/1.1\r\n", "Content-Length" },
+  };
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GError) error = NULL;
+  Raw *raw = raw_new ("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+  GkUpstream *upstream;
+
+  g_main_context_push_thread_default (context);
+  upstream = gk_upstream_new (raw->base, 30, NULL, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < G_N_ELEMENTS (calls); i++)
+    {
+      GkUpstreamCall *call = gk_upstream_call_new (upstream, calls[i].method, "/a");
+      g_autoptr(GBytes) body = NULL;
+      g_autofree char *length = NULL;
+      g_autofree char *seen = NULL;
+      gboolean done = FALSE;
+      guint status = 0;
+
+      if (calls[i].body != NULL)
+        {
+          body = g_bytes_new_static (calls[i].body, strlen (calls[i].body));
+          gk_upstream_call_set_body (call, "text/plain", body);
+          length = g_strdup_printf ("Content-Length: %zu\r\n", strlen (calls[i].body));
+        }
+      gk_upstream_call_send (call, NULL, head_cb, &status);
+      while (status == 0)
+        g_main_context_iteration (context, TRUE);
+      g_assert_cmpuint (status, ==, 200);
+      gk_upstream_call_read (call, read_end_cb, &done);
+      while (!done)
+        g_main_context_iteration (context, TRUE);
+      gk_upstream_call_free (call);
+
+      g_mutex_lock (&raw->lock);
+      seen = g_strdup (raw->last);
+      g_mutex_unlock (&raw->lock);
+      g_test_message ("%s", seen);
+      g_assert_true (g_str_has_prefix (seen, calls[i].expect));
+      if (length != NULL)
+        {
+          g_assert_nonnull (strstr (seen, length));
+          g_assert_true (g_str_has_suffix (seen, calls[i].body));
+        }
+      if (calls[i].absent != NULL)
+        g_assert_null (strstr (seen, calls[i].absent));
+    }
+  gk_upstream_free (upstream);
+  g_main_context_pop_thread_default (context);
+  raw_free (raw);
+}
+
 /* An answer that breaks framing or bounds: 502, named in the log. */
 static void
 check_bad_answer (Fixture    *f,
@@ -1350,6 +1430,7 @@ main (int   argc,
   ADD ("answer/huge", test_huge_answer);
 #undef ADD
   g_test_add_func ("/upstream/answer/head", test_head);
+  g_test_add_func ("/upstream/handle-reuse", test_handle_reuse);
   g_test_add_func ("/upstream/http2", test_http2);
 
   status = g_test_run ();
