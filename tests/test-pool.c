@@ -721,18 +721,26 @@ test_concurrent_processes (Fixture       *f,
 }
 
 /* A pool notices keys written by another connection. */
+/* A key store on a connection of its own to the fixture's database, as
+ * another process would have. */
+static GkKeyStore *
+other_connection_store (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) other = gk_database_open (gk_database_get_path (f->db), f->clock, &error);
+
+  g_assert_no_error (error);
+  return gk_key_store_new (other, f->master);
+}
+
 static void
 test_other_connection (Fixture       *f,
                        gconstpointer  data)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GkDatabase) other = gk_database_open (gk_database_get_path (f->db), f->clock, &error);
-  g_autoptr(GkKeyStore) other_store = NULL;
+  g_autoptr(GkKeyStore) other_store = other_connection_store (f);
   g_autofree char *first = NULL;
   g_autofree char *second = NULL;
 
-  g_assert_no_error (error);
-  other_store = gk_key_store_new (other, f->master);
   first = select_name (f);
   g_assert_null (first);
   gk_test_add_key (other_store, "from-elsewhere", 5);
@@ -748,15 +756,11 @@ static void
 test_change_check_age (Fixture       *f,
                        gconstpointer  data)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GkDatabase) other = gk_database_open (gk_database_get_path (f->db), f->clock, &error);
-  g_autoptr(GkKeyStore) other_store = NULL;
+  g_autoptr(GkKeyStore) other_store = other_connection_store (f);
   g_autofree char *first = NULL;
   g_autofree char *second = NULL;
   g_autofree char *third = NULL;
 
-  g_assert_no_error (error);
-  other_store = gk_key_store_new (other, f->master);
   /* An hour: no read of this test gets old enough to be taken again. */
   gk_pool_set_change_check_age (f->pool, (gint64) 3600 * G_USEC_PER_SEC);
   first = select_name (f);

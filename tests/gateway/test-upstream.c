@@ -874,27 +874,41 @@ test_request_deadline (Fixture       *f,
   raw_free (raw);
 }
 
+/* The gateway started with a key, forwarding to an upstream that never
+ * answers. */
+static Raw *
+raw_silent_start (Fixture *f)
+{
+  Raw *raw = raw_new (NULL);
+
+  raw->silent = TRUE;
+  add_key (f, "OK");
+  gk_gateway_set_upstream_timeout (f->gateway, 120);
+  start (f, raw->base);
+  return raw;
+}
+
+/* A whole generateContent request to the gateway, as a client writes it. */
+static char *
+generate_request_text (Fixture *f)
+{
+  return g_strdup_printf ("POST %s:generateContent HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                          "x-goog-api-key: %s\r\nContent-Type: application/json\r\n"
+                          "Content-Length: %zu\r\n\r\n%s", MODEL_PATH,
+                          gk_gateway_get_port (f->gateway), f->token, strlen (GENERATE_BODY),
+                          GENERATE_BODY);
+}
+
 /* A client that hangs up ends its upstream call at once: the upstream sees
  * its connection closed long before any timeout. */
 static void
 test_client_gone_cancels (Fixture       *f,
                           gconstpointer  data)
 {
-  Raw *raw = raw_new (NULL);
-  g_autofree char *request = NULL;
-  int fd;
+  Raw *raw = raw_silent_start (f);
+  g_autofree char *request = generate_request_text (f);
+  int fd = connect_loopback (gk_gateway_get_port (f->gateway));
 
-  raw->silent = TRUE;
-  add_key (f, "OK");
-  gk_gateway_set_upstream_timeout (f->gateway, 120);
-  start (f, raw->base);
-
-  request = g_strdup_printf ("POST %s:generateContent HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
-                             "x-goog-api-key: %s\r\nContent-Type: application/json\r\n"
-                             "Content-Length: %zu\r\n\r\n%s", MODEL_PATH,
-                             gk_gateway_get_port (f->gateway), f->token, strlen (GENERATE_BODY),
-                             GENERATE_BODY);
-  fd = connect_loopback (gk_gateway_get_port (f->gateway));
   g_assert_cmpint (fd, >=, 0);
   g_assert_true (send_all (fd, request, strlen (request)));
   for (guint i = 0; i < 1000 && g_atomic_int_get (&raw->requests) == 0; i++)
@@ -915,24 +929,13 @@ static void
 test_client_gone_early (Fixture       *f,
                         gconstpointer  data)
 {
-  Raw *raw = raw_new (NULL);
-  g_autofree char *request = NULL;
+  Raw *raw = raw_silent_start (f);
+  g_autofree char *request = generate_request_text (f);
   g_autofree char *models = NULL;
   char buf[4096];
   gssize n;
-  int fd;
+  int fd = connect_loopback (gk_gateway_get_port (f->gateway));
 
-  raw->silent = TRUE;
-  add_key (f, "OK");
-  gk_gateway_set_upstream_timeout (f->gateway, 120);
-  start (f, raw->base);
-
-  request = g_strdup_printf ("POST %s:generateContent HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
-                             "x-goog-api-key: %s\r\nContent-Type: application/json\r\n"
-                             "Content-Length: %zu\r\n\r\n%s", MODEL_PATH,
-                             gk_gateway_get_port (f->gateway), f->token, strlen (GENERATE_BODY),
-                             GENERATE_BODY);
-  fd = connect_loopback (gk_gateway_get_port (f->gateway));
   g_assert_cmpint (fd, >=, 0);
   g_assert_true (send_all (fd, request, strlen (request)));
   shutdown (fd, SHUT_WR);
