@@ -56,6 +56,10 @@ void          gk_database_checkpoint  (GkDatabase   *self);
  * over those tables know to reload (data_version only sees other
  * connections' commits). Returns the new change stamp. */
 guint64       gk_database_touch       (GkDatabase   *self);
+/* TRUE when gk_database_get_data_version() moves with other processes'
+ * changes: always on an SQLite file, on a server while a watch source
+ * (gk_database_watch_source_new) exists. */
+gboolean      gk_database_has_live_version (GkDatabase *self);
 /* data_version combined with the local touch counter. */
 guint64       gk_database_change_stamp (GkDatabase  *self);
 /* The same, from the data_version last read on this connection when that

@@ -37,6 +37,7 @@ struct _GkDatabase
   /* On a server: changes other processes notified (atomic; see
    * gk_database_watch_source_new). */
   gint        remote_changes;
+  gint        watches;          /* atomic: watch sources alive */
   /* Write transactions nest: the outermost is BEGIN IMMEDIATE … COMMIT,
    * inner ones are savepoints. Bit n of savepoints: level n+1 is one. */
   guint       depth;
@@ -1213,7 +1214,9 @@ watch_dispatch (GSource     *source,
     {
       int n = gk_sql_listener_read (watch->listener);
 
-      if (n != 0)
+      /* A break is not counted: what changed meanwhile is counted when
+       * the watch is back (caches stay usable while the server is not). */
+      if (n > 0)
         watch_changed (watch);
       if (n < 0)
         {
@@ -1244,6 +1247,7 @@ watch_finalize (GSource *source)
   WatchSource *watch = (WatchSource *) source;
 
   g_clear_pointer (&watch->listener, gk_sql_listener_free);
+  g_atomic_int_add (&watch->db->watches, -1);
   g_clear_object (&watch->db);
 }
 
@@ -1264,12 +1268,19 @@ gk_database_watch_source_new (GkDatabase *self)
   watch = (WatchSource *) g_source_new (&watch_funcs, sizeof (WatchSource));
   g_source_set_static_name ((GSource *) watch, "gk-database-watch");
   watch->db = g_object_ref (self);
+  g_atomic_int_inc (&self->watches);
   watch->listener = gk_sql_listener_new (self->path, GK_DATABASE_POSTGRESQL_CHANNEL);
   if (!watch_connect (watch))
     watch_schedule (watch, WATCH_RECONNECT_S);
   else
     watch_schedule (watch, GK_DATABASE_REFRESH_S);
   return (GSource *) watch;
+}
+
+gboolean
+gk_database_has_live_version (GkDatabase *self)
+{
+  return is_sqlite (self) || g_atomic_int_get (&self->watches) > 0;
 }
 
 guint64

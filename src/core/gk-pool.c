@@ -30,6 +30,8 @@
 /* Every this many usage rows, the tracking process folds them into the
  * dashboard's running totals (about 1 ms). */
 #define ROLLUP_INTERVAL    1024
+/* While the server is out of reach, how often it is asked again. */
+#define OFFLINE_RETRY_US   (G_USEC_PER_SEC / 2)
 
 typedef struct
 {
@@ -71,6 +73,8 @@ struct _GkPool
   /* On a server shared with other gateways, whose charges this snapshot
    * does not see until it reloads. */
   gboolean    shared;
+  gboolean    have_entries; /* a snapshot was loaded once (it may be stale) */
+  gint64      offline_until; /* monotonic µs: the server is not asked before */
 };
 
 G_DEFINE_FINAL_TYPE (GkPool, gk_pool, G_TYPE_OBJECT)
@@ -86,6 +90,15 @@ pool_entry_clear (gpointer data)
   g_free (e->key_hint);
   g_free (e->project);
   g_clear_pointer (&e->ciphertext, g_bytes_unref);
+}
+
+static GArray *
+entries_new (void)
+{
+  GArray *entries = g_array_new (FALSE, TRUE, sizeof (PoolEntry));
+
+  g_array_set_clear_func (entries, pool_entry_clear);
+  return entries;
 }
 
 void
@@ -120,8 +133,7 @@ static void
 gk_pool_init (GkPool *self)
 {
   g_mutex_init (&self->mutex);
-  self->entries = g_array_new (FALSE, TRUE, sizeof (PoolEntry));
-  g_array_set_clear_func (self->entries, pool_entry_clear);
+  self->entries = entries_new ();
   self->by_id = g_hash_table_new (g_int64_hash, g_int64_equal);
 }
 
@@ -184,6 +196,9 @@ slot_index (const char *type,
   return -1;
 }
 
+static gboolean read_snapshot (GkPool  *self,
+                               GError **error);
+
 static PoolEntry *
 entry_for (GkPool *self,
            gint64  id)
@@ -195,17 +210,48 @@ entry_for (GkPool *self,
   return &g_array_index (self->entries, PoolEntry, GPOINTER_TO_UINT (index));
 }
 
-/* Called with the database lock and the pool mutex held. */
+/* Called with the database lock and the pool mutex held. On failure the
+ * previous snapshot stays (marked not loaded). */
 static gboolean
 load_snapshot (GkPool  *self,
                GError **error)
 {
-  GkSqlStmt *stmt;
-  gint64 next_due = G_MAXINT64;
+  g_autoptr(GArray) previous = g_steal_pointer (&self->entries);
+  g_autoptr(GHashTable) previous_by_id = g_steal_pointer (&self->by_id);
 
-  g_hash_table_remove_all (self->by_id);
-  g_array_set_size (self->entries, 0);
+  self->entries = entries_new ();
+  self->by_id = g_hash_table_new (g_int64_hash, g_int64_equal);
   self->loaded = FALSE;
+  if (read_snapshot (self, error))
+    {
+      self->loaded = TRUE;
+      self->have_entries = TRUE;
+      return TRUE;
+    }
+  g_clear_pointer (&self->entries, g_array_unref);
+  g_clear_pointer (&self->by_id, g_hash_table_unref);
+  self->entries = g_steal_pointer (&previous);
+  self->by_id = g_steal_pointer (&previous_by_id);
+  return FALSE;
+}
+
+static gboolean
+snapshot_error (GkPool  *self,
+                GError **error)
+{
+  gk_database_set_error (self->db, error, _("Cannot read the keys"));
+  return FALSE;
+}
+
+/* Reads the snapshot into the pool's (empty) entries. Called with the
+ * database lock and the pool mutex held. */
+static gboolean
+read_snapshot (GkPool  *self,
+               GError **error)
+{
+  GkSqlStmt *stmt;
+  GkSqlStep rc;
+  gint64 next_due = G_MAXINT64;
 
   stmt = gk_database_prepare (self->db,
                               "SELECT id, name, project, status, cooldown_until, priority,"
@@ -216,7 +262,7 @@ load_snapshot (GkPool  *self,
                               error);
   if (stmt == NULL)
     return FALSE;
-  while (gk_sql_step (stmt) == GK_SQL_ROW)
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     {
       PoolEntry e = { 0 };
       const char *text;
@@ -245,6 +291,8 @@ load_snapshot (GkPool  *self,
       g_array_append_val (self->entries, e);
     }
   gk_sql_reset (stmt);
+  if (rc != GK_SQL_DONE)
+    return snapshot_error (self, error);
 
   for (guint i = 0; i < self->entries->len; i++)
     {
@@ -258,7 +306,7 @@ load_snapshot (GkPool  *self,
                               error);
   if (stmt == NULL)
     return FALSE;
-  while (gk_sql_step (stmt) == GK_SQL_ROW)
+  while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     {
       PoolEntry *e = entry_for (self, gk_sql_column_int64 (stmt, 0));
       int slot = slot_index (gk_sql_column_text (stmt, 1),
@@ -271,6 +319,8 @@ load_snapshot (GkPool  *self,
       next_due = MIN (next_due, gk_sql_column_int64 (stmt, 5));
     }
   gk_sql_reset (stmt);
+  if (rc != GK_SQL_DONE)
+    return snapshot_error (self, error);
 
   /* Deleted keys spent part of the month too. */
   stmt = gk_database_prepare (self->db,
@@ -279,14 +329,16 @@ load_snapshot (GkPool  *self,
                               error);
   if (stmt == NULL)
     return FALSE;
-  self->deleted_cost = gk_sql_step (stmt) == GK_SQL_ROW ? gk_sql_column_double (stmt, 0) : 0;
+  rc = gk_sql_step (stmt);
+  self->deleted_cost = rc == GK_SQL_ROW ? gk_sql_column_double (stmt, 0) : 0;
   gk_sql_reset (stmt);
+  if (rc == GK_SQL_ERROR)
+    return snapshot_error (self, error);
 
   self->next_due = next_due;
   self->pool_budget = gk_spend_get_pool_budget (self->db);
   self->threshold = gk_database_get_rotation_threshold (self->db);
   self->stamp = gk_database_change_stamp_recent (self->db, self->change_check_age);
-  self->loaded = TRUE;
   return TRUE;
 }
 
@@ -294,7 +346,7 @@ load_snapshot (GkPool  *self,
  * database changed. Takes the database lock and the pool mutex; on
  * success both stay held (release with snapshot_release). */
 static gboolean
-snapshot_acquire (GkPool  *self,
+snapshot_refresh (GkPool  *self,
                   GError **error)
 {
   gint64 now = gk_database_now (self->db);
@@ -347,6 +399,41 @@ snapshot_acquire (GkPool  *self,
         }
     }
   return TRUE;
+}
+
+/* snapshot_refresh(), or while a server is out of reach, the last
+ * snapshot as it was: its keys (ciphertexts included) still serve, and
+ * the server is asked again only every OFFLINE_RETRY_US, not for every
+ * request (a connection attempt may wait for its timeout). */
+static gboolean
+snapshot_acquire (GkPool  *self,
+                  GError **error)
+{
+  g_autoptr(GError) local_error = NULL;
+
+  gk_database_lock (self->db);
+  g_mutex_lock (&self->mutex);
+  if (self->have_entries && g_get_monotonic_time () < self->offline_until)
+    return TRUE;
+  g_mutex_unlock (&self->mutex);
+  gk_database_unlock (self->db);
+
+  if (snapshot_refresh (self, &local_error))
+    return TRUE;
+  if (g_error_matches (local_error, GK_DATABASE_ERROR, GK_DATABASE_ERROR_UNREACHABLE))
+    {
+      gk_database_lock (self->db);
+      g_mutex_lock (&self->mutex);
+      if (self->have_entries)
+        {
+          self->offline_until = g_get_monotonic_time () + OFFLINE_RETRY_US;
+          return TRUE;
+        }
+      g_mutex_unlock (&self->mutex);
+      gk_database_unlock (self->db);
+    }
+  g_propagate_error (error, g_steal_pointer (&local_error));
+  return FALSE;
 }
 
 static void

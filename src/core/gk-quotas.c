@@ -233,13 +233,13 @@ reactivate_keys (GkDatabase  *db,
   if (!run (db,
             "UPDATE gemini_api_keys SET status = 'ACTIVE', status_reason = NULL,"
             " cooldown_until = 0"
-            " WHERE status = 'RATE_LIMITED' AND cooldown_until <= ?2 AND ?1 IS NULL",
+            " WHERE status = 'RATE_LIMITED' AND cooldown_until <= ?2 AND CAST (?1 AS TEXT) IS NULL",
             NULL, now, 0, error))
     return FALSE;
   if (!run (db,
             "UPDATE gemini_api_keys SET status_reason = NULL, cooldown_until = 0"
             " WHERE status = 'ACTIVE' AND cooldown_until != 0 AND cooldown_until <= ?2"
-            " AND ?1 IS NULL",
+            " AND CAST (?1 AS TEXT) IS NULL",
             NULL, now, 0, error))
     return FALSE;
 

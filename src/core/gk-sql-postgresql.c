@@ -636,12 +636,19 @@ ensure_connection (PgSql      *self,
       self->was_in_transaction = status == PQTRANS_INTRANS || status == PQTRANS_INERROR;
       return TRUE;
     }
-  if (self->lost_in_transaction && !is_rollback (text))
+  if (self->lost_in_transaction)
     {
-      set_error (self, GK_SQL_ERR_CONNECTION,
-                 "The connection to the server was lost inside a transaction, which must be "
-                 "rolled back");
-      return FALSE;
+      if (!is_rollback (text))
+        {
+          set_error (self, GK_SQL_ERR_CONNECTION,
+                     "The connection to the server was lost inside a transaction, which must be "
+                     "rolled back");
+          return FALSE;
+        }
+      /* The server dropped the transaction with the connection: once its
+       * ROLLBACK is asked for, whether or not the server can be reached
+       * now, the next calls may connect again. */
+      self->lost_in_transaction = FALSE;
     }
   self->was_in_transaction = FALSE;
   PQreset (self->conn);

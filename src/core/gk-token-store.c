@@ -254,11 +254,14 @@ gk_token_list (GkDatabase  *db,
 }
 
 /* Live tokens already verified, by hash, so that a request from a known
- * client reads no row. The cache is valid for one SQLite data_version: any
+ * client reads no row. The cache is valid for one data_version: any
  * other connection's or process's commit (a revocation by the CLI) empties
  * it before the next lookup, and gk_token_revoke() empties it for this
- * connection's own commits, which do not move data_version. Unknown tokens
- * are never cached. Guarded by the database lock. */
+ * connection's own commits, which do not move data_version. On a server,
+ * data_version moves only while the database is watched (a gateway), at
+ * the latest every GK_DATABASE_REFRESH_S seconds, and not while the server
+ * is out of reach: known clients are still let in then. Unknown tokens are
+ * never cached. Guarded by the database lock. */
 typedef struct
 {
   gint64      version;
@@ -291,14 +294,15 @@ token_cache_free (gpointer data)
 }
 
 /* The database's token cache, current for its data_version; NULL on a
- * server (which has no data_version). Call with the database lock held. */
+ * server not watched (its data_version does not move). Call with the
+ * database lock held. */
 static TokenCache *
 token_cache_get (GkDatabase *db)
 {
   TokenCache *cache;
   gint64 version;
 
-  if (gk_sql_get_dialect (gk_database_get_handle (db)) != GK_SQL_DIALECT_SQLITE)
+  if (!gk_database_has_live_version (db))
     return NULL;
   version = gk_database_get_data_version (db);
   if (version < 0)

@@ -61,6 +61,11 @@
 #define ERROR_BODY_LIMIT       (1024 * 1024)
 #define RETRY_AFTER_BUSY       "1"
 #define RETRY_AFTER_DISK_FULL  "10"
+#define STORE_DOWN_MESSAGE     "The gateway's database cannot be reached, so it cannot record " \
+                               "usage; try again shortly."
+/* How often a request that has no key to choose from (the database was out
+ * of reach before any snapshot) asks again, until its deadline. */
+#define STORE_WAIT_MS          250
 #define STOP_DRAIN_TIMEOUT_US  (2 * G_USEC_PER_SEC)
 #define LISTEN_BACKLOG         1024
 #define TEST_KEY_TIMEOUT_S     30
@@ -139,6 +144,10 @@ struct _GkGateway
   GPtrArray    *held;
   GSource      *write_source;
   gboolean      disk_full;      /* rows are held: no request is forwarded */
+  /* The database server is out of reach: rows are held, requests go on
+   * (served from the pool's last snapshot) while the held rows and those
+   * of the requests in flight stay within HELD_MAX. */
+  gboolean      store_down;
   gint          usage_count;    /* atomic, see gk_gateway_get_usage_count() */
   GQueue        requests;     /* Request *, cancelled at stop */
   GQueue        connections;  /* ClientConn * */
@@ -1403,6 +1412,7 @@ struct _Request
   gboolean           client_gone;
   gint64             received;      /* monotonic µs */
   char              *unavailable;   /* the 503's message when no key could serve */
+  GSource           *wait_source;   /* asks for a key again (the database is out of reach) */
   const char        *retry_after;   /* with it; NULL = no Retry-After */
 
   /* The attempt in progress. */
@@ -1428,6 +1438,9 @@ static void request_attempt        (Request *request);
 static void
 request_free (Request *request)
 {
+  if (request->wait_source != NULL)
+    g_source_destroy (request->wait_source);
+  g_clear_pointer (&request->wait_source, g_source_unref);
   request->gateway->in_flight--;
   g_queue_delete_link (&request->gateway->requests, request->link);
   if (request->exchange != NULL)
@@ -1503,7 +1516,7 @@ track_done (TrackJob *job)
   if (job->error != NULL)
     gateway_log (self, "could not record usage of key %" G_GINT64_FORMAT ": %s",
                  record->key_id, job->error->message);
-  else if (job->held)
+  else if (job->held && self->disk_full)
     gateway_log (self, "the disk is full: usage of key %" G_GINT64_FORMAT
                  " is kept in memory until it can be written", record->key_id);
   if (job->error == NULL)
@@ -1536,43 +1549,77 @@ is_disk_full (const GError *error)
   return g_error_matches (error, GK_DATABASE_ERROR, GK_DATABASE_ERROR_FULL);
 }
 
+static gboolean
+is_unreachable (const GError *error)
+{
+  return g_error_matches (error, GK_DATABASE_ERROR, GK_DATABASE_ERROR_UNREACHABLE);
+}
+
+/* Rows that must wait to be written: the disk is full or the server out
+ * of reach. */
+static gboolean
+must_wait (const GError *error)
+{
+  return is_disk_full (error) || is_unreachable (error);
+}
+
+/* The server went out of reach: said once, until it is back. */
+static void
+store_lost (GkGateway    *self,
+            const GError *error)
+{
+  if (self->store_down)
+    return;
+  self->store_down = TRUE;
+  gateway_log (self, "The database cannot be reached (%s): usage rows are kept in memory (at "
+               "most %u) and written when it is back; keys are chosen from the last snapshot",
+               error->message, (guint) HELD_MAX);
+}
+
 /* Writes @jobs in one transaction: one commit (the costly part) for all,
  * each row in its own savepoint so one that fails is undone alone.
- * Returns FALSE when the disk is full: then nothing of @jobs was written
- * and no job has an error. */
+ * Returns FALSE when the disk is full or the server out of reach (@cause
+ * set to that error): then nothing of @jobs was written and no job has an
+ * error. */
 static gboolean
 write_batch (GkGateway *self,
-             GPtrArray *jobs)
+             GPtrArray *jobs,
+             GError   **cause)
 {
   g_autoptr(GError) error = NULL;
   gboolean in_batch = jobs->len > 1 && gk_pool_batch_begin (self->pool, &error);
-  gboolean full = FALSE;
+  gboolean wait = must_wait (error);
 
-  for (guint i = 0; i < jobs->len && !full; i++)
+  if (wait)
+    g_propagate_error (cause, g_steal_pointer (&error));
+  for (guint i = 0; i < jobs->len && !wait; i++)
     {
       TrackJob *job = g_ptr_array_index (jobs, i);
 
       gk_pool_track (self->pool, &job->record, &job->result, &job->error);
-      full = is_disk_full (job->error);
+      if ((wait = must_wait (job->error)))
+        g_propagate_error (cause, g_error_copy (job->error));
     }
-  if (full && in_batch)
+  if (wait && in_batch)
     gk_pool_batch_cancel (self->pool);
   else if (in_batch && !gk_pool_batch_end (self->pool, &error))
     {
-      full = is_disk_full (error);
+      wait = must_wait (error);
       /* Nothing of the batch was written: every row says so. */
-      for (guint i = 0; i < jobs->len && !full; i++)
+      for (guint i = 0; i < jobs->len && !wait; i++)
         {
           TrackJob *job = g_ptr_array_index (jobs, i);
 
           if (job->error == NULL)
             job->error = g_error_copy (error);
         }
+      if (wait)
+        g_propagate_error (cause, g_steal_pointer (&error));
     }
-  if (full)
+  if (wait)
     for (guint i = 0; i < jobs->len; i++)
       g_clear_error (&((TrackJob *) g_ptr_array_index (jobs, i))->error);
-  return !full;
+  return !wait;
 }
 
 /* A copy of @job's row to keep in held; @job itself goes on. */
@@ -1593,35 +1640,57 @@ track_job_hold (TrackJob *job)
   return copy;
 }
 
+/* Rows must wait for @cause (NULL: for the cause the held rows already
+ * wait for). */
+static void
+rows_wait (GkGateway    *self,
+           const GError *cause)
+{
+  if (is_unreachable (cause))
+    store_lost (self, cause);
+  else if (cause != NULL)
+    self->disk_full = TRUE;
+}
+
 /* Tries the held rows again, in one transaction; TRUE once written. */
 static gboolean
 write_held (GkGateway *self,
             GPtrArray *held)
 {
-  if (!write_batch (self, held))
-    return FALSE;
+  g_autoptr(GError) cause = NULL;
+
+  if (!write_batch (self, held, &cause))
+    {
+      rows_wait (self, cause);
+      return FALSE;
+    }
   for (guint i = 0; i < held->len; i++)
     {
       TrackJob *job = g_ptr_array_index (held, i);
 
       if (job->error != NULL)
-        g_warning ("A usage row kept while the disk was full could not be written: %s",
-                   job->error->message);
+        g_warning ("A usage row kept in memory could not be written: %s", job->error->message);
     }
-  g_message ("The disk has room again: %u usage rows kept in memory were written",
-             held->len);
+  if (self->store_down)
+    gateway_log (self, "The database can be reached again: %u usage rows kept in memory were "
+                 "written", held->len);
+  if (self->disk_full)
+    g_message ("The disk has room again: %u usage rows kept in memory were written",
+               held->len);
   g_ptr_array_set_size (held, 0);
   self->disk_full = FALSE;
+  self->store_down = FALSE;
   return TRUE;
 }
 
-/* Keeps copies of @jobs' rows to write once the disk has room; the
- * requests themselves go on. */
+/* Keeps copies of @jobs' rows to write once the disk has room or the
+ * server is back; the requests themselves go on. */
 static void
-hold_rows (GkGateway *self,
-           GPtrArray *jobs)
+hold_rows (GkGateway    *self,
+           GPtrArray    *jobs,
+           const GError *cause)
 {
-  self->disk_full = TRUE;
+  rows_wait (self, cause);
   for (guint i = 0; i < jobs->len; i++)
     {
       TrackJob *copy = track_job_hold (g_ptr_array_index (jobs, i));
@@ -1630,7 +1699,7 @@ hold_rows (GkGateway *self,
         g_ptr_array_add (self->held, copy);
       else
         {
-          g_warning ("The disk is full and %u usage rows are waiting: one more is lost",
+          g_warning ("Usage rows cannot be written and %u are waiting: one more is lost",
                      self->held->len);
           track_job_free (copy);
         }
@@ -1646,13 +1715,14 @@ write_rows_cb (gpointer data)
 {
   GkGateway *self = data;
   g_autoptr(GPtrArray) jobs = g_steal_pointer (&self->to_write);
+  g_autoptr(GError) cause = NULL;
 
   self->to_write = g_ptr_array_new ();
   g_source_set_ready_time (self->write_source, -1);
-  if (self->held->len > 0)
+  if (self->held->len > 0 || self->store_down)
     write_held (self, self->held);
-  if (jobs->len > 0 && (self->held->len > 0 || !write_batch (self, jobs)))
-    hold_rows (self, jobs);
+  if (jobs->len > 0 && (self->held->len > 0 || !write_batch (self, jobs, &cause)))
+    hold_rows (self, jobs, cause);
   if (self->held->len > 0)
     g_source_set_ready_time (self->write_source, g_get_monotonic_time () + HELD_RETRY_US);
   /* The requests are answered, their rows written or held. */
@@ -1710,15 +1780,15 @@ request_track (Request            *request,
 
   /* A lone request writes its row at once; the rows of requests that end
    * together wait for one write (and so keep their order). */
-  if (self->in_flight > 1 || self->to_write->len > 0 || self->disk_full)
+  if (self->in_flight > 1 || self->to_write->len > 0 || self->disk_full || self->store_down)
     {
       queue_row (self, job);
       return;
     }
   gk_pool_track (self->pool, record, &job->result, &job->error);
-  if (is_disk_full (job->error))
+  if (must_wait (job->error))
     {
-      /* Held until the disk has room. */
+      /* Held until the disk has room or the server is back. */
       g_clear_error (&job->error);
       queue_row (self, job);
       return;
@@ -2289,6 +2359,38 @@ request_detach (Request *request)
   request_client_left (request);
 }
 
+static gboolean
+request_wait_done_cb (gpointer data)
+{
+  Request *request = data;
+
+  g_clear_pointer (&request->wait_source, g_source_unref);
+  request_attempt (request);
+  return G_SOURCE_REMOVE;
+}
+
+/* No key can be chosen because the database is out of reach (and the pool
+ * has no earlier snapshot): the request asks again until its deadline,
+ * then is answered 503. */
+static void
+request_wait_for_store (Request      *request,
+                        const GError *error)
+{
+  GkGateway *self = request->gateway;
+  gint64 retry = g_get_monotonic_time () + STORE_WAIT_MS * 1000;
+
+  store_lost (self, error);
+  if (g_cancellable_is_cancelled (request->cancellable) || request->client_gone
+      || (request->deadline > 0 && retry >= request->deadline))
+    {
+      request_unavailable (request, STORE_DOWN_MESSAGE, RETRY_AFTER_BUSY);
+      return;
+    }
+  request->wait_source = g_timeout_source_new (STORE_WAIT_MS);
+  g_source_set_callback (request->wait_source, request_wait_done_cb, request, NULL);
+  g_source_attach (request->wait_source, self->context);
+}
+
 static void
 request_attempt (Request *request)
 {
@@ -2323,6 +2425,11 @@ request_attempt (Request *request)
         gk_gateway_respond_error (request->exchange, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
                                   error->message);
       request_finish (request);
+      return;
+    }
+  if (key == NULL && is_unreachable (error))
+    {
+      request_wait_for_store (request, error);
       return;
     }
   if (key == NULL)
@@ -2505,6 +2612,18 @@ proxy (GkExchange *exchange)
       gk_gateway_respond_error (exchange, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
                                 "The disk is full: the gateway cannot record usage, so it "
                                 "forwards no request until space is freed.");
+      gk_upstream_request_clear (&upstream);
+      return;
+    }
+
+  /* Past the bound, the row of one more answer could not be kept. */
+  if (self->store_down && self->held->len + self->in_flight >= HELD_MAX)
+    {
+      gateway_log (self, "%s %s -> 503 database out of reach", exchange->method, path);
+      soup_message_headers_replace (gk_exchange_get_response_headers (exchange),
+                                    "Retry-After", RETRY_AFTER_DISK_FULL);
+      gk_gateway_respond_error (exchange, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
+                                STORE_DOWN_MESSAGE);
       gk_upstream_request_clear (&upstream);
       return;
     }
@@ -2731,7 +2850,8 @@ usage_rows_stop (GkGateway *self)
   while (self->to_write->len > 0)
     write_rows_cb (self);
   if (self->held->len > 0 && !write_held (self, self->held))
-    g_warning ("The disk is still full: %u usage rows kept in memory are lost", self->held->len);
+    g_warning ("The disk is still full or the database out of reach: %u usage rows kept in "
+               "memory are lost", self->held->len);
   g_source_destroy (self->write_source);
   g_clear_pointer (&self->write_source, g_source_unref);
   g_clear_pointer (&self->to_write, g_ptr_array_unref);
