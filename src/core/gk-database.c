@@ -1150,7 +1150,13 @@ gk_database_get_data_version (GkDatabase *self)
 
   /* A server has no data_version: its change notices stand in. */
   if (!is_sqlite (self))
-    return g_atomic_int_get (&self->remote_changes);
+    {
+      gk_database_lock (self);
+      version = g_atomic_int_get (&self->remote_changes);
+      self->last_data_version = version;
+      gk_database_unlock (self);
+      return version;
+    }
 
   gk_database_lock (self);
   stmt = gk_database_prepare (self, "PRAGMA data_version", NULL);

@@ -67,6 +67,8 @@
  * of reach before any snapshot) asks again, until its deadline. */
 #define STORE_WAIT_MS          250
 #define STOP_DRAIN_TIMEOUT_US  (2 * G_USEC_PER_SEC)
+/* How long a stopping gateway tries to write the usage rows it kept. */
+#define STOP_WRITE_TIMEOUT_US  (30 * G_USEC_PER_SEC)
 #define LISTEN_BACKLOG         1024
 #define TEST_KEY_TIMEOUT_S     30
 /* An answer buffered whole above this size gives its memory back to the
@@ -1555,12 +1557,15 @@ is_unreachable (const GError *error)
   return g_error_matches (error, GK_DATABASE_ERROR, GK_DATABASE_ERROR_UNREACHABLE);
 }
 
-/* Rows that must wait to be written: the disk is full or the server out
- * of reach. */
+/* Rows that must wait to be written: the disk is full, the server out of
+ * reach, or other writers held the database longer than the lock timeout
+ * (several gateways writing the rows they kept through an outage at
+ * once). */
 static gboolean
 must_wait (const GError *error)
 {
-  return is_disk_full (error) || is_unreachable (error);
+  return is_disk_full (error) || is_unreachable (error)
+         || g_error_matches (error, GK_DATABASE_ERROR, GK_DATABASE_ERROR_BUSY);
 }
 
 /* The server went out of reach: said once, until it is back. */
@@ -1641,14 +1646,14 @@ track_job_hold (TrackJob *job)
 }
 
 /* Rows must wait for @cause (NULL: for the cause the held rows already
- * wait for). */
+ * wait for; a busy database only for the next try). */
 static void
 rows_wait (GkGateway    *self,
            const GError *cause)
 {
   if (is_unreachable (cause))
     store_lost (self, cause);
-  else if (cause != NULL)
+  else if (is_disk_full (cause))
     self->disk_full = TRUE;
 }
 
@@ -1780,7 +1785,8 @@ request_track (Request            *request,
 
   /* A lone request writes its row at once; the rows of requests that end
    * together wait for one write (and so keep their order). */
-  if (self->in_flight > 1 || self->to_write->len > 0 || self->disk_full || self->store_down)
+  if (self->in_flight > 1 || self->to_write->len > 0 || self->held->len > 0 || self->disk_full
+      || self->store_down)
     {
       queue_row (self, job);
       return;
@@ -2842,6 +2848,8 @@ usage_rows_start (GkGateway *self)
 static void
 usage_rows_stop (GkGateway *self)
 {
+  gint64 give_up;
+
   if (self->write_source == NULL)
     return;
   /* Rows still queued are written (the requests they let go on may queue
@@ -2849,7 +2857,13 @@ usage_rows_stop (GkGateway *self)
    * so. */
   while (self->to_write->len > 0)
     write_rows_cb (self);
-  if (self->held->len > 0 && !write_held (self, self->held))
+  /* Rows kept in memory are tried again for a while (other gateways
+   * writing theirs may hold the database, or the server be restarting). */
+  give_up = g_get_monotonic_time () + STOP_WRITE_TIMEOUT_US;
+  while (self->held->len > 0 && !write_held (self, self->held)
+         && g_get_monotonic_time () < give_up)
+    g_usleep (HELD_RETRY_US);
+  if (self->held->len > 0)
     g_warning ("The disk is still full or the database out of reach: %u usage rows kept in "
                "memory are lost", self->held->len);
   g_source_destroy (self->write_source);
