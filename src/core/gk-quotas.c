@@ -208,7 +208,10 @@ run (GkDatabase   *db,
   if (type != NULL)
     gk_sql_bind_text (stmt, 1, type, -1);
   gk_sql_bind_int64 (stmt, 2, a);
-  gk_sql_bind_int64 (stmt, 3, b);
+  /* Not every statement has a ?3: PostgreSQL's driver refuses to bind a
+   * parameter the statement does not have, as SQLite quietly does. */
+  if (gk_sql_bind_parameter_count (stmt) >= 3)
+    gk_sql_bind_int64 (stmt, 3, b);
   rc = gk_sql_step (stmt);
   gk_sql_reset (stmt);
   if (rc != GK_SQL_DONE)
