@@ -1543,6 +1543,9 @@ track_done (TrackJob *job)
  * HELD_RETRY_US. New requests are refused meanwhile, so only those
  * already in flight add to them; past HELD_MAX rows are dropped. */
 #define HELD_MAX         100000
+/* Held rows written to a transaction: each holds the database's write
+ * lock (on a server, for every gateway) while it lasts. */
+#define HELD_BATCH       256
 #define HELD_RETRY_US    (500 * 1000)
 
 static gboolean
@@ -1657,24 +1660,37 @@ rows_wait (GkGateway    *self,
     self->disk_full = TRUE;
 }
 
-/* Tries the held rows again, in one transaction; TRUE once written. */
+/* Tries the held rows again, HELD_BATCH to a transaction, in order; TRUE
+ * once all are written. Rows written stay written when a later batch
+ * fails. */
 static gboolean
 write_held (GkGateway *self,
             GPtrArray *held)
 {
-  g_autoptr(GError) cause = NULL;
+  guint written = 0;
 
-  if (!write_batch (self, held, &cause))
+  while (written < held->len)
     {
-      rows_wait (self, cause);
-      return FALSE;
-    }
-  for (guint i = 0; i < held->len; i++)
-    {
-      TrackJob *job = g_ptr_array_index (held, i);
+      g_autoptr(GPtrArray) batch = g_ptr_array_new ();
+      g_autoptr(GError) cause = NULL;
 
-      if (job->error != NULL)
-        g_warning ("A usage row kept in memory could not be written: %s", job->error->message);
+      for (guint i = written; i < held->len && batch->len < HELD_BATCH; i++)
+        g_ptr_array_add (batch, g_ptr_array_index (held, i));
+      if (!write_batch (self, batch, &cause))
+        {
+          g_ptr_array_remove_range (held, 0, written);
+          rows_wait (self, cause);
+          return FALSE;
+        }
+      for (guint i = 0; i < batch->len; i++)
+        {
+          TrackJob *job = g_ptr_array_index (batch, i);
+
+          if (job->error != NULL)
+            g_warning ("A usage row kept in memory could not be written: %s",
+                       job->error->message);
+        }
+      written += batch->len;
     }
   if (self->store_down)
     gateway_log (self, "The database can be reached again: %u usage rows kept in memory were "
