@@ -21,15 +21,36 @@
 
 static guint db_counter;
 
+gboolean
+gk_test_on_postgresql (void)
+{
+  const char *cluster = g_getenv ("GK_TEST_DATABASE_CLUSTER");
+
+  return cluster != NULL && *cluster != '\0';
+}
+
+gboolean
+gk_test_skip_on_postgresql (const char *reason)
+{
+  if (!gk_test_on_postgresql ())
+    return FALSE;
+  g_test_skip (reason);
+  return TRUE;
+}
+
 char *
 gk_test_db_path (void)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *dir = g_dir_make_tmp ("gk-test-XXXXXX", &error);
+  g_autofree char *dir = NULL;
+  g_autofree char *name = NULL;
 
+  if (gk_test_on_postgresql ())
+    return gk_test_pg_database_new ();
+
+  dir = g_dir_make_tmp ("gk-test-XXXXXX", &error);
   g_assert_no_error (error);
-  g_autofree char *name = g_strdup_printf ("keys-%u.db", db_counter++);
-
+  name = g_strdup_printf ("keys-%u.db", db_counter++);
   return g_build_filename (dir, name, NULL);
 }
 
@@ -99,14 +120,14 @@ void
 gk_test_fixture_teardown (GkTestFixture *f,
                           gconstpointer  data)
 {
-  g_autofree char *dir = g_path_get_dirname (gk_database_get_path (f->db));
+  g_autofree char *path = g_strdup (gk_database_get_path (f->db));
 
   g_assert_finalize_object (f->pool);
   g_assert_finalize_object (f->store);
   g_assert_finalize_object (f->db);
   g_clear_object (&f->clock);
   g_clear_pointer (&f->master, g_bytes_unref);
-  gk_test_rm_rf (dir);
+  gk_test_remove_db (path);
 }
 
 GkTrackResult
@@ -182,6 +203,41 @@ gk_test_pg_database_drop (const char *uri)
                                            pg_database_name (uri));
 
   pg_admin_exec (drop);
+}
+
+static void
+rm_rf_free (gpointer path)
+{
+  gk_test_rm_rf (path);
+  g_free (path);
+}
+
+char *
+gk_test_db_dir (GkDatabase *db)
+{
+  g_autoptr(GError) error = NULL;
+  char *dir;
+
+  if (!gk_database_is_remote (db))
+    return g_path_get_dirname (gk_database_get_path (db));
+  dir = g_dir_make_tmp ("gk-test-XXXXXX", &error);
+  g_assert_no_error (error);
+  g_test_queue_destroy (rm_rf_free, g_strdup (dir));
+  return dir;
+}
+
+void
+gk_test_remove_db (const char *path)
+{
+  g_autofree char *dir = NULL;
+
+  if (gk_database_target_is_remote (path))
+    {
+      gk_test_pg_database_drop (path);
+      return;
+    }
+  dir = g_path_get_dirname (path);
+  gk_test_rm_rf (dir);
 }
 
 void

@@ -11,8 +11,16 @@ G_BEGIN_DECLS
 /* 2026-03-15 12:00:00 UTC: a plain day, not near a DST change or month end. */
 #define GK_TEST_EPOCH G_GINT64_CONSTANT (1773576000)
 
-/* A fresh path for a database in a new temporary directory. */
+/* A fresh path for a database in a new temporary directory; or, when
+ * GK_TEST_DATABASE_CLUSTER is set (the `postgresql` suite runs the core's
+ * tests a second time so, beside tests/pg/pg-cluster.sh's cluster), the
+ * URI of a new, empty PostgreSQL database there. */
 char       *gk_test_db_path        (void);
+/* TRUE when gk_test_db_path() gives PostgreSQL databases. */
+gboolean    gk_test_on_postgresql  (void);
+/* For a test of SQLite's own file (modes, WAL, integrity_check…): on
+ * PostgreSQL, marks the test skipped with @reason and returns TRUE. */
+gboolean    gk_test_skip_on_postgresql (const char *reason);
 /* A migrated database at a fresh path on @clock (NULL: a fixed clock at
  * GK_TEST_EPOCH). */
 GkDatabase *gk_test_open_db        (GkClock    *clock);
@@ -91,6 +99,13 @@ char        *gk_test_pg_database_new        (void);
 /* Drops a database gk_test_pg_database_new() made, ending its sessions. */
 void         gk_test_pg_database_drop       (const char *uri);
 
+/* A folder for a test's own files (exports, key files) beside @db: the
+ * database file's folder, or on PostgreSQL a new temporary one, removed
+ * when the test ends. */
+char        *gk_test_db_dir                 (GkDatabase *db);
+/* Removes what gk_test_db_path() made: the database's folder, or the
+ * PostgreSQL database (once no connection of this process uses it). */
+void        gk_test_remove_db      (const char *path);
 /* Removes a directory tree (test clean-up). */
 void        gk_test_rm_rf          (const char *path);
 

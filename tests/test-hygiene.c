@@ -104,7 +104,7 @@ test_master_key_age (Fixture       *f,
   g_autoptr(GError) error = NULL;
   g_autoptr(GkSecretStore) secrets = NULL;
   g_autoptr(GBytes) rotated = NULL;
-  g_autofree char *dir = g_path_get_dirname (gk_database_get_path (f->db));
+  g_autofree char *dir = gk_test_db_dir (f->db);
   g_autofree char *key_file = g_build_filename (dir, "master.key", NULL);
   GkMasterKeyAge age;
 
@@ -148,7 +148,7 @@ test_key_store_rotates (Fixture       *f,
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) plain = NULL;
-  g_autofree char *dir = g_path_get_dirname (gk_database_get_path (f->db));
+  g_autofree char *dir = gk_test_db_dir (f->db);
   g_autofree char *key_file = g_build_filename (dir, "store.key", NULL);
   g_autoptr(GkSecretStore) secrets = gk_secret_store_new_for_file (key_file);
   g_autofree char *api_key = gk_test_api_key (77);
@@ -187,7 +187,7 @@ test_master_key_created_on_first_run (void)
   g_autoptr(GError) error = NULL;
   g_autoptr(GkClock) clock = gk_clock_new_fixed (GK_TEST_EPOCH);
   g_autoptr(GkDatabase) db = gk_test_open_db (clock);
-  g_autofree char *dir = g_path_get_dirname (gk_database_get_path (db));
+  g_autofree char *dir = gk_test_db_dir (db);
   g_autofree char *key_file = g_build_filename (dir, "first.key", NULL);
   g_autoptr(GkSecretStore) secrets = gk_secret_store_new_for_file (key_file);
   g_autoptr(GBytes) key = NULL;

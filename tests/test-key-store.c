@@ -341,12 +341,12 @@ test_corrupt_row (Fixture       *f,
 
   /* Flip a byte in a's ciphertext, and move c's ciphertext into b's row. */
   sql = g_strdup_printf ("UPDATE gemini_api_keys SET api_key_encrypted ="
-                         " substr(api_key_encrypted, 1, 20) || x'00' || substr(api_key_encrypted, 22)"
+                         " substr(api_key_encrypted, 1, 20) || %s || substr(api_key_encrypted, 22)"
                          " WHERE id = %" G_GINT64_FORMAT ";"
                          "UPDATE gemini_api_keys SET api_key_encrypted ="
                          " (SELECT api_key_encrypted FROM gemini_api_keys WHERE id = %" G_GINT64_FORMAT ")"
                          " WHERE id = %" G_GINT64_FORMAT ";",
-                         a, c, b);
+                         gk_test_on_postgresql () ? "'\\x00'::bytea" : "x'00'", a, c, b);
   gk_database_exec (f->db, sql, &error);
   g_assert_no_error (error);
 

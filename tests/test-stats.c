@@ -72,7 +72,7 @@ fixture_set_up (Fixture       *fixture,
                 gconstpointer  data)
 {
   fixture->db = gk_test_open_db (NULL);
-  fixture->dir = g_path_get_dirname (gk_database_get_path (fixture->db));
+  fixture->dir = gk_test_db_dir (fixture->db);
 }
 
 static void
@@ -138,8 +138,10 @@ add_usage_on (GkDatabase      *db,
                               "INSERT INTO gemini_key_usage_log (key_id, model, tokens_used,"
                               " prompt_tokens, output_tokens, cost_usd, priced, status,"
                               " http_status, error_message, user_id, latency_ms, created_at)"
-                              " VALUES (?1, ?2, ?3, ?3 / 2, ?3 - ?3 / 2, ?4, ?5, ?6, ?7, ?8,"
-                              " ?9, nullif (?3 * 37 % 150001, 0), ?10) RETURNING id",
+                              " VALUES (?1, ?2, CAST (?3 AS BIGINT), CAST (?3 AS BIGINT) / 2,"
+                              " CAST (?3 AS BIGINT) - CAST (?3 AS BIGINT) / 2, ?4, ?5, ?6, ?7,"
+                              " ?8, ?9, nullif (CAST (?3 AS BIGINT) * 37 % 150001, 0), ?10)"
+                              " RETURNING id",
                               &error);
   g_assert_no_error (error);
   gk_sql_bind_int64 (stmt, 1, u->key_id);
@@ -883,9 +885,9 @@ assert_same_rows (GkDatabase *db,
                   const char *log_side,
                   const char *rollup_side)
 {
-  g_autofree char *missing = g_strdup_printf ("SELECT count(*) FROM (%s EXCEPT %s)",
+  g_autofree char *missing = g_strdup_printf ("SELECT count(*) FROM (%s EXCEPT %s) AS difference",
                                               log_side, rollup_side);
-  g_autofree char *extra = g_strdup_printf ("SELECT count(*) FROM (%s EXCEPT %s)",
+  g_autofree char *extra = g_strdup_printf ("SELECT count(*) FROM (%s EXCEPT %s) AS difference",
                                             rollup_side, log_side);
 
   g_assert_cmpint (query_int (db, missing), ==, 0);
@@ -902,8 +904,8 @@ assert_rollup_exact (GkDatabase *db)
   g_assert_cmpint (folded_id (db), ==,
                    query_int (db, "SELECT coalesce (max (id), 0) FROM gemini_key_usage_log"));
   assert_same_rows (db,
-                    "SELECT created_at - created_at % 900, count(*), sum(status = 'SUCCESS'),"
-                    " total(cost_usd) FROM gemini_key_usage_log GROUP BY 1",
+                    "SELECT created_at - created_at % 900, count(*), sum(CASE WHEN status = 'SUCCESS' THEN 1 ELSE 0 END),"
+                    " coalesce (sum(cost_usd), 0.0) FROM gemini_key_usage_log GROUP BY 1",
                     "SELECT start, requests, successes, cost_usd FROM usage_rollup_total"
                     " WHERE requests > 0");
   for (guint j = 0; j < G_N_ELEMENTS (spans); j++)
@@ -919,7 +921,7 @@ assert_rollup_exact (GkDatabase *db)
           const char *const columns[] = { "model", "user_id" };
           g_autofree char *log_side =
             g_strdup_printf ("SELECT created_at - created_at %% %d, %s, count(*),"
-                             " sum(tokens_used), total(cost_usd) FROM gemini_key_usage_log"
+                             " sum(tokens_used), coalesce (sum(cost_usd), 0.0) FROM gemini_key_usage_log"
                              " WHERE %s <> '' GROUP BY 1, 2",
                              spans[j], columns[i], columns[i]);
           g_autofree char *rollup_side =
@@ -933,7 +935,7 @@ assert_rollup_exact (GkDatabase *db)
       /* The sums per key and status, and the latency histograms of
        * successful requests. */
       key_log = g_strdup_printf ("SELECT created_at - created_at %% %d, coalesce (key_id, 0),"
-                                 " status, count(*), sum(tokens_used), total(cost_usd)"
+                                 " status, count(*), sum(tokens_used), coalesce (sum(cost_usd), 0.0)"
                                  " FROM gemini_key_usage_log GROUP BY 1, 2, 3", spans[j]);
       key_rollup = g_strdup_printf ("SELECT start, key_id, status, requests, tokens, cost_usd"
                                     " FROM usage_rollup_key WHERE span = %d AND requests > 0",
@@ -973,7 +975,7 @@ assert_ranks_match_log (GkDatabase *db,
                         gint64      end)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *sql = g_strdup_printf ("SELECT %s, count(*), sum(tokens_used), total(cost_usd)"
+  g_autofree char *sql = g_strdup_printf ("SELECT %s, count(*), sum(tokens_used), coalesce (sum(cost_usd), 0.0)"
                                           " FROM gemini_key_usage_log WHERE %s <> ''"
                                           " AND created_at >= ?1 AND created_at < ?2"
                                           " GROUP BY 1 ORDER BY 2 DESC, 4 DESC, 1 LIMIT ?3",
@@ -1024,7 +1026,7 @@ assert_dashboard_matches_log (GkDatabase *db,
 
       gk_database_lock (db);
       stmt = gk_database_prepare (db,
-                                  "SELECT count(*), total(status = 'SUCCESS'), total(cost_usd)"
+                                  "SELECT count(*), coalesce (sum(CASE WHEN status = 'SUCCESS' THEN 1 ELSE 0 END), 0), coalesce (sum(cost_usd), 0.0)"
                                   " FROM gemini_key_usage_log"
                                   " WHERE created_at >= ?1 AND created_at < ?2",
                                   &error);
@@ -1056,7 +1058,7 @@ add_random_usage (GkDatabase *db,
   static const char *const statuses[] = { "SUCCESS", "SUCCESS", "SUCCESS", "ERROR",
                                           "RATE_LIMITED", "INVALID_KEY" };
 
-  g_assert_true (gk_database_exec (db, "SAVEPOINT random_rows", NULL));
+  g_assert_true (gk_database_begin (db, NULL));
   for (guint i = 0; i < n; i++)
     {
       /* Costs in eighths add up exactly, so ties rank the same both ways. */
@@ -1072,7 +1074,7 @@ add_random_usage (GkDatabase *db,
 
       add_usage_on (db, &u);
     }
-  g_assert_true (gk_database_exec (db, "RELEASE random_rows", NULL));
+  g_assert_true (gk_database_commit (db, NULL));
 }
 
 /* Quarter-hour, half-hour and DST zones, with "now" near DST changes. */
@@ -1422,6 +1424,8 @@ test_rollup_upgrade (Fixture       *fixture,
                                         "usage_rollup_user", "usage_rollup_facet", "audit_log",
                                         "usage_rollup_latency", "usage_rollup_key", NULL };
 
+  if (gk_test_skip_on_postgresql ("an upgrade from an older SQLite schema"))
+    return;
   /* Back to schema version 1, history and all. */
   g_assert_true (gk_database_exec (db,
                                    "DROP TRIGGER usage_rollup_forget;"
@@ -1821,7 +1825,9 @@ test_compact_keeps_figures (Fixture       *fixture,
         {
           g_assert_cmpint (report.rows_deleted, >, 0);
           g_assert_cmpint (report.buckets_coarsened, >, 0);
-          g_assert_cmpint (report.bytes_after, <, report.bytes_before);
+          /* A server's VACUUM makes the space reusable, not the files smaller. */
+          if (!gk_test_on_postgresql ())
+            g_assert_cmpint (report.bytes_after, <, report.bytes_before);
         }
 
       after = shown_figures (db, keys, G_N_ELEMENTS (keys));

@@ -325,13 +325,17 @@ test_last_used (Fixture       *fixture,
 }
 
 /* A statement left stepped but not reset keeps a read transaction open, so
- * the connection no longer sees other connections' commits. */
+ * the connection no longer sees other connections' commits. (On a server,
+ * a statement's rows are all read at once: it holds nothing open.) */
 static gboolean
 has_active_statement (GkDatabase *db)
 {
-  sqlite3 *handle = gk_sql_sqlite_get_handle (gk_database_get_handle (db));
+  sqlite3 *handle;
   gboolean active = FALSE;
 
+  if (gk_database_is_remote (db))
+    return FALSE;
+  handle = gk_sql_sqlite_get_handle (gk_database_get_handle (db));
   gk_database_lock (db);
   for (sqlite3_stmt *stmt = sqlite3_next_stmt (handle, NULL); stmt != NULL;
        stmt = sqlite3_next_stmt (handle, stmt))

@@ -65,6 +65,123 @@ db_migrate (GkCli  *cli,
   return GK_CLI_OK;
 }
 
+/* Opens (and migrates) @target for `db copy`, printing what failed. */
+static GkDatabase *
+open_for_copy (GkCli       *cli,
+               const char  *target)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *shown = gk_database_redact_target (target);
+  GkDatabase *db = gk_database_open (target, NULL, &error);
+
+  if (db == NULL)
+    gk_cli_error (cli, _("Cannot open the database “%s”: %s"), shown, error->message);
+  return db;
+}
+
+static int
+db_copy (GkCli  *cli,
+         int     argc,
+         char  **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) from = NULL;
+  g_autoptr(GkDatabase) to = NULL;
+  g_autoptr(GPtrArray) tables = NULL;
+  g_autofree char *from_path = NULL;
+  g_autofree char *to_target = NULL;
+  g_autofree char *to_shown = NULL;
+  gint64 total = 0;
+  int status;
+  const GOptionEntry entries[] = {
+    { "from", 0, 0, G_OPTION_ARG_FILENAME, &from_path,
+      N_("The SQLite file to copy (default: the local database)"), N_("FILE") },
+    { "to", 0, 0, G_OPTION_ARG_STRING, &to_target,
+      N_("The empty PostgreSQL database to fill, a postgresql:// URI without its password "
+         "(default: --database, else $GEMINI_KEYS_DATABASE)"), N_("URI") },
+    G_OPTION_ENTRY_NULL
+  };
+
+  status = gk_cli_parse_options (cli, "",
+                                 _("Copies a pool from an SQLite file into an empty PostgreSQL "
+                                   "database, history included, and verifies the copy. The "
+                                   "same master key opens it."),
+                                 entries, 0, 0, &argc, &argv);
+  if (status != GK_CLI_OK)
+    return status;
+  if (to_target != NULL && (status = gk_cli_check_target (cli, "--to", to_target)) != GK_CLI_OK)
+    return status;
+  if (from_path == NULL)
+    from_path = gk_database_default_path ();
+  if (to_target == NULL)
+    to_target = gk_cli_get_target (cli);
+  to_shown = gk_database_redact_target (to_target);
+
+  if (gk_database_target_is_remote (from_path) || !g_file_test (from_path, G_FILE_TEST_IS_REGULAR))
+    return gk_cli_usage_error (cli, _("--from must name an existing SQLite file, not “%s”"),
+                               gk_database_target_is_remote (from_path) ? "postgresql://…"
+                                                                        : from_path);
+  if (!gk_database_target_is_remote (to_target))
+    return gk_cli_usage_error (cli, _("The target must be a PostgreSQL database "
+                                      "(postgresql://…), not “%s”"), to_shown);
+
+  from = open_for_copy (cli, from_path);
+  if (from == NULL)
+    return GK_CLI_ERROR;
+  to = open_for_copy (cli, to_target);
+  if (to == NULL)
+    return GK_CLI_ERROR;
+
+  tables = gk_database_copy (from, to, &error);
+  if (tables == NULL)
+    return gk_cli_error (cli, _("Cannot copy “%s” to “%s”: %s"), from_path, to_shown,
+                         error->message);
+
+  for (guint i = 0; i < tables->len; i++)
+    total += ((GkDatabaseCopyTable *) tables->pdata[i])->rows;
+  if (gk_cli_json (cli))
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+      json_builder_begin_object (builder);
+      gk_json_add_string (builder, "from", from_path);
+      gk_json_add_string (builder, "to", to_shown);
+      json_builder_set_member_name (builder, "tables");
+      json_builder_begin_array (builder);
+      for (guint i = 0; i < tables->len; i++)
+        {
+          GkDatabaseCopyTable *table = tables->pdata[i];
+
+          json_builder_begin_object (builder);
+          gk_json_add_string (builder, "name", table->name);
+          gk_json_add_int (builder, "rows", table->rows);
+          json_builder_end_object (builder);
+        }
+      json_builder_end_array (builder);
+      gk_json_add_int (builder, "rows", total);
+      json_builder_end_object (builder);
+      gk_cli_print_json (cli, builder);
+    }
+  else
+    {
+      for (guint i = 0; i < tables->len; i++)
+        {
+          GkDatabaseCopyTable *table = tables->pdata[i];
+          g_autofree char *rows = g_strdup_printf ("%" G_GINT64_FORMAT, table->rows);
+
+          printf (_("Copied %s: %s rows\n"), table->name, rows);
+        }
+      {
+        g_autofree char *rows = g_strdup_printf ("%" G_GINT64_FORMAT, total);
+
+        printf (_("Copied “%s” to “%s” and verified it (row counts and sums of tokens and "
+                  "cost of every table): %s rows in %u tables\n"),
+                from_path, to_shown, rows, tables->len);
+      }
+    }
+  return GK_CLI_OK;
+}
+
 /* "Keep all" or "90 days", for people. */
 static char *
 format_retention (guint days)
@@ -198,6 +315,7 @@ gk_cli_cmd_db (GkCli  *cli,
 {
   static const GkCliCommand db_commands[] = {
     { "migrate", db_migrate, N_("Create or upgrade the database") },
+    { "copy", db_copy, N_("Copy a pool from an SQLite file into an empty PostgreSQL database") },
     { "retention", db_retention, N_("Show or set how long usage rows are kept") },
     { "compact", db_compact, N_("Apply the retention and give free space back to the disk") },
     { NULL, NULL, NULL },

@@ -122,27 +122,36 @@ print_help (FILE *stream)
              "read from standard input, never from the command line."));
 }
 
-/* Takes the --database option's value. A password on the command line
- * would be seen by every user of the machine (ps, /proc) and kept in shell
- * histories: refused, without repeating it. */
-static int
-set_target (GkCli      *cli,
-            const char *target)
+int
+gk_cli_check_target (GkCli      *cli,
+                     const char *option,
+                     const char *target)
 {
   if (*target == '\0')
-    return gk_cli_usage_error (cli, _("--database needs a PostgreSQL URI or a file path"));
+    return gk_cli_usage_error (cli, _("%s needs a PostgreSQL URI or a file path"), option);
   if (gk_database_target_has_password (target))
     {
       g_autofree char *shown = gk_database_redact_target (target);
 
       return gk_cli_usage_error (cli,
-                                 _("Refusing the password given with --database %s: the "
-                                   "command line is visible to other users. Set "
-                                   "GEMINI_KEYS_DATABASE instead, or give the password in "
-                                   "~/.pgpass (or the file PGPASSFILE names) or in "
-                                   "PGPASSWORD."),
-                                 shown);
+                                 _("Refusing the password given with %s %s: the command line "
+                                   "is visible to other users. Set GEMINI_KEYS_DATABASE "
+                                   "instead, or give the password in ~/.pgpass (or the file "
+                                   "PGPASSFILE names) or in PGPASSWORD."),
+                                 option, shown);
     }
+  return GK_CLI_OK;
+}
+
+/* Takes the --database option's value. */
+static int
+set_target (GkCli      *cli,
+            const char *target)
+{
+  int status = gk_cli_check_target (cli, "--database", target);
+
+  if (status != GK_CLI_OK)
+    return status;
   g_free (cli->target);
   cli->target = g_strdup (target);
   return GK_CLI_OK;
@@ -181,7 +190,8 @@ main (int    argc,
           else if (++i < argc)
             value = argv[i];
           else
-            return gk_cli_usage_error (&cli, _("--database needs a PostgreSQL URI or a file path"));
+            return gk_cli_usage_error (&cli, _("%s needs a PostgreSQL URI or a file path"),
+                                       "--database");
           status = set_target (&cli, value);
           if (status != GK_CLI_OK)
             {

@@ -33,6 +33,12 @@ typedef struct
  * A connection string is a secret: show it through
  * gk_database_redact_target(). */
 char       *gk_cli_get_target    (GkCli      *cli);
+/* GK_CLI_OK, or GK_CLI_USAGE after saying why: an empty @target, or a
+ * connection string with a password, given on the command line with
+ * @option (which every user of the machine can read). */
+int         gk_cli_check_target  (GkCli      *cli,
+                                  const char *option,
+                                  const char *target);
 /* Opened lazily; errors are printed and NULL returned. */
 GkDatabase *gk_cli_get_database  (GkCli      *cli);
 /* Unlocks the master key (keyring or GEMINI_KEYS_MASTER_KEY_FILE). */

@@ -86,10 +86,11 @@ static const struct
   const char *sql;
 } key_conditions[] = {
   { GK_ALERT_QUOTA_LOW, GK_ALERT_QUOTA_LOW_PERCENT, FALSE,
-    "SELECT k.id, k.name, MIN((q.limit_value - q.used_value) * 100.0 / q.limit_value) AS left"
+    "SELECT k.id, k.name, MIN((q.limit_value - q.used_value) * 100.0 / q.limit_value)"
     " FROM gemini_api_keys k JOIN gemini_key_quotas q ON q.key_id = k.id"
     " WHERE k.deleted_at IS NULL AND k.status != 'INACTIVE' AND q.limit_value > 0"
-    " GROUP BY k.id HAVING left < ?1" },
+    " GROUP BY k.id, k.name"
+    " HAVING MIN((q.limit_value - q.used_value) * 100.0 / q.limit_value) < ?1" },
   { GK_ALERT_KEY_INVALID, 0, FALSE,
     "SELECT id, name, 0 FROM gemini_api_keys"
     " WHERE deleted_at IS NULL AND status = 'INVALID' AND ?1 = ?1" },

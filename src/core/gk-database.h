@@ -142,4 +142,19 @@ void        gk_database_stop_mmap          (GkDatabase   *self);
 gboolean    gk_database_check_integrity    (GkDatabase   *self,
                                             GError      **error);
 
+/* One table of gk_database_copy()'s report. */
+typedef struct
+{
+  char   *name;
+  gint64  rows;
+} GkDatabaseCopyTable;
+
+void        gk_database_copy_table_free    (GkDatabaseCopyTable *table);
+/* Copies an SQLite pool (history included) into an empty PostgreSQL
+ * database, both migrated, and verifies it by row counts and sums
+ * (gk-database-copy.c). Returns the tables copied, or NULL. */
+GPtrArray  *gk_database_copy               (GkDatabase   *from,
+                                            GkDatabase   *to,
+                                            GError      **error);
+
 G_END_DECLS

@@ -925,7 +925,7 @@ static const char spike_candidates_sql[] =
   " UNION ALL"
   " SELECT created_at - created_at % 3600, coalesce (from_key_id, 0), count(*)"
   "  FROM gemini_key_rotation_log WHERE created_at >= ?1 AND created_at < ?2"
-  "  AND from_key_id IS NOT NULL GROUP BY 1, 2)"
+  "  AND from_key_id IS NOT NULL GROUP BY 1, 2) AS spikes"
   " WHERE n >= ?3 ORDER BY hour, key_id";
 
 /* ?1 hour start, ?2 key (0: every key). */

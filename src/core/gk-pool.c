@@ -870,7 +870,9 @@ charge_key (GkPool     *self,
     return FALSE;
   gk_sql_bind_int64 (stmt, 1, key_id);
   gk_sql_bind_int64 (stmt, 2, tokens);
-  if (!self->shared || e == NULL)
+  /* A key this snapshot does not hold (deleted meanwhile) still returns
+   * its rows on a server: read and ignored. */
+  if (!self->shared)
     {
       if (!step (self->db, stmt, error))
         return FALSE;
@@ -881,7 +883,7 @@ charge_key (GkPool     *self,
         {
           int slot = slot_index (gk_sql_column_text (stmt, 0), gk_sql_column_text (stmt, 1));
 
-          if (slot < 0)
+          if (slot < 0 || e == NULL)
             continue;
           e->used[slot] = gk_sql_column_int64 (stmt, 2);
           e->limit[slot] = gk_sql_column_int64 (stmt, 3);
@@ -900,7 +902,7 @@ charge_key (GkPool     *self,
   gk_sql_bind_int64 (stmt, 1, key_id);
   gk_sql_bind_int64 (stmt, 2, now);
   gk_sql_bind_double (stmt, 3, cost);
-  if (!self->shared || e == NULL)
+  if (!self->shared)
     {
       if (!step (self->db, stmt, error))
         return FALSE;
@@ -908,7 +910,7 @@ charge_key (GkPool     *self,
   else
     {
       rc = gk_sql_step (stmt);
-      if (rc == GK_SQL_ROW)
+      if (rc == GK_SQL_ROW && e != NULL)
         e->month_cost = gk_sql_column_double (stmt, 0);
       gk_sql_reset (stmt);
       if (rc == GK_SQL_ERROR)

@@ -450,7 +450,7 @@ gk_quotas_next_boundary (GkDatabase  *db,
     "  WHERE k.deleted_at IS NULL AND (q.limit_value > 0 OR q.used_value > 0)"
     " UNION ALL"
     " SELECT MIN(cooldown_until) FROM gemini_api_keys"
-    "  WHERE deleted_at IS NULL AND cooldown_until != 0)",
+    "  WHERE deleted_at IS NULL AND cooldown_until != 0) AS windows",
     error);
   if (stmt != NULL)
     {

@@ -20,7 +20,7 @@
 #include "gk-rollup.h"
 
 static const char progress_sql[] =
-  "SELECT (SELECT CAST (value AS INTEGER) FROM meta WHERE key = '" GK_ROLLUP_META_MAX_ID "'),"
+  "SELECT (SELECT CAST (value AS BIGINT) FROM meta WHERE key = '" GK_ROLLUP_META_MAX_ID "'),"
   " (SELECT max (id) FROM gemini_key_usage_log), " GK_ROLLUP_FACET_DAYS_SQL;
 
 static const char new_rows_sql[] =
@@ -37,15 +37,18 @@ const gint64 gk_rollup_latency_bounds[GK_ROLLUP_LATENCY_BUCKETS - 1] = {
 
 static const char add_total_sql[] =
   "INSERT INTO usage_rollup_total (start, requests, successes, cost_usd) VALUES (?1, ?2, ?3, ?4)"
-  " ON CONFLICT (start) DO UPDATE SET requests = requests + excluded.requests,"
-  " successes = successes + excluded.successes, cost_usd = cost_usd + excluded.cost_usd";
+  " ON CONFLICT (start) DO UPDATE SET"
+  " requests = usage_rollup_total.requests + excluded.requests,"
+  " successes = usage_rollup_total.successes + excluded.successes,"
+  " cost_usd = usage_rollup_total.cost_usd + excluded.cost_usd";
 
 #define ADD_RANK_SQL(table, col) \
   "INSERT INTO " table " (span, start, " col ", requests, tokens, cost_usd)" \
   " VALUES (?1, ?2, ?3, ?4, ?5, ?6)" \
   " ON CONFLICT (span, start, " col ") DO UPDATE SET" \
-  " requests = requests + excluded.requests, tokens = tokens + excluded.tokens," \
-  " cost_usd = cost_usd + excluded.cost_usd"
+  " requests = " table ".requests + excluded.requests," \
+  " tokens = " table ".tokens + excluded.tokens," \
+  " cost_usd = " table ".cost_usd + excluded.cost_usd"
 
 static const char add_model_sql[] = ADD_RANK_SQL ("usage_rollup_model", "model");
 static const char add_user_sql[] = ADD_RANK_SQL ("usage_rollup_user", "user_id");
@@ -54,21 +57,24 @@ static const char add_facet_sql[] =
   "INSERT INTO usage_rollup_facet (start, key_id, status, model, user_id, requests,"
   " successes, tokens, cost_usd) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
   " ON CONFLICT (start, key_id, status, model, user_id) DO UPDATE SET"
-  " requests = requests + excluded.requests, successes = successes + excluded.successes,"
-  " tokens = tokens + excluded.tokens, cost_usd = cost_usd + excluded.cost_usd";
+  " requests = usage_rollup_facet.requests + excluded.requests,"
+  " successes = usage_rollup_facet.successes + excluded.successes,"
+  " tokens = usage_rollup_facet.tokens + excluded.tokens,"
+  " cost_usd = usage_rollup_facet.cost_usd + excluded.cost_usd";
 
 static const char add_key_sql[] =
   "INSERT INTO usage_rollup_key (span, start, key_id, status, requests, tokens, cost_usd)"
   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
   " ON CONFLICT (span, start, key_id, status) DO UPDATE SET"
-  " requests = requests + excluded.requests, tokens = tokens + excluded.tokens,"
-  " cost_usd = cost_usd + excluded.cost_usd";
+  " requests = usage_rollup_key.requests + excluded.requests,"
+  " tokens = usage_rollup_key.tokens + excluded.tokens,"
+  " cost_usd = usage_rollup_key.cost_usd + excluded.cost_usd";
 
 static const char add_latency_sql[] =
   "INSERT INTO usage_rollup_latency (span, start, key_id, bucket, requests)"
   " VALUES (?1, ?2, ?3, ?4, ?5)"
   " ON CONFLICT (span, start, key_id, bucket) DO UPDATE SET"
-  " requests = requests + excluded.requests";
+  " requests = usage_rollup_latency.requests + excluded.requests";
 
 static const char set_progress_sql[] =
   "INSERT INTO meta (key, value) VALUES ('" GK_ROLLUP_META_MAX_ID "', ?1)"
@@ -505,6 +511,12 @@ run_change (GkDatabase  *db,
   return gk_sql_changes (gk_database_get_handle (db));
 }
 
+/* On a server: the tables gk_rollup_prune() deletes from (a bare VACUUM
+ * would go through every table of the database, the server's own too). */
+#define VACUUM_SERVER_SQL \
+  "VACUUM (ANALYZE) gemini_key_usage_log, usage_rollup_facet, usage_rollup_model," \
+  " usage_rollup_user, usage_rollup_key, usage_rollup_latency"
+
 static gint64
 database_bytes (GkDatabase *db)
 {
@@ -513,8 +525,10 @@ database_bytes (GkDatabase *db)
 
   gk_database_lock (db);
   stmt = gk_database_prepare (db,
-                              "SELECT page_count * page_size"
-                              " FROM pragma_page_count (), pragma_page_size ()",
+                              gk_database_is_remote (db)
+                                ? "SELECT pg_database_size (current_database ())"
+                                : "SELECT page_count * page_size"
+                                  " FROM pragma_page_count (), pragma_page_size ()",
                               NULL);
   if (stmt != NULL && gk_sql_step (stmt) == GK_SQL_ROW)
     bytes = gk_sql_column_int64 (stmt, 0);
@@ -617,7 +631,7 @@ prune_rows (GkDatabase      *db,
    * stay in the rollup. Ids are walked in windows rather than searched
    * by time: a clock that jumped may have written old times late. */
   if (!read_pair (db,
-                  "SELECT coalesce (min (id), 0), (SELECT coalesce (CAST (value AS INTEGER), 0)"
+                  "SELECT coalesce (min (id), 0), (SELECT coalesce (CAST (value AS BIGINT), 0)"
                   " FROM meta WHERE key = '" GK_ROLLUP_META_MAX_ID "')"
                   " FROM gemini_key_usage_log",
                   0, &first, &last, error))
@@ -627,7 +641,7 @@ prune_rows (GkDatabase      *db,
     {
       static const char *const delete_sql[] = {
         "DELETE FROM gemini_key_usage_log WHERE id >= ?1 AND id < ?1 + "
-        G_STRINGIFY (PRUNE_BATCH_IDS) " AND id <= (SELECT CAST (value AS INTEGER)"
+        G_STRINGIFY (PRUNE_BATCH_IDS) " AND id <= (SELECT CAST (value AS BIGINT)"
         " FROM meta WHERE key = '" GK_ROLLUP_META_MAX_ID "') AND created_at < ?2",
         NULL
       };
@@ -685,12 +699,14 @@ static const char *const coarsen_facets_sql[] = {
   " FROM usage_rollup_facet WHERE start >= ?1 AND start < ?2"
   " AND start % " G_STRINGIFY (GK_ROLLUP_DAY_SECONDS) " <> 0 GROUP BY 1, 2, 3, 4, 5"
   " ON CONFLICT (start, key_id, status, model, user_id) DO UPDATE SET"
-  " requests = requests + excluded.requests, successes = successes + excluded.successes,"
-  " tokens = tokens + excluded.tokens, cost_usd = cost_usd + excluded.cost_usd",
+  " requests = usage_rollup_facet.requests + excluded.requests,"
+  " successes = usage_rollup_facet.successes + excluded.successes,"
+  " tokens = usage_rollup_facet.tokens + excluded.tokens,"
+  " cost_usd = usage_rollup_facet.cost_usd + excluded.cost_usd",
   /* Never back: another compaction may have gone further meanwhile. */
   "INSERT INTO meta (key, value) VALUES ('" GK_ROLLUP_META_FACET_DAYS "', ?2)"
   " ON CONFLICT (key) DO UPDATE SET value = CASE"
-  " WHEN CAST (value AS INTEGER) > CAST (excluded.value AS INTEGER) THEN value"
+  " WHEN CAST (meta.value AS BIGINT) > CAST (excluded.value AS BIGINT) THEN meta.value"
   " ELSE excluded.value END",
   "DELETE FROM usage_rollup_facet WHERE start >= ?1 AND start < ?2"
   " AND start % " G_STRINGIFY (GK_ROLLUP_DAY_SECONDS) " <> 0",
@@ -784,7 +800,10 @@ gk_rollup_prune (GkDatabase      *db,
  * @error: a #GK_DATABASE_ERROR
  *
  * gk_rollup_prune(), then VACUUM (which rewrites the file without its free
- * pages) and a checkpoint that truncates the WAL. VACUUM needs every other
+ * pages) and a checkpoint that truncates the WAL. On a server, VACUUM of
+ * the pruned tables only, which makes their dead rows' space reusable
+ * without giving it back to the system (VACUUM FULL, which would, locks
+ * each table against every gateway while it copies it). VACUUM needs every other
  * connection to be between transactions; it waits for the busy timeout,
  * then gives up with a message saying what was done and what to do.
  *
@@ -804,7 +823,8 @@ gk_rollup_compact (GkDatabase      *db,
     return FALSE;
 
   gk_database_lock (db);
-  if (!gk_database_exec (db, "VACUUM", &local_error))
+  if (!gk_database_exec (db, gk_database_is_remote (db) ? VACUUM_SERVER_SQL : "VACUUM",
+                         &local_error))
     {
       gk_database_unlock (db);
       report->bytes_after = database_bytes (db);

@@ -179,7 +179,7 @@ gk_spend_read (GkDatabase  *db,
                               "  WHERE start >= ?1"
                               " UNION ALL"
                               " SELECT coalesce (key_id, 0), cost_usd FROM gemini_key_usage_log"
-                              "  WHERE id > ?2 AND created_at >= ?1)"
+                              "  WHERE id > ?2 AND created_at >= ?1) AS today"
                               " GROUP BY key_id",
                               error);
   if (stmt == NULL)

@@ -37,6 +37,7 @@
 #define FLOAT4OID  700
 #define FLOAT8OID  701
 #define NUMERICOID 1700
+#define TEXTOID    25
 
 /* PostgreSQL accepts at most this many parameters in one statement. */
 #define MAX_PARAMS 65535
@@ -69,6 +70,7 @@ typedef struct
   char  *name;
   char  *text;         /* rewritten */
   int    n_params;
+  Oid   *types;        /* n_params: TEXTOID for a number the text never uses, 0 */
   int    n_columns;    /* of its rows, -1 until known */
   guint  generation;   /* of the connection it was prepared on */
 } PreparedInfo;
@@ -120,12 +122,18 @@ dollar_tag_end (const char *p)
 /* Rewrites SQLite's "?" and "?N" placeholders to PostgreSQL's "$N" outside
  * string literals, quoted identifiers, dollar quotes and comments, numbering
  * a bare "?" as SQLite does (one more than the largest number so far).
- * Returns NULL for a placeholder number out of range. */
+ * Returns NULL for a placeholder number out of range. *@types receives,
+ * for each number up to the largest, TEXTOID when the text never uses it
+ * and 0 (the server infers it) otherwise: SQLite lets a statement skip a
+ * number ("LIMIT ?2 OFFSET ?3", bound like its sibling with "?1"); the
+ * server has to be told that parameter's type. */
 static char *
-rewrite_placeholders (const char *sql,
-                      int        *n_params)
+rewrite_placeholders (const char  *sql,
+                      int         *n_params,
+                      Oid        **types)
 {
   g_autoptr(GString) out = g_string_sized_new (strlen (sql) + 16);
+  g_autoptr(GArray) used = g_array_new (FALSE, TRUE, sizeof (gboolean));
   const char *p = sql;
   int max = 0;
 
@@ -203,6 +211,9 @@ rewrite_placeholders (const char *sql,
                 return NULL;
             }
           max = MAX (max, n);
+          if ((guint) n > used->len)
+            g_array_set_size (used, n);
+          g_array_index (used, gboolean, n - 1) = TRUE;
           g_string_append_printf (out, "$%d", n);
           continue;
         }
@@ -214,6 +225,9 @@ rewrite_placeholders (const char *sql,
     }
 
   *n_params = max;
+  *types = g_new0 (Oid, MAX (max, 1));
+  for (int i = 0; i < max; i++)
+    (*types)[i] = g_array_index (used, gboolean, i) ? 0 : TEXTOID;
   return g_string_free (g_steal_pointer (&out), FALSE);
 }
 
@@ -479,6 +493,7 @@ prepared_info_free (gpointer data)
 
   g_free (info->name);
   g_free (info->text);
+  g_free (info->types);
   g_free (info);
 }
 
@@ -674,7 +689,7 @@ ensure_prepared (PgSql        *self,
     return FALSE;
   if (info->generation == self->generation)
     return TRUE;
-  result = PQprepare (self->conn, info->name, info->text, 0, NULL);
+  result = PQprepare (self->conn, info->name, info->text, info->n_params, info->types);
   ok = check_result (self, result);
   PQclear (result);
   if (ok)
@@ -710,7 +725,8 @@ pg_prepare (GkSql      *sql,
   PreparedInfo *info;
   PgStmt *stmt;
   int n_params = 0;
-  g_autofree char *rewritten = rewrite_placeholders (text, &n_params);
+  g_autofree Oid *types = NULL;
+  g_autofree char *rewritten = rewrite_placeholders (text, &n_params, &types);
 
   if (rewritten == NULL)
     {
@@ -725,6 +741,7 @@ pg_prepare (GkSql      *sql,
       info->name = g_strdup_printf ("gk_%u", self->next_name++);
       info->text = g_strdup (rewritten);
       info->n_params = n_params;
+      info->types = g_steal_pointer (&types);
       info->n_columns = -1;
       /* Not prepared on any connection yet. */
       info->generation = self->generation - 1;
@@ -789,10 +806,13 @@ bind (GkSqlStmt *stmt,
 {
   PgStmt *self = PG_STMT (stmt);
 
+  /* A number the statement does not have is ignored, as SQLite does
+   * (SQLITE_RANGE, which no caller checks): one bind helper serves
+   * statements that use fewer numbers. */
   if (i < 1 || i > self->info->n_params)
     {
       g_free (value);
-      g_return_if_reached ();
+      return;
     }
   g_free (self->values[i - 1]);
   self->values[i - 1] = value;

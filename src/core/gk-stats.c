@@ -95,6 +95,10 @@ column_dup (GkSqlStmt    *stmt,
   return g_strdup (gk_sql_column_text (stmt, column));
 }
 
+/* A LIMIT's value, "no limit" for 0. SQLite reads a negative LIMIT as no
+ * limit, PostgreSQL refuses one: the largest count is the same on both. */
+#define LIMIT_ALL_IF_ZERO(limit) ((limit) > 0 ? (gint64) (limit) : G_MAXINT64)
+
 /* Runs @func inside one read transaction while holding the connection, so
  * a multi-query answer is one consistent snapshot. A caller already inside
  * a transaction keeps its own. */
@@ -109,7 +113,14 @@ gk_stats_with_read_snapshot (GkDatabase      *db,
 
   gk_database_lock (db);
   own_transaction = !gk_sql_in_transaction (gk_database_get_handle (db));
-  if (own_transaction && !gk_database_exec (db, "BEGIN DEFERRED", error))
+  /* On a server, one snapshot for the whole transaction takes REPEATABLE
+   * READ (READ COMMITTED, its default, takes one per statement). */
+  if (own_transaction
+      && !gk_database_exec (db,
+                            gk_database_is_remote (db)
+                              ? "BEGIN ISOLATION LEVEL REPEATABLE READ"
+                              : "BEGIN DEFERRED",
+                            error))
     {
       gk_database_unlock (db);
       return FALSE;
@@ -301,7 +312,7 @@ gk_stats_read_folded_id (GkDatabase  *db,
   int rc;
 
   stmt = gk_database_prepare (db,
-                              "SELECT CAST (value AS INTEGER) FROM meta"
+                              "SELECT CAST (value AS BIGINT) FROM meta"
                               " WHERE key = '" GK_ROLLUP_META_MAX_ID "'",
                               error);
   if (stmt == NULL)
@@ -360,7 +371,7 @@ read_buckets (GkDatabase    *db,
   "  UNION ALL SELECT " col ", requests, tokens, cost_usd FROM " table \
   "   WHERE span = ?4 AND start >= ?5 AND start < ?6" \
   "  UNION ALL SELECT " col ", requests, tokens, cost_usd FROM " table \
-  "   WHERE span = ?4 AND start >= ?7 AND start < ?8)" \
+  "   WHERE span = ?4 AND start >= ?7 AND start < ?8) AS ranked" \
   " GROUP BY name"
 
 static const char rank_models_sql[] = RANK_SQL ("usage_rollup_model", "model");
@@ -474,7 +485,7 @@ read_rotations (GkDatabase *db,
                               error);
   if (stmt == NULL)
     return FALSE;
-  gk_sql_bind_int64 (stmt, 1, limit > 0 ? (gint64) limit : -1);
+  gk_sql_bind_int64 (stmt, 1, LIMIT_ALL_IF_ZERO (limit));
 
   while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     {
@@ -678,7 +689,7 @@ gk_stats_usage_logs (GkDatabase  *db,
     }
   if (key_id != 0)
     gk_sql_bind_int64 (stmt, 1, key_id);
-  gk_sql_bind_int64 (stmt, 2, limit > 0 ? (gint64) limit : -1);
+  gk_sql_bind_int64 (stmt, 2, LIMIT_ALL_IF_ZERO (limit));
   gk_sql_bind_int64 (stmt, 3, offset);
 
   while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
@@ -720,7 +731,7 @@ gk_stats_usage_page (GkDatabase      *db,
       return -1;
     }
   gk_sql_bind_int64 (stmt, 1, before_id);
-  gk_sql_bind_int64 (stmt, 2, limit > 0 ? (gint64) limit : -1);
+  gk_sql_bind_int64 (stmt, 2, LIMIT_ALL_IF_ZERO (limit));
 
   /* Rows point into SQLite's own text: nothing is copied per row. */
   while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
@@ -850,13 +861,13 @@ gk_stats_usage_summary (GkDatabase      *db,
                        " coalesce (sum(CASE WHEN status = 'SUCCESS' THEN 1 ELSE 0 END), 0),"
                        " coalesce (sum(cost_usd), 0.0) FROM"
                        " (SELECT status, cost_usd FROM gemini_key_usage_log WHERE key_id = ?1"
-                       "  ORDER BY id DESC LIMIT ?2)"
+                       "  ORDER BY id DESC LIMIT ?2) AS recent"
                      : "SELECT count(*),"
                        " coalesce (sum(CASE WHEN status = 'SUCCESS' THEN 1 ELSE 0 END), 0),"
                        " coalesce (sum(cost_usd), 0.0) FROM"
                        " (SELECT status, cost_usd FROM gemini_key_usage_log"
-                       "  ORDER BY id DESC LIMIT ?2)",
-                   key_id, limit > 0 ? (gint64) limit : -1, error);
+                       "  ORDER BY id DESC LIMIT ?2) AS recent",
+                   key_id, LIMIT_ALL_IF_ZERO (limit), error);
   if (stmt != NULL)
     {
       summary->requests = gk_sql_column_int64 (stmt, 0);
@@ -1004,7 +1015,7 @@ gk_stats_usage_query (GkDatabase          *db,
       return NULL;
     }
   bind_filter (stmt, filter);
-  gk_sql_bind_int64 (stmt, 7, limit > 0 ? (gint64) limit : -1);
+  gk_sql_bind_int64 (stmt, 7, LIMIT_ALL_IF_ZERO (limit));
   gk_sql_bind_int64 (stmt, 8, offset);
   while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     g_ptr_array_add (rows, usage_row_from_statement (stmt));
@@ -1055,7 +1066,7 @@ gk_stats_usage_query_page (GkDatabase          *db,
     }
   bind_filter (stmt, filter);
   gk_sql_bind_int64 (stmt, 7, before_id);
-  gk_sql_bind_int64 (stmt, 8, limit > 0 ? (gint64) limit : -1);
+  gk_sql_bind_int64 (stmt, 8, LIMIT_ALL_IF_ZERO (limit));
   while ((rc = gk_sql_step (stmt)) == GK_SQL_ROW)
     g_ptr_array_add (rows, usage_row_from_statement (stmt));
   gk_sql_reset (stmt);
@@ -1315,7 +1326,9 @@ gk_stats_rotation_totals (GkDatabase  *db,
   gk_database_lock (db);
   stmt = step_one (db,
                    "SELECT count(*),"
-                   " coalesce (sum(CASE WHEN triggered_by LIKE 'manual%' THEN 1 ELSE 0 END), 0)"
+                   /* lower (): SQLite's LIKE ignores ASCII case, PostgreSQL's not. */
+                   " coalesce (sum(CASE WHEN lower (triggered_by) LIKE 'manual%' THEN 1"
+                   " ELSE 0 END), 0)"
                    " FROM gemini_key_rotation_log",
                    0, 0, error);
   if (stmt != NULL)

@@ -436,6 +436,164 @@ test_keyring (Fixture       *f,
   g_assert_cmpuint (n_ours, >, 0);
 }
 
+/* The same command's standard output on the file and on the server. */
+static void
+assert_same_output (Fixture            *f,
+                    const char * const *args)
+{
+  g_auto(Run) local = run_full (f, VIA_NOTHING, FALSE, NULL, args);
+  g_auto(Run) remote = run_full (f, VIA_OPTION, FALSE, NULL, args);
+
+  assert_ok (f, &local);
+  assert_ok (f, &remote);
+  g_assert_cmpstr (remote.out, ==, local.out);
+}
+
+/* `db copy`: a pool with history, from its SQLite file to an empty
+ * database; the CLI on the copy shows the same keys and figures, the same
+ * master key decrypts its keys, new rows take new ids, and a second copy
+ * into the now full database is refused. */
+static void
+test_copy (Fixture       *f,
+           gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *key1 = gk_test_api_key (11);
+  g_autofree char *key2 = gk_test_api_key (12);
+  g_autofree char *key3 = gk_test_api_key (13);
+  g_autofree char *input1 = g_strconcat (key1, "\n", NULL);
+  g_autofree char *input2 = g_strconcat (key2, "\n", NULL);
+  g_autofree char *input3 = g_strconcat (key3, "\n", NULL);
+  g_autofree char *file = g_build_filename (f->data_dir, "keys.db", NULL);
+  g_autofree char *to_password = g_strconcat ("--to=", f->uri, NULL);
+  g_autoptr(GBytes) master = gk_test_master_key ();
+  g_autoptr(JsonNode) report = NULL;
+  g_auto(Run) copy = { 0 };
+  g_auto(Run) again = { 0 };
+  g_auto(Run) refused = { 0 };
+  g_auto(Run) added = { 0 };
+  JsonArray *tables;
+  gint64 copied_rollups = 0;
+  const char *const *compared[] = {
+    (const char *[]) { "dashboard", "--json", NULL },
+    (const char *[]) { "dashboard", "--days", "30", "--json", NULL },
+    (const char *[]) { "usage", "--json", NULL },
+    (const char *[]) { "rotations", "--json", NULL },
+    (const char *[]) { "audit", "--json", NULL },
+    (const char *[]) { "token", "list", "--json", NULL },
+    (const char *[]) { "budget", "--json", NULL },
+  };
+
+  /* A pool with keys, quotas, uses, a rate limit, a manual rotation, a
+   * token, a setting and the audit log of it all, on the file. */
+  {
+    g_auto(Run) a = run_full (f, VIA_NOTHING, FALSE, input1, (const char *[]) {
+      "key", "add", "--name", "First", "--daily-quota", "100000", "--project", "p1", NULL });
+    g_auto(Run) b = run_full (f, VIA_NOTHING, FALSE, input2, (const char *[]) {
+      "key", "add", "--name", "Second", "--priority", "8", "--budget", "5", NULL });
+    g_auto(Run) t1 = run_full (f, VIA_NOTHING, FALSE, NULL, (const char *[]) {
+      "track", "--key", "1", "--model", "gemini-2.5-flash", "--prompt-tokens", "1200",
+      "--output-tokens", "300", "--status", "success", "--user", "ann", NULL });
+    g_auto(Run) t2 = run_full (f, VIA_NOTHING, FALSE, NULL, (const char *[]) {
+      "track", "--key", "2", "--model", "gemini-2.5-pro", "--prompt-tokens", "5000",
+      "--output-tokens", "700", "--status", "success", "--user", "bob", NULL });
+    g_auto(Run) t3 = run_full (f, VIA_NOTHING, FALSE, NULL, (const char *[]) {
+      "track", "--key", "2", "--model", "gemini-2.5-pro", "--status", "rate_limited",
+      "--http-status", "429", NULL });
+    g_auto(Run) r = run_full (f, VIA_NOTHING, FALSE, NULL, (const char *[]) {
+      "key", "rotate", "1", NULL });
+    g_auto(Run) tok = run_full (f, VIA_NOTHING, FALSE, NULL, (const char *[]) {
+      "token", "add", "--name", "ci", NULL });
+    g_auto(Run) budget = run_full (f, VIA_NOTHING, FALSE, NULL, (const char *[]) {
+      "budget", "--set", "50", NULL });
+    const Run *runs[] = { &a, &b, &t1, &t2, &t3, &r, &tok, &budget };
+
+    for (guint i = 0; i < G_N_ELEMENTS (runs); i++)
+      assert_ok (f, runs[i]);
+  }
+  /* The dashboard's rollups too. */
+  {
+    g_autoptr(GkDatabase) db = gk_database_open (file, NULL, &error);
+
+    g_assert_no_error (error);
+    g_assert_true (gk_rollup_catch_up (db, &error));
+    g_assert_no_error (error);
+  }
+
+  /* The password is refused on this command line too. */
+  refused = run_full (f, VIA_NOTHING, FALSE, NULL, (const char *[]) {
+    "db", "copy", "--from", file, to_password, NULL });
+  g_assert_cmpint (refused.status, ==, 2);
+  assert_no_password (f, &refused);
+  g_assert_cmpint (count_tables (f), ==, 0);
+
+  copy = RUN (f, VIA_OPTION, NULL, "db", "copy", "--from", file, "--json");
+  assert_ok (f, &copy);
+  report = parse_json (copy.out);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (report), "to"), ==,
+                   f->shown);
+  tables = json_object_get_array_member (json_node_get_object (report), "tables");
+  g_assert_cmpuint (json_array_get_length (tables), >=, 12);
+  for (guint i = 0; i < json_array_get_length (tables); i++)
+    {
+      JsonObject *table = json_array_get_object_element (tables, i);
+
+      if (g_str_has_prefix (json_object_get_string_member (table, "name"), "usage_rollup_"))
+        copied_rollups += json_object_get_int_member (table, "rows");
+    }
+  g_assert_cmpint (copied_rollups, >, 0);
+
+  for (guint i = 0; i < G_N_ELEMENTS (compared); i++)
+    assert_same_output (f, compared[i]);
+  /* The keys without their windows' reset times (a minute may pass). */
+  {
+    g_auto(Run) local = run_full (f, VIA_NOTHING, FALSE, NULL,
+                                  (const char *[]) { "key", "list", "--json", NULL });
+    g_auto(Run) remote = RUN (f, VIA_OPTION, NULL, "key", "list", "--json");
+    g_autoptr(JsonNode) a = parse_json (local.out);
+    g_autoptr(JsonNode) b = parse_json (remote.out);
+    JsonArray *ka = json_node_get_array (a);
+    JsonArray *kb = json_node_get_array (b);
+    static const char *const members[] = { "id", "name", "key_hint", "status", "priority",
+                                           "project", "created_at", "last_used_at" };
+
+    g_assert_cmpuint (json_array_get_length (kb), ==, 2);
+    g_assert_cmpuint (json_array_get_length (ka), ==, json_array_get_length (kb));
+    for (guint i = 0; i < json_array_get_length (ka); i++)
+      for (guint m = 0; m < G_N_ELEMENTS (members); m++)
+        {
+          JsonNode *x = json_object_get_member (json_array_get_object_element (ka, i),
+                                                members[m]);
+          JsonNode *y = json_object_get_member (json_array_get_object_element (kb, i),
+                                                members[m]);
+
+          g_assert_true (json_node_equal (x, y));
+        }
+  }
+
+  /* The same master key decrypts the copied ciphertexts. */
+  {
+    g_autoptr(GkDatabase) db = gk_database_open (f->uri, NULL, &error);
+    g_autoptr(GkKeyStore) store = NULL;
+    g_autoptr(GBytes) plain = NULL;
+
+    g_assert_no_error (error);
+    store = gk_key_store_new (db, master);
+    plain = gk_key_store_reveal (store, 2, &error);
+    g_assert_no_error (error);
+    g_assert_cmpstr (g_bytes_get_data (plain, NULL), ==, key2);
+  }
+
+  /* New rows get ids past the copied ones. */
+  added = RUN (f, VIA_OPTION, input3, "key", "add", "--name", "Third");
+  assert_ok (f, &added);
+  g_assert_nonnull (strstr (added.out, "(id 3,"));
+
+  again = RUN (f, VIA_OPTION, NULL, "db", "copy", "--from", file);
+  g_assert_cmpint (again.status, ==, 1);
+  g_assert_nonnull (strstr (again.err, "already holds rows"));
+}
+
 int
 main (int    argc,
       char **argv)
@@ -454,6 +612,7 @@ main (int    argc,
   ADD ("/pg/cli/password-refused", test_password_refused);
   ADD ("/pg/cli/unreachable", test_unreachable);
   ADD ("/pg/cli/keyring", test_keyring);
+  ADD ("/pg/cli/copy", test_copy);
 #undef ADD
 
   return g_test_run ();
