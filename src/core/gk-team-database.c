@@ -133,7 +133,7 @@ gk_team_database_lookup_password (GkSecretStore  *store,
 {
   g_autoptr(SecretService) service = NULL;
   g_autoptr(GHashTable) attributes = NULL;
-  g_autoptr(GPtrArray) items = NULL;
+  GList *items = NULL;
   char *password = NULL;
   gboolean locked = FALSE;
 
@@ -144,25 +144,27 @@ gk_team_database_lookup_password (GkSecretStore  *store,
   if (service == NULL)
     return NULL;
   attributes = attributes_for (target);
-  items = gk_secret_store_search (store, service, get_schema (), attributes, cancellable, error);
-  if (items == NULL)
+  if (!gk_secret_store_search (store, service, get_schema (), attributes, &items, cancellable,
+                               error))
     return NULL;
 
-  for (guint i = 0; i < items->len && password == NULL; i++)
+  for (GList *l = items; l != NULL && password == NULL; l = l->next)
     {
-      GkKeyringItem *item = items->pdata[i];
+      SecretValue *value = secret_item_get_secret (l->data);
       const char *text;
 
-      if (item->locked)
+      if (value == NULL)
         {
-          locked = TRUE;
+          locked |= secret_item_get_locked (l->data);
           continue;
         }
-      /* libsecret keeps values in its own wiped memory. */
-      text = secret_value_get_text (item->value);
+      text = secret_value_get_text (value);
       if (text != NULL)
         password = g_strdup (text);
+      /* libsecret keeps values in its own wiped memory. */
+      secret_value_unref (value);
     }
+  g_list_free_full (items, g_object_unref);
 
   if (password == NULL && (locked || gk_secret_store_default_collection_locked (service,
                                                                                 cancellable)))

@@ -12,6 +12,11 @@
 # include "gk-gateway.h"
 #endif
 
+/* The setting naming the team database (empty: the local file), and the
+ * variable naming a database for one run, which wins over it. */
+#define TEAM_DATABASE_KEY "team-database"
+#define DATABASE_ENV      "GEMINI_KEYS_DATABASE"
+
 /* Another process's commits show up within this many seconds. */
 #define POLL_INTERVAL_S 1
 
@@ -27,7 +32,7 @@ struct _GkBackend
 {
   GObject        parent_instance;
 
-  char          *db_path;
+  char          *db_path;      /* a file, or a connection string: show it redacted */
   GkDatabase    *db;
   GkSecretStore *secret_store;
   GkKeyStore    *key_store;
@@ -50,12 +55,18 @@ struct _GkBackend
   gint64         reset_target;     /* the boundary the timer waits for; 0 = none */
   gboolean       reset_in_flight;
   gboolean       reset_again;      /* data changed during a tick: recompute */
+
+  /* Bumped when another database takes this one's place: what the poll
+   * and the reset timer started before then is dropped. */
+  guint          generation;
+  gboolean       switched;         /* "changed" once the new one is unlocked */
 };
 
 G_DEFINE_FINAL_TYPE (GkBackend, gk_backend, G_TYPE_OBJECT)
 
 enum {
   CHANGED,
+  DATABASE_CHANGED,
   SETTING_CHANGED,
   MASTER_KEY_STORED,
   KEYRING_PROMPTING,
@@ -146,7 +157,7 @@ poll_done_cb (GObject      *object,
 
   self->poll_in_flight = FALSE;
   polled = gk_backend_run_finish (self, result, NULL);
-  if (polled == NULL)
+  if (polled == NULL || GPOINTER_TO_UINT (user_data) != self->generation)
     return;
   self->poll_count++;
   if (polled->stored >= 0)
@@ -179,7 +190,8 @@ poll_cb (gpointer user_data)
   self->poll_in_flight = TRUE;
   gk_backend_run_async (self, poll_job,
                         GINT_TO_POINTER (self->poll_count % STORED_CHECK_EVERY == 0), NULL,
-                        g_free, self->cancellable, poll_done_cb, NULL);
+                        g_free, self->cancellable, poll_done_cb,
+                        GUINT_TO_POINTER (self->generation));
 
   return G_SOURCE_CONTINUE;
 }
@@ -231,6 +243,8 @@ reset_done_cb (GObject      *object,
   boundary = gk_backend_run_finish (self, result, NULL);
   if (boundary == NULL)
     return;   /* cancelled: the backend is going away */
+  if (GPOINTER_TO_UINT (user_data) != self->generation)
+    return;   /* for the database used before: the new one runs its own */
 
   self->reset_in_flight = FALSE;
   if (self->reset_again)
@@ -266,7 +280,7 @@ reset_tick (GkBackend *self)
   g_clear_handle_id (&self->reset_source, g_source_remove);
   self->reset_in_flight = TRUE;
   gk_backend_run_async (self, reset_job, NULL, NULL, g_free, self->cancellable, reset_done_cb,
-                        NULL);
+                        GUINT_TO_POINTER (self->generation));
 }
 
 /* A write can bring the next boundary closer (a new cooldown, a new
@@ -285,13 +299,45 @@ rearm_reset_timer (GkBackend *self)
 
 /* Loading */
 
-/* @data: the database's path. */
+/* A team database (a connection URI) with the password the keyring keeps
+ * for it, if any; else the file at @target. */
+static GkDatabase *
+open_target (GkSecretStore  *secret_store,
+             const char     *target,
+             const char     *password,
+             GError        **error)
+{
+  g_autofree char *stored = NULL;
+  g_autoptr(GError) local = NULL;
+  GkDatabase *db;
+
+  /* A file, or a connection string set outside the app (the environment)
+   * with its own password or options. */
+  if (!gk_database_target_is_remote (target) || !gk_team_database_check_target (target, NULL))
+    return gk_database_open (target, NULL, error);
+
+  if (password == NULL)
+    {
+      stored = gk_team_database_lookup_password (secret_store, target, NULL, &local);
+      if (local != NULL)
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          return NULL;
+        }
+      password = stored;
+    }
+  db = gk_team_database_open (target, password, NULL, error);
+  gk_crypto_wipe_string (g_steal_pointer (&stored));
+  return db;
+}
+
+/* @data: the database's path or target. */
 static gpointer
 open_job (const GkBackendRefs  *refs,
           gpointer              data,
           GError              **error)
 {
-  return gk_database_open (data, NULL, error);
+  return open_target (refs->secret_store, data, NULL, error);
 }
 
 /* @data: the master key. */
@@ -358,6 +404,12 @@ finish_load_cb (GObject      *object,
     }
 
   load_result_free (result);
+  /* The pages shown before a switch read the new database now. */
+  if (self->switched)
+    {
+      self->switched = FALSE;
+      g_signal_emit (self, signals[CHANGED], 0);
+    }
   g_task_return_boolean (task, TRUE);
 }
 
@@ -577,6 +629,20 @@ gk_backend_class_init (GkBackendClass *klass)
                   G_TYPE_NONE, 0);
 
   /**
+   * GkBackend::database-changed:
+   *
+   * Another database took the place of the one in use (Team Pool in
+   * Preferences): nothing is unlocked until gk_backend_load_async() runs
+   * again.
+   */
+  signals[DATABASE_CHANGED] =
+    g_signal_new ("database-changed",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 0);
+
+  /**
    * GkBackend::setting-changed:
    * @name: the setting's name (GK_SETTING_*)
    */
@@ -671,12 +737,43 @@ gk_backend_init (GkBackend *self)
 
 /* Public API */
 
+/* The app's settings, or NULL when their schema is not installed (running
+ * uninstalled, or in tests). */
+static GSettings *
+team_settings_new (void)
+{
+  GSettingsSchemaSource *source = g_settings_schema_source_get_default ();
+  g_autoptr(GSettingsSchema) schema = NULL;
+
+  if (source == NULL)
+    return NULL;
+  schema = g_settings_schema_source_lookup (source, APP_ID, TRUE);
+  if (schema == NULL || !g_settings_schema_has_key (schema, TEAM_DATABASE_KEY))
+    return NULL;
+  return g_settings_new_full (schema, NULL, NULL);
+}
+
+/* The team database chosen in Preferences, unless the environment names
+ * a database for this run. */
+static char *
+default_target (void)
+{
+  g_autoptr(GSettings) settings = NULL;
+  g_autofree char *team = NULL;
+
+  if (g_getenv (DATABASE_ENV) == NULL && (settings = team_settings_new ()) != NULL)
+    team = g_settings_get_string (settings, TEAM_DATABASE_KEY);
+  if (team != NULL && *team != '\0')
+    return g_steal_pointer (&team);
+  return gk_database_default_target ();
+}
+
 GkBackend *
 gk_backend_new (const char *db_path)
 {
   GkBackend *self = g_object_new (GK_TYPE_BACKEND, NULL);
 
-  self->db_path = db_path != NULL ? g_strdup (db_path) : gk_database_default_target ();
+  self->db_path = db_path != NULL ? g_strdup (db_path) : default_target ();
 
   return self;
 }
@@ -726,6 +823,10 @@ gk_backend_notify_changed (GkBackend *self)
 {
   g_return_if_fail (GK_IS_BACKEND (self));
 
+  /* Between a switch and the unlock of the new database, no page shows
+   * data: "changed" waits for the unlock. */
+  if (self->key_store == NULL)
+    return;
   g_signal_emit (self, signals[CHANGED], 0);
   rearm_reset_timer (self);
 }
@@ -1248,5 +1349,179 @@ gk_backend_store_master_key_finish (GkBackend     *self,
                                     GError       **error)
 {
   g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* Switching databases */
+
+const char *
+gk_backend_get_target (GkBackend *self)
+{
+  g_return_val_if_fail (GK_IS_BACKEND (self), NULL);
+
+  return self->db_path;
+}
+
+gboolean
+gk_backend_is_team (GkBackend *self)
+{
+  g_return_val_if_fail (GK_IS_BACKEND (self), FALSE);
+
+  return gk_database_target_is_remote (self->db_path);
+}
+
+char *
+gk_backend_dup_team_setting (void)
+{
+  g_autoptr(GSettings) settings = team_settings_new ();
+
+  return settings != NULL ? g_settings_get_string (settings, TEAM_DATABASE_KEY) : g_strdup ("");
+}
+
+typedef struct
+{
+  char     *target;     /* a team database, or this computer's file */
+  char     *password;   /* NULL: the keyring's */
+  char     *forget;     /* a team database whose password goes, or NULL */
+  gboolean  remember;
+} SwitchData;
+
+static void
+switch_data_free (SwitchData *data)
+{
+  g_free (data->target);
+  gk_crypto_wipe_string (data->password);
+  g_free (data->forget);
+  g_free (data);
+}
+
+static gpointer
+switch_job (const GkBackendRefs  *refs,
+            gpointer              user_data,
+            GError              **error)
+{
+  SwitchData *data = user_data;
+  g_autoptr(GkDatabase) db = open_target (refs->secret_store, data->target, data->password,
+                                          error);
+  g_autoptr(GError) forget_error = NULL;
+
+  if (db == NULL)
+    return NULL;
+  /* Kept only once it was let in: a refused password is never stored. */
+  if (data->remember && data->password != NULL && gk_database_target_is_remote (data->target)
+      && !gk_team_database_store_password (refs->secret_store, data->target, data->password,
+                                           NULL, error))
+    return NULL;
+  if (data->forget != NULL
+      && !gk_team_database_forget_password (refs->secret_store, data->forget, NULL,
+                                            &forget_error))
+    g_warning ("Could not remove the team database's password from the keyring: %s",
+               forget_error->message);
+  return g_steal_pointer (&db);
+}
+
+/* Puts @db in the place of the database in use: what worked on the old
+ * one (the gateway, the key store, the timers) stops, and the window loads
+ * again. */
+static void
+replace_database (GkBackend  *self,
+                  GkDatabase *db,
+                  const char *target)
+{
+#ifdef GK_HAVE_GATEWAY
+  if (self->gateway != NULL)
+    gk_gateway_stop (self->gateway);
+  g_clear_object (&self->gateway);
+#endif
+  g_clear_handle_id (&self->poll_source, g_source_remove);
+  g_clear_handle_id (&self->reset_source, g_source_remove);
+  self->generation++;
+  self->poll_in_flight = FALSE;
+  self->reset_in_flight = FALSE;
+  self->reset_again = FALSE;
+  self->reset_target = 0;
+  self->data_version = -1;
+  self->gateway_usage = 0;
+  g_clear_object (&self->pool);
+  g_clear_object (&self->key_store);
+  g_set_object (&self->db, db);
+  g_free (self->db_path);
+  self->db_path = g_strdup (target);
+  set_master_key_stored (self, TRUE);
+  self->switched = TRUE;
+  g_signal_emit (self, signals[DATABASE_CHANGED], 0);
+}
+
+static void
+switch_done_cb (GObject      *object,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GkBackend *self = GK_BACKEND (object);
+  SwitchData *data = g_task_get_task_data (task);
+  g_autoptr(GkDatabase) db = NULL;
+  GError *error = NULL;
+
+  db = gk_backend_run_finish (self, result, &error);
+  if (db == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  if (data->remember)
+    {
+      g_autoptr(GSettings) settings = team_settings_new ();
+
+      /* Only the redacted target: never a password. */
+      if (settings != NULL)
+        g_settings_set_string (settings, TEAM_DATABASE_KEY,
+                               gk_database_target_is_remote (data->target) ? data->target : "");
+    }
+  replace_database (self, db, data->target);
+  g_task_return_boolean (task, TRUE);
+}
+
+void
+gk_backend_switch_async (GkBackend           *self,
+                         const char          *target,
+                         const char          *password,
+                         gboolean             remember,
+                         GCancellable        *cancellable,
+                         GAsyncReadyCallback  callback,
+                         gpointer             user_data)
+{
+  GTask *task;
+  SwitchData *data;
+  SwitchData *job_data;
+
+  g_return_if_fail (GK_IS_BACKEND (self));
+
+  data = g_new0 (SwitchData, 1);
+  data->target = target != NULL ? g_strdup (target) : gk_database_default_path ();
+  data->remember = remember;
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, gk_backend_switch_async);
+  g_task_set_task_data (task, data, (GDestroyNotify) switch_data_free);
+
+  /* The job has its own copy, the password with it; the task keeps what
+   * the callback needs. */
+  job_data = g_new0 (SwitchData, 1);
+  job_data->target = g_strdup (data->target);
+  job_data->password = password != NULL && *password != '\0' ? g_strdup (password) : NULL;
+  job_data->remember = remember;
+  if (remember && gk_backend_is_team (self) && g_strcmp0 (self->db_path, data->target) != 0)
+    job_data->forget = g_strdup (self->db_path);
+  gk_backend_run_async (self, switch_job, job_data, (GDestroyNotify) switch_data_free,
+                        g_object_unref, cancellable, switch_done_cb, task);
+}
+
+gboolean
+gk_backend_switch_finish (GkBackend     *self,
+                          GAsyncResult  *result,
+                          GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
   return g_task_propagate_boolean (G_TASK (result), error);
 }

@@ -181,6 +181,35 @@ gboolean    gk_backend_set_watched         (GkBackend          **backend_ptr,
                                             GCallback            changed_cb,
                                             gpointer             owner);
 
+/* What the backend opens: a file's path, or a team database's redacted
+ * connection URI. NULL for gk_backend_new() picks the team database kept in
+ * the settings (Preferences → Team Pool) unless GEMINI_KEYS_DATABASE is set,
+ * else gk_database_default_path(). */
+const char *gk_backend_get_target          (GkBackend           *self);
+gboolean    gk_backend_is_team             (GkBackend           *self);
+/* The team database the settings keep ("" for none), whichever is open. */
+char       *gk_backend_dup_team_setting    (void);
+
+/* Opens the database at @target (a team database's connection URI, as
+ * gk_team_database_check_target() accepts; NULL for this computer's file)
+ * in a worker thread, with @password (NULL or "": the one the keyring
+ * keeps, if any). On success it takes the place of the one in use:
+ * "database-changed" is emitted, and gk_backend_load_async() unlocks it.
+ * With @remember the choice is kept for the next start (the setting holds
+ * the target, the keyring the password given, once the server let it in)
+ * and a team database left behind has its password removed; without it,
+ * nothing is kept (falling back to the file for this run). */
+void        gk_backend_switch_async        (GkBackend           *self,
+                                            const char          *target,
+                                            const char          *password,
+                                            gboolean             remember,
+                                            GCancellable        *cancellable,
+                                            GAsyncReadyCallback  callback,
+                                            gpointer             user_data);
+gboolean    gk_backend_switch_finish       (GkBackend           *self,
+                                            GAsyncResult        *result,
+                                            GError             **error);
+
 /* The "triggered_by" of the user's own actions: "manual:<user name>". */
 char       *gk_backend_manual_trigger      (void);
 

@@ -18,6 +18,7 @@ struct _GkNotifier
   gint64          last_rotation_id;  /* -1: not read yet */
   gboolean        running;
   gboolean        again;         /* "changed" arrived while a check ran */
+  gboolean        stale;         /* the running check reads a database left since */
 };
 
 G_DEFINE_FINAL_TYPE (GkNotifier, gk_notifier, G_TYPE_OBJECT)
@@ -209,6 +210,17 @@ check_done_cb (GObject      *object,
       g_clear_pointer (&check, check_free);
       return;
     }
+  if (self->stale)
+    {
+      self->stale = FALSE;
+      check_free (check);
+      if (self->again)
+        {
+          self->again = FALSE;
+          start_check (self);
+        }
+      return;
+    }
 
   /* The first read only sets the mark: start-up is not news. */
   newest = check->latest_rotation != NULL ? check->latest_rotation->id : 0;
@@ -278,6 +290,17 @@ start_check (GkNotifier *self)
                         (GDestroyNotify) check_free, NULL, check_done_cb, g_object_ref (self));
 }
 
+/* Another database (Team Pool in Preferences): its own alerts, and what
+ * it already holds is no news either. */
+static void
+database_changed_cb (GkNotifier *self)
+{
+  g_clear_object (&self->tracker);
+  self->last_rotation_id = -1;
+  self->stale = self->running;
+  self->again = FALSE;
+}
+
 static void
 gk_notifier_dispose (GObject *object)
 {
@@ -331,5 +354,7 @@ gk_notifier_new (GApplication *application,
   self->backend = g_object_ref (backend);
   self->settings = gk_notifier_settings_new ();
   g_signal_connect_object (backend, "changed", G_CALLBACK (start_check), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (backend, "database-changed", G_CALLBACK (database_changed_cb), self,
+                           G_CONNECT_SWAPPED);
   return self;
 }

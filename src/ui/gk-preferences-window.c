@@ -45,6 +45,15 @@ struct _GkPreferencesWindow
   /* Retention in days of each entry of retention_model (0 = keep all);
    * a value set elsewhere (the CLI) is appended as an entry of its own. */
   GArray               *retention_days;
+
+  GtkWidget            *team_uri_row;
+  GtkWidget            *team_password_row;
+  GtkWidget            *team_status_row;
+  GtkWidget            *team_spinner;
+  GtkWidget            *team_test_button;
+  GtkWidget            *team_connect_button;
+  GtkWidget            *team_disconnect_button;
+  gboolean              team_busy;
 };
 
 /* The compiled form of the tz database: every zone and link it knows. */
@@ -498,6 +507,232 @@ compact_clicked_cb (GkPreferencesWindow *self)
                         compact_done_cb, g_object_ref (self));
 }
 
+/* Team pool */
+
+static void
+update_team_buttons (GkPreferencesWindow *self)
+{
+  const char *uri = gtk_editable_get_text (GTK_EDITABLE (self->team_uri_row));
+  gboolean typed = *uri != '\0';
+
+  gtk_spinner_set_spinning (GTK_SPINNER (self->team_spinner), self->team_busy);
+  gtk_widget_set_sensitive (self->team_test_button, !self->team_busy && typed);
+  gtk_widget_set_sensitive (self->team_connect_button, !self->team_busy && typed);
+  gtk_widget_set_sensitive (self->team_disconnect_button, !self->team_busy);
+  gtk_widget_set_visible (self->team_disconnect_button, gk_backend_is_team (self->backend));
+}
+
+static void
+show_team_status (GkPreferencesWindow *self,
+                  const char          *text,
+                  gboolean             failed)
+{
+  adw_action_row_set_subtitle (ADW_ACTION_ROW (self->team_status_row), text);
+  if (failed)
+    gtk_widget_add_css_class (self->team_status_row, "error");
+  else
+    gtk_widget_remove_css_class (self->team_status_row, "error");
+}
+
+/* Which database the app shows now. */
+static void
+show_team_in_use (GkPreferencesWindow *self)
+{
+  g_autofree char *saved = gk_backend_dup_team_setting ();
+  g_autofree char *text = NULL;
+
+  if (gk_backend_is_team (self->backend))
+    {
+      g_autofree char *shown = gk_database_redact_target (gk_backend_get_target (self->backend));
+
+      /* Translators: %s is a connection string, postgresql://user@host/database. */
+      text = g_strdup_printf (_("The team database %s"), shown);
+    }
+  else if (*saved != '\0')
+    /* Translators: %s is a connection string, postgresql://user@host/database. */
+    text = g_strdup_printf (_("This computer’s database file, for now: the team database %s "
+                              "could not be used when Gemini Keys started"),
+                            saved);
+  else
+    text = g_strdup (_("This computer’s database file"));
+  show_team_status (self, text, FALSE);
+  update_team_buttons (self);
+}
+
+static void
+set_team_busy (GkPreferencesWindow *self,
+               gboolean             busy)
+{
+  self->team_busy = busy;
+  update_team_buttons (self);
+}
+
+static void
+team_entry_changed_cb (GkPreferencesWindow *self)
+{
+  update_team_buttons (self);
+}
+
+/* The connection string typed, or NULL after saying what is wrong with it. */
+static char *
+team_uri (GkPreferencesWindow *self)
+{
+  g_autofree char *uri = g_strstrip (g_strdup (gtk_editable_get_text (GTK_EDITABLE (self->team_uri_row))));
+  g_autoptr(GError) error = NULL;
+
+  if (!gk_team_database_check_target (uri, &error))
+    {
+      show_team_status (self, error->message, TRUE);
+      return NULL;
+    }
+  return g_steal_pointer (&uri);
+}
+
+typedef struct
+{
+  char *target;
+  char *password;   /* NULL: the keyring's */
+} ProbeData;
+
+static void
+probe_data_free (ProbeData *data)
+{
+  g_free (data->target);
+  gk_crypto_wipe_string (data->password);
+  g_free (data);
+}
+
+static gpointer
+probe_job (const GkBackendRefs  *refs,
+           gpointer              user_data,
+           GError              **error)
+{
+  ProbeData *data = user_data;
+  g_autofree GkTeamDatabaseProbe *probe = g_new0 (GkTeamDatabaseProbe, 1);
+  char *stored = NULL;
+  gboolean ok;
+
+  /* Without a password typed, the one kept for it (a keyring that cannot
+   * be read leaves the server to say it needs one). */
+  if (data->password == NULL)
+    stored = gk_team_database_lookup_password (refs->secret_store, data->target, NULL, NULL);
+  ok = gk_team_database_probe (data->target, data->password != NULL ? data->password : stored,
+                               probe, error);
+  gk_crypto_wipe_string (stored);
+  return ok ? g_steal_pointer (&probe) : NULL;
+}
+
+static void
+probe_done_cb (GObject      *object,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  g_autoptr(GkPreferencesWindow) self = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autofree GkTeamDatabaseProbe *probe = gk_backend_run_finish (GK_BACKEND (object), result,
+                                                                  &error);
+  g_autofree char *text = NULL;
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  set_team_busy (self, FALSE);
+  if (probe == NULL)
+    {
+      show_team_status (self, error->message, TRUE);
+      return;
+    }
+
+  if (probe->schema_version == 0)
+    text = g_strdup (_("Reachable: an empty database. Connecting sets it up for Gemini Keys."));
+  else if (probe->schema_version == probe->app_version)
+    text = g_strdup_printf (_("Reachable: schema version %d, the one this Gemini Keys writes."),
+                            probe->schema_version);
+  else if (probe->schema_version < probe->app_version)
+    text = g_strdup_printf (_("Reachable: schema version %d. Connecting updates it to version "
+                              "%d."),
+                            probe->schema_version, probe->app_version);
+  else
+    text = g_strdup_printf (_("Reachable, but written by a newer Gemini Keys (schema version "
+                              "%d). Update Gemini Keys before connecting."),
+                            probe->schema_version);
+  show_team_status (self, text, probe->schema_version > probe->app_version);
+}
+
+/* The password typed, or NULL for the one the keyring keeps. */
+static char *
+team_password (GkPreferencesWindow *self)
+{
+  const char *password = gtk_editable_get_text (GTK_EDITABLE (self->team_password_row));
+
+  return *password != '\0' ? g_strdup (password) : NULL;
+}
+
+static void
+team_test_clicked_cb (GkPreferencesWindow *self)
+{
+  ProbeData *data;
+  char *uri = team_uri (self);
+
+  if (uri == NULL)
+    return;
+  data = g_new0 (ProbeData, 1);
+  data->target = uri;
+  data->password = team_password (self);
+  set_team_busy (self, TRUE);
+  show_team_status (self, _("Testing the connection…"), FALSE);
+  gk_backend_run_async (self->backend, probe_job, data, (GDestroyNotify) probe_data_free, g_free,
+                        self->cancellable, probe_done_cb, g_object_ref (self));
+}
+
+static void
+team_switch_done_cb (GObject      *object,
+                     GAsyncResult *result,
+                     gpointer      user_data)
+{
+  g_autoptr(GkPreferencesWindow) self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!gk_backend_switch_finish (GK_BACKEND (object), result, &error))
+    {
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return;
+      set_team_busy (self, FALSE);
+      show_team_status (self, error->message, TRUE);
+      return;
+    }
+  set_team_busy (self, FALSE);
+  /* Kept in the keyring now; not left in the field. */
+  gtk_editable_set_text (GTK_EDITABLE (self->team_password_row), "");
+  show_team_in_use (self);
+  toast (self, gk_backend_is_team (self->backend)
+               ? _("Connected to the team pool")
+               : _("Back to this computer’s database file"));
+}
+
+static void
+team_connect_clicked_cb (GkPreferencesWindow *self)
+{
+  g_autofree char *uri = team_uri (self);
+  char *password;
+
+  if (uri == NULL)
+    return;
+  password = team_password (self);
+  set_team_busy (self, TRUE);
+  show_team_status (self, _("Connecting…"), FALSE);
+  gk_backend_switch_async (self->backend, uri, password, TRUE, self->cancellable,
+                           team_switch_done_cb, g_object_ref (self));
+  gk_crypto_wipe_string (password);
+}
+
+static void
+team_disconnect_clicked_cb (GkPreferencesWindow *self)
+{
+  set_team_busy (self, TRUE);
+  gk_backend_switch_async (self->backend, NULL, NULL, TRUE, self->cancellable,
+                           team_switch_done_cb, g_object_ref (self));
+}
+
 static gpointer
 load_job (const GkBackendRefs  *refs,
           gpointer              data,
@@ -572,6 +807,16 @@ load_done_cb (GObject      *object,
   self->loaded = TRUE;
   gtk_widget_set_sensitive (GTK_WIDGET (self), TRUE);
   settings_free (settings);
+}
+
+static void
+load_settings (GkPreferencesWindow *self)
+{
+  /* Nothing is editable until the current values are shown. */
+  self->loaded = FALSE;
+  gtk_widget_set_sensitive (GTK_WIDGET (self), FALSE);
+  gk_backend_run_async (self->backend, load_job, NULL, NULL, (GDestroyNotify) settings_free,
+                        self->cancellable, load_done_cb, g_object_ref (self));
 }
 
 /* A job's callback may keep this window alive after its parent is gone;
@@ -672,6 +917,17 @@ gk_preferences_window_class_init (GkPreferencesWindowClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, port_changed_cb);
   gtk_widget_class_bind_template_callback (widget_class, retention_changed_cb);
   gtk_widget_class_bind_template_callback (widget_class, compact_clicked_cb);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, team_uri_row);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, team_password_row);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, team_status_row);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, team_spinner);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, team_test_button);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, team_connect_button);
+  gtk_widget_class_bind_template_child (widget_class, GkPreferencesWindow, team_disconnect_button);
+  gtk_widget_class_bind_template_callback (widget_class, team_entry_changed_cb);
+  gtk_widget_class_bind_template_callback (widget_class, team_test_clicked_cb);
+  gtk_widget_class_bind_template_callback (widget_class, team_connect_clicked_cb);
+  gtk_widget_class_bind_template_callback (widget_class, team_disconnect_clicked_cb);
 }
 
 static void
@@ -724,10 +980,19 @@ gk_preferences_window_new (GtkWindow *parent,
     g_signal_connect_object (parent, "destroy", G_CALLBACK (parent_destroyed_cb), self,
                              G_CONNECT_SWAPPED);
 
-  /* Nothing is editable until the current values are shown. */
-  gtk_widget_set_sensitive (GTK_WIDGET (self), FALSE);
-  gk_backend_run_async (backend, load_job, NULL, NULL, (GDestroyNotify) settings_free,
-                        self->cancellable, load_done_cb, g_object_ref (self));
+  /* The settings shown are those of the database in use. */
+  g_signal_connect_object (backend, "database-changed", G_CALLBACK (load_settings), self,
+                           G_CONNECT_SWAPPED);
+  {
+    g_autofree char *saved = gk_backend_dup_team_setting ();
+
+    g_autofree char *shown = gk_database_redact_target (gk_backend_get_target (backend));
+
+    gtk_editable_set_text (GTK_EDITABLE (self->team_uri_row),
+                           gk_backend_is_team (backend) ? shown : saved);
+  }
+  show_team_in_use (self);
+  load_settings (self);
 
   return GTK_WIDGET (self);
 }

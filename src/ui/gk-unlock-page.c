@@ -19,6 +19,7 @@ struct _GkUnlockPage
   AdwStatusPage        *status_page;
   GtkWidget            *retry_button;
   GtkWidget            *import_button;
+  GtkWidget            *use_local_button;
   GtkWidget            *detail_label;
 };
 
@@ -27,6 +28,7 @@ G_DEFINE_FINAL_TYPE (GkUnlockPage, gk_unlock_page, ADW_TYPE_BIN)
 enum {
   RETRY,
   IMPORT_FILE,
+  USE_LOCAL_FILE,
   N_SIGNALS
 };
 
@@ -79,6 +81,14 @@ retry_action_cb (GtkWidget  *widget,
 }
 
 static void
+use_local_action_cb (GtkWidget  *widget,
+                     const char *action_name,
+                     GVariant   *parameter)
+{
+  g_signal_emit (widget, signals[USE_LOCAL_FILE], 0);
+}
+
+static void
 gk_unlock_page_dispose (GObject *object)
 {
   GkUnlockPage *self = GK_UNLOCK_PAGE (object);
@@ -122,15 +132,30 @@ gk_unlock_page_class_init (GkUnlockPageClass *klass)
                   0, NULL, NULL, NULL,
                   G_TYPE_NONE, 1, G_TYPE_FILE);
 
+  /**
+   * GkUnlockPage::use-local-file:
+   *
+   * The team database cannot be used: the user asks for this computer's
+   * database file instead.
+   */
+  signals[USE_LOCAL_FILE] =
+    g_signal_new ("use-local-file",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 0);
+
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/io/github/geminikeys/GeminiKeys/ui/gk-unlock-page.ui");
   gtk_widget_class_bind_template_child (widget_class, GkUnlockPage, status_page);
   gtk_widget_class_bind_template_child (widget_class, GkUnlockPage, retry_button);
   gtk_widget_class_bind_template_child (widget_class, GkUnlockPage, import_button);
+  gtk_widget_class_bind_template_child (widget_class, GkUnlockPage, use_local_button);
   gtk_widget_class_bind_template_child (widget_class, GkUnlockPage, detail_label);
 
   gtk_widget_class_install_action (widget_class, "unlock.retry", NULL, retry_action_cb);
   gtk_widget_class_install_action (widget_class, "unlock.import", NULL, import_action_cb);
+  gtk_widget_class_install_action (widget_class, "unlock.use-local", NULL, use_local_action_cb);
 }
 
 static void
@@ -209,6 +234,26 @@ gk_unlock_page_set_error (GkUnlockPage *self,
           break;
         }
     }
+  else if (error->domain == GK_TEAM_DATABASE_ERROR)
+    {
+      icon = "network-offline-symbolic";
+      can_import = FALSE;
+      switch ((GkTeamDatabaseError) error->code)
+        {
+        case GK_TEAM_DATABASE_ERROR_PASSWORD:
+          title = _("The Team Database Refused the Password");
+          description = _("Nothing is shown until it lets Gemini Keys in. Use the local file, "
+                          "then type the new password in Preferences → Team Pool and connect "
+                          "again.");
+          break;
+
+        default:
+          title = _("The Team Database Cannot Be Reached");
+          description = _("Nothing is shown until it can be. Press Retry, or use this "
+                          "computer’s own database file until Gemini Keys is restarted.");
+          break;
+        }
+    }
   else if (error->domain == GK_DATABASE_ERROR)
     {
       icon = "dialog-error-symbolic";
@@ -249,6 +294,15 @@ gk_unlock_page_set_error (GkUnlockPage *self,
   gtk_widget_set_visible (self->import_button, can_import);
 }
 
+void
+gk_unlock_page_set_team (GkUnlockPage *self,
+                         gboolean      team)
+{
+  g_return_if_fail (GK_IS_UNLOCK_PAGE (self));
+
+  gtk_widget_set_visible (self->use_local_button, team);
+}
+
 const char *
 gk_unlock_page_get_title (GkUnlockPage *self)
 {
@@ -265,4 +319,5 @@ gk_unlock_page_set_busy (GkUnlockPage *self,
 
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "unlock.retry", !busy);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "unlock.import", !busy);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "unlock.use-local", !busy);
 }

@@ -14,9 +14,14 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (GkUnlockPage, gk_unlock_page, GK, UNLOCK_PAGE, AdwBin)
 
 GtkWidget  *gk_unlock_page_new       (void);
-/* Explains @error (GK_SECRET_ERROR_*, GK_DATABASE_ERROR_*, other). */
+/* Explains @error (GK_SECRET_ERROR_*, GK_DATABASE_ERROR_*,
+ * GK_TEAM_DATABASE_ERROR_*, other). */
 void        gk_unlock_page_set_error (GkUnlockPage *self,
                                       const GError *error);
+/* Whether the database is a team's, which offers this computer's file
+ * instead ("use-local-file"). */
+void        gk_unlock_page_set_team  (GkUnlockPage *self,
+                                      gboolean      team);
 const char *gk_unlock_page_get_title (GkUnlockPage *self);
 /* While TRUE the buttons are insensitive (a retry or import is running). */
 void        gk_unlock_page_set_busy  (GkUnlockPage *self,

@@ -256,6 +256,7 @@ load_cb (GObject      *object,
         return;
 
       gk_unlock_page_set_error (self->unlock_page, error);
+      gk_unlock_page_set_team (self->unlock_page, gk_backend_is_team (self->backend));
       gk_unlock_page_set_busy (self->unlock_page, FALSE);
       show_not_main (self, "unlock");
       self->loaded = TRUE;
@@ -277,8 +278,6 @@ load_cb (GObject      *object,
         adw_view_stack_set_visible_child_name (self->view_stack, tab);
     }
 
-  g_signal_connect_object (self->backend, "master-key-stored", G_CALLBACK (master_key_stored_cb),
-                           self, G_CONNECT_SWAPPED);
   show_main (self);
   self->loaded = TRUE;
   g_signal_emit (self, signals[LOADED], 0, TRUE);
@@ -295,6 +294,42 @@ static void
 unlock_retry_cb (GkWindow *self)
 {
   load (self);
+}
+
+/* Another database took the place of the one shown (Team Pool in
+ * Preferences, or the fallback below): unlock it as at the start. */
+static void
+database_changed_cb (GkWindow *self)
+{
+  gtk_revealer_set_reveal_child (self->master_key_banner, FALSE);
+  show_not_main (self, "loading");
+  load (self);
+}
+
+static void
+use_local_cb (GObject      *object,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  g_autoptr(GkWindow) self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (gk_backend_switch_finish (GK_BACKEND (object), result, &error))
+    return;
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  gk_unlock_page_set_busy (self->unlock_page, FALSE);
+  adw_toast_overlay_add_toast (self->toast_overlay, adw_toast_new (error->message));
+}
+
+/* The team database cannot be reached: this computer's file for this run;
+ * the next start tries the team database again. */
+static void
+unlock_use_local_cb (GkWindow *self)
+{
+  gk_unlock_page_set_busy (self->unlock_page, TRUE);
+  gk_backend_switch_async (self->backend, NULL, NULL, FALSE, self->cancellable, use_local_cb,
+                           g_object_ref (self));
 }
 
 static void
@@ -396,6 +431,10 @@ gk_window_constructed (GObject *object)
 
   g_assert (GK_IS_BACKEND (self->backend));
   g_signal_connect_object (self->backend, "keyring-prompting", G_CALLBACK (keyring_prompting_cb),
+                           self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->backend, "database-changed", G_CALLBACK (database_changed_cb),
+                           self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->backend, "master-key-stored", G_CALLBACK (master_key_stored_cb),
                            self, G_CONNECT_SWAPPED);
   load (self);
 }
@@ -539,6 +578,7 @@ gk_window_class_init (GkWindowClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, page_add_toast_cb);
   gtk_widget_class_bind_template_callback (widget_class, unlock_retry_cb);
   gtk_widget_class_bind_template_callback (widget_class, unlock_import_cb);
+  gtk_widget_class_bind_template_callback (widget_class, unlock_use_local_cb);
   gtk_widget_class_bind_template_callback (widget_class, store_master_key_clicked_cb);
 
   gtk_widget_class_install_action (widget_class, "win.add-key", NULL, add_key_action_cb);

@@ -2,6 +2,10 @@
  *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
+#include <libpq-fe.h>
+#include <string.h>
+
+#include "gk-sql-postgresql.h"
 #include "pg-test-util.h"
 
 GkSql *
@@ -34,4 +38,24 @@ pg_test_exec (GkSql      *sql,
 {
   if (!pg->exec (sql, text))
     g_error ("“%s” failed: %s", text, pg->errmsg (sql));
+}
+
+void
+pg_test_split_uri (char **target,
+                   char **password)
+{
+  const char *uri = g_getenv ("GK_TEST_PG_URI");
+  PQconninfoOption *options;
+
+  g_assert_nonnull (uri);
+  options = PQconninfoParse (uri, NULL);
+  g_assert_nonnull (options);
+  *password = NULL;
+  for (PQconninfoOption *o = options; o->keyword != NULL; o++)
+    if (g_str_equal (o->keyword, "password"))
+      *password = g_strdup (o->val);
+  PQconninfoFree (options);
+  g_assert_nonnull (*password);
+  *target = gk_sql_redact_target (uri);
+  g_assert_null (strstr (*target, *password));
 }

@@ -20,4 +20,9 @@ GkSqlStmt *pg_test_prepare (GkSql      *sql,
 void       pg_test_exec    (GkSql      *sql,
                             const char *text);
 
+/* The cluster's URI ($GK_TEST_PG_URI) without its password, and the
+ * password. */
+void       pg_test_split_uri (char      **target,
+                              char      **password);
+
 G_END_DECLS

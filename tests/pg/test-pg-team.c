@@ -6,7 +6,7 @@
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
 #include <gio/gio.h>
-#include <libpq-fe.h>
+#include <string.h>
 
 #include "gk-sql-postgresql.h"
 #include "gk-test-util.h"
@@ -16,21 +16,6 @@
  * program's life). */
 static char *target;
 static char *password;
-
-static void
-split_uri (void)
-{
-  PQconninfoOption *options = PQconninfoParse (g_getenv ("GK_TEST_PG_URI"), NULL);
-
-  g_assert_nonnull (options);
-  for (PQconninfoOption *o = options; o->keyword != NULL; o++)
-    if (g_str_equal (o->keyword, "password"))
-      password = g_strdup (o->val);
-  PQconninfoFree (options);
-  g_assert_nonnull (password);
-  target = gk_sql_redact_target (g_getenv ("GK_TEST_PG_URI"));
-  g_assert_null (strstr (target, password));
-}
 
 /* @target with its database (or port) replaced. */
 static char *
@@ -146,7 +131,7 @@ main (int   argc,
       char *argv[])
 {
   g_test_init (&argc, &argv, NULL);
-  split_uri ();
+  pg_test_split_uri (&target, &password);
 
   g_test_add_func ("/pg-team/probe-and-open", test_probe_and_open);
   g_test_add_func ("/pg-team/probe-failures", test_probe_failures);
