@@ -34,6 +34,7 @@ struct _GkBackend
 
   char          *db_path;      /* a file, or a connection string: show it redacted */
   GkDatabase    *db;
+  GMainLoop     *watch_loop;   /* a team database's change watch, see watch_start() */
   GkSecretStore *secret_store;
   GkKeyStore    *key_store;
   GkPool        *pool;
@@ -94,6 +95,71 @@ load_result_free (LoadResult *result)
 
 static void reset_tick (GkBackend *self);
 static void rearm_reset_timer (GkBackend *self);
+
+/* Watching a team database */
+
+/* On a server, other members' changes move data_version only through a
+ * change watch (gk_database_watch_source_new). Its connection is made and
+ * made again with blocking calls, so it runs in a thread of its own,
+ * never on the main thread; the poll below then sees the changes as it
+ * does another process's commits to the local file. */
+
+typedef struct
+{
+  GMainLoop  *loop;
+  GkDatabase *db;
+} WatchJob;
+
+static gpointer
+watch_thread (gpointer data)
+{
+  WatchJob *job = data;
+  GMainContext *context = g_main_loop_get_context (job->loop);
+  GSource *source;
+
+  g_main_context_push_thread_default (context);
+  source = gk_database_watch_source_new (job->db);
+  if (source != NULL)
+    g_source_attach (source, context);
+  g_main_loop_run (job->loop);
+  if (source != NULL)
+    {
+      g_source_destroy (source);
+      g_source_unref (source);
+    }
+  g_main_context_pop_thread_default (context);
+  g_main_loop_unref (job->loop);
+  g_object_unref (job->db);
+  g_free (job);
+  return NULL;
+}
+
+/* Starts watching @self's database when it is a server's. */
+static void
+watch_start (GkBackend *self)
+{
+  g_autoptr(GMainContext) context = NULL;
+  WatchJob *job;
+
+  if (self->db == NULL || !gk_database_target_is_remote (gk_database_get_path (self->db)))
+    return;
+  context = g_main_context_new ();
+  self->watch_loop = g_main_loop_new (context, FALSE);
+  job = g_new0 (WatchJob, 1);
+  job->loop = g_main_loop_ref (self->watch_loop);
+  job->db = g_object_ref (self->db);
+  /* Not joined: stopping never waits for a connection attempt. */
+  g_thread_unref (g_thread_new ("gk-database-watch", watch_thread, job));
+}
+
+static void
+watch_stop (GkBackend *self)
+{
+  if (self->watch_loop == NULL)
+    return;
+  g_main_loop_quit (self->watch_loop);
+  g_clear_pointer (&self->watch_loop, g_main_loop_unref);
+}
 
 /* Polling for other processes' writes */
 
@@ -469,6 +535,7 @@ open_cb (GObject      *object,
     }
 
   g_set_object (&self->db, db);
+  watch_start (self);
   start_unlock (g_steal_pointer (&task));
 }
 
@@ -592,6 +659,7 @@ gk_backend_dispose (GObject *object)
   if (self->secret_store != NULL)
     g_signal_handlers_disconnect_by_data (self->secret_store, self);
   g_clear_object (&self->secret_store);
+  watch_stop (self);
   g_clear_object (&self->db);
 
   G_OBJECT_CLASS (gk_backend_parent_class)->dispose (object);
@@ -1444,7 +1512,9 @@ replace_database (GkBackend  *self,
   self->gateway_usage = 0;
   g_clear_object (&self->pool);
   g_clear_object (&self->key_store);
+  watch_stop (self);
   g_set_object (&self->db, db);
+  watch_start (self);
   g_free (self->db_path);
   self->db_path = g_strdup (target);
   set_master_key_stored (self, TRUE);

@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include "gk-dashboard-page.h"
+#include "gk-database-private.h"
 #include "gk-key-row.h"
 #include "gk-keys-page.h"
 #include "gk-preferences-window.h"
@@ -287,6 +288,22 @@ test_connect_disconnect (void)
   gk_ui_test_close_window (window);
 }
 
+/* Renames a key of the team database through a connection of its own, as
+ * another member's app would. */
+static void
+rename_team_key (const char *from,
+                 const char *to)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) team = gk_team_database_open (target, password, NULL, &error);
+  g_autofree char *sql = NULL;
+
+  g_assert_no_error (error);
+  sql = g_strdup_printf ("UPDATE gemini_api_keys SET name = '%s' WHERE name = '%s'", to, from);
+  g_assert_true (gk_database_exec (team, sql, &error));
+  g_assert_no_error (error);
+}
+
 /* Kept in the settings and the keyring: the next start is on the team
  * database. */
 static void
@@ -304,6 +321,13 @@ test_starts_on_team (void)
   window = gk_ui_test_open_window (NULL);
   wait_lists_only (window, "Team key");
   g_assert_cmpstr (gk_backend_get_target (gk_window_get_backend (window)), ==, target);
+
+  /* Another member renames the key: the window follows, as it follows
+   * another process's commits to the local file. */
+  rename_team_key ("Team key", "Renamed by a colleague");
+  wait_lists_only (window, "Renamed by a colleague");
+  rename_team_key ("Renamed by a colleague", "Team key");
+  wait_lists_only (window, "Team key");
   gk_ui_test_close_window (window);
 
   g_assert_true (gk_team_database_forget_password (secrets, target, NULL, &error));
