@@ -36,7 +36,7 @@ test_migrate_from_empty (void)
     gk_database_migrate (db, &created, &error);
     g_assert_no_error (error);
     g_assert_cmpstrv (created, seed_tables);
-    g_assert_cmpint (gk_database_get_schema_version (db), ==, 10);
+    g_assert_cmpint (gk_database_get_schema_version (db), ==, 11);
     uuid = g_strdup (gk_database_get_uuid (db));
     g_assert_true (g_uuid_string_is_valid (uuid));
     g_assert_true (gk_database_check_integrity (db, &error));

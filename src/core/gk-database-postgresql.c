@@ -373,6 +373,18 @@ static const GkMigrationStep migration_10[] = {
   { NULL, NOTIFY_STATEMENT ("notify_settings", "INSERT OR UPDATE OR DELETE", "settings") },
 };
 
+/* Version 11: a client token created, revoked or deleted is notified too,
+ * so a token revoked on one server is refused by every gateway's next
+ * request, not only after the periodic reload (a gateway keeps the tokens
+ * it checked until data_version moves). Its use (last_used_at) is not. */
+static const GkMigrationStep migration_11[] = {
+  { NULL, NOTIFY_STATEMENT ("notify_tokens_rows", "INSERT OR DELETE", "gateway_tokens") },
+  { NULL,
+    "CREATE TRIGGER notify_tokens_state AFTER UPDATE ON gateway_tokens FOR EACH ROW"
+    " WHEN ((OLD.token_hash, OLD.revoked_at) IS DISTINCT FROM (NEW.token_hash, NEW.revoked_at))"
+    " EXECUTE FUNCTION gk_notify_change ()" },
+};
+
 static const GkMigration migrations[] = {
   { migration_1, G_N_ELEMENTS (migration_1) },
   { migration_2, G_N_ELEMENTS (migration_2) },
@@ -384,6 +396,7 @@ static const GkMigration migrations[] = {
   { migration_8, G_N_ELEMENTS (migration_8) },
   { migration_9, G_N_ELEMENTS (migration_9) },
   { migration_10, G_N_ELEMENTS (migration_10) },
+  { migration_11, G_N_ELEMENTS (migration_11) },
 };
 
 const GkMigration *

@@ -416,6 +416,8 @@ static const Migration migrations[] = {
    * changes to keys, quotas and settings (gk-database-postgresql.c); an
    * SQLite file has data_version for that, and nothing to add. */
   { NULL, 0 },
+  /* Version 11: the same for client tokens. */
+  { NULL, 0 },
 };
 
 #define SCHEMA_VERSION ((int) G_N_ELEMENTS (migrations))

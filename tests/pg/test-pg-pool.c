@@ -365,6 +365,44 @@ test_changes_notified (Fixture       *f,
   g_source_destroy (watch);
 }
 
+/* A client token revoked through another connection is notified: the
+ * watching process refuses it as soon as the notice arrives, well before
+ * the periodic reload, although it had checked (and cached) it before. */
+static void
+test_token_revocation_notified (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GSource) watch = NULL;
+  g_autoptr(GkDatabase) other_db = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *token = NULL;
+  g_autofree char *user = NULL;
+  gint64 id, version, waited;
+
+  if (f->sql == NULL)
+    return;
+  token = gk_token_create (f->db, "ci", &id, &error);
+  g_assert_no_error (error);
+  watch = gk_database_watch_source_new (f->db);
+  g_source_attach (watch, context);
+  user = gk_token_verify (f->db, token);
+  g_assert_cmpstr (user, ==, "ci");
+
+  other_db = gk_database_open (f->uri, NULL, &error);
+  g_assert_no_error (error);
+  version = gk_database_get_data_version (f->db);
+  g_assert_true (gk_token_revoke (other_db, id, &error));
+  g_assert_no_error (error);
+  waited = wait_for_change (context, f->db, version);
+  g_test_message ("a revocation was seen after %" G_GINT64_FORMAT " us", waited);
+  g_clear_pointer (&user, g_free);
+  user = gk_token_verify (f->db, token);
+  g_assert_null (user);
+
+  g_source_destroy (watch);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -381,5 +419,7 @@ main (int   argc,
               test_changes_notified, fixture_teardown);
   g_test_add ("/pg-pool/rotation-logged-once", Fixture, NULL, fixture_setup,
               test_rotation_logged_once, fixture_teardown);
+  g_test_add ("/pg-pool/token-revocation-notified", Fixture, NULL, fixture_setup,
+              test_token_revocation_notified, fixture_teardown);
   return g_test_run ();
 }
