@@ -18,28 +18,14 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "cli-run.h"
+
 typedef struct
 {
   char *dir;
   char *data_dir;
   char *key_file;
 } Fixture;
-
-typedef struct
-{
-  int   status;
-  char *out;
-  char *err;
-} Run;
-
-static void
-run_clear (Run *run)
-{
-  g_clear_pointer (&run->out, g_free);
-  g_clear_pointer (&run->err, g_free);
-}
-
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Run, run_clear)
 
 /* Where a run's master key comes from. */
 typedef enum
@@ -122,34 +108,15 @@ launcher_fix_locale (GSubprocessLauncher *launcher)
   g_subprocess_launcher_unsetenv (launcher, "LANGUAGE");
 }
 
-static Run
+static GkTestRun
 run_full (Fixture            *f,
           MasterSource        source,
           const char         *master_path,
           const char         *input,
           const char * const *args)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
-  g_autoptr(GSubprocess) process = NULL;
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  const char *binary = g_getenv ("GEMINI_KEYSCTL");
-  Run run = { 0 };
+  g_autoptr(GSubprocessLauncher) launcher = gk_test_cli_launcher (input != NULL);
 
-  g_assert_nonnull (binary);
-  g_ptr_array_add (argv, (gpointer) binary);
-  for (guint i = 0; args[i] != NULL; i++)
-    g_ptr_array_add (argv, (gpointer) args[i]);
-  g_ptr_array_add (argv, NULL);
-
-  /* No input: stdin is /dev/null, never a pipe a child that exits early
-   * would leave us writing into (SIGPIPE, seen under valgrind). */
-  launcher = g_subprocess_launcher_new ((input != NULL ? G_SUBPROCESS_FLAGS_STDIN_PIPE : 0) |
-                                        G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-                                        G_SUBPROCESS_FLAGS_STDERR_PIPE);
-  if (input == NULL)
-    g_subprocess_launcher_set_stdin_file_path (launcher, "/dev/null");
-  launcher_fix_locale (launcher);
   g_subprocess_launcher_setenv (launcher, "GEMINI_KEYS_DATA_DIR", f->data_dir, TRUE);
   switch (source)
     {
@@ -172,35 +139,12 @@ run_full (Fixture            *f,
       g_subprocess_launcher_unsetenv (launcher, "GEMINI_KEYS_MASTER_KEY_FILE");
       break;
     }
-
-  process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
-  g_assert_no_error (error);
-  if (input != NULL)
-    {
-      GOutputStream *in = g_subprocess_get_stdin_pipe (process);
-
-      /* Written before reading: the input is far smaller than a pipe's
-       * buffer. A command that exits without reading it (a usage error)
-       * closes the pipe first; that is not the test's failure. */
-      g_output_stream_write_all (in, input, strlen (input), NULL, NULL, NULL);
-    }
-  /* Closes stdin (nothing more to send) and reads both outputs. */
-  g_subprocess_communicate_utf8 (process, NULL, NULL, &run.out, &run.err, &error);
-  g_assert_no_error (error);
-  g_assert_true (g_subprocess_get_if_exited (process));
-  run.status = g_subprocess_get_exit_status (process);
-
-  if (g_test_verbose ())
-    {
-      g_autofree char *line = g_strjoinv (" ", (char **) args);
-      g_printerr ("$ gemini-keysctl %s → %d\n%s%s", line, run.status, run.out, run.err);
-    }
-  return run;
+  return gk_test_cli_run (launcher, args, input);
 }
 
 /* Runs the CLI with a pseudo-terminal on stdin: waits for @prompt on
  * stderr, types @answer, and returns in *@echoed what the terminal showed. */
-static Run
+static GkTestRun
 run_on_terminal (Fixture            *f,
                  const char         *prompt,
                  const char         *answer,
@@ -215,7 +159,7 @@ run_on_terminal (Fixture            *f,
   g_autoptr(GString) screen = g_string_new (NULL);
   g_autoptr(GBytes) out = NULL;
   GInputStream *err_stream;
-  Run run = { 0 };
+  GkTestRun run = { 0 };
   int master, slave;
   char buffer[256];
   gssize n;
@@ -284,7 +228,7 @@ run_on_terminal (Fixture            *f,
 /* Runs a command that must succeed and returns its stdout. */
 #define RUN_OK(f, input, ...)                                   \
   G_STMT_START {                                                \
-    g_auto(Run) ok_run_ = RUN ((f), (input), __VA_ARGS__);      \
+    g_auto(GkTestRun) ok_run_ = RUN ((f), (input), __VA_ARGS__);      \
     if (ok_run_.status != 0)                                    \
       g_error ("exit %d: %s", ok_run_.status, ok_run_.err);     \
   } G_STMT_END
@@ -308,7 +252,7 @@ add_key (Fixture    *f,
          const char *priority)
 {
   g_autofree char *input = g_strdup_printf ("%s\n", key);
-  g_auto(Run) run = RUN (f, input, "--json", "key", "add", "--name", name,
+  g_auto(GkTestRun) run = RUN (f, input, "--json", "key", "add", "--name", name,
                          "--priority", priority);
   g_autoptr(JsonNode) root = NULL;
 
@@ -345,7 +289,7 @@ find_quota (JsonObject *key,
 }
 
 static void
-assert_usage_error (Run *run)
+assert_usage_error (GkTestRun *run)
 {
   g_assert_cmpint (run->status, ==, 2);
   g_assert_true (g_str_has_prefix (run->err, "gemini-keysctl: "));
@@ -353,7 +297,7 @@ assert_usage_error (Run *run)
 }
 
 static void
-assert_error (Run *run)
+assert_error (GkTestRun *run)
 {
   g_assert_cmpint (run->status, ==, 1);
   g_assert_true (g_str_has_prefix (run->err, "gemini-keysctl: "));
@@ -367,9 +311,9 @@ test_migrate (Fixture       *f,
   const char *seed_tables[] = {
     "gemini_api_keys", "gemini_key_quotas", "gemini_key_usage_log", "gemini_key_rotation_log",
   };
-  g_auto(Run) first = RUN (f, NULL, "db", "migrate");
-  g_auto(Run) second = RUN (f, NULL, "db", "migrate");
-  g_auto(Run) json = RUN (f, NULL, "db", "migrate", "--json");
+  g_auto(GkTestRun) first = RUN (f, NULL, "db", "migrate");
+  g_auto(GkTestRun) second = RUN (f, NULL, "db", "migrate");
+  g_auto(GkTestRun) json = RUN (f, NULL, "db", "migrate", "--json");
   g_auto(GStrv) lines = NULL;
   g_autoptr(JsonNode) root = NULL;
   g_autofree char *db_path = g_build_filename (f->data_dir, "keys.db", NULL);
@@ -427,13 +371,13 @@ test_add_list_masked (Fixture       *f,
   g_autofree char *input = g_strdup_printf ("%s\n", key);
   g_autofree char *db_path = g_build_filename (f->data_dir, "keys.db", NULL);
   g_autofree char *wal_path = g_build_filename (f->data_dir, "keys.db-wal", NULL);
-  g_auto(Run) add = RUN (f, input, "key", "add", "--name", "Main", "--priority", "7",
+  g_auto(GkTestRun) add = RUN (f, input, "key", "add", "--name", "Main", "--priority", "7",
                          "--daily-quota", "1000", "--rpm", "15", "--project", "proj-a",
                          "--budget", "2.5", "--default");
-  g_auto(Run) list = RUN (f, NULL, "--json", "key", "list");
-  g_auto(Run) list_after = RUN (f, NULL, "key", "list", "--json");
-  g_auto(Run) human = RUN (f, NULL, "key", "list");
-  g_auto(Run) show = RUN (f, NULL, "key", "show", "1");
+  g_auto(GkTestRun) list = RUN (f, NULL, "--json", "key", "list");
+  g_auto(GkTestRun) list_after = RUN (f, NULL, "key", "list", "--json");
+  g_auto(GkTestRun) human = RUN (f, NULL, "key", "list");
+  g_auto(GkTestRun) show = RUN (f, NULL, "key", "show", "1");
   g_autoptr(JsonNode) root = NULL;
   g_autoptr(JsonNode) root2 = NULL;
   JsonObject *obj;
@@ -500,52 +444,52 @@ test_invalid_input (Fixture       *f,
   g_autoptr(JsonNode) root = NULL;
 
   {
-    g_auto(Run) run = RUN (f, input, "key", "add", "--name", "");
+    g_auto(GkTestRun) run = RUN (f, input, "key", "add", "--name", "");
     assert_error (&run);
   }
   {
     g_autofree char *long_name = g_strnfill (101, 'n');
-    g_auto(Run) run = RUN (f, input, "key", "add", "--name", long_name);
+    g_auto(GkTestRun) run = RUN (f, input, "key", "add", "--name", long_name);
     assert_error (&run);
   }
   /* Names that would read as something else: a right-to-left override,
    * a zero-width space, a byte-order mark. */
   {
-    g_auto(Run) run = RUN (f, input, "key", "add", "--name", "key\u202Egnp");
+    g_auto(GkTestRun) run = RUN (f, input, "key", "add", "--name", "key\u202Egnp");
     assert_error (&run);
     g_assert_nonnull (strstr (run.err, "direction"));
   }
   {
-    g_auto(Run) run = RUN (f, input, "key", "add", "--name", "key\u200B1");
+    g_auto(GkTestRun) run = RUN (f, input, "key", "add", "--name", "key\u200B1");
     assert_error (&run);
   }
   {
-    g_auto(Run) run = RUN (f, input, "key", "add", "--name", "\uFEFFkey");
+    g_auto(GkTestRun) run = RUN (f, input, "key", "add", "--name", "\uFEFFkey");
     assert_error (&run);
   }
   {
-    g_auto(Run) run = RUN (f, "not-a-key\n", "key", "add", "--name", "Bad");
+    g_auto(GkTestRun) run = RUN (f, "not-a-key\n", "key", "add", "--name", "Bad");
     assert_error (&run);
     g_assert_null (strstr (run.err, "not-a-key"));
   }
   {
-    g_auto(Run) run = RUN (f, "", "key", "add", "--name", "Empty");
+    g_auto(GkTestRun) run = RUN (f, "", "key", "add", "--name", "Empty");
     assert_error (&run);
   }
   {
-    g_auto(Run) run = RUN (f, input, "key", "add", "--name", "P", "--priority", "11");
+    g_auto(GkTestRun) run = RUN (f, input, "key", "add", "--name", "P", "--priority", "11");
     assert_error (&run);
   }
   {
-    g_auto(Run) run = RUN (f, input, "key", "add", "--name", "P", "--priority", "0");
+    g_auto(GkTestRun) run = RUN (f, input, "key", "add", "--name", "P", "--priority", "0");
     assert_error (&run);
   }
   {
-    g_auto(Run) run = RUN (f, input, "key", "add", "--name", "B", "--budget", "-3");
+    g_auto(GkTestRun) run = RUN (f, input, "key", "add", "--name", "B", "--budget", "-3");
     assert_error (&run);
   }
   {
-    g_auto(Run) run = RUN (f, NULL, "--json", "key", "list");
+    g_auto(GkTestRun) run = RUN (f, NULL, "--json", "key", "list");
     g_assert_cmpint (run.status, ==, 0);
     root = parse_json (run.out);
     g_assert_cmpuint (json_array_get_length (get_array (root)), ==, 0);
@@ -554,9 +498,9 @@ test_invalid_input (Fixture       *f,
   /* A duplicate is refused, by its fingerprint, under any name. */
   add_key (f, "First", key, "5");
   {
-    g_auto(Run) run = RUN (f, input, "key", "add", "--name", "Second");
+    g_auto(GkTestRun) run = RUN (f, input, "key", "add", "--name", "Second");
     g_autoptr(JsonNode) list = NULL;
-    g_auto(Run) listed = RUN (f, NULL, "--json", "key", "list");
+    g_auto(GkTestRun) listed = RUN (f, NULL, "--json", "key", "list");
 
     assert_error (&run);
     g_assert_null (strstr (run.err, key));
@@ -564,7 +508,7 @@ test_invalid_input (Fixture       *f,
     g_assert_cmpuint (json_array_get_length (get_array (list)), ==, 1);
   }
   {
-    g_auto(Run) run = RUN (f, NULL, "key", "show", "42");
+    g_auto(GkTestRun) run = RUN (f, NULL, "key", "show", "42");
     assert_error (&run);
   }
 }
@@ -609,7 +553,7 @@ test_usage_errors (Fixture       *f,
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
-      g_auto(Run) run = run_full (f, MASTER_FILE, NULL, input, cases[i]);
+      g_auto(GkTestRun) run = run_full (f, MASTER_FILE, NULL, input, cases[i]);
 
       g_test_message ("case %u: %s", i, cases[i][0]);
       assert_usage_error (&run);
@@ -617,17 +561,17 @@ test_usage_errors (Fixture       *f,
 
   {
     /* No command at all: the help on stderr. */
-    g_auto(Run) run = RUN_WITH (f, MASTER_FILE, NULL, NULL, "--json");
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_FILE, NULL, NULL, "--json");
     g_assert_cmpint (run.status, ==, 2);
     g_assert_nonnull (strstr (run.err, "key"));
   }
   {
-    g_auto(Run) run = RUN (f, NULL, "--help");
+    g_auto(GkTestRun) run = RUN (f, NULL, "--help");
     g_assert_cmpint (run.status, ==, 0);
     g_assert_nonnull (strstr (run.out, "master-key"));
   }
   {
-    g_auto(Run) run = RUN (f, NULL, "key", "add", "--help");
+    g_auto(GkTestRun) run = RUN (f, NULL, "key", "add", "--help");
     g_assert_cmpint (run.status, ==, 0);
     g_assert_nonnull (strstr (run.out, "--monthly-quota"));
   }
@@ -637,7 +581,7 @@ static JsonNode *
 run_json (Fixture            *f,
           const char * const *args)
 {
-  g_auto(Run) run = run_full (f, MASTER_FILE, NULL, NULL, args);
+  g_auto(GkTestRun) run = run_full (f, MASTER_FILE, NULL, NULL, args);
 
   if (run.status != 0)
     g_error ("exit %d: %s", run.status, run.err);
@@ -669,7 +613,7 @@ test_track_usage (Fixture       *f,
   g_assert_false (json_object_get_boolean_member (json_node_get_object (tracked), "rotated"));
 
   {
-    g_auto(Run) run = RUN (f, NULL, "track", "--key", "1", "--model", "gemini-2.5-flash",
+    g_auto(GkTestRun) run = RUN (f, NULL, "track", "--key", "1", "--model", "gemini-2.5-flash",
                            "--status", "error", "--http-status", "500",
                            "--error", "upstream broke");
     g_assert_cmpint (run.status, ==, 0);
@@ -699,7 +643,7 @@ test_track_usage (Fixture       *f,
   g_assert_cmpuint (json_array_get_length (get_array (other)), ==, 0);
 
   {
-    g_auto(Run) run = RUN (f, NULL, "usage", "--limit", "1", "--csv");
+    g_auto(GkTestRun) run = RUN (f, NULL, "usage", "--limit", "1", "--csv");
     g_auto(GStrv) lines = g_strsplit (run.out, "\r\n", -1);
 
     g_assert_cmpint (run.status, ==, 0);
@@ -709,7 +653,7 @@ test_track_usage (Fixture       *f,
     g_assert_cmpstr (lines[2], ==, "");
   }
   {
-    g_auto(Run) run = RUN (f, NULL, "usage");
+    g_auto(GkTestRun) run = RUN (f, NULL, "usage");
     g_assert_cmpint (run.status, ==, 0);
     g_assert_nonnull (strstr (run.out, "alice"));
     g_assert_nonnull (strstr (run.out, "Tracked"));
@@ -723,14 +667,14 @@ test_track_usage (Fixture       *f,
   g_assert_cmpint (json_array_get_length (json_object_get_array_member (
                      json_node_get_object (dashboard), "daily")), ==, 30);
   {
-    g_auto(Run) run = RUN (f, NULL, "dashboard");
+    g_auto(GkTestRun) run = RUN (f, NULL, "dashboard");
     g_assert_cmpint (run.status, ==, 0);
     g_assert_nonnull (strstr (run.out, "gemini-2.5-flash"));
   }
 
   {
     /* A key that does not exist cannot be charged. */
-    g_auto(Run) run = RUN (f, NULL, "track", "--key", "77", "--model", "m",
+    g_auto(GkTestRun) run = RUN (f, NULL, "track", "--key", "77", "--model", "m",
                            "--status", "success");
     assert_error (&run);
   }
@@ -761,7 +705,7 @@ test_rotate_delete (Fixture       *f,
   g_assert_cmpstr (json_object_get_string_member (json_node_get_object (selected), "key_hint"),
                    ==, key_a + strlen (key_a) - 4);
   {
-    g_auto(Run) run = RUN (f, NULL, "select");
+    g_auto(GkTestRun) run = RUN (f, NULL, "select");
     g_assert_cmpint (run.status, ==, 0);
     g_assert_nonnull (strstr (run.out, "Alpha"));
     g_assert_null (strstr (run.out, key_a));
@@ -788,8 +732,8 @@ test_rotate_delete (Fixture       *f,
 
   {
     /* stdin is a pipe: no confirmation possible, nothing deleted. */
-    g_auto(Run) run = RUN (f, "y\n", "key", "delete", "1");
-    g_auto(Run) show = RUN (f, NULL, "key", "show", "1");
+    g_auto(GkTestRun) run = RUN (f, "y\n", "key", "delete", "1");
+    g_auto(GkTestRun) show = RUN (f, NULL, "key", "show", "1");
 
     assert_error (&run);
     g_assert_nonnull (strstr (run.err, "--yes"));
@@ -797,8 +741,8 @@ test_rotate_delete (Fixture       *f,
   }
   RUN_OK (f, NULL, "key", "delete", "1", "--yes");
   {
-    g_auto(Run) show = RUN (f, NULL, "key", "show", "1");
-    g_auto(Run) again = RUN (f, NULL, "key", "delete", "1", "--yes");
+    g_auto(GkTestRun) show = RUN (f, NULL, "key", "show", "1");
+    g_auto(GkTestRun) again = RUN (f, NULL, "key", "delete", "1", "--yes");
 
     assert_error (&show);
     assert_error (&again);
@@ -821,7 +765,7 @@ test_rotate_delete (Fixture       *f,
     g_assert_cmpstr (json_object_get_string_member (row, "from_key_name"), ==, "Alpha");
   }
   {
-    g_auto(Run) run = RUN (f, NULL, "rotations");
+    g_auto(GkTestRun) run = RUN (f, NULL, "rotations");
     g_assert_cmpint (run.status, ==, 0);
     /* The reason in the badge's words. */
     g_assert_nonnull (strstr (run.out, "Skipped by you"));
@@ -829,8 +773,8 @@ test_rotate_delete (Fixture       *f,
 
   /* With the last key rotated away nothing is left. */
   {
-    g_auto(Run) rotate = RUN (f, NULL, "key", "rotate", "2");
-    g_auto(Run) none = RUN (f, NULL, "select");
+    g_auto(GkTestRun) rotate = RUN (f, NULL, "key", "rotate", "2");
+    g_auto(GkTestRun) none = RUN (f, NULL, "select");
 
     g_assert_cmpint (rotate.status, ==, 0);
     assert_error (&none);
@@ -860,12 +804,12 @@ test_update (Fixture       *f,
   g_assert_cmpint (json_object_get_int_member (find_quota (obj, "MONTHLY", "TOKENS"),
                                                "limit_value"), ==, 5000);
   {
-    g_auto(Run) none = RUN (f, NULL, "select");
+    g_auto(GkTestRun) none = RUN (f, NULL, "select");
     assert_error (&none);
   }
 
   {
-    g_auto(Run) run = RUN (f, NULL, "key", "update", "1", "--priority", "12");
+    g_auto(GkTestRun) run = RUN (f, NULL, "key", "update", "1", "--priority", "12");
     g_autoptr(JsonNode) same = JSON (f, "key", "show", "1");
 
     assert_error (&run);
@@ -874,7 +818,7 @@ test_update (Fixture       *f,
   }
 
   {
-    g_auto(Run) run = RUN (f, new_input, "--json", "key", "update", "1", "--active",
+    g_auto(GkTestRun) run = RUN (f, new_input, "--json", "key", "update", "1", "--active",
                            "--replace-key");
 
     g_assert_cmpint (run.status, ==, 0);
@@ -921,13 +865,13 @@ test_quotas_reset_without_master_key (Fixture       *f,
    * must not stop them (nor make them touch the keyring). */
   for (guint i = 0; i < G_N_ELEMENTS (keyless); i++)
     {
-      g_auto(Run) run = run_full (f, MASTER_OTHER, missing, NULL, keyless[i]);
+      g_auto(GkTestRun) run = run_full (f, MASTER_OTHER, missing, NULL, keyless[i]);
 
       g_test_message ("keyless: %s", keyless[i][0]);
       g_assert_cmpint (run.status, ==, 0);
     }
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER, missing, NULL, "key", "list");
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_OTHER, missing, NULL, "key", "list");
     assert_error (&run);
   }
 
@@ -969,7 +913,7 @@ test_tokens (Fixture       *f,
 
   {
     /* Human output: the token alone on stdout. */
-    g_auto(Run) run = RUN (f, NULL, "token", "add", "--name", "laptop");
+    g_auto(GkTestRun) run = RUN (f, NULL, "token", "add", "--name", "laptop");
     g_assert_cmpint (run.status, ==, 0);
     g_assert_true (g_str_has_suffix (run.out, "\n"));
     g_assert_null (strchr (run.out, ' '));
@@ -977,7 +921,7 @@ test_tokens (Fixture       *f,
   }
 
   {
-    g_auto(Run) run = RUN (f, NULL, "--json", "token", "list");
+    g_auto(GkTestRun) run = RUN (f, NULL, "--json", "token", "list");
     g_assert_cmpint (run.status, ==, 0);
     /* Shown once: never listed. */
     g_assert_null (strstr (run.out, token));
@@ -990,7 +934,7 @@ test_tokens (Fixture       *f,
 
   {
     g_autofree char *id_text = g_strdup_printf ("%" G_GINT64_FORMAT, id);
-    g_auto(Run) run = RUN (f, NULL, "token", "revoke", id_text);
+    g_auto(GkTestRun) run = RUN (f, NULL, "token", "revoke", id_text);
     g_assert_cmpint (run.status, ==, 0);
   }
   revoked = JSON (f, "token", "list");
@@ -1000,11 +944,11 @@ test_tokens (Fixture       *f,
   g_assert_false (json_object_get_boolean_member (row, "revoked"));
 
   {
-    g_auto(Run) run = RUN (f, NULL, "token", "revoke", "999");
+    g_auto(GkTestRun) run = RUN (f, NULL, "token", "revoke", "999");
     assert_error (&run);
   }
   {
-    g_auto(Run) run = RUN (f, NULL, "token", "add", "--name", "");
+    g_auto(GkTestRun) run = RUN (f, NULL, "token", "add", "--name", "");
     assert_error (&run);
   }
 }
@@ -1074,7 +1018,7 @@ test_export_xlsx (Fixture       *f,
   RUN_OK (f, NULL, "key", "rotate", "1");
 
   {
-    g_auto(Run) run = RUN (f, NULL, "export", "--xlsx", usage);
+    g_auto(GkTestRun) run = RUN (f, NULL, "export", "--xlsx", usage);
     g_assert_cmpint (run.status, ==, 0);
     g_assert_nonnull (strstr (run.out, "Exported 2 rows"));
   }
@@ -1114,7 +1058,7 @@ test_export_xlsx (Fixture       *f,
 
   /* One output only. */
   {
-    g_auto(Run) run = RUN (f, NULL, "export", "--xlsx", usage, "--csv", "-");
+    g_auto(GkTestRun) run = RUN (f, NULL, "export", "--xlsx", usage, "--csv", "-");
     g_assert_cmpint (run.status, !=, 0);
   }
 }
@@ -1176,8 +1120,8 @@ test_audit (Fixture       *f,
                                                   "target"), ==, "Audited");
 
   {
-    g_auto(Run) human = RUN (f, NULL, "audit");
-    g_auto(Run) json = RUN (f, NULL, "--json", "audit");
+    g_auto(GkTestRun) human = RUN (f, NULL, "audit");
+    g_auto(GkTestRun) json = RUN (f, NULL, "--json", "audit");
 
     g_assert_cmpint (human.status, ==, 0);
     g_assert_nonnull (strstr (human.out, "Key added"));
@@ -1223,9 +1167,9 @@ test_budget (Fixture       *f,
                      "name"), ==, "Spender");
 
   {
-    g_auto(Run) human = RUN (f, NULL, "budget");
-    g_auto(Run) bad = RUN (f, NULL, "budget", "--set", "lots");
-    g_auto(Run) both = RUN (f, NULL, "budget", "--set", "1", "--clear");
+    g_auto(GkTestRun) human = RUN (f, NULL, "budget");
+    g_auto(GkTestRun) bad = RUN (f, NULL, "budget", "--set", "lots");
+    g_auto(GkTestRun) both = RUN (f, NULL, "budget", "--set", "1", "--clear");
 
     g_assert_cmpint (human.status, ==, 0);
     g_assert_nonnull (strstr (human.out, "$0.6000 (of $1.50, 40%)"));
@@ -1234,7 +1178,7 @@ test_budget (Fixture       *f,
   }
   RUN_OK (f, NULL, "budget", "--clear");
   {
-    g_auto(Run) human = RUN (f, NULL, "budget");
+    g_auto(GkTestRun) human = RUN (f, NULL, "budget");
 
     g_assert_nonnull (strstr (human.out, "No budget for the whole pool"));
   }
@@ -1273,8 +1217,8 @@ test_hygiene (Fixture       *f,
   g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (stale, 0),
                                                   "reason"), ==, "REJECTED");
   {
-    g_auto(Run) human = RUN (f, NULL, "hygiene");
-    g_auto(Run) bad = RUN (f, NULL, "hygiene", "--unused-days", "-1");
+    g_auto(GkTestRun) human = RUN (f, NULL, "hygiene");
+    g_auto(GkTestRun) bad = RUN (f, NULL, "hygiene", "--unused-days", "-1");
 
     g_assert_nonnull (strstr (human.out, "Rejected by Google"));
     /* Its key file was written by the test: dated by the oldest key. */
@@ -1302,7 +1246,7 @@ test_export_csv (Fixture       *f,
   RUN_OK (f, NULL, "key", "rotate", "1");
 
   {
-    g_auto(Run) run = RUN (f, NULL, "export", "--csv", usage_csv);
+    g_auto(GkTestRun) run = RUN (f, NULL, "export", "--csv", usage_csv);
     g_assert_cmpint (run.status, ==, 0);
     g_assert_nonnull (strstr (run.out, usage_csv));
   }
@@ -1328,7 +1272,7 @@ test_export_csv (Fixture       *f,
   }
   /* To standard output, the same rows. */
   {
-    g_auto(Run) run = RUN (f, NULL, "export", "--csv", "-");
+    g_auto(GkTestRun) run = RUN (f, NULL, "export", "--csv", "-");
     g_assert_cmpint (run.status, ==, 0);
     g_assert_true (g_str_has_prefix (run.out, "id,key_id,key_name,"));
     g_assert_nonnull (strstr (run.out, "\"Export, \"\"quoted\"\"\""));
@@ -1349,20 +1293,20 @@ test_export_csv (Fixture       *f,
 
   {
     g_autofree char *nowhere = g_build_filename (f->dir, "missing-dir", "x.csv", NULL);
-    g_auto(Run) run = RUN (f, NULL, "export", "--csv", nowhere);
+    g_auto(GkTestRun) run = RUN (f, NULL, "export", "--csv", nowhere);
     assert_error (&run);
   }
   /* Never over the database: that would replace it under every
    * connection. The usage rows are still there afterwards. */
   {
     g_autofree char *db_path = g_build_filename (f->data_dir, "keys.db", NULL);
-    g_auto(Run) run = RUN (f, NULL, "export", "--csv", db_path);
+    g_auto(GkTestRun) run = RUN (f, NULL, "export", "--csv", db_path);
 
     assert_error (&run);
     g_assert_nonnull (strstr (run.err, "database itself"));
   }
   {
-    g_auto(Run) run = RUN (f, NULL, "usage", "--csv");
+    g_auto(GkTestRun) run = RUN (f, NULL, "usage", "--csv");
 
     g_assert_cmpint (run.status, ==, 0);
     g_assert_nonnull (strstr (run.out, "bob"));
@@ -1392,7 +1336,7 @@ static char *
 run_out (Fixture            *f,
          const char * const *args)
 {
-  g_auto(Run) run = run_full (f, MASTER_FILE, NULL, NULL, args);
+  g_auto(GkTestRun) run = run_full (f, MASTER_FILE, NULL, NULL, args);
 
   if (run.status != 0)
     g_error ("exit %d: %s", run.status, run.err);
@@ -1482,7 +1426,7 @@ test_export_golden (Fixture       *f,
       assert_golden (contents, csv);
       golden_database (f);
       {
-        g_auto(Run) run = RUN (f, NULL, "export", "--table", tables[i], "--csv", "-");
+        g_auto(GkTestRun) run = RUN (f, NULL, "export", "--table", tables[i], "--csv", "-");
 
         g_assert_cmpint (run.status, ==, 0);
         assert_golden (run.out, csv);
@@ -1602,7 +1546,7 @@ test_key_import (Fixture       *f,
   }
 
   {
-    g_auto(Run) run = RUN (f, NULL, "key", "import", keys_path);
+    g_auto(GkTestRun) run = RUN (f, NULL, "key", "import", keys_path);
     g_assert_cmpint (run.status, ==, 0);
     g_assert_nonnull (strstr (run.out, "Added 1000, skipped 0"));
     /* The report names each key by its last four characters only. */
@@ -1629,7 +1573,7 @@ test_key_import (Fixture       *f,
   /* Again, from standard input: every key is already in the pool. */
   {
     g_autoptr(JsonNode) again = NULL;
-    g_auto(Run) run = RUN (f, text->str, "--json", "key", "import", "-");
+    g_auto(GkTestRun) run = RUN (f, text->str, "--json", "key", "import", "-");
 
     g_assert_cmpint (run.status, ==, 0);
     again = parse_json (run.out);
@@ -1655,7 +1599,7 @@ test_key_import (Fixture       *f,
       key_a, key_b, key_b, key_a);
     g_autoptr(JsonNode) report = NULL;
     g_autoptr(JsonNode) shown = NULL;
-    g_auto(Run) run = { 0 };
+    g_auto(GkTestRun) run = { 0 };
     JsonObject *first, *q;
     gint64 id;
 
@@ -1713,18 +1657,18 @@ test_key_import (Fixture       *f,
 
   /* A header with an unknown column, and a file with no key at all. */
   {
-    g_auto(Run) run = RUN (f, "name,key,colour\nx,y,z\n", "key", "import", "-");
+    g_auto(GkTestRun) run = RUN (f, "name,key,colour\nx,y,z\n", "key", "import", "-");
     assert_error (&run);
     g_assert_nonnull (strstr (run.err, "colour"));
   }
   {
-    g_auto(Run) run = RUN (f, "\n# nothing\n", "key", "import", "-");
+    g_auto(GkTestRun) run = RUN (f, "\n# nothing\n", "key", "import", "-");
     assert_error (&run);
   }
   /* Never from the database's own files: reading them would drop the
    * command's locks on them. */
   {
-    g_auto(Run) run = RUN (f, NULL, "key", "import", db_path);
+    g_auto(GkTestRun) run = RUN (f, NULL, "key", "import", db_path);
 
     assert_error (&run);
     g_assert_nonnull (strstr (run.err, "database itself"));
@@ -1885,11 +1829,11 @@ test_db_compact (Fixture       *f,
   }
 
   {
-    g_auto(Run) run = RUN (f, NULL, "db", "retention", "soon");
+    g_auto(GkTestRun) run = RUN (f, NULL, "db", "retention", "soon");
     assert_usage_error (&run);
   }
   {
-    g_auto(Run) run = RUN (f, NULL, "db", "compact");
+    g_auto(GkTestRun) run = RUN (f, NULL, "db", "compact");
     g_assert_cmpint (run.status, ==, 0);
     g_assert_nonnull (strstr (run.out, "Removed 0 old usage rows"));
   }
@@ -1923,7 +1867,7 @@ test_db_compact_busy (Fixture       *f,
   g_assert_cmpstr (line, ==, "held");
 
   {
-    g_auto(Run) run = RUN (f, NULL, "db", "compact");
+    g_auto(GkTestRun) run = RUN (f, NULL, "db", "compact");
     g_assert_cmpint (run.status, ==, 1);
     g_assert_nonnull (strstr (run.err, "locked"));
   }
@@ -1948,7 +1892,7 @@ test_terminal_prompt (Fixture       *f,
 
   /* The key typed at the prompt is not echoed, and is saved. */
   {
-    g_auto(Run) run = RUN_TTY (f, "API key: ", typed, &echoed, "key", "add", "--name", "Typed");
+    g_auto(GkTestRun) run = RUN_TTY (f, "API key: ", typed, &echoed, "key", "add", "--name", "Typed");
 
     g_assert_cmpint (run.status, ==, 0);
     g_assert_null (strstr (echoed, key));
@@ -1959,15 +1903,15 @@ test_terminal_prompt (Fixture       *f,
 
   /* On a terminal, delete asks; anything but yes keeps the key. */
   {
-    g_auto(Run) run = RUN_TTY (f, "[y/N]", "n\n", &echoed_no, "key", "delete", "1");
-    g_auto(Run) show = RUN (f, NULL, "key", "show", "1");
+    g_auto(GkTestRun) run = RUN_TTY (f, "[y/N]", "n\n", &echoed_no, "key", "delete", "1");
+    g_auto(GkTestRun) show = RUN (f, NULL, "key", "show", "1");
 
     g_assert_cmpint (run.status, ==, 1);
     g_assert_cmpint (show.status, ==, 0);
   }
   {
-    g_auto(Run) run = RUN_TTY (f, "[y/N]", "y\n", &echoed_yes, "key", "delete", "1");
-    g_auto(Run) show = RUN (f, NULL, "key", "show", "1");
+    g_auto(GkTestRun) run = RUN_TTY (f, "[y/N]", "y\n", &echoed_yes, "key", "delete", "1");
+    g_auto(GkTestRun) show = RUN (f, NULL, "key", "show", "1");
 
     g_assert_cmpint (run.status, ==, 0);
     g_assert_cmpint (show.status, ==, 1);
@@ -2008,7 +1952,7 @@ test_master_key_file_rotate (Fixture       *f,
     g_assert_cmpuint (json_array_get_length (get_array (list)), ==, 1);
   }
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER, copy, NULL, "key", "list");
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_OTHER, copy, NULL, "key", "list");
     assert_error (&run);
   }
 }
@@ -2031,7 +1975,7 @@ test_master_key_keyring_round_trip (Fixture       *f,
 
   /* …are out of reach through the keyring, which does not have it. */
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_KEYRING, NULL, NULL, "key", "list");
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_KEYRING, NULL, NULL, "key", "list");
     assert_error (&run);
     g_assert_nonnull (strstr (run.err, "master-key import"));
   }
@@ -2042,18 +1986,18 @@ test_master_key_keyring_round_trip (Fixture       *f,
 
     write_key_file (wrong);
     {
-      g_auto(Run) run = RUN_WITH (f, MASTER_KEYRING, NULL, NULL, "master-key", "import", wrong);
+      g_auto(GkTestRun) run = RUN_WITH (f, MASTER_KEYRING, NULL, NULL, "master-key", "import", wrong);
       assert_error (&run);
     }
   }
 
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_KEYRING, NULL, NULL, "master-key", "import",
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_KEYRING, NULL, NULL, "master-key", "import",
                                 f->key_file);
     g_assert_cmpint (run.status, ==, 0);
   }
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_KEYRING, NULL, NULL, "--json", "key", "list");
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_KEYRING, NULL, NULL, "--json", "key", "list");
     g_autoptr(JsonNode) list = NULL;
 
     g_assert_cmpint (run.status, ==, 0);
@@ -2063,28 +2007,28 @@ test_master_key_keyring_round_trip (Fixture       *f,
 
   /* And back out of the keyring into a file that works on its own. */
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_KEYRING, NULL, NULL, "master-key", "export",
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_KEYRING, NULL, NULL, "master-key", "export",
                                 exported);
     g_assert_cmpint (run.status, ==, 0);
     g_assert_cmpuint (file_mode (exported), ==, 0600);
   }
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER, exported, NULL, "key", "show", "1");
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_OTHER, exported, NULL, "key", "show", "1");
     g_assert_cmpint (run.status, ==, 0);
     g_assert_nonnull (strstr (run.out, "Portable"));
   }
 
   /* Rotating in the keyring leaves the exported copy behind. */
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_KEYRING, NULL, NULL, "master-key", "rotate");
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_KEYRING, NULL, NULL, "master-key", "rotate");
     g_assert_cmpint (run.status, ==, 0);
   }
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_KEYRING, NULL, NULL, "key", "show", "1");
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_KEYRING, NULL, NULL, "key", "show", "1");
     g_assert_cmpint (run.status, ==, 0);
   }
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER, exported, NULL, "key", "show", "1");
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_OTHER, exported, NULL, "key", "show", "1");
     assert_error (&run);
   }
 }
@@ -2153,25 +2097,25 @@ test_master_key_headless (Fixture       *f,
   g_autofree char *after = NULL;
 
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, input,
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, input,
                                 "key", "add", "--name", "Server");
     g_assert_cmpint (run.status, ==, 0);
     g_assert_cmpuint (file_mode (server_key), ==, 0600);
   }
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL,
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL,
                                 "master-key", "export", exported);
     g_assert_cmpint (run.status, ==, 0);
   }
   /* export does not overwrite a file unless told to. */
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL,
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL,
                                 "master-key", "export", exported);
     assert_error (&run);
     g_assert_nonnull (strstr (run.err, "--force"));
   }
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL,
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL,
                                 "master-key", "export", "--force", exported);
     g_assert_cmpint (run.status, ==, 0);
   }
@@ -2179,7 +2123,7 @@ test_master_key_headless (Fixture       *f,
   /* The key file is lost: one message, naming the way out, which works. */
   g_assert_cmpint (g_unlink (server_key), ==, 0);
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL, "key", "list");
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL, "key", "list");
     assert_error (&run);
     g_assert_nonnull (strstr (run.err, "master-key import FILE"));
     g_assert_nonnull (strstr (run.err, "1 encrypted key"));
@@ -2188,20 +2132,20 @@ test_master_key_headless (Fixture       *f,
   /* A key of another database is refused. */
   write_key_file (stranger);
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL,
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL,
                                 "master-key", "import", stranger);
     assert_error (&run);
     g_assert_false (g_file_test (server_key, G_FILE_TEST_EXISTS));
   }
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL,
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL,
                                 "master-key", "import", exported);
     g_assert_cmpint (run.status, ==, 0);
     g_assert_nonnull (strstr (run.out, server_key));
     g_assert_cmpuint (file_mode (server_key), ==, 0600);
   }
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL, "key", "show", "1");
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL, "key", "show", "1");
     g_assert_cmpint (run.status, ==, 0);
     g_assert_nonnull (strstr (run.out, "Server"));
   }
@@ -2210,7 +2154,7 @@ test_master_key_headless (Fixture       *f,
   write_key_file (server_key);
   g_assert_true (g_file_get_contents (server_key, &before, NULL, NULL));
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL,
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL,
                                 "master-key", "import", exported);
     assert_error (&run);
     g_assert_nonnull (strstr (run.err, "--force"));
@@ -2218,12 +2162,12 @@ test_master_key_headless (Fixture       *f,
   g_assert_true (g_file_get_contents (server_key, &after, NULL, NULL));
   g_assert_cmpstr (before, ==, after);
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL,
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL,
                                 "master-key", "import", "--force", exported);
     g_assert_cmpint (run.status, ==, 0);
   }
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL, "key", "show", "1");
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_OTHER_NO_BUS, server_key, NULL, "key", "show", "1");
     g_assert_cmpint (run.status, ==, 0);
   }
 }
@@ -2239,14 +2183,14 @@ test_no_keyring_leaves_nothing (Fixture       *f,
   g_autofree char *input = g_strdup_printf ("%s\n", key);
 
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_KEYRING_NO_BUS, NULL, NULL, "key", "list");
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_KEYRING_NO_BUS, NULL, NULL, "key", "list");
     assert_error (&run);
     g_assert_nonnull (strstr (run.err, "GEMINI_KEYS_MASTER_KEY_FILE"));
     g_assert_cmpuint (count_lines (run.err), ==, 1);
   }
   g_assert_false (g_file_test (db_path, G_FILE_TEST_EXISTS));
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_KEYRING_NO_BUS, NULL, input,
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_KEYRING_NO_BUS, NULL, input,
                                 "key", "add", "--name", "Nowhere");
     assert_error (&run);
   }
@@ -2254,7 +2198,7 @@ test_no_keyring_leaves_nothing (Fixture       *f,
   /* serve needs the key store and the pool: the second must not bring the
    * file back. */
   {
-    g_auto(Run) run = RUN_WITH (f, MASTER_KEYRING_NO_BUS, NULL, NULL, "serve", "--port", "0");
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_KEYRING_NO_BUS, NULL, NULL, "serve", "--port", "0");
     assert_error (&run);
   }
   g_assert_false (g_file_test (db_path, G_FILE_TEST_EXISTS));
@@ -2287,7 +2231,7 @@ test_master_key_rotate_copy (Fixture       *f,
     }
 
   {
-    g_auto(Run) run = RUN_WITH (f, source, f->key_file, input, "key", "add", "--name", "Shared");
+    g_auto(GkTestRun) run = RUN_WITH (f, source, f->key_file, input, "key", "add", "--name", "Shared");
     g_assert_cmpint (run.status, ==, 0);
   }
   /* The last connection closed: keys.db alone is the whole database. */
@@ -2298,7 +2242,7 @@ test_master_key_rotate_copy (Fixture       *f,
   saved = f->data_dir;
   f->data_dir = copy_dir;
   {
-    g_auto(Run) run = RUN_WITH (f, source, f->key_file, NULL, "--json", "key", "list");
+    g_auto(GkTestRun) run = RUN_WITH (f, source, f->key_file, NULL, "--json", "key", "list");
     g_autoptr(JsonNode) list = NULL;
 
     g_assert_cmpint (run.status, ==, 0);
@@ -2314,7 +2258,7 @@ test_master_key_rotate_copy (Fixture       *f,
       saved = f->data_dir;
       f->data_dir = on_copy ? copy_dir : original_dir;
       {
-        g_auto(Run) run = RUN_WITH (f, source, f->key_file, NULL, "master-key", "rotate");
+        g_auto(GkTestRun) run = RUN_WITH (f, source, f->key_file, NULL, "master-key", "rotate");
         if (run.status != 0)
           g_error ("rotating the %s after %u rotations: %s", rounds[i], i, run.err);
       }
@@ -2347,15 +2291,15 @@ test_keys_insights (Fixture       *f,
   b = add_key (f, "Beta", key_b, "5");
   for (guint i = 0; i < G_N_ELEMENTS (latencies); i++)
     {
-      g_auto(Run) run = RUN (f, NULL, "track", "--key", "1", "--model", "gemini-2.5-flash",
+      g_auto(GkTestRun) run = RUN (f, NULL, "track", "--key", "1", "--model", "gemini-2.5-flash",
                              "--prompt-tokens", "1000", "--status", "success",
                              "--latency-ms", latencies[i]);
       g_assert_cmpint (run.status, ==, 0);
     }
   {
-    g_auto(Run) run = RUN (f, NULL, "track", "--key", "1", "--model", "gemini-2.5-flash",
+    g_auto(GkTestRun) run = RUN (f, NULL, "track", "--key", "1", "--model", "gemini-2.5-flash",
                            "--status", "rate_limited", "--http-status", "429");
-    g_auto(Run) other = RUN (f, NULL, "track", "--key", "2", "--model", "gemini-2.5-flash",
+    g_auto(GkTestRun) other = RUN (f, NULL, "track", "--key", "2", "--model", "gemini-2.5-flash",
                              "--prompt-tokens", "10", "--status", "success");
     g_assert_cmpint (run.status, ==, 0);
     g_assert_cmpint (other.status, ==, 0);
@@ -2385,9 +2329,9 @@ test_keys_insights (Fixture       *f,
   g_assert_cmpint (json_object_get_int_member (json_array_get_object_element (keys, 0),
                                                "key_id"), ==, a);
   {
-    g_auto(Run) run = RUN (f, NULL, "keys", "compare", "--days", "7");
-    g_auto(Run) bad = RUN (f, NULL, "keys", "compare", "--days", "0");
-    g_auto(Run) unknown = RUN (f, NULL, "keys", "compare", "--sort", "colour");
+    g_auto(GkTestRun) run = RUN (f, NULL, "keys", "compare", "--days", "7");
+    g_auto(GkTestRun) bad = RUN (f, NULL, "keys", "compare", "--days", "0");
+    g_auto(GkTestRun) unknown = RUN (f, NULL, "keys", "compare", "--sort", "colour");
 
     g_assert_cmpint (run.status, ==, 0);
     g_assert_nonnull (strstr (run.out, "P95"));
@@ -2397,7 +2341,7 @@ test_keys_insights (Fixture       *f,
   }
 
   {
-    g_auto(Run) run = RUN (f, NULL, "key", "update", "2", "--daily-quota", "1000000");
+    g_auto(GkTestRun) run = RUN (f, NULL, "key", "update", "2", "--daily-quota", "1000000");
     g_assert_cmpint (run.status, ==, 0);
   }
   forecast = JSON (f, "keys", "forecast");

@@ -899,6 +899,23 @@ generate_request_text (Fixture *f)
                           GENERATE_BODY);
 }
 
+/* Sends @request on @fd, waits for the (silent) upstream to receive it,
+ * then closes @fd: the upstream call must end at once. */
+static void
+leave_during_upstream_call (Raw        *raw,
+                            int         fd,
+                            const char *request)
+{
+  g_assert_true (send_all (fd, request, strlen (request)));
+  for (guint i = 0; i < 1000 && g_atomic_int_get (&raw->requests) == 0; i++)
+    g_usleep (10000);
+  g_assert_cmpint (g_atomic_int_get (&raw->requests), ==, 1);
+  close (fd);
+  for (guint i = 0; i < 1000 && g_atomic_int_get (&raw->closed) == 0; i++)
+    g_usleep (10000);
+  g_assert_cmpint (g_atomic_int_get (&raw->closed), ==, 1);
+}
+
 /* A client that hangs up ends its upstream call at once: the upstream sees
  * its connection closed long before any timeout. */
 static void
@@ -910,14 +927,7 @@ test_client_gone_cancels (Fixture       *f,
   int fd = connect_loopback (gk_gateway_get_port (f->gateway));
 
   g_assert_cmpint (fd, >=, 0);
-  g_assert_true (send_all (fd, request, strlen (request)));
-  for (guint i = 0; i < 1000 && g_atomic_int_get (&raw->requests) == 0; i++)
-    g_usleep (10000);
-  g_assert_cmpint (g_atomic_int_get (&raw->requests), ==, 1);
-  close (fd);
-  for (guint i = 0; i < 1000 && g_atomic_int_get (&raw->closed) == 0; i++)
-    g_usleep (10000);
-  g_assert_cmpint (g_atomic_int_get (&raw->closed), ==, 1);
+  leave_during_upstream_call (raw, fd, request);
   gk_gateway_stop (f->gateway);
   raw_free (raw);
 }
@@ -961,14 +971,7 @@ test_client_gone_early (Fixture       *f,
   g_assert_true (g_str_has_prefix (buf, "HTTP/1.1 404"));
   g_atomic_int_set (&raw->requests, 0);
   g_atomic_int_set (&raw->closed, 0);
-  g_assert_true (send_all (fd, request, strlen (request)));
-  for (guint i = 0; i < 1000 && g_atomic_int_get (&raw->requests) == 0; i++)
-    g_usleep (10000);
-  g_assert_cmpint (g_atomic_int_get (&raw->requests), ==, 1);
-  close (fd);
-  for (guint i = 0; i < 1000 && g_atomic_int_get (&raw->closed) == 0; i++)
-    g_usleep (10000);
-  g_assert_cmpint (g_atomic_int_get (&raw->closed), ==, 1);
+  leave_during_upstream_call (raw, fd, request);
   gk_gateway_stop (f->gateway);
   raw_free (raw);
 }

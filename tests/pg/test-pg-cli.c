@@ -11,6 +11,7 @@
 
 #include "gk-sql.h"
 #include "gk-test-util.h"
+#include "../cli/cli-run.h"
 
 typedef struct
 {
@@ -22,22 +23,6 @@ typedef struct
   char *password;
   char *shown;      /* the URI as the programs may show it */
 } Fixture;
-
-typedef struct
-{
-  int   status;
-  char *out;
-  char *err;
-} Run;
-
-static void
-run_clear (Run *run)
-{
-  g_clear_pointer (&run->out, g_free);
-  g_clear_pointer (&run->err, g_free);
-}
-
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Run, run_clear)
 
 /* How a run is told where the database is. */
 typedef enum
@@ -96,22 +81,16 @@ fixture_tear_down (Fixture       *f,
 
 /* Runs gemini-keysctl with @args (after --database when @via says so),
  * the fixture's master key file unless @keyring, and @input on stdin. */
-static Run
+static GkTestRun
 run_full (Fixture            *f,
           Via                 via,
           gboolean            keyring,
           const char         *input,
           const char * const *args)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
-  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GSubprocessLauncher) launcher = gk_test_cli_launcher (input != NULL);
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  const char *binary = g_getenv ("GEMINI_KEYSCTL");
-  Run run = { 0 };
 
-  g_assert_nonnull (binary);
-  g_ptr_array_add (argv, (gpointer) binary);
   if (via == VIA_OPTION)
     {
       g_ptr_array_add (argv, "--database");
@@ -121,13 +100,6 @@ run_full (Fixture            *f,
     g_ptr_array_add (argv, (gpointer) args[i]);
   g_ptr_array_add (argv, NULL);
 
-  launcher = g_subprocess_launcher_new ((input != NULL ? G_SUBPROCESS_FLAGS_STDIN_PIPE : 0) |
-                                        G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-                                        G_SUBPROCESS_FLAGS_STDERR_PIPE);
-  if (input == NULL)
-    g_subprocess_launcher_set_stdin_file_path (launcher, "/dev/null");
-  g_subprocess_launcher_setenv (launcher, "LC_ALL", "C.UTF-8", TRUE);
-  g_subprocess_launcher_unsetenv (launcher, "LANGUAGE");
   g_subprocess_launcher_setenv (launcher, "GEMINI_KEYS_DATA_DIR", f->data_dir, TRUE);
   g_subprocess_launcher_unsetenv (launcher, "PGPASSWORD");
   if (via != VIA_NOTHING)
@@ -140,22 +112,7 @@ run_full (Fixture            *f,
     g_subprocess_launcher_unsetenv (launcher, "GEMINI_KEYS_MASTER_KEY_FILE");
   else
     g_subprocess_launcher_setenv (launcher, "GEMINI_KEYS_MASTER_KEY_FILE", f->key_file, TRUE);
-
-  process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
-  g_assert_no_error (error);
-  if (input != NULL)
-    g_output_stream_write_all (g_subprocess_get_stdin_pipe (process), input, strlen (input),
-                               NULL, NULL, NULL);
-  g_subprocess_communicate_utf8 (process, NULL, NULL, &run.out, &run.err, &error);
-  g_assert_no_error (error);
-  g_assert_true (g_subprocess_get_if_exited (process));
-  run.status = g_subprocess_get_exit_status (process);
-  if (g_test_verbose ())
-    {
-      g_autofree char *line = g_strjoinv (" ", (char **) args);
-      g_printerr ("$ gemini-keysctl %s → %d\n%s%s", line, run.status, run.out, run.err);
-    }
-  return run;
+  return gk_test_cli_run (launcher, (const char * const *) argv->pdata, input);
 }
 
 #define RUN(f, via, input, ...) \
@@ -164,7 +121,7 @@ run_full (Fixture            *f,
 /* The password is in neither output. */
 static void
 assert_no_password (Fixture   *f,
-                    const Run *run)
+                    const GkTestRun *run)
 {
   g_assert_null (strstr (run->out, f->password));
   g_assert_null (strstr (run->err, f->password));
@@ -172,7 +129,7 @@ assert_no_password (Fixture   *f,
 
 static void
 assert_ok (Fixture   *f,
-           const Run *run)
+           const GkTestRun *run)
 {
   if (run->status != 0)
     g_error ("exit status %d: %s", run->status, run->err);
@@ -228,8 +185,8 @@ static void
 test_migrate_option (Fixture       *f,
                      gconstpointer  data)
 {
-  g_auto(Run) first = RUN (f, VIA_OPTION, NULL, "db", "migrate");
-  g_auto(Run) again = RUN (f, VIA_ENV, NULL, "db", "migrate", "--json");
+  g_auto(GkTestRun) first = RUN (f, VIA_OPTION, NULL, "db", "migrate");
+  g_auto(GkTestRun) again = RUN (f, VIA_ENV, NULL, "db", "migrate", "--json");
   g_autoptr(JsonNode) root = NULL;
   g_autofree char *last_line = NULL;
   JsonObject *object;
@@ -261,13 +218,13 @@ test_keys_shared (Fixture       *f,
   g_autofree char *key2 = gk_test_api_key (2);
   g_autofree char *input1 = g_strconcat (key1, "\n", NULL);
   g_autofree char *input2 = g_strconcat (key2, "\n", NULL);
-  g_auto(Run) add1 = RUN (f, VIA_ENV, input1, "key", "add", "--name", "First", "--priority", "3");
-  g_auto(Run) add2 = RUN (f, VIA_ENV, input2, "key", "add", "--name", "Second", "--priority",
+  g_auto(GkTestRun) add1 = RUN (f, VIA_ENV, input1, "key", "add", "--name", "First", "--priority", "3");
+  g_auto(GkTestRun) add2 = RUN (f, VIA_ENV, input2, "key", "add", "--name", "Second", "--priority",
                           "8", "--daily-quota", "1000");
-  g_auto(Run) list = RUN (f, VIA_OPTION, NULL, "key", "list", "--json");
-  g_auto(Run) select = RUN (f, VIA_OPTION, NULL, "select", "--json");
-  g_auto(Run) track = { 0 };
-  g_auto(Run) show = { 0 };
+  g_auto(GkTestRun) list = RUN (f, VIA_OPTION, NULL, "key", "list", "--json");
+  g_auto(GkTestRun) select = RUN (f, VIA_OPTION, NULL, "select", "--json");
+  g_auto(GkTestRun) track = { 0 };
+  g_auto(GkTestRun) show = { 0 };
   g_autoptr(JsonNode) root = NULL;
   g_autoptr(JsonNode) chosen = NULL;
   g_autoptr(JsonNode) shown = NULL;
@@ -340,7 +297,7 @@ test_password_refused (Fixture       *f,
   for (guint i = 0; i < G_N_ELEMENTS (spellings); i++)
     {
       g_autoptr(GPtrArray) args = g_ptr_array_new ();
-      g_auto(Run) run = { 0 };
+      g_auto(GkTestRun) run = { 0 };
 
       for (guint j = 0; spellings[i][j] != NULL; j++)
         g_ptr_array_add (args, (gpointer) spellings[i][j]);
@@ -365,7 +322,7 @@ static void
 test_unreachable (Fixture       *f,
                   gconstpointer  data)
 {
-  g_auto(Run) run = { 0 };
+  g_auto(GkTestRun) run = { 0 };
   g_autofree char *closed = NULL;
   g_autofree char *shown = NULL;
   const char *port = strrchr (f->uri, ':');
@@ -391,9 +348,9 @@ test_keyring (Fixture       *f,
   g_autoptr(GError) error = NULL;
   g_autofree char *key = gk_test_api_key (7);
   g_autofree char *input = g_strconcat (key, "\n", NULL);
-  g_auto(Run) add = { 0 };
-  g_auto(Run) rotate = { 0 };
-  g_auto(Run) list = { 0 };
+  g_auto(GkTestRun) add = { 0 };
+  g_auto(GkTestRun) rotate = { 0 };
+  g_auto(GkTestRun) list = { 0 };
   GList *items;
   guint n_ours = 0;
   g_autofree char *uuid = NULL;
@@ -441,8 +398,8 @@ static void
 assert_same_output (Fixture            *f,
                     const char * const *args)
 {
-  g_auto(Run) local = run_full (f, VIA_NOTHING, FALSE, NULL, args);
-  g_auto(Run) remote = run_full (f, VIA_OPTION, FALSE, NULL, args);
+  g_auto(GkTestRun) local = run_full (f, VIA_NOTHING, FALSE, NULL, args);
+  g_auto(GkTestRun) remote = run_full (f, VIA_OPTION, FALSE, NULL, args);
 
   assert_ok (f, &local);
   assert_ok (f, &remote);
@@ -468,10 +425,10 @@ test_copy (Fixture       *f,
   g_autofree char *to_password = g_strconcat ("--to=", f->uri, NULL);
   g_autoptr(GBytes) master = gk_test_master_key ();
   g_autoptr(JsonNode) report = NULL;
-  g_auto(Run) copy = { 0 };
-  g_auto(Run) again = { 0 };
-  g_auto(Run) refused = { 0 };
-  g_auto(Run) added = { 0 };
+  g_auto(GkTestRun) copy = { 0 };
+  g_auto(GkTestRun) again = { 0 };
+  g_auto(GkTestRun) refused = { 0 };
+  g_auto(GkTestRun) added = { 0 };
   JsonArray *tables;
   gint64 copied_rollups = 0;
   const char *const *compared[] = {
@@ -487,26 +444,26 @@ test_copy (Fixture       *f,
   /* A pool with keys, quotas, uses, a rate limit, a manual rotation, a
    * token, a setting and the audit log of it all, on the file. */
   {
-    g_auto(Run) a = run_full (f, VIA_NOTHING, FALSE, input1, (const char *[]) {
+    g_auto(GkTestRun) a = run_full (f, VIA_NOTHING, FALSE, input1, (const char *[]) {
       "key", "add", "--name", "First", "--daily-quota", "100000", "--project", "p1", NULL });
-    g_auto(Run) b = run_full (f, VIA_NOTHING, FALSE, input2, (const char *[]) {
+    g_auto(GkTestRun) b = run_full (f, VIA_NOTHING, FALSE, input2, (const char *[]) {
       "key", "add", "--name", "Second", "--priority", "8", "--budget", "5", NULL });
-    g_auto(Run) t1 = run_full (f, VIA_NOTHING, FALSE, NULL, (const char *[]) {
+    g_auto(GkTestRun) t1 = run_full (f, VIA_NOTHING, FALSE, NULL, (const char *[]) {
       "track", "--key", "1", "--model", "gemini-2.5-flash", "--prompt-tokens", "1200",
       "--output-tokens", "300", "--status", "success", "--user", "ann", NULL });
-    g_auto(Run) t2 = run_full (f, VIA_NOTHING, FALSE, NULL, (const char *[]) {
+    g_auto(GkTestRun) t2 = run_full (f, VIA_NOTHING, FALSE, NULL, (const char *[]) {
       "track", "--key", "2", "--model", "gemini-2.5-pro", "--prompt-tokens", "5000",
       "--output-tokens", "700", "--status", "success", "--user", "bob", NULL });
-    g_auto(Run) t3 = run_full (f, VIA_NOTHING, FALSE, NULL, (const char *[]) {
+    g_auto(GkTestRun) t3 = run_full (f, VIA_NOTHING, FALSE, NULL, (const char *[]) {
       "track", "--key", "2", "--model", "gemini-2.5-pro", "--status", "rate_limited",
       "--http-status", "429", NULL });
-    g_auto(Run) r = run_full (f, VIA_NOTHING, FALSE, NULL, (const char *[]) {
+    g_auto(GkTestRun) r = run_full (f, VIA_NOTHING, FALSE, NULL, (const char *[]) {
       "key", "rotate", "1", NULL });
-    g_auto(Run) tok = run_full (f, VIA_NOTHING, FALSE, NULL, (const char *[]) {
+    g_auto(GkTestRun) tok = run_full (f, VIA_NOTHING, FALSE, NULL, (const char *[]) {
       "token", "add", "--name", "ci", NULL });
-    g_auto(Run) budget = run_full (f, VIA_NOTHING, FALSE, NULL, (const char *[]) {
+    g_auto(GkTestRun) budget = run_full (f, VIA_NOTHING, FALSE, NULL, (const char *[]) {
       "budget", "--set", "50", NULL });
-    const Run *runs[] = { &a, &b, &t1, &t2, &t3, &r, &tok, &budget };
+    const GkTestRun *runs[] = { &a, &b, &t1, &t2, &t3, &r, &tok, &budget };
 
     for (guint i = 0; i < G_N_ELEMENTS (runs); i++)
       assert_ok (f, runs[i]);
@@ -547,9 +504,9 @@ test_copy (Fixture       *f,
     assert_same_output (f, compared[i]);
   /* The keys without their windows' reset times (a minute may pass). */
   {
-    g_auto(Run) local = run_full (f, VIA_NOTHING, FALSE, NULL,
+    g_auto(GkTestRun) local = run_full (f, VIA_NOTHING, FALSE, NULL,
                                   (const char *[]) { "key", "list", "--json", NULL });
-    g_auto(Run) remote = RUN (f, VIA_OPTION, NULL, "key", "list", "--json");
+    g_auto(GkTestRun) remote = RUN (f, VIA_OPTION, NULL, "key", "list", "--json");
     g_autoptr(JsonNode) a = parse_json (local.out);
     g_autoptr(JsonNode) b = parse_json (remote.out);
     JsonArray *ka = json_node_get_array (a);
