@@ -187,6 +187,7 @@ gk_cli_cmd_serve (GkCli  *cli,
   GkPool *pool;
   int port = -1;
   int timeout = GK_GATEWAY_DEFAULT_REQUEST_TIMEOUT;
+  int outage_rows = GK_GATEWAY_DEFAULT_OUTAGE_ROWS;
   guint sigint, sigterm, flush;
   int status;
   const GOptionEntry entries[] = {
@@ -196,6 +197,10 @@ gk_cli_cmd_serve (GkCli  *cli,
     { "timeout", 't', 0, G_OPTION_ARG_INT, &timeout,
       N_("Seconds one request may take, all retries on other keys included (default: 300; 0 = no limit)"),
       N_("SECONDS") },
+    { "outage-rows", 0, 0, G_OPTION_ARG_INT, &outage_rows,
+      N_("Usage rows kept in memory while the database server is out of reach, requests in "
+         "flight included; 503 beyond (default: 100000)"),
+      N_("N") },
     G_OPTION_ENTRY_NULL
   };
 
@@ -203,6 +208,9 @@ gk_cli_cmd_serve (GkCli  *cli,
                                  0, 0, &argc, &argv);
   if (status != GK_CLI_OK)
     return status;
+  if (outage_rows < 1 || outage_rows > GK_GATEWAY_MAX_OUTAGE_ROWS)
+    return gk_cli_usage_error (cli, _("--outage-rows must be a number of rows from 1 to %d."),
+                               GK_GATEWAY_MAX_OUTAGE_ROWS);
 
   db = gk_cli_get_database (cli);
   if (db == NULL)
@@ -222,6 +230,7 @@ gk_cli_cmd_serve (GkCli  *cli,
   gateway = gk_gateway_new (key_store, pool);
   g_signal_connect (gateway, "log", G_CALLBACK (log_cb), NULL);
   gk_gateway_set_request_timeout (gateway, (guint) timeout);
+  gk_gateway_set_outage_rows (gateway, (guint) outage_rows);
   g_mutex_init (&state.mutex);
   state.key_store = key_store;
   grace = g_getenv ("GEMINI_KEYS_MASTER_KEY_GRACE");

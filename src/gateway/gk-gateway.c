@@ -116,6 +116,7 @@ struct _GkGateway
   char         *upstream;
   gsize         body_limit;
   guint         max_in_flight;
+  guint         outage_rows;
   guint         timeout_s;
   guint         request_timeout_s;
   guint         max_attempts;
@@ -148,7 +149,7 @@ struct _GkGateway
   gboolean      disk_full;      /* rows are held: no request is forwarded */
   /* The database server is out of reach: rows are held, requests go on
    * (served from the pool's last snapshot) while the held rows and those
-   * of the requests in flight stay within HELD_MAX. */
+   * of the requests in flight stay within outage_rows. */
   gboolean      store_down;
   gint          usage_count;    /* atomic, see gk_gateway_get_usage_count() */
   GQueue        requests;     /* Request *, cancelled at stop */
@@ -1539,13 +1540,14 @@ track_done (TrackJob *job)
   next (request);
 }
 
-/* Rows the disk had no room for, kept in memory and tried again every
- * HELD_RETRY_US. New requests are refused meanwhile, so only those
- * already in flight add to them; past HELD_MAX rows are dropped. */
-#define HELD_MAX         100000
 /* Held rows written to a transaction: each holds the database's write
  * lock (on a server, for every gateway) while it lasts. */
 #define HELD_BATCH       256
+/* Rows the disk had no room for, or the server did not take, are held in
+ * memory and tried again this often. While the disk is full new requests
+ * are refused, so only those already in flight add to them; while the
+ * server is out of reach requests go on until the held rows and those in
+ * flight reach outage_rows (see proxy()). */
 #define HELD_RETRY_US    (500 * 1000)
 
 static gboolean
@@ -1581,7 +1583,7 @@ store_lost (GkGateway    *self,
   self->store_down = TRUE;
   gateway_log (self, "The database cannot be reached (%s): usage rows are kept in memory (at "
                "most %u) and written when it is back; keys are chosen from the last snapshot",
-               error->message, (guint) HELD_MAX);
+               error->message, self->outage_rows);
 }
 
 /* Writes @jobs in one transaction: one commit (the costly part) for all,
@@ -1660,6 +1662,21 @@ rows_wait (GkGateway    *self,
     self->disk_full = TRUE;
 }
 
+/* Rows were written while the disk was full or the server out of reach
+ * (@held of them kept in memory until then): said once. */
+static void
+rows_written_again (GkGateway *self,
+                    guint      held)
+{
+  if (self->store_down)
+    gateway_log (self, "The database can be reached again: %u usage rows kept in memory were "
+                 "written", held);
+  if (self->disk_full)
+    g_message ("The disk has room again: %u usage rows kept in memory were written", held);
+  self->disk_full = FALSE;
+  self->store_down = FALSE;
+}
+
 /* Tries the held rows again, HELD_BATCH to a transaction, in order; TRUE
  * once all are written. Rows written stay written when a later batch
  * fails. */
@@ -1692,15 +1709,8 @@ write_held (GkGateway *self,
         }
       written += batch->len;
     }
-  if (self->store_down)
-    gateway_log (self, "The database can be reached again: %u usage rows kept in memory were "
-                 "written", held->len);
-  if (self->disk_full)
-    g_message ("The disk has room again: %u usage rows kept in memory were written",
-               held->len);
+  rows_written_again (self, held->len);
   g_ptr_array_set_size (held, 0);
-  self->disk_full = FALSE;
-  self->store_down = FALSE;
   return TRUE;
 }
 
@@ -1716,7 +1726,10 @@ hold_rows (GkGateway    *self,
     {
       TrackJob *copy = track_job_hold (g_ptr_array_index (jobs, i));
 
-      if (self->held->len < HELD_MAX)
+      /* The rows outage_rows lets in, and those of the requests that
+       * were already in flight when the server or the disk went away: past
+       * that (it does not happen), rows are dropped. */
+      if (self->held->len < self->outage_rows + self->max_in_flight)
         g_ptr_array_add (self->held, copy);
       else
         {
@@ -1740,10 +1753,14 @@ write_rows_cb (gpointer data)
 
   self->to_write = g_ptr_array_new ();
   g_source_set_ready_time (self->write_source, -1);
-  if (self->held->len > 0 || self->store_down)
+  if (self->held->len > 0)
     write_held (self, self->held);
+  /* The server may have gone away with no row kept (a request found no
+   * snapshot): it is back only once these rows are written. */
   if (jobs->len > 0 && (self->held->len > 0 || !write_batch (self, jobs, &cause)))
     hold_rows (self, jobs, cause);
+  else if (jobs->len > 0)
+    rows_written_again (self, 0);
   if (self->held->len > 0)
     g_source_set_ready_time (self->write_source, g_get_monotonic_time () + HELD_RETRY_US);
   /* The requests are answered, their rows written or held. */
@@ -2639,7 +2656,7 @@ proxy (GkExchange *exchange)
     }
 
   /* Past the bound, the row of one more answer could not be kept. */
-  if (self->store_down && self->held->len + self->in_flight >= HELD_MAX)
+  if (self->store_down && self->held->len + self->in_flight >= self->outage_rows)
     {
       gateway_log (self, "%s %s -> 503 database out of reach", exchange->method, path);
       soup_message_headers_replace (gk_exchange_get_response_headers (exchange),
@@ -3068,6 +3085,7 @@ gk_gateway_init (GkGateway *self)
   g_cond_init (&self->start_cond);
   self->body_limit = GK_GATEWAY_DEFAULT_BODY_LIMIT;
   self->max_in_flight = GK_GATEWAY_DEFAULT_MAX_IN_FLIGHT;
+  self->outage_rows = GK_GATEWAY_DEFAULT_OUTAGE_ROWS;
   self->max_attempts = GK_GATEWAY_DEFAULT_MAX_ATTEMPTS;
   self->timeout_s = GK_GATEWAY_DEFAULT_UPSTREAM_TIMEOUT;
   self->request_timeout_s = GK_GATEWAY_DEFAULT_REQUEST_TIMEOUT;
@@ -3125,6 +3143,14 @@ gk_gateway_set_max_in_flight (GkGateway *self,
 {
   g_return_if_fail (GK_IS_GATEWAY (self));
   self->max_in_flight = MAX (requests, 1);
+}
+
+void
+gk_gateway_set_outage_rows (GkGateway *self,
+                            guint      rows)
+{
+  g_return_if_fail (GK_IS_GATEWAY (self));
+  self->outage_rows = MAX (rows, 1);
 }
 
 void

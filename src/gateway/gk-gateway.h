@@ -26,6 +26,11 @@ typedef enum
 /* Defaults of the limits below. */
 #define GK_GATEWAY_DEFAULT_BODY_LIMIT      (20 * 1024 * 1024)
 #define GK_GATEWAY_DEFAULT_MAX_IN_FLIGHT   256
+/* Usage rows kept in memory while the database server is out of reach
+ * (rows kept and requests in flight; 503 beyond), and the most a user may
+ * set (`gemini-keysctl serve --outage-rows`). */
+#define GK_GATEWAY_DEFAULT_OUTAGE_ROWS     100000
+#define GK_GATEWAY_MAX_OUTAGE_ROWS         1000000
 #define GK_GATEWAY_DEFAULT_MAX_ATTEMPTS    5
 #define GK_GATEWAY_DEFAULT_UPSTREAM_TIMEOUT 120
 #define GK_GATEWAY_DEFAULT_REQUEST_TIMEOUT  300
@@ -71,6 +76,12 @@ void       gk_gateway_set_body_limit        (GkGateway  *self,
 /* Client requests served at once (503 beyond). */
 void       gk_gateway_set_max_in_flight     (GkGateway  *self,
                                              guint       requests);
+/* While the database server is out of reach, requests are served from the
+ * pool's last snapshot and their usage rows kept in memory until it is
+ * back, as long as the rows kept and the requests in flight number at most
+ * @rows; beyond, clients get 503. */
+void       gk_gateway_set_outage_rows       (GkGateway  *self,
+                                             guint       rows);
 /* Client header and idle timeouts, in milliseconds (see the defaults
  * above, in seconds). */
 void       gk_gateway_set_client_timeouts   (GkGateway  *self,

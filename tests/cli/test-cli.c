@@ -547,6 +547,10 @@ test_usage_errors (Fixture       *f,
     (const char *[]) { "export", NULL },
     (const char *[]) { "master-key", "export", NULL },
     (const char *[]) { "db", NULL },
+    (const char *[]) { "serve", "--outage-rows", "0", NULL },
+    (const char *[]) { "serve", "--outage-rows", "1000001", NULL },
+    (const char *[]) { "serve", "--outage-rows", "-5", NULL },
+    (const char *[]) { "serve", "--outage-rows", "many", NULL },
   };
 
   add_key (f, "One", key, "5");
@@ -559,6 +563,12 @@ test_usage_errors (Fixture       *f,
       assert_usage_error (&run);
     }
 
+  {
+    /* The error says what is allowed. */
+    g_auto(GkTestRun) run = RUN_WITH (f, MASTER_FILE, NULL, NULL, "serve", "--outage-rows", "0");
+    assert_usage_error (&run);
+    g_assert_nonnull (strstr (run.err, "--outage-rows must be a number of rows from 1 to 1000000"));
+  }
   {
     /* No command at all: the help on stderr. */
     g_auto(GkTestRun) run = RUN_WITH (f, MASTER_FILE, NULL, NULL, "--json");

@@ -16,112 +16,18 @@
 # Run through meson (the postgresql suite), TAP on stdout.
 #
 # SPDX-License-Identifier: GPL-3.0-or-later
-import base64
 import http.client
-import json
 import os
 import re
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-CTL = os.environ["GEMINI_KEYSCTL"]
-MOCK = os.environ["MOCK_GEMINI"]
-URI = os.environ["GK_TEST_PG_URI"]
+from pgteam import BODY, PATH, Team, check, results, server, sql
+
 LOAD_S = float(os.environ.get("GK_PG_LOAD_SECONDS", "20"))
 N_GATEWAYS = 3
 N_CLIENTS = 6
-HUGE = "1000000000000"
-BODY = json.dumps({"contents": [{"parts": [{"text": "hello"}]}]})
-PATH = "/v1beta/models/gemini-2.5-flash:generateContent"
-
-results = []
-
-
-def check(ok, name, detail=""):
-    results.append(ok)
-    print(("ok" if ok else "not ok") + " %d %s" % (len(results), name))
-    if detail:
-        for line in str(detail).splitlines():
-            print("# " + line)
-    sys.stdout.flush()
-
-
-def api_key(word, n):
-    """A valid-looking classic key whose text carries @word for the mock."""
-    return "AIza" + word + str(n).zfill(35 - len(word))
-
-
-class Team:
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="gk-pg-gateways-")
-        key_file = os.path.join(self.dir, "master.key")
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.write(fd, base64.b64encode(os.urandom(32)))
-        os.close(fd)
-        self.env = dict(os.environ)
-        self.env.update({
-            "GEMINI_KEYS_DATABASE": URI,
-            "GEMINI_KEYS_MASTER_KEY_FILE": key_file,
-            "GEMINI_KEYS_DATA_DIR": os.path.join(self.dir, "data"),
-            "G_DEBUG": "",
-        })
-        self.env.pop("DBUS_SESSION_BUS_ADDRESS", None)
-        self.processes = []
-
-    def ctl(self, *args, stdin=None):
-        run = subprocess.run([CTL] + list(args), input=stdin, env=self.env,
-                             capture_output=True, text=True, timeout=120)
-        if run.returncode != 0:
-            raise RuntimeError("gemini-keysctl %s: %s" % (" ".join(args), run.stderr))
-        return run.stdout
-
-    def add_key(self, name, word, n, priority):
-        self.ctl("key", "add", "--name", name, "--priority", str(priority),
-                 "--daily-quota", HUGE, "--rpd", HUGE, stdin=api_key(word, n) + "\n")
-        keys = json.loads(self.ctl("key", "list", "--json"))
-        if isinstance(keys, dict):
-            keys = keys.get("keys", [])
-        return next(k["id"] for k in keys if k["name"] == name)
-
-    def start(self, argv, name):
-        log = open(os.path.join(self.dir, name + ".log"), "w+")
-        process = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                   text=True)
-        self.processes.append((process, log))
-        return process, log
-
-    def wait_line(self, log, pattern, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            log.seek(0)
-            match = re.search(pattern, log.read())
-            if match:
-                return match
-            time.sleep(0.05)
-        log.seek(0)
-        raise RuntimeError("no %r in:\n%s" % (pattern, log.read()))
-
-    def stop_all(self):
-        for process, _ in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process, _ in self.processes:
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-    def clean(self):
-        self.stop_all()
-        for _, log in self.processes:
-            log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Load:
@@ -169,30 +75,18 @@ class Load:
             thread.join()
 
 
-def sql(query):
-    out = subprocess.run(["/usr/lib/postgresql/15/bin/psql", "-X", "-A", "-t", "-q", URI,
-                          "-c", query], capture_output=True, text=True, timeout=60, check=True)
-    return out.stdout.strip()
-
-
 def main():
     print("1..7")
-    team = Team()
+    team = Team("gk-pg-gateways-")
     try:
-        mock, mock_log = team.start([MOCK, "--port", "0"], "mock")
-        mock_port = int(team.wait_line(mock_log, r"PORT (\d+)").group(1))
-        team.env["GEMINI_KEYS_UPSTREAM"] = "http://127.0.0.1:%d" % mock_port
+        team.start_mock()
 
         team.ctl("db", "migrate")
         first = team.add_key("first", "OK", 1, 5)
         second = team.add_key("second", "OK", 2, 5)
-        token = json.loads(team.ctl("token", "add", "--name", "team", "--json"))["token"]
+        token = team.add_token("team")
 
-        gateways = []
-        for i in range(N_GATEWAYS):
-            process, log = team.start([CTL, "serve", "--port", "0"], "gateway%d" % i)
-            port = int(team.wait_line(log, r"listening on http://127\.0\.0\.1:(\d+)").group(1))
-            gateways.append((process, log, port))
+        gateways = [team.serve("gateway%d" % i) for i in range(N_GATEWAYS)]
 
         with Load([g[2] for g in gateways], token) as load:
             time.sleep(LOAD_S * 0.2)
@@ -200,11 +94,9 @@ def main():
             time.sleep(LOAD_S * 0.2)
             added = team.add_key("added", "OK", 4, 9)
             time.sleep(LOAD_S * 0.2)
-            subprocess.run(os.environ["GK_TEST_PG_STOP"], shell=True, check=True,
-                           stdout=subprocess.DEVNULL, timeout=120)
+            server("STOP")
             time.sleep(min(2.0, LOAD_S * 0.1))
-            subprocess.run(os.environ["GK_TEST_PG_START"], shell=True, check=True,
-                           stdout=subprocess.DEVNULL, timeout=120)
+            server("START")
             time.sleep(LOAD_S * 0.3)
         # Stopped gateways have written every row they kept.
         team.stop_all()
