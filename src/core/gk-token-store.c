@@ -260,8 +260,9 @@ gk_token_list (GkDatabase  *db,
  * connection's own commits, which do not move data_version. On a server,
  * data_version moves only while the database is watched (a gateway), at
  * the latest every GK_DATABASE_REFRESH_S seconds, and not while the server
- * is out of reach: known clients are still let in then. Unknown tokens are
- * never cached. Guarded by the database lock. */
+ * is out of reach: the clients checked since its last change are still let
+ * in then (the others cannot be checked: gk_token_verify_full() says so).
+ * Unknown tokens are never cached. Guarded by the database lock. */
 typedef struct
 {
   gint64      version;
@@ -407,29 +408,34 @@ fail:
   return FALSE;
 }
 
-/* Looks @hash up among the live tokens; a new TokenEntry or NULL. */
+/* Looks @hash up among the live tokens; a new TokenEntry, or NULL (with
+ * @error set when the database could not answer). */
 static TokenEntry *
 token_lookup (GkDatabase *db,
-              const char *hash)
+              const char *hash,
+              GError    **error)
 {
   GkSqlStmt *stmt;
+  GkSqlStep rc;
   TokenEntry *entry = NULL;
 
   stmt = gk_database_prepare (db,
                               "SELECT id, name, token_hash, COALESCE (last_used_at, 0)"
                               " FROM gateway_tokens WHERE token_hash = ?1 AND revoked_at IS NULL",
-                              NULL);
+                              error);
   if (stmt == NULL)
     return NULL;
   gk_sql_bind_text (stmt, 1, hash, -1);
-  if (gk_sql_step (stmt) == GK_SQL_ROW
-      && gk_crypto_equal_const_time (gk_sql_column_text (stmt, 2), hash))
+  rc = gk_sql_step (stmt);
+  if (rc == GK_SQL_ROW && gk_crypto_equal_const_time (gk_sql_column_text (stmt, 2), hash))
     {
       entry = g_new0 (TokenEntry, 1);
       entry->id = gk_sql_column_int64 (stmt, 0);
       entry->name = g_strdup (gk_sql_column_text (stmt, 1));
       entry->last_used = gk_sql_column_int64 (stmt, 3);
     }
+  else if (rc != GK_SQL_ROW && rc != GK_SQL_DONE)
+    gk_database_set_error (db, error, _("Cannot read the gateway tokens"));
   gk_sql_reset (stmt);
   return entry;
 }
@@ -442,6 +448,21 @@ token_lookup (GkDatabase *db,
 char *
 gk_token_verify (GkDatabase *db,
                  const char *token)
+{
+  return gk_token_verify_full (db, token, NULL);
+}
+
+/**
+ * gk_token_verify_full:
+ *
+ * gk_token_verify(), and @error set when the answer is NULL because the
+ * database could not be asked (a server out of reach): the token may well
+ * be valid then. Safe to call from any thread.
+ */
+char *
+gk_token_verify_full (GkDatabase  *db,
+                      const char  *token,
+                      GError     **error)
 {
   g_autofree char *hash = NULL;
   TokenEntry *uncached = NULL;    /* looked up without a cache (a server) */
@@ -467,7 +488,7 @@ gk_token_verify (GkDatabase *db,
     entry = g_hash_table_lookup (cache->entries, hash);
   if (entry == NULL)
     {
-      entry = token_lookup (db, hash);
+      entry = token_lookup (db, hash, error);
       if (entry != NULL && cache != NULL)
         g_hash_table_replace (cache->entries, g_strdup (hash), entry);
       else

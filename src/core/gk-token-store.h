@@ -54,5 +54,11 @@ gboolean  gk_token_revoke        (GkDatabase *db,
  * token's name (the user id), or NULL when it is unknown or revoked. */
 char     *gk_token_verify        (GkDatabase *db,
                                   const char *token);
+/* gk_token_verify(), with @error set when the database could not answer
+ * (GK_DATABASE_ERROR_UNREACHABLE: a server out of reach), rather than the
+ * token being unknown. */
+char     *gk_token_verify_full   (GkDatabase  *db,
+                                  const char  *token,
+                                  GError     **error);
 
 G_END_DECLS

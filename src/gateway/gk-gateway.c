@@ -63,6 +63,8 @@
 #define RETRY_AFTER_DISK_FULL  "10"
 #define STORE_DOWN_MESSAGE     "The gateway's database cannot be reached, so it cannot record " \
                                "usage; try again shortly."
+#define TOKEN_UNCHECKED_MESSAGE "The gateway's database cannot be reached, so it cannot check " \
+                                "the client token; try again shortly."
 /* How often a request that has no key to choose from (the database was out
  * of reach before any snapshot) asks again, until its deadline. */
 #define STORE_WAIT_MS          250
@@ -501,6 +503,9 @@ refuse (GkExchange *exchange,
   gk_gateway_respond_error (exchange, code, status, message);
 }
 
+static void store_lost (GkGateway    *self,
+                        const GError *error);
+
 /* The head is complete: framing, Host, client token and length are
  * checked before any of the body is read. */
 static void
@@ -508,6 +513,7 @@ exchange_check_head (GkExchange *exchange)
 {
   GkGateway *self = exchange->gateway;
   HeadReader head = { 0 };
+  g_autoptr(GError) error = NULL;
   g_autofree char *credential = NULL;
   const char *framing, *length;
   guint code;
@@ -542,8 +548,21 @@ exchange_check_head (GkExchange *exchange)
   credential = gk_gateway_credential_from (head.headers, exchange->query);
   if (credential != NULL)
     {
-      exchange->user_id = gk_token_verify (self->db, credential);
+      exchange->user_id = gk_token_verify_full (self->db, credential, &error);
       memset (credential, 0, strlen (credential));
+    }
+  /* A token not checked since the server's last change (the cache holds
+   * those checked since) cannot be checked now: it may well be valid. */
+  if (exchange->user_id == NULL
+      && g_error_matches (error, GK_DATABASE_ERROR, GK_DATABASE_ERROR_UNREACHABLE))
+    {
+      store_lost (self, error);
+      gateway_log (self, "%s %s -> 503 database out of reach (client token not checked)",
+                   exchange->method, exchange->path);
+      soup_message_headers_replace (gk_exchange_get_response_headers (exchange),
+                                    "Retry-After", RETRY_AFTER_BUSY);
+      refuse (exchange, MHD_HTTP_SERVICE_UNAVAILABLE, "UNAVAILABLE", TOKEN_UNCHECKED_MESSAGE);
+      return;
     }
   if (exchange->user_id == NULL)
     {

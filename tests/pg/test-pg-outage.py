@@ -12,7 +12,10 @@
 #    client's token, on a request it answered 404, but never chose a key):
 #    a request waits for the server until its deadline (`serve --timeout`),
 #    then gets 503, not a hang and not a 200; once the server is back the
-#    same request gets 200.
+#    same request gets 200;
+#  - a client whose token was checked before the server's last change (a
+#    reload, every 5 s) cannot be checked during the outage: 503, not 401
+#    (its token is not known to be revoked).
 #
 # Run through meson (the postgresql suite), TAP on stdout.
 #
@@ -34,9 +37,11 @@ WAIT_BOUND_S = TIMEOUT_S + 30
 # The client token cache is valid for one change count of the server: a
 # reload (every 5 s) or a notice counted between the last check of a token
 # and the outage sends the token back to the server, which cannot answer
-# (401). The outage is then started again; three times in a row cannot
-# happen by chance.
+# (503 "cannot check the client token"). The outage is then started again;
+# three times in a row cannot happen by chance.
 OUTAGE_TRIES = 3
+# More than the gateways' reload period (GK_DATABASE_REFRESH_S).
+RELOAD_S = 6
 
 
 def call(port, token, method="POST", path=PATH):
@@ -66,6 +71,10 @@ def google_unavailable(answer):
             and retry_after.isdigit())
 
 
+def token_unchecked(answer):
+    return google_unavailable(answer) and b"cannot check the client token" in answer[2]
+
+
 def outage(port, token, warm_up):
     """Stops the server right after @warm_up, and makes the first request of
     the outage: its answer, or None when the token had to go back to the
@@ -74,7 +83,7 @@ def outage(port, token, warm_up):
         warm_up()
         server("STOP")
         answer = call(port, token)
-        if answer[0] != 401:
+        if not token_unchecked(answer):
             return answer
         print("# a change was counted just before the outage: once more")
         server("START")
@@ -165,8 +174,29 @@ def test_no_snapshot(team):
           "503 rows: %d, 200 rows: %d" % (usage_rows("nosnap", 503), usage_rows("nosnap", 200)))
 
 
+def test_token_unchecked(team):
+    token = team.add_token("quiet")
+    process, log, port = team.serve("quiet")
+    before = call(port, token)[0]
+    time.sleep(RELOAD_S)
+    server("STOP")
+    during = call(port, token)
+    check(before == 200 and token_unchecked(during),
+          "a token not checked since the last reload, the server out of reach: 503, not 401",
+          "before: %d, during: %s" % (before, during[:3]))
+    server("START")
+    after = call(port, token)[0]
+    team.stop(process)
+    text = log_text(log)
+    check(after == 200 and len(re.findall(r"The database cannot be reached", text)) == 1
+          and len(re.findall(r"-> 503 database out of reach \(client token not checked\)",
+                             text)) == 1,
+          "the log says so; once the server is back the token is let in again",
+          "after: %d" % after)
+
+
 def main():
-    print("1..9")
+    print("1..11")
     team = Team("gk-pg-outage-")
     try:
         team.start_mock()
@@ -174,6 +204,7 @@ def main():
         team.add_key("only", "OK", 1, 5)
         test_rows_full(team)
         test_no_snapshot(team)
+        test_token_unchecked(team)
         if not all(results):
             for process, log in team.processes:
                 print("# %s:" % log.name)
