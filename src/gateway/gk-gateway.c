@@ -98,6 +98,8 @@
  * and half of it once the request is read (memset of 1.5 times this size,
  * 7% of the gateway's time per request at 96 KiB). */
 #define CONNECTION_MEMORY      (GK_UPSTREAM_HEAD_LIMIT + 8 * 1024)
+/* libmicrohttpd runs in one dispatch while it has work at once. */
+#define DAEMON_RUNS_PER_DISPATCH 4
 /* How old a data_version read the pool may rely on while the gateway
  * runs: each request's token check reads it, and the key selection and
  * usage row of that request (and of those in flight beside it) take that
@@ -986,25 +988,46 @@ daemon_source_prepare (GSource *source,
   return timeout_ms == 0;
 }
 
+static gboolean daemon_source_busy (DaemonSource *self);
+
 static gboolean
 daemon_source_check (GSource *source)
 {
   DaemonSource *self = (DaemonSource *) source;
+
+  return g_source_query_unix_fd (source, self->tag) != 0 || daemon_source_busy (self);
+}
+
+/* Whether libmicrohttpd has work at once: a resumed connection, or one
+ * whose state moved on without waiting for its socket. */
+static gboolean
+daemon_source_busy (DaemonSource *self)
+{
   MHD_UNSIGNED_LONG_LONG timeout_ms;
 
-  return self->resumed || g_source_query_unix_fd (source, self->tag) != 0 ||
+  return self->resumed ||
          (MHD_get_timeout (self->daemon, &timeout_ms) == MHD_YES && timeout_ms == 0);
 }
 
+/* libmicrohttpd moves a connection one or two states per run (a resumed
+ * one: its answer sent, then the connection made ready for the next
+ * request, then back in its epoll set): those runs follow at once, in one
+ * dispatch, rather than each after another main loop iteration (a poll
+ * and every source's prepare and check). Bounded, for the other sources. */
 static gboolean
 daemon_source_dispatch (GSource     *source,
                         GSourceFunc  callback,
                         gpointer     user_data)
 {
   DaemonSource *self = (DaemonSource *) source;
+  guint runs = 0;
 
-  self->resumed = FALSE;
-  MHD_run (self->daemon);
+  do
+    {
+      self->resumed = FALSE;
+      MHD_run (self->daemon);
+    }
+  while (++runs < DAEMON_RUNS_PER_DISPATCH && daemon_source_busy (self));
   return G_SOURCE_CONTINUE;
 }
 

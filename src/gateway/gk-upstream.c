@@ -2,9 +2,11 @@
  *
  * libcurl's multi interface, driven by the GLib main loop the way ostree's
  * fetcher does it (curl_multi_socket_action with a socket and a timer
- * callback), with one difference made for speed: one GSource carries every
- * socket (g_source_add_unix_fd tags) and libcurl's timer (the source's
- * ready time), so that a request costs no GSource creation.
+ * callback), with two differences made for speed: one GSource carries
+ * libcurl's timer and one epoll set of its own that holds every socket, so
+ * that a request costs no GSource creation, and a pooled connection's
+ * socket stays in that set while it waits for its next call (see
+ * socket_cb()).
  *
  * libcurl's callbacks only record what happened (head lines, body pieces,
  * the end); the caller's callbacks run afterwards, from the source's
@@ -15,7 +17,9 @@
 #define G_LOG_DOMAIN "gk-gateway"
 #include "config.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,10 +36,13 @@
 #define SYNC_BODY_LIMIT    (1024 * 1024)
 #define ERROR_TEXT_MAX     200
 
+/* A socket in the epoll set. */
 typedef struct
 {
   curl_socket_t fd;
-  gpointer      tag;
+  guint32       events;     /* as registered; 0 = not in the set */
+  gboolean      ours;       /* opened by open_socket_cb, closed by close_socket_cb */
+  gboolean      in_use;     /* libcurl watches it (between its add and its remove) */
 } Sock;
 
 typedef struct
@@ -47,10 +54,12 @@ typedef struct
 struct _GkUpstream
 {
   CURLM        *multi;
-  GSource      *source;        /* sockets and libcurl's timer */
+  GSource      *source;        /* @epoll_fd and libcurl's timer */
   gint64        timer_due;     /* libcurl's timer (monotonic µs), -1 when unset */
   GSource      *sweep;         /* the calls' own timeouts */
-  GPtrArray    *sockets;       /* Sock *, watched by @source */
+  int           epoll_fd;      /* libcurl's sockets */
+  gpointer      epoll_tag;
+  GHashTable   *sockets;       /* fd → Sock * */
   char         *base_url;      /* scheme://host[:port][/path], no trailing '/' */
   char         *user_agent;
   char         *ca_file;
@@ -278,6 +287,11 @@ multi_source_prepare (GSource *source,
   GkUpstream *self = ((MultiSource *) source)->upstream;
 
   *timeout = -1;
+  if (self->ready.length > 0)
+    {
+      *timeout = 0;
+      return TRUE;
+    }
   if (self->timer_due < 0)
     return FALSE;
   if (multi_source_timer_due (source))
@@ -291,6 +305,16 @@ multi_source_prepare (GSource *source,
   return FALSE;
 }
 
+/* Takes @sock out of the epoll set. */
+static void
+sock_unregister (GkUpstream *self,
+                 Sock       *sock)
+{
+  if (sock->events != 0)
+    epoll_ctl (self->epoll_fd, EPOLL_CTL_DEL, sock->fd, NULL);
+  sock->events = 0;
+}
+
 static gboolean
 multi_source_dispatch (GSource     *source,
                        GSourceFunc  callback,
@@ -300,9 +324,6 @@ multi_source_dispatch (GSource     *source,
   gint64 ready_time = g_source_get_ready_time (source);
   gboolean timer = multi_source_timer_due (source) ||
                    (ready_time >= 0 && ready_time <= g_source_get_time (source));
-  curl_socket_t fds[64];
-  int events[64];
-  guint n = 0;
   int running;
 
   if (timer)
@@ -312,32 +333,44 @@ multi_source_dispatch (GSource     *source,
         g_source_set_ready_time (source, -1);
     }
 
-  /* Collected first: an action may add or remove sockets. */
-  for (guint i = 0; i < self->sockets->len; i++)
+  if (g_source_query_unix_fd (source, self->epoll_tag) & G_IO_IN)
     {
-      Sock *sock = g_ptr_array_index (self->sockets, i);
-      GIOCondition revents = g_source_query_unix_fd (source, sock->tag);
-      int what = 0;
+      struct epoll_event events[64];
+      int n;
 
-      if (revents & (G_IO_IN | G_IO_HUP))
-        what |= CURL_CSELECT_IN;
-      if (revents & G_IO_OUT)
-        what |= CURL_CSELECT_OUT;
-      if (revents & G_IO_ERR)
-        what |= CURL_CSELECT_ERR;
-      if (what == 0)
-        continue;
-      fds[n] = sock->fd;
-      events[n] = what;
-      if (++n == G_N_ELEMENTS (fds))
+      do
         {
-          for (guint j = 0; j < n; j++)
-            curl_multi_socket_action (self->multi, fds[j], events[j], &running);
-          n = 0;
+          /* Collected first: an action may add, remove or close sockets,
+           * so each is looked up again by its descriptor. */
+          n = epoll_wait (self->epoll_fd, events, G_N_ELEMENTS (events), 0);
+          for (int i = 0; i < n; i++)
+            {
+              Sock *sock = g_hash_table_lookup (self->sockets, GINT_TO_POINTER (events[i].data.fd));
+              guint32 revents = events[i].events;
+              int what = 0;
+
+              if (sock == NULL)
+                continue;
+              if (!sock->in_use)
+                {
+                  /* A pooled connection between two calls that the server
+                   * closed (or wrote to): libcurl finds out when it takes
+                   * the connection again; until then it leaves the set, or
+                   * it would wake the loop again and again. */
+                  sock_unregister (self, sock);
+                  continue;
+                }
+              if (revents & (EPOLLIN | EPOLLHUP | EPOLLRDHUP))
+                what |= CURL_CSELECT_IN;
+              if (revents & EPOLLOUT)
+                what |= CURL_CSELECT_OUT;
+              if (revents & EPOLLERR)
+                what |= CURL_CSELECT_ERR;
+              curl_multi_socket_action (self->multi, sock->fd, what, &running);
+            }
         }
+      while (n == (int) G_N_ELEMENTS (events));
     }
-  for (guint j = 0; j < n; j++)
-    curl_multi_socket_action (self->multi, fds[j], events[j], &running);
   if (timer)
     curl_multi_socket_action (self->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 
@@ -345,9 +378,18 @@ multi_source_dispatch (GSource     *source,
   return G_SOURCE_CONTINUE;
 }
 
+/* Callbacks are due (gk_upstream_call_send() ran libcurl) or the timer. */
+static gboolean
+multi_source_check (GSource *source)
+{
+  GkUpstream *self = ((MultiSource *) source)->upstream;
+
+  return self->ready.length > 0 || multi_source_timer_due (source);
+}
+
 static GSourceFuncs multi_source_funcs = {
   .prepare = multi_source_prepare,
-  .check = multi_source_timer_due,
+  .check = multi_source_check,
   .dispatch = multi_source_dispatch,
 };
 
@@ -375,6 +417,16 @@ gk_ready_source_new (GSourceFunc func,
   return source;
 }
 
+/* libcurl's sockets are in an epoll set of the upstream's own, which the
+ * GSource watches as one descriptor: adding a descriptor to a GSource, or
+ * changing or removing it, writes to the main context's wakeup descriptor
+ * and costs the loop another iteration, some three times a request. A
+ * connection that goes back to the pool (libcurl's "remove") stays in the
+ * set as it is, so that the next call on it costs no system call either;
+ * libcurl closes its sockets through close_socket_cb(), and a closed
+ * descriptor leaves an epoll set by itself. A socket libcurl did not open
+ * through open_socket_cb() (its resolver's) leaves the set at its remove,
+ * since its close is not seen here. */
 static int
 socket_cb (CURL          *easy,
            curl_socket_t  fd,
@@ -383,35 +435,42 @@ socket_cb (CURL          *easy,
            void          *socket_data)
 {
   GkUpstream *self = user_data;
-  Sock *sock = socket_data;
-  GIOCondition events = 0;
+  Sock *sock = g_hash_table_lookup (self->sockets, GINT_TO_POINTER (fd));
+  struct epoll_event event = { 0 };
 
   if (what == CURL_POLL_REMOVE)
     {
       if (sock != NULL)
         {
-          g_source_remove_unix_fd (self->source, sock->tag);
-          g_ptr_array_remove_fast (self->sockets, sock);
-          curl_multi_assign (self->multi, fd, NULL);
+          sock->in_use = FALSE;
+          if (!sock->ours)
+            {
+              sock_unregister (self, sock);
+              g_hash_table_remove (self->sockets, GINT_TO_POINTER (fd));
+            }
         }
       return 0;
     }
-
-  if (what & CURL_POLL_IN)
-    events |= G_IO_IN;
-  if (what & CURL_POLL_OUT)
-    events |= G_IO_OUT;
 
   if (sock == NULL)
     {
       sock = g_new0 (Sock, 1);
       sock->fd = fd;
-      sock->tag = g_source_add_unix_fd (self->source, fd, events);
-      g_ptr_array_add (self->sockets, sock);
-      curl_multi_assign (self->multi, fd, sock);
+      g_hash_table_insert (self->sockets, GINT_TO_POINTER (fd), sock);
     }
+  sock->in_use = TRUE;
+  if (what & CURL_POLL_IN)
+    event.events |= EPOLLIN | EPOLLRDHUP;
+  if (what & CURL_POLL_OUT)
+    event.events |= EPOLLOUT;
+  if (event.events == sock->events)
+    return 0;
+  event.data.fd = fd;
+  if (epoll_ctl (self->epoll_fd, sock->events != 0 ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd,
+                 &event) == 0)
+    sock->events = event.events;
   else
-    g_source_modify_unix_fd (self->source, sock->tag, events);
+    g_warning ("epoll_ctl: %s", g_strerror (errno));
   return 0;
 }
 
@@ -438,6 +497,12 @@ open_socket_cb (void                    *user_data,
 
   if (fd != CURL_SOCKET_BAD)
     {
+      Sock *sock = g_new0 (Sock, 1);
+
+      sock->fd = fd;
+      sock->ours = TRUE;
+      /* A descriptor number used before is a new socket: not in the set. */
+      g_hash_table_replace (self->sockets, GINT_TO_POINTER (fd), sock);
       self->connects++;
       self->open_sockets++;
     }
@@ -450,6 +515,8 @@ close_socket_cb (void          *user_data,
 {
   GkUpstream *self = user_data;
 
+  /* Its close takes it out of the epoll set. */
+  g_hash_table_remove (self->sockets, GINT_TO_POINTER (fd));
   self->open_sockets--;
   return close (fd);
 }
@@ -898,7 +965,19 @@ gk_upstream_new (const char  *base_url,
   self->timeout_s = timeout_s;
   self->user_agent = g_strdup (user_agent);
   self->ca_file = g_strdup (ca_file_from_env ());
-  self->sockets = g_ptr_array_new_with_free_func (g_free);
+  self->sockets = g_hash_table_new_full (NULL, NULL, NULL, g_free);
+  self->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
+  if (self->epoll_fd < 0)
+    {
+      g_set_error (error, GK_UPSTREAM_ERROR, GK_UPSTREAM_ERROR_FAILED, "epoll_create1: %s",
+                   g_strerror (errno));
+      g_hash_table_unref (self->sockets);
+      g_free (self->base_url);
+      g_free (self->user_agent);
+      g_free (self->ca_file);
+      g_free (self);
+      return NULL;
+    }
   self->spare = g_ptr_array_new ();
   self->timer_due = -1;
 
@@ -910,6 +989,7 @@ gk_upstream_new (const char  *base_url,
    * from within itself (no nested main loop). */
   g_source_set_can_recurse (self->source, TRUE);
   g_source_set_name (self->source, "gk-upstream");
+  self->epoll_tag = g_source_add_unix_fd (self->source, self->epoll_fd, G_IO_IN);
   g_source_attach (self->source, g_main_context_get_thread_default ());
 
   self->sweep = gk_ready_source_new (sweep_cb, self);
@@ -942,7 +1022,8 @@ gk_upstream_free (GkUpstream *self)
   g_source_unref (self->source);
   g_source_destroy (self->sweep);
   g_source_unref (self->sweep);
-  g_ptr_array_unref (self->sockets);
+  g_hash_table_unref (self->sockets);
+  close (self->epoll_fd);
   g_free (self->base_url);
   g_free (self->user_agent);
   g_free (self->ca_file);
@@ -1078,6 +1159,7 @@ gk_upstream_call_send (GkUpstreamCall     *call,
 {
   GkUpstream *self;
   CURL *easy;
+  int running;
 
   g_return_if_fail (call != NULL && call->easy == NULL);
 
@@ -1161,6 +1243,12 @@ gk_upstream_call_send (GkUpstreamCall     *call,
   call->in_multi = TRUE;
   g_queue_push_tail_link (&self->active, &call->active_link);
   curl_multi_add_handle (self->multi, easy);
+  /* The request goes out now rather than at the next main loop iteration
+   * (libcurl's timer of 0 would wait for it). What libcurl's callbacks
+   * record meanwhile is handed over from the source's dispatch, which the
+   * queue of ready calls asks for. */
+  curl_multi_socket_action (self->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  upstream_take_done (self);
 }
 
 guint
