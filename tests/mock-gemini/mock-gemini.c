@@ -26,6 +26,8 @@
  *   BROKEN    200 with a body that is not JSON
  *   DROP      200, sends part of the body, then closes the connection
  *   CRLF      answers normally; SSE events are separated by \r\n\r\n
+ *   GAPPED    answers normally; stream chunks come 250 ms apart instead of
+ *             5 ms (a client can tell them apart even on a loaded machine)
  *   anything else answers normally.
  *
  * A request without any key gets 403 PERMISSION_DENIED, as Google answers.
@@ -60,6 +62,7 @@
 
 #define DEFAULT_SLOW_MS     1500
 #define STREAM_CHUNK_GAP_MS 5
+#define GAPPED_CHUNK_GAP_MS 250
 
 typedef struct
 {
@@ -272,7 +275,7 @@ behaviour_of (const char *key)
 {
   static const char *words[] = {
     "RATEMIN", "RATEPROJ", "RATEDAY", "RATEOLD", "INVALID", "LEAKED", "SUSPEND", "DISABLED",
-    "BADREQ", "E500", "E503", "SLOW", "BROKEN", "DROP", "CRLF",
+    "BADREQ", "E500", "E503", "SLOW", "BROKEN", "DROP", "CRLF", "GAPPED",
   };
 
   for (guint i = 0; i < G_N_ELEMENTS (words); i++)
@@ -401,11 +404,13 @@ stream_next_cb (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* Sends @chunks one by one as a chunked response, a few ms apart. */
+/* Sends @chunks one by one as a chunked response, a few ms apart (more
+ * for the GAPPED @behaviour). */
 static void
 start_stream (SoupServerMessage *msg,
               const char        *content_type,
-              GPtrArray         *chunks)
+              GPtrArray         *chunks,
+              const char        *behaviour)
 {
   StreamJob *job = g_new0 (StreamJob, 1);
   SoupMessageHeaders *headers = soup_server_message_get_response_headers (msg);
@@ -416,7 +421,8 @@ start_stream (SoupServerMessage *msg,
   job->msg = g_object_ref (msg);
   job->chunks = chunks;
   soup_server_message_pause (msg);
-  g_timeout_add (STREAM_CHUNK_GAP_MS, stream_next_cb, job);
+  g_timeout_add (g_str_equal (behaviour, "GAPPED") ? GAPPED_CHUNK_GAP_MS : STREAM_CHUNK_GAP_MS,
+                 stream_next_cb, job);
 }
 
 /* Writes the start of a response by hand and closes the connection, like
@@ -485,7 +491,8 @@ serve_generate (SoupServerMessage *msg,
           g_ptr_array_unref (chunks);
           return;
         }
-      start_stream (msg, sse ? "text/event-stream" : "application/json; charset=UTF-8", chunks);
+      start_stream (msg, sse ? "text/event-stream" : "application/json; charset=UTF-8", chunks,
+                    behaviour);
     }
   else if (g_str_equal (method, "countTokens"))
     set_json (msg, 200, "{\"totalTokens\":12}");
@@ -589,7 +596,7 @@ serve_openai (SoupServerMessage *msg,
               g_ptr_array_unref (chunks);
               return;
             }
-          start_stream (msg, "text/event-stream", chunks);
+          start_stream (msg, "text/event-stream", chunks, behaviour);
         }
     }
   else if (g_str_equal (what, "embeddings"))
