@@ -276,14 +276,14 @@ gateway_log (GkGateway  *self,
              const char *format,
              ...) G_GNUC_PRINTF (2, 3);
 
-/* @text with every pool key replaced, in any case (gk-redact.c). */
-static char *
-gk_redact_text (const char *text)
+/* Whether @text holds a byte gk_request_escape_for_log() would escape. */
+static gboolean
+needs_log_escape (const char *text)
 {
-  gsize len;
-  char *redacted = gk_redact_bytes (text, strlen (text), &len);
-
-  return redacted != NULL ? redacted : g_strdup (text);
+  for (const guchar *p = (const guchar *) text; *p != '\0'; p++)
+    if (*p < 0x20 || *p == 0x7f || *p == '\\')
+      return TRUE;
+  return FALSE;
 }
 
 static void
@@ -294,16 +294,24 @@ gateway_log (GkGateway  *self,
   g_autofree char *line = NULL;
   g_autofree char *escaped = NULL;
   g_autofree char *redacted = NULL;
+  const char *text;
+  gsize len;
   va_list args;
 
   va_start (args, format);
   line = g_strdup_vprintf (format, args);
   va_end (args);
-  /* Lines quote the client's path: never a raw control byte in a log. */
-  escaped = gk_request_escape_for_log (line);
-  redacted = gk_redact_text (escaped);
-  g_debug ("%s", redacted);
-  g_signal_emit (self, signals[SIGNAL_LOG], 0, redacted);
+  /* Lines quote the client's path: never a raw control byte in a log. A
+   * line (one a request) is copied only when something in it changes. */
+  text = line;
+  if (needs_log_escape (text))
+    text = escaped = gk_request_escape_for_log (text);
+  redacted = gk_redact_bytes (text, strlen (text), &len);
+  if (redacted != NULL)
+    text = redacted;
+  if (!g_log_writer_default_would_drop (G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN))
+    g_debug ("%s", text);
+  g_signal_emit (self, signals[SIGNAL_LOG], 0, text);
 }
 
 char *
@@ -1014,12 +1022,9 @@ daemon_source_busy (DaemonSource *self)
  * request, then back in its epoll set): those runs follow at once, in one
  * dispatch, rather than each after another main loop iteration (a poll
  * and every source's prepare and check). Bounded, for the other sources. */
-static gboolean
-daemon_source_dispatch (GSource     *source,
-                        GSourceFunc  callback,
-                        gpointer     user_data)
+static void
+daemon_source_run (DaemonSource *self)
 {
-  DaemonSource *self = (DaemonSource *) source;
   guint runs = 0;
 
   do
@@ -1028,6 +1033,29 @@ daemon_source_dispatch (GSource     *source,
       MHD_run (self->daemon);
     }
   while (++runs < DAEMON_RUNS_PER_DISPATCH && daemon_source_busy (self));
+}
+
+static gboolean
+daemon_source_dispatch (GSource     *source,
+                        GSourceFunc  callback,
+                        gpointer     user_data)
+{
+  daemon_source_run ((DaemonSource *) source);
+  return G_SOURCE_CONTINUE;
+}
+
+/* Connections resumed by the source that just ran (an upstream answer, a
+ * usage row written) are served now rather than at the next main loop
+ * iteration. Only from a dispatch of the gateway's own sources: never
+ * from within libmicrohttpd. */
+static gboolean
+run_resumed_cb (gpointer data)
+{
+  GkGateway *self = data;
+
+  for (guint i = 0; i < G_N_ELEMENTS (self->daemons); i++)
+    if (self->daemons[i] != NULL && self->daemons[i]->resumed)
+      daemon_source_run (self->daemons[i]);
   return G_SOURCE_CONTINUE;
 }
 
@@ -1808,6 +1836,7 @@ write_rows_cb (gpointer data)
   /* The requests are answered, their rows written or held. */
   for (guint i = 0; i < jobs->len; i++)
     track_done (g_ptr_array_index (jobs, i));
+  run_resumed_cb (self);
   return G_SOURCE_CONTINUE;
 }
 
@@ -1940,9 +1969,10 @@ copy_response_headers (GkUpstreamCall *from,
   while (soup_message_headers_iter_next (&iter, &name, &value))
     if (!header_in (name, response_headers_dropped, G_N_ELEMENTS (response_headers_dropped)))
       {
-        g_autofree char *redacted = gk_redact_text (value);
+        gsize len;
+        g_autofree char *redacted = gk_redact_bytes (value, strlen (value), &len);
 
-        soup_message_headers_append (dest, name, redacted);
+        soup_message_headers_append (dest, name, redacted != NULL ? redacted : value);
       }
 }
 
@@ -2977,6 +3007,7 @@ gateway_thread (gpointer data)
                  self->upstream, upstream_error->message);
   else if (listen_loopback (self, &error))
     {
+      gk_upstream_set_dispatch_func (self->upstream_client, run_resumed_cb, self);
       self->port = daemon_port (self->daemons[0]);
       self->allowed_hosts = g_new0 (char *, 4);
       self->allowed_hosts[0] = g_strdup_printf ("127.0.0.1:%u", self->port);

@@ -35,6 +35,8 @@
 #define READ_AHEAD_LIMIT   (256 * 1024)
 #define SYNC_BODY_LIMIT    (1024 * 1024)
 #define ERROR_TEXT_MAX     200
+/* Response header lines up to this long are split on the stack. */
+#define HEADER_LINE_ON_STACK 512
 
 /* A socket in the epoll set. */
 typedef struct
@@ -66,6 +68,8 @@ struct _GkUpstream
   guint         timeout_s;
   gboolean      tls;
   GQueue        ready;         /* GkUpstreamCall *: callbacks to run */
+  GSourceFunc   dispatch_func; /* gk_upstream_set_dispatch_func() */
+  gpointer      dispatch_data;
   GQueue        active;        /* GkUpstreamCall *: sent, not finished */
   GPtrArray    *spare;         /* CURL * of freed calls */
   guint         connects;
@@ -375,6 +379,8 @@ multi_source_dispatch (GSource     *source,
     curl_multi_socket_action (self->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 
   upstream_flush (self);
+  if (self->dispatch_func != NULL)
+    self->dispatch_func (self->dispatch_data);
   return G_SOURCE_CONTINUE;
 }
 
@@ -662,8 +668,10 @@ header_cb (char   *data,
   gsize len = size * count;
   gsize end = len;
   const char *colon;
-  g_autofree char *name = NULL;
-  g_autofree char *value = NULL;
+  char small[HEADER_LINE_ON_STACK];
+  char *line;
+  char *name;
+  char *value;
 
   /* Trailers of a chunked body come this way too: not part of the head. */
   if (call->head_complete)
@@ -728,28 +736,41 @@ header_cb (char   *data,
   if (colon == NULL || !header_name_valid (data, colon - data) || memchr (data, '\0', end))
     return call_abort (call, g_error_new_literal (GK_UPSTREAM_ERROR, GK_UPSTREAM_ERROR_PROTOCOL,
                                                   "invalid header line"));
-  name = g_strndup (data, colon - data);
-  value = g_strstrip (g_strndup (colon + 1, end - (colon + 1 - data)));
+  /* Name and value as C strings, in place: on the stack for all but the
+   * longest lines. */
+  line = end < sizeof small ? small : g_malloc (end + 1);
+  memcpy (line, data, end);
+  line[end] = '\0';
+  name = line;
+  name[colon - data] = '\0';
+  value = g_strstrip (line + (colon - data) + 1);
 
   if (g_ascii_strcasecmp (name, "Content-Length") == 0)
     {
       guint64 length;
 
+      const char *problem = NULL;
+
       if (*value == '\0' || strspn (value, "0123456789") != strlen (value) ||
           !g_ascii_string_to_unsigned (value, 10, 0, G_MAXINT64, &length, NULL))
-        return call_abort (call, g_error_new_literal (GK_UPSTREAM_ERROR,
-                                                      GK_UPSTREAM_ERROR_PROTOCOL,
-                                                      "invalid Content-Length"));
-      if (call->content_length >= 0 && (guint64) call->content_length != length)
-        return call_abort (call, g_error_new_literal (GK_UPSTREAM_ERROR,
-                                                      GK_UPSTREAM_ERROR_PROTOCOL,
-                                                      "conflicting Content-Length headers"));
+        problem = "invalid Content-Length";
+      else if (call->content_length >= 0 && (guint64) call->content_length != length)
+        problem = "conflicting Content-Length headers";
+      if (problem != NULL)
+        {
+          if (line != small)
+            g_free (line);
+          return call_abort (call, g_error_new_literal (GK_UPSTREAM_ERROR,
+                                                        GK_UPSTREAM_ERROR_PROTOCOL, problem));
+        }
       call->content_length = (gint64) length;
     }
   else if (g_ascii_strcasecmp (name, "Transfer-Encoding") == 0)
     call->chunked = TRUE;
 
   soup_message_headers_append (call->response_headers, name, value);
+  if (line != small)
+    g_free (line);
   return len;
 }
 
@@ -1028,6 +1049,16 @@ gk_upstream_free (GkUpstream *self)
   g_free (self->user_agent);
   g_free (self->ca_file);
   g_free (self);
+}
+
+void
+gk_upstream_set_dispatch_func (GkUpstream  *self,
+                               GSourceFunc  func,
+                               gpointer     data)
+{
+  g_return_if_fail (self != NULL);
+  self->dispatch_func = func;
+  self->dispatch_data = data;
 }
 
 guint

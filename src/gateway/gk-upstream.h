@@ -84,6 +84,12 @@ GkUpstream         *gk_upstream_new                 (const char          *base_u
                                                      GError             **error);
 /* Closes the idle connections; calls in progress must be freed first. */
 void                gk_upstream_free                (GkUpstream          *self);
+/* @func runs at the end of each dispatch of @self's source, once the calls'
+ * callbacks have run (what they made ready elsewhere can be done then,
+ * without another main loop iteration). */
+void                gk_upstream_set_dispatch_func   (GkUpstream          *self,
+                                                     GSourceFunc          func,
+                                                     gpointer             data);
 /* Connections open and not serving a call (for tests). */
 guint               gk_upstream_get_idle_count      (GkUpstream          *self);
 /* Connections opened so far (for tests). */
