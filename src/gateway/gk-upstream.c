@@ -443,6 +443,8 @@ socket_cb (CURL          *easy,
   GkUpstream *self = user_data;
   Sock *sock = g_hash_table_lookup (self->sockets, GINT_TO_POINTER (fd));
   struct epoll_event event = { 0 };
+  gboolean ok;
+  int op;
 
   if (what == CURL_POLL_REMOVE)
     {
@@ -472,11 +474,17 @@ socket_cb (CURL          *easy,
   if (event.events == sock->events)
     return 0;
   event.data.fd = fd;
-  if (epoll_ctl (self->epoll_fd, sock->events != 0 ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd,
-                 &event) == 0)
+  op = sock->events != 0 ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+  ok = epoll_ctl (self->epoll_fd, op, fd, &event) == 0;
+  /* The set knew the descriptor otherwise than recorded here (a number
+   * used again): the other operation does it. */
+  if (!ok && errno == (op == EPOLL_CTL_ADD ? EEXIST : ENOENT))
+    ok = epoll_ctl (self->epoll_fd, op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd,
+                    &event) == 0;
+  if (ok)
     sock->events = event.events;
   else
-    g_warning ("epoll_ctl: %s", g_strerror (errno));
+    g_warning ("Cannot watch an upstream connection: %s", g_strerror (errno));
   return 0;
 }
 
@@ -748,7 +756,6 @@ header_cb (char   *data,
   if (g_ascii_strcasecmp (name, "Content-Length") == 0)
     {
       guint64 length;
-
       const char *problem = NULL;
 
       if (*value == '\0' || strspn (value, "0123456789") != strlen (value) ||

@@ -1,8 +1,8 @@
 /* gk-upstream.h: the gateway's HTTP client for its one upstream (libcurl).
  *
  * libcurl's multi interface runs on the GLib main context of the thread
- * that created the GkUpstream: its sockets are watched by one GSource, its
- * timer is that source's ready time. libcurl brings keep-alive pooling,
+ * that created the GkUpstream: one GSource watches its sockets (through an
+ * epoll set) and its timer. libcurl brings keep-alive pooling,
  * HTTP/2 to https upstreams that offer it (HTTP/1.1 otherwise), strict
  * response framing, TLS through OpenSSL and proxies from the environment
  * (http_proxy, https_proxy/HTTPS_PROXY, all_proxy/ALL_PROXY,
