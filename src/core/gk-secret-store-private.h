@@ -6,6 +6,8 @@
  */
 #pragma once
 
+/* The object-path calls (secret-paths.h), stable in practice since 0.18. */
+#define SECRET_API_SUBJECT_TO_CHANGE
 #include <libsecret/secret.h>
 
 #include "gk-secret-store.h"
@@ -27,18 +29,36 @@ gboolean       gk_secret_store_prepare_collection (GkSecretStore    *self,
                                                    SecretService    *service,
                                                    GCancellable     *cancellable,
                                                    GError          **error);
-/* The items of @schema matching @attributes, with their secrets; locked
- * ones are unlocked first (prompting through @self), and those left locked
- * come without secrets. Free @items with g_list_free_full (g_object_unref). */
-gboolean       gk_secret_store_search          (GkSecretStore       *self,
+/* One keyring item a search found. */
+typedef struct
+{
+  char        *path;         /* its D-Bus object path */
+  GHashTable  *attributes;
+  SecretValue *value;        /* NULL when locked */
+  gboolean     locked;
+} GkKeyringItem;
+
+void           gk_keyring_item_free            (gpointer             item);
+
+/* The items of @schema matching @attributes (a GPtrArray of GkKeyringItem),
+ * with their secrets; locked ones are unlocked first (prompting through
+ * @self), and those left locked come without secrets. An item another
+ * process removes while they are read makes the search run again. */
+GPtrArray     *gk_secret_store_search          (GkSecretStore       *self,
                                                 SecretService       *service,
                                                 const SecretSchema  *schema,
                                                 GHashTable          *attributes,
-                                                GList              **items,
                                                 GCancellable        *cancellable,
                                                 GError             **error);
 /* Whether the default keyring is locked: a search there finds nothing. */
 gboolean       gk_secret_store_default_collection_locked (SecretService *service,
                                                           GCancellable  *cancellable);
+
+/* Calls @hook (once) between a keyring search and the reading of the
+ * secrets and attributes of what it found, where another process may
+ * remove or add items. For tests. */
+void           gk_secret_store_set_search_hook (GkSecretStore       *self,
+                                                GFunc                hook,
+                                                gpointer             data);
 
 G_END_DECLS

@@ -35,13 +35,11 @@
 
 #include <glib/gi18n.h>
 #include <glib/gstdio.h>
-#include <libsecret/secret.h>
 
 #include "gk-audit.h"
 #include "gk-crypto.h"
 #include "gk-database-private.h"
 #include "gk-hygiene.h"
-#include "gk-secret-store.h"
 #include "gk-secret-store-private.h"
 
 #define ROLE_CURRENT       "current"
@@ -75,8 +73,10 @@
 
 struct _GkSecretStore
 {
-  GObject  parent_instance;
-  char    *file;   /* NULL: the keyring */
+  GObject   parent_instance;
+  char     *file;   /* NULL: the keyring */
+  GFunc     search_hook;
+  gpointer  search_hook_data;
 };
 
 G_DEFINE_FINAL_TYPE (GkSecretStore, gk_secret_store, G_TYPE_OBJECT)
@@ -470,7 +470,8 @@ write_key_file (const char  *path,
  * written before check values were attributes are found by it too. */
 typedef struct
 {
-  SecretItem *item;         /* NULL for files */
+  char       *item_path;    /* the keyring item's D-Bus object path, NULL for files */
+  SecretService *service;   /* the connection that found @item_path */
   char       *path;         /* NULL for keyring items */
   char       *role;
   char       *check_attr;   /* the item's check-value attribute, or NULL */
@@ -484,7 +485,8 @@ stored_key_free (gpointer data)
 {
   StoredKey *stored = data;
 
-  g_clear_object (&stored->item);
+  g_free (stored->item_path);
+  g_clear_object (&stored->service);
   g_free (stored->path);
   g_free (stored->role);
   g_free (stored->check_attr);
@@ -835,11 +837,132 @@ dup_attribute (GHashTable *attributes,
   return g_strdup (g_hash_table_lookup (attributes, name));
 }
 
-/* The items of @attributes with their secrets (locked ones without). An
- * item another process removes between the search and the reading of the
- * secrets fails the whole search: it is run again. */
-static GList *
-search_items (SecretService       *service,
+void
+gk_keyring_item_free (gpointer data)
+{
+  GkKeyringItem *item = data;
+
+  g_free (item->path);
+  g_clear_pointer (&item->attributes, g_hash_table_unref);
+  g_clear_pointer (&item->value, secret_value_unref);
+  g_free (item);
+}
+
+/* The attributes of the item at @path, read with one D-Bus call. */
+static GHashTable *
+read_item_attributes (SecretService  *service,
+                      const char     *path,
+                      GCancellable   *cancellable,
+                      GError        **error)
+{
+  GDBusProxy *proxy = G_DBUS_PROXY (service);
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) boxed = NULL;
+  g_autoptr(GVariant) dict = NULL;
+  GHashTable *attributes;
+  GVariantIter iter;
+  const char *name;
+  const char *value;
+
+  reply = g_dbus_connection_call_sync (g_dbus_proxy_get_connection (proxy),
+                                       g_dbus_proxy_get_name (proxy), path,
+                                       "org.freedesktop.DBus.Properties", "Get",
+                                       g_variant_new ("(ss)", "org.freedesktop.Secret.Item",
+                                                      "Attributes"),
+                                       G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, -1,
+                                       cancellable, error);
+  if (reply == NULL)
+    return NULL;
+  g_variant_get (reply, "(v)", &boxed);
+  if (!g_variant_is_of_type (boxed, G_VARIANT_TYPE ("a{ss}")))
+    {
+      g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS,
+                   "The keyring item %s has attributes of type %s", path,
+                   g_variant_get_type_string (boxed));
+      return NULL;
+    }
+  attributes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_variant_iter_init (&iter, boxed);
+  while (g_variant_iter_next (&iter, "{&s&s}", &name, &value))
+    g_hash_table_insert (attributes, g_strdup (name), g_strdup (value));
+  return attributes;
+}
+
+/* One search: its unlocked items with their secrets, its locked ones
+ * without. Fails with an "item gone" error when another process removes a
+ * found item before its secret or attributes are read. */
+static GPtrArray *
+search_items_once (GkSecretStore       *self,
+                   SecretService       *service,
+                   const SecretSchema  *schema,
+                   GHashTable          *attributes,
+                   GCancellable        *cancellable,
+                   GError             **error)
+{
+  g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func (gk_keyring_item_free);
+  g_auto(GStrv) unlocked = NULL;
+  g_auto(GStrv) locked = NULL;
+  g_autoptr(GHashTable) secrets = NULL;
+
+  if (!secret_service_search_for_dbus_paths_sync (service, schema, attributes, cancellable,
+                                                  &unlocked, &locked, error))
+    return NULL;
+  if (self->search_hook != NULL)
+    {
+      GFunc hook = g_steal_pointer (&self->search_hook);
+
+      hook (self, self->search_hook_data);
+    }
+  if (unlocked != NULL && unlocked[0] != NULL)
+    {
+      secrets = secret_service_get_secrets_for_dbus_paths_sync (service,
+                                                                (const char **) unlocked,
+                                                                cancellable, error);
+      if (secrets == NULL)
+        return NULL;
+    }
+
+  for (guint pass = 0; pass < 2; pass++)
+    {
+      GStrv paths = pass == 0 ? unlocked : locked;
+
+      for (guint i = 0; paths != NULL && paths[i] != NULL; i++)
+        {
+          GkKeyringItem *item = g_new0 (GkKeyringItem, 1);
+
+          g_ptr_array_add (items, item);
+          item->path = g_strdup (paths[i]);
+          item->locked = pass == 1;
+          if (!item->locked)
+            {
+              item->value = g_hash_table_lookup (secrets, paths[i]);
+              if (item->value == NULL)
+                {
+                  g_set_error (error, SECRET_ERROR, SECRET_ERROR_NO_SUCH_OBJECT,
+                               "The keyring item %s was removed", paths[i]);
+                  return NULL;
+                }
+              secret_value_ref (item->value);
+            }
+          item->attributes = read_item_attributes (service, paths[i], cancellable, error);
+          if (item->attributes == NULL)
+            return NULL;
+        }
+    }
+  return g_steal_pointer (&items);
+}
+
+/* The items of @attributes, see search_items_once(). An item another
+ * process removes while they are read fails the search, which is run
+ * again. Skipping such an item would be wrong: it is usually a key being
+ * moved into place (a "next" item becoming "current"), and a search that
+ * missed both would conclude the database's key is lost and make a new
+ * one. The search goes by object paths rather than through libsecret's
+ * item objects: libsecret 0.20 completes the loading of an item that
+ * vanishes twice. */
+static GPtrArray *
+search_items (GkSecretStore       *self,
+              SecretService       *service,
               const SecretSchema  *schema,
               GHashTable          *attributes,
               GCancellable        *cancellable,
@@ -848,13 +971,10 @@ search_items (SecretService       *service,
   for (guint attempt = 0; ; attempt++)
     {
       g_autoptr(GError) local = NULL;
-      GList *items = secret_service_search_sync (service, schema, attributes,
-                                                 SECRET_SEARCH_ALL | SECRET_SEARCH_LOAD_SECRETS,
-                                                 cancellable, &local);
+      GPtrArray *items = search_items_once (self, service, schema, attributes, cancellable, &local);
 
-      if (local == NULL)
+      if (items != NULL)
         return items;
-      g_list_free_full (items, g_object_unref);
       if (!is_item_gone (local) || attempt >= SEARCH_ATTEMPTS)
         {
           propagate_keyring_error (error, local, cancellable);
@@ -863,62 +983,55 @@ search_items (SecretService       *service,
     }
 }
 
-/* The items of @schema with @attributes, with their secrets: locked ones
+/* The items of @schema with @attributes, see search_items(): locked ones
  * are unlocked first (the user may be prompted). Sets @locked when some
  * stay locked; those come without their secrets. */
-static gboolean
+static GPtrArray *
 search_unlocking (GkSecretStore       *self,
                   SecretService       *service,
                   const SecretSchema  *schema,
                   GHashTable          *attributes,
-                  GList              **items,
                   gboolean            *locked,
                   GCancellable        *cancellable,
                   GError             **error)
 {
-  g_autoptr(GError) local = NULL;
+  g_autoptr(GPtrArray) items = NULL;
 
-  *items = NULL;
   *locked = FALSE;
   for (guint attempt = 0; attempt < 2; attempt++)
     {
       g_autoptr(GPtrArray) locked_paths = g_ptr_array_new ();
+      g_autoptr(GError) local = NULL;
 
-      *items = search_items (service, schema, attributes, cancellable, &local);
-      if (local != NULL)
+      g_clear_pointer (&items, g_ptr_array_unref);
+      items = search_items (self, service, schema, attributes, cancellable, error);
+      if (items == NULL)
+        return NULL;
+      for (guint i = 0; i < items->len; i++)
         {
-          g_propagate_error (error, g_steal_pointer (&local));
-          return FALSE;
-        }
-      for (GList *l = *items; l != NULL; l = l->next)
-        {
-          if (secret_item_get_locked (l->data))
-            g_ptr_array_add (locked_paths,
-                             (gpointer) g_dbus_proxy_get_object_path (G_DBUS_PROXY (l->data)));
+          GkKeyringItem *item = items->pdata[i];
+
+          if (item->locked)
+            g_ptr_array_add (locked_paths, item->path);
         }
       if (locked_paths->len == 0 || attempt > 0)
-        return TRUE;
+        break;
 
       g_ptr_array_add (locked_paths, NULL);
       if (!unlock_objects (self, service, (const char * const *) locked_paths->pdata, cancellable,
                            &local))
         {
-          g_list_free_full (g_steal_pointer (items), g_object_unref);
           if (g_error_matches (local, GK_SECRET_ERROR, GK_SECRET_ERROR_LOCKED))
             {
               /* Left locked: report what can be read, and that some cannot. */
               *locked = TRUE;
-              g_clear_error (&local);
-              *items = search_items (service, schema, attributes, cancellable, &local);
-              if (local == NULL)
-                return TRUE;
+              break;
             }
           g_propagate_error (error, g_steal_pointer (&local));
-          return FALSE;
+          return NULL;
         }
-      g_list_free_full (g_steal_pointer (items), g_object_unref);
     }
-  return TRUE;
+  return g_steal_pointer (&items);
 }
 
 /* Every item stored for @db_uuid, whatever its key. Locked items are
@@ -934,7 +1047,7 @@ keyring_find (GkSecretStore  *self,
   g_autoptr(SecretService) service = NULL;
   g_autoptr(GHashTable) attributes = NULL;
   g_autoptr(GError) local = NULL;
-  GList *items = NULL;
+  g_autoptr(GPtrArray) items = NULL;
 
   *locked = FALSE;
   service = gk_secret_store_get_service (cancellable, error);
@@ -942,45 +1055,39 @@ keyring_find (GkSecretStore  *self,
     return NULL;
 
   attributes = secret_attributes_build (get_schema (), ATTR_UUID, db_uuid, NULL);
-  if (!search_unlocking (self, service, get_schema (), attributes, &items, locked, cancellable,
-                         error))
+  items = search_unlocking (self, service, get_schema (), attributes, locked, cancellable, error);
+  if (items == NULL)
     return NULL;
 
-  for (GList *l = items; l != NULL; l = l->next)
+  for (guint i = 0; i < items->len; i++)
     {
-      SecretItem *item = l->data;
-      g_autoptr(GHashTable) item_attributes = secret_item_get_attributes (item);
-      SecretValue *value = secret_item_get_secret (item);
+      GkKeyringItem *item = items->pdata[i];
       g_autoptr(GBytes) key = NULL;
       StoredKey *stored;
 
-      if (value == NULL)
+      if (item->locked)
         {
-          /* Without a secret: locked, or removed by another process since
-           * the search (a "next" item moved into place). */
-          if (secret_item_get_locked (item))
-            *locked = TRUE;
+          *locked = TRUE;
           continue;
         }
       {
         gsize len = 0;
-        const char *data = secret_value_get (value, &len);
+        const char *data = secret_value_get (item->value, &len);
 
+        /* libsecret keeps values in its own wiped memory. */
         if (len == GK_MASTER_KEY_LEN)
           key = gk_secure_bytes_new (data, len);
-        /* libsecret keeps values in its own wiped memory. */
-        secret_value_unref (value);
       }
 
-      stored = stored_key_new (g_hash_table_lookup (item_attributes, ATTR_ROLE), key);
+      stored = stored_key_new (g_hash_table_lookup (item->attributes, ATTR_ROLE), key);
       if (stored->role == NULL)
         stored->role = g_strdup (ROLE_CURRENT);
-      stored->item = g_object_ref (item);
-      stored->check_attr = dup_attribute (item_attributes, ATTR_CHECK);
-      stored->db_file = dup_attribute (item_attributes, ATTR_DB_FILE);
+      stored->item_path = g_strdup (item->path);
+      stored->service = g_object_ref (service);
+      stored->check_attr = dup_attribute (item->attributes, ATTR_CHECK);
+      stored->db_file = dup_attribute (item->attributes, ATTR_DB_FILE);
       g_ptr_array_add (found, stored);
     }
-  g_list_free_full (items, g_object_unref);
 
   if (found->len == 0 && default_collection_locked (service, cancellable))
     *locked = TRUE;
@@ -1065,11 +1172,33 @@ keyring_clear (const char    *db_uuid,
   if (check != NULL)
     g_hash_table_insert (attributes, g_strdup (ATTR_CHECK), g_strdup (check));
 
-  secret_password_clearv_sync (get_schema (), attributes, cancellable, &local);
-  if (local != NULL)
+  g_autoptr(SecretService) service = gk_secret_store_get_service (cancellable, &local);
+  g_auto(GStrv) unlocked = NULL;
+  g_auto(GStrv) locked = NULL;
+
+  /* By object paths, as search_items() does: libsecret's own clearing
+   * trips over items another process removes at the same time. */
+  if (service == NULL
+      || !secret_service_search_for_dbus_paths_sync (service, get_schema (), attributes,
+                                                     cancellable, &unlocked, &locked, &local))
     {
       propagate_keyring_error (error, local, cancellable);
       return FALSE;
+    }
+  for (guint pass = 0; pass < 2; pass++)
+    {
+      GStrv paths = pass == 0 ? unlocked : locked;
+
+      for (guint i = 0; paths != NULL && paths[i] != NULL; i++)
+        {
+          if (!secret_service_delete_item_dbus_path_sync (service, paths[i], cancellable, &local)
+              && !is_item_gone (local))
+            {
+              propagate_keyring_error (error, local, cancellable);
+              return FALSE;
+            }
+          g_clear_error (&local);
+        }
     }
   return TRUE;
 }
@@ -1135,7 +1264,8 @@ stored_key_remove (StoredKey     *stored,
 
   if (stored->path != NULL)
     return unlink_key_file (stored->path, error);
-  if (!secret_item_delete_sync (stored->item, cancellable, &local))
+  if (!secret_service_delete_item_dbus_path_sync (stored->service, stored->item_path,
+                                                  cancellable, &local))
     {
       /* Another process tidying the same items removed it first. */
       if (is_item_gone (local))
@@ -1367,7 +1497,7 @@ tidy_leftovers (GkSecretStore *self,
 
       if (!g_str_equal (stored->role, ROLE_NEXT))
         continue;
-      if (stored->item != NULL && stored->db_file != NULL && !g_str_equal (stored->db_file, path))
+      if (stored->item_path != NULL && stored->db_file != NULL && !g_str_equal (stored->db_file, path))
         continue;
       g_ptr_array_add (dead, stored);
     }
@@ -1779,6 +1909,17 @@ gk_secret_store_init (GkSecretStore *self)
 
 /* Public API */
 
+void
+gk_secret_store_set_search_hook (GkSecretStore *self,
+                                 GFunc          hook,
+                                 gpointer       data)
+{
+  g_return_if_fail (GK_IS_SECRET_STORE (self));
+
+  self->search_hook = hook;
+  self->search_hook_data = data;
+}
+
 /**
  * gk_secret_store_new:
  *
@@ -2186,13 +2327,20 @@ gk_secret_store_rotate_master_key (GkSecretStore  *self,
 
 /* Private API (gk-secret-store-private.h) */
 
+/* A connection to the Secret Service of the caller's own, not the
+ * process's shared one (secret_service_get_sync()): that one caches item
+ * objects shared by every thread, which libsecret 0.20 does not keep
+ * consistent when another process removes items meanwhile. The calls are
+ * rare (unlock, store, rotate), so opening a session each time costs
+ * little. */
 SecretService *
 gk_secret_store_get_service (GCancellable  *cancellable,
                              GError       **error)
 {
   g_autoptr(GError) local = NULL;
-  SecretService *service = secret_service_get_sync (SECRET_SERVICE_OPEN_SESSION, cancellable,
-                                                    &local);
+  SecretService *service = secret_service_open_sync (SECRET_TYPE_SERVICE, NULL,
+                                                     SECRET_SERVICE_OPEN_SESSION, cancellable,
+                                                     &local);
 
   if (service == NULL)
     propagate_keyring_error (error, local, cancellable);
@@ -2224,20 +2372,19 @@ gk_secret_store_prepare_collection (GkSecretStore  *self,
   return ensure_default_collection (self, service, cancellable, error);
 }
 
-gboolean
+GPtrArray *
 gk_secret_store_search (GkSecretStore       *self,
                         SecretService       *service,
                         const SecretSchema  *schema,
                         GHashTable          *attributes,
-                        GList              **items,
                         GCancellable        *cancellable,
                         GError             **error)
 {
   gboolean locked;
 
-  g_return_val_if_fail (GK_IS_SECRET_STORE (self), FALSE);
+  g_return_val_if_fail (GK_IS_SECRET_STORE (self), NULL);
 
-  return search_unlocking (self, service, schema, attributes, items, &locked, cancellable, error);
+  return search_unlocking (self, service, schema, attributes, &locked, cancellable, error);
 }
 
 gboolean

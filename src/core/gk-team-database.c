@@ -133,7 +133,7 @@ gk_team_database_lookup_password (GkSecretStore  *store,
 {
   g_autoptr(SecretService) service = NULL;
   g_autoptr(GHashTable) attributes = NULL;
-  GList *items = NULL;
+  g_autoptr(GPtrArray) items = NULL;
   char *password = NULL;
   gboolean locked = FALSE;
 
@@ -144,27 +144,25 @@ gk_team_database_lookup_password (GkSecretStore  *store,
   if (service == NULL)
     return NULL;
   attributes = attributes_for (target);
-  if (!gk_secret_store_search (store, service, get_schema (), attributes, &items, cancellable,
-                               error))
+  items = gk_secret_store_search (store, service, get_schema (), attributes, cancellable, error);
+  if (items == NULL)
     return NULL;
 
-  for (GList *l = items; l != NULL && password == NULL; l = l->next)
+  for (guint i = 0; i < items->len && password == NULL; i++)
     {
-      SecretValue *value = secret_item_get_secret (l->data);
+      GkKeyringItem *item = items->pdata[i];
       const char *text;
 
-      if (value == NULL)
+      if (item->locked)
         {
-          locked |= secret_item_get_locked (l->data);
+          locked = TRUE;
           continue;
         }
-      text = secret_value_get_text (value);
+      /* libsecret keeps values in its own wiped memory. */
+      text = secret_value_get_text (item->value);
       if (text != NULL)
         password = g_strdup (text);
-      /* libsecret keeps values in its own wiped memory. */
-      secret_value_unref (value);
     }
-  g_list_free_full (items, g_object_unref);
 
   if (password == NULL && (locked || gk_secret_store_default_collection_locked (service,
                                                                                 cancellable)))
