@@ -688,6 +688,78 @@ file_mode (const char *path)
   return st.st_mode & 0777;
 }
 
+#define ROTATION_FINISHED "Finished a master key rotation that was interrupted"
+
+static void
+capture_message (const char     *domain,
+                 GLogLevelFlags  level,
+                 const char     *message,
+                 gpointer        data)
+{
+  g_ptr_array_add (data, g_strdup (message));
+}
+
+/* unlock(), and whether it said @message (g_message). */
+static GBytes *
+unlock_saying (GkSecretStore *store,
+               GkDatabase    *db,
+               const char    *message,
+               gboolean      *said)
+{
+  g_autoptr(GPtrArray) messages = g_ptr_array_new_with_free_func (g_free);
+  guint handler = g_log_set_handler (NULL, G_LOG_LEVEL_MESSAGE, capture_message, messages);
+  GBytes *key = unlock (store, db);
+
+  g_log_remove_handler (NULL, handler);
+  *said = g_ptr_array_find_with_equal_func (messages, message, g_str_equal, NULL);
+  return key;
+}
+
+/* Another process's first start committed its new key and is moving it
+ * from "next" into place (or died doing so) when this one starts: this one
+ * finishes the move and uses the key, without a word of a rotation, since
+ * none happened. (An interrupted rotation is told: see
+ * test_rotate_interrupted_after_commit.) */
+static void
+test_unlock_finishes_first_start (Fixture       *fixture,
+                                  gconstpointer  data)
+{
+  gboolean with_file = GPOINTER_TO_INT (data);
+  g_autofree char *path = file_in (fixture, "master.key");
+  g_autofree char *next_path = g_strconcat (path, ".next", NULL);
+  g_autoptr(GkSecretStore) store = gk_secret_store_new_for_file (with_file ? path : NULL);
+  g_autoptr(GBytes) theirs = make_key (9);
+  g_autofree char *check = gk_crypto_check_value (theirs);
+  g_autoptr(GBytes) key = NULL;
+  g_autoptr(GBytes) in_place = NULL;
+  g_autoptr(GError) error = NULL;
+  gboolean said;
+
+  g_assert_true (gk_database_set_meta (fixture->db, META_CHECK_VALUE, check, &error));
+  g_assert_no_error (error);
+  if (with_file)
+    g_assert_true (gk_secret_store_export_file (store, theirs, next_path, &error));
+  else
+    store_next_item (fixture->db, theirs, gk_database_get_path (fixture->db));
+  g_assert_no_error (error);
+
+  key = unlock_saying (store, fixture->db, ROTATION_FINISHED, &said);
+  g_assert_true (g_bytes_equal (key, theirs));
+  g_assert_false (said);
+  if (with_file)
+    {
+      in_place = gk_secret_store_read_key_file (path, &error);
+      g_assert_no_error (error);
+      g_assert_false (g_file_test (next_path, G_FILE_TEST_EXISTS));
+    }
+  else
+    {
+      in_place = keyring_item (fixture->db, "current");
+      g_assert_null (keyring_item (fixture->db, "next"));
+    }
+  g_assert_true (g_bytes_equal (in_place, theirs));
+}
+
 static void
 test_file_mode (Fixture       *fixture,
                 gconstpointer  data)
@@ -983,6 +1055,7 @@ test_rotate_interrupted_after_commit (Fixture       *fixture,
   g_autoptr(GBytes) current = NULL;
   g_autoptr(GBytes) next = NULL;
   g_autoptr(GError) error = NULL;
+  gboolean said;
   gint64 ids[2];
 
   for (guint i = 0; i < G_N_ELEMENTS (ids); i++)
@@ -997,8 +1070,9 @@ test_rotate_interrupted_after_commit (Fixture       *fixture,
                                         &error));
   store_next_item (fixture->db, new_key, gk_database_get_path (fixture->db));
 
-  unlocked = unlock (store, fixture->db);
+  unlocked = unlock_saying (store, fixture->db, ROTATION_FINISHED, &said);
   g_assert_true (g_bytes_equal (unlocked, new_key));
+  g_assert_true (said);
   check_rotated (fixture->db, ids, G_N_ELEMENTS (ids), old_key, unlocked);
   /* The rotation was finished on the way. */
   g_assert_cmpuint (keyring_count (fixture->db, "current", new_key), ==, 1);
@@ -1061,6 +1135,7 @@ test_rotate_file (Fixture       *fixture,
   g_autoptr(GBytes) on_disk = NULL;
   g_autoptr(GBytes) unlocked = NULL;
   g_autoptr(GError) error = NULL;
+  gboolean said;
   gint64 ids[2];
 
   for (guint i = 0; i < G_N_ELEMENTS (ids); i++)
@@ -1078,8 +1153,9 @@ test_rotate_file (Fixture       *fixture,
   /* Interrupted after the commit: the old key in place, the new as next. */
   g_assert_true (gk_secret_store_export_file (store, old_key, path, &error));
   g_assert_true (gk_secret_store_export_file (store, new_key, next_path, &error));
-  unlocked = unlock (store, fixture->db);
+  unlocked = unlock_saying (store, fixture->db, ROTATION_FINISHED, &said);
   g_assert_true (g_bytes_equal (unlocked, new_key));
+  g_assert_true (said);
   g_clear_pointer (&on_disk, g_bytes_unref);
   on_disk = gk_secret_store_read_key_file (path, &error);
   g_assert_true (g_bytes_equal (on_disk, new_key));
@@ -1499,6 +1575,10 @@ main (int   argc,
   ADD ("/secret-store/unlock/no-service", test_unlock_no_service);
   ADD ("/secret-store/unlock/first-run-race", test_unlock_first_run_race);
   ADD ("/secret-store/unlock/key-moving-into-place", test_unlock_key_moving_into_place);
+  g_test_add ("/secret-store/unlock/finishes-first-start/keyring", Fixture, GINT_TO_POINTER (FALSE),
+              fixture_set_up, test_unlock_finishes_first_start, fixture_tear_down);
+  g_test_add ("/secret-store/unlock/finishes-first-start/file", Fixture, GINT_TO_POINTER (TRUE),
+              fixture_set_up, test_unlock_finishes_first_start, fixture_tear_down);
   ADD ("/secret-store/file/mode", test_file_mode);
   ADD ("/secret-store/file/missing", test_file_missing);
   ADD ("/secret-store/file/formats", test_file_formats);

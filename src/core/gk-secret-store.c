@@ -1401,6 +1401,31 @@ find_match (GPtrArray  *found,
   return match;
 }
 
+/* Says what moving a "next" key into place (@match) finished. Such a key is
+ * a rotation's or a first start's: another process committed it and died
+ * before moving it, or is moving it right now. Only an interrupted
+ * rotation is news: it re-encrypted the keys the database holds, and the
+ * key it replaced is still stored beside the new one. A first start's key
+ * has neither; moving it is routine, whoever does it. */
+static void
+report_recovered (GkDatabase *db,
+                  GPtrArray  *found,
+                  StoredKey  *match)
+{
+  gboolean other_key = FALSE;
+
+  for (guint i = 0; i < found->len && !other_key; i++)
+    {
+      StoredKey *stored = found->pdata[i];
+
+      other_key = stored->check != NULL && !g_str_equal (stored->check, match->check);
+    }
+  if (other_key && count_ciphertext (db) > 0)
+    g_message ("Finished a master key rotation that was interrupted");
+  else
+    g_debug ("Moved the database's new master key into place");
+}
+
 /* Puts the keyring in order around the key the database uses (@match,
  * which matches @check_value): an unfinished rotation is finished, an item
  * from before check values is stored again with its check value, and items
@@ -1426,9 +1451,9 @@ tidy_matching (GkSecretStore *self,
         {
           if (!file_install (self, match->key, &local)
               || !unlink_key_file (match->path, &local))
-            g_warning ("Cannot finish the interrupted master key rotation: %s", local->message);
+            g_warning ("Cannot move the new master key into place: %s", local->message);
           else
-            g_message ("Finished a master key rotation that was interrupted");
+            report_recovered (db, found, match);
         }
       return;
     }
@@ -1442,7 +1467,7 @@ tidy_matching (GkSecretStore *self,
           return;
         }
       if (recovered)
-        g_message ("Finished a master key rotation that was interrupted");
+        report_recovered (db, found, match);
     }
 
   /* The item just stored holds the key now; every other item with the same
