@@ -71,6 +71,7 @@ enum {
   SETTING_CHANGED,
   MASTER_KEY_STORED,
   KEYRING_PROMPTING,
+  GATEWAY_CHANGED,
   N_SIGNALS
 };
 
@@ -748,6 +749,21 @@ gk_backend_class_init (GkBackendClass *klass)
                   G_SIGNAL_RUN_LAST,
                   0, NULL, NULL, NULL,
                   G_TYPE_NONE, 1, G_TYPE_BOOLEAN);
+
+  /**
+   * GkBackend::gateway-changed:
+   *
+   * The in-process gateway started or stopped, whoever asked: Preferences,
+   * the load of a database whose setting enables it, or a switch to
+   * another database (gk_backend_get_gateway_running(),
+   * gk_backend_get_gateway_port()).
+   */
+  signals[GATEWAY_CHANGED] =
+    g_signal_new ("gateway-changed",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 0);
 }
 
 typedef struct
@@ -1198,6 +1214,10 @@ gk_backend_start_gateway (GkBackend  *self,
                           guint       port,
                           GError    **error)
 {
+#ifdef GK_HAVE_GATEWAY
+  gboolean started;
+#endif
+
   g_return_val_if_fail (GK_IS_BACKEND (self), FALSE);
 
 #ifdef GK_HAVE_GATEWAY
@@ -1217,7 +1237,9 @@ gk_backend_start_gateway (GkBackend  *self,
       gk_gateway_stop (self->gateway);
     }
 
-  return gk_gateway_start (self->gateway, "127.0.0.1", port, error);
+  started = gk_gateway_start (self->gateway, "127.0.0.1", port, error);
+  g_signal_emit (self, signals[GATEWAY_CHANGED], 0);
+  return started;
 #else
   g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                        _("This build has no gateway"));
@@ -1231,8 +1253,11 @@ gk_backend_stop_gateway (GkBackend *self)
   g_return_if_fail (GK_IS_BACKEND (self));
 
 #ifdef GK_HAVE_GATEWAY
-  if (self->gateway != NULL)
-    gk_gateway_stop (self->gateway);
+  if (self->gateway != NULL && gk_gateway_is_running (self->gateway))
+    {
+      gk_gateway_stop (self->gateway);
+      g_signal_emit (self, signals[GATEWAY_CHANGED], 0);
+    }
 #endif
 }
 
@@ -1496,9 +1521,8 @@ replace_database (GkBackend  *self,
                   GkDatabase *db,
                   const char *target)
 {
+  gk_backend_stop_gateway (self);
 #ifdef GK_HAVE_GATEWAY
-  if (self->gateway != NULL)
-    gk_gateway_stop (self->gateway);
   g_clear_object (&self->gateway);
 #endif
   g_clear_handle_id (&self->poll_source, g_source_remove);

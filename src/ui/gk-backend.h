@@ -142,7 +142,8 @@ gboolean    gk_backend_revoke_token_finish (GkBackend           *self,
                                             GAsyncResult        *result,
                                             GError             **error);
 
-/* The in-process gateway (FALSE when the gateway is not built in). */
+/* The in-process gateway (FALSE when the gateway is not built in).
+ * Starting and stopping it emit "gateway-changed". */
 gboolean    gk_backend_has_gateway         (void);
 gboolean    gk_backend_start_gateway       (GkBackend           *self,
                                             guint                port,

@@ -113,6 +113,21 @@ update_gateway_row (GkPreferencesWindow *self)
   adw_action_row_set_subtitle (ADW_ACTION_ROW (self->gateway_row), subtitle);
 }
 
+/* The switch and its row show whether the gateway runs, whoever started
+ * or stopped it: this window, or the backend on a switch to another
+ * database and the load of one whose setting enables it. */
+static void
+sync_gateway (GkPreferencesWindow *self)
+{
+  gboolean updating = self->updating;
+
+  self->updating = TRUE;
+  gtk_switch_set_active (GTK_SWITCH (self->gateway_switch),
+                         gk_backend_get_gateway_running (self->backend));
+  self->updating = updating;
+  update_gateway_row (self);
+}
+
 static void
 set_setting_cb (GObject      *object,
                 GAsyncResult *result,
@@ -374,13 +389,10 @@ apply_gateway (GkPreferencesWindow *self)
   else if (!gk_backend_start_gateway (self->backend, port, &error))
     {
       toast (self, error->message);
-      self->updating = TRUE;
-      gtk_switch_set_active (GTK_SWITCH (self->gateway_switch), FALSE);
-      self->updating = FALSE;
       enable = FALSE;
     }
 
-  update_gateway_row (self);
+  sync_gateway (self);
   write_setting (self, GK_SETTING_GATEWAY_ENABLED, enable ? "1" : "0");
 }
 
@@ -797,13 +809,11 @@ load_done_cb (GObject      *object,
         gtk_drop_down_set_selected (GTK_DROP_DOWN (self->timezone_dropdown), i);
   }
   gtk_switch_set_active (GTK_SWITCH (self->notifications_switch), settings->notifications);
-  gtk_switch_set_active (GTK_SWITCH (self->gateway_switch),
-                         gk_backend_get_gateway_running (self->backend));
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (self->port_spin), settings->gateway_port);
   select_retention (self, settings->retention_days);
   self->updating = FALSE;
 
-  update_gateway_row (self);
+  sync_gateway (self);
   self->loaded = TRUE;
   gtk_widget_set_sensitive (GTK_WIDGET (self), TRUE);
   settings_free (settings);
@@ -982,6 +992,8 @@ gk_preferences_window_new (GtkWindow *parent,
 
   /* The settings shown are those of the database in use. */
   g_signal_connect_object (backend, "database-changed", G_CALLBACK (load_settings), self,
+                           G_CONNECT_SWAPPED);
+  g_signal_connect_object (backend, "gateway-changed", G_CALLBACK (sync_gateway), self,
                            G_CONNECT_SWAPPED);
   {
     g_autofree char *saved = gk_backend_dup_team_setting ();

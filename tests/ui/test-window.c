@@ -694,6 +694,121 @@ test_gateway_toggle (Fixture       *f,
 }
 
 static gboolean
+flag_is_set (gpointer data)
+{
+  return *(gboolean *) data;
+}
+
+static void
+switch_done_cb (GObject      *object,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (gk_backend_switch_finish (GK_BACKEND (object), result, &error));
+  g_assert_no_error (error);
+  *(gboolean *) user_data = TRUE;
+}
+
+static gboolean
+gateway_running (gpointer data)
+{
+  return gk_backend_get_gateway_running (data);
+}
+
+static gboolean
+gateway_stopped (gpointer data)
+{
+  return !gk_backend_get_gateway_running (data);
+}
+
+static gboolean
+backend_ready (gpointer data)
+{
+  return gk_backend_is_ready (data);
+}
+
+/* Puts the database at @path in the place of the one in use, as Team
+ * Pool's Connect and Disconnect do, and waits until Preferences shows its
+ * settings and the gateway is as @path's setting says. */
+static void
+switch_database (GkBackend  *backend,
+                 GtkWidget  *prefs,
+                 const char *path,
+                 gboolean    gateway)
+{
+  gboolean done = FALSE;
+
+  gk_backend_switch_async (backend, path, NULL, FALSE, NULL, switch_done_cb, &done);
+  gk_ui_test_wait (flag_is_set, &done, "the switch to another database");
+  gk_ui_test_wait (backend_ready, backend, "the other database to be unlocked");
+  gk_ui_test_wait (gateway ? gateway_running : gateway_stopped, backend,
+                   gateway ? "the gateway to start" : "the gateway to stop");
+  gk_ui_test_wait (preferences_loaded, prefs, "the preferences to load");
+}
+
+/* Preferences' gateway switch shows whether the gateway runs, whoever
+ * started or stopped it: a switch to a database whose setting enables the
+ * gateway starts it (once the database is unlocked, after Preferences read
+ * its settings), a switch back stops it, and so may the backend by itself. */
+static void
+test_gateway_follows_backend (Fixture       *f,
+                              gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *other_path = g_build_filename (f->dir, "other.db", NULL);
+  g_autofree char *port_text = NULL;
+  GkWindow *window;
+  GkBackend *backend;
+  GtkWidget *prefs, *gateway_switch;
+  guint port;
+
+  if (!gk_backend_has_gateway ())
+    {
+      g_test_skip ("built without the gateway");
+      return;
+    }
+
+  port = free_port ();
+  port_text = g_strdup_printf ("%u", port);
+  {
+    g_autoptr(GkDatabase) other = gk_database_open (other_path, NULL, &error);
+
+    g_assert_no_error (error);
+    g_assert_true (gk_database_set_setting (other, GK_SETTING_GATEWAY_ENABLED, "1", &error));
+    g_assert_true (gk_database_set_setting (other, GK_SETTING_GATEWAY_PORT, port_text, &error));
+    g_assert_no_error (error);
+  }
+
+  window = gk_ui_test_open_window (f->db_path);
+  backend = gk_window_get_backend (window);
+  prefs = show_preferences (window);
+  gateway_switch = GTK_WIDGET (gtk_widget_get_template_child (prefs, GK_TYPE_PREFERENCES_WINDOW,
+                                                              "gateway_switch"));
+  g_assert_false (gtk_switch_get_active (GTK_SWITCH (gateway_switch)));
+
+  switch_database (backend, prefs, other_path, TRUE);
+  g_assert_cmpuint (gk_backend_get_gateway_port (backend), ==, port);
+  g_assert_true (gtk_switch_get_active (GTK_SWITCH (gateway_switch)));
+
+  switch_database (backend, prefs, f->db_path, FALSE);
+  g_assert_false (gtk_switch_get_active (GTK_SWITCH (gateway_switch)));
+
+  g_assert_true (gk_backend_start_gateway (backend, port, &error));
+  g_assert_no_error (error);
+  g_assert_true (gtk_switch_get_active (GTK_SWITCH (gateway_switch)));
+  gk_backend_stop_gateway (backend);
+  g_assert_false (gtk_switch_get_active (GTK_SWITCH (gateway_switch)));
+  /* Nothing was written: the setting stays as the database had it. */
+  g_assert_cmpint (gk_database_get_setting_int (gk_backend_get_database (backend),
+                                                GK_SETTING_GATEWAY_ENABLED, 0), ==, 0);
+
+  gtk_window_destroy (GTK_WINDOW (prefs));
+  gk_ui_test_close_window (window);
+}
+
+static gboolean
 window_finalized (gpointer data)
 {
   return *(gboolean *) data;
@@ -814,12 +929,6 @@ weak_notify_cb (gpointer  data,
   *(gboolean *) data = TRUE;
 }
 
-static gboolean
-flag_is_set (gpointer data)
-{
-  return *(gboolean *) data;
-}
-
 /* Quitting while every page, the notifier and the reset timer read the
  * database: the application disposes the backend (dropping its database,
  * key store and pool) while their jobs still run in worker threads. The
@@ -901,6 +1010,7 @@ main (int   argc,
   ADD ("/ui/window/preferences-master-key-due", test_preferences_master_key_due);
   ADD ("/ui/window/preferences-compact", test_preferences_compact);
   ADD ("/ui/window/gateway-toggle", test_gateway_toggle);
+  ADD ("/ui/window/gateway-follows-backend", test_gateway_follows_backend);
   ADD ("/ui/window/state", test_window_state);
   ADD ("/ui/window/quit-while-loading", test_quit_while_loading);
 #undef ADD
