@@ -6,7 +6,9 @@
  */
 #include "config.h"
 
+#include <glib/gi18n.h>
 #include <glib/gstdio.h>
+#include <locale.h>
 
 #include "gk-database-private.h"
 #include "gk-test-util.h"
@@ -267,6 +269,132 @@ test_summaries (Fixture       *f,
   g_assert_cmpint (gk_audit_count (f->db, NULL), ==, 6);
 }
 
+/* Messages in Vietnamese from the build's catalogue (FALSE when the
+ * vi_VN.UTF-8 locale is missing), or back to C.UTF-8 without @on. */
+static gboolean
+set_vietnamese (gboolean on)
+{
+  g_autofree char *localedir = NULL;
+
+  if (!on)
+    {
+      g_setenv ("LANGUAGE", "", TRUE);
+      setlocale (LC_ALL, "C.UTF-8");
+      return TRUE;
+    }
+  localedir = g_build_filename (g_getenv ("GEMINI_KEYS_BUILD_ROOT"), "po", NULL);
+  bindtextdomain (GETTEXT_PACKAGE, localedir);
+  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+  textdomain (GETTEXT_PACKAGE);
+  /* LANGUAGE first: setlocale() makes gettext read it again. */
+  g_setenv ("LANGUAGE", "vi", TRUE);
+  return setlocale (LC_ALL, "vi_VN.UTF-8") != NULL;
+}
+
+static void
+assert_rendered (const GkAuditRow *row,
+                 const char       *target,
+                 const char       *summary)
+{
+  g_autofree char *shown_target = gk_audit_render_target (row->action, row->target);
+  g_autofree char *shown_summary = gk_audit_render_summary (row->action, row->summary);
+
+  g_assert_cmpstr (shown_target, ==, target);
+  g_assert_cmpstr (shown_summary, ==, summary);
+}
+
+/* The stored summaries stay English; for people they read in the current
+ * language: phrases translated, values (names, numbers, amounts, paths)
+ * as they are. A name may hold anything: a summary it makes readable in
+ * two ways, and a row not made of the phrases, show as stored. */
+static void
+test_render (Fixture       *f,
+             gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) rows = NULL;
+  g_autoptr(GkKey) key = NULL;
+  g_autofree char *api_key = random_api_key ();
+  g_autofree char *other_key = random_api_key ();
+  const char *tricky = "a” → “b; priority 1 → 2";
+  const char *ambiguous = "name “a” → “b; priority 1 → 2” → “c”";
+  GkKeySpec spec;
+  gint64 main_id, tricky_id;
+
+  gk_key_spec_init (&spec);
+  spec.name = "Chính";
+  spec.priority = 7;
+  spec.project = "lab";
+  spec.limits[GK_QUOTA_SLOT_DAILY_TOKENS] = 5000;
+  main_id = gk_key_store_add (f->store, &spec, api_key, &error);
+  g_assert_no_error (error);
+  key = gk_key_store_get (f->store, main_id, &error);
+  g_assert_no_error (error);
+  gk_key_spec_from_key (&spec, key);
+  spec.priority = 8;
+  spec.monthly_budget_usd = 10;
+  g_assert_true (gk_key_store_update (f->store, main_id, &spec, other_key, &error));
+  g_assert_no_error (error);
+
+  /* Names that hold the separators and the phrases. */
+  tricky_id = gk_test_add_key (f->store, tricky, 3);
+  g_clear_pointer (&key, gk_key_free);
+  key = gk_key_store_get (f->store, tricky_id, &error);
+  g_assert_no_error (error);
+  gk_key_spec_from_key (&spec, key);
+  spec.name = "c";
+  g_assert_true (gk_key_store_update (f->store, tricky_id, &spec, NULL, &error));
+  g_assert_no_error (error);
+  gk_test_add_key (f->store, "Khóa; no key left", 10);
+  gk_pool_rotate (f->pool, main_id, "manual:tester", &error);
+  g_assert_no_error (error);
+
+  g_assert_true (gk_audit_record_export (f->db, "usage", "standard output", 3, &error));
+  g_assert_true (gk_audit_record_export (f->db, "audit", "-", 2, &error));
+  g_assert_true (gk_quotas_reset (f->db, TRUE, GK_QUOTA_MONTHLY, "manual:tester", &error));
+  g_assert_no_error (error);
+  /* A row written some other way. */
+  g_assert_true (gk_database_exec (f->db,
+                                   "INSERT INTO audit_log (created_at, actor, action, target,"
+                                   " summary) VALUES (1, 'x', 'key_edit', 'Old', 'priority 5 to 7')",
+                                   &error));
+  g_assert_no_error (error);
+
+  rows = list_all (f->db);
+  g_assert_cmpstr (find (rows, GK_AUDIT_KEY_EDIT, 1)->summary, ==, ambiguous);
+  g_assert_cmpstr (find (rows, GK_AUDIT_EXPORT, 0)->summary, ==, "3 rows to “standard output”");
+
+  /* In English, as stored. */
+  for (guint i = 0; i < rows->len; i++)
+    {
+      const GkAuditRow *row = g_ptr_array_index (rows, i);
+
+      assert_rendered (row, row->target != NULL ? row->target : "",
+                       row->summary != NULL ? row->summary : "");
+    }
+
+  if (!set_vietnamese (TRUE))
+    {
+      set_vietnamese (FALSE);
+      g_test_skip ("no vi_VN.UTF-8 locale (localedef -i vi_VN -f UTF-8 vi_VN.UTF-8)");
+      return;
+    }
+  assert_rendered (find (rows, GK_AUDIT_KEY_ADD, 0), "Chính",
+                   "độ ưu tiên 7; dự án “lab”; token theo ngày 5000");
+  assert_rendered (find (rows, GK_AUDIT_KEY_EDIT, 0), "Chính",
+                   "độ ưu tiên 7 → 8; ngân sách hằng tháng không có → $10.00; đã thay khóa API");
+  assert_rendered (find (rows, GK_AUDIT_KEY_ADD, 1), tricky, "độ ưu tiên 3");
+  assert_rendered (find (rows, GK_AUDIT_KEY_EDIT, 1), "c", ambiguous);
+  assert_rendered (find (rows, GK_AUDIT_KEY_SKIP, 0), "Chính",
+                   "đến lần đặt lại hằng ngày; khóa kế tiếp “Khóa; no key left”");
+  assert_rendered (find (rows, GK_AUDIT_EXPORT, 0), "nhật ký sử dụng",
+                   "3 dòng vào “standard output”");
+  assert_rendered (find (rows, GK_AUDIT_EXPORT, 1), "nhật ký kiểm tra", "2 dòng ra đầu ra chuẩn");
+  assert_rendered (find (rows, GK_AUDIT_QUOTA_RESET, 0), "mọi hạn mức", "");
+  assert_rendered (find (rows, GK_AUDIT_KEY_EDIT, 2), "Old", "priority 5 to 7");
+  set_vietnamese (FALSE);
+}
+
 /* The app and the CLI act as the OS user; the admin API pushes its token's
  * name for the length of a request, on its own thread only. */
 static gpointer
@@ -378,6 +506,7 @@ main (int    argc,
 
   GK_TEST_ADD ("/audit/every-action", test_every_action);
   GK_TEST_ADD ("/audit/summaries", test_summaries);
+  GK_TEST_ADD ("/audit/render", test_render);
   GK_TEST_ADD ("/audit/actor", test_actor);
   GK_TEST_ADD ("/audit/append-only", test_append_only);
   GK_TEST_ADD ("/audit/upgrade", test_upgrade);

@@ -166,7 +166,8 @@ audit_cells (GkCliTable    *table,
 
   gk_cli_table_take_row (table, format_int (row->id), gk_cli_format_time (row->created_at),
                          g_strdup (row->actor), g_strdup (gk_audit_action_get_label (row->action)),
-                         g_strdup (row->target), g_strdup (row->summary));
+                         gk_audit_render_target (row->action, row->target),
+                         gk_audit_render_summary (row->action, row->summary));
 }
 
 int

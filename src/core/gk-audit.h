@@ -7,6 +7,12 @@
  * admin API cannot diverge. A row holds the time, the actor, the target and
  * a short English summary of what changed; never a key or any secret.
  *
+ * The stored text stays English whatever the language (the CLI's --json,
+ * the admin API and exports give it as stored). Summaries are made of the
+ * fixed phrases below, joined by "; ", with values (names, numbers, paths)
+ * in them; gk_audit_render_summary() and gk_audit_render_target() give a
+ * person the same in the current language, values verbatim.
+ *
  * The table is append-only: no function deletes or edits rows, and
  * triggers refuse UPDATE and DELETE. Usage retention and compaction leave
  * it alone.
@@ -43,6 +49,45 @@ typedef enum
   GK_AUDIT_N_ACTIONS,
 } GkAuditAction;
 
+/* The phrases of summaries; a field's phrase is followed by the phrase of
+ * its change ("priority %s", then "priority %s → %s"). */
+typedef enum
+{
+  GK_AUDIT_PHRASE_NAME,
+  GK_AUDIT_PHRASE_NAME_CHANGE,
+  GK_AUDIT_PHRASE_PRIORITY,
+  GK_AUDIT_PHRASE_PRIORITY_CHANGE,
+  GK_AUDIT_PHRASE_PROJECT,
+  GK_AUDIT_PHRASE_PROJECT_CHANGE,
+  GK_AUDIT_PHRASE_MONTHLY_BUDGET,
+  GK_AUDIT_PHRASE_MONTHLY_BUDGET_CHANGE,
+  GK_AUDIT_PHRASE_DEFAULT,
+  GK_AUDIT_PHRASE_DEFAULT_CHANGE,
+  GK_AUDIT_PHRASE_MONTHLY_TOKENS,
+  GK_AUDIT_PHRASE_MONTHLY_TOKENS_CHANGE,
+  GK_AUDIT_PHRASE_DAILY_TOKENS,
+  GK_AUDIT_PHRASE_DAILY_TOKENS_CHANGE,
+  GK_AUDIT_PHRASE_MINUTE_TOKENS,
+  GK_AUDIT_PHRASE_MINUTE_TOKENS_CHANGE,
+  GK_AUDIT_PHRASE_DAILY_REQUESTS,
+  GK_AUDIT_PHRASE_DAILY_REQUESTS_CHANGE,
+  GK_AUDIT_PHRASE_MINUTE_REQUESTS,
+  GK_AUDIT_PHRASE_MINUTE_REQUESTS_CHANGE,
+  GK_AUDIT_PHRASE_TURNED_OFF,
+  GK_AUDIT_PHRASE_KEY_REPLACED,
+  GK_AUDIT_PHRASE_UNTIL_DAILY_RESET,
+  GK_AUDIT_PHRASE_NEXT_KEY,
+  GK_AUDIT_PHRASE_NO_KEY_LEFT,
+  GK_AUDIT_PHRASE_ROWS_TO_FILE,
+  GK_AUDIT_PHRASE_ROWS_TO_STANDARD_OUTPUT,
+  GK_AUDIT_PHRASE_INTO_KEYRING,
+  GK_AUDIT_PHRASE_INTO_KEY_FILE,
+  GK_AUDIT_N_PHRASES,
+} GkAuditPhrase;
+
+/* The target of a reset of every quota. */
+#define GK_AUDIT_TARGET_ALL_QUOTAS "all quotas"
+
 typedef struct
 {
   gint64         id;
@@ -62,6 +107,30 @@ const char *gk_audit_action_to_string  (GkAuditAction  action);
 int         gk_audit_action_from_string (const char   *text);
 /* Translated, for people ("Key added"). */
 const char *gk_audit_action_get_label  (GkAuditAction  action);
+
+/* Appends @phrase to @summary (after "; " unless it is empty), its
+ * placeholders filled with @first and @second, which are values made by
+ * the gk_audit_value_*() functions or, for counts, digits. */
+void        gk_audit_summary_add       (GString       *summary,
+                                        GkAuditPhrase  phrase,
+                                        const char    *first,
+                                        const char    *second);
+/* Values in summaries: “text” (none when NULL or empty), $1.50 (none when
+ * negative), a limit (unlimited when 0), yes or no. */
+char       *gk_audit_value_text        (const char    *text);
+char       *gk_audit_value_money       (double         usd);
+char       *gk_audit_value_limit       (gint64         limit);
+const char *gk_audit_value_flag        (gboolean       flag);
+
+/* A row's stored summary (may be NULL) or target for a person, in the
+ * current language: the phrases translated, the values as they are. Text
+ * that is not made of the phrases, or that could be read in two ways (a
+ * name may hold anything, "; " and phrases included), is returned as
+ * stored. */
+char       *gk_audit_render_summary    (GkAuditAction  action,
+                                        const char    *summary);
+char       *gk_audit_render_target     (GkAuditAction  action,
+                                        const char    *target);
 
 /* Who the calling thread acts for, until the matching pop. Scopes nest,
  * like g_main_context_push_thread_default(). Without one, the actor is the

@@ -148,85 +148,65 @@ gk_key_spec_from_key (GkKeySpec   *spec,
 
 /* Audit summaries */
 
-/* English names of the quota slots in audit summaries. */
-static const char *const audit_slot_names[GK_QUOTA_N_SLOTS] = {
-  [GK_QUOTA_SLOT_MONTHLY_TOKENS]  = "monthly tokens",
-  [GK_QUOTA_SLOT_DAILY_TOKENS]    = "daily tokens",
-  [GK_QUOTA_SLOT_MINUTE_TOKENS]   = "tokens per minute",
-  [GK_QUOTA_SLOT_DAILY_REQUESTS]  = "requests per day",
-  [GK_QUOTA_SLOT_MINUTE_REQUESTS] = "requests per minute",
+/* The phrases of the quota slots in audit summaries. */
+static const GkAuditPhrase audit_slot_phrases[GK_QUOTA_N_SLOTS] = {
+  [GK_QUOTA_SLOT_MONTHLY_TOKENS]  = GK_AUDIT_PHRASE_MONTHLY_TOKENS,
+  [GK_QUOTA_SLOT_DAILY_TOKENS]    = GK_AUDIT_PHRASE_DAILY_TOKENS,
+  [GK_QUOTA_SLOT_MINUTE_TOKENS]   = GK_AUDIT_PHRASE_MINUTE_TOKENS,
+  [GK_QUOTA_SLOT_DAILY_REQUESTS]  = GK_AUDIT_PHRASE_DAILY_REQUESTS,
+  [GK_QUOTA_SLOT_MINUTE_REQUESTS] = GK_AUDIT_PHRASE_MINUTE_REQUESTS,
 };
 
-/* "field before → after", or "field after" when @adding; nothing when the
- * values are equal. */
+/* "field before → after" (the field's _CHANGE phrase), or "field after"
+ * when @adding; nothing when the values are equal. */
 static void
-audit_change (GString    *out,
-              gboolean    adding,
-              const char *field,
-              const char *before,
-              const char *after)
+audit_change (GString       *out,
+              gboolean       adding,
+              GkAuditPhrase  field,
+              const char    *before,
+              const char    *after)
 {
   if (g_strcmp0 (before, after) == 0)
     return;
-  if (out->len > 0)
-    g_string_append (out, "; ");
   if (adding)
-    g_string_append_printf (out, "%s %s", field, after);
+    gk_audit_summary_add (out, field, after, NULL);
   else
-    g_string_append_printf (out, "%s %s → %s", field, before, after);
-}
-
-static char *
-audit_text (const char *text)
-{
-  return text != NULL && *text != '\0' ? g_strdup_printf ("“%s”", text) : g_strdup ("none");
-}
-
-static char *
-audit_budget (double budget)
-{
-  return budget < 0 ? g_strdup ("none") : g_strdup_printf ("$%.2f", budget);
-}
-
-static char *
-audit_limit (gint64 limit)
-{
-  return limit == 0 ? g_strdup ("unlimited") : g_strdup_printf ("%" G_GINT64_FORMAT, limit);
+    gk_audit_summary_add (out, field + 1, before, after);
 }
 
 /* What differs between @before and @after (the user-set fields, not the
  * active switch), for the audit log; with @adding, the fields @after sets
  * away from the defaults. Never the key itself. */
-static char *
+static GString *
 audit_describe_spec (const GkKeySpec *before,
                      const GkKeySpec *after,
                      gboolean         adding)
 {
   GString *out = g_string_new (NULL);
-  g_autofree char *name_a = audit_text (before->name);
-  g_autofree char *name_b = audit_text (after->name);
-  g_autofree char *project_a = audit_text (before->project);
-  g_autofree char *project_b = audit_text (after->project);
-  g_autofree char *budget_a = audit_budget (before->monthly_budget_usd);
-  g_autofree char *budget_b = audit_budget (after->monthly_budget_usd);
+  g_autofree char *name_a = gk_audit_value_text (before->name);
+  g_autofree char *name_b = gk_audit_value_text (after->name);
+  g_autofree char *project_a = gk_audit_value_text (before->project);
+  g_autofree char *project_b = gk_audit_value_text (after->project);
+  g_autofree char *budget_a = gk_audit_value_money (before->monthly_budget_usd);
+  g_autofree char *budget_b = gk_audit_value_money (after->monthly_budget_usd);
   g_autofree char *priority_a = g_strdup_printf ("%d", before->priority);
   g_autofree char *priority_b = g_strdup_printf ("%d", after->priority);
 
   if (!adding)
-    audit_change (out, adding, "name", name_a, name_b);
-  audit_change (out, adding, "priority", priority_a, priority_b);
-  audit_change (out, adding, "project", project_a, project_b);
-  audit_change (out, adding, "monthly budget", budget_a, budget_b);
-  audit_change (out, adding, "default", before->is_default ? "yes" : "no",
-                after->is_default ? "yes" : "no");
+    audit_change (out, adding, GK_AUDIT_PHRASE_NAME, name_a, name_b);
+  audit_change (out, adding, GK_AUDIT_PHRASE_PRIORITY, priority_a, priority_b);
+  audit_change (out, adding, GK_AUDIT_PHRASE_PROJECT, project_a, project_b);
+  audit_change (out, adding, GK_AUDIT_PHRASE_MONTHLY_BUDGET, budget_a, budget_b);
+  audit_change (out, adding, GK_AUDIT_PHRASE_DEFAULT, gk_audit_value_flag (before->is_default),
+                gk_audit_value_flag (after->is_default));
   for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
     {
-      g_autofree char *limit_a = audit_limit (before->limits[i]);
-      g_autofree char *limit_b = audit_limit (after->limits[i]);
+      g_autofree char *limit_a = gk_audit_value_limit (before->limits[i]);
+      g_autofree char *limit_b = gk_audit_value_limit (after->limits[i]);
 
-      audit_change (out, adding, audit_slot_names[i], limit_a, limit_b);
+      audit_change (out, adding, audit_slot_phrases[i], limit_a, limit_b);
     }
-  return g_string_free (out, FALSE);
+  return out;
 }
 
 /* Validation */
@@ -944,21 +924,15 @@ gk_key_store_add (GkKeyStore       *self,
   if (!write_quota_limits (self, id, spec, error))
     goto fail;
   {
-    g_autofree char *summary = NULL;
+    g_autoptr(GString) summary = NULL;
     GkKeySpec defaults;
 
     gk_key_spec_init (&defaults);
     defaults.name = spec->name;
     summary = audit_describe_spec (&defaults, spec, TRUE);
     if (!spec->active)
-      {
-        g_autofree char *with_state = g_strconcat (summary, *summary ? "; " : "", "turned off",
-                                                   NULL);
-
-        g_free (summary);
-        summary = g_steal_pointer (&with_state);
-      }
-    if (!gk_audit_record (self->db, GK_AUDIT_KEY_ADD, id, spec->name, summary, error))
+      gk_audit_summary_add (summary, GK_AUDIT_PHRASE_TURNED_OFF, NULL, NULL);
+    if (!gk_audit_record (self->db, GK_AUDIT_KEY_ADD, id, spec->name, summary->str, error))
       goto fail;
   }
   if (!gk_database_commit (self->db, error))
@@ -1044,22 +1018,17 @@ audit_update (GkKeyStore       *self,
               gboolean          key_replaced,
               GError          **error)
 {
-  g_autofree char *summary = NULL;
+  g_autoptr(GString) summary = NULL;
   GkKeySpec old;
   gboolean was_active = before->status != GK_KEY_STATUS_INACTIVE;
 
   gk_key_spec_from_key (&old, before);
   summary = audit_describe_spec (&old, after, FALSE);
   if (key_replaced)
-    {
-      g_autofree char *with_key = g_strconcat (summary, *summary ? "; " : "", "key replaced",
-                                               NULL);
-
-      g_free (summary);
-      summary = g_steal_pointer (&with_key);
-    }
-  if (*summary != '\0' &&
-      !gk_audit_record (self->db, GK_AUDIT_KEY_EDIT, before->id, after->name, summary, error))
+    gk_audit_summary_add (summary, GK_AUDIT_PHRASE_KEY_REPLACED, NULL, NULL);
+  if (summary->len > 0 &&
+      !gk_audit_record (self->db, GK_AUDIT_KEY_EDIT, before->id, after->name, summary->str,
+                        error))
     return FALSE;
   if (was_active != after->active &&
       !gk_audit_record (self->db, after->active ? GK_AUDIT_KEY_ENABLE : GK_AUDIT_KEY_DISABLE,

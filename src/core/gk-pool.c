@@ -1277,11 +1277,15 @@ gk_pool_rotate (GkPool      *self,
   if (!insert_rotation (self, key_id, next_id, GK_ROTATION_MANUAL, triggered_by, now, error))
     goto fail;
   {
-    g_autofree char *summary = next ? g_strdup_printf ("until the daily reset; next key “%s”",
-                                                       next->name)
-                                    : g_strdup ("until the daily reset; no key left");
+    g_autoptr(GString) summary = g_string_new (NULL);
+    g_autofree char *next_name = next ? gk_audit_value_text (next->name) : NULL;
 
-    if (!gk_audit_record (self->db, GK_AUDIT_KEY_SKIP, key_id, e->name, summary, error))
+    gk_audit_summary_add (summary, GK_AUDIT_PHRASE_UNTIL_DAILY_RESET, NULL, NULL);
+    if (next != NULL)
+      gk_audit_summary_add (summary, GK_AUDIT_PHRASE_NEXT_KEY, next_name, NULL);
+    else
+      gk_audit_summary_add (summary, GK_AUDIT_PHRASE_NO_KEY_LEFT, NULL, NULL);
+    if (!gk_audit_record (self->db, GK_AUDIT_KEY_SKIP, key_id, e->name, summary->str, error))
       goto fail;
   }
   if (!gk_database_commit (self->db, error))

@@ -420,7 +420,7 @@ gk_quotas_reset (GkDatabase   *db,
     }
   gk_sql_reset (stmt);
   if (!gk_audit_record (db, GK_AUDIT_QUOTA_RESET, 0,
-                        all ? "all quotas" : gk_quota_type_to_string (type), NULL, error))
+                        all ? GK_AUDIT_TARGET_ALL_QUOTAS : gk_quota_type_to_string (type), NULL, error))
     goto fail;
   if (!gk_database_commit (db, error))
     return FALSE;

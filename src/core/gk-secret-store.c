@@ -2224,6 +2224,7 @@ gk_secret_store_import_file_full (GkSecretStore  *self,
   g_autoptr(GBytes) key = NULL;
   g_autofree char *check_value = NULL;
   g_autoptr(GError) local = NULL;
+  g_autoptr(GString) summary = g_string_new (NULL);
 
   g_return_val_if_fail (GK_IS_SECRET_STORE (self), FALSE);
   g_return_val_if_fail (GK_IS_DATABASE (db), FALSE);
@@ -2271,9 +2272,10 @@ gk_secret_store_import_file_full (GkSecretStore  *self,
       if (!gk_database_set_meta (db, META_CHECK_VALUE, new_check, error))
         return FALSE;
     }
-  return gk_audit_record (db, GK_AUDIT_MASTER_KEY_IMPORT, 0, NULL,
-                          self->file != NULL ? "into the master key file" : "into the keyring",
-                          error);
+  gk_audit_summary_add (summary, self->file != NULL ? GK_AUDIT_PHRASE_INTO_KEY_FILE
+                                                    : GK_AUDIT_PHRASE_INTO_KEYRING,
+                        NULL, NULL);
+  return gk_audit_record (db, GK_AUDIT_MASTER_KEY_IMPORT, 0, NULL, summary->str, error);
 }
 
 gboolean

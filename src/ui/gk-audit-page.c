@@ -99,8 +99,8 @@ gk_audit_item_new (const GkAuditRow *row)
   self->texts[ITEM_PROP_TIME_FULL] = gk_format_date_full (row->created_at);
   self->texts[ITEM_PROP_ACTOR] = g_strdup (row->actor);
   self->texts[ITEM_PROP_ACTION] = g_strdup (gk_audit_action_get_label (row->action));
-  self->texts[ITEM_PROP_TARGET] = g_strdup (row->target != NULL ? row->target : "");
-  self->texts[ITEM_PROP_SUMMARY] = g_strdup (row->summary != NULL ? row->summary : "");
+  self->texts[ITEM_PROP_TARGET] = gk_audit_render_target (row->action, row->target);
+  self->texts[ITEM_PROP_SUMMARY] = gk_audit_render_summary (row->action, row->summary);
   return self;
 }
 

@@ -2043,17 +2043,51 @@ test_master_key_keyring_round_trip (Fixture       *f,
   }
 }
 
-/* Uninstalled, GEMINI_KEYS_LOCALEDIR (set by `meson devenv`) points the
- * CLI to the build tree's catalogue, as it does the app. */
-static void
-test_translated (Fixture       *f,
-                 gconstpointer  data)
+/* gemini-keysctl @args in Vietnamese, with the build tree's catalogue;
+ * returns its standard output. */
+static char *
+run_vietnamese (Fixture           *f,
+                const char *const *args)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GSubprocessLauncher) launcher = NULL;
   g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
   g_autofree char *localedir = g_build_filename (g_getenv ("GEMINI_KEYS_BUILD_ROOT"), "po", NULL);
-  g_autofree char *out = NULL;
+  char *out = NULL;
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                        G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+  g_subprocess_launcher_set_stdin_file_path (launcher, "/dev/null");
+  g_subprocess_launcher_setenv (launcher, "LC_ALL", "vi_VN.UTF-8", TRUE);
+  g_subprocess_launcher_unsetenv (launcher, "LANGUAGE");
+  g_subprocess_launcher_setenv (launcher, "GEMINI_KEYS_LOCALEDIR", localedir, TRUE);
+  g_subprocess_launcher_setenv (launcher, "GEMINI_KEYS_DATA_DIR", f->data_dir, TRUE);
+  g_ptr_array_add (argv, (gpointer) g_getenv ("GEMINI_KEYSCTL"));
+  for (guint i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+  process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8 (process, NULL, NULL, &out, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_successful (process));
+  return out;
+}
+
+#define RUN_VIETNAMESE(f, ...) run_vietnamese ((f), (const char *[]) { __VA_ARGS__, NULL })
+
+/* Uninstalled, GEMINI_KEYS_LOCALEDIR (set by `meson devenv`) points the
+ * CLI to the build tree's catalogue, as it does the app. The audit log's
+ * table reads in Vietnamese; its --json stays as stored, in English. */
+static void
+test_translated (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autofree char *key = make_key (17);
+  g_autofree char *help = NULL;
+  g_autofree char *audit = NULL;
+  g_autofree char *audit_json = NULL;
   locale_t vi = newlocale (LC_ALL_MASK, "vi_VN.UTF-8", (locale_t) 0);
 
   if (vi == (locale_t) 0)
@@ -2063,22 +2097,22 @@ test_translated (Fixture       *f,
     }
   freelocale (vi);
 
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-                                        G_SUBPROCESS_FLAGS_STDERR_SILENCE);
-  g_subprocess_launcher_set_stdin_file_path (launcher, "/dev/null");
-  g_subprocess_launcher_setenv (launcher, "LC_ALL", "vi_VN.UTF-8", TRUE);
-  g_subprocess_launcher_unsetenv (launcher, "LANGUAGE");
-  g_subprocess_launcher_setenv (launcher, "GEMINI_KEYS_LOCALEDIR", localedir, TRUE);
-  g_subprocess_launcher_setenv (launcher, "GEMINI_KEYS_DATA_DIR", f->data_dir, TRUE);
-  process = g_subprocess_launcher_spawn (launcher, &error, g_getenv ("GEMINI_KEYSCTL"), "--help", NULL);
-  g_assert_no_error (error);
-  g_subprocess_communicate_utf8 (process, NULL, NULL, &out, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_true (g_subprocess_get_successful (process));
-
+  help = RUN_VIETNAMESE (f, "--help");
   /* po/vi.po: "Commands:" and "Global options:". */
-  g_assert_nonnull (strstr (out, "Lệnh:"));
-  g_assert_nonnull (strstr (out, "Tùy chọn chung:"));
+  g_assert_nonnull (strstr (help, "Lệnh:"));
+  g_assert_nonnull (strstr (help, "Tùy chọn chung:"));
+
+  add_key (f, "Khóa; no key left", key, "7");
+  RUN_OK (f, NULL, "quotas", "reset");
+  audit = RUN_VIETNAMESE (f, "audit");
+  g_assert_nonnull (strstr (audit, "Khóa; no key left"));
+  g_assert_nonnull (strstr (audit, "độ ưu tiên 7"));
+  g_assert_nonnull (strstr (audit, "mọi hạn mức"));
+  g_assert_null (strstr (audit, "priority"));
+  g_assert_null (strstr (audit, "all quotas"));
+  audit_json = RUN_VIETNAMESE (f, "--json", "audit");
+  g_assert_nonnull (strstr (audit_json, "\"priority 7\""));
+  g_assert_nonnull (strstr (audit_json, "\"all quotas\""));
 }
 
 static guint

@@ -15,6 +15,7 @@
 #include <locale.h>
 
 #include "gk-application.h"
+#include "gk-audit-page.h"
 #include "gk-preferences-window.h"
 #include "gk-test-util.h"
 #include "gk-ui-test-util.h"
@@ -227,7 +228,7 @@ test_no_english (void)
   g_autofree char *dir = g_dir_make_tmp ("gk-test-vi-XXXXXX", &error);
   g_autofree char *db_path = g_build_filename (dir, "keys.db", NULL);
   g_autofree char *key_file = g_build_filename (dir, "master.key", NULL);
-  const char *const tabs[] = { "dashboard", "keys", "usage", "rotations" };
+  const char *const tabs[] = { "dashboard", "keys", "usage", "rotations", "audit" };
   Catalogue catalogue = { 0 };
   GkWindow *window;
 
@@ -275,6 +276,75 @@ test_no_english (void)
   gk_test_rm_rf (dir);
 }
 
+static gboolean
+audit_loaded (gpointer page)
+{
+  return !gk_audit_page_get_loading (page);
+}
+
+/* The Audit Log tab tells what changed in Vietnamese, the names as they
+ * are, even one that holds the separators and phrases of summaries; a
+ * summary such a name makes readable in two ways shows as stored rather
+ * than garbled. */
+static void
+test_audit_log (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("gk-test-vi-XXXXXX", &error);
+  g_autofree char *db_path = g_build_filename (dir, "keys.db", NULL);
+  g_autofree char *key_file = g_build_filename (dir, "master.key", NULL);
+  const char *tricky = "a” → “b; priority 1 → 2";
+  const char *const shown[] = {
+    "độ ưu tiên 7; token theo ngày 100000; yêu cầu mỗi phút 15",
+    "đến lần đặt lại hằng ngày; khóa kế tiếp “Khóa phụ”",
+    "độ ưu tiên 3",
+    "name “a” → “b; priority 1 → 2” → “c”",
+    tricky,
+  };
+  GkWindow *window;
+  GtkWidget *page;
+
+  g_assert_no_error (error);
+  fill_database (db_path, key_file);
+  {
+    g_autoptr(GkDatabase) db = gk_database_open (db_path, NULL, &error);
+    g_autoptr(GkSecretStore) secrets = gk_secret_store_new_for_file (key_file);
+    g_autoptr(GBytes) master = NULL;
+    g_autoptr(GkKeyStore) store = NULL;
+    g_autoptr(GkKey) key = NULL;
+    GkKeySpec spec;
+
+    g_assert_no_error (error);
+    master = gk_secret_store_unlock (secrets, db, NULL, &error);
+    g_assert_no_error (error);
+    store = gk_key_store_new (db, master);
+    key = gk_key_store_get (store, gk_test_add_key (store, tricky, 3), &error);
+    g_assert_no_error (error);
+    gk_key_spec_from_key (&spec, key);
+    spec.name = "c";
+    g_assert_true (gk_key_store_update (store, key->id, &spec, NULL, &error));
+    g_assert_no_error (error);
+  }
+
+  g_setenv (GK_MASTER_KEY_FILE_ENV, key_file, TRUE);
+  window = gk_ui_test_open_window (db_path);
+  page = gk_ui_test_window_child (window, "audit_page");
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.show-tab", "s", "audit"));
+  gk_ui_test_spin (300);
+  gk_ui_test_wait (audit_loaded, page, "the audit log to load");
+  gk_ui_test_spin (300);
+
+  for (guint i = 0; i < G_N_ELEMENTS (shown); i++)
+    if (gk_ui_test_find_label (page, shown[i]) == NULL)
+      g_error ("the Audit Log tab does not show “%s”", shown[i]);
+  g_assert_null (gk_ui_test_find_label (page, "priority 7; daily tokens 100000; "
+                                              "requests per minute 15"));
+
+  gk_ui_test_close_window (window);
+  g_unsetenv (GK_MASTER_KEY_FILE_ENV);
+  gk_test_rm_rf (dir);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -301,6 +371,7 @@ main (int argc, char *argv[])
   gk_ui_test_adw_init ();
 
   g_test_add_func ("/i18n/vietnamese-window", test_no_english);
+  g_test_add_func ("/i18n/vietnamese-audit-log", test_audit_log);
 
   return g_test_run ();
 }
