@@ -69,6 +69,7 @@
  * of reach before any snapshot) asks again, until its deadline. */
 #define STORE_WAIT_MS          250
 #define STOP_DRAIN_TIMEOUT_US  (2 * G_USEC_PER_SEC)
+#define STOPPING_MESSAGE       "The gateway is stopping."
 /* How long a stopping gateway tries to write the usage rows it kept. */
 #define STOP_WRITE_TIMEOUT_US  (30 * G_USEC_PER_SEC)
 #define LISTEN_BACKLOG         1024
@@ -157,6 +158,7 @@ struct _GkGateway
   gboolean      store_down;
   gint          usage_count;    /* atomic, see gk_gateway_get_usage_count() */
   GQueue        requests;     /* Request *, cancelled at stop */
+  gboolean      stopping;     /* new requests are refused */
   GQueue        connections;  /* ClientConn * */
   guint         in_flight;
   char        **allowed_hosts;
@@ -1507,6 +1509,7 @@ struct _Request
 };
 
 static void request_attempt        (Request *request);
+static void request_finish         (Request *request);
 
 static void
 request_free (Request *request)
@@ -1888,21 +1891,27 @@ request_track (Request            *request,
     }
 
   /* A lone request writes its row at once; the rows of requests that end
-   * together wait for one write (and so keep their order). */
-  if (self->in_flight > 1 || self->to_write->len > 0 || self->held->len > 0 || self->disk_full
-      || self->store_down)
+   * together wait for one write (and so keep their order). Once a
+   * stopping gateway has written its last rows (usage_rows_stop()), a
+   * request still unwinding writes its own. */
+  if (self->to_write != NULL
+      && (self->in_flight > 1 || self->to_write->len > 0 || self->held->len > 0
+          || self->disk_full || self->store_down))
     {
       queue_row (self, job);
       return;
     }
   gk_pool_track (self->pool, record, &job->result, &job->error);
-  if (must_wait (job->error))
+  if (must_wait (job->error) && self->to_write != NULL)
     {
       /* Held until the disk has room or the server is back. */
       g_clear_error (&job->error);
       queue_row (self, job);
       return;
     }
+  /* No row can wait any more: its request is not answered. */
+  if (must_wait (job->error))
+    job->next = request_finish;
   track_done (job);
 }
 
@@ -2236,7 +2245,7 @@ request_stopped (Request *request)
 {
   if (!request->client_gone)
     gk_gateway_respond_error (request->exchange, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
-                              "The gateway is stopping.");
+                              STOPPING_MESSAGE);
   request_finish (request);
 }
 
@@ -2714,6 +2723,17 @@ proxy (GkExchange *exchange)
       return;
     }
 
+  /* The requests in flight are being cancelled: a new one (on a
+   * connection kept open) could outlive the gateway's upstream client and
+   * its usage rows. */
+  if (self->stopping)
+    {
+      gk_gateway_respond_error (exchange, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
+                                STOPPING_MESSAGE);
+      gk_upstream_request_clear (&upstream);
+      return;
+    }
+
   /* A request whose usage cannot be recorded would not be charged. */
   if (self->disk_full)
     {
@@ -3031,8 +3051,10 @@ gateway_thread (gpointer data)
 
       g_main_loop_run (self->loop);
 
-      /* Stop: refuse new clients, cancel what is in flight and let the
-       * requests unwind (they write their usage rows) before freeing. */
+      /* Stop: refuse new clients and requests, cancel what is in flight
+       * and let the requests unwind (they write their usage rows) before
+       * freeing. */
+      self->stopping = TRUE;
       for (guint i = 0; i < G_N_ELEMENTS (self->daemons); i++)
         if (self->daemons[i] != NULL)
           {
@@ -3306,6 +3328,7 @@ gk_gateway_start (GkGateway   *self,
   self->start_address = g_strdup (address);
   self->start_port = port;
   self->start_done = FALSE;
+  self->stopping = FALSE;
   g_clear_error (&self->start_error);
   self->context = g_main_context_new ();
 #ifdef __GLIBC__

@@ -1,6 +1,7 @@
 /* test-gateway-faults.c: the gateway under hostile or broken peers: an
  * upstream that stalls mid-stream, 2,000 clients at once, huge and lying
- * request bodies, and a request to listen on a non-loopback address.
+ * request bodies, a request to listen on a non-loopback address, and a
+ * stop while the database is locked and a client sends more.
  *
  * Clients are raw sockets, so the test controls every byte (a lying
  * Content-Length, a body cut short). The gateway runs in this process, so
@@ -22,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gk-database-private.h"
 #include "gk-gateway.h"
 #include "hardening-util.h"
 
@@ -209,12 +211,16 @@ status_of (const char *response)
   return (guint) g_ascii_strtoull (response + strlen ("HTTP/1.x "), NULL, 10);
 }
 
+/* A request with client token @token, on a connection the client keeps
+ * open when @keep_alive is set. */
 static char *
-request_text (Fixture    *f,
-              const char *method,
-              const char *path,
-              const char *extra_headers,
-              const char *body)
+request_text_full (Fixture    *f,
+                   const char *token,
+                   const char *method,
+                   const char *path,
+                   const char *extra_headers,
+                   const char *body,
+                   gboolean    keep_alive)
 {
   g_autofree char *length = body ? g_strdup_printf ("Content-Length: %zu\r\n", strlen (body))
                                  : NULL;
@@ -223,11 +229,21 @@ request_text (Fixture    *f,
                           "Host: 127.0.0.1:%u\r\n"
                           "x-goog-api-key: %s\r\n"
                           "Content-Type: application/json\r\n"
-                          "Connection: close\r\n"
-                          "%s%s\r\n%s",
-                          method, path, gk_gateway_get_port (f->gateway), f->token,
+                          "%s%s%s\r\n%s",
+                          method, path, gk_gateway_get_port (f->gateway), token,
+                          keep_alive ? "" : "Connection: close\r\n",
                           extra_headers ? extra_headers : "", length ? length : "",
                           body ? body : "");
+}
+
+static char *
+request_text (Fixture    *f,
+              const char *method,
+              const char *path,
+              const char *extra_headers,
+              const char *body)
+{
+  return request_text_full (f, f->token, method, path, extra_headers, body, FALSE);
 }
 
 /* One plain request; returns the status. */
@@ -999,6 +1015,237 @@ test_loopback_only (Fixture       *f,
     }
 }
 
+/* ---- Stopping while the database is locked ------------------------------ */
+
+/* The time from a stop to the end of its drain, with room to spare. */
+#define PAST_DRAIN_US (3 * G_USEC_PER_SEC)
+
+static gpointer
+stop_gateway_thread (gpointer data)
+{
+  gk_gateway_stop (data);
+  return NULL;
+}
+
+/* Reads one response on a connection kept open: its head, then as many
+ * body bytes as its Content-Length says. Stops early at EOF or after
+ * @timeout_ms of silence (what came is returned). */
+static GString *
+read_one_response (int fd,
+                   int timeout_ms)
+{
+  GString *out = g_string_new (NULL);
+  gssize want = -1;
+
+  while (want < 0 || (gssize) out->len < want)
+    {
+      struct pollfd pfd = { fd, POLLIN, 0 };
+      char buf[4096];
+      gssize n;
+      const char *end;
+
+      if (poll (&pfd, 1, timeout_ms) <= 0)
+        break;
+      n = recv (fd, buf, sizeof buf, 0);
+      if (n <= 0)
+        break;
+      g_string_append_len (out, buf, n);
+      end = strstr (out->str, "\r\n\r\n");
+      if (want < 0 && end != NULL)
+        {
+          const char *length = strcasestr (out->str, "\r\nContent-Length:");
+
+          g_assert_true (length != NULL && length < end);
+          want = (end + 4 - out->str)
+                 + (gssize) g_ascii_strtoull (length + strlen ("\r\nContent-Length:"), NULL,
+                                              10);
+        }
+    }
+  return out;
+}
+
+/* How many requests the mock received with @key, from its /_mock/stats. */
+static guint
+mock_requests_with (Fixture    *f,
+                    const char *key)
+{
+  g_autofree char *req = g_strdup_printf ("GET /_mock/stats HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                                          "Connection: close\r\n\r\n", f->mock_port);
+  g_autofree char *member = g_strdup_printf ("\"%s\":", key);
+  g_autoptr(GString) resp = NULL;
+  int fd = connect_to (f->mock_port, FALSE);
+  const char *count;
+  int err = 0;
+
+  g_assert_true (send_all (fd, req, strlen (req)));
+  resp = read_response (fd, 15000, &err);
+  close (fd);
+  count = strstr (resp->str, member);
+  return count ? (guint) g_ascii_strtoull (count + strlen (member), NULL, 10) : 0;
+}
+
+/* The gateway is stopped while a request is in flight and the database is
+ * locked by another connection for longer than the gateway waits for its
+ * requests to end; meanwhile a client sends one more request on a
+ * connection it kept open. The stop must not leave a request running when
+ * the gateway frees its upstream client and its queues of usage rows (a
+ * critical or a crash before), the request in flight is answered once its
+ * row is written, and the late one is refused without reaching Google. */
+static void
+test_stop_locked (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autofree char *key = mock_key ("SLOW", 1);
+  g_autofree char *upstream = NULL;
+  g_autofree char *kept_text = NULL;
+  g_autofree char *in_flight_text = NULL;
+  g_autofree char *path = g_build_filename (f->dir, "keys.db", NULL);
+  g_autoptr(GkDatabase) locker = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) first = NULL;
+  g_autoptr(GString) in_flight = NULL;
+  g_autoptr(GString) late = NULL;
+  GThread *stopper;
+  int kept, other, err = 0;
+
+  add_key (f, key);
+  start_mock (f);
+  upstream = g_strdup_printf ("http://127.0.0.1:%u", f->mock_port);
+  start_gateway (f, upstream);
+  kept_text = request_text_full (f, f->token, "POST", GENERATE_PATH, NULL, SMALL_BODY, TRUE);
+  in_flight_text = request_text (f, "POST", GENERATE_PATH, NULL, SMALL_BODY);
+
+  /* A first request on a connection the client keeps. */
+  kept = connect_to (gk_gateway_get_port (f->gateway), FALSE);
+  g_assert_true (send_all (kept, kept_text, strlen (kept_text)));
+  first = read_one_response (kept, 15000);
+  g_assert_cmpuint (status_of (first->str), ==, 200);
+
+  /* A second one waits for the slow upstream. */
+  other = connect_to (gk_gateway_get_port (f->gateway), FALSE);
+  g_assert_true (send_all (other, in_flight_text, strlen (in_flight_text)));
+  while (mock_requests_with (f, key) < 2)
+    g_usleep (20 * 1000);
+
+  /* Another connection holds the write lock: the row of the cancelled
+   * request waits for it past the gateway's drain time (2 s). */
+  locker = gk_database_open (path, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (gk_database_begin (locker, &error));
+  g_assert_no_error (error);
+  stopper = g_thread_new ("stop", stop_gateway_thread, f->gateway);
+  g_usleep (G_USEC_PER_SEC);
+  g_assert_true (send_all (kept, kept_text, strlen (kept_text)));
+  g_usleep (PAST_DRAIN_US);
+  gk_database_rollback (locker);
+  g_thread_join (stopper);
+  g_assert_false (gk_gateway_is_running (f->gateway));
+
+  /* The request in flight is told the gateway stopped, and its row is in
+   * the usage log. */
+  in_flight = read_response (other, 15000, &err);
+  close (other);
+  g_assert_cmpuint (status_of (in_flight->str), ==, 503);
+  g_assert_nonnull (strstr (in_flight->str, "The gateway is stopping."));
+  /* The late request is refused, or its connection closed unanswered. */
+  late = read_response (kept, 15000, &err);
+  close (kept);
+  g_test_message ("late request: %.300s", late->str);
+  g_assert_true (late->len == 0 || status_of (late->str) == 503);
+  g_assert_cmpuint (mock_requests_with (f, key), ==, 2);
+  g_assert_cmpint (hardening_query_int (f->db, "SELECT COUNT (*) FROM gemini_key_usage_log"),
+                   ==, 2);
+  g_assert_cmpint (hardening_query_int (f->db, "SELECT COUNT (*) FROM gemini_key_usage_log"
+                                               " WHERE status = 'SUCCESS'"), ==, 1);
+}
+
+/* A database lock held by another connection makes each write of the
+ * gateway wait this long (SQLite's busy timeout) before it gives up. */
+#define BUSY_TIMEOUT_US (10 * G_USEC_PER_SEC)
+
+/* A request's first key fails while the gateway is busy (an admin token's
+ * first use is recorded: that write waits for the database, locked by
+ * another connection) and the gateway is asked to stop meanwhile: its row waits for the lock past the drain time,
+ * then the request goes on to its next key, an attempt that ends (the
+ * request was cancelled) only once the gateway has written its last rows in
+ * a batch. That last row is written too and the client is answered (before,
+ * the row went into the freed queue: a crash). */
+static void
+test_stop_retrying (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autofree char *failing = mock_key ("SLOWE503", 1);
+  g_autofree char *spare = gk_test_api_key (2);
+  g_autofree char *upstream = NULL;
+  g_autofree char *admin_token = NULL;
+  g_autofree char *proxy_text = NULL;
+  g_autofree char *admin_text = NULL;
+  g_autofree char *path = g_build_filename (f->dir, "keys.db", NULL);
+  g_autoptr(GkDatabase) locker = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) resp = NULL;
+  g_autoptr(GString) admin_resp = NULL;
+  g_autofree char *spare_rows = NULL;
+  GThread *stopper;
+  gint64 spare_id;
+  int client, admin, err = 0;
+
+  add_key_with_priority (f, failing, 10);
+  spare_id = add_key_with_priority (f, spare, 1);
+  admin_token = gk_token_create (f->db, "admin", NULL, &error);
+  g_assert_no_error (error);
+  start_mock (f);
+  upstream = g_strdup_printf ("http://127.0.0.1:%u", f->mock_port);
+  start_gateway (f, upstream);
+  proxy_text = request_text (f, "POST", GENERATE_PATH, NULL, SMALL_BODY);
+  admin_text = request_text_full (f, admin_token, "GET", "/admin/gemini-keys/budget", NULL, NULL,
+                                  FALSE);
+
+  /* The first key answers 503 a second after it is asked. */
+  client = connect_to (gk_gateway_get_port (f->gateway), FALSE);
+  g_assert_true (send_all (client, proxy_text, strlen (proxy_text)));
+  while (mock_requests_with (f, failing) < 1)
+    g_usleep (10 * 1000);
+
+  /* Meanwhile the gateway waits for the lock to record the admin token's
+   * use, and is asked to stop. */
+  locker = gk_database_open (path, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (gk_database_begin (locker, &error));
+  g_assert_no_error (error);
+  admin = connect_to (gk_gateway_get_port (f->gateway), FALSE);
+  g_assert_true (send_all (admin, admin_text, strlen (admin_text)));
+  g_usleep (PAST_DRAIN_US);
+  stopper = g_thread_new ("stop", stop_gateway_thread, f->gateway);
+
+  /* The token's write gives up, then the 503's row waits in vain, then
+   * the drain's write of that row waits, then the last tries of the stop:
+   * the lock goes during one of the last two. */
+  g_usleep (3 * BUSY_TIMEOUT_US + BUSY_TIMEOUT_US / 5);
+  gk_database_rollback (locker);
+  g_thread_join (stopper);
+  g_assert_false (gk_gateway_is_running (f->gateway));
+
+  admin_resp = read_response (admin, 15000, &err);
+  close (admin);
+  g_test_message ("admin request: %.200s", admin_resp->str);
+  resp = read_response (client, 15000, &err);
+  close (client);
+  g_test_message ("request: %.300s", resp->str);
+  g_assert_cmpuint (status_of (resp->str), ==, 503);
+  g_assert_nonnull (strstr (resp->str, "The gateway is stopping."));
+
+  /* Both attempts have their row; the second never reached Google. */
+  g_assert_cmpuint (mock_requests_with (f, failing), ==, 1);
+  g_assert_cmpuint (mock_requests_with (f, spare), ==, 0);
+  g_assert_cmpint (hardening_query_int (f->db, "SELECT COUNT (*) FROM gemini_key_usage_log"),
+                   ==, 2);
+  spare_rows = g_strdup_printf ("SELECT COUNT (*) FROM gemini_key_usage_log"
+                                " WHERE key_id = %" G_GINT64_FORMAT " AND status = 'ERROR'",
+                                spare_id);
+  g_assert_cmpint (hardening_query_int (f->db, spare_rows), ==, 1);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1015,6 +1262,8 @@ main (int   argc,
   ADD ("/hardening/gateway/huge-bodies", test_huge_bodies);
   ADD ("/hardening/gateway/loopback-only", test_loopback_only);
   ADD ("/hardening/gateway/no-key-exposed", test_no_key_exposed);
+  ADD ("/hardening/gateway/stop-locked", test_stop_locked);
+  ADD ("/hardening/gateway/stop-retrying", test_stop_retrying);
 #undef ADD
   return g_test_run ();
 }

@@ -22,7 +22,8 @@
  *             error the gateway relays: the key must be redacted)
  *   E500      500 INTERNAL
  *   E503      503 UNAVAILABLE ("The model is overloaded")
- *   SLOW      answers normally after $MOCK_GEMINI_SLOW_MS (default 1500) ms
+ *   SLOW      answers normally after $MOCK_GEMINI_SLOW_MS (default 1500) ms; with
+ *             one of the words above too, answers that way after the delay
  *   BROKEN    200 with a body that is not JSON
  *   DROP      200, sends part of the body, then closes the connection
  *   CRLF      answers normally; SSE events are separated by \r\n\r\n
@@ -682,7 +683,8 @@ slow_done_cb (gpointer data)
 {
   Pending *p = data;
 
-  serve_api (p->msg, p->path, p->query, "OK");
+  if (!apply_error_behaviour (p->msg, p->behaviour, p->key))
+    serve_api (p->msg, p->path, p->query, "OK");
   soup_server_message_unpause (p->msg);
   pending_free (p);
   return G_SOURCE_REMOVE;
@@ -774,10 +776,7 @@ handler_cb (SoupServer        *server,
     }
 
   behaviour = behaviour_of (key);
-  if (apply_error_behaviour (msg, behaviour, key))
-    return;
-
-  if (g_str_equal (behaviour, "SLOW"))
+  if (strstr (key, "SLOW") != NULL)
     {
       Pending *p = g_new0 (Pending, 1);
 
@@ -790,6 +789,8 @@ handler_cb (SoupServer        *server,
       g_timeout_add (mock.slow_ms, slow_done_cb, p);
       return;
     }
+  if (apply_error_behaviour (msg, behaviour, key))
+    return;
 
   serve_api (msg, path, query, behaviour);
 }
