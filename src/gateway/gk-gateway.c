@@ -2717,20 +2717,20 @@ proxy (GkExchange *exchange)
   GkUpstreamRequest upstream;
   Request *request;
 
-  if (!build_upstream_request (exchange, &upstream, &error))
-    {
-      respond_request_error (exchange, error);
-      return;
-    }
-
   /* The requests in flight are being cancelled: a new one (on a
    * connection kept open) could outlive the gateway's upstream client and
    * its usage rows. */
   if (self->stopping)
     {
+      gateway_log (self, "%s %s -> 503 stopping", exchange->method, path);
       gk_gateway_respond_error (exchange, SOUP_STATUS_SERVICE_UNAVAILABLE, "UNAVAILABLE",
                                 STOPPING_MESSAGE);
-      gk_upstream_request_clear (&upstream);
+      return;
+    }
+
+  if (!build_upstream_request (exchange, &upstream, &error))
+    {
+      respond_request_error (exchange, error);
       return;
     }
 

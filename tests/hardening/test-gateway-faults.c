@@ -1087,10 +1087,10 @@ mock_requests_with (Fixture    *f,
 /* The gateway is stopped while a request is in flight and the database is
  * locked by another connection for longer than the gateway waits for its
  * requests to end; meanwhile a client sends one more request on a
- * connection it kept open. The stop must not leave a request running when
- * the gateway frees its upstream client and its queues of usage rows (a
- * critical or a crash before), the request in flight is answered once its
- * row is written, and the late one is refused without reaching Google. */
+ * connection it kept open. The request in flight is answered once its row
+ * is written, and the late one is refused without reaching Google (before,
+ * it was forwarded, left running when the gateway freed its upstream client
+ * and its queues of rows, and never recorded). */
 static void
 test_stop_locked (Fixture       *f,
                   gconstpointer  data)
@@ -1165,11 +1165,12 @@ test_stop_locked (Fixture       *f,
 
 /* A request's first key fails while the gateway is busy (an admin token's
  * first use is recorded: that write waits for the database, locked by
- * another connection) and the gateway is asked to stop meanwhile: its row waits for the lock past the drain time,
- * then the request goes on to its next key, an attempt that ends (the
- * request was cancelled) only once the gateway has written its last rows in
- * a batch. That last row is written too and the client is answered (before,
- * the row went into the freed queue: a crash). */
+ * another connection) and the gateway is asked to stop meanwhile: the
+ * failure's row waits for the lock past the drain time, then the request
+ * goes on to its next key, an attempt that ends (the request was
+ * cancelled) only after the gateway wrote its last rows in a batch. That
+ * last row is written too and the client is answered (before, the row went
+ * into the freed queue: a crash). */
 static void
 test_stop_retrying (Fixture       *f,
                     gconstpointer  data)
