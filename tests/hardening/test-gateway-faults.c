@@ -1084,6 +1084,42 @@ mock_requests_with (Fixture    *f,
   return count ? (guint) g_ascii_strtoull (count + strlen (member), NULL, 10) : 0;
 }
 
+/* Waits until the mock received @n requests with @key. */
+static void
+wait_mock_requests (Fixture    *f,
+                    const char *key,
+                    guint       n)
+{
+  while (mock_requests_with (f, key) < n)
+    g_usleep (10 * 1000);
+}
+
+/* Sends @text on a new connection to the gateway; returns its socket. */
+static int
+send_request (Fixture    *f,
+              const char *text)
+{
+  int fd = connect_to (gk_gateway_get_port (f->gateway), FALSE);
+
+  g_assert_true (send_all (fd, text, strlen (text)));
+  return fd;
+}
+
+/* Another connection to the pool's database, holding its write lock until
+ * gk_database_rollback(). */
+static GkDatabase *
+lock_database (Fixture *f)
+{
+  g_autofree char *path = g_build_filename (f->dir, "keys.db", NULL);
+  g_autoptr(GError) error = NULL;
+  GkDatabase *locker = gk_database_open (path, NULL, &error);
+
+  g_assert_no_error (error);
+  g_assert_true (gk_database_begin (locker, &error));
+  g_assert_no_error (error);
+  return locker;
+}
+
 /* The gateway is stopped while a request is in flight and the database is
  * locked by another connection for longer than the gateway waits for its
  * requests to end; meanwhile a client sends one more request on a
@@ -1099,9 +1135,7 @@ test_stop_locked (Fixture       *f,
   g_autofree char *upstream = NULL;
   g_autofree char *kept_text = NULL;
   g_autofree char *in_flight_text = NULL;
-  g_autofree char *path = g_build_filename (f->dir, "keys.db", NULL);
   g_autoptr(GkDatabase) locker = NULL;
-  g_autoptr(GError) error = NULL;
   g_autoptr(GString) first = NULL;
   g_autoptr(GString) in_flight = NULL;
   g_autoptr(GString) late = NULL;
@@ -1116,23 +1150,17 @@ test_stop_locked (Fixture       *f,
   in_flight_text = request_text (f, "POST", GENERATE_PATH, NULL, SMALL_BODY);
 
   /* A first request on a connection the client keeps. */
-  kept = connect_to (gk_gateway_get_port (f->gateway), FALSE);
-  g_assert_true (send_all (kept, kept_text, strlen (kept_text)));
+  kept = send_request (f, kept_text);
   first = read_one_response (kept, 15000);
   g_assert_cmpuint (status_of (first->str), ==, 200);
 
   /* A second one waits for the slow upstream. */
-  other = connect_to (gk_gateway_get_port (f->gateway), FALSE);
-  g_assert_true (send_all (other, in_flight_text, strlen (in_flight_text)));
-  while (mock_requests_with (f, key) < 2)
-    g_usleep (20 * 1000);
+  other = send_request (f, in_flight_text);
+  wait_mock_requests (f, key, 2);
 
   /* Another connection holds the write lock: the row of the cancelled
    * request waits for it past the gateway's drain time (2 s). */
-  locker = gk_database_open (path, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_true (gk_database_begin (locker, &error));
-  g_assert_no_error (error);
+  locker = lock_database (f);
   stopper = g_thread_new ("stop", stop_gateway_thread, f->gateway);
   g_usleep (G_USEC_PER_SEC);
   g_assert_true (send_all (kept, kept_text, strlen (kept_text)));
@@ -1181,7 +1209,6 @@ test_stop_retrying (Fixture       *f,
   g_autofree char *admin_token = NULL;
   g_autofree char *proxy_text = NULL;
   g_autofree char *admin_text = NULL;
-  g_autofree char *path = g_build_filename (f->dir, "keys.db", NULL);
   g_autoptr(GkDatabase) locker = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(GString) resp = NULL;
@@ -1203,19 +1230,13 @@ test_stop_retrying (Fixture       *f,
                                   FALSE);
 
   /* The first key answers 503 a second after it is asked. */
-  client = connect_to (gk_gateway_get_port (f->gateway), FALSE);
-  g_assert_true (send_all (client, proxy_text, strlen (proxy_text)));
-  while (mock_requests_with (f, failing) < 1)
-    g_usleep (10 * 1000);
+  client = send_request (f, proxy_text);
+  wait_mock_requests (f, failing, 1);
 
   /* Meanwhile the gateway waits for the lock to record the admin token's
    * use, and is asked to stop. */
-  locker = gk_database_open (path, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_true (gk_database_begin (locker, &error));
-  g_assert_no_error (error);
-  admin = connect_to (gk_gateway_get_port (f->gateway), FALSE);
-  g_assert_true (send_all (admin, admin_text, strlen (admin_text)));
+  locker = lock_database (f);
+  admin = send_request (f, admin_text);
   g_usleep (PAST_DRAIN_US);
   stopper = g_thread_new ("stop", stop_gateway_thread, f->gateway);
 
