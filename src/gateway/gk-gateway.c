@@ -288,21 +288,16 @@ needs_log_escape (const char *text)
   return FALSE;
 }
 
+/* Logs @line: escaped, pool keys redacted. */
 static void
-gateway_log (GkGateway  *self,
-             const char *format,
-             ...)
+gateway_log_line (GkGateway  *self,
+                  const char *line)
 {
-  g_autofree char *line = NULL;
   g_autofree char *escaped = NULL;
   g_autofree char *redacted = NULL;
   const char *text;
   gsize len;
-  va_list args;
 
-  va_start (args, format);
-  line = g_strdup_vprintf (format, args);
-  va_end (args);
   /* Lines quote the client's path: never a raw control byte in a log. A
    * line (one a request) is copied only when something in it changes. */
   text = line;
@@ -314,6 +309,42 @@ gateway_log (GkGateway  *self,
   if (!g_log_writer_default_would_drop (G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN))
     g_debug ("%s", text);
   g_signal_emit (self, signals[SIGNAL_LOG], 0, text);
+}
+
+static void
+gateway_log (GkGateway  *self,
+             const char *format,
+             ...)
+{
+  g_autofree char *line = NULL;
+  va_list args;
+
+  va_start (args, format);
+  line = g_strdup_vprintf (format, args);
+  va_end (args);
+  gateway_log_line (self, line);
+}
+
+/* Appends @value in decimal (printf costs more than the rest of a log
+ * line, which is written once a request). */
+static void
+append_int (GString *out,
+            gint64   value)
+{
+  char digits[24];
+  guint64 magnitude = value < 0 ? -(guint64) value : (guint64) value;
+  int n = 0;
+
+  do
+    {
+      digits[n++] = (char) ('0' + magnitude % 10);
+      magnitude /= 10;
+    }
+  while (magnitude > 0);
+  if (value < 0)
+    g_string_append_c (out, '-');
+  while (n > 0)
+    g_string_append_c (out, digits[--n]);
 }
 
 char *
@@ -1601,14 +1632,37 @@ track_done (TrackJob *job)
   /* A request no key could serve has its cause logged once (see
    * request_unavailable()), not a line each. */
   if (record->key_id != 0)
-    gateway_log (self, "%s %s -> %u key=%" G_GINT64_FORMAT " user=%s status=%s tokens=%"
-                 G_GINT64_FORMAT "+%" G_GINT64_FORMAT " %" G_GINT64_FORMAT " ms%s%s%s",
-                 request->http_method, request->path, (guint) record->http_status,
-                 record->key_id, record->user_id, gk_usage_status_to_string (record->status),
-                 record->prompt_tokens, record->output_tokens, record->latency_ms,
-                 result->rotated ? " (rotated: " : "",
-                 result->rotated ? gk_rotation_reason_to_string (result->reason) : "",
-                 result->rotated ? ")" : "");
+    {
+      /* "POST /v1beta/… -> 200 key=1 user=u status=SUCCESS tokens=12+13 85 ms" */
+      GString *line = g_string_sized_new (160);
+
+      g_string_append (line, request->http_method);
+      g_string_append_c (line, ' ');
+      g_string_append (line, request->path);
+      g_string_append (line, " -> ");
+      append_int (line, record->http_status);
+      g_string_append (line, " key=");
+      append_int (line, record->key_id);
+      g_string_append (line, " user=");
+      g_string_append (line, record->user_id != NULL ? record->user_id : "");
+      g_string_append (line, " status=");
+      g_string_append (line, gk_usage_status_to_string (record->status));
+      g_string_append (line, " tokens=");
+      append_int (line, record->prompt_tokens);
+      g_string_append_c (line, '+');
+      append_int (line, record->output_tokens);
+      g_string_append_c (line, ' ');
+      append_int (line, record->latency_ms);
+      g_string_append (line, " ms");
+      if (result->rotated)
+        {
+          g_string_append (line, " (rotated: ");
+          g_string_append (line, gk_rotation_reason_to_string (result->reason));
+          g_string_append_c (line, ')');
+        }
+      gateway_log_line (self, line->str);
+      g_string_free (line, TRUE);
+    }
   track_job_free (job);
   next (request);
 }

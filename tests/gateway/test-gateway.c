@@ -310,6 +310,39 @@ restart (Fixture *f)
 
 /* ---- tests -------------------------------------------------------------- */
 
+/* The gateway's log lines, as emitted (from its thread). */
+typedef struct
+{
+  GMutex     mutex;
+  GPtrArray *lines;
+} LogLines;
+
+static void
+log_lines_cb (GkGateway  *gateway,
+              const char *line,
+              gpointer    user_data)
+{
+  LogLines *log = user_data;
+
+  g_mutex_lock (&log->mutex);
+  g_ptr_array_add (log->lines, g_strdup (line));
+  g_mutex_unlock (&log->mutex);
+}
+
+/* Whether a line of @log matches @pattern (a whole-line regex). */
+static gboolean
+log_has_line (LogLines   *log,
+              const char *pattern)
+{
+  gboolean found = FALSE;
+
+  g_mutex_lock (&log->mutex);
+  for (guint i = 0; i < log->lines->len && !found; i++)
+    found = g_regex_match_simple (pattern, g_ptr_array_index (log->lines, i), 0, 0);
+  g_mutex_unlock (&log->mutex);
+  return found;
+}
+
 static void
 test_generate_ok (Fixture       *f,
                   gconstpointer  data)
@@ -334,6 +367,40 @@ test_generate_ok (Fixture       *f,
   user = sql_text (f, "SELECT user_id FROM gemini_key_usage_log");
   g_assert_cmpstr (user, ==, "tester");
   g_assert_cmpint (sql_int (f, "SELECT count(*) FROM gemini_key_rotation_log"), ==, 0);
+}
+
+/* One line a request: method, path, status, key, user, outcome, tokens,
+ * time, and the rotation it caused. */
+static void
+test_request_log_line (Fixture       *f,
+                       gconstpointer  data)
+{
+  LogLines log = { .lines = g_ptr_array_new_with_free_func (g_free) };
+  g_autoptr(GBytes) body = NULL;
+  g_autofree char *ok_line = NULL;
+  g_autofree char *rotated_line = NULL;
+  gint64 rate_id = add_key (f, "RATEMIN", 9, NULL);
+  gint64 ok_id = add_key (f, "OK", 5, NULL);
+  gulong handler;
+  guint status;
+
+  g_mutex_init (&log.mutex);
+  handler = g_signal_connect (f->gateway, "log", G_CALLBACK (log_lines_cb), &log);
+  body = http (f, "POST", f->base, MODEL_PATH ":generateContent", f->token, GENERATE_BODY, &status);
+  g_assert_cmpuint (status, ==, 200);
+  g_signal_handler_disconnect (f->gateway, handler);
+
+  rotated_line = g_strdup_printf ("^POST " MODEL_PATH ":generateContent -> 429 key=%" G_GINT64_FORMAT
+                                  " user=tester status=RATE_LIMITED tokens=0\\+0 [0-9]+ ms"
+                                  " \\(rotated: RATE_LIMITED\\)$", rate_id);
+  ok_line = g_strdup_printf ("^POST " MODEL_PATH ":generateContent -> 200 key=%" G_GINT64_FORMAT
+                             " user=tester status=SUCCESS tokens=12\\+13 [0-9]+ ms$", ok_id);
+  for (guint i = 0; i < log.lines->len; i++)
+    g_test_message ("log: %s", (const char *) g_ptr_array_index (log.lines, i));
+  g_assert_true (log_has_line (&log, rotated_line));
+  g_assert_true (log_has_line (&log, ok_line));
+  g_ptr_array_unref (log.lines);
+  g_mutex_clear (&log.mutex);
 }
 
 static void
@@ -2324,6 +2391,7 @@ main (int   argc,
 #define ADD(name, func) \
   g_test_add ("/gateway/" name, Fixture, NULL, fixture_set_up, func, fixture_tear_down)
   ADD ("generate-ok", test_generate_ok);
+  ADD ("request-log-line", test_request_log_line);
   ADD ("rate-limited-minute", test_rate_limited_minute);
   ADD ("rate-limited-day", test_rate_limited_day);
   ADD ("rate-limited-project", test_rate_limited_project);
