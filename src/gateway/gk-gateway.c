@@ -1512,7 +1512,7 @@ struct _Request
   gboolean           sse;
   GArray            *exclude;
   guint              attempts;
-  GCancellable      *cancellable;
+  gboolean           cancelled;     /* the client left or the gateway stops */
   GList             *link;          /* in the gateway's requests */
   gint64             deadline;      /* of all attempts; 0 = none */
   gboolean           client_gone;
@@ -1559,7 +1559,6 @@ request_free (Request *request)
   g_free (request->model);
   g_clear_pointer (&request->body, g_bytes_unref);
   g_clear_pointer (&request->exclude, g_array_unref);
-  g_clear_object (&request->cancellable);
   g_clear_pointer (&request->call, gk_upstream_call_free);
   g_clear_pointer (&request->buffer, g_byte_array_unref);
   gk_usage_scanner_clear (&request->scanner);
@@ -2312,7 +2311,7 @@ request_network_error (Request    *request,
   g_autofree char *message = g_strdup_printf ("Upstream request failed: %s", error->message);
 
   request->status = 0;
-  if (g_cancellable_is_cancelled (request->cancellable))
+  if (request->cancelled)
     {
       request_track (request, GK_USAGE_ERROR, NULL, NULL, message, request_stopped);
       return;
@@ -2515,12 +2514,21 @@ copy_request_headers (const GkUpstreamRequest *from,
                                  g_ptr_array_index (from->values, i));
 }
 
+/* Nothing more is tried for @request; its upstream call ends at once. */
+static void
+request_cancel (Request *request)
+{
+  request->cancelled = TRUE;
+  if (request->call != NULL)
+    gk_upstream_call_cancel (request->call);
+}
+
 /* The client closed its connection: nothing more is sent for it. */
 static void
 request_client_left (Request *request)
 {
   request->client_gone = TRUE;
-  g_cancellable_cancel (request->cancellable);
+  request_cancel (request);
 }
 
 /* The client's exchange ends before its answer (the connection closed):
@@ -2554,7 +2562,7 @@ request_wait_for_store (Request      *request,
   gint64 retry = g_get_monotonic_time () + STORE_WAIT_MS * 1000;
 
   store_lost (self, error);
-  if (g_cancellable_is_cancelled (request->cancellable) || request->client_gone
+  if (request->cancelled || request->client_gone
       || (request->deadline > 0 && retry >= request->deadline))
     {
       request_unavailable (request, STORE_DOWN_MESSAGE, RETRY_AFTER_BUSY);
@@ -2668,7 +2676,9 @@ request_attempt (Request *request)
                                request->body);
 
   gk_upstream_call_set_deadline (request->call, request->deadline);
-  gk_upstream_call_send (request->call, request->cancellable, send_cb, request);
+  if (request->cancelled)
+    gk_upstream_call_cancel (request->call);
+  gk_upstream_call_send (request->call, NULL, send_cb, request);
 }
 
 /* The model named by a Gemini path ("…/models/{model}:method") or by an
@@ -2844,7 +2854,6 @@ proxy (GkExchange *exchange)
                                      (exchange->query != NULL &&
                                       strstr (exchange->query, "alt=sse") != NULL));
   request->exclude = g_array_new (FALSE, FALSE, sizeof (gint64));
-  request->cancellable = g_cancellable_new ();
   g_queue_push_tail (&self->requests, request);
   request->link = self->requests.tail;
 
@@ -3117,14 +3126,9 @@ gateway_thread (gpointer data)
             if (listener != MHD_INVALID_SOCKET)
               close (listener);
           }
-      {
-        g_autoptr(GPtrArray) cancellables = g_ptr_array_new_with_free_func (g_object_unref);
-
-        for (GList *l = self->requests.head; l != NULL; l = l->next)
-          g_ptr_array_add (cancellables, g_object_ref (((Request *) l->data)->cancellable));
-        for (guint i = 0; i < cancellables->len; i++)
-          g_cancellable_cancel (g_ptr_array_index (cancellables, i));
-      }
+      /* Cancelling runs no request's callback: the list stays as it is. */
+      for (GList *l = self->requests.head; l != NULL; l = l->next)
+        request_cancel (l->data);
       deadline = g_get_monotonic_time () + STOP_DRAIN_TIMEOUT_US;
       while (self->in_flight > 0 && g_get_monotonic_time () < deadline)
         g_main_context_iteration (self->context, FALSE);

@@ -903,12 +903,7 @@ static void
 cancelled_cb (GCancellable *cancellable,
               gpointer      user_data)
 {
-  GkUpstreamCall *call = user_data;
-
-  call_finish (call, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                          "the request was cancelled"));
-  /* Its callback runs from the source, never from within cancel. */
-  g_source_set_ready_time (call->upstream->source, 0);
+  gk_upstream_call_cancel (user_data);
 }
 
 /* ---- Easy handles ------------------------------------------------------- */
@@ -1205,6 +1200,9 @@ gk_upstream_call_send (GkUpstreamCall     *call,
   call->head_cb = callback;
   call->user_data = user_data;
 
+  /* Cancelled already (gk_upstream_call_cancel()): not sent. */
+  if (call->finished)
+    return;
   if (!url_part_valid (call->url + strlen (self->base_url)))
     {
       call->finished = TRUE;
@@ -1287,6 +1285,18 @@ gk_upstream_call_send (GkUpstreamCall     *call,
    * queue of ready calls asks for. */
   curl_multi_socket_action (self->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   upstream_take_done (self);
+}
+
+void
+gk_upstream_call_cancel (GkUpstreamCall *call)
+{
+  g_return_if_fail (call != NULL);
+
+  call_finish (call, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                          "the request was cancelled"));
+  /* Its callback runs from the source, never from within cancel (which
+   * may come from another thread, through a cancellable). */
+  g_source_set_ready_time (call->upstream->source, 0);
 }
 
 guint

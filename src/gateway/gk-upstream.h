@@ -121,6 +121,9 @@ void                gk_upstream_call_send           (GkUpstreamCall      *call,
                                                      GCancellable        *cancellable,
                                                      GkUpstreamHeadFunc   callback,
                                                      gpointer             user_data);
+/* Ends the call as its cancellable would (without one): a call not sent
+ * yet is not sent. */
+void                gk_upstream_call_cancel         (GkUpstreamCall      *call);
 guint               gk_upstream_call_get_status     (GkUpstreamCall      *call);
 SoupMessageHeaders *gk_upstream_call_get_response_headers (GkUpstreamCall *call);
 /* Whether the request went over a pooled connection (for tests). */

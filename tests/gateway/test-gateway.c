@@ -2038,6 +2038,60 @@ test_upstream_pool_reuse (void)
   g_main_context_pop_thread_default (context);
 }
 
+/* gk_upstream_call_cancel(): a call cancelled before its send is never
+ * sent; one cancelled while the upstream thinks ends at once. Either way
+ * its head callback gets G_IO_ERROR_CANCELLED, from the main loop. */
+static void
+test_upstream_cancel (void)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GError) error = NULL;
+  CallResult r = { 0 };
+  GkUpstream *upstream;
+
+  g_main_context_push_thread_default (context);
+  upstream = gk_upstream_new (mock_base, 30, "test-agent", &error);
+  g_assert_no_error (error);
+
+  {
+    g_autoptr(GkUpstreamCall) call = gk_upstream_call_new (upstream, "GET", "/v1beta/models");
+    g_autofree char *key = mock_key ("OK", 78);
+
+    call_result_clear (&r);
+    gk_upstream_call_add_header (call, "x-goog-api-key", key);
+    gk_upstream_call_cancel (call);
+    gk_upstream_call_send (call, NULL, call_head_cb, &r);
+    g_assert_false (r.done);
+    while (!r.done)
+      g_main_context_iteration (context, TRUE);
+    g_assert_error (r.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+    g_assert_cmpuint (gk_upstream_get_connect_count (upstream), ==, 0);
+  }
+
+  {
+    g_autoptr(GkUpstreamCall) call = gk_upstream_call_new (upstream, "POST",
+                                                           "/v1beta/models/gemini-2.5-flash:generateContent");
+    g_autofree char *key = mock_key ("SLOW", 79);
+
+    call_result_clear (&r);
+    gk_upstream_call_add_header (call, "x-goog-api-key", key);
+    gk_upstream_call_set_body (call, "application/json",
+                               g_bytes_new_static (GENERATE_BODY, strlen (GENERATE_BODY)));
+    gk_upstream_call_send (call, NULL, call_head_cb, &r);
+    while (gk_upstream_get_connect_count (upstream) == 0)
+      g_main_context_iteration (context, TRUE);
+    gk_upstream_call_cancel (call);
+    g_assert_false (r.done);
+    while (!r.done)
+      g_main_context_iteration (context, TRUE);
+    g_assert_error (r.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  }
+
+  call_result_clear (&r);
+  gk_upstream_free (upstream);
+  g_main_context_pop_thread_default (context);
+}
+
 static void
 test_upstream_bodies (void)
 {
@@ -2419,6 +2473,7 @@ main (int   argc,
   ADD ("concurrent-rows", test_concurrent_rows);
 #undef ADD
   g_test_add_func ("/gateway/upstream/pool-reuse", test_upstream_pool_reuse);
+  g_test_add_func ("/gateway/upstream/cancel", test_upstream_cancel);
   g_test_add_func ("/gateway/upstream/bodies", test_upstream_bodies);
   g_test_add_func ("/gateway/upstream/closed-pooled", test_upstream_closed_pooled);
 
