@@ -487,7 +487,7 @@ test_upgrade (Fixture       *f,
   g_assert_true (gk_database_migrate (upgraded, &created, &error));
   g_assert_no_error (error);
   g_assert_cmpstrv (created, expected);
-  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 11);
+  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 12);
   g_assert_cmpint (gk_audit_count (upgraded, NULL), ==, 0);
   keys = gk_key_list_from_database (upgraded, &error);
   g_assert_no_error (error);

@@ -36,7 +36,7 @@ test_migrate_from_empty (void)
     gk_database_migrate (db, &created, &error);
     g_assert_no_error (error);
     g_assert_cmpstrv (created, seed_tables);
-    g_assert_cmpint (gk_database_get_schema_version (db), ==, 11);
+    g_assert_cmpint (gk_database_get_schema_version (db), ==, 12);
     uuid = g_strdup (gk_database_get_uuid (db));
     g_assert_true (g_uuid_string_is_valid (uuid));
     g_assert_true (gk_database_check_integrity (db, &error));
@@ -269,6 +269,109 @@ test_nested_transactions (void)
   }
 }
 
+/* How many temporary b-trees inserting a usage row opens, as @db plans
+ * it with the schema it last read (EXPLAIN, prepared afresh: a statement
+ * kept from before would show the schema it was prepared on). */
+static int
+usage_insert_ephemerals (GkDatabase *db)
+{
+  GkSqlStmt *stmt;
+  int n = 0;
+
+  gk_database_lock (db);
+  stmt = gk_sql_prepare (gk_database_get_handle (db),
+                         "EXPLAIN INSERT INTO gemini_key_usage_log (status, created_at)"
+                         " VALUES ('SUCCESS', 1)");
+  g_assert_nonnull (stmt);
+  while (gk_sql_step (stmt) == GK_SQL_ROW)
+    n += g_strcmp0 (gk_sql_column_text (stmt, 1), "OpenEphemeral") == 0;
+  gk_sql_finalize (stmt);
+  gk_database_unlock (db);
+  return n;
+}
+
+/* Version 12 spells the usage log's CHECK on status with ORs: inserting a
+ * row builds no temporary b-tree of the allowed values, in a file migrated
+ * from version 11 with rows in it as in a new one, and in a connection
+ * that was open before the migration; the same statuses are refused. */
+static void
+test_usage_status_check (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) db = NULL;
+  g_autoptr(GkDatabase) open_before = NULL;
+  g_autoptr(GkDatabase) upgraded = NULL;
+  g_autoptr(GkPool) pool = NULL;
+  g_autofree char *path = NULL;
+
+  if (gk_test_skip_on_postgresql ("an SQLite file's schema"))
+    return;
+  db = gk_test_open_db (NULL);
+  path = g_strdup (gk_database_get_path (db));
+  g_assert_cmpint (usage_insert_ephemerals (db), ==, 0);
+
+  /* Back to version 11's text of the table (migration 1's). */
+  g_assert_true (gk_database_exec (db,
+                                   "PRAGMA writable_schema = ON;"
+                                   " UPDATE sqlite_schema SET sql = replace (sql,"
+                                   " 'status = ''SUCCESS'' OR status = ''RATE_LIMITED'' OR"
+                                   " status = ''INVALID_KEY'' OR status = ''ERROR''',"
+                                   " 'status IN   (''SUCCESS'',''RATE_LIMITED'',''INVALID_KEY'',"
+                                   "''ERROR'')') WHERE name = 'gemini_key_usage_log';"
+                                   " PRAGMA writable_schema = RESET;"
+                                   " PRAGMA user_version = 11",
+                                   &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (usage_insert_ephemerals (db), ==, 1);
+  pool = gk_pool_new (db, NULL);
+  gk_test_track (pool, 0, GK_USAGE_SUCCESS, 10);
+  gk_test_track (pool, 0, GK_USAGE_ERROR, 0);
+  g_clear_object (&pool);
+  g_clear_object (&db);
+
+  open_before = gk_database_new (path, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (usage_insert_ephemerals (open_before), ==, 1);
+
+  upgraded = gk_database_new (path, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (gk_database_migrate (upgraded, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 12);
+  g_assert_true (gk_database_check_integrity (upgraded, &error));
+  g_assert_cmpint (usage_insert_ephemerals (upgraded), ==, 0);
+  /* Its next statement finds the schema moved and reads it again. */
+  g_assert_cmpint (gk_stats_usage_count (open_before, 0, &error), ==, 2);
+  g_assert_no_error (error);
+  g_assert_cmpint (usage_insert_ephemerals (open_before), ==, 0);
+
+  /* The rows are kept; every status is still taken, and nothing else. */
+  pool = gk_pool_new (upgraded, NULL);
+  gk_test_track (pool, 0, GK_USAGE_RATE_LIMITED, 0);
+  gk_test_track (pool, 0, GK_USAGE_INVALID_KEY, 0);
+  g_clear_object (&pool);
+  g_assert_cmpint (gk_stats_usage_count (upgraded, 0, &error), ==, 4);
+  g_assert_no_error (error);
+  g_assert_false (gk_database_exec (open_before,
+                                    "INSERT INTO gemini_key_usage_log (status, created_at)"
+                                    " VALUES ('success', 1)",
+                                    &error));
+  g_assert_nonnull (error);
+  g_clear_error (&error);
+  g_assert_false (gk_database_exec (upgraded,
+                                    "INSERT INTO gemini_key_usage_log (status, created_at)"
+                                    " VALUES ('BOGUS', 1)",
+                                    &error));
+  g_assert_nonnull (error);
+  g_clear_error (&error);
+  g_assert_cmpint (gk_stats_usage_count (upgraded, 0, &error), ==, 4);
+  g_assert_no_error (error);
+
+  g_clear_object (&open_before);
+  g_clear_object (&upgraded);
+  gk_test_remove_db (path);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -283,6 +386,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/database/nested-transactions", test_nested_transactions);
   g_test_add_func ("/database/second-connection-keeps-locks",
                    test_second_connection_keeps_locks);
+  g_test_add_func ("/database/usage-status-check", test_usage_status_check);
 
   return g_test_run ();
 }

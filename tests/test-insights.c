@@ -468,7 +468,7 @@ reopen_upgraded (GkDatabase         *db,
   g_assert_true (gk_database_migrate (upgraded, &created, &error));
   g_assert_no_error (error);
   g_assert_cmpstrv (created, tables);
-  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 11);
+  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 12);
   return g_steal_pointer (&upgraded);
 }
 

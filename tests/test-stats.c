@@ -1452,7 +1452,7 @@ test_rollup_upgrade (Fixture       *fixture,
   g_assert_true (gk_database_migrate (upgraded, &created, &error));
   g_assert_no_error (error);
   g_assert_cmpstrv (created, rollup_tables);
-  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 11);
+  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 12);
   assert_rollup_exact (upgraded);
   assert_filters_match_rows (upgraded, key, GK_TEST_EPOCH);
   assert_dashboard_matches_log (upgraded, 30);

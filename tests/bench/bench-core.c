@@ -1,7 +1,8 @@
 /* bench-core: the core's hot path and the dashboard at scale.
  *
  * Run by hand (not a test): prints its figures.
- *   bench-core [--keys N] [--rows N] [--requests N] [--database URI]
+ *   bench-core [--keys N] [--rows N] [--requests N] [--batch N] [--track-only]
+ *              [--database URI]
  *
  * With --database (a PostgreSQL connection URI, say that of
  * tests/pg/pg-cluster.sh's throwaway cluster: GK_TEST_PG_URI), the pool on
@@ -96,7 +97,7 @@ fill_usage (GkDatabase *db,
 /* Times select + track_usage per request, as the gateway does them; with
  * @context, the main context of the database's watch, iterated between
  * requests as the gateway's loop would. */
-static void
+G_GNUC_NO_INLINE static void
 time_select_track (GkPool       *pool,
                    int           n_keys,
                    int           n_rows,
@@ -138,12 +139,64 @@ time_select_track (GkPool       *pool,
           g_array_index (samples, gint64, samples->len * 99 / 100), n_requests);
 }
 
+/* Times tracks written @batch to a transaction, as the gateway writes the
+ * rows of requests that end together: the time per row, each batch's
+ * keys chosen before it is written. Not inlined, as time_select_track(),
+ * so that callgrind --toggle-collect can count each alone. */
+G_GNUC_NO_INLINE static void
+time_batched_track (GkPool *pool,
+                    int     n_requests,
+                    int     batch)
+{
+  g_autoptr(GArray) samples = g_array_new (FALSE, FALSE, sizeof (gint64));
+  g_autoptr(GError) error = NULL;
+
+  for (int i = 0; i < n_requests; i += batch)
+    {
+      g_autofree gint64 *keys = g_new (gint64, batch);
+      gint64 start;
+
+      for (int j = 0; j < batch; j++)
+        {
+          g_autoptr(GkKey) key = gk_pool_select (pool, "gemini-2.5-flash", NULL, &error);
+
+          g_assert_no_error (error);
+          keys[j] = key->id;
+        }
+      start = g_get_monotonic_time ();
+      gk_pool_batch_begin (pool, &error);
+      g_assert_no_error (error);
+      for (int j = 0; j < batch; j++)
+        {
+          GkUsageRecord record;
+
+          gk_usage_record_init (&record);
+          record.key_id = keys[j];
+          record.model = "gemini-2.5-flash";
+          record.prompt_tokens = 1000;
+          record.output_tokens = 200;
+          record.user_id = "bench";
+          record.latency_ms = 300;
+          gk_pool_track (pool, &record, NULL, &error);
+          g_assert_no_error (error);
+        }
+      gk_pool_batch_end (pool, &error);
+      g_assert_no_error (error);
+      start = (g_get_monotonic_time () - start) / batch;
+      g_array_append_val (samples, start);
+    }
+  g_array_sort (samples, compare_gint64);
+  printf ("track_usage in batches of %d: median %" G_GINT64_FORMAT " µs per row (%d requests)\n",
+          batch, g_array_index (samples, gint64, samples->len / 2), n_requests);
+}
+
 int
 main (int argc, char *argv[])
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GOptionContext) context = g_option_context_new ("- Gemini Keys core benchmark");
-  int n_keys = 1000, n_rows = 1000000, n_requests = 20000;
+  int n_keys = 1000, n_rows = 1000000, n_requests = 20000, batch_rows = 4;
+  gboolean track_only = FALSE;
   g_autofree char *target = NULL;
   g_autoptr(GMainContext) watch_context = g_main_context_new ();
   g_autoptr(GSource) watch = NULL;
@@ -153,6 +206,9 @@ main (int argc, char *argv[])
     { "keys", 0, 0, G_OPTION_ARG_INT, &n_keys, "Keys in the pool", "N" },
     { "rows", 0, 0, G_OPTION_ARG_INT, &n_rows, "Usage rows", "N" },
     { "requests", 0, 0, G_OPTION_ARG_INT, &n_requests, "Requests to time", "N" },
+    { "batch", 0, 0, G_OPTION_ARG_INT, &batch_rows, "Rows to a transaction in the batched run (4)",
+      "N" },
+    { "track-only", 0, 0, G_OPTION_ARG_NONE, &track_only, "Stop after the tracks", NULL },
     { NULL }
   };
   g_autoptr(GkClock) clock = gk_clock_new ();
@@ -229,6 +285,16 @@ main (int argc, char *argv[])
 
   pool = gk_pool_new (db, NULL);
   time_select_track (pool, n_keys, n_rows, n_requests, NULL);
+  if (batch_rows > 1)
+    time_batched_track (pool, n_requests, batch_rows);
+  if (track_only)
+    {
+      g_clear_object (&pool);
+      g_clear_object (&store);
+      g_clear_object (&db);
+      gk_test_rm_rf (dir);
+      return 0;
+    }
 
   /* Everything the dashboard and the two log tabs ask for on a refresh. */
   for (int round = 0; round < 3; round++)
