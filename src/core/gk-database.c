@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <glib/gi18n.h>
 #include <glib/gstdio.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "gk-audit.h"
@@ -30,6 +31,10 @@ struct _GkDatabase
   GThread    *owner;
   guint       lock_count;
   GHashTable *statements;   /* sql → GkSqlStmt */
+  /* The address of a statement's text as last asked for (most often a
+   * string literal) → its StatementAddress: found again without hashing
+   * the whole text, as each request's dozen statements are. */
+  GHashTable *statement_addresses;
   char       *uuid;
   guint64     local_changes;
   gint64      last_data_version;
@@ -43,6 +48,16 @@ struct _GkDatabase
   guint       depth;
   guint64     savepoints;
 };
+
+typedef struct
+{
+  const char *sql;          /* the key in statements */
+  GkSqlStmt  *stmt;
+} StatementAddress;
+
+/* Texts asked for at addresses that come and go (built at run time) would
+ * fill statement_addresses: it starts again past this size. */
+#define STATEMENT_ADDRESSES_MAX 512
 
 G_DEFINE_FINAL_TYPE (GkDatabase, gk_database, G_TYPE_OBJECT)
 G_DEFINE_QUARK (gk-database-error-quark, gk_database_error)
@@ -454,6 +469,7 @@ gk_database_finalize (GObject *object)
 {
   GkDatabase *self = (GkDatabase *) object;
 
+  g_clear_pointer (&self->statement_addresses, g_hash_table_unref);
   g_clear_pointer (&self->statements, g_hash_table_unref);
   g_clear_pointer (&self->handle, gk_sql_close);
   g_clear_object (&self->clock);
@@ -476,6 +492,7 @@ gk_database_init (GkDatabase *self)
   g_rec_mutex_init (&self->mutex);
   self->statements = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                             (GDestroyNotify) gk_sql_finalize);
+  self->statement_addresses = g_hash_table_new_full (NULL, NULL, NULL, g_free);
 }
 
 /* The SQLite file's own knobs (PRAGMAs, mmap, data_version) apply. */
@@ -989,19 +1006,43 @@ gk_database_prepare (GkDatabase  *self,
                      const char  *sql,
                      GError     **error)
 {
+  StatementAddress *known;
   GkSqlStmt *stmt;
+  char *key;
 
   /* The statement is used after this returns: the caller must already
    * hold the lock, or another thread could run it at the same time. */
   g_assert (g_atomic_pointer_get (&self->owner) == g_thread_self ());
   gk_database_lock (self);
-  stmt = g_hash_table_lookup (self->statements, sql);
-  if (stmt != NULL)
+  /* The same address may hold another text by now: compared to be sure. */
+  known = g_hash_table_lookup (self->statement_addresses, sql);
+  if (known != NULL && strcmp (known->sql, sql) == 0)
+    {
+      gk_sql_reset (known->stmt);
+      gk_database_unlock (self);
+      return known->stmt;
+    }
+
+  if (g_hash_table_lookup_extended (self->statements, sql, (gpointer *) &key, (gpointer *) &stmt))
     gk_sql_reset (stmt);
   else if ((stmt = gk_sql_prepare (self->handle, sql)) == NULL)
-    gk_database_set_error (self, error, _("Database query failed"));
+    {
+      gk_database_set_error (self, error, _("Database query failed"));
+      gk_database_unlock (self);
+      return NULL;
+    }
   else
-    g_hash_table_insert (self->statements, g_strdup (sql), stmt);
+    {
+      key = g_strdup (sql);
+      g_hash_table_insert (self->statements, key, stmt);
+    }
+
+  if (g_hash_table_size (self->statement_addresses) >= STATEMENT_ADDRESSES_MAX)
+    g_hash_table_remove_all (self->statement_addresses);
+  known = g_new (StatementAddress, 1);
+  known->sql = key;
+  known->stmt = stmt;
+  g_hash_table_insert (self->statement_addresses, (gpointer) sql, known);
   gk_database_unlock (self);
   return stmt;
 }

@@ -853,15 +853,17 @@ charge_key (GkPool     *self,
             gint64      now,
             GError    **error)
 {
-  const char *returning = self->shared ? " RETURNING quota_type, unit, used_value, limit_value"
-                                       : "";
-  g_autofree char *quotas_sql = g_strconcat ("UPDATE gemini_key_quotas SET used_value = used_value +"
-                                             " CASE unit WHEN 'REQUESTS' THEN 1 ELSE ?2 END"
-                                             " WHERE key_id = ?1", returning, NULL);
-  g_autofree char *key_sql = g_strconcat ("UPDATE gemini_api_keys SET last_used_at = ?2,"
-                                          " month_cost_usd = month_cost_usd + ?3,"
-                                          " rate_limit_strikes = 0 WHERE id = ?1",
-                                          self->shared ? " RETURNING month_cost_usd" : "", NULL);
+#define CHARGE_QUOTAS \
+  "UPDATE gemini_key_quotas SET used_value = used_value +" \
+  " CASE unit WHEN 'REQUESTS' THEN 1 ELSE ?2 END WHERE key_id = ?1"
+#define CHARGE_KEY \
+  "UPDATE gemini_api_keys SET last_used_at = ?2, month_cost_usd = month_cost_usd + ?3," \
+  " rate_limit_strikes = 0 WHERE id = ?1"
+  /* Literals, each found again by its address (gk_database_prepare). */
+  const char *quotas_sql = self->shared
+                             ? CHARGE_QUOTAS " RETURNING quota_type, unit, used_value, limit_value"
+                             : CHARGE_QUOTAS;
+  const char *key_sql = self->shared ? CHARGE_KEY " RETURNING month_cost_usd" : CHARGE_KEY;
   GkSqlStmt *stmt;
   GkSqlStep rc;
 
