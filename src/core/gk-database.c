@@ -17,6 +17,7 @@
 #include "gk-database-postgresql.h"
 #include "gk-database-private.h"
 #include "gk-sql-postgresql.h"
+#include "gk-sql-sqlite.h"
 #include "gk-rollup.h"
 
 struct _GkDatabase
@@ -1114,15 +1115,7 @@ gk_database_step_insert (GkDatabase  *self,
     id = gk_sql_column_int64 (stmt, 0);
   gk_sql_reset (stmt);
   if (rc == GK_SQL_DONE && is_sqlite (self))
-    {
-      GkSqlStmt *last = gk_database_prepare (self, "SELECT last_insert_rowid ()", error);
-
-      if (last == NULL)
-        return 0;
-      if (gk_sql_step (last) == GK_SQL_ROW)
-        id = gk_sql_column_int64 (last, 0);
-      gk_sql_reset (last);
-    }
+    id = sqlite3_last_insert_rowid (gk_sql_sqlite_get_handle (self->handle));
   if (id == 0)
     gk_database_set_error (self, error, _(what));
   return id;

@@ -838,6 +838,13 @@ key_row_exists (GkPool *self,
   return found;
 }
 
+#define CHARGE_QUOTAS(update) \
+  update " gemini_key_quotas SET used_value = used_value +" \
+  " CASE unit WHEN 'REQUESTS' THEN 1 ELSE ?2 END WHERE key_id = ?1"
+#define CHARGE_KEY \
+  "UPDATE gemini_api_keys SET last_used_at = ?2, month_cost_usd = month_cost_usd + ?3," \
+  " rate_limit_strikes = 0 WHERE id = ?1"
+
 /* Charges one use to the key: incremented in SQL, as another process may
  * be charging it too. On a server, where other gateways charge it without
  * this snapshot knowing, the new totals come back (RETURNING) and replace
@@ -853,16 +860,15 @@ charge_key (GkPool     *self,
             gint64      now,
             GError    **error)
 {
-#define CHARGE_QUOTAS \
-  "UPDATE gemini_key_quotas SET used_value = used_value +" \
-  " CASE unit WHEN 'REQUESTS' THEN 1 ELSE ?2 END WHERE key_id = ?1"
-#define CHARGE_KEY \
-  "UPDATE gemini_api_keys SET last_used_at = ?2, month_cost_usd = month_cost_usd + ?3," \
-  " rate_limit_strikes = 0 WHERE id = ?1"
-  /* Literals, each found again by its address (gk_database_prepare). */
+  /* Literals, each found again by its address (gk_database_prepare). In
+   * SQLite, OR FAIL spares the statement a journal of the pages it
+   * changes, kept to undo it alone should it fail half-way: no constraint
+   * can fail it (the sum is never NULL), and whatever else fails it undoes
+   * the whole track (its transaction or savepoint) anyway. */
   const char *quotas_sql = self->shared
-                             ? CHARGE_QUOTAS " RETURNING quota_type, unit, used_value, limit_value"
-                             : CHARGE_QUOTAS;
+                             ? CHARGE_QUOTAS ("UPDATE")
+                               " RETURNING quota_type, unit, used_value, limit_value"
+                             : CHARGE_QUOTAS ("UPDATE OR FAIL");
   const char *key_sql = self->shared ? CHARGE_KEY " RETURNING month_cost_usd" : CHARGE_KEY;
   GkSqlStmt *stmt;
   GkSqlStep rc;
