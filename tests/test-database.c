@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <glib/gstdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -290,6 +291,18 @@ usage_insert_ephemerals (GkDatabase *db)
   return n;
 }
 
+static void
+assert_status_refused (GkDatabase *db,
+                       const char *status)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *sql = g_strdup_printf ("INSERT INTO gemini_key_usage_log (status, created_at)"
+                                          " VALUES ('%s', 1)", status);
+
+  g_assert_false (gk_database_exec (db, sql, &error));
+  g_assert_nonnull (error);
+}
+
 /* Version 12 spells the usage log's CHECK on status with ORs: inserting a
  * row builds no temporary b-tree of the allowed values, in a file migrated
  * from version 11 with rows in it as in a new one, and in a connection
@@ -352,24 +365,58 @@ test_usage_status_check (void)
   g_clear_object (&pool);
   g_assert_cmpint (gk_stats_usage_count (upgraded, 0, &error), ==, 4);
   g_assert_no_error (error);
-  g_assert_false (gk_database_exec (open_before,
-                                    "INSERT INTO gemini_key_usage_log (status, created_at)"
-                                    " VALUES ('success', 1)",
-                                    &error));
-  g_assert_nonnull (error);
-  g_clear_error (&error);
-  g_assert_false (gk_database_exec (upgraded,
-                                    "INSERT INTO gemini_key_usage_log (status, created_at)"
-                                    " VALUES ('BOGUS', 1)",
-                                    &error));
-  g_assert_nonnull (error);
-  g_clear_error (&error);
+  assert_status_refused (open_before, "success");
+  assert_status_refused (upgraded, "BOGUS");
   g_assert_cmpint (gk_stats_usage_count (upgraded, 0, &error), ==, 4);
   g_assert_no_error (error);
 
   g_clear_object (&open_before);
   g_clear_object (&upgraded);
   gk_test_remove_db (path);
+}
+
+/* Write system calls this process has made so far, all threads. */
+static guint64
+process_write_calls (void)
+{
+  g_autofree char *io = NULL;
+  const char *line;
+
+  g_assert_true (g_file_get_contents ("/proc/self/io", &io, NULL, NULL));
+  line = strstr (io, "syscw: ");
+  g_assert_nonnull (line);
+  return g_ascii_strtoull (line + strlen ("syscw: "), NULL, 10);
+}
+
+/* A commit goes to the write-ahead log in one write (gk-sql-sqlite-vfs.c),
+ * not two for each page it changed (a recorded request changes four), and
+ * another connection reads every row at once. */
+static void
+test_wal_writes_joined (GkTestFixture *f,
+                        gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) other = NULL;
+  gint64 key;
+  guint64 before, writes;
+
+  if (gk_test_skip_on_postgresql ("an SQLite file's write-ahead log"))
+    return;
+  key = gk_test_add_key (f->store, "one", 5);
+  gk_test_track (f->pool, key, GK_USAGE_SUCCESS, 10);
+
+  before = process_write_calls ();
+  for (int i = 0; i < 50; i++)
+    gk_test_track (f->pool, key, GK_USAGE_SUCCESS, 10);
+  writes = process_write_calls () - before;
+  g_test_message ("%" G_GUINT64_FORMAT " writes for 50 commits", writes);
+  /* Some room for a write by another thread of the test program. */
+  g_assert_cmpuint (writes, <=, 50 + 10);
+
+  other = gk_database_open (gk_database_get_path (f->db), NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (gk_stats_usage_count (other, key, &error), ==, 51);
+  g_assert_no_error (error);
 }
 
 int
@@ -387,6 +434,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/database/second-connection-keeps-locks",
                    test_second_connection_keeps_locks);
   g_test_add_func ("/database/usage-status-check", test_usage_status_check);
+  GK_TEST_ADD ("/database/wal-writes-joined", test_wal_writes_joined);
 
   return g_test_run ();
 }

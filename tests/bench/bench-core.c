@@ -94,6 +94,25 @@ fill_usage (GkDatabase *db,
   g_assert_no_error (error);
 }
 
+/* Records a request on @key_id, as the gateway would. */
+static void
+track (GkPool *pool,
+       gint64  key_id)
+{
+  g_autoptr(GError) error = NULL;
+  GkUsageRecord record;
+
+  gk_usage_record_init (&record);
+  record.key_id = key_id;
+  record.model = "gemini-2.5-flash";
+  record.prompt_tokens = 1000;
+  record.output_tokens = 200;
+  record.user_id = "bench";
+  record.latency_ms = 300;
+  gk_pool_track (pool, &record, NULL, &error);
+  g_assert_no_error (error);
+}
+
 /* Times select + track_usage per request, as the gateway does them; with
  * @context, the main context of the database's watch, iterated between
  * requests as the gateway's loop would. */
@@ -113,22 +132,13 @@ time_select_track (GkPool       *pool,
   for (int i = 0; i < n_requests; i++)
     {
       g_autoptr(GkKey) key = NULL;
-      GkUsageRecord record;
       gint64 start = g_get_monotonic_time (), elapsed;
 
       if (context != NULL)
         g_main_context_iteration (context, FALSE);
       key = gk_pool_select (pool, "gemini-2.5-flash", NULL, &error);
       g_assert_no_error (error);
-      gk_usage_record_init (&record);
-      record.key_id = key->id;
-      record.model = "gemini-2.5-flash";
-      record.prompt_tokens = 1000;
-      record.output_tokens = 200;
-      record.user_id = "bench";
-      record.latency_ms = 300;
-      gk_pool_track (pool, &record, NULL, &error);
-      g_assert_no_error (error);
+      track (pool, key->id);
       elapsed = g_get_monotonic_time () - start;
       g_array_append_val (samples, elapsed);
     }
@@ -167,19 +177,7 @@ time_batched_track (GkPool *pool,
       gk_pool_batch_begin (pool, &error);
       g_assert_no_error (error);
       for (int j = 0; j < batch; j++)
-        {
-          GkUsageRecord record;
-
-          gk_usage_record_init (&record);
-          record.key_id = keys[j];
-          record.model = "gemini-2.5-flash";
-          record.prompt_tokens = 1000;
-          record.output_tokens = 200;
-          record.user_id = "bench";
-          record.latency_ms = 300;
-          gk_pool_track (pool, &record, NULL, &error);
-          g_assert_no_error (error);
-        }
+        track (pool, keys[j]);
       gk_pool_batch_end (pool, &error);
       g_assert_no_error (error);
       start = (g_get_monotonic_time () - start) / batch;
