@@ -410,8 +410,10 @@ test_wal_writes_joined (GkTestFixture *f,
     gk_test_track (f->pool, key, GK_USAGE_SUCCESS, 10);
   writes = process_write_calls () - before;
   g_test_message ("%" G_GUINT64_FORMAT " writes for 50 commits", writes);
-  /* Some room for a write by another thread of the test program. */
-  g_assert_cmpuint (writes, <=, 50 + 10);
+  /* One each (ten before: two for each of five pages), with room for
+   * writes by another thread of the test program, or by valgrind for its
+   * own bookkeeping when it runs the test. */
+  g_assert_cmpuint (writes, <=, 3 * 50);
 
   other = gk_database_open (gk_database_get_path (f->db), NULL, &error);
   g_assert_no_error (error);
