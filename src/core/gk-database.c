@@ -749,7 +749,8 @@ write_version (GkDatabase  *self,
           gk_database_set_error (self, error, _("Database update failed"));
           return FALSE;
         }
-      pragma = g_strdup_printf ("PRAGMA user_version = %d; PRAGMA schema_version = %" G_GINT64_FORMAT,
+      pragma = g_strdup_printf ("PRAGMA user_version = %d;"
+                                " PRAGMA schema_version = %" G_GINT64_FORMAT,
                                 SCHEMA_VERSION, schema + 1);
       return gk_database_exec (self, pragma, error);
     }
