@@ -64,17 +64,24 @@ run_app() {
 
 names=()
 results=()
+step_log=$(mktemp)
+trap 'rm -f "$step_log"' EXIT
 step() {
   local name=$1 start=$SECONDS status=0
   shift
   echo
   echo "==== $name"
-  "$@" || status=$?
+  "$@" 2>&1 | tee "$step_log"
+  status=${PIPESTATUS[0]}
   names+=("$name")
   if [ $status -eq 0 ]; then
     results+=("passed  $((SECONDS - start)) s")
   else
-    results+=("FAILED  $((SECONDS - start)) s (exit status $status)")
+    # The summary is what a reader sees first: name the failing tests and
+    # their failed checks there, not only in the step's long output.
+    results+=("FAILED  $((SECONDS - start)) s (exit status $status)$(
+      grep -E '^ *[0-9]+/[0-9]+ .* (FAIL|TIMEOUT|ERROR) |^not ok |^Bail out|^\*\*$|ERROR:|CRITICAL' "$step_log" |
+        head -n 20 | tr -d '\r' | awk '{ printf "\n    %s", $0 }')")
   fi
 }
 
