@@ -252,17 +252,22 @@ gk_cli_cmd_serve (GkCli  *cli,
   state.loop = loop;
   watch = g_timeout_add_seconds (1, watch_cb, &state);
   g_main_loop_run (loop);
-  g_source_remove (sigint);
-  g_source_remove (sigterm);
   g_source_remove (flush);
   if (!state.failed)
     g_source_remove (watch);
 
+  /* The signal sources stay until the stop is over: removing them gives
+   * SIGINT and SIGTERM back their default action, and a second signal
+   * (a service manager's and a user's) would end the process in the middle
+   * of the drain, before the requests in flight are answered and
+   * recorded. */
   gk_gateway_stop (gateway);
   g_signal_handlers_disconnect_by_data (gateway, &state);
   /* A stored-check thread still running holds a pointer to the state. */
   while (state.checking)
     g_main_context_iteration (NULL, TRUE);
+  g_source_remove (sigint);
+  g_source_remove (sigterm);
   g_free (state.down_message);
   g_mutex_clear (&state.mutex);
   printf ("%s\n", _("Gateway stopped."));

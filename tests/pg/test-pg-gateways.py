@@ -11,7 +11,8 @@
 #  - a key added from the CLI while they run is used by all three;
 #  - PostgreSQL restarted (pg_ctl stop and start) in the middle: nothing
 #    answered is lost (rows kept in memory are written when it is back),
-#    and each gateway says so once in its log.
+#    and each gateway says so once in its log;
+#  - each gateway ends cleanly on SIGTERM, however many it gets.
 #
 # Run through meson (the postgresql suite), TAP on stdout.
 #
@@ -76,7 +77,7 @@ class Load:
 
 
 def main():
-    print("1..7")
+    print("1..8")
     team = Team("gk-pg-gateways-")
     try:
         team.start_mock()
@@ -136,6 +137,10 @@ def main():
             logs.append(log.read())
         users = [bool(re.search(r"-> 200 key=%d " % added, text)) for text in logs]
         check(all(users), "a key added from the CLI is used by every gateway", users)
+
+        exits = [process.returncode for process, _, _ in gateways]
+        check(exits == [0] * N_GATEWAYS, "every gateway stops cleanly on SIGTERM",
+              "exit statuses %s" % exits)
 
         outages = [len(re.findall(r"database cannot be reached", text)) for text in logs]
         recoveries = [len(re.findall(r"database can be reached again", text)) for text in logs]
