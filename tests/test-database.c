@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "gk-database-private.h"
+#include "gk-sql-sqlite.h"
 #include "gk-test-util.h"
 
 static const char *const seed_tables[] = {
@@ -303,6 +304,26 @@ assert_status_refused (GkDatabase *db,
   g_assert_nonnull (error);
 }
 
+/* Takes @db back to version 11's text of the usage log (migration 1's). */
+static void
+back_to_version_11 (GkDatabase *db)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (gk_database_exec (db,
+                                   "PRAGMA writable_schema = ON;"
+                                   " UPDATE sqlite_schema SET sql = replace (sql,"
+                                   " 'status = ''SUCCESS'' OR status = ''RATE_LIMITED'' OR"
+                                   " status = ''INVALID_KEY'' OR status = ''ERROR''',"
+                                   " 'status IN   (''SUCCESS'',''RATE_LIMITED'',''INVALID_KEY'',"
+                                   "''ERROR'')') WHERE name = 'gemini_key_usage_log';"
+                                   " PRAGMA writable_schema = RESET;"
+                                   " PRAGMA user_version = 11",
+                                   &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (usage_insert_ephemerals (db), ==, 1);
+}
+
 /* Version 12 spells the usage log's CHECK on status with ORs: inserting a
  * row builds no temporary b-tree of the allowed values, in a file migrated
  * from version 11 with rows in it as in a new one, and in a connection
@@ -323,19 +344,7 @@ test_usage_status_check (void)
   path = g_strdup (gk_database_get_path (db));
   g_assert_cmpint (usage_insert_ephemerals (db), ==, 0);
 
-  /* Back to version 11's text of the table (migration 1's). */
-  g_assert_true (gk_database_exec (db,
-                                   "PRAGMA writable_schema = ON;"
-                                   " UPDATE sqlite_schema SET sql = replace (sql,"
-                                   " 'status = ''SUCCESS'' OR status = ''RATE_LIMITED'' OR"
-                                   " status = ''INVALID_KEY'' OR status = ''ERROR''',"
-                                   " 'status IN   (''SUCCESS'',''RATE_LIMITED'',''INVALID_KEY'',"
-                                   "''ERROR'')') WHERE name = 'gemini_key_usage_log';"
-                                   " PRAGMA writable_schema = RESET;"
-                                   " PRAGMA user_version = 11",
-                                   &error));
-  g_assert_no_error (error);
-  g_assert_cmpint (usage_insert_ephemerals (db), ==, 1);
+  back_to_version_11 (db);
   pool = gk_pool_new (db, NULL);
   gk_test_track (pool, 0, GK_USAGE_SUCCESS, 10);
   gk_test_track (pool, 0, GK_USAGE_ERROR, 0);
@@ -371,6 +380,47 @@ test_usage_status_check (void)
   g_assert_no_error (error);
 
   g_clear_object (&open_before);
+  g_clear_object (&upgraded);
+  gk_test_remove_db (path);
+}
+
+/* SQLite's defensive mode on the connection that migrates (some builds
+ * turn it on for every connection, SQLITE_DEFAULT_DEFENSIVE) refuses
+ * version 12's edit of sqlite_schema: the migration turns it off while it
+ * runs, then back on. */
+static void
+test_migrate_defensive (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) db = NULL;
+  g_autoptr(GkDatabase) upgraded = NULL;
+  g_autofree char *path = NULL;
+  sqlite3 *handle;
+  int on = 0;
+
+  if (gk_test_skip_on_postgresql ("SQLite's defensive mode"))
+    return;
+  db = gk_test_open_db (NULL);
+  path = g_strdup (gk_database_get_path (db));
+  back_to_version_11 (db);
+  g_clear_object (&db);
+
+  upgraded = gk_database_new (path, NULL, &error);
+  g_assert_no_error (error);
+  handle = gk_sql_sqlite_get_handle (gk_database_get_handle (upgraded));
+  g_assert_cmpint (sqlite3_db_config (handle, SQLITE_DBCONFIG_DEFENSIVE, 1, &on), ==, SQLITE_OK);
+  g_assert_cmpint (on, ==, 1);
+
+  g_assert_true (gk_database_migrate (upgraded, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (gk_database_get_schema_version (upgraded), ==, 12);
+  g_assert_cmpint (usage_insert_ephemerals (upgraded), ==, 0);
+  g_assert_true (gk_database_check_integrity (upgraded, &error));
+  g_assert_no_error (error);
+  on = -1;
+  g_assert_cmpint (sqlite3_db_config (handle, SQLITE_DBCONFIG_DEFENSIVE, -1, &on), ==, SQLITE_OK);
+  g_assert_cmpint (on, ==, 1);
+
   g_clear_object (&upgraded);
   gk_test_remove_db (path);
 }
@@ -436,6 +486,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/database/second-connection-keeps-locks",
                    test_second_connection_keeps_locks);
   g_test_add_func ("/database/usage-status-check", test_usage_status_check);
+  g_test_add_func ("/database/migrate-defensive", test_migrate_defensive);
   GK_TEST_ADD ("/database/wal-writes-joined", test_wal_writes_joined);
 
   return g_test_run ();

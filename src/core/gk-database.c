@@ -782,6 +782,65 @@ load_uuid (GkDatabase  *self,
   return TRUE;
 }
 
+/* Sets SQLite's defensive mode on this connection; returns the setting it
+ * had. */
+static int
+sqlite_set_defensive (GkDatabase *self,
+                      int         on)
+{
+  sqlite3 *db = gk_sql_sqlite_get_handle (self->handle);
+  int was = 0;
+
+  sqlite3_db_config (db, SQLITE_DBCONFIG_DEFENSIVE, -1, &was);
+  sqlite3_db_config (db, SQLITE_DBCONFIG_DEFENSIVE, on, NULL);
+  return was;
+}
+
+/* Runs the migrations from @version on, in the transaction the caller
+ * began, and commits; on failure the transaction is undone. */
+static gboolean
+apply_migrations (GkDatabase       *self,
+                  const Migration  *steps,
+                  int               version,
+                  GPtrArray        *created,
+                  GError          **error)
+{
+  for (int v = version; v < SCHEMA_VERSION; v++)
+    {
+      const Migration *m = &steps[v];
+
+      for (gsize i = 0; i < m->n_steps; i++)
+        {
+          if (!gk_database_exec (self, m->steps[i].sql, error))
+            {
+              gk_database_rollback (self);
+              return FALSE;
+            }
+          if (m->steps[i].table != NULL)
+            g_ptr_array_add (created, g_strdup (m->steps[i].table));
+        }
+    }
+
+  if (version == 0)
+    {
+      g_autofree char *uuid = g_uuid_string_random ();
+
+      if (!gk_database_set_meta (self, "uuid", uuid, error))
+        {
+          gk_database_rollback (self);
+          return FALSE;
+        }
+    }
+
+  if (version != SCHEMA_VERSION && !write_version (self, error))
+    {
+      gk_database_rollback (self);
+      return FALSE;
+    }
+
+  return gk_database_commit (self, error);
+}
+
 gboolean
 gk_database_migrate (GkDatabase   *self,
                      char       ***created_tables,
@@ -789,7 +848,8 @@ gk_database_migrate (GkDatabase   *self,
 {
   g_autoptr(GPtrArray) created = g_ptr_array_new_with_free_func (g_free);
   const Migration *steps = migrations;
-  int version;
+  int version, defensive;
+  gboolean ok;
 
   g_return_val_if_fail (GK_IS_DATABASE (self), FALSE);
 
@@ -831,40 +891,17 @@ gk_database_migrate (GkDatabase   *self,
       return FALSE;
     }
 
-  for (int v = version; v < SCHEMA_VERSION; v++)
-    {
-      const Migration *m = &steps[v];
-
-      for (gsize i = 0; i < m->n_steps; i++)
-        {
-          if (!gk_database_exec (self, m->steps[i].sql, error))
-            {
-              gk_database_rollback (self);
-              return FALSE;
-            }
-          if (m->steps[i].table != NULL)
-            g_ptr_array_add (created, g_strdup (m->steps[i].table));
-        }
-    }
-
-  if (version == 0)
-    {
-      g_autofree char *uuid = g_uuid_string_random ();
-
-      if (!gk_database_set_meta (self, "uuid", uuid, error))
-        {
-          gk_database_rollback (self);
-          return FALSE;
-        }
-    }
-
-  if (version != SCHEMA_VERSION && !write_version (self, error))
-    {
-      gk_database_rollback (self);
-      return FALSE;
-    }
-
-  if (!gk_database_commit (self, error))
+  /* Migration 12 edits sqlite_schema, which SQLite refuses in defensive
+   * mode (on by default in builds with SQLITE_DEFAULT_DEFENSIVE): off on
+   * this connection until the migrations are committed or undone, then as
+   * it was. */
+  gk_database_lock (self);
+  defensive = is_sqlite (self) && version < SCHEMA_VERSION ? sqlite_set_defensive (self, 0) : -1;
+  ok = apply_migrations (self, steps, version, created, error);
+  if (defensive >= 0)
+    sqlite_set_defensive (self, defensive);
+  gk_database_unlock (self);
+  if (!ok)
     return FALSE;
 
   if (!load_uuid (self, error))
