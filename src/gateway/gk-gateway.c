@@ -2514,13 +2514,16 @@ copy_request_headers (const GkUpstreamRequest *from,
                                  g_ptr_array_index (from->values, i));
 }
 
-/* Nothing more is tried for @request; its upstream call ends at once. */
+/* Nothing more is tried for @request: its upstream call ends at once, and
+ * so does a wait for the database (request_wait_done_cb()). */
 static void
 request_cancel (Request *request)
 {
   request->cancelled = TRUE;
   if (request->call != NULL)
     gk_upstream_call_cancel (request->call);
+  if (request->wait_source != NULL)
+    g_source_set_ready_time (request->wait_source, 0);
 }
 
 /* The client closed its connection: nothing more is sent for it. */
@@ -2547,7 +2550,17 @@ request_wait_done_cb (gpointer data)
   Request *request = data;
 
   g_clear_pointer (&request->wait_source, g_source_unref);
-  request_attempt (request);
+  /* The gateway stops: the request is answered now, as those that come
+   * during the stop are, not left waiting past the end of the drain (its
+   * timer and state would be freed by no one). */
+  if (request->gateway->stopping)
+    {
+      gateway_log (request->gateway, "%s %s -> 503 stopping", request->http_method,
+                   request->path);
+      request_unavailable (request, STOPPING_MESSAGE, NULL);
+    }
+  else
+    request_attempt (request);
   return G_SOURCE_REMOVE;
 }
 
@@ -2568,8 +2581,10 @@ request_wait_for_store (Request      *request,
       request_unavailable (request, STORE_DOWN_MESSAGE, RETRY_AFTER_BUSY);
       return;
     }
-  request->wait_source = g_timeout_source_new (STORE_WAIT_MS);
-  g_source_set_callback (request->wait_source, request_wait_done_cb, request, NULL);
+  /* A source of ours, so that a stop can make it ready at once
+   * (request_cancel()). */
+  request->wait_source = gk_ready_source_new (request_wait_done_cb, request);
+  g_source_set_ready_time (request->wait_source, retry);
   g_source_attach (request->wait_source, self->context);
 }
 

@@ -16,6 +16,12 @@
 #  - a client whose token was checked before the server's last change (a
 #    reload, every 5 s) cannot be checked during the outage: 503, not 401
 #    (its token is not known to be revoked).
+#  - the gateway is stopped (SIGTERM) while a request waits for the server
+#    (no snapshot, its deadline far away): the request is answered 503
+#    "The gateway is stopping." at once, its row is written once the server
+#    is back, and the gateway exits cleanly (before, it was asked the
+#    server again, or left behind unanswered, its state never freed, when
+#    the stop's drain ended first).
 #
 # Run through meson (the postgresql suite), TAP on stdout.
 #
@@ -23,7 +29,10 @@
 import http.client
 import json
 import re
+import signal
+import subprocess
 import sys
+import threading
 import time
 
 from pgteam import BODY, PATH, Team, check, results, server, sql
@@ -42,6 +51,10 @@ WAIT_BOUND_S = TIMEOUT_S + 30
 OUTAGE_TRIES = 3
 # More than the gateways' reload period (GK_DATABASE_REFRESH_S).
 RELOAD_S = 6
+# Far above what a stop takes to answer the requests in flight (its drain
+# is 2 s), even on a loaded machine; far below the waiting request's own
+# deadline, so that an answer in time is the stop's.
+STOP_BOUND_S = 60
 
 
 def call(port, token, method="POST", path=PATH):
@@ -195,8 +208,58 @@ def test_token_unchecked(team):
           "after: %d" % after)
 
 
+def test_stop_waiting(team):
+    token = team.add_token("stopped")
+    for attempt in range(OUTAGE_TRIES):
+        process, log, port = team.serve("stopped%d" % attempt,
+                                        "--timeout", str(STOP_BOUND_S * 10))
+        # The token is verified, and the request refused before any key is
+        # chosen: no snapshot of the keys.
+        call(port, token, "GET", "/not-an-api")
+        server("STOP")
+        answers = []
+        client = threading.Thread(target=lambda: answers.append(call(port, token)),
+                                  daemon=True)
+        client.start()
+        # The request asked the server once and waits to ask it again,
+        # unless its token had to go back to the server (see
+        # OUTAGE_TRIES): then both lines are written at once.
+        team.wait_line(log, r"The database cannot be reached")
+        time.sleep(1)
+        if "client token not checked" not in log_text(log):
+            break
+        print("# a change was counted just before the outage: once more")
+        client.join(STOP_BOUND_S)
+        server("START")
+        team.stop(process)
+    stopped_at = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    client.join(STOP_BOUND_S)
+    waited = time.monotonic() - stopped_at
+    answer = answers[0] if answers else None
+    try:
+        message = json.loads(answer[2])["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = None
+    check(answer is not None and answer[0] == 503 and message == "The gateway is stopping."
+          and waited < STOP_BOUND_S,
+          "stopped, the gateway answers a request waiting for the server: 503, it stops",
+          "answer: %s after %.1f s" % (answer and answer[:3], waited))
+
+    server("START")
+    try:
+        status = process.wait(STOP_BOUND_S)
+    except subprocess.TimeoutExpired:
+        status = None
+    text = log_text(log)
+    check(status == 0 and "Gateway stopped." in text and "are lost" not in text
+          and usage_rows("stopped", 503) == 1,
+          "then it exits cleanly, the request's row written once the server is back",
+          "exit status: %s, 503 rows: %d" % (status, usage_rows("stopped", 503)))
+
+
 def main():
-    print("1..11")
+    print("1..13")
     team = Team("gk-pg-outage-")
     try:
         team.start_mock()
@@ -205,6 +268,7 @@ def main():
         test_rows_full(team)
         test_no_snapshot(team)
         test_token_unchecked(team)
+        test_stop_waiting(team)
         if not all(results):
             for process, log in team.processes:
                 print("# %s:" % log.name)
