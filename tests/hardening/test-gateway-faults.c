@@ -1,7 +1,8 @@
 /* test-gateway-faults.c: the gateway under hostile or broken peers: an
  * upstream that stalls mid-stream, 2,000 clients at once, huge and lying
  * request bodies, a request to listen on a non-loopback address, and a
- * stop while the database is locked and a client sends more.
+ * stop while the database is locked and a client sends more, or a request
+ * ends after the stop's last write and cannot write its row.
  *
  * Clients are raw sockets, so the test controls every byte (a lying
  * Content-Length, a body cut short). The gateway runs in this process, so
@@ -25,6 +26,7 @@
 
 #include "gk-database-private.h"
 #include "gk-gateway.h"
+#include "gk-sql-sqlite.h"
 #include "hardening-util.h"
 
 #define STREAM_PATH "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
@@ -1268,6 +1270,130 @@ test_stop_retrying (Fixture       *f,
   g_assert_cmpint (hardening_query_int (f->db, spare_rows), ==, 1);
 }
 
+/* The late case of a stop, in steps the gateway's "log" signal sets (it is
+ * emitted in the gateway's thread, which waits for its handler). */
+typedef struct
+{
+  Fixture    *f;
+  gint64      first_key;
+  GThread    *stopper;
+  sqlite3    *locker;     /* holds the database's write lock once set */
+  gboolean    slowed;
+} LateStop;
+
+/* How long the gateway's connection waits for a lock held by another: the
+ * test's own, shorter than SQLite's busy timeout of the core (10 s). */
+#define LATE_BUSY_TIMEOUT_MS 1000
+/* Far above the mock's delay before its 503 (MOCK_GEMINI_SLOW_MS). */
+#define LATE_ANSWERED_US (5 * G_USEC_PER_SEC)
+
+static void
+late_stop_log_cb (GkGateway  *gateway,
+                  const char *line,
+                  gpointer    data)
+{
+  LateStop *late = data;
+  g_autofree char *first_key = g_strdup_printf (" key=%" G_GINT64_FORMAT " ", late->first_key);
+
+  /* The refused request: the gateway is asked to stop while it waits
+   * here, and the first attempts' 503s arrive meanwhile. */
+  if (late->stopper == NULL && strstr (line, " refused: ") != NULL)
+    {
+      g_atomic_pointer_set (&late->stopper, g_thread_new ("stop", stop_gateway_thread, gateway));
+      g_usleep (LATE_ANSWERED_US);
+      return;
+    }
+  /* A first attempt's row, written in the stop's drain (both requests
+   * were in flight, so their rows were queued). The drain's time runs out
+   * here; then another connection takes the write lock, so that the next
+   * attempts, which end after the stop's last write of queued rows, cannot
+   * write theirs. */
+  if (late->stopper != NULL && !late->slowed && strstr (line, first_key) != NULL)
+    {
+      g_autofree char *path = g_build_filename (late->f->dir, "keys.db", NULL);
+
+      late->slowed = TRUE;
+      g_usleep (PAST_DRAIN_US);
+      g_assert_cmpint (sqlite3_open (path, &late->locker), ==, SQLITE_OK);
+      g_assert_cmpint (sqlite3_exec (late->locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==,
+                       SQLITE_OK);
+    }
+}
+
+/* Two requests' first key answers 503 as the gateway is asked to stop: the
+ * rows of those attempts are written in the stop's drain, then the
+ * requests go on to their next key, attempts cancelled at once that end
+ * only after the stop wrote its last queued rows. The database is locked
+ * by then, so a request cannot write its own row: it is closed unanswered
+ * (nothing is acknowledged that is not recorded), and its next key is
+ * never asked. */
+static void
+test_stop_late_row_lost (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autofree char *failing = mock_key ("SLOWE503", 1);
+  g_autofree char *spare = gk_test_api_key (2);
+  g_autofree char *upstream = NULL;
+  g_autofree char *proxy_text = NULL;
+  g_autofree char *refused_text = NULL;
+  g_autofree char *first_rows = NULL;
+  LateStop late = { f, 0, NULL, NULL, FALSE };
+  int clients[2];
+  int refused, err = 0;
+  guint closed = 0;
+  gint64 deadline;
+
+  late.first_key = add_key_with_priority (f, failing, 10);
+  add_key_with_priority (f, spare, 1);
+  start_mock (f);
+  upstream = g_strdup_printf ("http://127.0.0.1:%u", f->mock_port);
+  sqlite3_busy_timeout (gk_sql_sqlite_get_handle (gk_database_get_handle (f->db)),
+                        LATE_BUSY_TIMEOUT_MS);
+  start_gateway (f, upstream);
+  g_signal_connect (f->gateway, "log", G_CALLBACK (late_stop_log_cb), &late);
+  proxy_text = request_text (f, "POST", GENERATE_PATH, NULL, SMALL_BODY);
+  refused_text = request_text (f, "TRACE", GENERATE_PATH, NULL, NULL);
+
+  for (guint i = 0; i < G_N_ELEMENTS (clients); i++)
+    clients[i] = send_request (f, proxy_text);
+  wait_mock_requests (f, failing, G_N_ELEMENTS (clients));
+  refused = send_request (f, refused_text);
+  deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  while (g_atomic_pointer_get (&late.stopper) == NULL && g_get_monotonic_time () < deadline)
+    g_usleep (10 * 1000);
+  g_assert_nonnull (late.stopper);
+  g_thread_join (late.stopper);
+  g_assert_false (gk_gateway_is_running (f->gateway));
+  g_assert_true (late.slowed);
+  g_assert_nonnull (late.locker);
+  sqlite3_exec (late.locker, "ROLLBACK", NULL, NULL, NULL);
+  sqlite3_close (late.locker);
+  close (refused);
+
+  /* A request is closed without an answer, or (the 503 of its first
+   * attempt came after the drain began) told the gateway stopped. */
+  for (guint i = 0; i < G_N_ELEMENTS (clients); i++)
+    {
+      g_autoptr(GString) resp = read_response (clients[i], 15000, &err);
+
+      close (clients[i]);
+      g_test_message ("request %u: %.300s", i, resp->str);
+      if (resp->len == 0)
+        closed++;
+      else
+        g_assert_nonnull (strstr (resp->str, "The gateway is stopping."));
+    }
+  g_assert_cmpuint (closed, >=, 1);
+
+  /* Only the first attempts have rows; the next key was never asked. */
+  g_assert_cmpuint (mock_requests_with (f, spare), ==, 0);
+  first_rows = g_strdup_printf ("SELECT COUNT (*) FROM gemini_key_usage_log"
+                                " WHERE key_id = %" G_GINT64_FORMAT, late.first_key);
+  g_assert_cmpint (hardening_query_int (f->db, "SELECT COUNT (*) FROM gemini_key_usage_log"),
+                   ==, 2);
+  g_assert_cmpint (hardening_query_int (f->db, first_rows), ==, 2);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1286,6 +1412,7 @@ main (int   argc,
   ADD ("/hardening/gateway/no-key-exposed", test_no_key_exposed);
   ADD ("/hardening/gateway/stop-locked", test_stop_locked);
   ADD ("/hardening/gateway/stop-retrying", test_stop_retrying);
+  ADD ("/hardening/gateway/stop-late-row-lost", test_stop_late_row_lost);
 #undef ADD
   return g_test_run ();
 }
