@@ -196,6 +196,67 @@ test_data_version (void)
   g_assert_cmpint (before, !=, after);
 }
 
+/* How many times @db's connection has run PRAGMA data_version. */
+static int
+data_version_runs (GkDatabase *db)
+{
+  sqlite3 *handle = gk_sql_sqlite_get_handle (gk_database_get_handle (db));
+  int runs = 0;
+
+  for (sqlite3_stmt *stmt = sqlite3_next_stmt (handle, NULL); stmt != NULL;
+       stmt = sqlite3_next_stmt (handle, stmt))
+    if (g_str_equal (sqlite3_sql (stmt), "PRAGMA data_version"))
+      runs += sqlite3_stmt_status (stmt, SQLITE_STMTSTATUS_RUN, 0);
+  return runs;
+}
+
+/* data_version is read again (a read transaction) only when another
+ * connection may have committed: this connection's own commits leave it
+ * as it was, and so does nothing at all; any other commit moves it, one
+ * made just before an own commit too. */
+static void
+test_data_version_read_when_needed (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GkDatabase) db = gk_test_open_db (NULL);
+  g_autoptr(GkDatabase) other = gk_database_open (gk_database_get_path (db), NULL, &error);
+  gint64 version;
+  int runs;
+
+  if (gk_test_skip_on_postgresql ("SQLite's data_version"))
+    return;
+  g_assert_no_error (error);
+  version = gk_database_get_data_version (db);
+  runs = data_version_runs (db);
+
+  for (guint i = 0; i < 3; i++)
+    {
+      g_assert_cmpint (gk_database_get_data_version (db), ==, version);
+      gk_database_set_setting (db, "own", i % 2 ? "a" : "b", &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (gk_database_get_data_version (db), ==, version);
+    }
+  g_assert_cmpint (data_version_runs (db), ==, runs);
+
+  gk_database_set_setting (other, "other", "1", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (gk_database_get_data_version (db), !=, version);
+  version = gk_database_get_data_version (db);
+  g_assert_cmpint (data_version_runs (db), ==, runs + 1);
+
+  /* Another connection's commit, then one of this connection's own,
+   * before the next check. */
+  gk_database_set_setting (other, "other", "2", &error);
+  g_assert_no_error (error);
+  gk_database_set_setting (db, "own", "c", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (gk_database_get_data_version (db), !=, version);
+  version = gk_database_get_data_version (db);
+  gk_database_set_setting (db, "own", "d", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (gk_database_get_data_version (db), ==, version);
+}
+
 /* Opening a second connection in the process keeps the first one's SQLite
  * locks: opening and closing the file outside SQLite would drop them (a
  * close() drops every POSIX lock of the process on the file), and another
@@ -482,6 +543,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/database/too-new", test_too_new);
   g_test_add_func ("/database/read-only", test_read_only);
   g_test_add_func ("/database/data-version", test_data_version);
+  g_test_add_func ("/database/data-version-read-when-needed", test_data_version_read_when_needed);
   g_test_add_func ("/database/nested-transactions", test_nested_transactions);
   g_test_add_func ("/database/second-connection-keeps-locks",
                    test_second_connection_keeps_locks);

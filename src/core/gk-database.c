@@ -1258,6 +1258,7 @@ gint64
 gk_database_get_data_version (GkDatabase *self)
 {
   GkSqlStmt *stmt;
+  sqlite3 *handle;
   gint64 version = -1;
 
   g_return_val_if_fail (GK_IS_DATABASE (self), -1);
@@ -1273,11 +1274,20 @@ gk_database_get_data_version (GkDatabase *self)
     }
 
   gk_database_lock (self);
-  stmt = gk_database_prepare (self, "PRAGMA data_version", NULL);
-  if (stmt != NULL && gk_sql_step (stmt) == GK_SQL_ROW)
-    version = gk_sql_column_int64 (stmt, 0);
-  if (stmt != NULL)
-    gk_sql_reset (stmt);
+  handle = gk_sql_sqlite_get_handle (self->handle);
+  /* No other commit since the last read: the same value, without the read
+   * transaction that reading it takes. */
+  if (self->last_data_version_at > 0 && gk_sql_sqlite_vfs_data_unchanged (handle))
+    version = self->last_data_version;
+  else
+    {
+      gk_sql_sqlite_vfs_data_read (handle);
+      stmt = gk_database_prepare (self, "PRAGMA data_version", NULL);
+      if (stmt != NULL && gk_sql_step (stmt) == GK_SQL_ROW)
+        version = gk_sql_column_int64 (stmt, 0);
+      if (stmt != NULL)
+        gk_sql_reset (stmt);
+    }
   self->last_data_version = version;
   self->last_data_version_at = version >= 0 ? g_get_monotonic_time () : 0;
   gk_database_unlock (self);

@@ -15,6 +15,17 @@
  *    (the wal-index barrier and locks, on the database file), so nothing
  *    they could read is ever held back.
  *
+ * It also tells, without a read transaction, that no other connection has
+ * committed since this one last read PRAGMA data_version
+ * (gk_sql_sqlite_vfs_data_unchanged()): a read transaction costs four
+ * fcntl() calls on the wal-index when the WAL has grown since the last one,
+ * as it has after every commit, and the gateway checks data_version for
+ * every request (a revoked client token is refused on the next one). Every
+ * commit moves the wal-index header (its change counter, WAL size and
+ * salts: see SQLite's walformat.html), and this connection's own commits are
+ * seen while it holds the WAL's write lock, so the header it knows stays
+ * current across them.
+ *
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
 #include "config.h"
@@ -28,6 +39,12 @@
 /* Runs up to this size are joined (a request's commit is some 20 KiB);
  * the default VFS writes at most 128 KiB in one call. */
 #define WAL_BUFFER_SIZE   (64 * 1024)
+/* The wal-index (region 0 of the -shm file) begins with two copies of its
+ * header, which a writer updates second copy first; the WAL's write lock is
+ * the first of its locks. */
+#define WAL_INDEX_HEADER  48
+#define WAL_INDEX_IS_INIT 12
+#define WAL_WRITE_LOCK    0
 
 typedef struct _WalFile WalFile;
 
@@ -38,6 +55,14 @@ typedef struct
   sqlite3_file  base;
   sqlite3_file *real;
   WalFile      *wal;
+  /* The wal-index as mapped, and its header as of this connection's last
+   * data_version read or own commit, while no other commit came between
+   * (@known_valid). */
+  const volatile guint8 *shm;
+  guint8        known[WAL_INDEX_HEADER];
+  gboolean      known_valid;
+  /* Holds the WAL's write lock, having found the header it knew. */
+  gboolean      writing;
 } DbFile;
 
 struct _WalFile
@@ -202,11 +227,67 @@ db_close (sqlite3_file *file)
   return self->real->pMethods->xClose (self->real);
 }
 
+/* Copies the wal-index header into @out; FALSE when there is none, or a
+ * writer is updating it (its two copies differ), as SQLite itself reads it. */
+static gboolean
+shm_header_read (DbFile *self,
+                 guint8 *out)
+{
+  guint8 second[WAL_INDEX_HEADER];
+
+  if (self->shm == NULL)
+    return FALSE;
+  memcpy (out, (const guint8 *) self->shm, WAL_INDEX_HEADER);
+  __atomic_thread_fence (__ATOMIC_SEQ_CST);
+  memcpy (second, (const guint8 *) self->shm + WAL_INDEX_HEADER, WAL_INDEX_HEADER);
+  return out[WAL_INDEX_IS_INIT] != 0 && memcmp (out, second, WAL_INDEX_HEADER) == 0;
+}
+
+static int
+db_shm_map (sqlite3_file *file, int region, int size, int extend, void volatile **p)
+{
+  DbFile *self = (DbFile *) file;
+  int rc = file_shm_map (file, region, size, extend, p);
+
+  if (region == 0 && rc == SQLITE_OK && *p != NULL)
+    self->shm = *p;
+  return rc;
+}
+
 static int
 db_shm_lock (sqlite3_file *file, int offset, int n, int flags)
 {
+  DbFile *self = (DbFile *) file;
+  guint8 header[WAL_INDEX_HEADER];
+  int rc;
+
   db_flush_wal (file);
-  return file_shm_lock (file, offset, n, flags);
+  if (offset != WAL_WRITE_LOCK || n != 1 || !(flags & SQLITE_SHM_EXCLUSIVE))
+    return file_shm_lock (file, offset, n, flags);
+
+  if (flags & SQLITE_SHM_UNLOCK)
+    {
+      /* The header as this connection's commit (if any) left it, read
+       * while no other can change it. */
+      if (self->writing && shm_header_read (self, header))
+        memcpy (self->known, header, WAL_INDEX_HEADER);
+      else
+        self->known_valid = FALSE;
+      self->writing = FALSE;
+      return file_shm_lock (file, offset, n, flags);
+    }
+
+  rc = file_shm_lock (file, offset, n, flags);
+  if (rc == SQLITE_OK)
+    {
+      /* Another connection's commit since the header was known would
+       * move this connection's data_version: the next read finds out. */
+      self->writing = self->known_valid && shm_header_read (self, header)
+                      && memcmp (header, self->known, WAL_INDEX_HEADER) == 0;
+      if (!self->writing)
+        self->known_valid = FALSE;
+    }
+  return rc;
 }
 
 static void
@@ -219,7 +300,12 @@ db_shm_barrier (sqlite3_file *file)
 static int
 db_shm_unmap (sqlite3_file *file, int delete_flag)
 {
+  DbFile *self = (DbFile *) file;
+
   db_flush_wal (file);
+  self->shm = NULL;
+  self->known_valid = FALSE;
+  self->writing = FALSE;
   return file_shm_unmap (file, delete_flag);
 }
 
@@ -237,7 +323,7 @@ static const sqlite3_io_methods db_methods = {
   .xFileControl = file_control,
   .xSectorSize = file_sector_size,
   .xDeviceCharacteristics = file_device_characteristics,
-  .xShmMap = file_shm_map,
+  .xShmMap = db_shm_map,
   .xShmLock = db_shm_lock,
   .xShmBarrier = db_shm_barrier,
   .xShmUnmap = db_shm_unmap,
@@ -418,4 +504,37 @@ gk_sql_sqlite_vfs_name (void)
       g_once_init_leave (&registered, 1);
     }
   return VFS_NAME;
+}
+
+/* The main database file of @db when it is one of ours. */
+static DbFile *
+db_file_of (sqlite3 *db)
+{
+  sqlite3_file *file = NULL;
+
+  if (sqlite3_file_control (db, "main", SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK
+      || file == NULL || file->pMethods != &db_methods)
+    return NULL;
+  return (DbFile *) file;
+}
+
+void
+gk_sql_sqlite_vfs_data_read (sqlite3 *db)
+{
+  DbFile *self = db_file_of (db);
+
+  /* Read before the PRAGMA's own read transaction: a commit between the
+   * two only makes the next check read again. */
+  if (self != NULL)
+    self->known_valid = shm_header_read (self, self->known);
+}
+
+gboolean
+gk_sql_sqlite_vfs_data_unchanged (sqlite3 *db)
+{
+  DbFile *self = db_file_of (db);
+  guint8 header[WAL_INDEX_HEADER];
+
+  return self != NULL && self->known_valid && shm_header_read (self, header)
+         && memcmp (header, self->known, WAL_INDEX_HEADER) == 0;
 }

@@ -19,4 +19,14 @@ sqlite3 *gk_sql_sqlite_get_handle (GkSql *sql);
  * joined); returns its name. */
 const char *gk_sql_sqlite_vfs_name (void);
 
+/* To be called right before @db reads PRAGMA data_version: the wal-index
+ * as it is then is what gk_sql_sqlite_vfs_data_unchanged() compares with. */
+void gk_sql_sqlite_vfs_data_read (sqlite3 *db);
+
+/* TRUE when no connection but @db itself has committed since its last
+ * data_version read (gk_sql_sqlite_vfs_data_read()), so that reading it
+ * again would give the same value; FALSE when that cannot be told without
+ * reading it (the file is not in WAL mode, another commit is under way…). */
+gboolean gk_sql_sqlite_vfs_data_unchanged (sqlite3 *db);
+
 G_END_DECLS
