@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "gk-database-private.h"
+#include "gk-sql-sqlite.h"
 #include "gk-test-util.h"
 
 typedef GkTestFixture Fixture;
@@ -910,6 +911,86 @@ test_track_deleted_key (Fixture       *f,
   g_assert_error (error, GK_POOL_ERROR, GK_POOL_ERROR_NOT_FOUND);
 }
 
+/* How many times @db's connection has run a statement whose SQL starts
+ * with @prefix (SQLite only). */
+static int
+statement_runs (GkDatabase *db,
+                const char *prefix)
+{
+  sqlite3 *handle = gk_sql_sqlite_get_handle (gk_database_get_handle (db));
+  int runs = 0;
+
+  for (sqlite3_stmt *stmt = sqlite3_next_stmt (handle, NULL); stmt != NULL;
+       stmt = sqlite3_next_stmt (handle, stmt))
+    if (g_str_has_prefix (sqlite3_sql (stmt), prefix))
+      runs += sqlite3_stmt_status (stmt, SQLITE_STMTSTATUS_RUN, 0);
+  return runs;
+}
+
+/* Rows written in one batch (as the gateway writes those of requests that
+ * end together) charge the quotas and the keys as if written one by one:
+ * counters equal rows, a 429 after successes leaves its strike. On an
+ * SQLite file the charges of one key go out in one UPDATE rather than one
+ * per row, and the 429 (which writes the key's row itself) comes after
+ * those that came before it. */
+static void
+test_batch_charges (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  const KeyRow a = { "a", 9, FALSE, 1000000, 0, .budget = -1 };
+  const KeyRow b = { "b", 1, FALSE, 1000000, 0, .budget = -1 };
+  gint64 ida = add_row (f, &a, 1), idb = add_row (f, &b, 2);
+  const char *charge_sql = "UPDATE OR FAIL gemini_key_quotas";
+  gboolean sqlite = !gk_database_is_remote (f->db);
+  g_autoptr(GkKey) key = NULL;
+  int runs = 0;
+
+  track (f, ida, GK_USAGE_SUCCESS, 1, 0, FALSE);
+  if (sqlite)
+    runs = statement_runs (f->db, charge_sql);
+  gk_clock_advance (f->clock, 5);
+  g_assert_true (gk_pool_batch_begin (f->pool, &error));
+  g_assert_no_error (error);
+  track (f, ida, GK_USAGE_SUCCESS, 10, 0, FALSE);
+  track (f, ida, GK_USAGE_SUCCESS, 20, 0, FALSE);
+  track (f, idb, GK_USAGE_SUCCESS, 5, 0, FALSE);
+  track (f, ida, GK_USAGE_RATE_LIMITED, 0, 30, FALSE);
+  track (f, idb, GK_USAGE_SUCCESS, 7, 0, FALSE);
+  g_assert_true (gk_pool_batch_end (f->pool, &error));
+  g_assert_no_error (error);
+  /* a and b before the 429, b after it. */
+  if (sqlite)
+    g_assert_cmpint (statement_runs (f->db, charge_sql), ==, runs + 3);
+
+  g_assert_cmpint (query_for_key (f->db, "SELECT used_value FROM gemini_key_quotas WHERE key_id = ?1"
+                                         " AND unit = 'TOKENS'", ida), ==, 31);
+  g_assert_cmpint (query_for_key (f->db, "SELECT used_value FROM gemini_key_quotas WHERE key_id = ?1"
+                                         " AND unit = 'TOKENS'", idb), ==, 12);
+  g_assert_cmpint (query_for_key (f->db, "SELECT count(*) FROM gemini_key_usage_log"
+                                         " WHERE key_id = ?1", ida), ==, 4);
+  g_assert_cmpint (query_for_key (f->db, "SELECT rate_limit_strikes FROM gemini_api_keys"
+                                         " WHERE id = ?1", ida), ==, 1);
+  g_assert_cmpint (query_for_key (f->db, "SELECT rate_limit_strikes FROM gemini_api_keys"
+                                         " WHERE id = ?1", idb), ==, 0);
+  g_assert_cmpint (query_for_key (f->db, "SELECT last_used_at FROM gemini_api_keys WHERE id = ?1",
+                                  idb), ==, gk_clock_now (f->clock));
+  /* The month's cost is the sum of the rows' costs (micro-dollars here). */
+  g_assert_cmpint (query_for_key (f->db, "SELECT CAST (round (month_cost_usd * 1e9) AS INTEGER)"
+                                         " FROM gemini_api_keys WHERE id = ?1", idb), ==,
+                   query_for_key (f->db, "SELECT CAST (round (sum (cost_usd) * 1e9) AS INTEGER)"
+                                         " FROM gemini_key_usage_log WHERE key_id = ?1", idb));
+  g_assert_cmpint (query_for_key (f->db, "SELECT count(*) FROM gemini_key_usage_log"
+                                         " WHERE key_id = ?1 AND cost_usd > 0", idb), ==, 2);
+  key = get_key (f, ida);
+  g_assert_cmpint (key->status, ==, GK_KEY_STATUS_RATE_LIMITED);
+
+  /* And the next charge adds to the batch's. */
+  track (f, idb, GK_USAGE_SUCCESS, 1, 0, FALSE);
+  g_assert_cmpint (query_for_key (f->db, "SELECT used_value FROM gemini_key_quotas WHERE key_id = ?1"
+                                         " AND unit = 'TOKENS'", idb), ==, 13);
+}
+
 #define ADD(path, func) \
   g_test_add (path, Fixture, NULL, gk_test_fixture_setup, func, gk_test_fixture_teardown)
 
@@ -930,6 +1011,7 @@ main (int argc, char *argv[])
   ADD ("/pool/near-quota-fallback", test_near_quota_fallback);
   ADD ("/pool/manual-rotation", test_manual_rotation);
   ADD ("/pool/usage-row", test_usage_row);
+  ADD ("/pool/batch-charges", test_batch_charges);
   ADD ("/pool/track-deleted-key", test_track_deleted_key);
   ADD ("/pool/concurrent-processes", test_concurrent_processes);
   ADD ("/pool/other-connection", test_other_connection);

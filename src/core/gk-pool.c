@@ -75,7 +75,24 @@ struct _GkPool
   gboolean    shared;
   gboolean    have_entries; /* a snapshot was loaded once (it may be stale) */
   gint64      offline_until; /* monotonic µs: the server is not asked before */
+  /* Between gk_pool_batch_begin() and its end on an SQLite file: the
+   * charges of the batch's rows so far (PendingCharge), written one UPDATE
+   * per key (see pending_flush()). Touched only with the database lock. */
+  gboolean    batching;
+  GError     *batch_error;  /* a write of pending charges failed: no commit */
+  GArray     *pending;
 };
+
+/* A key's charges in a batch: its requests, tokens and cost, and the time
+ * of its last use. */
+typedef struct
+{
+  gint64  key_id;
+  gint64  requests;
+  gint64  tokens;
+  double  cost;
+  gint64  last_used_at;
+} PendingCharge;
 
 G_DEFINE_FINAL_TYPE (GkPool, gk_pool, G_TYPE_OBJECT)
 G_DEFINE_QUARK (gk-pool-error-quark, gk_pool_error)
@@ -116,6 +133,8 @@ gk_pool_finalize (GObject *object)
 
   g_clear_pointer (&self->entries, g_array_unref);
   g_clear_pointer (&self->by_id, g_hash_table_unref);
+  g_clear_pointer (&self->pending, g_array_unref);
+  g_clear_error (&self->batch_error);
   g_clear_object (&self->db);
   g_clear_object (&self->pricing);
   g_mutex_clear (&self->mutex);
@@ -135,6 +154,7 @@ gk_pool_init (GkPool *self)
   g_mutex_init (&self->mutex);
   self->entries = entries_new ();
   self->by_id = g_hash_table_new (g_int64_hash, g_int64_equal);
+  self->pending = g_array_new (FALSE, FALSE, sizeof (PendingCharge));
 }
 
 GkPool *
@@ -342,6 +362,9 @@ read_snapshot (GkPool  *self,
   return TRUE;
 }
 
+static gboolean pending_flush (GkPool  *self,
+                               GError **error);
+
 /* Makes the snapshot current: resets what is due, reloads when the
  * database changed. Takes the database lock and the pool mutex; on
  * success both stay held (release with snapshot_release). */
@@ -350,6 +373,25 @@ snapshot_refresh (GkPool  *self,
                   GError **error)
 {
   gint64 now = gk_database_now (self->db);
+
+  /* A batch's charges not written yet go out before a reset or a reload
+   * reads or rewrites the rows they charge. */
+  gk_database_lock (self->db);
+  if (self->batching && self->pending->len > 0)
+    {
+      gboolean stale;
+
+      g_mutex_lock (&self->mutex);
+      stale = !self->loaded || now >= self->next_due || now < self->last_now ||
+              self->stamp != gk_database_change_stamp_recent (self->db, self->change_check_age);
+      g_mutex_unlock (&self->mutex);
+      if (stale && !pending_flush (self, error))
+        {
+          gk_database_unlock (self->db);
+          return FALSE;
+        }
+    }
+  gk_database_unlock (self->db);
 
   g_mutex_lock (&self->mutex);
   if (self->loaded && (now >= self->next_due || now < self->last_now))
@@ -840,21 +882,23 @@ key_row_exists (GkPool *self,
 
 #define CHARGE_QUOTAS(update) \
   update " gemini_key_quotas SET used_value = used_value +" \
-  " CASE unit WHEN 'REQUESTS' THEN 1 ELSE ?2 END WHERE key_id = ?1"
+  " CASE unit WHEN 'REQUESTS' THEN CAST (?3 AS BIGINT) ELSE ?2 END WHERE key_id = ?1"
 #define CHARGE_KEY \
   "UPDATE gemini_api_keys SET last_used_at = ?2, month_cost_usd = month_cost_usd + ?3," \
   " rate_limit_strikes = 0 WHERE id = ?1"
 
-/* Charges one use to the key: incremented in SQL, as another process may
- * be charging it too. On a server, where other gateways charge it without
- * this snapshot knowing, the new totals come back (RETURNING) and replace
- * the snapshot's, so the quota decisions that follow see every charge; on
- * an SQLite file another process's commit reloads the snapshot anyway, and
- * RETURNING would cost a temporary table per request. */
+/* Charges @requests uses to the key: incremented in SQL, as another
+ * process may be charging it too. On a server, where other gateways charge
+ * it without this snapshot knowing, the new totals come back (RETURNING)
+ * and replace the snapshot's, so the quota decisions that follow see every
+ * charge; on an SQLite file another process's commit reloads the snapshot
+ * anyway, and RETURNING would cost a temporary table per request. The
+ * snapshot's own totals are entry_charge()'s. */
 static gboolean
 charge_key (GkPool     *self,
             PoolEntry  *e,
             gint64      key_id,
+            gint64      requests,
             gint64      tokens,
             double      cost,
             gint64      now,
@@ -878,6 +922,7 @@ charge_key (GkPool     *self,
     return FALSE;
   gk_sql_bind_int64 (stmt, 1, key_id);
   gk_sql_bind_int64 (stmt, 2, tokens);
+  gk_sql_bind_int64 (stmt, 3, requests);
   /* A key this snapshot does not hold (deleted meanwhile) still returns
    * its rows on a server: read and ignored. */
   if (!self->shared)
@@ -928,17 +973,84 @@ charge_key (GkPool     *self,
         }
     }
 
-  if (e != NULL)
+  return TRUE;
+}
+
+/* One use charged to the snapshot's @e (NULL: a key it does not hold), as
+ * charge_key() charges its rows. */
+static void
+entry_charge (GkPool    *self,
+              PoolEntry *e,
+              gint64     tokens,
+              double     cost,
+              gint64     now)
+{
+  if (e == NULL)
+    return;
+  if (!self->shared)
     {
-      if (!self->shared)
-        {
-          for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
-            e->used[i] += gk_quota_slot_unit (i) == GK_QUOTA_UNIT_REQUESTS ? 1 : tokens;
-          e->month_cost += cost;
-        }
-      e->last_used_at = now;
-      e->strikes = 0;
+      for (guint i = 0; i < GK_QUOTA_N_SLOTS; i++)
+        e->used[i] += gk_quota_slot_unit (i) == GK_QUOTA_UNIT_REQUESTS ? 1 : tokens;
+      e->month_cost += cost;
     }
+  e->last_used_at = now;
+  e->strikes = 0;
+}
+
+/* Keeps a batch's charge of one use, to write with the others of its key
+ * (pending_flush()). */
+static void
+pending_add (GkPool *self,
+             gint64  key_id,
+             gint64  tokens,
+             double  cost,
+             gint64  now)
+{
+  PendingCharge *charge = NULL;
+
+  for (guint i = 0; i < self->pending->len && charge == NULL; i++)
+    if (g_array_index (self->pending, PendingCharge, i).key_id == key_id)
+      charge = &g_array_index (self->pending, PendingCharge, i);
+  if (charge == NULL)
+    {
+      g_array_set_size (self->pending, self->pending->len + 1);
+      charge = &g_array_index (self->pending, PendingCharge, self->pending->len - 1);
+      memset (charge, 0, sizeof *charge);
+      charge->key_id = key_id;
+    }
+  charge->requests++;
+  charge->tokens = charge->tokens > G_MAXINT64 - tokens ? G_MAXINT64 : charge->tokens + tokens;
+  charge->cost += cost;
+  charge->last_used_at = now;
+}
+
+/* Writes a batch's pending charges, one UPDATE of its quotas and one of
+ * its row per key rather than per request: the same totals, in the same
+ * transaction, so as atomic for other processes. A failure leaves some of
+ * them written: the batch must not be committed then. Called with the
+ * database lock held. */
+static gboolean
+pending_flush (GkPool  *self,
+               GError **error)
+{
+  for (guint i = 0; i < self->pending->len; i++)
+    {
+      const PendingCharge *charge = &g_array_index (self->pending, PendingCharge, i);
+      g_autoptr(GError) local_error = NULL;
+
+      if (!charge_key (self, NULL, charge->key_id, charge->requests, charge->tokens, charge->cost,
+                       charge->last_used_at, &local_error))
+        {
+          if (self->batch_error == NULL)
+            self->batch_error = g_error_copy (local_error);
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          g_mutex_lock (&self->mutex);
+          self->loaded = FALSE;
+          g_mutex_unlock (&self->mutex);
+          return FALSE;
+        }
+    }
+  g_array_set_size (self->pending, 0);
   return TRUE;
 }
 
@@ -991,7 +1103,7 @@ gk_pool_track (GkPool               *self,
   GkKeyStatus new_status = GK_KEY_STATUS_ACTIVE;
   const char *status_reason = NULL;
   gint64 cooldown_until = 0;
-  gboolean out, pool_was_spent;
+  gboolean out, pool_was_spent, deferred;
 
   g_return_val_if_fail (GK_IS_POOL (self), FALSE);
   g_return_val_if_fail (record != NULL, FALSE);
@@ -1002,6 +1114,20 @@ gk_pool_track (GkPool               *self,
                            _("Token counts and latency cannot be negative."));
       return FALSE;
     }
+
+  /* A request answered without a key (none was available) charges nothing. */
+  charge = record->status == GK_USAGE_SUCCESS && record->key_id != 0;
+  /* In a batch, a success's charge waits for the others of its key. Any
+   * other row may change the key's row itself (its strikes): what waits
+   * is written first, in the order the rows came. */
+  gk_database_lock (self->db);
+  deferred = charge && self->batching;
+  if (self->batching && !charge && self->pending->len > 0 && !pending_flush (self, error))
+    {
+      gk_database_unlock (self->db);
+      return FALSE;
+    }
+  gk_database_unlock (self->db);
 
   if (!snapshot_acquire (self, error))
     return FALSE;
@@ -1026,8 +1152,6 @@ gk_pool_track (GkPool               *self,
   local_result.cost_usd = gk_pricing_cost (self->pricing, record->model ? record->model : "",
                                            record->prompt_tokens, record->output_tokens,
                                            &local_result.priced);
-  /* A request answered without a key (none was available) charges nothing. */
-  charge = record->status == GK_USAGE_SUCCESS && record->key_id != 0;
   if (record->error_message != NULL)
     {
       g_autofree char *valid = g_utf8_make_valid (record->error_message, -1);
@@ -1084,11 +1208,11 @@ gk_pool_track (GkPool               *self,
     goto fail;
 
   pool_was_spent = pool_budget_spent (self);
+  if (charge && !deferred &&
+      !charge_key (self, e, record->key_id, 1, tokens, local_result.cost_usd, now, error))
+    goto fail;
   if (charge)
-    {
-      if (!charge_key (self, e, record->key_id, tokens, local_result.cost_usd, now, error))
-        goto fail;
-    }
+    entry_charge (self, e, tokens, local_result.cost_usd, now);
 
   /* A deleted key has no service to leave. */
   was_in_service = e != NULL && entry_in_service (e, now);
@@ -1164,6 +1288,8 @@ gk_pool_track (GkPool               *self,
       snapshot_release (self);
       return FALSE;
     }
+  if (deferred)
+    pending_add (self, record->key_id, tokens, local_result.cost_usd, now);
 
   /* This pool applied its own change; other pools on this database must
    * reload, which the bumped stamp tells them. */
@@ -1199,17 +1325,40 @@ gk_pool_batch_begin (GkPool  *self,
                      GError **error)
 {
   g_return_val_if_fail (GK_IS_POOL (self), FALSE);
-  return gk_database_begin (self->db, error);
+
+  if (!gk_database_begin (self->db, error))
+    return FALSE;
+  /* A server's charges come back from their own UPDATE (see charge_key()):
+   * one per request there. */
+  self->batching = !self->shared;
+  return TRUE;
+}
+
+/* The batch is over (its lock still held). */
+static void
+batch_stop (GkPool *self)
+{
+  self->batching = FALSE;
+  g_array_set_size (self->pending, 0);
+  g_clear_error (&self->batch_error);
 }
 
 gboolean
 gk_pool_batch_end (GkPool  *self,
                    GError **error)
 {
+  gboolean flushed;
+
   g_return_val_if_fail (GK_IS_POOL (self), FALSE);
 
-  if (gk_database_commit (self->db, error))
+  if (self->batch_error != NULL)
+    g_propagate_error (error, g_error_copy (self->batch_error));
+  flushed = self->batch_error == NULL && pending_flush (self, error);
+  batch_stop (self);
+  if (flushed && gk_database_commit (self->db, error))
     return TRUE;
+  if (!flushed)
+    gk_database_rollback (self->db);
   /* The snapshot counted charges that were not written. */
   g_mutex_lock (&self->mutex);
   self->loaded = FALSE;
@@ -1222,6 +1371,7 @@ gk_pool_batch_cancel (GkPool *self)
 {
   g_return_if_fail (GK_IS_POOL (self));
 
+  batch_stop (self);
   gk_database_rollback (self->db);
   /* The snapshot counted charges that were not written. */
   g_mutex_lock (&self->mutex);
