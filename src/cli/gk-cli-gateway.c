@@ -188,7 +188,7 @@ gk_cli_cmd_serve (GkCli  *cli,
   int port = -1;
   int timeout = GK_GATEWAY_DEFAULT_REQUEST_TIMEOUT;
   int outage_rows = GK_GATEWAY_DEFAULT_OUTAGE_ROWS;
-  guint sigint, sigterm, flush;
+  guint flush;
   int status;
   const GOptionEntry entries[] = {
     { "port", 'p', 0, G_OPTION_ARG_INT, &port,
@@ -246,8 +246,15 @@ gk_cli_cmd_serve (GkCli  *cli,
   fflush (stdout);
 
   loop = g_main_loop_new (NULL, FALSE);
-  sigint = g_unix_signal_add (SIGINT, quit_cb, loop);
-  sigterm = g_unix_signal_add (SIGTERM, quit_cb, loop);
+  /* The signal sources stay until the process ends: removing them would
+   * give SIGINT and SIGTERM back their default action, and a second signal
+   * (a service manager's and a user's) would end the process in the middle
+   * of the stop, before the requests in flight are answered and recorded,
+   * or with a status that says it was killed. */
+  g_unix_signal_add_full (G_PRIORITY_DEFAULT, SIGINT, quit_cb, g_main_loop_ref (loop),
+                          (GDestroyNotify) g_main_loop_unref);
+  g_unix_signal_add_full (G_PRIORITY_DEFAULT, SIGTERM, quit_cb, g_main_loop_ref (loop),
+                          (GDestroyNotify) g_main_loop_unref);
   flush = g_timeout_add (200, flush_cb, NULL);
   state.loop = loop;
   watch = g_timeout_add_seconds (1, watch_cb, &state);
@@ -256,18 +263,11 @@ gk_cli_cmd_serve (GkCli  *cli,
   if (!state.failed)
     g_source_remove (watch);
 
-  /* The signal sources stay until the stop is over: removing them gives
-   * SIGINT and SIGTERM back their default action, and a second signal
-   * (a service manager's and a user's) would end the process in the middle
-   * of the drain, before the requests in flight are answered and
-   * recorded. */
   gk_gateway_stop (gateway);
   g_signal_handlers_disconnect_by_data (gateway, &state);
   /* A stored-check thread still running holds a pointer to the state. */
   while (state.checking)
     g_main_context_iteration (NULL, TRUE);
-  g_source_remove (sigint);
-  g_source_remove (sigterm);
   g_free (state.down_message);
   g_mutex_clear (&state.mutex);
   printf ("%s\n", _("Gateway stopped."));
